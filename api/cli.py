@@ -1,0 +1,237 @@
+"""The `firelane` command line: managed database, schema, import/export, sample district, checks, server."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from gis.layers import LAYERS
+
+
+class FirelaneError(click.ClickException):
+    """An error shown as a clear message (no traceback) with a non-zero exit."""
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="firelane")
+def cli() -> None:
+    """firelane 消防车道与小区消防隐患整治 — fire-lane and compound hazard mapping."""
+
+
+# --- managed database -------------------------------------------------------------------------------------------
+
+
+@cli.group()
+def db() -> None:
+    """托管数据库 the managed local PostGIS (ignored when FIRELANE_DATABASE_URL is set)."""
+
+
+@db.command("start")
+def db_start() -> None:
+    """Create (first use) and start the managed PostGIS."""
+    from gis import pgcluster
+
+    try:
+        state = pgcluster.start()
+    except pgcluster.ClusterError as exc:
+        raise FirelaneError(str(exc)) from exc
+    click.echo(f"running 运行中: 127.0.0.1:{state.port} ({state.datadir})")
+
+
+@db.command("stop")
+def db_stop() -> None:
+    """Stop the managed PostGIS."""
+    from gis import pgcluster
+
+    pgcluster.stop()
+    click.echo("stopped 已停止")
+
+
+@db.command("status")
+def db_status() -> None:
+    """Print running / stopped / absent (exit 0 only when running)."""
+    from gis import pgcluster
+
+    state = pgcluster.status()
+    click.echo(state)
+    sys.exit(0 if state == "running" else 3)
+
+
+@db.command("url")
+def db_url() -> None:
+    """Print the database URL in use (starting the managed PostGIS if needed)."""
+    from gis.db import database_url
+
+    click.echo(database_url())
+
+
+@cli.command("init")
+def init() -> None:
+    """Create or upgrade the schema (Alembic migrations)."""
+    from gis import migrate
+
+    click.echo(f"schema at revision 数据库结构版本 {migrate.upgrade()}")
+
+
+def ensure_schema() -> None:
+    """Commands that need the database bring the schema up to date first (cheap when it already is)."""
+    from gis import migrate
+
+    migrate.upgrade()
+
+
+# --- import / export --------------------------------------------------------------------------------------------
+
+LAYER_CHOICE = click.Choice(sorted(LAYERS))
+
+
+@cli.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=True, path_type=Path))
+@click.option("--layer", "layer", required=True, type=LAYER_CHOICE, help="target layer 目标图层")
+@click.option("--crs", default=None, help="source CRS: EPSG code, WKT, gcj02 or bd09 (default: from the file)")
+@click.option("--mode", type=click.Choice(["append", "replace"]), default="append", show_default=True)
+@click.option("--dry-run", is_flag=True, help="validate and report; write nothing")
+@click.option("--source-layer", default=None, help="layer/sheet inside the file (GeoPackage, DXF, XLSX)")
+@click.option("--user", default=None, help="recorded in the audit log (default: the OS user)")
+def import_cmd(path: Path, layer: str, crs: str | None, mode: str, dry_run: bool, source_layer: str | None,
+               user: str | None) -> None:
+    """Import a GeoJSON / GeoPackage / Shapefile (.shp/.zip) / KML / DXF / CSV / XLSX file, all or nothing."""
+    from gis.importer import ImportFailed, import_file
+
+    if not dry_run:
+        ensure_schema()
+    try:
+        report = import_file(path, layer=layer, crs=crs, mode=mode, dry_run=dry_run, source_layer=source_layer,
+                             user=user or _os_user())
+    except ImportFailed as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        raise FirelaneError(f"导入失败，未写入任何数据 import failed, nothing written ({len(exc.problems)} problems)") from exc
+    click.echo(report.summary())
+
+
+@cli.command("export")
+@click.argument("layer", type=LAYER_CHOICE)
+@click.option("--format", "fmt", type=click.Choice(["geojson", "gpkg", "shp", "kml", "csv", "xlsx"]), required=True)
+@click.option("-o", "--output", "output", type=click.Path(path_type=Path), required=True)
+@click.option("--street", default=None, help="only this street code 街道代码")
+@click.option("--compound", default=None, help="only this compound ref 小区编号")
+@click.option("--crs", default=None, help="output CRS (default: EPSG:4490; gcj02/bd09 accepted)")
+def export_cmd(layer: str, fmt: str, output: Path, street: str | None, compound: str | None,
+               crs: str | None) -> None:
+    """Export a layer, optionally filtered by street or compound."""
+    from gis.exporter import export_layer
+
+    ensure_schema()
+    n = export_layer(layer, fmt=fmt, path=output, street=street, compound=compound, crs=crs)
+    click.echo(f"exported 导出 {n} features → {output}")
+
+
+@cli.command("import-osm")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--user", default=None)
+def import_osm_cmd(path: Path, user: str | None) -> None:
+    """Derive firelane layers from an OpenStreetMap extract (.osm.pbf / .osm / .osm.bz2)."""
+    from gis.osm import import_osm
+
+    ensure_schema()
+    report = import_osm(path, user=user or "osm-import", progress=True)
+    click.echo(report.summary())
+
+
+# --- sample district --------------------------------------------------------------------------------------------
+
+
+@cli.command("sample")
+@click.option("--district", type=click.Choice(["yinzhou", "changle"]), default="yinzhou", show_default=True)
+@click.option("--scale", type=click.Choice(["s", "m", "l"]), default="s", show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--out", "out", type=click.Path(path_type=Path), default=None,
+              help="also write the layers and ground truth here (GeoPackage + JSON)")
+@click.option("--no-load", is_flag=True, help="generate files only; leave the database alone")
+def sample_cmd(district: str, scale: str, seed: int, out: Path | None, no_load: bool) -> None:
+    """Generate a deterministic synthetic district with planted hazards (ground truth) and load it."""
+    from gis.sample import generate, load_sample, write_sample
+
+    sample = generate(district=district, scale=scale, seed=seed)
+    if out is not None:
+        write_sample(sample, out)
+        click.echo(f"written 已写出 {out}")
+    if not no_load:
+        ensure_schema()
+        load_sample(sample)
+    click.echo(sample.summary())
+
+
+# --- checks -----------------------------------------------------------------------------------------------------
+
+
+@cli.command("check")
+@click.option("--street", default=None, help="only this street code 街道代码")
+@click.option("--compound", default=None, help="only this compound ref 小区编号")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "geojson"]), default="table", show_default=True)
+@click.option("--workers", type=int, default=1, show_default=True, help="parallel partitions (processes)")
+@click.option("--profile", default="cn-gb", show_default=True, help="rule profile 规则配置")
+@click.option("--dask", "dask_address", default=None, help="run on a Dask cluster at this scheduler address")
+@click.option("--no-ledger", is_flag=True, help="do not write findings to the hazards ledger")
+def check_cmd(street: str | None, compound: str | None, fmt: str, workers: int, profile: str,
+              dask_address: str | None, no_ledger: bool) -> None:
+    """Run the rule checks and update the hazards ledger."""
+    from gis.checks.runner import run_checks
+    from gis.checks.output import render
+
+    ensure_schema()
+    result = run_checks(street=street, compound=compound, workers=workers, profile=profile,
+                        dask_address=dask_address, ledger=not no_ledger, progress=sys.stderr.isatty())
+    click.echo(render(result, fmt=fmt))
+
+
+# --- server -----------------------------------------------------------------------------------------------------
+
+
+@cli.command("serve")
+@click.option("--host", default=None, help="default 127.0.0.1 (FIRELANE_SERVER_HOST)")
+@click.option("--port", type=int, default=None, help="default 8000 (FIRELANE_SERVER_PORT)")
+def serve_cmd(host: str | None, port: int | None) -> None:
+    """Serve the OGC API, the checks/ledger API and the map pages."""
+    import uvicorn
+
+    from api.app import create_app
+    from gis.config import server_settings
+
+    ensure_schema()
+    settings = server_settings()
+    uvicorn.run(create_app(), host=host or settings.host, port=port or settings.port, log_level="info")
+
+
+@cli.command("demo")
+@click.option("--district", type=click.Choice(["yinzhou", "changle"]), default="yinzhou", show_default=True)
+@click.option("--scale", type=click.Choice(["s", "m", "l"]), default="s", show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--no-serve", is_flag=True, help="load and check, then exit")
+def demo_cmd(district: str, scale: str, seed: int, host: str, port: int, no_serve: bool) -> None:
+    """Start the database, load the sample district, run the checks and serve the web app."""
+    from api.demo import run_demo
+
+    run_demo(district=district, scale=scale, seed=seed, host=host, port=port, serve=not no_serve)
+
+
+def _os_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no passwd entry in some containers
+        return "cli"
+
+
+def main() -> None:
+    cli(prog_name="firelane")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""firelane core: layers, coordinates, rule checks, storage, import/export."""

@@ -1,0 +1,71 @@
+"""Settings, one pydantic-settings class per concern, all read from FIRELANE_* environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from platformdirs import user_data_dir
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class HomeSettings(BaseSettings):
+    """Where firelane keeps its managed database and files (FIRELANE_HOME)."""
+
+    model_config = SettingsConfigDict(env_prefix="FIRELANE_")
+    home: Path = Field(default_factory=lambda: Path(user_data_dir("firelane")))
+
+
+class DatabaseSettings(BaseSettings):
+    """The PostGIS to use: FIRELANE_DATABASE_URL, or the managed local cluster when unset."""
+
+    model_config = SettingsConfigDict(env_prefix="FIRELANE_DATABASE_")
+    url: str | None = None
+    pool_size: int = 10
+    max_overflow: int = 10
+    pool_timeout_s: float = 5.0
+    statement_timeout_ms: int = 120_000
+
+
+class ServerSettings(BaseSettings):
+    """The HTTP service (firelane serve)."""
+
+    model_config = SettingsConfigDict(env_prefix="FIRELANE_SERVER_")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    default_limit: int = 10
+    max_limit: int = 10_000
+    max_upload_bytes: int = 50 * 1024 * 1024
+    secret_key: str | None = None
+    allow_anonymous: bool = False
+    login_attempts_per_minute: int = 10
+
+
+class CheckSettings(BaseSettings):
+    """The rule engine (firelane check)."""
+
+    model_config = SettingsConfigDict(env_prefix="FIRELANE_CHECK_")
+    profile: str = "cn-gb"
+    workers: int = 1
+
+
+@lru_cache
+def home_settings() -> HomeSettings:
+    return HomeSettings()
+
+
+@lru_cache
+def database_settings() -> DatabaseSettings:
+    return DatabaseSettings()
+
+
+@lru_cache
+def server_settings() -> ServerSettings:
+    return ServerSettings()
+
+
+def clear_caches() -> None:
+    """Re-read settings from the environment (tests change FIRELANE_* between sessions)."""
+    for f in (home_settings, database_settings, server_settings):
+        f.cache_clear()

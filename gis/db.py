@@ -1,0 +1,57 @@
+"""Database access: the engine for FIRELANE_DATABASE_URL or the managed cluster, sessions acting as a user."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+
+from sqlalchemy import Connection, Engine, create_engine, text
+
+from gis import pgcluster
+from gis.config import database_settings
+
+
+def database_url(*, start_managed: bool = True) -> str:
+    """FIRELANE_DATABASE_URL when set (any postgresql:// URL, normalised to psycopg 3), else the managed one."""
+    configured = database_settings().url
+    if configured:
+        for prefix in ("postgresql+psycopg2://", "postgres://", "postgresql://"):
+            if configured.startswith(prefix):
+                return "postgresql+psycopg://" + configured[len(prefix):]
+        return configured
+    return pgcluster.url(start_if_needed=start_managed)
+
+
+@lru_cache
+def _engine_for(url: str) -> Engine:
+    settings = database_settings()
+    return create_engine(
+        url,
+        pool_size=settings.pool_size,
+        max_overflow=settings.max_overflow,
+        pool_timeout=settings.pool_timeout_s,
+        pool_pre_ping=True,  # a PostgreSQL restart costs one failed ping, not a broken pool
+        connect_args={"connect_timeout": 5,
+                      "options": f"-c statement_timeout={settings.statement_timeout_ms}"},
+    )
+
+
+def get_engine() -> Engine:
+    """The process-wide engine (psycopg 3 driver)."""
+    return _engine_for(database_url())
+
+
+def reset_engine() -> None:
+    """Forget cached engines (tests switch databases)."""
+    _engine_for.cache_clear()
+
+
+@contextmanager
+def transaction(*, user: str | None = None, engine: Engine | None = None) -> Iterator[Connection]:
+    """One transaction that commits on success and rolls back on any error; `user` goes to the audit log."""
+    engine = engine or get_engine()
+    with engine.begin() as conn:
+        if user:
+            conn.execute(text("SELECT set_config('firelane.user', :u, true)"), {"u": user})
+        yield conn

@@ -1,0 +1,34 @@
+"""Layer `hazards`: 隐患台账 hazards ledger."""
+
+from gis.layers.base import Field, Layer, choice, integer, num, text
+
+LAYER = Layer(
+    name="hazards", label_zh="隐患台账", label_en="Hazards", geometry="GEOMETRY",
+    description="隐患台账: one row per finding key (rule + subjects), followed from discovery to close-out",
+    editable=False,
+    fields=(
+        text("key", "隐患键", "Key", required=True, max_length=400),
+        text("rule", "规则", "Rule", required=True, max_length=40),
+        text("clause", "条款", "Clause", max_length=200),
+        choice("verdict", "结论", "Verdict", ("fail", "pass", "cannot_judge"), required=True),
+        choice("strength", "强度", "Strength", ("mandatory", "advisory")),
+        num("severity", "严重度", "Severity", minimum=0),
+        choice("status", "状态", "Status",
+               ("open", "assigned", "rectifying", "rectified", "verified", "passed_recheck", "dismissed"),
+               default="open"),
+        text("subject_layer", "对象图层", "Subject layer", max_length=40),
+        text("subject_ref", "对象编号", "Subject ref", max_length=200),
+        Field(name="other_refs", type="json", label_zh="关联对象", label_en="Other refs"),
+        num("measured", "实测值", "Measured"),
+        num("required_value", "要求值", "Required"),
+        text("unit", "单位", "Unit", max_length=20),
+        text("message_zh", "说明", "Message (zh)"),
+        text("message_en", "说明(英)", "Message (en)"),
+        text("department", "责任部门", "Department", max_length=100),
+        Field(name="first_seen_at", type="timestamp", label_zh="发现时间", label_en="First seen"),
+        Field(name="last_seen_at", type="timestamp", label_zh="最近检查", label_en="Last seen"),
+        integer("first_run_id", "首次检查批次", "First run"),
+        integer("last_run_id", "最近检查批次", "Last run"),
+        Field(name="closed_at", type="timestamp", label_zh="销号时间", label_en="Closed"),
+    ),
+)

@@ -1,0 +1,1 @@
+"""Alembic migrations of the firelane schema (run by `firelane init`)."""

@@ -1,0 +1,225 @@
+"""The managed local PostgreSQL + PostGIS cluster under FIRELANE_HOME (initdb, own port, start/stop/status)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from gis.config import home_settings
+
+SUPERUSER = "firelane"
+DATABASE = "firelane"
+SERVER_SETTINGS = {
+    "listen_addresses": "'127.0.0.1'",
+    "max_connections": "100",
+    "shared_buffers": "'512MB'",
+    "work_mem": "'64MB'",
+    "maintenance_work_mem": "'256MB'",
+    "max_wal_size": "'2GB'",
+    "jit": "off",
+    "timezone": "'UTC'",
+    "logging_collector": "off",
+}
+
+
+class ClusterError(RuntimeError):
+    """The managed PostGIS could not be created, started or reached."""
+
+
+@dataclass
+class ClusterState:
+    """What firelane remembers about its managed cluster (FIRELANE_HOME/cluster.json, mode 600)."""
+
+    datadir: str
+    port: int
+    password: str
+    bindir: str
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://{SUPERUSER}:{quote(self.password)}@127.0.0.1:{self.port}/{DATABASE}"
+
+
+def find_bindir() -> Path:
+    """The bin folder of the newest installed PostgreSQL that has the PostGIS extension."""
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name), reverse=True)
+    for bindir in candidates:
+        version = bindir.parent.name
+        if Path(f"/usr/share/postgresql/{version}/extension/postgis.control").exists() and (bindir / "initdb").exists():
+            return bindir
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False).stdout.strip()
+        if out and (Path(out) / "initdb").exists():
+            return Path(out)
+    raise ClusterError(
+        "找不到带 PostGIS 的 PostgreSQL no PostgreSQL with PostGIS found: install the Debian packages "
+        "'postgresql postgresql-15-postgis-3' (scripts/setup.sh does this) or set FIRELANE_DATABASE_URL"
+    )
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _run_as() -> list[str]:
+    """Command prefix: PostgreSQL refuses to run as root, so root runs it as the `postgres` system user."""
+    if not _is_root():
+        return []
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        raise ClusterError("以 root 运行需要 postgres 系统用户 running as root needs the 'postgres' system user") from None
+    return ["runuser", "-u", "postgres", "--"]
+
+
+def home() -> Path:
+    path = Path(home_settings().home).expanduser().resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _state_file() -> Path:
+    return home() / "cluster.json"
+
+
+def _default_datadir() -> Path:
+    if _is_root():
+        # the postgres user cannot enter /root; keep the cluster where it can, keyed by FIRELANE_HOME
+        key = hashlib.sha1(str(home()).encode()).hexdigest()[:12]
+        return Path("/var/lib/firelane") / f"pg-{key}"
+    return home() / "pg"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def load_state() -> ClusterState | None:
+    path = _state_file()
+    if not path.exists():
+        return None
+    return ClusterState(**json.loads(path.read_text()))
+
+
+def _save_state(state: ClusterState) -> None:
+    path = _state_file()
+    path.write_text(json.dumps(asdict(state), indent=2))
+    path.chmod(0o600)
+
+
+def _run(cmd: list[str], *, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if check and proc.returncode != 0:
+        raise ClusterError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}")
+    return proc
+
+
+def _initdb() -> ClusterState:
+    bindir = find_bindir()
+    datadir = _default_datadir()
+    if datadir.exists() and any(datadir.iterdir()):
+        shutil.rmtree(datadir)  # a half-made cluster from an interrupted init: start over
+    datadir.mkdir(parents=True, exist_ok=True)
+    password = secrets.token_urlsafe(24)
+    pwfile = datadir.parent / f".{datadir.name}.pw"
+    pwfile.write_text(password + "\n")
+    if _is_root():
+        shutil.chown(datadir.parent, "postgres", "postgres")
+        shutil.chown(datadir, "postgres", "postgres")
+        shutil.chown(pwfile, "postgres", "postgres")
+    datadir.chmod(0o700)
+    pwfile.chmod(0o600)
+    try:
+        _run(_run_as() + [str(bindir / "initdb"), "-D", str(datadir), "-U", SUPERUSER, "-E", "UTF8",
+                          "--locale=C.UTF-8", "--auth=scram-sha-256", f"--pwfile={pwfile}"])
+    finally:
+        pwfile.unlink(missing_ok=True)
+    port = _free_port()
+    conf = "\n# firelane managed cluster\n" + "".join(f"{k} = {v}\n" for k, v in SERVER_SETTINGS.items())
+    conf += f"port = {port}\nunix_socket_directories = '{datadir}'\n"
+    with open(datadir / "postgresql.conf", "a") as fh:
+        fh.write(conf)
+    state = ClusterState(datadir=str(datadir), port=port, password=password, bindir=str(bindir))
+    _save_state(state)
+    return state
+
+
+def status() -> str:
+    """'running', 'stopped' or 'absent' (never initialised)."""
+    state = load_state()
+    if state is None or not Path(state.datadir, "PG_VERSION").exists():
+        return "absent"
+    proc = _run(_run_as() + [str(Path(state.bindir) / "pg_ctl"), "-D", state.datadir, "status"], check=False)
+    return "running" if proc.returncode == 0 else "stopped"
+
+
+def start() -> ClusterState:
+    """Create (first use) and start the managed cluster; make the database and the PostGIS extension."""
+    state = load_state()
+    if state is None or not Path(state.datadir, "PG_VERSION").exists():
+        state = _initdb()
+    if status() != "running":
+        log = Path(state.datadir) / "server.log"
+        _run(_run_as() + [str(Path(state.bindir) / "pg_ctl"), "-D", state.datadir, "-l", str(log), "-w",
+                          "-t", "60", "start"])
+    _ensure_database(state)
+    return state
+
+
+def stop() -> None:
+    state = load_state()
+    if state is None or status() != "running":
+        return
+    _run(_run_as() + [str(Path(state.bindir) / "pg_ctl"), "-D", state.datadir, "-m", "fast", "-w", "stop"])
+
+
+def destroy() -> None:
+    """Stop the cluster and delete its data (tests' throwaway clusters)."""
+    state = load_state()
+    stop()
+    if state is not None:
+        shutil.rmtree(state.datadir, ignore_errors=True)
+        _state_file().unlink(missing_ok=True)
+
+
+def _ensure_database(state: ClusterState) -> None:
+    import psycopg
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            conn = psycopg.connect(host="127.0.0.1", port=state.port, user=SUPERUSER, password=state.password,
+                                   dbname="postgres", autocommit=True, connect_timeout=5)
+            break
+        except psycopg.OperationalError as exc:
+            if time.monotonic() > deadline:
+                raise ClusterError(f"托管数据库无法连接 managed PostGIS not reachable: {exc}") from exc
+            time.sleep(0.3)
+    with conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone()
+        if not exists:
+            conn.execute(f"CREATE DATABASE {DATABASE}")
+    with psycopg.connect(host="127.0.0.1", port=state.port, user=SUPERUSER, password=state.password,
+                         dbname=DATABASE, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+
+
+def url(*, start_if_needed: bool = True) -> str:
+    """The SQLAlchemy URL of the managed cluster, starting it first when asked."""
+    state = start() if start_if_needed else load_state()
+    if state is None:
+        raise ClusterError("托管数据库尚未创建 the managed PostGIS does not exist yet: run 'firelane db start'")
+    return state.url

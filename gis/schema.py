@@ -1,0 +1,168 @@
+"""SQLAlchemy/GeoAlchemy2 tables built from the layer declarations, plus the audit, run and user tables."""
+
+from __future__ import annotations
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from gis.layers import COMMON_FIELDS, LAYERS, STORAGE_SRID, Field, Layer
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+_SQL_TYPES = {
+    "text": Text,
+    "int": Integer,
+    "float": Float,
+    "bool": Boolean,
+    "date": Date,
+    "timestamp": lambda: DateTime(timezone=True),
+    "json": JSONB,
+}
+
+
+def _column(f: Field) -> Column:
+    if f.type == "text" and f.max_length:
+        sql_type = String(f.max_length)
+    else:
+        sql_type = _SQL_TYPES[f.type]()
+    return Column(f.name, sql_type, nullable=True, comment=f"{f.label_zh} {f.label_en}".strip()
+                  + (f" [{f.unit}]" if f.unit else ""))
+
+
+def _constraints(layer: Layer, f: Field) -> list[CheckConstraint]:
+    out = []
+    if f.minimum is not None:
+        out.append(CheckConstraint(f"{f.name} >= {f.minimum}", name=f"{f.name}_min"))
+    if f.maximum is not None:
+        out.append(CheckConstraint(f"{f.name} <= {f.maximum}", name=f"{f.name}_max"))
+    if f.choices:
+        values = ", ".join(f"'{c}'" for c in f.choices)
+        out.append(CheckConstraint(f"{f.name} IN ({values})", name=f"{f.name}_choice"))
+    return out
+
+
+def _layer_table(layer: Layer) -> Table:
+    columns: list = [
+        Column("id", BigInteger, primary_key=True, autoincrement=True),
+    ]
+    for f in COMMON_FIELDS:
+        if f.name == "street_code" and not layer.in_street:
+            continue
+        if f.name == "compound_ref" and not layer.in_compound:
+            continue
+        columns.append(_column(f))
+    if layer.in_compound:
+        columns.append(Column("compound_id", BigInteger, ForeignKey("compounds.id", ondelete="SET NULL"),
+                              nullable=True, index=True))
+    for f in layer.fields:
+        columns.append(_column(f))
+        columns.extend(_constraints(layer, f))
+    columns += [
+        Column("extra", JSONB, nullable=False, server_default=text("'{}'::jsonb"),
+               comment="columns of the source file that firelane does not model, kept for round trips"),
+        Column("version", Integer, nullable=False, server_default=text("1")),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("updated_by", String(100), nullable=True),
+        Column("geom", Geometry(layer.geometry, srid=STORAGE_SRID, spatial_index=False), nullable=False),
+        CheckConstraint("ST_IsValid(geom) AND NOT ST_IsEmpty(geom)", name="geom_valid"),
+    ]
+    table = Table(layer.name, metadata, *columns, comment=f"{layer.label_zh} {layer.label_en}")
+    Index(f"ix_{layer.name}_geom", table.c.geom, postgresql_using="gist")
+    Index(f"ix_{layer.name}_ref", table.c.ref, unique=layer.unique_ref)
+    if layer.in_street:
+        Index(f"ix_{layer.name}_street_code", table.c.street_code)
+    Index(f"ix_{layer.name}_updated_at", table.c.updated_at)
+    return table
+
+
+TABLES: dict[str, Table] = {name: _layer_table(layer) for name, layer in LAYERS.items()}
+Index("ix_hazards_key", TABLES["hazards"].c.key, unique=True)
+Index("ix_hazards_rule_status", TABLES["hazards"].c.rule, TABLES["hazards"].c.status)
+
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("layer", String(40), nullable=False),
+    Column("feature_id", BigInteger, nullable=False),
+    Column("action", String(10), nullable=False),
+    Column("version", Integer),
+    Column("changed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("changed_by", String(100)),
+    Column("before", JSONB),
+    Column("after", JSONB),
+    Index("ix_audit_log_layer_feature", "layer", "feature_id"),
+    comment="审计日志 audit history of every write, written by triggers",
+)
+
+check_runs = Table(
+    "check_runs", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("status", String(20), nullable=False, server_default=text("'running'")),
+    Column("profile", String(60), nullable=False),
+    Column("profile_version", String(40), nullable=False),
+    Column("scope", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("counts", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("progress", Float, nullable=False, server_default=text("0")),
+    Column("duration_s", Float),
+    Column("started_by", String(100)),
+    Column("error", Text),
+    comment="检查批次 check runs",
+)
+
+users = Table(
+    "users", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("username", String(100), nullable=False, unique=True),
+    Column("display_name", String(200)),
+    Column("password_hash", Text, nullable=False),
+    Column("role", String(30), nullable=False),
+    Column("street_codes", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint(
+        "role IN ('admin', 'planner', 'street_office', 'traffic_brigade', 'demolition', 'fire_brigade', 'viewer')",
+        name="role_choice",
+    ),
+    comment="用户 users",
+)
+
+api_tokens = Table(
+    "api_tokens", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("user_id", BigInteger, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("token_hash", String(128), nullable=False, unique=True),
+    Column("name", String(100)),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("revoked", Boolean, nullable=False, server_default=text("false")),
+    comment="访问令牌 API tokens (hashed)",
+)
