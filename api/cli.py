@@ -179,8 +179,8 @@ def sample_cmd(district: str, scale: str, seed: int, out: Path | None, no_load: 
 def check_cmd(street: str | None, compound: str | None, fmt: str, workers: int, profile: str,
               dask_address: str | None, no_ledger: bool) -> None:
     """Run the rule checks and update the hazards ledger."""
-    from gis.checks.runner import run_checks
     from gis.checks.output import render
+    from gis.checks.runner import run_checks
 
     ensure_schema()
     result = run_checks(street=street, compound=compound, workers=workers, profile=profile,

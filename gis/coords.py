@@ -282,7 +282,9 @@ def _unknown(value: object, reason: str) -> CrsError:
 
 def _spec_from_pyproj(crs: pyproj.CRS, value: object) -> CrsSpec:
     if not (crs.is_geographic or crs.is_projected):
-        raise _unknown(value, f"不是平面或地理坐标系 not a horizontal (geographic or projected) CRS ({crs.type_name})")
+        raise _unknown(
+            value, f"不是平面或地理坐标系 not a horizontal (geographic or projected) CRS ({crs.type_name})"
+        )
     authority = crs.to_authority(min_confidence=100)
     if authority:
         name = f"{authority[0]}:{authority[1]}"
@@ -311,7 +313,9 @@ def parse_crs(value: str | int | pyproj.CRS | CrsSpec | None) -> CrsSpec:
     if isinstance(value, pyproj.CRS):
         return _spec_from_pyproj(value, value)
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise _unknown(value, f"应为字符串或 EPSG 代码 expected a string or an EPSG code, got {type(value).__name__}")
+        raise _unknown(
+            value, f"应为字符串或 EPSG 代码 expected a string or an EPSG code, got {type(value).__name__}"
+        )
     if isinstance(value, int):
         if value <= 0:
             raise _unknown(value, "EPSG 代码须为正整数 an EPSG code must be a positive integer")
@@ -361,8 +365,10 @@ def _transform_xy(geoms: Any, fn: Callable[[np.ndarray, np.ndarray], tuple[Any, 
         x, y = fn(coords[:, 0], coords[:, 1])
         out[:, 0] = x
         out[:, 1] = y
-        failed = ~(np.isfinite(out[:, 0]) & np.isfinite(out[:, 1])) & np.isfinite(coords[:, 0]) & np.isfinite(
-            coords[:, 1]
+        failed = (
+            ~(np.isfinite(out[:, 0]) & np.isfinite(out[:, 1]))
+            & np.isfinite(coords[:, 0])
+            & np.isfinite(coords[:, 1])
         )
         if failed.any():
             i = int(np.flatnonzero(failed)[0])
@@ -480,7 +486,9 @@ def _geometry_array_1d(geoms: Any) -> np.ndarray:
 
 
 def _extent_flags(geoms: Any, bounds: Bounds, margin_km: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    b = shapely.bounds(_geometry_array_1d(geoms))  # NaN for None/empty: those compare False and are left to other validators
+    b = shapely.bounds(
+        _geometry_array_1d(geoms)
+    )  # NaN for None/empty: those compare False and are left to other validators
     minx, miny, maxx, maxy = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
     known = np.isfinite(b).all(axis=1)
     box = _expanded(bounds, margin_km)

@@ -128,7 +128,6 @@ def write_frame(
         raise ValueError(f"mode must be 'append' or 'replace', not {mode!r}")
     if len(frame) == 0:
         return WriteResult(inserted=0, deleted=deleted)
-    table = TABLES[layer.name]
     stage = f"_stage_{layer.name}"
     conn.execute(text(
         f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {', '.join(cols) + ', ' if cols else ''}"

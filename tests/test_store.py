@@ -6,6 +6,7 @@ import geopandas as gpd
 import pandas as pd
 import pytest
 import shapely
+import sqlalchemy.exc
 from sqlalchemy import text
 
 from gis.db import transaction
@@ -61,7 +62,7 @@ def test_updates_bump_the_version_and_are_audited_with_the_acting_user(db):
 def test_a_failed_write_leaves_nothing_behind(db):
     bad = _compound("C-3", 121.5, 29.8)
     bad["kind"] = ["castle"]  # violates the kind CHECK constraint
-    with pytest.raises(Exception):
+    with pytest.raises(sqlalchemy.exc.IntegrityError, match="kind_choice"):
         with transaction(engine=db) as conn:
             write_frame(conn, "compounds", _compound("C-4", 121.6, 29.8))
             write_frame(conn, "compounds", bad)

@@ -1,6 +1,20 @@
 """The layer registry: every firelane layer, declared once in its own module, in dependency order."""
 
-from gis.layers import streets, compounds, buildings, fire_lanes, aerial_areas, hydrants, entrances, roads, obstructions, illegal_structures, parking, ebike_sites, hazards
+from gis.layers import (
+    aerial_areas,
+    buildings,
+    compounds,
+    ebike_sites,
+    entrances,
+    fire_lanes,
+    hazards,
+    hydrants,
+    illegal_structures,
+    obstructions,
+    parking,
+    roads,
+    streets,
+)
 from gis.layers.base import COMMON_FIELDS, MANAGED_COLUMNS, STORAGE_SRID, Field, Layer
 
 LAYERS: dict[str, Layer] = {m.LAYER.name: m.LAYER for m in (

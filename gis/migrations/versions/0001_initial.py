@@ -1,16 +1,15 @@
 """Initial schema: layers, audit log, check runs, users
 
 Revision ID: 0001
-Revises: 
-Create Date: 2026-11-23 16:19:04.796526
+Revises:
+Create Date: 2026-11-23 16:21:04.322786
 """
-from alembic import op
-
-from gis.audit import all_triggers_sql, drop_all_sql
-import geoalchemy2
 import sqlalchemy as sa
+from alembic import op
 from geoalchemy2 import Geometry
 from sqlalchemy.dialects import postgresql
+
+from gis.audit import all_triggers_sql, drop_all_sql
 
 revision = '0001'
 down_revision = None
