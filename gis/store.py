@@ -170,6 +170,7 @@ def write_frame(
              f"SELECT {', '.join(select_cols)} FROM {stage} ORDER BY _row RETURNING id"),
         {"user": user} if user else {},
     ).scalars().all()
+    conn.execute(text(f"DROP TABLE {stage}"))
     return WriteResult(inserted=len(inserted_ids), deleted=deleted)
 
 
