@@ -1,0 +1,163 @@
+"""Feature attributes the checks share: layer frames, refs, partition ownership, building heights and classes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from gis.checks.profiles import Profile
+
+#: Separation classes of GB 50016 table 5.2.2, in the order of the profile's `SEPARATION.table`.
+CLASSES: tuple[str, ...] = ("high_rise", "grade12", "grade3", "grade4")
+CLASS_ZH: dict[str, str] = {"high_rise": "高层", "grade12": "一、二级", "grade3": "三级", "grade4": "四级"}
+CLASS_EN: dict[str, str] = {"high_rise": "high-rise", "grade12": "grade I/II", "grade3": "grade III",
+                            "grade4": "grade IV"}
+_GRADE_CLASS = {"1": 1, "2": 1, "3": 2, "4": 3}
+
+
+def layer(ctx: Any, name: str) -> gpd.GeoDataFrame:
+    """The partition's frame for `name` (an empty frame in the context's CRS when the layer is absent)."""
+    frame = ctx.layers.get(name)
+    if frame is None:
+        return gpd.GeoDataFrame({"ref": pd.Series(dtype=object)}, geometry=gpd.GeoSeries([], crs=ctx.crs),
+                                crs=ctx.crs)
+    frame = frame[~(frame.geometry.isna() | frame.geometry.is_empty)]
+    return frame
+
+
+def column(frame: pd.DataFrame, name: str, default: Any = None) -> pd.Series:
+    """`frame[name]`, or a series of `default` when the column is absent (sparse imports, hand-made frames)."""
+    if name in frame.columns:
+        return frame[name]
+    return pd.Series([default] * len(frame), index=frame.index, dtype=object)
+
+
+def numbers(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """A numeric column as floats (NaN where missing)."""
+    return pd.to_numeric(column(frame, name), errors="coerce").to_numpy(dtype=float)
+
+
+def texts(frame: pd.DataFrame, name: str, default: str | None = None) -> np.ndarray:
+    """A text column as an object array of str, `default` where missing."""
+    s = column(frame, name)
+    return np.where(s.isna().to_numpy(), default, s.astype(str).to_numpy()).astype(object)
+
+
+def flags(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """A boolean column (missing = False)."""
+    s = column(frame, name)
+    return s.where(s.notna(), False).astype(bool).to_numpy()
+
+
+def refs(frame: pd.DataFrame) -> np.ndarray:
+    """The features' refs as strings (the frame index, i.e. the store id, where a feature has no ref)."""
+    s = column(frame, "ref")
+    fallback = pd.Series(frame.index.astype(str), index=frame.index)
+    return s.where(s.notna() & (s.astype(str) != ""), fallback).astype(str).to_numpy()
+
+
+def ranks(frame: pd.DataFrame) -> np.ndarray:
+    """A total order of features for pair rules ("the smaller ref is the subject"): by ref in string order, ties
+    (the same ref in two compounds) by compound_ref, then by store id, so every partition picks the same one."""
+    keys = pd.DataFrame({"ref": refs(frame), "compound": texts(frame, "compound_ref", ""),
+                         "id": frame.index.astype(str)})
+    order = keys.reset_index(drop=True).sort_values(["ref", "compound", "id"], kind="stable").index.to_numpy()
+    rank = np.empty(len(frame), dtype=np.int64)
+    rank[order] = np.arange(len(frame))
+    return rank
+
+
+def geoms(frame: gpd.GeoDataFrame) -> np.ndarray:
+    """The frame's geometries as a shapely array."""
+    return np.asarray(frame.geometry.values, dtype=object)
+
+
+def owned(ctx: Any, frame: pd.DataFrame) -> np.ndarray:
+    """Which features the partition reports on: those of `ctx.compound_ref` (all when the context has none).
+
+    A partition holds a compound plus its surroundings; features of the surroundings are only context
+    (a neighbour's building for a separation pair), reported by their own compound's partition. Features outside
+    every compound (no compound_ref: city-road parking, municipal hydrants) are reported by the partition of the
+    nearest compound, or by every partition when the context carries no compound outlines.
+    """
+    compound = getattr(ctx, "compound_ref", None)
+    if compound is None or len(frame) == 0:
+        return np.ones(len(frame), dtype=bool)
+    own = column(frame, "compound_ref")
+    mine = (own.astype(str) == str(compound)).to_numpy() & own.notna().to_numpy()
+    outside = own.isna().to_numpy()
+    if outside.any():
+        mine[outside] = _nearest_compound_is(ctx, geoms(frame)[outside], str(compound))
+    return mine
+
+
+def _nearest_compound_is(ctx: Any, points: np.ndarray, compound: str) -> np.ndarray:
+    compounds = ctx.layers.get("compounds")
+    if compounds is None or len(compounds) == 0 or "ref" not in compounds.columns:
+        return np.ones(len(points), dtype=bool)
+    outlines = geoms(compounds)
+    crefs = compounds["ref"].astype(str).to_numpy()
+    if compound not in set(crefs):
+        return np.ones(len(points), dtype=bool)
+    d = shapely.distance(points[:, None], outlines[None, :])
+    tie = np.isclose(d, d.min(axis=1, keepdims=True))
+    # ties (a parked car equally near two compounds) go to the smaller ref, so exactly one partition reports
+    rank = np.argsort(np.argsort(crefs, kind="stable"), kind="stable")
+    winner = np.argmin(np.where(tie, rank[None, :], len(crefs)), axis=1)
+    return crefs[winner] == compound
+
+
+def compound_refs(ctx: Any, frame: pd.DataFrame) -> np.ndarray:
+    """The compound each finding belongs to: the feature's compound_ref, else the partition's compound."""
+    s = column(frame, "compound_ref")
+    fallback = getattr(ctx, "compound_ref", None)
+    return np.where(s.isna().to_numpy(), fallback, s.astype(str).to_numpy()).astype(object)
+
+
+# --- buildings -----------------------------------------------------------------------------------------------
+
+
+def building_heights(frame: pd.DataFrame, profile: Profile) -> tuple[np.ndarray, np.ndarray]:
+    """Heights in metres (NaN when unknown) and whether each was estimated from floors x metres_per_floor."""
+    height = numbers(frame, "height_m")
+    floors = numbers(frame, "floors")
+    from_floors = np.isnan(height) & ~np.isnan(floors)
+    height = np.where(from_floors, floors * profile.get("SEPARATION", "metres_per_floor"), height)
+    return height, from_floors
+
+
+def high_rise_limit(frame: pd.DataFrame, profile: Profile) -> np.ndarray:
+    """The high-rise threshold per building: residential (the default use) vs other civil buildings."""
+    use = texts(frame, "use", "residential")
+    sep = profile["SEPARATION"]
+    return np.where(use == "residential", sep["high_rise_residential_m"], sep["high_rise_other_m"])
+
+
+def grade_class(grades: np.ndarray, default: str) -> np.ndarray:
+    """Class index (into CLASSES) of fire-resistance grades "1".."4"; missing or unknown → `default`."""
+    g = np.where(pd.isna(grades), default, grades).astype(str)
+    g = np.where(np.isin(g, list(_GRADE_CLASS)), g, default)
+    return np.vectorize(_GRADE_CLASS.__getitem__, otypes=[int])(g) if len(g) else np.empty(0, int)
+
+
+def separation_table(profile: Profile) -> np.ndarray:
+    """GB 50016 table 5.2.2 from the profile as a 4 x 4 matrix indexed like CLASSES."""
+    table = profile.get("SEPARATION", "table")
+    return np.array([[float(table[a][b]) for b in CLASSES] for a in CLASSES])
+
+
+def floors_of(frame: pd.DataFrame, profile: Profile) -> np.ndarray:
+    """Floor counts (from height / metres_per_floor when only the height is known; 0 when neither)."""
+    floors = numbers(frame, "floors")
+    height = numbers(frame, "height_m")
+    est = np.floor(height / profile.get("SEPARATION", "metres_per_floor"))
+    return np.nan_to_num(np.where(np.isnan(floors), est, floors)).astype(int)
+
+
+def m(value: float) -> str:
+    """A length for messages: centimetre precision, no trailing zeros (12.9, 13, 9.75)."""
+    return f"{round(float(value), 2):g}"

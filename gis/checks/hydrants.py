@@ -1,0 +1,367 @@
+"""Hydrants: HYD-COVERAGE (hose-lay cover), HYD-SPACING, HYD-ACCESS, HYD-PLACEMENT and HYD-SERVICE."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from shapely import STRtree
+from shapely.ops import substring
+
+from gis.checks import attributes as at
+from gis.checks import network as nw
+from gis.checks.catalog import rule as rule_of
+from gis.checks.findings import Finding, findings_frame, severity
+from gis.checks.profiles import Profile
+
+#: Hydrant states that take a hydrant out of the hose-lay cover and fail HYD-SERVICE.
+UNUSABLE = {"out_of_service": ("停用", "out of service"), "low_pressure": ("水压不足", "low pressure"),
+            "damaged": ("损坏", "damaged")}
+#: Road kinds a hydrant stands along (walkways carry hoses but not trucks).
+VEHICLE_ROADS = ("city", "internal")
+
+
+def _department(hydrants: pd.DataFrame, default: str) -> np.ndarray:
+    """水利 for municipal supply, 物业/住建 for the compound's own network, else the catalogue's routing."""
+    supply = at.texts(hydrants, "supply", "unknown")
+    return np.select([supply == "municipal", supply == "compound"], ["水利", "物业/住建"], default).astype(object)
+
+
+def coverage_findings(ctx: Any) -> list[Finding]:
+    """HYD-COVERAGE: every building within the hose-lay distance of an in-service hydrant.
+
+    The hose lay is a straight hop from the hydrant to the nearest network point, along the network (roads of
+    every kind, noded into a graph; multi-source Dijkstra from all hydrants at once), and a straight hop to the
+    building's nearest wall point. A compound without a network of its own (no internal road or walkway) is
+    measured in a straight line; the finding says which.
+
+    Parameters
+    ----------
+    ctx : CheckContext
+        Layers `buildings`, `hydrants`, `roads`; `profile["HYD-COVERAGE"]["max_hose_lay_m"]`.
+
+    Returns
+    -------
+    list of Finding
+        One ``fail`` per uncovered building of the partition, severity by its floors; evidence the building.
+    """
+    rule = "HYD-COVERAGE"
+    profile: Profile = ctx.profile
+    limit = float(profile.get(rule, "max_hose_lay_m"))
+    buildings = at.layer(ctx, "buildings")
+    buildings = buildings[at.owned(ctx, buildings)]
+    hydrants = at.layer(ctx, "hydrants")
+    hydrants = hydrants[~np.isin(at.texts(hydrants, "status", "in_service"), list(UNUSABLE))]
+    bg, hg = at.geoms(buildings), at.geoms(hydrants)
+    if len(bg) == 0:
+        return []
+    straight = np.full(len(bg), np.inf)
+    if len(hg):
+        (b, _), d = STRtree(hg).query_nearest(bg, return_distance=True, all_matches=False)
+        straight[b] = d
+    roads = at.layer(ctx, "roads")
+    own_paths = (at.texts(roads, "kind", "city") != "city") & at.owned(ctx, roads)
+    along_network = bool(own_paths.any())
+    if along_network:
+        net = nw.build_network(at.geoms(roads))
+        dist = nw.target_distances(net, nw.attach(net, hg, max_hop=limit), nw.attach(net, bg, max_hop=limit),
+                                   len(bg))
+    else:
+        dist = straight
+    fail = dist > limit
+    refs, compound = at.refs(buildings), at.compound_refs(ctx, buildings)
+    floors = at.floors_of(buildings, profile)
+    how_zh, how_en = ("沿道路", "along the network") if along_network else ("直线", "straight line")
+    out = []
+    for k in np.flatnonzero(fail):
+        d = dist[k]
+        if np.isfinite(d):
+            msg = (f"建筑 {refs[k]} 距最近可用消火栓{how_zh} {at.m(d)} m（{how_en}），"
+                   f"超过保护半径 {at.m(limit)} m")
+            msg_en = (f"building {refs[k]} is {at.m(d)} m from the nearest in-service hydrant ({how_en}); "
+                      f"beyond the {at.m(limit)} m hose lay")
+        elif len(hg) == 0:
+            msg = f"建筑 {refs[k]} 周边无可用消火栓（保护半径 {at.m(limit)} m）"
+            msg_en = f"building {refs[k]}: no in-service hydrant in the area ({at.m(limit)} m hose lay)"
+        else:
+            msg = (f"建筑 {refs[k]} {at.m(limit)} m 内无{how_zh}可达的可用消火栓（{how_en}；"
+                   f"直线最近 {at.m(straight[k])} m）")
+            msg_en = (f"building {refs[k]}: no in-service hydrant within {at.m(limit)} m {how_en} "
+                      f"(nearest {at.m(straight[k])} m in a straight line)")
+        out.append(Finding(rule=rule, verdict="fail", subject_ref=refs[k], compound_ref=compound[k],
+                           measured=round(float(d), 2) if np.isfinite(d) else None, required=limit, unit="m",
+                           severity=severity(profile, rule, buildings=1, floors=int(floors[k])),
+                           message=msg, message_en=msg_en, geometry=bg[k]))
+    return out
+
+
+def _road_lines(ctx: Any) -> np.ndarray:
+    """Continuous vehicle-road lines: parts of the same road (kind + name, else ref) merged end to end."""
+    roads = at.layer(ctx, "roads")
+    roads = roads[np.isin(at.texts(roads, "kind", "city"), VEHICLE_ROADS)]
+    if len(roads) == 0:
+        return np.empty(0, dtype=object)
+    key = np.where(pd.isna(at.column(roads, "name")).to_numpy(), at.refs(roads),
+                   at.texts(roads, "name", "")).astype(str)
+    key = np.char.add(np.char.add(at.texts(roads, "kind", "city").astype(str), "|"), key)
+    grouped = gpd.GeoSeries(at.geoms(roads), crs=ctx.crs).groupby(key).agg(lambda s: shapely.union_all(s.values))
+    return shapely.get_parts(shapely.line_merge(np.asarray(grouped.values, dtype=object)))
+
+
+def spacing_findings(ctx: Any) -> list[Finding]:
+    """HYD-SPACING: consecutive hydrants along the same road or lane no farther apart than `max_spacing_m`.
+
+    Each hydrant is projected onto its nearest vehicle-road line (`line_locate_point`); hydrants are sorted
+    along each line and consecutive positions differenced (on a ring road the last and the first hydrant are
+    consecutive too). All hydrants count, whatever their status (spacing is
+    a property of the layout; an unusable hydrant fails HYD-SERVICE).
+
+    Returns
+    -------
+    list of Finding
+        One ``fail`` per gap, on the hydrant of the pair with the smaller ref (other_refs the other), evidence
+        the stretch of road between them.
+    """
+    rule = "HYD-SPACING"
+    profile: Profile = ctx.profile
+    limit = float(profile.get(rule, "max_spacing_m"))
+    hydrants = at.layer(ctx, "hydrants")
+    lines = _road_lines(ctx)
+    hg = at.geoms(hydrants)
+    if len(hg) < 2 or len(lines) == 0:
+        return []
+    h, line = STRtree(lines).query_nearest(hg, all_matches=False)
+    pos = shapely.line_locate_point(lines[line], hg[h])
+    order = np.lexsort((pos, line))
+    h, line, pos = h[order], line[order], pos[order]
+    same = np.flatnonzero(line[1:] == line[:-1])
+    pairs = pd.DataFrame({"a": h[same], "b": h[same + 1], "line": line[same], "start": pos[same],
+                          "end": pos[same + 1], "gap": pos[same + 1] - pos[same]})
+    # on a ring road the last hydrant is followed by the first one again
+    length = shapely.length(lines)
+    ends = pd.DataFrame({"h": h, "line": line, "pos": pos}).groupby("line").agg(
+        first=("h", "first"), last=("h", "last"), lo=("pos", "first"), hi=("pos", "last"), n=("h", "size"))
+    ring = ends[(ends["n"] > 1) & shapely.is_closed(lines[ends.index.to_numpy()])]
+    wrap = pd.DataFrame({"a": ring["last"], "b": ring["first"], "line": ring.index, "start": ring["hi"],
+                         "end": ring["lo"], "gap": length[ring.index.to_numpy()] - ring["hi"] + ring["lo"]})
+    pairs = pd.concat([pairs, wrap], ignore_index=True)
+    # two hydrants on a ring are consecutive both ways round: the longer arc is their spacing
+    pairs["lo"], pairs["hi"] = np.minimum(pairs["a"], pairs["b"]), np.maximum(pairs["a"], pairs["b"])
+    pairs = pairs.sort_values("gap", ascending=False).drop_duplicates(["lo", "hi"]).sort_index()
+    pairs = pairs.loc[pairs["gap"] > limit, ["a", "b", "line", "start", "end", "gap"]]
+    refs, mine, compound = at.refs(hydrants), at.owned(ctx, hydrants), at.compound_refs(ctx, hydrants)
+    rank = at.ranks(hydrants)
+    out = []
+    for a, b, ln, start, end, gap in pairs.itertuples(index=False):
+        subject, other = (a, b) if rank[a] < rank[b] else (b, a)
+        if not mine[subject]:
+            continue
+        road = lines[ln]
+        stretch = (substring(road, start, end) if start <= end else
+                   shapely.line_merge(shapely.union(substring(road, start, road.length), substring(road, 0, end))))
+        out.append(Finding(
+            rule=rule, verdict="fail", subject_ref=refs[subject], compound_ref=compound[subject],
+            other_refs=[refs[other]], measured=round(float(gap), 2), required=limit, unit="m",
+            severity=severity(profile, rule),
+            message=f"消火栓 {refs[a]} 与 {refs[b]} 沿道路间距 {at.m(gap)} m，超过 {at.m(limit)} m",
+            message_en=f"hydrants {refs[a]} and {refs[b]} are {at.m(gap)} m apart along the road; max {at.m(limit)} m",
+            geometry=stretch))
+    return out
+
+
+def _ground_obstructions(ctx: Any) -> gpd.GeoDataFrame:
+    """Obstructions standing on the ground, as footprints (points grown to their size)."""
+    obs = at.layer(ctx, "obstructions")
+    bottom = np.nan_to_num(at.numbers(obs, "bottom_m"))
+    g = at.geoms(obs)
+    obs = obs[(bottom <= 0) & (shapely.get_dimensions(g) != 1)]
+    g = at.geoms(obs)
+    sizes = ctx.profile.get("LANE-CLEAR", "point_obstruction_size_m")
+    kind = at.texts(obs, "kind", "other")
+    default = np.array([sizes.get(k, sizes["other"]) for k in kind], dtype=float)
+    size = at.numbers(obs, "size_m")
+    size = np.where(np.isnan(size), default, size)
+    footprint = np.where(shapely.get_dimensions(g) == 0, shapely.buffer(g, size / 2.0), g)
+    return obs.set_geometry(gpd.GeoSeries(footprint, index=obs.index, crs=ctx.crs))
+
+
+def access_findings(ctx: Any) -> list[Finding]:
+    """HYD-ACCESS: no parking (stall or vehicle) within `clear_radius_m` of a hydrant and no obstruction on it.
+
+    Returns
+    -------
+    list of Finding
+        One ``fail`` per blocked hydrant; other_refs the parking and obstruction refs, measured the least
+        distance to them, evidence their footprints.
+    """
+    rule = "HYD-ACCESS"
+    profile: Profile = ctx.profile
+    radius = float(profile.get(rule, "clear_radius_m"))
+    hydrants = at.layer(ctx, "hydrants")
+    hydrants = hydrants[at.owned(ctx, hydrants)]
+    hg = at.geoms(hydrants)
+    parking = at.layer(ctx, "parking")
+    parking = parking[np.isin(at.texts(parking, "kind", ""), ("stall", "vehicle"))]
+    obs = _ground_obstructions(ctx)
+    pg, og = at.geoms(parking), at.geoms(obs)
+    if len(hg) == 0 or (len(pg) == 0 and len(og) == 0):
+        return []
+    hp, p = STRtree(pg).query(hg, predicate="dwithin", distance=radius) if len(pg) else (np.empty(0, int),) * 2
+    ho, o = STRtree(og).query(hg, predicate="intersects") if len(og) else (np.empty(0, int),) * 2
+    hits = pd.concat([
+        pd.DataFrame({"h": hp, "ref": at.refs(parking)[p], "what": "parking", "d": shapely.distance(hg[hp], pg[p]),
+                      "geometry": pg[p]}),
+        pd.DataFrame({"h": ho, "ref": at.refs(obs)[o], "what": "obstruction", "d": 0.0, "geometry": og[o]}),
+    ], ignore_index=True)
+    if hits.empty:
+        return []
+    hits = gpd.GeoDataFrame(hits, geometry="geometry", crs=ctx.crs)
+    evidence = hits[["h", "geometry"]].dissolve(by="h").geometry
+    refs, compound = at.refs(hydrants), at.compound_refs(ctx, hydrants)
+    catalogue = rule_of(rule).department
+    out = []
+    for hi, group in hits.groupby("h", sort=True):
+        kinds = set(group["what"])
+        park = sorted(group.loc[group["what"] == "parking", "ref"])
+        block = sorted(group.loc[group["what"] == "obstruction", "ref"])
+        zh, en = [], []
+        if park:
+            zh.append(f"{at.m(radius)} m 内停车 {'、'.join(park)}")
+            en.append(f"parking within {at.m(radius)} m: {', '.join(park)}")
+        if block:
+            zh.append(f"被 {'、'.join(block)} 遮挡/占压")
+            en.append(f"obstructed by {', '.join(block)}")
+        dept = "交警/公安" if kinds == {"parking"} else ("综合执法" if kinds == {"obstruction"} else catalogue)
+        d = float(group["d"].min())
+        out.append(Finding(rule=rule, verdict="fail", subject_ref=refs[hi], compound_ref=compound[hi],
+                           other_refs=list(group["ref"]), measured=round(d, 2), required=radius, unit="m",
+                           severity=severity(profile, rule), department=dept,
+                           message=f"消火栓 {refs[hi]} " + "，".join(zh),
+                           message_en=f"hydrant {refs[hi]}: " + "; ".join(en), geometry=evidence.loc[hi]))
+    return out
+
+
+def placement_findings(ctx: Any) -> list[Finding]:
+    """HYD-PLACEMENT (advisory): distance to the nearest vehicle-road edge within [min, max]_to_road_edge_m
+    (road surface = centre line buffered by half its width, flat caps) and at least `min_to_wall_m` from a
+    building wall (wall-mounted hydrants exempt from the wall distance).
+
+    Returns
+    -------
+    list of Finding
+        ``fail`` when a distance is out of range; ``cannot_judge`` when the nearest road has no width (or there
+        is no road) and the wall distance is fine.
+    """
+    rule = "HYD-PLACEMENT"
+    profile: Profile = ctx.profile
+    p = profile[rule]
+    hydrants = at.layer(ctx, "hydrants")
+    hydrants = hydrants[at.owned(ctx, hydrants)]
+    hg = at.geoms(hydrants)
+    if len(hg) == 0:
+        return []
+    roads = at.layer(ctx, "roads")
+    roads = roads[np.isin(at.texts(roads, "kind", "city"), VEHICLE_ROADS)]
+    n = len(hg)
+    edge_d = np.full(n, np.nan)
+    edge_line = np.full(n, None, dtype=object)
+    half = at.numbers(roads, "width_m") / 2.0
+    known = half > 0
+    centre = at.geoms(roads)
+    if known.any():
+        surfaces = shapely.buffer(centre[known], half[known], cap_style="flat")
+        (h, r), d = STRtree(surfaces).query_nearest(hg, all_matches=False, return_distance=True)
+        edge_d[h] = d
+        # a hydrant standing on the carriageway: the evidence is the hop to the kerb
+        edge_line[h] = shapely.shortest_line(hg[h], np.where(d > 0, surfaces[r], shapely.boundary(surfaces[r])))
+    if (~known).any():
+        # a road of unknown width whose centre line is nearer than the nearest known kerb: cannot judge
+        (h, _), d = STRtree(centre[~known]).query_nearest(hg, all_matches=False, return_distance=True)
+        edge_d[h[d < np.nan_to_num(edge_d[h], nan=np.inf)]] = np.nan
+    buildings = at.layer(ctx, "buildings")
+    wall_d = np.full(n, np.inf)
+    wall_line = np.full(n, None, dtype=object)
+    wall_mounted = at.texts(hydrants, "kind", "above_ground") == "wall"
+    if len(buildings):
+        bg = at.geoms(buildings)
+        h, b = STRtree(bg).query_nearest(hg, all_matches=False)
+        wall_d[h] = shapely.distance(hg[h], bg[b])
+        wall_line[h] = shapely.shortest_line(hg[h], bg[b])
+    too_near_road = edge_d < p["min_to_road_edge_m"]
+    too_far_road = edge_d > p["max_to_road_edge_m"]
+    near_wall = (wall_d < p["min_to_wall_m"]) & ~wall_mounted
+    unknown_road = np.isnan(edge_d)
+    fail = too_near_road | too_far_road | near_wall
+    judge = unknown_road & ~fail
+    refs, compound = at.refs(hydrants), at.compound_refs(ctx, hydrants)
+    sev = severity(profile, rule)
+    out = []
+    for k in np.flatnonzero(fail | judge):
+        zh, en = [], []
+        measured = required = None
+        geometry = hg[k]
+        if too_near_road[k] or too_far_road[k]:
+            required = p["min_to_road_edge_m"] if too_near_road[k] else p["max_to_road_edge_m"]
+            measured, geometry = edge_d[k], edge_line[k]
+            zh.append(f"距道路边缘 {at.m(edge_d[k])} m，宜在 {at.m(p['min_to_road_edge_m'])}–{at.m(p['max_to_road_edge_m'])} m")
+            en.append(f"{at.m(edge_d[k])} m from the road edge, should be "
+                      f"{at.m(p['min_to_road_edge_m'])}-{at.m(p['max_to_road_edge_m'])} m")
+        if near_wall[k]:
+            if measured is None:
+                measured, required, geometry = wall_d[k], p["min_to_wall_m"], wall_line[k]
+            zh.append(f"距建筑外墙 {at.m(wall_d[k])} m，宜不小于 {at.m(p['min_to_wall_m'])} m")
+            en.append(f"{at.m(wall_d[k])} m from a building wall, should be >= {at.m(p['min_to_wall_m'])} m")
+        if judge[k]:
+            zh.append("无法判定距道路边缘：最近道路缺少路面宽度 roads.width_m" if len(roads) else "无法判定：无道路数据 roads")
+            en.append("cannot judge the road-edge distance: the nearest road has no width_m" if len(roads)
+                      else "cannot judge: no roads in the area")
+        out.append(Finding(rule=rule, verdict="fail" if fail[k] else "cannot_judge", subject_ref=refs[k],
+                           compound_ref=compound[k],
+                           measured=None if measured is None else round(float(measured), 2),
+                           required=required, unit="m", severity=sev,
+                           message=f"消火栓 {refs[k]} " + "；".join(zh),
+                           message_en=f"hydrant {refs[k]}: " + "; ".join(en), geometry=geometry))
+    return out
+
+
+def service_findings(ctx: Any) -> list[Finding]:
+    """HYD-SERVICE: hydrants marked out of service, low pressure or damaged (routed to 水利 when municipal).
+
+    Returns
+    -------
+    list of Finding
+        One ``fail`` per unusable hydrant; evidence the hydrant.
+    """
+    rule = "HYD-SERVICE"
+    profile: Profile = ctx.profile
+    hydrants = at.layer(ctx, "hydrants")
+    hydrants = hydrants[at.owned(ctx, hydrants)]
+    status = at.texts(hydrants, "status", "in_service")
+    bad = np.isin(status, list(UNUSABLE))
+    refs, compound, hg = at.refs(hydrants), at.compound_refs(ctx, hydrants), at.geoms(hydrants)
+    dept = _department(hydrants, rule_of(rule).department)
+    return [Finding(rule=rule, verdict="fail", subject_ref=refs[k], compound_ref=compound[k], unit="",
+                    severity=severity(profile, rule), department=dept[k],
+                    message=f"消火栓 {refs[k]} {UNUSABLE[status[k]][0]}，应修复",
+                    message_en=f"hydrant {refs[k]} is {UNUSABLE[status[k]][1]}", geometry=hg[k])
+            for k in np.flatnonzero(bad)]
+
+
+def check(ctx: Any) -> gpd.GeoDataFrame:
+    """All hydrant rules for the partition.
+
+    Parameters
+    ----------
+    ctx : CheckContext
+        Layers `hydrants`, `buildings`, `roads`, `parking`, `obstructions` in the metric CRS `ctx.crs`.
+
+    Returns
+    -------
+    GeoDataFrame
+        HYD-COVERAGE, HYD-SPACING, HYD-ACCESS, HYD-PLACEMENT and HYD-SERVICE findings.
+    """
+    return findings_frame([*coverage_findings(ctx), *spacing_findings(ctx), *access_findings(ctx),
+                           *placement_findings(ctx), *service_findings(ctx)], crs=ctx.crs)

@@ -1,0 +1,191 @@
+"""Hose-lay networks: road centre lines noded into a graph, multi-source shortest distances, straight hops."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import shapely
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components, dijkstra
+from shapely import STRtree
+
+#: Snap-rounding grid for noding (metres). A numerical tolerance, not a rule value: line ends that meet within
+#: this grid become one node, so walkways drawn "to" a road join it even with floating-point noise.
+NODING_GRID_M = 0.01
+
+
+@dataclass(frozen=True)
+class Network:
+    """A noded line network: `edges` (LineStrings), their end nodes `u`/`v` and `length`, `n_nodes` nodes and
+    the connected `piece` each node belongs to."""
+
+    edges: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+    length: np.ndarray
+    n_nodes: int
+    piece: np.ndarray
+    tree: STRtree
+
+    @property
+    def empty(self) -> bool:
+        return len(self.edges) == 0
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """Straight hops from geometries onto network edges: `item` (input index), `edge`, `hop` length and `along`
+    (distance of the landing point from the edge's start), one row per landing point."""
+
+    item: np.ndarray
+    edge: np.ndarray
+    hop: np.ndarray
+    along: np.ndarray
+
+
+def build_network(lines: object, *, grid_size: float = NODING_GRID_M) -> Network:
+    """Node line geometries into a graph.
+
+    Parameters
+    ----------
+    lines : array_like of shapely geometries
+        Centre lines (LineString / MultiLineString; others are ignored) in a metric CRS.
+    grid_size : float
+        Snap-rounding grid used while noding (see `NODING_GRID_M`).
+
+    Returns
+    -------
+    Network
+        Edges split at every crossing and shared end point, with integer end nodes and lengths.
+    """
+    geoms = np.asarray(lines, dtype=object).ravel()
+    geoms = geoms[~shapely.is_missing(geoms)]
+    parts = shapely.get_parts(geoms) if len(geoms) else np.empty(0, dtype=object)
+    parts = parts[np.isin(shapely.get_type_id(parts), (1, 2)) & ~shapely.is_empty(parts)]
+    if len(parts) == 0:
+        z = np.empty(0, dtype=int)
+        return Network(np.empty(0, dtype=object), z, z, np.empty(0), 0, z, STRtree([]))
+    noded = shapely.union_all(parts, grid_size=grid_size)
+    edges = shapely.get_parts(noded)
+    edges = edges[(shapely.get_type_id(edges) == 1) & (shapely.length(edges) > 0)]
+    ends = np.vstack([shapely.get_coordinates(shapely.get_point(edges, 0)),
+                      shapely.get_coordinates(shapely.get_point(edges, -1))])
+    nodes, inverse = np.unique(np.round(ends / grid_size).astype(np.int64), axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    n = len(edges)
+    u, v = inverse[:n], inverse[n:]
+    links = coo_matrix((np.ones(n), (u, v)), shape=(len(nodes), len(nodes)))
+    _, piece = connected_components(links, directed=False)
+    return Network(edges=edges, u=u, v=v, length=shapely.length(edges), n_nodes=len(nodes), piece=piece,
+                   tree=STRtree(edges))
+
+
+def attach(network: Network, geoms: object, *, max_hop: float, grid_size: float = NODING_GRID_M) -> Attachment:
+    """Straight hops from each geometry to its nearest network point(s), one per connected piece of the network
+    within `max_hop` (a walkway cut off from the roads does not trap a building next to it).
+
+    Parameters
+    ----------
+    network : Network
+    geoms : array_like of shapely geometries
+        Points (hydrants) or polygons (buildings: the hop starts at the nearest wall point).
+    max_hop : float
+        Longest straight hop considered (metres).
+    grid_size : float
+        Tolerance under which two landing points count as equally near (see `NODING_GRID_M`).
+
+    Returns
+    -------
+    Attachment
+        Ties (a wall parallel to a road is nearest along a whole stretch) give one row per end of the stretch.
+    """
+    geoms = np.asarray(geoms, dtype=object).ravel()
+    if network.empty or len(geoms) == 0:
+        z = np.empty(0)
+        return Attachment(z.astype(int), z.astype(int), z, z)
+    item, edge = network.tree.query(geoms, predicate="dwithin", distance=max_hop)
+    line = shapely.shortest_line(geoms[item], network.edges[edge])
+    hop = shapely.length(line)
+    # the hose leaves (joins) the network at the nearest point of each connected piece of it
+    piece = pd.DataFrame({"item": item, "piece": network.piece[network.u[edge]], "hop": hop})
+    nearest = hop <= piece.groupby(["item", "piece"])["hop"].transform("min").to_numpy() + grid_size
+    item, edge, hop, line = item[nearest], edge[nearest], hop[nearest], line[nearest]
+    along = shapely.line_locate_point(network.edges[edge], shapely.get_point(line, 1))
+    # A wall parallel to an edge is nearest along a whole stretch, and GEOS returns any one point of it; the
+    # stretch's ends are projections of the geometry's vertices, so those that are as near are landings too.
+    coords, owner = shapely.get_coordinates(geoms, return_index=True)
+    first = np.searchsorted(owner, np.arange(len(geoms)))
+    count = np.bincount(owner, minlength=len(geoms))
+    pair = np.repeat(np.arange(len(item)), count[item])
+    offset = np.arange(len(pair)) - np.repeat(np.cumsum(count[item]) - count[item], count[item])
+    vertex = shapely.points(coords[first[item[pair]] + offset])
+    t = shapely.line_locate_point(network.edges[edge[pair]], vertex)
+    h = shapely.distance(shapely.line_interpolate_point(network.edges[edge[pair]], t), geoms[item[pair]])
+    tie = h <= hop[pair] + grid_size
+    return Attachment(item=np.concatenate([item, item[pair[tie]]]), edge=np.concatenate([edge, edge[pair[tie]]]),
+                      hop=np.concatenate([hop, h[tie]]), along=np.concatenate([along, t[tie]]))
+
+
+def node_distances(network: Network, sources: Attachment) -> np.ndarray:
+    """Shortest distance from the nearest source to every node (multi-source Dijkstra through a super source).
+
+    Parameters
+    ----------
+    network : Network
+    sources : Attachment
+        The sources' hops onto the network; a source enters an edge at `along` and may walk either way.
+
+    Returns
+    -------
+    numpy.ndarray
+        Distance per node (hop + along the network), ``inf`` where unreachable.
+    """
+    n = network.n_nodes
+    if n == 0 or len(sources.item) == 0:
+        return np.full(n, np.inf)
+    e = sources.edge
+    rows = np.concatenate([network.u, network.v, np.full(2 * len(e), n)])
+    cols = np.concatenate([network.v, network.u, network.u[e], network.v[e]])
+    weights = np.concatenate([network.length, network.length,
+                              sources.hop + sources.along, sources.hop + network.length[e] - sources.along])
+    # parallel edges: keep the shortest (a sparse matrix would sum duplicates)
+    frame = pd.DataFrame({"r": rows, "c": cols, "w": weights}).groupby(["r", "c"], sort=False)["w"].min().reset_index()
+    graph = coo_matrix((frame["w"].to_numpy() + 0.0, (frame["r"].to_numpy(), frame["c"].to_numpy())),
+                       shape=(n + 1, n + 1)).tocsr()
+    return dijkstra(graph, directed=True, indices=n)[:n]
+
+
+def target_distances(network: Network, sources: Attachment, targets: Attachment, n_targets: int) -> np.ndarray:
+    """Hose-lay distance from the nearest source to each target: hop + along the network + hop.
+
+    Parameters
+    ----------
+    network : Network
+    sources, targets : Attachment
+        Hops of the sources (hydrants) and the targets (buildings) onto the network.
+    n_targets : int
+        Number of target geometries (the length of the result).
+
+    Returns
+    -------
+    numpy.ndarray
+        Distance per target, ``inf`` where no source reaches it along the network.
+    """
+    out = np.full(n_targets, np.inf)
+    if len(targets.item) == 0 or len(sources.item) == 0:
+        return out
+    dist = node_distances(network, sources)
+    e = targets.edge
+    via_nodes = targets.hop + np.minimum(dist[network.u[e]] + targets.along,
+                                         dist[network.v[e]] + network.length[e] - targets.along)
+    np.minimum.at(out, targets.item, via_nodes)
+    # source and target on the same edge: straight along it, no node in between
+    same = pd.merge(pd.DataFrame({"edge": sources.edge, "h_hop": sources.hop, "h_along": sources.along}),
+                    pd.DataFrame({"edge": targets.edge, "item": targets.item, "t_hop": targets.hop,
+                                  "t_along": targets.along}), on="edge")
+    if len(same):
+        direct = (same["h_hop"] + same["t_hop"] + (same["h_along"] - same["t_along"]).abs()).to_numpy()
+        np.minimum.at(out, same["item"].to_numpy(), direct)
+    return out

@@ -1,0 +1,345 @@
+"""Perimeter parking (traffic brigade): PARK-ENTRANCE, PARK-HYDRANT and PARK-LANE."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from shapely import STRtree
+from shapely.geometry.base import BaseGeometry
+from shapely.ops import substring
+
+from gis.checks import attributes as at
+from gis.checks.findings import Finding, findings_frame, severity
+from gis.checks.profiles import Profile
+
+#: Numerical tolerance of the configuration-space tests (metres): a gap exactly as wide as the truck passes.
+#: Not a rule value; it only keeps an erosion by exactly half the width from collapsing to nothing.
+TOLERANCE_M = 1e-3
+#: Bisection steps when measuring the clear width (the interval halves each step: mm precision on road widths).
+BISECTION_STEPS = 16
+
+
+def _parking(ctx: Any) -> gpd.GeoDataFrame:
+    frame = at.layer(ctx, "parking")
+    return frame[np.isin(at.texts(frame, "kind", ""), ("stall", "vehicle"))]
+
+
+def footprints(frame: gpd.GeoDataFrame, profile: Profile) -> np.ndarray:
+    """Parking footprints: polygons as drawn, points (observed vehicles) grown to the profile's point size."""
+    g = at.geoms(frame)
+    sizes = profile.get("LANE-CLEAR", "point_obstruction_size_m")
+    size = float(sizes.get("vehicle", sizes["other"]))
+    return np.where(shapely.get_dimensions(g) == 0, shapely.buffer(g, size / 2.0), g)
+
+
+# --- PARK-HYDRANT ---------------------------------------------------------------------------------------------
+
+
+def hydrant_findings(ctx: Any, parking: gpd.GeoDataFrame) -> list[Finding]:
+    """PARK-HYDRANT: a stall or vehicle within `clear_radius_m` of a hydrant (subject: the parking feature).
+
+    Returns
+    -------
+    list of Finding
+        One ``fail`` per parking feature; other_refs the hydrants, measured the least distance, evidence the
+        stall / vehicle.
+    """
+    rule = "PARK-HYDRANT"
+    profile: Profile = ctx.profile
+    radius = float(profile.get(rule, "clear_radius_m"))
+    hydrants = at.layer(ctx, "hydrants")
+    pg, hg = at.geoms(parking), at.geoms(hydrants)
+    if len(pg) == 0 or len(hg) == 0:
+        return []
+    p, h = STRtree(hg).query(pg, predicate="dwithin", distance=radius)
+    hits = pd.DataFrame({"p": p, "h": at.refs(hydrants)[h], "d": shapely.distance(pg[p], hg[h])})
+    refs, compound = at.refs(parking), at.compound_refs(ctx, parking)
+    kind = at.texts(parking, "kind", "vehicle")
+    out = []
+    for pi, group in hits.groupby("p", sort=True):
+        d = float(group["d"].min())
+        what_zh, what_en = ("车位", "stall") if kind[pi] == "stall" else ("车辆", "vehicle")
+        out.append(Finding(rule=rule, verdict="fail", subject_ref=refs[pi], compound_ref=compound[pi],
+                           other_refs=list(group["h"]), measured=round(d, 2), required=radius, unit="m",
+                           severity=severity(profile, rule),
+                           message=f"{what_zh} {refs[pi]} 距消火栓 {'、'.join(sorted(group['h']))} {at.m(d)} m，"
+                                   f"小于 {at.m(radius)} m",
+                           message_en=f"{what_en} {refs[pi]} is {at.m(d)} m from hydrant(s) "
+                                      f"{', '.join(sorted(group['h']))}; keep {at.m(radius)} m clear",
+                           geometry=pg[pi]))
+    return out
+
+
+# --- PARK-LANE ------------------------------------------------------------------------------------------------
+
+
+def lane_findings(ctx: Any, parking: gpd.GeoDataFrame) -> list[Finding]:
+    """PARK-LANE: a stall (kind stall) inside a compound drawn on a fire lane or an aerial area.
+
+    Returns
+    -------
+    list of Finding
+        One ``fail`` per stall overlapping (not merely touching) a lane or aerial area; other_refs what it
+        covers, measured the covered area (m²), evidence the covered part.
+    """
+    rule = "PARK-LANE"
+    profile: Profile = ctx.profile
+    stalls = parking[at.texts(parking, "kind", "") == "stall"]
+    sg = at.geoms(stalls)
+    zones = [(name, at.layer(ctx, name)) for name in ("fire_lanes", "aerial_areas")]
+    zg = np.concatenate([at.geoms(f) for _, f in zones])
+    zref = np.concatenate([at.refs(f) for _, f in zones])
+    zkind = np.concatenate([np.full(len(f), name, dtype=object) for name, f in zones])
+    if len(sg) == 0 or len(zg) == 0:
+        return []
+    inside = at.column(stalls, "compound_ref").notna().to_numpy().copy()
+    outlines = at.geoms(at.layer(ctx, "compounds"))
+    if len(outlines):
+        s_in, _ = STRtree(outlines).query(shapely.point_on_surface(sg), predicate="within")
+        inside[s_in] = True
+    s, z = STRtree(zg).query(sg, predicate="intersects")
+    keep = ~shapely.touches(sg[s], zg[z]) & inside[s]
+    s, z = s[keep], z[keep]
+    if len(s) == 0:
+        return []
+    hits = gpd.GeoDataFrame({"s": s, "ref": zref[z], "kind": zkind[z]},
+                            geometry=shapely.intersection(sg[s], zg[z]), crs=ctx.crs)
+    covered = hits[["s", "geometry"]].dissolve(by="s").geometry
+    refs, compound = at.refs(stalls), at.compound_refs(ctx, stalls)
+    out = []
+    for si, group in hits.groupby("s", sort=True):
+        lanes = sorted(group.loc[group["kind"] == "fire_lanes", "ref"])
+        areas = sorted(group.loc[group["kind"] == "aerial_areas", "ref"])
+        zh = "、".join(x for x in (f"消防车道 {'、'.join(lanes)}" if lanes else "",
+                                  f"登高操作场地 {'、'.join(areas)}" if areas else "") if x)
+        en = ", ".join(x for x in (f"fire lane {', '.join(lanes)}" if lanes else "",
+                                   f"aerial area {', '.join(areas)}" if areas else "") if x)
+        area = float(covered.loc[si].area)
+        out.append(Finding(rule=rule, verdict="fail", subject_ref=refs[si], compound_ref=compound[si],
+                           other_refs=lanes + areas, measured=round(area, 2), required=0.0, unit="m²",
+                           severity=severity(profile, rule),
+                           message=f"车位 {refs[si]} 施划在{zh}上（{at.m(area)} m²），应取消",
+                           message_en=f"stall {refs[si]} is drawn on {en} ({at.m(area)} m²)",
+                           geometry=covered.loc[si]))
+    return out
+
+
+# --- PARK-ENTRANCE --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Approach:
+    """The ground a truck needs to turn from a city road into a vehicle entrance.
+
+    `zone` is the road surface of the approach stretch (entrance width + approach length each side) joined to
+    the strip from the road to the gate; `sources` the road just beyond each end of the stretch (where a truck
+    arrives from), `target` the strip just inside the gate. Both extend one truck width beyond the zone, so an
+    erosion by half the truck width still reaches into them. `outside` is the zone without the part inside the
+    gate: parking there is perimeter parking (inside, it is a lane matter: LANE-CLEAR).
+    """
+
+    entrance: int
+    road: int
+    zone: BaseGeometry
+    outside: BaseGeometry
+    sources: BaseGeometry
+    target: BaseGeometry
+    upper: float
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(v)
+    return v / n if n > 0 else v
+
+
+def approaches(ctx: Any) -> tuple[list[Approach], pd.DataFrame]:
+    """Approach zones of the partition's vehicle entrances facing a city road.
+
+    Parameters
+    ----------
+    ctx : CheckContext
+
+    Returns
+    -------
+    (approaches, unmeasurable)
+        The zones, and the entrances whose nearest city road has no width (columns: entrance, radius) — their
+        approach cannot be drawn.
+    """
+    p = ctx.profile["PARK-ENTRANCE"]
+    truck, length = float(p["truck_width_m"]), float(p["approach_length_m"])
+    entrances = at.layer(ctx, "entrances")
+    entrances = entrances[at.texts(entrances, "kind", "vehicle") == "vehicle"]
+    roads = at.layer(ctx, "roads")
+    roads = roads[at.texts(roads, "kind", "city") == "city"]
+    eg = at.geoms(entrances)
+    if len(eg) == 0 or len(roads) == 0:
+        return [], pd.DataFrame({"entrance": [], "radius": []})
+    parts, owner = shapely.get_parts(shapely.line_merge(at.geoms(roads)), return_index=True)
+    half = at.numbers(roads, "width_m")[owner] / 2.0
+    e, r = STRtree(parts).query_nearest(eg, all_matches=False)
+    line, hw = parts[r], half[r]
+    width = at.numbers(entrances, "width_m")[e]
+    width = np.where(np.isnan(width) | (width <= 0), truck, width)
+    gap = shapely.distance(eg[e], line) - np.nan_to_num(hw)
+    facing = gap <= length
+    unknown = facing & np.isnan(hw)
+    unmeasurable = pd.DataFrame({"entrance": e[unknown], "radius": width[unknown] / 2.0 + length})
+    ok = np.flatnonzero(facing & ~np.isnan(hw) & (hw > 0))
+    s = shapely.line_locate_point(line[ok], eg[e[ok]])
+    foot = shapely.get_coordinates(shapely.line_interpolate_point(line[ok], s))
+    gate = shapely.get_coordinates(eg[e[ok]])
+    ahead = shapely.get_coordinates(shapely.line_interpolate_point(line[ok], s + truck))
+    behind = shapely.get_coordinates(shapely.line_interpolate_point(line[ok], s - truck))
+    out = []
+    # one zone per entrance: substring and polygon assembly have no array form
+    for k, i in enumerate(ok):
+        ln, h, w = line[i], float(hw[i]), float(width[i])
+        tangent = _unit(ahead[k] - behind[k])
+        normal = _unit(gate[k] - foot[k])
+        if not normal.any():
+            normal = np.array([-tangent[1], tangent[0]])
+        across = np.array([-normal[1], normal[0]])
+        a, b = s[k] - w / 2.0 - length, s[k] + w / 2.0 + length
+        road = substring(ln, max(a - truck, 0.0), min(b + truck, ln.length)).buffer(h, cap_style="flat")
+        inner = gate[k] + normal * truck
+        strip = shapely.Polygon([foot[k] + across * w / 2, gate[k] + across * w / 2 + normal * truck,
+                                 gate[k] - across * w / 2 + normal * truck, foot[k] - across * w / 2])
+        target = shapely.Polygon([gate[k] + across * w / 2, inner + across * w / 2,
+                                  inner - across * w / 2, gate[k] - across * w / 2])
+        # the road beyond each end of the stretch (none where the road itself ends within it)
+        ends = [substring(ln, max(x - truck, 0.0), x).buffer(h, cap_style="flat") for x in (a,) if x > 0]
+        ends += [substring(ln, y, min(y + truck, ln.length)).buffer(h, cap_style="flat")
+                 for y in (b,) if y < ln.length]
+        mouth = shapely.Polygon([foot[k] + across * w / 2, gate[k] + across * w / 2,
+                                 gate[k] - across * w / 2, foot[k] - across * w / 2])
+        out.append(Approach(entrance=int(e[i]), road=int(r[i]), zone=shapely.union(road, strip),
+                            outside=shapely.union(road, mouth), sources=shapely.union_all(ends), target=target,
+                            upper=max(w, 2 * h)))
+    return out, unmeasurable
+
+
+def passable(approach: Approach, obstacles: np.ndarray, radius: float) -> bool:
+    """Whether a truck of half-width `radius` can go from the road beyond the zone into the gate.
+
+    Configuration space: the zone eroded by `radius` minus the obstacles grown by `radius`; passable iff one of
+    its parts touches both a source and the target.
+    """
+    free = shapely.buffer(approach.zone, -radius)
+    if len(obstacles):
+        free = shapely.difference(free, shapely.buffer(shapely.union_all(obstacles), radius))
+    parts = shapely.get_parts(free)
+    return bool((shapely.intersects(parts, approach.sources) & shapely.intersects(parts, approach.target)).any())
+
+
+def clear_width(approach: Approach, obstacles: np.ndarray) -> float:
+    """The widest truck that can still turn in (twice the largest passable half-width), by bisection."""
+    lo, hi = 0.0, approach.upper / 2.0
+    if not passable(approach, obstacles, TOLERANCE_M):
+        return 0.0
+    for _ in range(BISECTION_STEPS):
+        mid = (lo + hi) / 2.0
+        lo, hi = (mid, hi) if passable(approach, obstacles, mid) else (lo, mid)
+    return round(2.0 * lo, 2)
+
+
+def entrance_findings(ctx: Any, parking: gpd.GeoDataFrame, owned: np.ndarray) -> list[Finding]:
+    """PARK-ENTRANCE: parking in the approach zone of a vehicle entrance that leaves a truck of `truck_width_m`
+    unable to turn from the city road into the gate (configuration-space reasoning as LANE-CLEAR).
+
+    The zone is the city-road surface in front of the entrance (entrance width + `approach_length_m` each
+    side) plus the strip from the road to the gate. An entrance the truck cannot reach even without parking
+    (a narrow road or gate) is a design matter, not a parking finding.
+
+    Parameters
+    ----------
+    ctx : CheckContext
+    parking : GeoDataFrame
+        Every stall and vehicle of the partition (a neighbour's entrance can be blocked by parking this
+        partition reports).
+    owned : bool array
+        Which of `parking` this partition reports on.
+
+    Returns
+    -------
+    list of Finding
+        ``fail`` per blocking parking feature (the ones that block on their own, else every one in the zone
+        when only together they block); measured the clear width left, evidence the stall / vehicle.
+        ``cannot_judge`` for parking near an entrance whose road has no width.
+    """
+    rule = "PARK-ENTRANCE"
+    profile: Profile = ctx.profile
+    truck = float(profile.get(rule, "truck_width_m"))
+    pg = footprints(parking, profile)
+    if len(pg) == 0:
+        return []
+    entrances = at.layer(ctx, "entrances")
+    erefs = at.refs(entrances)
+    prefs, compound = at.refs(parking), at.compound_refs(ctx, parking)
+    tree = STRtree(pg)
+    zones, unknown = approaches(ctx)
+    radius = truck / 2.0 - TOLERANCE_M
+    out: list[Finding] = []
+    blamed: dict[int, tuple[list[str], float]] = {}
+    for ap in zones:
+        inside = tree.query(ap.outside, predicate="intersects")
+        inside = inside[~shapely.touches(pg[inside], ap.outside)]
+        if len(inside) == 0 or passable(ap, pg[inside], radius) or not passable(ap, pg[:0], radius):
+            continue
+        alone = np.array([not passable(ap, pg[[j]], radius) for j in inside], dtype=bool)
+        culprits = inside[alone] if alone.any() else inside
+        clear = clear_width(ap, pg[inside])
+        for j in culprits:
+            names, worst = blamed.get(j, ([], np.inf))
+            blamed[j] = (names + [erefs[ap.entrance]], min(worst, clear))
+    for j, (names, clear) in sorted(blamed.items()):
+        if not owned[j]:
+            continue
+        out.append(Finding(
+            rule=rule, verdict="fail", subject_ref=prefs[j], compound_ref=compound[j], other_refs=names,
+            measured=clear, required=truck, unit="m", severity=severity(profile, rule),
+            message=f"{prefs[j]} 停放在出入口 {'、'.join(names)} 前，消防车转入净宽仅 {at.m(clear)} m（应≥{at.m(truck)} m）",
+            message_en=f"{prefs[j]} parked in front of entrance {', '.join(names)}: a fire truck turning in has "
+                       f"{at.m(clear)} m clear (needs {at.m(truck)} m)",
+            geometry=at.geoms(parking)[j]))
+    if len(unknown):
+        eg = at.geoms(entrances)
+        e_idx = unknown["entrance"].to_numpy(dtype=int)
+        ei, pj = tree.query(eg[e_idx], predicate="dwithin", distance=unknown["radius"].to_numpy())
+        near = pd.DataFrame({"p": pj, "e": erefs[e_idx[ei]]})
+        near = near[~near["p"].isin(list(blamed)) & owned[near["p"].to_numpy()]]
+        for j, group in near.groupby("p", sort=True):
+            names = sorted(set(group["e"]))
+            out.append(Finding(
+                rule=rule, verdict="cannot_judge", subject_ref=prefs[j], compound_ref=compound[j],
+                other_refs=names, required=truck, unit="m", severity=severity(profile, rule),
+                message=f"无法判定 {prefs[j]} 是否堵塞出入口 {'、'.join(names)}：城市道路缺少路面宽度 roads.width_m",
+                message_en=f"cannot judge whether {prefs[j]} blocks entrance {', '.join(names)}: the city road "
+                           f"has no width_m",
+                geometry=at.geoms(parking)[j]))
+    return out
+
+
+def check(ctx: Any) -> gpd.GeoDataFrame:
+    """PARK-ENTRANCE, PARK-HYDRANT and PARK-LANE for the partition's parking stalls and observed vehicles.
+
+    Parameters
+    ----------
+    ctx : CheckContext
+        Layers `parking`, `hydrants`, `entrances`, `roads`, `fire_lanes`, `aerial_areas`, `compounds` in the
+        metric CRS `ctx.crs`; the `profile`.
+
+    Returns
+    -------
+    GeoDataFrame
+        The findings, each on a parking feature owned by this partition.
+    """
+    parking = _parking(ctx)
+    owned = at.owned(ctx, parking)
+    mine = parking[owned]
+    return findings_frame([*entrance_findings(ctx, parking, owned), *hydrant_findings(ctx, mine),
+                           *lane_findings(ctx, mine)], crs=ctx.crs)

@@ -1,0 +1,187 @@
+"""Illegal structures: SEP-ILLEGAL / STRUCT-SEPARATION (too close to a building) and STRUCT-ON-LANE (occupation)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from shapely import STRtree
+
+from gis.checks import attributes as at
+from gis.checks.findings import Finding, findings_frame, severity
+from gis.checks.profiles import Profile
+from gis.checks.separation import building_hypotheses, required_range, structure_hypotheses, verdicts
+
+SEPARATION_RULES = ("SEP-ILLEGAL", "STRUCT-SEPARATION")
+ON_LANE = "STRUCT-ON-LANE"
+_GRADE_ZH = {"1": "一", "2": "二", "3": "三", "4": "四"}
+
+#: What a structure may not occupy, with the zh/en names used in messages.
+_ZONES = {
+    "fire_lanes": ("消防车道", "fire lane"),
+    "aerial_areas": ("登高操作场地", "aerial operation area"),
+    "entrances": ("出入口", "entrance"),
+    "walkways": ("疏散通道", "evacuation route"),
+}
+
+
+def _structures(ctx: Any) -> gpd.GeoDataFrame:
+    frame = at.layer(ctx, "illegal_structures")
+    standing = at.texts(frame, "status", "reported") != "demolished"
+    return frame[standing & at.owned(ctx, frame)]
+
+
+def separation_findings(ctx: Any, structures: gpd.GeoDataFrame) -> list[Finding]:
+    """SEP-ILLEGAL and STRUCT-SEPARATION: a structure (grade from its field, default 四) within the table 5.2.2
+    separation of any building.
+
+    Parameters
+    ----------
+    ctx : CheckContext
+    structures : GeoDataFrame
+        The partition's own standing illegal structures.
+
+    Returns
+    -------
+    list of Finding
+        Two findings per structure (one per rule, same content) that fails against at least one building
+        (``fail``) or whose verdict hangs on a building's missing height (``cannot_judge``); other_refs name
+        those buildings, measured is the least distance, the evidence the shortest lines to them.
+    """
+    profile: Profile = ctx.profile
+    buildings = at.layer(ctx, "buildings")
+    sg, bg = at.geoms(structures), at.geoms(buildings)
+    if len(sg) == 0 or len(bg) == 0:
+        return []
+    reach = float(at.separation_table(profile).max())
+    s, b = STRtree(bg).query(sg, predicate="dwithin", distance=reach)
+    distance = shapely.distance(sg[s], bg[b])
+    bh, height, _ = building_hypotheses(buildings, profile)
+    low, high = required_range(structure_hypotheses(structures, profile), s, bh, b, profile)
+    pairs = pd.DataFrame({"s": s, "b": b, "d": distance, "low": low, "high": high,
+                          "verdict": verdicts(distance, low, high)})
+    pairs = pairs[pairs["verdict"] != "pass"]
+    if pairs.empty:
+        return []
+    # the structure's verdict is its worst pair's; only the pairs of that verdict are named and drawn
+    pairs["worst"] = pairs.groupby("s")["verdict"].transform(lambda v: "fail" if (v == "fail").any() else "cannot_judge")
+    pairs = pairs[pairs["verdict"] == pairs["worst"]].sort_values(["s", "d"])
+    pairs["line"] = shapely.shortest_line(sg[pairs["s"].to_numpy()], bg[pairs["b"].to_numpy()])
+    brefs, srefs = at.refs(buildings), at.refs(structures)
+    pairs["bref"] = brefs[pairs["b"].to_numpy()]
+    groups = pairs.groupby("s", sort=True)
+    first = groups.first()
+    others = groups["bref"].agg(list)
+    lines = shapely.multilinestrings(pairs["line"].to_numpy(),
+                                     indices=pd.factorize(pairs["s"])[0])
+    compound = at.compound_refs(ctx, structures)
+    grade = at.texts(structures, "fire_resistance_grade", profile.get("SEPARATION", "default_structure_grade"))
+    grade_zh = np.vectorize(_GRADE_ZH.get, otypes=[object])(grade) if len(grade) else grade
+    unknown_height = np.isnan(height)
+    out = []
+    for k, (si, row) in enumerate(first.iterrows()):
+        names = others.loc[si]
+        if row["verdict"] == "fail":
+            required = row["low"]
+            msg = (f"违建 {srefs[si]}（{grade_zh[si]}级）距建筑 {'、'.join(names)} 最近 {at.m(row['d'])} m，"
+                   f"小于防火间距 {at.m(required)} m，应拆除或整改")
+            msg_en = (f"illegal structure {srefs[si]} (grade {grade[si]}) is {at.m(row['d'])} m from building(s) "
+                      f"{', '.join(names)}, within the {at.m(required)} m fire separation")
+        else:
+            required = row["high"]
+            missing = [brefs[x] for x in pairs.loc[pairs["s"] == si, "b"] if unknown_height[x]]
+            msg = (f"无法判定违建 {srefs[si]} 与建筑 {'、'.join(names)} 的防火间距（{at.m(row['d'])} m）："
+                   f"缺少建筑高度和层数 height_m/floors（{'、'.join(missing)}）")
+            msg_en = (f"cannot judge the separation of illegal structure {srefs[si]} from {', '.join(names)} "
+                      f"({at.m(row['d'])} m): height_m and floors missing for {', '.join(missing)}")
+        for rule in SEPARATION_RULES:
+            out.append(Finding(rule=rule, verdict=row["verdict"], subject_ref=srefs[si], compound_ref=compound[si],
+                               other_refs=names, measured=round(float(row["d"]), 3),
+                               required=round(float(required), 3), unit="m", severity=severity(profile, rule),
+                               message=msg, message_en=msg_en, geometry=lines[k]))
+    return out
+
+
+def _zones(ctx: Any) -> gpd.GeoDataFrame:
+    """Everything a structure may not occupy, as polygons/lines with their layer key and ref."""
+    parts = []
+    for name in ("fire_lanes", "aerial_areas"):
+        frame = at.layer(ctx, name)
+        parts.append(pd.DataFrame({"zone": name, "ref": at.refs(frame), "geometry": at.geoms(frame)}))
+    entrances = at.layer(ctx, "entrances")
+    radius = np.nan_to_num(at.numbers(entrances, "width_m")) / 2.0
+    points = at.geoms(entrances)
+    disks = np.where(radius > 0, shapely.buffer(points, radius), points)
+    parts.append(pd.DataFrame({"zone": "entrances", "ref": at.refs(entrances), "geometry": disks}))
+    roads = at.layer(ctx, "roads")
+    walk = roads[at.texts(roads, "kind", "city") == "walkway"]
+    half = np.nan_to_num(at.numbers(walk, "width_m")) / 2.0
+    surface = at.geoms(walk)
+    surface = np.where(half > 0, shapely.buffer(surface, half, cap_style="flat"), surface)
+    parts.append(pd.DataFrame({"zone": "walkways", "ref": at.refs(walk), "geometry": surface}))
+    frame = pd.concat(parts, ignore_index=True)
+    return gpd.GeoDataFrame(frame, geometry="geometry", crs=ctx.crs)
+
+
+def on_lane_findings(ctx: Any, structures: gpd.GeoDataFrame) -> list[Finding]:
+    """STRUCT-ON-LANE: a structure occupying a fire lane, an aerial area, a compound entrance (within half the
+    entrance width of its point; the point itself when the width is unknown) or an evacuation route (walkways
+    buffered by half their width; the centre line when the width is unknown).
+
+    Returns
+    -------
+    list of Finding
+        One ``fail`` per occupying structure; other_refs name what it occupies, measured is the occupied area
+        (m²), the evidence the occupied part.
+    """
+    profile: Profile = ctx.profile
+    zones = _zones(ctx)
+    sg, zg = at.geoms(structures), at.geoms(zones)
+    if len(sg) == 0 or len(zg) == 0:
+        return []
+    s, z = STRtree(zg).query(sg, predicate="intersects")
+    occupies = ~shapely.touches(sg[s], zg[z])
+    s, z = s[occupies], z[occupies]
+    if len(s) == 0:
+        return []
+    hits = gpd.GeoDataFrame({"s": s, "zone": zones["zone"].to_numpy()[z], "ref": zones["ref"].to_numpy()[z]},
+                            geometry=shapely.intersection(sg[s], zg[z]), crs=ctx.crs)
+    hits["area"] = hits.geometry.area
+    # overlapping zones (a lane under an aerial area) must not count the same ground twice
+    evidence = hits[["s", "geometry"]].dissolve(by="s").geometry
+    srefs, compound = at.refs(structures), at.compound_refs(ctx, structures)
+    rule = ON_LANE
+    out = []
+    for si, group in hits.groupby("s", sort=True):
+        what_zh = "、".join(f"{_ZONES[k][0]} {'、'.join(sorted(g['ref']))}" for k, g in group.groupby("zone"))
+        what_en = ", ".join(f"{_ZONES[k][1]} {', '.join(sorted(g['ref']))}" for k, g in group.groupby("zone"))
+        area = float(evidence.loc[si].area)
+        out.append(Finding(
+            rule=rule, verdict="fail", subject_ref=srefs[si], compound_ref=compound[si],
+            other_refs=list(group["ref"]), measured=round(area, 2), required=0.0, unit="m²",
+            severity=severity(profile, rule),
+            message=f"违建 {srefs[si]} 占用{what_zh}（占用面积 {at.m(area)} m²），应拆除",
+            message_en=f"illegal structure {srefs[si]} occupies {what_en} ({at.m(area)} m² occupied)",
+            geometry=evidence.loc[si]))
+    return out
+
+
+def check(ctx: Any) -> gpd.GeoDataFrame:
+    """SEP-ILLEGAL, STRUCT-SEPARATION and STRUCT-ON-LANE for the partition's own illegal structures.
+
+    Parameters
+    ----------
+    ctx : CheckContext
+        Layers `illegal_structures`, `buildings`, `fire_lanes`, `aerial_areas`, `entrances`, `roads` in the
+        metric CRS `ctx.crs`; the `profile`.
+
+    Returns
+    -------
+    GeoDataFrame
+        The findings (structures with status ``demolished`` are skipped).
+    """
+    structures = _structures(ctx)
+    return findings_frame([*separation_findings(ctx, structures), *on_lane_findings(ctx, structures)], crs=ctx.crs)
