@@ -122,10 +122,13 @@ def import_cmd(path: Path, layer: str, crs: str | None, mode: str, dry_run: bool
 def export_cmd(layer: str, fmt: str, output: Path, street: str | None, compound: str | None,
                crs: str | None) -> None:
     """Export a layer, optionally filtered by street or compound."""
-    from gis.exporter import export_layer
+    from gis.exporter import ExportError, export_layer
 
     ensure_schema()
-    n = export_layer(layer, fmt=fmt, path=output, street=street, compound=compound, crs=crs)
+    try:
+        n = export_layer(layer, fmt=fmt, path=output, street=street, compound=compound, crs=crs)
+    except ExportError as exc:
+        raise FirelaneError(str(exc)) from exc
     click.echo(f"exported 导出 {n} features → {output}")
 
 
@@ -134,10 +137,13 @@ def export_cmd(layer: str, fmt: str, output: Path, street: str | None, compound:
 @click.option("--user", default=None)
 def import_osm_cmd(path: Path, user: str | None) -> None:
     """Derive firelane layers from an OpenStreetMap extract (.osm.pbf / .osm / .osm.bz2)."""
-    from gis.osm import import_osm
+    from gis.osm import OsmImportError, import_osm
 
     ensure_schema()
-    report = import_osm(path, user=user or "osm-import", progress=True)
+    try:
+        report = import_osm(path, user=user or "osm-import", progress=sys.stderr.isatty())
+    except OsmImportError as exc:
+        raise FirelaneError(str(exc)) from exc
     click.echo(report.summary())
 
 
@@ -203,7 +209,8 @@ def serve_cmd(host: str | None, port: int | None) -> None:
 
     ensure_schema()
     settings = server_settings()
-    uvicorn.run(create_app(), host=host or settings.host, port=port or settings.port, log_level="info")
+    uvicorn.run(create_app(), host=host or settings.host, port=port or settings.port, log_level="info",
+                access_log=False)  # the app writes one structured JSON line per request
 
 
 @cli.command("demo")
@@ -218,6 +225,81 @@ def demo_cmd(district: str, scale: str, seed: int, host: str, port: int, no_serv
     from api.demo import run_demo
 
     run_demo(district=district, scale=scale, seed=seed, host=host, port=port, serve=not no_serve)
+
+
+# --- users (admin) ----------------------------------------------------------------------------------------------
+
+
+@cli.group()
+def user() -> None:
+    """用户管理 users, roles and API tokens of the HTTP service."""
+
+
+@user.command("add")
+@click.argument("username")
+@click.option("--role", required=True, type=click.Choice(
+    ["admin", "planner", "street_office", "traffic_brigade", "demolition", "fire_brigade", "viewer"]))
+@click.option("--street", "streets", multiple=True, help="street code 街道代码 (street_office; repeatable)")
+@click.option("--password", default=None, help="default: prompt")
+@click.option("--display-name", default=None)
+def user_add(username: str, role: str, streets: tuple[str, ...], password: str | None,
+             display_name: str | None) -> None:
+    """Add a user (password hashed with argon2)."""
+    from api.errors import ApiError
+    from api.users import create_user
+
+    ensure_schema()
+    if password is None:
+        password = click.prompt("密码 password", hide_input=True, confirmation_prompt=True)
+    try:
+        created = create_user(username, password, role=role, street_codes=list(streets), display_name=display_name)
+    except ApiError as exc:
+        raise FirelaneError(exc.description) from exc
+    click.echo(f"added 已添加 {created['username']} ({created['role']})")
+
+
+@user.command("list")
+def user_list() -> None:
+    """List users with role, streets and state."""
+    from api.users import list_users
+
+    ensure_schema()
+    for u in list_users():
+        state = "active" if u["active"] else "disabled"
+        click.echo(f"{u['username']}\t{u['role']}\t{','.join(u['street_codes']) or '-'}\t{state}")
+
+
+@user.command("disable")
+@click.argument("username")
+def user_disable(username: str) -> None:
+    """Disable a user and revoke its tokens (kept for the audit trail)."""
+    from api.errors import ApiError
+    from api.users import disable_user
+
+    ensure_schema()
+    try:
+        disable_user(username)
+    except ApiError as exc:
+        raise FirelaneError(exc.description) from exc
+    click.echo(f"disabled 已停用 {username}")
+
+
+@user.command("token")
+@click.argument("username")
+@click.option("--name", default="cli", show_default=True, help="label of the token")
+@click.option("--days", type=float, default=90, show_default=True, help="lifetime")
+def user_token_cmd(username: str, name: str, days: float) -> None:
+    """Issue an API token (printed once; only its hash is stored), e.g. for QGIS or GDAL."""
+    from api.errors import ApiError
+    from api.users import user_token
+
+    ensure_schema()
+    try:
+        token, expires = user_token(username, name=name, ttl_hours=days * 24)
+    except ApiError as exc:
+        raise FirelaneError(exc.description) from exc
+    click.echo(f"expires 过期 {expires}", err=True)
+    click.echo(token)
 
 
 def _os_user() -> str:

@@ -50,6 +50,39 @@ class CheckSettings(BaseSettings):
     workers: int = 1
 
 
+class AuthSettings(BaseSettings):
+    """Users, tokens and the login cookie of the HTTP service."""
+
+    model_config = SettingsConfigDict(env_prefix="FIRELANE_AUTH_")
+    token_ttl_hours: float = 12.0
+    cookie_name: str = "firelane_token"
+    cookie_secure: bool = False
+    token_cache_s: float = 5.0
+    login_window_s: float = 60.0
+
+
+class ApiSettings(BaseSettings):
+    """OGC API tuning: counts, caches, tiles, readiness."""
+
+    model_config = SettingsConfigDict(env_prefix="FIRELANE_API_")
+    count_cap: int = 1000
+    cache_max_age_s: int = 60
+    extent_cache_s: float = 60.0
+    tile_extent: int = 4096
+    tile_buffer: int = 64
+    readyz_timeout_s: float = 2.0
+
+
+@lru_cache
+def auth_settings() -> AuthSettings:
+    return AuthSettings()
+
+
+@lru_cache
+def api_settings() -> ApiSettings:
+    return ApiSettings()
+
+
 @lru_cache
 def home_settings() -> HomeSettings:
     return HomeSettings()
@@ -67,5 +100,5 @@ def server_settings() -> ServerSettings:
 
 def clear_caches() -> None:
     """Re-read settings from the environment (tests change FIRELANE_* between sessions)."""
-    for f in (home_settings, database_settings, server_settings):
+    for f in (home_settings, database_settings, server_settings, auth_settings, api_settings):
         f.cache_clear()

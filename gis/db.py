@@ -37,14 +37,24 @@ def _engine_for(url: str) -> Engine:
     )
 
 
+@lru_cache
+def _resolved_url() -> str:
+    return database_url()
+
+
 def get_engine() -> Engine:
-    """The process-wide engine (psycopg 3 driver)."""
-    return _engine_for(database_url())
+    """The process-wide engine (psycopg 3 driver).
+
+    The URL is resolved once per process (starting the managed PostGIS on first use); afterwards a stopped
+    database shows up as failing connections (the API answers 503), never as a silent restart.
+    """
+    return _engine_for(_resolved_url())
 
 
 def reset_engine() -> None:
-    """Forget cached engines (tests switch databases)."""
+    """Forget cached engines and the resolved URL (tests switch databases)."""
     _engine_for.cache_clear()
+    _resolved_url.cache_clear()
 
 
 @contextmanager

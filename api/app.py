@@ -1,0 +1,79 @@
+"""The FastAPI application: OGC API Features, vector tiles, edits, auth, users, checks, ledger and health."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware.gzip import GZipMiddleware
+
+from api import checks_api, edits, login, ogc, tiles, users
+from api.database import db_engine, forget_engine
+from api.errors import install_handlers
+from api.logging import AccessLogMiddleware, BodyLimitMiddleware, configure_logging
+from gis.config import api_settings, server_settings
+
+VERSION = "0.1.0"
+
+
+def _ping() -> None:
+    with db_engine().connect() as conn:
+        conn.execute(text("SET LOCAL statement_timeout = 1000"))
+        conn.execute(text("SELECT 1")).scalar_one()
+
+
+def _include_web_pages(app: FastAPI) -> None:
+    """The map pages (web/, api/web_routes.py) when that part of firelane is installed."""
+    try:
+        from api import web_routes
+    except ImportError as exc:
+        logging.getLogger("firelane.api").warning("map pages unavailable: %s", exc)
+        return
+    app.include_router(web_routes.router, include_in_schema=False)
+
+
+def create_app() -> FastAPI:
+    """Build the app (routes, error mapping, JSON access logs, gzip, body-size guard)."""
+    configure_logging()
+    forget_engine()
+    settings = server_settings()
+    app = FastAPI(
+        title="firelane 消防车道与小区消防隐患整治",
+        version=VERSION,
+        description="OGC API – Features (Parts 1, 2, 4) over the firelane layers, Mapbox vector tiles, rule "
+                    "checks and the hazards ledger. Authenticate with `Authorization: Bearer <token>` "
+                    "(POST /auth/login).",
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
+    install_handlers(app)
+
+    @app.get("/healthz", tags=["operations"], summary="The process is alive")
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok", "version": VERSION}
+
+    @app.get("/readyz", tags=["operations"], summary="The database answers (503 when it does not)")
+    async def readyz() -> JSONResponse:
+        try:
+            await asyncio.wait_for(run_in_threadpool(_ping), timeout=api_settings().readyz_timeout_s)
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            return JSONResponse({"status": "unavailable", "database": type(exc).__name__}, status_code=503,
+                                headers={"Retry-After": "5"})
+        return JSONResponse({"status": "ready", "database": "ok"})
+
+    for module in (ogc, edits, tiles, checks_api, login, users):
+        app.include_router(module.router)
+    _include_web_pages(app)
+    from api import web_routes  # map pages (/map/...), /login and /static (vendored Leaflet assets)
+
+    app.include_router(web_routes.router, include_in_schema=False)
+    app.add_middleware(GZipMiddleware, minimum_size=1000)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(AccessLogMiddleware)
+    return app

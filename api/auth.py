@@ -1,0 +1,274 @@
+"""Authentication (bearer tokens, login cookie, argon2 passwords) and the role/jurisdiction permission model."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from fastapi import Depends, Request
+from sqlalchemy import text
+
+from api.database import db_engine
+from api.errors import Forbidden, TooManyRequests, Unauthorized
+from gis.config import auth_settings, server_settings
+from gis.layers import LAYERS
+
+ROLES: tuple[str, ...] = (
+    "admin", "planner", "street_office", "traffic_brigade", "demolition", "fire_brigade", "viewer",
+)
+
+#: Layers each role may create/replace/update/delete (street offices only inside their streets).
+EDIT_LAYERS: dict[str, frozenset[str]] = {
+    "admin": frozenset(n for n, lay in LAYERS.items() if lay.editable),
+    "planner": frozenset(n for n, lay in LAYERS.items() if lay.editable),
+    "street_office": frozenset(n for n, lay in LAYERS.items() if lay.editable and n != "streets"),
+    "traffic_brigade": frozenset({"parking", "obstructions"}),
+    "demolition": frozenset({"illegal_structures"}),
+    "fire_brigade": frozenset({"hydrants"}),
+    "viewer": frozenset(),
+}
+
+#: Roles that may start check runs (street offices for their own streets only).
+CHECK_ROLES: frozenset[str] = frozenset({"admin", "planner", "street_office", "fire_brigade"})
+
+#: Ledger transitions: (from, to) → roles allowed; `dismissed` is reachable from any state.
+TRANSITIONS: dict[tuple[str, str], frozenset[str]] = {
+    ("open", "assigned"): frozenset({"admin", "street_office", "fire_brigade"}),
+    ("assigned", "rectifying"): frozenset({"admin", "street_office", "traffic_brigade", "demolition"}),
+    ("rectifying", "rectified"): frozenset({"admin", "street_office", "traffic_brigade", "demolition"}),
+    ("rectified", "verified"): frozenset({"admin", "fire_brigade"}),
+    ("passed_recheck", "verified"): frozenset({"admin", "fire_brigade"}),
+}
+DISMISS_ROLES: frozenset[str] = frozenset({"admin", "fire_brigade"})
+HAZARD_STATES: tuple[str, ...] = LAYERS["hazards"].field("status").choices or ()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is asking: user name, role and, for street offices, the street codes they cover."""
+
+    username: str
+    role: str
+    street_codes: tuple[str, ...] = ()
+    user_id: int | None = None
+    token_hash: str | None = field(default=None, repr=False)
+
+    @property
+    def scoped(self) -> bool:
+        """Whether reads and writes are limited to `street_codes` (street offices)."""
+        return self.role == "street_office"
+
+    def can_edit(self, layer: str) -> bool:
+        return layer in EDIT_LAYERS.get(self.role, frozenset())
+
+    def in_scope(self, street_code: str | None) -> bool:
+        return not self.scoped or (street_code is not None and street_code in self.street_codes)
+
+
+ANONYMOUS = Principal(username="anonymous", role="viewer")
+
+_hasher = PasswordHasher()
+_DUMMY_HASH = _hasher.hash("firelane-dummy-password")
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of `password`."""
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """Whether `password` matches; always spends one argon2 verification (no user-enumeration timing)."""
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def token_hash(token: str) -> str:
+    """The stored form of a bearer token (SHA-256; tokens are 256-bit random, so no salt is needed)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return "fl_" + secrets.token_urlsafe(32)
+
+
+# --- token lookup (with a short in-process cache) ----------------------------------------------------------------
+
+_cache: dict[str, tuple[float, Principal]] = {}
+_cache_lock = threading.Lock()
+
+
+def forget_tokens() -> None:
+    """Drop cached token lookups (after a user is disabled or a token revoked)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def cached_principal(token: str) -> Principal | None:
+    """The caller of a token looked up less than `token_cache_s` ago (no database access), else None."""
+    h = token_hash(token)
+    with _cache_lock:
+        hit = _cache.get(h)
+    if hit is not None and time.monotonic() - hit[0] < auth_settings().token_cache_s:
+        return hit[1]
+    return None
+
+
+def principal_for_token(token: str) -> Principal | None:
+    """The active user a valid, unexpired, unrevoked token belongs to, else None."""
+    hit = cached_principal(token)
+    if hit is not None:
+        return hit
+    h = token_hash(token)
+    now = time.monotonic()
+    with db_engine().connect() as conn:
+        row = conn.execute(text(
+            "SELECT u.id, u.username, u.role, u.street_codes FROM api_tokens t JOIN users u ON u.id = t.user_id "
+            "WHERE t.token_hash = :h AND NOT t.revoked AND u.active "
+            "AND (t.expires_at IS NULL OR t.expires_at > now())"
+        ), {"h": h}).first()
+    if row is None:
+        with _cache_lock:
+            _cache.pop(h, None)
+        return None
+    principal = Principal(username=row.username, role=row.role, street_codes=tuple(row.street_codes or ()),
+                          user_id=row.id, token_hash=h)
+    with _cache_lock:
+        if len(_cache) > 10_000:
+            _cache.clear()
+        _cache[h] = (now, principal)
+    return principal
+
+
+def request_token(request: Request) -> str | None:
+    """The bearer token from the Authorization header, else from the login cookie."""
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise Unauthorized("认证头格式应为 Authorization: Bearer <token> expected a bearer token")
+        return value.strip()
+    return request.cookies.get(auth_settings().cookie_name) or None
+
+
+def optional_principal(request: Request) -> Principal | None:
+    """The caller, None when no credentials were sent; 401 for a bad token (blocking: may query the database)."""
+    token = request_token(request)
+    if token is None:
+        return None
+    principal = principal_for_token(token)
+    if principal is None:
+        raise Unauthorized("令牌无效或已过期 invalid or expired token")
+    request.state.user = principal.username
+    return principal
+
+
+async def current_principal(request: Request) -> Principal:
+    """FastAPI dependency: the authenticated caller (anonymous viewer only when allow_anonymous is set).
+
+    A recently seen token is answered from the cache on the event loop; only a miss goes to a worker thread.
+    """
+    from starlette.concurrency import run_in_threadpool
+
+    token = request_token(request)
+    principal = cached_principal(token) if token is not None else None
+    if principal is not None:
+        request.state.user = principal.username
+        return principal
+    principal = await run_in_threadpool(optional_principal, request)
+    if principal is not None:
+        return principal
+    if server_settings().allow_anonymous:
+        request.state.user = ANONYMOUS.username
+        return ANONYMOUS
+    raise Unauthorized()
+
+
+def require_role(principal: Principal, roles: frozenset[str] | set[str], what: str) -> None:
+    if principal.role not in roles:
+        raise Forbidden(f"无权{what} role {principal.role!r} may not {what}")
+
+
+# --- login ------------------------------------------------------------------------------------------------------
+
+
+class LoginLimiter:
+    """Sliding-window attempt counter per (username, client address), in memory."""
+
+    def __init__(self) -> None:
+        self._attempts: dict[tuple[str, str], deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def hit(self, username: str, address: str) -> None:
+        """Record an attempt; raise TooManyRequests when the window is full."""
+        limit = server_settings().login_attempts_per_minute
+        window = auth_settings().login_window_s
+        now = time.monotonic()
+        key = (username.lower(), address)
+        with self._lock:
+            q = self._attempts.setdefault(key, deque())
+            while q and now - q[0] > window:
+                q.popleft()
+            if len(q) >= limit:
+                retry = max(1, int(window - (now - q[0])) + 1)
+                raise TooManyRequests("登录尝试过多, 请稍后再试 too many login attempts, try again later",
+                                      headers={"Retry-After": str(retry)})
+            q.append(now)
+            if len(self._attempts) > 100_000:
+                self._attempts = {k: v for k, v in self._attempts.items() if v and now - v[-1] <= window}
+
+    def reset(self, username: str, address: str) -> None:
+        with self._lock:
+            self._attempts.pop((username.lower(), address), None)
+
+
+login_limiter = LoginLimiter()
+
+
+def login(username: str, password: str, *, address: str, ttl_hours: float | None = None,
+          name: str = "login") -> tuple[str, datetime, Principal]:
+    """Check the password (rate-limited) and issue a token; returns (token, expires_at, principal)."""
+    login_limiter.hit(username, address)
+    with db_engine().connect() as conn:
+        row = conn.execute(text(
+            "SELECT id, username, role, street_codes, password_hash, active FROM users WHERE username = :u"
+        ), {"u": username}).first()
+    ok = verify_password(row.password_hash if row is not None else None, password)
+    if row is None or not ok or not row.active:
+        raise Unauthorized("用户名或密码错误 wrong user name or password")
+    login_limiter.reset(username, address)
+    token, expires = issue_token(row.id, name=name, ttl_hours=ttl_hours)
+    principal = Principal(username=row.username, role=row.role, street_codes=tuple(row.street_codes or ()),
+                          user_id=row.id, token_hash=token_hash(token))
+    return token, expires, principal
+
+
+def issue_token(user_id: int, *, name: str = "api", ttl_hours: float | None = None) -> tuple[str, datetime]:
+    """A new random token for `user_id` (stored hashed); `ttl_hours` defaults to the login lifetime."""
+    token = new_token()
+    hours = auth_settings().token_ttl_hours if ttl_hours is None else ttl_hours
+    expires = datetime.now(UTC) + timedelta(hours=hours)
+    with db_engine().begin() as conn:
+        conn.execute(text(
+            "INSERT INTO api_tokens (user_id, token_hash, name, expires_at) VALUES (:u, :h, :n, :e)"
+        ), {"u": user_id, "h": token_hash(token), "n": name[:100], "e": expires})
+    return token, expires
+
+
+def revoke_token(token_hash_value: str) -> None:
+    with db_engine().begin() as conn:
+        conn.execute(text("UPDATE api_tokens SET revoked = true WHERE token_hash = :h"), {"h": token_hash_value})
+    forget_tokens()
+
+
+#: Route parameter type for the authenticated caller.
+CurrentUser = Annotated[Principal, Depends(current_principal)]

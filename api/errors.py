@@ -1,0 +1,169 @@
+"""Typed API errors (pygeoapi style) and their mapping to HTTP status codes and JSON/HTML bodies."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from sqlalchemy import exc as sa_exc
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("firelane.api")
+
+
+class ApiError(Exception):
+    """An error the client can act on; `status` is the HTTP code, `code` a stable machine-readable name."""
+
+    status: int = 500
+    code: str = "ServerError"
+
+    def __init__(self, description: str, *, headers: dict[str, str] | None = None, **extra: Any) -> None:
+        super().__init__(description)
+        self.description = description
+        self.headers = headers or {}
+        self.extra = extra
+
+
+class BadRequest(ApiError):
+    status, code = 400, "InvalidParameterValue"
+
+
+class Unauthorized(ApiError):
+    status, code = 401, "NotAuthenticated"
+
+    def __init__(self, description: str = "需要登录 authentication required", **kw: Any) -> None:
+        kw.setdefault("headers", {"WWW-Authenticate": 'Bearer realm="firelane"'})
+        super().__init__(description, **kw)
+
+
+class Forbidden(ApiError):
+    status, code = 403, "Forbidden"
+
+
+class NotFound(ApiError):
+    status, code = 404, "NotFound"
+
+
+class Conflict(ApiError):
+    status, code = 409, "Conflict"
+
+
+class PreconditionFailed(ApiError):
+    status, code = 412, "PreconditionFailed"
+
+
+class PayloadTooLarge(ApiError):
+    status, code = 413, "PayloadTooLarge"
+
+
+class PreconditionRequired(ApiError):
+    status, code = 428, "PreconditionRequired"
+
+
+class TooManyRequests(ApiError):
+    status, code = 429, "TooManyRequests"
+
+
+class ServiceUnavailable(ApiError):
+    status, code = 503, "ServiceUnavailable"
+
+
+def wants_html(request: Request) -> bool:
+    """A browser asked (Accept: text/html before any JSON type) or the client said ?f=html."""
+    f = request.query_params.get("f")
+    if f:
+        return f.lower() == "html"
+    accept = request.headers.get("accept", "")
+    if "text/html" not in accept:
+        return False
+    html_at = accept.find("text/html")
+    json_at = min((i for i in (accept.find("json"),) if i >= 0), default=len(accept))
+    return html_at < json_at
+
+
+def error_response(request: Request, status: int, code: str, description: str,
+                   headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> Response:
+    """The error as JSON ({code, description}) or, for browsers, as an escaped HTML page."""
+    if wants_html(request):
+        from api.views import render
+
+        body = render(request, "error.html", status=status, code=code, description=description,
+                      login=status == 401)
+        return HTMLResponse(body, status_code=status, headers=headers)
+    payload: dict[str, Any] = {"code": code, "description": description}
+    if extra:
+        payload.update(extra)
+    return JSONResponse(payload, status_code=status, headers=headers)
+
+
+_DB_DOWN = "数据库暂不可用, 请稍后重试 database unavailable, try again shortly"
+
+
+def _db_error(exc: sa_exc.DBAPIError) -> tuple[int, str, str]:
+    """Status, code and message for a database error: connection trouble → 503, bad data → 400/409."""
+    import psycopg.errors as pge
+
+    orig = getattr(exc, "orig", None)
+    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError) or exc.connection_invalidated:
+        if isinstance(orig, pge.QueryCanceled):
+            return 503, "Timeout", "查询超时 query took too long"
+        return 503, "ServiceUnavailable", _DB_DOWN
+    if isinstance(orig, pge.UniqueViolation):
+        return 409, "Conflict", f"与已有要素冲突 conflicts with an existing feature: {orig.diag.message_detail or orig}"
+    if isinstance(orig, pge.ForeignKeyViolation):
+        return 409, "Conflict", f"引用冲突 reference conflict: {orig.diag.message_detail or orig}"
+    if isinstance(orig, pge.CheckViolation):
+        return 400, "InvalidValue", f"数值不符合约束 value violates a constraint: {orig.diag.constraint_name}"
+    if isinstance(orig, pge.DataError):
+        return 400, "InvalidValue", f"数据无效 invalid data: {str(orig).splitlines()[0]}"
+    return 500, "ServerError", "服务器内部错误 internal server error"
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Map ApiError, request validation, HTTP and database errors to clean JSON/HTML responses."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> Response:
+        return error_response(request, exc.status, exc.code, exc.description, exc.headers, exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        parts = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
+            parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+        return error_response(request, 400, "InvalidParameterValue",
+                              "参数无效 invalid parameters: " + "; ".join(parts))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        codes = {404: "NotFound", 405: "MethodNotAllowed", 401: "NotAuthenticated", 403: "Forbidden"}
+        text = str(exc.detail) if exc.detail else codes.get(exc.status_code, "error")
+        if exc.status_code == 404 and text == "Not Found":
+            text = "未找到 not found"
+        return error_response(request, exc.status_code, codes.get(exc.status_code, "HTTPError"), text,
+                              getattr(exc, "headers", None))
+
+    @app.exception_handler(sa_exc.DBAPIError)
+    async def _dbapi(request: Request, exc: sa_exc.DBAPIError) -> Response:
+        status, code, text = _db_error(exc)
+        if status >= 500:
+            log.warning("database error on %s %s: %s", request.method, request.url.path, exc.__class__.__name__)
+        return error_response(request, status, code, text, {"Retry-After": "5"} if status == 503 else None)
+
+    @app.exception_handler(sa_exc.TimeoutError)
+    async def _pool_timeout(request: Request, exc: sa_exc.TimeoutError) -> Response:
+        return error_response(request, 503, "ServiceUnavailable", "服务繁忙 server busy: no database connection free",
+                              {"Retry-After": "2"})
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        from gis.pgcluster import ClusterError
+
+        if isinstance(exc, ClusterError):
+            return error_response(request, 503, "ServiceUnavailable", _DB_DOWN, {"Retry-After": "5"})
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(request, 500, "ServerError", "服务器内部错误 internal server error")

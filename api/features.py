@@ -1,0 +1,328 @@
+"""OGC API Features logic, framework-free: parse item queries and answer them with GeoJSON built in SQL."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from api.auth import Principal
+from api.crs import DEFAULT, OutputCrs, bbox_storage_sql, geometry_sql, parse_bbox, parse_crs
+from api.errors import BadRequest
+from gis.config import api_settings, server_settings
+from gis.layers import Layer
+from gis.schema import TABLES
+from gis.store import layer_columns
+
+#: Query parameters of /items that are not property filters.
+RESERVED: frozenset[str] = frozenset({"f", "limit", "offset", "bbox", "bbox-crs", "crs", "datetime"})
+#: Store-managed columns reported as properties (after the user fields).
+MANAGED_PROPERTIES: tuple[str, ...] = ("extra", "version", "created_at", "updated_at", "updated_by")
+#: Decimal places of coordinates in degrees (~1 cm).
+DECIMALS = 7
+
+
+def property_columns(layer: Layer) -> list[str]:
+    """The columns a feature's `properties` carry, in order: user fields, compound_id, managed columns."""
+    cols = list(layer_columns(layer))
+    if "compound_id" in TABLES[layer.name].c:
+        cols.append("compound_id")
+    return cols + list(MANAGED_PROPERTIES)
+
+
+def filterable(layer: Layer) -> dict[str, str]:
+    """Property filters an items request accepts: column → declared type."""
+    out = {name: layer.field(name).type for name in layer_columns(layer)}
+    if "compound_id" in TABLES[layer.name].c:
+        out["compound_id"] = "int"
+    return {k: v for k, v in out.items() if v not in ("json", "timestamp")}
+
+
+def _properties_sql(layer: Layer, alias: str) -> str:
+    pairs = [f"'{c}', {alias}.{c}" for c in property_columns(layer)]
+    if len(pairs) <= 48:  # json_build_object takes at most 100 arguments
+        return f"json_build_object({', '.join(pairs)})"
+    chunks = [pairs[i:i + 48] for i in range(0, len(pairs), 48)]
+    return "(" + " || ".join(f"jsonb_build_object({', '.join(c)})" for c in chunks) + ")::json"
+
+
+def feature_sql(layer: Layer, crs: OutputCrs = DEFAULT, *, alias: str = "t") -> str:
+    """SQL for one GeoJSON Feature (json) of a row aliased `alias`, geometry in `crs` with 7 decimals."""
+    geom = geometry_sql(f"{alias}.geom", crs)
+    return (f"json_build_object('type', 'Feature', 'id', {alias}.id, "
+            f"'geometry', ST_AsGeoJSON({geom}, {DECIMALS}, 0)::json, "
+            f"'properties', {_properties_sql(layer, alias)})")
+
+
+def scope_sql(layer: Layer, principal: Principal, *, alias: str = "t") -> tuple[str | None, dict[str, Any]]:
+    """The jurisdiction filter for a street office (None for everybody else)."""
+    if not principal.scoped:
+        return None, {}
+    params = {"scope_streets": list(principal.street_codes)}
+    if "street_code" in TABLES[layer.name].c:
+        return f"{alias}.street_code = ANY(:scope_streets)", params
+    if layer.name == "streets":
+        return f"{alias}.ref = ANY(:scope_streets)", params
+    return f"{alias}.compound_id IN (SELECT id FROM compounds WHERE street_code = ANY(:scope_streets))", params
+
+
+# --- parsing ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ItemsQuery:
+    """A parsed /items request: paging, spatial/temporal/property filters and output CRS."""
+
+    limit: int
+    offset: int = 0
+    crs: OutputCrs = DEFAULT
+    bbox: tuple[float, float, float, float] | None = None
+    bbox_crs: OutputCrs = DEFAULT
+    where: list[str] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def _int(value: str, name: str) -> int:
+    try:
+        number = float(value)
+    except ValueError:
+        raise BadRequest(f"{name} 应为整数 {name} must be an integer, got {value!r}") from None
+    if not math.isfinite(number) or number != int(number):
+        raise BadRequest(f"{name} 应为整数 {name} must be an integer, got {value!r}")
+    return int(number)
+
+
+def clamp_limit(value: str | None) -> int:
+    """`limit` clamped to [1, max_limit] (never rejected unless it is not a number); default 10."""
+    settings = server_settings()
+    if value is None or value == "":
+        return settings.default_limit
+    return max(1, min(settings.max_limit, _int(value, "limit")))
+
+
+def _datetime(value: str, *, end: bool) -> datetime:
+    """An RFC 3339 instant (or a date: its first moment, or for an interval end, the next day's)."""
+    text_value = value.strip()
+    try:
+        if len(text_value) == 10:
+            day = date.fromisoformat(text_value)
+            moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            return moment + timedelta(days=1) if end else moment
+        moment = datetime.fromisoformat(text_value.replace("z", "Z"))
+    except ValueError:
+        raise BadRequest(f"datetime 格式无效 invalid datetime {value!r} (RFC 3339, e.g. 2024-05-01T00:00:00Z "
+                         f"or an interval a/b with .. for open ends)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def datetime_sql(layer: Layer, value: str, *, alias: str = "t") -> tuple[list[str], dict[str, Any]]:
+    """OGC `datetime` (instant, date or interval with `..` open ends) on the layer's timestamp field."""
+    column = layer.datetime_field
+    if column is None:
+        raise BadRequest(f"图层 {layer.name} 不支持时间过滤 layer {layer.name!r} has no datetime field")
+    col = f"{alias}.{column}"
+    if "/" not in value:
+        if len(value.strip()) == 10:
+            return [f"{col} >= :dt0", f"{col} < :dt1"], {"dt0": _datetime(value, end=False),
+                                                          "dt1": _datetime(value, end=True)}
+        return [f"{col} = :dt0"], {"dt0": _datetime(value, end=False)}
+    start, _, stop = value.partition("/")
+    clauses, params = [], {}
+    lo = None if start.strip() in ("", "..") else _datetime(start, end=False)
+    hi = None if stop.strip() in ("", "..") else _datetime(stop, end=True)
+    if lo is not None:
+        clauses.append(f"{col} >= :dt0")
+        params["dt0"] = lo
+    if hi is not None:
+        # a date end is exclusive of the next day; an instant end is inclusive
+        clauses.append(f"{col} < :dt1" if len(stop.strip()) == 10 else f"{col} <= :dt1")
+        params["dt1"] = hi
+    if lo is not None and hi is not None and lo > _datetime(stop, end=False):
+        raise BadRequest(f"datetime 区间起点晚于终点 interval start after its end: {value!r}")
+    if not clauses:
+        return [], {}
+    return clauses, params
+
+
+def _typed(value: str, kind: str, name: str) -> Any:
+    if kind == "int":
+        return _int(value, name)
+    if kind == "float":
+        try:
+            number = float(value)
+        except ValueError:
+            raise BadRequest(f"{name} 应为数字 {name} must be a number, got {value!r}") from None
+        if not math.isfinite(number):
+            raise BadRequest(f"{name} 须为有限数 {name} must be finite")
+        return number
+    if kind == "bool":
+        lowered = value.lower()
+        if lowered in ("true", "1", "yes"):
+            return True
+        if lowered in ("false", "0", "no"):
+            return False
+        raise BadRequest(f"{name} 应为 true/false {name} must be true or false, got {value!r}")
+    if kind == "date":
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise BadRequest(f"{name} 应为日期 {name} must be a date (YYYY-MM-DD), got {value!r}") from None
+    if len(value) > 1000:
+        raise BadRequest(f"{name} 过长 {name} is too long")
+    return value.replace("\x00", "")
+
+
+def parse_items_query(layer: Layer, query: Mapping[str, str] | Any, *,
+                      extra_params: Sequence[str] = ()) -> ItemsQuery:
+    """Parse /items query parameters (a Starlette QueryParams or a plain mapping); unknown names → 400."""
+    getlist = query.getlist if hasattr(query, "getlist") else (lambda k: [query[k]])
+    offset_raw = query.get("offset")
+    offset = 0 if offset_raw in (None, "") else max(0, _int(offset_raw, "offset"))
+    q = ItemsQuery(limit=clamp_limit(query.get("limit")), offset=offset,
+                   crs=parse_crs(query.get("crs"), param="crs"),
+                   bbox_crs=parse_crs(query.get("bbox-crs"), param="bbox-crs"))
+    if query.get("bbox-crs") is not None and query.get("bbox") is None:
+        raise BadRequest("bbox-crs 需与 bbox 一起使用 bbox-crs needs bbox")
+    if query.get("bbox") is not None:
+        q.bbox = parse_bbox(query["bbox"])
+        env, params = bbox_storage_sql(q.bbox, q.bbox_crs)
+        q.where.append(f"t.geom && {env}")
+        q.where.append(f"ST_Intersects(t.geom, {env})")
+        q.params.update(params)
+    if query.get("datetime") is not None:
+        clauses, params = datetime_sql(layer, query["datetime"])
+        q.where.extend(clauses)
+        q.params.update(params)
+    columns = filterable(layer)
+    for name in dict.fromkeys(query.keys()):
+        if name in RESERVED or name in extra_params:
+            continue
+        if name not in columns:
+            raise BadRequest(f"未知查询参数 unknown query parameter {name!r}; filters for {layer.name}: "
+                             f"{', '.join(sorted(columns))}")
+        values = [_typed(v, columns[name], name) for v in getlist(name)]
+        key = f"p_{name}"
+        q.where.append(f"t.{name} = ANY(:{key})")
+        q.params[key] = values
+    return q
+
+
+# --- answering --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Page:
+    """One page of features: the GeoJSON features array (text) and the paging facts."""
+
+    features: str
+    returned: int
+    has_next: bool
+    matched: int | None
+
+
+def _where(layer: Layer, q: ItemsQuery, principal: Principal) -> tuple[str, dict[str, Any]]:
+    clauses, params = list(q.where), dict(q.params)
+    scope, scope_params = scope_sql(layer, principal)
+    if scope:
+        clauses.append(scope)
+        params.update(scope_params)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def page_sql(layer: Layer, q: ItemsQuery, principal: Principal) -> tuple[str, str, dict[str, Any]]:
+    """The page query (features JSON text + rows fetched, limit+1 to detect a next page), the capped count
+    query, and their bind parameters."""
+    where, params = _where(layer, q, principal)
+    params.update(limit=q.limit, limit_plus=q.limit + 1, offset=q.offset, cap=api_settings().count_cap + 1)
+    page = (
+        f"SELECT coalesce(json_agg({feature_sql(layer, q.crs)} ORDER BY t.id) "
+        f"FILTER (WHERE t._rn <= :limit), '[]'::json)::text AS features, count(*) AS fetched "
+        f"FROM (SELECT row_number() OVER (ORDER BY s.id) AS _rn, s.* FROM ("
+        f"SELECT t.* FROM {layer.name} t{where} ORDER BY t.id LIMIT :limit_plus OFFSET :offset) s) t"
+    )
+    count = f"SELECT count(*) FROM (SELECT 1 FROM {layer.name} t{where} LIMIT :cap) c"
+    return page, count, params
+
+
+def items_page(conn: Connection, layer: Layer, q: ItemsQuery, principal: Principal) -> Page:
+    """A page of items ordered by id; numberMatched only when exact and cheap (last page or a capped count)."""
+    page_query, count_query, params = page_sql(layer, q, principal)
+    row = conn.execute(text(page_query), params).one()
+    returned = min(row.fetched, q.limit)
+    has_next = row.fetched > q.limit
+    matched: int | None = None
+    if not has_next and (returned > 0 or q.offset == 0):
+        matched = q.offset + returned
+    elif api_settings().count_cap > 0:
+        n = conn.execute(text(count_query), params).scalar_one()
+        matched = n if n < params["cap"] else None
+    return Page(features=row.features, returned=returned, has_next=has_next, matched=matched)
+
+
+def item(conn: Connection, layer: Layer, fid: int, principal: Principal,
+         crs: OutputCrs = DEFAULT) -> tuple[str, int] | None:
+    """One feature as GeoJSON text and its version, or None when absent or outside the caller's scope."""
+    scope, params = scope_sql(layer, principal)
+    sql = (f"SELECT {feature_sql(layer, crs)}::text AS feature, t.version FROM {layer.name} t "
+           f"WHERE t.id = :fid" + (f" AND {scope}" if scope else ""))
+    row = conn.execute(text(sql), {**params, "fid": fid}).first()
+    return (row.feature, row.version) if row is not None else None
+
+
+# --- collection metadata ----------------------------------------------------------------------------------------
+
+_extent_cache: dict[tuple[str, tuple[str, ...] | None], tuple[float, dict[str, Any]]] = {}
+_extent_lock = threading.Lock()
+
+
+def forget_extents() -> None:
+    with _extent_lock:
+        _extent_cache.clear()
+
+
+def layer_extent(conn: Connection, layer: Layer, principal: Principal) -> dict[str, Any]:
+    """Spatial (CRS84 bbox) and temporal extent of the rows the caller may see, cached for a minute.
+
+    Large unscoped tables use the planner's estimate (ST_EstimatedExtent) rather than a full scan.
+    """
+    key = (layer.name, principal.street_codes if principal.scoped else None)
+    now = time.monotonic()
+    with _extent_lock:
+        hit = _extent_cache.get(key)
+    if hit is not None and now - hit[0] < api_settings().extent_cache_s:
+        return hit[1]
+    scope, params = scope_sql(layer, principal)
+    where = f" WHERE {scope}" if scope else ""
+    box = None
+    if not principal.scoped:
+        rows = conn.execute(text("SELECT reltuples FROM pg_class WHERE oid = to_regclass(:t)"),
+                            {"t": layer.name}).scalar()
+        if rows is not None and rows > 100_000:
+            box = conn.execute(text(
+                "SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b) "
+                "FROM (SELECT ST_EstimatedExtent(:t, 'geom') AS b) x"), {"t": layer.name}).first()
+            box = box if box is not None and box[0] is not None else None
+    if box is None:
+        box = conn.execute(text(
+            f"SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b) "
+            f"FROM (SELECT ST_Extent(t.geom) AS b FROM {layer.name} t{where}) x"), params).first()
+    spatial: dict[str, Any] = {"crs": DEFAULT.uri}
+    if box is not None and box[0] is not None:
+        spatial["bbox"] = [[round(float(v), DECIMALS) for v in box]]
+    else:
+        spatial["bbox"] = [[-180.0, -90.0, 180.0, 90.0]]
+    extent: dict[str, Any] = {"spatial": spatial}
+    if layer.datetime_field:
+        col = layer.datetime_field
+        lo, hi = conn.execute(text(f"SELECT min(t.{col}), max(t.{col}) FROM {layer.name} t{where}"), params).one()
+        extent["temporal"] = {"interval": [[lo.isoformat() if lo else None, hi.isoformat() if hi else None]],
+                              "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"}
+    with _extent_lock:
+        _extent_cache[key] = (now, extent)
+    return extent

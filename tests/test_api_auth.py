@@ -1,0 +1,227 @@
+"""Users, tokens, login and the authorisation matrix (role x endpoint family, street-office jurisdictions)."""
+# ruff: noqa: F811 - pytest fixtures are imported from test_api_support and named as test arguments
+
+from __future__ import annotations
+
+import time
+
+import mapbox_vector_tile
+import pytest
+from sqlalchemy import text
+from test_api_support import PASSWORD, STREET_A, STREET_B, api, district, headers, make_user  # noqa: F401
+
+pytestmark = pytest.mark.db
+
+ROLES = ("admin", "planner", "street_a", "street_b", "traffic", "demolition", "fire", "viewer")
+
+
+def _building_in_a() -> dict:
+    x, y = 121.5020, 29.8020
+    ring = [[x, y], [x + 0.0002, y], [x + 0.0002, y + 0.0002], [x, y + 0.0002], [x, y]]
+    return {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
+            "properties": {"ref": "M-1", "floors": 3}}
+
+
+# --- login, tokens, users ---------------------------------------------------------------------------------------
+
+
+def test_login_with_json_gives_a_bearer_token_and_a_cookie(api, db):
+    make_user(db, "alice", "planner")
+    response = api.post("/auth/login", json={"username": "alice", "password": PASSWORD})
+    assert response.status_code == 200
+    token = response.json()["access_token"]
+    assert response.json()["user"]["role"] == "planner"
+    assert "firelane_token" in response.headers["set-cookie"] and "HttpOnly" in response.headers["set-cookie"]
+    assert api.get("/auth/me", headers={"Authorization": f"Bearer {token}"}).json()["username"] == "alice"
+    with db.connect() as conn:
+        stored = conn.execute(text("SELECT token_hash, expires_at FROM api_tokens WHERE name = 'login'")).one()
+    assert token not in stored.token_hash and stored.expires_at is not None  # stored hashed, with an expiry
+
+
+def test_form_login_sets_the_cookie_that_web_pages_use(api, db):
+    make_user(db, "bob", "viewer")
+    response = api.post("/auth/login", data={"username": "bob", "password": PASSWORD, "next": "/collections"},
+                        headers={"Accept": "text/html"}, follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/collections"
+    assert api.get("/collections").status_code == 200  # the client keeps the cookie
+    assert api.post("/auth/login", data={"username": "bob", "password": PASSWORD, "next": "//evil.example"},
+                    headers={"Accept": "text/html"}, follow_redirects=False).headers["location"] == "/"
+
+
+def test_wrong_password_unknown_user_and_disabled_user_are_401(api, db, headers):
+    make_user(db, "carol", "viewer")
+    assert api.post("/auth/login", json={"username": "carol", "password": "wrong-password"}).status_code == 401
+    assert api.post("/auth/login", json={"username": "nobody", "password": PASSWORD}).status_code == 401
+    assert api.delete("/users/carol", headers=headers["admin"]).status_code == 200
+    assert api.post("/auth/login", json={"username": "carol", "password": PASSWORD}).status_code == 401
+
+
+def test_login_attempts_are_rate_limited_per_user_and_address(api, db):
+    from gis.config import server_settings
+
+    make_user(db, "dave", "viewer")
+    limit = server_settings().login_attempts_per_minute
+    codes = [api.post("/auth/login", json={"username": "dave", "password": "nope-nope"}).status_code
+             for _ in range(limit + 1)]
+    assert codes[:limit] == [401] * limit
+    assert codes[limit] == 429
+    blocked = api.post("/auth/login", json={"username": "dave", "password": PASSWORD})
+    assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) > 0
+    make_user(db, "erin", "viewer")
+    assert api.post("/auth/login", json={"username": "erin", "password": PASSWORD}).status_code == 200
+
+
+def test_logout_revokes_the_token(api, db):
+    make_user(db, "frank", "viewer")
+    token = api.post("/auth/login", json={"username": "frank", "password": PASSWORD}).json()["access_token"]
+    h = {"Authorization": f"Bearer {token}"}
+    assert api.post("/auth/logout", headers=h).status_code == 200
+    assert api.get("/auth/me", headers=h).status_code == 401
+
+
+def test_admins_manage_users_and_tokens(api, headers):
+    new = {"username": "so-1", "password": "a-long-password", "role": "street_office", "street_codes": [STREET_B]}
+    created = api.post("/users", json=new, headers=headers["admin"])
+    assert created.status_code == 201 and created.json()["street_codes"] == [STREET_B]
+    assert "password" not in str(created.json())
+    assert api.post("/users", json=new, headers=headers["admin"]).status_code == 409
+    assert api.post("/users", json={**new, "username": "so-2", "street_codes": []},
+                    headers=headers["admin"]).status_code == 400
+    token = api.post("/users/so-1/tokens", json={"name": "qgis"}, headers=headers["admin"]).json()["access_token"]
+    h = {"Authorization": f"Bearer {token}"}
+    assert api.get("/auth/me", headers=h).json()["street_codes"] == [STREET_B]
+    assert api.patch("/users/so-1", json={"active": False}, headers=headers["admin"]).json()["active"] is False
+    assert api.get("/auth/me", headers=h).status_code == 401
+    names = [u["username"] for u in api.get("/users", headers=headers["admin"]).json()]
+    assert "so-1" in names and "admin" in names
+
+
+def test_the_user_cli_adds_lists_and_disables_users(db):
+    from click.testing import CliRunner
+
+    from api.cli import cli
+
+    runner = CliRunner()
+    added = runner.invoke(cli, ["user", "add", "grace", "--role", "street_office", "--street", STREET_A,
+                                "--password", "another-long-one"])
+    assert added.exit_code == 0, added.output
+    listed = runner.invoke(cli, ["user", "list"])
+    assert "grace" in listed.output and "street_office" in listed.output and STREET_A in listed.output
+    token = runner.invoke(cli, ["user", "token", "grace"])
+    assert token.exit_code == 0 and token.output.strip().splitlines()[-1].startswith("fl_")
+    assert runner.invoke(cli, ["user", "disable", "grace"]).exit_code == 0
+    assert "disabled" in runner.invoke(cli, ["user", "list"]).output
+    bad = runner.invoke(cli, ["user", "add", "heidi", "--role", "street_office", "--password", "long-enough-1"])
+    assert bad.exit_code != 0 and "street" in bad.output
+
+
+# --- the authorisation matrix -----------------------------------------------------------------------------------
+
+
+def test_anonymous_gets_401_except_on_public_endpoints(api, district):
+    for path in ("/", "/conformance", "/api", "/api.html", "/healthz", "/readyz", "/auth/login"):
+        assert api.get(path).status_code == 200, path
+    for path in ("/collections", "/collections/buildings", "/collections/buildings/items",
+                 f"/collections/buildings/items/{district.id('buildings', 'BA-0')}", "/tiles/buildings/0/0/0.mvt",
+                 "/hazards", "/checks/runs", "/users", "/auth/me"):
+        assert api.get(path).status_code == 401, path
+    assert api.post("/collections/buildings/items", json=_building_in_a()).status_code == 401
+
+
+def test_every_role_reads_items_but_street_offices_only_their_own(api, headers, district):
+    for role in ROLES:
+        fc = api.get("/collections/buildings/items?limit=100", headers=headers[role]).json()
+        streets = {f["properties"]["street_code"] for f in fc["features"]}
+        expected = {"street_a": {STREET_A}, "street_b": {STREET_B}}.get(role, {STREET_A, STREET_B})
+        assert streets == expected, role
+
+
+def test_a_street_office_gets_404_for_another_streets_compound_by_id(api, headers, district):
+    cb = district.id("compounds", "CB-1")
+    assert api.get(f"/collections/compounds/items/{cb}", headers=headers["street_a"]).status_code == 404
+    assert api.get(f"/collections/compounds/items/{cb}", headers=headers["street_b"]).status_code == 200
+    assert api.get(f"/collections/streets/items/{district.id('streets', STREET_B)}",
+                   headers=headers["street_a"]).status_code == 404
+    whole = "121.49,29.79,121.53,29.82"
+    refs = {f["properties"]["ref"] for f in api.get(f"/collections/compounds/items?bbox={whole}",
+                                                     headers=headers["street_a"]).json()["features"]}
+    assert refs == {"CA-1", "CA-2"}
+    coll = api.get("/collections/compounds", headers=headers["street_a"]).json()
+    assert coll["extent"]["spatial"]["bbox"][0][2] < 121.51  # the extent does not reveal street B
+
+
+def test_tiles_are_scoped_by_jurisdiction_for_every_role(api, headers, district):
+    # the z=12 tile holding both streets (121.50-121.52E, 29.80-29.81N)
+    url = "/tiles/buildings/12/3430/1692.mvt"
+    for role in ROLES:
+        response = api.get(url, headers=headers[role])
+        assert response.status_code == 200, (role, response.status_code)
+        refs = {f["properties"]["ref"] for f in mapbox_vector_tile.decode(response.content)["buildings"]["features"]}
+        if role == "street_a":
+            assert refs == {f"BA-{i}" for i in range(5)}
+        elif role == "street_b":
+            assert refs == {"BB-0"}
+        else:
+            assert refs == {f"BA-{i}" for i in range(5)} | {"BB-0"}
+
+
+EDIT_EXPECTED = {"admin": 201, "planner": 201, "street_a": 201, "street_b": 403, "traffic": 403,
+                 "demolition": 403, "fire": 403, "viewer": 403}
+
+
+def test_edit_rights_per_role(api, headers, district):
+    for role in ROLES:
+        response = api.post("/collections/buildings/items", json=_building_in_a(), headers=headers[role])
+        assert response.status_code == EDIT_EXPECTED[role], (role, response.text)
+    parking = {"type": "Feature", "properties": {"kind": "vehicle"},
+               "geometry": {"type": "Point", "coordinates": [121.5025, 29.8025]}}
+    assert api.post("/collections/parking/items", json=parking, headers=headers["traffic"]).status_code == 201
+    assert api.post("/collections/parking/items", json=parking, headers=headers["viewer"]).status_code == 403
+
+
+def _wait(api, h, run_id):
+    for _ in range(600):
+        doc = api.get(f"/checks/runs/{run_id}", headers=h).json()
+        if doc["status"] != "running":
+            return doc
+        time.sleep(0.1)
+    raise AssertionError("check run did not finish")
+
+
+CHECK_EXPECTED = {"admin": 202, "planner": 202, "street_a": 202, "street_b": 404, "traffic": 403,
+                  "demolition": 403, "fire": 202, "viewer": 403}
+
+
+def test_check_run_rights_per_role(api, headers, district):
+    for role in ROLES:
+        response = api.post("/checks/runs", json={"scope": "street", "street": STREET_A}, headers=headers[role])
+        assert response.status_code == CHECK_EXPECTED[role], (role, response.text)
+        if response.status_code == 202:
+            _wait(api, headers[role], response.json()["id"])
+    assert api.post("/checks/runs", json={"scope": "all"}, headers=headers["street_a"]).status_code == 403
+    runs_a = api.get("/checks/runs", headers=headers["street_b"]).json()["runs"]
+    assert runs_a == []  # street B sees no runs of street A
+
+
+TRANSITION_EXPECTED = {"admin": 200, "planner": 403, "street_a": 200, "street_b": 404, "traffic": 403,
+                       "demolition": 403, "fire": 200, "viewer": 403}
+
+
+def test_hazard_transition_rights_per_role(api, headers, district, db):
+    hid = district.id("hazards", "k-a")  # in street A
+    for role in ROLES:
+        with db.begin() as conn:
+            conn.execute(text("UPDATE hazards SET status = 'open' WHERE id = :i"), {"i": hid})
+        response = api.post(f"/hazards/{hid}/transition", json={"to": "assigned"}, headers=headers[role])
+        assert response.status_code == TRANSITION_EXPECTED[role], (role, response.text)
+    for role, code in (("street_a", 403), ("viewer", 403), ("fire", 200)):
+        response = api.post(f"/hazards/{hid}/transition", json={"to": "dismissed"}, headers=headers[role])
+        assert response.status_code == code, role
+
+
+def test_only_admins_manage_users(api, headers):
+    for role in ROLES:
+        assert api.get("/users", headers=headers[role]).status_code == (200 if role == "admin" else 403), role
+        new = {"username": f"u-{role}", "password": "long-password", "role": "viewer"}
+        assert api.post("/users", json=new, headers=headers[role]).status_code == (
+            201 if role == "admin" else 403), role

@@ -1,0 +1,64 @@
+"""Operability: health and readiness, JSON request logs, gzip, clean 503s across a PostgreSQL restart."""
+# ruff: noqa: F811 - pytest fixtures are imported from test_api_support and named as test arguments
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+from test_api_support import api, district, headers  # noqa: F401 - fixtures
+
+pytestmark = pytest.mark.db
+
+
+def test_healthz_and_readyz(api):
+    assert api.get("/healthz").json()["status"] == "ok"
+    ready = api.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["database"] == "ok"
+
+
+def test_every_request_is_logged_as_one_json_line_with_the_user(api, headers, district):
+    from api.logging import JsonFormatter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("firelane.access")
+    logger.addHandler(handler)
+    try:
+        api.get("/collections/buildings/items?limit=2", headers=headers["viewer"])
+        api.get("/collections/nope", headers=headers["viewer"])
+    finally:
+        logger.removeHandler(handler)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(r["method"], r["path"], r["status"], r["user"]) for r in lines] == [
+        ("GET", "/collections/buildings/items", 200, "viewer"), ("GET", "/collections/nope", 404, "viewer")]
+    assert all(isinstance(r["duration_ms"], float) and r["duration_ms"] >= 0 for r in lines)
+
+
+def test_large_responses_are_gzipped(api, headers, district):
+    response = api.get("/collections/buildings/items?limit=100", headers={**headers["viewer"],
+                                                                          "Accept-Encoding": "gzip"})
+    assert response.headers.get("content-encoding") == "gzip"
+    assert response.json()["numberReturned"] == 6
+
+
+def test_a_postgresql_restart_gives_clean_503s_then_recovers_without_restarting_the_app(api, headers, district):
+    from gis import pgcluster
+
+    url = "/collections/buildings/items"
+    assert api.get(url, headers=headers["viewer"]).status_code == 200
+    pgcluster.stop()
+    try:
+        down = api.get(url, headers=headers["viewer"])
+        assert down.status_code == 503
+        assert down.json()["code"] == "ServiceUnavailable" and "database" in down.json()["description"]
+        assert api.get("/readyz").status_code == 503
+        assert api.get("/healthz").status_code == 200
+    finally:
+        pgcluster.start()
+    back = api.get(url, headers=headers["viewer"])
+    assert back.status_code == 200 and back.json()["numberReturned"] == 6
+    assert api.get("/readyz").status_code == 200
