@@ -70,9 +70,6 @@ def create_app() -> FastAPI:
     for module in (ogc, edits, tiles, checks_api, login, users):
         app.include_router(module.router)
     _include_web_pages(app)
-    from api import web_routes  # map pages (/map/...), /login and /static (vendored Leaflet assets)
-
-    app.include_router(web_routes.router, include_in_schema=False)
     app.add_middleware(GZipMiddleware, minimum_size=1000)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
     app.add_middleware(AccessLogMiddleware)

@@ -1,0 +1,133 @@
+"""Routes of the map pages (/map/...), the login page (/login) and the vendored static assets (/static/...)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+
+from api.auth import ANONYMOUS, Principal, optional_principal
+from api.errors import Forbidden, NotFound, Unauthorized
+from gis.config import server_settings
+from gis.db import get_engine
+from web import pages
+from web.assets import STATIC_DIR
+from web.data import NotInScope
+
+router = APIRouter(tags=["pages"])
+
+_HTML_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+                 "Referrer-Policy": "same-origin"}
+
+
+def _headers() -> dict[str, str]:
+    """Page headers, with a Content-Security-Policy that lets the page reach only this server (and the
+    configured basemap's tile host): a second line of defence behind the escaping."""
+    return {**_HTML_HEADERS, "Content-Security-Policy": content_security_policy()}
+
+
+def content_security_policy() -> str:
+    from urllib.parse import urlsplit
+
+    from web.settings import map_settings
+
+    settings = map_settings()
+    tiles = {
+        "osm": f"{urlsplit(settings.osm_url).scheme}://{urlsplit(settings.osm_url).netloc}".replace("{s}.", "*."),
+        "tianditu": "https://*.tianditu.gov.cn",
+        "amap": "https://*.is.autonavi.com",
+    }.get(settings.basemap, "")
+    return ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+            f"img-src 'self' data: blob: {tiles}".rstrip() + "; connect-src 'self'; worker-src 'self' blob:; "
+            "font-src 'self' data:; object-src 'none'; base-uri 'self'; form-action 'self'; "
+            "frame-ancestors 'self'")
+
+
+def _login_redirect(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse("/login?next=" + quote(target, safe=""), status_code=303)
+
+
+def _viewer(request: Request) -> pages.Viewer | None:
+    """The signed-in user as a page viewer (street offices limited to their streets), None when not signed in."""
+    try:
+        principal: Principal | None = optional_principal(request)
+    except Unauthorized:
+        return None  # expired or revoked cookie: sign in again
+    if principal is None:
+        if not server_settings().allow_anonymous:
+            return None
+        principal = ANONYMOUS
+    return pages.Viewer(username=principal.username, role=principal.role,
+                        streets=tuple(principal.street_codes) if principal.scoped else None)
+
+
+def _page(request: Request, build) -> Response:
+    viewer = _viewer(request)
+    if viewer is None:
+        return _login_redirect(request)
+    try:
+        html = build(viewer)
+    except NotInScope as exc:
+        raise NotFound(f"未找到或不在辖区内 not found or outside your jurisdiction: {exc.args[0]}") from None
+    except pages.OutOfJurisdiction as exc:
+        raise Forbidden(f"不在您的辖区或权限内 outside your jurisdiction or role: {exc.args[0]}") from None
+    return HTMLResponse(html, headers=_headers())
+
+
+@router.get("/login", response_class=HTMLResponse, include_in_schema=False)
+def login_page(next: str = "/map") -> HTMLResponse:  # noqa: A002 - the conventional parameter name
+    safe = next if next.startswith("/") and not next.startswith("//") and "\\" not in next else "/map"
+    return HTMLResponse(pages.login_page(next_path=safe), headers=_headers())
+
+
+@router.get("/map", response_class=HTMLResponse, summary="地图首页 Map pages index")
+def index(request: Request) -> Response:
+    return _page(request, lambda v: pages.index_page(engine=get_engine(), viewer=v))
+
+
+@router.get("/map/streets/{street_code}", response_class=HTMLResponse, summary="街道隐患热力图 Street heatmap")
+def street(request: Request, street_code: str) -> Response:
+    return _page(request, lambda v: pages.street_page(street_code, engine=get_engine(), viewer=v))
+
+
+@router.get("/map/compounds/{ref:path}", response_class=HTMLResponse, summary="一小区一档 Compound file")
+def compound(request: Request, ref: str) -> Response:
+    return _page(request, lambda v: pages.compound_page(ref, engine=get_engine(), viewer=v))
+
+
+@router.get("/map/traffic", response_class=HTMLResponse, summary="交警 停车冲突 Parking conflicts")
+def traffic(request: Request, street: str | None = None) -> Response:
+    return _page(request, lambda v: pages.traffic_page(engine=get_engine(), viewer=v, street=street))
+
+
+@router.get("/map/demolition", response_class=HTMLResponse, summary="拆违清单 Illegal structures")
+def demolition(request: Request) -> Response:
+    return _page(request, lambda v: pages.demolition_page(engine=get_engine(), viewer=v))
+
+
+@router.get("/map/draw", response_class=HTMLResponse, summary="绘制消防车道 Draw fire lanes")
+def draw(request: Request) -> Response:
+    return _page(request, lambda v: pages.draw_page(engine=get_engine(), viewer=v))
+
+
+_STATIC_ROOT = STATIC_DIR.resolve()
+
+
+@router.get("/static/{path:path}", include_in_schema=False)
+def static(path: str) -> FileResponse:
+    """The vendored Leaflet assets and firelane's page CSS/JS (no CDN: pages work offline)."""
+    target = (_STATIC_ROOT / path).resolve()
+    if not target.is_relative_to(_STATIC_ROOT) or not target.is_file() or target.name.startswith("."):
+        raise NotFound("未找到 not found")
+    return FileResponse(target, headers={"Cache-Control": "public, max-age=3600",
+                                         "X-Content-Type-Options": "nosniff"},
+                        media_type=_media_type(target))
+
+
+def _media_type(path: Path) -> str | None:
+    return {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
+            ".svg": "image/svg+xml", ".png": "image/png", ".md": "text/plain; charset=utf-8",
+            "": "text/plain; charset=utf-8"}.get(path.suffix)

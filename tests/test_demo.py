@@ -1,0 +1,88 @@
+"""`firelane demo --no-serve`: the sample district is loaded and checked, and every printed page URL answers 200."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import socket
+import threading
+import time
+
+import pytest
+
+pytestmark = [pytest.mark.db, pytest.mark.slow]
+
+
+def _missing() -> str | None:
+    for module, names in (("gis.sample", ("generate", "load_sample")), ("gis.checks.runner", ("run_checks",))):
+        if importlib.util.find_spec(module) is None:
+            return module
+        mod = importlib.import_module(module)
+        if not all(hasattr(mod, n) for n in names):
+            return f"{module}.{'/'.join(names)}"
+    return None
+
+
+MISSING = _missing()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(MISSING is not None, reason=f"the demo needs {MISSING}, which is not written yet")
+def test_demo_loads_checks_and_serves_every_page(db):
+    import httpx
+    import uvicorn
+
+    from api.app import create_app
+    from api.demo import DEMO_USER, run_demo
+
+    port = _free_port()
+    lines: list[str] = []
+    result = run_demo(district="yinzhou", scale="s", seed=1, host="127.0.0.1", port=port, serve=False,
+                      out=lines.append)
+    printed = "\n".join(lines)
+    assert result.username == DEMO_USER
+    assert re.search(rf"password:\s+{re.escape(result.password)}$", printed, re.M)
+    assert result.counts["compounds"] > 0 and result.counts["hazards"] > 0
+    for url in result.urls.values():
+        assert url in printed
+    assert any("/map/streets/" in u for u in result.urls.values())
+    assert any("/map/compounds/" in u for u in result.urls.values())
+
+    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        with httpx.Client(timeout=60) as client:
+            login = client.post(f"{result.base_url}/auth/login",
+                                json={"username": result.username, "password": result.password})
+            assert login.status_code == 200, login.text
+            for label, url in result.urls.items():
+                r = client.get(url, headers={"Accept": "text/html"})
+                assert r.status_code == 200, (label, url, r.status_code, r.text[:300])
+                if "/map" in url or url.endswith("/login"):
+                    assert "https://" not in r.text, url  # pages load nothing from the internet
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_demo_rerun_resets_the_admin_password(db):
+    from api.auth import login
+    from api.demo import _demo_admin
+    from api.errors import Unauthorized
+
+    user, first = _demo_admin(engine=db)
+    _, second = _demo_admin(engine=db)
+    assert first != second
+    login(user, second, address="test-rerun")
+    with pytest.raises(Unauthorized):
+        login(user, first, address="test-rerun")

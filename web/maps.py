@@ -1,0 +1,193 @@
+"""Folium building blocks for firelane's pages: map, escaped GeoJSON layers, heatmap, clusters, vector tiles, page."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from html import escape
+from typing import Any
+
+import folium
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from branca.element import Element, Figure, MacroElement
+from folium import plugins
+from jinja2 import Template
+
+from web.assets import STATIC_URL, localise
+from web.basemap import add_basemap, to_display
+from web.settings import map_settings
+
+#: Yinzhou district centre, used only when a page has no data to fit
+DEFAULT_CENTER = (29.82, 121.55)
+
+STYLES: dict[str, dict[str, Any]] = {
+    "streets": {"color": "#555", "weight": 2, "dashArray": "6 4", "fill": False},
+    "compounds": {"color": "#1f5fa8", "weight": 2, "fillColor": "#1f5fa8", "fillOpacity": 0.06},
+    "buildings": {"color": "#6b6b6b", "weight": 1, "fillColor": "#b9b2a6", "fillOpacity": 0.7},
+    "fire_lanes": {"color": "#c0392b", "weight": 1, "fillColor": "#f5b041", "fillOpacity": 0.55},
+    "aerial_areas": {"color": "#8e44ad", "weight": 1, "fillColor": "#bb8fce", "fillOpacity": 0.5},
+    "illegal_structures": {"color": "#7b241c", "weight": 2, "fillColor": "#e74c3c", "fillOpacity": 0.6},
+    "parking": {"color": "#2e86c1", "weight": 1, "fillColor": "#5dade2", "fillOpacity": 0.6},
+    "obstructions": {"color": "#d35400", "weight": 2, "fillColor": "#e67e22", "fillOpacity": 0.8},
+    "ebike_sites": {"color": "#16a085", "weight": 1, "fillColor": "#48c9b0", "fillOpacity": 0.6},
+    "entrances": {"color": "#117a65", "weight": 2, "fillColor": "#1abc9c", "fillOpacity": 0.9},
+    "hydrants": {"color": "#922b21", "weight": 2, "fillColor": "#ff0000", "fillOpacity": 0.9},
+    "hazards": {"color": "#b03a2e", "weight": 3, "fillColor": "#ff5733", "fillOpacity": 0.35},
+    "roads": {"color": "#999", "weight": 2},
+    "conflicts": {"color": "#6a1b9a", "weight": 3, "fillColor": "#d500f9", "fillOpacity": 0.6},
+}
+
+
+def new_map(frames: Sequence[gpd.GeoDataFrame] = ()) -> folium.Map:
+    """An empty map (basemap per settings, none by default) fitted to the display bounds of `frames`."""
+    # no tile layer by default, so the map itself carries the zoom range (markercluster needs maxZoom)
+    m = folium.Map(location=DEFAULT_CENTER, zoom_start=14, tiles=None, control_scale=True,
+                   **{"maxZoom": 22, "minZoom": 3})
+    add_basemap(m)
+    bounds = display_bounds(frames)
+    if bounds is not None:
+        m.fit_bounds(bounds, padding=(20, 20), max_zoom=19)
+    return m
+
+
+def display_bounds(frames: Sequence[gpd.GeoDataFrame]) -> list[list[float]] | None:
+    boxes = [to_display(f.geometry.envelope).tolist() for f in frames if f is not None and not f.empty]
+    if not boxes:
+        return None
+    geoms = np.concatenate([np.asarray(b, dtype=object) for b in boxes])
+    x0, y0, x1, y1 = gpd.GeoSeries(geoms).total_bounds
+    return [[float(y0), float(x0)], [float(y1), float(x1)]]
+
+
+def feature_collection(frame: gpd.GeoDataFrame, properties: dict[str, pd.Series | np.ndarray]) -> dict:
+    """A GeoJSON FeatureCollection of `frame` in display coordinates carrying only `properties` (no raw fields)."""
+    geoms = to_display(frame.geometry)
+    gdf = gpd.GeoDataFrame({k: np.asarray(v, dtype=object) for k, v in properties.items()},
+                           geometry=gpd.GeoSeries(geoms), crs=None)
+    return json.loads(gdf.to_json(drop_id=True, na="null"))
+
+
+def geojson_layer(frame: gpd.GeoDataFrame, *, name: str, style: dict[str, Any], popup: pd.Series | None = None,
+                  tooltip: pd.Series | None = None, show: bool = True, limit: int | None = None,
+                  point_radius: int = 6) -> folium.FeatureGroup:
+    """A FeatureGroup with `frame` inlined as GeoJSON (at most `limit` features, default the settings' cap).
+
+    `popup`/`tooltip` are HTML strings built from escaped values (web.popups); no other attribute is inlined.
+    """
+    cap = limit if limit is not None else map_settings().max_inline_features
+    frame = frame.head(cap)
+    group = folium.FeatureGroup(name=name, show=show)
+    if frame.empty:
+        return group
+    props: dict[str, Any] = {}
+    if popup is not None:
+        props["popup"] = popup.reindex(frame.index).fillna("").to_numpy()
+    if tooltip is not None:
+        props["tooltip"] = tooltip.reindex(frame.index).fillna("").to_numpy()
+    data = feature_collection(frame, props)
+    marker = folium.CircleMarker(radius=point_radius, **_leaflet_style(style))
+    folium.GeoJson(
+        data, name=name, style_function=lambda _f, s=style: s, marker=marker,
+        popup=folium.GeoJsonPopup(fields=["popup"], labels=False, max_width=420) if popup is not None else None,
+        tooltip=folium.GeoJsonTooltip(fields=["tooltip"], labels=False) if tooltip is not None else None,
+    ).add_to(group)
+    return group
+
+
+def _leaflet_style(style: dict[str, Any]) -> dict[str, Any]:
+    keys = {"color": "color", "weight": "weight", "fillColor": "fill_color", "fillOpacity": "fill_opacity"}
+    return {keys[k]: v for k, v in style.items() if k in keys}
+
+
+def heat_layer(points: gpd.GeoSeries, weights: pd.Series, *, name: str) -> plugins.HeatMap:
+    """A leaflet.heat layer of `points` weighted by `weights` (scaled to 0..1 by the largest weight)."""
+    pts = to_display(points)
+    w = np.asarray(weights, dtype=float)
+    w = np.nan_to_num(w, nan=1.0)
+    top = float(w.max()) if len(w) and w.max() > 0 else 1.0
+    x = np.asarray([p.x for p in pts]) if len(pts) else np.array([])
+    y = np.asarray([p.y for p in pts]) if len(pts) else np.array([])
+    data = np.column_stack([y, x, np.clip(w / top, 0.05, 1.0)]).tolist() if len(pts) else []
+    return plugins.HeatMap(data, name=name, radius=28, blur=18, min_opacity=0.35, max_zoom=18, max=1.0)
+
+
+def cluster_layer(points: gpd.GeoSeries, popups: pd.Series, *, name: str, color: str,
+                  show: bool = True, radius: int = 7) -> folium.FeatureGroup:
+    """Clustered circle markers (leaflet.markercluster) for many points; popups are pre-escaped HTML."""
+    pts = to_display(points)
+    html = popups.reindex(points.index).fillna("").astype(str).tolist()
+    rows = [[p.y, p.x, h] for p, h in zip(pts, html, strict=True)]
+    callback = (
+        "function (row) { var m = L.circleMarker(new L.LatLng(row[0], row[1]), "
+        f"{{radius: {int(radius)}, color: {json.dumps(color)}, weight: 2, fillOpacity: 0.85}});"
+        " if (row[2]) { m.bindPopup(row[2], {maxWidth: 420}); } return m; }"
+    )
+    group = folium.FeatureGroup(name=name, show=show)  # FastMarkerCluster ignores `show`: the group carries it
+    plugins.FastMarkerCluster(rows, callback=callback, control=False,
+                              options={"maxClusterRadius": 40, "disableClusteringAtZoom": 19}).add_to(group)
+    return group
+
+
+def vector_tile_layer(collection: str, *, name: str, style: dict[str, Any], show: bool = False,
+                      min_zoom: int = 14) -> plugins.VectorGridProtobuf:
+    """A Leaflet.VectorGrid layer of the API's Mapbox vector tiles (/tiles/{collection}/{z}/{x}/{y}.mvt).
+
+    Used for large context layers instead of inlining them; tiles are in storage coordinates (no GCJ-02 shift),
+    so callers skip this layer under an AMap basemap.
+    """
+    leaflet_style = {**style, "fill": style.get("fill", "fillColor" in style)}
+    # built as a JS string: folium would camelize the dict keys, and the style key must be the MVT layer's name
+    options = {"vectorTileLayerStyles": {collection: leaflet_style}, "interactive": False, "minZoom": min_zoom,
+               "maxNativeZoom": 22, "maxZoom": 22}
+    options_js = json.dumps(options)[:-1] + ', "rendererFactory": L.canvas.tile}'
+    return plugins.VectorGridProtobuf(f"/tiles/{collection}/{{z}}/{{x}}/{{y}}.mvt", name, options_js, show=show)
+
+
+class InlineScript(MacroElement):
+    """JavaScript run after the map and the elements added before it exist (`{map}` is replaced by its variable)."""
+
+    _template = Template("{% macro script(this, kwargs) %}{{ this.js }}{% endmacro %}")
+
+    def __init__(self, js: str) -> None:
+        super().__init__()
+        self._name = "InlineScript"
+        self.js = js
+
+    def render(self, **kwargs: Any) -> None:
+        self.js = self.js.replace("{map}", self._parent.get_name())
+        super().render(**kwargs)
+
+
+def attribution_js(texts: Sequence[str]) -> str:
+    """JS that adds data-source attributions (escaped text) to the map's attribution control."""
+    return "".join(
+        f"{{map}}.attributionControl.addAttribution({json.dumps(escape(t))});" for t in dict.fromkeys(texts) if t
+    )
+
+
+def render_page(m: folium.Map, *, title: str, body_html: str, scripts: Sequence[str] = (),
+                inline_js: Sequence[str] = (), attributions: Sequence[str] = (), layer_control: bool = True,
+                css: Sequence[str] = ()) -> str:
+    """The full HTML page: folium's map (assets pointed at /static/vendor) plus firelane's header and side panel.
+
+    `title` is plain text (escaped here); `body_html` comes from an autoescaping template.
+    """
+    if layer_control:
+        folium.LayerControl(collapsed=False, position="topright").add_to(m)
+    fig: Figure = m.get_root()
+    fig.title = escape(title)
+    fig.header.add_child(Element('<meta name="viewport" content="width=device-width, initial-scale=1">'
+                                 '<link rel="icon" href="data:,">'), name="fl_viewport")
+    for i, href in enumerate([f"{STATIC_URL}/firelane/page.css", *css]):
+        fig.header.add_child(Element(f'<link rel="stylesheet" href="{escape(href)}"/>'), name=f"fl_css_{i}")
+    fig.html.add_child(Element(body_html), name="fl_body")
+    for i, src in enumerate(scripts):
+        fig.html.add_child(Element(f'<script src="{escape(src)}"></script>'), name=f"fl_js_{i}")
+    m.add_child(InlineScript(attribution_js(attributions)))
+    for js in inline_js:
+        m.add_child(InlineScript(js))
+    localise(fig)
+    html = fig.render()
+    return html.replace("<html>", '<html lang="zh-CN">', 1)

@@ -1,0 +1,37 @@
+"""Map page settings (FIRELANE_MAP_*): basemap choice and keys, inline-feature caps."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Basemap = Literal["none", "osm", "tianditu", "amap"]
+
+
+class MapSettings(BaseSettings):
+    """How map pages look: no basemap by default (works offline); OSM, Tianditu or AMap tiles when configured."""
+
+    model_config = SettingsConfigDict(env_prefix="FIRELANE_MAP_")
+    basemap: Basemap = "none"
+    tianditu_key: str | None = None
+    osm_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    #: most features a page inlines as GeoJSON per layer; beyond it layers go through vector tiles or clustering
+    max_inline_features: int = 3000
+    #: most rows a side-panel list shows (the map still shows everything in scope)
+    max_list_rows: int = 1000
+    #: most points a clustered marker layer carries
+    max_cluster_points: int = 20000
+
+    @model_validator(mode="after")
+    def _key_for_tianditu(self) -> MapSettings:
+        if self.basemap == "tianditu" and not self.tianditu_key:
+            raise ValueError("天地图底图需要密钥 the Tianditu basemap needs FIRELANE_MAP_TIANDITU_KEY")
+        return self
+
+
+@lru_cache
+def map_settings() -> MapSettings:
+    return MapSettings()
