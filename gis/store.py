@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -91,16 +92,80 @@ class WriteResult:
     deleted: int
 
 
-def _copy_value(value: object) -> object:
-    if value is None:
-        return None
-    if isinstance(value, float) and np.isnan(value):
-        return None
-    if value is pd.NaT:
-        return None
+#: Rows per COPY write (bounded buffers for huge frames).
+_COPY_CHUNK_ROWS = 20_000
+_COPY_NULL = "\\N"
+_JSON = json.JSONEncoder(ensure_ascii=False, default=str, check_circular=False)
+
+
+def _copy_escape(text: str) -> str:
+    """COPY text-format escaping: backslash, tab, newline and carriage return."""
+    if "\\" in text:
+        text = text.replace("\\", "\\\\")
+    if "\t" in text or "\n" in text or "\r" in text:
+        text = text.replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return text
+
+
+def _copy_scalar(value: object, as_json: bool = False) -> str:
+    """One value as COPY text (NULL for None/NaN/NaT/NA), formatted as psycopg would dump it."""
+    if value is None or value is pd.NaT or value is pd.NA:
+        return _COPY_NULL
     if isinstance(value, np.generic):
-        return value.item()
-    return value
+        value = value.item()
+    if isinstance(value, float) and np.isnan(value):
+        return _COPY_NULL
+    if as_json:
+        return _copy_escape(_JSON.encode(value))
+    if isinstance(value, str):
+        return _copy_escape(value)
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    return _copy_escape(str(value))
+
+
+def _copy_column(series: pd.Series, *, as_json: bool = False) -> np.ndarray:
+    """A frame column as an object array of COPY text cells (vectorised for numeric dtypes)."""
+    dtype = series.dtype
+    if not as_json and pd.api.types.is_float_dtype(dtype) and isinstance(dtype, np.dtype):
+        v = series.to_numpy(dtype=float)
+        out = np.array([repr(x) for x in v.tolist()], dtype=object) if len(v) else np.array([], dtype=object)
+        out[np.isnan(v)] = _COPY_NULL
+        return out
+    if not as_json and pd.api.types.is_integer_dtype(dtype) and isinstance(dtype, np.dtype):
+        return series.to_numpy().astype(str).astype(object)
+    if not as_json and pd.api.types.is_bool_dtype(dtype) and isinstance(dtype, np.dtype):
+        return np.where(series.to_numpy(), "t", "f").astype(object)
+    kind = "json" if as_json else pd.api.types.infer_dtype(series, skipna=True)
+    if kind in ("string", "empty"):  # text: escape only the cells that need it
+        values = series.astype(object).to_numpy(dtype=object).copy()
+        null = series.isna().to_numpy(dtype=bool)
+        values[null] = ""
+        special = np.fromiter(("\\" in v or "\t" in v or "\n" in v or "\r" in v for v in values.tolist()),
+                              dtype=bool, count=len(values))
+        for i in np.flatnonzero(special).tolist():
+            values[i] = _copy_escape(values[i])
+        values[null] = _COPY_NULL
+        return values
+    if kind == "boolean":  # True/False with gaps (object dtype)
+        values = series.astype(object).to_numpy(dtype=object)
+        null = pd.isna(values)
+        truth = np.where(null, False, values).astype(bool)
+        return np.where(null, _COPY_NULL, np.where(truth, "t", "f")).astype(object)
+    return np.array([_copy_scalar(v, as_json) for v in series.astype(object).tolist()], dtype=object)
+
+
+def _copy_extra(extras: list | None, n: int) -> np.ndarray:
+    if extras is None:
+        return np.full(n, "{}", dtype=object)
+    return np.array([_copy_escape(_JSON.encode(e)) if isinstance(e, dict) and e else "{}" for e in extras],
+                    dtype=object)
 
 
 def write_frame(
@@ -141,22 +206,18 @@ def write_frame(
     srid_ewkb = shapely.to_wkb(
         shapely.set_srid(np.asarray(frame.geometry.values), STORAGE_SRID), hex=True, include_srid=True
     )
-    extras = frame["extra"] if "extra" in frame.columns else pd.Series([{}] * len(frame), index=frame.index)
-    values = [frame[c].astype(object).tolist() for c in cols]
     json_cols = {c for c in cols if layer.field(c).type == "json"} if cols else set()
+    columns = [_copy_column(frame[c], as_json=c in json_cols) for c in cols]
+    extras = frame["extra"].tolist() if "extra" in frame.columns else None
+    columns.append(_copy_extra(extras, len(frame)))
+    columns.append(np.asarray(srid_ewkb, dtype=object))
+    columns.append(np.arange(len(frame)).astype(str).astype(object))
     raw = conn.connection.driver_connection
     with raw.cursor() as cur:
         with cur.copy(f"COPY {stage} ({', '.join([*cols, 'extra', 'geom', '_row'])}) FROM STDIN") as copy:
-            for i in range(len(frame)):
-                row = [_copy_value(v[i]) for v in values]
-                for j, c in enumerate(cols):
-                    if c in json_cols and row[j] is not None:
-                        row[j] = json.dumps(row[j], ensure_ascii=False)
-                extra = extras.iloc[i]
-                row.append(json.dumps(extra if isinstance(extra, dict) else {}, ensure_ascii=False, default=str))
-                row.append(srid_ewkb[i])
-                row.append(i)
-                copy.write_row(row)
+            for start in range(0, len(frame), _COPY_CHUNK_ROWS):
+                chunk = [c[start:start + _COPY_CHUNK_ROWS] for c in columns]
+                copy.write("".join(["\t".join(row) + "\n" for row in zip(*chunk, strict=True)]).encode("utf-8"))
     derive_links(conn, layer, table=stage)
     geom_sql = "ST_Multi(geom)" if layer.geometry.startswith("MULTI") else "geom"
     insert_cols = [*_link_columns(layer), *cols, "extra", "geom"]

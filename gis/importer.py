@@ -1,0 +1,253 @@
+"""All-or-nothing file import: read, validate every row, then write one layer in one transaction."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+import sqlalchemy.exc
+from sqlalchemy import Engine, text
+
+from gis.coords import CHINA_BOUNDS, CrsError, CrsSpec, parse_crs
+from gis.db import get_engine, transaction
+from gis.layers import Layer, UnknownLayerError, get_layer
+from gis.readers import ReadError, Source, read_source
+from gis.store import layer_columns, write_frame
+from gis.validate import Problem, Validated, validate_frame
+
+__all__ = ["ImportFailed", "ImportReport", "Problem", "import_file", "source_crs"]
+
+#: Formats whose files may lack a CRS and then mean WGS84 lon/lat (RFC 7946 GeoJSON, KML, CSV/XLSX lon/lat).
+_WGS84 = "EPSG:4326"
+
+
+class ImportFailed(Exception):
+    """An import refused as a whole: every problem found, each with its row (1-based) and field."""
+
+    def __init__(self, problems: Sequence[Problem]):
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+@dataclass
+class ImportReport:
+    """What an import read, kept and wrote."""
+
+    path: Path
+    layer: str
+    format: str
+    crs: str
+    features: int
+    inserted: int = 0
+    deleted: int = 0
+    mode: str = "append"
+    dry_run: bool = False
+    columns: dict[str, str] = field(default_factory=dict)
+    extra_columns: list[str] = field(default_factory=list)
+    ignored_columns: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    #: seconds per phase: read, validate, write (link + COPY + insert + audit)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """A short bilingual account with counts."""
+        layer = get_layer(self.layer)
+        lines = [f"导入 import {self.path.name} → {layer.label_zh} {self.layer} "
+                 f"({self.format}, 坐标系 CRS {self.crs})",
+                 f"读取要素 features read: {self.features}"]
+        if self.dry_run:
+            lines.append(f"试运行, 全部有效, 未写入 dry run: all {self.features} valid, nothing written")
+        else:
+            lines.append(f"写入 inserted: {self.inserted}" +
+                         (f", 替换删除 deleted (replace): {self.deleted}" if self.mode == "replace" else ""))
+        if self.columns:
+            lines.append("字段 fields: " + ", ".join(f"{c}→{f}" if c != f else f for c, f in self.columns.items()))
+        if self.extra_columns:
+            lines.append("附加列 (保存在 extra) extra columns kept: " + ", ".join(self.extra_columns))
+        if self.ignored_columns:
+            lines.append("忽略的列 ignored columns: " + ", ".join(self.ignored_columns))
+        lines.extend(f"注意 note: {n}" for n in self.notes)
+        lines.append(f"用时 time: {self.seconds:.2f} s")
+        return "\n".join(lines)
+
+
+def source_crs(source: Source, crs: str | int | CrsSpec | None) -> tuple[CrsSpec, list[str]]:
+    """The CRS to read `source` in: --crs, else the file's own, else WGS84 where the format allows it.
+
+    Raises ImportFailed when the CRS is unknown, or missing for a format that cannot default to WGS84.
+    """
+    notes: list[str] = []
+    try:
+        if crs is not None:
+            spec = parse_crs(crs)
+            if source.crs and not spec.shift:
+                own = parse_crs(source.crs)
+                if own.pyproj_crs != spec.pyproj_crs:
+                    notes.append(f"按 --crs {spec} 读取, 文件声明 {own} used --crs {spec}, the file says {own}")
+            return spec, notes
+        if source.crs:
+            return parse_crs(source.crs), notes
+    except CrsError as exc:
+        raise ImportFailed([Problem(None, "crs", str(exc))]) from exc
+    if source.lonlat_default:
+        b = shapely.bounds(source.geometry[~shapely.is_missing(source.geometry)]) if len(source.geometry) else None
+        if b is not None and len(b) and not (np.all(np.abs(b[:, [0, 2]]) <= 180) and np.all(np.abs(b[:, [1, 3]]) <= 90)):
+            raise ImportFailed([Problem(None, "crs",
+                                        "文件未声明坐标系且坐标不是经纬度, 请用 --crs 指定 the file declares no CRS and "
+                                        "its coordinates are not longitude/latitude: give --crs (e.g. EPSG:4549)")])
+        notes.append("文件未声明坐标系, 按 WGS84 经纬度 (EPSG:4326) 读取 the file declares no CRS: "
+                     "assumed EPSG:4326 (WGS84 longitude/latitude); use --crs gcj02 for AMap/Tencent picks")
+        return parse_crs(_WGS84), notes
+    raise ImportFailed([Problem(None, "crs",
+                                f"文件未声明坐标系, 请用 --crs 指定 the file declares no CRS ({source.format}): give --crs, "
+                                "e.g. --crs EPSG:4549 (CGCS2000 3° GK CM 120E) or --crs EPSG:4490")])
+
+
+def expected_bounds(conn, layer: Layer) -> tuple[float, float, float, float]:
+    """The streets layer's extent when the database has streets (and the import is not of streets), else China."""
+    if layer.name == "streets":
+        return CHINA_BOUNDS
+    try:
+        row = conn.execute(text(
+            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(geom) AS e FROM streets) s"
+        )).one()
+    except sqlalchemy.exc.ProgrammingError:  # a dry run before `firelane init`: no tables yet
+        return CHINA_BOUNDS
+    return CHINA_BOUNDS if row[0] is None else tuple(float(v) for v in row)
+
+
+def existing_ref_problems(conn, layer: Layer, refs: np.ndarray) -> list[Problem]:
+    """Rows whose ref is already in a unique-ref layer (compounds, streets)."""
+    present = [r for r in dict.fromkeys(refs.tolist()) if r is not None]
+    if not present:
+        return []
+    try:
+        found = set(conn.execute(text(f"SELECT ref FROM {layer.name} WHERE ref = ANY(:refs)"),
+                                 {"refs": present}).scalars())
+    except sqlalchemy.exc.ProgrammingError:  # no tables yet (dry run before `firelane init`)
+        return []
+    return [Problem(i + 1, "ref", f"编号已存在于数据库 ref {r!r} already exists in {layer.name}")
+            for i, r in enumerate(refs.tolist()) if r in found]
+
+
+def link_compounds(conn, layer: Layer, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Fill missing compound_ref (and street_code from the compound) in memory by `gis.store.derive_links`' rule.
+
+    A feature belongs to the smallest compound that its point-on-surface intersects; one STRtree query over
+    the whole frame replaces a per-row spatial subquery in the database. Rows whose compound has no ref, or
+    that lie in no compound, are left for the store's own derivation (street codes follow from compounds there).
+    """
+    if not layer.in_compound or "compound_ref" not in layer_columns(layer) or len(frame) == 0:
+        return frame
+    todo = np.flatnonzero(pd.isna(frame["compound_ref"].to_numpy(dtype=object))) if "compound_ref" in frame \
+        else np.arange(len(frame))
+    if todo.size == 0:
+        return frame
+    points = shapely.point_on_surface(frame.geometry.to_numpy()[todo])
+    minx, miny, maxx, maxy = shapely.total_bounds(points)
+    rows = conn.execute(text(
+        "SELECT ref, street_code, ST_AsBinary(geom), ST_Area(geom) FROM compounds "
+        "WHERE geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490)"), dict(x0=minx, y0=miny, x1=maxx, y1=maxy)).all()
+    if not rows:
+        return frame
+    refs = np.array([r[0] for r in rows], dtype=object)
+    streets = np.array([r[1] for r in rows], dtype=object)
+    areas = np.array([r[3] for r in rows], dtype=float)
+    tree = shapely.STRtree(shapely.from_wkb([bytes(r[2]) for r in rows]))
+    point_idx, compound_idx = tree.query(points, predicate="intersects")
+    if point_idx.size == 0:
+        return frame
+    order = np.lexsort((areas[compound_idx], point_idx))  # per point, smallest compound first
+    point_idx, compound_idx = point_idx[order], compound_idx[order]
+    first = np.r_[True, point_idx[1:] != point_idx[:-1]]
+    point_idx, compound_idx = point_idx[first], compound_idx[first]
+    keep = pd.notna(refs[compound_idx])
+    out = frame.copy()
+    values = (out["compound_ref"].to_numpy(dtype=object).copy() if "compound_ref" in out
+              else np.full(len(out), None, dtype=object))
+    values[todo[point_idx[keep]]] = refs[compound_idx[keep]]
+    out["compound_ref"] = values
+    if "street_code" in layer_columns(layer):  # the compound's street, as derive_links would take it
+        codes = (out["street_code"].to_numpy(dtype=object).copy() if "street_code" in out
+                 else np.full(len(out), None, dtype=object))
+        rows_linked = todo[point_idx[keep]]
+        street = streets[compound_idx[keep]]
+        fill = pd.isna(codes[rows_linked]) & pd.notna(street)
+        codes[rows_linked[fill]] = street[fill]
+        out["street_code"] = codes
+    return out
+
+
+def import_file(
+    path: str | Path,
+    *,
+    layer: str,
+    crs: str | int | CrsSpec | None = None,
+    mode: str = "append",
+    dry_run: bool = False,
+    source_layer: str | None = None,
+    user: str | None = None,
+    engine: Engine | None = None,
+) -> ImportReport:
+    """Import a GeoJSON / GeoPackage / Shapefile / KML / DXF / CSV / XLSX file into `layer`, all or nothing.
+
+    Every row is validated first; any problem raises ImportFailed with all problems (row, field, message) and
+    nothing is written. Otherwise the rows go through `gis.store.write_frame` in one transaction as `user`.
+    `dry_run` validates (against the database too) and writes nothing. `mode="replace"` empties the layer first.
+    """
+    started = time.perf_counter()
+    path = Path(path)
+    try:
+        target = get_layer(layer)
+    except UnknownLayerError as exc:
+        raise ImportFailed([Problem(None, "layer", str(exc))]) from exc
+    if mode not in ("append", "replace"):
+        raise ImportFailed([Problem(None, "mode", f"模式无效 mode must be append or replace, not {mode!r}")])
+    try:
+        source = read_source(path, layer=target, source_layer=source_layer)
+    except ReadError as exc:
+        raise ImportFailed([Problem(None, None, str(exc))]) from exc
+    timings = {"read": time.perf_counter() - started}
+    spec, notes = source_crs(source, crs)
+    engine = engine or get_engine()
+    with engine.connect() as conn:
+        bounds = expected_bounds(conn, target)
+    checked = validate_frame(source.frame, source.geometry, layer=target, crs=spec, bounds=bounds,
+                             geometry_errors=source.geometry_errors, name_limit=source.name_limit)
+    problems = list(checked.problems)
+    if target.unique_ref and mode == "append" and "ref" in checked.frame.columns:
+        with engine.connect() as conn:
+            problems.extend(existing_ref_problems(conn, target, checked.frame["ref"].to_numpy(dtype=object)))
+    if problems:
+        raise ImportFailed(sorted(problems, key=lambda p: p.sort_key))
+    timings["validate"] = time.perf_counter() - started - timings["read"]
+    report = _report(path, target, source, spec, checked, mode=mode, dry_run=dry_run, notes=[*source.notes, *notes])
+    if not dry_run:
+        try:
+            with transaction(user=user, engine=engine) as conn:
+                frame = link_compounds(conn, target, checked.frame)
+                result = write_frame(conn, target, frame, mode=mode, user=user)
+        except sqlalchemy.exc.DBAPIError as exc:  # a constraint validation did not foresee: still all-or-nothing
+            message = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise ImportFailed([Problem(None, None, f"数据库拒绝写入, 未写入任何数据 the database refused the "
+                                                    f"write, nothing written: {message}")]) from exc
+        report.inserted, report.deleted = result.inserted, result.deleted
+    report.seconds = time.perf_counter() - started
+    timings["write"] = report.seconds - timings["read"] - timings["validate"]
+    report.timings = timings
+    return report
+
+
+def _report(path: Path, layer: Layer, source: Source, spec: CrsSpec, checked: Validated, *, mode: str,
+            dry_run: bool, notes: list[str]) -> ImportReport:
+    return ImportReport(path=path, layer=layer.name, format=source.format, crs=str(spec),
+                        features=len(checked.frame), mode=mode, dry_run=dry_run,
+                        columns=dict(checked.columns.fields), extra_columns=list(checked.columns.extra),
+                        ignored_columns=list(checked.columns.ignored), notes=notes)

@@ -1,0 +1,254 @@
+"""Bad files are refused as a whole: every problem named by row and field, and the database left untouched."""
+
+from __future__ import annotations
+
+import json
+
+import ezdxf
+import geopandas as gpd
+import pyogrio
+import pytest
+import shapely
+from click.testing import CliRunner
+from conftest import table_counts
+
+from api.cli import cli
+from gis.importer import ImportFailed, import_file
+from gis.store import read_layer
+
+pytestmark = pytest.mark.db
+
+BOX = shapely.box(121.5, 29.8, 121.5002, 29.8002)
+
+
+def _geojson(path, rows, **members) -> None:
+    features = [{"type": "Feature", "properties": props,
+                 "geometry": geom if isinstance(geom, dict | None) else shapely.geometry.mapping(geom)}
+                for props, geom in rows]
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features, **members}, ensure_ascii=False),
+                    encoding="utf-8")
+
+
+@pytest.fixture
+def seeded(db, tmp_path):
+    """A database with a street, a compound and a building, so that 'unchanged' means something."""
+    _geojson(tmp_path / "s.geojson", [({"ref": "330212001", "name": "中河街道"}, shapely.box(121.4, 29.7, 121.7, 29.95))])
+    _geojson(tmp_path / "c.geojson", [({"ref": "C-1", "name": "幸福小区"}, shapely.box(121.5, 29.8, 121.51, 29.81))])
+    _geojson(tmp_path / "b.geojson", [({"ref": "B-0", "height_m": 9}, BOX)])
+    import_file(tmp_path / "s.geojson", layer="streets", engine=db)
+    import_file(tmp_path / "c.geojson", layer="compounds", engine=db)
+    import_file(tmp_path / "b.geojson", layer="buildings", engine=db)
+    return db
+
+
+def _refused(db, path, *, mode="append", **kwargs) -> list[str]:
+    """Import `path` expecting refusal (also in replace mode); the table counts must not move."""
+    before = table_counts(db)
+    with pytest.raises(ImportFailed) as err:
+        import_file(path, mode=mode, engine=db, **kwargs)
+    assert table_counts(db) == before
+    return [str(p) for p in err.value.problems]
+
+
+ROW_CASES = [
+    ("buildings", {"height_m": -2}, "第2行 height_m: 不能为负数 must not be negative (-2)"),
+    ("buildings", {"height_m": "高"}, "第2行 height_m: 不是数字 not a number (高)"),
+    ("buildings", {"height_m": 900}, "第2行 height_m: 超过最大值 700 above the maximum 700 (900)"),
+    ("buildings", {"floors": 0}, "第2行 floors: 小于最小值 1 below the minimum 1 (0)"),
+    ("buildings", {"floors": 2.5}, "第2行 floors: 不是整数 not an integer (2.5)"),
+    ("buildings", {"firewall": "也许"}, "第2行 firewall: 不是是/否值 not a yes/no value (也许)"),
+    ("buildings", {"fire_resistance_grade": "五级"}, "第2行 fire_resistance_grade: 不在可选值中 not one of 1, 2, 3, 4 (五级)"),
+    ("buildings", {"use": "castle"}, "第2行 use: 不在可选值中"),
+    ("buildings", {"name": "x" * 101}, "第2行 name: 过长 too long: 101 个字符 characters, 最多 at most 100"),
+    ("buildings", {"name": "bell\x07"}, "第2行 name: 含控制字符 contains a control character (U+0007)"),
+    ("buildings", {"备注": "esc\x1b[31m"}, "第2行 备注: 含控制字符 contains a control character (U+001B)"),
+    ("buildings", {"备注": "y" * 10_001}, "第2行 备注: 过长 too long: 10001"),
+    ("buildings", {"ref": "r" * 201}, "第2行 ref: 过长"),
+    ("buildings", {"ref": "B-1"}, "第2行 ref: 编号重复 duplicate ref 'B-1' (同 same as 第1行 row 1)"),
+    ("hydrants", {"inspected_at": "去年"}, "第2行 inspected_at: 不是日期 not a date (去年)"),
+    ("compounds", {"name": None}, "第2行 name: 必填, 不能为空 required value missing"),
+]
+
+
+@pytest.mark.parametrize("layer,props,message", ROW_CASES, ids=[c[2][:40] for c in ROW_CASES])
+def test_a_bad_value_is_reported_with_its_row_and_field(seeded, tmp_path, layer, props, message):
+    point = layer == "hydrants"
+    good = ({"ref": "B-1", "name": "一号楼"}, shapely.Point(121.5001, 29.8001) if point else BOX)
+    bad = ({"ref": "B-2", "name": "二号楼", **props}, shapely.Point(121.5001, 29.8001) if point else BOX)
+    if layer == "compounds":
+        good = ({"ref": "C-9", "name": "好"}, BOX)
+    _geojson(tmp_path / "bad.geojson", [good, bad])
+    for mode in ("append", "replace"):
+        problems = _refused(seeded, tmp_path / "bad.geojson", layer=layer, mode=mode)
+        assert any(p.startswith(message) for p in problems), problems
+        assert all(p.startswith("第2行") for p in problems), problems
+
+
+BOWTIE = shapely.Polygon([(121.5, 29.8), (121.501, 29.801), (121.501, 29.8), (121.5, 29.801)])
+GEOMETRY_CASES = [
+    (None, "第2行 geometry: 缺少几何或几何为空 geometry missing or empty"),
+    ({"type": "Polygon", "coordinates": []}, "第2行 geometry: 缺少几何或几何为空"),
+    (shapely.LineString([(121.5, 29.8), (121.51, 29.8)]),
+     "第2行 geometry: 几何类型错误 wrong geometry type LineString: 建筑 buildings 只接受 accepts Polygon, MultiPolygon"),
+    (BOWTIE, "第2行 geometry: 几何无效 invalid geometry: Self-intersection[121.5005 29.8005]"),
+    ({"type": "Polygon", "coordinates": [[[121.5, 29.8], [121.51, 29.8], [121.51, 29.81], [121.5, 29.82]]]},
+     "第2行 geometry: 几何无效: 环未闭合或点数不足 invalid geometry: ring not closed"),
+    (shapely.box(29.8, 121.5, 29.8002, 121.5002), "第2行 geometry: 经纬度疑似颠倒 latitude/longitude look swapped"),
+    (shapely.box(116.4, 39.9, 116.4002, 39.9002), "第2行 geometry: 超出预期范围约"),
+]
+
+
+@pytest.mark.parametrize("geometry,message", GEOMETRY_CASES, ids=[c[1][13:40] for c in GEOMETRY_CASES])
+def test_a_bad_geometry_is_reported_and_never_repaired(seeded, tmp_path, geometry, message):
+    _geojson(tmp_path / "bad.geojson", [({"ref": "B-1"}, BOX), ({"ref": "B-2"}, geometry)])
+    problems = _refused(seeded, tmp_path / "bad.geojson", layer="buildings")
+    assert problems and problems[0].startswith(message), problems
+    assert len(problems) == 1
+
+
+def test_the_extent_falls_back_to_china_without_streets(db, tmp_path):
+    _geojson(tmp_path / "h.geojson", [({"ref": "beijing"}, shapely.Point(116.4, 39.9)),
+                                      ({"ref": "paris"}, shapely.Point(2.35, 48.85))])
+    [problem] = _refused(db, tmp_path / "h.geojson", layer="hydrants")
+    assert problem.startswith("第2行 geometry: 超出预期范围约") and problem.endswith("km (x=2.35, y=48.85)")
+
+
+def test_every_problem_of_a_file_is_collected_in_row_order(seeded, tmp_path):
+    _geojson(tmp_path / "bad.geojson", [({"ref": "1", "height_m": -1}, BOX), ({"ref": "2"}, BOWTIE),
+                                        ({"ref": "3", "floors": "many", "height_m": 1e6}, None)])
+    problems = _refused(seeded, tmp_path / "bad.geojson", layer="buildings")
+    assert [p.split(":")[0] for p in problems] == ["第1行 height_m", "第2行 geometry", "第3行 floors",
+                                                   "第3行 geometry", "第3行 height_m"]
+
+
+def test_a_duplicate_ref_of_a_unique_layer_in_the_database_is_refused(seeded, tmp_path):
+    _geojson(tmp_path / "c.geojson", [({"ref": "C-2", "name": "新"}, BOX), ({"ref": "C-1", "name": "同名"}, BOX)])
+    assert _refused(seeded, tmp_path / "c.geojson", layer="compounds") == [
+        "第2行 ref: 编号已存在于数据库 ref 'C-1' already exists in compounds"]
+
+
+def test_a_missing_required_column_is_a_file_level_problem(seeded, tmp_path):
+    _geojson(tmp_path / "o.geojson", [({"ref": "O-1"}, BOX)])
+    problems = _refused(seeded, tmp_path / "o.geojson", layer="obstructions")
+    assert problems == ["kind: 缺少必填列 required column missing (accepted names: kind, type, 类型)"]
+
+
+def test_two_columns_for_one_field_are_ambiguous(seeded, tmp_path):
+    _geojson(tmp_path / "b.geojson", [({"ref": "B-1", "height_m": 3, "高度": 4}, BOX)])
+    assert _refused(seeded, tmp_path / "b.geojson", layer="buildings") == [
+        "height_m: 多个列对应同一字段 several columns map to this field: height_m, 高度"]
+
+
+def test_an_empty_file_is_refused_clearly(seeded, tmp_path):
+    _geojson(tmp_path / "empty.geojson", [])
+    assert _refused(seeded, tmp_path / "empty.geojson", layer="buildings") == ["文件中没有要素 the file has no features"]
+    (tmp_path / "empty.csv").write_text("ref,lon,lat\n", encoding="utf-8")
+    assert _refused(seeded, tmp_path / "empty.csv", layer="hydrants") == ["文件中没有要素 the file has no features"]
+    (tmp_path / "blank.csv").write_bytes(b"")
+    assert _refused(seeded, tmp_path / "blank.csv", layer="hydrants") == ["文件中没有要素 the file has no features"]
+
+
+def test_an_unreadable_file_is_refused(seeded, tmp_path):
+    (tmp_path / "junk.gpkg").write_bytes(b"\x00\x01not a geopackage" * 20)
+    [problem] = _refused(seeded, tmp_path / "junk.gpkg", layer="buildings")
+    assert problem.startswith("无法读取文件 cannot read junk.gpkg")
+    (tmp_path / "old.xls").write_bytes(b"\xd0\xcf\x11\xe0")
+    assert "save it as .xlsx" in _refused(seeded, tmp_path / "old.xls", layer="buildings")[0]
+    (tmp_path / "nocoords.csv").write_text("ref,name\n1,a\n", encoding="utf-8")
+    assert "no coordinate columns" in _refused(seeded, tmp_path / "nocoords.csv", layer="buildings")[0]
+
+
+@pytest.mark.parametrize("crs", ["EPSG:999999", "not-a-crs", "EPSG:4978"])
+def test_an_unknown_crs_is_refused(seeded, tmp_path, crs):
+    _geojson(tmp_path / "b.geojson", [({"ref": "B-1"}, BOX)])
+    [problem] = _refused(seeded, tmp_path / "b.geojson", layer="buildings", crs=crs)
+    assert problem.startswith("crs: 无法识别的坐标系 unknown CRS")
+
+
+@pytest.mark.filterwarnings("ignore:'crs' was not provided")
+def test_a_file_without_crs_is_refused_unless_it_is_geojson_kml_or_lon_lat_csv(seeded, tmp_path):
+    frame = gpd.GeoDataFrame({"ref": ["B-1"]}, geometry=[BOX], crs=None)
+    pyogrio.write_dataframe(frame, tmp_path / "b.gpkg")
+    [problem] = _refused(seeded, tmp_path / "b.gpkg", layer="buildings")
+    assert problem.startswith("crs: 文件未声明坐标系, 请用 --crs 指定 the file declares no CRS (GPKG)")
+    assert import_file(tmp_path / "b.gpkg", layer="buildings", crs="EPSG:4490", engine=seeded).inserted == 1
+    (tmp_path / "gk.csv").write_text("ref,x,y\nH1,650000,3306000\n", encoding="utf-8")
+    [problem] = _refused(seeded, tmp_path / "gk.csv", layer="hydrants")
+    assert "its coordinates are not longitude/latitude: give --crs" in problem
+
+
+def test_a_dxf_without_crs_is_refused(seeded, tmp_path):
+    doc = ezdxf.new("R2013")
+    doc.modelspace().add_lwpolyline([(0, 0), (9, 0), (9, 9), (0, 9)], close=True, dxfattribs={"layer": "建筑"})
+    doc.saveas(tmp_path / "plan.dxf")
+    [problem] = _refused(seeded, tmp_path / "plan.dxf", layer="buildings")
+    assert problem.startswith("crs: 文件未声明坐标系, 请用 --crs 指定 the file declares no CRS (DXF)")
+
+
+def test_an_unclosed_wkt_ring_is_reported_not_closed_for_you(seeded, tmp_path):
+    (tmp_path / "b.csv").write_text('ref,wkt\nB1,"POLYGON ((121.5 29.8, 121.501 29.8, 121.501 29.801))"\n',
+                                    encoding="utf-8")
+    assert _refused(seeded, tmp_path / "b.csv", layer="buildings") == [
+        "第1行 geometry: 几何无效: 环未闭合或点数不足 invalid geometry: ring not closed or too few points "
+        "(never repaired silently)"]
+
+
+def test_a_wrong_crs_puts_features_outside_the_extent(seeded, tmp_path):
+    (tmp_path / "gk.csv").write_text("ref,x,y\nH1,650000,3306000\n", encoding="utf-8")
+    [problem] = _refused(seeded, tmp_path / "gk.csv", layer="hydrants", crs="EPSG:32651")  # UTM 51N, not GK
+    assert problem.startswith("第1行 geometry: 超出预期范围约")
+    assert import_file(tmp_path / "gk.csv", layer="hydrants", crs="EPSG:4549", engine=seeded).inserted == 1
+
+
+def test_bad_csv_cells_name_their_data_row(seeded, tmp_path):
+    (tmp_path / "h.csv").write_text("ref,lon,lat,WKT\nH1,121.5,29.8,\nH2,东,29.8,\nH3,,,POLYGON((1 2\n"
+                                    "H4,121.5,29.8,POINT (121.6 29.8)\n", encoding="utf-8")
+    assert _refused(seeded, tmp_path / "h.csv", layer="hydrants") == [
+        "第2行 geometry: 坐标不是数字 coordinates are not numbers ('东', '29.8')",
+        "第3行 geometry: WKT 无法解析 WKT cannot be parsed ('POLYGON((1 2')",
+        "第4行 geometry: WKT 与坐标列不一致 the WKT and coordinate columns disagree",
+    ]
+
+
+def test_nul_and_other_control_characters_in_csv_cells_are_refused(seeded, tmp_path):
+    (tmp_path / "h.csv").write_bytes("ref,name,lon,lat\nH1,a\x00b,121.5,29.8\nH2,\"多行\n\t文本\",121.5,29.8\n"
+                                     "H3,\x0b,121.5,29.8\n".encode())
+    assert _refused(seeded, tmp_path / "h.csv", layer="entrances") == [
+        "第1行 name: 含控制字符 contains a control character (U+0000)",
+        "第3行 name: 含控制字符 contains a control character (U+000B)"]
+
+
+def test_dry_run_validates_and_writes_nothing(seeded, tmp_path):
+    _geojson(tmp_path / "b.geojson", [({"ref": "B-7", "height_m": 12}, BOX)])
+    before = table_counts(seeded)
+    report = import_file(tmp_path / "b.geojson", layer="buildings", dry_run=True, engine=seeded)
+    assert report.dry_run and report.features == 1 and report.inserted == 0
+    assert "nothing written" in report.summary()
+    assert table_counts(seeded) == before
+    _geojson(tmp_path / "bad.geojson", [({"ref": "B-7", "height_m": -12}, BOX)])
+    assert _refused(seeded, tmp_path / "bad.geojson", layer="buildings", dry_run=True) == [
+        "第1行 height_m: 不能为负数 must not be negative (-12)"]
+
+
+def test_cli_exits_non_zero_with_one_line_per_problem(seeded, tmp_path):
+    _geojson(tmp_path / "bad.geojson", [({"ref": "1", "height_m": -2}, BOX), ({"ref": "1"}, BOWTIE)])
+    before = table_counts(seeded)
+    result = CliRunner().invoke(cli, ["import", str(tmp_path / "bad.geojson"), "--layer", "buildings"])
+    assert result.exit_code != 0
+    lines = result.stderr.strip().splitlines()
+    assert lines[:3] == ["第1行 height_m: 不能为负数 must not be negative (-2)",
+                         "第2行 geometry: 几何无效 invalid geometry: Self-intersection[121.5005 29.8005] "
+                         "(不会自动修复 never repaired silently)",
+                         "第2行 ref: 编号重复 duplicate ref '1' (同 same as 第1行 row 1)"]
+    assert "nothing written (3 problems)" in lines[3]
+    assert table_counts(seeded) == before
+
+
+def test_cli_imports_a_good_file_and_prints_the_summary(seeded, tmp_path):
+    _geojson(tmp_path / "ok.geojson", [({"ref": "B-9", "height_m": 2}, BOX)])
+    result = CliRunner().invoke(cli, ["import", str(tmp_path / "ok.geojson"), "--layer", "buildings",
+                                      "--user", "carol"])
+    assert result.exit_code == 0, result.output
+    assert "inserted: 1" in result.stdout
+    got = read_layer("buildings", engine=seeded, where="t.ref = 'B-9'")
+    assert got["updated_by"].tolist() == ["carol"] and got["compound_ref"].tolist() == ["C-1"]
