@@ -4,62 +4,82 @@ from __future__ import annotations
 
 from gis.layers import LAYERS
 
-#: The acting user is passed per transaction with `SET LOCAL firelane.user = '...'` (see gis.db.acting_as).
-FUNCTIONS_SQL = r"""
+#: The acting user is passed per transaction with `SET LOCAL firelane.user = '...'` (see gis.db.transaction).
+ACTING_USER_SQL = "coalesce(nullif(current_setting('firelane.user', true), ''), current_user)"
+
+#: Updates bump the version and stamp who/when; inserts get the same stamps from column defaults
+#: (no row trigger on the bulk-insert path).
+TOUCH_SQL = f"""
 CREATE OR REPLACE FUNCTION firelane_touch() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  IF TG_OP = 'UPDATE' THEN
-    NEW.version := OLD.version + 1;
-    NEW.created_at := OLD.created_at;
-  END IF;
+  NEW.version := OLD.version + 1;
+  NEW.created_at := OLD.created_at;
   NEW.updated_at := now();
-  NEW.updated_by := coalesce(nullif(current_setting('firelane.user', true), ''), NEW.updated_by, current_user);
+  NEW.updated_by := {ACTING_USER_SQL};
   RETURN NEW;
-END $$;
-
-CREATE OR REPLACE FUNCTION firelane_audit() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE who text := coalesce(nullif(current_setting('firelane.user', true), ''), current_user);
-BEGIN
-  IF TG_OP = 'INSERT' THEN
-    INSERT INTO audit_log (layer, feature_id, action, version, changed_by, after)
-      SELECT TG_TABLE_NAME, n.id, 'insert', n.version, who, to_jsonb(n) - 'geom' FROM new_rows n;
-  ELSIF TG_OP = 'UPDATE' THEN
-    INSERT INTO audit_log (layer, feature_id, action, version, changed_by, before, after)
-      SELECT TG_TABLE_NAME, n.id, 'update', n.version, who,
-             (to_jsonb(o) - 'geom') || jsonb_build_object('geom', ST_AsEWKT(o.geom)),
-             (to_jsonb(n) - 'geom') || jsonb_build_object('geom', ST_AsEWKT(n.geom))
-      FROM new_rows n JOIN old_rows o ON o.id = n.id;
-  ELSE
-    INSERT INTO audit_log (layer, feature_id, action, version, changed_by, before)
-      SELECT TG_TABLE_NAME, o.id, 'delete', o.version, who,
-             (to_jsonb(o) - 'geom') || jsonb_build_object('geom', ST_AsEWKT(o.geom))
-      FROM old_rows o;
-  END IF;
-  RETURN NULL;
 END $$;
 """
 
 
+def _row_json(alias: str, columns: list[str], *, with_geom: bool) -> str:
+    """JSON of a row's attribute columns, built from an explicit column list.
+
+    `to_jsonb(row) - 'geom'` would first turn every geometry into GeoJSON and then drop it: on a 100k-row import
+    that alone costs seconds. Inserts need no geometry in the log (the row holds it, and the first update or
+    delete logs it as `before`); updates and deletes log it as EWKT.
+    """
+    cols = ", ".join(f"{alias}.{c}" for c in columns)
+    geom = f", ST_AsEWKT({alias}.geom) AS geom" if with_geom else ""
+    return f"(SELECT to_jsonb(r) FROM (SELECT {cols}{geom}) r)"
+
+
+def _columns(table: str) -> list[str]:
+    from gis.schema import TABLES
+
+    return [c.name for c in TABLES[table].c if c.name != "geom"]
+
+
 def trigger_sql(table: str) -> str:
-    """The triggers of one layer table (row-level touch, statement-level audit with transition tables)."""
+    """The triggers of one layer table: row-level touch on update, statement-level audit with transition tables."""
+    cols = _columns(table)
+    fn = f"firelane_audit_{table}"
     return f"""
-CREATE TRIGGER {table}_touch BEFORE INSERT OR UPDATE ON {table}
+CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE who text := {ACTING_USER_SQL};
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    INSERT INTO audit_log (layer, feature_id, action, version, changed_by, after)
+      SELECT '{table}', n.id, 'insert', n.version, who, {_row_json('n', cols, with_geom=False)} FROM new_rows n;
+  ELSIF TG_OP = 'UPDATE' THEN
+    INSERT INTO audit_log (layer, feature_id, action, version, changed_by, before, after)
+      SELECT '{table}', n.id, 'update', n.version, who,
+             {_row_json('o', cols, with_geom=True)}, {_row_json('n', cols, with_geom=True)}
+      FROM new_rows n JOIN old_rows o ON o.id = n.id;
+  ELSE
+    INSERT INTO audit_log (layer, feature_id, action, version, changed_by, before)
+      SELECT '{table}', o.id, 'delete', o.version, who, {_row_json('o', cols, with_geom=True)} FROM old_rows o;
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER {table}_touch BEFORE UPDATE ON {table}
   FOR EACH ROW EXECUTE FUNCTION firelane_touch();
 CREATE TRIGGER {table}_audit_ins AFTER INSERT ON {table}
-  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION firelane_audit();
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {fn}();
 CREATE TRIGGER {table}_audit_upd AFTER UPDATE ON {table}
-  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION firelane_audit();
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {fn}();
 CREATE TRIGGER {table}_audit_del AFTER DELETE ON {table}
-  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION firelane_audit();
+  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION {fn}();
 """
 
 
 def all_triggers_sql() -> str:
-    return FUNCTIONS_SQL + "".join(trigger_sql(name) for name in LAYERS)
+    return TOUCH_SQL + "".join(trigger_sql(name) for name in LAYERS)
 
 
 def drop_all_sql() -> str:
     drops = "".join(
-        f"DROP TRIGGER IF EXISTS {t}_{k} ON {t};\n" for t in LAYERS for k in ("touch", "audit_ins", "audit_upd", "audit_del")
+        f"DROP TRIGGER IF EXISTS {t}_{k} ON {t};\nDROP FUNCTION IF EXISTS firelane_audit_{t}();\n" if k == "audit_del"
+        else f"DROP TRIGGER IF EXISTS {t}_{k} ON {t};\n"
+        for t in LAYERS for k in ("touch", "audit_ins", "audit_upd", "audit_del")
     )
-    return drops + "DROP FUNCTION IF EXISTS firelane_audit();\nDROP FUNCTION IF EXISTS firelane_touch();\n"
+    return drops + "DROP FUNCTION IF EXISTS firelane_touch();\n"

@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from gis.audit import ACTING_USER_SQL
 from gis.layers import COMMON_FIELDS, LAYERS, STORAGE_SRID, Field, Layer
 
 metadata = MetaData(
@@ -89,7 +90,7 @@ def _layer_table(layer: Layer) -> Table:
         Column("version", Integer, nullable=False, server_default=text("1")),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-        Column("updated_by", String(100), nullable=True),
+        Column("updated_by", String(100), nullable=True, server_default=text(ACTING_USER_SQL)),
         Column("geom", Geometry(layer.geometry, srid=STORAGE_SRID, spatial_index=False), nullable=False),
         CheckConstraint("ST_IsValid(geom) AND NOT ST_IsEmpty(geom)", name="geom_valid"),
     ]

@@ -2,14 +2,15 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 16:21:04.322786
+Create Date: 2026-11-23 17:22:02.585822
 """
-import sqlalchemy as sa
 from alembic import op
-from geoalchemy2 import Geometry
-from sqlalchemy.dialects import postgresql
 
 from gis.audit import all_triggers_sql, drop_all_sql
+import geoalchemy2
+import sqlalchemy as sa
+from geoalchemy2 import Geometry
+from sqlalchemy.dialects import postgresql
 
 revision = '0001'
 down_revision = None
@@ -66,7 +67,7 @@ def upgrade() -> None:
     sa.Column('version', sa.Integer(), server_default=sa.text('1'), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.Column('updated_by', sa.String(length=100), nullable=True),
+    sa.Column('updated_by', sa.String(length=100), server_default=sa.text("coalesce(nullif(current_setting('firelane.user', true), ''), current_user)"), nullable=True),
     sa.Column('geom', Geometry(geometry_type='MULTIPOLYGON', srid=4490, dimension=2, spatial_index=False, from_text='ST_GeomFromEWKT', name='geometry', nullable=False), nullable=False),
     sa.CheckConstraint("kind IN ('old_lowrise', 'new_highrise', 'mixed', 'other')", name=op.f('ck_compounds_kind_choice')),
     sa.CheckConstraint('ST_IsValid(geom) AND NOT ST_IsEmpty(geom)', name=op.f('ck_compounds_geom_valid')),
@@ -92,7 +93,7 @@ def upgrade() -> None:
     sa.Column('version', sa.Integer(), server_default=sa.text('1'), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.Column('updated_by', sa.String(length=100), nullable=True),
+    sa.Column('updated_by', sa.String(length=100), server_default=sa.text("coalesce(nullif(current_setting('firelane.user', true), ''), current_user)"), nullable=True),
     sa.Column('geom', Geometry(geometry_type='MULTIPOLYGON', srid=4490, dimension=2, spatial_index=False, from_text='ST_GeomFromEWKT', name='geometry', nullable=False), nullable=False),
     sa.CheckConstraint('ST_IsValid(geom) AND NOT ST_IsEmpty(geom)', name=op.f('ck_streets_geom_valid')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_streets'))
@@ -128,7 +129,7 @@ def upgrade() -> None:
     sa.Column('version', sa.Integer(), server_default=sa.text('1'), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.Column('updated_by', sa.String(length=100), nullable=True),
+    sa.Column('updated_by', sa.String(length=100), server_default=sa.text("coalesce(nullif(current_setting('firelane.user', true), ''), current_user)"), nullable=True),
     sa.Column('geom', Geometry(geometry_type='MULTIPOLYGON', srid=4490, dimension=2, spatial_index=False, from_text='ST_GeomFromEWKT', name='geometry', nullable=False), nullable=False),
     sa.CheckConstraint('ST_IsValid(geom) AND NOT ST_IsEmpty(geom)', name=op.f('ck_aerial_areas_geom_valid')),
     sa.CheckConstraint('slope_pct <= 100', name=op.f('ck_aerial_areas_slope_pct_max')),
@@ -173,7 +174,7 @@ def upgrade() -> None:
     sa.Column('version', sa.Integer(), server_default=sa.text('1'), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.Column('updated_by', sa.String(length=100), nullable=True),
+    sa.Column('updated_by', sa.String(length=100), server_default=sa.text("coalesce(nullif(current_setting('firelane.user', true), ''), current_user)"), nullable=True),
     sa.Column('geom', Geometry(geometry_type='MULTIPOLYGON', srid=4490, dimension=2, spatial_index=False, from_text='ST_GeomFromEWKT', name='geometry', nullable=False), nullable=False),
     sa.CheckConstraint("fire_resistance_grade IN ('1', '2', '3', '4')", name=op.f('ck_buildings_fire_resistance_grade_choice')),
     sa.CheckConstraint("use IN ('residential', 'commercial', 'mixed', 'public', 'garage', 'industrial', 'other')", name=op.f('ck_buildings_use_choice')),
@@ -207,7 +208,7 @@ def upgrade() -> None:
     sa.Column('version', sa.Integer(), server_default=sa.text('1'), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.Column('updated_by', sa.String(length=100), nullable=True),
+    sa.Column('updated_by', sa.String(length=100), server_default=sa.text("coalesce(nullif(current_setting('firelane.user', true), ''), current_user)"), nullable=True),
     sa.Column('geom', Geometry(srid=4490, dimension=2, spatial_index=False, from_text='ST_GeomFromEWKT', name='geometry', nullable=False), nullable=False),
     sa.CheckConstraint("kind IN ('centralised_site', 'indoor_report')", name=op.f('ck_ebike_sites_kind_choice')),
     sa.CheckConstraint("location IN ('outdoor', 'lobby', 'stairwell', 'corridor', 'exit', 'other')", name=op.f('ck_ebike_sites_location_choice')),
@@ -239,7 +240,7 @@ def upgrade() -> None:
     sa.Column('version', sa.Integer(), server_default=sa.text('1'), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.Column('updated_by', sa.String(length=100), nullable=True),
+    sa.Column('updated_by', sa.String(length=100), server_default=sa.text("coalesce(nullif(current_setting('firelane.user', true), ''), current_user)"), nullable=True),
     sa.Column('geom', Geometry(geometry_type='POINT', srid=4490, dimension=2, spatial_index=False, from_text='ST_GeomFromEWKT', name='geometry', nullable=False), nullable=False),
     sa.CheckConstraint("gate IN ('none', 'barrier', 'gate', 'bollards')", name=op.f('ck_entrances_gate_choice')),
     sa.CheckConstraint("kind IN ('vehicle', 'pedestrian')", name=op.f('ck_entrances_kind_choice')),
@@ -273,7 +274,7 @@ def upgrade() -> None:
     sa.Column('version', sa.Integer(), server_default=sa.text('1'), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.Column('updated_by', sa.String(length=100), nullable=True),
+    sa.Column('updated_by', sa.String(length=100), server_default=sa.text("coalesce(nullif(current_setting('firelane.user', true), ''), current_user)"), nullable=True),
     sa.Column('geom', Geometry(geometry_type='MULTIPOLYGON', srid=4490, dimension=2, spatial_index=False, from_text='ST_GeomFromEWKT', name='geometry', nullable=False), nullable=False),
     sa.CheckConstraint("kind IN ('ring', 'through', 'dead_end', 'spur', 'other')", name=op.f('ck_fire_lanes_kind_choice')),
     sa.CheckConstraint('ST_IsValid(geom) AND NOT ST_IsEmpty(geom)', name=op.f('ck_fire_lanes_geom_valid')),
@@ -324,7 +325,7 @@ def upgrade() -> None:
     sa.Column('version', sa.Integer(), server_default=sa.text('1'), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.Column('updated_by', sa.String(length=100), nullable=True),
+    sa.Column('updated_by', sa.String(length=100), server_default=sa.text("coalesce(nullif(current_setting('firelane.user', true), ''), current_user)"), nullable=True),
     sa.Column('geom', Geometry(srid=4490, dimension=2, spatial_index=False, from_text='ST_GeomFromEWKT', name='geometry', nullable=False), nullable=False),
     sa.CheckConstraint("status IN ('open', 'assigned', 'rectifying', 'rectified', 'verified', 'passed_recheck', 'dismissed')", name=op.f('ck_hazards_status_choice')),
     sa.CheckConstraint("strength IN ('mandatory', 'advisory')", name=op.f('ck_hazards_strength_choice')),
@@ -360,7 +361,7 @@ def upgrade() -> None:
     sa.Column('version', sa.Integer(), server_default=sa.text('1'), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.Column('updated_by', sa.String(length=100), nullable=True),
+    sa.Column('updated_by', sa.String(length=100), server_default=sa.text("coalesce(nullif(current_setting('firelane.user', true), ''), current_user)"), nullable=True),
     sa.Column('geom', Geometry(geometry_type='POINT', srid=4490, dimension=2, spatial_index=False, from_text='ST_GeomFromEWKT', name='geometry', nullable=False), nullable=False),
     sa.CheckConstraint("kind IN ('above_ground', 'underground', 'wall', 'other')", name=op.f('ck_hydrants_kind_choice')),
     sa.CheckConstraint("status IN ('in_service', 'out_of_service', 'low_pressure', 'damaged', 'unknown')", name=op.f('ck_hydrants_status_choice')),
@@ -397,7 +398,7 @@ def upgrade() -> None:
     sa.Column('version', sa.Integer(), server_default=sa.text('1'), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.Column('updated_by', sa.String(length=100), nullable=True),
+    sa.Column('updated_by', sa.String(length=100), server_default=sa.text("coalesce(nullif(current_setting('firelane.user', true), ''), current_user)"), nullable=True),
     sa.Column('geom', Geometry(geometry_type='MULTIPOLYGON', srid=4490, dimension=2, spatial_index=False, from_text='ST_GeomFromEWKT', name='geometry', nullable=False), nullable=False),
     sa.CheckConstraint("fire_resistance_grade IN ('1', '2', '3', '4')", name=op.f('ck_illegal_structures_fire_resistance_grade_choice')),
     sa.CheckConstraint("kind IN ('shed', 'colour_steel', 'enclosure', 'extension', 'other')", name=op.f('ck_illegal_structures_kind_choice')),
@@ -431,7 +432,7 @@ def upgrade() -> None:
     sa.Column('version', sa.Integer(), server_default=sa.text('1'), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.Column('updated_by', sa.String(length=100), nullable=True),
+    sa.Column('updated_by', sa.String(length=100), server_default=sa.text("coalesce(nullif(current_setting('firelane.user', true), ''), current_user)"), nullable=True),
     sa.Column('geom', Geometry(srid=4490, dimension=2, spatial_index=False, from_text='ST_GeomFromEWKT', name='geometry', nullable=False), nullable=False),
     sa.CheckConstraint("kind IN ('vehicle', 'stacked_goods', 'bollard', 'ground_lock', 'gate', 'tree', 'overhead_line', 'stall', 'shed', 'arch', 'other')", name=op.f('ck_obstructions_kind_choice')),
     sa.CheckConstraint('ST_IsValid(geom) AND NOT ST_IsEmpty(geom)', name=op.f('ck_obstructions_geom_valid')),
@@ -464,7 +465,7 @@ def upgrade() -> None:
     sa.Column('version', sa.Integer(), server_default=sa.text('1'), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.Column('updated_by', sa.String(length=100), nullable=True),
+    sa.Column('updated_by', sa.String(length=100), server_default=sa.text("coalesce(nullif(current_setting('firelane.user', true), ''), current_user)"), nullable=True),
     sa.Column('geom', Geometry(srid=4490, dimension=2, spatial_index=False, from_text='ST_GeomFromEWKT', name='geometry', nullable=False), nullable=False),
     sa.CheckConstraint("kind IN ('stall', 'vehicle')", name=op.f('ck_parking_kind_choice')),
     sa.CheckConstraint("vehicle_type IN ('car', 'van', 'truck', 'motorbike', 'other')", name=op.f('ck_parking_vehicle_type_choice')),
@@ -492,7 +493,7 @@ def upgrade() -> None:
     sa.Column('version', sa.Integer(), server_default=sa.text('1'), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.Column('updated_by', sa.String(length=100), nullable=True),
+    sa.Column('updated_by', sa.String(length=100), server_default=sa.text("coalesce(nullif(current_setting('firelane.user', true), ''), current_user)"), nullable=True),
     sa.Column('geom', Geometry(geometry_type='MULTILINESTRING', srid=4490, dimension=2, spatial_index=False, from_text='ST_GeomFromEWKT', name='geometry', nullable=False), nullable=False),
     sa.CheckConstraint("kind IN ('city', 'internal', 'walkway')", name=op.f('ck_roads_kind_choice')),
     sa.CheckConstraint('ST_IsValid(geom) AND NOT ST_IsEmpty(geom)', name=op.f('ck_roads_geom_valid')),
