@@ -25,8 +25,9 @@ def _row_json(alias: str, columns: list[str], *, with_geom: bool) -> str:
     """JSON of a row's attribute columns, built from an explicit column list.
 
     `to_jsonb(row) - 'geom'` would first turn every geometry into GeoJSON and then drop it: on a 100k-row import
-    that alone costs seconds. Inserts need no geometry in the log (the row holds it, and the first update or
-    delete logs it as `before`); updates and deletes log it as EWKT.
+    that alone costs seconds. Updates and deletes log the whole row (geometry as EWKT); an insert logs who, when
+    and the ref only: the inserted state is version 1 of the row itself, and the first update or the delete
+    that supersedes it logs it in full as `before`, so the history stays complete at a fraction of the cost.
     """
     cols = ", ".join(f"{alias}.{c}" for c in columns)
     geom = f", ST_AsEWKT({alias}.geom) AS geom" if with_geom else ""
@@ -49,7 +50,7 @@ DECLARE who text := {ACTING_USER_SQL};
 BEGIN
   IF TG_OP = 'INSERT' THEN
     INSERT INTO audit_log (layer, feature_id, action, version, changed_by, after)
-      SELECT '{table}', n.id, 'insert', n.version, who, {_row_json('n', cols, with_geom=False)} FROM new_rows n;
+      SELECT '{table}', n.id, 'insert', n.version, who, jsonb_build_object('ref', n.ref) FROM new_rows n;
   ELSIF TG_OP = 'UPDATE' THEN
     INSERT INTO audit_log (layer, feature_id, action, version, changed_by, before, after)
       SELECT '{table}', n.id, 'update', n.version, who,

@@ -7,9 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import geopandas as gpd
 import numpy as np
-import pandas as pd
 import shapely
 import sqlalchemy.exc
 from sqlalchemy import Engine, text
@@ -18,7 +16,7 @@ from gis.coords import CHINA_BOUNDS, CrsError, CrsSpec, parse_crs
 from gis.db import get_engine, transaction
 from gis.layers import Layer, UnknownLayerError, get_layer
 from gis.readers import ReadError, Source, read_source
-from gis.store import layer_columns, write_frame
+from gis.store import write_frame
 from gis.validate import Problem, Validated, validate_frame
 
 __all__ = ["ImportFailed", "ImportReport", "Problem", "import_file", "source_crs"]
@@ -137,54 +135,6 @@ def existing_ref_problems(conn, layer: Layer, refs: np.ndarray) -> list[Problem]
             for i, r in enumerate(refs.tolist()) if r in found]
 
 
-def link_compounds(conn, layer: Layer, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Fill missing compound_ref (and street_code from the compound) in memory by `gis.store.derive_links`' rule.
-
-    A feature belongs to the smallest compound that its point-on-surface intersects; one STRtree query over
-    the whole frame replaces a per-row spatial subquery in the database. Rows whose compound has no ref, or
-    that lie in no compound, are left for the store's own derivation (street codes follow from compounds there).
-    """
-    if not layer.in_compound or "compound_ref" not in layer_columns(layer) or len(frame) == 0:
-        return frame
-    todo = np.flatnonzero(pd.isna(frame["compound_ref"].to_numpy(dtype=object))) if "compound_ref" in frame \
-        else np.arange(len(frame))
-    if todo.size == 0:
-        return frame
-    points = shapely.point_on_surface(frame.geometry.to_numpy()[todo])
-    minx, miny, maxx, maxy = shapely.total_bounds(points)
-    rows = conn.execute(text(
-        "SELECT ref, street_code, ST_AsBinary(geom), ST_Area(geom) FROM compounds "
-        "WHERE geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490)"), dict(x0=minx, y0=miny, x1=maxx, y1=maxy)).all()
-    if not rows:
-        return frame
-    refs = np.array([r[0] for r in rows], dtype=object)
-    streets = np.array([r[1] for r in rows], dtype=object)
-    areas = np.array([r[3] for r in rows], dtype=float)
-    tree = shapely.STRtree(shapely.from_wkb([bytes(r[2]) for r in rows]))
-    point_idx, compound_idx = tree.query(points, predicate="intersects")
-    if point_idx.size == 0:
-        return frame
-    order = np.lexsort((areas[compound_idx], point_idx))  # per point, smallest compound first
-    point_idx, compound_idx = point_idx[order], compound_idx[order]
-    first = np.r_[True, point_idx[1:] != point_idx[:-1]]
-    point_idx, compound_idx = point_idx[first], compound_idx[first]
-    keep = pd.notna(refs[compound_idx])
-    out = frame.copy()
-    values = (out["compound_ref"].to_numpy(dtype=object).copy() if "compound_ref" in out
-              else np.full(len(out), None, dtype=object))
-    values[todo[point_idx[keep]]] = refs[compound_idx[keep]]
-    out["compound_ref"] = values
-    if "street_code" in layer_columns(layer):  # the compound's street, as derive_links would take it
-        codes = (out["street_code"].to_numpy(dtype=object).copy() if "street_code" in out
-                 else np.full(len(out), None, dtype=object))
-        rows_linked = todo[point_idx[keep]]
-        street = streets[compound_idx[keep]]
-        fill = pd.isna(codes[rows_linked]) & pd.notna(street)
-        codes[rows_linked[fill]] = street[fill]
-        out["street_code"] = codes
-    return out
-
-
 def import_file(
     path: str | Path,
     *,
@@ -232,8 +182,7 @@ def import_file(
     if not dry_run:
         try:
             with transaction(user=user, engine=engine) as conn:
-                frame = link_compounds(conn, target, checked.frame)
-                result = write_frame(conn, target, frame, mode=mode, user=user)
+                result = write_frame(conn, target, checked.frame, mode=mode, user=user)
         except sqlalchemy.exc.DBAPIError as exc:  # a constraint validation did not foresee: still all-or-nothing
             message = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             raise ImportFailed([Problem(None, None, f"数据库拒绝写入, 未写入任何数据 the database refused the "

@@ -54,9 +54,10 @@ def test_updates_bump_the_version_and_are_audited_with_the_acting_user(db):
     assert got["version"].tolist() == [2]
     assert got["updated_by"].tolist() == ["bob"]
     with db.connect() as conn:
-        rows = conn.execute(text("SELECT action, changed_by, before->>'name', after->>'name' FROM audit_log "
-                                 "WHERE layer = 'compounds' ORDER BY id")).all()
-    assert rows == [("insert", "alice", None, "小区C-2"), ("update", "bob", "小区C-2", "新名称")]
+        rows = conn.execute(text("SELECT action, changed_by, version, after->>'ref', before->>'name', "
+                                 "after->>'name' FROM audit_log WHERE layer = 'compounds' ORDER BY id")).all()
+    # the insert names the feature; the update keeps the full state before (version 1) and after (version 2)
+    assert rows == [("insert", "alice", 1, "C-2", None, None), ("update", "bob", 2, "C-2", "小区C-2", "新名称")]
 
 
 def test_a_failed_write_leaves_nothing_behind(db):
@@ -75,3 +76,16 @@ def test_invalid_geometry_is_refused_by_the_database_too(db):
     with pytest.raises(Exception, match="geom_valid"):
         with transaction(engine=db) as conn:
             write_frame(conn, "compounds", frame)
+
+
+def test_a_delete_keeps_the_whole_feature_in_the_audit_log(db):
+    with transaction(engine=db, user="alice") as conn:
+        write_frame(conn, "compounds", _compound("C-9", 121.50, 29.80))
+    with transaction(engine=db, user="carol") as conn:
+        conn.execute(text("DELETE FROM compounds WHERE ref = 'C-9'"))
+    with db.connect() as conn:
+        action, who, name, geom = conn.execute(text(
+            "SELECT action, changed_by, before->>'name', before->>'geom' FROM audit_log "
+            "WHERE layer = 'compounds' AND action = 'delete'")).one()
+    assert (action, who, name) == ("delete", "carol", "小区C-9")
+    assert geom.startswith("SRID=4490;MULTIPOLYGON")

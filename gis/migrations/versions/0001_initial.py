@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 17:22:02.585822
+Create Date: 2026-11-23 17:30:54.707123
 """
 from alembic import op
 
