@@ -84,6 +84,8 @@ def owned(ctx: Any, frame: pd.DataFrame) -> np.ndarray:
     every compound (no compound_ref: city-road parking, municipal hydrants) are reported by the partition of the
     nearest compound, or by every partition when the context carries no compound outlines.
     """
+    if "_owner" in frame.columns and getattr(ctx, "compounds", None):  # decided by gis.checks.context (checks A)
+        return frame["_owner"].isin(ctx.compounds).to_numpy(dtype=bool)
     compound = getattr(ctx, "compound_ref", None)
     if compound is None or len(frame) == 0:
         return np.ones(len(frame), dtype=bool)
@@ -115,6 +117,8 @@ def compound_refs(ctx: Any, frame: pd.DataFrame) -> np.ndarray:
     """The compound each finding belongs to: the feature's compound_ref, else the partition's compound."""
     s = column(frame, "compound_ref")
     fallback = getattr(ctx, "compound_ref", None)
+    if "_owner" in frame.columns:  # the owner decided by gis.checks.context (checks A), for multi-compound partitions
+        fallback = frame["_owner"].to_numpy(dtype=object)
     return np.where(s.isna().to_numpy(), fallback, s.astype(str).to_numpy()).astype(object)
 
 

@@ -1,0 +1,257 @@
+"""Benchmark of the rule engine: full checks of a sample district vs the read floor and plain-PostGIS peers.
+
+Run (about a minute at scale m on 2 cores, in a throwaway managed PostGIS):
+
+    .venv/bin/python benchmarks/bench_checks.py --scale m --workers 2
+
+Prints: the time to read every layer from PostGIS (the floor); our full check run (read + partition + every rule
+family, no ledger); per shared check our time and the time of the same check written as plain PostGIS SQL (the
+DBA's peer: obstruction on lane, building separation, hydrant distance); the share of our check time spent in
+GEOS (shapely) calls; the peak memory; and the ratios against the targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+TARGET_FULL_S = 15.0
+TARGET_PEER_RATIO = 2.0
+TARGET_PEAK_GB = 4.0
+
+
+def timed(fn: Callable[[], Any], *, repeat: int = 1) -> tuple[float, Any]:
+    """Best wall time of `repeat` runs and the last result."""
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, out
+
+
+# --- the SQL peers -------------------------------------------------------------------------------------------------
+
+def sql_peers(engine: Any, epsg: int, profile: Any) -> dict[str, tuple[float, int]]:
+    """The three shared checks as a DBA would write them in PostGIS: metric copies with GiST indexes (their
+    preparation counts), then one statement per check. Returns {check: (seconds, failures)}."""
+    from sqlalchemy import text
+
+    sep = profile["SEPARATION"]
+    table = sep["table"]
+    classes = ("high_rise", "grade12", "grade3", "grade4")
+    values = ", ".join(f"({i}, {j}, {float(table[a][b])})" for i, a in enumerate(classes)
+                       for j, b in enumerate(classes))
+    width = float(profile.get("LANE-CLEAR", "truck_width_m"))
+    sizes = profile.get("LANE-CLEAR", "point_obstruction_size_m")
+    reach = float(profile.get("HYD-COVERAGE", "max_hose_lay_m"))
+    max_sep = max(float(v) for row in table.values() for v in row.values())
+    out: dict[str, tuple[float, int]] = {}
+    with engine.connect() as conn:
+        conn.execute(text("SET max_parallel_workers_per_gather = 2"))
+
+        def run(label: str, prep: list[str], query: str) -> None:
+            t = time.perf_counter()
+            for stmt in prep:
+                conn.execute(text(stmt))
+            n = conn.execute(text(query)).rowcount
+            out[label] = (time.perf_counter() - t, n)
+
+        run("LANE-CLEAR obstruction on lane", [
+            f"CREATE TEMP TABLE pl AS SELECT id, ref, ST_Transform(geom, {epsg}) g FROM fire_lanes",
+            f"""CREATE TEMP TABLE po AS
+                SELECT CASE WHEN GeometryType(geom) LIKE '%POINT' THEN
+                            ST_Buffer(ST_Transform(geom, {epsg}), coalesce(size_m,
+                              CASE kind WHEN 'bollard' THEN {sizes['bollard']} WHEN 'ground_lock' THEN
+                              {sizes['ground_lock']} WHEN 'tree' THEN {sizes['tree']} ELSE {sizes['other']} END) / 2)
+                            WHEN GeometryType(geom) LIKE '%LINE%' THEN ST_Buffer(ST_Transform(geom, {epsg}), 0.05)
+                            ELSE ST_Transform(geom, {epsg}) END g
+                FROM obstructions WHERE coalesce(bottom_m, 0) <= 0
+                UNION ALL SELECT ST_Transform(geom, {epsg}) FROM illegal_structures""",
+            "CREATE INDEX ON pl USING gist (g)", "CREATE INDEX ON po USING gist (g)", "ANALYZE pl", "ANALYZE po",
+        ], f"""
+            WITH hit AS (
+                SELECT pl.id, pl.g, ST_Union(po.g) o FROM pl JOIN po ON ST_Intersects(pl.g, po.g)
+                GROUP BY pl.id, pl.g)
+            SELECT id FROM hit
+            WHERE ST_NumGeometries(ST_Buffer(ST_Difference(g, o), -{width / 2}))
+                > ST_NumGeometries(ST_Buffer(g, -{width / 2}))""")
+        run("SEP-BUILDINGS separation", [
+            f"""CREATE TEMP TABLE pb AS
+                SELECT id, ref, ST_Transform(geom, {epsg}) g,
+                       CASE WHEN coalesce(height_m, floors * {sep['metres_per_floor']}) >
+                                 CASE WHEN coalesce(use, 'residential') = 'residential'
+                                      THEN {sep['high_rise_residential_m']} ELSE {sep['high_rise_other_m']} END
+                            THEN 0
+                            WHEN coalesce(fire_resistance_grade, '2') IN ('1', '2') THEN 1
+                            WHEN fire_resistance_grade = '3' THEN 2 ELSE 3 END cls
+                FROM buildings""",
+            "CREATE INDEX ON pb USING gist (g)", "ANALYZE pb",
+        ], f"""
+            SELECT a.ref, b.ref FROM pb a JOIN pb b ON a.ref < b.ref AND ST_DWithin(a.g, b.g, {max_sep})
+            JOIN (VALUES {values}) t(x, y, req) ON t.x = a.cls AND t.y = b.cls
+            WHERE ST_Distance(a.g, b.g) > 0 AND ST_Distance(a.g, b.g) < t.req""")
+        run("HYD-COVERAGE hydrant distance", [
+            f"""CREATE TEMP TABLE ph AS SELECT id, ST_Transform(geom, {epsg}) g FROM hydrants
+                WHERE coalesce(status, 'in_service') NOT IN ('out_of_service', 'low_pressure', 'damaged')""",
+            "CREATE INDEX ON ph USING gist (g)", "ANALYZE ph",
+        ], f"""
+            SELECT pb.ref FROM pb LEFT JOIN LATERAL (
+                SELECT ST_Distance(pb.g, ph.g) d FROM ph ORDER BY pb.g <-> ph.g LIMIT 1) n ON true
+            WHERE n.d IS NULL OR n.d > {reach}""")
+    return out
+
+
+# --- ours --------------------------------------------------------------------------------------------------------
+
+def our_shared(tasks: list, profile: Any) -> dict[str, tuple[float, int]]:
+    """Our implementations of the three shared checks on prepared partitions, serially."""
+    from gis.checks import hydrants, lanes, separation
+
+    def lane_clear() -> int:
+        return sum(len(lanes.lane_clear(c, lanes.lane_network(c))) for c, f in tasks if "lanes" in f)
+
+    def sep() -> int:
+        return sum(len(separation.check(c)) for c, f in tasks if "separation" in f)
+
+    def hyd() -> int:
+        return sum(len(hydrants.coverage_findings(c)) for c, f in tasks if "hydrants" in f)
+
+    out = {}
+    for label, fn in (("LANE-CLEAR obstruction on lane", lane_clear), ("SEP-BUILDINGS separation", sep),
+                      ("HYD-COVERAGE hydrant distance", hyd)):
+        for c, _ in tasks:
+            c.cache.clear()
+        out[label] = timed(fn)
+    return out
+
+
+def geos_share(tasks: list) -> tuple[float, float]:
+    """(seconds inside shapely/GEOS calls, total seconds) of a serial run of every family, from cProfile: the
+    tottime of shapely's functions (thin wrappers around GEOS ufuncs, whose time they own) over the total."""
+    from gis.checks.runner import check_context
+
+    for c, _ in tasks:
+        c.cache.clear()
+    prof = cProfile.Profile()
+    prof.enable()
+    for c, fams in tasks:
+        check_context(c, fams)
+    prof.disable()
+    stats = pstats.Stats(prof).stats
+    total = sum(v[2] for v in stats.values())
+    geos = sum(v[2] for (path, _, _), v in stats.items() if f"{os.sep}shapely{os.sep}" in path)
+    return geos, total
+
+
+def peak_gb() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, kids) / 1024 / 1024
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scale", default="m")
+    ap.add_argument("--district", default="yinzhou")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--keep", action="store_true", help="keep the throwaway database folder")
+    args = ap.parse_args(argv)
+
+    home = Path(tempfile.mkdtemp(prefix="firelane-bench-"))
+    os.environ["FIRELANE_HOME"] = str(home)
+    os.environ.pop("FIRELANE_DATABASE_URL", None)
+    from gis import migrate, pgcluster
+    from gis.checks.profiles import load_profile
+    from gis.checks.runner import multi_compound, plan_tasks, read_scope, run_checks
+    from gis.config import clear_caches
+    from gis.db import get_engine, reset_engine
+    from gis.sample import generate, load_sample
+
+    clear_caches()
+    try:
+        t = time.perf_counter()
+        sample = generate(district=args.district, scale=args.scale, seed=args.seed)
+        print(f"sample {args.district} scale {args.scale} seed {args.seed}: "
+              + ", ".join(f"{k} {len(v):,}" for k, v in sample.layers.items())
+              + f"  ({time.perf_counter() - t:.1f} s to generate)")
+        pgcluster.start()
+        reset_engine()
+        engine = get_engine()
+        migrate.upgrade(engine=engine)
+        t = time.perf_counter()
+        load_sample(sample, engine=engine)
+        print(f"loaded into a throwaway PostGIS in {time.perf_counter() - t:.1f} s")
+        profile = load_profile("cn-gb")
+        epsg = int(sample.metric_crs.to_epsg())
+
+        floor, (layers, refs) = timed(lambda: read_scope(engine=engine, profile=profile), repeat=2)
+        flagged, _ = timed(lambda: run_checks(engine=engine, workers=args.workers, ledger=False))
+        full, result = timed(lambda: run_checks(engine=engine, workers=args.workers, ledger=False, grouped=True),
+                             repeat=2)
+        serial, _ = timed(lambda: run_checks(engine=engine, workers=1, ledger=False, grouped=True))
+        multi = [f for f in result_families() if multi_compound(f)]
+        print(f"\nfindings {len(result.findings):,} "
+              f"({int((result.findings['verdict'] == 'fail').sum()):,} fail) in {len(refs):,} compounds; "
+              f"families on grouped partitions by their own flag: {', '.join(multi) or 'none'}")
+        tasks = plan_tasks(layers, profile=profile, families=result_families(), compounds=refs, workers=1,
+                           grouped=True)
+        ours = our_shared(tasks, profile)
+        peers = sql_peers(engine, epsg, profile)
+        geos, total = geos_share(tasks)
+        peak = peak_gb()
+
+        print("\n== timings (wall seconds) ==")
+        print(f"read floor: read every layer from PostGIS          {floor:8.2f}")
+        print(f"full check, {args.workers} workers, grouped partitions     {full:8.2f}   "
+              f"x{full / floor:.1f} the floor; target < {TARGET_FULL_S:g} s: "
+              f"{'MET' if full < TARGET_FULL_S else 'NOT MET'}")
+        print(f"full check, serial, grouped partitions             {serial:8.2f}   speed-up x{serial / full:.2f}")
+        print(f"full check, {args.workers} workers, per-family flags          {flagged:8.2f}   "
+              f"(families without MULTI_COMPOUND run one partition per compound)")
+        print("\n== shared checks: ours (serial, grouped partitions ready) vs plain PostGIS SQL (incl. metric copies) ==")
+        for label in ours:
+            t_ours, n_ours = ours[label]
+            t_sql, n_sql = peers[label]
+            ratio = t_sql / t_ours if t_ours else float("inf")
+            print(f"{label:34s} ours {t_ours:7.2f} s ({n_ours:5d} findings)   SQL {t_sql:7.2f} s ({n_sql:5d} rows)"
+                  f"   SQL/ours x{ratio:5.1f}  target >= {TARGET_PEER_RATIO:g}: "
+                  f"{'MET' if ratio >= TARGET_PEER_RATIO else 'NOT MET'}")
+        print(f"\nGEOS (shapely) share of our check time: {geos:.2f} s of {total:.2f} s = {geos / total:.0%}; "
+              f"everything else (pandas/numpy/python) {1 - geos / total:.0%}")
+        print(f"peak memory (largest process): {peak:.2f} GB; target < {TARGET_PEAK_GB:g} GB: "
+              f"{'MET' if peak < TARGET_PEAK_GB else 'NOT MET'}")
+        return 0
+    finally:
+        try:
+            from gis.db import reset_engine as _reset
+
+            _reset()
+            if not args.keep:
+                pgcluster.destroy()
+        finally:
+            if not args.keep:
+                shutil.rmtree(home, ignore_errors=True)
+
+
+def result_families() -> tuple[str, ...]:
+    from gis.checks.runner import FAMILIES
+
+    return FAMILIES
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,330 @@
+"""The per-compound input bundle of the checks (CheckContext) and the partitioning of a district into them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyproj
+import shapely
+from shapely import STRtree
+from shapely.geometry.base import BaseGeometry
+
+from gis.checks.profiles import Profile, load_profile
+from gis.coords import local_metric_crs
+from gis.layers import STORAGE_SRID
+
+#: Column added to every frame of a built context: the ref of the compound whose partition reports on the feature
+#: (its compound_ref when that names a compound, else the nearest compound outline, ties to the smaller ref).
+OWNER_COLUMN = "_owner"
+
+#: Layers a context carries (streets and the hazards ledger are not inputs of any check).
+CONTEXT_LAYERS: tuple[str, ...] = (
+    "compounds", "buildings", "fire_lanes", "aerial_areas", "hydrants", "entrances", "roads", "obstructions",
+    "illegal_structures", "parking", "ebike_sites",
+)
+
+
+@dataclass(kw_only=True)
+class CheckContext:
+    """Everything the checks of one compound need, in the compound's local metric CRS.
+
+    Attributes
+    ----------
+    compound_ref : str
+        The compound whose features this partition reports on.
+    crs : pyproj.CRS
+        The local metric CRS (UTM zone of the compound) every frame of `layers` is projected to.
+    profile : Profile
+        The rule profile (every numeric value of the rule book).
+    layers : dict of str to GeoDataFrame
+        The compound's features plus its surroundings (see `context_margins`): city roads, parking and hydrants
+        within the hose-lay reach, neighbouring buildings and illegal structures within the largest separation
+        distance, neighbouring compounds' outlines. Frames keep the columns (and store ids as index) they were
+        read with.
+    compound : shapely geometry or None
+        The compound's outline in `crs`.
+
+    compounds : tuple of str
+        Every compound the partition reports on (one, or a group of neighbours; `compound_ref` is None then).
+
+    Notes
+    -----
+    A feature is reported by exactly one partition, its owner's: the compound named by its `compound_ref`, else
+    the nearest compound outline (ties to the smaller ref). The builder decides this once for the district and
+    writes it to every frame as `_owner`; `owned(frame)` / `owners(frame)` (and `gis.checks.attributes.owned`)
+    read it. Pair rules report the pair in the partition that owns the pair's subject (SEP-BUILDINGS: the
+    building with the smaller ref). Checks must treat the compounds of a multi-compound partition separately
+    where a rule is per compound (group by `owners(frame)`).
+    """
+
+    compound_ref: str | None
+    crs: pyproj.CRS
+    profile: Profile
+    layers: dict[str, gpd.GeoDataFrame] = field(default_factory=dict)
+    compound: BaseGeometry | None = None
+    compounds: tuple[str, ...] = ()
+    #: per-partition memo of derived arrays (see `view`); not part of the context's identity
+    cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.compounds and self.compound_ref is not None:
+            self.compounds = (str(self.compound_ref),)
+
+    def owned(self, frame: pd.DataFrame) -> np.ndarray:
+        """Which rows of `frame` (a layer of this context) the partition reports on."""
+        if OWNER_COLUMN in frame.columns:
+            return frame[OWNER_COLUMN].isin(self.compounds).to_numpy(dtype=bool)
+        from gis.checks import attributes as at
+
+        return at.owned(self, frame)
+
+    def owners(self, frame: pd.DataFrame) -> np.ndarray:
+        """The compound each row's findings belong to: its compound_ref, else its owner (nearest compound)."""
+        from gis.checks import attributes as at
+
+        given = _ref_strings(frame, "compound_ref")
+        if OWNER_COLUMN in frame.columns:
+            return np.where(given == None, frame[OWNER_COLUMN].to_numpy(dtype=object), given)  # noqa: E711
+        return at.compound_refs(self, frame)
+
+    def layer(self, name: str) -> gpd.GeoDataFrame:
+        """The frame of layer `name` (an empty frame in `crs` when the partition has none)."""
+        frame = self.layers.get(name)
+        if frame is None:
+            return gpd.GeoDataFrame({"ref": pd.Series(dtype=object)}, geometry=gpd.GeoSeries([], crs=self.crs),
+                                    crs=self.crs)
+        return frame
+
+    def view(self, name: str) -> LayerView:
+        """Arrays of layer `name` the checks share (geometries, refs, ownership, compound refs), computed once."""
+        key = f"view:{name}"
+        if key not in self.cache:
+            self.cache[key] = LayerView.of(self, name)
+        return self.cache[key]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["cache"] = {}  # derived arrays are cheaper to recompute than to ship
+        return state
+
+
+@dataclass(frozen=True)
+class LayerView:
+    """A layer of a context as arrays: `frame` (null/empty geometries dropped), `geoms`, `refs`, `own` (the
+    partition reports on these), `compound_refs` (the compound each finding about the feature belongs to)."""
+
+    frame: gpd.GeoDataFrame
+    geoms: np.ndarray
+    refs: np.ndarray
+    own: np.ndarray
+    compound_refs: np.ndarray
+
+    @classmethod
+    def of(cls, ctx: CheckContext, name: str) -> LayerView:
+        from gis.checks import attributes as at
+
+        frame = ctx.layer(name)
+        g = np.asarray(frame.geometry.values, dtype=object)
+        bad = shapely.is_missing(g)
+        bad[~bad] = shapely.is_empty(g[~bad])
+        if bad.any():
+            frame, g = frame[~bad], g[~bad]
+        return cls(frame=frame, geoms=g, refs=at.refs(frame), own=ctx.owned(frame), compound_refs=ctx.owners(frame))
+
+    def __len__(self) -> int:
+        return len(self.geoms)
+
+    def take(self, mask: np.ndarray) -> LayerView:
+        """The features where `mask` (bool array or indices) holds."""
+        return LayerView(frame=self.frame.iloc[np.flatnonzero(mask) if np.asarray(mask).dtype == bool else mask],
+                         geoms=self.geoms[mask], refs=self.refs[mask], own=self.own[mask],
+                         compound_refs=self.compound_refs[mask])
+
+
+def context_margins(profile: Profile) -> dict[str, float]:
+    """How far around a compound each layer's features are needed (metres), from the profile's values.
+
+    Hydrants, roads and parking: the hose-lay reach (and hydrant spacing) plus a margin; buildings and
+    illegal structures: the largest separation distance; the rest: what lane, aerial and parking checks see.
+    """
+    sep = profile.get("SEPARATION", "table")
+    largest_sep = max(float(v) for row in sep.values() for v in row.values())
+    reach = max(float(profile.get("HYD-COVERAGE", "max_hose_lay_m")), float(profile.get("HYD-SPACING", "max_spacing_m")))
+    near = max(20.0, float(profile.get("PARK-ENTRANCE", "approach_length_m")) + 10.0,
+               float(profile.get("EBIKE-SITE", "min_separation_m")) + 10.0)
+    return {
+        "compounds": 2 * (reach + 10.0),
+        "buildings": largest_sep + 2.0,
+        "illegal_structures": largest_sep + 2.0,
+        "hydrants": reach + 10.0,
+        "roads": reach + 10.0,
+        "parking": reach + 10.0,
+        "entrances": near,
+        "fire_lanes": near,
+        "aerial_areas": near,
+        "obstructions": near,
+        "ebike_sites": near,
+    }
+
+
+def _ref_strings(frame: pd.DataFrame, column: str) -> np.ndarray:
+    if column not in frame.columns:
+        return np.full(len(frame), None, dtype=object)
+    s = frame[column]
+    return np.where(s.isna().to_numpy(), None, s.astype(str).to_numpy()).astype(object)
+
+
+def _owners(geoms: np.ndarray, given: np.ndarray, outlines: np.ndarray, crefs: np.ndarray,
+            tree: STRtree) -> np.ndarray:
+    """Owner compound index per feature: its compound_ref, else the nearest outline (ties → smaller ref)."""
+    pos = {r: i for i, r in enumerate(crefs)}
+    owner = np.array([pos.get(r, -1) if r is not None else -1 for r in given], dtype=np.int64)
+    free = np.flatnonzero((owner < 0) & ~shapely.is_missing(geoms))
+    if len(free) and len(outlines):
+        item, idx = tree.query_nearest(geoms[free], all_matches=True, return_distance=False)
+        # among equally near outlines, the smaller ref wins (as gis.checks.attributes.owned decides)
+        rank = np.argsort(np.argsort(crefs, kind="stable"), kind="stable")
+        order = np.lexsort((rank[idx], item))
+        item, idx = item[order], idx[order]
+        first = np.r_[True, item[1:] != item[:-1]]
+        owner[free[item[first]]] = idx[first]
+    return owner
+
+
+def build_contexts(
+    layers_4490: dict[str, gpd.GeoDataFrame],
+    *,
+    profile: Profile | str = "cn-gb",
+    compounds: Iterable[str] | None = None,
+    group_size: int = 1,
+) -> list[CheckContext]:
+    """Partition a district's layers into CheckContexts of whole compounds.
+
+    Parameters
+    ----------
+    layers_4490 : dict of str to GeoDataFrame
+        Layer frames in the storage CRS (EPSG:4490; frames without a CRS are taken as such), e.g. from
+        `gis.store.read_layer`. `compounds` is required; missing layers are empty.
+    profile : Profile or str
+        The rule profile (or its name).
+    compounds : iterable of str, optional
+        Refs of the compounds to build contexts for (default: every compound); the others are surroundings.
+    group_size : int
+        Compounds per partition: 1 (default) gives one context per compound; larger groups of spatially
+        adjacent compounds (Hilbert order) amortise the per-partition overhead of the checks.
+
+    Returns
+    -------
+    list of CheckContext
+        In the order of their first compound ref, each in the local metric CRS (UTM zone) of its compounds.
+        Every feature frame carries the column `_owner` (OWNER_COLUMN): the compound that reports on it.
+
+    Notes
+    -----
+    Vectorised: per CRS zone each layer is projected once, owners are assigned once (STRtree nearest) and
+    surroundings are found with one STRtree `dwithin` query per layer; only the slicing into partition frames
+    loops over partitions.
+    """
+    prof = load_profile(profile) if isinstance(profile, str) else profile
+    comp = layers_4490.get("compounds")
+    if comp is None or len(comp) == 0:
+        return []
+    comp = _storage(comp)
+    comp = comp[~(comp.geometry.isna() | comp.geometry.is_empty)]
+    crefs = _ref_strings(comp, "ref")
+    keep = np.array([r is not None for r in crefs], dtype=bool)
+    comp, crefs = comp[keep], crefs[keep].astype(str)
+    wanted = np.ones(len(comp), dtype=bool) if compounds is None else np.isin(crefs, [str(c) for c in compounds])
+    if not wanted.any():
+        return []
+    margins = context_margins(prof)
+    centres = shapely.get_coordinates(shapely.point_on_surface(np.asarray(comp.geometry.values)))
+    zone_crs = [local_metric_crs(x, y) for x, y in centres]
+    zone_keys = np.array([c.to_string() for c in zone_crs])
+    contexts: list[CheckContext] = []
+    for key in np.unique(zone_keys[wanted]):
+        crs = zone_crs[int(np.flatnonzero(zone_keys == key)[0])]
+        contexts.extend(_zone_contexts(layers_4490, comp, crefs, wanted & (zone_keys == key), crs, prof, margins,
+                                       max(int(group_size), 1)))
+    contexts.sort(key=lambda c: c.compounds[0])
+    return contexts
+
+
+def _storage(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    if frame.crs is None:
+        return frame.set_crs(STORAGE_SRID)
+    return frame
+
+
+def _groups(outlines: np.ndarray, targets: np.ndarray, size: int) -> list[np.ndarray]:
+    """Consecutive runs of `size` target compounds along a Hilbert curve (neighbours share partitions)."""
+    if size <= 1 or len(targets) <= 1:
+        return [targets[i:i + 1] for i in range(len(targets))]
+    centres = gpd.GeoSeries(shapely.centroid(outlines[targets]))
+    order = targets[np.argsort(centres.hilbert_distance().to_numpy(), kind="stable")]
+    return [order[i:i + size] for i in range(0, len(order), size)]
+
+
+def _zone_contexts(layers_4490: dict[str, gpd.GeoDataFrame], comp: gpd.GeoDataFrame, crefs: np.ndarray,
+                   wanted: np.ndarray, crs: pyproj.CRS, profile: Profile,
+                   margins: dict[str, float], group_size: int) -> list[CheckContext]:
+    comp_m = comp.to_crs(crs)
+    outlines = np.asarray(comp_m.geometry.values, dtype=object)
+    tree = STRtree(outlines)
+    targets = np.flatnonzero(wanted)
+    groups = _groups(outlines, targets, group_size)
+    group_of = np.full(len(outlines), -1, dtype=np.int64)
+    for g, members_ in enumerate(groups):
+        group_of[members_] = g
+    boxes = shapely.box(*np.array([shapely.total_bounds(outlines[m]) for m in groups]).T)
+    members: dict[str, list[np.ndarray]] = {}
+    frames: dict[str, gpd.GeoDataFrame] = {}
+    for name in CONTEXT_LAYERS:
+        if name == "compounds":
+            frame = comp_m.copy()
+            owner = np.arange(len(outlines))
+        else:
+            raw = layers_4490.get(name)
+            if raw is None or len(raw) == 0:
+                continue
+            frame = _storage(raw)
+            frame = frame[~(frame.geometry.isna() | frame.geometry.is_empty)].to_crs(crs)
+            if len(frame) == 0:
+                continue
+            owner = _owners(np.asarray(frame.geometry.values, dtype=object), _ref_strings(frame, "compound_ref"),
+                            outlines, crefs, tree)
+        frame[OWNER_COLUMN] = np.where(owner >= 0, crefs[np.maximum(owner, 0)], None).astype(object)
+        frames[name] = frame
+        geoms = np.asarray(frame.geometry.values, dtype=object)
+        # features within the layer's margin of each partition's compounds: the partition's bounding box grown by
+        # the margin (a superset; extra surroundings cost little, a missing neighbour would cost a finding) ...
+        gi, fi = STRtree(geoms).query(shapely.buffer(boxes, margins[name], join_style="mitre"))
+        # ... plus every feature a compound of the partition owns, wherever it lies
+        mine = np.flatnonzero((owner >= 0) & (group_of[np.maximum(owner, 0)] >= 0))
+        gi = np.concatenate([gi, group_of[owner[mine]]])
+        fi = np.concatenate([fi, mine])
+        members[name] = _group(gi, fi, len(groups))
+    out = []
+    for g, members_ in enumerate(groups):
+        layers = {name: frames[name].iloc[members[name][g]] for name in frames}
+        refs = tuple(sorted(str(r) for r in crefs[members_]))
+        outline = outlines[members_[0]] if len(members_) == 1 else shapely.union_all(outlines[members_])
+        out.append(CheckContext(compound_ref=refs[0] if len(refs) == 1 else None, compounds=refs, crs=crs,
+                                profile=profile, layers=layers, compound=outline))
+    return out
+
+
+def _group(ci: np.ndarray, fi: np.ndarray, n: int) -> list[np.ndarray]:
+    """Sorted unique feature indices per partition index (one unique over int64 pair keys, then split)."""
+    if not len(ci):
+        return [np.empty(0, dtype=np.int64) for _ in range(n)]
+    width = int(fi.max()) + 1
+    keys = np.unique(ci.astype(np.int64) * width + fi.astype(np.int64))
+    part, feat = keys // width, keys % width
+    bounds = np.searchsorted(part, np.arange(n + 1))
+    return [feat[bounds[i]:bounds[i + 1]] for i in range(n)]

@@ -1,0 +1,678 @@
+"""Geometric measures the checks share: inscribed rectangles, bottleneck widths and configuration-space passability."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+from shapely import STRtree
+from shapely.geometry import LineString, Polygon
+from shapely.geometry.base import BaseGeometry
+
+#: Numerical tolerance (metres) of the size tests: a 15 x 10 m area holds a 15 x 10 m rectangle although the exact
+#: erosion of a polygon by itself is degenerate. Not a rule value; far below survey accuracy.
+SIZE_TOL_M = 0.01
+#: Precision (metres) to which bisections measure widths and sides.
+MEASURE_PRECISION_M = 0.01
+#: Pieces of an eroded polygon smaller than this (m²) are numerical slivers, not places a truck can be.
+SLIVER_M2 = 1e-4
+#: Width (metres) of the band along a window's edge where the configuration space "crosses" it (leaves the window).
+EDGE_BAND_M = 0.05
+#: How many dominant edge directions (and their perpendiculars) rectangle fitting tries.
+MAX_DIRECTIONS = 4
+
+
+# --- rotated frames -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A rotated local frame: origin (cx, cy) and angle (degrees) of its x axis in the source CRS."""
+
+    cx: float
+    cy: float
+    angle: float
+
+    def forward(self, geom: BaseGeometry) -> BaseGeometry:
+        """Source CRS → frame (rotate by -angle about the origin, then move the origin to 0, 0)."""
+        c, s = np.cos(np.radians(self.angle)), np.sin(np.radians(self.angle))
+        return shapely.affinity.affine_transform(
+            geom, [c, s, -s, c, -(c * self.cx + s * self.cy), s * self.cx - c * self.cy])
+
+    def back(self, geom: BaseGeometry) -> BaseGeometry:
+        """Frame → source CRS."""
+        c, s = np.cos(np.radians(self.angle)), np.sin(np.radians(self.angle))
+        return shapely.affinity.affine_transform(geom, [c, -s, s, c, self.cx, self.cy])
+
+
+def dominant_angles(geom: BaseGeometry, *, max_directions: int = MAX_DIRECTIONS) -> np.ndarray:
+    """Candidate orientations (degrees in [0, 180)) for inscribed rectangles: the polygon's dominant edge
+    directions by total edge length, their perpendiculars and the minimum rotated rectangle's axes."""
+    rings = shapely.get_rings(shapely.get_parts(geom))
+    angles, weights = [], []
+    for ring in rings:
+        xy = shapely.get_coordinates(ring)
+        d = np.diff(xy, axis=0)
+        length = np.hypot(d[:, 0], d[:, 1])
+        keep = length > 1e-9
+        angles.append(np.degrees(np.arctan2(d[keep, 1], d[keep, 0])) % 180.0)
+        weights.append(length[keep])
+    if not angles:
+        return np.array([0.0, 90.0])
+    a = np.round(np.concatenate(angles) * 10) / 10 % 180.0
+    w = np.concatenate(weights)
+    uniq, inv = np.unique(a, return_inverse=True)
+    total = np.bincount(inv.ravel(), weights=w)
+    top = uniq[np.argsort(-total)[:max_directions]]
+    mrr = shapely.get_coordinates(shapely.oriented_envelope(geom))
+    extra = []
+    if len(mrr) >= 2:
+        d = mrr[1] - mrr[0]
+        extra.append(np.degrees(np.arctan2(d[1], d[0])) % 180.0)
+    cand = np.concatenate([top, np.asarray(extra)])
+    cand = np.concatenate([cand, (cand + 90.0) % 180.0])
+    out: list[float] = []
+    for x in cand:
+        if all(min(abs(x - y), 180.0 - abs(x - y)) > 0.05 for y in out):
+            out.append(float(x))
+    return np.array(out)
+
+
+# --- exact erosion by an axis-parallel segment ----------------------------------------------------------------
+
+
+def erode_segment(geom: BaseGeometry, length: float, *, axis: int = 1) -> BaseGeometry:
+    """Minkowski erosion of a polygon by a centred segment of `length` along x (axis 0) or y (axis 1).
+
+    The set of points c such that the whole segment c ± length/2 lies in the polygon. Exact (up to floating
+    point): the complement's Minkowski sum with the segment is the complement moved both ways plus the
+    parallelograms swept by every boundary edge.
+
+    Parameters
+    ----------
+    geom : Polygon or MultiPolygon
+    length : float
+    axis : {0, 1}
+
+    Returns
+    -------
+    shapely geometry (possibly empty)
+    """
+    if length <= 0 or geom.is_empty:
+        return geom
+    h = length / 2.0
+    v = np.array([h, 0.0]) if axis == 0 else np.array([0.0, h])
+    minx, miny, maxx, maxy = geom.bounds
+    pad = length + 1.0
+    box = shapely.box(minx - pad, miny - pad, maxx + pad, maxy + pad)
+    comp = box.difference(geom)
+    segs = []
+    for ring in shapely.get_rings(shapely.get_parts(geom)):
+        xy = shapely.get_coordinates(ring)
+        segs.append(np.stack([xy[:-1], xy[1:]], axis=1))
+    seg = np.concatenate(segs) if segs else np.empty((0, 2, 2))
+    d = seg[:, 1] - seg[:, 0]
+    cross = d[:, 0] * v[1] - d[:, 1] * v[0]
+    seg = seg[np.abs(cross) > 1e-12]
+    quads = np.stack([seg[:, 0] - v, seg[:, 1] - v, seg[:, 1] + v, seg[:, 0] + v], axis=1)
+    swept = shapely.polygons(quads) if len(quads) else np.empty(0, dtype=object)
+    moved = [shapely.affinity.translate(comp, v[0], v[1]), shapely.affinity.translate(comp, -v[0], -v[1])]
+    blocked = shapely.union_all(np.concatenate([np.asarray(moved, dtype=object), swept]))
+    return geom.difference(blocked)
+
+
+def longest_chord(geom: BaseGeometry, *, axis: int = 0) -> tuple[float, LineString | None]:
+    """The longest segment parallel to x (axis 0) or y (axis 1) that lies inside a polygon.
+
+    The longest chord at a given height changes linearly between vertex heights, so it is attained just above or
+    below a vertex: all those lines are intersected with the polygon at once.
+    """
+    if geom.is_empty:
+        return 0.0, None
+    xy = shapely.get_coordinates(geom)
+    k = 1 - axis
+    levels = np.unique(xy[:, k])
+    eps = 1e-7 * max(1.0, float(np.abs(xy).max()))
+    levels = np.unique(np.concatenate([levels - eps, levels, levels + eps]))
+    lo, hi = xy[:, axis].min() - 1.0, xy[:, axis].max() + 1.0
+    n = len(levels)
+    pts = np.empty((n, 2, 2))
+    pts[:, 0, axis], pts[:, 1, axis] = lo, hi
+    pts[:, 0, k] = pts[:, 1, k] = levels
+    lines = shapely.linestrings(pts)
+    cut = shapely.intersection(lines, geom)
+    parts, idx = shapely.get_parts(cut, return_index=True)
+    lines_only = shapely.get_type_id(parts) == 1
+    parts = parts[lines_only]
+    if len(parts) == 0:
+        return 0.0, None
+    lengths = shapely.length(parts)
+    best = int(np.argmax(lengths))
+    return float(lengths[best]), parts[best]
+
+
+# --- inscribed rectangles -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Inscribed:
+    """A rectangle found inside a polygon: its `length` x `width` (metres) and the placed `rectangle`."""
+
+    length: float
+    width: float
+    rectangle: Polygon | None
+
+
+def _frames(geom: BaseGeometry, angles: Sequence[float] | None) -> list[Frame]:
+    c = geom.centroid
+    cand = dominant_angles(geom) if angles is None else np.asarray(angles, dtype=float)
+    return [Frame(c.x, c.y, float(a)) for a in cand]
+
+
+def _placed(frame: Frame, chord: LineString, width: float) -> Polygon:
+    (x0, y0), (x1, y1) = shapely.get_coordinates(chord)[[0, -1]]
+    rect = shapely.box(min(x0, x1), y0 - width / 2.0, max(x0, x1), y0 + width / 2.0)
+    return frame.back(rect)
+
+
+def rectangle_fits(geoms: np.ndarray, length: float, width: float) -> np.ndarray:
+    """Fast path, vectorised: which polygons are (to 1e-6 of their area) rectangles of at least
+    `length` x `width` (any orientation). False means "not known to fit", not "does not fit"."""
+    geoms = np.asarray(geoms, dtype=object)
+    if not len(geoms):
+        return np.zeros(0, dtype=bool)
+    env = shapely.oriented_envelope(geoms)
+    rect = np.abs(shapely.area(env) - shapely.area(geoms)) <= 1e-6 * np.maximum(shapely.area(env), 1e-9)
+    xy = shapely.get_coordinates(shapely.get_exterior_ring(env))
+    n = shapely.get_num_coordinates(shapely.get_exterior_ring(env))
+    ok = rect & (n == 5)
+    out = np.zeros(len(geoms), dtype=bool)
+    if ok.any():
+        start = np.concatenate([[0], np.cumsum(n)[:-1]])[ok]
+        a = np.hypot(*(xy[start + 1] - xy[start]).T)
+        b = np.hypot(*(xy[start + 2] - xy[start + 1]).T)
+        long_, short = np.maximum(a, b), np.minimum(a, b)
+        out[ok] = (long_ >= length - SIZE_TOL_M) & (short >= width - SIZE_TOL_M)
+    return out
+
+
+def max_length_at_width(geom: BaseGeometry, width: float, *,
+                        angles: Sequence[float] | None = None) -> Inscribed:
+    """The longest rectangle of a given width inscribed in a polygon (largest inscribed rectangle, width fixed).
+
+    For each candidate orientation the polygon is eroded exactly by a segment of `width` across, and the longest
+    chord along the other axis of what remains is the longest rectangle (numerical tolerance SIZE_TOL_M).
+
+    Parameters
+    ----------
+    geom : Polygon or MultiPolygon
+    width : float
+    angles : sequence of float, optional
+        Orientations to try (degrees); default `dominant_angles(geom)`.
+
+    Returns
+    -------
+    Inscribed
+        `length` 0 and no rectangle when not even a `width` x `width` rectangle fits.
+    """
+    best = Inscribed(0.0, width, None)
+    w = max(width - SIZE_TOL_M, 0.0)
+    for frame in _frames(geom, angles):
+        local = frame.forward(geom)
+        eroded = erode_segment(local, w, axis=1)
+        length, chord = longest_chord(eroded, axis=0)
+        if chord is not None and length > best.length:
+            best = Inscribed(length, width, _placed(frame, chord, w))
+    return best
+
+
+def fits_rectangle(geom: BaseGeometry, length: float, width: float, *,
+                   angles: Sequence[float] | None = None) -> Inscribed | None:
+    """A `length` x `width` rectangle placed inside the polygon (any candidate orientation), or None."""
+    need = length - SIZE_TOL_M
+    w = max(width - SIZE_TOL_M, 0.0)
+    for frame in _frames(geom, angles):
+        eroded = erode_segment(frame.forward(geom), w, axis=1)
+        got, chord = longest_chord(eroded, axis=0)
+        if chord is not None and got >= need:
+            return Inscribed(got, width, _placed(frame, chord, w))
+    return None
+
+
+def square_room(geom: BaseGeometry, side: float) -> BaseGeometry:
+    """The part of a polygon that can hold a square of `side` or more: a square contains the disc inscribed in
+    it, so its centre lies in the polygon eroded by side/2 and the square within side/sqrt(2) of that centre.
+    Searching this part (a lane's turnaround) instead of the whole lane is much cheaper."""
+    if side <= 0:
+        return geom
+    core = shapely.buffer(geom, -(side / 2.0 - SIZE_TOL_M), quad_segs=4)
+    if core.is_empty:
+        return core
+    return shapely.intersection(geom, shapely.buffer(core, side / np.sqrt(2.0) + SIZE_TOL_M, quad_segs=4))
+
+
+def squares_fit(geoms: np.ndarray, side: float) -> np.ndarray:
+    """Vectorised fast path: where a `side` x `side` square certainly fits.
+
+    Each polygon is turned into the frame of its minimum rotated rectangle; where it is rectilinear there (every
+    edge parallel to an axis: lanes, turnarounds and courts drawn square to a compound), a negative mitre buffer
+    by side/2 is exactly the erosion by an axis-parallel square, so a non-empty result proves the fit. False
+    means "not proven" (not rectilinear, or only a rotated square might fit): use `fits_square`.
+    """
+    geoms = np.asarray(geoms, dtype=object)
+    out = np.zeros(len(geoms), dtype=bool)
+    if not len(geoms):
+        return out
+    env = shapely.get_coordinates(shapely.get_exterior_ring(shapely.oriented_envelope(geoms)), return_index=True)
+    xy, gi = env
+    first = np.r_[0, np.flatnonzero(np.diff(gi)) + 1]
+    if len(first) != len(geoms):
+        return out
+    d = xy[first + 1] - xy[first]
+    angle = np.arctan2(d[:, 1], d[:, 0])
+    parts, pi = shapely.get_parts(geoms, return_index=True)
+    rings, ri = shapely.get_rings(parts, return_index=True)
+    ring_xy, ring_i = shapely.get_coordinates(rings, return_index=True)
+    owner = pi[ri[ring_i]]
+    c, s_ = np.cos(-angle[owner]), np.sin(-angle[owner])
+    rx = c * ring_xy[:, 0] - s_ * ring_xy[:, 1]
+    ry = s_ * ring_xy[:, 0] + c * ring_xy[:, 1]
+    same = ring_i[1:] == ring_i[:-1]
+    dx, dy = np.diff(rx)[same], np.diff(ry)[same]
+    length = np.hypot(dx, dy)
+    skew = np.minimum(np.abs(dx), np.abs(dy)) > 1e-6 * np.maximum(length, 1.0)
+    rectilinear = np.bincount(owner[1:][same][skew], minlength=len(geoms)) == 0
+    gxy, g_i = shapely.get_coordinates(geoms, return_index=True)
+    c, s_ = np.cos(-angle[g_i]), np.sin(-angle[g_i])
+    # set_coordinates works on copies: the inputs stay as they are
+    turned = shapely.set_coordinates(geoms.copy(), np.column_stack([c * gxy[:, 0] - s_ * gxy[:, 1],
+                                                                    s_ * gxy[:, 0] + c * gxy[:, 1]]))
+    core = shapely.buffer(turned[rectilinear], -(side - SIZE_TOL_M) / 2.0, join_style="mitre", mitre_limit=100.0)
+    out[rectilinear] = ~shapely.is_empty(core)
+    return out
+
+
+def fits_square(geom: BaseGeometry, side: float) -> bool:
+    """Whether a `side` x `side` square fits in a polygon (any candidate orientation of the part that can hold
+    it; numerical tolerance SIZE_TOL_M)."""
+    room = square_room(geom, side)
+    if room.is_empty:
+        return False
+    return any(fits_rectangle(part, side, side) is not None for part in pieces(room))
+
+
+def largest_inscribed_square(geom: BaseGeometry, *, angles: Sequence[float] | None = None,
+                             upper: float | None = None) -> Inscribed:
+    """The largest square inscribed in a polygon (candidate orientations; bisection to MEASURE_PRECISION_M).
+
+    The maximum inscribed circle brackets the answer (its inscribed square always fits, nothing wider than its
+    diameter does); orientations whose longest chord at the lower bound is already shorter than the best side
+    found are dropped before any bisection.
+
+    Parameters
+    ----------
+    geom : Polygon or MultiPolygon
+    angles : sequence of float, optional
+    upper : float, optional
+        Stop searching above this side (the caller's threshold is enough).
+    """
+    if geom.is_empty:
+        return Inscribed(0.0, 0.0, None)
+    # GEOS's answer is within `tol` of the true inscribed radius
+    tol = 0.05
+    radius = float(shapely.length(shapely.maximum_inscribed_circle(geom, tol)))
+    lo = max((radius - tol) * np.sqrt(2.0) - MEASURE_PRECISION_M, 0.0)
+    hi = 2.0 * (radius + tol) + MEASURE_PRECISION_M
+    if upper is not None:
+        hi = min(hi, upper)
+    lo = min(lo, hi)
+    # only the part that can hold a square of the lower bound matters (a lane's turnaround, not its length)
+    room = square_room(geom, lo - SIZE_TOL_M)
+    if not room.is_empty:
+        geom = room
+    frames = _frames(geom, angles)
+    locals_ = [f.forward(geom) for f in frames]
+
+    def chord(k: int, side: float) -> tuple[float, LineString | None]:
+        return longest_chord(erode_segment(locals_[k], max(side - SIZE_TOL_M, 0.0), axis=1), axis=0)
+
+    best = Inscribed(0.0, 0.0, None)
+    bounds = []
+    for k in range(len(frames)):
+        got, line = chord(k, lo)
+        if line is not None and got >= lo - SIZE_TOL_M:
+            bounds.append((min(got, hi), k))
+            if best.rectangle is None:
+                best = Inscribed(lo, lo, _placed(frames[k], line, max(lo - SIZE_TOL_M, 0.0)))
+    for top, k in sorted(bounds, reverse=True):
+        a, b = max(best.length, lo), top + SIZE_TOL_M
+        if b <= best.length + MEASURE_PRECISION_M / 2.0:
+            continue
+        got, line = chord(k, b)
+        if line is not None and got >= b - SIZE_TOL_M:
+            best = Inscribed(b, b, _placed(frames[k], line, b - SIZE_TOL_M))
+            continue
+        while b - a > MEASURE_PRECISION_M / 2.0:
+            mid = (a + b) / 2.0
+            got, line = chord(k, mid)
+            if line is not None and got >= mid - SIZE_TOL_M:
+                a = mid
+                if mid > best.length:
+                    best = Inscribed(mid, mid, _placed(frames[k], line, mid - SIZE_TOL_M))
+            else:
+                b = mid
+    # a side s was accepted while the true side is at least s - SIZE_TOL_M
+    side = round(max(best.length - SIZE_TOL_M / 2.0, 0.0), 2)
+    return Inscribed(side, side, best.rectangle)
+
+
+# --- widths and passability -----------------------------------------------------------------------------------
+
+
+def pieces(geom: BaseGeometry) -> np.ndarray:
+    """The polygon parts of a geometry, numerical slivers dropped."""
+    if geom is None or geom.is_empty:
+        return np.empty(0, dtype=object)
+    parts = shapely.get_parts(geom)
+    parts = parts[np.isin(shapely.get_type_id(parts), (3, 6))]
+    if len(parts):
+        parts = shapely.get_parts(parts)
+    return parts[shapely.area(parts) > SLIVER_M2]
+
+
+def surely_uncut(base: np.ndarray, diff: np.ndarray, entries: np.ndarray, entry_window: np.ndarray, *,
+                 radius: float | np.ndarray, reach_tol: float = 0.5) -> np.ndarray:
+    """Vectorised first pass of `local_cut` over many windows: True where removing the cluster certainly joins
+    the same terminals as before (so `local_cut` would say False); False means "look closer".
+
+    Per window, `base` is the configuration space (other clusters removed) and `diff` the same minus the cluster.
+    No cut is certain when every piece of `base` keeps exactly one piece in `diff` (so every crossing of the
+    window's edge, 2 m from the cluster, stays with its piece) and every entry zone a piece reached it still
+    reaches.
+
+    Parameters
+    ----------
+    base, diff : arrays of geometries, one per window
+    entries : array of geometries
+        Entry zones near the windows; `entry_window[i]` is the window of `entries[i]` (one row per pair).
+    radius : float or array of float (one per window)
+    reach_tol : float
+    """
+    n = len(base)
+    reach = np.broadcast_to(np.asarray(radius, dtype=float), (n,)) + reach_tol
+    a, ai = _parts(base)
+    b, bi = _parts(diff)
+    ok = np.ones(n, dtype=bool)
+    if not len(a):
+        return ok
+    # the piece of `base` each piece of `diff` lies in (same window: windows overlap)
+    bp, ap = STRtree(a).query(shapely.point_on_surface(b), predicate="within") if len(b) else (
+        np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64))
+    same = ai[ap] == bi[bp]
+    bp, ap = bp[same], ap[same]
+    count = np.bincount(ap, minlength=len(a))
+    ok &= np.bincount(ai[count != 1], minlength=n) == 0
+    inside = np.full(len(b), -1, dtype=np.int64)
+    inside[bp] = ap
+    if len(entries):
+        pe, pa = STRtree(a).query(entries, predicate="dwithin", distance=float(reach.max()))
+        keep = ai[pa] == entry_window[pe]
+        pe, pa = pe[keep], pa[keep]
+        keep = shapely.dwithin(entries[pe], a[pa], reach[ai[pa]])
+        pe, pa = pe[keep], pa[keep]
+        # the diff piece of each such base piece must still reach the entry
+        reach_b = np.zeros(len(pe), dtype=bool)
+        if len(b):
+            qe, qb = STRtree(b).query(entries[pe], predicate="dwithin", distance=float(reach.max()))
+            hit = (inside[qb] == pa[qe]) & shapely.dwithin(entries[pe][qe], b[qb], reach[bi[qb]])
+            reach_b[np.unique(qe[hit])] = True
+        ok &= np.bincount(ai[pa[~reach_b]], minlength=n) == 0
+    return ok
+
+
+def _parts(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    parts, idx = shapely.get_parts(np.asarray(geoms, dtype=object), return_index=True)
+    poly = np.isin(shapely.get_type_id(parts), (3, 6))
+    parts, idx = parts[poly], idx[poly]
+    big = shapely.area(parts) > SLIVER_M2
+    return parts[big], idx[big]
+
+
+def spans(geom: BaseGeometry, radius: float, terminals: Sequence[BaseGeometry], *,
+          reach_tol: float = 0.5) -> bool:
+    """Whether `geom` eroded by `radius` is one connected piece coming within radius + `reach_tol` of every
+    terminal (a disc of that radius fits everywhere along it from one terminal to every other)."""
+    core = pieces(shapely.buffer(geom, -radius, quad_segs=8)) if radius > 0 else pieces(geom)
+    if len(core) != 1:
+        return False
+    if not len(terminals):
+        return True
+    return bool(shapely.dwithin(core[0], np.asarray(terminals, dtype=object), radius + reach_tol).all())
+
+
+@dataclass(frozen=True)
+class Bottleneck:
+    """The narrowest place of a polygon between its terminals: clear `width` (metres) and a cross-section line."""
+
+    width: float
+    neck: BaseGeometry | None
+
+
+def bottleneck_width(geom: BaseGeometry, terminals: Sequence[BaseGeometry], *, required: float,
+                     reach_tol: float = 0.5) -> Bottleneck | None:
+    """The own clear width of a polygon between its terminals, when it is below `required`.
+
+    Negative buffer by `required`/2: the polygon passes when the eroded polygon is one connected piece reaching
+    every terminal. Otherwise the actual bottleneck width is found by bisection on the buffer distance
+    (MEASURE_PRECISION_M) and located: the cross-section where the eroded polygon splits (or stops short of a
+    terminal) just above the bottleneck.
+
+    Parameters
+    ----------
+    geom : Polygon or MultiPolygon
+    terminals : sequence of shapely geometries
+        Entry zones the width must span (lane mouths); none: the polygon must merely stay one piece.
+    required : float
+        The required clear width (metres).
+    reach_tol : float
+        How much farther than the radius a terminal may lie from the eroded polygon (flat lane ends).
+
+    Returns
+    -------
+    Bottleneck or None
+        None when the polygon is at least `required` wide everywhere between its terminals.
+    """
+    r_hi = required / 2.0
+    if spans(geom, r_hi - SIZE_TOL_M / 2.0, terminals, reach_tol=reach_tol):
+        return None
+    lo, hi = 0.0, r_hi
+    while hi - lo > MEASURE_PRECISION_M / 4.0:
+        mid = (lo + hi) / 2.0
+        if spans(geom, mid, terminals, reach_tol=reach_tol):
+            lo = mid
+        else:
+            hi = mid
+    return Bottleneck(width=round(lo + hi, 2), neck=_neck(geom, hi, terminals, reach_tol))
+
+
+def _neck(geom: BaseGeometry, radius: float, terminals: Sequence[BaseGeometry], reach_tol: float) -> BaseGeometry:
+    """A cross-section line at the place where `geom` eroded by `radius` splits or stops short of a terminal."""
+    core = pieces(shapely.buffer(geom, -radius, quad_segs=8))
+    if len(core) == 0:
+        return geom
+    if len(core) >= 2:
+        order = np.argsort(-shapely.area(core))
+        a = core[order[0]]
+        rest = core[order[1:]]
+        b = rest[int(np.argmin(shapely.distance(a, rest)))]
+        gap = shapely.shortest_line(a, b)
+    else:
+        t = np.asarray(terminals, dtype=object)
+        far = t[~shapely.dwithin(core[0], t, radius + reach_tol)]
+        if not len(far):
+            return geom
+        gap = shapely.shortest_line(core[0], far[0])
+    mid = shapely.line_interpolate_point(gap, 0.5, normalized=True)
+    return cross_section(geom, mid)
+
+
+def cross_section(geom: BaseGeometry, point: BaseGeometry) -> BaseGeometry:
+    """The chord through `point` from its nearest boundary point straight across the polygon."""
+    p1 = shapely.get_coordinates(shapely.shortest_line(geom.boundary, point))[0]
+    m = shapely.get_coordinates(point)[0]
+    d = m - p1
+    n = float(np.hypot(*d))
+    if n < 1e-9:
+        return point
+    far = p1 + d / n * (4.0 * n + 1.0)
+    chord = shapely.intersection(LineString([p1 - d / n * 1e-6, far]), geom)
+    parts = shapely.get_parts(chord)
+    parts = parts[shapely.get_type_id(parts) == 1]
+    if not len(parts):
+        return point
+    return parts[int(np.argmin(shapely.distance(parts, shapely.Point(p1))))]
+
+
+# --- configuration space --------------------------------------------------------------------------------------
+
+
+def configuration_space(free: BaseGeometry, radius: float) -> BaseGeometry:
+    """Where the centre of a disc of `radius` (half a truck's width) can be: `free` eroded by `radius`.
+
+    Note: eroding (lane − obstacles) equals eroding the lane and removing the obstacles dilated by the radius,
+    which is how `local_cut` re-uses one erosion of the lane for every obstruction cluster.
+    """
+    return shapely.buffer(free, -radius, quad_segs=8)
+
+
+def local_cut(space: BaseGeometry, dilated: BaseGeometry, window: BaseGeometry,
+              entries: Sequence[BaseGeometry], *, radius: float, reach_tol: float = 0.5,
+              others: BaseGeometry | None = None) -> bool:
+    """Whether removing `dilated` (obstacles grown by `radius`) from the configuration space `space` disconnects
+    places the free space connected inside `window`.
+
+    Terminals are where the configuration space crosses the window's boundary (it continues beyond) and the
+    entry zones inside the window; an obstacle cluster blocks when two terminals that one piece of
+    (space − others) ∩ window joined are no longer joined by any piece of (space − others − dilated) ∩ window.
+
+    Parameters
+    ----------
+    space : geometry
+        The configuration space of the unobstructed lane network (eroded by `radius`), at least over `window`.
+    dilated : geometry
+        The cluster's obstacles buffered by `radius`.
+    window : Polygon
+        A neighbourhood of the cluster (the cluster's dilation grown by a margin).
+    entries : sequence of geometries
+        Lane entry zones (city road / vehicle entrance contacts).
+    radius, reach_tol : float
+        A terminal entry counts as reached within radius + reach_tol.
+    others : geometry, optional
+        Other clusters' dilations (present in both states, so each cluster is judged on its own effect).
+    """
+    base = shapely.intersection(space, window)
+    if others is not None and not others.is_empty:
+        base = base.difference(others)
+    a = pieces(base)
+    if len(a) == 0:
+        return False
+    b = pieces(base.difference(dilated))
+    # crossings: where the space reaches a thin band along the window's edge (polygons, not the edge line itself:
+    # the space's boundary runs along the edge and a line overlay there is not robust)
+    band = shapely.difference(window, shapely.buffer(window, -EDGE_BAND_M, quad_segs=4))
+    cross = _parts(np.array([shapely.intersection(shapely.union_all(a), band)], dtype=object))[0]
+    ents = np.asarray(entries, dtype=object).ravel()
+    if len(ents):
+        ents = ents[~shapely.is_missing(ents)]
+        ents = ents[~shapely.is_empty(ents) & shapely.dwithin(ents, window, radius + reach_tol)]
+    terminals = np.concatenate([cross, ents]) if len(ents) else cross
+    if len(terminals) < 2:
+        return False
+    tol = np.where(np.arange(len(terminals)) < len(cross), 1e-6, radius + reach_tol)
+    in_a = shapely.dwithin(a[:, None], terminals[None, :], tol[None, :])
+    in_b = (shapely.dwithin(b[:, None], terminals[None, :], tol[None, :])
+            if len(b) else np.zeros((0, len(terminals)), dtype=bool))
+    joined_a = _joined(in_a)
+    joined_b = _joined(in_b)
+    return bool((joined_a & ~joined_b).any())
+
+
+def _joined(member: np.ndarray) -> np.ndarray:
+    """Terminal x terminal: joined when one piece touches both (pieces x terminals incidence).
+
+    Deliberately not transitive: an entry zone along a lane's side (a city road beside it) touches the pieces on
+    both sides of a blockage without joining them, and crossing terminals lie on the window's edge, away from the
+    obstacles, so one piece always holds a whole crossing.
+    """
+    n = member.shape[1]
+    if member.shape[0] == 0:
+        return np.zeros((n, n), dtype=bool)
+    m = member.astype(np.int32)
+    return (m.T @ m) > 0
+
+
+def clear_widths(lanes: np.ndarray, obstacles: np.ndarray, windows: np.ndarray, entries: np.ndarray,
+                 entry_window: np.ndarray, *, radius: float, reach_tol: float = 0.5) -> np.ndarray:
+    """The widest truck that still passes each blocking obstacle cluster, all clusters at once.
+
+    The passage past a cluster closes when two of its obstacles, or an obstacle and a lane edge, come within the
+    truck width, so the answer is one of those distances (exactly so for convex obstacles; below it otherwise).
+    Every candidate of every cluster is tested in one vectorised pass (`surely_uncut` on the window's lanes
+    eroded by half the candidate): the widest passing candidate is the clear width (0 when none passes). Only
+    each window's lanes (grown by the radius) are eroded, never the whole network.
+
+    Parameters
+    ----------
+    lanes, obstacles, windows : arrays of geometries, one per cluster
+        The lanes around the cluster, the union of its obstacles, its window.
+    entries, entry_window : arrays
+        Entry zones near the windows and the window (cluster index) of each.
+    radius : float
+        Half the required truck width (the largest width tested is 2 x radius).
+    reach_tol : float
+
+    Returns
+    -------
+    numpy.ndarray
+        Clear width per cluster (metres, 2 decimals).
+    """
+    n = len(windows)
+    out = np.zeros(n)
+    if not n:
+        return out
+    local = shapely.intersection(lanes, shapely.buffer(windows, radius + 1.0, quad_segs=4))
+    parts, pk = shapely.get_parts(obstacles, return_index=True)
+    inner, lk = shapely.get_parts(shapely.intersection(local, windows), return_index=True)
+    rings, rp = shapely.get_rings(inner, return_index=True)
+    ring_k = lk[rp]
+    xy, ri = shapely.get_coordinates(rings, return_index=True)
+    same = ri[1:] == ri[:-1]
+    seg_k = ring_k[ri[1:][same]]
+    segs = shapely.linestrings(np.stack([xy[:-1][same], xy[1:][same]], axis=1))
+    feats = np.concatenate([parts, segs])
+    feat_k = np.concatenate([pk, seg_k])
+    # candidate widths: distances from each obstacle part to every feature of its own window
+    pi, fi = STRtree(feats).query(parts, predicate="dwithin", distance=2.0 * radius)
+    keep = pk[pi] == feat_k[fi]
+    d = np.round(shapely.distance(parts[pi[keep]], feats[fi[keep]]), 4)
+    k = pk[pi[keep]]
+    ok = (d > 1e-6) & (d < 2.0 * radius)
+    cand = np.unique(np.column_stack([k[ok], d[ok]]), axis=0) if ok.any() else np.empty((0, 2))
+    if not len(cand):
+        return out
+    ck, cw = cand[:, 0].astype(np.int64), cand[:, 1]
+    rho = np.maximum(cw / 2.0 - 1e-4, 1e-4)
+    base = shapely.intersection(shapely.buffer(local[ck], -rho, quad_segs=8), windows[ck])
+    diff = shapely.difference(base, shapely.buffer(obstacles[ck], rho, quad_segs=8))
+    # entries of each candidate's window
+    order = np.argsort(entry_window, kind="stable")
+    starts = np.searchsorted(entry_window[order], np.arange(n + 1))
+    counts = starts[ck + 1] - starts[ck]
+    rows = np.repeat(np.arange(len(ck)), counts)
+    take = order[np.concatenate([np.arange(starts[c], starts[c + 1]) for c in ck])] if counts.sum() else \
+        np.empty(0, dtype=np.int64)
+    passes = surely_uncut(base, diff, entries[take], rows, radius=rho, reach_tol=reach_tol)
+    np.maximum.at(out, ck[passes], cw[passes])
+    return np.round(out, 2)

@@ -1,0 +1,743 @@
+"""Fire-lane rules: LANE-WIDTH, LANE-CLEAR, LANE-HEADROOM, LANE-TURNAROUND, LANE-CONNECT, LANE-SETBACK, LANE-SLOPE."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import geopandas as gpd
+import numpy as np
+import shapely
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from shapely import STRtree
+
+from gis.checks import attributes as at
+from gis.checks import geometry as gm
+from gis.checks.catalog import rule as rule_of
+from gis.checks.context import CheckContext
+from gis.checks.findings import Finding, findings_frame, severity
+from gis.checks.profiles import Profile
+
+#: Partitions may hold several compounds (per-compound parts group by owner): see gis.checks.runner.
+MULTI_COMPOUND = True
+
+#: A lane's entry is where it comes within this distance of a city-road surface, a vehicle entrance or another
+#: lane (data-model convention; drawing tolerance, not a rule value).
+ENTRY_TOL_M = 1.0
+#: Lanes whose edges meet within this distance (floating point after reprojection) are one surface (metres).
+SEAM_M = 0.005
+#: How much farther than half the truck width an entry may lie from the eroded lane (flat or oblique lane ends).
+REACH_TOL_M = 0.5
+#: Margin (metres) around an obstruction cluster's dilation inside which its local effect on passage is judged.
+WINDOW_M = 2.0
+#: Thickness given to ground lines (chains, fences) without a size.
+LINE_FOOTPRINT_M = 0.1
+
+#: Default responsible departments per obstruction kind (a profile may override them in a [DEPARTMENTS] table).
+DEPARTMENTS: dict[str, str] = {
+    "vehicle": "交警/公安",
+    "stacked_goods": "综合执法/城管",
+    "stall": "综合执法/城管",
+    "shed": "综合执法/城管",
+    "other": "综合执法/城管",
+    "illegal_structure": "三改一拆办/综合执法",
+    "tree": "综合执法(绿化)",
+    "bollard": "物业/住建",
+    "ground_lock": "物业/住建",
+    "gate": "物业/住建",
+    "arch": "物业/住建",
+    "overhead_line": "物业/住建",
+}
+KIND_ZH: dict[str, str] = {
+    "vehicle": "车辆", "stacked_goods": "堆放物", "stall": "摊位", "shed": "棚", "other": "其他障碍物",
+    "illegal_structure": "违章建筑", "tree": "树木", "bollard": "隔离桩", "ground_lock": "地锁", "gate": "门闸",
+    "arch": "拱门", "overhead_line": "架空线",
+}
+
+
+def departments(kinds: Iterable[str], profile: Profile) -> str:
+    """The departments responsible for obstructions of `kinds` (profile [DEPARTMENTS] overrides the defaults)."""
+    table = {**DEPARTMENTS, **profile.values.get("DEPARTMENTS", {})}
+    out = dict.fromkeys(table.get(k, table["other"]) for k in kinds)
+    return "; ".join(out)
+
+
+def severity_of(profile: Profile, rule_id: str, strength: str, *, buildings: int = 0, floors: int = 0) -> float:
+    """`findings.severity`, but for a finding whose strength differs from its rule's (advisory sub-checks)."""
+    if strength == rule_of(rule_id).strength:
+        return severity(profile, rule_id, buildings=buildings, floors=floors)
+    s = profile["SEVERITY"]
+    return round(s[strength] + s["per_building"] * buildings + s["per_floor"] * floors, 3)
+
+
+def footprints(obstructions: gpd.GeoDataFrame, profile: Profile) -> np.ndarray:
+    """Ground footprints of obstructions: polygons as drawn, points as discs of size_m (or the profile's size
+    for the kind), lines as thin strips."""
+    g = at.geoms(obstructions)
+    if not len(g):
+        return g
+    size = at.numbers(obstructions, "size_m")
+    kinds = at.texts(obstructions, "kind", "other")
+    table = profile.get("LANE-CLEAR", "point_obstruction_size_m")
+    default = np.array([float(table.get(k, table["other"])) for k in kinds])
+    size = np.where(np.isnan(size), np.nan, size)
+    tid = shapely.get_type_id(g)
+    points = np.isin(tid, (0, 4))
+    lines = np.isin(tid, (1, 2, 5))
+    radius = np.where(points, np.where(np.isnan(size), default, size) / 2.0,
+                      np.where(np.isnan(size), LINE_FOOTPRINT_M, size) / 2.0)
+    out = g.copy()
+    grow = points | lines
+    if grow.any():
+        out[grow] = shapely.buffer(g[grow], radius[grow], quad_segs=4)
+    return out
+
+
+# --- the lane network of a partition ---------------------------------------------------------------------------
+
+
+@dataclass
+class LaneNetwork:
+    """The context's lanes with their entry zones and contacts.
+
+    `ext_lane`/`ext_zone`: zones where a lane meets a city-road surface or a vehicle entrance (ENTRY_TOL_M;
+    `ext_gate` tells which are vehicle entrances);
+    `adj_i`/`adj_j`/`adj_zone`: where lane i meets lane j (zone inside lane i).
+    """
+
+    frame: gpd.GeoDataFrame
+    geoms: np.ndarray
+    refs: np.ndarray
+    kinds: np.ndarray
+    own: np.ndarray
+    ext_lane: np.ndarray
+    ext_zone: np.ndarray
+    adj_i: np.ndarray
+    adj_j: np.ndarray
+    adj_zone: np.ndarray
+    ext_gate: np.ndarray
+    crefs: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.geoms)
+
+    def has_entry(self) -> np.ndarray:
+        out = np.zeros(self.n, dtype=bool)
+        out[self.ext_lane] = True
+        return out
+
+    def component_labels(self) -> np.ndarray:
+        graph = coo_matrix((np.ones(len(self.adj_i)), (self.adj_i, self.adj_j)), shape=(self.n, self.n))
+        return connected_components(graph, directed=False)[1]
+
+    def reaches_entry(self) -> np.ndarray:
+        """Lanes connected (directly or through other lanes) to a city road or vehicle entrance."""
+        label = self.component_labels()
+        good = np.unique(label[self.has_entry()])
+        return np.isin(label, good)
+
+    def union(self, idx: np.ndarray) -> object:
+        """The lanes `idx` as one surface: seams below SEAM_M closed (edges that meet only up to floating point
+        after reprojection), gaps up to ENTRY_TOL_M between touching lanes bridged by the hull of their
+        contact zones (lanes within that distance are one network by the data-model convention)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        parts = [shapely.buffer(self.geoms[idx], SEAM_M, join_style="mitre", quad_segs=1)]
+        gap = np.isin(self.adj_i, idx) & np.isin(self.adj_j, idx) & (self.adj_i < self.adj_j)
+        if gap.any():
+            far = shapely.distance(self.geoms[self.adj_i[gap]], self.geoms[self.adj_j[gap]]) > SEAM_M
+            if far.any():
+                a, b = self.adj_i[gap][far], self.adj_j[gap][far]
+                back = {(int(i), int(j)): z for i, j, z in zip(self.adj_i, self.adj_j, self.adj_zone, strict=True)}
+                bridges = [shapely.convex_hull(shapely.union(back[(int(i), int(j))], back[(int(j), int(i))]))
+                           for i, j in zip(a, b, strict=True)]
+                parts.append(np.asarray(bridges, dtype=object))
+        return shapely.union_all(np.concatenate(parts))
+
+    def terminals(self, i: int) -> list:
+        zones = list(self.ext_zone[self.ext_lane == i]) + list(self.adj_zone[self.adj_i == i])
+        return [p for z in zones for p in gm.pieces(z)] or [z for z in zones if not z.is_empty]
+
+
+def city_surfaces(roads: gpd.GeoDataFrame) -> np.ndarray:
+    """Surfaces of city roads: centre line buffered by width_m/2 with flat caps (the centre line if no width)."""
+    if not len(roads):
+        return np.empty(0, dtype=object)
+    city = at.texts(roads, "kind", "city") == "city"
+    g = at.geoms(roads)[city]
+    w = np.nan_to_num(at.numbers(roads, "width_m")[city])
+    out = g.copy()
+    wide = w > 0
+    if wide.any():
+        out[wide] = shapely.buffer(g[wide], w[wide] / 2.0, cap_style="flat", quad_segs=4)
+    return out
+
+
+def vehicle_entrances(entrances: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    if not len(entrances):
+        return entrances
+    return entrances[at.texts(entrances, "kind", "vehicle") == "vehicle"]
+
+
+def lane_network(ctx: CheckContext) -> LaneNetwork:
+    """Index the context's lanes: entry zones (city roads, vehicle entrances) and lane-to-lane contacts."""
+    view = ctx.view("fire_lanes")
+    lanes, g = view.frame, view.geoms
+    surfaces = city_surfaces(ctx.view("roads").frame)
+    gates = at.geoms(vehicle_entrances(ctx.view("entrances").frame))
+    ext = np.concatenate([surfaces, gates])
+    is_gate = np.arange(len(ext)) >= len(surfaces)
+    if len(ext) and len(g):
+        li, xi = STRtree(ext).query(g, predicate="dwithin", distance=ENTRY_TOL_M)
+        zones = shapely.intersection(g[li], shapely.buffer(ext[xi], ENTRY_TOL_M, quad_segs=4))
+        keep = ~shapely.is_empty(zones)
+        ext_lane, ext_zone, ext_gate = li[keep], zones[keep], is_gate[xi[keep]]
+    else:
+        ext_lane, ext_zone = np.empty(0, dtype=np.int64), np.empty(0, dtype=object)
+        ext_gate = np.empty(0, dtype=bool)
+    if len(g) > 1:
+        ai, aj = STRtree(g).query(g, predicate="dwithin", distance=ENTRY_TOL_M)
+        keep = ai != aj
+        ai, aj = ai[keep], aj[keep]
+        azone = shapely.intersection(g[ai], shapely.buffer(g[aj], ENTRY_TOL_M, quad_segs=4))
+    else:
+        ai = aj = np.empty(0, dtype=np.int64)
+        azone = np.empty(0, dtype=object)
+    return LaneNetwork(frame=lanes, geoms=g, refs=view.refs, kinds=at.texts(lanes, "kind", "other"),
+                       own=view.own, ext_lane=ext_lane, ext_zone=ext_zone, adj_i=ai, adj_j=aj,
+                       adj_zone=azone, ext_gate=ext_gate, crefs=view.compound_refs)
+
+
+def _finding(ctx: CheckContext, net: LaneNetwork, i: int, **kw) -> Finding:
+    return Finding(subject_ref=str(net.refs[i]), compound_ref=net.crefs[i], **kw)
+
+
+# --- LANE-WIDTH ------------------------------------------------------------------------------------------------
+
+
+def lane_width(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
+    """LANE-WIDTH: each own lane's own clear width, between its entries, is at least `min_width_m`.
+
+    The lane eroded by half the width must stay one piece reaching every entry zone; a lane that does not is
+    measured (bisection on the erosion distance) and its neck located.
+    """
+    profile = ctx.profile
+    required = float(profile.get("LANE-WIDTH", "min_width_m"))
+    own = np.flatnonzero(net.own)
+    if not len(own):
+        return []
+    r = required / 2.0 - gm.SIZE_TOL_M / 2.0  # exactly the required width passes
+    eroded = shapely.buffer(net.geoms[own], -r, quad_segs=8)
+    parts, idx = shapely.get_parts(eroded, return_index=True)
+    big = shapely.area(parts) > gm.SLIVER_M2
+    n_parts = np.bincount(idx[big], minlength=len(own))
+    suspect = n_parts != 1
+    # entry zones the eroded lane must reach
+    pos = {int(k): p for p, k in enumerate(own)}
+    t_lane = np.concatenate([net.ext_lane, net.adj_i])
+    t_zone = np.concatenate([net.ext_zone, net.adj_zone])
+    mine = np.array([int(k) in pos for k in t_lane], dtype=bool)
+    if mine.any():
+        p = np.array([pos[int(k)] for k in t_lane[mine]])
+        reach = shapely.dwithin(eroded[p], t_zone[mine], r + REACH_TOL_M)
+        suspect[np.unique(p[~reach])] = True
+    out = []
+    for p in np.flatnonzero(suspect):
+        i = int(own[p])
+        neck = gm.bottleneck_width(net.geoms[i], net.terminals(i), required=required, reach_tol=REACH_TOL_M)
+        if neck is None:
+            continue
+        out.append(_finding(
+            ctx, net, i, rule="LANE-WIDTH", verdict="fail", measured=neck.width, required=required,
+            severity=severity(profile, "LANE-WIDTH"), geometry=neck.neck,
+            message=f"消防车道 {net.refs[i]} 最窄处净宽 {neck.width:.2f} m, 小于 {required:g} m",
+            message_en=f"fire lane {net.refs[i]} narrows to {neck.width:.2f} m clear width, less than {required:g} m",
+        ))
+    return out
+
+
+# --- LANE-CLEAR ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Obstacles:
+    """Ground obstacles on the lanes: footprints, refs, kinds (illegal structures as kind illegal_structure)."""
+
+    geoms: np.ndarray
+    refs: np.ndarray
+    kinds: np.ndarray
+
+
+def ground_obstacles(ctx: CheckContext, areas: np.ndarray) -> Obstacles:
+    """Obstructions standing on the ground (bottom_m empty or 0) and illegal structures that overlap one of
+    `areas` (more than touching it)."""
+    areas = np.asarray(areas, dtype=object)
+    obs = ctx.view("obstructions")
+    if len(obs):
+        bottom = at.numbers(obs.frame, "bottom_m")
+        obs = obs.take(np.isnan(bottom) | (bottom <= 0))
+    if len(obs) and len(areas):
+        # only what stands near the areas gets a footprint (points grow by at most their size)
+        profile_sizes = ctx.profile.get("LANE-CLEAR", "point_obstruction_size_m")
+        grow = max([LINE_FOOTPRINT_M, *map(float, profile_sizes.values()),
+                    float(np.nan_to_num(at.numbers(obs.frame, "size_m")).max(initial=0.0))]) / 2.0
+        near = np.unique(STRtree(areas).query(obs.geoms, predicate="dwithin", distance=grow)[0])
+        obs = obs.take(near)
+    ill = ctx.view("illegal_structures")
+    if len(ill):
+        ill = ill.take(at.texts(ill.frame, "status", "reported") != "demolished")
+    g = np.concatenate([footprints(obs.frame, ctx.profile), ill.geoms])
+    refs = np.concatenate([obs.refs, ill.refs]) if len(g) else np.empty(0, dtype=object)
+    kinds = np.concatenate([at.texts(obs.frame, "kind", "other"),
+                            np.full(len(ill), "illegal_structure", dtype=object)])
+    if not len(g) or not len(areas):
+        return Obstacles(g[:0], refs[:0], kinds[:0])
+    gi, ai = STRtree(areas).query(g, predicate="intersects")
+    real = ~shapely.touches(g[gi], areas[ai])
+    hit = np.zeros(len(g), dtype=bool)
+    hit[gi[real]] = True
+    return Obstacles(g[hit], refs[hit], kinds[hit])
+
+
+def lane_clear(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
+    """LANE-CLEAR: obstructions and illegal structures leave a truck of `truck_width_m` a way through.
+
+    Configuration space: the own lane network eroded by half the truck width. Obstacles are grouped into clusters
+    (their dilations by half the truck width overlap); a cluster blocks when, in a window around it, removing its
+    dilation disconnects places the lane connected (including the lane's entry zones). Only the window is eroded,
+    never the whole network. A blockage is measured (widest truck that still passes, by bisection), attributed to
+    the lane it overlaps most, routed by the obstacles' kinds and ranked by the buildings (and floors) served only
+    through the blocked part.
+    """
+    profile = ctx.profile
+    width = float(profile.get("LANE-CLEAR", "truck_width_m"))
+    r = width / 2.0
+    own = np.flatnonzero(net.own)
+    if not len(own):
+        return []
+    out: list[Finding] = []
+    reached = net.reaches_entry()
+    for i in own[~reached[own]]:
+        out.append(_finding(
+            ctx, net, int(i), rule="LANE-CLEAR", verdict="cannot_judge", geometry=net.geoms[i],
+            severity=0.0, required=width,
+            message=f"消防车道 {net.refs[i]} 无法判定: 未找到车道入口(1 m 内无城市道路或车行出入口)",
+            message_en=f"fire lane {net.refs[i]}: cannot judge, entry points not found "
+                       f"(no city road or vehicle entrance within {ENTRY_TOL_M:g} m)",
+        ))
+    own_geoms = net.geoms[own]
+    obstacles = ground_obstacles(ctx, own_geoms)
+    if not len(obstacles.geoms):
+        return out
+    # an obstruction leaving exactly the truck width is no blockage: judge with a truck SIZE_TOL_M narrower
+    r = r - gm.SIZE_TOL_M / 2.0
+    dil = shapely.buffer(obstacles.geoms, r, quad_segs=8)
+    clusters = gm.pieces(shapely.union_all(dil))
+    if not len(clusters):
+        return out
+    cluster_tree = STRtree(clusters)
+    obstacle_i, cluster_i = cluster_tree.query(dil, predicate="intersects")
+    member = np.full(len(dil), -1)
+    member[obstacle_i] = cluster_i
+    entries = net.ext_zone[np.isin(net.ext_lane, own)]
+    # windows around each cluster; only the lanes, entries and other clusters inside a window are looked at
+    windows = shapely.buffer(clusters, WINDOW_M, quad_segs=4)
+    reach = shapely.buffer(windows, r + 1.0, quad_segs=4)
+    wl, li = STRtree(own_geoms).query(reach, predicate="intersects")
+    wc, cj = cluster_tree.query(windows, predicate="intersects")
+    keep = wc != cj
+    wc, cj = wc[keep], cj[keep]
+    we, ej = (STRtree(entries).query(windows, predicate="dwithin", distance=r + REACH_TOL_M)
+              if len(entries) else (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)))
+    n_hit = np.bincount(wl, minlength=len(clusters))
+    by_window = np.split(li[np.argsort(wl, kind="stable")], np.cumsum(n_hit)[:-1])
+    # a window on one lane takes that lane's configuration space, eroded once per lane however many clusters it
+    # carries; windows where lanes meet erode their own piece of the lanes' union
+    single = n_hit == 1
+    lane_of = np.array([x[0] if len(x) == 1 else -1 for x in by_window], dtype=np.int64)
+    used = np.unique(lane_of[single])
+    lane_space = np.full(len(own), None, dtype=object)
+    lane_space[used] = gm.configuration_space(own_geoms[used], r)
+    local_lanes = np.full(len(clusters), None, dtype=object)
+    local_lanes[single] = own_geoms[lane_of[single]]
+    multi = np.flatnonzero(~single)
+    local_lanes[multi] = shapely.intersection(
+        np.array([net.union(own[by_window[k]]) for k in multi], dtype=object), reach[multi])
+    space = np.full(len(clusters), None, dtype=object)
+    space[single] = lane_space[lane_of[single]]
+    space[multi] = gm.configuration_space(local_lanes[multi], r)
+    space = shapely.intersection(space, windows)
+    # other clusters in each window are present in both states (each cluster is judged on its own effect)
+    by_cluster = np.split(cj[np.argsort(wc, kind="stable")], np.cumsum(np.bincount(wc, minlength=len(clusters)))[:-1])
+    crowded = np.flatnonzero(np.bincount(wc, minlength=len(clusters)) > 0)
+    others = np.full(len(clusters), None, dtype=object)
+    if len(crowded):
+        others[crowded] = shapely.intersection(
+            np.array([shapely.union_all(clusters[by_cluster[k]]) for k in crowded], dtype=object), windows[crowded])
+    base = space.copy()
+    if len(crowded):
+        base[crowded] = shapely.difference(space[crowded], others[crowded])
+    # vectorised first pass over every window; the exact test only where a cut is possible
+    maybe = ~gm.surely_uncut(base, shapely.difference(base, clusters), entries[ej], we, radius=r,
+                             reach_tol=REACH_TOL_M)
+    blocked: list[tuple[int, np.ndarray, float]] = []
+    for k in np.flatnonzero(maybe):
+        ents = list(entries[ej[we == k]])
+        if not gm.local_cut(space[k], clusters[k], windows[k], ents, radius=r, reach_tol=REACH_TOL_M,
+                            others=others[k]):
+            continue
+        blocked.append((int(k), np.flatnonzero(member == k), 0.0))
+    if not blocked:
+        return out
+    ks = np.array([b[0] for b in blocked], dtype=np.int64)
+    footprints_ = np.array([shapely.union_all(obstacles.geoms[b[1]]) for b in blocked], dtype=object)
+    pos = np.full(len(clusters), -1, dtype=np.int64)
+    pos[ks] = np.arange(len(ks))
+    near = pos[we] >= 0
+    widths = gm.clear_widths(local_lanes[ks], footprints_, windows[ks], entries[ej[near]], pos[we[near]],
+                             radius=r, reach_tol=REACH_TOL_M)
+    blocked = [(k, idx, float(w)) for (k, idx, _), w in zip(blocked, widths, strict=True)]
+    # the subject: the lane the cluster's obstacles overlap most
+    fi, lj = STRtree(own_geoms).query(footprints_, predicate="intersects")
+    overlap = shapely.area(shapely.intersection(own_geoms[lj], shapely.buffer(footprints_[fi], 0.01)))
+    subjects = []
+    for b in range(len(blocked)):
+        mine = fi == b
+        subjects.append(int(own[lj[mine][int(np.argmax(overlap[mine]))]]))
+    lost = _access_lost(ctx, net, own, clusters, [(b[0], i) for b, i in zip(blocked, subjects, strict=True)], r)
+    for (k, idx, clear), i, (n_bld, n_floors, lost_refs) in zip(blocked, subjects, lost, strict=True):
+        if not reached[i]:
+            continue
+        kinds = sorted(set(obstacles.kinds[idx]))
+        kinds_zh = "、".join(KIND_ZH.get(x, x) for x in kinds)
+        kinds_en = ", ".join(x.replace("_", " ") for x in kinds)
+        refs = [str(x) for x in obstacles.refs[idx]]
+        evidence = shapely.intersection(local_lanes[k], clusters[k])
+        who_zh = f": {', '.join(lost_refs[:10])}{' 等' if len(lost_refs) > 10 else ''}" if lost_refs else ""
+        who_en = f": {', '.join(lost_refs[:10])}{' ...' if len(lost_refs) > 10 else ''}" if lost_refs else ""
+        out.append(_finding(
+            ctx, net, i, rule="LANE-CLEAR", verdict="fail", measured=clear, required=width,
+            other_refs=refs, department=departments(kinds, profile), geometry=evidence,
+            severity=severity(profile, "LANE-CLEAR", buildings=n_bld, floors=n_floors),
+            message=f"消防车道 {net.refs[i]} 被{kinds_zh}({', '.join(refs)})占用, 剩余净宽 {clear:.2f} m, "
+                    f"小于 {width:g} m; {n_bld} 栋建筑({n_floors} 层)失去消防车通行{who_zh}",
+            message_en=f"fire lane {net.refs[i]} blocked by {kinds_en} ({', '.join(refs)}): {clear:.2f} m clear, "
+                       f"less than {width:g} m; {n_bld} buildings ({n_floors} floors) lose fire-truck access{who_en}",
+        ))
+    return out
+
+
+def _access_lost(ctx: CheckContext, net: LaneNetwork, own: np.ndarray, clusters: np.ndarray,
+                 blocked: list[tuple[int, int]], r: float) -> list[tuple[int, int, list[str]]]:
+    """Per blocking cluster (with its subject lane): the buildings (and floors) of the lane's compound whose
+    nearest point of the compound's configuration space is reachable from an entry without the cluster but not
+    with it (served only through the blocked part)."""
+    bv = ctx.view("buildings")
+    bv = bv.take(bv.own)
+    floors_all = at.floors_of(bv.frame, ctx.profile) if len(bv) else np.empty(0, dtype=int)
+    out: dict[int, tuple[int, int, list[str]]] = {}
+    for compound in dict.fromkeys(net.crefs[i] for _, i in blocked):
+        lanes_c = own[net.crefs[own] == compound]
+        mine = bv.compound_refs == compound
+        entries = net.ext_zone[np.isin(net.ext_lane, lanes_c)]
+        space = gm.configuration_space(net.union(lanes_c), r)
+        if not mine.any() or not len(entries) or space.is_empty:
+            continue
+        bg, brefs, floors = bv.geoms[mine], bv.refs[mine], floors_all[mine]
+        access = shapely.get_point(shapely.shortest_line(space, bg), 0)
+
+        def reachable(free: object, access: np.ndarray = access, entries: np.ndarray = entries) -> np.ndarray:
+            parts = gm.pieces(free)
+            if not len(parts):
+                return np.zeros(len(access), dtype=bool)
+            good = parts[shapely.dwithin(parts[:, None], entries[None, :], r + REACH_TOL_M).any(axis=1)]
+            if not len(good):
+                return np.zeros(len(access), dtype=bool)
+            return shapely.dwithin(access[:, None], good[None, :], 1e-6).any(axis=1)
+
+        before = reachable(space)
+        for n, (k, i) in enumerate(blocked):
+            if net.crefs[i] != compound:
+                continue
+            lost = before & ~reachable(space.difference(clusters[k]))
+            out[n] = (int(lost.sum()), int(floors[lost].sum()), [str(x) for x in brefs[lost]])
+    return [out.get(n, (0, 0, [])) for n in range(len(blocked))]
+
+
+# --- LANE-HEADROOM ---------------------------------------------------------------------------------------------
+
+
+def lane_headroom(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
+    """LANE-HEADROOM: canopies, lines, arches and gates over a lane leave `min_clear_height_m`.
+
+    Subject: the low obstruction (other_refs: the lanes under it); also lanes and vehicle entrances whose own
+    recorded clear height is lower.
+    """
+    profile = ctx.profile
+    need = float(profile.get("LANE-HEADROOM", "min_clear_height_m"))
+    out: list[Finding] = []
+    obs = ctx.view("obstructions")
+    if len(obs) and net.n:
+        bottom = at.numbers(obs.frame, "bottom_m")
+        cand = obs.take((bottom > 0) & (bottom < need))
+        cand = cand.take(cand.own)
+        if len(cand):
+            g = cand.geoms
+            oi, li = STRtree(net.geoms).query(g, predicate="intersects")
+            touch = shapely.touches(g[oi], net.geoms[li])
+            oi, li = oi[~touch], li[~touch]
+            refs, kinds, crefs = cand.refs, at.texts(cand.frame, "kind", "other"), cand.compound_refs
+            b = at.numbers(cand.frame, "bottom_m")
+            for o in np.unique(oi):
+                lanes = [str(x) for x in net.refs[li[oi == o]]]
+                kind = str(kinds[o])
+                out.append(Finding(
+                    rule="LANE-HEADROOM", verdict="fail", subject_ref=str(refs[o]), compound_ref=crefs[o],
+                    other_refs=lanes, measured=float(b[o]), required=need,
+                    department=departments([kind], profile),
+                    severity=severity(profile, "LANE-HEADROOM"),
+                    geometry=shapely.intersection(g[o], shapely.union_all(net.geoms[li[oi == o]])),
+                    message=f"{KIND_ZH.get(kind, kind)} {refs[o]} 下净高 {b[o]:.2f} m, 小于 {need:g} m"
+                            f"(消防车道 {', '.join(lanes)})",
+                    message_en=f"{kind.replace('_', ' ')} {refs[o]} leaves {b[o]:.2f} m clear height over fire lane "
+                               f"{', '.join(lanes)}, less than {need:g} m",
+                ))
+    if net.n:
+        h = at.numbers(net.frame, "clear_height_m")
+        for i in np.flatnonzero(net.own & (h < need)):
+            out.append(_finding(
+                ctx, net, int(i), rule="LANE-HEADROOM", verdict="fail", subject_layer="fire_lanes",
+                measured=float(h[i]), required=need, department="物业/住建", geometry=net.geoms[i],
+                severity=severity(profile, "LANE-HEADROOM"),
+                message=f"消防车道 {net.refs[i]} 记录净空高度 {h[i]:.2f} m, 小于 {need:g} m",
+                message_en=f"fire lane {net.refs[i]} has a recorded clear height of {h[i]:.2f} m, less than {need:g} m",
+            ))
+    ent = ctx.view("entrances")
+    if len(ent):
+        h = at.numbers(ent.frame, "clear_height_m")
+        low = ent.own & (h < need) & (at.texts(ent.frame, "kind", "vehicle") == "vehicle")
+        refs, crefs, g = ent.refs, ent.compound_refs, ent.geoms
+        for i in np.flatnonzero(low):
+            out.append(Finding(
+                rule="LANE-HEADROOM", verdict="fail", subject_layer="entrances", subject_ref=str(refs[i]),
+                compound_ref=crefs[i], measured=float(h[i]), required=need, department="物业/住建",
+                geometry=g[i], severity=severity(profile, "LANE-HEADROOM"),
+                message=f"车行出入口 {refs[i]} 净空高度 {h[i]:.2f} m, 小于 {need:g} m",
+                message_en=f"vehicle entrance {refs[i]} has {h[i]:.2f} m clear height, less than {need:g} m",
+            ))
+    return out
+
+
+# --- LANE-TURNAROUND -------------------------------------------------------------------------------------------
+
+
+def lane_turnaround(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
+    """LANE-TURNAROUND: a dead-end lane's polygon holds a `min_side_m` square turnaround (mandatory), and a
+    `high_rise_side_m` square when it serves a high-rise (advisory); largest inscribed square, any orientation
+    the lane's edges suggest."""
+    profile = ctx.profile
+    sec = profile["LANE-TURNAROUND"]
+    need, tall_need = float(sec["min_side_m"]), float(sec["high_rise_side_m"])
+    dead = np.flatnonzero(net.own & (net.kinds == "dead_end"))
+    if not len(dead):
+        return []
+    serves_tall = _serves_high_rise(ctx, net.geoms[dead], float(sec["serve_distance_m"]))
+    out = []
+    sure = gm.squares_fit(net.geoms[dead], need)
+    sure_tall = gm.squares_fit(net.geoms[dead], tall_need) | ~serves_tall
+    for p, i in enumerate(dead):
+        if sure[p] and sure_tall[p]:
+            continue
+        g = net.geoms[i]
+        if not (sure[p] or gm.fits_square(g, need)):
+            sq = gm.largest_inscribed_square(gm.square_room(g, 0.0), upper=need)
+            req, strength = need, "mandatory"
+        elif not (sure_tall[p] or gm.fits_square(g, tall_need)):
+            sq = gm.largest_inscribed_square(gm.square_room(g, need), upper=tall_need)
+            req, strength = tall_need, "advisory"
+        else:
+            continue
+        tall_zh = "(服务高层建筑)" if strength == "advisory" else ""
+        tall_en = " (serves a high-rise)" if strength == "advisory" else ""
+        out.append(_finding(
+            ctx, net, int(i), rule="LANE-TURNAROUND", verdict="fail", measured=sq.length, required=req,
+            strength=strength, severity=severity_of(profile, "LANE-TURNAROUND", strength),
+            geometry=sq.rectangle if sq.rectangle is not None else g,
+            message=f"尽头式消防车道 {net.refs[i]} 回车场最大仅容 {sq.length:.2f} m 见方, 应不小于 {req:g} x {req:g} m"
+                    f"{tall_zh}",
+            message_en=f"dead-end fire lane {net.refs[i]}: the largest square turnaround is {sq.length:.2f} m, "
+                       f"at least {req:g} x {req:g} m required{tall_en}",
+        ))
+    return out
+
+
+def _serves_high_rise(ctx: CheckContext, lanes: np.ndarray, distance: float) -> np.ndarray:
+    b = ctx.view("buildings")
+    if not len(b) or not len(lanes):
+        return np.zeros(len(lanes), dtype=bool)
+    height, _ = at.building_heights(b.frame, ctx.profile)
+    tall = b.geoms[np.nan_to_num(height) > at.high_rise_limit(b.frame, ctx.profile)]
+    if not len(tall):
+        return np.zeros(len(lanes), dtype=bool)
+    li, _ = STRtree(tall).query(lanes, predicate="dwithin", distance=distance)
+    out = np.zeros(len(lanes), dtype=bool)
+    out[li] = True
+    return out
+
+
+# --- LANE-CONNECT ----------------------------------------------------------------------------------------------
+
+
+def lane_connect(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
+    """LANE-CONNECT: every own lane is reachable from a city road through vehicle entrances (directly or over
+    other lanes); a ring lane (a connected group of ring lanes) has at least `min_ring_connections` separate
+    outlets: entry zones or contacts with lanes that reach an entry without the ring."""
+    profile = ctx.profile
+    need = int(profile.get("LANE-CONNECT", "min_ring_connections"))
+    out: list[Finding] = []
+    if not net.n:
+        return out
+    reached = net.reaches_entry()
+    for i in np.flatnonzero(net.own & ~reached):
+        out.append(_finding(
+            ctx, net, int(i), rule="LANE-CONNECT", verdict="fail", measured=0.0, required=1.0,
+            severity=severity(profile, "LANE-CONNECT"), geometry=net.geoms[i],
+            message=f"消防车道 {net.refs[i]} 未经车行出入口与城市道路连通",
+            message_en=f"fire lane {net.refs[i]} is not reachable from a city road through a vehicle entrance",
+        ))
+    ring = net.kinds == "ring"
+    if not (ring & net.own).any():
+        return out
+    # groups of ring lanes that touch each other form one ring
+    ring_pairs = ring[net.adj_i] & ring[net.adj_j]
+    graph = coo_matrix((np.ones(int(ring_pairs.sum())), (net.adj_i[ring_pairs], net.adj_j[ring_pairs])),
+                       shape=(net.n, net.n))
+    group = connected_components(graph, directed=False)[1]
+    for gid in np.unique(group[ring & net.own]):
+        members = np.flatnonzero((group == gid) & ring)
+        on_ring = np.isin(net.ext_lane, members)
+        # outlets: vehicle gates on the ring and contacts with lanes that reach an entry without the ring; a ring
+        # that merely runs along a city road (behind the compound fence) counts its road contacts only when it
+        # has no gate at all
+        zones = list(net.ext_zone[on_ring & net.ext_gate])
+        keep = ~np.isin(net.adj_i, members) & ~np.isin(net.adj_j, members)
+        sub = LaneNetwork(net.frame, net.geoms, net.refs, net.kinds, net.own, net.ext_lane[~on_ring],
+                          net.ext_zone[~on_ring], net.adj_i[keep], net.adj_j[keep], net.adj_zone[keep],
+                          net.ext_gate[~on_ring], net.crefs)
+        outside = sub.reaches_entry()
+        touching = np.isin(net.adj_i, members) & ~np.isin(net.adj_j, members)
+        zones += [z for z, j in zip(net.adj_zone[touching], net.adj_j[touching], strict=True) if outside[j]]
+        if not zones:
+            zones = list(net.ext_zone[on_ring])
+        zones = [z for z in zones if not z.is_empty]
+        outlets = len(gm.pieces(shapely.buffer(shapely.union_all(zones), ENTRY_TOL_M))) if zones else 0
+        if outlets >= need:
+            continue
+        for i in members[net.own[members]]:
+            out.append(_finding(
+                ctx, net, int(i), rule="LANE-CONNECT", verdict="fail", measured=float(outlets),
+                required=float(need), severity=severity(profile, "LANE-CONNECT"), geometry=net.geoms[i],
+                message=f"环形消防车道 {net.refs[i]} 仅有 {outlets} 处与其他道路连通, 应不少于 {need} 处",
+                message_en=f"ring fire lane {net.refs[i]} connects to other roads at {outlets} places, "
+                           f"at least {need} required",
+            ))
+    return out
+
+
+# --- LANE-SETBACK, LANE-SLOPE ------------------------------------------------------------------------------------
+
+
+def lane_setback(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
+    """LANE-SETBACK (advisory): an own lane's edge is at least `min_setback_m` from the wall of a high-rise.
+
+    Buildings whose height (and floors) is unknown and that are closer: cannot judge, naming the missing datum.
+    """
+    profile = ctx.profile
+    sec = profile["LANE-SETBACK"]
+    need = float(sec["min_setback_m"])
+    bv = ctx.view("buildings")
+    b = bv.frame
+    own = np.flatnonzero(net.own)
+    if not len(b) or not len(own):
+        return []
+    bg = bv.geoms
+    li, bi = STRtree(bg).query(net.geoms[own], predicate="dwithin", distance=need)
+    if not len(li):
+        return []
+    d = shapely.distance(net.geoms[own][li], bg[bi])
+    close = d < need
+    li, bi, d = li[close], bi[close], d[close]
+    height, from_floors = at.building_heights(b, profile)
+    use = at.texts(b, "use", "residential")
+    limit = np.where(use == "residential", float(sec["high_rise_residential_m"]), float(sec["high_rise_other_m"]))
+    brefs = bv.refs
+    out = []
+    for i, j, dist in zip(li, bi, d, strict=True):
+        lane = int(own[i])
+        line = shapely.shortest_line(net.geoms[lane], bg[j])
+        if np.isnan(height[j]):
+            out.append(_finding(
+                ctx, net, lane, rule="LANE-SETBACK", verdict="cannot_judge", other_refs=[str(brefs[j])],
+                measured=round(float(dist), 2), required=need, severity=0.0, geometry=line,
+                message=f"消防车道 {net.refs[lane]} 距建筑 {brefs[j]} {dist:.2f} m; 无法判定: 建筑缺少高度和层数",
+                message_en=f"fire lane {net.refs[lane]} is {dist:.2f} m from building {brefs[j]}; cannot judge: "
+                           f"the building has neither height nor floors",
+            ))
+            continue
+        if height[j] <= limit[j]:
+            continue
+        est_zh = f"(按层数估算高度 {height[j]:.0f} m)" if from_floors[j] else ""
+        est_en = f" (height {height[j]:.0f} m estimated from floors)" if from_floors[j] else ""
+        out.append(_finding(
+            ctx, net, lane, rule="LANE-SETBACK", verdict="fail", other_refs=[str(brefs[j])],
+            measured=round(float(dist), 2), required=need, severity=severity(profile, "LANE-SETBACK"),
+            geometry=line,
+            message=f"消防车道 {net.refs[lane]} 距高层建筑 {brefs[j]} 外墙 {dist:.2f} m, 宜不小于 {need:g} m{est_zh}",
+            message_en=f"fire lane {net.refs[lane]} is {dist:.2f} m from the wall of high-rise {brefs[j]}, "
+                       f"should be at least {need:g} m{est_en}",
+        ))
+    return out
+
+
+def lane_slope(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
+    """LANE-SLOPE (advisory): recorded longitudinal slope at most `max_slope_pct`; no slope, no finding."""
+    profile = ctx.profile
+    need = float(profile.get("LANE-SLOPE", "max_slope_pct"))
+    slope = at.numbers(net.frame, "slope_pct") if net.n else np.empty(0)
+    out = []
+    for i in np.flatnonzero(net.own & (slope > need)):
+        out.append(_finding(
+            ctx, net, int(i), rule="LANE-SLOPE", verdict="fail", measured=float(slope[i]), required=need,
+            severity=severity(profile, "LANE-SLOPE"), geometry=net.geoms[i],
+            message=f"消防车道 {net.refs[i]} 坡度 {slope[i]:.1f}%, 宜不大于 {need:g}%",
+            message_en=f"fire lane {net.refs[i]} has a {slope[i]:.1f} % slope, should be at most {need:g} %",
+        ))
+    return out
+
+
+RULE_FUNCTIONS = (lane_width, lane_clear, lane_headroom, lane_turnaround, lane_connect, lane_setback, lane_slope)
+
+
+def check(ctx: CheckContext) -> gpd.GeoDataFrame:
+    """All fire-lane rules for one partition.
+
+    Parameters
+    ----------
+    ctx : CheckContext
+        Lanes, roads, entrances, obstructions, illegal structures and buildings in the metric CRS `ctx.crs`.
+
+    Returns
+    -------
+    GeoDataFrame
+        Findings (``fail`` and ``cannot_judge``) with evidence geometry in `ctx.crs`.
+    """
+    net = lane_network(ctx)
+    found: list[Finding] = []
+    if net.n or len(ctx.view("entrances")):
+        for fn in RULE_FUNCTIONS:
+            found.extend(fn(ctx, net))
+    return findings_frame(found, crs=ctx.crs)
+
+
+__all__ = ["DEPARTMENTS", "LaneNetwork", "check", "departments", "footprints", "ground_obstacles", "lane_network"]

@@ -1,0 +1,172 @@
+"""Rendering check results: an aligned bilingual table, one JSON array of findings, or a GeoJSON FeatureCollection."""
+
+from __future__ import annotations
+
+import json
+import math
+import unicodedata
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import shapely
+
+from gis.checks.findings import FINDING_COLUMNS
+
+#: Coordinate decimals of GeoJSON output (~1 cm; RFC 7946 suggests no more than needed).
+DECIMALS = 7
+
+#: Table columns: (field, Chinese header, English header).
+TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("rule", "规则", "rule"), ("verdict", "结论", "verdict"), ("severity", "严重度", "severity"),
+    ("compound_ref", "小区", "compound"), ("subject", "对象", "subject"), ("measured", "实测", "measured"),
+    ("required", "要求", "required"), ("department", "责任部门", "department"), ("message", "说明", "message"),
+)
+FORMATS = ("table", "json", "geojson")
+
+
+def _frame(result: Any) -> gpd.GeoDataFrame:
+    return result.findings if hasattr(result, "findings") else result
+
+
+def _clean(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, np.generic):
+        return _clean(value.item())
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _geojson(geom: Any) -> dict | None:
+    if geom is None or shapely.is_missing(geom) or geom.is_empty:
+        return None
+    geom = shapely.set_precision(geom, 10 ** -DECIMALS) if geom.geom_type != "GeometryCollection" else geom
+    if not geom.is_empty:
+        geom = shapely.orient_polygons(geom) if hasattr(shapely, "orient_polygons") else geom
+    return json.loads(shapely.to_geojson(geom))
+
+
+def records(result: Any) -> list[dict[str, Any]]:
+    """Findings as JSON-ready dicts (every FINDING_COLUMNS field + `geometry` as GeoJSON in WGS84)."""
+    frame = _frame(result)
+    if frame.crs is not None and len(frame) and not frame.crs.equals("EPSG:4326"):
+        frame = frame.to_crs(4326)
+    cols = [c for c in FINDING_COLUMNS if c in frame.columns]
+    data = frame[cols].astype(object).to_dict("records")
+    geoms = frame.geometry.values if len(frame) else []
+    out = []
+    for row, geom in zip(data, geoms, strict=True):
+        rec = {k: _clean(v) for k, v in row.items()}
+        rec["other_refs"] = rec.get("other_refs") or []
+        rec["geometry"] = _geojson(geom)
+        out.append(rec)
+    return out
+
+
+def to_json(result: Any) -> str:
+    """One JSON array of findings."""
+    return json.dumps(records(result), ensure_ascii=False)
+
+
+def to_geojson(result: Any) -> str:
+    """A GeoJSON FeatureCollection of findings (properties: every finding field), with the run's metadata."""
+    features = []
+    for rec in records(result):
+        geom = rec.pop("geometry")
+        features.append({"type": "Feature", "id": rec.get("key"), "geometry": geom, "properties": rec})
+    fc: dict[str, Any] = {"type": "FeatureCollection", "features": features}
+    if hasattr(result, "run_id"):
+        fc["run"] = {"id": result.run_id, "profile": result.profile, "profile_version": result.profile_version,
+                     "scope": result.scope, "duration_s": round(result.duration_s, 3), "counts": result.counts}
+    return json.dumps(fc, ensure_ascii=False)
+
+
+def _width(s: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s)
+
+
+def _pad(s: str, width: int) -> str:
+    return s + " " * (width - _width(s))
+
+
+def _cut(s: str, width: int) -> str:
+    if _width(s) <= width:
+        return s
+    out, w = "", 0
+    for ch in s:
+        cw = 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+        if w + cw > width - 1:
+            break
+        out, w = out + ch, w + cw
+    return out + "…"
+
+
+def _num(v: Any) -> str:
+    v = _clean(v)
+    if v is None:
+        return ""
+    return f"{v:.2f}".rstrip("0").rstrip(".") if isinstance(v, float) else str(v)
+
+
+def to_table(result: Any, *, max_message: int = 80) -> str:
+    """An aligned text table (headers in Chinese and English) plus a summary per rule and verdict."""
+    frame = _frame(result)
+    rows = []
+    for rec in frame.drop(columns=frame.geometry.name).astype(object).to_dict("records") if len(frame) else []:
+        subject = f"{rec.get('subject_layer')}:{rec.get('subject_ref')}"
+        others = _clean(rec.get("other_refs")) or []
+        if others:
+            subject += f" ({', '.join(map(str, others[:3]))}{', …' if len(others) > 3 else ''})"
+        unit = _clean(rec.get("unit")) or ""
+        rows.append({
+            "rule": str(rec["rule"]), "verdict": str(rec["verdict"]), "severity": _num(rec.get("severity")),
+            "compound_ref": str(_clean(rec.get("compound_ref")) or ""), "subject": subject,
+            "measured": (_num(rec.get("measured")) + f" {unit}").strip() if _clean(rec.get("measured")) is not None
+            else "",
+            "required": (_num(rec.get("required")) + f" {unit}").strip() if _clean(rec.get("required")) is not None
+            else "",
+            "department": str(_clean(rec.get("department")) or ""),
+            "message": _cut(str(_clean(rec.get("message")) or ""), max_message),
+        })
+    heads = {f: f"{zh} {en}" for f, zh, en in TABLE_COLUMNS}
+    widths = {f: max([_width(heads[f])] + [_width(r[f]) for r in rows]) for f, _, _ in TABLE_COLUMNS}
+    lines = ["  ".join(_pad(heads[f], widths[f]) for f, _, _ in TABLE_COLUMNS).rstrip(),
+             "  ".join("-" * widths[f] for f, _, _ in TABLE_COLUMNS)]
+    lines += ["  ".join(_pad(r[f], widths[f]) for f, _, _ in TABLE_COLUMNS).rstrip() for r in rows]
+    lines.append("")
+    lines.append(_summary(result, frame))
+    return "\n".join(lines)
+
+
+def _summary(result: Any, frame: gpd.GeoDataFrame) -> str:
+    n_fail = int((frame["verdict"] == "fail").sum()) if len(frame) else 0
+    n_cj = int((frame["verdict"] == "cannot_judge").sum()) if len(frame) else 0
+    head = f"共 {len(frame)} 条: 不合格 {n_fail}, 无法判定 {n_cj} | {len(frame)} findings: {n_fail} fail, " \
+           f"{n_cj} cannot judge"
+    if hasattr(result, "run_id"):
+        head += (f"\n检查批次 run {result.run_id}; 规则配置 profile {result.profile} {result.profile_version}; "
+                 f"用时 {result.duration_s:.2f} s")
+        if getattr(result, "ledger", None) is not None:
+            lg = result.ledger
+            head += (f"\n台账 ledger: 新增 new {lg.inserted}, 仍存在 still failing {lg.updated}, "
+                     f"重新打开 reopened {lg.reopened}, 复查通过 passed recheck {lg.closed}")
+    if len(frame):
+        counts = frame.groupby(["rule", "verdict"]).size().unstack(fill_value=0)
+        parts = [f"{rule}: " + ", ".join(f"{v} {int(n)}" for v, n in row.items() if n) for rule, row in counts.iterrows()]
+        head += "\n" + "; ".join(parts)
+    return head
+
+
+def render(result: Any, fmt: str = "table") -> str:
+    """Render a CheckResult (or a findings frame) as `table`, `json` or `geojson`."""
+    if fmt == "table":
+        return to_table(result)
+    if fmt == "json":
+        return to_json(result)
+    if fmt == "geojson":
+        return to_geojson(result)
+    raise ValueError(f"未知输出格式 unknown format {fmt!r}; formats: {', '.join(FORMATS)}")

@@ -1,0 +1,486 @@
+"""Running the checks: read a scope from PostGIS, partition by compound, run every family serially, in a process
+pool or on a Dask cluster, record the run and update the hazards ledger."""
+
+from __future__ import annotations
+
+import importlib
+import math
+import multiprocessing
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+from sqlalchemy import Engine, text
+
+from gis.checks.catalog import RULES
+from gis.checks.context import CONTEXT_LAYERS, CheckContext, build_contexts, context_margins
+from gis.checks.findings import FINDING_COLUMNS, empty_findings
+from gis.checks.profiles import Profile, load_profile
+
+#: Output CRS of findings (GeoJSON, RFC 7946).
+OUTPUT_CRS = 4326
+
+#: The rule families, each a module gis.checks.<family> exposing `check(ctx) -> GeoDataFrame`.
+FAMILIES: tuple[str, ...] = ("lanes", "aerial", "separation", "structures", "hydrants", "parking", "ebikes")
+
+CheckFn = Callable[[CheckContext], gpd.GeoDataFrame]
+
+
+class MissingChecksError(ImportError):
+    """A rule family module that cannot be imported (the run would silently skip its rules)."""
+
+
+class _FamilyRegistry(Mapping[str, CheckFn]):
+    """`FAMILY_CHECKS[family]` → the family's `check` function, imported on first use."""
+
+    def __getitem__(self, family: str) -> CheckFn:
+        if family not in FAMILIES:
+            raise KeyError(f"未知规则族 unknown rule family {family!r}; families: {', '.join(FAMILIES)}")
+        try:
+            module = importlib.import_module(f"gis.checks.{family}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"gis.checks.{family}":
+                raise
+            raise MissingChecksError(f"规则族模块缺失 rule family module missing: gis.checks.{family}") from exc
+        return module.check
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(FAMILIES)
+
+    def __len__(self) -> int:
+        return len(FAMILIES)
+
+
+#: Registry of the family check functions (lazy: modules are imported when a run needs them).
+FAMILY_CHECKS: Mapping[str, CheckFn] = _FamilyRegistry()
+
+
+def resolve_families(families: Iterable[str] | None = None) -> dict[str, CheckFn]:
+    """The check functions of `families` (default: all); raises MissingChecksError naming every missing module."""
+    names = tuple(families) if families is not None else FAMILIES
+    out, missing = {}, []
+    for name in names:
+        try:
+            out[name] = FAMILY_CHECKS[name]
+        except MissingChecksError:
+            missing.append(f"gis.checks.{name}")
+    if missing:
+        raise MissingChecksError(f"规则族模块缺失 rule family modules missing: {', '.join(missing)}")
+    return out
+
+
+def multi_compound(family: str) -> bool:
+    """Whether a family may run on partitions of several compounds (its module sets MULTI_COMPOUND = True:
+    per-compound rules group by owner, nothing assumes one compound per context)."""
+    module = importlib.import_module(f"gis.checks.{family}")
+    return bool(getattr(module, "MULTI_COMPOUND", False))
+
+
+#: Largest partition (compounds) the runner builds for multi-compound families.
+MAX_GROUP = 400
+
+
+def group_size(n_compounds: int, *, workers: int = 1) -> int:
+    """Compounds per partition: a couple of partitions per worker (load balance), at most MAX_GROUP."""
+    parts = max(1, 2 * workers) if workers > 1 else 1
+    return int(min(MAX_GROUP, max(1, math.ceil(n_compounds / parts))))
+
+
+def family_rules(families: Iterable[str]) -> list[str]:
+    """The rule ids a set of families checks."""
+    fams = set(families)
+    return [r.id for r in RULES.values() if r.family in fams]
+
+
+# --- one partition ----------------------------------------------------------------------------------------------
+
+
+class PartitionError(RuntimeError):
+    """A check that raised on one compound (the message names the compound and the family)."""
+
+
+def check_context(ctx: CheckContext, families: Sequence[str] = FAMILIES) -> gpd.GeoDataFrame:
+    """Run `families` on one context; findings in EPSG:4326 (FINDING_COLUMNS + geometry).
+
+    Module-level and picklable, so process pools and Dask workers run it unchanged.
+    """
+    checks = resolve_families(families)
+    frames = []
+    for name, fn in checks.items():
+        try:
+            found = fn(ctx)
+        except Exception as exc:  # name the partition: a bare GEOS error says nothing about where
+            raise PartitionError(f"检查出错 check {name} failed on compound {ctx.compound_ref!r}: {exc!r}") from exc
+        if found is not None and len(found):
+            if found.crs is None:
+                found = found.set_crs(ctx.crs)
+            frames.append(found.to_crs(OUTPUT_CRS))
+    return _concat(frames)
+
+
+def _concat(frames: list[gpd.GeoDataFrame]) -> gpd.GeoDataFrame:
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return empty_findings(crs=OUTPUT_CRS)
+    out = pd.concat(frames, ignore_index=True)
+    return gpd.GeoDataFrame(out, geometry="geometry", crs=OUTPUT_CRS)
+
+
+Task = tuple[CheckContext, tuple[str, ...]]
+
+
+def _check_batch(tasks: list[Task]) -> list[gpd.GeoDataFrame]:
+    return [check_context(c, fams) for c, fams in tasks]
+
+
+def _check_task(task: Task) -> gpd.GeoDataFrame:
+    return check_context(task[0], task[1])
+
+
+def _batches(items: list, n: int) -> list[list]:
+    size = max(1, math.ceil(len(items) / n))
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def run_contexts(
+    contexts: Sequence[CheckContext],
+    *,
+    families: Sequence[str] = FAMILIES,
+    workers: int = 1,
+    dask_address: str | Any | None = None,
+    progress: bool = False,
+) -> gpd.GeoDataFrame:
+    """Run the checks on prepared contexts: serially, in a process pool (`workers` > 1) or on a Dask cluster.
+
+    Parameters
+    ----------
+    contexts : sequence of CheckContext
+    families : sequence of str
+        Rule families to run (default: all; a missing family module raises before any work starts).
+    workers : int
+        Processes of the local pool (1: run in this process).
+    dask_address : str or distributed.Client, optional
+        A Dask scheduler address (``tcp://host:8786``) or a connected Client: partitions run as Dask tasks.
+    progress : bool
+        Show a tqdm progress bar over compounds (on stderr).
+
+    Returns
+    -------
+    GeoDataFrame
+        All findings in EPSG:4326, sorted by compound, rule, subject and key.
+    """
+    families = tuple(families)
+    resolve_families(families)  # fail loudly before the work, naming every missing module
+    return run_tasks([(c, families) for c in contexts], workers=workers, dask_address=dask_address,
+                     progress=progress)
+
+
+def run_tasks(tasks: Sequence[Task], *, workers: int = 1, dask_address: str | Any | None = None,
+              progress: bool = False) -> gpd.GeoDataFrame:
+    """Run (context, families) tasks serially, in a process pool or on Dask; findings in EPSG:4326, sorted."""
+    tasks = list(tasks)
+    bar = _bar(sum(len(c.compounds) for c, _ in tasks), progress)
+    frames: list[gpd.GeoDataFrame] = []
+    try:
+        if dask_address is not None:
+            frames = _run_dask(tasks, dask_address, bar)
+        elif workers > 1 and len(tasks) > 1:
+            # a few batches per worker: pickling per task costs more than small partitions' checks
+            batches = _batches(sorted(tasks, key=lambda t: -len(t[0].compounds)), workers * 2)
+            ctx_mp = multiprocessing.get_context("forkserver")
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx_mp) as pool:
+                futures = {pool.submit(_check_batch, b): sum(len(c.compounds) for c, _ in b) for b in batches}
+                for fut in as_completed(futures):
+                    frames.extend(fut.result())
+                    bar.update(futures[fut])
+        else:
+            for ctx, fams in tasks:
+                frames.append(check_context(ctx, fams))
+                bar.update(len(ctx.compounds))
+    finally:
+        bar.close()
+    return _sorted(_concat(frames))
+
+
+def _run_dask(tasks: list[Task], address: Any, bar: Any) -> list:
+    from distributed import Client
+    from distributed import as_completed as dask_completed
+
+    own = not hasattr(address, "submit")
+    client = Client(address) if own else address
+    try:
+        futures = client.map(_check_task, tasks, pure=False)
+        sizes = {f.key: len(t[0].compounds) for f, t in zip(futures, tasks, strict=True)}
+        frames = []
+        for fut in dask_completed(futures):
+            frames.append(fut.result())
+            bar.update(sizes[fut.key])
+        return frames
+    finally:
+        if own:
+            client.close()
+
+
+def plan_tasks(layers_4490: dict[str, gpd.GeoDataFrame], *, profile: Profile, families: Sequence[str],
+               compounds: Iterable[str] | None = None, workers: int = 1,
+               grouped: bool | None = None) -> list[Task]:
+    """Partition a district for `families`: families that handle several compounds per partition
+    (MULTI_COMPOUND) share grouped partitions, the others get one partition per compound.
+
+    `grouped` overrides the families' flags: True groups every family, False none."""
+    families = tuple(families)
+    resolve_families(families)
+    multi = tuple(f for f in families if (multi_compound(f) if grouped is None else grouped))
+    single = tuple(f for f in families if f not in multi)
+    wanted = list(compounds) if compounds is not None else None
+    n = len(wanted) if wanted is not None else len(layers_4490.get("compounds", ()))
+    tasks: list[Task] = []
+    if multi:
+        size = group_size(n, workers=workers)
+        tasks += [(c, multi) for c in build_contexts(layers_4490, profile=profile, compounds=wanted,
+                                                     group_size=size)]
+    if single:
+        tasks += [(c, single) for c in build_contexts(layers_4490, profile=profile, compounds=wanted)]
+    return tasks
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _bar(total: int, show: bool) -> Any:
+    if not show:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="小区 compound", desc="检查 checking", leave=False)
+
+
+def _sorted(findings: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    if not len(findings):
+        return findings
+    order = findings[["compound_ref", "rule", "subject_ref", "key"]].astype(str)
+    idx = order.sort_values(["compound_ref", "rule", "subject_ref", "key"]).index
+    return findings.loc[idx].reset_index(drop=True)
+
+
+def run_on_frames(
+    layers_4490: dict[str, gpd.GeoDataFrame],
+    *,
+    profile: Profile | str = "cn-gb",
+    workers: int = 1,
+    families: Sequence[str] = FAMILIES,
+    compounds: Iterable[str] | None = None,
+    dask_address: str | Any | None = None,
+    grouped: bool | None = None,
+) -> gpd.GeoDataFrame:
+    """Run the checks on in-memory layers (no database): partition by compound, run, return findings in EPSG:4326.
+
+    Parameters
+    ----------
+    layers_4490 : dict of str to GeoDataFrame
+        Layer frames in EPSG:4490 keyed by layer name (`compounds` required).
+    profile : Profile or str
+    workers : int
+    families : sequence of str
+    compounds : iterable of str, optional
+        Only these compounds' features are reported (the rest is surroundings).
+    dask_address : str or distributed.Client, optional
+    grouped : bool, optional
+        Partition grouping override (see `plan_tasks`).
+
+    Returns
+    -------
+    GeoDataFrame
+        FINDING_COLUMNS + geometry, EPSG:4326.
+    """
+    prof = load_profile(profile) if isinstance(profile, str) else profile
+    tasks = plan_tasks(layers_4490, profile=prof, families=families, compounds=compounds, workers=workers,
+                       grouped=grouped)
+    return run_tasks(tasks, workers=workers, dask_address=dask_address)
+
+
+# --- the database run -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class CheckResult:
+    """The outcome of one check run."""
+
+    findings: gpd.GeoDataFrame
+    run_id: int | None
+    counts: dict[str, dict[str, int]]
+    duration_s: float
+    profile: str
+    profile_version: str
+    scope: dict[str, Any]
+    compounds: list[str] = field(default_factory=list)
+    ledger: Any = None
+
+    @property
+    def failures(self) -> int:
+        return int((self.findings["verdict"] == "fail").sum()) if len(self.findings) else 0
+
+
+def count_findings(findings: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """Findings per rule and verdict: ``{rule: {verdict: n}}``."""
+    if not len(findings):
+        return {}
+    grouped = findings.groupby(["rule", "verdict"]).size()
+    out: dict[str, dict[str, int]] = {}
+    for (rule_id, verdict), n in grouped.items():
+        out.setdefault(str(rule_id), {})[str(verdict)] = int(n)
+    return out
+
+
+def read_scope(
+    *,
+    engine: Engine,
+    street: str | None = None,
+    compound: str | None = None,
+    profile: Profile,
+) -> tuple[dict[str, gpd.GeoDataFrame], list[str]]:
+    """The layers a scope's checks need, in EPSG:4490, and the refs of the compounds to check.
+
+    The whole district without a scope; else the scope's compounds plus every feature within the context margins
+    of them (neighbouring buildings, city roads, hydrants) or belonging to them.
+    """
+    from gis.store import read_layer
+
+    if street is None and compound is None:
+        layers = {name: read_layer(name, engine=engine) for name in CONTEXT_LAYERS}
+        return layers, [str(r) for r in layers["compounds"]["ref"].dropna()]
+    targets = read_layer("compounds", engine=engine, street=street, compound=compound)
+    refs = [str(r) for r in targets["ref"].dropna()]
+    if not refs:
+        return {name: read_layer(name, engine=engine, where="false") for name in CONTEXT_LAYERS}, []
+    x0, y0, x1, y1 = targets.total_bounds
+    margins = context_margins(profile)
+    lat = math.radians((y0 + y1) / 2)
+    layers: dict[str, gpd.GeoDataFrame] = {}
+    for name in CONTEXT_LAYERS:
+        m = margins[name] * 1.2 + 10.0  # degrees below are approximate: widen a little
+        dx, dy = m / (111_320.0 * max(math.cos(lat), 0.1)), m / 110_574.0
+        params = {"x0": x0 - dx, "y0": y0 - dy, "x1": x1 + dx, "y1": y1 + dy, "scope_refs": refs}
+        box = "t.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490)"
+        if name == "compounds":
+            where = f"({box} OR t.ref = ANY(:scope_refs))"
+        else:
+            where = f"({box} OR t.compound_ref = ANY(:scope_refs))"
+        layers[name] = read_layer(name, engine=engine, where=where, params=params)
+    return layers, refs
+
+
+def run_checks(
+    *,
+    street: str | None = None,
+    compound: str | None = None,
+    workers: int = 1,
+    profile: str | Profile = "cn-gb",
+    dask_address: str | Any | None = None,
+    ledger: bool = True,
+    progress: bool = False,
+    engine: Engine | None = None,
+    user: str | None = None,
+    families: Sequence[str] = FAMILIES,
+    include_pass: bool = False,
+    grouped: bool | None = None,
+) -> CheckResult:
+    """Check a scope of the database and (by default) update the hazards ledger.
+
+    Parameters
+    ----------
+    street, compound : str, optional
+        Scope: a street code or a compound ref (default: the whole database).
+    workers : int
+        Local processes (1: serial).
+    profile : str or Profile
+        Rule profile name, path or object.
+    dask_address : str or distributed.Client, optional
+        Run partitions on this Dask cluster.
+    ledger : bool
+        Write findings to the hazards ledger (and close hazards that no longer fail).
+    progress : bool
+        tqdm progress bar on stderr.
+    engine : sqlalchemy.Engine, optional
+    user : str, optional
+        Recorded as the run's starter and in the audit log of ledger writes.
+    families : sequence of str
+        Rule families to run (default: all).
+    include_pass : bool
+        Also store ``pass`` findings in the ledger.
+    grouped : bool, optional
+        Partition grouping override (see `plan_tasks`; default: each family's MULTI_COMPOUND flag).
+
+    Returns
+    -------
+    CheckResult
+        Findings in EPSG:4326, the run id (a row of check_runs), counts per rule and verdict, duration, profile.
+    """
+    from gis.checks import ledger as ledger_mod
+    from gis.db import get_engine
+
+    eng = engine or get_engine()
+    prof = load_profile(profile) if isinstance(profile, str) else profile
+    families = tuple(families)
+    resolve_families(families)
+    scope = {k: v for k, v in (("street", street), ("compound", compound)) if v is not None}
+    started = time.perf_counter()
+    with eng.begin() as conn:
+        run_id = conn.execute(
+            text("INSERT INTO check_runs (status, profile, profile_version, scope, started_by) "
+                 "VALUES ('running', :p, :v, CAST(:s AS jsonb), :u) RETURNING id"),
+            {"p": prof.name, "v": prof.version, "s": _json({**scope, "families": list(families)}), "u": user},
+        ).scalar_one()
+    try:
+        layers, refs = read_scope(engine=eng, street=street, compound=compound, profile=prof)
+        tasks = plan_tasks(layers, profile=prof, families=families, compounds=refs, workers=workers,
+                           grouped=grouped)
+        findings = run_tasks(tasks, workers=workers, dask_address=dask_address, progress=progress)
+        counts = count_findings(findings)
+        ledger_result = None
+        if ledger:
+            ledger_result = ledger_mod.record(
+                findings, engine=eng, run_id=run_id, compounds=refs, rules=family_rules(families),
+                include_pass=include_pass, user=user,
+            )
+        duration = time.perf_counter() - started
+        with eng.begin() as conn:
+            conn.execute(
+                text("UPDATE check_runs SET status = 'done', finished_at = now(), progress = 1, "
+                     "counts = CAST(:c AS jsonb), duration_s = :d WHERE id = :id"),
+                {"c": _json({"rules": counts, "compounds": len(refs),
+                             "ledger": ledger_result.as_dict() if ledger_result else None}),
+                 "d": duration, "id": run_id},
+            )
+    except BaseException as exc:
+        with eng.begin() as conn:
+            conn.execute(
+                text("UPDATE check_runs SET status = 'failed', finished_at = now(), error = :e, duration_s = :d "
+                     "WHERE id = :id"),
+                {"e": repr(exc)[:4000], "d": time.perf_counter() - started, "id": run_id},
+            )
+        raise
+    return CheckResult(findings=findings, run_id=run_id, counts=counts, duration_s=duration, profile=prof.name,
+                       profile_version=prof.version, scope=scope, compounds=refs, ledger=ledger_result)
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+__all__ = [
+    "FAMILIES", "FAMILY_CHECKS", "FINDING_COLUMNS", "CheckResult", "MissingChecksError", "PartitionError",
+    "check_context", "count_findings", "family_rules", "group_size", "multi_compound", "plan_tasks", "read_scope",
+    "resolve_families", "run_checks", "run_contexts", "run_on_frames", "run_tasks",
+]

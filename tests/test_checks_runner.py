@@ -1,0 +1,217 @@
+"""The runner end to end: PostGIS scope → partitions → findings → hazards ledger; serial vs pool vs Dask."""
+
+from __future__ import annotations
+
+import json
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+import shapely
+from shapely.geometry import LineString, Point, box
+from sqlalchemy import text
+
+from gis.checks import output
+from gis.checks.context import build_contexts
+from gis.checks.runner import (
+    FAMILIES,
+    FAMILY_CHECKS,
+    MissingChecksError,
+    resolve_families,
+    run_checks,
+    run_on_frames,
+)
+from gis.db import transaction
+from gis.store import write_frame
+
+X0, Y0 = 360_000.0, 3_300_000.0
+
+
+def frame(rows: list[dict]) -> gpd.GeoDataFrame:
+    rows = [dict(r) for r in rows]
+    geoms = [shapely.affinity.translate(r.pop("geometry"), X0, Y0) for r in rows]
+    return gpd.GeoDataFrame(rows, geometry=geoms, crs=32651).to_crs(4490)
+
+
+def district() -> dict[str, gpd.GeoDataFrame]:
+    """Two compounds side by side; C1's lane is blocked by a car, C2's lane is 3.8 m wide."""
+    return {
+        "compounds": frame([{"ref": "C1", "name": "一号小区", "geometry": box(0, 0, 100, 150)},
+                            {"ref": "C2", "name": "二号小区", "geometry": box(120, 0, 220, 150)}]),
+        "roads": frame([{"ref": "R1", "kind": "city", "width_m": 12.0,
+                         "geometry": LineString([(-50, -7), (270, -7)])}]),
+        "entrances": frame([{"ref": "G1", "kind": "vehicle", "geometry": Point(10, 0)},
+                            {"ref": "G2", "kind": "vehicle", "geometry": Point(130, 0)}]),
+        "fire_lanes": frame([{"ref": "L1", "kind": "through", "geometry": box(7, 0, 13, 140)},
+                             {"ref": "L2", "kind": "through", "geometry": box(128.1, 0, 131.9, 140)}]),
+        "obstructions": frame([{"ref": "V1", "kind": "vehicle", "geometry": box(9.5, 60, 11.3, 64.8)}]),
+        "buildings": frame([{"ref": "B1", "height_m": 18.0, "geometry": box(30, 40, 60, 55)},
+                            {"ref": "B2", "height_m": 18.0, "geometry": box(150, 40, 180, 55)}]),
+    }
+
+
+def fail_keys(findings: pd.DataFrame) -> set[tuple[str, str]]:
+    f = findings[findings["verdict"] == "fail"]
+    return set(zip(f["rule"], f["subject_ref"], strict=True))
+
+
+def test_registry_names_every_family_and_missing_modules_fail_loudly():
+    assert tuple(FAMILY_CHECKS) == FAMILIES
+    assert callable(FAMILY_CHECKS["lanes"])
+    with pytest.raises(KeyError):
+        FAMILY_CHECKS["nonsense"]
+    with pytest.raises(KeyError):
+        resolve_families(["lanes", "nonsense"])
+    assert issubclass(MissingChecksError, ImportError)
+
+
+def test_run_on_frames_reports_each_compound_once_in_wgs84():
+    found = run_on_frames(district(), profile="cn-gb", families=("lanes", "aerial"))
+    assert found.crs.to_epsg() == 4326
+    assert fail_keys(found) == {("LANE-CLEAR", "L1"), ("LANE-WIDTH", "L2")}
+    assert set(found.loc[found["subject_ref"] == "L1", "compound_ref"]) == {"C1"}
+    assert not found["key"].duplicated().any()
+    lon, lat = found.geometry.iloc[0].centroid.coords[0]
+    assert 121 < lon < 122 and 29 < lat < 30.5
+
+
+def test_contexts_carry_surroundings_and_owners():
+    ctxs = build_contexts(district(), profile="cn-gb")
+    assert [c.compound_ref for c in ctxs] == ["C1", "C2"]
+    c1 = ctxs[0]
+    assert c1.crs.to_epsg() == 32651
+    # the neighbour compound's outline is there (ownership is decided against it), its far lane is not
+    assert set(c1.layer("compounds")["ref"]) == {"C1", "C2"}
+    assert set(c1.layer("fire_lanes")["ref"]) == {"L1"}
+    assert set(c1.layer("roads")["ref"]) == {"R1"}
+
+
+def test_grouped_partitions_give_the_per_compound_findings():
+    from gis.checks.profiles import load_profile
+    from gis.checks.runner import plan_tasks
+
+    tasks = plan_tasks(district(), profile=load_profile("cn-gb"), families=("lanes", "aerial"))
+    assert [(c.compounds, fams) for c, fams in tasks] == [(("C1", "C2"), ("lanes", "aerial"))]
+    one = run_on_frames(district(), families=("lanes", "aerial"), grouped=False)
+    grouped = run_on_frames(district(), families=("lanes", "aerial"), grouped=True)
+    cols = ["key", "verdict", "compound_ref", "measured"]
+    assert one[cols].astype(str).values.tolist() == grouped[cols].astype(str).values.tolist()
+
+
+def test_process_pool_gives_the_serial_findings():
+    serial = run_on_frames(district(), families=("lanes", "aerial"))
+    pooled = run_on_frames(district(), families=("lanes", "aerial"), workers=2)
+    assert list(serial["key"]) == list(pooled["key"])
+    assert serial["measured"].tolist() == pooled["measured"].tolist()
+
+
+def test_dask_local_cluster_gives_the_serial_findings():
+    distributed = pytest.importorskip("distributed")
+    serial = run_on_frames(district(), families=("lanes", "aerial"))
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=None) as cluster:
+        on_dask = run_on_frames(district(), families=("lanes", "aerial"), dask_address=cluster.scheduler_address)
+    assert list(serial["key"]) == list(on_dask["key"])
+    assert serial["measured"].tolist() == on_dask["measured"].tolist()
+
+
+def test_renderers():
+    found = run_on_frames(district(), families=("lanes", "aerial"))
+    arr = json.loads(output.render(found, "json"))
+    assert isinstance(arr, list) and len(arr) == len(found)
+    need = {"rule", "clause", "verdict", "severity", "compound_ref", "subject_layer", "subject_ref", "other_refs",
+            "measured", "required", "unit", "message", "department", "geometry"}
+    assert need <= set(arr[0])
+    assert arr[0]["geometry"]["type"] in {"Polygon", "LineString", "MultiPolygon", "Point", "MultiLineString"}
+    fc = json.loads(output.render(found, "geojson"))
+    assert fc["type"] == "FeatureCollection" and len(fc["features"]) == len(found)
+    table = output.render(found, "table")
+    assert "规则 rule" in table and "LANE-CLEAR" in table and "L2" in table
+    with pytest.raises(ValueError):
+        output.render(found, "xml")
+
+
+# --- against the real PostGIS -------------------------------------------------------------------------------------
+
+
+def load(engine, layers: dict[str, gpd.GeoDataFrame]) -> None:
+    with transaction(engine=engine) as conn:
+        for name in ("compounds", "roads", "entrances", "fire_lanes", "obstructions", "buildings"):
+            if name in layers:
+                write_frame(conn, name, layers[name])
+
+
+def hazards(engine) -> dict[str, tuple[str, str]]:
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT key, status, verdict FROM hazards")).all()
+    return {k: (s, v) for k, s, v in rows}
+
+
+@pytest.mark.db
+def test_run_checks_keeps_the_ledger(db):
+    load(db, district())
+    first = run_checks(engine=db, user="tester")
+    assert fail_keys(first.findings) >= {("LANE-CLEAR", "L1"), ("LANE-WIDTH", "L2")}
+    assert first.counts["LANE-CLEAR"]["fail"] == 1
+    assert first.ledger.inserted == len(first.findings[first.findings["verdict"] != "pass"])
+    ledger = hazards(db)
+    blocked = "LANE-CLEAR|fire_lanes:L1|V1"
+    assert ledger[blocked] == ("open", "fail")
+    with db.connect() as conn:
+        run = conn.execute(text("SELECT status, profile, profile_version, counts, duration_s, started_by "
+                                "FROM check_runs WHERE id = :id"), {"id": first.run_id}).one()
+        row = conn.execute(text("SELECT compound_ref, street_code IS NULL, first_run_id, ST_SRID(geom), "
+                                "message_zh, message_en, department FROM hazards WHERE key = :k"),
+                           {"k": blocked}).one()
+    assert run.status == "done" and run.profile == "cn-gb" and run.started_by == "tester"
+    assert run.counts["rules"]["LANE-CLEAR"] == {"fail": 1}
+    assert row[0] == "C1" and row[2] == first.run_id and row[3] == 4490 and row[6] == "交警/公安"
+
+    # a recheck changes nothing but last_seen
+    second = run_checks(engine=db)
+    assert second.ledger.inserted == 0 and second.ledger.closed == 0
+    assert hazards(db) == ledger
+
+    # the car leaves: its hazard passes recheck, nothing is deleted
+    with transaction(engine=db) as conn:
+        conn.execute(text("DELETE FROM obstructions WHERE ref = 'V1'"))
+    third = run_checks(engine=db)
+    after = hazards(db)
+    assert after[blocked] == ("passed_recheck", "fail")
+    assert third.ledger.closed == 1 and len(after) == len(ledger)
+    assert after["LANE-WIDTH|fire_lanes:L2"] == ("open", "fail")
+
+    # it comes back: the hazard is reopened under the same key
+    load(db, {"obstructions": district()["obstructions"]})
+    fourth = run_checks(engine=db)
+    assert fourth.ledger.reopened == 1
+    assert hazards(db)[blocked] == ("open", "fail")
+
+
+@pytest.mark.db
+def test_compound_scope_only_touches_that_compound(db):
+    load(db, district())
+    run_checks(engine=db)
+    with transaction(engine=db) as conn:
+        conn.execute(text("DELETE FROM obstructions"))
+        conn.execute(text("UPDATE fire_lanes SET geom = ST_Multi(ST_Buffer(geom, 0.5, 'join=mitre')) "
+                          "WHERE ref = 'L2'"))
+    scoped = run_checks(engine=db, compound="C1")
+    assert set(scoped.findings["compound_ref"]) <= {"C1"}
+    after = hazards(db)
+    # C1's blockage is closed by the C1 run; C2's (now wide enough) lane stays open until C2 is checked
+    assert after["LANE-CLEAR|fire_lanes:L1|V1"][0] == "passed_recheck"
+    assert after["LANE-WIDTH|fire_lanes:L2"][0] == "open"
+    run_checks(engine=db, compound="C2")
+    assert hazards(db)["LANE-WIDTH|fire_lanes:L2"][0] == "passed_recheck"
+
+
+@pytest.mark.db
+def test_bad_arguments_write_nothing(db):
+    load(db, district())
+    with pytest.raises(KeyError):
+        run_checks(engine=db, families=("lanes", "nonsense"))
+    with pytest.raises(Exception):  # noqa: B017 - profile errors are ProfileError (ValueError)
+        run_checks(engine=db, profile="no-such-profile")
+    with db.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM hazards")).scalar_one() == 0
