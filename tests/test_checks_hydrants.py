@@ -261,3 +261,56 @@ def test_hydrants_of_another_compound_are_reported_there() -> None:
     other = feat("H9", pt(0, 0), status="damaged")
     other["compound_ref"] = "C2"
     assert len(hydrants.check(context(hydrants=[other]))) == 0
+
+
+# --- network attachment and grouped partitions ---------------------------------------------------------------
+
+
+def test_attach_lands_once_per_connected_piece_on_its_nearest_edge() -> None:
+    from gis.checks import network as nw
+
+    # a comb: a road along y=0 with a spur every 20 m (dozens of edges within reach), plus a walkway cut off
+    # from it 30 m north of the building
+    comb = [line((0, 0), (200, 0))] + [line((x, 0), (x, -30)) for x in range(0, 201, 20)]
+    island = line((90, 45), (120, 45))
+    net = nw.build_network([*comb, island])
+    bld = rect(101, 5, 109, 15)
+    att = nw.attach(net, [bld], max_hop=150)
+    assert int((shapely.dwithin(net.edges, bld, 150)).sum()) > 10
+    pieces = net.piece[net.u[att.edge]]
+    # one edge per piece (the wall is parallel to both: landings at the ends of the nearest stretch)
+    assert len(set(pieces.tolist())) == 2 and len(set(att.edge.tolist())) == 2
+    assert sorted(set(att.hop.round(6).tolist())) == pytest.approx([5.0, 30.0])
+    assert {round(a, 6) for a in att.along[pieces == net.piece[net.u[att.edge[att.hop < 10][0]]]]} == {1.0, 9.0}
+    # beyond the longest hop a piece is not joined
+    assert set(nw.attach(net, [bld], max_hop=20).hop.round(6).tolist()) == {5.0}
+
+
+def _frame(rows: list[dict]) -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(rows, geometry="geometry", crs=CRS).to_crs(4490)
+
+
+def test_grouped_partitions_decide_network_or_straight_line_per_compound() -> None:
+    from gis.checks.runner import run_on_frames
+
+    # C1 has an internal road (measured along it); its neighbour C2 has none (measured in a straight line),
+    # also when both share one partition
+    layers = {
+        "compounds": _frame([{"ref": "C1", "geometry": rect(0, 0, 100, 150)},
+                             {"ref": "C2", "geometry": rect(120, 0, 220, 150)}]),
+        "roads": _frame([{"ref": "CITY", "compound_ref": None, "kind": "city", "width_m": 12.0,
+                          "geometry": line((-50, -7), (270, -7))},
+                         feat("INT", line((10, -7), (10, 145)), kind="internal", width_m=4.0)]),
+        "hydrants": _frame([feat("H1", pt(60, 30))]),
+        # B1: 100 m straight, 37 (hop to the nearest road) + 50 + 137 + 50 = 274 m along the roads;
+        # B2: 70 m straight (164 m along the roads)
+        "buildings": _frame([feat("B1", rect(60, 130, 70, 140)),
+                             {**feat("B2", rect(125, 55, 135, 65)), "compound_ref": "C2"}]),
+    }
+    grouped = run_on_frames(layers, families=("hydrants",), grouped=True)
+    single = run_on_frames(layers, families=("hydrants",), grouped=False)
+    cover = grouped[grouped.rule == "HYD-COVERAGE"]
+    assert list(cover.subject_ref) == ["B1"]
+    assert cover.iloc[0].measured == pytest.approx(274.0, abs=0.05) and "along the network" in cover.iloc[0].message_en
+    cols = ["key", "verdict", "compound_ref", "measured", "message"]
+    assert grouped[cols].astype(str).values.tolist() == single[cols].astype(str).values.tolist()

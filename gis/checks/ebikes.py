@@ -14,6 +14,9 @@ from gis.checks import attributes as at
 from gis.checks.findings import Finding, findings_frame, severity
 from gis.checks.profiles import Profile
 
+#: Partitions may hold several compounds (subjects filtered by ownership): see gis.checks.runner.
+MULTI_COMPOUND = True
+
 #: Indoor locations where e-bikes may not be parked or charged, with their zh/en names.
 INDOOR = {"lobby": ("门厅", "lobby"), "stairwell": ("楼梯间", "stairwell"), "corridor": ("走道", "corridor"),
           "exit": ("安全出口", "exit")}

@@ -14,8 +14,13 @@ from shapely.ops import substring
 from gis.checks import attributes as at
 from gis.checks import network as nw
 from gis.checks.catalog import rule as rule_of
+from gis.checks.context import OWNER_COLUMN
 from gis.checks.findings import Finding, findings_frame, severity
 from gis.checks.profiles import Profile
+
+#: Partitions may hold several compounds (subjects filtered by ownership, network use decided per owner
+#: compound): see gis.checks.runner.
+MULTI_COMPOUND = True
 
 #: Hydrant states that take a hydrant out of the hose-lay cover and fail HYD-SERVICE.
 UNUSABLE = {"out_of_service": ("停用", "out of service"), "low_pressure": ("水压不足", "low pressure"),
@@ -28,6 +33,16 @@ def _department(hydrants: pd.DataFrame, default: str) -> np.ndarray:
     """水利 for municipal supply, 物业/住建 for the compound's own network, else the catalogue's routing."""
     supply = at.texts(hydrants, "supply", "unknown")
     return np.select([supply == "municipal", supply == "compound"], ["水利", "物业/住建"], default).astype(object)
+
+
+def _networked(ctx: Any, buildings: pd.DataFrame, roads: pd.DataFrame) -> np.ndarray:
+    """Which buildings are measured along the network: those of a compound with paths of its own (internal
+    roads or walkways), per owner compound so that a partition of several compounds decides each separately."""
+    paths = at.texts(roads, "kind", "city") != "city"
+    if OWNER_COLUMN in buildings.columns and OWNER_COLUMN in roads.columns and getattr(ctx, "compounds", None):
+        with_paths = roads.loc[paths, OWNER_COLUMN].dropna().unique()
+        return buildings[OWNER_COLUMN].isin(with_paths).to_numpy(dtype=bool)
+    return np.full(len(buildings), bool((paths & at.owned(ctx, roads)).any()))
 
 
 def coverage_findings(ctx: Any) -> list[Finding]:
@@ -63,21 +78,20 @@ def coverage_findings(ctx: Any) -> list[Finding]:
         (b, _), d = STRtree(hg).query_nearest(bg, return_distance=True, all_matches=False)
         straight[b] = d
     roads = at.layer(ctx, "roads")
-    own_paths = (at.texts(roads, "kind", "city") != "city") & at.owned(ctx, roads)
-    along_network = bool(own_paths.any())
-    if along_network:
+    networked = _networked(ctx, buildings, roads)
+    dist = straight.copy()
+    if networked.any():
         net = nw.build_network(at.geoms(roads))
-        dist = nw.target_distances(net, nw.attach(net, hg, max_hop=limit), nw.attach(net, bg, max_hop=limit),
-                                   len(bg))
-    else:
-        dist = straight
+        on = np.flatnonzero(networked)
+        dist[on] = nw.target_distances(net, nw.attach(net, hg, max_hop=limit),
+                                       nw.attach(net, bg[on], max_hop=limit), len(on))
     fail = dist > limit
     refs, compound = at.refs(buildings), at.compound_refs(ctx, buildings)
     floors = at.floors_of(buildings, profile)
-    how_zh, how_en = ("沿道路", "along the network") if along_network else ("直线", "straight line")
     out = []
     for k in np.flatnonzero(fail):
         d = dist[k]
+        how_zh, how_en = ("沿道路", "along the network") if networked[k] else ("直线", "straight line")
         if np.isfinite(d):
             msg = (f"建筑 {refs[k]} 距最近可用消火栓{how_zh} {at.m(d)} m（{how_en}），"
                    f"超过保护半径 {at.m(limit)} m")

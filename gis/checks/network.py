@@ -105,7 +105,7 @@ def attach(network: Network, geoms: object, *, max_hop: float, grid_size: float 
     if network.empty or len(geoms) == 0:
         z = np.empty(0)
         return Attachment(z.astype(int), z.astype(int), z, z)
-    item, edge = network.tree.query(geoms, predicate="dwithin", distance=max_hop)
+    item, edge = _candidates(network, geoms, max_hop=max_hop, grid_size=grid_size)
     line = shapely.shortest_line(geoms[item], network.edges[edge])
     hop = shapely.length(line)
     # the hose leaves (joins) the network at the nearest point of each connected piece of it
@@ -126,6 +126,44 @@ def attach(network: Network, geoms: object, *, max_hop: float, grid_size: float 
     tie = h <= hop[pair] + grid_size
     return Attachment(item=np.concatenate([item, item[pair[tie]]]), edge=np.concatenate([edge, edge[pair[tie]]]),
                       hop=np.concatenate([hop, h[tie]]), along=np.concatenate([along, t[tie]]))
+
+
+def _candidates(network: Network, geoms: np.ndarray, *, max_hop: float,
+                grid_size: float) -> tuple[np.ndarray, np.ndarray]:
+    """(item, edge) pairs that may hold an item's nearest landing on a connected piece: per piece, the edges
+    within `max_hop` of the item and no farther than the piece's nearest edge plus the tie tolerance.
+
+    One nearest query per piece (over the items near the piece's extent) replaces pairing every item with every
+    edge within `max_hop`; the exact hops and ties are decided by the caller."""
+    edge_piece = network.piece[network.u]
+    order = np.argsort(edge_piece, kind="stable")
+    pieces, start = np.unique(edge_piece[order], return_index=True)
+    bounds = shapely.bounds(network.edges[order])
+    boxes = shapely.box(np.minimum.reduceat(bounds[:, 0], start), np.minimum.reduceat(bounds[:, 1], start),
+                        np.maximum.reduceat(bounds[:, 2], start), np.maximum.reduceat(bounds[:, 3], start))
+    near_piece, near_item = STRtree(geoms).query(boxes, predicate="dwithin", distance=max_hop)
+    by_piece = np.argsort(near_piece, kind="stable")
+    near_piece, near_item = near_piece[by_piece], near_item[by_piece]
+    stop = np.append(start[1:], len(order))
+    first = np.searchsorted(near_piece, np.arange(len(pieces)))
+    last = np.searchsorted(near_piece, np.arange(len(pieces)), side="right")
+    items, edges = [], []
+    # a handful of pieces per compound; their nearest-edge queries have no joint array form
+    for k in np.flatnonzero(last > first):
+        idx = order[start[k]:stop[k]]
+        sub = near_item[first[k]:last[k]]
+        tree = STRtree(network.edges[idx])
+        (i, _), d = tree.query_nearest(geoms[sub], max_distance=max_hop + grid_size, return_distance=True,
+                                       all_matches=False)
+        # every edge of the piece as near as its nearest one (within the tolerance, with room for rounding)
+        i2, j = tree.query(geoms[sub[i]], predicate="dwithin", distance=d + 2 * grid_size)
+        items.append(sub[i[i2]])
+        edges.append(idx[j])
+    if not items:
+        return np.empty(0, dtype=int), np.empty(0, dtype=int)
+    item, edge = np.concatenate(items), np.concatenate(edges)
+    keep = shapely.dwithin(geoms[item], network.edges[edge], max_hop)
+    return item[keep], edge[keep]
 
 
 def node_distances(network: Network, sources: Attachment) -> np.ndarray:

@@ -14,6 +14,9 @@ from gis.checks import attributes as at
 from gis.checks.findings import Finding, findings_frame, severity
 from gis.checks.profiles import Profile
 
+#: Partitions may hold several compounds (subjects filtered by ownership): see gis.checks.runner.
+MULTI_COMPOUND = True
+
 RULE = "SEP-BUILDINGS"
 
 

@@ -15,6 +15,9 @@ from gis.checks.findings import Finding, findings_frame, severity
 from gis.checks.profiles import Profile
 from gis.checks.separation import building_hypotheses, required_range, structure_hypotheses, verdicts
 
+#: Partitions may hold several compounds (subjects filtered by ownership): see gis.checks.runner.
+MULTI_COMPOUND = True
+
 SEPARATION_RULES = ("SEP-ILLEGAL", "STRUCT-SEPARATION")
 ON_LANE = "STRUCT-ON-LANE"
 _GRADE_ZH = {"1": "一", "2": "二", "3": "三", "4": "四"}
