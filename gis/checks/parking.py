@@ -17,6 +17,9 @@ from gis.checks import attributes as at
 from gis.checks.findings import Finding, findings_frame, severity
 from gis.checks.profiles import Profile
 
+#: Partitions may hold several compounds (subjects filtered by ownership): see gis.checks.runner.
+MULTI_COMPOUND = True
+
 #: Numerical tolerance of the configuration-space tests (metres): a gap exactly as wide as the truck passes.
 #: Not a rule value; it only keeps an erosion by exactly half the width from collapsing to nothing.
 TOLERANCE_M = 1e-3
@@ -157,6 +160,12 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / n if n > 0 else v
 
 
+def vehicle_entrances(ctx: Any) -> gpd.GeoDataFrame:
+    """The partition's vehicle entrances (kind vehicle, or no kind given)."""
+    entrances = at.layer(ctx, "entrances")
+    return entrances[at.texts(entrances, "kind", "vehicle") == "vehicle"]
+
+
 def approaches(ctx: Any) -> tuple[list[Approach], pd.DataFrame]:
     """Approach zones of the partition's vehicle entrances facing a city road.
 
@@ -172,8 +181,7 @@ def approaches(ctx: Any) -> tuple[list[Approach], pd.DataFrame]:
     """
     p = ctx.profile["PARK-ENTRANCE"]
     truck, length = float(p["truck_width_m"]), float(p["approach_length_m"])
-    entrances = at.layer(ctx, "entrances")
-    entrances = entrances[at.texts(entrances, "kind", "vehicle") == "vehicle"]
+    entrances = vehicle_entrances(ctx)
     roads = at.layer(ctx, "roads")
     roads = roads[at.texts(roads, "kind", "city") == "city"]
     eg = at.geoms(entrances)
@@ -277,7 +285,7 @@ def entrance_findings(ctx: Any, parking: gpd.GeoDataFrame, owned: np.ndarray) ->
     pg = footprints(parking, profile)
     if len(pg) == 0:
         return []
-    entrances = at.layer(ctx, "entrances")
+    entrances = vehicle_entrances(ctx)  # the frame `approaches` numbers its zones' entrances in
     erefs = at.refs(entrances)
     prefs, compound = at.refs(parking), at.compound_refs(ctx, parking)
     tree = STRtree(pg)
