@@ -2,34 +2,10 @@
 
 from __future__ import annotations
 
-import geopandas as gpd
 import pytest
-import shapely
+from checks_support import PROFILE, context, feat, pt, rect
 
 from gis.checks import ebikes
-from gis.checks.context import CheckContext
-from gis.checks.profiles import load_profile
-
-CRS = "EPSG:32651"
-X0, Y0 = 350_000.0, 3_300_000.0
-PROFILE = load_profile("cn-gb")
-
-
-def rect(x0: float, y0: float, x1: float, y1: float) -> shapely.Polygon:
-    return shapely.box(X0 + x0, Y0 + y0, X0 + x1, Y0 + y1)
-
-
-def pt(x: float, y: float) -> shapely.Point:
-    return shapely.Point(X0 + x, Y0 + y)
-
-
-def feat(ref: str, geometry, **attrs) -> dict:
-    return {"ref": ref, "compound_ref": "C1", "geometry": geometry, **attrs}
-
-
-def context(**layers: list[dict]) -> CheckContext:
-    frames = {name: gpd.GeoDataFrame(rows, geometry="geometry", crs=CRS) for name, rows in layers.items()}
-    return CheckContext(compound_ref="C1", crs=CRS, profile=PROFILE, layers=frames)
 
 
 @pytest.mark.parametrize("location", ["lobby", "stairwell", "corridor", "exit"])

@@ -5,40 +5,9 @@ from __future__ import annotations
 import geopandas as gpd
 import pytest
 import shapely
+from checks_support import CRS, by_rule, context, feat, line, pt, rect
 
 from gis.checks import hydrants
-from gis.checks.context import CheckContext
-from gis.checks.profiles import load_profile
-
-CRS = "EPSG:32651"
-X0, Y0 = 350_000.0, 3_300_000.0
-PROFILE = load_profile("cn-gb")
-
-
-def rect(x0: float, y0: float, x1: float, y1: float) -> shapely.Polygon:
-    return shapely.box(X0 + x0, Y0 + y0, X0 + x1, Y0 + y1)
-
-
-def pt(x: float, y: float) -> shapely.Point:
-    return shapely.Point(X0 + x, Y0 + y)
-
-
-def line(*xy: tuple[float, float]) -> shapely.LineString:
-    return shapely.LineString([(X0 + x, Y0 + y) for x, y in xy])
-
-
-def feat(ref: str, geometry, **attrs) -> dict:
-    return {"ref": ref, "compound_ref": "C1", "geometry": geometry, **attrs}
-
-
-def context(**layers: list[dict]) -> CheckContext:
-    frames = {name: gpd.GeoDataFrame(rows, geometry="geometry", crs=CRS) for name, rows in layers.items()}
-    return CheckContext(compound_ref="C1", crs=CRS, profile=PROFILE, layers=frames)
-
-
-def rules(found: gpd.GeoDataFrame, rule: str) -> gpd.GeoDataFrame:
-    return found[found.rule == rule]
-
 
 # --- HYD-COVERAGE -------------------------------------------------------------------------------------------
 
@@ -50,7 +19,7 @@ def test_hose_lay_runs_along_an_l_shaped_road_149_vs_151_m(y0: float, covered: b
     # hydrant at the road's start; building 1 m east of the vertical leg: 75 + y0 + 1 m along the road,
     # although only ~107 m away in a straight line
     bld = feat("B1", rect(76, y0, 86, y0 + 10), floors=6)
-    found = rules(hydrants.check(context(buildings=[bld], hydrants=[feat("H1", pt(0, 0))], roads=[L_ROAD])),
+    found = by_rule(hydrants.check(context(buildings=[bld], hydrants=[feat("H1", pt(0, 0))], roads=[L_ROAD])),
                   "HYD-COVERAGE")
     assert shapely.distance(pt(0, 0), bld["geometry"]) < 150
     if covered:
@@ -66,7 +35,7 @@ def test_hose_lay_runs_along_an_l_shaped_road_149_vs_151_m(y0: float, covered: b
 
 def test_severity_of_an_uncovered_building_grows_with_its_floors() -> None:
     far = [feat("LOW", rect(76, 80, 86, 90), floors=2), feat("TALL", rect(76, 95, 86, 105), floors=20)]
-    found = rules(hydrants.check(context(buildings=far, hydrants=[feat("H1", pt(0, 0))], roads=[L_ROAD])),
+    found = by_rule(hydrants.check(context(buildings=far, hydrants=[feat("H1", pt(0, 0))], roads=[L_ROAD])),
                   "HYD-COVERAGE").set_index("subject_ref")
     assert found.loc["TALL", "severity"] > found.loc["LOW", "severity"]
 
@@ -74,7 +43,7 @@ def test_severity_of_an_uncovered_building_grows_with_its_floors() -> None:
 @pytest.mark.parametrize(("x", "covered"), [(149.0, True), (151.0, False)])
 def test_without_a_network_the_distance_is_straight_and_said_so(x: float, covered: bool) -> None:
     bld = feat("B1", rect(x, -5, x + 10, 5))
-    found = rules(hydrants.check(context(buildings=[bld], hydrants=[feat("H1", pt(0, 0))])), "HYD-COVERAGE")
+    found = by_rule(hydrants.check(context(buildings=[bld], hydrants=[feat("H1", pt(0, 0))])), "HYD-COVERAGE")
     assert len(found) == int(not covered)
     if not covered:
         assert found.iloc[0].measured == pytest.approx(151.0)
@@ -85,7 +54,7 @@ def test_a_compound_with_only_city_roads_around_it_is_measured_straight() -> Non
     city = {"ref": "R9", "compound_ref": None, "kind": "city", "width_m": 10.0,
             "geometry": line((0, -6), (0, 300))}
     bld = feat("B1", rect(151, -5, 161, 5))
-    f = rules(hydrants.check(context(buildings=[bld], hydrants=[feat("H1", pt(0, 0))], roads=[city])),
+    f = by_rule(hydrants.check(context(buildings=[bld], hydrants=[feat("H1", pt(0, 0))], roads=[city])),
               "HYD-COVERAGE").iloc[0]
     assert f.measured == pytest.approx(151.0) and "straight line" in f.message_en
 
@@ -94,7 +63,7 @@ def test_hose_lay_is_measured_from_the_nearest_of_several_hydrants_and_hops_on_a
     # H2 stands 3 m beside the vertical leg at y=60: 3 + (75 - 60) + 1 m to the building at y 75..85
     bld = feat("B1", rect(76, 75, 86, 85))
     ctx = context(buildings=[bld], hydrants=[feat("H1", pt(0, 0)), feat("H2", pt(72, 60))], roads=[L_ROAD])
-    assert len(rules(hydrants.check(ctx), "HYD-COVERAGE")) == 0
+    assert len(by_rule(hydrants.check(ctx), "HYD-COVERAGE")) == 0
     # the network distance of that building from H2 alone
     from gis.checks import network as nw
 
@@ -110,14 +79,14 @@ def test_walkways_and_crossing_roads_are_noded_into_one_network() -> None:
              feat("INT", line((50, -20), (50, 120)), kind="internal", width_m=4.0),
              feat("WALK", line((50, 100), (140, 100)), kind="walkway", width_m=1.5)]
     bld = feat("B1", rect(141, 95, 151, 105))  # 0 + 50 + 100 + 90 + 1 = 241 m from H at the origin
-    found = rules(hydrants.check(context(buildings=[bld], hydrants=[feat("H1", pt(0, 0))], roads=roads)),
+    found = by_rule(hydrants.check(context(buildings=[bld], hydrants=[feat("H1", pt(0, 0))], roads=roads)),
                   "HYD-COVERAGE")
     assert found.iloc[0].measured == pytest.approx(241.0)
     near = feat("H2", pt(60, 1))  # 1 m hop, 10 m back to the crossing, 100 + 90 + 1 → 202 m
-    found = rules(hydrants.check(context(buildings=[bld], hydrants=[near], roads=roads)), "HYD-COVERAGE")
+    found = by_rule(hydrants.check(context(buildings=[bld], hydrants=[near], roads=roads)), "HYD-COVERAGE")
     assert found.iloc[0].measured == pytest.approx(202.0)
     on_walk = feat("H3", pt(100, 101))  # same edge as the building: 1 + 40 + 1
-    assert len(rules(hydrants.check(context(buildings=[bld], hydrants=[on_walk], roads=roads)),
+    assert len(by_rule(hydrants.check(context(buildings=[bld], hydrants=[on_walk], roads=roads)),
                      "HYD-COVERAGE")) == 0
 
 
@@ -125,9 +94,9 @@ def test_unusable_hydrants_give_no_cover_and_fail_service() -> None:
     bld = feat("B1", rect(10, -5, 20, 5))
     found = hydrants.check(context(buildings=[bld], hydrants=[feat("H1", pt(0, 0), status="damaged",
                                                                      supply="municipal")]))
-    cover = rules(found, "HYD-COVERAGE").iloc[0]
+    cover = by_rule(found, "HYD-COVERAGE").iloc[0]
     assert cover.subject_ref == "B1" and cover.measured is None or pd_isna(cover.measured)
-    service = rules(found, "HYD-SERVICE").iloc[0]
+    service = by_rule(found, "HYD-SERVICE").iloc[0]
     assert (service.verdict, service.subject_ref, service.department) == ("fail", "H1", "水利")
     assert "损坏" in service.message and "damaged" in service.message_en
 
@@ -142,7 +111,7 @@ def pd_isna(value) -> bool:
 def test_every_unusable_status_fails_service_and_in_service_or_unknown_do_not(status: str) -> None:
     hyds = [feat("BAD", pt(0, 0), status=status), feat("OK", pt(50, 0), status="in_service"),
             feat("UNK", pt(90, 0), status="unknown"), feat("NONE", pt(130, 0))]
-    found = rules(hydrants.check(context(hydrants=hyds)), "HYD-SERVICE")
+    found = by_rule(hydrants.check(context(hydrants=hyds)), "HYD-SERVICE")
     assert list(found.subject_ref) == ["BAD"]
     assert found.iloc[0].department == "物业/住建; 水利"  # supply not given: the catalogue's routing
 
@@ -154,7 +123,7 @@ def test_consecutive_hydrants_along_a_road_more_than_120_m_apart_fail() -> None:
     road = feat("R1", line((0, 0), (400, 0)), kind="city", width_m=10.0)
     # along the road: H-A at 0, H-C at 119 (gap 119), H-B at 240 (gap 121), H-D across the road at 300 (gap 60)
     hyds = [feat("H-A", pt(0, 6)), feat("H-B", pt(240, 6)), feat("H-C", pt(119, 6)), feat("H-D", pt(300, -6))]
-    found = rules(hydrants.check(context(hydrants=hyds, roads=[road])), "HYD-SPACING")
+    found = by_rule(hydrants.check(context(hydrants=hyds, roads=[road])), "HYD-SPACING")
     assert len(found) == 1
     f = found.iloc[0]
     assert (f.verdict, f.subject_ref, f.other_refs) == ("fail", "H-B", ["H-C"])
@@ -166,7 +135,7 @@ def test_consecutive_hydrants_along_a_road_more_than_120_m_apart_fail() -> None:
 def test_spacing_is_measured_along_a_bent_road_not_straight() -> None:
     road = feat("R1", line((0, 0), (70, 0), (70, 70)), kind="internal", width_m=4.0)
     # 70 + 55 = 125 m along the road, 89 m straight
-    found = rules(hydrants.check(context(hydrants=[feat("H1", pt(0, 2)), feat("H2", pt(72, 55))], roads=[road])),
+    found = by_rule(hydrants.check(context(hydrants=[feat("H1", pt(0, 2)), feat("H2", pt(72, 55))], roads=[road])),
                   "HYD-SPACING")
     assert found.iloc[0].measured == pytest.approx(125.0)
 
@@ -175,7 +144,7 @@ def test_on_a_ring_road_the_last_and_the_first_hydrant_are_consecutive() -> None
     ring = feat("RING", line((0, 0), (100, 0), (100, 60), (0, 60), (0, 0)), kind="internal", width_m=4.0)
     # a 320 m ring: hydrants at 10, 110 and 200 m along it, so 130 m from the last back round to the first
     hyds = [feat("H1", pt(10, 1)), feat("H2", pt(99, 10)), feat("H3", pt(60, 59))]
-    found = rules(hydrants.check(context(hydrants=hyds, roads=[ring])), "HYD-SPACING")
+    found = by_rule(hydrants.check(context(hydrants=hyds, roads=[ring])), "HYD-SPACING")
     assert len(found) == 1
     f = found.iloc[0]
     assert (f.subject_ref, f.other_refs) == ("H1", ["H3"])
@@ -184,7 +153,7 @@ def test_on_a_ring_road_the_last_and_the_first_hydrant_are_consecutive() -> None
 
 def test_two_hydrants_on_a_ring_are_spaced_by_the_longer_arc() -> None:
     ring = feat("RING", line((0, 0), (100, 0), (100, 60), (0, 60), (0, 0)), kind="internal", width_m=4.0)
-    found = rules(hydrants.check(context(hydrants=[feat("H1", pt(10, 1)), feat("H2", pt(99, 10))], roads=[ring])),
+    found = by_rule(hydrants.check(context(hydrants=[feat("H1", pt(10, 1)), feat("H2", pt(99, 10))], roads=[ring])),
                   "HYD-SPACING")
     assert list(found.measured) == [pytest.approx(220.0)]
 
@@ -193,7 +162,7 @@ def test_hydrants_on_different_roads_are_not_consecutive() -> None:
     roads = [feat("R1", line((0, 0), (100, 0)), kind="city", width_m=8.0),
              feat("R2", line((0, 300), (100, 300)), kind="city", width_m=8.0)]
     found = hydrants.check(context(hydrants=[feat("H1", pt(0, 5)), feat("H2", pt(100, 295))], roads=roads))
-    assert len(rules(found, "HYD-SPACING")) == 0
+    assert len(by_rule(found, "HYD-SPACING")) == 0
 
 
 # --- HYD-ACCESS ---------------------------------------------------------------------------------------------
@@ -202,7 +171,7 @@ def test_hydrants_on_different_roads_are_not_consecutive() -> None:
 @pytest.mark.parametrize(("gap", "blocked"), [(4.9, True), (5.1, False)])
 def test_parking_within_5_m_blocks_the_hydrant(gap: float, blocked: bool) -> None:
     car = feat("P1", rect(gap, -0.9, gap + 4.8, 0.9), kind="vehicle")
-    found = rules(hydrants.check(context(hydrants=[feat("H1", pt(0, 0))], parking=[car])), "HYD-ACCESS")
+    found = by_rule(hydrants.check(context(hydrants=[feat("H1", pt(0, 0))], parking=[car])), "HYD-ACCESS")
     assert len(found) == int(blocked)
     if blocked:
         f = found.iloc[0]
@@ -214,7 +183,7 @@ def test_parking_within_5_m_blocks_the_hydrant(gap: float, blocked: bool) -> Non
 def test_an_obstruction_on_the_hydrant_blocks_it_a_canopy_above_does_not() -> None:
     goods = feat("O1", rect(-1, -1, 1, 1), kind="stacked_goods")
     canopy = feat("O2", rect(-3, -3, 3, 3), kind="tree", bottom_m=5.0)
-    found = rules(hydrants.check(context(hydrants=[feat("H1", pt(0, 0))], obstructions=[goods, canopy])),
+    found = by_rule(hydrants.check(context(hydrants=[feat("H1", pt(0, 0))], obstructions=[goods, canopy])),
                   "HYD-ACCESS")
     assert list(found.subject_ref) == ["H1"]
     assert found.iloc[0].other_refs == ["O1"]
@@ -223,7 +192,7 @@ def test_an_obstruction_on_the_hydrant_blocks_it_a_canopy_above_does_not() -> No
 
 def test_a_ground_lock_point_counts_by_its_footprint() -> None:
     lock = feat("O1", pt(0.2, 0), kind="ground_lock")  # 0.6 m footprint covers the hydrant 0.2 m away
-    found = rules(hydrants.check(context(hydrants=[feat("H1", pt(0, 0))], obstructions=[lock])), "HYD-ACCESS")
+    found = by_rule(hydrants.check(context(hydrants=[feat("H1", pt(0, 0))], obstructions=[lock])), "HYD-ACCESS")
     assert list(found.subject_ref) == ["H1"]
 
 
@@ -234,7 +203,7 @@ ROAD = feat("R1", line((-100, 0), (100, 0)), kind="city", width_m=10.0)  # surfa
 
 @pytest.mark.parametrize(("y", "fails"), [(5.3, True), (6.0, False), (6.9, False), (7.2, True), (3.0, True)])
 def test_hydrant_should_stand_half_to_two_metres_from_the_road_edge(y: float, fails: bool) -> None:
-    found = rules(hydrants.check(context(hydrants=[feat("H1", pt(0, y))], roads=[ROAD])), "HYD-PLACEMENT")
+    found = by_rule(hydrants.check(context(hydrants=[feat("H1", pt(0, y))], roads=[ROAD])), "HYD-PLACEMENT")
     assert len(found) == int(fails)
     if fails:
         f = found.iloc[0]
@@ -244,16 +213,16 @@ def test_hydrant_should_stand_half_to_two_metres_from_the_road_edge(y: float, fa
 
 def test_hydrant_near_a_building_wall_is_advised_against_unless_wall_mounted() -> None:
     bld = feat("B1", rect(-10, 10, 10, 20))  # wall at y=10, hydrant 4 m away
-    found = rules(hydrants.check(context(hydrants=[feat("H1", pt(0, 6.0))], roads=[ROAD], buildings=[bld])),
+    found = by_rule(hydrants.check(context(hydrants=[feat("H1", pt(0, 6.0))], roads=[ROAD], buildings=[bld])),
                   "HYD-PLACEMENT")
     assert found.iloc[0].measured == pytest.approx(4.0) and found.iloc[0].required == pytest.approx(5.0)
     wall = feat("H2", pt(0, 6.0), kind="wall")
-    assert len(rules(hydrants.check(context(hydrants=[wall], roads=[ROAD], buildings=[bld])), "HYD-PLACEMENT")) == 0
+    assert len(by_rule(hydrants.check(context(hydrants=[wall], roads=[ROAD], buildings=[bld])), "HYD-PLACEMENT")) == 0
 
 
 def test_road_without_width_cannot_judge_placement() -> None:
     road = feat("R1", line((-100, 0), (100, 0)), kind="city")
-    f = rules(hydrants.check(context(hydrants=[feat("H1", pt(0, 6))], roads=[road])), "HYD-PLACEMENT").iloc[0]
+    f = by_rule(hydrants.check(context(hydrants=[feat("H1", pt(0, 6))], roads=[road])), "HYD-PLACEMENT").iloc[0]
     assert f.verdict == "cannot_judge" and "width_m" in f.message
 
 

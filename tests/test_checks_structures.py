@@ -2,47 +2,15 @@
 
 from __future__ import annotations
 
-import geopandas as gpd
 import pytest
-import shapely
+from checks_support import by_rule, context, feat, line, pt, rect
 
 from gis.checks import structures
-from gis.checks.context import CheckContext
-from gis.checks.profiles import load_profile
-
-CRS = "EPSG:32651"
-X0, Y0 = 350_000.0, 3_300_000.0
-PROFILE = load_profile("cn-gb")
-
-
-def rect(x0: float, y0: float, x1: float, y1: float) -> shapely.Polygon:
-    return shapely.box(X0 + x0, Y0 + y0, X0 + x1, Y0 + y1)
-
-
-def pt(x: float, y: float) -> shapely.Point:
-    return shapely.Point(X0 + x, Y0 + y)
-
-
-def line(*xy: tuple[float, float]) -> shapely.LineString:
-    return shapely.LineString([(X0 + x, Y0 + y) for x, y in xy])
-
-
-def feat(ref: str, geometry, **attrs) -> dict:
-    return {"ref": ref, "compound_ref": "C1", "geometry": geometry, **attrs}
-
-
-def context(**layers: list[dict]) -> CheckContext:
-    frames = {name: gpd.GeoDataFrame(rows, geometry="geometry", crs=CRS) for name, rows in layers.items()}
-    return CheckContext(compound_ref="C1", crs=CRS, profile=PROFILE, layers=frames)
 
 
 def shed(ref: str, x0: float, **attrs) -> dict:
     """A 4 x 3 m shed whose west side is at x0 (buildings below end at x=20)."""
     return feat(ref, rect(x0, 2, x0 + 4, 5), kind="colour_steel", **attrs)
-
-
-def by_rule(found: gpd.GeoDataFrame, rule: str) -> gpd.GeoDataFrame:
-    return found[found.rule == rule]
 
 
 GRADE4 = feat("B1", rect(0, 0, 20, 10), height_m=6.0, fire_resistance_grade="4")
