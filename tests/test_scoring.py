@@ -48,14 +48,14 @@ def test_empty_inputs_score_perfectly():
 
 # --- the sample district ------------------------------------------------------------------------------------------
 
-sample = pytest.importorskip("gis.sample")
-
-
-@pytest.fixture(scope="module", params=[1, 2, 3], ids=lambda s: f"seed{s}")
+@pytest.fixture(scope="module", params=[("yinzhou", 1), ("yinzhou", 2), ("yinzhou", 3), ("changle", 1)],
+                ids=lambda p: f"{p[0]}-seed{p[1]}")
 def scored(request) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from gis import sample
     from gis.checks.runner import run_on_frames
 
-    s = sample.generate(district="yinzhou", scale="s", seed=request.param)
+    district, seed = request.param
+    s = sample.generate(district=district, scale="s", seed=seed)
     found = run_on_frames(s.layers, profile="cn-gb")
     return score(found, s.ground_truth), s.ground_truth
 
