@@ -106,7 +106,8 @@ def test_process_pool_gives_the_serial_findings():
 
 
 def test_dask_local_cluster_gives_the_serial_findings():
-    distributed = pytest.importorskip("distributed")
+    import distributed
+
     serial = run_on_frames(district(), families=("lanes", "aerial"))
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
                                   dashboard_address=None) as cluster:

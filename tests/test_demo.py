@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import socket
 import threading
@@ -13,26 +12,12 @@ import pytest
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 
 
-def _missing() -> str | None:
-    for module, names in (("gis.sample", ("generate", "load_sample")), ("gis.checks.runner", ("run_checks",))):
-        if importlib.util.find_spec(module) is None:
-            return module
-        mod = importlib.import_module(module)
-        if not all(hasattr(mod, n) for n in names):
-            return f"{module}.{'/'.join(names)}"
-    return None
-
-
-MISSING = _missing()
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-@pytest.mark.skipif(MISSING is not None, reason=f"the demo needs {MISSING}, which is not written yet")
 def test_demo_loads_checks_and_serves_every_page(db):
     import httpx
     import uvicorn
