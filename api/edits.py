@@ -261,17 +261,23 @@ def _create(request: Request, layer: Layer, valid: ValidFeature, principal: Prin
 IfMatch = Annotated[str | None, Header(alias="If-Match", description="the feature's ETag")]
 
 
+async def _edit_request(request: Request, collection_id: str, feature_id: str, principal: Principal,
+                        if_match: str | None) -> tuple[Layer, int, set[str] | None, Any]:
+    """The parts every replace/update starts from: an editable layer, the feature id, the If-Match tags, the body."""
+    layer = get_collection(collection_id)
+    _editable(layer, principal)
+    fid = parse_fid(feature_id)
+    tags = _if_match(if_match)
+    return layer, fid, tags, await _json_body(request)
+
+
 @router.put("/collections/{collectionId}/items/{featureId}", summary="Replace a feature (If-Match required)",
             openapi_extra={"requestBody": _FEATURE_BODY})
 async def replace(request: Request, collectionId: CollectionId, featureId: FeatureId,  # noqa: N803
                   principal: CurrentUser, if_match: IfMatch = None) -> Response:
     from starlette.concurrency import run_in_threadpool
 
-    layer = get_collection(collectionId)
-    _editable(layer, principal)
-    fid = parse_fid(featureId)
-    tags = _if_match(if_match)
-    body = await _json_body(request)
+    layer, fid, tags, body = await _edit_request(request, collectionId, featureId, principal, if_match)
     valid = validate_feature(layer, body, crs=_input_crs(request))
     if valid.extra is None:
         valid.extra = {}
@@ -285,11 +291,7 @@ async def update(request: Request, collectionId: CollectionId, featureId: Featur
                  principal: CurrentUser, if_match: IfMatch = None) -> Response:
     from starlette.concurrency import run_in_threadpool
 
-    layer = get_collection(collectionId)
-    _editable(layer, principal)
-    fid = parse_fid(featureId)
-    tags = _if_match(if_match)
-    body = await _json_body(request)
+    layer, fid, tags, body = await _edit_request(request, collectionId, featureId, principal, if_match)
     if not isinstance(body, dict):
         raise BadRequest("请求体应为对象 body must be a JSON object")
     return await run_in_threadpool(_patch, request, layer, fid, body, principal, tags)
