@@ -321,8 +321,9 @@ def _link_columns(layer: Layer) -> list[str]:
 def derive_links(conn: Connection, layer: Layer, *, table: str | None = None) -> None:
     """Fill compound_id (from compound_ref, else spatially), compound_ref and street_code where missing.
 
-    Runs on `table` (the staging table of a write, by default the layer's own table) before rows are inserted,
-    so derived links cost no extra versions or audit rows.
+    The SQL twin of `link_frame`, for rows already in a table: `table` is a staging table (the ledger's, the OSM
+    sync's) that is linked before its rows move into the layer, so derived links cost no extra versions or audit
+    rows; by default the layer's own table.
     """
     target = table or layer.name
     links = _link_columns(layer)
