@@ -255,6 +255,35 @@ def test_attach_lands_once_per_connected_piece_on_its_nearest_edge() -> None:
     assert set(nw.attach(net, [bld], max_hop=20).hop.round(6).tolist()) == {5.0}
 
 
+# a U-shaped internal road whose near end passes 2 m south of the building and whose far leg runs past H1:
+# 1 m hop + 260 + 45 + 200 m along it + 2 m hop = 508 m, though H1 is 62 m from the building in a straight line
+U_ROAD = feat("U", line((15, 0), (15, -200), (60, -200), (60, 80)), kind="internal", width_m=4.0)
+U_BLD = feat("B1", rect(10, 2, 20, 12))
+U_HYD = feat("H1", pt(59, 60))
+
+
+def test_the_building_s_nearest_road_does_not_decide_its_cover_another_piece_of_the_network_may() -> None:
+    from gis.checks import network as nw
+
+    alone = by_rule(hydrants.check(context(buildings=[U_BLD], hydrants=[U_HYD], roads=[U_ROAD])), "HYD-COVERAGE")
+    assert alone.iloc[0].measured == pytest.approx(508.0) and "along the network" in alone.iloc[0].message_en
+    # a walkway of its own 48 m north of the building: 4 m hop + 30 m along it + 48.26 m hop = 82.26 m
+    walk = feat("W", line((25, 60), (55, 60)), kind="walkway", width_m=1.5)
+    ctx = context(buildings=[U_BLD], hydrants=[U_HYD], roads=[U_ROAD, walk])
+    assert len(by_rule(hydrants.check(ctx), "HYD-COVERAGE")) == 0
+    net = nw.build_network([U_ROAD["geometry"], walk["geometry"]])
+    sources = nw.attach(net, [U_HYD["geometry"]], max_hop=150)
+    via_nearest = nw.target_distances(net, sources, nw.nearest_landing(net, [U_BLD["geometry"]], max_hop=150), 1)
+    exact = nw.target_distances(net, sources, nw.attach(net, [U_BLD["geometry"]], max_hop=150), 1)
+    assert via_nearest[0] == pytest.approx(508.0) and exact[0] == pytest.approx(82.26, abs=0.01)
+    # with a farther hydrant the walkway is the shorter lay but still too long: the exact distance is reported
+    # (1 m hop + 115 m along a walkway branch + 48.26 m; about 628 m round the U)
+    far, branch = feat("H2", pt(26, 175)), feat("W2", line((25, 60), (25, 175)), kind="walkway", width_m=1.5)
+    found = by_rule(hydrants.check(context(buildings=[U_BLD], hydrants=[far], roads=[U_ROAD, walk, branch])),
+                    "HYD-COVERAGE")
+    assert found.iloc[0].measured == pytest.approx(1 + 115 + 48.26, abs=0.01)
+
+
 def _frame(rows: list[dict]) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(rows, geometry="geometry", crs=CRS).to_crs(4490)
 

@@ -83,8 +83,16 @@ def coverage_findings(ctx: Any) -> list[Finding]:
     if networked.any():
         net = nw.build_network(at.geoms(roads))
         on = np.flatnonzero(networked)
-        dist[on] = nw.target_distances(net, nw.attach(net, hg, max_hop=limit),
-                                       nw.attach(net, bg[on], max_hop=limit), len(on))
+        sources = nw.attach(net, hg, max_hop=limit)
+        nodes = nw.node_distances(net, sources)
+        # the hose lay through a building's nearest landing is one of the lays `attach` offers, so it bounds the
+        # shortest from above: within the limit, the building is covered and needs no finding (only failures
+        # are reported); the others get every landing and their exact distance
+        dist[on] = nw.target_distances(net, sources, nw.nearest_landing(net, bg[on], max_hop=limit), len(on),
+                                       nodes=nodes)
+        unsure = on[dist[on] > limit]
+        dist[unsure] = nw.target_distances(net, sources, nw.attach(net, bg[unsure], max_hop=limit), len(unsure),
+                                           nodes=nodes)
     fail = dist > limit
     refs, compound = at.refs(buildings), at.compound_refs(ctx, buildings)
     floors = at.floors_of(buildings, profile)
@@ -198,7 +206,9 @@ def _ground_obstructions(ctx: Any) -> gpd.GeoDataFrame:
     default = np.array([sizes.get(k, sizes["other"]) for k in kind], dtype=float)
     size = at.numbers(obs, "size_m")
     size = np.where(np.isnan(size), default, size)
-    footprint = np.where(shapely.get_dimensions(g) == 0, shapely.buffer(g, size / 2.0), g)
+    footprint = g.copy()
+    points = shapely.get_dimensions(g) == 0
+    footprint[points] = shapely.buffer(g[points], size[points] / 2.0)
     return obs.set_geometry(gpd.GeoSeries(footprint, index=obs.index, crs=ctx.crs))
 
 

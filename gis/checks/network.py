@@ -70,8 +70,10 @@ def build_network(lines: object, *, grid_size: float = NODING_GRID_M) -> Network
     noded = shapely.union_all(parts, grid_size=grid_size)
     edges = shapely.get_parts(noded)
     edges = edges[(shapely.get_type_id(edges) == 1) & (shapely.length(edges) > 0)]
-    ends = np.vstack([shapely.get_coordinates(shapely.get_point(edges, 0)),
-                      shapely.get_coordinates(shapely.get_point(edges, -1))])
+    coords, owner = shapely.get_coordinates(edges, return_index=True)
+    count = np.bincount(owner, minlength=len(edges))
+    last = np.cumsum(count) - 1
+    ends = np.vstack([coords[last - count + 1], coords[last]])
     nodes, inverse = np.unique(np.round(ends / grid_size).astype(np.int64), axis=0, return_inverse=True)
     inverse = inverse.ravel()
     n = len(edges)
@@ -126,6 +128,35 @@ def attach(network: Network, geoms: object, *, max_hop: float, grid_size: float 
     tie = h <= hop[pair] + grid_size
     return Attachment(item=np.concatenate([item, item[pair[tie]]]), edge=np.concatenate([edge, edge[pair[tie]]]),
                       hop=np.concatenate([hop, h[tie]]), along=np.concatenate([along, t[tie]]))
+
+
+def nearest_landing(network: Network, geoms: object, *, max_hop: float) -> Attachment:
+    """One straight hop per geometry onto its nearest network edge (within `max_hop`), computed exactly as
+    `attach` computes that landing, so that a distance through it is one of the distances `attach` offers: an
+    upper bound of the hose lay that is cheap to get (one nearest query instead of one per connected piece).
+
+    Parameters
+    ----------
+    network : Network
+    geoms : array_like of shapely geometries
+    max_hop : float
+        Longest straight hop considered (metres); geometries farther from every edge get no row.
+
+    Returns
+    -------
+    Attachment
+        At most one row per geometry.
+    """
+    geoms = np.asarray(geoms, dtype=object).ravel()
+    if network.empty or len(geoms) == 0:
+        z = np.empty(0)
+        return Attachment(z.astype(int), z.astype(int), z, z)
+    item, edge = network.tree.query_nearest(geoms, max_distance=max_hop, all_matches=False)
+    keep = shapely.dwithin(geoms[item], network.edges[edge], max_hop)
+    item, edge = item[keep], edge[keep]
+    line = shapely.shortest_line(geoms[item], network.edges[edge])
+    along = shapely.line_locate_point(network.edges[edge], shapely.get_point(line, 1))
+    return Attachment(item=item, edge=edge, hop=shapely.length(line), along=along)
 
 
 def _candidates(network: Network, geoms: np.ndarray, *, max_hop: float,
@@ -195,7 +226,8 @@ def node_distances(network: Network, sources: Attachment) -> np.ndarray:
     return dijkstra(graph, directed=True, indices=n)[:n]
 
 
-def target_distances(network: Network, sources: Attachment, targets: Attachment, n_targets: int) -> np.ndarray:
+def target_distances(network: Network, sources: Attachment, targets: Attachment, n_targets: int, *,
+                     nodes: np.ndarray | None = None) -> np.ndarray:
     """Hose-lay distance from the nearest source to each target: hop + along the network + hop.
 
     Parameters
@@ -205,6 +237,8 @@ def target_distances(network: Network, sources: Attachment, targets: Attachment,
         Hops of the sources (hydrants) and the targets (buildings) onto the network.
     n_targets : int
         Number of target geometries (the length of the result).
+    nodes : numpy.ndarray, optional
+        `node_distances(network, sources)` when already computed (several target sets, one set of sources).
 
     Returns
     -------
@@ -214,7 +248,7 @@ def target_distances(network: Network, sources: Attachment, targets: Attachment,
     out = np.full(n_targets, np.inf)
     if len(targets.item) == 0 or len(sources.item) == 0:
         return out
-    dist = node_distances(network, sources)
+    dist = node_distances(network, sources) if nodes is None else nodes
     e = targets.edge
     via_nodes = targets.hop + np.minimum(dist[network.u[e]] + targets.along,
                                          dist[network.v[e]] + network.length[e] - targets.along)
