@@ -122,7 +122,7 @@ def import_cmd(path: Path, layer: str, crs: str | None, mode: str, dry_run: bool
 def export_cmd(layer: str, fmt: str, output: Path, street: str | None, compound: str | None,
                crs: str | None) -> None:
     """Export a layer, optionally filtered by street or compound."""
-    from gis.exporter import ExportError, export_layer
+    from gis.exporter import ExportError, attribution_path, export_layer
 
     ensure_schema()
     try:
@@ -130,6 +130,8 @@ def export_cmd(layer: str, fmt: str, output: Path, street: str | None, compound:
     except ExportError as exc:
         raise FirelaneError(str(exc)) from exc
     click.echo(f"exported 导出 {n} features → {output}")
+    if attribution_path(output).exists():
+        click.echo(attribution_path(output).read_text(encoding="utf-8").strip())
 
 
 @cli.command("import-osm")

@@ -134,7 +134,28 @@ def export_frame(
     writer = {"geojson": _write_geojson, "gpkg": _write_gpkg, "shp": _write_shapefile, "kml": _write_kml,
               "csv": _write_csv, "xlsx": _write_xlsx}[fmt]
     writer(gdf, path, layer)
+    notice = attribution(table)
+    sidecar = attribution_path(path)
+    if notice:  # ODbL: derived data carry their attribution wherever they go
+        sidecar.write_text(notice + "\n", encoding="utf-8")
+    elif sidecar.exists():
+        sidecar.unlink()
     return len(gdf)
+
+
+OSM_ATTRIBUTION = "© OpenStreetMap contributors (ODbL): data derived from OpenStreetMap, openstreetmap.org/copyright"
+
+
+def attribution(table: pd.DataFrame) -> str | None:
+    """The attribution an export must carry: OpenStreetMap's when any feature was derived from OSM (source=osm)."""
+    if "source" in table.columns and (table["source"].astype(object) == "osm").any():
+        return OSM_ATTRIBUTION
+    return None
+
+
+def attribution_path(path: Path) -> Path:
+    """The attribution file written beside an export (`<file>.ATTRIBUTION.txt`)."""
+    return path.with_name(path.name + ".ATTRIBUTION.txt")
 
 
 _GDAL_TYPES = {"POINT": "Point", "MULTILINESTRING": "MultiLineString", "MULTIPOLYGON": "MultiPolygon",

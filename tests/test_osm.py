@@ -461,3 +461,34 @@ def test_checks_run_on_the_imported_data(db):
             "SELECT ref FROM buildings WHERE height_m IS NULL AND floors IS NULL")).scalars())
     unjudged = findings[(findings["verdict"] == "cannot_judge") & (findings["subject_layer"] == "buildings")]
     assert set(unjudged["subject_ref"]) & heightless, "buildings without height must be cannot_judge"
+
+
+@pytest.mark.db
+@pytest.mark.parametrize("fmt", ["geojson", "gpkg", "csv"])
+def test_exports_of_osm_derived_data_carry_the_attribution(db, tmp_path, fmt):
+    from click.testing import CliRunner
+
+    from api.cli import cli
+    from gis.exporter import OSM_ATTRIBUTION, attribution_path, export_layer
+
+    import_osm(DATA, engine=db, user="osm-test")
+    out = tmp_path / f"hydrants.{fmt}"
+    assert export_layer("hydrants", fmt=fmt, path=out, engine=db) == 37
+    assert attribution_path(out).read_text(encoding="utf-8").strip() == OSM_ATTRIBUTION
+    assert "© OpenStreetMap contributors" in OSM_ATTRIBUTION
+    printed = CliRunner().invoke(cli, ["export", "hydrants", "--format", fmt, "-o", str(out)])
+    assert printed.exit_code == 0, printed.output
+    assert "© OpenStreetMap contributors" in printed.output
+
+
+@pytest.mark.db
+def test_exports_without_osm_data_carry_no_osm_attribution(db, tmp_path):
+    from gis.exporter import attribution_path, export_layer
+
+    import_osm(DATA, engine=db, user="osm-test")
+    with db.begin() as conn:
+        conn.execute(text("UPDATE hydrants SET source = 'survey'"))
+    out = tmp_path / "hydrants.geojson"
+    attribution_path(out).write_text("stale", encoding="utf-8")
+    export_layer("hydrants", fmt="geojson", path=out, engine=db)
+    assert not attribution_path(out).exists()
