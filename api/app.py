@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -13,9 +16,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.gzip import GZipMiddleware
 
 from api import checks_api, edits, login, ogc, tiles, users
+from api.aio import close_pools
+from api.crs import forget_identity
 from api.database import db_engine, forget_engine
 from api.errors import install_handlers
 from api.logging import AccessLogMiddleware, BodyLimitMiddleware, configure_logging
+from api.tilecache import forget_tiles
 from gis.config import api_settings, server_settings
 
 VERSION = "0.1.0"
@@ -37,10 +43,25 @@ def _include_web_pages(app: FastAPI) -> None:
     app.include_router(web_routes.router, include_in_schema=False)
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # Everything alive at start-up (modules, layer schema, routes) is frozen out of the cyclic GC: a full
+    # collection otherwise walks it all, a ~90 ms stall of every request in flight (p99) under load.
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        await close_pools()
+
+
 def create_app() -> FastAPI:
     """Build the app (routes, error mapping, JSON access logs, gzip, body-size guard)."""
     configure_logging()
     forget_engine()
+    forget_tiles()
+    forget_identity()
     settings = server_settings()
     app = FastAPI(
         title="firelane 消防车道与小区消防隐患整治",
@@ -51,6 +72,7 @@ def create_app() -> FastAPI:
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
+        lifespan=_lifespan,
     )
     install_handlers(app)
 
@@ -70,7 +92,8 @@ def create_app() -> FastAPI:
     for module in (ogc, edits, tiles, checks_api, login, users):
         app.include_router(module.router)
     _include_web_pages(app)
-    app.add_middleware(GZipMiddleware, minimum_size=1000)
+    # level 5: 94% of level 9's compression of a GeoJSON page at a third of the CPU (0.5 vs 1.5 ms per 70 KB page)
+    app.add_middleware(GZipMiddleware, minimum_size=1000, compresslevel=5)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
     app.add_middleware(AccessLogMiddleware)
     return app

@@ -16,7 +16,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Depends, Request
 from sqlalchemy import text
 
-from api.database import db_engine
+from api.database import db_engine, read_connection
 from api.errors import Forbidden, TooManyRequests, Unauthorized
 from gis.config import auth_settings, server_settings
 from gis.layers import LAYERS
@@ -130,7 +130,7 @@ def principal_for_token(token: str) -> Principal | None:
         return hit
     h = token_hash(token)
     now = time.monotonic()
-    with db_engine().connect() as conn:
+    with read_connection() as conn:
         row = conn.execute(text(
             "SELECT u.id, u.username, u.role, u.street_codes FROM api_tokens t JOIN users u ON u.id = t.user_id "
             "WHERE t.token_hash = :h AND NOT t.revoked AND u.active "

@@ -26,6 +26,7 @@ from api.database import db_engine
 from api.errors import BadRequest, Conflict, Forbidden, NotFound
 from api.features import parse_items_query, scope_sql
 from api.ogc import check_format, items_parameters, items_response
+from api.tilecache import changed
 from gis.config import CheckSettings
 from gis.db import transaction
 from gis.layers import LAYERS
@@ -202,7 +203,7 @@ HAZARD_FILTERS = ("street", "department", "severity_min")
                 {"name": "department", "in": "query", "required": False, "schema": {"type": "string"}},
                 {"name": "severity_min", "in": "query", "required": False, "schema": {"type": "number"}},
             ]})
-def hazards(request: Request, principal: CurrentUser) -> Response:
+async def hazards(request: Request, principal: CurrentUser) -> Response:
     layer = LAYERS["hazards"]
     html = check_format(request)
     query = request.query_params
@@ -221,7 +222,7 @@ def hazards(request: Request, principal: CurrentUser) -> Response:
         if q.params["h_sev"] != q.params["h_sev"]:
             raise BadRequest("severity_min 应为数字 severity_min must be a number")
         q.where.append("t.severity >= :h_sev")
-    return items_response(request, layer, q, principal, html=html)
+    return await items_response(request, layer, q, principal, html=html)
 
 
 class TransitionRequest(BaseModel):
@@ -260,6 +261,7 @@ def transition(hazard_id: Annotated[int, Path(ge=1, le=2**62)], body: Transition
             "jsonb_build_array(CAST(:entry AS jsonb) || jsonb_build_object('at', now()))) "
             "WHERE id = :id RETURNING id, status, version, closed_at"),
             {"to": body.to, "entry": json.dumps(entry, ensure_ascii=False), "id": hazard_id}).one()
+    changed("hazards")
     return {"id": updated.id, "status": updated.status, "version": updated.version,
             "closed_at": updated.closed_at.isoformat() if updated.closed_at else None, "transition": entry}
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
 
 from api.errors import BadRequest
 from gis.layers import STORAGE_SRID
@@ -61,10 +64,42 @@ def parse_crs(value: str | None, *, param: str = "crs") -> OutputCrs:
                      code_param=param)
 
 
+#: SRIDs whose transformations to and from the storage CRS PostGIS performs as an exact numerical identity
+#: (PROJ relates CGCS2000 and WGS 84 by a null "ballpark" transformation), learned from the database once per
+#: process; until then, and for any SRID that is not, geometries go through ST_Transform.
+_identity: dict[int, bool] = {}
+
+IDENTITY_PROBE_SQL = f"""
+SELECT bool_and(ST_AsBinary(ST_Transform(p, :srid)) = ST_AsBinary(p)
+                AND ST_AsBinary(ST_Transform(ST_SetSRID(p, :srid), {STORAGE_SRID})) = ST_AsBinary(p))
+FROM (SELECT ST_SetSRID(ST_MakePoint(x + 0.123456789012, y / 2.0 + 0.987654321098), {STORAGE_SRID}) AS p
+      FROM generate_series(-179, 178, 3) x, generate_series(-178, 176, 3) y) g
+"""
+
+
+def identity_known() -> bool:
+    return len(_identity) == len({c.srid for c in SUPPORTED.values()} - {STORAGE_SRID})
+
+
+def learn_identity(conn: Any) -> None:
+    """Ask PostGIS (a SQLAlchemy connection) which supported SRIDs transform to and from storage as identity."""
+    for srid in {c.srid for c in SUPPORTED.values()} - {STORAGE_SRID}:
+        _identity[srid] = bool(conn.execute(text(IDENTITY_PROBE_SQL), {"srid": srid}).scalar())
+
+
+def forget_identity() -> None:
+    _identity.clear()
+
+
+def same_coordinates(srid: int) -> bool:
+    """Whether storage coordinates are `srid` coordinates as they are (no ST_Transform needed)."""
+    return srid == STORAGE_SRID or _identity.get(srid, False)
+
+
 def geometry_sql(expr: str, crs: OutputCrs) -> str:
     """SQL turning a storage-CRS geometry into `crs` with its axis order (CCW exteriors before any flip)."""
     out = f"ST_ForcePolygonCCW({expr})"
-    if crs.srid != STORAGE_SRID:
+    if not same_coordinates(crs.srid):
         out = f"ST_Transform({out}, {crs.srid})"
     if crs.latlon:
         out = f"ST_FlipCoordinates({out})"
@@ -99,7 +134,8 @@ def bbox_storage_sql(bbox: tuple[float, float, float, float], crs: OutputCrs) ->
         y0, y1 = max(y0, -90.0), min(y1, 90.0)
         if x0 > x1 or y0 > y1:
             x0 = x1 = y0 = y1 = 0.0
-    env = f"ST_MakeEnvelope(:bx0, :by0, :bx1, :by1, {crs.srid})"
-    if crs.srid != STORAGE_SRID:
-        env = f"ST_Transform({env}, {STORAGE_SRID})"
+    if same_coordinates(crs.srid):
+        env = f"ST_MakeEnvelope(:bx0, :by0, :bx1, :by1, {STORAGE_SRID})"
+    else:
+        env = f"ST_Transform(ST_MakeEnvelope(:bx0, :by0, :bx1, :by1, {crs.srid}), {STORAGE_SRID})"
     return env, {"bx0": x0, "by0": y0, "bx1": x1, "by1": y1}

@@ -25,6 +25,7 @@ from api.errors import (
 )
 from api.features import feature_sql, scope_sql
 from api.ogc import GEOJSON, CollectionId, FeatureId, get_collection, parse_fid, root_url
+from api.tilecache import changed
 from api.validation import ValidFeature, validate_feature
 from gis.config import server_settings
 from gis.db import transaction
@@ -255,6 +256,7 @@ def _create(request: Request, layer: Layer, valid: ValidFeature, principal: Prin
             f"INSERT INTO {layer.name} ({', '.join(exprs)}) VALUES ({', '.join(exprs.values())}) "
             f"RETURNING {returning}"), params).one()
         _check_scope(principal, layer, row)
+    changed(layer.name)
     return _after_write(request, layer, row.id, status=201)
 
 
@@ -314,6 +316,7 @@ def _patch(request: Request, layer: Layer, fid: int, body: dict[str, Any], princ
                     merged[k] = v
             valid.extra = merged
         _write_update(conn, layer, fid, valid, principal, body.get("properties") or {})
+    changed(layer.name)
     return _after_write(request, layer, fid, status=200)
 
 
@@ -322,6 +325,7 @@ def _update(request: Request, layer: Layer, fid: int, valid: ValidFeature, princ
     with transaction(user=principal.username, engine=db_engine()) as conn:
         _locked(conn, layer, fid, principal, tags)
         _write_update(conn, layer, fid, valid, principal, valid.values)
+    changed(layer.name)
     return _after_write(request, layer, fid, status=200)
 
 
@@ -358,4 +362,5 @@ def delete(request: Request, collectionId: CollectionId, featureId: FeatureId,  
     with transaction(user=principal.username, engine=db_engine()) as conn:
         _locked(conn, layer, fid, principal, tags)
         conn.execute(text(f"DELETE FROM {layer.name} WHERE id = :fid"), {"fid": fid})
+    changed(layer.name)
     return Response(status_code=204)

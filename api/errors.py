@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -104,10 +105,17 @@ _DB_DOWN = "数据库暂不可用, 请稍后重试 database unavailable, try aga
 
 def _db_error(exc: sa_exc.DBAPIError) -> tuple[int, str, str]:
     """Status, code and message for a database error: connection trouble → 503, bad data → 400/409."""
+    orig = getattr(exc, "orig", None)
+    disconnected = isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError) or exc.connection_invalidated
+    return _driver_error(orig, disconnected=disconnected)
+
+
+def _driver_error(orig: BaseException | None, *, disconnected: bool) -> tuple[int, str, str]:
+    """Status, code and message for a psycopg error (raised directly by api.aio or wrapped by SQLAlchemy)."""
+    import psycopg
     import psycopg.errors as pge
 
-    orig = getattr(exc, "orig", None)
-    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError) or exc.connection_invalidated:
+    if disconnected or isinstance(orig, psycopg.OperationalError | psycopg.InterfaceError):
         if isinstance(orig, pge.QueryCanceled):
             return 503, "Timeout", "查询超时 query took too long"
         return 503, "ServiceUnavailable", _DB_DOWN
@@ -150,6 +158,13 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(sa_exc.DBAPIError)
     async def _dbapi(request: Request, exc: sa_exc.DBAPIError) -> Response:
         status, code, text = _db_error(exc)
+        if status >= 500:
+            log.warning("database error on %s %s: %s", request.method, request.url.path, exc.__class__.__name__)
+        return error_response(request, status, code, text, {"Retry-After": "5"} if status == 503 else None)
+
+    @app.exception_handler(psycopg.Error)
+    async def _psycopg(request: Request, exc: psycopg.Error) -> Response:
+        status, code, text = _driver_error(exc, disconnected=False)
         if status >= 500:
             log.warning("database error on %s %s: %s", request.method, request.url.path, exc.__class__.__name__)
         return error_response(request, status, code, text, {"Retry-After": "5"} if status == 503 else None)

@@ -12,8 +12,17 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from api.aio import ReadPool
 from api.auth import Principal
-from api.crs import DEFAULT, OutputCrs, bbox_storage_sql, geometry_sql, parse_bbox, parse_crs
+from api.crs import (
+    DEFAULT,
+    OutputCrs,
+    bbox_storage_sql,
+    geometry_sql,
+    parse_bbox,
+    parse_crs,
+    same_coordinates,
+)
 from api.errors import BadRequest
 from gis.config import api_settings, server_settings
 from gis.layers import Layer
@@ -60,6 +69,15 @@ def feature_sql(layer: Layer, crs: OutputCrs = DEFAULT, *, alias: str = "t") -> 
             f"'properties', {_properties_sql(layer, alias)})")
 
 
+def feature_text_sql(layer: Layer, crs: OutputCrs = DEFAULT, *, alias: str = "t") -> str:
+    """SQL for one GeoJSON Feature as text, the same document as feature_sql without the json type's parse of
+    every geometry (pages of features are assembled as text)."""
+    geom = geometry_sql(f"{alias}.geom", crs)
+    return (f"'{{\"type\":\"Feature\",\"id\":' || {alias}.id || ',\"geometry\":' || "
+            f"coalesce(ST_AsGeoJSON({geom}, {DECIMALS}, 0), 'null') || ',\"properties\":' || "
+            f"{_properties_sql(layer, alias)}::text || '}}'")
+
+
 def scope_sql(layer: Layer, principal: Principal, *, alias: str = "t") -> tuple[str | None, dict[str, Any]]:
     """The jurisdiction filter for a street office (None for everybody else)."""
     if not principal.scoped:
@@ -70,6 +88,13 @@ def scope_sql(layer: Layer, principal: Principal, *, alias: str = "t") -> tuple[
     if layer.name == "streets":
         return f"{alias}.ref = ANY(:scope_streets)", params
     return f"{alias}.compound_id IN (SELECT id FROM compounds WHERE street_code = ANY(:scope_streets))", params
+
+
+def scope_tables(layer: Layer, principal: Principal) -> tuple[str, ...]:
+    """The tables a caller's view of `layer` is read from (scope_sql may look up compounds)."""
+    if principal.scoped and "street_code" not in TABLES[layer.name].c and layer.name != "streets":
+        return layer.name, "compounds"
+    return (layer.name,)
 
 
 # --- parsing ----------------------------------------------------------------------------------------------------
@@ -86,6 +111,8 @@ class ItemsQuery:
     bbox_crs: OutputCrs = DEFAULT
     where: list[str] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
+    #: costly exact predicates (ST_Intersects), evaluated in id order only until the page is full
+    exact: list[str] = field(default_factory=list)
 
 
 def _int(value: str, name: str) -> int:
@@ -193,7 +220,10 @@ def parse_items_query(layer: Layer, query: Mapping[str, str] | Any, *,
         q.bbox = parse_bbox(query["bbox"])
         env, params = bbox_storage_sql(q.bbox, q.bbox_crs)
         q.where.append(f"t.geom && {env}")
-        q.where.append(f"ST_Intersects(t.geom, {env})")
+        if same_coordinates(q.bbox_crs.srid):  # env is an axis-aligned rectangle: inside its box means inside it
+            q.exact.append(f"(t.geom @ {env} OR ST_Intersects(t.geom, {env}))")
+        else:
+            q.exact.append(f"ST_Intersects(t.geom, {env})")
         q.params.update(params)
     if query.get("datetime") is not None:
         clauses, params = datetime_sql(layer, query["datetime"])
@@ -235,34 +265,46 @@ def _where(layer: Layer, q: ItemsQuery, principal: Principal) -> tuple[str, dict
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
+def _rows_sql(layer: Layer, where: str, exact: list[str]) -> str:
+    """The page's rows in id order. Exact spatial tests run after the id sort, on candidates (bbox overlap)
+    in id order, so a page of 100 tests about 100 geometries rather than every candidate in the bbox
+    (OFFSET 0 keeps the planner from pushing them under the sort)."""
+    if not exact:
+        return f"SELECT t.* FROM {layer.name} t{where} ORDER BY t.id LIMIT :limit_plus OFFSET :offset"
+    return (f"SELECT t.* FROM (SELECT t.* FROM {layer.name} t{where} ORDER BY t.id OFFSET 0) t "
+            f"WHERE {' AND '.join(exact)} ORDER BY t.id LIMIT :limit_plus OFFSET :offset")
+
+
 def page_sql(layer: Layer, q: ItemsQuery, principal: Principal) -> tuple[str, str, dict[str, Any]]:
     """The page query (features JSON text + rows fetched, limit+1 to detect a next page), the capped count
     query, and their bind parameters."""
     where, params = _where(layer, q, principal)
     params.update(limit=q.limit, limit_plus=q.limit + 1, offset=q.offset, cap=api_settings().count_cap + 1)
     page = (
-        f"SELECT coalesce(json_agg({feature_sql(layer, q.crs)} ORDER BY t.id) "
-        f"FILTER (WHERE t._rn <= :limit), '[]'::json)::text AS features, count(*) AS fetched "
-        f"FROM (SELECT row_number() OVER (ORDER BY s.id) AS _rn, s.* FROM ("
-        f"SELECT t.* FROM {layer.name} t{where} ORDER BY t.id LIMIT :limit_plus OFFSET :offset) s) t"
+        f"SELECT '[' || coalesce(string_agg({feature_text_sql(layer, q.crs)}, ',' ORDER BY t.id) "
+        f"FILTER (WHERE t._rn <= :limit), '') || ']' AS features, count(*) AS fetched "
+        f"FROM (SELECT row_number() OVER (ORDER BY s.id) AS _rn, s.* FROM ({_rows_sql(layer, where, q.exact)}) s) t"
     )
+    if q.exact:
+        where += (" AND " if where else " WHERE ") + " AND ".join(q.exact)
     count = f"SELECT count(*) FROM (SELECT 1 FROM {layer.name} t{where} LIMIT :cap) c"
     return page, count, params
 
 
-def items_page(conn: Connection, layer: Layer, q: ItemsQuery, principal: Principal) -> Page:
-    """A page of items ordered by id; numberMatched only when exact and cheap (last page or a capped count)."""
+async def items_page(pool: ReadPool, layer: Layer, q: ItemsQuery, principal: Principal) -> Page:
+    """A page of items ordered by id, in one statement; numberMatched when it is known for free (the last page)
+    or, with count_cap > 0, from a second, capped count."""
     page_query, count_query, params = page_sql(layer, q, principal)
-    row = conn.execute(text(page_query), params).one()
-    returned = min(row.fetched, q.limit)
-    has_next = row.fetched > q.limit
+    features, fetched = await pool.fetchone(page_query, params)
+    returned = min(fetched, q.limit)
+    has_next = fetched > q.limit
     matched: int | None = None
     if not has_next and (returned > 0 or q.offset == 0):
         matched = q.offset + returned
     elif api_settings().count_cap > 0:
-        n = conn.execute(text(count_query), params).scalar_one()
+        (n,) = await pool.fetchone(count_query, params)
         matched = n if n < params["cap"] else None
-    return Page(features=row.features, returned=returned, has_next=has_next, matched=matched)
+    return Page(features=features, returned=returned, has_next=has_next, matched=matched)
 
 
 def item(conn: Connection, layer: Layer, fid: int, principal: Principal,

@@ -7,13 +7,14 @@ import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, FastAPI, Path, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from api.auth import CurrentUser, Principal
 from api.crs import CRS_LIST, STORAGE, parse_crs
-from api.database import db_engine
+from api.database import db_engine, hot_reads, read_connection
 from api.errors import BadRequest, NotFound, wants_html
 from api.features import ItemsQuery, item, items_page, layer_extent, parse_items_query, property_columns
 from api.views import render
@@ -264,29 +265,44 @@ def items_parameters() -> list[dict[str, Any]]:
     ]
 
 
+class _Query:
+    """A request's query parameters, parsed once, for the paging links (the same hrefs Starlette's
+    URL.include_query_params / remove_query_params give: replaced keys move to the end)."""
+
+    def __init__(self, query: str, **updates: Any) -> None:
+        self.pairs = self._updated(parse_qsl(query, keep_blank_values=True), updates)
+
+    @staticmethod
+    def _updated(pairs: list[tuple[str, str]], updates: dict[str, Any]) -> list[tuple[str, str]]:
+        return [(k, v) for k, v in pairs if k not in updates] + [(k, str(v)) for k, v in updates.items()]
+
+    def href(self, base: str, *, drop: str | None = None, **updates: Any) -> str:
+        pairs = [(k, v) for k, v in self.pairs if k != drop] if drop else self._updated(self.pairs, updates)
+        return f"{base}?{urlencode(pairs)}" if pairs else base
+
+
 def _link(href: str, rel: str, media: str, title: str) -> dict[str, str]:
     return {"href": href, "rel": rel, "type": media, "title": title}
 
 
-def items_response(request: Request, layer: Layer, q: ItemsQuery, principal: Principal, *,
-                   html: bool, path: str | None = None) -> Response:
-    """Answer a parsed items query as GeoJSON (built in SQL) or as an HTML table."""
-    with db_engine().connect() as conn:
-        page = items_page(conn, layer, q, principal)
+async def items_response(request: Request, layer: Layer, q: ItemsQuery, principal: Principal, *,
+                         html: bool, path: str | None = None) -> Response:
+    """Answer a parsed items query as GeoJSON (built in SQL, read on the event loop) or as an HTML table."""
+    page = await items_page(await hot_reads(), layer, q, principal)
     url = request.url
     if path is not None:
         url = url.replace(path=path)
-    url = url.include_query_params(limit=q.limit)
+    query = _Query(url.query, limit=q.limit)
+    base = str(url.replace(query=""))
     links = [
-        _link(str(url.remove_query_params("f")), "self", GEOJSON, "本页 this page"),
-        _link(str(url.include_query_params(f="html")), "alternate", "text/html", "网页 as HTML"),
+        _link(query.href(base, drop="f"), "self", GEOJSON, "本页 this page"),
+        _link(query.href(base, f="html"), "alternate", "text/html", "网页 as HTML"),
         _link(f"{root_url(request)}/collections/{layer.name}", "collection", "application/json", "图层 collection"),
     ]
     if page.has_next:
-        links.append(_link(str(url.include_query_params(offset=q.offset + q.limit)), "next", GEOJSON,
-                           "下一页 next page"))
+        links.append(_link(query.href(base, offset=q.offset + q.limit), "next", GEOJSON, "下一页 next page"))
     if q.offset > 0:
-        links.append(_link(str(url.include_query_params(offset=max(0, q.offset - q.limit))), "prev", GEOJSON,
+        links.append(_link(query.href(base, offset=max(0, q.offset - q.limit)), "prev", GEOJSON,
                            "上一页 previous page"))
     meta: dict[str, Any] = {"numberReturned": page.returned}
     if page.matched is not None:
@@ -306,12 +322,12 @@ def items_response(request: Request, layer: Layer, q: ItemsQuery, principal: Pri
 @router.get("/collections/{collectionId}/items", summary="Features of a layer (GeoJSON)",
             openapi_extra={"parameters": items_parameters()},
             responses={200: {"content": {GEOJSON: {}}}})
-def items(request: Request, collectionId: CollectionId,  # noqa: N803
-          principal: CurrentUser) -> Response:
+async def items(request: Request, collectionId: CollectionId,  # noqa: N803
+                principal: CurrentUser) -> Response:
     layer = get_collection(collectionId)
     html = check_format(request)
     q = parse_items_query(layer, request.query_params)
-    return items_response(request, layer, q, principal, html=html)
+    return await items_response(request, layer, q, principal, html=html)
 
 
 def parse_fid(value: str) -> int:
@@ -337,7 +353,7 @@ def feature(request: Request, collectionId: CollectionId, featureId: FeatureId, 
     if unknown:
         raise BadRequest(f"未知查询参数 unknown query parameter(s): {', '.join(sorted(unknown))}")
     crs = parse_crs(request.query_params.get("crs"))
-    with db_engine().connect() as conn:
+    with read_connection() as conn:
         found = item(conn, layer, parse_fid(featureId), principal, crs)
     if found is None:
         raise NotFound(f"没有要素 no feature {featureId!r} in {layer.name}")

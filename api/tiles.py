@@ -7,13 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
-from sqlalchemy import text
 
-from api.auth import CurrentUser
-from api.database import db_engine
+from api.auth import CurrentUser, Principal
+from api.database import db_engine, hot_reads
 from api.errors import BadRequest
-from api.features import scope_sql
+from api.features import scope_sql, scope_tables
 from api.ogc import get_collection
+from api.tilecache import tile_cache
 from gis.config import api_settings
 from gis.layers import STORAGE_SRID, Layer
 from gis.store import layer_columns
@@ -57,23 +57,39 @@ def _coords(z: int, x: int, y: int) -> None:
         raise BadRequest(f"瓦片坐标超出范围 tile x, y must be in 0..{n - 1} at zoom {z}")
 
 
+async def _build(layer: Layer, principal: Principal, z: int, x: int, y: int) -> tuple[bytes, str | None]:
+    """The tile from PostGIS and its ETag (None for an empty tile)."""
+    scope, params = scope_sql(layer, principal)
+    (data,) = await (await hot_reads()).fetchone(tile_sql(layer, scope), {**params, "z": z, "x": x, "y": y})
+    body = bytes(data or b"")
+    return body, ('"' + hashlib.sha1(body).hexdigest()[:20] + '"' if body else None)
+
+
 @router.get("/tiles/{collectionId}/{z}/{x}/{y}.mvt", summary="Vector tile of a layer (Mapbox Vector Tile)",
             responses={200: {"content": {MVT: {}}}, 204: {"description": "empty tile"}})
-def tile(request: Request, collectionId: Annotated[str, Path(max_length=100)],  # noqa: N803
-         z: Annotated[int, Path(ge=0, le=MAX_ZOOM)], x: Annotated[int, Path(ge=0)], y: Annotated[int, Path(ge=0)],
-         principal: CurrentUser) -> Response:
+async def tile(request: Request, collectionId: Annotated[str, Path(max_length=100)],  # noqa: N803
+               z: Annotated[int, Path(ge=0, le=MAX_ZOOM)], x: Annotated[int, Path(ge=0)],
+               y: Annotated[int, Path(ge=0)], principal: CurrentUser) -> Response:
+    """A cached tile is answered from memory; a miss is built by PostGIS (both on the event loop)."""
     layer = get_collection(collectionId)
     _coords(z, x, y)
-    scope, params = scope_sql(layer, principal)
-    with db_engine().connect() as conn:
-        data = conn.execute(text(tile_sql(layer, scope)), {**params, "z": z, "x": x, "y": y}).scalar()
-    body = bytes(data or b"")
+    cache = tile_cache(db_engine())
+    key = (layer.name, z, x, y, principal.street_codes if principal.scoped else None)
+    generations = cache[0].generations(scope_tables(layer, principal)) if cache is not None else None
+    found = cache[1].get(key, generations) if generations is not None else None
+    if found is not None:
+        body, etag = found
+    else:
+        body, etag = await _build(layer, principal, z, x, y)
+        if generations is not None:
+            cache[1].put(key, generations, body, etag)
     settings = api_settings()
     headers = {"Cache-Control": f"private, max-age={settings.cache_max_age_s}",
                "Vary": "Authorization, Cookie"}
+    if cache is not None:
+        headers["X-Cache"] = "hit" if found is not None else "miss"
     if not body:
         return Response(status_code=204, headers=headers)
-    etag = '"' + hashlib.sha1(body).hexdigest()[:20] + '"'
     headers["ETag"] = etag
     if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
         return Response(status_code=304, headers=headers)

@@ -1,17 +1,23 @@
 """Benchmark of the HTTP service against PostgreSQL itself: bbox pages of 100 features and vector tiles.
 
 Loads the m-scale Yinzhou sample (gis.sample.generate, when available) or a synthetic district of ~100k features
-into a throwaway managed PostGIS, serves the app with uvicorn (2 workers) on 127.0.0.1, drives it with wrk (or a
-bounded httpx load generator when wrk is not installed) at 50 concurrent clients, then answers the same queries
-straight from PostgreSQL with psycopg at the same concurrency. Prints requests/s, p50 and p99 for both.
+into a throwaway managed PostGIS (or reuses one with --home), serves the app with uvicorn on 127.0.0.1 and drives it
+with wrk: one client (x1, the cost of a request free of queueing) and 50 concurrent clients, each run after an
+unmeasured warm-up at the same concurrency. The same 2000 random bboxes / tiles are cycled by every run:
+- app bbox, app tile: the tile cache off (every tile built by PostGIS: the cold-cache figure);
+- app tile cached: the tile cache on (hit rate from the X-Cache header);
+- postgres bbox, postgres tile: the app's own SQL for the same requests straight from PostgreSQL, driven by pgbench
+  (C, closed loop, prepared statements, same concurrency; each transaction also reads its request's parameters from
+  a table by primary key). Transactions started during the warm-up are left out.
+Prints requests/s, p50 and p99 for all, the app/PostgreSQL throughput ratio and the verdict against the targets
+(p99 < 100 ms for a bbox page of 100 features, < 50 ms for a tile, at 50 clients).
 
-    .venv/bin/python benchmarks/bench_api.py [--seconds 20] [--clients 50] [--workers 2] [--tile-zoom 16]
+    .venv/bin/python benchmarks/bench_api.py [--seconds 15] [--warmup 8] [--clients 50] [--workers 2] [--home DIR]
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import math
 import os
@@ -122,7 +128,7 @@ def request_sets(engine, *, n: int, zoom: int, seed: int = 7) -> dict[str, list[
     with engine.connect() as conn:
         pts = conn.execute(text(
             "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM buildings "
-            "ORDER BY random() LIMIT :n) s"), {"n": n}).all()
+            "ORDER BY md5(ref), id LIMIT :n) s"), {"n": n}).all()
     rng = random.Random(seed)
     bbox, tiles = [], []
     for x, y in pts:
@@ -141,10 +147,21 @@ def request_sets(engine, *, n: int, zoom: int, seed: int = 7) -> dict[str, list[
 _WRK_LUA = """
 local paths = {}
 for line in io.lines(os.getenv("BENCH_PATHS")) do paths[#paths + 1] = line end
-local counter = math.random(#paths)
-request = function()
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) counter = math.random(#paths); hits = 0; misses = 0 end
+function request()
   counter = counter % #paths + 1
   return wrk.format("GET", paths[counter], {["Authorization"] = os.getenv("BENCH_AUTH")})
+end
+function response(status, headers, body)
+  local c = headers["x-cache"] or headers["X-Cache"]
+  if c == "hit" then hits = hits + 1 elseif c == "miss" then misses = misses + 1 end
+end
+function done(summary, latency, requests)
+  local h, m = 0, 0
+  for _, t in ipairs(threads) do h = h + t:get("hits"); m = m + t:get("misses") end
+  io.write(string.format("cache: %d %d\\n", h, m))
 end
 """
 
@@ -155,211 +172,273 @@ def _ms(value: str) -> float:
     return num / 1000 if unit == "us" else num * 1000 if unit == "s" else num
 
 
-def run_wrk(base: str, paths: list[str], token: str, *, clients: int, seconds: int, workdir: Path) -> dict:
+def run_wrk(base: str, paths: list[str], token: str, *, clients: int, seconds: int, workdir: Path,
+            warmup: int) -> dict:
+    """wrk (closed loop, `clients` connections) over `paths` in order from a random start; a discarded warm-up
+    run first at the same concurrency (connections, pools and backends warm). Cache hit rate from X-Cache."""
     path_file = workdir / f"paths-{time.monotonic_ns()}.txt"
     path_file.write_text("\n".join(paths) + "\n")
     script = workdir / "bench.lua"
     script.write_text(_WRK_LUA)
     env = {**os.environ, "BENCH_PATHS": str(path_file), "BENCH_AUTH": f"Bearer {token}"}
-    out = subprocess.run(["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "--timeout", "10s", "--latency",
-                          "-s", str(script), base], capture_output=True, text=True, env=env, check=True).stdout
+    threads = str(min(2, clients))
+    out = ""
+    for duration in (warmup, seconds):
+        if duration <= 0:
+            continue
+        out = subprocess.run(["wrk", f"-t{threads}", f"-c{clients}", f"-d{duration}s", "--timeout", "10s",
+                              "--latency", "-s", str(script), base], capture_output=True, text=True, env=env,
+                             check=True).stdout
     lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, flags=re.M))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     total = int(re.search(r"(\d+) requests in", out).group(1))
+    hits, misses = (int(v) for v in re.search(r"cache: (\d+) (\d+)", out).groups())
     return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), "p50": _ms(lat["50"]),
             "p99": _ms(lat["99"]), "requests": total, "errors": int(non2xx.group(1)) if non2xx else 0,
-            "tool": "wrk"}
-
-
-async def _httpx_load(base: str, paths: list[str], token: str, *, clients: int, total: int) -> dict:
-    import httpx
-
-    latencies: list[float] = []
-    errors = 0
-    queue: asyncio.Queue[str] = asyncio.Queue()
-    for i in range(total):
-        queue.put_nowait(paths[i % len(paths)])
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, limits=limits,
-                                 timeout=30) as client:
-
-        async def worker() -> None:
-            nonlocal errors
-            while not queue.empty():
-                path = queue.get_nowait()
-                t0 = time.perf_counter()
-                r = await client.get(path)
-                latencies.append((time.perf_counter() - t0) * 1000)
-                errors += r.status_code >= 300 and r.status_code != 204
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(clients)))
-        elapsed = time.perf_counter() - started
-    return _summary(latencies, elapsed, errors, "httpx")
+            "tool": "wrk", "hit_rate": hits / (hits + misses) if hits + misses else None}
 
 
 def _summary(latencies: list[float], elapsed: float, errors: int, tool: str) -> dict:
     q = statistics.quantiles(latencies, n=100)
     return {"rps": len(latencies) / elapsed, "p50": q[49], "p99": q[98], "requests": len(latencies),
-            "errors": errors, "tool": tool}
+            "errors": errors, "tool": tool, "hit_rate": None}
 
 
-async def _direct(dsn: str, queries: list[tuple[str, str | None, dict]], *, clients: int, total: int) -> dict:
-    """The same SQL straight from PostgreSQL: one psycopg connection per client, a fixed number of requests."""
-    import psycopg
-
-    conns = [await psycopg.AsyncConnection.connect(dsn, autocommit=True) for _ in range(clients)]
-    latencies: list[float] = []
-    queue: asyncio.Queue[tuple[str, str | None, dict]] = asyncio.Queue()
-    for i in range(total):
-        queue.put_nowait(queries[i % len(queries)])
-
-    async def worker(conn) -> None:
-        while not queue.empty():
-            sql, count_sql, params = queue.get_nowait()
-            t0 = time.perf_counter()
-            cur = await conn.execute(sql, params)
-            row = await cur.fetchone()
-            if count_sql is not None and row[1] > params["limit"]:
-                await (await conn.execute(count_sql, params)).fetchone()
-            latencies.append((time.perf_counter() - t0) * 1000)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker(c) for c in conns))
-    elapsed = time.perf_counter() - started
-    for c in conns:
-        await c.close()
-    return _summary(latencies, elapsed, 0, "psycopg")
+def _pgbench_sql(sql: str) -> str:
+    """The app's SQL (SQLAlchemy :name binds) as one pgbench line (:name variables, same names)."""
+    return " ".join(sql.split())
 
 
-def _pyformat(sql: str) -> str:
-    return re.sub(r"(?<!:):(\w+)", r"%(\1)s", sql)
-
-
-def direct_queries(paths: dict[str, list[str]]) -> dict[str, list[tuple[str, str | None, dict]]]:
-    """The SQL the app runs for each path (same builders), in psycopg's parameter style."""
+def pgbench_scripts(paths: dict[str, list[str]], workdir: Path) -> tuple[list[tuple], dict[str, Path]]:
+    """The rows of the bench_requests table (one per path) and one pgbench script per workload: pick a random
+    request, read its parameters (\\gset, a primary-key lookup), run the app's own SQL for it."""
     from urllib.parse import parse_qsl, urlsplit
 
     from api.auth import Principal
     from api.features import page_sql, parse_items_query
     from api.tiles import tile_sql
+    from gis.config import api_settings
     from gis.layers import LAYERS
 
     admin = Principal(username="bench", role="admin")
-    out: dict[str, list] = {"bbox": [], "tile": []}
-    for path in paths["bbox"]:
-        q = parse_items_query(LAYERS["buildings"], dict(parse_qsl(urlsplit(path).query)))
-        page, count, params = page_sql(LAYERS["buildings"], q, admin)
-        out["bbox"].append((_pyformat(page), _pyformat(count), params))
-    tsql = _pyformat(tile_sql(LAYERS["buildings"], None))
-    for path in paths["tile"]:
-        z, x, y = (int(v) for v in re.findall(r"/(\d+)/(\d+)/(\d+)\.mvt", path)[0])
-        out["tile"].append((tsql, None, {"z": z, "x": x, "y": y}))
-    return out
+    rows, page = [], None
+    for i, (bbox_path, tile_path) in enumerate(zip(paths["bbox"], paths["tile"], strict=True), start=1):
+        q = parse_items_query(LAYERS["buildings"], dict(parse_qsl(urlsplit(bbox_path).query)))
+        page, _, params = page_sql(LAYERS["buildings"], q, admin)
+        z, x, y = (int(v) for v in re.findall(r"/(\d+)/(\d+)/(\d+)\.mvt", tile_path)[0])
+        rows.append((i, params["bx0"], params["by0"], params["bx1"], params["by1"], z, x, y))
+    if api_settings().count_cap > 0:
+        print("note: FIRELANE_API_COUNT_CAP > 0: the app also runs a capped count per page with a next page; "
+              "the PostgreSQL peer runs the page query only", flush=True)
+    n = len(rows)
+    scripts = {
+        "bbox": (f"\\set i random(1, {n})\n\\set limit 100\n\\set limit_plus 101\n\\set offset 0\n"
+                 f"SELECT bx0, by0, bx1, by1 FROM bench_requests WHERE i = :i \\gset\n{_pgbench_sql(page)};\n"),
+        "tile": (f"\\set i random(1, {n})\nSELECT z, x, y FROM bench_requests WHERE i = :i \\gset\n"
+                 f"{_pgbench_sql(tile_sql(LAYERS['buildings'], None))};\n"),
+    }
+    files = {}
+    for name, body in scripts.items():
+        files[name] = workdir / f"{name}.pgbench"
+        files[name].write_text(body)
+    return rows, files
+
+
+def load_requests(engine, rows: list[tuple]) -> None:
+    """The benchmark's requests as a table, so pgbench clients draw the same bboxes and tiles as wrk."""
+    from sqlalchemy import text
+
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS bench_requests"))
+        conn.execute(text("CREATE TABLE bench_requests (i int PRIMARY KEY, bx0 float8, by0 float8, bx1 float8, "
+                          "by1 float8, z int, x int, y int)"))
+        conn.execute(text("INSERT INTO bench_requests VALUES (:i, :bx0, :by0, :bx1, :by1, :z, :x, :y)"),
+                     [dict(zip(("i", "bx0", "by0", "bx1", "by1", "z", "x", "y"), r, strict=True)) for r in rows])
+        conn.execute(text("ANALYZE bench_requests"))
+
+
+def run_pgbench(state, script: Path, *, clients: int, seconds: int, workdir: Path, warmup: int) -> dict:
+    """pgbench (C, closed loop, prepared statements like psycopg's auto-prepare) with the app's SQL; transactions
+    started in the first `warmup` seconds are left out of the figures (every new backend first loads PostGIS and
+    PROJ, ~0.2 s of CPU each: 50 of them take seconds on 2 cores; the app's pool keeps its backends)."""
+    from gis.pgcluster import find_bindir
+
+    prefix = workdir / f"pgb-{time.monotonic_ns()}"
+    env = {**os.environ, "PGPASSWORD": state.password}
+    started = time.time()
+    subprocess.run([str(find_bindir() / "pgbench"), "-n", "-M", "prepared", "-c", str(clients),
+                    "-j", str(min(2, clients)), "-T", str(seconds + warmup), "-f", str(script), "--log",
+                    f"--log-prefix={prefix}", "-h", "127.0.0.1", "-p", str(state.port), "-U", "firelane",
+                    "firelane"], capture_output=True, text=True, env=env, check=True, cwd=workdir)
+    latencies, ends = [], []
+    for log in workdir.glob(prefix.name + ".*"):
+        for line in log.read_text().splitlines():
+            parts = line.split()
+            end = int(parts[4]) + int(parts[5]) / 1e6
+            if end - int(parts[2]) / 1e6 >= started + warmup:  # started after the warm-up
+                latencies.append(int(parts[2]) / 1000)
+                ends.append(end)
+    return _summary(latencies, max(ends) - (started + warmup), 0, "pgbench")
+
+
+def start_server(base_env: dict[str, str], *, port: int, workers: int, **settings: str) -> subprocess.Popen:
+    """uvicorn serving the app on 127.0.0.1:`port` (FIRELANE_* `settings` on top of the environment), once ready."""
+    import httpx
+
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1",
+         "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
+        cwd=ROOT, env={**base_env, **settings}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(300):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    server.terminate()
+    raise RuntimeError("the app did not become ready")
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def prepare(args: argparse.Namespace, home: Path, workdir: Path):
+    """Start the cluster, load the district (unless already there), a bench admin token, the request sets."""
+    from sqlalchemy import text
+
+    from api.auth import issue_token
+    from api.database import read_connection
+    from api.users import create_user
+    from gis import migrate, pgcluster
+    from gis.db import get_engine
+
+    state = pgcluster.start()
+    engine = get_engine()
+    migrate.upgrade(engine=engine)
+    t0 = time.perf_counter()
+    with engine.connect() as conn:
+        loaded = conn.execute(text("SELECT count(*) FROM buildings")).scalar_one()
+    if loaded:
+        print(f"reusing the district under {home} ({loaded:,} buildings)", flush=True)
+    else:
+        source, counts = load_data(engine, synthetic=args.synthetic)
+        with engine.begin() as conn:
+            conn.execute(text("ANALYZE"))
+        print(f"loaded {sum(counts.values()):,} features ({source}) in {time.perf_counter() - t0:.0f}s: "
+              f"{counts}", flush=True)
+    with engine.connect() as conn:
+        exists = conn.execute(text("SELECT count(*) FROM users WHERE username = 'bench-admin'")).scalar_one()
+    if not exists:
+        create_user("bench-admin", "bench-password-1", role="admin")
+    with engine.connect() as conn:
+        uid = conn.execute(text("SELECT id FROM users WHERE username = 'bench-admin'")).scalar_one()
+    token, _ = issue_token(uid, name="bench")
+    paths = request_sets(engine, n=args.requests, zoom=args.tile_zoom)
+    with read_connection():  # learns, as the app does, which CRSs need no ST_Transform: the peer runs the same SQL
+        pass
+    rows, scripts = pgbench_scripts(paths, workdir)
+    load_requests(engine, rows)
+    engine.dispose()
+    return state, token, paths, scripts
+
+
+def report(args: argparse.Namespace, results: dict[str, dict], load_before: str) -> None:
+    print(f"\n{args.clients} concurrent clients (x1: one client), {args.workers} uvicorn workers, "
+          f"{args.requests} distinct bboxes/tiles cycled, {args.seconds} s per run after a warm-up ({args.warmup} s, x1: 2 s); "
+          f"server, database and load generators share this machine's {os.cpu_count()} cores "
+          f"(load before: {load_before})")
+    print(f"{'workload':<22}{'tool':<9}{'requests':>9}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
+          f"{'cache hits':>12}")
+    for name, r in results.items():
+        hits = "" if r["hit_rate"] is None else f"{r['hit_rate']:.0%}"
+        print(f"{name:<22}{r['tool']:<9}{r['requests']:>9}{r['rps']:>9.0f}{r['p50']:>9.1f}{r['p99']:>9.1f}"
+              f"{r['errors']:>8}{hits:>12}")
+    for name in ("bbox", "tile", "tile cached"):
+        app, pg = results.get(f"app {name}"), results.get(f"postgres {name.split()[0]}")
+        if app is None or pg is None:
+            continue
+        target = TARGETS_MS[name.split()[0]]
+        verdict = "meets" if app["p99"] < target else "misses"
+        print(f"{name}: app/PostgreSQL throughput ratio {app['rps'] / pg['rps']:.2f}; p99 {app['p99']:.1f} ms "
+              f"{verdict} the {target:.0f} ms target")
+    print(json.dumps(results))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=20, help="wrk duration per workload")
-    parser.add_argument("--requests", type=int, default=3000, help="requests per workload (httpx, psycopg)")
+    parser.add_argument("--seconds", type=int, default=15, help="measured seconds per run (after the warm-up)")
+    parser.add_argument("--requests", type=int, default=2000, help="distinct bboxes / tiles, cycled by every run")
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--tile-zoom", type=int, default=16)
+    parser.add_argument("--warmup", type=int, default=8, help="unmeasured seconds before each concurrent run")
+    parser.add_argument("--only", choices=("app", "postgres"), help="run one side only (profiling)")
     parser.add_argument("--synthetic", action="store_true", help="skip gis.sample: synthetic ~100k features")
     parser.add_argument("--keep", action="store_true", help="keep the throwaway cluster (debugging)")
+    parser.add_argument("--home", type=Path, help="reuse (or create and keep) the cluster under this FIRELANE_HOME: "
+                                                  "the district is loaded only when its tables are empty")
     args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is needed (apt-get install wrk)")
 
-    home = Path(tempfile.mkdtemp(prefix="firelane-bench-"))
+    home = args.home or Path(tempfile.mkdtemp(prefix="firelane-bench-"))
+    keep = args.keep or args.home is not None
     os.environ["FIRELANE_HOME"] = str(home)
     os.environ.pop("FIRELANE_DATABASE_URL", None)
-    from sqlalchemy import text
-
-    from gis import migrate, pgcluster
+    from gis import pgcluster
     from gis.config import clear_caches
-    from gis.db import get_engine
 
     clear_caches()
     server = None
+    workdir = Path(tempfile.mkdtemp(prefix="firelane-wrk-"))
     try:
-        state = pgcluster.start()
-        engine = get_engine()
-        migrate.upgrade(engine=engine)
-        t0 = time.perf_counter()
-        source, counts = load_data(engine, synthetic=args.synthetic)
-        with engine.begin() as conn:
-            conn.execute(text("ANALYZE"))
-        print(f"loaded {sum(counts.values()):,} features ({source}) in {time.perf_counter() - t0:.0f}s: {counts}",
-              flush=True)
-
-        from api.auth import issue_token
-        from api.users import create_user
-
-        create_user("bench-admin", "bench-password-1", role="admin")
-        with engine.connect() as conn:
-            uid = conn.execute(text("SELECT id FROM users WHERE username = 'bench-admin'")).scalar_one()
-        token, _ = issue_token(uid, name="bench")
-        paths = request_sets(engine, n=2000, zoom=args.tile_zoom)
-
+        state, token, paths, scripts = prepare(args, home, workdir)
         port = _free_port()
         base = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "FIRELANE_HOME": str(home)}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1",
-             "--port", str(port), "--workers", str(args.workers), "--log-level", "warning", "--no-access-log"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        import httpx
-
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        sample = httpx.get(base + paths["bbox"][0], headers={"Authorization": f"Bearer {token}"}).json()
-        print(f"a bbox page returns {sample['numberReturned']} features", flush=True)
-        for path in paths["bbox"][:50] + paths["tile"][:50]:  # warm up caches and connections
-            httpx.get(base + path, headers={"Authorization": f"Bearer {token}"})
-
+        base_env = {**os.environ, "FIRELANE_HOME": str(home)}
         load_before = " ".join(f"{v:.1f}" for v in os.getloadavg())
         results: dict[str, dict] = {}
-        for name in ("bbox", "tile"):  # one client: the app's own cost per request, free of queueing
-            results[f"app {name} x1"] = asyncio.run(_httpx_load(base, paths[name], token, clients=1, total=300))
-        workdir = Path(tempfile.mkdtemp(prefix="firelane-wrk-"))
-        for name in ("bbox", "tile"):
-            if shutil.which("wrk"):
-                results[f"app {name}"] = run_wrk(base, paths[name], token, clients=args.clients,
-                                                 seconds=args.seconds, workdir=workdir)
-            else:
-                results[f"app {name}"] = asyncio.run(_httpx_load(base, paths[name], token, clients=args.clients,
-                                                                 total=args.requests))
-        server.terminate()
-        server.wait(timeout=30)
-        server = None
-        dsn = f"host=127.0.0.1 port={state.port} user=firelane password={state.password} dbname=firelane"
-        queries = direct_queries(paths)
-        for name in ("bbox", "tile"):
-            results[f"postgres {name} x1"] = asyncio.run(_direct(dsn, queries[name], clients=1, total=300))
-            results[f"postgres {name}"] = asyncio.run(_direct(dsn, queries[name], clients=args.clients,
-                                                              total=args.requests))
 
-        print(f"\n{args.clients} concurrent clients (x1: one client, sequential), {args.workers} uvicorn workers; "
-              f"server, database and load generator share this machine's cores (load before: {load_before})")
-        print(f"{'workload':<20}{'tool':<9}{'requests':>9}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
-        for name, r in results.items():
-            print(f"{name:<20}{r['tool']:<9}{r['requests']:>9}{r['rps']:>9.0f}{r['p50']:>9.1f}{r['p99']:>9.1f}"
-                  f"{r['errors']:>8}")
-        for name in ("bbox", "tile"):
-            app, pg = results[f"app {name}"], results[f"postgres {name}"]
-            verdict = "meets" if app["p99"] < TARGETS_MS[name] else "misses"
-            print(f"{name}: app/PostgreSQL throughput ratio {app['rps'] / pg['rps']:.2f}; p99 {app['p99']:.1f} ms "
-                  f"{verdict} the {TARGETS_MS[name]:.0f} ms target")
-        print(json.dumps(results))
+        def warmup(clients: int) -> int:
+            return 2 if clients == 1 else args.warmup
+
+        def app_runs(label: str, names: tuple[str, ...]) -> None:
+            import httpx
+
+            sample = httpx.get(base + paths["bbox"][0], headers={"Authorization": f"Bearer {token}"}).json()
+            print(f"a bbox page returns {sample['numberReturned']} features", flush=True)
+            for name in names:
+                for clients in (1, args.clients):
+                    key = f"app {name}{label}" + (" x1" if clients == 1 else "")
+                    results[key] = run_wrk(base, paths[name], token, clients=clients, seconds=args.seconds,
+                                           workdir=workdir, warmup=warmup(clients))
+                    print(f"  {key}: {results[key]}", flush=True)
+
+        if args.only != "postgres":
+            # the tile cache off first: every tile built by PostGIS (the cold-cache figure), then on
+            server = start_server(base_env, port=port, workers=args.workers, FIRELANE_API_TILE_CACHE_MB="0")
+            app_runs("", ("bbox", "tile"))
+            stop_server(server)
+            server = start_server(base_env, port=port, workers=args.workers)
+            app_runs(" cached", ("tile",))
+            stop_server(server)
+            server = None
+        if args.only != "app":
+            for name in ("bbox", "tile"):
+                for clients in (1, args.clients):
+                    key = f"postgres {name}" + (" x1" if clients == 1 else "")
+                    results[key] = run_pgbench(state, scripts[name], clients=clients, seconds=args.seconds,
+                                               workdir=workdir, warmup=warmup(clients))
+                    print(f"  {key}: {results[key]}", flush=True)
+        report(args, results, load_before)
     finally:
         if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
-        if not args.keep:
+            stop_server(server)
+        shutil.rmtree(workdir, ignore_errors=True)
+        if not keep:
             pgcluster.destroy()
             shutil.rmtree(home, ignore_errors=True)
 

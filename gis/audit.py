@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gis import changes
 from gis.layers import LAYERS
 
 #: The acting user is passed per transaction with `SET LOCAL firelane.user = '...'` (see gis.db.transaction).
@@ -74,7 +75,7 @@ CREATE TRIGGER {table}_audit_del AFTER DELETE ON {table}
 
 
 def all_triggers_sql() -> str:
-    return TOUCH_SQL + "".join(trigger_sql(name) for name in LAYERS)
+    return TOUCH_SQL + "".join(trigger_sql(name) for name in LAYERS) + changes.all_triggers_sql()
 
 
 def drop_all_sql() -> str:
@@ -83,4 +84,4 @@ def drop_all_sql() -> str:
         else f"DROP TRIGGER IF EXISTS {t}_{k} ON {t};\n"
         for t in LAYERS for k in ("touch", "audit_ins", "audit_upd", "audit_del")
     )
-    return drops + "DROP FUNCTION IF EXISTS firelane_touch();\n"
+    return drops + "DROP FUNCTION IF EXISTS firelane_touch();\n" + changes.drop_all_sql()

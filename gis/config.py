@@ -23,7 +23,7 @@ class DatabaseSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FIRELANE_DATABASE_")
     url: str | None = None
     pool_size: int = 10
-    max_overflow: int = 10
+    max_overflow: int = 0  # overflow connections are closed on return: each new backend re-pays PostGIS/PROJ set-up
     pool_timeout_s: float = 5.0
     statement_timeout_ms: int = 120_000
 
@@ -65,7 +65,8 @@ class ApiSettings(BaseSettings):
     """OGC API tuning: counts, caches, tiles, readiness."""
 
     model_config = SettingsConfigDict(env_prefix="FIRELANE_API_")
-    count_cap: int = 1000
+    count_cap: int = 0  # > 0: numberMatched from a count capped at this (one more query per page with a next page)
+    tile_cache_mb: float = 64.0  # per worker; 0 turns the tile cache off
     cache_max_age_s: int = 60
     extent_cache_s: float = 60.0
     tile_extent: int = 4096

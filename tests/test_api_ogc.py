@@ -116,14 +116,31 @@ def test_next_links_page_through_and_vanish_at_the_end(api, headers, district):
     rels = _rels(first)
     assert "next" in rels and "prev" not in rels
     assert first["numberReturned"] == 4
-    assert first["numberMatched"] == 6  # small: exact count under the cap
+    assert "numberMatched" not in first  # optional: no count query for a page with a next page (count_cap 0)
     second = api.get(rels["next"]["href"], headers=h).json()
-    assert second["numberReturned"] == 2
+    assert second["numberReturned"] == 2 and second["numberMatched"] == 6  # the last page knows it for free
     assert "next" not in _rels(second) and "prev" in _rels(second)
     ids = [f["id"] for f in first["features"] + second["features"]]
     assert ids == sorted(ids) and len(set(ids)) == 6
     past = api.get("/collections/buildings/items?offset=100", headers=h).json()
     assert past["numberReturned"] == 0 and "next" not in _rels(past)
+
+
+def test_a_count_cap_adds_numbermatched_to_pages_with_a_next_page(api, headers, district, monkeypatch):
+    from gis.config import clear_caches
+
+    monkeypatch.setenv("FIRELANE_API_COUNT_CAP", "5")
+    clear_caches()
+    try:
+        h = headers["admin"]
+        capped = api.get("/collections/buildings/items?limit=2", headers=h).json()
+        assert "numberMatched" not in capped  # 6 matches exceed the cap of 5: unknown, so left out
+        monkeypatch.setenv("FIRELANE_API_COUNT_CAP", "1000")
+        clear_caches()
+        assert api.get("/collections/buildings/items?limit=2", headers=h).json()["numberMatched"] == 6
+    finally:
+        monkeypatch.delenv("FIRELANE_API_COUNT_CAP")
+        clear_caches()
 
 
 def test_bbox_and_property_filters(api, headers, district):

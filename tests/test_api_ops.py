@@ -62,3 +62,19 @@ def test_a_postgresql_restart_gives_clean_503s_then_recovers_without_restarting_
     back = api.get(url, headers=headers["viewer"])
     assert back.status_code == 200 and back.json()["numberReturned"] == 6
     assert api.get("/readyz").status_code == 200
+
+
+def test_pooled_connections_killed_while_idle_are_replaced_without_an_error(api, headers, district, db):
+    from sqlalchemy import text
+
+    url = "/collections/buildings/items?bbox=121.50,29.80,121.52,29.81"
+    assert api.get(url, headers=headers["viewer"]).status_code == 200  # the pool now holds a connection
+    with db.connect() as conn:  # a failover or an idle-session timeout drops the app's backends
+        killed = conn.execute(text(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )).scalar_one()
+    assert killed >= 1
+    again = api.get(url, headers=headers["viewer"])
+    assert again.status_code == 200 and again.json()["numberReturned"] == 6
+    assert api.get("/tiles/buildings/12/3430/1692.mvt", headers=headers["viewer"]).status_code == 200
