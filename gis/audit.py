@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
+from sqlalchemy import Connection, text
+
 from gis import changes
 from gis.layers import LAYERS
 
 #: The acting user is passed per transaction with `SET LOCAL firelane.user = '...'` (see gis.db.transaction).
 ACTING_USER_SQL = "coalesce(nullif(current_setting('firelane.user', true), ''), current_user)"
+
+#: An insert statement of at least this many rows whose ids form one unbroken range (a bulk COPY into a locked
+#: table) is logged as ONE audit row: feature_id = the first id, after = {"last_id", "count"}. Smaller or
+#: interleaved inserts log one row per feature ({"ref"}). Either way `INSERT_RECORD_SQL` finds who inserted a
+#: feature and when; the inserted state itself is version 1 of the row, logged in full by whatever supersedes it.
+INSERT_RANGE_MIN_ROWS = 1000
+
+#: Who inserted feature :feature_id of layer :layer, and when: its own insert row or the range row covering it
+#: (an index scan backwards on ix_audit_log_layer_feature from the feature's id).
+INSERT_RECORD_SQL = """
+SELECT changed_by, changed_at, version FROM audit_log
+WHERE layer = :layer AND action = 'insert' AND feature_id <= :feature_id
+  AND (feature_id = :feature_id OR (after->>'last_id')::bigint >= :feature_id)
+ORDER BY feature_id DESC LIMIT 1
+"""
 
 #: Updates bump the version and stamp who/when; inserts get the same stamps from column defaults
 #: (no row trigger on the bulk-insert path).
@@ -48,10 +67,20 @@ def trigger_sql(table: str) -> str:
     return f"""
 CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE who text := {ACTING_USER_SQL};
+  inserted bigint; first_id bigint; last_id bigint; v_min integer; v_max integer;
 BEGIN
   IF TG_OP = 'INSERT' THEN
-    INSERT INTO audit_log (layer, feature_id, action, version, changed_by, after)
-      SELECT '{table}', n.id, 'insert', n.version, who, jsonb_build_object('ref', n.ref) FROM new_rows n;
+    SELECT count(*), min(n.id), max(n.id), min(n.version), max(n.version)
+      INTO inserted, first_id, last_id, v_min, v_max FROM new_rows n;
+    IF inserted >= {INSERT_RANGE_MIN_ROWS} AND last_id - first_id + 1 = inserted AND v_min = v_max THEN
+      -- exactly the ids first_id..last_id (distinct ids, as many as the range holds): one row says it all
+      INSERT INTO audit_log (layer, feature_id, action, version, changed_by, after)
+        VALUES ('{table}', first_id, 'insert', v_min, who,
+                jsonb_build_object('last_id', last_id, 'count', inserted));
+    ELSE
+      INSERT INTO audit_log (layer, feature_id, action, version, changed_by, after)
+        SELECT '{table}', n.id, 'insert', n.version, who, jsonb_build_object('ref', n.ref) FROM new_rows n;
+    END IF;
   ELSIF TG_OP = 'UPDATE' THEN
     INSERT INTO audit_log (layer, feature_id, action, version, changed_by, before, after)
       SELECT '{table}', n.id, 'update', n.version, who,
@@ -85,3 +114,9 @@ def drop_all_sql() -> str:
         for t in LAYERS for k in ("touch", "audit_ins", "audit_upd", "audit_del")
     )
     return drops + "DROP FUNCTION IF EXISTS firelane_touch();\n" + changes.drop_all_sql()
+
+
+def insert_record(conn: Connection, layer: str, feature_id: int) -> tuple[str, dt.datetime, int] | None:
+    """(who, when, version) of the insert of one feature: its own audit row or the bulk range row covering it."""
+    row = conn.execute(text(INSERT_RECORD_SQL), {"layer": layer, "feature_id": feature_id}).first()
+    return None if row is None else (row[0], row[1], row[2])

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import shapely
 import sqlalchemy.exc
@@ -16,10 +17,15 @@ from gis.coords import CHINA_BOUNDS, CrsError, CrsSpec, parse_crs
 from gis.db import get_engine, transaction
 from gis.layers import Layer, UnknownLayerError, get_layer
 from gis.readers import ReadError, Source, read_source
-from gis.store import write_frame
-from gis.validate import Problem, Validated, validate_frame
+from gis.store import write_frame, write_frames
+from gis.validate import Problem, Validated, duplicate_ref_problems, validate_chunks, validate_frame
 
 __all__ = ["ImportFailed", "ImportReport", "Problem", "import_file", "source_crs"]
+
+#: Files of at least this many features are validated and written chunk by chunk (`_import_streamed`), in
+#: chunks of STREAM_CHUNK_ROWS; smaller files, dry runs and unique-ref layers are validated whole first.
+STREAM_CHUNK_ROWS = 8_192
+STREAM_MIN_ROWS = 2 * STREAM_CHUNK_ROWS
 
 #: Formats whose files may lack a CRS and then mean WGS84 lon/lat (RFC 7946 GeoJSON, KML, CSV/XLSX lon/lat).
 _WGS84 = "EPSG:4326"
@@ -51,7 +57,8 @@ class ImportReport:
     ignored_columns: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
-    #: seconds per phase: read, validate, write (link + COPY + insert + audit)
+    #: seconds per phase: read, validate, write (link + COPY + insert + audit); on a streamed import (large files)
+    #: validate runs until the last chunk is validated, the writes of the chunks before it overlapping
     timings: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> str:
@@ -169,6 +176,9 @@ def import_file(
     engine = engine or get_engine()
     with engine.connect() as conn:
         bounds = expected_bounds(conn, target)
+    if not dry_run and not target.unique_ref and len(source.geometry) >= STREAM_MIN_ROWS:
+        return _import_streamed(path, target, source, spec, bounds, mode=mode, user=user, engine=engine,
+                                notes=[*source.notes, *notes], started=started, timings=timings)
     checked = validate_frame(source.frame, source.geometry, layer=target, crs=spec, bounds=bounds,
                              geometry_errors=source.geometry_errors, name_limit=source.name_limit)
     problems = list(checked.problems)
@@ -190,6 +200,52 @@ def import_file(
         report.inserted, report.deleted = result.inserted, result.deleted
     report.seconds = time.perf_counter() - started
     timings["write"] = report.seconds - timings["read"] - timings["validate"]
+    report.timings = timings
+    return report
+
+
+def _import_streamed(path: Path, target: Layer, source: Source, spec: CrsSpec, bounds: tuple, *, mode: str,
+                     user: str | None, engine: Engine, notes: list[str], started: float,
+                     timings: dict[str, float]) -> ImportReport:
+    """Validate and write chunk by chunk in one transaction: PostgreSQL writes chunk k while Python validates k + 1.
+
+    Still all or nothing: once a chunk has a problem no further chunk is written, every remaining chunk is still
+    validated (so that every problem is reported, exactly as `validate_frame` on the whole file would), and
+    ImportFailed then rolls the transaction back. Refs repeated across chunks are checked at the end.
+    """
+    n = len(source.geometry)
+    problems: list[Problem] = []
+    refs: list[np.ndarray] = []
+    first: list[Validated] = []
+
+    def chunks() -> Iterator[gpd.GeoDataFrame]:
+        for checked in validate_chunks(source.frame, source.geometry, layer=target, crs=spec, bounds=bounds,
+                                       geometry_errors=source.geometry_errors, name_limit=source.name_limit,
+                                       chunk_rows=STREAM_CHUNK_ROWS):
+            if not first:
+                first.append(checked)
+            problems.extend(checked.problems)
+            if "ref" in checked.frame.columns:
+                refs.append(checked.frame["ref"].to_numpy(dtype=object))
+            if not problems:
+                yield checked.frame
+        if refs:
+            problems.extend(duplicate_ref_problems(np.concatenate(refs)))
+        timings["validate"] = time.perf_counter() - started - timings["read"]
+        if problems:
+            raise ImportFailed(sorted(problems, key=lambda p: p.sort_key))
+
+    try:
+        with transaction(user=user, engine=engine) as conn:
+            result = write_frames(conn, target, chunks(), rows=n, mode=mode, user=user)
+    except sqlalchemy.exc.DBAPIError as exc:  # a constraint validation did not foresee: still all-or-nothing
+        message = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise ImportFailed([Problem(None, None, f"数据库拒绝写入, 未写入任何数据 the database refused the "
+                                                f"write, nothing written: {message}")]) from exc
+    report = _report(path, target, source, spec, first[0], mode=mode, dry_run=False, notes=notes)
+    report.features, report.inserted, report.deleted = n, result.inserted, result.deleted
+    report.seconds = time.perf_counter() - started
+    timings["write"] = report.seconds - timings["read"] - timings["validate"]  # the writes overlap validation
     report.timings = timings
     return report
 

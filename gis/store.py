@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain
+from queue import Queue
+from threading import Thread
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 import sqlalchemy.exc
 from sqlalchemy import Connection, Engine, text
@@ -94,10 +99,15 @@ class WriteResult:
     deleted: int
 
 
-#: Rows per COPY write (bounded buffers for huge frames).
-_COPY_CHUNK_ROWS = 20_000
+#: Rows per COPY statement: each chunk is linked and encoded while the ones before it are written.
+_COPY_CHUNK_ROWS = 8_192
+#: Frames of at least this many rows written into an empty layer table take the bulk path (`_bulk_indexes`).
+BULK_MIN_ROWS = 5_000
 _COPY_NULL = "\\N"
 _JSON = json.JSONEncoder(ensure_ascii=False, default=str, check_circular=False)
+#: Characters that COPY text format escapes, and their escapes (backslash first).
+_SPECIAL = r"[\\\t\n\r]"
+_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
 
 
 def _copy_escape(text: str) -> str:
@@ -170,6 +180,127 @@ def _copy_extra(extras: list | None, n: int) -> np.ndarray:
                     dtype=object)
 
 
+def _escape_arrow(cells: pa.Array) -> pa.Array:
+    """COPY text escaping of a whole arrow string array (untouched when no cell needs it)."""
+    if not pc.any(pc.match_substring_regex(cells, _SPECIAL)).as_py():
+        return cells
+    for char, escaped in _ESCAPES:
+        cells = pc.replace_substring(cells, char, escaped)
+    return cells
+
+
+def _copy_cells(series: pd.Series, *, as_json: bool = False) -> pa.Array:
+    """A frame column as an arrow string array of COPY text cells (null = NULL), converted in C where it can.
+
+    Text, integers, floats (shortest round-trip repr), booleans and dates go through arrow; anything else
+    (JSON, timestamps, mixed objects) through `_copy_column`, cell by cell.
+    """
+    if not as_json:
+        try:
+            arr = pa.array(series, from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+            arr = None
+        if arr is not None:
+            kind = arr.type
+            if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+                return _escape_arrow(arr.cast(pa.string()))
+            if pa.types.is_boolean(kind):
+                return pc.if_else(arr, "t", "f")
+            if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_date32(kind):
+                return pc.cast(arr, pa.string())
+            if pa.types.is_null(kind):
+                return pa.nulls(len(arr), pa.string())
+    return pa.array(_copy_column(series, as_json=as_json).tolist(), type=pa.string())
+
+
+def _copy_lines(cells: list[pa.Array | pa.Scalar]) -> memoryview:
+    """COPY text rows (tab-separated cells, NULL as \\N, one line per row) as one buffer, joined in arrow."""
+    rows = pc.binary_join_element_wise(*cells, "\t", null_handling="replace", null_replacement=_COPY_NULL)
+    lines = pc.binary_join_element_wise(rows, "\n", "")
+    if isinstance(lines, pa.ChunkedArray):
+        lines = lines.combine_chunks()
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32, count=len(lines) + 1, offset=lines.offset * 4)
+    return memoryview(lines.buffers()[2])[int(offsets[0]):int(offsets[-1])]
+
+
+#: Upper-case hex digits of every byte value, as little-endian uint16 pairs (index by byte, view as text).
+_HEX = np.frombuffer(b"".join(f"{i:02X}".encode() for i in range(256)), dtype=np.uint16)
+
+
+def _hex_wkb(geoms: np.ndarray) -> pa.Array:
+    """Geometries as an arrow string array of hex WKB (COPY text for a geometry column), hexed in numpy.
+
+    No SRID is written: the layer's geometry column (typmod SRID 4490) stamps it on every value.
+    """
+    wkb = pa.array(shapely.to_wkb(geoms), type=pa.binary())
+    offsets = np.frombuffer(wkb.buffers()[1], dtype=np.int32, count=len(wkb) + 1, offset=wkb.offset * 4)
+    data = np.frombuffer(wkb.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]] if len(wkb) else np.empty(0, np.uint8)
+    hex_offsets = ((offsets - offsets[0]) * 2).astype(np.int32)
+    validity = wkb.buffers()[0] if wkb.null_count else None
+    return pa.StringArray.from_buffers(len(wkb), pa.py_buffer(hex_offsets), pa.py_buffer(_HEX[data]), validity,
+                                       wkb.null_count, wkb.offset)
+
+
+def _copy_chunks(raw: psycopg.Connection, statement: str, chunks: Iterator[memoryview]) -> None:
+    """Run `statement` (a COPY FROM STDIN) once per chunk on a writer thread while the caller encodes the next.
+
+    One COPY per chunk lets PostgreSQL parse, check (constraints, foreign keys) and audit chunk k while Python
+    prepares chunk k + 1: two cores at work instead of one waiting for the other. The connection is used only
+    by the writer thread until it has finished; the first error stops the stream and is raised here.
+    """
+    queue: Queue[memoryview | None] = Queue(maxsize=4)
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            while (buffer := queue.get()) is not None:
+                with raw.cursor() as cur, cur.copy(statement) as copy:
+                    copy.write(buffer)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread below
+            errors.append(exc)
+            while queue.get() is not None:  # keep draining: the producer must never block on a dead writer
+                pass
+
+    writer = Thread(target=write, name="firelane-copy", daemon=True)
+    writer.start()
+    try:
+        for buffer in chunks:
+            if errors:
+                break
+            queue.put(buffer)
+    finally:
+        queue.put(None)
+        writer.join()
+    if errors:
+        raise errors[0]
+
+
+def _bulk_indexes(conn: Connection, table: str) -> list[tuple[str, str]]:
+    """(name, CREATE statement) of the table's plain indexes: not unique, not backing a constraint.
+
+    On the bulk path these are dropped inside the write's transaction and rebuilt after the COPY, as ogr2ogr
+    builds its index after loading: one sorted build instead of a GiST/btree insertion per row. Unique and
+    primary-key indexes stay, so every constraint is checked exactly as on the row-by-row path.
+    """
+    return [(r[0], r[1]) for r in conn.execute(text(
+        "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE i.indrelid = CAST(:t AS regclass) AND NOT i.indisunique AND NOT i.indisprimary "
+        "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) ORDER BY c.relname"),
+        {"t": table}).all()]
+
+
+def _empty_and_locked(conn: Connection, table: str, *, replace: bool) -> bool:
+    """Whether `table` is (after a replace's DELETE: will be) empty, holding an ACCESS EXCLUSIVE lock if so.
+
+    An append first looks without a lock, so a write into a populated table never blocks its readers; the lock
+    is taken before the (re)check, so no concurrent writer can slip rows in until this transaction ends.
+    """
+    if not replace and conn.execute(text(f"SELECT EXISTS (SELECT 1 FROM {table})")).scalar_one():
+        return False
+    conn.execute(text(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
+    return replace or not conn.execute(text(f"SELECT EXISTS (SELECT 1 FROM {table})")).scalar_one()
+
+
 def write_frame(
     conn: Connection,
     layer: str | Layer,
@@ -181,48 +312,155 @@ def write_frame(
     """Bulk-write a validated frame (storage CRS, layer columns, optional `extra` dicts) inside `conn`'s transaction.
 
     compound_id / compound_ref / street_code are derived in memory where the frame does not give them
-    (`link_frame`), single parts are promoted to the layer's Multi type, and the rows are COPYed straight into
-    the layer table (its statement-level audit trigger logs the batch).
-    `mode="replace"` deletes the layer's rows first, in the same transaction.
+    (`Linker`), single parts are promoted to the layer's Multi type, and the rows are COPYed straight into the
+    layer table (its statement-level audit trigger logs each batch). The frame goes out in chunks, one COPY each,
+    from a writer thread while this thread links and encodes the next chunk in arrow, so PostgreSQL parses,
+    checks and audits while Python encodes. `mode="replace"` deletes the layer's rows first.
+
+    The write is atomic inside the caller's transaction (a savepoint): on any error nothing of it remains,
+    indexes and triggers included, and the error is raised (database errors as SQLAlchemy's, e.g. IntegrityError).
+
+    Bulk path: a frame of at least `BULK_MIN_ROWS` rows going into an empty table (a replace, or a first load)
+    locks the table (ACCESS EXCLUSIVE, until commit), drops its plain indexes and rebuilds them after the COPY
+    (sorted builds), and, where the session may (superuser), replaces the per-row foreign-key check by one
+    set-based check that takes the same row locks (`_ForeignKey`). CHECK constraints, unique and primary keys
+    and the audit and change triggers stay in force on both paths.
     """
     layer = get_layer(layer) if isinstance(layer, str) else layer
+    chunks = (frame.iloc[start:start + _COPY_CHUNK_ROWS] for start in range(0, len(frame), _COPY_CHUNK_ROWS))
+    return _atomic_write(conn, layer, chunks, rows=len(frame), whole=frame, mode=mode, user=user)
+
+
+def write_frames(
+    conn: Connection,
+    layer: str | Layer,
+    chunks: Iterable[gpd.GeoDataFrame],
+    *,
+    rows: int,
+    mode: str = "append",
+    user: str | None = None,
+) -> WriteResult:
+    """`write_frame` for a frame that arrives in chunks of `rows` rows in all (all with the same columns).
+
+    A streamed import validates chunk k + 1 while chunk k is written: the iterator runs on this thread between
+    COPYs. An exception it raises (say, problems found in a later chunk) aborts the write: nothing of it remains.
+    Links come from every compound and street (the frame's extent is not known in advance).
+    """
+    layer = get_layer(layer) if isinstance(layer, str) else layer
+    return _atomic_write(conn, layer, iter(chunks), rows=rows, whole=None, mode=mode, user=user)
+
+
+def _atomic_write(conn: Connection, layer: Layer, chunks: Iterator[gpd.GeoDataFrame], *, rows: int,
+                  whole: gpd.GeoDataFrame | None, mode: str, user: str | None) -> WriteResult:
+    """`_write` inside a savepoint: on any error the savepoint is rolled back (rows, indexes, triggers)."""
+    if mode not in ("append", "replace"):
+        raise ValueError(f"mode must be 'append' or 'replace', not {mode!r}")
     if user:
         conn.execute(text("SELECT set_config('firelane.user', :u, true)"), {"u": user})
-    cols = [c for c in layer_columns(layer) if c in frame.columns]
-    deleted = 0
-    if mode == "replace":
-        deleted = conn.execute(text(f"DELETE FROM {layer.name}")).rowcount
-    elif mode != "append":
-        raise ValueError(f"mode must be 'append' or 'replace', not {mode!r}")
-    if len(frame) == 0:
-        return WriteResult(inserted=0, deleted=deleted)
-    frame = link_frame(conn, layer, frame)
-    cols = [c for c in layer_columns(layer) if c in frame.columns]
-    if "compound_id" in frame.columns and "compound_id" in TABLES[layer.name].c:
-        cols.append("compound_id")
-    geoms = _promote(np.asarray(frame.geometry.values), layer)
-    srid_ewkb = shapely.to_wkb(shapely.set_srid(geoms, STORAGE_SRID), hex=True, include_srid=True)
-    json_cols = {c for c in cols if c != "compound_id" and layer.field(c).type == "json"}
-    columns = [_copy_column(frame[c], as_json=c in json_cols) for c in cols]
-    extras = frame["extra"].tolist() if "extra" in frame.columns else None
-    columns.append(_copy_extra(extras, len(frame)))
-    columns.append(np.asarray(srid_ewkb, dtype=object))
-    names = [*cols, "extra", "geom"]
-    if user:
-        columns.append(np.full(len(frame), _copy_escape(user), dtype=object))
-        names.append("updated_by")
     raw = conn.connection.driver_connection
+    raw.execute("SAVEPOINT firelane_write_frame")
+    try:
+        result = _write(conn, raw, layer, chunks, rows=rows, whole=whole, mode=mode, user=user)
+    except BaseException:
+        try:
+            raw.execute("ROLLBACK TO SAVEPOINT firelane_write_frame")
+        except psycopg.Error:  # a broken connection: the caller's transaction fails as a whole anyway
+            pass
+        raise
+    raw.execute("RELEASE SAVEPOINT firelane_write_frame")
+    return result
+
+
+def _write(conn: Connection, raw: psycopg.Connection, layer: Layer, chunks: Iterator[gpd.GeoDataFrame], *,
+           rows: int, whole: gpd.GeoDataFrame | None, mode: str, user: str | None) -> WriteResult:
+    bulk = rows >= BULK_MIN_ROWS and _empty_and_locked(conn, layer.name, replace=mode == "replace")
+    deleted = conn.execute(text(f"DELETE FROM {layer.name}")).rowcount if mode == "replace" else 0
+    first = next(chunks, None) if rows else None
+    if first is None:
+        return WriteResult(inserted=0, deleted=deleted)
+    linker = Linker.load(conn, layer, whole)
+    cols = [c for c in layer_columns(layer) if c in first.columns or c in linker.links]
+    if "compound_id" in linker.links:
+        cols.append("compound_id")
+    json_cols = {c for c in cols if c != "compound_id" and layer.field(c).type == "json"}
+    names = [*cols, "extra", "geom"] + (["updated_by"] if user else [])
+    written = 0
+
+    def encoded() -> Iterator[memoryview]:  # runs on this thread while the chunks before stream out
+        nonlocal written
+        for frame in chain([first], chunks):
+            for start in range(0, len(frame), _COPY_CHUNK_ROWS):
+                chunk = linker.apply(frame.iloc[start:start + _COPY_CHUNK_ROWS])
+                cells: list[pa.Array | pa.Scalar] = [_copy_cells(chunk[c], as_json=c in json_cols) for c in cols]
+                cells.append(pa.array(_copy_extra(chunk["extra"].tolist(), len(chunk)).tolist(), type=pa.string())
+                             if "extra" in chunk.columns else pa.scalar("{}"))
+                cells.append(_hex_wkb(_promote(np.asarray(chunk.geometry.values), layer)))
+                if user:
+                    cells.append(pa.scalar(_copy_escape(user)))
+                written += len(chunk)
+                yield _copy_lines(cells)
+
+    rebuild = _bulk_indexes(conn, layer.name) if bulk else []
+    foreign_keys = _ForeignKey.set_checkable(conn, layer.name) if bulk else []
     statement = f"COPY {layer.name} ({', '.join(names)}) FROM STDIN"
     try:
-        with raw.cursor() as cur:
-            # straight into the layer table: its statement-level audit trigger sees the whole batch at once
-            with cur.copy(statement) as copy:
-                for start in range(0, len(frame), _COPY_CHUNK_ROWS):
-                    chunk = [c[start:start + _COPY_CHUNK_ROWS] for c in columns]
-                    copy.write("".join(["\t".join(row) + "\n" for row in zip(*chunk, strict=True)]).encode("utf-8"))
+        for name, _ in rebuild:
+            raw.execute(f'DROP INDEX "{name}"')
+        for fk in foreign_keys:
+            raw.execute(f'ALTER TABLE {layer.name} DISABLE TRIGGER "{fk.trigger}"')
+        _copy_chunks(raw, statement, encoded())
+        for fk in foreign_keys:
+            fk.check(raw, layer.name)
+            raw.execute(f'ALTER TABLE {layer.name} ENABLE TRIGGER "{fk.trigger}"')
+        for _, create in rebuild:  # sorted builds (GiST included) over the loaded rows
+            raw.execute(create)
     except psycopg.Error as exc:  # the same exception types as every other statement (IntegrityError, ...)
         raise sqlalchemy.exc.DBAPIError.instance(statement, None, exc, psycopg.Error) from exc
-    return WriteResult(inserted=len(frame), deleted=deleted)
+    return WriteResult(inserted=written, deleted=deleted)
+
+
+@dataclass
+class _ForeignKey:
+    """A single-column foreign key whose per-row insert check the bulk path replaces by one set-based check.
+
+    PostgreSQL checks a foreign key per inserted row: an index probe plus a FOR KEY SHARE lock on the referenced
+    row, about 4 µs a row. On the bulk path the table is locked ACCESS EXCLUSIVE (nobody else can insert), the
+    check trigger is disabled for the COPY only, and `check` then takes the same FOR KEY SHARE locks on every
+    referenced row at once (they can be neither deleted nor re-keyed until commit) and looks for rows whose key
+    has no referenced row (an anti-join): any such row raises ForeignKeyViolation, as the trigger would have.
+    Disabling an internal trigger needs a superuser (the managed cluster); other sessions keep the per-row check.
+    """
+
+    name: str
+    column: str
+    target: str
+    target_column: str
+    trigger: str
+
+    @classmethod
+    def set_checkable(cls, conn: Connection, table: str) -> list[_ForeignKey]:
+        if conn.execute(text("SELECT current_setting('is_superuser')")).scalar_one() != "on":
+            return []
+        return [cls(*row) for row in conn.execute(text(
+            "SELECT k.conname, a.attname, CAST(k.confrelid AS regclass)::text, f.attname, g.tgname "
+            "FROM pg_constraint k "
+            "JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = k.conkey[1] "
+            "JOIN pg_attribute f ON f.attrelid = k.confrelid AND f.attnum = k.confkey[1] "
+            "JOIN pg_trigger g ON g.tgconstraint = k.oid AND g.tgrelid = k.conrelid AND g.tgenabled = 'O' "
+            "AND g.tgfoid = CAST('\"RI_FKey_check_ins\"' AS regproc) "
+            "WHERE k.conrelid = CAST(:t AS regclass) AND k.contype = 'f' AND cardinality(k.conkey) = 1 "
+            "ORDER BY k.conname"), {"t": table}).all()]
+
+    def check(self, raw: psycopg.Connection, table: str) -> None:
+        raw.execute(f"SELECT 1 FROM {self.target} r WHERE r.{self.target_column} IN "
+                    f"(SELECT DISTINCT {self.column} FROM {table}) FOR KEY SHARE OF r")
+        missing = raw.execute(
+            f"SELECT t.{self.column} FROM {table} t WHERE t.{self.column} IS NOT NULL AND NOT EXISTS "
+            f"(SELECT 1 FROM {self.target} r WHERE r.{self.target_column} = t.{self.column}) LIMIT 1").fetchone()
+        if missing is not None:
+            raise psycopg.errors.ForeignKeyViolation(
+                f'insert or update on table "{table}" violates foreign key constraint "{self.name}"\n'
+                f'DETAIL:  Key ({self.column})=({missing[0]}) is not present in table "{self.target}".')
 
 
 def _promote(geoms: np.ndarray, layer: Layer) -> np.ndarray:
@@ -238,6 +476,132 @@ def _promote(geoms: np.ndarray, layer: Layer) -> np.ndarray:
     return out
 
 
+@dataclass
+class _Areas:
+    """Candidate polygons of one table (compounds or streets) for linking: id, ref, one more column, STRtree."""
+
+    ids: np.ndarray  # object arrays with a trailing None, so that index -1 means "none"
+    refs: np.ndarray
+    extra: np.ndarray
+    areas: np.ndarray
+    tree: shapely.STRtree | None
+
+    @classmethod
+    def load(cls, conn: Connection, table: str, extra_col: str, bounds: np.ndarray | None) -> _Areas:
+        """The rows of `table` whose geometry meets `bounds` (lon/lat box), or all rows for None."""
+        where, args = "", {}
+        if bounds is not None:
+            where = "WHERE geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490) "
+            args = dict(zip(("x0", "y0", "x1", "y1"), (float(v) for v in bounds), strict=True))
+        rows = conn.execute(text(
+            f"SELECT id, ref, {extra_col}, ST_AsBinary(geom), ST_Area(geom) FROM {table} {where}ORDER BY id"),
+            args).all()
+        tree = shapely.STRtree(shapely.from_wkb([bytes(r[3]) for r in rows])) if rows else None
+        return cls(ids=np.array([r[0] for r in rows] + [None], dtype=object),
+                   refs=np.array([r[1] for r in rows] + [None], dtype=object),
+                   extra=np.array([r[2] for r in rows] + [None], dtype=object),
+                   areas=np.array([r[4] for r in rows], dtype=float), tree=tree)
+
+    def smallest_containing(self, points: np.ndarray) -> np.ndarray:
+        """Per point, the index of the smallest candidate it intersects (-1: none)."""
+        hit = np.full(len(points), -1)
+        if self.tree is not None:
+            p_idx, t_idx = self.tree.query(points, predicate="intersects")
+            order = np.lexsort((self.areas[t_idx], p_idx))  # per point, the smallest polygon first
+            p_idx, t_idx = p_idx[order], t_idx[order]
+            first = np.r_[True, p_idx[1:] != p_idx[:-1]] if p_idx.size else np.array([], dtype=bool)
+            hit[p_idx[first]] = t_idx[first]
+        return hit
+
+
+@dataclass
+class Linker:
+    """What `link_frame` needs from the database, loaded once for a whole frame, then applied chunk by chunk.
+
+    `load` reads the compounds and streets around the frame (bounding box of its geometries) and the compounds
+    its compound_refs name, or, for a frame still to come (`frame=None`, a streamed import), every compound
+    and street (a district has hundreds to a few thousand: tens of milliseconds). `apply` is pure (no database
+    access), so it can run while the connection streams.
+    """
+
+    links: list[str]
+    by_ref: dict[str, tuple[int, str | None]]
+    compounds: _Areas | None
+    streets: _Areas | None
+
+    @classmethod
+    def load(cls, conn: Connection, layer: Layer, frame: gpd.GeoDataFrame | None) -> Linker:
+        links = _link_columns(layer)
+        by_ref: dict[str, tuple[int, str | None]] = {}
+        compounds = streets = None
+        if links and frame is None:
+            if "compound_id" in links:
+                compounds = _Areas.load(conn, "compounds", "street_code", None)
+                by_ref = {r: (i, c) for i, r, c in zip(compounds.ids[:-1], compounds.refs[:-1], compounds.extra[:-1],
+                                                       strict=True)}
+            if "street_code" in links:
+                streets = _Areas.load(conn, "streets", "name", None)
+        elif links and len(frame):
+            bounds = shapely.total_bounds(np.asarray(frame.geometry.values))
+            if "compound_id" in links:
+                given = frame["compound_ref"].dropna().tolist() if "compound_ref" in frame.columns else []
+                if given:
+                    by_ref = {r[0]: (r[1], r[2]) for r in conn.execute(
+                        text("SELECT ref, id, street_code FROM compounds WHERE ref = ANY(:refs)"),
+                        {"refs": sorted(set(given))}).all()}
+                compounds = _Areas.load(conn, "compounds", "street_code", bounds)
+            if "street_code" in links:
+                streets = _Areas.load(conn, "streets", "name", bounds)
+        return cls(links=links, by_ref=by_ref, compounds=compounds, streets=streets)
+
+    def apply(self, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+        """The frame with compound_id, compound_ref and street_code filled (a copy; the input is untouched)."""
+        if not self.links or len(frame) == 0:
+            return frame
+        out = frame.copy()
+        n = len(out)
+        points = None
+
+        def column(name: str) -> np.ndarray:
+            return (out[name].to_numpy(dtype=object).copy() if name in out.columns
+                    else np.full(n, None, dtype=object))
+
+        def smallest(areas: _Areas) -> np.ndarray:
+            nonlocal points
+            if points is None:  # a point is its own point-on-surface: GEOS runs only for lines and polygons
+                geoms = np.asarray(out.geometry.values)
+                points = geoms.copy()
+                other = shapely.get_type_id(geoms) != 0
+                points[other] = shapely.point_on_surface(geoms[other])
+            return areas.smallest_containing(points)
+
+        if "compound_id" in self.links:
+            compound_ref = column("compound_ref")
+            compound_id = np.full(n, None, dtype=object)
+            compound_street = np.full(n, None, dtype=object)
+            given = pd.notna(compound_ref)
+            for i in np.flatnonzero(given).tolist():
+                compound_id[i], compound_street[i] = self.by_ref.get(compound_ref[i], (None, None))
+            todo = ~given
+            if todo.any():
+                hit = smallest(self.compounds)
+                c = self.compounds
+                compound_id[todo], compound_ref[todo], compound_street[todo] = (
+                    c.ids[hit][todo], c.refs[hit][todo], c.extra[hit][todo])  # -1 picks the trailing None
+            out["compound_id"] = compound_id
+            out["compound_ref"] = compound_ref
+        if "street_code" in self.links:
+            street_code = column("street_code")
+            if "compound_id" in self.links:
+                fill = pd.isna(street_code) & pd.notna(compound_street)
+                street_code[fill] = compound_street[fill]
+            todo = pd.isna(street_code)
+            if todo.any():
+                street_code[todo] = self.streets.refs[smallest(self.streets)][todo]
+            out["street_code"] = street_code
+        return out
+
+
 def link_frame(conn: Connection, layer: Layer, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """Fill compound_id, compound_ref and street_code in memory, by the same rule as `derive_links`.
 
@@ -246,68 +610,7 @@ def link_frame(conn: Connection, layer: Layer, frame: gpd.GeoDataFrame) -> gpd.G
     falls back to the smallest street office containing the point. One STRtree query per table over the whole
     frame replaces per-row spatial subqueries in the database.
     """
-    links = _link_columns(layer)
-    if not links or len(frame) == 0:
-        return frame
-    out = frame.copy()
-    n = len(out)
-    points = None
-
-    def column(name: str) -> np.ndarray:
-        return (out[name].to_numpy(dtype=object).copy() if name in out.columns
-                else np.full(n, None, dtype=object))
-
-    def smallest_containing(table: str, extra_col: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        nonlocal points
-        if points is None:
-            points = shapely.point_on_surface(np.asarray(out.geometry.values))
-        minx, miny, maxx, maxy = shapely.total_bounds(points)
-        rows = conn.execute(text(
-            f"SELECT id, ref, {extra_col}, ST_AsBinary(geom), ST_Area(geom) FROM {table} "
-            "WHERE geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490)"),
-            dict(x0=minx, y0=miny, x1=maxx, y1=maxy)).all()
-        hit = np.full(n, -1)
-        if rows:
-            areas = np.array([r[4] for r in rows], dtype=float)
-            tree = shapely.STRtree(shapely.from_wkb([bytes(r[3]) for r in rows]))
-            p_idx, t_idx = tree.query(points, predicate="intersects")
-            order = np.lexsort((areas[t_idx], p_idx))  # per point, the smallest polygon first
-            p_idx, t_idx = p_idx[order], t_idx[order]
-            first = np.r_[True, p_idx[1:] != p_idx[:-1]] if p_idx.size else np.array([], dtype=bool)
-            hit[p_idx[first]] = t_idx[first]
-        ids = np.array([r[0] for r in rows] + [None], dtype=object)
-        refs = np.array([r[1] for r in rows] + [None], dtype=object)
-        extra = np.array([r[2] for r in rows] + [None], dtype=object)
-        return ids[hit], refs[hit], extra[hit]  # -1 picks the trailing None
-
-    if "compound_id" in links:
-        compound_ref = column("compound_ref")
-        compound_id = np.full(n, None, dtype=object)
-        compound_street = np.full(n, None, dtype=object)
-        given = pd.notna(compound_ref)
-        if given.any():
-            known = conn.execute(text("SELECT ref, id, street_code FROM compounds WHERE ref = ANY(:refs)"),
-                                 {"refs": sorted(set(compound_ref[given].tolist()))}).all()
-            by_ref = {r[0]: (r[1], r[2]) for r in known}
-            for i in np.flatnonzero(given).tolist():
-                compound_id[i], compound_street[i] = by_ref.get(compound_ref[i], (None, None))
-        todo = ~given
-        if todo.any():
-            ids, refs, streets = smallest_containing("compounds", "street_code")
-            compound_id[todo], compound_ref[todo], compound_street[todo] = ids[todo], refs[todo], streets[todo]
-        out["compound_id"] = compound_id
-        out["compound_ref"] = compound_ref
-    if "street_code" in links:
-        street_code = column("street_code")
-        if "compound_id" in links:
-            fill = pd.isna(street_code) & pd.notna(compound_street)
-            street_code[fill] = compound_street[fill]
-        todo = pd.isna(street_code)
-        if todo.any():
-            _, refs, _ = smallest_containing("streets", "name")
-            street_code[todo] = refs[todo]
-        out["street_code"] = street_code
-    return out
+    return Linker.load(conn, layer, frame).apply(frame)
 
 
 _LINK_TYPES = {"compound_id": "bigint", "compound_ref": "varchar(200)", "street_code": "varchar(12)"}

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import geopandas as gpd
@@ -216,10 +216,10 @@ def _lookup(text: pd.Series, key, table: dict[str, object]) -> np.ndarray:
     return mapped[codes]  # code -1 (missing) picks the trailing None
 
 
-def _missing(text: pd.Series) -> np.ndarray:
-    """Null or blank cells."""
-    return (text.isna().to_numpy(dtype=bool)
-            | _arrow(text).str.strip().eq("").fillna(False).to_numpy(dtype=bool))
+def _missing(text: pd.Series, arrow: pd.Series | None = None) -> np.ndarray:
+    """Null or blank cells (`arrow`: the same cells already in Arrow storage, if the caller has them)."""
+    arrow = _arrow(text) if arrow is None else arrow
+    return arrow.isna().to_numpy(dtype=bool) | arrow.str.strip().eq("").fillna(False).to_numpy(dtype=bool)
 
 
 def _null_token(text: pd.Series) -> np.ndarray:
@@ -350,6 +350,8 @@ def _convert(raw: pd.Series, f: Field, rows: np.ndarray) -> _Column:
         shown = _as_text(raw).to_numpy(dtype=object)
         text = pd.Series(shown, dtype=object)
         missing = _null_token(text)
+        if missing.all():  # an empty column: nothing to parse
+            return _Column(np.full(n, None, dtype=object), problems)
         ts = _parse_datetimes(text.where(~missing, None))
         unparsable = ~missing & ts.isna().to_numpy()
         bad(unparsable, "不是日期 not a date")
@@ -379,7 +381,9 @@ def _convert(raw: pd.Series, f: Field, rows: np.ndarray) -> _Column:
         return _Column(values, problems)
     # text
     text = pd.Series(_as_text(raw).to_numpy(dtype=object), dtype=object)
-    missing = _missing(text)
+    # a column read as strings is in Arrow already: no round trip through Python objects for the .str kernels
+    arrow = raw.reset_index(drop=True).astype(_STR) if isinstance(raw.dtype, pd.StringDtype) else _arrow(text)
+    missing = _missing(text, arrow)
     values = text.where(~missing, None).to_numpy(dtype=object)
     if f.choices:
         canon = _lookup(text, _choice_key, _choice_lookup(f))
@@ -387,13 +391,14 @@ def _convert(raw: pd.Series, f: Field, rows: np.ndarray) -> _Column:
         bad(unknown, f"不在可选值中 not one of {', '.join(f.choices)}")
         values = np.where(~missing & ~unknown, canon, None)
         return _Column(values, problems)
-    problems.extend(_string_problems(text, f.name, rows, f.max_length or DEFAULT_MAX_TEXT))
+    problems.extend(_string_problems(text, f.name, rows, f.max_length or DEFAULT_MAX_TEXT, arrow=arrow))
     return _Column(values, problems)
 
 
-def _string_problems(text: pd.Series, name: str, rows: np.ndarray, max_length: int) -> list[Problem]:
+def _string_problems(text: pd.Series, name: str, rows: np.ndarray, max_length: int, *,
+                     arrow: pd.Series | None = None) -> list[Problem]:
     """Control characters (other than tab/newline) and over-long strings; everything else is kept verbatim."""
-    s = _arrow(text)
+    s = _arrow(text) if arrow is None else arrow
     problems = []
     control = s.str.contains(_CONTROL, regex=True).fillna(False).to_numpy(dtype=bool)
     for i in np.flatnonzero(control).tolist():
@@ -443,6 +448,8 @@ def _extra_dicts(frame: pd.DataFrame, columns: Sequence[str], ignored: Sequence[
         arrays.append(values)
         problems.extend(probs)
     n = len(frame)
+    if not arrays and "extra" not in [_key(c) for c in ignored]:
+        return [], problems  # no extra column at all: validate_frame adds none (and builds no n empty dicts)
     if not arrays:
         dicts = [{} for _ in range(n)]
     elif len(arrays) == 1:
@@ -607,6 +614,8 @@ def validate_frame(
     bounds: tuple[float, float, float, float] = CHINA_BOUNDS,
     geometry_errors: dict[int, str] | None = None,
     name_limit: int | None = None,
+    first_row: int = 1,
+    check_duplicates: bool = True,
 ) -> Validated:
     """Validate raw source rows for `layer` and convert them for the store, collecting every problem.
 
@@ -619,6 +628,8 @@ def validate_frame(
     bounds : expected lon/lat extent (the district's streets if known, else China).
     geometry_errors : reader-level geometry failures by row position.
     name_limit : DBF column-name limit (shapefiles): truncated field names still match.
+    first_row : the file's row number of the frame's first row (a chunk of a larger file: see `validate_chunks`).
+    check_duplicates : whether to report refs repeated within the frame (a chunk leaves that to its caller).
 
     Returns
     -------
@@ -628,7 +639,7 @@ def validate_frame(
     """
     frame = frame.reset_index(drop=True)
     n = len(frame)
-    rows = np.arange(1, n + 1)
+    rows = np.arange(first_row, first_row + n)
     columns = map_columns(frame.columns, layer, name_limit=name_limit)
     problems = list(columns.problems)
     if n == 0:
@@ -659,7 +670,7 @@ def validate_frame(
             values = values.copy()
             values[missing] = f.default
             out[name] = values
-    if "ref" in out:
+    if "ref" in out and check_duplicates:
         problems.extend(duplicate_ref_problems(out["ref"], rows))
     stored, geom_problems = validate_geometry(geometry, layer=layer, crs=crs, bounds=bounds,
                                               errors=geometry_errors, rows=rows)
@@ -672,3 +683,41 @@ def validate_frame(
     result = gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(stored, crs=STORAGE_SRID), crs=STORAGE_SRID)
     problems.sort(key=lambda p: p.sort_key)
     return Validated(frame=result, problems=problems, columns=columns)
+
+
+def validate_chunks(
+    frame: pd.DataFrame,
+    geometry: np.ndarray,
+    *,
+    layer: Layer,
+    crs: CrsSpec,
+    bounds: tuple[float, float, float, float] = CHINA_BOUNDS,
+    geometry_errors: dict[int, str] | None = None,
+    name_limit: int | None = None,
+    chunk_rows: int = 8_192,
+) -> Iterator[Validated]:
+    """`validate_frame` chunk by chunk, so that a caller can write chunk k while chunk k + 1 is validated.
+
+    Parameters
+    ----------
+    frame, geometry, layer, crs, bounds, geometry_errors, name_limit : as for `validate_frame`.
+    chunk_rows : rows per chunk.
+
+    Yields
+    ------
+    Validated
+        One per chunk, problems numbered by the file's rows. Column problems (mapping) come with the first
+        chunk only; refs repeated across the file are not checked here: `duplicate_ref_problems` over every
+        chunk's refs, at the end, gives exactly the problems `validate_frame` would give.
+    """
+    frame = frame.reset_index(drop=True)
+    errors = geometry_errors or {}
+    for start in range(0, max(len(frame), 1), chunk_rows):
+        stop = start + chunk_rows
+        checked = validate_frame(
+            frame.iloc[start:stop], geometry[start:stop], layer=layer, crs=crs, bounds=bounds,
+            geometry_errors={i - start: m for i, m in errors.items() if start <= i < stop},
+            name_limit=name_limit, first_row=start + 1, check_duplicates=False)
+        if start:
+            checked.problems[:] = [p for p in checked.problems if p.row is not None]
+        yield checked

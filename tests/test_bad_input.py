@@ -6,6 +6,8 @@ import json
 
 import ezdxf
 import geopandas as gpd
+import numpy as np
+import pandas as pd
 import pyogrio
 import pytest
 import shapely
@@ -13,8 +15,11 @@ from click.testing import CliRunner
 from conftest import table_counts
 
 from api.cli import cli
-from gis.importer import ImportFailed, import_file
+from gis.coords import parse_crs
+from gis.importer import STREAM_MIN_ROWS, ImportFailed, import_file
+from gis.layers import get_layer
 from gis.store import read_layer
+from gis.validate import duplicate_ref_problems, validate_chunks, validate_frame
 
 pytestmark = pytest.mark.db
 
@@ -252,3 +257,62 @@ def test_cli_imports_a_good_file_and_prints_the_summary(seeded, tmp_path):
     assert "inserted: 1" in result.stdout
     got = read_layer("buildings", engine=seeded, where="t.ref = 'B-9'")
     assert got["updated_by"].tolist() == ["carol"] and got["compound_ref"].tolist() == ["C-1"]
+
+
+# --- large files: validated chunk by chunk while earlier chunks are written -----------------------------------------
+
+
+def test_chunked_validation_reports_exactly_what_whole_file_validation_reports():
+    far = shapely.Point(2.35, 48.85)
+    rows = [({"ref": "1", "height_m": -1}, BOX), ({"ref": "2"}, BOWTIE), ({"ref": "3", "floors": "many"}, None),
+            ({"ref": "1"}, BOX), ({"ref": "5", "height_m": "12米"}, BOX), ({"ref": "6"}, far),
+            ({"ref": "2", "floors": 2.5}, BOX), ({"ref": None}, BOX), ({"ref": "9", "use": "castle"}, BOX),
+            ({"ref": "10", "备注": "x"}, BOX), ({"ref": "1"}, None)]
+    frame = pd.DataFrame([props for props, _ in rows])
+    geometry = np.array([g for _, g in rows], dtype=object)
+    errors = {4: "几何无法解析 geometry cannot be parsed"}
+    kwargs = dict(layer=get_layer("buildings"), crs=parse_crs("EPSG:4490"), geometry_errors=errors)
+    whole = validate_frame(frame, geometry, **kwargs)
+    chunks = list(validate_chunks(frame, geometry, chunk_rows=3, **kwargs))
+    assert len(chunks) == 4
+    refs = np.concatenate([c.frame["ref"].to_numpy(dtype=object) for c in chunks])
+    chunked = [p for c in chunks for p in c.problems] + duplicate_ref_problems(refs)
+    assert sorted(map(str, chunked)) == sorted(map(str, whole.problems))
+    assert len(whole.problems) >= 9  # every kind above is a problem (the same ones, counted once)
+    joined = pd.concat([c.frame for c in chunks], ignore_index=True)
+    pd.testing.assert_frame_equal(pd.DataFrame(joined.drop(columns="geometry")),
+                                  pd.DataFrame(whole.frame.drop(columns="geometry")))
+
+
+def _many_buildings(path, n: int, **bad_rows: dict) -> None:
+    """n valid buildings in a GeoPackage; bad_rows maps 'row<k>' (1-based) to properties overriding row k."""
+    x = 121.5 + (np.arange(n) % 200) * 1e-5
+    y = 29.8 + (np.arange(n) // 200) * 1e-5
+    frame = gpd.GeoDataFrame({"ref": [f"B{i}" for i in range(1, n + 1)], "height_m": np.full(n, 9.0)},
+                             geometry=shapely.box(x, y, x + 5e-6, y + 5e-6), crs=4490)
+    for key, props in bad_rows.items():
+        for column, value in props.items():
+            frame.loc[int(key[3:]) - 1, column] = value
+    pyogrio.write_dataframe(frame, path, layer="buildings")
+
+
+def test_a_large_file_with_problems_in_its_last_chunks_writes_nothing(seeded, tmp_path):
+    n = STREAM_MIN_ROWS + 5_000
+    _many_buildings(tmp_path / "big.gpkg", n, row2={"ref": "B2"}, row20000={"ref": "B2"},
+                    **{f"row{n}": {"height_m": -3.0}})
+    problems = _refused(seeded, tmp_path / "big.gpkg", layer="buildings")
+    assert problems == ["第20000行 ref: 编号重复 duplicate ref 'B2' (同 same as 第2行 row 2)",
+                        f"第{n}行 height_m: 不能为负数 must not be negative (-3)"]
+
+
+def test_a_large_file_is_imported_whole(seeded, tmp_path):
+    n = STREAM_MIN_ROWS + 5_000
+    _many_buildings(tmp_path / "big.gpkg", n)
+    report = import_file(tmp_path / "big.gpkg", layer="buildings", engine=seeded, user="alice")
+    assert (report.features, report.inserted) == (n, n)
+    got = read_layer("buildings", engine=seeded)
+    assert len(got) == n + 1 and set(got["ref"]) == {f"B{i}" for i in range(1, n + 1)} | {"B-0"}
+    assert (got.loc[got["ref"] != "B-0", "compound_ref"] == "C-1").all()
+    again = import_file(tmp_path / "big.gpkg", layer="buildings", engine=seeded, user="bob", mode="replace")
+    assert (again.inserted, again.deleted) == (n, n + 1)
+    assert len(read_layer("buildings", engine=seeded)) == n
