@@ -87,9 +87,18 @@ def aerial_size(ctx: CheckContext, a: Areas, buildings: gpd.GeoDataFrame) -> lis
     low = served_h <= float(sec["tall_building_m"])  # NaN (unknown) is not low
     quick = (gm.rectangle_fits(a.geoms[own], max(length, tall_length), max(width, tall_width))
              | (low & gm.rectangle_fits(a.geoms[own], length, width)))
+    # certificates (vectorised) that the rectangles fit: those areas need no search
+    sure = gm.rectangles_surely_fit(a.geoms[own], length, width)
+    sure_tall = gm.rectangles_surely_fit(a.geoms[own], tall_length, tall_width)
+    quick |= sure & (low | sure_tall)
     out = []
-    for i in own[~quick]:
+    for p in np.flatnonzero(~quick):
+        i = own[p]
         g = a.geoms[i]
+        # exact early exit: a rectangle that fits (the first orientation that holds it) proves the maximum holds it
+        if gm.fits_rectangle(g, length, width) is not None and (
+                low[p] or gm.fits_rectangle(g, tall_length, tall_width) is not None):
+            continue
         b = a.building[i]
         h = height[b] if b >= 0 else np.nan
         fit = gm.max_length_at_width(g, width)

@@ -56,8 +56,12 @@ def flags(frame: pd.DataFrame, name: str) -> np.ndarray:
 def refs(frame: pd.DataFrame) -> np.ndarray:
     """The features' refs as strings (the frame index, i.e. the store id, where a feature has no ref)."""
     s = column(frame, "ref")
+    text = s.astype(str)
+    ok = s.notna().to_numpy(dtype=bool) & (text != "").to_numpy(dtype=bool)
+    if ok.all():  # the usual case: no fallback strings to make
+        return text.to_numpy()
     fallback = pd.Series(frame.index.astype(str), index=frame.index)
-    return s.where(s.notna() & (s.astype(str) != ""), fallback).astype(str).to_numpy()
+    return s.where(ok, fallback).astype(str).to_numpy()
 
 
 def ranks(frame: pd.DataFrame) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,9 @@ from gis.layers import STORAGE_SRID
 #: Column added to every frame of a built context: the ref of the compound whose partition reports on the feature
 #: (its compound_ref when that names a compound, else the nearest compound outline, ties to the smaller ref).
 OWNER_COLUMN = "_owner"
+
+#: Threads that partition the layers of a district at once (see `build_contexts`).
+PLAN_THREADS = 2
 
 #: Layers a context carries (streets and the hazards ledger are not inputs of any check).
 CONTEXT_LAYERS: tuple[str, ...] = (
@@ -282,24 +286,23 @@ def _zone_contexts(layers_4490: dict[str, gpd.GeoDataFrame], comp: gpd.GeoDataFr
     for g, members_ in enumerate(groups):
         group_of[members_] = g
     boxes = shapely.box(*np.array([shapely.total_bounds(outlines[m]) for m in groups]).T)
-    members: dict[str, list[np.ndarray]] = {}
-    frames: dict[str, gpd.GeoDataFrame] = {}
-    for name in CONTEXT_LAYERS:
+
+    def part(name: str) -> list[gpd.GeoDataFrame] | None:
+        """One layer projected, owned and split into the partitions' frames."""
         if name == "compounds":
             frame = comp_m.copy()
             owner = np.arange(len(outlines))
         else:
             raw = layers_4490.get(name)
             if raw is None or len(raw) == 0:
-                continue
+                return None
             frame = _storage(raw)
             frame = frame[~(frame.geometry.isna() | frame.geometry.is_empty)].to_crs(crs)
             if len(frame) == 0:
-                continue
+                return None
             owner = _owners(np.asarray(frame.geometry.values, dtype=object), _ref_strings(frame, "compound_ref"),
                             outlines, crefs, tree)
         frame[OWNER_COLUMN] = np.where(owner >= 0, crefs[np.maximum(owner, 0)], None).astype(object)
-        frames[name] = frame
         geoms = np.asarray(frame.geometry.values, dtype=object)
         # features within the layer's margin of each partition's compounds: the partition's bounding box grown by
         # the margin (a superset; extra surroundings cost little, a missing neighbour would cost a finding) ...
@@ -308,10 +311,17 @@ def _zone_contexts(layers_4490: dict[str, gpd.GeoDataFrame], comp: gpd.GeoDataFr
         mine = np.flatnonzero((owner >= 0) & (group_of[np.maximum(owner, 0)] >= 0))
         gi = np.concatenate([gi, group_of[owner[mine]]])
         fi = np.concatenate([fi, mine])
-        members[name] = _group(gi, fi, len(groups))
+        return [frame.iloc[m] for m in _group(gi, fi, len(groups))]
+
+    # layers are independent: two threads overlap one layer's GEOS / PROJ work (which releases the GIL) with
+    # another's pandas work; the largest layers first so that the threads finish together
+    order = sorted(CONTEXT_LAYERS, key=lambda n: -len(layers_4490.get(n, ())) if n != "compounds" else 0)
+    with ThreadPoolExecutor(max_workers=PLAN_THREADS) as pool:
+        done = dict(zip(order, pool.map(part, order), strict=True))
+    sliced = {name: done[name] for name in CONTEXT_LAYERS if done[name] is not None}
     out = []
     for g, members_ in enumerate(groups):
-        layers = {name: frames[name].iloc[members[name][g]] for name in frames}
+        layers = {name: parts[g] for name, parts in sliced.items()}
         refs = tuple(sorted(str(r) for r in crefs[members_]))
         outline = outlines[members_[0]] if len(members_) == 1 else shapely.union_all(outlines[members_])
         out.append(CheckContext(compound_ref=refs[0] if len(refs) == 1 else None, compounds=refs, crs=crs,

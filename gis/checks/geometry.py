@@ -22,6 +22,9 @@ SLIVER_M2 = 1e-4
 EDGE_BAND_M = 0.05
 #: How many dominant edge directions (and their perpendiculars) rectangle fitting tries.
 MAX_DIRECTIONS = 4
+#: How much larger (metres) than asked a rectangle must fit for `rectangles_surely_fit` to vouch for the exact
+#: search (on top of what the 0.05° by which candidate orientations are merged needs).
+CERTIFICATE_MARGIN_M = 0.05
 
 
 # --- rotated frames -------------------------------------------------------------------------------------------
@@ -195,6 +198,45 @@ def rectangle_fits(geoms: np.ndarray, length: float, width: float) -> np.ndarray
         b = np.hypot(*(xy[start + 2] - xy[start + 1]).T)
         long_, short = np.maximum(a, b), np.minimum(a, b)
         out[ok] = (long_ >= length - SIZE_TOL_M) & (short >= width - SIZE_TOL_M)
+    return out
+
+
+def rectangles_surely_fit(geoms: np.ndarray, length: float, width: float, *,
+                          margin: float = CERTIFICATE_MARGIN_M) -> np.ndarray:
+    """Vectorised certificate: where a `length` x `width` rectangle surely fits (what `fits_rectangle` finds).
+
+    The rectangle grown by `margin` (plus what a 0.05° turn needs), centred in the minimum rotated rectangle and
+    along its long side, lies in the polygon (one `contains` per polygon). That axis is one of the orientations
+    `fits_rectangle` tries, or within the 0.05° it merges candidate angles by, and the growth covers that turn
+    (and floating point), so True means `fits_rectangle` finds a rectangle too. False means "not proven": ask
+    `fits_rectangle`.
+    """
+    geoms = np.asarray(geoms, dtype=object)
+    out = np.zeros(len(geoms), dtype=bool)
+    if not len(geoms):
+        return out
+    ring = shapely.get_exterior_ring(shapely.oriented_envelope(geoms))
+    n = shapely.get_num_coordinates(ring)
+    ok = n == 5
+    if not ok.any():
+        return out
+    xy = shapely.get_coordinates(ring[ok])
+    start = np.concatenate([[0], np.cumsum(n[ok])[:-1]])
+    p0, p1, p2 = xy[start], xy[start + 1], xy[start + 2]
+    e1, e2 = p1 - p0, p2 - p1
+    l1, l2 = np.hypot(*e1.T), np.hypot(*e2.T)
+    long_ = np.where((l1 >= l2)[:, None], e1, e2)
+    norm = np.hypot(*long_.T)
+    good = norm > 0
+    u = long_ / np.where(good, norm, 1.0)[:, None]
+    v = np.column_stack([-u[:, 1], u[:, 0]])
+    c = (p0 + p2) / 2.0
+    # turning a rectangle by 0.05° moves its sides by at most half the other side x sin(0.05°) < 1e-3 x side
+    grow = margin + 1e-3 * (length + width)
+    hl, hw = (length + grow) / 2.0, (width + grow) / 2.0
+    corners = np.stack([c - hl * u - hw * v, c + hl * u - hw * v, c + hl * u + hw * v, c - hl * u + hw * v], axis=1)
+    fits = shapely.contains(geoms[ok], shapely.polygons(corners)) & good
+    out[np.flatnonzero(ok)] = fits
     return out
 
 

@@ -45,7 +45,7 @@ def _networked(ctx: Any, buildings: pd.DataFrame, roads: pd.DataFrame) -> np.nda
     return np.full(len(buildings), bool((paths & at.owned(ctx, roads)).any()))
 
 
-def coverage_findings(ctx: Any) -> list[Finding]:
+def coverage_findings(ctx: Any, *, network: bool = True) -> list[Finding]:
     """HYD-COVERAGE: every building within the hose-lay distance of an in-service hydrant.
 
     The hose lay is a straight hop from the hydrant to the nearest network point, along the network (roads of
@@ -57,6 +57,8 @@ def coverage_findings(ctx: Any) -> list[Finding]:
     ----------
     ctx : CheckContext
         Layers `buildings`, `hydrants`, `roads`; `profile["HYD-COVERAGE"]["max_hose_lay_m"]`.
+    network : bool
+        False measures every building in a straight line (the fallback path alone; the rule uses the network).
 
     Returns
     -------
@@ -73,13 +75,14 @@ def coverage_findings(ctx: Any) -> list[Finding]:
     bg, hg = at.geoms(buildings), at.geoms(hydrants)
     if len(bg) == 0:
         return []
-    straight = np.full(len(bg), np.inf)
+    # straight line: which buildings have a hydrant within the limit (one query from the hydrants' side); the
+    # exact nearest distance is measured below for the buildings that fail (the only ones it is reported for)
+    within = np.zeros(len(bg), dtype=bool)
     if len(hg):
-        (b, _), d = STRtree(hg).query_nearest(bg, return_distance=True, all_matches=False)
-        straight[b] = d
-    roads = at.layer(ctx, "roads")
-    networked = _networked(ctx, buildings, roads)
-    dist = straight.copy()
+        within[STRtree(bg).query(hg, predicate="dwithin", distance=limit)[1]] = True
+    dist = np.where(within, 0.0, np.inf)  # 0 stands for "within the limit"
+    roads = at.layer(ctx, "roads") if network else None
+    networked = _networked(ctx, buildings, roads) if network else np.zeros(len(bg), dtype=bool)
     if networked.any():
         net = nw.build_network(at.geoms(roads))
         on = np.flatnonzero(networked)
@@ -94,6 +97,12 @@ def coverage_findings(ctx: Any) -> list[Finding]:
         dist[unsure] = nw.target_distances(net, sources, nw.attach(net, bg[unsure], max_hop=limit), len(unsure),
                                            nodes=nodes)
     fail = dist > limit
+    straight = np.full(len(bg), np.inf)
+    need = np.flatnonzero(fail)
+    if len(hg) and len(need):
+        (b, _), d = STRtree(hg).query_nearest(bg[need], return_distance=True, all_matches=False)
+        straight[need[b]] = d
+    dist[fail & ~networked] = straight[fail & ~networked]
     refs, compound = at.refs(buildings), at.compound_refs(ctx, buildings)
     floors = at.floors_of(buildings, profile)
     out = []
@@ -129,8 +138,14 @@ def _road_lines(ctx: Any) -> np.ndarray:
     key = np.where(pd.isna(at.column(roads, "name")).to_numpy(), at.refs(roads),
                    at.texts(roads, "name", "")).astype(str)
     key = np.char.add(np.char.add(at.texts(roads, "kind", "city").astype(str), "|"), key)
-    grouped = gpd.GeoSeries(at.geoms(roads), crs=ctx.crs).groupby(key).agg(lambda s: shapely.union_all(s.values))
-    return shapely.get_parts(shapely.line_merge(np.asarray(grouped.values, dtype=object)))
+    # one union per road, in key order and feature order within a road (as a groupby would), without the
+    # per-group frame overhead
+    uniq, inverse = np.unique(key, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.searchsorted(inverse[order], np.arange(len(uniq) + 1))
+    g = at.geoms(roads)[order]
+    grouped = np.array([shapely.union_all(g[bounds[k]:bounds[k + 1]]) for k in range(len(uniq))], dtype=object)
+    return shapely.get_parts(shapely.line_merge(grouped))
 
 
 def spacing_findings(ctx: Any) -> list[Finding]:
@@ -194,8 +209,13 @@ def spacing_findings(ctx: Any) -> list[Finding]:
     return out
 
 
-def _ground_obstructions(ctx: Any) -> gpd.GeoDataFrame:
-    """Obstructions standing on the ground, as footprints (points grown to their size)."""
+def _ground_obstructions(ctx: Any, near: np.ndarray | None = None) -> gpd.GeoDataFrame:
+    """Obstructions standing on the ground, as footprints (points grown to their size).
+
+    With `near` (hydrant points), only the obstructions whose footprint may touch one of them: a point's disc
+    (its buffer lies inside the circle of its radius) only when the point is within that radius of a hydrant,
+    so the thousands of far-away bollards and trees are never buffered.
+    """
     obs = at.layer(ctx, "obstructions")
     bottom = np.nan_to_num(at.numbers(obs, "bottom_m"))
     g = at.geoms(obs)
@@ -203,11 +223,21 @@ def _ground_obstructions(ctx: Any) -> gpd.GeoDataFrame:
     g = at.geoms(obs)
     sizes = ctx.profile.get("LANE-CLEAR", "point_obstruction_size_m")
     kind = at.texts(obs, "kind", "other")
-    default = np.array([sizes.get(k, sizes["other"]) for k in kind], dtype=float)
+    default = pd.Series(kind).map(lambda k: float(sizes.get(k, sizes["other"]))).to_numpy(dtype=float) \
+        if len(kind) else np.empty(0)
     size = at.numbers(obs, "size_m")
     size = np.where(np.isnan(size), default, size)
-    footprint = g.copy()
     points = shapely.get_dimensions(g) == 0
+    if near is not None:
+        keep = ~points
+        if points.any() and len(near):
+            pi = np.flatnonzero(points)
+            reach = float(np.nan_to_num(size[pi]).max(initial=0.0)) / 2.0
+            # a superset (the largest radius for all): the caller's intersects test decides exactly
+            hit, _ = STRtree(np.asarray(near, dtype=object)).query(g[pi], predicate="dwithin", distance=reach)
+            keep[pi[hit]] = True
+        obs, g, size, points = obs[keep], g[keep], size[keep], points[keep]
+    footprint = g.copy()
     footprint[points] = shapely.buffer(g[points], size[points] / 2.0)
     return obs.set_geometry(gpd.GeoSeries(footprint, index=obs.index, crs=ctx.crs))
 
@@ -229,7 +259,7 @@ def access_findings(ctx: Any) -> list[Finding]:
     hg = at.geoms(hydrants)
     parking = at.layer(ctx, "parking")
     parking = parking[np.isin(at.texts(parking, "kind", ""), ("stall", "vehicle"))]
-    obs = _ground_obstructions(ctx)
+    obs = _ground_obstructions(ctx, near=hg)
     pg, og = at.geoms(parking), at.geoms(obs)
     if len(hg) == 0 or (len(pg) == 0 and len(og) == 0):
         return []

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
@@ -103,7 +104,8 @@ class LaneNetwork:
 
     `ext_lane`/`ext_zone`: zones where a lane meets a city-road surface or a vehicle entrance (ENTRY_TOL_M;
     `ext_gate` tells which are vehicle entrances);
-    `adj_i`/`adj_j`/`adj_zone`: where lane i meets lane j (zone inside lane i).
+    `adj_i`/`adj_j`/`adj_zone`: where lane i meets lane j (zone inside lane i; drawn on first use by
+    `contact_zones`, since LANE-CLEAR needs only which lanes meet).
     """
 
     frame: gpd.GeoDataFrame
@@ -115,13 +117,23 @@ class LaneNetwork:
     ext_zone: np.ndarray
     adj_i: np.ndarray
     adj_j: np.ndarray
-    adj_zone: np.ndarray
+    adj_zone: np.ndarray | None
     ext_gate: np.ndarray
     crefs: np.ndarray
 
     @property
     def n(self) -> int:
         return len(self.geoms)
+
+    def contact_zones(self) -> np.ndarray:
+        """`adj_zone`: per contact (i, j) the part of lane i within ENTRY_TOL_M of lane j (drawn once)."""
+        if self.adj_zone is None:
+            g, ai, aj = self.geoms, self.adj_i, self.adj_j
+            grown = np.full(len(g), None, dtype=object)
+            used = np.unique(aj)
+            grown[used] = shapely.buffer(g[used], ENTRY_TOL_M, quad_segs=4)  # once per lane, not per pair
+            self.adj_zone = (shapely.intersection(g[ai], grown[aj]) if len(ai) else np.empty(0, dtype=object))
+        return self.adj_zone
 
     def has_entry(self) -> np.ndarray:
         out = np.zeros(self.n, dtype=bool)
@@ -149,14 +161,15 @@ class LaneNetwork:
             far = shapely.distance(self.geoms[self.adj_i[gap]], self.geoms[self.adj_j[gap]]) > SEAM_M
             if far.any():
                 a, b = self.adj_i[gap][far], self.adj_j[gap][far]
-                back = {(int(i), int(j)): z for i, j, z in zip(self.adj_i, self.adj_j, self.adj_zone, strict=True)}
+                back = {(int(i), int(j)): z
+                        for i, j, z in zip(self.adj_i, self.adj_j, self.contact_zones(), strict=True)}
                 bridges = [shapely.convex_hull(shapely.union(back[(int(i), int(j))], back[(int(j), int(i))]))
                            for i, j in zip(a, b, strict=True)]
                 parts.append(np.asarray(bridges, dtype=object))
         return shapely.union_all(np.concatenate(parts))
 
     def terminals(self, i: int) -> list:
-        zones = list(self.ext_zone[self.ext_lane == i]) + list(self.adj_zone[self.adj_i == i])
+        zones = list(self.ext_zone[self.ext_lane == i]) + list(self.contact_zones()[self.adj_i == i])
         return [p for z in zones for p in gm.pieces(z)] or [z for z in zones if not z.is_empty]
 
 
@@ -184,13 +197,16 @@ def lane_network(ctx: CheckContext) -> LaneNetwork:
     """Index the context's lanes: entry zones (city roads, vehicle entrances) and lane-to-lane contacts."""
     view = ctx.view("fire_lanes")
     lanes, g = view.frame, view.geoms
-    surfaces = city_surfaces(ctx.view("roads").frame)
+    surfaces = city_surfaces(at.layer(ctx, "roads"))  # the view's rows (refs and owners of roads are not needed)
     gates = at.geoms(vehicle_entrances(ctx.view("entrances").frame))
     ext = np.concatenate([surfaces, gates])
     is_gate = np.arange(len(ext)) >= len(surfaces)
     if len(ext) and len(g):
         li, xi = STRtree(ext).query(g, predicate="dwithin", distance=ENTRY_TOL_M)
-        zones = shapely.intersection(g[li], shapely.buffer(ext[xi], ENTRY_TOL_M, quad_segs=4))
+        grown = np.full(len(ext), None, dtype=object)
+        used = np.unique(xi)
+        grown[used] = shapely.buffer(ext[used], ENTRY_TOL_M, quad_segs=4)  # once per surface, not per pair
+        zones = shapely.intersection(g[li], grown[xi])
         keep = ~shapely.is_empty(zones)
         ext_lane, ext_zone, ext_gate = li[keep], zones[keep], is_gate[xi[keep]]
     else:
@@ -200,13 +216,11 @@ def lane_network(ctx: CheckContext) -> LaneNetwork:
         ai, aj = STRtree(g).query(g, predicate="dwithin", distance=ENTRY_TOL_M)
         keep = ai != aj
         ai, aj = ai[keep], aj[keep]
-        azone = shapely.intersection(g[ai], shapely.buffer(g[aj], ENTRY_TOL_M, quad_segs=4))
     else:
         ai = aj = np.empty(0, dtype=np.int64)
-        azone = np.empty(0, dtype=object)
     return LaneNetwork(frame=lanes, geoms=g, refs=view.refs, kinds=at.texts(lanes, "kind", "other"),
                        own=view.own, ext_lane=ext_lane, ext_zone=ext_zone, adj_i=ai, adj_j=aj,
-                       adj_zone=azone, ext_gate=ext_gate, crefs=view.compound_refs)
+                       adj_zone=None, ext_gate=ext_gate, crefs=view.compound_refs)
 
 
 def _finding(ctx: CheckContext, net: LaneNetwork, i: int, **kw) -> Finding:
@@ -236,7 +250,7 @@ def lane_width(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
     # entry zones the eroded lane must reach
     pos = {int(k): p for p, k in enumerate(own)}
     t_lane = np.concatenate([net.ext_lane, net.adj_i])
-    t_zone = np.concatenate([net.ext_zone, net.adj_zone])
+    t_zone = np.concatenate([net.ext_zone, net.contact_zones()])
     mine = np.array([int(k) in pos for k in t_lane], dtype=bool)
     if mine.any():
         p = np.array([pos[int(k)] for k in t_lane[mine]])
@@ -273,23 +287,28 @@ def ground_obstacles(ctx: CheckContext, areas: np.ndarray) -> Obstacles:
     """Obstructions standing on the ground (bottom_m empty or 0) and illegal structures that overlap one of
     `areas` (more than touching it)."""
     areas = np.asarray(areas, dtype=object)
-    obs = ctx.view("obstructions")
-    if len(obs):
-        bottom = at.numbers(obs.frame, "bottom_m")
-        obs = obs.take(np.isnan(bottom) | (bottom <= 0))
-    if len(obs) and len(areas):
+    # the layer's arrays, not its shared view: refs and owners of the few obstructions near the lanes are all
+    # that is needed (the same rows, in the same order, as the view would give)
+    frame = ctx.layer("obstructions")
+    og = np.asarray(frame.geometry.values, dtype=object)
+    valid = ~shapely.is_missing(og)
+    valid[valid] = ~shapely.is_empty(og[valid])
+    bottom = at.numbers(frame, "bottom_m")
+    ground = np.flatnonzero(valid & (np.isnan(bottom) | (bottom <= 0)))
+    if len(ground) and len(areas):
         # only what stands near the areas gets a footprint (points grow by at most their size)
         profile_sizes = ctx.profile.get("LANE-CLEAR", "point_obstruction_size_m")
+        size = at.numbers(frame, "size_m")[ground]
         grow = max([LINE_FOOTPRINT_M, *map(float, profile_sizes.values()),
-                    float(np.nan_to_num(at.numbers(obs.frame, "size_m")).max(initial=0.0))]) / 2.0
-        near = np.unique(STRtree(areas).query(obs.geoms, predicate="dwithin", distance=grow)[0])
-        obs = obs.take(near)
+                    float(np.nan_to_num(size).max(initial=0.0))]) / 2.0
+        ground = ground[np.unique(STRtree(areas).query(og[ground], predicate="dwithin", distance=grow)[0])]
+    obs = frame.iloc[ground]
     ill = ctx.view("illegal_structures")
     if len(ill):
         ill = ill.take(at.texts(ill.frame, "status", "reported") != "demolished")
-    g = np.concatenate([footprints(obs.frame, ctx.profile), ill.geoms])
-    refs = np.concatenate([obs.refs, ill.refs]) if len(g) else np.empty(0, dtype=object)
-    kinds = np.concatenate([at.texts(obs.frame, "kind", "other"),
+    g = np.concatenate([footprints(obs, ctx.profile), ill.geoms])
+    refs = np.concatenate([at.refs(obs), ill.refs]) if len(g) else np.empty(0, dtype=object)
+    kinds = np.concatenate([at.texts(obs, "kind", "other"),
                             np.full(len(ill), "illegal_structure", dtype=object)])
     if not len(g) or not len(areas):
         return Obstacles(g[:0], refs[:0], kinds[:0])
@@ -433,18 +452,23 @@ def _access_lost(ctx: CheckContext, net: LaneNetwork, own: np.ndarray, clusters:
     """Per blocking cluster (with its subject lane): the buildings (and floors) of the lane's compound whose
     nearest point of the compound's configuration space is reachable from an entry without the cluster but not
     with it (served only through the blocked part)."""
-    bv = ctx.view("buildings")
-    bv = bv.take(bv.own)
-    floors_all = at.floors_of(bv.frame, ctx.profile) if len(bv) else np.empty(0, dtype=int)
+    compounds = list(dict.fromkeys(net.crefs[i] for _, i in blocked))
+    # the own buildings of the compounds with a blockage only (the rows of the buildings view, in its order)
+    frame = at.layer(ctx, "buildings")
+    b_crefs = ctx.owners(frame) if len(frame) else np.empty(0, dtype=object)
+    pick = np.flatnonzero(ctx.owned(frame) & pd.Series(b_crefs, dtype=object).isin(compounds).to_numpy(bool))
+    frame, b_crefs = frame.iloc[pick], b_crefs[pick]
+    b_geoms, b_refs = at.geoms(frame), at.refs(frame)
+    floors_all = at.floors_of(frame, ctx.profile) if len(frame) else np.empty(0, dtype=int)
     out: dict[int, tuple[int, int, list[str]]] = {}
-    for compound in dict.fromkeys(net.crefs[i] for _, i in blocked):
+    for compound in compounds:
         lanes_c = own[net.crefs[own] == compound]
-        mine = bv.compound_refs == compound
+        mine = b_crefs == compound
         entries = net.ext_zone[np.isin(net.ext_lane, lanes_c)]
         space = gm.configuration_space(net.union(lanes_c), r)
         if not mine.any() or not len(entries) or space.is_empty:
             continue
-        bg, brefs, floors = bv.geoms[mine], bv.refs[mine], floors_all[mine]
+        bg, brefs, floors = b_geoms[mine], b_refs[mine], floors_all[mine]
         access = shapely.get_point(shapely.shortest_line(space, bg), 0)
 
         def reachable(free: object, access: np.ndarray = access, entries: np.ndarray = entries) -> np.ndarray:
@@ -623,11 +647,11 @@ def lane_connect(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
         zones = list(net.ext_zone[on_ring & net.ext_gate])
         keep = ~np.isin(net.adj_i, members) & ~np.isin(net.adj_j, members)
         sub = LaneNetwork(net.frame, net.geoms, net.refs, net.kinds, net.own, net.ext_lane[~on_ring],
-                          net.ext_zone[~on_ring], net.adj_i[keep], net.adj_j[keep], net.adj_zone[keep],
+                          net.ext_zone[~on_ring], net.adj_i[keep], net.adj_j[keep], net.contact_zones()[keep],
                           net.ext_gate[~on_ring], net.crefs)
         outside = sub.reaches_entry()
         touching = np.isin(net.adj_i, members) & ~np.isin(net.adj_j, members)
-        zones += [z for z, j in zip(net.adj_zone[touching], net.adj_j[touching], strict=True) if outside[j]]
+        zones += [z for z, j in zip(net.contact_zones()[touching], net.adj_j[touching], strict=True) if outside[j]]
         if not zones:
             zones = list(net.ext_zone[on_ring])
         zones = [z for z in zones if not z.is_empty]

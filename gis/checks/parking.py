@@ -37,7 +37,10 @@ def footprints(frame: gpd.GeoDataFrame, profile: Profile) -> np.ndarray:
     g = at.geoms(frame)
     sizes = profile.get("LANE-CLEAR", "point_obstruction_size_m")
     size = float(sizes.get("vehicle", sizes["other"]))
-    return np.where(shapely.get_dimensions(g) == 0, shapely.buffer(g, size / 2.0), g)
+    out = g.copy()
+    points = shapely.get_dimensions(g) == 0
+    out[points] = shapely.buffer(g[points], size / 2.0)  # polygons stay as drawn (and are not buffered at all)
+    return out
 
 
 # --- PARK-HYDRANT ---------------------------------------------------------------------------------------------
@@ -166,12 +169,17 @@ def vehicle_entrances(ctx: Any) -> gpd.GeoDataFrame:
     return entrances[at.texts(entrances, "kind", "vehicle") == "vehicle"]
 
 
-def approaches(ctx: Any) -> tuple[list[Approach], pd.DataFrame]:
+def approaches(ctx: Any, *, near: STRtree | None = None) -> tuple[list[Approach], pd.DataFrame]:
     """Approach zones of the partition's vehicle entrances facing a city road.
 
     Parameters
     ----------
     ctx : CheckContext
+    near : STRtree, optional
+        Of obstacles (parking footprints): only the zones that may hold one of them are drawn. A zone lies within
+        half the entrance width + the approach length + the truck width + half the road width (along the road)
+        and the gate's distance + half the entrance width + the truck width (the strip) of the point where the
+        entrance faces the road's centre line.
 
     Returns
     -------
@@ -201,6 +209,10 @@ def approaches(ctx: Any) -> tuple[list[Approach], pd.DataFrame]:
     s = shapely.line_locate_point(line[ok], eg[e[ok]])
     foot = shapely.get_coordinates(shapely.line_interpolate_point(line[ok], s))
     gate = shapely.get_coordinates(eg[e[ok]])
+    if near is not None and len(ok):
+        reach = (width[ok] / 2.0 + length + truck + hw[ok] + np.hypot(*(gate - foot).T) + truck + 1.0)
+        hit = np.unique(near.query(shapely.points(foot), predicate="dwithin", distance=reach)[0])
+        ok, s, foot, gate = ok[hit], s[hit], foot[hit], gate[hit]
     ahead = shapely.get_coordinates(shapely.line_interpolate_point(line[ok], s + truck))
     behind = shapely.get_coordinates(shapely.line_interpolate_point(line[ok], s - truck))
     out = []
@@ -289,7 +301,7 @@ def entrance_findings(ctx: Any, parking: gpd.GeoDataFrame, owned: np.ndarray) ->
     erefs = at.refs(entrances)
     prefs, compound = at.refs(parking), at.compound_refs(ctx, parking)
     tree = STRtree(pg)
-    zones, unknown = approaches(ctx)
+    zones, unknown = approaches(ctx, near=tree)  # zones no parking can reach are not drawn: they find nothing
     radius = truck / 2.0 - TOLERANCE_M
     out: list[Finding] = []
     blamed: dict[int, tuple[list[str], float]] = {}

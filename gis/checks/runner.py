@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import math
 import multiprocessing
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -180,8 +181,10 @@ def run_contexts(
 
 
 def run_tasks(tasks: Sequence[Task], *, workers: int = 1, dask_address: str | Any | None = None,
-              progress: bool = False) -> gpd.GeoDataFrame:
-    """Run (context, families) tasks serially, in a process pool or on Dask; findings in EPSG:4326, sorted."""
+              progress: bool = False, pool: ProcessPoolExecutor | None = None) -> gpd.GeoDataFrame:
+    """Run (context, families) tasks serially, in a process pool or on Dask; findings in EPSG:4326, sorted.
+
+    `pool`: a running `process_pool(workers)` to use (and leave running) instead of starting one."""
     tasks = list(tasks)
     bar = _bar(sum(len(c.compounds) for c, _ in tasks), progress)
     frames: list[gpd.GeoDataFrame] = []
@@ -191,12 +194,16 @@ def run_tasks(tasks: Sequence[Task], *, workers: int = 1, dask_address: str | An
         elif workers > 1 and len(tasks) > 1:
             # a few batches per worker: pickling per task costs more than small partitions' checks
             batches = _batches(sorted(tasks, key=lambda t: -len(t[0].compounds)), workers * 2)
-            ctx_mp = multiprocessing.get_context("forkserver")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx_mp) as pool:
+            own_pool = pool is None
+            pool = pool if pool is not None else process_pool(workers)
+            try:
                 futures = {pool.submit(_check_batch, b): sum(len(c.compounds) for c, _ in b) for b in batches}
                 for fut in as_completed(futures):
                     frames.extend(fut.result())
                     bar.update(futures[fut])
+            finally:
+                if own_pool:
+                    pool.shutdown()
         else:
             for ctx, fams in tasks:
                 frames.append(check_context(ctx, fams))
@@ -204,6 +211,34 @@ def run_tasks(tasks: Sequence[Task], *, workers: int = 1, dask_address: str | An
     finally:
         bar.close()
     return _sorted(_concat(frames))
+
+
+def _warm_up(families: tuple[str, ...]) -> int:
+    """Import the rule families in a pool worker (no-op when the fork server preloaded them)."""
+    resolve_families(families)
+    return multiprocessing.current_process().pid or 0
+
+
+def process_pool(workers: int, *, families: Sequence[str] = FAMILIES) -> ProcessPoolExecutor:
+    """A local process pool whose `workers` processes are already starting.
+
+    Processes come from the fork server with the rule families preloaded (imported once, not once per worker),
+    and one warm-up task per worker makes the pool start them now: a caller that starts the pool before reading
+    the scope has them ready when the partitions are.
+    """
+    ctx_mp = multiprocessing.get_context("forkserver")
+    ctx_mp.set_forkserver_preload(["gis.checks.runner", *(f"gis.checks.{f}" for f in families)])
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx_mp)
+
+    def warm() -> None:  # starting the fork server waits for its imports: not on the caller's time
+        try:
+            for _ in range(workers):
+                pool.submit(_warm_up, tuple(families))
+        except RuntimeError:  # the caller already shut the pool down (its run failed early): nothing to warm
+            pass
+
+    threading.Thread(target=warm, name="firelane-pool-warm-up", daemon=True).start()
+    return pool
 
 
 def _run_dask(tasks: list[Task], address: Any, bar: Any) -> list:
@@ -350,32 +385,35 @@ def read_scope(
 ) -> tuple[dict[str, gpd.GeoDataFrame], list[str]]:
     """The layers a scope's checks need, in EPSG:4490, and the refs of the compounds to check.
 
-    The whole district without a scope; else the scope's compounds plus every feature within the context margins
+    Only the columns the rules read (`gis.checks.reading.check_columns`: no bookkeeping, dates or `extra`),
+    streamed with COPY. The whole district without a scope; else the scope's compounds plus every feature within the context margins
     of them (neighbouring buildings, city roads, hydrants) or belonging to them.
     """
+    from gis.checks.reading import read_check_layers
     from gis.store import read_layer
 
     if street is None and compound is None:
-        layers = {name: read_layer(name, engine=engine) for name in CONTEXT_LAYERS}
+        layers = read_check_layers(engine, CONTEXT_LAYERS)
         return layers, [str(r) for r in layers["compounds"]["ref"].dropna()]
     targets = read_layer("compounds", engine=engine, street=street, compound=compound)
     refs = [str(r) for r in targets["ref"].dropna()]
     if not refs:
-        return {name: read_layer(name, engine=engine, where="false") for name in CONTEXT_LAYERS}, []
+        return read_check_layers(engine, CONTEXT_LAYERS, where=dict.fromkeys(CONTEXT_LAYERS, "false")), []
     x0, y0, x1, y1 = targets.total_bounds
     margins = context_margins(profile)
     lat = math.radians((y0 + y1) / 2)
-    layers: dict[str, gpd.GeoDataFrame] = {}
+    params: dict[str, Any] = {"scope_refs": refs}
+    where: dict[str, str] = {}
     for name in CONTEXT_LAYERS:
         m = margins[name] * 1.2 + 10.0  # degrees below are approximate: widen a little
         dx, dy = m / (111_320.0 * max(math.cos(lat), 0.1)), m / 110_574.0
-        params = {"x0": x0 - dx, "y0": y0 - dy, "x1": x1 + dx, "y1": y1 + dy, "scope_refs": refs}
-        box = "t.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490)"
+        params.update({f"{name}_x0": x0 - dx, f"{name}_y0": y0 - dy, f"{name}_x1": x1 + dx, f"{name}_y1": y1 + dy})
+        box = f"t.geom && ST_MakeEnvelope(:{name}_x0, :{name}_y0, :{name}_x1, :{name}_y1, 4490)"
         if name == "compounds":
-            where = f"({box} OR t.ref = ANY(:scope_refs))"
+            where[name] = f"({box} OR t.ref = ANY(:scope_refs))"
         else:
-            where = f"({box} OR t.compound_ref = ANY(:scope_refs))"
-        layers[name] = read_layer(name, engine=engine, where=where, params=params)
+            where[name] = f"({box} OR t.compound_ref = ANY(:scope_refs))"
+    layers = read_check_layers(engine, CONTEXT_LAYERS, where=where, params=params)
     return layers, refs
 
 
@@ -440,11 +478,16 @@ def run_checks(
                  "VALUES ('running', :p, :v, CAST(:s AS jsonb), :u) RETURNING id"),
             {"p": prof.name, "v": prof.version, "s": _json({**scope, "families": list(families)}), "u": user},
         ).scalar_one()
+    # the pool's processes start (and import the checks) while this one reads and partitions the scope
+    pool = process_pool(workers, families=families) if workers > 1 and dask_address is None else None
     try:
         layers, refs = read_scope(engine=eng, street=street, compound=compound, profile=prof)
         tasks = plan_tasks(layers, profile=prof, families=families, compounds=refs, workers=workers,
                            grouped=grouped)
-        findings = run_tasks(tasks, workers=workers, dask_address=dask_address, progress=progress)
+        findings = run_tasks(tasks, workers=workers, dask_address=dask_address, progress=progress, pool=pool)
+        if pool is not None:
+            pool.shutdown()
+            pool = None
         counts = count_findings(findings)
         ledger_result = None
         if ledger:
@@ -462,6 +505,9 @@ def run_checks(
                  "d": duration, "id": run_id},
             )
     except BaseException as exc:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+            pool = None
         with eng.begin() as conn:
             conn.execute(
                 text("UPDATE check_runs SET status = 'failed', finished_at = now(), error = :e, duration_s = :d "
@@ -469,6 +515,9 @@ def run_checks(
                 {"e": repr(exc)[:4000], "d": time.perf_counter() - started, "id": run_id},
             )
         raise
+    finally:
+        if pool is not None:
+            pool.shutdown()
     return CheckResult(findings=findings, run_id=run_id, counts=counts, duration_s=duration, profile=prof.name,
                        profile_version=prof.version, scope=scope, compounds=refs, ledger=ledger_result)
 
@@ -481,6 +530,7 @@ def _json(value: Any) -> str:
 
 __all__ = [
     "FAMILIES", "FAMILY_CHECKS", "FINDING_COLUMNS", "CheckResult", "MissingChecksError", "PartitionError",
-    "check_context", "count_findings", "family_rules", "group_size", "multi_compound", "plan_tasks", "read_scope",
+    "check_context", "count_findings", "family_rules", "group_size", "multi_compound", "plan_tasks", "process_pool",
+    "read_scope",
     "resolve_families", "run_checks", "run_contexts", "run_on_frames", "run_tasks",
 ]

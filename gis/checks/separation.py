@@ -152,13 +152,20 @@ def check(ctx: Any) -> gpd.GeoDataFrame:
         return findings_frame([], crs=ctx.crs)
     refs = at.refs(buildings)
     reach = float(at.separation_table(profile).max())
-    i, j = STRtree(g).query(g, predicate="dwithin", distance=reach)
+    # pairs whose subject (the smaller ref) this partition owns: only owned buildings query the tree
+    own = np.flatnonzero(at.owned(ctx, buildings))
     rank = at.ranks(buildings)
+    # candidates by envelope; the exact distance decides (a pair farther apart than the largest requirement
+    # passes whatever the classes, so the distance filter below drops it like a dwithin query would)
+    bounds = shapely.bounds(g[own])
+    boxes = shapely.box(bounds[:, 0] - reach, bounds[:, 1] - reach, bounds[:, 2] + reach, bounds[:, 3] + reach)
+    q, j = STRtree(g).query(boxes)
+    i = own[q]
     keep = rank[i] < rank[j]
     i, j = i[keep], j[keep]
-    mine = at.owned(ctx, buildings)[i]
-    i, j = i[mine], j[mine]
     distance = shapely.distance(g[i], g[j])
+    near = distance <= reach
+    i, j, distance = i[near], j[near], distance[near]
     # touching / overlapping footprints are one building complex (parts of a block): not a separation pair
     apart = distance > 0
     i, j, distance = i[apart], j[apart], distance[apart]
