@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import shapely
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from shapely import STRtree
 from shapely.geometry import LineString, Polygon
 from shapely.geometry.base import BaseGeometry
@@ -424,6 +426,126 @@ def pieces(geom: BaseGeometry) -> np.ndarray:
     return parts[shapely.area(parts) > SLIVER_M2]
 
 
+def pieces_of(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`pieces` of many geometries at once: the pieces and the index of the geometry each came from."""
+    parts, idx = shapely.get_parts(np.asarray(geoms, dtype=object), return_index=True)
+    poly = np.isin(shapely.get_type_id(parts), (3, 6))
+    parts, idx = parts[poly], idx[poly]
+    parts, sub = shapely.get_parts(parts, return_index=True)
+    idx = idx[sub]
+    big = shapely.area(parts) > SLIVER_M2
+    return parts[big], idx[big]
+
+
+def clusters(dilated: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pieces of the union of `dilated` (polygons) and, per input, the index of the piece it lies in.
+
+    The same pieces as `pieces(union_all(dilated))`, but the overlay runs only inside groups of inputs that
+    overlap (connected components of the intersects graph): an input overlapping nothing is its own piece as
+    drawn, with no overlay at all. An input in no piece (a sliver) gets -1.
+    """
+    dilated = np.asarray(dilated, dtype=object)
+    n = len(dilated)
+    if not n:
+        return np.empty(0, dtype=object), np.empty(0, dtype=np.int64)
+    i, j = STRtree(dilated).query(dilated, predicate="intersects")
+    keep = i < j
+    graph = coo_matrix((np.ones(int(keep.sum())), (i[keep], j[keep])), shape=(n, n))
+    label = connected_components(graph, directed=False)[1]
+    size = np.bincount(label)
+    alone = size[label] == 1
+    groups = np.flatnonzero(size > 1)
+    merged = np.empty(0, dtype=object)
+    if len(groups):
+        # one union per group, all in one call: a ragged table of the groups' members padded with None
+        rows = np.searchsorted(groups, label[~alone])
+        order = np.argsort(rows, kind="stable")
+        rows = rows[order]
+        cols = np.arange(len(rows)) - np.searchsorted(rows, rows)
+        table = np.full((len(groups), int(size[groups].max())), None, dtype=object)
+        table[rows, cols] = dilated[~alone][order]
+        merged = shapely.union_all(table, axis=1)
+    out = np.concatenate([dilated[alone], merged])
+    parts, src = pieces_of(out)
+    member = np.full(n, -1, dtype=np.int64)
+    # inputs alone: their own piece (the first, should a buffer come in parts); grouped inputs: the piece they meet
+    first = np.full(len(out), -1, dtype=np.int64)
+    first[src[::-1]] = np.arange(len(src))[::-1]
+    n_alone = int(alone.sum())
+    member[np.flatnonzero(alone)] = first[:n_alone]
+    if len(groups) and len(parts):
+        gi, pj = STRtree(parts).query(dilated[~alone], predicate="intersects")
+        member[np.flatnonzero(~alone)[gi]] = pj
+    return parts, member
+
+
+#: How far (metres) around an obstacle cluster's dilation `only_bites` makes sure no second edge of the
+#: configuration space comes.
+BITE_MARGIN_M = 0.05
+
+
+def convex(polys: np.ndarray) -> np.ndarray:
+    """Which geometries are single convex polygons without holes (turns of one sign along the exterior ring, up
+    to 1e-9 of the edge lengths: far below the margins the callers keep)."""
+    polys = np.asarray(polys, dtype=object)
+    out = (shapely.get_type_id(polys) == 3) & (shapely.get_num_interior_rings(polys) == 0)
+    idx = np.flatnonzero(out)
+    if not len(idx):
+        return out
+    xy, ri = shapely.get_coordinates(shapely.get_exterior_ring(polys[idx]), return_index=True)
+    same = ri[1:] == ri[:-1]
+    d, ei = np.diff(xy, axis=0)[same], ri[1:][same]
+    first = np.r_[0, np.flatnonzero(np.diff(ei)) + 1]
+    nxt = np.arange(1, len(d) + 1)
+    nxt[np.r_[first[1:] - 1, len(d) - 1]] = first  # the ring closes: the last edge turns into the first
+    turn = d[:, 0] * d[nxt, 1] - d[:, 1] * d[nxt, 0]
+    tol = 1e-9 * np.hypot(d[:, 0], d[:, 1]) * np.hypot(d[nxt, 0], d[nxt, 1])
+    left = np.bincount(ei, weights=turn > tol, minlength=len(idx)) > 0
+    right = np.bincount(ei, weights=turn < -tol, minlength=len(idx)) > 0
+    out[idx] = ~(left & right)
+    return out
+
+
+def only_bites(dilated: np.ndarray, spaces: np.ndarray, which: np.ndarray) -> np.ndarray:
+    """Vectorised certificate for `surely_uncut` (and so `local_cut`) on windows with no entry zone and no other
+    cluster: True where removing the convex `dilated` from `spaces[which]` ∩ window provably keeps every piece
+    one piece.
+
+    The dilation is convex and at most one edge of the configuration space's boundary comes within
+    BITE_MARGIN_M of it (so that edge's end vertices are farther away: it runs through). Then the dilation meets
+    the space in a convex bite bounded by one straight chord of that edge (or lies inside or outside it), and
+    its other side runs through the interior (the window reaches 1.8 m past the dilation): cutting such a bite
+    off a piece, or a hole out of it, leaves one piece, which keeps at least the margin's width next to the bite
+    (no sliver). False means "not proven": judge the window (`surely_uncut`, `local_cut`).
+
+    Parameters
+    ----------
+    dilated : array of geometries
+        Obstacle clusters grown by the truck's half width.
+    spaces : array of geometries
+        Configuration spaces of whole lanes (before a window clips them).
+    which : array of int
+        The lane under each cluster (index into `spaces`).
+    """
+    dilated = np.asarray(dilated, dtype=object)
+    which = np.asarray(which, dtype=np.int64)
+    out = convex(dilated)
+    idx = np.flatnonzero(out)
+    if not len(idx):
+        return out
+    used = np.unique(which[idx])
+    parts, pi = shapely.get_parts(np.asarray(spaces, dtype=object)[used], return_index=True)
+    rings, ri = shapely.get_rings(parts, return_index=True)
+    xy, ci = shapely.get_coordinates(rings, return_index=True)
+    same = ci[1:] == ci[:-1]
+    edges = shapely.linestrings(np.stack([xy[:-1][same], xy[1:][same]], axis=1))
+    edge_lane = used[pi[ri[ci[1:][same]]]]
+    k, e = STRtree(edges).query(dilated[idx], predicate="dwithin", distance=BITE_MARGIN_M)
+    mine = edge_lane[e] == which[idx][k]
+    out[idx] = np.bincount(k[mine], minlength=len(idx)) <= 1
+    return out
+
+
 def surely_uncut(base: np.ndarray, diff: np.ndarray, entries: np.ndarray, entry_window: np.ndarray, *,
                  radius: float | np.ndarray, reach_tol: float = 0.5) -> np.ndarray:
     """Vectorised first pass of `local_cut` over many windows: True where removing the cluster certainly joins
@@ -639,6 +761,93 @@ def local_cut(space: BaseGeometry, dilated: BaseGeometry, window: BaseGeometry,
     joined_a = _joined(in_a)
     joined_b = _joined(in_b)
     return bool((joined_a & ~joined_b).any())
+
+
+def local_cuts(space: np.ndarray, dilated: np.ndarray, windows: np.ndarray, entries: np.ndarray,
+               entry_window: np.ndarray, *, radius: float, reach_tol: float = 0.5,
+               others: np.ndarray | None = None) -> np.ndarray:
+    """`local_cut` for many windows at once (the same tests, each overlay one vectorised call for all windows).
+
+    Parameters
+    ----------
+    space, dilated, windows : arrays of geometries, one per window
+    entries, entry_window : arrays
+        Entry zones and the window each is offered to (one row per pair, as `local_cut`'s `entries` per window).
+    radius, reach_tol : float
+    others : array of geometries or None (one per window; None or empty: no other clusters)
+
+    Returns
+    -------
+    numpy.ndarray of bool, one per window
+    """
+    n = len(windows)
+    out = np.zeros(n, dtype=bool)
+    if not n:
+        return out
+    base = shapely.intersection(space, windows)
+    if others is not None:
+        has = ~shapely.is_missing(others)
+        has[has] = ~shapely.is_empty(others[has])
+        base[has] = shapely.difference(base[has], others[has])
+    a, ak = pieces_of(base)
+    b, bk = pieces_of(shapely.difference(base, dilated))
+    band = shapely.difference(windows, shapely.buffer(windows, -EDGE_BAND_M, quad_segs=4))
+    cross, xk = _parts(shapely.intersection(_union_rows(a, ak, n), band))
+    entries = np.asarray(entries, dtype=object)
+    entry_window = np.asarray(entry_window, dtype=np.int64)
+    if len(entries):
+        ok = ~shapely.is_missing(entries)
+        ok[ok] = ~shapely.is_empty(entries[ok])
+        ok[ok] = shapely.dwithin(entries[ok], windows[entry_window[ok]], radius + reach_tol)
+        entries, entry_window = entries[ok], entry_window[ok]
+    terms = np.concatenate([cross, entries])
+    tk = np.concatenate([xk, entry_window]).astype(np.int64)
+    tol = np.concatenate([np.full(len(cross), 1e-6), np.full(len(entries), radius + reach_tol)])
+    ai, at = _pairs_by_group(ak, tk)
+    in_a = shapely.dwithin(a[ai], terms[at], tol[at])
+    bi, bt = _pairs_by_group(bk, tk)
+    in_b = shapely.dwithin(b[bi], terms[bt], tol[bt])
+    n_terms = np.bincount(tk, minlength=n)
+    look = (n_terms >= 2) & (np.bincount(ak, minlength=n) > 0)
+    for k in np.flatnonzero(look):
+        mine = np.flatnonzero(tk == k)
+        col = np.full(len(terms), -1, dtype=np.int64)
+        col[mine] = np.arange(len(mine))
+        out[k] = bool((_joined_pairs(ai[in_a], col[at[in_a]], ak, k, len(mine))
+                       & ~_joined_pairs(bi[in_b], col[bt[in_b]], bk, k, len(mine))).any())
+    return out
+
+
+def _joined_pairs(piece: np.ndarray, term_col: np.ndarray, piece_window: np.ndarray, k: int, n: int) -> np.ndarray:
+    """`_joined` of window k from (piece, terminal column) incidence pairs of all windows."""
+    sel = piece_window[piece] == k
+    p, t = piece[sel], term_col[sel]
+    if not len(p):
+        return np.zeros((n, n), dtype=bool)
+    _, row = np.unique(p, return_inverse=True)
+    member = np.zeros((int(row.max()) + 1, n), dtype=bool)
+    member[row, t] = True
+    return _joined(member)
+
+
+def _union_rows(parts: np.ndarray, row: np.ndarray, n: int) -> np.ndarray:
+    """Per row 0..n-1 the union of the `parts` labelled with it (one vectorised call; empty rows: empty)."""
+    order = np.argsort(row, kind="stable")
+    parts, row = parts[order], row[order]
+    col = np.arange(len(row)) - np.searchsorted(row, row)
+    table = np.full((n, int(col.max(initial=0)) + 1), None, dtype=object)
+    table[row, col] = parts
+    return shapely.union_all(table, axis=1)
+
+
+def _pairs_by_group(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All (i, j) with a[i] == b[j]."""
+    order = np.argsort(b, kind="stable")
+    lo = np.searchsorted(b[order], a, side="left")
+    hi = np.searchsorted(b[order], a, side="right")
+    count = hi - lo
+    start = np.cumsum(count) - count
+    return np.repeat(np.arange(len(a)), count), order[np.repeat(lo - start, count) + np.arange(int(count.sum()))]
 
 
 def _joined(member: np.ndarray) -> np.ndarray:

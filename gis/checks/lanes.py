@@ -168,6 +168,51 @@ class LaneNetwork:
                 parts.append(np.asarray(bridges, dtype=object))
         return shapely.union_all(np.concatenate(parts))
 
+    def unions(self, groups: list[np.ndarray]) -> np.ndarray:
+        """`union(idx)` for every group of lanes in `groups` at once (groups may share lanes): the same parts in
+        the same order per group, merged by one vectorised overlay call."""
+        n_g = len(groups)
+        if not n_g:
+            return np.empty(0, dtype=object)
+        sizes = np.array([len(x) for x in groups], dtype=np.int64)
+        g_of = np.repeat(np.arange(n_g), sizes)
+        lane = np.concatenate([np.asarray(x, dtype=np.int64) for x in groups]) if sizes.sum() else \
+            np.empty(0, dtype=np.int64)
+        used = np.unique(lane)
+        seam = np.full(self.n, None, dtype=object)
+        seam[used] = shapely.buffer(self.geoms[used], SEAM_M, join_style="mitre", quad_segs=1)
+        items, rows = [seam[lane]], [g_of]
+        # contacts (i < j) with both lanes in the group, in the order of the contact arrays
+        ai, aj = self.adj_i, self.adj_j
+        fwd = np.flatnonzero(ai < aj)
+        if len(fwd) and len(lane):
+            member = np.unique(g_of * self.n + lane)
+            order = np.argsort(ai[fwd], kind="stable")
+            starts = np.searchsorted(ai[fwd][order], np.arange(self.n + 1))
+            count = starts[lane + 1] - starts[lane]
+            pg = np.repeat(g_of, count)
+            pc = fwd[order[_ranges(starts[lane], starts[lane + 1])]]
+            both = np.isin(pg * self.n + aj[pc], member)
+            pg, pc = pg[both], pc[both]
+            key = np.lexsort((pc, pg))
+            pg, pc = pg[key], pc[key]
+            far = shapely.distance(self.geoms[ai[pc]], self.geoms[aj[pc]]) > SEAM_M
+            pg, pc = pg[far], pc[far]
+            if len(pc):
+                codes = ai * self.n + aj
+                by_code = np.argsort(codes, kind="stable")
+                back = by_code[np.searchsorted(codes[by_code], aj[pc] * self.n + ai[pc])]
+                zones = self.contact_zones()
+                items.append(shapely.convex_hull(shapely.union(zones[pc], zones[back])))
+                rows.append(pg)
+        item, row = np.concatenate(items), np.concatenate(rows)
+        order = np.argsort(row, kind="stable")
+        item, row = item[order], row[order]
+        col = np.arange(len(row)) - np.searchsorted(row, row)
+        table = np.full((n_g, int(col.max(initial=0)) + 1), None, dtype=object)
+        table[row, col] = item
+        return shapely.union_all(table, axis=1)
+
     def terminals(self, i: int) -> list:
         zones = list(self.ext_zone[self.ext_lane == i]) + list(self.contact_zones()[self.adj_i == i])
         return [p for z in zones for p in gm.pieces(z)] or [z for z in zones if not z.is_empty]
@@ -301,7 +346,7 @@ def ground_obstacles(ctx: CheckContext, areas: np.ndarray) -> Obstacles:
         size = at.numbers(frame, "size_m")[ground]
         grow = max([LINE_FOOTPRINT_M, *map(float, profile_sizes.values()),
                     float(np.nan_to_num(size).max(initial=0.0))]) / 2.0
-        ground = ground[np.unique(STRtree(areas).query(og[ground], predicate="dwithin", distance=grow)[0])]
+        ground = ground[_near(og[ground], areas, grow)]
     obs = frame.iloc[ground]
     ill = ctx.view("illegal_structures")
     if len(ill):
@@ -319,15 +364,51 @@ def ground_obstacles(ctx: CheckContext, areas: np.ndarray) -> Obstacles:
     return Obstacles(g[hit], refs[hit], kinds[hit])
 
 
+def _near(geoms: np.ndarray, areas: np.ndarray, distance: float) -> np.ndarray:
+    """Sorted indices of `geoms` within `distance` of one of `areas`: an envelope test against the areas' grown
+    envelopes first (cheap for many small geometries), the exact distance test only on the pairs it leaves."""
+    box = shapely.bounds(areas)
+    grown = shapely.box(box[:, 0] - distance, box[:, 1] - distance, box[:, 2] + distance, box[:, 3] + distance)
+    gi, ai = STRtree(grown).query(geoms)
+    close = shapely.dwithin(geoms[gi], areas[ai], distance)
+    return np.unique(gi[close])
+
+
+def _window_lanes(windows: np.ndarray, rest: np.ndarray, ci: np.ndarray, lj: np.ndarray, lanes: np.ndarray,
+                  r: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The reach of the windows `rest` (a window grown by r + 1 m) and their (window, lane) pairs of lanes meeting
+    it, from the (cluster, lane) pairs `ci`, `lj` of lanes within WINDOW_M + r + 1 m of each cluster.
+
+    A buffer's arcs are chords inside the true offset, so a lane meeting a reach lies that near the cluster:
+    windows with one lane that near (the lane under the cluster, which its reach always meets) are settled by the
+    distance test alone; the reach is drawn only where several (or, should the data allow it, no) lanes are that
+    near (None elsewhere).
+    """
+    n = len(windows)
+    count = np.bincount(ci, minlength=n)
+    several = rest[count[rest] != 1]
+    reach = np.full(n, None, dtype=object)
+    reach[several] = shapely.buffer(windows[several], r + 1.0, quad_segs=4)
+    # the exact test where several lanes are near; the one lane near the others
+    wk, li = STRtree(lanes).query(reach[several], predicate="intersects")
+    lone = np.isin(ci, rest) & (count[ci] == 1)
+    wl = np.concatenate([ci[lone], several[wk]])
+    li = np.concatenate([lj[lone], li])
+    order = np.argsort(wl, kind="stable")
+    return reach, wl[order], li[order]
+
+
 def lane_clear(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
     """LANE-CLEAR: obstructions and illegal structures leave a truck of `truck_width_m` a way through.
 
     Configuration space: the own lane network eroded by half the truck width. Obstacles are grouped into clusters
     (their dilations by half the truck width overlap); a cluster blocks when, in a window around it, removing its
     dilation disconnects places the lane connected (including the lane's entry zones). Only the window is eroded,
-    never the whole network. A blockage is measured (widest truck that still passes, by bisection), attributed to
-    the lane it overlaps most, routed by the obstacles' kinds and ranked by the buildings (and floors) served only
-    through the blocked part.
+    never the whole network; a window on one lane with no entry zone and no other cluster, where the (convex)
+    dilation comes near only one edge of the lane's configuration space, needs no overlay at all: the cluster
+    provably only bites into the space (`gm.only_bites`). A blockage is measured (widest truck that still passes,
+    by bisection), attributed to the lane it overlaps most, routed by the obstacles' kinds and ranked by the
+    buildings (and floors) served only through the blocked part.
     """
     profile = ctx.profile
     width = float(profile.get("LANE-CLEAR", "truck_width_m"))
@@ -352,44 +433,65 @@ def lane_clear(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
     # an obstruction leaving exactly the truck width is no blockage: judge with a truck SIZE_TOL_M narrower
     r = r - gm.SIZE_TOL_M / 2.0
     dil = shapely.buffer(obstacles.geoms, r, quad_segs=8)
-    clusters = gm.pieces(shapely.union_all(dil))
+    clusters, member = gm.clusters(dil)
     if not len(clusters):
         return out
     cluster_tree = STRtree(clusters)
-    obstacle_i, cluster_i = cluster_tree.query(dil, predicate="intersects")
-    member = np.full(len(dil), -1)
-    member[obstacle_i] = cluster_i
     entries = net.ext_zone[np.isin(net.ext_lane, own)]
-    # windows around each cluster; only the lanes, entries and other clusters inside a window are looked at
-    windows = shapely.buffer(clusters, WINDOW_M, quad_segs=4)
-    reach = shapely.buffer(windows, r + 1.0, quad_segs=4)
-    wl, li = STRtree(own_geoms).query(reach, predicate="intersects")
-    wc, cj = cluster_tree.query(windows, predicate="intersects")
+    n = len(clusters)
+    # a window (the cluster grown by WINDOW_M) lies within WINDOW_M of its cluster: clusters with one lane, no
+    # other cluster and no entry zone that near are settled by distance tests, and those whose dilation provably
+    # only bites into the lane's configuration space (gm.only_bites) need no window at all
+    ci, lj = STRtree(own_geoms).query(clusters, predicate="dwithin", distance=WINDOW_M + r + 1.0 + 1e-6)
+    n_near = np.bincount(ci, minlength=n)
+    lone_lane = np.full(n, -1, dtype=np.int64)
+    lone_lane[ci[n_near[ci] == 1]] = lj[n_near[ci] == 1]
+    oc, oo = cluster_tree.query(clusters, predicate="dwithin", distance=WINDOW_M + 1e-6)
+    easy = (n_near == 1) & (np.bincount(oc[oc != oo], minlength=n) == 0)
+    if len(entries):
+        near_entry, _ = STRtree(entries).query(clusters, predicate="dwithin",
+                                               distance=WINDOW_M + r + REACH_TOL_M + 1e-6)
+        easy &= np.bincount(near_entry, minlength=n) == 0
+    lane_space = np.full(len(own), None, dtype=object)
+    first = np.unique(lone_lane[easy])
+    lane_space[first] = gm.configuration_space(own_geoms[first], r)
+    easy[easy] = gm.only_bites(clusters[easy], lane_space, lone_lane[easy])
+    # windows around the other clusters; only the lanes, entries and other clusters inside a window are looked at
+    rest = np.flatnonzero(~easy)
+    windows = np.full(n, None, dtype=object)
+    windows[rest] = shapely.buffer(clusters[rest], WINDOW_M, quad_segs=4)
+    reach, wl, li = _window_lanes(windows, rest, ci, lj, own_geoms, r)
+    wc, cj = cluster_tree.query(windows[rest], predicate="intersects")
+    wc = rest[wc]
     keep = wc != cj
     wc, cj = wc[keep], cj[keep]
-    we, ej = (STRtree(entries).query(windows, predicate="dwithin", distance=r + REACH_TOL_M)
+    we, ej = (STRtree(entries).query(windows[rest], predicate="dwithin", distance=r + REACH_TOL_M)
               if len(entries) else (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)))
-    n_hit = np.bincount(wl, minlength=len(clusters))
+    we = rest[we]
+    n_hit = np.bincount(wl, minlength=n)
     by_window = np.split(li[np.argsort(wl, kind="stable")], np.cumsum(n_hit)[:-1])
     # a window on one lane takes that lane's configuration space, eroded once per lane however many clusters it
     # carries; windows where lanes meet erode their own piece of the lanes' union
     single = n_hit == 1
+    single[easy] = True
     lane_of = np.array([x[0] if len(x) == 1 else -1 for x in by_window], dtype=np.int64)
+    lane_of[easy] = lone_lane[easy]
     used = np.unique(lane_of[single])
-    lane_space = np.full(len(own), None, dtype=object)
-    lane_space[used] = gm.configuration_space(own_geoms[used], r)
-    local_lanes = np.full(len(clusters), None, dtype=object)
+    more = used[shapely.is_missing(lane_space[used])]
+    lane_space[more] = gm.configuration_space(own_geoms[more], r)
+    local_lanes = np.full(n, None, dtype=object)
     local_lanes[single] = own_geoms[lane_of[single]]
     multi = np.flatnonzero(~single)
-    local_lanes[multi] = shapely.intersection(
-        np.array([net.union(own[by_window[k]]) for k in multi], dtype=object), reach[multi])
+    local_lanes[multi] = shapely.intersection(net.unions([own[by_window[k]] for k in multi]), reach[multi])
+    crowded = np.bincount(wc, minlength=n) > 0
+    judge = np.flatnonzero(~easy)
     space = np.full(len(clusters), None, dtype=object)
     space[single] = lane_space[lane_of[single]]
     space[multi] = gm.configuration_space(local_lanes[multi], r)
-    space = shapely.intersection(space, windows)
+    space[judge] = shapely.intersection(space[judge], windows[judge])
     # other clusters in each window are present in both states (each cluster is judged on its own effect)
     by_cluster = np.split(cj[np.argsort(wc, kind="stable")], np.cumsum(np.bincount(wc, minlength=len(clusters)))[:-1])
-    crowded = np.flatnonzero(np.bincount(wc, minlength=len(clusters)) > 0)
+    crowded = np.flatnonzero(crowded)
     others = np.full(len(clusters), None, dtype=object)
     if len(crowded):
         others[crowded] = shapely.intersection(
@@ -397,16 +499,19 @@ def lane_clear(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
     base = space.copy()
     if len(crowded):
         base[crowded] = shapely.difference(space[crowded], others[crowded])
-    # vectorised first pass over every window; the exact test only where a cut is possible
-    maybe = ~gm.surely_uncut(base, shapely.difference(base, clusters), entries[ej], we, radius=r,
-                             reach_tol=REACH_TOL_M)
-    blocked: list[tuple[int, np.ndarray, float]] = []
-    for k in np.flatnonzero(maybe):
-        ents = list(entries[ej[we == k]])
-        if not gm.local_cut(space[k], clusters[k], windows[k], ents, radius=r, reach_tol=REACH_TOL_M,
-                            others=others[k]):
-            continue
-        blocked.append((int(k), np.flatnonzero(member == k), 0.0))
+    # vectorised first pass over the judged windows; the exact test only where a cut is possible
+    at_ = np.full(len(clusters), -1, dtype=np.int64)
+    at_[judge] = np.arange(len(judge))
+    maybe = np.zeros(len(clusters), dtype=bool)
+    maybe[judge] = ~gm.surely_uncut(base[judge], shapely.difference(base[judge], clusters[judge]), entries[ej],
+                                    at_[we], radius=r, reach_tol=REACH_TOL_M)
+    look = np.flatnonzero(maybe)
+    at_ = np.full(len(clusters), -1, dtype=np.int64)
+    at_[look] = np.arange(len(look))
+    offered = at_[we] >= 0
+    cut = gm.local_cuts(space[look], clusters[look], windows[look], entries[ej[offered]], at_[we[offered]],
+                        radius=r, reach_tol=REACH_TOL_M, others=others[look])
+    blocked = [(int(k), np.flatnonzero(member == k), 0.0) for k in look[cut]]
     if not blocked:
         return out
     ks = np.array([b[0] for b in blocked], dtype=np.int64)
@@ -460,33 +565,72 @@ def _access_lost(ctx: CheckContext, net: LaneNetwork, own: np.ndarray, clusters:
     frame, b_crefs = frame.iloc[pick], b_crefs[pick]
     b_geoms, b_refs = at.geoms(frame), at.refs(frame)
     floors_all = at.floors_of(frame, ctx.profile) if len(frame) else np.empty(0, dtype=int)
+    # per compound: its own lanes, entry zones, configuration space and buildings (with their access points)
+    pos = {c: g for g, c in enumerate(compounds)}
+    lane_c = np.full(net.n, -1, dtype=np.int64)
+    lane_c[own] = [pos.get(c, -1) for c in net.crefs[own]]
+    groups = [own[lane_c[own] == g] for g in range(len(compounds))]
+    spaces = gm.configuration_space(net.unions(groups), r)
+    e_c = lane_c[net.ext_lane]
+    e_geom, e_c = net.ext_zone[e_c >= 0], e_c[e_c >= 0]
+    b_c = np.array([pos[c] for c in b_crefs], dtype=np.int64)
+    ok = (np.bincount(b_c, minlength=len(compounds)) > 0) & (np.bincount(e_c, minlength=len(compounds)) > 0)
+    ok &= ~shapely.is_empty(spaces)
+    b_keep = ok[b_c]
+    b_c, b_refs, floors_all = b_c[b_keep], b_refs[b_keep], floors_all[b_keep]
+    access = shapely.get_point(shapely.shortest_line(spaces[b_c], b_geoms[b_keep]), 0)
+    # states: each compound's space as it is, then its space without each blocking cluster
+    todo = [n for n, (_, i) in enumerate(blocked) if ok[pos[net.crefs[i]]]]
+    t_c = np.array([pos[net.crefs[blocked[n][1]]] for n in todo], dtype=np.int64)
+    t_k = np.array([blocked[n][0] for n in todo], dtype=np.int64)
+    before_c = np.flatnonzero(ok)
+    states = np.concatenate([spaces[before_c], shapely.difference(spaces[t_c], clusters[t_k])])
+    reached = _reached(states, np.concatenate([before_c, t_c]), e_geom, e_c, access, b_c, r)
+    before = np.full(len(compounds), None, dtype=object)
+    for s, c in enumerate(before_c):
+        before[c] = reached[s]
     out: dict[int, tuple[int, int, list[str]]] = {}
-    for compound in compounds:
-        lanes_c = own[net.crefs[own] == compound]
-        mine = b_crefs == compound
-        entries = net.ext_zone[np.isin(net.ext_lane, lanes_c)]
-        space = gm.configuration_space(net.union(lanes_c), r)
-        if not mine.any() or not len(entries) or space.is_empty:
-            continue
-        bg, brefs, floors = b_geoms[mine], b_refs[mine], floors_all[mine]
-        access = shapely.get_point(shapely.shortest_line(space, bg), 0)
-
-        def reachable(free: object, access: np.ndarray = access, entries: np.ndarray = entries) -> np.ndarray:
-            parts = gm.pieces(free)
-            if not len(parts):
-                return np.zeros(len(access), dtype=bool)
-            good = parts[shapely.dwithin(parts[:, None], entries[None, :], r + REACH_TOL_M).any(axis=1)]
-            if not len(good):
-                return np.zeros(len(access), dtype=bool)
-            return shapely.dwithin(access[:, None], good[None, :], 1e-6).any(axis=1)
-
-        before = reachable(space)
-        for n, (k, i) in enumerate(blocked):
-            if net.crefs[i] != compound:
-                continue
-            lost = before & ~reachable(space.difference(clusters[k]))
-            out[n] = (int(lost.sum()), int(floors[lost].sum()), [str(x) for x in brefs[lost]])
+    for s, (n, c) in enumerate(zip(todo, t_c, strict=True), start=len(before_c)):
+        mine = b_c == c
+        lost = before[c] & ~reached[s]
+        out[n] = (int(lost.sum()), int(floors_all[mine][lost].sum()), [str(x) for x in b_refs[mine][lost]])
     return [out.get(n, (0, 0, [])) for n in range(len(blocked))]
+
+
+def _reached(states: np.ndarray, state_c: np.ndarray, entries: np.ndarray, entry_c: np.ndarray,
+             access: np.ndarray, access_c: np.ndarray, r: float) -> list[np.ndarray]:
+    """Per state (free configuration space of compound `state_c`): which access points of that compound lie on
+    a piece of it within r + REACH_TOL_M of one of the compound's entries (as bool arrays over the compound's
+    access points, in their order)."""
+    parts, ps = gm.pieces_of(states)
+    pc = state_c[ps]
+    # pieces x entries of the same compound
+    pp, pe = _same_group(pc, entry_c)
+    touch = shapely.dwithin(parts[pp], entries[pe], r + REACH_TOL_M)
+    good = np.zeros(len(parts), dtype=bool)
+    good[pp[touch]] = True
+    gp = np.flatnonzero(good)
+    # good pieces x access points of the same compound
+    qp, qa = _same_group(pc[gp], access_c)
+    on = shapely.dwithin(access[qa], parts[gp[qp]], 1e-6)
+    hit = np.zeros((len(states), len(access)), dtype=bool)
+    hit[ps[gp[qp[on]]], qa[on]] = True
+    return [hit[s, access_c == c] for s, c in enumerate(state_c)]
+
+
+def _same_group(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All (i, j) with a[i] == b[j] (i ascending, j ascending within i)."""
+    order = np.argsort(b, kind="stable")
+    lo = np.searchsorted(b[order], a, side="left")
+    hi = np.searchsorted(b[order], a, side="right")
+    return np.repeat(np.arange(len(a)), hi - lo), order[_ranges(lo, hi)]
+
+
+def _ranges(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """The concatenation of range(lo[k], hi[k]) over k, without a Python loop."""
+    count = hi - lo
+    start = np.cumsum(count) - count
+    return np.repeat(lo - start, count) + np.arange(int(count.sum()))
 
 
 # --- LANE-HEADROOM ---------------------------------------------------------------------------------------------

@@ -1,0 +1,166 @@
+"""LANE-CLEAR's fast paths judge as its exact path does: the bite certificate, batched cuts, clusters, unions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import shapely
+from shapely.geometry import Point, Polygon, box
+from test_checks_lanes import _car, context, fails, findings, lane
+
+from gis.checks import geometry as gm
+from gis.checks import lanes
+
+#: Half a 4 m truck, judged SIZE_TOL_M narrower (as lane_clear does).
+R = 2.0 - gm.SIZE_TOL_M / 2.0
+#: A ring lane: the band between a 60 x 40 m rectangle and a 48 x 28 m courtyard (6 m wide), rotated.
+RING = shapely.affinity.rotate(box(0, 0, 60, 40).difference(box(6, 6, 54, 34)), 17.0, origin=(0, 0))
+STRAIGHT = box(7, 0, 13, 120)
+
+
+def _exact(lane_geom, obstacle, entries=()) -> tuple[bool, bool]:
+    """(surely_uncut, local_cut) of one obstacle on one lane, as lane_clear judges a window."""
+    dilated = shapely.buffer(obstacle, R, quad_segs=8)
+    window = shapely.buffer(dilated, lanes.WINDOW_M, quad_segs=4)
+    space = shapely.intersection(gm.configuration_space(lane_geom, R), window)
+    ents = np.array(list(entries), dtype=object)
+    uncut = gm.surely_uncut(np.array([space], dtype=object), np.array([space.difference(dilated)], dtype=object),
+                            ents, np.zeros(len(ents), dtype=np.int64), radius=R, reach_tol=lanes.REACH_TOL_M)[0]
+    cut = gm.local_cut(space, dilated, window, list(ents), radius=R, reach_tol=lanes.REACH_TOL_M)
+    return bool(uncut), bool(cut)
+
+
+def _bites(lane_geom, obstacles) -> np.ndarray:
+    dilated = shapely.buffer(np.asarray(obstacles, dtype=object), R, quad_segs=8)
+    space = np.array([gm.configuration_space(lane_geom, R)], dtype=object)
+    return gm.only_bites(dilated, space, np.zeros(len(dilated), dtype=np.int64))
+
+
+def _cars_on_ring(n: int, seed: int) -> list:
+    rng = np.random.default_rng(seed)
+    out = []
+    while len(out) < n:
+        x, y = rng.uniform(-5, 65), rng.uniform(-5, 45)
+        car = shapely.affinity.rotate(box(x, y, x + rng.uniform(0.5, 2.5), y + rng.uniform(1.0, 5.0)),
+                                      rng.uniform(0, 180))
+        car = shapely.affinity.rotate(car, 17.0, origin=(0, 0))
+        if car.intersects(RING) and not car.touches(RING):
+            out.append(car)
+    return out
+
+
+@pytest.mark.parametrize(("clear", "cut"), [(3.8, True), (3.98, True), (4.0, False), (4.02, False), (4.2, False)])
+def test_the_bite_certificate_agrees_with_the_exact_cut_on_both_sides_of_4_m(clear, cut):
+    # a 1.8 m car on the right edge of a 6 m lane leaves `clear` metres; same car across the left edge
+    x = 7 + clear
+    cars = [box(x, 50, x + 1.8, 54.8), box(13 - clear - 1.8, 50, 13 - clear, 54.8)]
+    for car, sure in zip(cars, _bites(STRAIGHT, cars), strict=True):
+        uncut, blocked = _exact(STRAIGHT, car)
+        assert blocked is cut
+        assert not (sure and blocked)  # the certificate never clears a blockage
+        # it clears a car that leaves more than the margin to spare, and leaves the close calls to the exact test
+        assert bool(sure) is (clear - 2 * R > gm.BITE_MARGIN_M)
+        assert not sure or uncut
+
+
+def test_the_bite_certificate_is_never_wrong_on_a_ring_and_clears_most_cars():
+    cars = _cars_on_ring(300, seed=7)
+    sure = _bites(RING, cars)
+    exact = [_exact(RING, c) for c in cars]
+    assert all(uncut and not cut for s, (uncut, cut) in zip(sure, exact, strict=True) if s)
+    assert sure.mean() > 0.3  # cars parked along the band, away from the corners
+    assert any(cut for _, cut in exact)  # and the sample holds real blockages, none of them certified
+
+
+def test_the_bite_certificate_refuses_corners_concave_obstacles_and_covered_lanes():
+    corner = box(13 - 2.5, 118, 13.5, 121)  # at the lane's end: two edges near
+    notch = Polygon([(9, 50), (13.5, 50), (13.5, 60), (9, 60), (9, 56), (12, 56), (12, 54), (9, 54)])
+    covering = box(6, 50, 14, 52)
+    assert not _bites(STRAIGHT, [corner, notch, covering]).any()
+    assert _exact(STRAIGHT, covering)[1]
+
+
+def test_batched_cuts_equal_one_window_at_a_time():
+    cars = _cars_on_ring(120, seed=3)
+    dilated = shapely.buffer(np.asarray(cars, dtype=object), R, quad_segs=8)
+    windows = shapely.buffer(dilated, lanes.WINDOW_M, quad_segs=4)
+    space = shapely.intersection(np.full(len(cars), gm.configuration_space(RING, R), dtype=object), windows)
+    # entry zones at two corners of the ring; other clusters: the next car's dilation where it reaches the window
+    gate = shapely.affinity.rotate(box(0, 0, 6, 3), 17.0, origin=(0, 0))
+    yard = shapely.affinity.rotate(box(54, 37, 60, 40), 17.0, origin=(0, 0))
+    ents, ew = [], []
+    for k, w in enumerate(windows):
+        for z in (gate, yard):
+            if shapely.dwithin(z, w, R + lanes.REACH_TOL_M):
+                ents.append(z)
+                ew.append(k)
+    others = np.array([shapely.intersection(dilated[(k + 1) % len(cars)], w) for k, w in enumerate(windows)],
+                      dtype=object)
+    others[::3] = None
+    ents_a, ew_a = np.array(ents, dtype=object), np.array(ew, dtype=np.int64)
+    got = gm.local_cuts(space, dilated, windows, ents_a, ew_a, radius=R, reach_tol=lanes.REACH_TOL_M, others=others)
+    want = [gm.local_cut(space[k], dilated[k], windows[k], list(ents_a[ew_a == k]), radius=R,
+                         reach_tol=lanes.REACH_TOL_M, others=others[k]) for k in range(len(cars))]
+    assert got.tolist() == want
+    assert 0 < got.sum() < len(got)
+
+
+def test_clusters_are_the_pieces_of_the_union():
+    rng = np.random.default_rng(5)
+    discs = shapely.buffer(shapely.points(rng.uniform(0, 60, (200, 2))), rng.uniform(0.5, 3.0, 200), quad_segs=8)
+    got, member = gm.clusters(discs)
+    want = gm.pieces(shapely.union_all(discs))
+    assert len(got) == len(want) < len(discs)
+    assert sorted(np.round(shapely.area(got), 6)) == sorted(np.round(shapely.area(want), 6))
+    # the same pieces to floating point (the overlay nodes the groups in another order)
+    assert all(min(shapely.hausdorff_distance(g, want)) < 1e-6 for g in got)
+    assert (member >= 0).all() and (shapely.area(shapely.difference(discs, got[member])) < 1e-9).all()
+
+
+def test_unions_of_lane_groups_equal_one_union_at_a_time():
+    # three lanes meeting with 0.5 m gaps (bridged) and a fourth alone; groups overlap
+    ctx = context(fire_lanes=[lane("L1", box(7, 0, 13, 100)), lane("L2", box(13.5, 60, 80, 66)),
+                              lane("L3", box(80.5, 0, 86, 120)), lane("L4", box(150, 0, 156, 50))])
+    net = lanes.lane_network(ctx)
+    groups = [np.array([0, 1, 2]), np.array([1, 2]), np.array([3]), np.array([2, 0]), np.array([], dtype=np.int64)]
+    got = net.unions(groups)
+    for g, u in zip(groups, got, strict=True):
+        assert u.equals_exact(net.union(g), 0) or (u.is_empty and net.union(g).is_empty)
+    assert len(gm.pieces(got[0])) == 1  # the gaps are bridged
+
+
+@pytest.mark.parametrize(("clear", "blocked"), [(3.8, True), (3.95, True), (4.05, False), (4.2, False)])
+def test_lane_clear_gives_the_same_findings_without_the_certificate(monkeypatch, clear, blocked):
+    x = 7 + clear
+    ctx = context(fire_lanes=[lane("L1", box(7, 0, 13, 120))], obstructions=[_car("V1", x, 50)],
+                  buildings=[{"ref": "B1", "floors": 6, "geometry": box(20, 40, 40, 60)}])
+    fast = findings(ctx, "LANE-CLEAR")
+    monkeypatch.setattr(gm, "only_bites", lambda dilated, spaces, which: np.zeros(len(dilated), dtype=bool))
+    ctx.cache.clear()
+    slow = findings(ctx, "LANE-CLEAR")
+    assert (fails(fast) == {"L1"}) is blocked
+    cols = ["rule", "subject_ref", "verdict", "measured", "message"]
+    assert fast[cols].reset_index(drop=True).equals(slow[cols].reset_index(drop=True))
+    assert fast.geometry.reset_index(drop=True).geom_equals_exact(slow.geometry.reset_index(drop=True), 1e-6).all()
+
+
+def test_obstacles_are_found_by_distance_as_before():
+    areas = np.array([shapely.affinity.rotate(box(0, 0, 6, 80), 30), box(100, 0, 106, 80)], dtype=object)
+    rng = np.random.default_rng(2)
+    pts = shapely.points(rng.uniform(-50, 150, (3000, 2)))
+    near = lanes._near(pts, areas, 2.5)
+    want = np.flatnonzero(shapely.dwithin(pts[:, None], areas[None, :], 2.5).any(axis=1))
+    assert near.tolist() == want.tolist() and 0 < len(want) < len(pts)
+
+
+def test_a_car_that_only_bites_the_lane_but_shuts_a_side_gate_is_still_judged():
+    # 4.2 m clear beside the car, but it stands in front of a second vehicle gate on the lane's east side: the
+    # window holds an entry zone, so the certificate must leave it to the exact test (which finds the gate cut off)
+    ctx = context(fire_lanes=[lane("L1", box(7, 0, 13, 120))], obstructions=[_car("V1", 11.2, 57.6)],
+                  entrances=[{"ref": "G1", "kind": "vehicle", "geometry": Point(10, 0)},
+                             {"ref": "G2", "kind": "vehicle", "geometry": Point(13, 60)}])
+    car = box(11.2, 57.6, 13, 62.4)
+    assert _bites(STRAIGHT, [car])[0]  # alone it would be certified
+    gate_zone = box(7, 0, 13, 120).intersection(Point(13, 60).buffer(1.0, quad_segs=4))
+    assert _exact(STRAIGHT, car, [gate_zone])[1]
+    assert fails(findings(ctx, "LANE-CLEAR")) == {"L1"}
