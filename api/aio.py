@@ -1,10 +1,12 @@
-"""Async reads for the hot endpoints (items pages, tiles): psycopg async connections pooled per event loop.
+"""Async reads for the hot endpoints (items pages, tiles): a psycopg_pool AsyncConnectionPool per event loop.
 
 No worker-thread hop and no ORM layer between the event loop and PostgreSQL. Connections are autocommit (one
 statement per read, no BEGIN/ROLLBACK round trips), carry the same statement timeout as gis.db's engine and are
-kept (PostGIS and PROJ set-up in a new backend costs far more than the query). A connection that died while idle
-(database restart) is replaced and the read retried once on a fresh one; if that fails too the caller gets the
-error (503). Connection errors are psycopg errors, mapped to 503 by api.errors.
+kept (PostGIS and PROJ set-up in a new backend costs far more than the query). A connection found dead in use
+(database restart, failover, idle kill) makes the pool check all its idle ones, and the read is retried once.
+While PostgreSQL is unreachable the pool makes no background reconnection attempts (each waiting read triggers
+one) and reads wait at most DOWN_WAIT_S for a connection: they fail fast with 503 and work again as soon as the
+database answers. Connection errors are psycopg errors, mapped to 503 by api.errors.
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ from functools import lru_cache
 from typing import Any
 
 import psycopg
-from psycopg.pq import TransactionStatus
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import Engine
 
 from api.errors import ServiceUnavailable
 from gis.config import database_settings
+
+#: Longest wait for a connection while the database looks down (a failed connect or a connection lost in use).
+DOWN_WAIT_S = 0.5
 
 
 @lru_cache(maxsize=256)
@@ -35,64 +40,70 @@ class ReadPool:
         self.loop = asyncio.get_running_loop()
         self.conninfo = conninfo
         self.engine: Engine | None = None
-        self._options = f"-c statement_timeout={statement_timeout_ms}"
         self._timeout_s = timeout_s
-        self._slots = asyncio.Semaphore(size)
-        self._idle: list[psycopg.AsyncConnection] = []
+        self._down = False
+        self._pool = AsyncConnectionPool(
+            conninfo, min_size=min(2, size), max_size=size, open=False, timeout=timeout_s, name="firelane-read",
+            kwargs={"autocommit": True, "connect_timeout": 5, "options": f"-c statement_timeout={statement_timeout_ms}"},
+            configure=self._connected, reconnect_timeout=0, reconnect_failed=self._unreachable, num_workers=1)
+        self._opening: asyncio.Task[None] | None = None
 
-    async def _connect(self) -> psycopg.AsyncConnection:
-        return await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True, connect_timeout=5,
-                                                     options=self._options)
+    async def _connected(self, conn: psycopg.AsyncConnection) -> None:
+        self._down = False
 
-    def _keep(self, conn: psycopg.AsyncConnection) -> bool:
-        return not conn.closed and not conn.broken and conn.info.transaction_status == TransactionStatus.IDLE
+    async def _unreachable(self, pool: AsyncConnectionPool) -> None:
+        self._down = True
 
     async def fetchone(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
         """The first row of one statement (SQLAlchemy-style `:name` binds)."""
+        if self._opening is None:  # opened by the first read, on this loop; concurrent first reads wait for it
+            self._opening = self.loop.create_task(self._pool.open())
+        if not self._opening.done():
+            await self._opening
+        query = pyformat(sql)
         try:
-            await asyncio.wait_for(self._slots.acquire(), self._timeout_s)
-        except TimeoutError:
+            try:
+                return await self._fetchone(query, params)
+            except _Lost:
+                await self._pool.check()  # a restart or failover took the idle ones too: drop them, then retry
+                return await self._fetchone(query, params)
+        except _Lost as lost:
+            raise lost.error from None
+        except PoolTimeout:
+            if self._down:
+                raise ServiceUnavailable("数据库暂不可用, 请稍后重试 database unavailable, try again shortly",
+                                         headers={"Retry-After": "5"}) from None
             raise ServiceUnavailable("服务繁忙 server busy: no database connection free",
                                      headers={"Retry-After": "2"}) from None
-        try:
-            return await self._fetchone(pyformat(sql), params)
-        finally:
-            self._slots.release()
 
     async def _fetchone(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
-        while True:
-            reused = bool(self._idle)
-            conn = self._idle.pop() if reused else await self._connect()
+        async with self._pool.connection(DOWN_WAIT_S if self._down else self._timeout_s) as conn:
             try:
                 cur = await conn.execute(sql, params)
-                row = await cur.fetchone()
-            except psycopg.OperationalError:
-                if self._keep(conn):  # the statement failed (e.g. timeout), the connection is fine
-                    self._idle.append(conn)
+                return await cur.fetchone()
+            except psycopg.OperationalError as exc:
+                if not conn.broken:  # the statement failed (e.g. timeout), the connection is fine
                     raise
-                await conn.close()
-                if reused:  # died while idle (restart, failover): once more on a new connection
-                    continue
-                raise
-            except BaseException:  # cancelled (client gone) or a data error: keep the connection only if clean
-                if self._keep(conn):
-                    self._idle.append(conn)
-                else:
-                    await conn.close()
-                raise
-            self._idle.append(conn)
-            return row
+                self._down = True
+                raise _Lost(exc) from exc
 
     def discard(self) -> None:
-        """Close every idle connection (blocking libpq calls; works from any thread or loop)."""
-        while self._idle:
-            conn = self._idle.pop()
+        """Forget a pool whose event loop is gone: close its idle connections (blocking libpq calls)."""
+        for conn in list(getattr(self._pool, "_pool", ())):
             if not conn.closed:
                 conn.pgconn.finish()
 
     async def close(self) -> None:
-        while self._idle:
-            await self._idle.pop().close()
+        if self._opening is not None:
+            await self._opening
+            await self._pool.close()
+
+
+class _Lost(Exception):
+    """A connection died in use (the pool drops it when it comes back)."""
+
+    def __init__(self, error: psycopg.OperationalError) -> None:
+        self.error = error
 
 
 _pools: dict[str, ReadPool] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import threading
@@ -102,6 +103,9 @@ def new_token() -> str:
 
 
 # --- token lookup (with a short in-process cache) ----------------------------------------------------------------
+# A token seen less than token_cache_s (default 5 s) ago is trusted without a database round trip. Revoking a token
+# or disabling a user clears this process's cache at once; every other worker process (firelane serve --workers)
+# may still accept it until its entry is token_cache_s old. Set FIRELANE_AUTH_TOKEN_CACHE_S=0 for no such window.
 
 _cache: dict[str, tuple[float, Principal]] = {}
 _cache_lock = threading.Lock()
@@ -172,20 +176,36 @@ def optional_principal(request: Request) -> Principal | None:
     return principal
 
 
+_lookups: dict[str, asyncio.Future[Principal | None]] = {}
+
+
+async def _shared_lookup(token: str) -> Principal | None:
+    """principal_for_token in a worker thread, one lookup per token at a time: when a token's cache entry expires
+    under load, every request in flight with it waits for the same database round trip instead of each making one
+    (a stampede of thread hops and pool checkouts every token_cache_s)."""
+    from starlette.concurrency import run_in_threadpool
+
+    key = token_hash(token)
+    loop = asyncio.get_running_loop()
+    lookup = _lookups.get(key)
+    if lookup is None or lookup.get_loop() is not loop:
+        lookup = _lookups[key] = loop.create_task(run_in_threadpool(principal_for_token, token))
+        lookup.add_done_callback(lambda done: _lookups.pop(key) if _lookups.get(key) is done else None)
+    return await asyncio.shield(lookup)  # a caller that goes away does not cancel the others' lookup
+
+
 async def current_principal(request: Request) -> Principal:
     """FastAPI dependency: the authenticated caller (anonymous viewer only when allow_anonymous is set).
 
-    A recently seen token is answered from the cache on the event loop; only a miss goes to a worker thread.
+    A recently seen token is answered from the cache on the event loop; a miss goes to a worker thread, shared by
+    the concurrent requests carrying the same token.
     """
-    from starlette.concurrency import run_in_threadpool
-
     token = request_token(request)
-    principal = cached_principal(token) if token is not None else None
-    if principal is not None:
+    if token is not None:
+        principal = cached_principal(token) or await _shared_lookup(token)
+        if principal is None:
+            raise Unauthorized("令牌无效或已过期 invalid or expired token")
         request.state.user = principal.username
-        return principal
-    principal = await run_in_threadpool(optional_principal, request)
-    if principal is not None:
         return principal
     if server_settings().allow_anonymous:
         request.state.user = ANONYMOUS.username

@@ -199,19 +199,31 @@ def check_cmd(street: str | None, compound: str | None, fmt: str, workers: int, 
 # --- server -----------------------------------------------------------------------------------------------------
 
 
+def default_workers() -> int:
+    """Worker processes by default: one per core, at most 4 (each holds its own pools and tile cache)."""
+    import os
+
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
 @cli.command("serve")
 @click.option("--host", default=None, help="default 127.0.0.1 (FIRELANE_SERVER_HOST)")
 @click.option("--port", type=int, default=None, help="default 8000 (FIRELANE_SERVER_PORT)")
-def serve_cmd(host: str | None, port: int | None) -> None:
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="uvicorn worker processes (default: cores, at most 4). Each has its own connection pools, tile "
+                   "cache and token cache: a revoked token or disabled user may still pass in the other workers "
+                   "for up to FIRELANE_AUTH_TOKEN_CACHE_S seconds (default 5)")
+def serve_cmd(host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the OGC API, the checks/ledger API and the map pages."""
     import uvicorn
 
-    from api.app import create_app
     from gis.config import server_settings
 
     ensure_schema()
     settings = server_settings()
-    uvicorn.run(create_app(), host=host or settings.host, port=port or settings.port, log_level="info",
+    # an import string and factory: every worker process builds its own app (pools, feed thread, caches)
+    uvicorn.run("api.app:create_app", factory=True, host=host or settings.host, port=port or settings.port,
+                workers=workers or default_workers(), log_level="info",
                 access_log=False)  # the app writes one structured JSON line per request
 
 

@@ -5,10 +5,14 @@ into a throwaway managed PostGIS (or reuses one with --home), serves the app wit
 with wrk: one client (x1, the cost of a request free of queueing) and 50 concurrent clients, each run after an
 unmeasured warm-up at the same concurrency. The same 2000 random bboxes / tiles are cycled by every run:
 - app bbox, app tile: the tile cache off (every tile built by PostGIS: the cold-cache figure);
-- app tile cached: the tile cache on (hit rate from the X-Cache header);
+- app tile cached: the tile cache on, the same 2000 tiles (after the warm-up every one is cached: all hits);
+- app tile zipf cached: the tile cache on, a realistic map-client mix: 20,000 requests drawn with Zipf(1)
+  popularity over every tile of zooms 13-17 covering the district's buildings, so the hit rate (from the X-Cache
+  header, per worker caches) is whatever the mix gives, misses at low zoom included;
 - postgres bbox, postgres tile: the app's own SQL for the same requests straight from PostgreSQL, driven by pgbench
   (C, closed loop, prepared statements, same concurrency; each transaction also reads its request's parameters from
-  a table by primary key). Transactions started during the warm-up are left out.
+  a table by primary key). Transactions started during the warm-up are left out. postgres tile zipf builds every
+  request of the Zipf mix (PostgreSQL has no tile cache: the app's cache is what that row compares).
 Prints requests/s, p50 and p99 for all, the app/PostgreSQL throughput ratio and the verdict against the targets
 (p99 < 100 ms for a bbox page of 100 features, < 50 ms for a tile, at 50 clients).
 
@@ -37,6 +41,9 @@ sys.path.insert(0, str(ROOT))
 
 BBOX_DEG = 0.012  # a bbox window holding about four compounds (> 100 buildings: full pages of 100)
 TARGETS_MS = {"bbox": 100.0, "tile": 50.0}
+ZIPF_ZOOMS = range(13, 18)  # a district map: overview to street level
+ZIPF_REQUESTS = 20_000
+LABELS = {"bbox": "bbox", "tile": "tile", "zipf": "tile zipf"}
 
 
 def _free_port() -> int:
@@ -121,25 +128,52 @@ def load_data(engine, *, synthetic: bool = False) -> tuple[str, dict[str, int]]:
     return "synthetic grid", synthesise(engine)
 
 
+def _tile_xy(lon: float, lat: float, zoom: int) -> tuple[int, int]:
+    k = 1 << zoom
+    return (min(k - 1, int((lon + 180) / 360 * k)),
+            min(k - 1, int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * k)))
+
+
+def zipf_tiles(bounds: tuple[float, float, float, float], *, zooms: range, n: int, s: float = 1.0,
+               seed: int = 11) -> tuple[list[str], int]:
+    """`n` tile requests over every tile of `zooms` covering `bounds`, drawn independently with Zipf(`s`)
+    popularity over a random ranking of the tiles (a few tiles very often, most rarely, as map clients ask);
+    returns the paths and the number of distinct tiles they can hit."""
+    tiles = []
+    for z in zooms:
+        (x0, y1), (x1, y0) = _tile_xy(bounds[0], bounds[1], z), _tile_xy(bounds[2], bounds[3], z)
+        tiles += [(z, x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)]
+    rng = random.Random(seed)
+    rng.shuffle(tiles)
+    weights = [1 / rank ** s for rank in range(1, len(tiles) + 1)]
+    return [f"/tiles/buildings/{z}/{x}/{y}.mvt" for z, x, y in rng.choices(tiles, weights, k=n)], len(tiles)
+
+
 def request_sets(engine, *, n: int, zoom: int, seed: int = 7) -> dict[str, list[str]]:
-    """Paths for the bbox-page and tile workloads, centred on random buildings (so each hits data)."""
+    """Paths for the bbox-page and tile workloads, centred on random buildings (so each hits data), and the
+    Zipf-distributed tile mix over zooms 13-17 of the buildings' extent."""
     from sqlalchemy import text
 
     with engine.connect() as conn:
         pts = conn.execute(text(
             "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM buildings "
             "ORDER BY md5(ref), id LIMIT :n) s"), {"n": n}).all()
+        bounds = conn.execute(text(
+            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(geom) e FROM buildings) s"
+        )).one()
     rng = random.Random(seed)
     bbox, tiles = [], []
     for x, y in pts:
         ox, oy = rng.uniform(0, BBOX_DEG), rng.uniform(0, BBOX_DEG)
         bbox.append(f"/collections/buildings/items?limit=100&bbox={x - ox:.6f},{y - oy:.6f},"
                     f"{x - ox + BBOX_DEG:.6f},{y - oy + BBOX_DEG:.6f}")
-        k = 1 << zoom
-        tx = int((x + 180) / 360 * k)
-        ty = int((1 - math.asinh(math.tan(math.radians(y))) / math.pi) / 2 * k)
+        tx, ty = _tile_xy(x, y, zoom)
         tiles.append(f"/tiles/buildings/{zoom}/{tx}/{ty}.mvt")
-    return {"bbox": bbox, "tile": tiles}
+    zipf, distinct = zipf_tiles(tuple(bounds), zooms=ZIPF_ZOOMS, n=ZIPF_REQUESTS)
+    print(f"tile mix: {len(zipf):,} requests, Zipf(1) over the {distinct:,} tiles of zooms "
+          f"{ZIPF_ZOOMS.start}-{ZIPF_ZOOMS.stop - 1} covering the buildings ({len(set(zipf)):,} distinct drawn)",
+          flush=True)
+    return {"bbox": bbox, "tile": tiles, "zipf": zipf}
 
 
 # --- load generators --------------------------------------------------------------------------------------------
@@ -209,9 +243,15 @@ def _pgbench_sql(sql: str) -> str:
     return " ".join(sql.split())
 
 
-def pgbench_scripts(paths: dict[str, list[str]], workdir: Path) -> tuple[list[tuple], dict[str, Path]]:
-    """The rows of the bench_requests table (one per path) and one pgbench script per workload: pick a random
-    request, read its parameters (\\gset, a primary-key lookup), run the app's own SQL for it."""
+def _zxy(path: str) -> tuple[int, int, int]:
+    z, x, y = (int(v) for v in re.findall(r"/(\d+)/(\d+)/(\d+)\.mvt", path)[0])
+    return z, x, y
+
+
+def pgbench_scripts(paths: dict[str, list[str]], workdir: Path) -> tuple[dict[str, list[tuple]], dict[str, Path]]:
+    """The rows of the bench_requests table (one per bbox/tile path) and of bench_tiles (the Zipf mix, one per
+    request), and one pgbench script per workload: pick a random request, read its parameters (\\gset, a
+    primary-key lookup), run the app's own SQL for it."""
     from urllib.parse import parse_qsl, urlsplit
 
     from api.auth import Principal
@@ -225,27 +265,29 @@ def pgbench_scripts(paths: dict[str, list[str]], workdir: Path) -> tuple[list[tu
     for i, (bbox_path, tile_path) in enumerate(zip(paths["bbox"], paths["tile"], strict=True), start=1):
         q = parse_items_query(LAYERS["buildings"], dict(parse_qsl(urlsplit(bbox_path).query)))
         page, _, params = page_sql(LAYERS["buildings"], q, admin)
-        z, x, y = (int(v) for v in re.findall(r"/(\d+)/(\d+)/(\d+)\.mvt", tile_path)[0])
+        z, x, y = _zxy(tile_path)
         rows.append((i, params["bx0"], params["by0"], params["bx1"], params["by1"], z, x, y))
     if api_settings().count_cap > 0:
         print("note: FIRELANE_API_COUNT_CAP > 0: the app also runs a capped count per page with a next page; "
               "the PostgreSQL peer runs the page query only", flush=True)
-    n = len(rows)
+    n, tile = len(rows), _pgbench_sql(tile_sql(LAYERS["buildings"], None))
+    zipf = [(i, *_zxy(path)) for i, path in enumerate(paths["zipf"], start=1)]
     scripts = {
         "bbox": (f"\\set i random(1, {n})\n\\set limit 100\n\\set limit_plus 101\n\\set offset 0\n"
                  f"SELECT bx0, by0, bx1, by1 FROM bench_requests WHERE i = :i \\gset\n{_pgbench_sql(page)};\n"),
         "tile": (f"\\set i random(1, {n})\nSELECT z, x, y FROM bench_requests WHERE i = :i \\gset\n"
-                 f"{_pgbench_sql(tile_sql(LAYERS['buildings'], None))};\n"),
+                 f"{tile};\n"),
+        "zipf": f"\\set i random(1, {len(zipf)})\nSELECT z, x, y FROM bench_tiles WHERE i = :i \\gset\n{tile};\n",
     }
     files = {}
     for name, body in scripts.items():
         files[name] = workdir / f"{name}.pgbench"
         files[name].write_text(body)
-    return rows, files
+    return {"requests": rows, "tiles": zipf}, files
 
 
-def load_requests(engine, rows: list[tuple]) -> None:
-    """The benchmark's requests as a table, so pgbench clients draw the same bboxes and tiles as wrk."""
+def load_requests(engine, rows: dict[str, list[tuple]]) -> None:
+    """The benchmark's requests as tables, so pgbench clients draw the same bboxes and tiles as wrk."""
     from sqlalchemy import text
 
     with engine.begin() as conn:
@@ -253,8 +295,13 @@ def load_requests(engine, rows: list[tuple]) -> None:
         conn.execute(text("CREATE TABLE bench_requests (i int PRIMARY KEY, bx0 float8, by0 float8, bx1 float8, "
                           "by1 float8, z int, x int, y int)"))
         conn.execute(text("INSERT INTO bench_requests VALUES (:i, :bx0, :by0, :bx1, :by1, :z, :x, :y)"),
-                     [dict(zip(("i", "bx0", "by0", "bx1", "by1", "z", "x", "y"), r, strict=True)) for r in rows])
-        conn.execute(text("ANALYZE bench_requests"))
+                     [dict(zip(("i", "bx0", "by0", "bx1", "by1", "z", "x", "y"), r, strict=True))
+                      for r in rows["requests"]])
+        conn.execute(text("DROP TABLE IF EXISTS bench_tiles"))
+        conn.execute(text("CREATE TABLE bench_tiles (i int PRIMARY KEY, z int, x int, y int)"))
+        conn.execute(text("INSERT INTO bench_tiles VALUES (:i, :z, :x, :y)"),
+                     [dict(zip(("i", "z", "x", "y"), r, strict=True)) for r in rows["tiles"]])
+        conn.execute(text("ANALYZE bench_requests, bench_tiles"))
 
 
 def run_pgbench(state, script: Path, *, clients: int, seconds: int, workdir: Path, warmup: int) -> dict:
@@ -356,8 +403,9 @@ def report(args: argparse.Namespace, results: dict[str, dict], load_before: str)
         hits = "" if r["hit_rate"] is None else f"{r['hit_rate']:.0%}"
         print(f"{name:<22}{r['tool']:<9}{r['requests']:>9}{r['rps']:>9.0f}{r['p50']:>9.1f}{r['p99']:>9.1f}"
               f"{r['errors']:>8}{hits:>12}")
-    for name in ("bbox", "tile", "tile cached"):
-        app, pg = results.get(f"app {name}"), results.get(f"postgres {name.split()[0]}")
+    for name, peer in (("bbox", "bbox"), ("tile", "tile"), ("tile cached", "tile"),
+                       ("tile zipf cached", "tile zipf")):
+        app, pg = results.get(f"app {name}"), results.get(f"postgres {peer}")
         if app is None or pg is None:
             continue
         target = TARGETS_MS[name.split()[0]]
@@ -411,8 +459,8 @@ def main() -> None:
             sample = httpx.get(base + paths["bbox"][0], headers={"Authorization": f"Bearer {token}"}).json()
             print(f"a bbox page returns {sample['numberReturned']} features", flush=True)
             for name in names:
-                for clients in (1, args.clients):
-                    key = f"app {name}{label}" + (" x1" if clients == 1 else "")
+                for clients in (1, args.clients) if name != "zipf" else (args.clients,):
+                    key = f"app {LABELS[name]}{label}" + (" x1" if clients == 1 else "")
                     results[key] = run_wrk(base, paths[name], token, clients=clients, seconds=args.seconds,
                                            workdir=workdir, warmup=warmup(clients))
                     print(f"  {key}: {results[key]}", flush=True)
@@ -423,13 +471,15 @@ def main() -> None:
             app_runs("", ("bbox", "tile"))
             stop_server(server)
             server = start_server(base_env, port=port, workers=args.workers)
-            app_runs(" cached", ("tile",))
+            app_runs(" cached", ("tile", "zipf"))
             stop_server(server)
             server = None
         if args.only != "app":
-            for name in ("bbox", "tile"):
+            for name in ("bbox", "tile", "zipf"):
                 for clients in (1, args.clients):
-                    key = f"postgres {name}" + (" x1" if clients == 1 else "")
+                    if name == "zipf" and clients == 1:
+                        continue
+                    key = f"postgres {LABELS[name]}" + (" x1" if clients == 1 else "")
                     results[key] = run_pgbench(state, scripts[name], clients=clients, seconds=args.seconds,
                                                workdir=workdir, warmup=warmup(clients))
                     print(f"  {key}: {results[key]}", flush=True)

@@ -225,3 +225,22 @@ def test_only_admins_manage_users(api, headers):
         new = {"username": f"u-{role}", "password": "long-password", "role": "viewer"}
         assert api.post("/users", json=new, headers=headers[role]).status_code == (
             201 if role == "admin" else 403), role
+
+
+def test_concurrent_requests_share_one_token_lookup_when_the_cache_has_expired(headers, monkeypatch):
+    import asyncio
+
+    from api import auth
+
+    calls = []
+    real = auth.principal_for_token
+    monkeypatch.setattr(auth, "principal_for_token", lambda token: calls.append(token) or real(token))
+    token = headers["viewer"]["Authorization"].split()[1]
+    auth.forget_tokens()
+
+    async def burst() -> list:
+        return await asyncio.gather(*(auth._shared_lookup(token) for _ in range(20)))
+
+    found = asyncio.run(burst())
+    assert len(calls) == 1 and {p.username for p in found} == {"viewer"}
+    assert asyncio.run(auth._shared_lookup("fl_not-a-token")) is None

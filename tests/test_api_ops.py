@@ -78,3 +78,63 @@ def test_pooled_connections_killed_while_idle_are_replaced_without_an_error(api,
     again = api.get(url, headers=headers["viewer"])
     assert again.status_code == 200 and again.json()["numberReturned"] == 6
     assert api.get("/tiles/buildings/12/3430/1692.mvt", headers=headers["viewer"]).status_code == 200
+
+
+def _serve(port: int, workers: int):
+    """`firelane serve` as a user starts it, on `port`, once it answers /readyz."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    server = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers",
+                               str(workers)], env=os.environ.copy(), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    for _ in range(300):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    server.kill()
+    raise AssertionError("firelane serve did not become ready")
+
+
+def test_serve_workers_each_answer_and_each_tile_cache_sees_a_write(headers, district, db):
+    import socket
+    import time
+
+    import httpx
+    import mapbox_vector_tile
+    import psutil
+    from sqlalchemy import text
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = _serve(port, workers=2)
+    url = f"http://127.0.0.1:{port}/tiles/buildings/12/3430/1692.mvt"
+
+    def refs() -> list[set[str]]:  # a new connection per request: the kernel spreads them over the workers
+        out = []
+        for _ in range(12):
+            body = httpx.get(url, headers=headers["admin"]).content
+            out.append({f.get("properties", {}).get("ref") for f in mapbox_vector_tile.decode(body)["buildings"]
+                        ["features"]})
+        return out
+
+    try:
+        workers = [p for p in psutil.Process(server.pid).children(recursive=True) if "spawn" in " ".join(p.cmdline())]
+        assert len(workers) == 2
+        assert all("BB-0" in r for r in refs())  # every worker has built (and cached) the tile
+        with db.begin() as conn:  # a write outside the app: every worker must learn of it from its change feed
+            conn.execute(text("DELETE FROM buildings WHERE ref = 'BB-0'"))
+        deadline = time.monotonic() + 10
+        while any("BB-0" in r for r in refs()):
+            assert time.monotonic() < deadline, "a worker kept serving a stale tile"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
