@@ -17,7 +17,7 @@ import derives compound/street links as it does in production). Then, in the sam
 
 Prints features/s for each and the ratios (peer time / our time; > 1 means ours is faster than the peer).
 
-    .venv/bin/python benchmarks/bench_import.py [--features 100000] [--repeat 3] [--layer buildings]
+    .venv/bin/python benchmarks/bench_import.py [--features 100000] [--repeat 3] [--home DIR]
 """
 
 from __future__ import annotations
@@ -100,8 +100,10 @@ def sample_frames():
                                                     if frames[k] is not None}
 
 
-def _managed_cluster():
-    home = Path(tempfile.mkdtemp(prefix="firelane-bench-import-"))
+def _managed_cluster(parent: str | None = None):
+    if parent:
+        Path(parent).mkdir(parents=True, exist_ok=True)
+    home = Path(tempfile.mkdtemp(prefix="firelane-bench-import-", dir=parent))
     os.environ["FIRELANE_HOME"] = str(home)
     os.environ.pop("FIRELANE_DATABASE_URL", None)
     from gis import migrate, pgcluster
@@ -130,6 +132,7 @@ def main() -> None:
     parser.add_argument("--features", type=int, default=100_000, help="synthetic building count")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--synthetic", action="store_true", help="skip gis.sample even if it works")
+    parser.add_argument("--home", help="parent dir of the throwaway FIRELANE_HOME and files (default: system temp)")
     args = parser.parse_args()
 
     import geopandas as gpd
@@ -145,8 +148,8 @@ def main() -> None:
     if frames is None:
         frames, source = synthesise(args.features), f"synthetic ({args.features} buildings)"
     streets, compounds, layers = frames
-    home, engine = _managed_cluster()
-    work = Path(tempfile.mkdtemp(prefix="firelane-bench-files-"))
+    home, engine = _managed_cluster(args.home)
+    work = Path(tempfile.mkdtemp(prefix="firelane-bench-files-", dir=args.home))
     try:
         with transaction(engine=engine, user="bench") as conn:
             if streets is not None:

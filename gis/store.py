@@ -390,8 +390,11 @@ def _write(conn: Connection, raw: psycopg.Connection, layer: Layer, chunks: Iter
         nonlocal written
         for frame in chain([first], chunks):
             for start in range(0, len(frame), _COPY_CHUNK_ROWS):
-                chunk = linker.apply(frame.iloc[start:start + _COPY_CHUNK_ROWS])
-                cells: list[pa.Array | pa.Scalar] = [_copy_cells(chunk[c], as_json=c in json_cols) for c in cols]
+                chunk = frame.iloc[start:start + _COPY_CHUNK_ROWS]
+                links = linker.derived(chunk)  # arrays, not set into a GeoDataFrame copy (GeoPandas' setitem is slow)
+                cells: list[pa.Array | pa.Scalar] = [
+                    _copy_cells(pd.Series(links[c], copy=False) if c in links else chunk[c], as_json=c in json_cols)
+                    for c in cols]
                 cells.append(pa.array(_copy_extra(chunk["extra"].tolist(), len(chunk)).tolist(), type=pa.string())
                              if "extra" in chunk.columns else pa.scalar("{}"))
                 cells.append(_hex_wkb(_promote(np.asarray(chunk.geometry.values), layer)))
@@ -559,17 +562,26 @@ class Linker:
         if not self.links or len(frame) == 0:
             return frame
         out = frame.copy()
-        n = len(out)
+        for name, values in self.derived(frame).items():
+            out[name] = values
+        return out
+
+    def derived(self, frame: gpd.GeoDataFrame) -> dict[str, np.ndarray]:
+        """The link columns (compound_id, compound_ref, street_code) for `frame`'s rows, as object arrays."""
+        if not self.links or len(frame) == 0:
+            return {}
+        derived: dict[str, np.ndarray] = {}
+        n = len(frame)
         points = None
 
         def column(name: str) -> np.ndarray:
-            return (out[name].to_numpy(dtype=object).copy() if name in out.columns
+            return (frame[name].to_numpy(dtype=object).copy() if name in frame.columns
                     else np.full(n, None, dtype=object))
 
         def smallest(areas: _Areas) -> np.ndarray:
             nonlocal points
             if points is None:  # a point is its own point-on-surface: GEOS runs only for lines and polygons
-                geoms = np.asarray(out.geometry.values)
+                geoms = np.asarray(frame.geometry.values)
                 points = geoms.copy()
                 other = shapely.get_type_id(geoms) != 0
                 points[other] = shapely.point_on_surface(geoms[other])
@@ -588,8 +600,8 @@ class Linker:
                 c = self.compounds
                 compound_id[todo], compound_ref[todo], compound_street[todo] = (
                     c.ids[hit][todo], c.refs[hit][todo], c.extra[hit][todo])  # -1 picks the trailing None
-            out["compound_id"] = compound_id
-            out["compound_ref"] = compound_ref
+            derived["compound_id"] = compound_id
+            derived["compound_ref"] = compound_ref
         if "street_code" in self.links:
             street_code = column("street_code")
             if "compound_id" in self.links:
@@ -598,8 +610,8 @@ class Linker:
             todo = pd.isna(street_code)
             if todo.any():
                 street_code[todo] = self.streets.refs[smallest(self.streets)][todo]
-            out["street_code"] = street_code
-        return out
+            derived["street_code"] = street_code
+        return derived
 
 
 def link_frame(conn: Connection, layer: Layer, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
