@@ -41,6 +41,17 @@ def test_managed_cluster_lifecycle_needs_no_manual_step(tmp_path):
         assert _run(["db", "status"], env).stdout.strip() == "running"
     finally:
         _run(["db", "stop"], env)
+        _remove_cluster(tmp_path / "home")
+
+
+def _remove_cluster(home: Path) -> None:
+    """Delete a stopped test cluster's data directory (as root it lives under /var/lib/firelane, not in tmp_path)."""
+    import json
+    import shutil
+
+    state = home / "cluster.json"
+    if state.exists():
+        shutil.rmtree(json.loads(state.read_text())["datadir"], ignore_errors=True)
 
 
 def test_database_url_points_at_an_existing_postgis(engine, tmp_path):
