@@ -457,14 +457,7 @@ def clusters(dilated: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     groups = np.flatnonzero(size > 1)
     merged = np.empty(0, dtype=object)
     if len(groups):
-        # one union per group, all in one call: a ragged table of the groups' members padded with None
-        rows = np.searchsorted(groups, label[~alone])
-        order = np.argsort(rows, kind="stable")
-        rows = rows[order]
-        cols = np.arange(len(rows)) - np.searchsorted(rows, rows)
-        table = np.full((len(groups), int(size[groups].max())), None, dtype=object)
-        table[rows, cols] = dilated[~alone][order]
-        merged = shapely.union_all(table, axis=1)
+        merged = union_rows(dilated[~alone], np.searchsorted(groups, label[~alone]), len(groups))
     out = np.concatenate([dilated[alone], merged])
     parts, src = pieces_of(out)
     member = np.full(n, -1, dtype=np.int64)
@@ -792,7 +785,7 @@ def local_cuts(space: np.ndarray, dilated: np.ndarray, windows: np.ndarray, entr
     a, ak = pieces_of(base)
     b, bk = pieces_of(shapely.difference(base, dilated))
     band = shapely.difference(windows, shapely.buffer(windows, -EDGE_BAND_M, quad_segs=4))
-    cross, xk = _parts(shapely.intersection(_union_rows(a, ak, n), band))
+    cross, xk = _parts(shapely.intersection(union_rows(a, ak, n), band))
     entries = np.asarray(entries, dtype=object)
     entry_window = np.asarray(entry_window, dtype=np.int64)
     if len(entries):
@@ -830,8 +823,9 @@ def _joined_pairs(piece: np.ndarray, term_col: np.ndarray, piece_window: np.ndar
     return _joined(member)
 
 
-def _union_rows(parts: np.ndarray, row: np.ndarray, n: int) -> np.ndarray:
-    """Per row 0..n-1 the union of the `parts` labelled with it (one vectorised call; empty rows: empty)."""
+def union_rows(parts: np.ndarray, row: np.ndarray, n: int) -> np.ndarray:
+    """Per row 0..n-1 the union of the `parts` labelled with it: one vectorised call over a ragged table of the
+    rows' parts padded with None (empty rows: empty)."""
     order = np.argsort(row, kind="stable")
     parts, row = parts[order], row[order]
     col = np.arange(len(row)) - np.searchsorted(row, row)

@@ -205,13 +205,7 @@ class LaneNetwork:
                 zones = self.contact_zones()
                 items.append(shapely.convex_hull(shapely.union(zones[pc], zones[back])))
                 rows.append(pg)
-        item, row = np.concatenate(items), np.concatenate(rows)
-        order = np.argsort(row, kind="stable")
-        item, row = item[order], row[order]
-        col = np.arange(len(row)) - np.searchsorted(row, row)
-        table = np.full((n_g, int(col.max(initial=0)) + 1), None, dtype=object)
-        table[row, col] = item
-        return shapely.union_all(table, axis=1)
+        return gm.union_rows(np.concatenate(items), np.concatenate(rows), n_g)
 
     def terminals(self, i: int) -> list:
         zones = list(self.ext_zone[self.ext_lane == i]) + list(self.contact_zones()[self.adj_i == i])
