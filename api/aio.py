@@ -12,8 +12,6 @@ database answers. Connection errors are psycopg errors, mapped to 503 by api.err
 from __future__ import annotations
 
 import asyncio
-import re
-from functools import lru_cache
 from typing import Any
 
 import psycopg
@@ -22,15 +20,10 @@ from sqlalchemy import Engine
 
 from api.errors import ServiceUnavailable
 from gis.config import database_settings
+from gis.db import libpq_conninfo, pyformat
 
 #: Longest wait for a connection while the database looks down (a failed connect or a connection lost in use).
 DOWN_WAIT_S = 0.5
-
-
-@lru_cache(maxsize=256)
-def pyformat(sql: str) -> str:
-    """SQLAlchemy `:name` binds as psycopg `%(name)s` (literal % doubled; `::type` casts untouched)."""
-    return re.sub(r"(?<![:\w\\]):(\w+)(?!:)", r"%(\1)s", sql.replace("%", "%%"))
 
 
 class ReadPool:
@@ -115,7 +108,7 @@ def read_pool(engine: Engine) -> ReadPool:
     pool = _pools.get("read")
     if pool is not None and pool.loop is loop and pool.engine is engine:
         return pool
-    conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    conninfo = libpq_conninfo(engine)
     if pool is None or pool.loop is not loop or pool.conninfo != conninfo:
         if pool is not None:
             pool.discard()

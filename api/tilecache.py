@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 
 from gis.changes import CHANNEL, INSTALLED_SQL
 from gis.config import api_settings
+from gis.db import libpq_conninfo
 from gis.layers import LAYERS
 
 log = logging.getLogger("firelane.api")
@@ -156,10 +157,6 @@ _state: dict[str, tuple[Engine, str, ChangeFeed, TileCache]] = {}
 _state_lock = threading.Lock()
 
 
-def _conninfo(engine: Engine) -> str:
-    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 def tile_cache(engine: Engine) -> tuple[ChangeFeed, TileCache] | None:
     """This process's feed and cache for `engine`'s database (started on first use); None when turned off."""
     max_bytes = int(api_settings().tile_cache_mb * 1024 * 1024)
@@ -170,7 +167,7 @@ def tile_cache(engine: Engine) -> tuple[ChangeFeed, TileCache] | None:
         return current[2], current[3]
     with _state_lock:
         current = _state.get("cache")
-        conninfo = _conninfo(engine)
+        conninfo = libpq_conninfo(engine)
         if current is None or current[1] != conninfo:  # first use, or another database
             if current is not None:
                 current[2].stop()

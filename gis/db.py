@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -21,6 +22,18 @@ def database_url(*, start_managed: bool = True) -> str:
                 return "postgresql+psycopg://" + configured[len(prefix):]
         return configured
     return pgcluster.url(start_if_needed=start_managed)
+
+
+@lru_cache(maxsize=256)
+def pyformat(sql: str) -> str:
+    """SQL written for SQLAlchemy's text() (`:name` binds) for a raw psycopg cursor (`%(name)s`), by SQLAlchemy's
+    own bind rule: literal % doubled, `::type` casts and `\\:` escapes untouched."""
+    return re.sub(r"(?<![:\w\\]):(\w+)(?!:)", r"%(\1)s", sql.replace("%", "%%"))
+
+
+def libpq_conninfo(engine: Engine) -> str:
+    """`engine`'s database as a plain libpq URL (password included) for psycopg connections outside SQLAlchemy."""
+    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 @lru_cache

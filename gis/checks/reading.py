@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -14,6 +13,7 @@ import shapely
 from sqlalchemy import Engine
 from sqlalchemy import types as sa_types
 
+from gis.db import pyformat
 from gis.layers import STORAGE_SRID
 from gis.schema import TABLES
 
@@ -34,11 +34,6 @@ def check_columns(layer: str) -> list[str]:
     """The columns of a layer's table the checks read (in table order, without the geometry)."""
     return [c.name for c in TABLES[layer].c
             if c.name != "geom" and c.name not in SKIPPED_COLUMNS and not isinstance(c.type, _SKIPPED_TYPES)]
-
-
-def _pyformat(sql: str) -> str:
-    """SQLAlchemy-style `:name` parameters as psycopg's `%(name)s` (COPY binds them client-side)."""
-    return re.sub(r"(?<![:\w]):([A-Za-z_]\w*)", r"%(\1)s", sql.replace("%", "%%"))
 
 
 def _typed(frame: pd.DataFrame, layer: str, cols: list[str]) -> pd.DataFrame:
@@ -87,7 +82,7 @@ def read_check_layer(conn: Any, layer: str, *, where: str | None = None,
               f"FROM {layer} t" + (f" WHERE ({where})" if where else "") + " ORDER BY t.id")
     raw = conn.connection.driver_connection
     buf = io.BytesIO()
-    statement = f"COPY ({_pyformat(select)}) TO STDOUT WITH (FORMAT csv, HEADER, NULL '{_NULL}')"
+    statement = f"COPY ({pyformat(select)}) TO STDOUT WITH (FORMAT csv, HEADER, NULL '{_NULL}')"
     with raw.cursor() as cur, cur.copy(statement, dict(params) if params else None) as cp:
         for block in cp:
             buf.write(block)
