@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 import psycopg
+import psycopg.errors as pge
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -112,9 +113,6 @@ def _db_error(exc: sa_exc.DBAPIError) -> tuple[int, str, str]:
 
 def _driver_error(orig: BaseException | None, *, disconnected: bool) -> tuple[int, str, str]:
     """Status, code and message for a psycopg error (raised directly by api.aio or wrapped by SQLAlchemy)."""
-    import psycopg
-    import psycopg.errors as pge
-
     if disconnected or isinstance(orig, psycopg.OperationalError | psycopg.InterfaceError):
         if isinstance(orig, pge.QueryCanceled):
             return 503, "Timeout", "查询超时 query took too long"
@@ -155,19 +153,18 @@ def install_handlers(app: FastAPI) -> None:
         return error_response(request, exc.status_code, codes.get(exc.status_code, "HTTPError"), text,
                               getattr(exc, "headers", None))
 
-    @app.exception_handler(sa_exc.DBAPIError)
-    async def _dbapi(request: Request, exc: sa_exc.DBAPIError) -> Response:
-        status, code, text = _db_error(exc)
+    def database_response(request: Request, exc: Exception, status: int, code: str, text: str) -> Response:
         if status >= 500:
             log.warning("database error on %s %s: %s", request.method, request.url.path, exc.__class__.__name__)
         return error_response(request, status, code, text, {"Retry-After": "5"} if status == 503 else None)
 
+    @app.exception_handler(sa_exc.DBAPIError)
+    async def _dbapi(request: Request, exc: sa_exc.DBAPIError) -> Response:
+        return database_response(request, exc, *_db_error(exc))
+
     @app.exception_handler(psycopg.Error)
     async def _psycopg(request: Request, exc: psycopg.Error) -> Response:
-        status, code, text = _driver_error(exc, disconnected=False)
-        if status >= 500:
-            log.warning("database error on %s %s: %s", request.method, request.url.path, exc.__class__.__name__)
-        return error_response(request, status, code, text, {"Retry-After": "5"} if status == 503 else None)
+        return database_response(request, exc, *_driver_error(exc, disconnected=False))
 
     @app.exception_handler(sa_exc.TimeoutError)
     async def _pool_timeout(request: Request, exc: sa_exc.TimeoutError) -> Response:
