@@ -12,6 +12,7 @@ from shapely import STRtree
 from shapely.ops import substring
 
 from gis.checks import attributes as at
+from gis.checks import geometry as gm
 from gis.checks import network as nw
 from gis.checks.catalog import rule as rule_of
 from gis.checks.context import OWNER_COLUMN
@@ -138,14 +139,9 @@ def _road_lines(ctx: Any) -> np.ndarray:
     key = np.where(pd.isna(at.column(roads, "name")).to_numpy(), at.refs(roads),
                    at.texts(roads, "name", "")).astype(str)
     key = np.char.add(np.char.add(at.texts(roads, "kind", "city").astype(str), "|"), key)
-    # one union per road, in key order and feature order within a road (as a groupby would), without the
-    # per-group frame overhead
+    # one union per road, in key order and feature order within a road (as a groupby would), in one call
     uniq, inverse = np.unique(key, return_inverse=True)
-    order = np.argsort(inverse, kind="stable")
-    bounds = np.searchsorted(inverse[order], np.arange(len(uniq) + 1))
-    g = at.geoms(roads)[order]
-    grouped = np.array([shapely.union_all(g[bounds[k]:bounds[k + 1]]) for k in range(len(uniq))], dtype=object)
-    return shapely.get_parts(shapely.line_merge(grouped))
+    return shapely.get_parts(shapely.line_merge(gm.union_rows(at.geoms(roads), inverse, len(uniq))))
 
 
 def spacing_findings(ctx: Any) -> list[Finding]:
