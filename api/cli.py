@@ -215,16 +215,12 @@ def default_workers() -> int:
                    "for up to FIRELANE_AUTH_TOKEN_CACHE_S seconds (default 5)")
 def serve_cmd(host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the OGC API, the checks/ledger API and the map pages."""
-    import uvicorn
-
+    from api.demo import serve_app
     from gis.config import server_settings
 
     ensure_schema()
     settings = server_settings()
-    # an import string and factory: every worker process builds its own app (pools, feed thread, caches)
-    uvicorn.run("api.app:create_app", factory=True, host=host or settings.host, port=port or settings.port,
-                workers=workers or default_workers(), log_level="info",
-                access_log=False)  # the app writes one structured JSON line per request
+    serve_app(host=host or settings.host, port=port or settings.port, workers=workers or default_workers())
 
 
 @cli.command("demo")
@@ -233,12 +229,15 @@ def serve_cmd(host: str | None, port: int | None, workers: int | None) -> None:
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="uvicorn worker processes, as for `firelane serve`")
 @click.option("--no-serve", is_flag=True, help="load and check, then exit")
-def demo_cmd(district: str, scale: str, seed: int, host: str, port: int, no_serve: bool) -> None:
+def demo_cmd(district: str, scale: str, seed: int, host: str, port: int, workers: int, no_serve: bool) -> None:
     """Start the database, load the sample district, run the checks and serve the web app."""
     from api.demo import run_demo
 
-    run_demo(district=district, scale=scale, seed=seed, host=host, port=port, serve=not no_serve)
+    run_demo(district=district, scale=scale, seed=seed, host=host, port=port, workers=workers,
+             serve=not no_serve)
 
 
 # --- users (admin) ----------------------------------------------------------------------------------------------

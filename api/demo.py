@@ -71,7 +71,8 @@ def page_urls(base: str, *, engine: Engine) -> dict[str, str]:
 
 
 def run_demo(*, district: str = "yinzhou", scale: str = "s", seed: int = 1, host: str = "127.0.0.1",
-             port: int = 8000, serve: bool = True, out: Callable[[str], None] = print) -> DemoResult:
+             port: int = 8000, workers: int = 1, serve: bool = True,
+             out: Callable[[str], None] = print) -> DemoResult:
     """Start the managed PostGIS (unless FIRELANE_DATABASE_URL), migrate, load the sample district, check it,
     create the demo admin (random password, printed), print the page URLs and serve them with uvicorn.
 
@@ -129,10 +130,18 @@ def run_demo(*, district: str = "yinzhou", scale: str = "s", seed: int = 1, host
     _say(out, f"准备用时 {time.perf_counter() - started:.1f} 秒", f"set up in {time.perf_counter() - started:.1f} s")
     demo = DemoResult(base_url=base, username=username, password=password, urls=urls, counts=counts)
     if serve:
-        import uvicorn
-
-        from api.app import create_app
-
         _say(out, f"服务已启动 {base} (Ctrl+C 停止)", f"serving on {base} (Ctrl+C to stop)")
-        uvicorn.run(create_app(), host=host, port=port, log_level="info")
+        serve_app(host=host, port=port, workers=workers)
     return demo
+
+
+def serve_app(*, host: str, port: int, workers: int = 1) -> None:
+    """Run the app under uvicorn with `workers` processes until stopped (`firelane serve` and `firelane demo`).
+
+    An import string and factory: every worker process builds its own app (pools, change-feed thread, caches).
+    uvicorn's access log is off: the app writes one structured JSON line per request.
+    """
+    import uvicorn
+
+    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info",
+                access_log=False)
