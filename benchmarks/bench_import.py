@@ -15,6 +15,11 @@ import derives compound/street links as it does in production). Then, in the sam
   links (compound_id stays NULL, so the foreign key is never looked up). A direct `ogr2ogr -append` into the
   layer is not used: GDAL falls back to one INSERT per feature for tables with column defaults (~20x slower).
 
+- server floor (extra information): the rows our import wrote, dumped with COPY TO and replayed into the
+  emptied layer with exactly the import's bulk-path statements (lock, drop plain indexes, set-based foreign-key
+  check, one COPY per 8,192 rows, index rebuilds) from a ready buffer: what PostgreSQL alone spends on the
+  rows, with no reading, validation or encoding in Python. ours can approach it, never beat it.
+
 Prints features/s for each and the ratios (peer time / our time; > 1 means ours is faster than the peer).
 
     .venv/bin/python benchmarks/bench_import.py [--features 100000] [--repeat 3] [--home DIR]
@@ -123,6 +128,50 @@ def _ogr_dsn(engine) -> str:
     return f"PG:host={u.host} port={u.port} dbname={u.database} user={u.username} password={u.password or ''}"
 
 
+def server_floor(engine, name: str) -> float:
+    """Seconds PostgreSQL alone takes to bulk-load the rows `name` now holds, replayed as the import sends them.
+
+    Dumps the written columns (all but the defaulted id/version/timestamps) with COPY TO, empties the layer and
+    times the import's bulk path (gis.store: `_bulk_indexes`, `_ForeignKey`, COPY per 8,192 rows, rebuilds)
+    fed from that buffer. The layer ends with the same rows it had.
+    """
+    from sqlalchemy import text
+
+    from gis.db import transaction
+    from gis.store import _COPY_CHUNK_ROWS, _bulk_indexes, _ForeignKey
+
+    with engine.connect() as conn:
+        cols = conn.execute(text(
+            "SELECT attname FROM pg_attribute WHERE attrelid = CAST(:t AS regclass) AND attnum > 0 "
+            "AND NOT attisdropped AND attname NOT IN ('id', 'version', 'created_at', 'updated_at') ORDER BY attnum"),
+            {"t": name}).scalars().all()
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cur, cur.copy(f"COPY (SELECT {', '.join(cols)} FROM {name} ORDER BY id) TO STDOUT") as cp:
+            lines = b"".join(bytes(b) for b in cp).splitlines(keepends=True)
+        conn.rollback()
+    chunks = [b"".join(lines[i:i + _COPY_CHUNK_ROWS]) for i in range(0, len(lines), _COPY_CHUNK_ROWS)]
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {name}, audit_log"))
+    started = time.perf_counter()
+    with transaction(engine=engine, user="bench") as conn:
+        conn.execute(text(f"LOCK TABLE {name} IN ACCESS EXCLUSIVE MODE"))
+        raw = conn.connection.driver_connection
+        rebuild, foreign_keys = _bulk_indexes(conn, name), _ForeignKey.set_checkable(conn, name)
+        for index, _ in rebuild:
+            raw.execute(f'DROP INDEX "{index}"')
+        for fk in foreign_keys:
+            raw.execute(f'ALTER TABLE {name} DISABLE TRIGGER "{fk.trigger}"')
+        for chunk in chunks:
+            with raw.cursor() as cur, cur.copy(f"COPY {name} ({', '.join(cols)}) FROM STDIN") as cp:
+                cp.write(chunk)
+        for fk in foreign_keys:
+            fk.check(raw, name)
+            raw.execute(f'ALTER TABLE {name} ENABLE TRIGGER "{fk.trigger}"')
+        for _, create in rebuild:
+            raw.execute(create)
+    return time.perf_counter() - started
+
+
 def _best(times: list[float]) -> float:
     return min(times)
 
@@ -167,7 +216,7 @@ def main() -> None:
                                         if c in frame.columns])
             pyogrio.write_dataframe(frame.to_crs(4490), path, layer=name)
             n = len(frame)
-            ours, ogr, gpdt, ogr_layer, dry, phases = [], [], [], [], [], []
+            ours, ogr, gpdt, ogr_layer, dry, phases, floor = [], [], [], [], [], [], []
             for _ in range(args.repeat):
                 t = time.perf_counter()
                 import_file(path, layer=name, dry_run=True, engine=engine)
@@ -184,6 +233,7 @@ def main() -> None:
                     linked = conn.execute(text(f"SELECT count(*) FILTER (WHERE compound_id IS NOT NULL), count(*) "
                                                f"FROM {name}")).one()
                 assert linked[1] == n, linked
+                floor.append(server_floor(engine, name))
 
                 t = time.perf_counter()
                 subprocess.run(["ogr2ogr", "-f", "PostgreSQL", _ogr_dsn(engine), str(path), name,
@@ -218,22 +268,25 @@ def main() -> None:
                 for table in (f"scratch_ogr_{name}", f"scratch_gpd_{name}", name):
                     assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() == n
             rows.append((name, n, _best(ours), _best(ogr), _best(gpdt), linked[0], statistics.median(ours), _best(dry),
-                         _best(ogr_layer)))
+                         _best(ogr_layer), _best(floor)))
             fastest = phases[ours.index(_best(ours))]
             print(f"{name}: ours by phase (fastest run): " + ", ".join(f"{k} {v:.2f} s" for k, v in fastest.items()))
         print(f"\n{'layer':<14}{'features':>9}  {'ours f/s':>10}  {'ogr2ogr f/s':>11}  {'geopandas f/s':>13}"
               f"  {'ours/ogr2ogr':>12}  {'ours/geopandas':>14}  {'ogr2ogr→layer f/s':>17}  {'ours/ogr2ogr→layer':>18}")
-        for name, n, ours, ogr, gpdt, _linked, _median, _dry, ogr_l in rows:
+        for name, n, ours, ogr, gpdt, _linked, _median, _dry, ogr_l, _floor in rows:
             print(f"{name:<14}{n:>9}  {n / ours:>10.0f}  {n / ogr:>11.0f}  {n / gpdt:>13.0f}"
                   f"  {ogr / ours:>12.2f}  {gpdt / ours:>14.2f}  {n / ogr_l:>17.0f}  {ogr_l / ours:>18.2f}")
         print("\nbest of", args.repeat, "runs each; ours includes validation, CRS handling, link derivation "
               "(compound_id/street_code), constraints, foreign key and audit rows; ratios > 1 mean ours is faster. "
               "The target is ours/ogr2ogr >= 1 (plain loads); ogr2ogr→layer is GDAL into the constrained layer "
               "table, for information.")
-        for name, n, ours, ogr, gpdt, linked, median, dry_s, ogr_l in rows:
+        for name, n, ours, ogr, gpdt, linked, median, dry_s, ogr_l, floor_s in rows:
             print(f"{name}: ours {ours:.2f} s (median {median:.2f} s; read + validation alone, --dry-run: "
                   f"{dry_s:.2f} s = {n / dry_s:.0f} f/s), ogr2ogr {ogr:.2f} s, geopandas {gpdt:.2f} s, "
                   f"ogr2ogr→layer {ogr_l:.2f} s; {linked}/{n} linked to a compound")
+            print(f"{name}: server floor (PostgreSQL alone, the same rows replayed through the bulk path, no Python "
+                  f"work) {floor_s:.2f} s = {n / floor_s:.0f} f/s: floor/ogr2ogr time {floor_s / ogr:.2f}, "
+                  f"ours/floor time {ours / floor_s:.2f}")
     finally:
         from gis import pgcluster
         from gis.db import reset_engine

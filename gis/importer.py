@@ -16,15 +16,17 @@ from sqlalchemy import Engine, text
 from gis.coords import CHINA_BOUNDS, CrsError, CrsSpec, parse_crs
 from gis.db import get_engine, transaction
 from gis.layers import Layer, UnknownLayerError, get_layer
-from gis.readers import ReadError, Source, read_source
+from gis.readers import ReadError, Source, parse_wkb, read_source
 from gis.store import write_frame, write_frames
 from gis.validate import Problem, Validated, duplicate_ref_problems, validate_chunks, validate_frame
 
 __all__ = ["ImportFailed", "ImportReport", "Problem", "import_file", "source_crs"]
 
 #: Files of at least this many features are validated and written chunk by chunk (`_import_streamed`), in
-#: chunks of STREAM_CHUNK_ROWS; smaller files, dry runs and unique-ref layers are validated whole first.
+#: chunks of STREAM_CHUNK_ROWS after a first chunk of STREAM_FIRST_ROWS (sizes doubling in between, so that
+#: PostgreSQL starts on the first rows early); smaller files, dry runs and unique-ref layers are validated whole.
 STREAM_CHUNK_ROWS = 8_192
+STREAM_FIRST_ROWS = 1_024
 STREAM_MIN_ROWS = 2 * STREAM_CHUNK_ROWS
 
 #: Formats whose files may lack a CRS and then mean WGS84 lon/lat (RFC 7946 GeoJSON, KML, CSV/XLSX lon/lat).
@@ -102,6 +104,7 @@ def source_crs(source: Source, crs: str | int | CrsSpec | None) -> tuple[CrsSpec
     except CrsError as exc:
         raise ImportFailed([Problem(None, "crs", str(exc))]) from exc
     if source.lonlat_default:
+        source.parse()
         b = shapely.bounds(source.geometry[~shapely.is_missing(source.geometry)]) if len(source.geometry) else None
         if b is not None and len(b) and not (np.all(np.abs(b[:, [0, 2]]) <= 180) and np.all(np.abs(b[:, [1, 3]]) <= 90)):
             raise ImportFailed([Problem(None, "crs",
@@ -168,7 +171,7 @@ def import_file(
     if mode not in ("append", "replace"):
         raise ImportFailed([Problem(None, "mode", f"模式无效 mode must be append or replace, not {mode!r}")])
     try:
-        source = read_source(path, layer=target, source_layer=source_layer)
+        source = read_source(path, layer=target, source_layer=source_layer, defer_geometry=True)
     except ReadError as exc:
         raise ImportFailed([Problem(None, None, str(exc))]) from exc
     timings = {"read": time.perf_counter() - started}
@@ -176,9 +179,10 @@ def import_file(
     engine = engine or get_engine()
     with engine.connect() as conn:
         bounds = expected_bounds(conn, target)
-    if not dry_run and not target.unique_ref and len(source.geometry) >= STREAM_MIN_ROWS:
+    if not dry_run and not target.unique_ref and source.rows >= STREAM_MIN_ROWS:
         return _import_streamed(path, target, source, spec, bounds, mode=mode, user=user, engine=engine,
                                 notes=[*source.notes, *notes], started=started, timings=timings)
+    source.parse()
     checked = validate_frame(source.frame, source.geometry, layer=target, crs=spec, bounds=bounds,
                              geometry_errors=source.geometry_errors, name_limit=source.name_limit)
     problems = list(checked.problems)
@@ -209,19 +213,23 @@ def _import_streamed(path: Path, target: Layer, source: Source, spec: CrsSpec, b
                      timings: dict[str, float]) -> ImportReport:
     """Validate and write chunk by chunk in one transaction: PostgreSQL writes chunk k while Python validates k + 1.
 
+    WKB the reader left unparsed is parsed chunk by chunk as well, so the first rows reach PostgreSQL early.
+
     Still all or nothing: once a chunk has a problem no further chunk is written, every remaining chunk is still
     validated (so that every problem is reported, exactly as `validate_frame` on the whole file would), and
     ImportFailed then rolls the transaction back. Refs repeated across chunks are checked at the end.
     """
-    n = len(source.geometry)
+    n = source.rows
     problems: list[Problem] = []
     refs: list[np.ndarray] = []
     first: list[Validated] = []
 
     def chunks() -> Iterator[gpd.GeoDataFrame]:
-        for checked in validate_chunks(source.frame, source.geometry, layer=target, crs=spec, bounds=bounds,
-                                       geometry_errors=source.geometry_errors, name_limit=source.name_limit,
-                                       chunk_rows=STREAM_CHUNK_ROWS):
+        deferred = source.wkb is not None
+        for checked in validate_chunks(source.frame, source.wkb if deferred else source.geometry, layer=target,
+                                       crs=spec, bounds=bounds, geometry_errors=source.geometry_errors,
+                                       name_limit=source.name_limit, chunk_rows=STREAM_CHUNK_ROWS,
+                                       first_chunk_rows=STREAM_FIRST_ROWS, parse=parse_wkb if deferred else None):
             if not first:
                 first.append(checked)
             problems.extend(checked.problems)

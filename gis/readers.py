@@ -96,13 +96,30 @@ class Source:
     source_layer: str | None = None
     #: DBF limit on column names (shapefiles without our sidecar): truncated names of declared fields still match
     name_limit: int | None = None
+    #: the rows' WKB, not yet parsed (`read_source(defer_geometry=True)`): `geometry` is empty until `parse()`
+    wkb: np.ndarray | None = None
+
+    @property
+    def rows(self) -> int:
+        """How many features (rows) the file holds, parsed or not."""
+        return len(self.wkb) if self.wkb is not None else len(self.geometry)
+
+    def parse(self) -> Source:
+        """Parse deferred WKB into `geometry` and `geometry_errors` (once; a no-op when already parsed)."""
+        if self.wkb is not None:
+            self.geometry, self.geometry_errors = parse_wkb(self.wkb)
+            self.wkb = None
+        return self
 
 
-def read_source(path: str | Path, *, layer: Layer | None = None, source_layer: str | None = None) -> Source:
+def read_source(path: str | Path, *, layer: Layer | None = None, source_layer: str | None = None,
+                defer_geometry: bool = False) -> Source:
     """Read a GeoJSON / GeoPackage / Shapefile (.shp, .zip, folder) / KML / DXF / CSV / XLSX file.
 
     `layer` (the target firelane layer) picks the matching layers of multi-layer files and the CAD layers of a
     DXF; `source_layer` names a layer (GeoPackage, shapefile set), CAD layer (DXF) or sheet (XLSX) explicitly.
+    `defer_geometry` leaves the WKB of GDAL-read formats unparsed (`Source.wkb`), for a caller that parses it
+    chunk by chunk (`parse_wkb`) or calls `Source.parse()`; other formats come parsed either way.
     Raises ReadError for files that cannot be read at all.
     """
     path = Path(path)
@@ -118,7 +135,7 @@ def read_source(path: str | Path, *, layer: Layer | None = None, source_layer: s
             raise ReadError("不支持旧版 .xls 文件, 请另存为 .xlsx legacy .xls is not supported: save it as .xlsx")
         if suffix == ".dxf":
             return _read_dxf(path, layer=layer, cad_layer=source_layer)
-        return _read_vector(path, layer=layer, source_layer=source_layer)
+        return _read_vector(path, layer=layer, source_layer=source_layer, defer_geometry=defer_geometry)
     except ReadError:
         raise
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
@@ -192,8 +209,8 @@ def _arrow_frame(table: pa.Table) -> pd.DataFrame:
     return table.to_pandas(types_mapper=_ARROW_INTS.get, date_as_object=True)
 
 
-def _geometries(wkb: np.ndarray) -> tuple[np.ndarray, dict[int, str]]:
-    """Parse WKB; rows GEOS refuses (unclosed rings, too few points) become None with a reason."""
+def parse_wkb(wkb: np.ndarray) -> tuple[np.ndarray, dict[int, str]]:
+    """Parse WKB; rows GEOS refuses (unclosed rings, too few points) become None with a reason (by position)."""
     geoms = shapely.from_wkb(wkb, on_invalid="ignore")
     bad = np.flatnonzero(pd.notna(wkb) & pd.isna(geoms))
     errors: dict[int, str] = {}
@@ -279,7 +296,7 @@ def _shapefile_names(path: Path, layer_name: str) -> dict[str, str] | None:
     return None
 
 
-def _read_vector(path: Path, *, layer: Layer | None, source_layer: str | None) -> Source:
+def _read_vector(path: Path, *, layer: Layer | None, source_layer: str | None, defer_geometry: bool = False) -> Source:
     fmt = _format_of(path)
     gdal_path = _gdal_path(path)
     available = [str(n) for n, _ in pyogrio.list_layers(gdal_path)]
@@ -309,10 +326,11 @@ def _read_vector(path: Path, *, layer: Layer | None, source_layer: str | None) -
     if len(chosen) > 1:
         notes.append(f"合并图层 merged layers {', '.join(chosen)}")
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    geoms, errors = _geometries(np.concatenate(wkbs) if len(wkbs) > 1 else wkbs[0])
-    return Source(path=path, format=fmt, frame=frame.reset_index(drop=True), geometry=geoms, crs=crss[0],
-                  lonlat_default=fmt in ("GeoJSON", "KML"), geometry_errors=errors, notes=notes,
-                  source_layer=chosen[0] if len(chosen) == 1 else None, name_limit=name_limit)
+    source = Source(path=path, format=fmt, frame=frame.reset_index(drop=True), geometry=np.empty(0, dtype=object),
+                    crs=crss[0], lonlat_default=fmt in ("GeoJSON", "KML"), notes=notes,
+                    source_layer=chosen[0] if len(chosen) == 1 else None, name_limit=name_limit,
+                    wkb=np.concatenate(wkbs) if len(wkbs) > 1 else wkbs[0])
+    return source if defer_geometry else source.parse()
 
 
 def _drop_kml_aux(frame: pd.DataFrame) -> pd.DataFrame:
@@ -364,7 +382,7 @@ def _dxf_encoding(path: Path) -> str | None:
 def _read_dxf(path: Path, *, layer: Layer | None, cad_layer: str | None) -> Source:
     with _gdal_config(DXF_ENCODING=_dxf_encoding(path)):
         meta, frame, wkb = _read_layer_arrow(str(path), "entities")
-    geoms, errors = _geometries(wkb)
+    geoms, errors = parse_wkb(wkb)
     cad = frame["Layer"].astype(object).where(frame["Layer"].notna(), "0").astype(str).to_numpy(dtype=object)
     keep = np.ones(len(frame), dtype=bool)
     if "PaperSpace" in frame.columns:  # layout sheets (title blocks, legends) are not the drawing

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import geopandas as gpd
@@ -695,6 +695,8 @@ def validate_chunks(
     geometry_errors: dict[int, str] | None = None,
     name_limit: int | None = None,
     chunk_rows: int = 8_192,
+    first_chunk_rows: int | None = None,
+    parse: Callable[[np.ndarray], tuple[np.ndarray, dict[int, str]]] | None = None,
 ) -> Iterator[Validated]:
     """`validate_frame` chunk by chunk, so that a caller can write chunk k while chunk k + 1 is validated.
 
@@ -702,6 +704,10 @@ def validate_chunks(
     ----------
     frame, geometry, layer, crs, bounds, geometry_errors, name_limit : as for `validate_frame`.
     chunk_rows : rows per chunk.
+    first_chunk_rows : rows of the first chunk (default `chunk_rows`); chunk sizes then double up to
+        `chunk_rows`, so that a consumer writing chunk k while k + 1 is validated starts early (slow start).
+    parse : when given, `geometry` holds unparsed values (WKB) and `parse(chunk)` turns a chunk of them into
+        (geometries, {position in the chunk: reason}), so parsing runs chunk by chunk too.
 
     Yields
     ------
@@ -712,12 +718,17 @@ def validate_chunks(
     """
     frame = frame.reset_index(drop=True)
     errors = geometry_errors or {}
-    for start in range(0, max(len(frame), 1), chunk_rows):
-        stop = start + chunk_rows
+    start, size = 0, min(first_chunk_rows or chunk_rows, chunk_rows)
+    while start == 0 or start < len(frame):
+        stop = start + size
+        geoms, chunk_errors = geometry[start:stop], {i - start: m for i, m in errors.items() if start <= i < stop}
+        if parse is not None:
+            geoms, parsed_errors = parse(geoms)
+            chunk_errors.update(parsed_errors)
         checked = validate_frame(
-            frame.iloc[start:stop], geometry[start:stop], layer=layer, crs=crs, bounds=bounds,
-            geometry_errors={i - start: m for i, m in errors.items() if start <= i < stop},
+            frame.iloc[start:stop], geoms, layer=layer, crs=crs, bounds=bounds, geometry_errors=chunk_errors,
             name_limit=name_limit, first_row=start + 1, check_duplicates=False)
         if start:
             checked.problems[:] = [p for p in checked.problems if p.row is not None]
         yield checked
+        start, size = stop, min(size * 2, chunk_rows)

@@ -18,6 +18,7 @@ from api.cli import cli
 from gis.coords import parse_crs
 from gis.importer import STREAM_MIN_ROWS, ImportFailed, import_file
 from gis.layers import get_layer
+from gis.readers import parse_wkb
 from gis.store import read_layer
 from gis.validate import duplicate_ref_problems, validate_chunks, validate_frame
 
@@ -303,6 +304,39 @@ def test_a_large_file_with_problems_in_its_last_chunks_writes_nothing(seeded, tm
     problems = _refused(seeded, tmp_path / "big.gpkg", layer="buildings")
     assert problems == ["第20000行 ref: 编号重复 duplicate ref 'B2' (同 same as 第2行 row 2)",
                         f"第{n}行 height_m: 不能为负数 must not be negative (-3)"]
+
+
+def test_chunks_start_small_and_unparsed_wkb_is_parsed_chunk_by_chunk_with_the_same_verdicts():
+    unclosed = bytes.fromhex("0103000000010000000400000000000000000000000000000000000000000000000000f03f"
+                             "0000000000000000000000000000f03f000000000000f03f0000000000000000000000000000f03f")
+    boxes = [shapely.box(121.5 + i * 1e-5, 29.8, 121.5 + i * 1e-5 + 5e-6, 29.8 + 5e-6) for i in range(40)]
+    wkb = np.array([shapely.to_wkb(b) for b in boxes], dtype=object)
+    wkb[[2, 9, 30]] = [unclosed, None, shapely.to_wkb(BOWTIE)]
+    frame = pd.DataFrame({"ref": [f"B{i}" for i in range(40)], "height_m": [9.0] * 40})
+    kwargs = dict(layer=get_layer("buildings"), crs=parse_crs("EPSG:4490"))
+    geometry, errors = parse_wkb(wkb)
+    whole = validate_frame(frame, geometry, geometry_errors=errors, **kwargs)
+    chunks = list(validate_chunks(frame, wkb, chunk_rows=8, first_chunk_rows=2, parse=parse_wkb, **kwargs))
+    assert [len(c.frame) for c in chunks] == [2, 4, 8, 8, 8, 8, 2]  # 2, 4, then 8 at most
+    assert sorted(str(p) for c in chunks for p in c.problems) == sorted(map(str, whole.problems))
+    expected = ["第3行 geometry: 几何无效: 环未闭合", "第10行 geometry: 缺少几何或几何为空", "第31行 geometry: 几何无效 invalid"]
+    assert len(whole.problems) == 3
+    assert all(str(p).startswith(e) for p, e in zip(whole.problems, expected, strict=True)), whole.problems
+
+
+def test_a_large_file_with_unreadable_rings_in_several_chunks_names_each_row(seeded, tmp_path):
+    n = STREAM_MIN_ROWS + 2_000
+    rows = [({"ref": f"B{i}", "height_m": 9}, shapely.box(121.5 + (i % 200) * 1e-5, 29.8 + (i // 200) * 1e-5,
+                                                          121.5 + (i % 200) * 1e-5 + 5e-6,
+                                                          29.8 + (i // 200) * 1e-5 + 5e-6))
+            for i in range(1, n + 1)]
+    ring = {"type": "Polygon", "coordinates": [[[121.5, 29.8], [121.51, 29.8], [121.51, 29.81], [121.5, 29.82]]]}
+    for row in (5, 1500, 3000, n):  # in the first (1,024 rows), second, third and last chunk
+        rows[row - 1] = (rows[row - 1][0], ring)
+    _geojson(tmp_path / "big.geojson", rows)
+    problems = _refused(seeded, tmp_path / "big.geojson", layer="buildings")
+    assert [p.split(" ")[0] for p in problems] == ["第5行", "第1500行", "第3000行", f"第{n}行"]
+    assert all("环未闭合或点数不足 invalid geometry: ring not closed" in p for p in problems)
 
 
 def test_a_large_file_is_imported_whole(seeded, tmp_path):
