@@ -138,3 +138,34 @@ def test_serve_workers_each_answer_and_each_tile_cache_sees_a_write(headers, dis
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_read_pool_connections_are_warmed_before_they_serve(engine, caplog):
+    """A new backend's first tile sets up PostGIS and PROJ (~100 ms): the pool pays that, not a request."""
+    import asyncio
+
+    from sqlalchemy import text
+
+    from api.aio import WARM_SQL, ReadPool
+    from gis.db import libpq_conninfo
+
+    with engine.connect() as conn:
+        opened = conn.execute(text("SELECT clock_timestamp()")).scalar_one()
+
+    async def idle_pool_backends() -> list[tuple[str, str]]:
+        pool = ReadPool(libpq_conninfo(engine), size=2, timeout_s=10, statement_timeout_ms=30_000)
+        await pool.open(wait=True)  # two connections made and configured, none used by a read yet
+        try:
+            with engine.connect() as conn:
+                return [tuple(r) for r in conn.execute(text(
+                    "SELECT state, query FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND backend_start >= :opened AND pid <> pg_backend_pid()"), {"opened": opened}).all()]
+        finally:
+            await pool.close()
+
+    with caplog.at_level(logging.WARNING, logger="firelane.api"):
+        backends = asyncio.run(idle_pool_backends())
+    assert backends == [("idle", WARM_SQL)] * 2  # each one's last (only) statement is the warm-up, and it is done
+    assert not [r for r in caplog.records if "warm-up" in r.getMessage()]
+    with engine.connect() as conn:  # and the warm-up is a valid statement that builds a tile
+        assert conn.execute(text(WARM_SQL)).scalar_one() > 0
