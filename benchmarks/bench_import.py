@@ -28,6 +28,7 @@ Prints features/s for each and the ratios (peer time / our time; > 1 means ours 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import shutil
 import statistics
@@ -152,6 +153,7 @@ def server_floor(engine, name: str) -> float:
     chunks = [b"".join(lines[i:i + _COPY_CHUNK_ROWS]) for i in range(0, len(lines), _COPY_CHUNK_ROWS)]
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {name}, audit_log"))
+    gc.collect()  # every timed step starts with the collector in the same state
     started = time.perf_counter()
     with transaction(engine=engine, user="bench") as conn:
         conn.execute(text(f"LOCK TABLE {name} IN ACCESS EXCLUSIVE MODE"))
@@ -218,12 +220,14 @@ def main() -> None:
             n = len(frame)
             ours, ogr, gpdt, ogr_layer, dry, phases, floor = [], [], [], [], [], [], []
             for _ in range(args.repeat):
+                gc.collect()  # every timed step starts with the collector in the same state
                 t = time.perf_counter()
                 import_file(path, layer=name, dry_run=True, engine=engine)
                 dry.append(time.perf_counter() - t)
 
                 with engine.begin() as conn:  # every load starts from an empty layer, like ogr2ogr -overwrite
                     conn.execute(text(f"TRUNCATE {name}, audit_log"))
+                gc.collect()  # every timed step starts with the collector in the same state
                 t = time.perf_counter()
                 report = import_file(path, layer=name, user="bench", engine=engine)
                 ours.append(time.perf_counter() - t)
@@ -235,12 +239,14 @@ def main() -> None:
                 assert linked[1] == n, linked
                 floor.append(server_floor(engine, name))
 
+                gc.collect()  # every timed step starts with the collector in the same state
                 t = time.perf_counter()
                 subprocess.run(["ogr2ogr", "-f", "PostgreSQL", _ogr_dsn(engine), str(path), name,
                                 "-nln", f"scratch_ogr_{name}", "-overwrite", "-lco", "GEOMETRY_NAME=geom",
                                 "--config", "PG_USE_COPY", "YES"], check=True, capture_output=True)
                 ogr.append(time.perf_counter() - t)
 
+                gc.collect()  # every timed step starts with the collector in the same state
                 t = time.perf_counter()
                 gdf = gpd.read_file(path, engine="pyogrio", use_arrow=True)
                 gdf.to_postgis(f"scratch_gpd_{name}", engine, if_exists="replace", index=False)
@@ -250,6 +256,7 @@ def main() -> None:
 
                 with engine.begin() as conn:
                     conn.execute(text(f"TRUNCATE {name}, audit_log"))
+                gc.collect()  # every timed step starts with the collector in the same state
                 t = time.perf_counter()
                 subprocess.run(["ogr2ogr", "-f", "PostgreSQL", _ogr_dsn(engine), str(path), name,
                                 "-nln", f"scratch_stage_{name}", "-overwrite", "-lco", "GEOMETRY_NAME=geom",

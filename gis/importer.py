@@ -15,6 +15,7 @@ from sqlalchemy import Engine, text
 
 from gis.coords import CHINA_BOUNDS, CrsError, CrsSpec, parse_crs
 from gis.db import get_engine, transaction
+from gis.gcpause import paused_gc
 from gis.layers import Layer, UnknownLayerError, get_layer
 from gis.readers import ReadError, Source, parse_wkb, read_source
 from gis.store import write_frame, write_frames
@@ -145,6 +146,7 @@ def existing_ref_problems(conn, layer: Layer, refs: np.ndarray) -> list[Problem]
             for i, r in enumerate(refs.tolist()) if r in found]
 
 
+@paused_gc()  # full collections would walk every parsed geometry: ~0.1 s stalls, COPY writer included
 def import_file(
     path: str | Path,
     *,

@@ -350,3 +350,33 @@ def test_a_large_file_is_imported_whole(seeded, tmp_path):
     again = import_file(tmp_path / "big.gpkg", layer="buildings", engine=seeded, user="bob", mode="replace")
     assert (again.inserted, again.deleted) == (n, n + 1)
     assert len(read_layer("buildings", engine=seeded)) == n
+
+
+def test_a_large_import_runs_with_cyclic_collection_paused_and_leaves_the_collector_on(seeded, tmp_path,
+                                                                                      monkeypatch):
+    """Full collections would walk every parsed geometry (~0.1 s each, the COPY writer stalled too)."""
+    import gc
+
+    import gis.importer
+
+    n = STREAM_MIN_ROWS + 1_000
+    _many_buildings(tmp_path / "big.gpkg", n)
+    _many_buildings(tmp_path / "bad.gpkg", n, **{f"row{n}": {"height_m": -3.0}})
+    seen: list[tuple[str, bool]] = []
+
+    def spy(name, real):
+        def called(*args, **kwargs):
+            seen.append((name, gc.isenabled()))
+            return real(*args, **kwargs)
+        monkeypatch.setattr(gis.importer, name, called)
+
+    spy("read_source", gis.importer.read_source)
+    spy("validate_chunks", gis.importer.validate_chunks)
+    spy("write_frames", gis.importer.write_frames)
+    report = import_file(tmp_path / "big.gpkg", layer="buildings", engine=seeded, user="alice")
+    assert report.inserted == n
+    assert gc.isenabled()
+    with pytest.raises(ImportFailed):
+        import_file(tmp_path / "bad.gpkg", layer="buildings", engine=seeded, mode="replace")
+    assert gc.isenabled()
+    assert seen == [("read_source", False), ("write_frames", False), ("validate_chunks", False)] * 2
