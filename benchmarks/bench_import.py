@@ -129,17 +129,23 @@ def _ogr_dsn(engine) -> str:
     return f"PG:host={u.host} port={u.port} dbname={u.database} user={u.username} password={u.password or ''}"
 
 
+def _start() -> float:
+    """A timed step's start: the collector first brought to the same state, so no step pays for another's."""
+    gc.collect()
+    return time.perf_counter()
+
+
 def server_floor(engine, name: str) -> float:
     """Seconds PostgreSQL alone takes to bulk-load the rows `name` now holds, replayed as the import sends them.
 
     Dumps the written columns (all but the defaulted id/version/timestamps) with COPY TO, empties the layer and
-    times the import's bulk path (gis.store: `_bulk_indexes`, `_ForeignKey`, COPY per 8,192 rows, rebuilds)
+    times the import's bulk path (`gis.store.bulk_load` around one COPY per 8,192 rows)
     fed from that buffer. The layer ends with the same rows it had.
     """
     from sqlalchemy import text
 
     from gis.db import transaction
-    from gis.store import _COPY_CHUNK_ROWS, _bulk_indexes, _ForeignKey
+    from gis.store import _COPY_CHUNK_ROWS, bulk_load
 
     with engine.connect() as conn:
         cols = conn.execute(text(
@@ -153,24 +159,14 @@ def server_floor(engine, name: str) -> float:
     chunks = [b"".join(lines[i:i + _COPY_CHUNK_ROWS]) for i in range(0, len(lines), _COPY_CHUNK_ROWS)]
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {name}, audit_log"))
-    gc.collect()  # every timed step starts with the collector in the same state
-    started = time.perf_counter()
+    started = _start()
     with transaction(engine=engine, user="bench") as conn:
         conn.execute(text(f"LOCK TABLE {name} IN ACCESS EXCLUSIVE MODE"))
         raw = conn.connection.driver_connection
-        rebuild, foreign_keys = _bulk_indexes(conn, name), _ForeignKey.set_checkable(conn, name)
-        for index, _ in rebuild:
-            raw.execute(f'DROP INDEX "{index}"')
-        for fk in foreign_keys:
-            raw.execute(f'ALTER TABLE {name} DISABLE TRIGGER "{fk.trigger}"')
-        for chunk in chunks:
-            with raw.cursor() as cur, cur.copy(f"COPY {name} ({', '.join(cols)}) FROM STDIN") as cp:
-                cp.write(chunk)
-        for fk in foreign_keys:
-            fk.check(raw, name)
-            raw.execute(f'ALTER TABLE {name} ENABLE TRIGGER "{fk.trigger}"')
-        for _, create in rebuild:
-            raw.execute(create)
+        with bulk_load(conn, raw, name):
+            for chunk in chunks:
+                with raw.cursor() as cur, cur.copy(f"COPY {name} ({', '.join(cols)}) FROM STDIN") as cp:
+                    cp.write(chunk)
     return time.perf_counter() - started
 
 
@@ -220,15 +216,13 @@ def main() -> None:
             n = len(frame)
             ours, ogr, gpdt, ogr_layer, dry, phases, floor = [], [], [], [], [], [], []
             for _ in range(args.repeat):
-                gc.collect()  # every timed step starts with the collector in the same state
-                t = time.perf_counter()
+                t = _start()
                 import_file(path, layer=name, dry_run=True, engine=engine)
                 dry.append(time.perf_counter() - t)
 
                 with engine.begin() as conn:  # every load starts from an empty layer, like ogr2ogr -overwrite
                     conn.execute(text(f"TRUNCATE {name}, audit_log"))
-                gc.collect()  # every timed step starts with the collector in the same state
-                t = time.perf_counter()
+                t = _start()
                 report = import_file(path, layer=name, user="bench", engine=engine)
                 ours.append(time.perf_counter() - t)
                 phases.append(report.timings)
@@ -239,15 +233,13 @@ def main() -> None:
                 assert linked[1] == n, linked
                 floor.append(server_floor(engine, name))
 
-                gc.collect()  # every timed step starts with the collector in the same state
-                t = time.perf_counter()
+                t = _start()
                 subprocess.run(["ogr2ogr", "-f", "PostgreSQL", _ogr_dsn(engine), str(path), name,
                                 "-nln", f"scratch_ogr_{name}", "-overwrite", "-lco", "GEOMETRY_NAME=geom",
                                 "--config", "PG_USE_COPY", "YES"], check=True, capture_output=True)
                 ogr.append(time.perf_counter() - t)
 
-                gc.collect()  # every timed step starts with the collector in the same state
-                t = time.perf_counter()
+                t = _start()
                 gdf = gpd.read_file(path, engine="pyogrio", use_arrow=True)
                 gdf.to_postgis(f"scratch_gpd_{name}", engine, if_exists="replace", index=False)
                 with engine.begin() as conn:
@@ -256,8 +248,7 @@ def main() -> None:
 
                 with engine.begin() as conn:
                     conn.execute(text(f"TRUNCATE {name}, audit_log"))
-                gc.collect()  # every timed step starts with the collector in the same state
-                t = time.perf_counter()
+                t = _start()
                 subprocess.run(["ogr2ogr", "-f", "PostgreSQL", _ogr_dsn(engine), str(path), name,
                                 "-nln", f"scratch_stage_{name}", "-overwrite", "-lco", "GEOMETRY_NAME=geom",
                                 "-lco", "SPATIAL_INDEX=NONE", "--config", "PG_USE_COPY", "YES"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from itertools import chain
 from queue import Queue
@@ -289,6 +290,28 @@ def _bulk_indexes(conn: Connection, table: str) -> list[tuple[str, str]]:
         {"t": table}).all()]
 
 
+@contextmanager
+def bulk_load(conn: Connection, raw: psycopg.Connection, table: str) -> Iterator[None]:
+    """The bulk path around the COPYs of a load into an empty, locked `table` (inside the caller's transaction).
+
+    Before: drops the plain indexes (`_bulk_indexes`) and disables the set-checkable foreign-key triggers
+    (`_ForeignKey`). After the body: checks each such key once over all rows, re-enables its trigger and
+    rebuilds the indexes (sorted builds, GiST included). When the body raises nothing runs after it: the caller
+    rolls back, which restores indexes and triggers as well.
+    """
+    rebuild, foreign_keys = _bulk_indexes(conn, table), _ForeignKey.set_checkable(conn, table)
+    for name, _ in rebuild:
+        raw.execute(f'DROP INDEX "{name}"')
+    for fk in foreign_keys:
+        raw.execute(f'ALTER TABLE {table} DISABLE TRIGGER "{fk.trigger}"')
+    yield
+    for fk in foreign_keys:
+        fk.check(raw, table)
+        raw.execute(f'ALTER TABLE {table} ENABLE TRIGGER "{fk.trigger}"')
+    for _, create in rebuild:
+        raw.execute(create)
+
+
 def _empty_and_locked(conn: Connection, table: str, *, replace: bool) -> bool:
     """Whether `table` is (after a replace's DELETE: will be) empty, holding an ACCESS EXCLUSIVE lock if so.
 
@@ -403,20 +426,10 @@ def _write(conn: Connection, raw: psycopg.Connection, layer: Layer, chunks: Iter
                 written += len(chunk)
                 yield _copy_lines(cells)
 
-    rebuild = _bulk_indexes(conn, layer.name) if bulk else []
-    foreign_keys = _ForeignKey.set_checkable(conn, layer.name) if bulk else []
     statement = f"COPY {layer.name} ({', '.join(names)}) FROM STDIN"
     try:
-        for name, _ in rebuild:
-            raw.execute(f'DROP INDEX "{name}"')
-        for fk in foreign_keys:
-            raw.execute(f'ALTER TABLE {layer.name} DISABLE TRIGGER "{fk.trigger}"')
-        _copy_chunks(raw, statement, encoded())
-        for fk in foreign_keys:
-            fk.check(raw, layer.name)
-            raw.execute(f'ALTER TABLE {layer.name} ENABLE TRIGGER "{fk.trigger}"')
-        for _, create in rebuild:  # sorted builds (GiST included) over the loaded rows
-            raw.execute(create)
+        with bulk_load(conn, raw, layer.name) if bulk else nullcontext():
+            _copy_chunks(raw, statement, encoded())
     except psycopg.Error as exc:  # the same exception types as every other statement (IntegrityError, ...)
         raise sqlalchemy.exc.DBAPIError.instance(statement, None, exc, psycopg.Error) from exc
     return WriteResult(inserted=written, deleted=deleted)
