@@ -20,7 +20,11 @@ import derives compound/street links as it does in production). Then, in the sam
   check, one COPY per 8,192 rows, index rebuilds) from a ready buffer: what PostgreSQL alone spends on the
   rows, with no reading, validation or encoding in Python. ours can approach it, never beat it.
 
-Prints features/s for each and the ratios (peer time / our time; > 1 means ours is faster than the peer).
+Prints features/s for each and the ratios (peer time / our time; > 1 means ours is faster than the peer), then
+the CPU budget of ours, ogr2ogr and geopandas: client CPU (this process with its threads, or the ogr2ogr
+subprocess) and server CPU (every process of the managed cluster, exited backends included), medians of the
+runs. CPU seconds move far less than wall time on a shared machine, and with two cores a load cannot finish
+in less than half its total CPU.
 
     .venv/bin/python benchmarks/bench_import.py [--features 100000] [--repeat 3] [--home DIR]
 """
@@ -30,6 +34,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -135,6 +140,63 @@ def _start() -> float:
     return time.perf_counter()
 
 
+def _postmaster() -> int | None:
+    """The managed cluster's postmaster pid (first line of postmaster.pid), None if it cannot be read."""
+    from gis import pgcluster
+
+    state = pgcluster.load_state()
+    try:
+        return int(Path(state.datadir, "postmaster.pid").read_text().split()[0]) if state else None
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _server_cpu(postmaster: int | None) -> float:
+    """CPU seconds the whole cluster has used so far: its live processes, plus the exited backends (the CPU of
+    reaped children, which the kernel adds to the postmaster's cutime/cstime). NaN where /proc cannot tell."""
+    if postmaster is None:
+        return float("nan")
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def stat(pid: int | str) -> list[str] | None:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None  # exited meanwhile: its CPU is in the postmaster's cutime by now
+
+    own = stat(postmaster)
+    if own is None:
+        return float("nan")
+    total = sum(int(v) for v in own[11:15])  # utime, stime, cutime, cstime
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit() and (f := stat(entry.name)) is not None and f[1] == str(postmaster):
+            total += int(f[11]) + int(f[12])
+    return total / tick
+
+
+class _Cpu:
+    """Wall time, client CPU (this process, all threads, plus reaped subprocesses such as ogr2ogr) and cluster
+    CPU of one timed step: a CPU budget is steadier than wall time on a shared machine."""
+
+    def __init__(self, postmaster: int | None):
+        self.postmaster = postmaster
+        self.client = self.server = self.wall = 0.0
+
+    def __enter__(self) -> _Cpu:
+        gc.collect()
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self._start = (time.perf_counter(), time.process_time() + children.ru_utime + children.ru_stime,
+                       _server_cpu(self.postmaster))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        wall, client, server = self._start
+        self.wall = time.perf_counter() - wall
+        self.client = time.process_time() + children.ru_utime + children.ru_stime - client
+        self.server = _server_cpu(self.postmaster) - server
+
+
 def server_floor(engine, name: str) -> float:
     """Seconds PostgreSQL alone takes to bulk-load the rows `name` now holds, replayed as the import sends them.
 
@@ -206,7 +268,8 @@ def main() -> None:
                                                      + [compounds.geometry.name]].to_crs(4490))
         print(f"data: {source}; GDAL {pyogrio.__gdal_version_string__}, PostgreSQL via {engine.url.host}:"
               f"{engine.url.port}")
-        rows = []
+        rows, budgets = [], []
+        postmaster = _postmaster()
         for name, frame in layers.items():
             path = work / f"{name}.gpkg"
             frame = frame.drop(columns=[c for c in ("id", "compound_id", "version", "created_at", "updated_at",
@@ -215,6 +278,7 @@ def main() -> None:
             pyogrio.write_dataframe(frame.to_crs(4490), path, layer=name)
             n = len(frame)
             ours, ogr, gpdt, ogr_layer, dry, phases, floor = [], [], [], [], [], [], []
+            cpu: dict[str, list[tuple[float, float]]] = {"ours": [], "ogr2ogr": [], "geopandas": []}
             for _ in range(args.repeat):
                 t = _start()
                 import_file(path, layer=name, dry_run=True, engine=engine)
@@ -222,9 +286,10 @@ def main() -> None:
 
                 with engine.begin() as conn:  # every load starts from an empty layer, like ogr2ogr -overwrite
                     conn.execute(text(f"TRUNCATE {name}, audit_log"))
-                t = _start()
-                report = import_file(path, layer=name, user="bench", engine=engine)
-                ours.append(time.perf_counter() - t)
+                with _Cpu(postmaster) as step:
+                    report = import_file(path, layer=name, user="bench", engine=engine)
+                ours.append(step.wall)
+                cpu["ours"].append((step.client, step.server))
                 phases.append(report.timings)
                 assert report.inserted == n, report.summary()
                 with engine.connect() as conn:
@@ -233,18 +298,20 @@ def main() -> None:
                 assert linked[1] == n, linked
                 floor.append(server_floor(engine, name))
 
-                t = _start()
-                subprocess.run(["ogr2ogr", "-f", "PostgreSQL", _ogr_dsn(engine), str(path), name,
-                                "-nln", f"scratch_ogr_{name}", "-overwrite", "-lco", "GEOMETRY_NAME=geom",
-                                "--config", "PG_USE_COPY", "YES"], check=True, capture_output=True)
-                ogr.append(time.perf_counter() - t)
+                with _Cpu(postmaster) as step:
+                    subprocess.run(["ogr2ogr", "-f", "PostgreSQL", _ogr_dsn(engine), str(path), name,
+                                    "-nln", f"scratch_ogr_{name}", "-overwrite", "-lco", "GEOMETRY_NAME=geom",
+                                    "--config", "PG_USE_COPY", "YES"], check=True, capture_output=True)
+                ogr.append(step.wall)
+                cpu["ogr2ogr"].append((step.client, step.server))
 
-                t = _start()
-                gdf = gpd.read_file(path, engine="pyogrio", use_arrow=True)
-                gdf.to_postgis(f"scratch_gpd_{name}", engine, if_exists="replace", index=False)
-                with engine.begin() as conn:
-                    conn.execute(text(f"CREATE INDEX ON scratch_gpd_{name} USING gist (geometry)"))
-                gpdt.append(time.perf_counter() - t)
+                with _Cpu(postmaster) as step:
+                    gdf = gpd.read_file(path, engine="pyogrio", use_arrow=True)
+                    gdf.to_postgis(f"scratch_gpd_{name}", engine, if_exists="replace", index=False)
+                    with engine.begin() as conn:
+                        conn.execute(text(f"CREATE INDEX ON scratch_gpd_{name} USING gist (geometry)"))
+                gpdt.append(step.wall)
+                cpu["geopandas"].append((step.client, step.server))
 
                 with engine.begin() as conn:
                     conn.execute(text(f"TRUNCATE {name}, audit_log"))
@@ -267,6 +334,8 @@ def main() -> None:
                     assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() == n
             rows.append((name, n, _best(ours), _best(ogr), _best(gpdt), linked[0], statistics.median(ours), _best(dry),
                          _best(ogr_layer), _best(floor)))
+            budgets.append((name, {peer: (statistics.median(c for c, _ in v), statistics.median(s for _, s in v))
+                                   for peer, v in cpu.items()}))
             fastest = phases[ours.index(_best(ours))]
             print(f"{name}: ours by phase (fastest run): " + ", ".join(f"{k} {v:.2f} s" for k, v in fastest.items()))
         print(f"\n{'layer':<14}{'features':>9}  {'ours f/s':>10}  {'ogr2ogr f/s':>11}  {'geopandas f/s':>13}"
@@ -285,6 +354,12 @@ def main() -> None:
             print(f"{name}: server floor (PostgreSQL alone, the same rows replayed through the bulk path, no Python "
                   f"work) {floor_s:.2f} s = {n / floor_s:.0f} f/s: floor/ogr2ogr time {floor_s / ogr:.2f}, "
                   f"ours/floor time {ours / floor_s:.2f}")
+        print("\nCPU budgets (median of the runs): client = this process or ogr2ogr; server = every process of the "
+              "cluster (backends, WAL writer, checkpointer...)")
+        for name, budget in budgets:
+            print(f"{name}: " + "; ".join(f"{peer} client {c:.2f} s + server {s:.2f} s = {c + s:.2f} s"
+                                          for peer, (c, s) in budget.items())
+                  + f"; server CPU ours/ogr2ogr {budget['ours'][1] / budget['ogr2ogr'][1]:.2f}")
     finally:
         from gis import pgcluster
         from gis.db import reset_engine
