@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 
 import geopandas as gpd
@@ -17,6 +18,7 @@ from gis.checks.runner import (
     FAMILIES,
     FAMILY_CHECKS,
     MissingChecksError,
+    _check_batch,
     resolve_families,
     run_checks,
     run_on_frames,
@@ -103,6 +105,31 @@ def test_process_pool_gives_the_serial_findings():
     pooled = run_on_frames(district(), families=("lanes", "aerial"), workers=2)
     assert list(serial["key"]) == list(pooled["key"])
     assert serial["measured"].tolist() == pooled["measured"].tolist()
+
+
+def _collector_states(monkeypatch) -> list[bool]:
+    """Whether the cyclic collector was on, each time the lanes family ran."""
+    import gis.checks.lanes
+
+    states, real = [], gis.checks.lanes.check
+
+    def spy(ctx):
+        states.append(gc.isenabled())
+        return real(ctx)
+
+    monkeypatch.setattr(gis.checks.lanes, "check", spy)
+    return states
+
+
+def test_rules_run_with_the_cyclic_collector_paused_and_it_comes_back(monkeypatch):
+    gc.enable()
+    states = _collector_states(monkeypatch)
+    found = run_on_frames(district(), families=("lanes",), grouped=False)
+    assert states == [False, False] and gc.isenabled()  # one partition per compound, both paused
+    assert ("LANE-CLEAR", "L1") in fail_keys(found)
+    tasks = [(c, ("lanes",)) for c in build_contexts(district(), profile="cn-gb")]
+    _check_batch(tasks)  # what a pool worker runs: paused there too
+    assert states[2:] == [False, False] and gc.isenabled()
 
 
 def test_dask_local_cluster_gives_the_serial_findings():
