@@ -183,9 +183,9 @@ class _Cpu:
         self.client = self.server = self.wall = 0.0
 
     def __enter__(self) -> _Cpu:
-        gc.collect()
+        wall = _start()
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        self._start = (time.perf_counter(), time.process_time() + children.ru_utime + children.ru_stime,
+        self._start = (wall, time.process_time() + children.ru_utime + children.ru_stime,
                        _server_cpu(self.postmaster))
         return self
 
