@@ -2,11 +2,12 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-05 00:16:19.998958
+Create Date: 2026-12-05 00:21:11.971391
 """
 from alembic import op
 
 from gis.audit import all_triggers_sql, drop_all_sql
+from gis.campaign.events import drop_events_sql, events_sql
 import geoalchemy2
 import sqlalchemy as sa
 from geoalchemy2 import Geometry
@@ -34,6 +35,22 @@ def upgrade() -> None:
     comment='审计日志 audit history of every write, written by triggers'
     )
     op.create_index('ix_audit_log_layer_feature', 'audit_log', ['layer', 'feature_id'], unique=False)
+    op.create_table('campaigns',
+    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('preset', sa.String(length=40), nullable=True),
+    sa.Column('year', sa.Integer(), nullable=True),
+    sa.Column('district_code', sa.String(length=6), nullable=True),
+    sa.Column('jurisdiction', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'[]'::jsonb"), nullable=False, comment='street codes; empty: every street of the database'),
+    sa.Column('pilot_streets', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'[]'::jsonb"), nullable=False),
+    sa.Column('milestones', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'[]'::jsonb"), nullable=False),
+    sa.Column('settings', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False, comment='spot-check rate, cost shares, warranty years, renovation plan'),
+    sa.Column('summary_due', sa.Date(), nullable=True),
+    sa.Column('created_by', sa.String(length=100), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_campaigns')),
+    comment='整治行动 campaigns: a dated plan over a jurisdiction'
+    )
     op.create_geospatial_table('compounds',
     sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
     sa.Column('ref', sa.String(length=200), nullable=True, comment='编号 Reference'),
@@ -197,6 +214,42 @@ def upgrade() -> None:
     op.create_index('ix_buildings_ref', 'buildings', ['ref'], unique=False)
     op.create_index('ix_buildings_street_code', 'buildings', ['street_code'], unique=False)
     op.create_index('ix_buildings_updated_at', 'buildings', ['updated_at'], unique=False)
+    op.create_table('campaign_inspections',
+    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
+    sa.Column('campaign_id', sa.BigInteger(), nullable=False),
+    sa.Column('compound_ref', sa.String(length=200), nullable=False),
+    sa.Column('street_code', sa.String(length=12), nullable=True),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('on_date', sa.Date(), nullable=False),
+    sa.Column('unit', sa.String(length=200), nullable=True),
+    sa.Column('inspector', sa.String(length=200), nullable=True),
+    sa.Column('note', sa.Text(), nullable=True),
+    sa.Column('recorded_by', sa.String(length=100), nullable=True),
+    sa.Column('recorded_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.CheckConstraint("kind IN ('self', 'inspection', 'recheck')", name=op.f('ck_campaign_inspections_kind_choice')),
+    sa.ForeignKeyConstraint(['campaign_id'], ['campaigns.id'], name=op.f('fk_campaign_inspections_campaign_id_campaigns'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_campaign_inspections')),
+    comment='自查/检查/复查记录 self-inspections by property companies, street-led inspections, re-inspections'
+    )
+    op.create_index(op.f('ix_campaign_inspections_campaign_id'), 'campaign_inspections', ['campaign_id'], unique=False)
+    op.create_index('ix_campaign_inspections_compound', 'campaign_inspections', ['campaign_id', 'compound_ref'], unique=False)
+    op.create_table('campaign_stages',
+    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
+    sa.Column('campaign_id', sa.BigInteger(), nullable=False),
+    sa.Column('seq', sa.Integer(), nullable=False),
+    sa.Column('code', sa.String(length=40), nullable=False),
+    sa.Column('name_zh', sa.String(length=100), nullable=False),
+    sa.Column('name_en', sa.String(length=100), nullable=False),
+    sa.Column('starts_on', sa.Date(), nullable=False),
+    sa.Column('ends_on', sa.Date(), nullable=False),
+    sa.Column('report_due', sa.Date(), nullable=True),
+    sa.Column('produces', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'[]'::jsonb"), nullable=False),
+    sa.CheckConstraint('ends_on >= starts_on', name=op.f('ck_campaign_stages_dates_order')),
+    sa.ForeignKeyConstraint(['campaign_id'], ['campaigns.id'], name=op.f('fk_campaign_stages_campaign_id_campaigns'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_campaign_stages')),
+    comment='整治阶段 campaign stages (contiguous, no overlap)'
+    )
+    op.create_index(op.f('ix_campaign_stages_campaign_id'), 'campaign_stages', ['campaign_id'], unique=False)
     op.create_table('check_runs',
     sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
     sa.Column('started_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
@@ -341,6 +394,12 @@ def upgrade() -> None:
     sa.Column('message_zh', sa.Text(), nullable=True, comment='说明 Message (zh)'),
     sa.Column('message_en', sa.Text(), nullable=True, comment='说明(英) Message (en)'),
     sa.Column('department', sa.String(length=100), nullable=True, comment='责任部门 Department'),
+    sa.Column('responsible_unit', sa.String(length=200), nullable=True, comment='责任单位 Responsible unit'),
+    sa.Column('person', sa.String(length=100), nullable=True, comment='责任人 Responsible person'),
+    sa.Column('deadline', sa.Date(), nullable=True, comment='整改期限 Deadline'),
+    sa.Column('assigned_at', sa.DateTime(timezone=True), nullable=True, comment='交办时间 Assigned'),
+    sa.Column('rectified_at', sa.DateTime(timezone=True), nullable=True, comment='整改完成时间 Rectified'),
+    sa.Column('verified_at', sa.DateTime(timezone=True), nullable=True, comment='复核时间 Verified'),
     sa.Column('first_seen_at', sa.DateTime(timezone=True), nullable=True, comment='发现时间 First seen'),
     sa.Column('last_seen_at', sa.DateTime(timezone=True), nullable=True, comment='最近检查 Last seen'),
     sa.Column('first_run_id', sa.Integer(), nullable=True, comment='首次检查批次 First run'),
@@ -352,7 +411,7 @@ def upgrade() -> None:
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('updated_by', sa.String(length=100), server_default=sa.text("coalesce(nullif(current_setting('firelane.user', true), ''), current_user)"), nullable=True),
     sa.Column('geom', Geometry(srid=4490, dimension=2, spatial_index=False, from_text='ST_GeomFromEWKT', name='geometry', nullable=False), nullable=False),
-    sa.CheckConstraint("status IN ('open', 'assigned', 'rectifying', 'rectified', 'verified', 'passed_recheck', 'dismissed')", name=op.f('ck_hazards_status_choice')),
+    sa.CheckConstraint("status IN ('open', 'assigned', 'rectifying', 'rectified', 'verified', 'closed', 'reopened', 'dismissed')", name=op.f('ck_hazards_status_choice')),
     sa.CheckConstraint("strength IN ('mandatory', 'advisory')", name=op.f('ck_hazards_strength_choice')),
     sa.CheckConstraint("verdict IN ('fail', 'pass', 'cannot_judge')", name=op.f('ck_hazards_verdict_choice')),
     sa.CheckConstraint('ST_IsValid(geom) AND NOT ST_IsEmpty(geom)', name=op.f('ck_hazards_geom_valid')),
@@ -361,10 +420,12 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_hazards'))
     )
     op.create_index(op.f('ix_hazards_compound_id'), 'hazards', ['compound_id'], unique=False)
+    op.create_index('ix_hazards_compound_ref', 'hazards', ['compound_ref'], unique=False)
     op.create_geospatial_index('ix_hazards_geom', 'hazards', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
     op.create_index('ix_hazards_key', 'hazards', ['key'], unique=True)
     op.create_index('ix_hazards_ref', 'hazards', ['ref'], unique=False)
     op.create_index('ix_hazards_rule_status', 'hazards', ['rule', 'status'], unique=False)
+    op.create_index('ix_hazards_status_deadline', 'hazards', ['status', 'deadline'], unique=False)
     op.create_index('ix_hazards_street_code', 'hazards', ['street_code'], unique=False)
     op.create_index('ix_hazards_updated_at', 'hazards', ['updated_at'], unique=False)
     op.create_geospatial_table('hydrants',
@@ -532,13 +593,95 @@ def upgrade() -> None:
     op.create_index('ix_roads_ref', 'roads', ['ref'], unique=False)
     op.create_index('ix_roads_street_code', 'roads', ['street_code'], unique=False)
     op.create_index('ix_roads_updated_at', 'roads', ['updated_at'], unique=False)
+    op.create_table('spot_draws',
+    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
+    sa.Column('campaign_id', sa.BigInteger(), nullable=False),
+    sa.Column('seed', sa.BigInteger(), nullable=False),
+    sa.Column('rate', sa.Float(), nullable=False),
+    sa.Column('algorithm', sa.Text(), nullable=False),
+    sa.Column('candidates', postgresql.JSONB(astext_type=sa.Text()), nullable=False, comment='street code -> candidate compound refs, in draw order'),
+    sa.Column('roster', postgresql.JSONB(astext_type=sa.Text()), nullable=False, comment='the roster as read: [{name, unit, street}]'),
+    sa.Column('roster_sha256', sa.String(length=64), nullable=False),
+    sa.Column('drawn_by', sa.String(length=100), nullable=True),
+    sa.Column('drawn_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.CheckConstraint('rate > 0 AND rate <= 1', name=op.f('ck_spot_draws_rate_range')),
+    sa.ForeignKeyConstraint(['campaign_id'], ['campaigns.id'], name=op.f('fk_spot_draws_campaign_id_campaigns'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_spot_draws')),
+    comment='双随机抽查抽签 spot-check draws: seed, candidates and roster recorded for audit'
+    )
+    op.create_index(op.f('ix_spot_draws_campaign_id'), 'spot_draws', ['campaign_id'], unique=False)
+    op.create_table('hazard_events',
+    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
+    sa.Column('hazard_id', sa.BigInteger(), nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.Column('by', sa.String(length=100), server_default=sa.text("coalesce(nullif(current_setting('firelane.user', true), ''), current_user)"), nullable=False),
+    sa.Column('from_state', sa.String(length=20), nullable=True),
+    sa.Column('to_state', sa.String(length=20), nullable=False),
+    sa.Column('note', sa.Text(), nullable=True),
+    sa.Column('department', sa.String(length=100), nullable=True),
+    sa.Column('unit', sa.String(length=200), nullable=True),
+    sa.Column('person', sa.String(length=100), nullable=True),
+    sa.Column('deadline', sa.Date(), nullable=True),
+    sa.Column('photos', postgresql.ARRAY(sa.BigInteger()), server_default=sa.text("'{}'::bigint[]"), nullable=False),
+    sa.Column('evidence', sa.String(length=30), nullable=True),
+    sa.Column('run_id', sa.BigInteger(), nullable=True),
+    sa.CheckConstraint("evidence IS NULL OR evidence IN ('found', 'passed_recheck', 'recheck_failed', 'reinspection', 'fixed_on_spot', 'manual')", name=op.f('ck_hazard_events_evidence_choice')),
+    sa.CheckConstraint("from_state IS NULL OR from_state IN ('open', 'assigned', 'rectifying', 'rectified', 'verified', 'closed', 'reopened', 'dismissed')", name=op.f('ck_hazard_events_from_state_choice')),
+    sa.CheckConstraint("to_state IN ('open', 'assigned', 'rectifying', 'rectified', 'verified', 'closed', 'reopened', 'dismissed')", name=op.f('ck_hazard_events_to_state_choice')),
+    sa.ForeignKeyConstraint(['hazard_id'], ['hazards.id'], name=op.f('fk_hazard_events_hazard_id_hazards')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_hazard_events')),
+    comment='隐患流转记录 hazard events: the append-only history of every hazard (gis.campaign.lifecycle)'
+    )
+    op.create_index('ix_hazard_events_hazard_id_at', 'hazard_events', ['hazard_id', 'at'], unique=False)
+    op.create_table('spot_checks',
+    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
+    sa.Column('draw_id', sa.BigInteger(), nullable=False),
+    sa.Column('campaign_id', sa.BigInteger(), nullable=False),
+    sa.Column('compound_ref', sa.String(length=200), nullable=False),
+    sa.Column('street_code', sa.String(length=12), nullable=False),
+    sa.Column('inspectors', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+    sa.Column('status', sa.String(length=20), server_default=sa.text("'pending'"), nullable=False),
+    sa.Column('checked_at', sa.DateTime(timezone=True), nullable=True),
+    sa.CheckConstraint("status IN ('pending', 'passed', 'failed')", name=op.f('ck_spot_checks_status_choice')),
+    sa.ForeignKeyConstraint(['campaign_id'], ['campaigns.id'], name=op.f('fk_spot_checks_campaign_id_campaigns'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['draw_id'], ['spot_draws.id'], name=op.f('fk_spot_checks_draw_id_spot_draws'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_spot_checks')),
+    comment='抽查 spot checks: one drawn compound and its two inspectors'
+    )
+    op.create_index(op.f('ix_spot_checks_draw_id'), 'spot_checks', ['draw_id'], unique=False)
+    op.create_table('spot_check_items',
+    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
+    sa.Column('check_id', sa.BigInteger(), nullable=False),
+    sa.Column('item', sa.String(length=20), nullable=False),
+    sa.Column('result', sa.String(length=10), nullable=False),
+    sa.Column('note', sa.Text(), nullable=True),
+    sa.Column('photos', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'[]'::jsonb"), nullable=False),
+    sa.Column('hazard_ids', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'[]'::jsonb"), nullable=False, comment='hazards reopened or created by a failed item'),
+    sa.Column('recorded_by', sa.String(length=100), nullable=True),
+    sa.Column('recorded_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.CheckConstraint("result IN ('pass', 'fail')", name=op.f('ck_spot_check_items_result_choice')),
+    sa.ForeignKeyConstraint(['check_id'], ['spot_checks.id'], name=op.f('fk_spot_check_items_check_id_spot_checks'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_spot_check_items')),
+    comment='抽查结果 spot-check results per Changle focus item'
+    )
+    op.create_index('ix_spot_check_items_check_item', 'spot_check_items', ['check_id', 'item'], unique=True)
     # ### end Alembic commands ###
     op.execute(all_triggers_sql())
+    op.execute(events_sql())
 
 
 def downgrade() -> None:
+    op.execute(drop_events_sql())
     op.execute(drop_all_sql())
     # ### commands auto generated by Alembic - please adjust! ###
+    op.drop_index('ix_spot_check_items_check_item', table_name='spot_check_items')
+    op.drop_table('spot_check_items')
+    op.drop_index(op.f('ix_spot_checks_draw_id'), table_name='spot_checks')
+    op.drop_table('spot_checks')
+    op.drop_index('ix_hazard_events_hazard_id_at', table_name='hazard_events')
+    op.drop_table('hazard_events')
+    op.drop_index(op.f('ix_spot_draws_campaign_id'), table_name='spot_draws')
+    op.drop_table('spot_draws')
     op.drop_index('ix_roads_updated_at', table_name='roads')
     op.drop_index('ix_roads_street_code', table_name='roads')
     op.drop_index('ix_roads_ref', table_name='roads')
@@ -571,10 +714,12 @@ def downgrade() -> None:
     op.drop_geospatial_table('hydrants')
     op.drop_index('ix_hazards_updated_at', table_name='hazards')
     op.drop_index('ix_hazards_street_code', table_name='hazards')
+    op.drop_index('ix_hazards_status_deadline', table_name='hazards')
     op.drop_index('ix_hazards_rule_status', table_name='hazards')
     op.drop_index('ix_hazards_ref', table_name='hazards')
     op.drop_index('ix_hazards_key', table_name='hazards')
     op.drop_geospatial_index('ix_hazards_geom', table_name='hazards', postgresql_using='gist', column_name='geom')
+    op.drop_index('ix_hazards_compound_ref', table_name='hazards')
     op.drop_index(op.f('ix_hazards_compound_id'), table_name='hazards')
     op.drop_geospatial_table('hazards')
     op.drop_index('ix_fire_lanes_updated_at', table_name='fire_lanes')
@@ -597,6 +742,11 @@ def downgrade() -> None:
     op.drop_geospatial_table('ebike_sites')
     op.drop_index(op.f('ix_check_runs_job_id'), table_name='check_runs')
     op.drop_table('check_runs')
+    op.drop_index(op.f('ix_campaign_stages_campaign_id'), table_name='campaign_stages')
+    op.drop_table('campaign_stages')
+    op.drop_index('ix_campaign_inspections_compound', table_name='campaign_inspections')
+    op.drop_index(op.f('ix_campaign_inspections_campaign_id'), table_name='campaign_inspections')
+    op.drop_table('campaign_inspections')
     op.drop_index('ix_buildings_updated_at', table_name='buildings')
     op.drop_index('ix_buildings_street_code', table_name='buildings')
     op.drop_index('ix_buildings_ref', table_name='buildings')
@@ -622,6 +772,7 @@ def downgrade() -> None:
     op.drop_index('ix_compounds_ref', table_name='compounds')
     op.drop_geospatial_index('ix_compounds_geom', table_name='compounds', postgresql_using='gist', column_name='geom')
     op.drop_geospatial_table('compounds')
+    op.drop_table('campaigns')
     op.drop_index('ix_audit_log_layer_feature', table_name='audit_log')
     op.drop_table('audit_log')
     # ### end Alembic commands ###
