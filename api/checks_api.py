@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Annotated, Any, Literal
 
@@ -13,7 +12,7 @@ from sqlalchemy import text
 
 from api.auth import CHECK_ROLES, CurrentUser, Principal, require_role
 from api.database import db_engine
-from api.errors import BadRequest, Conflict, Forbidden, NotFound
+from api.errors import BadRequest, Forbidden, NotFound
 from api.features import parse_items_query
 from api.ogc import check_format, items_parameters, items_response
 from gis import jobs
