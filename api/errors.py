@@ -13,6 +13,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gis.campaign import field_errors as fe
+
 log = logging.getLogger("firelane.api")
 
 
@@ -71,6 +73,26 @@ class TooManyRequests(ApiError):
 
 class ServiceUnavailable(ApiError):
     status, code = 503, "ServiceUnavailable"
+
+
+#: Domain errors (raised by gis/ code, which knows no HTTP) → (status, code): the one mapping table.
+DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
+    fe.InvalidInput: (400, "InvalidParameterValue"),
+    fe.NotPermitted: (403, "Forbidden"),
+    fe.NotVisible: (404, "NotFound"),
+    fe.StateConflict: (409, "Conflict"),
+    fe.TooLarge: (413, "PayloadTooLarge"),
+    fe.UnsupportedMedia: (415, "UnsupportedMediaType"),
+    fe.RateLimited: (429, "TooManyRequests"),
+}
+
+
+def domain_status(exc: Exception) -> tuple[int, str]:
+    """The (status, code) of a domain error: its own class's entry or its nearest mapped base class's."""
+    for cls in type(exc).__mro__:
+        if cls in DOMAIN_ERRORS:
+            return DOMAIN_ERRORS[cls]
+    return 500, "ServerError"
 
 
 def wants_html(request: Request) -> bool:
@@ -134,6 +156,17 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:
         return error_response(request, exc.status, exc.code, exc.description, exc.headers, exc.extra)
+
+    async def _domain(request: Request, exc: Exception) -> Response:
+        status, code = domain_status(exc)
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, fe.RateLimited) else None
+        field = getattr(exc, "field", None)
+        message = getattr(exc, "message", str(exc))
+        return error_response(request, status, code, f"{field}: {message}" if field else message, headers,
+                              {"field": field} if field else None)
+
+    for domain_error in DOMAIN_ERRORS:
+        app.add_exception_handler(domain_error, _domain)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:

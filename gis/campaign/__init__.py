@@ -1,0 +1,1 @@
+"""The campaign: hazard life cycle, events, photos, manual reports, checklists, complaints, deadlines."""
