@@ -1,4 +1,4 @@
-"""Check runs in the background (POST /checks/runs → 202) and the hazards ledger (GeoJSON, transitions)."""
+"""Check runs in the background (POST /checks/runs → 202) and the hazards ledger as GeoJSON (workflow: hazards_api)."""
 
 from __future__ import annotations
 
@@ -13,22 +13,13 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
-from api.auth import (
-    CHECK_ROLES,
-    DISMISS_ROLES,
-    HAZARD_STATES,
-    TRANSITIONS,
-    CurrentUser,
-    Principal,
-    require_role,
-)
+from api.auth import CHECK_ROLES, CurrentUser, Principal, require_role
 from api.database import db_engine
 from api.errors import BadRequest, Conflict, Forbidden, NotFound
-from api.features import parse_items_query, scope_sql
+from api.features import parse_items_query
 from api.ogc import check_format, items_parameters, items_response
-from api.tilecache import changed
+from gis.campaign.lifecycle import STATES
 from gis.config import CheckSettings
-from gis.db import transaction
 from gis.layers import LAYERS
 
 log = logging.getLogger("firelane.api")
@@ -198,7 +189,7 @@ HAZARD_FILTERS = ("street", "department", "severity_min")
                 {"name": "verdict", "in": "query", "required": False,
                  "schema": {"type": "string", "enum": ["fail", "pass", "cannot_judge"]}},
                 {"name": "status", "in": "query", "required": False,
-                 "schema": {"type": "string", "enum": list(HAZARD_STATES)}},
+                 "schema": {"type": "string", "enum": list(STATES)}},
                 {"name": "street", "in": "query", "required": False, "schema": {"type": "string"}},
                 {"name": "department", "in": "query", "required": False, "schema": {"type": "string"}},
                 {"name": "severity_min", "in": "query", "required": False, "schema": {"type": "number"}},
@@ -223,45 +214,3 @@ async def hazards(request: Request, principal: CurrentUser) -> Response:
             raise BadRequest("severity_min 应为数字 severity_min must be a number")
         q.where.append("t.severity >= :h_sev")
     return await items_response(request, layer, q, principal, html=html)
-
-
-class TransitionRequest(BaseModel):
-    to: Literal["assigned", "rectifying", "rectified", "verified", "dismissed"]
-    note: str | None = Field(default=None, max_length=2000)
-
-
-@router.post("/hazards/{hazard_id}/transition", summary="Move a hazard along its life cycle (audited)")
-def transition(hazard_id: Annotated[int, Path(ge=1, le=2**62)], body: TransitionRequest,
-               principal: CurrentUser) -> dict[str, Any]:
-    layer = LAYERS["hazards"]
-    scope, params = scope_sql(layer, principal)
-    with transaction(user=principal.username, engine=db_engine()) as conn:
-        row = conn.execute(text(
-            "SELECT t.id, t.status, t.version FROM hazards t WHERE t.id = :id" + (f" AND {scope}" if scope else "")
-            + " FOR UPDATE"), {**params, "id": hazard_id}).first()
-        if row is None:
-            raise NotFound(f"没有隐患 no hazard {hazard_id}")
-        current = row.status or "open"
-        if body.to == "dismissed":
-            require_role(principal, DISMISS_ROLES, "销号/驳回隐患 dismiss hazards")
-            if current == "dismissed":
-                raise Conflict("隐患已驳回 hazard is already dismissed")
-        else:
-            roles = TRANSITIONS.get((current, body.to))
-            if roles is None:
-                allowed = [to for (frm, to) in TRANSITIONS if frm == current] + ["dismissed"]
-                raise Conflict(f"不允许的状态变化 transition {current} → {body.to} not allowed; "
-                               f"from {current}: {', '.join(allowed)}")
-            require_role(principal, roles, f"将隐患改为 {body.to} move hazards to {body.to}")
-        entry = {"from": current, "to": body.to, "by": principal.username, "note": body.note}
-        updated = conn.execute(text(
-            "UPDATE hazards SET status = :to, "
-            "closed_at = CASE WHEN :to IN ('verified', 'dismissed') THEN now() ELSE closed_at END, "
-            "extra = jsonb_set(extra, '{transitions}', coalesce(extra->'transitions', '[]'::jsonb) || "
-            "jsonb_build_array(CAST(:entry AS jsonb) || jsonb_build_object('at', now()))) "
-            "WHERE id = :id RETURNING id, status, version, closed_at"),
-            {"to": body.to, "entry": json.dumps(entry, ensure_ascii=False), "id": hazard_id}).one()
-    changed("hazards")
-    return {"id": updated.id, "status": updated.status, "version": updated.version,
-            "closed_at": updated.closed_at.isoformat() if updated.closed_at else None, "transition": entry}
-

@@ -14,6 +14,7 @@ from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gis.campaign import field_errors as fe
+from gis.campaign import lifecycle as lc
 
 log = logging.getLogger("firelane.api")
 
@@ -75,8 +76,13 @@ class ServiceUnavailable(ApiError):
     status, code = 503, "ServiceUnavailable"
 
 
-#: Domain errors (raised by gis/ code, which knows no HTTP) → (status, code): the one mapping table.
+#: Domain errors (raised by gis/ without any HTTP in them) → HTTP status and code: the one table.
 DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
+    lc.HazardNotFound: (404, "NotFound"),
+    lc.InvalidField: (400, "InvalidParameterValue"),
+    lc.RoleRefused: (403, "Forbidden"),
+    lc.TransitionRefused: (409, "Conflict"),
+    lc.StaleVersion: (412, "PreconditionFailed"),
     fe.InvalidInput: (400, "InvalidParameterValue"),
     fe.NotPermitted: (403, "Forbidden"),
     fe.NotVisible: (404, "NotFound"),
@@ -88,11 +94,11 @@ DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
 
 
 def domain_status(exc: Exception) -> tuple[int, str]:
-    """The (status, code) of a domain error: its own class's entry or its nearest mapped base class's."""
+    """The status and code of a domain error (the most specific entry of DOMAIN_ERRORS)."""
     for cls in type(exc).__mro__:
         if cls in DOMAIN_ERRORS:
             return DOMAIN_ERRORS[cls]
-    return 500, "ServerError"
+    return 400, "InvalidParameterValue"
 
 
 def wants_html(request: Request) -> bool:
@@ -157,16 +163,17 @@ def install_handlers(app: FastAPI) -> None:
     async def _api_error(request: Request, exc: ApiError) -> Response:
         return error_response(request, exc.status, exc.code, exc.description, exc.headers, exc.extra)
 
-    async def _domain(request: Request, exc: Exception) -> Response:
+    async def _domain_error(request: Request, exc: Exception) -> Response:
         status, code = domain_status(exc)
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, fe.RateLimited) else None
         field = getattr(exc, "field", None)
         message = getattr(exc, "message", str(exc))
-        return error_response(request, status, code, f"{field}: {message}" if field else message, headers,
-                              {"field": field} if field else None)
+        if field and field not in message:
+            message = f"{field}: {message}"
+        extra = {k: v for k, v in {"field": field, **getattr(exc, "extra", {})}.items() if v is not None}
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, fe.RateLimited) else None
+        return error_response(request, status, code, message, headers, extra)
 
-    for domain_error in DOMAIN_ERRORS:
-        app.add_exception_handler(domain_error, _domain)
+    app.add_exception_handler(lc.WorkflowError, _domain_error)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:

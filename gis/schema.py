@@ -21,9 +21,10 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from gis.audit import ACTING_USER_SQL
+from gis.campaign.lifecycle import EVIDENCE, STATES
 from gis.layers import COMMON_FIELDS, LAYERS, STORAGE_SRID, Field, Layer
 
 metadata = MetaData(
@@ -106,6 +107,33 @@ def _layer_table(layer: Layer) -> Table:
 TABLES: dict[str, Table] = {name: _layer_table(layer) for name, layer in LAYERS.items()}
 Index("ix_hazards_key", TABLES["hazards"].c.key, unique=True)
 Index("ix_hazards_rule_status", TABLES["hazards"].c.rule, TABLES["hazards"].c.status)
+Index("ix_hazards_status_deadline", TABLES["hazards"].c.status, TABLES["hazards"].c.deadline)
+Index("ix_hazards_compound_ref", TABLES["hazards"].c.compound_ref)
+
+hazard_events = Table(
+    "hazard_events", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("hazard_id", BigInteger, ForeignKey("hazards.id"), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("by", String(100), nullable=False, server_default=text(ACTING_USER_SQL)),
+    Column("from_state", String(20)),
+    Column("to_state", String(20), nullable=False),
+    Column("note", Text),
+    Column("department", String(100)),
+    Column("unit", String(200)),
+    Column("person", String(100)),
+    Column("deadline", Date),
+    Column("photos", ARRAY(BigInteger), nullable=False, server_default=text("'{}'::bigint[]")),
+    Column("evidence", String(30)),
+    Column("run_id", BigInteger),
+    CheckConstraint(f"to_state IN ({', '.join(repr(s) for s in STATES)})", name="to_state_choice"),
+    CheckConstraint(f"from_state IS NULL OR from_state IN ({', '.join(repr(s) for s in STATES)})",
+                    name="from_state_choice"),
+    CheckConstraint(f"evidence IS NULL OR evidence IN ({', '.join(repr(e) for e in EVIDENCE)})",
+                    name="evidence_choice"),
+    Index("ix_hazard_events_hazard_id_at", "hazard_id", "at"),
+    comment="隐患流转记录 hazard events: the append-only history of every hazard (gis.campaign.lifecycle)",
+)
 
 audit_log = Table(
     "audit_log", metadata,

@@ -1,1 +1,1 @@
-"""The campaign: hazard life cycle, events, photos, manual reports, checklists, complaints, deadlines."""
+"""The campaign room: the hazard life cycle, its events and deadlines, the workflow over the ledger."""

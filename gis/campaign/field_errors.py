@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
+from gis.campaign.lifecycle import WorkflowError
 
-class FieldSideError(Exception):
+
+class FieldSideError(WorkflowError):
     """Base of the field side's refusals; `field` names the input at fault when there is one."""
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(f"{field}: {message}" if field else message)
-        self.message = message
-        self.field = field
 
 
 class InvalidInput(FieldSideError):
@@ -36,7 +33,7 @@ class RateLimited(FieldSideError):
     """Too many submissions from one address; `retry_after` seconds until the next is accepted."""
 
     def __init__(self, message: str, *, retry_after: int) -> None:
-        super().__init__(message)
+        super().__init__(message, field="address")
         self.retry_after = retry_after
 
 

@@ -10,7 +10,9 @@ from typing import Any
 import shapely
 from sqlalchemy import Connection, text
 
+from gis.campaign import lifecycle as lc
 from gis.campaign import photos as ph
+from gis.campaign import workflow as wf
 from gis.campaign.actors import REPORTERS, Actor
 from gis.campaign.field_errors import InvalidInput, NotPermitted
 from gis.campaign.locate import Place, locate
@@ -132,9 +134,16 @@ def file_report(conn: Connection, *, category: str, geom: shapely.Geometry, acto
 def record_found(conn: Connection, hazard_id: int, *, actor: Actor, note: str | None, photos: Sequence[int],
                  fixed: bool = False, after: Sequence[int] = ()) -> str:
     """The hazard's `open` event (evidence manual) and, when fixed on the spot, its fix; returns the status."""
-    from gis.campaign import lifecycle_bridge
-
-    return lifecycle_bridge.found(conn, hazard_id, actor=actor, note=note, photos=photos, fixed=fixed, after=after)
+    conn.execute(text(
+        "INSERT INTO hazard_events (hazard_id, by, from_state, to_state, note, photos, evidence) "
+        "VALUES (:h, :by, NULL, 'open', :note, CAST(:photos AS bigint[]), :evidence)"),
+        {"h": hazard_id, "by": actor.username, "note": note, "photos": list(photos),
+         "evidence": lc.Evidence.MANUAL.value})
+    if not fixed:
+        return lc.State.OPEN.value
+    moved = wf.fix_on_the_spot(conn, hazard_id, actor=wf.Actor(username=actor.username, role=actor.role),
+                               before=photos, after=after, note=note)
+    return str(moved["status"])
 
 
 def visible_hazard(conn: Connection, hazard_id: int, actor: Actor) -> ph.Owner:
