@@ -15,7 +15,18 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.gzip import GZipMiddleware
 
-from api import checks_api, complaints_api, edits, hazards_api, login, ogc, photos_api, reports_api, tiles, users
+from api import (
+    checks_api,
+    complaints_api,
+    edits,
+    hazards_api,
+    login,
+    ogc,
+    photos_api,
+    reports_api,
+    tiles,
+    users,
+)
 from api.aio import close_pools
 from api.crs import forget_identity
 from api.database import db_engine, forget_engine
