@@ -29,12 +29,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import shapely
 from sqlalchemy import Connection, Engine, text
 
 from gis.campaign import lifecycle as lc
-from gis.campaign import workflow
+from gis.campaign import photos as ph
+from gis.campaign import reports, workflow
+from gis.campaign.actors import Actor as FieldActor
 from gis.campaign.campaigns import CampaignError, campaign_streets, get_campaign
 from gis.campaign.focus import BY_CODE, ITEM_CODES
+from gis.campaign.locate import locate
+from gis.campaign.manual_rules import BY_ID
 
 ALGORITHM = __doc__.split("The draw", 1)[1].split("The same seed", 1)[0].strip()
 ALGORITHM_VERSION = "firelane-spot-draw/1 numpy PCG64"
@@ -299,10 +304,11 @@ def list_draws(campaign_id: int, *, engine: Engine | None = None) -> list[dict[s
 
 
 def record(check_id: int, *, compound: str, item: str, result: str, note: str | None = None,
-           photos: Sequence[int] = (), actor: workflow.Actor, engine: Engine | None = None) -> dict[str, Any]:
+           photos: Sequence[bytes] = (), actor: workflow.Actor, engine: Engine | None = None) -> dict[str, Any]:
     """Record one focus item's result of a spot check. A failed item reopens the compound's hazards of that item
     that were reported rectified (through the life cycle), or files a new MANUAL hazard of the item when none
-    was; either way the check (and its street) counts as failed."""
+    was; either way the check (and its street) counts as failed. Photos (file bytes) go with a failed item's
+    hazards (the photo store keeps photos of hazards); a passed item takes none."""
     from gis.db import get_engine, transaction
 
     if item not in ITEM_CODES:
@@ -313,6 +319,10 @@ def record(check_id: int, *, compound: str, item: str, result: str, note: str | 
         raise SpotCheckError("说明过长 note is longer than 2000 characters", field="note")
     if result == "fail" and not (note and note.strip()):
         raise SpotCheckError("不合格需要说明 a failed item needs a note (what was found)", field="note")
+    if photos and result == "pass":
+        raise SpotCheckError("合格项不附照片 photos belong to a failed item's hazards", field="photo")
+    if len(photos) > 20:
+        raise SpotCheckError("照片过多 at most 20 photos", field="photo")
     with transaction(user=actor.username, engine=engine or get_engine()) as conn:
         check = conn.execute(text("SELECT * FROM spot_checks WHERE id = :id FOR UPDATE"), {"id": check_id}).first()
         if check is None:
@@ -326,12 +336,16 @@ def record(check_id: int, *, compound: str, item: str, result: str, note: str | 
             raise SpotCheckError(f"抽查 {check_id} 的 {item} 已记录 item {item} of spot check {check_id} is already "
                                  "recorded", field="item")
         hazard_ids: list[int] = []
+        photo_ids: list[int] = []
         if result == "fail":
-            hazard_ids = _fail_item(conn, check, item, note or "", photos, actor)
+            hazard_ids = _fail_item(conn, check, item, note or "", actor)
+            owner = ph.hazard_owner(conn, hazard_ids[0])
+            photo_ids = [ph.add_photo(conn, data, owner=owner, kind="before", user=actor.username,
+                                      field=f"photo[{i}]")["id"] for i, data in enumerate(photos)]
         conn.execute(text(
             "INSERT INTO spot_check_items (check_id, item, result, note, photos, hazard_ids, recorded_by) "
             "VALUES (:c, :i, :r, :n, CAST(:p AS jsonb), CAST(:h AS jsonb), :u)"),
-            {"c": check_id, "i": item, "r": result, "n": note, "p": json.dumps(list(photos)),
+            {"c": check_id, "i": item, "r": result, "n": note, "p": json.dumps(photo_ids),
              "h": json.dumps(hazard_ids), "u": actor.username})
         results = dict(conn.execute(text("SELECT item, result FROM spot_check_items WHERE check_id = :c"),
                                     {"c": check_id}).all())
@@ -340,42 +354,30 @@ def record(check_id: int, *, compound: str, item: str, result: str, note: str | 
         conn.execute(text("UPDATE spot_checks SET status = :s, checked_at = now() WHERE id = :id"),
                      {"s": status, "id": check_id})
     return {"check": check_id, "compound": compound, "item": item, "result": result, "status": status,
-            "hazards": hazard_ids}
+            "hazards": hazard_ids, "photos": photo_ids}
 
 
-def _fail_item(conn: Connection, check: Any, item: str, note: str, photos: Sequence[int],
-               actor: workflow.Actor) -> list[int]:
+def _fail_item(conn: Connection, check: Any, item: str, note: str, actor: workflow.Actor) -> list[int]:
     focus = BY_CODE[item]
-    reason = f"抽查不合格 spot check {check.id} failed {focus.zh}: {note}"
+    reason = f"抽查不合格 spot check {check.id} failed {focus.zh}: {note}"[:2000]
     reopened = []
     for hid in conn.execute(text(
             "SELECT id FROM hazards WHERE compound_ref = :r AND rule = ANY(:rules) "
             "AND status IN ('rectified', 'verified', 'closed') ORDER BY id"),
             {"r": check.compound_ref, "rules": sorted(focus.rules)}).scalars():
-        workflow.transition(conn, hid, "reopened", actor=actor, change=lc.Change(note=reason[:2000]))
+        workflow.transition(conn, hid, "reopened", actor=actor, change=lc.Change(note=reason))
         reopened.append(int(hid))
     if reopened:
         return reopened
-    return [file_hazard(conn, compound=check.compound_ref, rule=focus.manual_rule, note=reason, actor=actor,
-                        key=f"spotcheck:{check.id}:{item}")]
-
-
-def file_hazard(conn: Connection, *, compound: str, rule: str, note: str, actor: workflow.Actor, key: str) -> int:
-    """A new hazard found on a spot check, at the compound's point on surface, open, with its `open` event."""
-    from gis.campaign.manual_rules import BY_ID
-
-    spec = BY_ID[rule]
-    row = conn.execute(text(
-        "INSERT INTO hazards (key, rule, clause, verdict, strength, severity, status, subject_layer, subject_ref, "
-        "message_zh, message_en, department, compound_ref, compound_id, street_code, first_seen_at, last_seen_at, "
-        "geom) SELECT :key, :rule, :clause, 'fail', 'mandatory', 3, 'open', 'compounds', c.ref, :msg, :en, :dept, "
-        "c.ref, c.id, c.street_code, now(), now(), ST_PointOnSurface(c.geom) FROM compounds c WHERE c.ref = :r "
-        "RETURNING id"),
-        {"key": key, "rule": rule, "clause": spec.clause, "msg": note[:2000], "en": spec.title_en,
-         "dept": spec.department, "r": compound}).first()
-    if row is None:
-        raise SpotCheckError(f"没有小区 no compound {compound!r}", field="compound")
-    conn.execute(text("INSERT INTO hazard_events (hazard_id, by, from_state, to_state, note, evidence) "
-                      "VALUES (:h, :by, NULL, 'open', :n, :e)"),
-                 {"h": row.id, "by": actor.username, "n": note[:2000], "e": lc.Evidence.MANUAL.value})
-    return int(row.id)
+    # nothing of this item was reported: the finding is new, filed as the manual reports are (field side)
+    wkt = conn.execute(text("SELECT ST_AsText(ST_PointOnSurface(geom)) FROM compounds WHERE ref = :r"),
+                       {"r": check.compound_ref}).scalar()
+    if wkt is None:
+        raise SpotCheckError(f"没有小区 no compound {check.compound_ref!r}", field="compound")
+    geom = shapely.from_wkt(wkt)
+    place = locate(conn, geom)
+    hid = reports.insert_hazard(conn, rule=BY_ID[focus.manual_rule], geom=geom, place=place, note=reason,
+                                user=actor.username, source=f"spotcheck:{check.id}")
+    reports.record_found(conn, hid, actor=FieldActor(username=actor.username, role=actor.role), note=reason,
+                         photos=())
+    return [int(hid)]
