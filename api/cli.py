@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from api.hazard_cli import hazard
 from gis.layers import LAYERS
 
 
@@ -352,6 +353,9 @@ def _os_user() -> str:
         return getpass.getuser()
     except Exception:  # noqa: BLE001 - no passwd entry in some containers
         return "cli"
+
+
+cli.add_command(hazard)
 
 
 def main() -> None:

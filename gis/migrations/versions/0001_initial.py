@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-05 00:25:16.578417
+Create Date: 2026-12-05 00:32:40.026390
 """
 from alembic import op
 
