@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from api.campaign_cli import COMMANDS as CAMPAIGN_COMMANDS
 from api.hazard_cli import hazard
 from gis.layers import LAYERS
 
@@ -356,6 +357,8 @@ def _os_user() -> str:
 
 
 cli.add_command(hazard)
+for _command in CAMPAIGN_COMMANDS:
+    cli.add_command(_command)
 
 
 def main() -> None:

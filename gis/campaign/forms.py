@@ -22,7 +22,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy import Connection, Engine, text
 
 from gis.campaign import lifecycle as lc
-from gis.campaign.campaigns import Campaign, campaign_streets, get_campaign
+from gis.campaign.campaigns import Campaign, CampaignError, campaign_streets, get_campaign
 from gis.campaign.deadlines import local_today
 from gis.campaign.focus import FOCUS_ITEMS, OTHER, focus_case_sql, focus_of
 from gis.campaign.progress import street_counts
@@ -54,7 +54,7 @@ _HEAD_FILL = PatternFill("solid", fgColor="DDEBF7")
 _SHEET_BAD = re.compile(r"[\[\]:*?/\\]")
 
 
-class FormError(Exception):
+class FormError(CampaignError):
     """A form that cannot be produced (unknown form, street outside the campaign)."""
 
 
