@@ -263,11 +263,11 @@ def report_forms(campaign_id: int, out: Path, streets: tuple[str, ...], day: str
               help=".pdf or .html")
 def report_compound(ref: str, out: Path) -> None:
     """一小区一档: one compound's file as PDF or HTML (by suffix)."""
-    from gis.campaign import dossier
+    from web.documents import write_compound
 
     if out.suffix.lower() not in (".pdf", ".html", ".htm"):
         raise CampaignCliError(f"输出应为 .pdf 或 .html output must end in .pdf or .html, not {out.suffix!r}")
-    _guard(lambda: dossier.write_compound(ref, out, engine=_engine()))
+    _guard(lambda: write_compound(ref, out, engine=_engine()))
     click.echo(out)
 
 
