@@ -4,6 +4,7 @@ pdftotext (the compound's name and every hazard's rule); the district's files as
 from __future__ import annotations
 
 import io
+from datetime import date
 import shutil
 import subprocess
 import zipfile
@@ -88,3 +89,32 @@ def test_the_districts_files_are_one_zip_one_pdf_per_compound(db, district, tmp_
         names = sorted(zf.namelist())
         assert names == [f"一小区一档/{r}.pdf" for r in refs["330212005"]]
         assert zf.read(names[0])[:5] == b"%PDF-"
+
+
+@needs_poppler
+def test_stage_reports_and_the_summary_carry_charts_cases_and_due_dates(db, district, tmp_path):
+    from openpyxl import load_workbook
+
+    from gis.campaign import stage_reports as sr
+
+    cid = cp.create_campaign(preset_key="changle-2022", year=2026, engine=db)
+    day = date(2026, 5, 1)
+    pdf = sr.write_report(cid, tmp_path / "stage.pdf", kind="stage", street="330212003", today=day, engine=db)
+    words = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True,
+                           check=True).stdout.replace("\n", "")
+    assert "整改落实阶段工作进展报告" in words and "2026-07-10" in words  # due 5 days before 7/15
+    assert "中河街道" in words and "典型案例" in words
+    doc = sr.report_data(cid, kind="summary", today=day, engine=db)
+    assert doc["due"] == "2026-12-10" and set(doc["charts"]) == {"trend", "focus", "departments", "ageing"}
+    assert all(png[:8] == b"\x89PNG\r\n\x1a\n" for png in doc["charts"].values())
+    assert doc["cases"][0]["before"] and doc["cases"][0]["after"]  # the case with photos comes first
+    xlsx = sr.write_report(cid, tmp_path / "summary.xlsx", kind="summary", today=day, engine=db)
+    wb = load_workbook(xlsx)
+    assert wb.sheetnames == ["进度", "典型案例", "图表"] and len(wb["图表"]._images) == 4
+    ws = wb["进度"]
+    with db.connect() as conn:
+        found = conn.execute(text("SELECT count(*) FROM hazards WHERE verdict = 'fail'")).scalar_one()
+    total_row = next(r for r in range(5, ws.max_row + 1) if ws.cell(r, 1).value == "合计")
+    assert ws.cell(total_row, 6).value == found
+    with pytest.raises(cp.CampaignError, match="not in campaign"):
+        sr.write_report(cid, tmp_path / "x.pdf", kind="stage", street="999", engine=db)
