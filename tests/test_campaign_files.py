@@ -4,10 +4,10 @@ pdftotext (the compound's name and every hazard's rule); the district's files as
 from __future__ import annotations
 
 import io
-from datetime import date
 import shutil
 import subprocess
 import zipfile
+from datetime import date
 from pathlib import Path
 
 import pytest
