@@ -160,6 +160,26 @@ def campaign_inspect(campaign_id: int, compound: str, kind: str, day: str | None
         inspector=inspector, note=note, user=as_user or _os_user(), engine=engine)))
 
 
+@campaign.command("renovation")
+@click.argument("campaign_id", type=int)
+@click.option("--year", type=int, required=True, help="the renovation plan's year")
+@click.option("--compound", "compounds", multiple=True, required=True, help="compound refs in that year's plan")
+@click.option("--route/--no-route", default=True, show_default=True,
+              help="assign their lane, hydrant and facility hazards to the renovation project now")
+@_as_option
+def campaign_renovation(campaign_id: int, year: int, compounds: tuple[str, ...], route: bool,
+                        as_user: str | None) -> None:
+    """老旧小区改造: put compounds in a year's renovation plan and route their hazards to that project."""
+    from gis.campaign import funding
+
+    engine = _engine()
+    _guard(lambda: funding.set_renovation(campaign_id, year=year, compounds=compounds, engine=engine))
+    if route:
+        actor = _guard(lambda: _actor(engine, as_user))
+        moved = _guard(lambda: funding.route_renovation(campaign_id, actor=actor, engine=engine))
+        click.echo(f"纳入改造项目 routed {len(moved)} hazards")
+
+
 # --- spot checks --------------------------------------------------------------------------------------------------
 
 
