@@ -28,6 +28,10 @@ class CampaignNotFound(CampaignError):
     """No such campaign (or not visible to the caller)."""
 
 
+class CompoundNotFound(CampaignError):
+    """No such compound."""
+
+
 @dataclass(frozen=True)
 class Stage:
     """One dated stage and what it must produce; `report_due`: the stage report's due date (None: none set)."""

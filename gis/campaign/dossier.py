@@ -24,7 +24,7 @@ from sqlalchemy import Connection, Engine, text  # noqa: E402
 
 from gis.campaign import lifecycle as lc  # noqa: E402
 from gis.campaign import workflow  # noqa: E402
-from gis.campaign.campaigns import CampaignError, campaign_streets, get_campaign  # noqa: E402
+from gis.campaign.campaigns import CompoundNotFound, campaign_streets, get_campaign  # noqa: E402
 from gis.campaign.deadlines import OVERDUE_SQL, local_today  # noqa: E402
 from gis.campaign.focus import BY_CODE, OTHER, focus_of  # noqa: E402
 from gis.checks.catalog import RULES  # noqa: E402
@@ -42,10 +42,6 @@ MAP_LAYERS: tuple[tuple[str, str, str, str], ...] = (
 )
 MAX_PHOTOS_PER_HAZARD = 6
 CJK_FONTS = ["Noto Sans CJK SC", "Noto Serif CJK SC", "WenQuanYi Zen Hei", "DejaVu Sans"]
-
-
-class CompoundNotFound(CampaignError):
-    """No such compound."""
 
 
 def _num(v: Any) -> str:

@@ -268,12 +268,29 @@ def report_xlsx(doc: dict[str, Any]) -> Any:
 
 
 def report_handler(ctx: Any) -> dict[str, Any]:
-    """The `report` job: params {campaign, kind, street, stage, date, path}."""
+    """The `report` job: params {campaign, kind: forms|stage|summary|plans, street, stage, date, path}."""
+    import shutil
+    import tempfile
+
     p = ctx.params
     day = date.fromisoformat(p["date"]) if p.get("date") else None
-    path = write_report(int(p["campaign"]), Path(p["path"]), kind=p["kind"], street=p.get("street"),
-                        stage=p.get("stage"), today=day, engine=ctx.engine)
-    return {"path": str(path), "bytes": path.stat().st_size}
+    out = Path(p["path"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if p["kind"] == "forms":
+        from gis.campaign.forms import write_forms
+
+        with tempfile.TemporaryDirectory(prefix="firelane-forms-") as tmp:
+            write_forms(int(p["campaign"]), Path(tmp), day=day, streets=p.get("streets") or None, engine=ctx.engine)
+            ctx.progress(0.8)
+            shutil.make_archive(str(out.with_suffix("")), "zip", tmp)
+    elif p["kind"] == "plans":
+        from gis.campaign.funding import write_plans
+
+        write_plans(int(p["campaign"]), out, today=day, engine=ctx.engine)
+    else:
+        write_report(int(p["campaign"]), out, kind=p["kind"], street=p.get("street"), stage=p.get("stage"),
+                     today=day, engine=ctx.engine)
+    return {"path": str(out), "bytes": out.stat().st_size}
 
 
 __all__ = ["AGE_BUCKETS", "chart_data", "charts", "report_data", "report_handler", "report_xlsx", "typical_cases",
