@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from api.cli_field import install as install_field_commands
 from gis.layers import LAYERS
 
 
@@ -325,6 +326,9 @@ def _os_user() -> str:
         return getpass.getuser()
     except Exception:  # noqa: BLE001 - no passwd entry in some containers
         return "cli"
+
+
+install_field_commands(cli)
 
 
 def main() -> None:
