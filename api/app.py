@@ -33,6 +33,7 @@ from api.database import db_engine, forget_engine
 from api.errors import install_handlers
 from api.logging import AccessLogMiddleware, BodyLimitMiddleware, configure_logging
 from api.tilecache import forget_tiles
+from gis import jobs
 from gis.config import api_settings, server_settings
 
 VERSION = "0.1.0"
@@ -60,9 +61,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # collection otherwise walks it all, a ~90 ms stall of every request in flight (p99) under load.
     gc.collect()
     gc.freeze()
+    worker = jobs.WorkerLoop().start() if jobs.job_settings().in_server else None
     try:
         yield
     finally:
+        if worker is not None:
+            await run_in_threadpool(worker.shutdown)
         gc.unfreeze()
         await close_pools()
 

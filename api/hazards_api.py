@@ -50,7 +50,7 @@ def _version(if_match: str | None, body_version: int | None) -> int | None:
 
 
 class TransitionBody(BaseModel):
-    to: Literal["open", "assigned", "rectifying", "rectified", "verified", "closed", "reopened", "dismissed"]
+    to: lc.State = Field(description="the state to move to (GET /hazards/lifecycle)")
     note: str | None = Field(default=None, max_length=lc.MAX_NOTE, description="the reason (reopen, dismiss)")
     department: str | None = Field(default=None, max_length=100, description="assigned: one of /hazards/departments")
     unit: str | None = Field(default=None, max_length=lc.MAX_UNIT, description="assigned: the responsible unit")
@@ -192,7 +192,7 @@ def transition(hazard_id: HazardId, body: TransitionBody, principal: CurrentUser
                        deadline=body.deadline, photos=tuple(body.photos))
     version = _version(if_match, body.version)
     return _move(principal, hazard_id, lambda conn: wf.transition(
-        conn, hazard_id, body.to, actor=_actor(principal), change=change, scope=scope_of(principal),
+        conn, hazard_id, body.to.value, actor=_actor(principal), change=change, scope=scope_of(principal),
         expected_version=version))
 
 

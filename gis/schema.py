@@ -164,6 +164,7 @@ check_runs = Table(
     Column("duration_s", Float),
     Column("started_by", String(100)),
     Column("error", Text),
+    Column("job_id", BigInteger, ForeignKey("jobs.id", ondelete="SET NULL"), index=True),
     comment="检查批次 check runs",
 )
 
@@ -197,6 +198,29 @@ api_tokens = Table(
     Column("expires_at", DateTime(timezone=True)),
     Column("revoked", Boolean, nullable=False, server_default=text("false")),
     comment="访问令牌 API tokens (hashed)",
+)
+
+jobs = Table(
+    "jobs", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("kind", String(40), nullable=False),
+    Column("params", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("status", String(20), nullable=False, server_default=text("'queued'")),
+    Column("progress", Float, nullable=False, server_default=text("0")),
+    Column("result", JSONB),
+    Column("error", Text),
+    Column("created_by", String(100)),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("heartbeat_at", DateTime(timezone=True)),
+    Column("worker_host", String(255)),
+    Column("worker_pid", Integer),
+    Column("worker_started", Float),
+    CheckConstraint("status IN ('queued', 'running', 'succeeded', 'failed')", name="status_choice"),
+    CheckConstraint("progress >= 0 AND progress <= 1", name="progress_range"),
+    Index("ix_jobs_status_id", "status", "id"),
+    comment="后台任务 persisted jobs (check runs, reports): created first, claimed by a worker",
 )
 
 # --- field side: photos, public complaints, facility checklists (gis/campaign) -----------------------------------

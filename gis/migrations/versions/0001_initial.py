@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-05 00:21:29.839993
+Create Date: 2026-12-05 00:35:26.067363
 """
 from alembic import op
 
@@ -35,22 +35,6 @@ def upgrade() -> None:
     comment='审计日志 audit history of every write, written by triggers'
     )
     op.create_index('ix_audit_log_layer_feature', 'audit_log', ['layer', 'feature_id'], unique=False)
-    op.create_table('check_runs',
-    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
-    sa.Column('started_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('status', sa.String(length=20), server_default=sa.text("'running'"), nullable=False),
-    sa.Column('profile', sa.String(length=60), nullable=False),
-    sa.Column('profile_version', sa.String(length=40), nullable=False),
-    sa.Column('scope', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False),
-    sa.Column('counts', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False),
-    sa.Column('progress', sa.Float(), server_default=sa.text('0'), nullable=False),
-    sa.Column('duration_s', sa.Float(), nullable=True),
-    sa.Column('started_by', sa.String(length=100), nullable=True),
-    sa.Column('error', sa.Text(), nullable=True),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_check_runs')),
-    comment='检查批次 check runs'
-    )
     op.create_table('complaint_hits',
     sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
     sa.Column('address_hash', sa.String(length=64), nullable=False),
@@ -90,6 +74,28 @@ def upgrade() -> None:
     op.create_index('ix_compounds_ref', 'compounds', ['ref'], unique=True)
     op.create_index('ix_compounds_street_code', 'compounds', ['street_code'], unique=False)
     op.create_index('ix_compounds_updated_at', 'compounds', ['updated_at'], unique=False)
+    op.create_table('jobs',
+    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
+    sa.Column('kind', sa.String(length=40), nullable=False),
+    sa.Column('params', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False),
+    sa.Column('status', sa.String(length=20), server_default=sa.text("'queued'"), nullable=False),
+    sa.Column('progress', sa.Float(), server_default=sa.text('0'), nullable=False),
+    sa.Column('result', postgresql.JSONB(astext_type=sa.Text()), nullable=True),
+    sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('created_by', sa.String(length=100), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.Column('started_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('heartbeat_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('worker_host', sa.String(length=255), nullable=True),
+    sa.Column('worker_pid', sa.Integer(), nullable=True),
+    sa.Column('worker_started', sa.Float(), nullable=True),
+    sa.CheckConstraint("status IN ('queued', 'running', 'succeeded', 'failed')", name=op.f('ck_jobs_status_choice')),
+    sa.CheckConstraint('progress >= 0 AND progress <= 1', name=op.f('ck_jobs_progress_range')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_jobs')),
+    comment='后台任务 persisted jobs (check runs, reports): created first, claimed by a worker'
+    )
+    op.create_index('ix_jobs_status_id', 'jobs', ['status', 'id'], unique=False)
     op.create_geospatial_table('streets',
     sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
     sa.Column('ref', sa.String(length=200), nullable=True, comment='编号 Reference'),
@@ -201,6 +207,25 @@ def upgrade() -> None:
     op.create_index('ix_buildings_ref', 'buildings', ['ref'], unique=False)
     op.create_index('ix_buildings_street_code', 'buildings', ['street_code'], unique=False)
     op.create_index('ix_buildings_updated_at', 'buildings', ['updated_at'], unique=False)
+    op.create_table('check_runs',
+    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
+    sa.Column('started_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('status', sa.String(length=20), server_default=sa.text("'running'"), nullable=False),
+    sa.Column('profile', sa.String(length=60), nullable=False),
+    sa.Column('profile_version', sa.String(length=40), nullable=False),
+    sa.Column('scope', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False),
+    sa.Column('counts', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False),
+    sa.Column('progress', sa.Float(), server_default=sa.text('0'), nullable=False),
+    sa.Column('duration_s', sa.Float(), nullable=True),
+    sa.Column('started_by', sa.String(length=100), nullable=True),
+    sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('job_id', sa.BigInteger(), nullable=True),
+    sa.ForeignKeyConstraint(['job_id'], ['jobs.id'], name=op.f('fk_check_runs_job_id_jobs'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_check_runs')),
+    comment='检查批次 check runs'
+    )
+    op.create_index(op.f('ix_check_runs_job_id'), 'check_runs', ['job_id'], unique=False)
     op.create_geospatial_table('ebike_sites',
     sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
     sa.Column('ref', sa.String(length=200), nullable=True, comment='编号 Reference'),
@@ -701,6 +726,8 @@ def downgrade() -> None:
     op.drop_geospatial_index('ix_ebike_sites_geom', table_name='ebike_sites', postgresql_using='gist', column_name='geom')
     op.drop_index(op.f('ix_ebike_sites_compound_id'), table_name='ebike_sites')
     op.drop_geospatial_table('ebike_sites')
+    op.drop_index(op.f('ix_check_runs_job_id'), table_name='check_runs')
+    op.drop_table('check_runs')
     op.drop_index('ix_buildings_updated_at', table_name='buildings')
     op.drop_index('ix_buildings_street_code', table_name='buildings')
     op.drop_index('ix_buildings_ref', table_name='buildings')
@@ -719,6 +746,8 @@ def downgrade() -> None:
     op.drop_index('ix_streets_ref', table_name='streets')
     op.drop_geospatial_index('ix_streets_geom', table_name='streets', postgresql_using='gist', column_name='geom')
     op.drop_geospatial_table('streets')
+    op.drop_index('ix_jobs_status_id', table_name='jobs')
+    op.drop_table('jobs')
     op.drop_index('ix_compounds_updated_at', table_name='compounds')
     op.drop_index('ix_compounds_street_code', table_name='compounds')
     op.drop_index('ix_compounds_ref', table_name='compounds')
@@ -726,7 +755,6 @@ def downgrade() -> None:
     op.drop_geospatial_table('compounds')
     op.drop_index('ix_complaint_hits_address_at', table_name='complaint_hits')
     op.drop_table('complaint_hits')
-    op.drop_table('check_runs')
     op.drop_index('ix_audit_log_layer_feature', table_name='audit_log')
     op.drop_table('audit_log')
     # ### end Alembic commands ###
