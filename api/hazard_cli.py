@@ -163,7 +163,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
 @_as_option
 def show_cmd(hazard_id: int, fmt: str, as_user: str | None) -> None:
     """One hazard with its history (events)."""
-    doc = _run(lambda conn, actor, scope: wf.show(conn, hazard_id, scope=scope), as_user=as_user)
+    doc = _run(lambda conn, actor, scope: wf.show(conn, hazard_id, scope=scope, role=actor.role), as_user=as_user)
     if fmt == "json":
         click.echo(json.dumps(doc, ensure_ascii=False, default=str))
         return
