@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from api.campaign_cli import COMMANDS as CAMPAIGN_COMMANDS
+from api.cli_field import install as install_field_commands
 from api.hazard_cli import hazard
 from gis.layers import LAYERS
 
@@ -359,6 +360,7 @@ def _os_user() -> str:
 cli.add_command(hazard)
 for _command in CAMPAIGN_COMMANDS:
     cli.add_command(_command)
+install_field_commands(cli)  # `photo`, and `report` inside the workflow's `hazard` group
 
 
 def main() -> None:

@@ -172,7 +172,7 @@ def data_gaps(principal: CurrentUser, compound: Annotated[str | None, Query(max_
 @router.get("/hazards/{hazard_id}", summary="One hazard with its events (history)")
 def show(hazard_id: HazardId, principal: CurrentUser) -> Response:
     with db_engine().connect() as conn:
-        doc = wf.show(conn, hazard_id, scope=scope_of(principal))
+        doc = wf.show(conn, hazard_id, scope=scope_of(principal), role=principal.role)
     return Response(json.dumps(doc, ensure_ascii=False, default=str), media_type="application/json",
                     headers={"ETag": f'"{doc["version"]}"'})
 

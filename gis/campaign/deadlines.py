@@ -60,6 +60,6 @@ _WORK = "(" + ", ".join(f"'{s}'" for s in sorted(lc.NEEDS_WORK)) + ")"
 OVERDUE_SQL = f"(t.status IN {_WORK} AND t.deadline < CAST(:today AS date))"
 #: Whole days past the deadline (0 when not overdue).
 DAYS_OVERDUE_SQL = f"CASE WHEN {OVERDUE_SQL} THEN CAST(:today AS date) - t.deadline ELSE 0 END"
-#: Due within the next :soon days (today included) and still needing work.
+#: Due today or within the next :soon days and still needing work ("due this week").
 DUE_SOON_SQL = (f"(t.status IN {_WORK} AND t.deadline >= CAST(:today AS date) "
-                f"AND t.deadline < CAST(:today AS date) + CAST(:soon AS integer))")
+                f"AND t.deadline <= CAST(:today AS date) + CAST(:soon AS integer))")

@@ -59,12 +59,13 @@ def _iso(v: Any) -> Any:
     return v.isoformat() if hasattr(v, "isoformat") else v
 
 
-def hazard_doc(row: Any) -> dict[str, Any]:
-    """A hazard row as a JSON-ready dict: its fields, the state's labels, family, overdue and the allowed steps."""
+def hazard_doc(row: Any, role: str | None = None) -> dict[str, Any]:
+    """A hazard row as a JSON-ready dict: its fields, the state's labels, family, overdue and the steps allowed
+    next (to `role`, when given)."""
     doc = {k: _iso(v) for k, v in row._mapping.items() if k not in ("lon", "lat")}
     doc["status_zh"], doc["status_en"] = lc.label(row.status, "zh"), lc.label(row.status, "en")
     doc["family"] = family_of(row.rule)
-    doc["next"] = list(lc.allowed_next(row.status)) if row.status else []
+    doc["next"] = list(lc.allowed_next(row.status, role)) if row.status else []
     if "lon" in row._mapping:
         doc["lonlat"] = [row.lon, row.lat] if row.lon is not None else None
     return doc
@@ -300,15 +301,16 @@ def events(conn: Connection, hazard_ids: Sequence[int]) -> list[dict[str, Any]]:
              "evidence": r.evidence, "run_id": r.run_id} for r in rows]
 
 
-def show(conn: Connection, hazard_id: int, *, scope: Scope = EVERYWHERE, today: date | None = None) -> dict[str, Any]:
-    """One hazard with its events (HazardNotFound outside the scope)."""
+def show(conn: Connection, hazard_id: int, *, scope: Scope = EVERYWHERE, today: date | None = None,
+         role: str | None = None) -> dict[str, Any]:
+    """One hazard with its events and the steps `role` may take next (HazardNotFound outside the scope)."""
     where, params = _where(scope, "t.id = :hid")
     sql = (f"SELECT {_HAZARD_COLUMNS}, {OVERDUE_SQL} AS overdue, {DAYS_OVERDUE_SQL} AS days_overdue, "
            f"ST_X(ST_PointOnSurface(t.geom)) AS lon, ST_Y(ST_PointOnSurface(t.geom)) AS lat FROM hazards t{where}")
     row = conn.execute(text(sql), {**params, "hid": hazard_id, "today": today or local_today()}).first()
     if row is None:
         raise lc.HazardNotFound(f"没有隐患 no hazard {hazard_id}", field="id")
-    doc = hazard_doc(row)
+    doc = hazard_doc(row, role)
     doc["other_refs"] = row.other_refs if not isinstance(row.other_refs, str) else json.loads(row.other_refs)
     doc["events"] = events(conn, [hazard_id])
     return doc

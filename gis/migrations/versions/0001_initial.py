@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-05 00:32:40.026390
+Create Date: 2026-12-05 00:48:55.079171
 """
 from alembic import op
 
