@@ -40,11 +40,18 @@ def compound_html(conn: Connection, ref: str) -> str:
     return render("documents/dossier.html", f=f, c=f["compound"], map_png=b64(png))
 
 
-def html_to_pdf(html: str, path: Path) -> None:
+@lru_cache
+def _fonts() -> Any:
     # WeasyPrint (and its pango/cairo bindings) loads on first PDF only: HTML output does not need it
+    from weasyprint.text.fonts import FontConfiguration
+
+    return FontConfiguration()  # one per process: the CJK fonts are found and loaded once, not per document
+
+
+def html_to_pdf(html: str, path: Path) -> None:
     from weasyprint import HTML
 
-    HTML(string=html, base_url=str(TEMPLATES)).write_pdf(str(path))
+    HTML(string=html, base_url=str(TEMPLATES)).write_pdf(str(path), font_config=_fonts())
 
 
 def write_compound_pdf(conn: Connection, ref: str, path: Path) -> None:

@@ -10,24 +10,26 @@ import zipfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import geopandas as gpd
 import matplotlib
+import numpy as np
+import shapely
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection, PolyCollection
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from pyproj import Transformer
+from sqlalchemy import Connection, Engine, text
 
-matplotlib.use("Agg")  # server-side rendering: no display, no browser
-
-import matplotlib.pyplot as plt  # noqa: E402 - after the backend is chosen
-import shapely  # noqa: E402
-from sqlalchemy import Connection, Engine, text  # noqa: E402
-
-from gis.campaign import lifecycle as lc  # noqa: E402
-from gis.campaign import workflow  # noqa: E402
-from gis.campaign.campaigns import CompoundNotFound, campaign_streets, get_campaign  # noqa: E402
-from gis.campaign.deadlines import OVERDUE_SQL, local_today  # noqa: E402
-from gis.campaign.focus import BY_CODE, OTHER, focus_of  # noqa: E402
-from gis.checks.catalog import RULES  # noqa: E402
+from gis.campaign import lifecycle as lc
+from gis.campaign import workflow
+from gis.campaign.campaigns import CompoundNotFound, campaign_streets, get_campaign
+from gis.campaign.deadlines import OVERDUE_SQL, local_today
+from gis.campaign.focus import BY_CODE, OTHER, focus_of
+from gis.checks.catalog import RULES
 
 #: Layers drawn on a compound's map, bottom to top: (layer, face colour, edge colour, zh label).
 MAP_LAYERS: tuple[tuple[str, str, str, str], ...] = (
@@ -41,7 +43,9 @@ MAP_LAYERS: tuple[tuple[str, str, str, str], ...] = (
     ("hydrants", "#2980b9", "#1b4f72", "消火栓"),
 )
 MAX_PHOTOS_PER_HAZARD = 6
-CJK_FONTS = ["Noto Sans CJK SC", "Noto Serif CJK SC", "WenQuanYi Zen Hei", "DejaVu Sans"]
+CJK_FONTS = ["Noto Sans CJK SC", "Noto Serif CJK SC", "DejaVu Sans"]
+matplotlib.rcParams["font.sans-serif"] = CJK_FONTS + list(matplotlib.rcParams["font.sans-serif"])
+matplotlib.rcParams["axes.unicode_minus"] = False
 
 
 def _num(v: Any) -> str:
@@ -158,69 +162,100 @@ def _checklist(conn: Connection, ref: str) -> list[dict[str, Any]]:
 # --- the map ------------------------------------------------------------------------------------------------------
 
 
-def _frame(conn: Connection, sql: str, params: dict[str, Any]) -> gpd.GeoDataFrame:
-    rows = conn.execute(text(sql), params).all()
-    geoms = shapely.from_wkb([bytes(r.wkb) for r in rows]) if rows else []
-    extra = {k: [getattr(r, k) for r in rows] for k in (rows[0]._fields if rows else ()) if k != "wkb"}
-    return gpd.GeoDataFrame(extra, geometry=list(geoms), crs=4490)
+def utm_epsg(lon: float, lat: float) -> int:
+    """The WGS 84 / UTM zone EPSG code of a point (326xx north, 327xx south)."""
+    zone = min(60, max(1, int((lon + 180) // 6) + 1))
+    return (32600 if lat >= 0 else 32700) + zone
+
+
+def _layer_geoms(conn: Connection, ref: str, epsg: int) -> dict[str, np.ndarray]:
+    """The compound's outline and every map layer's geometries, projected by PostGIS in one query."""
+    parts = ["SELECT 'compounds' AS layer, ST_AsBinary(ST_Transform(geom, :epsg)) AS wkb FROM compounds "
+             "WHERE ref = :r"]
+    parts += [f"SELECT '{name}', ST_AsBinary(ST_Transform(geom, :epsg)) FROM {name} WHERE compound_ref = :r"
+              for name, *_ in MAP_LAYERS]
+    out: dict[str, list[bytes]] = {}
+    for layer, wkb in conn.execute(text(" UNION ALL ".join(parts)), {"r": ref, "epsg": epsg}):
+        out.setdefault(layer, []).append(bytes(wkb))
+    return {k: shapely.from_wkb(v) for k, v in out.items()}
+
+
+@lru_cache(maxsize=16)
+def _transformer(epsg: int) -> Transformer:
+    return Transformer.from_crs(4490, epsg, always_xy=True)
+
+
+def _to_utm(lonlat: np.ndarray, epsg: int) -> np.ndarray:
+    x, y = _transformer(epsg).transform(lonlat[:, 0], lonlat[:, 1])
+    return np.column_stack([x, y])
+
+
+def _polygon_paths(geoms: np.ndarray) -> list[np.ndarray]:
+    """Exterior rings of the polygons in `geoms` as (n, 2) arrays (holes are not drawn at this scale)."""
+    parts = shapely.get_parts(geoms[shapely.get_type_id(geoms) >= 3])
+    return [np.asarray(shapely.get_coordinates(shapely.get_exterior_ring(p))) for p in parts]
+
+
+def _line_paths(geoms: np.ndarray) -> list[np.ndarray]:
+    parts = shapely.get_parts(geoms[np.isin(shapely.get_type_id(geoms), (1, 2, 5))])
+    return [np.asarray(shapely.get_coordinates(p)) for p in parts]
 
 
 def map_png(conn: Connection, ref: str, hazards: Sequence[dict[str, Any]], *, width_px: int = 900,
-            dpi: int = 110) -> bytes:
-    """The compound, its layers and numbered hazards in a local metric CRS (UTM), with a scale bar, as PNG."""
-    outline = _frame(conn, "SELECT ST_AsBinary(geom) AS wkb FROM compounds WHERE ref = :r", {"r": ref})
-    utm = outline.estimate_utm_crs() if len(outline) else None
-    fig, ax = plt.subplots(figsize=(width_px / dpi, width_px * 0.68 / dpi), dpi=dpi)
-    try:
-        plt.rcParams["font.sans-serif"] = CJK_FONTS
-        handles = []
-        if utm is not None:
-            outline = outline.to_crs(utm)
-            outline.boundary.plot(ax=ax, color="#1a5276", linewidth=1.6, linestyle="--")
-            for name, face, edge, label in MAP_LAYERS:
-                layer = _frame(conn, f"SELECT ST_AsBinary(geom) AS wkb FROM {name} WHERE compound_ref = :r",
-                               {"r": ref}).to_crs(utm)
-                if not len(layer):
-                    continue
-                kinds = set(layer.geom_type)
-                if kinds <= {"Point", "MultiPoint"}:
-                    layer.plot(ax=ax, color=edge, markersize=18, zorder=4)
-                elif kinds <= {"LineString", "MultiLineString"}:
-                    layer.plot(ax=ax, color=edge, linewidth=1.2, zorder=3)
-                else:
-                    layer.plot(ax=ax, facecolor=face, edgecolor=edge, linewidth=0.6, zorder=2)
-                handles.append(plt.Line2D([], [], color=edge, marker="s", linestyle="", markerfacecolor=face,
-                                          label=label))
-            if hazards:
-                pts = gpd.GeoDataFrame(
-                    {"no": [h["no"] for h in hazards], "open": [h["status"] in lc.UNRESOLVED for h in hazards]},
-                    geometry=[shapely.Point(h["lonlat"]) for h in hazards], crs=4490).to_crs(utm)
-                for row in pts.itertuples():
-                    colour = "#c0392b" if row.open else "#1e8449"
-                    ax.plot(row.geometry.x, row.geometry.y, marker="o", markersize=11, color=colour, zorder=6,
-                            markeredgecolor="white")
-                    ax.annotate(str(row.no), (row.geometry.x, row.geometry.y), color="white", fontsize=7,
-                                ha="center", va="center", zorder=7, weight="bold")
-                handles += [plt.Line2D([], [], color="#c0392b", marker="o", linestyle="", label="未完成隐患"),
-                            plt.Line2D([], [], color="#1e8449", marker="o", linestyle="", label="已整改/复核")]
-            x0, y0, x1, y1 = outline.total_bounds
-            pad = max(x1 - x0, y1 - y0) * 0.08 + 5
-            ax.set_xlim(x0 - pad, x1 + pad)
-            ax.set_ylim(y0 - pad, y1 + pad)
-            _scale_bar(ax, x0 - pad, y0 - pad, x1 - x0 + 2 * pad)
-        ax.set_aspect("equal")
-        ax.set_xlabel("")
-        ax.set_ylabel("")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if handles:
-            ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
-        ax.annotate("N ↑", xy=(0.97, 0.95), xycoords="axes fraction", ha="right", fontsize=10, weight="bold")
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", bbox_inches="tight")
-        return buf.getvalue()
-    finally:
-        plt.close(fig)
+            dpi: int = 100) -> bytes:
+    """The compound, its layers and numbered hazards in a local metric CRS (UTM), with a scale bar, as PNG.
+
+    Drawn with matplotlib's object API (a Figure, collections of paths, one draw at savefig): no pyplot state,
+    no redraw per layer."""
+    centre = conn.execute(text("SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_PointOnSurface(geom) AS c FROM compounds "
+                               "WHERE ref = :r) s"), {"r": ref}).first()
+    fig = Figure(figsize=(width_px / dpi, width_px * 0.68 / dpi), dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0.01, 0.01, 0.74, 0.98))
+    ax.set_axis_off()
+    handles = []
+    if centre is not None:
+        epsg = utm_epsg(centre[0], centre[1])
+        layers = _layer_geoms(conn, ref, epsg)
+        shape = layers["compounds"]
+        ax.add_collection(LineCollection([np.asarray(shapely.get_coordinates(shapely.get_exterior_ring(p)))
+                                          for p in shapely.get_parts(shape)],
+                                         colors="#1a5276", linewidths=1.6, linestyles="--", zorder=1))
+        for name, face, edge, label in MAP_LAYERS:
+            geoms = layers.get(name)
+            if geoms is None or not len(geoms):
+                continue
+            polys = _polygon_paths(geoms)
+            if polys:
+                ax.add_collection(PolyCollection(polys, facecolors=face, edgecolors=edge, linewidths=0.6, zorder=2))
+            lines = _line_paths(geoms)
+            if lines:
+                ax.add_collection(LineCollection(lines, colors=edge, linewidths=1.2, zorder=3))
+            pts = shapely.get_coordinates(shapely.get_parts(geoms[np.isin(shapely.get_type_id(geoms), (0, 4))]))
+            if len(pts):
+                ax.scatter(pts[:, 0], pts[:, 1], s=18, color=edge, zorder=4)
+            handles.append(Line2D([], [], color=edge, marker="s", linestyle="", markerfacecolor=face, label=label))
+        if hazards:
+            xy = _to_utm(np.array([h["lonlat"] for h in hazards], dtype=float), epsg)
+            for h, (x, y) in zip(hazards, xy, strict=True):
+                colour = "#c0392b" if h["status"] in lc.UNRESOLVED else "#1e8449"
+                ax.plot([x], [y], marker="o", markersize=11, color=colour, markeredgecolor="white", zorder=6)
+                ax.annotate(str(h["no"]), (x, y), color="white", fontsize=7, ha="center", va="center", zorder=7,
+                            weight="bold")
+            handles += [Line2D([], [], color="#c0392b", marker="o", linestyle="", label="未完成隐患"),
+                        Line2D([], [], color="#1e8449", marker="o", linestyle="", label="已整改/复核")]
+        x0, y0, x1, y1 = shapely.bounds(shape[0])
+        pad = max(x1 - x0, y1 - y0) * 0.08 + 5
+        ax.set_xlim(x0 - pad, x1 + pad)
+        ax.set_ylim(y0 - pad, y1 + pad)
+        _scale_bar(ax, x0 - pad, y0 - pad, x1 - x0 + 2 * pad)
+    ax.set_aspect("equal")
+    if handles:
+        fig.legend(handles=handles, loc="upper right", fontsize=8, frameon=False, prop={"family": CJK_FONTS})
+    ax.annotate("N ↑", xy=(0.97, 0.95), xycoords="axes fraction", ha="right", fontsize=10, weight="bold")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
 
 
 def _scale_bar(ax: Any, x: float, y: float, span: float) -> None:
