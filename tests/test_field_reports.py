@@ -130,6 +130,15 @@ def test_the_cli_files_a_report_and_adds_a_photo(district, tmp_path, db):
     html.write_bytes(HTML)
     refused = runner.invoke(cli, ["photo", "add", str(hazard_id), str(html)])
     assert refused.exit_code != 0 and "file" in refused.output
+    # the workflow's transition stores --photo files through the same photo store
+    assigned = runner.invoke(cli, ["hazard", "assign", str(hazard_id), "--department", "物业/住建", "--unit", "甲物业"])
+    assert assigned.exit_code == 0, assigned.output
+    moved = runner.invoke(cli, ["hazard", "transition", str(hazard_id), "--to", "rectified", "--photo", str(after)])
+    assert moved.exit_code == 0, moved.output
+    with db.connect() as conn:
+        kinds = conn.execute(text("SELECT kind, media_type FROM photos WHERE hazard_id = :h ORDER BY id"),
+                             {"h": hazard_id}).all()
+    assert [tuple(k) for k in kinds] == [("before", "image/jpeg"), ("after", "image/webp"), ("after", "image/webp")]
 
 
 # --- the property role -------------------------------------------------------------------------------------------
