@@ -248,3 +248,21 @@ def test_checklist_inputs_are_checked(api, headers, district, db):
     assert ok.status_code == 201 and ok.json()["hazard_id"]
     assert item(api, headers["viewer"], "CB-1", item="alarm", status="pass").status_code == 403
     assert item(api, headers["street_a"], "CB-1", item="alarm", status="pass").status_code == 404
+
+
+def test_the_checklist_page_lists_only_the_callers_compounds(api, headers, district, db):
+    prop = property_user(db)
+    index = api.get("/field/checklist", headers=prop)
+    assert index.status_code == 200 and "CA-1" in index.text and "CA-2" not in index.text and "CB-1" not in index.text
+    page = api.get("/field/checklist/CA-1", headers=prop)
+    assert page.status_code == 200
+    assert 'data-item="control_room"' in page.text and 'capture="environment"' in page.text
+    assert api.get("/field/checklist/CB-1", headers=prop).status_code == 404
+    assert api.get("/field/checklist/CA-1", headers=headers["viewer"]).status_code == 403
+    assert api.get("/field/checklist/CA-1", follow_redirects=False).status_code == 303  # sign in first
+    report_page = api.get("/field/report", headers=prop)
+    def shown(name: str) -> bool:  # inline GeoJSON may escape non-ASCII
+        return name in report_page.text or json.dumps(name)[1:-1] in report_page.text
+
+    assert report_page.status_code == 200 and shown("甲小区")  # the map shows its compound
+    assert not shown("乙小区") and not shown("丙小区")  # and no other

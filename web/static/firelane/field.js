@@ -132,3 +132,37 @@
     });
   };
 })();
+
+// the facility checklist (自查自纠): each item saved on its own (multipart, photos from the camera)
+(function () {
+  "use strict";
+  window.firelaneChecklist = function () {
+    var table = document.getElementById("fl-checklist");
+    if (!table) { return; }
+    var compound = table.getAttribute("data-compound");
+    table.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var form = ev.target;
+      var row = form.closest("tr");
+      var out = row.querySelector(".fl-row-result");
+      var data = new FormData(form);
+      data.set("item", row.getAttribute("data-item"));
+      if (row.getAttribute("data-subject")) { data.set("subject", row.getAttribute("data-subject")); }
+      ["drill_date", "note", "checked_on"].forEach(function (k) { if (data.get(k) === "") { data.delete(k); } });
+      out.textContent = "保存中 saving…";
+      fetch("/compounds/" + encodeURIComponent(compound) + "/checklist",
+            {method: "POST", credentials: "same-origin", body: data, headers: {"Accept": "application/json"}})
+        .then(function (r) { return r.json().catch(function () { return {}; }).then(function (b) { return [r, b]; }); })
+        .then(function (rb) {
+          if (!rb[0].ok) { out.textContent = rb[1].description || ("失败 failed (" + rb[0].status + ")"); return; }
+          var b = rb[1];
+          row.setAttribute("data-status", b.status);
+          var now = b.status + " · " + b.checked_on;
+          if (b.hazard_id) { now += " · 隐患 hazard #" + b.hazard_id + " (" + b.hazard_status + ")"; }
+          row.querySelector(".fl-now").textContent = now;
+          out.textContent = "已保存 saved";
+        })
+        .catch(function () { out.textContent = "网络错误 network error"; });
+    });
+  };
+})();
