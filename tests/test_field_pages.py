@@ -152,3 +152,38 @@ def test_the_street_page_shows_a_hazards_photos_with_where_they_were_taken(site,
     assert page.locator("#fl-move-form input[name=photos]").input_value() == new_id  # ready for the claim
     assert errors == []
     context.close()
+
+
+def test_a_property_company_fails_a_checklist_item_on_the_phone_and_a_hazard_is_filed(site, browser, db, tmp_path):
+    from playwright.sync_api import expect
+
+    from api.users import create_user
+
+    create_user("wuye1", "property-pass-1", role="property", compound_refs=["YZ-002"])
+    context = browser.new_context(**PHONE)
+    assert context.request.post(f"{site}/auth/login", data=json.dumps({"username": "wuye1",
+                                                                      "password": "property-pass-1"}),
+                                headers={"Content-Type": "application/json"}).ok
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    assert page.goto(f"{site}/field/checklist", wait_until="networkidle").status == 200
+    links = page.locator("#fl-compounds a")
+    expect(links).to_have_count(1)
+    links.first.click()
+    page.wait_for_url(f"{site}/field/checklist/YZ-002")
+    row = page.locator("#fl-checklist tr[data-item='extinguishers']")
+    row.locator("select[name=status]").select_option("fail")
+    row.locator("input[name=note]").fill("3幢灭火器压力不足")
+    photo = tmp_path / "ext.jpg"
+    photo.write_bytes(picture("JPEG"))
+    row.locator("input[type=file]").set_input_files(str(photo))
+    row.locator("button").click()
+    expect(row.locator(".fl-now")).to_contain_text("hazard #", timeout=20000)
+    with db.connect() as conn:
+        rule, compound, status = conn.execute(text(
+            "SELECT h.rule, h.compound_ref, h.status FROM checklist_items k JOIN hazards h ON h.id = k.hazard_id")).one()
+    assert (rule, compound, status) == ("MANUAL-EXTINGUISHER", "YZ-002", "open")
+    assert page.goto(f"{site}/field/checklist/YZ-001").status == 404  # not its compound
+    assert errors == []
+    context.close()
