@@ -15,12 +15,13 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.gzip import GZipMiddleware
 
-from api import checks_api, edits, login, ogc, tiles, users
+from api import checks_api, edits, login, ogc, ogc_schema, tiles, users
 from api.aio import close_pools
 from api.crs import forget_identity
 from api.database import db_engine, forget_engine
 from api.errors import install_handlers
 from api.logging import AccessLogMiddleware, BodyLimitMiddleware, configure_logging
+from api.methods import MethodsMiddleware
 from api.tilecache import forget_tiles
 from gis.config import api_settings, server_settings
 
@@ -89,11 +90,12 @@ def create_app() -> FastAPI:
                                 headers={"Retry-After": "5"})
         return JSONResponse({"status": "ready", "database": "ok"})
 
-    for module in (ogc, edits, tiles, checks_api, login, users):
+    for module in (ogc, ogc_schema, edits, tiles, checks_api, login, users):
         app.include_router(module.router)
     _include_web_pages(app)
     # level 5: 94% of level 9's compression of a GeoJSON page at a third of the CPU (0.5 vs 1.5 ms per 70 KB page)
     app.add_middleware(GZipMiddleware, minimum_size=1000, compresslevel=5)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(MethodsMiddleware)
     app.add_middleware(AccessLogMiddleware)
     return app
