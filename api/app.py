@@ -15,7 +15,7 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.gzip import GZipMiddleware
 
-from api import checks_api, edits, login, ogc, ogc_schema, tiles, users
+from api import checks_api, edits, login, oauth, ogc, ogc_schema, tiles, users
 from api.aio import close_pools
 from api.crs import forget_identity
 from api.database import db_engine, forget_engine
@@ -90,7 +90,7 @@ def create_app() -> FastAPI:
                                 headers={"Retry-After": "5"})
         return JSONResponse({"status": "ready", "database": "ok"})
 
-    for module in (ogc, ogc_schema, edits, tiles, checks_api, login, users):
+    for module in (ogc, ogc_schema, edits, tiles, checks_api, login, oauth, users):
         app.include_router(module.router)
     _include_web_pages(app)
     # level 5: 94% of level 9's compression of a GeoJSON page at a third of the CPU (0.5 vs 1.5 ms per 70 KB page)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from typing import Any
+
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -16,14 +19,11 @@ def allowed_methods(scope: Scope) -> set[str]:
     collection (hazards, changed through /hazards/{id}/transition) allows no writes."""
     methods: set[str] = set()
     collection = None
-    for route in scope["app"].routes:
+    for route in _leaf_routes(scope["app"].routes):
         match, child = route.matches(scope)
         if match == Match.NONE:
             continue
-        route_methods = getattr(route, "methods", None)
-        if not route_methods:
-            continue
-        methods |= set(route_methods)
+        methods |= set(route.methods)
         collection = collection or child.get("path_params", {}).get("collectionId")
     if not methods:
         return methods
@@ -34,6 +34,16 @@ def allowed_methods(scope: Scope) -> set[str]:
         methods.add("HEAD")
     methods.add("OPTIONS")
     return methods
+
+
+def _leaf_routes(routes: Iterable[Any]) -> Iterator[Any]:
+    """The routes with methods, through FastAPI's included routers (the app includes them without a prefix)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _leaf_routes(inner.routes)
+        elif getattr(route, "methods", None):
+            yield route
 
 
 def allow_header(methods: set[str]) -> str:

@@ -203,8 +203,12 @@ def collection_document(request: Request, view: Collection, principal: Principal
             {"rel": "alternate", "type": "text/html", "title": "网页 as HTML", "href": f"{base}?f=html"},
             {"rel": "items", "type": GEOJSON, "title": "要素 items", "href": f"{base}/items"},
             {"rel": "items", "type": "text/html", "title": "要素网页 items as HTML", "href": f"{base}/items?f=html"},
-            {"rel": "describedby", "type": SCHEMA_JSON, "title": "要素模式 feature schema (JSON Schema)",
+            {"rel": "describedby", "type": SCHEMA_JSON, "title": "要素模式 feature schema (JSON Schema, Part 5)",
              "href": f"{base}/schema"},
+            # the schema of the GeoJSON encoding, Feature and all, under the spelling GDAL (3.6) reads: how
+            # it types fields (a float 4.0 a Real, a date never seen on a page still a Date) before any page
+            {"rel": "describedBy", "type": SCHEMA_JSON, "title": "GeoJSON 要素模式 GeoJSON feature schema",
+             "href": f"{base}/schema/geojson"},
             {"rel": "http://www.opengis.net/def/rel/ogc/1.0/schema", "type": SCHEMA_JSON,
              "title": "要素模式 feature schema (JSON Schema)", "href": f"{base}/schema"},
             {"rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables", "type": SCHEMA_JSON,

@@ -96,6 +96,28 @@ def feature_schema(view: Collection, base: str) -> dict[str, Any]:
     return doc
 
 
+def geojson_feature_schema(view: Collection, base: str) -> dict[str, Any]:
+    """The JSON Schema of one GeoJSON Feature of the collection (type, id, geometry, properties)."""
+    flat = feature_schema(view, base)
+    properties = {k: v for k, v in flat["properties"].items() if k != "geometry"}
+    geometry: dict[str, Any] = {"type": "object", "title": f"几何 Geometry ({view.geometry_type})"}
+    if view.geometry_type != "Geometry":
+        geometry["properties"] = {"type": {"type": "string", "enum": [view.geometry_type]}}
+    return {
+        "$schema": JSON_SCHEMA,
+        "$id": f"{base}/schema/geojson",
+        "title": view.title,
+        "type": "object",
+        "required": ["type", "geometry", "properties"],
+        "properties": {
+            "type": {"type": "string", "enum": ["Feature"]},
+            "id": {"type": "integer"},
+            "geometry": geometry,
+            "properties": {"type": "object", "properties": properties},
+        },
+    }
+
+
 def queryables_schema(view: Collection, base: str) -> dict[str, Any]:
     """Part 3 queryables: the properties /items filters on (`name=value`), the geometry (bbox) and the
     timestamp the `datetime` parameter filters."""
@@ -121,6 +143,14 @@ def schema(request: Request, collectionId: CollectionId, principal: CurrentUser)
     view = get_view(collectionId)
     base = f"{root_url(request)}/collections/{view.id}"
     return cached_json(request, feature_schema(view, base), media_type=SCHEMA_JSON)
+
+
+@router.get("/collections/{collectionId}/schema/geojson",
+            summary="The JSON Schema of the collection's GeoJSON features", responses={200: {"content": {SCHEMA_JSON: {}}}})
+def geojson_schema(request: Request, collectionId: CollectionId, principal: CurrentUser) -> Response:  # noqa: N803
+    view = get_view(collectionId)
+    base = f"{root_url(request)}/collections/{view.id}"
+    return cached_json(request, geojson_feature_schema(view, base), media_type=SCHEMA_JSON)
 
 
 @router.get("/collections/{collectionId}/queryables", summary="The collection's queryables (Part 3)",
