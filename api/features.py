@@ -337,22 +337,23 @@ async def _capped_count(pool: ReadPool, matching: str, params: dict[str, Any], c
 
 async def number_matched(pool: ReadPool, layer: Layer, matching: str, params: dict[str, Any], *,
                          filtered: bool) -> int | None:
-    """numberMatched for a first page that has a next one, where it is cheap: an unfiltered table of
-    count_estimate_rows or more reports the planner's row count (pg_class.reltuples, kept by autovacuum);
-    smaller tables and filtered requests are counted exactly when the planner expects at most count_exact_max
-    matches (a count the indexes answer), and left out otherwise (unknown, rather than a slow page)."""
-    settings = api_settings()
+    """numberMatched for a first page that has a next one, where it is cheap: counted exactly when at most
+    count_exact_max rows can match (an unfiltered table by its planner row count, pg_class.reltuples kept by
+    autovacuum; a filtered request by the planner's estimate of its matches); a bigger unfiltered table reports
+    the planner's row count; a filtered request the planner expects to match more is left out (unknown, rather
+    than a slow page)."""
+    cap = api_settings().count_exact_max
     if not filtered:
         (rows,) = await pool.fetchone("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(:t)",
                                       {"t": layer.name})
-        if rows is not None and rows >= settings.count_estimate_rows:
+        if rows is not None and rows > cap:
             return int(rows)
     else:
         (plan,) = await pool.fetchone(f"EXPLAIN (FORMAT JSON) {matching}", params)
         plan = json.loads(plan) if isinstance(plan, str) else plan
-        if plan[0]["Plan"]["Plan Rows"] > settings.count_exact_max:
+        if plan[0]["Plan"]["Plan Rows"] > cap:
             return None
-    return await _capped_count(pool, matching, params, settings.count_exact_max)
+    return await _capped_count(pool, matching, params, cap)
 
 
 async def items_page(pool: ReadPool, layer: Layer, q: ItemsQuery, principal: Principal) -> Page:

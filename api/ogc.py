@@ -275,7 +275,7 @@ def items_parameters() -> list[dict[str, Any]]:
     """OpenAPI declarations of the standard /items parameters (limit bounds tell clients the page size)."""
     settings = server_settings()
     return [
-        _param("limit", "page size, clamped to [1, max]", {"type": "integer", "minimum": 1,
+        _param("limit", "page size, at least 1; above the maximum it is clamped to it", {"type": "integer", "minimum": 1,
                "maximum": settings.max_limit, "default": settings.default_limit}),
         _param("offset", "features to skip (paging)", {"type": "integer", "minimum": 0, "default": 0}),
         _param("bbox", "minx,miny,maxx,maxy in bbox-crs (CRS84 by default)",

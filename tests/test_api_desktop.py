@@ -155,7 +155,7 @@ def test_number_matched_on_the_first_page_exact_or_from_the_planner(api, headers
     assert filtered["numberMatched"] == 5
     with db.begin() as conn:
         conn.execute(text("ANALYZE buildings"))
-    monkeypatch.setenv("FIRELANE_API_COUNT_ESTIMATE_ROWS", "3")
+    monkeypatch.setenv("FIRELANE_API_COUNT_EXACT_MAX", "3")
     clear_caches()
     try:
         with db.begin() as conn:  # the planner's figure, not a count: make it differ from the truth
@@ -165,7 +165,7 @@ def test_number_matched_on_the_first_page_exact_or_from_the_planner(api, headers
         assert "numberMatched" not in api.get("/collections/buildings/items?limit=2&use=residential",
                                               headers=h).json()
     finally:
-        monkeypatch.delenv("FIRELANE_API_COUNT_ESTIMATE_ROWS")
+        monkeypatch.delenv("FIRELANE_API_COUNT_EXACT_MAX")
         clear_caches()
         with db.begin() as conn:
             conn.execute(text("ANALYZE buildings"))
