@@ -42,7 +42,7 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 ROLE_LABELS = {
     "admin": "管理员 admin", "planner": "规划 planner", "street_office": "街道办 street office",
     "traffic_brigade": "交警 traffic brigade", "demolition": "拆违 demolition", "fire_brigade": "消防 fire brigade",
-    "viewer": "查看 viewer",
+    "viewer": "查看 viewer", "property": "物业 property company",
 }
 #: roles that may draw and save fire lanes on /map/draw (the API enforces the same on save)
 DRAW_ROLES = frozenset({"admin", "planner", "street_office"})
@@ -236,7 +236,8 @@ def street_page(street_code: str, *, engine: Engine, viewer: Viewer) -> str:
     )
     return render_page(m, title=f"{street['name']} 隐患热力图 Hazard heatmap — firelane", body_html=body,
                        attributions=_source_attributions(view.street, view.compounds),
-                       scripts=[f"{STATIC_URL}/firelane/chrome.js", f"{STATIC_URL}/firelane/hazards.js"])
+                       scripts=[f"{STATIC_URL}/firelane/chrome.js", f"{STATIC_URL}/firelane/hazards.js",
+                                f"{STATIC_URL}/firelane/hazard_photos.js"])
 
 
 def compound_page(ref: str, *, engine: Engine, viewer: Viewer) -> str:
