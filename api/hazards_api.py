@@ -122,14 +122,22 @@ def worklist(
     flt = wf.HazardFilter(status=tuple(status or ()), department=department, unit=unit, street=street,
                           compound=compound, overdue=overdue, family=family, rule=rule, severity_min=severity_min)
     with db_engine().connect() as conn:
-        rows = wf.list_hazards(conn, flt, scope=scope_of(principal), limit=limit, offset=offset)
-        full = len(rows) == limit
+        doc, n = wf.list_json(conn, flt, scope=scope_of(principal), limit=limit, offset=offset, role=principal.role)
+        full = n == limit
         matched = (wf.count_hazards(conn, flt, scope=scope_of(principal)) if count and full
-                   else None if full else offset + len(rows))
+                   else None if full else offset + n)
     if f == "csv":
-        return Response(hazards_csv(rows), media_type="text/csv; charset=utf-8",
+        return Response(hazards_csv(json.loads(doc)), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": 'attachment; filename="hazards.csv"'})
-    return {"hazards": rows, "numberReturned": len(rows), "numberMatched": matched, "limit": limit, "offset": offset}
+    # the page's rows are JSON made by PostgreSQL: spliced in as they are
+    tail = json.dumps({"numberReturned": n, "numberMatched": matched, "limit": limit, "offset": offset})
+    return Response('{"hazards":' + doc + "," + tail[1:], media_type="application/json")
+
+
+def json_response(doc: Any, headers: dict[str, str] | None = None) -> Response:
+    """JSON straight from json.dumps: the rows are plain values already (no per-value jsonable_encoder walk)."""
+    return Response(json.dumps(doc, ensure_ascii=False, default=str, separators=(",", ":")),
+                    media_type="application/json", headers=headers)
 
 
 CSV_COLUMNS = ("id", "status", "status_zh", "rule", "severity", "compound_ref", "street_code", "department",
@@ -175,8 +183,7 @@ def data_gaps(principal: CurrentUser, compound: Annotated[str | None, Query(max_
 def show(hazard_id: HazardId, principal: CurrentUser) -> Response:
     with db_engine().connect() as conn:
         doc = wf.show(conn, hazard_id, scope=scope_of(principal), role=principal.role)
-    return Response(json.dumps(doc, ensure_ascii=False, default=str), media_type="application/json",
-                    headers={"ETag": f'"{doc["version"]}"'})
+    return json_response(doc, headers={"ETag": f'"{doc["version"]}"'})
 
 
 @router.get("/hazards/{hazard_id:int}/events", summary="A hazard's history: its append-only events, oldest first")
