@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from api.cli_field import install as install_field_commands
 from api.hazard_cli import hazard
 from gis.layers import LAYERS
 
@@ -279,11 +280,12 @@ def user() -> None:
 @user.command("add")
 @click.argument("username")
 @click.option("--role", required=True, type=click.Choice(
-    ["admin", "planner", "street_office", "traffic_brigade", "demolition", "fire_brigade", "viewer"]))
+    ["admin", "planner", "street_office", "traffic_brigade", "demolition", "fire_brigade", "viewer", "property"]))
 @click.option("--street", "streets", multiple=True, help="street code 街道代码 (street_office; repeatable)")
+@click.option("--compound", "compounds", multiple=True, help="compound ref 小区编号 (property; repeatable)")
 @click.option("--password", default=None, help="default: prompt")
 @click.option("--display-name", default=None)
-def user_add(username: str, role: str, streets: tuple[str, ...], password: str | None,
+def user_add(username: str, role: str, streets: tuple[str, ...], compounds: tuple[str, ...], password: str | None,
              display_name: str | None) -> None:
     """Add a user (password hashed with argon2)."""
     from api.errors import ApiError
@@ -293,7 +295,8 @@ def user_add(username: str, role: str, streets: tuple[str, ...], password: str |
     if password is None:
         password = click.prompt("密码 password", hide_input=True, confirmation_prompt=True)
     try:
-        created = create_user(username, password, role=role, street_codes=list(streets), display_name=display_name)
+        created = create_user(username, password, role=role, street_codes=list(streets), display_name=display_name,
+                              compound_refs=list(compounds))
     except ApiError as exc:
         raise FirelaneError(exc.description) from exc
     click.echo(f"added 已添加 {created['username']} ({created['role']})")
@@ -307,7 +310,8 @@ def user_list() -> None:
     ensure_schema()
     for u in list_users():
         state = "active" if u["active"] else "disabled"
-        click.echo(f"{u['username']}\t{u['role']}\t{','.join(u['street_codes']) or '-'}\t{state}")
+        scope = ",".join(u["street_codes"] + u["compound_refs"]) or "-"
+        click.echo(f"{u['username']}\t{u['role']}\t{scope}\t{state}")
 
 
 @user.command("disable")
@@ -353,6 +357,7 @@ def _os_user() -> str:
 
 
 cli.add_command(hazard)
+install_field_commands(cli)  # `photo`, and `report` inside the workflow's `hazard` group
 
 
 def main() -> None:

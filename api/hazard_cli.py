@@ -18,6 +18,7 @@ import click
 from sqlalchemy import Connection, text
 
 from gis.campaign import lifecycle as lc
+from gis.campaign import photos
 from gis.campaign import workflow as wf
 
 TABLE_COLUMNS = ("id", "status_zh", "rule", "severity", "compound_ref", "department", "responsible_unit", "deadline",
@@ -38,7 +39,8 @@ def _os_user() -> str:
 def _acting(conn: Connection, username: str | None) -> tuple[wf.Actor, wf.Scope]:
     """The actor and jurisdiction of `--as USER` (see the module docstring)."""
     name = username or _os_user()
-    row = conn.execute(text("SELECT role, street_codes, active FROM users WHERE username = :u"), {"u": name}).first()
+    row = conn.execute(text("SELECT role, street_codes, compound_refs, active FROM users WHERE username = :u"),
+                       {"u": name}).first()
     if row is None:
         return wf.Actor(username=name, role="admin"), wf.EVERYWHERE
     if not row.active:
@@ -46,6 +48,8 @@ def _acting(conn: Connection, username: str | None) -> tuple[wf.Actor, wf.Scope]
     scope: wf.Scope = wf.EVERYWHERE
     if row.role == "street_office":
         scope = ("t.street_code = ANY(:scope_streets)", {"scope_streets": list(row.street_codes or ())})
+    elif row.role == "property":
+        scope = ("t.compound_ref = ANY(:scope_compounds)", {"scope_compounds": list(row.compound_refs or ())})
     return wf.Actor(username=name, role=row.role), scope
 
 
@@ -70,15 +74,12 @@ def _run(action: Callable[[Connection, wf.Actor, wf.Scope], Any], *, as_user: st
 
 
 def _attach_photos(conn: Connection, hazard_id: int, paths: Sequence[Path], *, kind: str, user: str) -> list[int]:
-    """Store photo files for a hazard and return their ids: the photos room (gis.campaign.photos) does the work;
-    until it exists, name photos already stored with --photo-id."""
+    """Store photo files for a hazard (gis.campaign.photos: sniffed, bounded, content-addressed); their ids."""
     if not paths:
         return []
-    try:
-        from gis.campaign import photos  # the field side's photo store (optional until merged)
-    except ImportError:
-        raise HazardCliError("照片存储尚不可用 photo storage is not available in this build: use --photo-id") from None
-    return [photos.add_photo(conn, hazard_id, p, kind=kind, user=user) for p in paths]  # type: ignore[attr-defined]
+    owner = photos.hazard_owner(conn, hazard_id)
+    return [photos.add_photo(conn, p.read_bytes(), owner=owner, kind=kind, filename=p.name, user=user)["id"]
+            for p in paths]
 
 
 @click.group("hazard")

@@ -13,11 +13,13 @@ import geopandas as gpd
 import pytest
 import shapely
 from click.testing import CliRunner
+from field_support import picture
 from sqlalchemy import text
 from test_api_support import STREET_A, STREET_B, api, district, headers, make_user  # noqa: F401 - fixtures
 
 from api.cli import cli
 from gis.campaign import lifecycle as lc
+from gis.campaign import photos
 from gis.campaign import workflow as wf
 from gis.campaign.deadlines import local_today
 from gis.checks import ledger
@@ -35,6 +37,13 @@ def events_of(db, hid: int) -> list[tuple]:
         return [tuple(r) for r in conn.execute(text(
             "SELECT by, from_state, to_state, evidence FROM hazard_events WHERE hazard_id = :h ORDER BY id"),
             {"h": hid})]
+
+
+def photo_of(db, hid: int) -> int:
+    """A real picture stored as an after-photo of hazard `hid` (gis.campaign.photos); its id."""
+    with transaction(engine=db, user="test") as conn:
+        return photos.add_photo(conn, picture("JPEG"), owner=photos.hazard_owner(conn, hid), kind="after",
+                                user="test")["id"]
 
 
 def state(db, hid: int) -> tuple[str, int]:
@@ -59,14 +68,15 @@ def test_a_hazard_walks_the_whole_cycle_each_step_by_the_roles_allowed_and_refus
     move("viewer", "rectifying", 403)
     move("traffic", "rectifying", 200)
     move("traffic", "rectified", 400)  # after-photos required
-    move("traffic", "rectified", 200, photos=[101], note="车已移走")
+    p1, p2 = photo_of(db, hid), photo_of(db, hid)
+    move("traffic", "rectified", 200, photos=[p1], note="车已移走")
     move("traffic", "verified", 403)  # a worker never verifies
     move("street_a", "verified", 403)
     refused = move("fire", "reopened", 400)  # a reason is required
     assert refused["field"] == "note"
     move("fire", "reopened", 200, note="复核仍有车辆 still blocked")
     move("street_a", "assigned", 200, **{**ASSIGN, "unit": "乙物业公司"})
-    move("traffic", "rectified", 200, photos=[102])
+    move("traffic", "rectified", 200, photos=[p2])
     move("fire", "verified", 200)
     move("street_a", "closed", 403)
     move("fire", "closed", 200, note="销号")
@@ -82,16 +92,17 @@ def test_a_hazard_walks_the_whole_cycle_each_step_by_the_roles_allowed_and_refus
         ("fire", "closed", "reopened", None), ("fire", "reopened", "dismissed", None)]
     doc = api.get(f"/hazards/{hid}", headers=headers["admin"]).json()
     assert doc["status"] == "dismissed" and doc["responsible_unit"] == "乙物业公司" and doc["closed_at"]
-    assert [e["photos"] for e in doc["events"]][2] == [101]
+    assert [e["photos"] for e in doc["events"]][2] == [p1]
     assert api.get(f"/hazards/{hid}", headers=headers["street_b"]).status_code == 404
     assert len(api.get(f"/hazards/{hid}/events", headers=headers["street_a"]).json()["events"]) == 10
 
 
-def test_nobody_verifies_their_own_rectification_claim(api, headers, district):
+def test_nobody_verifies_their_own_rectification_claim(api, headers, district, db):
     hid = district.id("hazards", "k-b")
     url = f"/hazards/{hid}/transition"
     admin = headers["admin"]
-    for body in ({"to": "assigned", **ASSIGN, "department": "物业/住建"}, {"to": "rectified", "photos": [5]}):
+    for body in ({"to": "assigned", **ASSIGN, "department": "物业/住建"},
+                 {"to": "rectified", "photos": [photo_of(db, hid)]}):
         assert api.post(url, json=body, headers=admin).status_code == 200
     own = api.post(url, json={"to": "verified"}, headers=admin)
     assert own.status_code == 403 and own.json()["field"] == "by"
@@ -171,12 +182,15 @@ def test_hazard_events_are_append_only_in_the_database(api, headers, district, d
 def test_fix_on_the_spot_is_one_step_with_before_and_after_photos(api, headers, district, db):
     hid = district.id("hazards", "k-a")
     url = f"/hazards/{hid}/fix"
-    assert api.post(url, json={"before": [1], "after": []}, headers=headers["street_a"]).status_code == 400
-    assert api.post(url, json={"before": [1], "after": [2]}, headers=headers["viewer"]).status_code == 403
-    out = api.post(url, json={"before": [1], "after": [2], "note": "当场清走"}, headers=headers["street_a"])
+    one, two = photo_of(db, hid), photo_of(db, hid)
+    assert api.post(url, json={"before": [one], "after": []}, headers=headers["street_a"]).status_code == 400
+    assert api.post(url, json={"before": [one], "after": [two]}, headers=headers["viewer"]).status_code == 403
+    other = photo_of(db, district.id("hazards", "k-b"))  # a photo of another hazard is not evidence of this one
+    assert api.post(url, json={"before": [one], "after": [other]}, headers=headers["street_a"]).status_code == 400
+    out = api.post(url, json={"before": [one], "after": [two], "note": "当场清走"}, headers=headers["street_a"])
     assert out.status_code == 200 and out.json()["status"] == "rectified"
     assert events_of(db, hid) == [("street_a", "open", "rectified", "fixed_on_spot")]
-    assert api.post(url, json={"before": [1], "after": [2]}, headers=headers["street_a"]).status_code == 409
+    assert api.post(url, json={"before": [one], "after": [two]}, headers=headers["street_a"]).status_code == 409
 
 
 # --- re-checks drive the ledger -----------------------------------------------------------------------------------
@@ -213,7 +227,8 @@ def test_rechecks_verify_what_is_gone_and_reopen_what_was_claimed_fixed(api, hea
     assert state(db, ids["G"])[0] is None and events_of(db, ids["G"]) == []  # a data gap is not in the cycle
 
     # W is claimed fixed; C is left alone
-    for to, body in (("assigned", {**ASSIGN, "department": "物业/住建"}), ("rectified", {"photos": [9]})):
+    for to, body in (("assigned", {**ASSIGN, "department": "物业/住建"}),
+                     ("rectified", {"photos": [photo_of(db, ids["W"])]})):
         assert api.post(f"/hazards/{ids['W']}/transition", json={"to": to, **body},
                         headers=headers["street_a"]).status_code == 200
     # the re-check no longer finds W nor C: both verified by the run, with passed_recheck evidence
@@ -326,13 +341,14 @@ def test_the_hazard_cli_lists_shows_assigns_and_refuses_in_one_line(district, db
     refused = runner.invoke(cli, ["hazard", "transition", str(hid), "--to", "closed", "--as", "huo"])
     assert refused.exit_code != 0 and "from assigned: assigned, rectifying, rectified" in refused.output
     assert len(refused.output.strip().splitlines()) == 1
-    moved = runner.invoke(cli, ["hazard", "transition", str(hid), "--to", "rectified", "--photo-id", "3",
+    pid = photo_of(db, hid)
+    moved = runner.invoke(cli, ["hazard", "transition", str(hid), "--to", "rectified", "--photo-id", str(pid),
                                 "--as", "jie"])
     assert moved.exit_code == 0, moved.output
     shown = json.loads(runner.invoke(cli, ["hazard", "show", str(hid), "--format", "json", "--as", "jie"]).output)
     assert [(e["by"], e["from"], e["to"]) for e in shown["events"]] == [
         ("jie", "open", "assigned"), ("jie", "assigned", "rectified")]
-    assert shown["events"][1]["photos"] == [3] and set(shown["events"][0]) >= {"at", "by", "from", "to", "note",
+    assert shown["events"][1]["photos"] == [pid] and set(shown["events"][0]) >= {"at", "by", "from", "to", "note",
                                                                                "photos"}
     other = runner.invoke(cli, ["hazard", "show", str(district.id("hazards", "k-b")), "--as", "jie"])
     assert other.exit_code != 0 and "no hazard" in other.output

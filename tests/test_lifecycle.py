@@ -156,7 +156,11 @@ def test_default_deadlines_follow_the_profile():
     assert advisory == 365 * d["advisory_factor"]
     severe = default_days(rule="STRUCT-ON-LANE", strength="mandatory", severity=d["severe_at"], department=None)
     assert severe == 30 * d["severe_factor"]
-    assert default_days(rule="MANUAL-EXTINGUISHER", strength=None, severity=None, department=None) == 7
+    # a MANUAL-* rule has its own default in the manual catalogue (an empty extinguisher: 3 days); a MANUAL id the
+    # catalogue does not know falls back to the profile's `manual` family
+    assert default_days(rule="MANUAL-EXTINGUISHER", strength=None, severity=None, department=None) == 3
+    assert default_days(rule="MANUAL-ILLEGAL-STRUCTURE", strength=None, severity=None, department=None) == 30
+    assert default_days(rule="MANUAL-UNKNOWN", strength=None, severity=None, department=None) == 7
 
 
 def test_routing_strings_split_into_known_departments():

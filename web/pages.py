@@ -42,7 +42,7 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 ROLE_LABELS = {
     "admin": "管理员 admin", "planner": "规划 planner", "street_office": "街道办 street office",
     "traffic_brigade": "交警 traffic brigade", "demolition": "拆违 demolition", "fire_brigade": "消防 fire brigade",
-    "viewer": "查看 viewer",
+    "viewer": "查看 viewer", "property": "物业 property company",
 }
 #: roles that may draw and save fire lanes on /map/draw (the API enforces the same on save)
 DRAW_ROLES = frozenset({"admin", "planner", "street_office"})
