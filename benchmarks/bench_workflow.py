@@ -232,16 +232,20 @@ def main() -> None:
         env = {**os.environ, "FIRELANE_DATABASE_URL": database_url()}
         server = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host",
                                    "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"],
-                                  cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                  cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}",
                                                   "Accept-Encoding": "identity"}, timeout=60) as client:
-            for _ in range(300):
+            for _ in range(600):
                 try:
                     if client.get("/healthz").status_code == 200:
                         break
                 except httpx.TransportError:
+                    if server.poll() is not None:
+                        raise SystemExit(f"the server exited ({server.returncode})") from None
                     time.sleep(0.1)
+            else:
+                raise SystemExit("the server did not start")
             n = args.requests
             streets = [s for s, _ in facts["streets"]]
             rng = random.Random(3)
