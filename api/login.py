@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from api.auth import CurrentUser, login, revoke_token
 from api.bodies import InvalidText, parse_json, read_body
 from api.errors import BadRequest
+from api.loginguard import client_address
 from api.views import render
 from gis.config import auth_settings
 
@@ -70,7 +71,7 @@ async def login_route(request: Request) -> Response:
     from starlette.concurrency import run_in_threadpool
 
     username, password, nxt, form = await _credentials(request)
-    address = request.client.host if request.client else "unknown"
+    address = client_address(request)
     token, expires, principal = await run_in_threadpool(login, username, password, address=address)
     request.state.user = principal.username
     settings = auth_settings()

@@ -39,7 +39,9 @@ class ServerSettings(BaseSettings):
     max_upload_bytes: int = 50 * 1024 * 1024
     secret_key: str | None = None
     allow_anonymous: bool = False
-    login_attempts_per_minute: int = 10
+    login_attempts_per_minute: int = 10  # per account and login window (FIRELANE_AUTH_LOGIN_WINDOW_S)
+    login_attempts_per_address: int = 50  # per client address and login window
+    trusted_proxies: str = ""  # comma-separated addresses/networks whose X-Forwarded-For is believed; none by default
 
 
 class LimitSettings(BaseSettings):

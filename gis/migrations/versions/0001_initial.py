@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 17:30:54.707123
+Create Date: 2026-12-05 00:43:28.488981
 """
 from alembic import op
 
@@ -81,6 +81,15 @@ def upgrade() -> None:
     op.create_index('ix_compounds_ref', 'compounds', ['ref'], unique=True)
     op.create_index('ix_compounds_street_code', 'compounds', ['street_code'], unique=False)
     op.create_index('ix_compounds_updated_at', 'compounds', ['updated_at'], unique=False)
+    op.create_table('login_attempts',
+    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
+    sa.Column('key', sa.String(length=200), nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), server_default=sa.text('clock_timestamp()'), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_login_attempts')),
+    comment='登录尝试 login attempts: a sliding window shared by every worker (rows older than it are purged)'
+    )
+    op.create_index(op.f('ix_login_attempts_at'), 'login_attempts', ['at'], unique=False)
+    op.create_index(op.f('ix_login_attempts_key_at'), 'login_attempts', ['key', 'at'], unique=False)
     op.create_geospatial_table('streets',
     sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
     sa.Column('ref', sa.String(length=200), nullable=True, comment='编号 Reference'),
@@ -588,6 +597,9 @@ def downgrade() -> None:
     op.drop_index('ix_streets_ref', table_name='streets')
     op.drop_geospatial_index('ix_streets_geom', table_name='streets', postgresql_using='gist', column_name='geom')
     op.drop_geospatial_table('streets')
+    op.drop_index(op.f('ix_login_attempts_key_at'), table_name='login_attempts')
+    op.drop_index(op.f('ix_login_attempts_at'), table_name='login_attempts')
+    op.drop_table('login_attempts')
     op.drop_index('ix_compounds_updated_at', table_name='compounds')
     op.drop_index('ix_compounds_street_code', table_name='compounds')
     op.drop_index('ix_compounds_ref', table_name='compounds')
