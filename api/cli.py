@@ -162,9 +162,23 @@ def import_osm_cmd(path: Path, user: str | None) -> None:
 @click.option("--out", "out", type=click.Path(path_type=Path), default=None,
               help="also write the layers and ground truth here (GeoPackage + JSON)")
 @click.option("--no-load", is_flag=True, help="generate files only; leave the database alone")
-def sample_cmd(district: str, scale: str, seed: int, out: Path | None, no_load: bool) -> None:
-    """Generate a deterministic synthetic district with planted hazards (ground truth) and load it."""
-    from gis.sample import generate, load_sample, write_sample
+@click.option("--replace-ledger", "--yes", "replace_ledger", is_flag=True,
+              help="replace the layers even when the hazards ledger has entries (they are deleted with them)")
+def sample_cmd(district: str, scale: str, seed: int, out: Path | None, no_load: bool, replace_ledger: bool) -> None:
+    """Generate a deterministic synthetic district with planted hazards (ground truth) and load it.
+
+    Loading replaces every layer and empties the hazards ledger: refused while the ledger has entries unless
+    --replace-ledger (or --yes) is given.
+    """
+    from gis.sample import generate, ledger_rows, load_sample, write_sample
+
+    if not no_load:
+        ensure_schema()
+        hazards = ledger_rows()
+        if hazards and not replace_ledger:
+            raise FirelaneError(f"隐患台账有 {hazards} 条记录, 载入样例会全部删除; 确认请加 --replace-ledger "
+                                f"the hazards ledger holds {hazards} hazards that loading the sample would delete: "
+                                "add --replace-ledger (or --yes) to replace it, or --no-load")
 
     sample = generate(district=district, scale=scale, seed=seed)
     if out is not None:
