@@ -154,3 +154,13 @@ def test_keep_alive_connection_survives_hostile_requests(db, district):
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_model_bodies_with_lone_surrogates_or_deep_nesting_are_400(api, headers):
+    """Routes whose bodies FastAPI parses (users, hazards) get the same answers through the one error table."""
+    auth = {**headers["admin"], "Content-Type": "application/json"}
+    body = b'{"username": "u-\\ud800", "password": "a-long-password", "role": "viewer"}'
+    response = api.post("/users", content=body, headers=auth)
+    assert response.status_code == 400, response.text
+    response = api.post("/users", content=_deep_object(5000), headers=auth)
+    assert 400 <= response.status_code < 500, response.text
