@@ -19,6 +19,7 @@ from api import (
     checks_api,
     complaints_api,
     edits,
+    field_routes,
     hazards_api,
     login,
     ogc,
@@ -28,6 +29,7 @@ from api import (
     users,
 )
 from api.aio import close_pools
+from api.bodies import UrlGuardMiddleware
 from api.crs import forget_identity
 from api.database import db_engine, forget_engine
 from api.errors import install_handlers
@@ -107,9 +109,12 @@ def create_app() -> FastAPI:
     for module in (ogc, edits, tiles, checks_api, hazards_api, login, users, photos_api, reports_api):
         app.include_router(module.router)
     _include_web_pages(app)
-    app.include_router(complaints_api.router)  # API and pages of the public complaint form
+    app.include_router(complaints_api.router)
+    app.include_router(field_routes.router, include_in_schema=False)  # the field pages
     # level 5: 94% of level 9's compression of a GeoJSON page at a third of the CPU (0.5 vs 1.5 ms per 70 KB page)
     app.add_middleware(GZipMiddleware, minimum_size=1000, compresslevel=5)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(complaints_api.ComplaintBodyLimit)
+    app.add_middleware(UrlGuardMiddleware)
     app.add_middleware(AccessLogMiddleware)
     return app

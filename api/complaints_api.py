@@ -2,40 +2,62 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.auth import CurrentUser, optional_principal
+from api.auth import CurrentUser
 from api.database import db_engine
-from api.errors import Forbidden, Unauthorized
 from api.photos_api import actor_of, read_upload
-from api.web_routes import _headers, _login_redirect
 from gis.campaign import complaints as cp
 from gis.campaign import reports
-from gis.campaign.actors import TRIAGERS, Actor
+from gis.campaign.field_errors import TooLarge
 from gis.campaign.locate import point, to_stored
 from gis.config import complaint_settings
-from gis.db import get_engine, transaction
-from web import field_pages
-from web.pages import OutOfJurisdiction
+from gis.db import transaction
 
 router = APIRouter(tags=["complaints"])
 Id = Annotated[int, Path(ge=1, le=2**62)]
 
 
+class ComplaintBodyLimit:
+    """The anonymous form gets a tighter body limit than the API: its text plus one photo, refused from the
+    declared length (or while streaming) before anything is parsed or spooled."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/complaints":
+            await self.app(scope, receive, send)
+            return
+        limit = complaint_settings().max_photo_bytes + 64 * 1024
+        declared = dict(scope.get("headers", ())).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            await JSONResponse({"code": "PayloadTooLarge", "field": "photo",
+                                "description": f"请求体过大 a complaint is at most {limit} bytes"},
+                               status_code=413)(scope, receive, send)
+            return
+        seen = 0
+
+        async def bounded() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise TooLarge(f"请求体过大 a complaint is at most {limit} bytes", field="photo")
+            return message
+
+        await self.app(scope, bounded, send)
+
+
 def client_address(request: Request) -> str:
     """The submitter's address as the server sees it (X-Forwarded-For is not trusted: anyone can write it)."""
     return request.client.host if request.client else "unknown"
-
-
-@router.get("/complaints/new", response_class=HTMLResponse, summary="举报投诉 The public complaint form")
-def complaint_form() -> HTMLResponse:
-    return HTMLResponse(field_pages.complaint_page(engine=get_engine()), headers=_headers())
 
 
 @router.post("/complaints", status_code=201, summary="Submit a complaint (no sign-in; rate-limited per address)")
@@ -98,35 +120,3 @@ def accept(complaint_id: Id, principal: CurrentUser, body: AcceptBody | None = N
 def reject(complaint_id: Id, body: RejectBody, principal: CurrentUser) -> dict[str, Any]:
     with transaction(user=principal.username, engine=db_engine()) as conn:
         return cp.reject(conn, complaint_id, actor_of(principal), reason=body.reason)
-
-
-# --- pages of signed-in users -------------------------------------------------------------------------------------
-
-
-def _signed_in_page(request: Request, build: Callable[[Actor], str]) -> Response:
-    try:
-        principal = optional_principal(request)
-    except Unauthorized:
-        principal = None  # expired or revoked cookie: sign in again
-    if principal is None:
-        return _login_redirect(request)
-    try:
-        html = build(actor_of(principal))
-    except OutOfJurisdiction as exc:
-        raise Forbidden(f"不在您的权限内 outside your role: {exc.args[0]}") from None
-    return HTMLResponse(html, headers=_headers())
-
-
-@router.get("/field/report", response_class=HTMLResponse, include_in_schema=False)
-def report_page(request: Request) -> Response:
-    return _signed_in_page(request, lambda a: field_pages.report_page(engine=get_engine(), actor=a))
-
-
-@router.get("/field/complaints", response_class=HTMLResponse, include_in_schema=False)
-def triage_page(request: Request) -> Response:
-    def build(actor: Actor) -> str:
-        with db_engine().connect() as conn:
-            queue_ = cp.queue(conn, actor) if actor.role in TRIAGERS else []
-        return field_pages.triage_page(complaints=queue_, actor=actor)
-
-    return _signed_in_page(request, build)

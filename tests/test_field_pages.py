@@ -118,3 +118,72 @@ def test_a_public_complaint_gets_a_tracking_code_and_shows_in_triage(site, brows
     assert p2.locator("#fl-triage tbody tr[data-id]").count() == 0
     other.close()
     office.close()
+
+
+def test_the_street_page_shows_a_hazards_photos_with_where_they_were_taken(site, browser, db, tmp_path):
+    from playwright.sync_api import expect
+
+    with db.connect() as conn:
+        hid, lon, lat = conn.execute(text(
+            "SELECT id, ST_X(geom), ST_Y(geom) FROM hazards WHERE rule = 'PARK-HYDRANT'")).one()
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
+    context.request.post(f"{site}/auth/login", data=json.dumps({"username": "office1",
+                                                               "password": PASSWORDS["office1"]}),
+                         headers={"Content-Type": "application/json"})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{site}/map/streets/{S1}", wait_until="networkidle")
+    expect(page.locator("#fl-hazard-work[data-loaded='1']")).to_have_count(1)
+    page.locator(f"#fl-worklist tr[data-hazard-id='{hid}']").get_by_role("button").click()
+    expect(page.locator("#fl-photo-list")).to_contain_text("no photos yet")
+    photo = tmp_path / "car.jpg"
+    photo.write_bytes(picture("JPEG", gps=(lon + 0.0002, lat), taken="2026:12:04 10:15:00"))  # ~19 m east
+    page.set_input_files("#fl-photo-form input[type=file]", str(photo))
+    page.locator("#fl-photo-form button").click()
+    item = page.locator("#fl-photo-list li[data-photo-id]")
+    expect(item).to_have_count(1, timeout=20000)
+    text_ = item.inner_text()
+    assert "2026-12-04 02:15" in text_ and "from the hazard" in text_
+    metres = float(re.search(r"拍摄点距隐患 ([\d.]+) m", text_).group(1))
+    assert metres == pytest.approx(19.3, abs=1.0)
+    expect(item.locator("img")).to_have_js_property("naturalWidth", 320)  # the thumbnail loaded
+    new_id = item.get_attribute("data-photo-id")
+    assert page.locator("#fl-move-form input[name=photos]").input_value() == new_id  # ready for the claim
+    assert errors == []
+    context.close()
+
+
+def test_a_property_company_fails_a_checklist_item_on_the_phone_and_a_hazard_is_filed(site, browser, db, tmp_path):
+    from playwright.sync_api import expect
+
+    from api.users import create_user
+
+    create_user("wuye1", "property-pass-1", role="property", compound_refs=["YZ-002"])
+    context = browser.new_context(**PHONE)
+    assert context.request.post(f"{site}/auth/login", data=json.dumps({"username": "wuye1",
+                                                                      "password": "property-pass-1"}),
+                                headers={"Content-Type": "application/json"}).ok
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    assert page.goto(f"{site}/field/checklist", wait_until="networkidle").status == 200
+    links = page.locator("#fl-compounds a")
+    expect(links).to_have_count(1)
+    links.first.click()
+    page.wait_for_url(f"{site}/field/checklist/YZ-002")
+    row = page.locator("#fl-checklist tr[data-item='extinguishers']")
+    row.locator("select[name=status]").select_option("fail")
+    row.locator("input[name=note]").fill("3幢灭火器压力不足")
+    photo = tmp_path / "ext.jpg"
+    photo.write_bytes(picture("JPEG"))
+    row.locator("input[type=file]").set_input_files(str(photo))
+    row.locator("button").click()
+    expect(row.locator(".fl-now")).to_contain_text("hazard #", timeout=20000)
+    with db.connect() as conn:
+        rule, compound, status = conn.execute(text(
+            "SELECT h.rule, h.compound_ref, h.status FROM checklist_items k JOIN hazards h ON h.id = k.hazard_id")).one()
+    assert (rule, compound, status) == ("MANUAL-EXTINGUISHER", "YZ-002", "open")
+    assert page.goto(f"{site}/field/checklist/YZ-001").status == 404  # not its compound
+    assert errors == []
+    context.close()

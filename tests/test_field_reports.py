@@ -130,6 +130,15 @@ def test_the_cli_files_a_report_and_adds_a_photo(district, tmp_path, db):
     html.write_bytes(HTML)
     refused = runner.invoke(cli, ["photo", "add", str(hazard_id), str(html)])
     assert refused.exit_code != 0 and "file" in refused.output
+    # the workflow's transition stores --photo files through the same photo store
+    assigned = runner.invoke(cli, ["hazard", "assign", str(hazard_id), "--department", "物业/住建", "--unit", "甲物业"])
+    assert assigned.exit_code == 0, assigned.output
+    moved = runner.invoke(cli, ["hazard", "transition", str(hazard_id), "--to", "rectified", "--photo", str(after)])
+    assert moved.exit_code == 0, moved.output
+    with db.connect() as conn:
+        kinds = conn.execute(text("SELECT kind, media_type FROM photos WHERE hazard_id = :h ORDER BY id"),
+                             {"h": hazard_id}).all()
+    assert [tuple(k) for k in kinds] == [("before", "image/jpeg"), ("after", "image/webp"), ("after", "image/webp")]
 
 
 # --- the property role -------------------------------------------------------------------------------------------
@@ -239,3 +248,36 @@ def test_checklist_inputs_are_checked(api, headers, district, db):
     assert ok.status_code == 201 and ok.json()["hazard_id"]
     assert item(api, headers["viewer"], "CB-1", item="alarm", status="pass").status_code == 403
     assert item(api, headers["street_a"], "CB-1", item="alarm", status="pass").status_code == 404
+
+
+def test_the_checklist_page_lists_only_the_callers_compounds(api, headers, district, db):
+    prop = property_user(db)
+    index = api.get("/field/checklist", headers=prop)
+    assert index.status_code == 200 and "CA-1" in index.text and "CA-2" not in index.text and "CB-1" not in index.text
+    page = api.get("/field/checklist/CA-1", headers=prop)
+    assert page.status_code == 200
+    assert 'data-item="control_room"' in page.text and 'capture="environment"' in page.text
+    assert api.get("/field/checklist/CB-1", headers=prop).status_code == 404
+    assert api.get("/field/checklist/CA-1", headers=headers["viewer"]).status_code == 403
+    assert api.get("/field/checklist/CA-1", follow_redirects=False).status_code == 303  # sign in first
+    report_page = api.get("/field/report", headers=prop)
+    def shown(name: str) -> bool:  # inline GeoJSON may escape non-ASCII
+        return name in report_page.text or json.dumps(name)[1:-1] in report_page.text
+
+    assert report_page.status_code == 200 and shown("甲小区")  # the map shows its compound
+    assert not shown("乙小区") and not shown("丙小区")  # and no other
+
+
+def test_a_point_picked_on_an_amap_basemap_is_stored_unshifted(api, headers, district, db):
+    from gis.coords import wgs84_to_gcj02
+
+    gcj = [float(v) for v in wgs84_to_gcj02(*IN_CA1)]  # ~500 m off the true point
+    r = report(api, headers["street_a"], lonlat=gcj, crs="gcj02")
+    assert r.status_code == 201, r.text
+    assert r.json()["compound_ref"] == "CA-1"
+    with db.connect() as conn:
+        x, y = conn.execute(text("SELECT ST_X(geom), ST_Y(geom) FROM hazards WHERE id = :h"),
+                            {"h": r.json()["id"]}).one()
+    assert (x, y) == pytest.approx(IN_CA1, abs=1e-7)
+    bad = report(api, headers["street_a"], crs="mars")
+    assert bad.status_code == 400 and bad.json()["field"] == "crs"

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
+from gis.campaign import checklist as ck
 from gis.campaign import complaints as cp
-from gis.campaign.actors import REPORTERS, TRIAGERS, Actor
+from gis.campaign.actors import CHECKLIST_ROLES, REPORTERS, TRIAGERS, Actor
+from gis.campaign.deadlines import local_today
 from gis.campaign.manual_rules import MANUAL_RULES
 from gis.config import complaint_settings
 from gis.store import read_layer
@@ -73,3 +75,25 @@ def triage_page(*, complaints: list[dict[str, Any]], actor: Actor) -> str:
              if c["category"] in MANUAL_RULES else c["category"]} for c in complaints]
     return render_template("field_triage.html", user=actor, role_label=ROLE_LABELS.get(actor.role, actor.role),
                            complaints=rows)
+
+
+def checklist_page(*, engine: Engine, actor: Actor, compound: str | None) -> str:
+    """/field/checklist[/REF]: the property company's (or inspector's) self-inspection, item by item."""
+    if actor.role not in CHECKLIST_ROLES:
+        raise OutOfJurisdiction("checklist")
+    context: dict[str, Any] = {"user": actor, "role_label": ROLE_LABELS.get(actor.role, actor.role),
+                               "compound": compound, "today": local_today().isoformat()}
+    with engine.connect() as conn:
+        if compound is not None:
+            context["items"] = ck.checklist(conn, compound, actor)["items"]
+        else:
+            clauses, params = ["TRUE"], {}
+            if actor.streets is not None:
+                clauses.append("street_code = ANY(:s)")
+                params["s"] = list(actor.streets)
+            if actor.compounds is not None:
+                clauses.append("ref = ANY(:c)")
+                params["c"] = list(actor.compounds)
+            context["compounds"] = [dict(r._mapping) for r in conn.execute(text(
+                f"SELECT ref, name FROM compounds WHERE {' AND '.join(clauses)} ORDER BY ref LIMIT 500"), params)]
+    return render_template("field_checklist.html", **context)

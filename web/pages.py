@@ -236,7 +236,8 @@ def street_page(street_code: str, *, engine: Engine, viewer: Viewer) -> str:
     )
     return render_page(m, title=f"{street['name']} 隐患热力图 Hazard heatmap — firelane", body_html=body,
                        attributions=_source_attributions(view.street, view.compounds),
-                       scripts=[f"{STATIC_URL}/firelane/chrome.js", f"{STATIC_URL}/firelane/hazards.js"])
+                       scripts=[f"{STATIC_URL}/firelane/chrome.js", f"{STATIC_URL}/firelane/hazards.js",
+                                f"{STATIC_URL}/firelane/hazard_photos.js"])
 
 
 def compound_page(ref: str, *, engine: Engine, viewer: Viewer) -> str:

@@ -5,6 +5,12 @@
 
   function el(id) { return document.getElementById(id); }
 
+  // GPS gives WGS 84; under an AMap basemap the map is drawn in GCJ-02 (the shared converters of the map pages)
+  function wgsToDisplay(lon, lat) {
+    if (window.firelaneCoords && window.firelaneCoords.wgsToGcj) { return window.firelaneCoords.wgsToGcj([lon, lat]); }
+    return window.firelaneWgs84ToGcj02(lon, lat);
+  }
+
   window.firelaneField = function (map, config) {
     var form = el("fl-field-form");
     var where = el("fl-where");
@@ -37,7 +43,7 @@
         where.textContent = "定位中 locating…";
         navigator.geolocation.getCurrentPosition(function (pos) {
           var lon = pos.coords.longitude, lat = pos.coords.latitude;
-          if (config.gcj02) { var g = window.firelaneWgs84ToGcj02(lon, lat); lon = g[0]; lat = g[1]; }
+          if (config.gcj02) { var g = wgsToDisplay(lon, lat); lon = g[0]; lat = g[1]; }
           place(lat, lon, "GPS ±" + Math.round(pos.coords.accuracy) + " m");
           map.setView([lat, lon], Math.max(map.getZoom(), 18));
         }, function (err) {
@@ -129,6 +135,40 @@
           row.querySelectorAll("button").forEach(function (x) { x.disabled = true; });
         });
       });
+    });
+  };
+})();
+
+// the facility checklist (自查自纠): each item saved on its own (multipart, photos from the camera)
+(function () {
+  "use strict";
+  window.firelaneChecklist = function () {
+    var table = document.getElementById("fl-checklist");
+    if (!table) { return; }
+    var compound = table.getAttribute("data-compound");
+    table.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var form = ev.target;
+      var row = form.closest("tr");
+      var out = row.querySelector(".fl-row-result");
+      var data = new FormData(form);
+      data.set("item", row.getAttribute("data-item"));
+      if (row.getAttribute("data-subject")) { data.set("subject", row.getAttribute("data-subject")); }
+      ["drill_date", "note", "checked_on"].forEach(function (k) { if (data.get(k) === "") { data.delete(k); } });
+      out.textContent = "保存中 saving…";
+      fetch("/compounds/" + encodeURIComponent(compound) + "/checklist",
+            {method: "POST", credentials: "same-origin", body: data, headers: {"Accept": "application/json"}})
+        .then(function (r) { return r.json().catch(function () { return {}; }).then(function (b) { return [r, b]; }); })
+        .then(function (rb) {
+          if (!rb[0].ok) { out.textContent = rb[1].description || ("失败 failed (" + rb[0].status + ")"); return; }
+          var b = rb[1];
+          row.setAttribute("data-status", b.status);
+          var now = b.status + " · " + b.checked_on;
+          if (b.hazard_id) { now += " · 隐患 hazard #" + b.hazard_id + " (" + b.hazard_status + ")"; }
+          row.querySelector(".fl-now").textContent = now;
+          out.textContent = "已保存 saved";
+        })
+        .catch(function () { out.textContent = "网络错误 network error"; });
     });
   };
 })();
