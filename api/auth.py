@@ -9,7 +9,6 @@ import hmac
 import secrets
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -20,7 +19,8 @@ from fastapi import Depends, Request
 from sqlalchemy import text
 
 from api.database import db_engine, read_connection
-from api.errors import Forbidden, TooManyRequests, Unauthorized
+from api.errors import Forbidden, Unauthorized
+from api.loginguard import hashing_slot, login_limiter
 from gis.config import auth_settings, server_settings
 from gis.layers import LAYERS
 
@@ -87,8 +87,9 @@ _DUMMY_HASH = _hasher.hash("firelane-dummy-password")
 
 
 def hash_password(password: str) -> str:
-    """An argon2id hash of `password`."""
-    return _hasher.hash(password)
+    """An argon2id hash of `password` (in one of the process's hashing slots)."""
+    with hashing_slot():
+        return _hasher.hash(password)
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
@@ -298,52 +299,20 @@ def require_role(principal: Principal, roles: frozenset[str] | set[str], what: s
 # --- login ------------------------------------------------------------------------------------------------------
 
 
-class LoginLimiter:
-    """Sliding-window attempt counter per (username, client address), in memory."""
-
-    def __init__(self) -> None:
-        self._attempts: dict[tuple[str, str], deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def hit(self, username: str, address: str) -> None:
-        """Record an attempt; raise TooManyRequests when the window is full."""
-        limit = server_settings().login_attempts_per_minute
-        window = auth_settings().login_window_s
-        now = time.monotonic()
-        key = (username.lower(), address)
-        with self._lock:
-            q = self._attempts.setdefault(key, deque())
-            while q and now - q[0] > window:
-                q.popleft()
-            if len(q) >= limit:
-                retry = max(1, int(window - (now - q[0])) + 1)
-                raise TooManyRequests("登录尝试过多, 请稍后再试 too many login attempts, try again later",
-                                      headers={"Retry-After": str(retry)})
-            q.append(now)
-            if len(self._attempts) > 100_000:
-                self._attempts = {k: v for k, v in self._attempts.items() if v and now - v[-1] <= window}
-
-    def reset(self, username: str, address: str) -> None:
-        with self._lock:
-            self._attempts.pop((username.lower(), address), None)
-
-
-login_limiter = LoginLimiter()
-
-
 def login(username: str, password: str, *, address: str, ttl_hours: float | None = None,
           name: str = "login") -> tuple[str, datetime, Principal]:
     """Check the password (rate-limited) and issue a token; returns (token, expires_at, principal)."""
-    login_limiter.hit(username, address)
+    login_limiter.hit(username, address)  # before any hashing: a throttled attempt costs no argon2
     with db_engine().connect() as conn:
         row = conn.execute(text(
             "SELECT id, username, role, street_codes, compound_refs, password_hash, active FROM users "
             "WHERE username = :u"
         ), {"u": username}).first()
-    ok = verify_password(row.password_hash if row is not None else None, password)
+    with hashing_slot():
+        ok = verify_password(row.password_hash if row is not None else None, password)
     if row is None or not ok or not row.active:
         raise Unauthorized("用户名或密码错误 wrong user name or password")
-    login_limiter.reset(username, address)
+    login_limiter.reset(username)
     token, expires = issue_token(row.id, name=name, ttl_hours=ttl_hours)
     principal = Principal(username=row.username, role=row.role, street_codes=tuple(row.street_codes or ()),
                           user_id=row.id, token_hash=token_hash(token), compound_refs=tuple(row.compound_refs or ()))

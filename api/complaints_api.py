@@ -5,20 +5,54 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import CurrentUser
 from api.database import db_engine
 from api.photos_api import actor_of, read_upload
 from gis.campaign import complaints as cp
 from gis.campaign import reports
+from gis.campaign.field_errors import TooLarge
 from gis.campaign.locate import point, to_stored
 from gis.config import complaint_settings
 from gis.db import transaction
 
 router = APIRouter(tags=["complaints"])
 Id = Annotated[int, Path(ge=1, le=2**62)]
+
+
+class ComplaintBodyLimit:
+    """The anonymous form gets a tighter body limit than the API: its text plus one photo, refused from the
+    declared length (or while streaming) before anything is parsed or spooled."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/complaints":
+            await self.app(scope, receive, send)
+            return
+        limit = complaint_settings().max_photo_bytes + 64 * 1024
+        declared = dict(scope.get("headers", ())).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            await JSONResponse({"code": "PayloadTooLarge", "field": "photo",
+                                "description": f"请求体过大 a complaint is at most {limit} bytes"},
+                               status_code=413)(scope, receive, send)
+            return
+        seen = 0
+
+        async def bounded() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise TooLarge(f"请求体过大 a complaint is at most {limit} bytes", field="photo")
+            return message
+
+        await self.app(scope, bounded, send)
 
 
 def client_address(request: Request) -> str:

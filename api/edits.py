@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from sqlalchemy import Connection, text
 
 from api.auth import CurrentUser, Principal
+from api.bodies import json_body
 from api.collections import Collection, geometry_part_sql
 from api.crs import DEFAULT, parse_crs
 from api.database import db_engine
@@ -20,17 +21,17 @@ from api.errors import (
     BadRequest,
     Forbidden,
     NotFound,
-    PayloadTooLarge,
     PreconditionFailed,
     PreconditionRequired,
 )
 from api.features import feature_sql, scope_sql
 from api.ogc import GEOJSON, CollectionId, FeatureId, get_view, parse_fid, root_url
 from api.tilecache import changed
-from api.validation import ValidFeature, validate_feature
-from gis.config import api_settings, server_settings
+from api.validation import Problems, ValidFeature, validate_feature
+from gis.config import api_settings
 from gis.db import transaction
 from gis.layers import STORAGE_SRID, Layer
+from gis.limits import check_extra
 from gis.schema import TABLES
 from gis.store import layer_columns
 
@@ -71,17 +72,7 @@ def _editable(layer: Layer, principal: Principal) -> None:
 
 
 async def _json_body(request: Request) -> Any:
-    limit = server_settings().max_upload_bytes
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"请求体过大 body larger than {limit} bytes")
-    body = await request.body()
-    if len(body) > limit:
-        raise PayloadTooLarge(f"请求体过大 body larger than {limit} bytes")
-    try:
-        return json.loads(body)
-    except ValueError:
-        raise BadRequest("请求体不是有效 JSON body is not valid JSON") from None
+    return await json_body(request)
 
 
 def _if_match(request: Request, value: str | None) -> set[str] | None:
@@ -342,6 +333,9 @@ def _patch(request: Request, view: Collection, fid: int, body: dict[str, Any], p
                     merged.pop(k, None)
                 else:
                     merged[k] = v
+            why = check_extra(merged)
+            if why is not None:  # each patch may be small while their sum is not
+                raise Problems([f"extra: {why}"])
             valid.extra = merged
         _write_update(conn, layer, fid, valid, principal, body.get("properties") or {})
     changed(layer.name)

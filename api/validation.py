@@ -16,6 +16,7 @@ from api.crs import OutputCrs
 from api.errors import BadRequest
 from gis.coords import parse_crs as parse_source_crs
 from gis.layers import Layer
+from gis.limits import check_extra
 from gis.store import layer_columns
 from gis.validate import validate_frame
 
@@ -115,6 +116,8 @@ def validate_feature(layer: Layer, feature: Any, *, crs: OutputCrs, require_geom
         if key == "extra":
             if value is not None and not isinstance(value, dict):
                 problems.append("extra: 应为对象 must be an object")
+            elif (why := check_extra(value or {})) is not None:
+                problems.append(f"extra: {why}")
             else:
                 out.extra = value or {}
         elif key not in columns:

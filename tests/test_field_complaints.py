@@ -116,3 +116,22 @@ def test_rejecting_needs_a_reason(api, headers, district, db):
     assert tracked["status"] == "rejected" and "现场核查" not in str(tracked)
     with db.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM hazards WHERE rule LIKE 'MANUAL-%'")).scalar_one() == 0
+
+
+def test_an_oversized_complaint_is_refused_before_it_is_parsed(api, district, db, monkeypatch):
+    from gis.config import clear_caches
+
+    monkeypatch.setenv("FIRELANE_COMPLAINT_MAX_PHOTO_BYTES", "20000")
+    clear_caches()
+    try:
+        big = picture("PNG", (600, 600)) + b"\x00" * 200_000  # over the body limit of a complaint
+        r = complain(api, photo=big)
+        assert r.status_code == 413 and r.json()["field"] == "photo"
+        mid = picture("JPEG", (200, 200))
+        assert len(mid) < 20000
+        assert complain(api, photo=mid).status_code == 201
+        with db.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM complaints")).scalar_one() == 1
+    finally:
+        monkeypatch.delenv("FIRELANE_COMPLAINT_MAX_PHOTO_BYTES")
+        clear_caches()

@@ -266,3 +266,18 @@ def test_the_checklist_page_lists_only_the_callers_compounds(api, headers, distr
 
     assert report_page.status_code == 200 and shown("甲小区")  # the map shows its compound
     assert not shown("乙小区") and not shown("丙小区")  # and no other
+
+
+def test_a_point_picked_on_an_amap_basemap_is_stored_unshifted(api, headers, district, db):
+    from gis.coords import wgs84_to_gcj02
+
+    gcj = [float(v) for v in wgs84_to_gcj02(*IN_CA1)]  # ~500 m off the true point
+    r = report(api, headers["street_a"], lonlat=gcj, crs="gcj02")
+    assert r.status_code == 201, r.text
+    assert r.json()["compound_ref"] == "CA-1"
+    with db.connect() as conn:
+        x, y = conn.execute(text("SELECT ST_X(geom), ST_Y(geom) FROM hazards WHERE id = :h"),
+                            {"h": r.json()["id"]}).one()
+    assert (x, y) == pytest.approx(IN_CA1, abs=1e-7)
+    bad = report(api, headers["street_a"], crs="mars")
+    assert bad.status_code == 400 and bad.json()["field"] == "crs"

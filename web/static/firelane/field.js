@@ -5,6 +5,12 @@
 
   function el(id) { return document.getElementById(id); }
 
+  // GPS gives WGS 84; under an AMap basemap the map is drawn in GCJ-02 (the shared converters of the map pages)
+  function wgsToDisplay(lon, lat) {
+    if (window.firelaneCoords && window.firelaneCoords.wgsToGcj) { return window.firelaneCoords.wgsToGcj([lon, lat]); }
+    return window.firelaneWgs84ToGcj02(lon, lat);
+  }
+
   window.firelaneField = function (map, config) {
     var form = el("fl-field-form");
     var where = el("fl-where");
@@ -37,7 +43,7 @@
         where.textContent = "定位中 locating…";
         navigator.geolocation.getCurrentPosition(function (pos) {
           var lon = pos.coords.longitude, lat = pos.coords.latitude;
-          if (config.gcj02) { var g = window.firelaneWgs84ToGcj02(lon, lat); lon = g[0]; lat = g[1]; }
+          if (config.gcj02) { var g = wgsToDisplay(lon, lat); lon = g[0]; lat = g[1]; }
           place(lat, lon, "GPS ±" + Math.round(pos.coords.accuracy) + " m");
           map.setView([lat, lon], Math.max(map.getZoom(), 18));
         }, function (err) {
