@@ -227,6 +227,16 @@ def install_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> Response:
         from gis.pgcluster import ClusterError
 
+        cause = exc.__cause__  # e.g. pandas' DatabaseError around the driver's error
+        if isinstance(cause, sa_exc.DBAPIError):
+            return database_response(request, cause, *_db_error(cause))
+        if isinstance(cause, psycopg.Error):
+            return database_response(request, cause, *_driver_error(cause, disconnected=False))
+        if isinstance(exc, RecursionError):  # input nested past what a parser or walker could follow
+            return error_response(request, 400, "NestingTooDeep", "输入嵌套过深 input nested too deeply")
+        if isinstance(exc, UnicodeEncodeError) or isinstance(cause, UnicodeEncodeError):  # e.g. a lone surrogate
+            return error_response(request, 400, "InvalidText", "文本含无效字符 text holds a character that cannot be "
+                                  "encoded (a lone surrogate?)")
         if isinstance(exc, ClusterError):
             return error_response(request, 503, "ServiceUnavailable", _DB_DOWN, {"Retry-After": "5"})
         log.exception("unhandled error on %s %s", request.method, request.url.path)

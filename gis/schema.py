@@ -200,6 +200,16 @@ api_tokens = Table(
     comment="访问令牌 API tokens (hashed)",
 )
 
+login_attempts = Table(
+    "login_attempts", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("key", String(200), nullable=False),  # "user:<name>" or "addr:<client address>"
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp()),
+    Index(None, "key", "at"),
+    Index(None, "at"),
+    comment="登录尝试 login attempts: a sliding window shared by every worker (rows older than it are purged)",
+)
+
 jobs = Table(
     "jobs", metadata,
     Column("id", BigInteger, primary_key=True, autoincrement=True),

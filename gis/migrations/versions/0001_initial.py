@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-05 00:48:55.079171
+Create Date: 2026-12-05 01:19:56.504244
 """
 from alembic import op
 
@@ -112,6 +112,15 @@ def upgrade() -> None:
     comment='后台任务 persisted jobs (check runs, reports): created first, claimed by a worker'
     )
     op.create_index('ix_jobs_status_id', 'jobs', ['status', 'id'], unique=False)
+    op.create_table('login_attempts',
+    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
+    sa.Column('key', sa.String(length=200), nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), server_default=sa.text('clock_timestamp()'), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_login_attempts')),
+    comment='登录尝试 login attempts: a sliding window shared by every worker (rows older than it are purged)'
+    )
+    op.create_index(op.f('ix_login_attempts_at'), 'login_attempts', ['at'], unique=False)
+    op.create_index(op.f('ix_login_attempts_key_at'), 'login_attempts', ['key', 'at'], unique=False)
     op.create_geospatial_table('streets',
     sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
     sa.Column('ref', sa.String(length=200), nullable=True, comment='编号 Reference'),
@@ -858,6 +867,9 @@ def downgrade() -> None:
     op.drop_index('ix_streets_ref', table_name='streets')
     op.drop_geospatial_index('ix_streets_geom', table_name='streets', postgresql_using='gist', column_name='geom')
     op.drop_geospatial_table('streets')
+    op.drop_index(op.f('ix_login_attempts_key_at'), table_name='login_attempts')
+    op.drop_index(op.f('ix_login_attempts_at'), table_name='login_attempts')
+    op.drop_table('login_attempts')
     op.drop_index('ix_jobs_status_id', table_name='jobs')
     op.drop_table('jobs')
     op.drop_index('ix_compounds_updated_at', table_name='compounds')
