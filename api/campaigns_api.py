@@ -133,6 +133,42 @@ def post_inspection(campaign_id: Id, body: InspectionBody, principal: CurrentUse
     return {"id": iid}
 
 
+@router.get("/campaigns/{campaign_id}/plans",
+            summary="一小区一策 (measures, cost split, priority, year), the 维保金 gate and renovation routing")
+def get_plans(campaign_id: Id, principal: CurrentUser, day: AsOf = None) -> dict[str, Any]:
+    from gis.campaign import funding
+    from gis.campaign.deadlines import local_today
+
+    _readable(principal)
+    mine = _streets(principal)
+    with db_engine().connect() as conn:
+        campaign = cp.get_campaign(campaign_id, conn=conn)
+        plans = funding.compound_plans(conn, campaign, streets=mine)
+        gate = funding.warranty_gate(conn, campaign, today=day or local_today(), streets=mine)
+        # the renovation plan is the district's (区住建局): street offices see their plans and gate only
+        routes = funding.renovation_routes(conn, campaign) if mine is None else []
+    return {"plans": plans, "warranty": gate, "renovation": routes,
+            "cost_shares": campaign.settings["cost_shares"]}
+
+
+class RenovationBody(BaseModel):
+    year: int = Field(ge=2000, le=2100)
+    compounds: list[str] = Field(min_length=1, max_length=5000)
+    route: bool = True
+
+
+@router.post("/campaigns/{campaign_id}/renovation",
+             summary="Put compounds in a year's old-compound renovation plan and route their hazards (admin)")
+def post_renovation(campaign_id: Id, body: RenovationBody, principal: CurrentUser) -> dict[str, Any]:
+    from gis.campaign import funding
+
+    require_role(principal, MANAGERS, "老旧小区改造计划 renovation plans")
+    funding.set_renovation(campaign_id, year=body.year, compounds=body.compounds, engine=db_engine())
+    moved = funding.route_renovation(campaign_id, actor=Actor(username=principal.username, role=principal.role),
+                                     engine=db_engine()) if body.route else []
+    return {"routed": moved}
+
+
 # --- spot checks --------------------------------------------------------------------------------------------------
 
 

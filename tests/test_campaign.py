@@ -85,6 +85,8 @@ def test_a_preset_campaign_is_stored_with_its_pilot_streets_resolved(db, distric
     assert [p["code"] for p in c.pilot_streets] == ["330212003", "330212004"]
     assert c.stage_on(date(2026, 9, 20)).code == "survey"
     assert c.due_next(date(2026, 9, 20))["due"] == date(2026, 9, 30)
+    rows = {r["street"]: r["pilot"] for r in progress(cid, today=date(2026, 10, 2), engine=db)["streets"]}
+    assert rows == {"330212003": True, "330212004": True, "330212005": False}
     with pytest.raises(cp.CampaignError, match="unknown street codes: 999"):
         cp.create_campaign(preset_key="changle-2022", streets=["999"], engine=db)
 

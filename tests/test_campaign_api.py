@@ -56,6 +56,13 @@ def test_campaigns_draws_and_results_over_http(api, setup):
     assert api.get("/campaigns/999999", headers=h["viewer"]).status_code == 404
     page = api.get(f"/map/campaigns/{cid}?date=2026-08-01", headers=h["admin"])
     assert page.status_code == 200 and "各街道进度" in page.text and f'data-check="{check["id"]}"' in page.text
+    plans = api.get(f"/campaigns/{cid}/plans?date=2026-08-01", headers=h["so_a"]).json()
+    assert plans["plans"] and {p["street"] for p in plans["plans"]} == {A} and plans["renovation"] == []
+    routed = api.post(f"/campaigns/{cid}/renovation", json={"year": 2026, "compounds": ["C2-02"]},
+                      headers=h["admin"])
+    assert routed.status_code == 200 and [r["compound"] for r in routed.json()["routed"]] == ["C2-02"]
+    assert api.post(f"/campaigns/{cid}/renovation", json={"year": 2026, "compounds": ["C2-02"]},
+                    headers=h["so_a"]).status_code == 403
     paths = api.get("/api", headers=h["admin"]).json()["paths"]
     assert {"/campaigns", "/campaigns/{campaign_id}/progress", "/campaigns/{campaign_id}/spotchecks",
             "/spotchecks/{check_id}/results", "/jobs/{job_id}"} <= set(paths)

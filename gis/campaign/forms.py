@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,16 @@ class FormError(CampaignError):
     """A form that cannot be produced (unknown form, street outside the campaign)."""
 
 
+@lru_cache(maxsize=32)
+def _font(bold: bool, size: int) -> Font:
+    return Font(name="SimSun", bold=bold, size=size)
+
+
+@lru_cache(maxsize=32)
+def _alignment(align: str, wrap: bool) -> Alignment:
+    return Alignment(horizontal=align, vertical="center", wrap_text=wrap)
+
+
 def put(ws: Worksheet, row: int, col: int, value: Any, *, bold: bool = False, box: bool = True,
         wrap: bool = True, align: str = "center", size: int = 11) -> None:
     """One cell: strings always as text (never a formula), numbers as numbers, dates as dates."""
@@ -69,8 +80,8 @@ def put(ws: Worksheet, row: int, col: int, value: Any, *, bold: bool = False, bo
             cell.quotePrefix = True
     else:
         cell.value = value
-    cell.font = Font(name="SimSun", bold=bold, size=size)
-    cell.alignment = Alignment(horizontal=align, vertical="center", wrap_text=wrap)
+    cell.font = _font(bold, size)
+    cell.alignment = _alignment(align, wrap)
     if box:
         cell.border = _BOX
 

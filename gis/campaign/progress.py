@@ -136,9 +136,11 @@ def progress(campaign_id: int, *, today: date | None = None, streets: Sequence[s
     measure = stage_measure(stage.code if stage else None)
     out_rows = []
     total: dict[str, Any] = dict.fromkeys(COUNTS, 0) | {"by_focus": {}}
+    pilots = {p.get("code") for p in campaign.pilot_streets}
     for r in rows:
         c = counts[r.ref]
-        out_rows.append({"street": r.ref, "name": r.name, **c, "stage_done": _ratio(c, measure)})
+        out_rows.append({"street": r.ref, "name": r.name, "pilot": r.ref in pilots, **c,
+                         "stage_done": _ratio(c, measure)})
         for k in COUNTS:
             total[k] += c[k]
         for k, v in c["by_focus"].items():
