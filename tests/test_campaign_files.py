@@ -37,7 +37,8 @@ def district(db):
     ref = refs["330212003"][0]
     with db.begin() as conn:
         conn.execute(text(
-            "INSERT INTO buildings (ref, compound_ref, height_m, geom) SELECT 'B-' || ref, ref, 33, "
+            "INSERT INTO buildings (ref, compound_ref, compound_id, street_code, height_m, geom) "
+            "SELECT 'B-' || ref, ref, id, street_code, 33, "
             "ST_Multi(ST_Buffer(ST_PointOnSurface(geom), 0.0002, 'quad_segs=1')) FROM compounds WHERE ref = :r"),
             {"r": ref})
         hid = conn.execute(text("SELECT id FROM hazards WHERE compound_ref = :r AND rule = 'LANE-CLEAR'"),

@@ -65,8 +65,9 @@ def compound_file(conn: Connection, ref: str, *, today: date | None = None,
         "LEFT JOIN streets s ON s.ref = c.street_code WHERE c.ref = :r"), {"r": ref}).first()
     if c is None:
         raise CompoundNotFound(f"没有小区 no compound {ref!r}", field="compound")
-    counts = {name: conn.execute(text(f"SELECT count(*) FROM {name} WHERE compound_ref = :r"), {"r": ref}).scalar_one()
-              for name, *_ in MAP_LAYERS}
+    counts = dict.fromkeys((name for name, *_ in MAP_LAYERS), 0)
+    counts.update(conn.execute(text(" UNION ALL ".join(
+        f"SELECT '{name}', count(*) FROM {name} WHERE compound_id = :cid" for name in counts)), {"cid": c.id}).all())
     rows = conn.execute(text(
         "SELECT t.id, t.rule, t.clause, t.verdict, t.severity, t.status, t.subject_layer, t.subject_ref, "
         "t.measured, t.required_value, t.unit, t.message_zh, t.message_en, t.department, t.responsible_unit, "
@@ -172,8 +173,8 @@ def _layer_geoms(conn: Connection, ref: str, epsg: int) -> dict[str, np.ndarray]
     """The compound's outline and every map layer's geometries, projected by PostGIS in one query."""
     parts = ["SELECT 'compounds' AS layer, ST_AsBinary(ST_Transform(geom, :epsg)) AS wkb FROM compounds "
              "WHERE ref = :r"]
-    parts += [f"SELECT '{name}', ST_AsBinary(ST_Transform(geom, :epsg)) FROM {name} WHERE compound_ref = :r"
-              for name, *_ in MAP_LAYERS]
+    parts += [f"SELECT '{name}', ST_AsBinary(ST_Transform(geom, :epsg)) FROM {name} "
+              "WHERE compound_id = (SELECT id FROM compounds WHERE ref = :r)" for name, *_ in MAP_LAYERS]
     out: dict[str, list[bytes]] = {}
     for layer, wkb in conn.execute(text(" UNION ALL ".join(parts)), {"r": ref, "epsg": epsg}):
         out.setdefault(layer, []).append(bytes(wkb))

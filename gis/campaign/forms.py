@@ -169,14 +169,20 @@ def sheet_name(name: str, used: set[str]) -> str:
 
 
 def _compounds(conn: Connection, streets: Sequence[str]) -> list[Any]:
+    """The streets' compounds with their feature counts (one grouped pass per layer, joined by compound id)."""
+    counts = " ".join(
+        f"LEFT JOIN (SELECT compound_id, count(*) AS n{extra} FROM {table} WHERE compound_id = ANY(SELECT id FROM c) "
+        f"GROUP BY 1) {alias} ON {alias}.compound_id = c.id"
+        for table, alias, extra in (
+            ("buildings", "b", f", count(*) FILTER (WHERE height_m > {HIGH_RISE_M}) AS high"),
+            ("fire_lanes", "l", ""), ("hydrants", "h", ""), ("aerial_areas", "a", "")))
     return conn.execute(text(
+        "WITH c AS (SELECT id, ref, name, address, property_company, built_year, households, street_code "
+        "FROM compounds WHERE street_code = ANY(:s)) "
         "SELECT c.ref, c.name, c.address, c.property_company, c.built_year, c.households, c.street_code, "
-        "(SELECT count(*) FROM buildings b WHERE b.compound_ref = c.ref) AS buildings, "
-        f"(SELECT count(*) FROM buildings b WHERE b.compound_ref = c.ref AND b.height_m > {HIGH_RISE_M}) AS high, "
-        "(SELECT count(*) FROM fire_lanes l WHERE l.compound_ref = c.ref) AS lanes, "
-        "(SELECT count(*) FROM hydrants h WHERE h.compound_ref = c.ref) AS hydrants, "
-        "(SELECT count(*) FROM aerial_areas a WHERE a.compound_ref = c.ref) AS aerial "
-        "FROM compounds c WHERE c.street_code = ANY(:s) ORDER BY c.street_code, c.ref"), {"s": list(streets)}).all()
+        "coalesce(b.n, 0) AS buildings, coalesce(b.high, 0) AS high, coalesce(l.n, 0) AS lanes, "
+        f"coalesce(h.n, 0) AS hydrants, coalesce(a.n, 0) AS aerial FROM c {counts} "
+        "ORDER BY c.street_code, c.ref"), {"s": list(streets)}).all()
 
 
 _FOUND = "t.verdict = 'fail' AND t.status IS NOT NULL AND t.status <> 'dismissed'"
