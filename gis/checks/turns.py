@@ -1,0 +1,441 @@
+"""LANE-TURN: the swept path of a fire truck's turn at every corner of the lane network, the entrances' turns from
+the city road included, judged inside the drivable surface (lanes, entrance driveways, city road surfaces)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+from shapely import STRtree
+
+from gis.checks import attributes as at
+from gis.checks.context import CheckContext
+from gis.checks.findings import Finding, severity
+
+#: Boundary simplification before corners are looked for (metres): drawing noise below this is no corner.
+#: A tolerance, not a rule value.
+SIMPLIFY_M = 0.05
+#: A leg is a passage when it runs along the corner for at least this share of its width (a turnaround square's
+#: stub beside the lane, 4 m long and 12 m across, is no leg a truck turns into; a 5 m driveway 6 m wide is).
+ARM_RATIO = 0.5
+#: Consecutive inner (reflex) vertices joined by edges shorter than this are one corner (a fillet or a chamfer).
+GROUP_M = 20.0
+#: Corners turning less than this (degrees) are bends a truck follows without a turn; more than TURN_MAX_DEG is a
+#: hairpin no swept band of one arc describes.
+TURN_MIN_DEG = 30.0
+TURN_MAX_DEG = 150.0
+#: A leg's width is probed at these shares of its length (up to twice PROBE_M) from the corner.
+PROBE_M = 10.0
+PROBE_AT = (0.25, 0.5, 0.75)
+#: Where the band may run across each leg: these shares of the room the leg leaves beside the truck, from the inner
+#: edge (1: along the far side, the widest swing; the others where the far side is no straight line).
+PLACEMENTS = ((1.0, 1.0), (0.5, 0.5), (1.0, 0.5), (0.5, 1.0))
+#: Longest probe across a leg (metres).
+PROBE_REACH_M = 60.0
+#: Swept band outside the surface below this area (m²) is drawing noise (arcs drawn as chords).
+AREA_TOL_M2 = 0.02
+#: Points per arc of a swept band.
+ARC_POINTS = 24
+#: Bisection steps for the largest radius that fits (required / 2**n precision).
+BISECT_STEPS = 11
+#: A driveway reaches from a vehicle gate to a city road surface at most this far (metres).
+DRIVEWAY_MAX_M = 30.0
+#: City road surface kept around each driveway (metres): room for the swing of the entrance turn.
+ROAD_WINDOW_M = 40.0
+#: A corner belongs to a lane or driveway that comes this near its vertices (metres).
+TOUCH_M = 0.5
+#: Closing of seams between drawn surfaces (metres).
+SEAM_M = 0.005
+
+#: Subject priority at a junction: the lane turned into that serves least otherwise.
+_PRIORITY = {"dead_end": 0, "ring": 1, "through": 2, "isolated": 3}
+
+
+@dataclass(frozen=True)
+class Corners:
+    """Corners of a drivable surface: the sharp corner `apex` (legs' inner lines extended), the inner lines'
+    points `a1`/`a2`, unit travel directions `t1` (into the corner) and `t2` (out of it), inward normals
+    `n1`/`n2`, leg widths `w1`/`w2`, the turn angle (radians, signed: negative for the boundary's right turns)
+    and the group's vertices (`touch`: a multipoint) by which lanes and driveways are matched."""
+
+    apex: np.ndarray
+    a1: np.ndarray
+    a2: np.ndarray
+    t1: np.ndarray
+    t2: np.ndarray
+    n1: np.ndarray
+    n2: np.ndarray
+    w1: np.ndarray
+    w2: np.ndarray
+    turn: np.ndarray
+    touch: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.apex)
+
+    def take(self, idx: np.ndarray) -> Corners:
+        return Corners(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
+
+
+def _left(t: np.ndarray) -> np.ndarray:
+    return np.column_stack([-t[:, 1], t[:, 0]])
+
+
+def _ring_corners(xy: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) vertex indices of the inner-corner groups of one closed ring (interior on the left): runs of
+    reflex vertices joined by edges shorter than GROUP_M, as long as their turns add up to at most TURN_MAX_DEG
+    (a chamfer or a fillet is one corner; two corners of a U are two)."""
+    pts = xy[:-1]
+    m = len(pts)
+    if m < 3:
+        return []
+    e = np.roll(pts, -1, axis=0) - pts            # edge k: vertex k -> k + 1
+    length = np.hypot(e[:, 0], e[:, 1])
+    prev = np.roll(e, 1, axis=0)                    # edge into vertex k
+    cross = prev[:, 0] * e[:, 1] - prev[:, 1] * e[:, 0]
+    turn = np.degrees(np.abs(np.arctan2(cross, (prev * e).sum(axis=1))))
+    reflex = cross < -1e-9
+    if not reflex.any():
+        return []
+    # start the walk after the longest edge (a group never spans it unless the whole ring is one short corner)
+    start = int(np.argmax(length))
+    out: list[tuple[int, int]] = []
+    first, total = -1, 0.0
+    for step in range(1, m + 1):  # the ring's vertices (a few dozen per partition)
+        i = (start + step) % m
+        if reflex[i] and first >= 0 and length[(i - 1) % m] < GROUP_M and total + turn[i] <= TURN_MAX_DEG:
+            total += turn[i]
+            continue
+        if first >= 0:
+            out.append((first, (i - 1) % m))
+            first = -1
+        if reflex[i]:
+            first, total = i, turn[i]
+    if first >= 0:
+        out.append((first, start))
+    return out
+
+
+def find_corners(surface: shapely.Geometry) -> Corners:
+    """Inner corners of `surface` (simplified by SIMPLIFY_M) that a truck turns around: groups of reflex
+    vertices turning TURN_MIN_DEG..TURN_MAX_DEG whose two legs are passages (each leg long enough for its width, ARM_RATIO), with the legs' widths probed across them."""
+    simple = shapely.orient_polygons(shapely.simplify(surface, SIMPLIFY_M, preserve_topology=True))
+    polys = shapely.get_parts(simple)
+    polys = polys[shapely.get_type_id(polys) == 3]
+    rings = []
+    for p in polys:  # a handful of surfaces per partition
+        rings.append(shapely.get_coordinates(shapely.get_exterior_ring(p)))
+        rings.extend(shapely.get_coordinates(r) for r in shapely.get_interior_ring(
+            np.repeat(p, shapely.get_num_interior_rings(p)), np.arange(shapely.get_num_interior_rings(p))))
+    rows = []
+    for xy in rings:
+        pts = xy[:-1]
+        m = len(pts)
+        for first, last in _ring_corners(xy):
+            p_in, a1 = pts[(first - 1) % m], pts[first]
+            a2, p_out = pts[last], pts[(last + 1) % m]
+            group = pts[first:last + 1] if last >= first else np.vstack([pts[first:], pts[:last + 1]])
+            rows.append((a1, p_in, a2, p_out, group))
+    if not rows:
+        z = np.empty((0, 2))
+        e = np.empty(0, dtype=object)
+        return Corners(e, z, z, z, z, z, z, np.empty(0), np.empty(0), np.empty(0), e)
+    a1 = np.array([r[0] for r in rows])
+    p_in = np.array([r[1] for r in rows])
+    a2 = np.array([r[2] for r in rows])
+    p_out = np.array([r[3] for r in rows])
+    touch = np.array([shapely.multipoints(r[4]) for r in rows], dtype=object)
+    d1, d2 = a1 - p_in, p_out - a2
+    len1, len2 = np.hypot(*d1.T), np.hypot(*d2.T)
+    t1, t2 = d1 / len1[:, None], d2 / len2[:, None]
+    turn = np.arctan2(t1[:, 0] * t2[:, 1] - t1[:, 1] * t2[:, 0], (t1 * t2).sum(axis=1))
+    n1, n2 = _left(t1), _left(t2)
+    # the sharp corner: where the legs' inner lines meet
+    den = t1[:, 0] * t2[:, 1] - t1[:, 1] * t2[:, 0]
+    diff = a2 - a1
+    s = np.divide(diff[:, 0] * t2[:, 1] - diff[:, 1] * t2[:, 0], den, out=np.zeros(len(den)), where=den != 0)
+    apex = shapely.points(a1 + s[:, None] * t1)
+    # leg widths: a probe across each leg, from a point of the leg near the corner, to the far side
+    boundary = shapely.boundary(simple)  # the legs were read off the simplified surface
+    # (the narrowest of three probes: a probe may run into a side road across the leg)
+    w1 = np.min([_probe(boundary, a1 - (f * np.minimum(len1, 2 * PROBE_M))[:, None] * t1, n1)
+                 for f in PROBE_AT], axis=0)
+    w2 = np.min([_probe(boundary, a2 + (f * np.minimum(len2, 2 * PROBE_M))[:, None] * t2, n2)
+                 for f in PROBE_AT], axis=0)
+    deg = np.degrees(np.abs(turn))
+    keep = (turn < 0) & (deg >= TURN_MIN_DEG) & (deg <= TURN_MAX_DEG) & (len1 >= ARM_RATIO * w1) & (len2 >= ARM_RATIO * w2)
+    c = Corners(apex=apex, a1=a1, a2=a2, t1=t1, t2=t2, n1=n1, n2=n2, w1=w1, w2=w2, turn=turn, touch=touch)
+    return c.take(np.flatnonzero(keep))
+
+
+def _probe(boundary: shapely.Geometry, start: np.ndarray, normal: np.ndarray) -> np.ndarray:
+    """Distance from each start point along its normal to the first boundary crossing (inf when none)."""
+    a = start + 0.01 * normal
+    b = start + PROBE_REACH_M * normal
+    rays = shapely.linestrings(np.stack([a, b], axis=1))
+    hits = shapely.intersection(rays, boundary)
+    xy, idx = shapely.get_coordinates(hits, return_index=True)
+    out = np.full(len(start), np.inf)
+    if len(idx):
+        d = np.hypot(*(xy - start[idx]).T)
+        np.minimum.at(out, idx, d)
+    return out
+
+
+def swept_bands(c: Corners, r: np.ndarray, w: float, placement: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+    """The annulus sectors (inner radius r, width w) tangent to both legs, placed across each leg at the given
+    share of the room the leg leaves beside the truck (1: the band's outer edge on the leg's far side, the widest
+    swing the passage offers)."""
+    r = np.asarray(r, dtype=float)
+    s1 = (np.maximum(c.w1, w) - w) * placement[0]
+    s2 = (np.maximum(c.w2, w) - w) * placement[1]
+    # centre: n1 . (C - a1) = s1 - r and n2 . (C - a2) = s2 - r
+    b1 = (c.n1 * c.a1).sum(axis=1) + s1 - r
+    b2 = (c.n2 * c.a2).sum(axis=1) + s2 - r
+    det = c.n1[:, 0] * c.n2[:, 1] - c.n1[:, 1] * c.n2[:, 0]
+    cx = (b1 * c.n2[:, 1] - b2 * c.n1[:, 1]) / det
+    cy = (c.n1[:, 0] * b2 - c.n2[:, 0] * b1) / det
+    phi0 = np.arctan2(c.n1[:, 1], c.n1[:, 0])
+    phi = phi0[:, None] + c.turn[:, None] * np.linspace(0.0, 1.0, ARC_POINTS)[None, :]
+    ux, uy = np.cos(phi), np.sin(phi)
+    outer = np.stack([cx[:, None] + (r + w)[:, None] * ux, cy[:, None] + (r + w)[:, None] * uy], axis=2)
+    inner = np.stack([cx[:, None] + r[:, None] * ux, cy[:, None] + r[:, None] * uy], axis=2)[:, ::-1]
+    ring = np.concatenate([outer, inner, outer[:, :1]], axis=1)
+    return shapely.polygons(ring)
+
+
+def local_surfaces(c: Corners, surface: shapely.Geometry, upper: np.ndarray, w: float) -> np.ndarray:
+    """The surface around each corner, as far as a band of inner radius up to `upper` can reach (differences
+    against these small pieces instead of the whole partition's surface)."""
+    reach = np.asarray(upper, dtype=float) + w + np.minimum(np.maximum(c.w1, c.w2), 2 * PROBE_M) + 5.0
+    xy = shapely.get_coordinates(c.apex)
+    boxes = shapely.box(xy[:, 0] - reach, xy[:, 1] - reach, xy[:, 0] + reach, xy[:, 1] + reach)
+    return shapely.intersection(surface, boxes)
+
+
+def fits(c: Corners, surface: shapely.Geometry | np.ndarray, r: np.ndarray, w: float) -> np.ndarray:
+    """Whether the swept band of inner radius r lies inside `surface` (one, or one per corner; up to
+    AREA_TOL_M2)."""
+    ok = np.zeros(len(c), dtype=bool)
+    for placement in PLACEMENTS:  # a handful of placements, each one vectorised call over the corners
+        todo = np.flatnonzero(~ok)
+        if not len(todo):
+            break
+        sub = c.take(todo)
+        bands = swept_bands(sub, np.broadcast_to(np.asarray(r, dtype=float), len(c))[todo], w, placement)
+        where = surface if isinstance(surface, shapely.Geometry) else np.asarray(surface, dtype=object)[todo]
+        ok[todo] = shapely.area(shapely.difference(bands, where)) <= AREA_TOL_M2
+    return ok
+
+
+def largest_radius(c: Corners, surface: shapely.Geometry, upper: np.ndarray, w: float) -> np.ndarray:
+    """The largest inner radius (0..upper, by bisection, all corners at once) whose band fits."""
+    lo = np.zeros(len(c))
+    hi = np.asarray(upper, dtype=float).copy()
+    ok0 = fits(c, surface, lo, w)
+    for _ in range(BISECT_STEPS):
+        mid = (lo + hi) / 2
+        ok = fits(c, surface, mid, w)
+        lo = np.where(ok, mid, lo)
+        hi = np.where(ok, hi, mid)
+    return np.where(ok0, np.floor(lo * 100) / 100, 0.0)
+
+
+def driveways(ctx: CheckContext, roads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The vehicle entrances' driveways: from the gate (its width, default the truck width) straight to the
+    nearest city road surface within DRIVEWAY_MAX_M, one metre into the compound (a square of the gate's width
+    where no road is near). Returns (driveways, the entrance view's row of each)."""
+    ent = ctx.view("entrances")
+    if not len(ent):
+        return np.empty(0, dtype=object), np.empty(0, dtype=np.int64)
+    vehicle = np.flatnonzero((at.texts(ent.frame, "kind", "vehicle") == "vehicle")
+                             & np.isin(shapely.get_type_id(ent.geoms), (0,)))
+    if not len(vehicle):
+        return np.empty(0, dtype=object), np.empty(0, dtype=np.int64)
+    g = ent.geoms[vehicle]
+    width = at.numbers(ent.frame, "width_m")[vehicle]
+    width = np.where(np.isnan(width) | (width <= 0), float(ctx.profile.get("LANE-CLEAR", "truck_width_m")), width)
+    out = shapely.buffer(g, width / 2, cap_style="square")
+    if len(roads):
+        gi, ri = STRtree(roads).query_nearest(g, max_distance=DRIVEWAY_MAX_M, all_matches=False)
+        if len(gi):
+            line = shapely.shortest_line(g[gi], roads[ri])
+            start = shapely.get_coordinates(g[gi])
+            end = shapely.get_coordinates(shapely.get_point(line, 1))
+            d = end - start
+            length = np.hypot(*d.T)
+            ok = length > 0.01
+            gi, start, d, length = gi[ok], start[ok], d[ok], length[ok]
+            u = d / length[:, None]
+            a = start - u * 1.0
+            b = start + u * (length + 0.5)[:, None]
+            out[gi] = shapely.buffer(shapely.linestrings(np.stack([a, b], axis=1)), width[gi] / 2, cap_style="flat")
+    return out, vehicle
+
+
+def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.LaneNetwork (import cycle)
+    """LANE-TURN: at every inner corner of the drivable surface that a lane or an entrance driveway meets, a truck
+    of the profile's inner turning radius (aerial ladder trucks where the lanes at the corner serve a high-rise)
+    and swept width turns inside the surface. Reports the corner, the largest inner radius that fits and the
+    buildings cut off (those a dead-end lane behind the corner, or an entrance with no other passable entrance,
+    serves)."""
+    from gis.checks.lanes import city_surfaces  # lanes imports this module
+
+    profile = ctx.profile
+    sec = profile["LANE-TURN"]
+    ordinary, ladder = float(sec["inner_radius_m"]), float(sec["ladder_inner_radius_m"])
+    w = float(sec["swept_width_m"])
+    serve = float(sec["serve_distance_m"])
+    roads = city_surfaces(at.layer(ctx, "roads"))
+    roads = roads[np.isin(shapely.get_type_id(roads), (3, 6))] if len(roads) else roads
+    drive, drive_row = driveways(ctx, roads)
+    lanes = net.geoms
+    if not len(lanes) and not len(drive):
+        return []
+    parts = [lanes, drive]
+    if len(roads) and len(drive):
+        window = shapely.union_all(shapely.buffer(drive, ROAD_WINDOW_M, quad_segs=4))
+        near = STRtree(roads).query(window, predicate="intersects")
+        parts.append(shapely.intersection(roads[near], window))
+    surface = shapely.buffer(shapely.union_all(np.concatenate(parts)), SEAM_M, join_style="mitre")
+    corners = find_corners(surface)
+    if not len(corners):
+        return []
+    # which lanes and driveways each corner belongs to
+    ci, li = (STRtree(lanes).query(corners.touch, predicate="dwithin", distance=TOUCH_M) if len(lanes)
+              else (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)))
+    di, dj = (STRtree(drive).query(corners.touch, predicate="dwithin", distance=TOUCH_M) if len(drive)
+              else (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)))
+    rank = np.array([_PRIORITY.get(k, 9) for k in net.kinds], dtype=np.int64) if net.n else np.empty(0, int)
+    subject = np.full(len(corners), -1, dtype=np.int64)
+    if len(ci):
+        order = np.lexsort((net.refs[li].astype(str), rank[li], ci))
+        first = np.r_[True, ci[order][1:] != ci[order][:-1]]
+        subject[ci[order][first]] = li[order][first]
+    gate = np.full(len(corners), -1, dtype=np.int64)
+    if len(di):
+        gate[di] = dj
+    ent = ctx.view("entrances")
+    own = np.where(subject >= 0, net.own[np.maximum(subject, 0)] if net.n else False,
+                   (gate >= 0) & (ent.own[drive_row[np.maximum(gate, 0)]] if len(drive_row) else False))
+    keep = np.flatnonzero(own & ((subject >= 0) | (gate >= 0)))
+    if not len(keep):
+        return []
+    corners, subject, gate = corners.take(keep), subject[keep], gate[keep]
+    # the truck each corner needs: an aerial ladder truck where the lanes at the corner serve a high-rise
+    tall = _high_rise(ctx)
+    need = np.full(len(corners), ordinary)
+    if len(tall):
+        lane_tall = np.zeros(len(lanes), dtype=bool)
+        if len(lanes):
+            a, _ = STRtree(tall).query(lanes, predicate="dwithin", distance=serve)
+            lane_tall[a] = True
+        at_corner = np.zeros(len(corners), dtype=bool)
+        m = np.isin(ci, keep)
+        pos = np.full(int(keep.max()) + 1, -1)
+        pos[keep] = np.arange(len(keep))
+        at_corner[pos[ci[m]][lane_tall[li[m]]]] = True
+        drive_tall = np.zeros(len(drive), dtype=bool)
+        if len(drive):
+            a, _ = STRtree(tall).query(drive, predicate="dwithin", distance=serve)
+            drive_tall[a] = True
+        at_corner |= (gate >= 0) & drive_tall[np.maximum(gate, 0)] if len(drive) else False
+        need[at_corner] = ladder
+    local = local_surfaces(corners, surface, need, w)
+    ok = fits(corners, local, need, w)
+    bad = np.flatnonzero(~ok)
+    if not len(bad):
+        return []
+    corners, subject, gate, need = corners.take(bad), subject[bad], gate[bad], need[bad]
+    best = largest_radius(corners, local[bad], need, w)
+    bands = swept_bands(corners, need, w)
+    lost = _cut_off(ctx, net, subject, gate, drive, drive_row, serve, ok_gates=_passable_gates(
+        np.flatnonzero(ok), keep, di, dj))
+    out = []
+    for k in range(len(corners)):
+        truck_zh = "登高车" if need[k] == ladder else "消防车"
+        truck_en = "an aerial ladder truck" if need[k] == ladder else "a fire truck"
+        refs, n_bld, n_fl = lost[k]
+        who_zh = f"; 受影响建筑: {', '.join(refs[:10])}{' 等' if len(refs) > 10 else ''}" if refs else ""
+        who_en = f"; buildings cut off: {', '.join(refs[:10])}{' ...' if len(refs) > 10 else ''}" if refs else ""
+        evidence = shapely.geometrycollections([corners.apex[k], bands[k]])
+        sev = severity(profile, "LANE-TURN", buildings=n_bld, floors=n_fl)
+        if subject[k] >= 0:
+            i = int(subject[k])
+            note_zh, note_en = net.claim_note(i)
+            out.append(Finding(
+                rule="LANE-TURN", verdict="fail", subject_ref=str(net.refs[i]), compound_ref=net.crefs[i],
+                other_refs=refs, measured=float(best[k]), required=float(need[k]), geometry=evidence,
+                severity=sev,
+                message=f"消防车道 {net.refs[i]} 转弯处内侧最大可行转弯半径 {best[k]:.2f} m, 小于{truck_zh}所需 "
+                        f"{need[k]:g} m(车宽含余量 {w:g} m){who_zh}{note_zh}",
+                message_en=f"fire lane {net.refs[i]}: the largest inner turning radius that fits at this corner is "
+                           f"{best[k]:.2f} m, {truck_en} needs {need[k]:g} m (swept width {w:g} m){who_en}"
+                           f"{note_en}",
+            ))
+        else:
+            e = int(drive_row[gate[k]])
+            ref = str(ent.refs[e])
+            out.append(Finding(
+                rule="LANE-TURN", verdict="fail", subject_layer="entrances", subject_ref=ref,
+                compound_ref=ent.compound_refs[e], other_refs=refs, measured=float(best[k]),
+                required=float(need[k]), geometry=evidence, severity=sev,
+                message=f"车行出入口 {ref} 由城市道路转入处最大可行转弯半径 {best[k]:.2f} m, 小于{truck_zh}所需 "
+                        f"{need[k]:g} m{who_zh}",
+                message_en=f"vehicle entrance {ref}: the turn from the city road fits an inner radius of "
+                           f"{best[k]:.2f} m at most, {truck_en} needs {need[k]:g} m{who_en}",
+            ))
+    return out
+
+
+def _passable_gates(ok_idx: np.ndarray, keep: np.ndarray, di: np.ndarray, dj: np.ndarray) -> np.ndarray:
+    """Driveways whose every corner passes (indices into the driveways)."""
+    if not len(di):
+        return np.empty(0, dtype=np.int64)
+    failing = np.setdiff1d(keep, keep[ok_idx])
+    blocked = np.unique(dj[np.isin(di, failing)])
+    return np.setdiff1d(np.unique(dj), blocked)
+
+
+def _high_rise(ctx: CheckContext) -> np.ndarray:
+    b = ctx.view("buildings")
+    if not len(b):
+        return np.empty(0, dtype=object)
+    height, _ = at.building_heights(b.frame, ctx.profile)
+    return b.geoms[np.nan_to_num(height) > at.high_rise_limit(b.frame, ctx.profile)]
+
+
+def _cut_off(ctx: CheckContext, net, subject: np.ndarray, gate: np.ndarray, drive: np.ndarray,  # noqa: ANN001
+             drive_row: np.ndarray, serve: float, *, ok_gates: np.ndarray) -> list[tuple[list[str], int, int]]:
+    """Per failing corner the buildings (refs, count, floors) that lose fire-truck access: those within `serve`
+    of a dead-end lane behind the corner and of no other lane; at an entrance with no other passable entrance of
+    the compound, every building of the compound within `serve` of its lanes."""
+    b = ctx.view("buildings")
+    out: list[tuple[list[str], int, int]] = [([], 0, 0)] * len(subject)
+    if not len(b) or not net.n:
+        return out
+    floors = at.floors_of(b.frame, ctx.profile)
+    bi, li = STRtree(net.geoms).query(b.geoms, predicate="dwithin", distance=serve)
+    n_lanes = np.bincount(bi, minlength=len(b))
+    ent = ctx.view("entrances")
+    ok_crefs = set(ent.compound_refs[drive_row[ok_gates]]) if len(ok_gates) else set()
+    for k in range(len(subject)):
+        if subject[k] >= 0:
+            i = int(subject[k])
+            if net.kinds[i] != "dead_end":
+                continue
+            mine = np.unique(bi[(li == i)])
+            mine = mine[n_lanes[mine] == 1]
+        else:
+            cref = ent.compound_refs[drive_row[gate[k]]]
+            if cref in ok_crefs:
+                continue
+            mine = np.unique(bi[np.isin(li, np.flatnonzero(net.crefs == cref))])
+            mine = mine[b.compound_refs[mine] == cref]
+        refs = sorted(str(x) for x in b.refs[mine])
+        out[k] = (refs, len(mine), int(floors[mine].sum()))
+    return out
+
+
+__all__ = ["Corners", "driveways", "find_corners", "fits", "lane_turn", "largest_radius", "swept_bands"]
