@@ -15,7 +15,7 @@ from gis.checks.findings import Finding, severity
 
 #: Boundary simplification before corners are looked for (metres): drawing noise below this is no corner.
 #: A tolerance, not a rule value.
-SIMPLIFY_M = 0.05
+SIMPLIFY_M = 0.01
 #: A leg is a passage when it runs along the corner for at least this share of its width (a turnaround square's
 #: stub beside the lane, 4 m long and 12 m across, is no leg a truck turns into; a 5 m driveway 6 m wide is).
 ARM_RATIO = 0.5
@@ -33,8 +33,11 @@ PROBE_AT = (0.25, 0.5, 0.75)
 PLACEMENTS = ((1.0, 1.0), (0.5, 0.5), (1.0, 0.5), (0.5, 1.0))
 #: Longest probe across a leg (metres).
 PROBE_REACH_M = 60.0
-#: Swept band outside the surface below this area (m²) is drawing noise (arcs drawn as chords).
-AREA_TOL_M2 = 0.02
+#: A swept band may overlap the surface's edge by this much (metres): drawing noise. Kept small on purpose: at a
+#: sharp corner a penetration of d lets the radius grow by about sqrt(2 r d) (0.4 m for 1 cm at 9 m).
+DEPTH_TOL_M = 0.01
+#: What is left of the band outside the surface once the depth tolerance is taken (m²): numerical dust.
+AREA_TOL_M2 = 1e-4
 #: Points per arc of a swept band.
 ARC_POINTS = 24
 #: Bisection steps for the largest radius that fits (required / 2**n precision).
@@ -188,8 +191,9 @@ def swept_bands(c: Corners, r: np.ndarray, w: float, placement: tuple[float, flo
     share of the room the leg leaves beside the truck (1: the band's outer edge on the leg's far side, the widest
     swing the passage offers)."""
     r = np.asarray(r, dtype=float)
-    s1 = (np.maximum(c.w1, w) - w) * placement[0]
-    s2 = (np.maximum(c.w2, w) - w) * placement[1]
+    # (widths are read off the surface simplified by SIMPLIFY_M: the band keeps that much inside the far side)
+    s1 = np.maximum(c.w1 - w - SIMPLIFY_M, 0.0) * placement[0]
+    s2 = np.maximum(c.w2 - w - SIMPLIFY_M, 0.0) * placement[1]
     # centre: n1 . (C - a1) = s1 - r and n2 . (C - a2) = s2 - r
     b1 = (c.n1 * c.a1).sum(axis=1) + s1 - r
     b2 = (c.n2 * c.a2).sum(axis=1) + s2 - r
@@ -216,7 +220,7 @@ def local_surfaces(c: Corners, surface: shapely.Geometry, upper: np.ndarray, w: 
 
 def fits(c: Corners, surface: shapely.Geometry | np.ndarray, r: np.ndarray, w: float) -> np.ndarray:
     """Whether the swept band of inner radius r lies inside `surface` (one, or one per corner; up to
-    AREA_TOL_M2)."""
+    DEPTH_TOL_M), in one of the PLACEMENTS."""
     ok = np.zeros(len(c), dtype=bool)
     for placement in PLACEMENTS:  # a handful of placements, each one vectorised call over the corners
         todo = np.flatnonzero(~ok)
@@ -225,7 +229,8 @@ def fits(c: Corners, surface: shapely.Geometry | np.ndarray, r: np.ndarray, w: f
         sub = c.take(todo)
         bands = swept_bands(sub, np.broadcast_to(np.asarray(r, dtype=float), len(c))[todo], w, placement)
         where = surface if isinstance(surface, shapely.Geometry) else np.asarray(surface, dtype=object)[todo]
-        ok[todo] = shapely.area(shapely.difference(bands, where)) <= AREA_TOL_M2
+        inner = shapely.buffer(bands, -DEPTH_TOL_M, join_style="mitre")
+        ok[todo] = shapely.area(shapely.difference(inner, where)) <= AREA_TOL_M2
     return ok
 
 
