@@ -19,12 +19,15 @@ import numpy as np
 import pandas as pd
 import shapely
 from sqlalchemy import Engine, text
+from sqlalchemy import types as sa_types
 
 from gis.checks.catalog import RULES
 from gis.checks.context import CONTEXT_LAYERS, CheckContext, build_contexts, context_margins
 from gis.checks.findings import FINDING_COLUMNS, empty_findings
 from gis.checks.profiles import Profile, load_profile
 from gis.gcpause import paused_gc
+from gis.schema import TABLES
+from gis.store import read_layer, read_layers
 
 #: Output CRS of findings (GeoJSON, RFC 7946).
 OUTPUT_CRS = 4326
@@ -383,6 +386,29 @@ def count_findings(findings: pd.DataFrame) -> dict[str, dict[str, int]]:
     return out
 
 
+#: Store-managed and bookkeeping columns no rule looks at (the store id stays: it is the frame index and the ref
+#: of last resort). Dates and JSON are skipped as a type (no rule reads observation dates or `extra`).
+SKIPPED_COLUMNS: frozenset[str] = frozenset({
+    "street_code", "estimated", "source", "compound_id", "extra", "version", "created_at", "updated_at",
+    "updated_by",
+})
+_SKIPPED_TYPES = (sa_types.Date, sa_types.DateTime, sa_types.Time, sa_types.JSON)
+
+
+def check_columns(layer: str) -> list[str]:
+    """The columns of a layer's table the checks read (in table order, without the geometry)."""
+    return [c.name for c in TABLES[layer].c
+            if c.name != "geom" and c.name not in SKIPPED_COLUMNS and not isinstance(c.type, _SKIPPED_TYPES)]
+
+
+def read_check_layers(engine: Engine, layers: Iterable[str], *, where: Mapping[str, str | None] | None = None,
+                      params: Mapping[str, Any] | None = None) -> dict[str, gpd.GeoDataFrame]:
+    """The checked columns of several layers, through the one layer reader (`gis.store.read_layers`)."""
+    names = list(layers)
+    return read_layers(engine, names, where=dict(where or {}), params=dict(params or {}),
+                       columns={name: check_columns(name) for name in names})
+
+
 def read_scope(
     *,
     engine: Engine,
@@ -392,13 +418,10 @@ def read_scope(
 ) -> tuple[dict[str, gpd.GeoDataFrame], list[str]]:
     """The layers a scope's checks need, in EPSG:4490, and the refs of the compounds to check.
 
-    Only the columns the rules read (`gis.checks.reading.check_columns`: no bookkeeping, dates or `extra`),
-    streamed with COPY. The whole district without a scope; else the scope's compounds plus every feature within the context margins
+    Only the columns the rules read (`check_columns`: no bookkeeping, dates or `extra`), through the one layer
+    reader (`gis.store.read_layers`, COPY). The whole district without a scope; else the scope's compounds plus every feature within the context margins
     of them (neighbouring buildings, city roads, hydrants) or belonging to them.
     """
-    from gis.checks.reading import read_check_layers
-    from gis.store import read_layer
-
     if street is None and compound is None:
         layers = read_check_layers(engine, CONTEXT_LAYERS)
         return layers, [str(r) for r in layers["compounds"]["ref"].dropna()]
@@ -448,12 +471,8 @@ def stream_scope(
     compounds) for runs of `batch` neighbouring compounds (Hilbert order of their centres), each batch read with
     the surroundings its compounds need (`read_scope`'s margins). A scope of at most `batch` compounds is one
     batch read as `read_scope` reads it."""
-    from gis.checks.reading import read_check_layer, read_check_layers
-    from gis.store import read_layer
-
     if street is None and compound is None:
-        with engine.connect() as conn:
-            targets = read_check_layer(conn, "compounds")
+        targets = read_layer("compounds", engine=engine, columns=["id", "ref"])
     else:
         targets = read_layer("compounds", engine=engine, street=street, compound=compound, columns=["id", "ref"])
     targets = targets[targets["ref"].notna() & targets.geometry.notna()]
@@ -619,7 +638,8 @@ def _json(value: Any) -> str:
 
 
 __all__ = [
-    "FAMILIES", "FAMILY_CHECKS", "FINDING_COLUMNS", "CheckResult", "MissingChecksError", "PartitionError",
+    "FAMILIES", "FAMILY_CHECKS", "FINDING_COLUMNS", "SKIPPED_COLUMNS", "CheckResult", "check_columns",
+    "read_check_layers", "MissingChecksError", "PartitionError",
     "check_context", "count_findings", "family_rules", "group_size", "multi_compound", "plan_tasks", "process_pool",
     "read_scope", "stream_scope",
     "resolve_families", "run_checks", "run_contexts", "run_on_frames", "run_tasks",

@@ -10,6 +10,7 @@ import shapely
 from shapely import STRtree
 
 from gis.checks import attributes as at
+from gis.checks import geometry as gm
 from gis.checks.context import CheckContext
 from gis.checks.findings import Finding, severity
 
@@ -73,6 +74,8 @@ class Corners:
     w2: np.ndarray
     turn: np.ndarray
     touch: np.ndarray
+    len1: np.ndarray
+    len2: np.ndarray
 
     def __len__(self) -> int:
         return len(self.apex)
@@ -120,9 +123,9 @@ def _ring_corners(xy: np.ndarray) -> list[tuple[int, int]]:
     return out
 
 
-def find_corners(surface: shapely.Geometry) -> Corners:
+def find_corners(surface: shapely.Geometry, *, probe: bool = True) -> Corners:
     """Inner corners of `surface` (simplified by SIMPLIFY_M) that a truck turns around: groups of reflex
-    vertices turning TURN_MIN_DEG..TURN_MAX_DEG whose two legs are passages (each leg long enough for its width, ARM_RATIO), with the legs' widths probed across them."""
+    vertices turning TURN_MIN_DEG..TURN_MAX_DEG whose two legs are passages (each leg long enough for its width, ARM_RATIO), with the legs' widths probed across them (`probe`; else left to `measure_legs`)."""
     simple = shapely.orient_polygons(shapely.simplify(surface, SIMPLIFY_M, preserve_topology=True))
     polys = shapely.get_parts(simple)
     polys = polys[shapely.get_type_id(polys) == 3]
@@ -143,7 +146,8 @@ def find_corners(surface: shapely.Geometry) -> Corners:
     if not rows:
         z = np.empty((0, 2))
         e = np.empty(0, dtype=object)
-        return Corners(e, z, z, z, z, z, z, np.empty(0), np.empty(0), np.empty(0), e)
+        f = np.empty(0)
+        return Corners(e, z, z, z, z, z, z, f, f, f, e, f, f)
     a1 = np.array([r[0] for r in rows])
     p_in = np.array([r[1] for r in rows])
     a2 = np.array([r[2] for r in rows])
@@ -159,17 +163,28 @@ def find_corners(surface: shapely.Geometry) -> Corners:
     diff = a2 - a1
     s = np.divide(diff[:, 0] * t2[:, 1] - diff[:, 1] * t2[:, 0], den, out=np.zeros(len(den)), where=den != 0)
     apex = shapely.points(a1 + s[:, None] * t1)
-    # leg widths: a probe across each leg, from a point of the leg near the corner, to the far side
-    boundary = shapely.boundary(simple)  # the legs were read off the simplified surface
-    # (the narrowest of three probes: a probe may run into a side road across the leg)
-    w1 = np.min([_probe(boundary, a1 - (f * np.minimum(len1, 2 * PROBE_M))[:, None] * t1, n1)
-                 for f in PROBE_AT], axis=0)
-    w2 = np.min([_probe(boundary, a2 + (f * np.minimum(len2, 2 * PROBE_M))[:, None] * t2, n2)
-                 for f in PROBE_AT], axis=0)
     deg = np.degrees(np.abs(turn))
-    keep = (turn < 0) & (deg >= TURN_MIN_DEG) & (deg <= TURN_MAX_DEG) & (len1 >= ARM_RATIO * w1) & (len2 >= ARM_RATIO * w2)
-    c = Corners(apex=apex, a1=a1, a2=a2, t1=t1, t2=t2, n1=n1, n2=n2, w1=w1, w2=w2, turn=turn, touch=touch)
-    return c.take(np.flatnonzero(keep))
+    keep = (turn < 0) & (deg >= TURN_MIN_DEG) & (deg <= TURN_MAX_DEG)
+    nan = np.full(len(apex), np.nan)
+    c = Corners(apex=apex, a1=a1, a2=a2, t1=t1, t2=t2, n1=n1, n2=n2, w1=nan, w2=nan, turn=turn, touch=touch,
+                len1=len1, len2=len2)
+    c = c.take(np.flatnonzero(keep))
+    if probe:
+        c = measure_legs(c, shapely.boundary(simple))[0]
+    return c
+
+
+def measure_legs(c: Corners, boundary: shapely.Geometry | np.ndarray) -> tuple[Corners, np.ndarray]:
+    """The legs' widths, probed across each leg from points near the corner to the far side of the simplified
+    surface's `boundary` (one, or one per corner), and only the corners whose legs are passages (ARM_RATIO)."""
+    # (the narrowest of three probes: a probe may run into a side road across the leg)
+    w1 = np.min([_probe(boundary, c.a1 - (f * np.minimum(c.len1, 2 * PROBE_M))[:, None] * c.t1, c.n1)
+                 for f in PROBE_AT], axis=0) if len(c) else np.empty(0)
+    w2 = np.min([_probe(boundary, c.a2 + (f * np.minimum(c.len2, 2 * PROBE_M))[:, None] * c.t2, c.n2)
+                 for f in PROBE_AT], axis=0) if len(c) else np.empty(0)
+    c = Corners(**{**{f: getattr(c, f) for f in c.__dataclass_fields__}, "w1": w1, "w2": w2})
+    kept = np.flatnonzero((c.len1 >= ARM_RATIO * w1) & (c.len2 >= ARM_RATIO * w2))
+    return c.take(kept), kept
 
 
 def _probe(boundary: shapely.Geometry, start: np.ndarray, normal: np.ndarray) -> np.ndarray:
@@ -209,13 +224,16 @@ def swept_bands(c: Corners, r: np.ndarray, w: float, placement: tuple[float, flo
     return shapely.polygons(ring)
 
 
-def local_surfaces(c: Corners, surface: shapely.Geometry, upper: np.ndarray, w: float) -> np.ndarray:
-    """The surface around each corner, as far as a band of inner radius up to `upper` can reach (differences
-    against these small pieces instead of the whole partition's surface)."""
-    reach = np.asarray(upper, dtype=float) + w + np.minimum(np.maximum(c.w1, c.w2), 2 * PROBE_M) + 5.0
+def local_surfaces(c: Corners, pieces: np.ndarray, upper: np.ndarray, w: float) -> np.ndarray:
+    """The drivable surface around each corner (the union of the `pieces` near it, clipped to a square as far as
+    a band of inner radius up to `upper` and the leg probes reach): small overlays instead of the whole
+    partition's surface."""
+    reach = np.asarray(upper, dtype=float) + w + 2 * PROBE_M + 5.0
     xy = shapely.get_coordinates(c.apex)
     boxes = shapely.box(xy[:, 0] - reach, xy[:, 1] - reach, xy[:, 0] + reach, xy[:, 1] + reach)
-    return shapely.intersection(surface, boxes)
+    k, j = STRtree(pieces).query(boxes, predicate="intersects")
+    clipped = shapely.intersection(pieces[j], boxes[k])
+    return shapely.buffer(gm.union_rows(clipped, k, len(c)), SEAM_M, join_style="mitre")
 
 
 def fits(c: Corners, surface: shapely.Geometry | np.ndarray, r: np.ndarray, w: float) -> np.ndarray:
@@ -300,11 +318,14 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
         return []
     parts = [lanes, drive]
     if len(roads) and len(drive):
-        window = shapely.union_all(shapely.buffer(drive, ROAD_WINDOW_M, quad_segs=4))
-        near = STRtree(roads).query(window, predicate="intersects")
-        parts.append(shapely.intersection(roads[near], window))
-    surface = shapely.buffer(shapely.union_all(np.concatenate(parts)), SEAM_M, join_style="mitre")
-    corners = find_corners(surface)
+        # the city road around each driveway, as pieces (one per driveway and road: no partition-wide overlay)
+        window = shapely.buffer(drive, ROAD_WINDOW_M, quad_segs=4)
+        wi, ri = STRtree(roads).query(window, predicate="intersects")
+        parts.append(shapely.intersection(roads[ri], window[wi]))
+    pieces = np.concatenate(parts)
+    pieces = pieces[~shapely.is_empty(pieces)]
+    surface = shapely.buffer(shapely.union_all(pieces), SEAM_M, join_style="mitre")
+    corners = find_corners(surface, probe=False)
     if not len(corners):
         return []
     # which lanes and driveways each corner belongs to
@@ -347,7 +368,13 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
             drive_tall[a] = True
         at_corner |= (gate >= 0) & drive_tall[np.maximum(gate, 0)] if len(drive) else False
         need[at_corner] = ladder
-    local = local_surfaces(corners, surface, need, w)
+    # each corner's own piece of the surface (lanes, driveways and roads near it), its legs measured on it
+    local = local_surfaces(corners, pieces, need, w)
+    legs, kept = measure_legs(corners, shapely.boundary(shapely.orient_polygons(
+        shapely.simplify(local, SIMPLIFY_M, preserve_topology=True))))
+    corners, subject, gate, need, local, keep = legs, subject[kept], gate[kept], need[kept], local[kept], keep[kept]
+    if not len(corners):
+        return []
     ok = fits(corners, local, need, w)
     bad = np.flatnonzero(~ok)
     if not len(bad):
