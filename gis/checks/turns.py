@@ -6,7 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import shapely
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from shapely import STRtree
 
 from gis.checks import attributes as at
@@ -76,6 +79,7 @@ class Corners:
     touch: np.ndarray
     len1: np.ndarray
     len2: np.ndarray
+    part: np.ndarray
 
     def __len__(self) -> int:
         return len(self.apex)
@@ -88,71 +92,95 @@ def _left(t: np.ndarray) -> np.ndarray:
     return np.column_stack([-t[:, 1], t[:, 0]])
 
 
-def _ring_corners(xy: np.ndarray) -> list[tuple[int, int]]:
-    """(first, last) vertex indices of the inner-corner groups of one closed ring (interior on the left): runs of
-    reflex vertices joined by edges shorter than GROUP_M, as long as their turns add up to at most TURN_MAX_DEG
-    (a chamfer or a fillet is one corner; two corners of a U are two)."""
-    pts = xy[:-1]
-    m = len(pts)
-    if m < 3:
-        return []
-    e = np.roll(pts, -1, axis=0) - pts            # edge k: vertex k -> k + 1
+def _ring_neighbours(ring: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Previous and next vertex of every vertex of closed rings stored one after the other (ring ids sorted)."""
+    n = len(ring)
+    idx = np.arange(n)
+    start = np.r_[True, ring[1:] != ring[:-1]]
+    end = np.r_[ring[1:] != ring[:-1], True]
+    first_of = np.maximum.accumulate(np.where(start, idx, 0))
+    last_of = np.minimum.accumulate(np.where(end, idx, n)[::-1])[::-1]
+    return np.where(start, last_of, idx - 1), np.where(end, first_of, idx + 1)
+
+
+def _corner_runs(xy: np.ndarray, ring: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Inner-corner groups of closed rings (interior on the left), all rings at once: runs of reflex vertices
+    joined by edges shorter than GROUP_M, split where their turns would add up to more than TURN_MAX_DEG (a
+    chamfer or a fillet is one corner; two corners of a U are two).
+
+    Returns (first vertex, last vertex) per run, and every member vertex with its run's number."""
+    prev, nxt = _ring_neighbours(ring)
+    e = xy[nxt] - xy                                  # edge from each vertex to the next
     length = np.hypot(e[:, 0], e[:, 1])
-    prev = np.roll(e, 1, axis=0)                    # edge into vertex k
-    cross = prev[:, 0] * e[:, 1] - prev[:, 1] * e[:, 0]
-    turn = np.degrees(np.abs(np.arctan2(cross, (prev * e).sum(axis=1))))
+    into = xy - xy[prev]
+    cross = into[:, 0] * e[:, 1] - into[:, 1] * e[:, 0]
+    turn = np.degrees(np.abs(np.arctan2(cross, (into * e).sum(axis=1))))
     reflex = cross < -1e-9
-    if not reflex.any():
-        return []
-    # start the walk after the longest edge (a group never spans it unless the whole ring is one short corner)
-    start = int(np.argmax(length))
-    out: list[tuple[int, int]] = []
-    first, total = -1, 0.0
-    for step in range(1, m + 1):  # the ring's vertices (a few dozen per partition)
-        i = (start + step) % m
-        if reflex[i] and first >= 0 and length[(i - 1) % m] < GROUP_M and total + turn[i] <= TURN_MAX_DEG:
-            total += turn[i]
-            continue
-        if first >= 0:
-            out.append((first, (i - 1) % m))
-            first = -1
-        if reflex[i]:
-            first, total = i, turn[i]
-    if first >= 0:
-        out.append((first, start))
-    return out
+    join = reflex & reflex[nxt] & (length < GROUP_M)  # vertex i and the next are one corner
+    start = reflex & ~join[prev]
+    # each reflex vertex belongs to the run of the nearest start before it along its ring (cyclically)
+    idx = np.arange(len(xy))
+    ring_first = np.maximum.accumulate(np.where(np.r_[True, ring[1:] != ring[:-1]], idx, 0))
+    acc = np.maximum.accumulate(np.where(start, idx, -1))
+    last_start = pd.Series(np.where(start, idx, -1)).groupby(ring).transform("max").to_numpy()
+    owner = np.where(acc >= ring_first, acc, last_start)
+    member = np.flatnonzero(reflex & (owner >= 0))    # (a ring that is one closed run has no start: no corner)
+    head = owner[member]
+    size = np.bincount(ring, minlength=int(ring.max()) + 1)[ring]
+    offset = (idx[member] - head) % size[member]
+    order = np.lexsort((offset, head))
+    member, head = member[order], head[order]
+    runs, run = np.unique(head, return_inverse=True)
+    total = np.bincount(run, weights=turn[member])
+    # runs turning more than TURN_MAX_DEG in all (rare: long curves) are split where the sum would exceed it
+    if (total > TURN_MAX_DEG).any():
+        labels = run.astype(np.int64) * len(member)   # room for the pieces of a split run, order kept
+        for r in np.flatnonzero(total > TURN_MAX_DEG):  # the few long curves of a partition
+            piece, acc_turn = 0, 0.0
+            for j in np.flatnonzero(run == r):
+                t = turn[member[j]]
+                if acc_turn > 0 and acc_turn + t > TURN_MAX_DEG:
+                    piece, acc_turn = piece + 1, 0.0
+                acc_turn += t
+                labels[j] += piece
+        run = np.unique(labels, return_inverse=True)[1]
+    if not len(run):
+        return member[:0], member[:0], member, run
+    cut = np.flatnonzero(np.diff(run)) + 1
+    first = member[np.r_[0, cut]]
+    last = member[np.r_[cut - 1, len(run) - 1]]
+    return first, last, member, run
 
 
-def find_corners(surface: shapely.Geometry, *, probe: bool = True) -> Corners:
-    """Inner corners of `surface` (simplified by SIMPLIFY_M) that a truck turns around: groups of reflex
-    vertices turning TURN_MIN_DEG..TURN_MAX_DEG whose two legs are passages (each leg long enough for its width, ARM_RATIO), with the legs' widths probed across them (`probe`; else left to `measure_legs`)."""
-    simple = shapely.orient_polygons(shapely.simplify(surface, SIMPLIFY_M, preserve_topology=True))
-    polys = shapely.get_parts(simple)
-    polys = polys[shapely.get_type_id(polys) == 3]
-    rings = []
-    for p in polys:  # a handful of surfaces per partition
-        rings.append(shapely.get_coordinates(shapely.get_exterior_ring(p)))
-        rings.extend(shapely.get_coordinates(r) for r in shapely.get_interior_ring(
-            np.repeat(p, shapely.get_num_interior_rings(p)), np.arange(shapely.get_num_interior_rings(p))))
-    rows = []
-    for xy in rings:
-        pts = xy[:-1]
-        m = len(pts)
-        for first, last in _ring_corners(xy):
-            p_in, a1 = pts[(first - 1) % m], pts[first]
-            a2, p_out = pts[last], pts[(last + 1) % m]
-            group = pts[first:last + 1] if last >= first else np.vstack([pts[first:], pts[:last + 1]])
-            rows.append((a1, p_in, a2, p_out, group))
-    if not rows:
+def simplified(surfaces: np.ndarray) -> np.ndarray:
+    """The surfaces simplified by SIMPLIFY_M and oriented (interior on the left of every ring)."""
+    return shapely.orient_polygons(shapely.simplify(surfaces, SIMPLIFY_M, preserve_topology=True))
+
+
+def find_corners(surface: shapely.Geometry | np.ndarray, *, probe: bool = True, is_simple: bool = False) -> Corners:
+    """Inner corners of `surface` (one, or an array of separate surfaces; simplified by SIMPLIFY_M) that a truck
+    turns around: groups of reflex vertices turning TURN_MIN_DEG..TURN_MAX_DEG whose two legs are passages (each
+    leg long enough for its width, ARM_RATIO), with the legs' widths probed across them (`probe`; else left to
+    `measure_legs`). `Corners.part` is the index of the surface each corner lies on."""
+    surfaces = np.atleast_1d(np.asarray(surface, dtype=object))
+    simple = surfaces if is_simple else simplified(surfaces)
+    polys, owner = shapely.get_parts(simple, return_index=True)
+    poly = shapely.get_type_id(polys) == 3
+    rings, ring_owner = shapely.get_rings(polys[poly], return_index=True)
+    ring_owner = owner[poly][ring_owner]
+    xy, ring = shapely.get_coordinates(rings, return_index=True)
+    last_of = np.r_[ring[1:] != ring[:-1], True]   # each ring's closing vertex repeats its first: drop it
+    xy, ring = xy[~last_of], ring[~last_of]
+    first, last, member, run = _corner_runs(xy, ring)
+    if not len(first):
         z = np.empty((0, 2))
         e = np.empty(0, dtype=object)
         f = np.empty(0)
-        return Corners(e, z, z, z, z, z, z, f, f, f, e, f, f)
-    a1 = np.array([r[0] for r in rows])
-    p_in = np.array([r[1] for r in rows])
-    a2 = np.array([r[2] for r in rows])
-    p_out = np.array([r[3] for r in rows])
-    touch = np.array([shapely.multipoints(r[4]) for r in rows], dtype=object)
+        return Corners(e, z, z, z, z, z, z, f, f, f, e, f, f, np.empty(0, dtype=np.int64))
+    prev, nxt = _ring_neighbours(ring)
+    p_in, a1, a2, p_out = xy[prev[first]], xy[first], xy[last], xy[nxt[last]]
+    touch = shapely.multipoints(xy[member], indices=run)
+    part = ring_owner[ring[first]]
     d1, d2 = a1 - p_in, p_out - a2
     len1, len2 = np.hypot(*d1.T), np.hypot(*d2.T)
     t1, t2 = d1 / len1[:, None], d2 / len2[:, None]
@@ -167,37 +195,59 @@ def find_corners(surface: shapely.Geometry, *, probe: bool = True) -> Corners:
     keep = (turn < 0) & (deg >= TURN_MIN_DEG) & (deg <= TURN_MAX_DEG)
     nan = np.full(len(apex), np.nan)
     c = Corners(apex=apex, a1=a1, a2=a2, t1=t1, t2=t2, n1=n1, n2=n2, w1=nan, w2=nan, turn=turn, touch=touch,
-                len1=len1, len2=len2)
+                len1=len1, len2=len2, part=part)
     c = c.take(np.flatnonzero(keep))
     if probe:
-        c = measure_legs(c, shapely.boundary(simple))[0]
+        c = measure_legs(c, simple)[0]
     return c
 
 
-def measure_legs(c: Corners, boundary: shapely.Geometry | np.ndarray) -> tuple[Corners, np.ndarray]:
-    """The legs' widths, probed across each leg from points near the corner to the far side of the simplified
-    surface's `boundary` (one, or one per corner), and only the corners whose legs are passages (ARM_RATIO)."""
-    # (the narrowest of three probes: a probe may run into a side road across the leg)
-    w1 = np.min([_probe(boundary, c.a1 - (f * np.minimum(c.len1, 2 * PROBE_M))[:, None] * c.t1, c.n1)
-                 for f in PROBE_AT], axis=0) if len(c) else np.empty(0)
-    w2 = np.min([_probe(boundary, c.a2 + (f * np.minimum(c.len2, 2 * PROBE_M))[:, None] * c.t2, c.n2)
-                 for f in PROBE_AT], axis=0) if len(c) else np.empty(0)
+def measure_legs(c: Corners, simple: np.ndarray) -> tuple[Corners, np.ndarray]:
+    """The legs' widths, probed across each leg from points near the corner to the far side of its simplified
+    surface (`simple[c.part]`), and only the corners whose legs are passages (ARM_RATIO)."""
+    if not len(c):
+        return c, np.empty(0, dtype=np.int64)
+    # (the narrowest of the probes: one may run into a side road across the leg)
+    starts = [c.a1 - (f * np.minimum(c.len1, 2 * PROBE_M))[:, None] * c.t1 for f in PROBE_AT]
+    starts += [c.a2 + (f * np.minimum(c.len2, 2 * PROBE_M))[:, None] * c.t2 for f in PROBE_AT]
+    normals = [c.n1] * len(PROBE_AT) + [c.n2] * len(PROBE_AT)
+    d = _probe(simple, np.vstack(starts), np.vstack(normals), np.tile(c.part, 2 * len(PROBE_AT)))
+    d = d.reshape(2 * len(PROBE_AT), len(c))
+    w1, w2 = d[:len(PROBE_AT)].min(axis=0), d[len(PROBE_AT):].min(axis=0)
     c = Corners(**{**{f: getattr(c, f) for f in c.__dataclass_fields__}, "w1": w1, "w2": w2})
     kept = np.flatnonzero((c.len1 >= ARM_RATIO * w1) & (c.len2 >= ARM_RATIO * w2))
     return c.take(kept), kept
 
 
-def _probe(boundary: shapely.Geometry, start: np.ndarray, normal: np.ndarray) -> np.ndarray:
-    """Distance from each start point along its normal to the first boundary crossing (inf when none)."""
+def _probe(surfaces: np.ndarray, start: np.ndarray, normal: np.ndarray, part: np.ndarray) -> np.ndarray:
+    """Distance from each start point along its normal to the first crossing of its surface's (`surfaces[part]`)
+    boundary, inf when none within PROBE_REACH_M: the boundaries as segments in one STRtree, crossings solved
+    in numpy."""
+    used = np.unique(part)
+    polys, owner = shapely.get_parts(surfaces[used], return_index=True)
+    rings, ring_owner = shapely.get_rings(polys, return_index=True)
+    xy, ring = shapely.get_coordinates(rings, return_index=True)
+    seg = np.flatnonzero(ring[1:] == ring[:-1])
+    p0, p1 = xy[seg], xy[seg + 1]
+    seg_part = used[owner[ring_owner[ring[seg]]]]
     a = start + 0.01 * normal
     b = start + PROBE_REACH_M * normal
-    rays = shapely.linestrings(np.stack([a, b], axis=1))
-    hits = shapely.intersection(rays, boundary)
-    xy, idx = shapely.get_coordinates(hits, return_index=True)
     out = np.full(len(start), np.inf)
-    if len(idx):
-        d = np.hypot(*(xy - start[idx]).T)
-        np.minimum.at(out, idx, d)
+    if not len(seg):
+        return out
+    ri, si = STRtree(shapely.linestrings(np.stack([p0, p1], axis=1))).query(
+        shapely.linestrings(np.stack([a, b], axis=1)), predicate="intersects")
+    same = seg_part[si] == part[ri]
+    ri, si = ri[same], si[same]
+    # start + t * normal = p0 + u * (p1 - p0)
+    e = p1[si] - p0[si]
+    n = normal[ri]
+    den = n[:, 0] * e[:, 1] - n[:, 1] * e[:, 0]
+    q = p0[si] - start[ri]
+    ok = np.abs(den) > 1e-12
+    t = np.where(ok, (q[:, 0] * e[:, 1] - q[:, 1] * e[:, 0]) / np.where(ok, den, 1.0), np.inf)
+    t = np.where(t >= 0.01 - 1e-9, t, np.inf)
+    np.minimum.at(out, ri, t)
     return out
 
 
@@ -224,21 +274,9 @@ def swept_bands(c: Corners, r: np.ndarray, w: float, placement: tuple[float, flo
     return shapely.polygons(ring)
 
 
-def local_surfaces(c: Corners, pieces: np.ndarray, upper: np.ndarray, w: float) -> np.ndarray:
-    """The drivable surface around each corner (the union of the `pieces` near it, clipped to a square as far as
-    a band of inner radius up to `upper` and the leg probes reach): small overlays instead of the whole
-    partition's surface."""
-    reach = np.asarray(upper, dtype=float) + w + 2 * PROBE_M + 5.0
-    xy = shapely.get_coordinates(c.apex)
-    boxes = shapely.box(xy[:, 0] - reach, xy[:, 1] - reach, xy[:, 0] + reach, xy[:, 1] + reach)
-    k, j = STRtree(pieces).query(boxes, predicate="intersects")
-    clipped = shapely.intersection(pieces[j], boxes[k])
-    return shapely.buffer(gm.union_rows(clipped, k, len(c)), SEAM_M, join_style="mitre")
-
-
 def fits(c: Corners, surface: shapely.Geometry | np.ndarray, r: np.ndarray, w: float) -> np.ndarray:
-    """Whether the swept band of inner radius r lies inside `surface` (one, or one per corner; up to
-    DEPTH_TOL_M), in one of the PLACEMENTS."""
+    """Whether the swept band of inner radius r lies inside `surface` (one, or one per corner; pass the surface
+    grown by DEPTH_TOL_M, `grown`, for the depth tolerance), in one of the PLACEMENTS."""
     ok = np.zeros(len(c), dtype=bool)
     for placement in PLACEMENTS:  # a handful of placements, each one vectorised call over the corners
         todo = np.flatnonzero(~ok)
@@ -247,8 +285,7 @@ def fits(c: Corners, surface: shapely.Geometry | np.ndarray, r: np.ndarray, w: f
         sub = c.take(todo)
         bands = swept_bands(sub, np.broadcast_to(np.asarray(r, dtype=float), len(c))[todo], w, placement)
         where = surface if isinstance(surface, shapely.Geometry) else np.asarray(surface, dtype=object)[todo]
-        inner = shapely.buffer(bands, -DEPTH_TOL_M, join_style="mitre")
-        ok[todo] = shapely.area(shapely.difference(inner, where)) <= AREA_TOL_M2
+        ok[todo] = shapely.area(shapely.difference(bands, where)) <= AREA_TOL_M2
     return ok
 
 
@@ -316,16 +353,32 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
     lanes = net.geoms
     if not len(lanes) and not len(drive):
         return []
-    parts = [lanes, drive]
+    # drivable surfaces: lanes and driveways that touch form one surface (a compound's network), each with the
+    # city road around its driveways; separate surfaces, no partition-wide overlay
+    pieces = np.concatenate([lanes, drive])
+    a, b = STRtree(pieces).query(pieces, predicate="dwithin", distance=SEAM_M)
+    comp = connected_components(coo_matrix((np.ones(len(a)), (a, b)), shape=(len(pieces), len(pieces))),
+                                directed=False)[1]
+    rows = [comp]
     if len(roads) and len(drive):
-        # the city road around each driveway, as pieces (one per driveway and road: no partition-wide overlay)
         window = shapely.buffer(drive, ROAD_WINDOW_M, quad_segs=4)
         wi, ri = STRtree(roads).query(window, predicate="intersects")
-        parts.append(shapely.intersection(roads[ri], window[wi]))
-    pieces = np.concatenate(parts)
-    pieces = pieces[~shapely.is_empty(pieces)]
-    surface = shapely.buffer(shapely.union_all(pieces), SEAM_M, join_style="mitre")
-    corners = find_corners(surface, probe=False)
+        road_pieces = shapely.intersection(roads[ri], window[wi])
+        pieces = np.concatenate([pieces, road_pieces])
+        rows.append(comp[len(lanes) + wi])
+    row = np.concatenate(rows)
+    n_comp = int(comp.max()) + 1 if len(comp) else 0
+    surfaces = shapely.buffer(gm.union_rows(pieces, row, n_comp), SEAM_M, join_style="mitre")
+    # only surfaces with an own lane or an own driveway are looked at
+    ent = ctx.view("entrances")
+    own_piece = np.concatenate([net.own if net.n else np.zeros(0, dtype=bool),
+                                ent.own[drive_row] if len(drive_row) else np.zeros(0, dtype=bool)])
+    mine = np.unique(comp[own_piece])
+    simple = np.full(len(surfaces), None, dtype=object)
+    simple[mine] = simplified(surfaces[mine])
+    corners = find_corners(simple[mine], probe=False, is_simple=True)
+    corners = Corners(**{**{f: getattr(corners, f) for f in corners.__dataclass_fields__},
+                         "part": mine[corners.part]})
     if not len(corners):
         return []
     # which lanes and driveways each corner belongs to
@@ -342,7 +395,6 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
     gate = np.full(len(corners), -1, dtype=np.int64)
     if len(di):
         gate[di] = dj
-    ent = ctx.view("entrances")
     own = np.where(subject >= 0, net.own[np.maximum(subject, 0)] if net.n else False,
                    (gate >= 0) & (ent.own[drive_row[np.maximum(gate, 0)]] if len(drive_row) else False))
     keep = np.flatnonzero(own & ((subject >= 0) | (gate >= 0)))
@@ -368,13 +420,16 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
             drive_tall[a] = True
         at_corner |= (gate >= 0) & drive_tall[np.maximum(gate, 0)] if len(drive) else False
         need[at_corner] = ladder
-    # each corner's own piece of the surface (lanes, driveways and roads near it), its legs measured on it
-    local = local_surfaces(corners, pieces, need, w)
-    legs, kept = measure_legs(corners, shapely.boundary(shapely.orient_polygons(
-        shapely.simplify(local, SIMPLIFY_M, preserve_topology=True))))
-    corners, subject, gate, need, local, keep = legs, subject[kept], gate[kept], need[kept], local[kept], keep[kept]
+    # each corner's legs measured on its surface; only passages stay
+    legs, kept = measure_legs(corners, simple)
+    corners, subject, gate, need, keep = legs, subject[kept], gate[kept], need[kept], keep[kept]
     if not len(corners):
         return []
+    # the surfaces grown by the depth tolerance once (a band may graze the edge by that much)
+    used = np.unique(corners.part)
+    grown = np.full(len(surfaces), None, dtype=object)
+    grown[used] = shapely.buffer(surfaces[used], DEPTH_TOL_M, join_style="mitre")
+    local = grown[corners.part]
     ok = fits(corners, local, need, w)
     bad = np.flatnonzero(~ok)
     if not len(bad):
@@ -448,11 +503,17 @@ def _cut_off(ctx: CheckContext, net, subject: np.ndarray, gate: np.ndarray, driv
     if not len(b) or not net.n:
         return out
     floors = at.floors_of(b.frame, ctx.profile)
-    bi, li = STRtree(net.geoms).query(b.geoms, predicate="dwithin", distance=serve)
+    # the buildings near the failing corners' lanes (or their compounds' lanes), and every lane near those
+    ent = ctx.view("entrances")
+    crefs = {ent.compound_refs[drive_row[g]] for g in gate[gate >= 0]}
+    lanes_of = np.isin(np.arange(net.n), subject[subject >= 0]) | np.isin(net.crefs, list(crefs))
+    near = np.unique(STRtree(b.geoms).query(net.geoms[lanes_of], predicate="dwithin", distance=serve)[1])
+    bi, li = STRtree(net.geoms).query(b.geoms[near], predicate="dwithin", distance=serve)
+    bi = near[bi]
     n_lanes = np.bincount(bi, minlength=len(b))
     ent = ctx.view("entrances")
     ok_crefs = set(ent.compound_refs[drive_row[ok_gates]]) if len(ok_gates) else set()
-    for k in range(len(subject)):
+    for k in range(len(subject)):  # the failing corners (a few per district)
         if subject[k] >= 0:
             i = int(subject[k])
             if net.kinds[i] != "dead_end":
