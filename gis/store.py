@@ -18,6 +18,7 @@ import pandas as pd
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 import shapely
 import sqlalchemy as sa
 import sqlalchemy.exc
@@ -92,14 +93,17 @@ def read_layer(
     with (bind.connect() if isinstance(bind, Engine) else nullcontext(bind)) as conn:
         raw = conn.connection.driver_connection
         buf = io.BytesIO()
-        statement = f"COPY ({pyformat(select)}) TO STDOUT WITH (FORMAT csv, HEADER, NULL '{_READ_NULL}')"
+        # CSV's own NULL (an unquoted empty field; an empty string is written quoted), told apart by arrow's reader
+        statement = f"COPY ({pyformat(select)}) TO STDOUT WITH (FORMAT csv, HEADER)"
         with raw.cursor() as cur, cur.copy(statement, args or None) as cp:
             for block in cp:
                 buf.write(block)
     buf.seek(0)
-    numeric = (sa_types.Integer, sa_types.Float, sa_types.Numeric)
-    text_cols = {c: str for c in cols if not isinstance(table.c[c].type, numeric)}
-    frame = pd.read_csv(buf, dtype={**text_cols, "geom": str}, na_values=[_READ_NULL], keep_default_na=False)
+    options = pa_csv.ConvertOptions(column_types={c: pa.string() for c in [*cols, "geom"]}, null_values=[""],
+                                    strings_can_be_null=True, quoted_strings_can_be_null=False)
+    # one block for the whole stream: a single geometry's hex may be megabytes long
+    block = pa_csv.ReadOptions(block_size=max(buf.getbuffer().nbytes + 1, 1 << 20))
+    frame = pa_csv.read_csv(buf, read_options=block, convert_options=options).to_pandas()
     frame = _typed(frame, table, cols)
     geoms = _from_hex_wkb(frame.pop("geom").to_numpy(dtype=object))
     gdf = gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=STORAGE_SRID), crs=STORAGE_SRID)
@@ -121,11 +125,6 @@ def read_layers(engine: Engine, layers: Iterable[str], *, where: dict[str, str |
     with engine.connect() as conn:
         return {name: read_layer(name, engine=conn, where=where.get(name), params=params,
                                  columns=columns.get(name)) for name in layers}
-
-
-#: Marker of NULL in the CSV stream of a read (empty strings stay empty strings; a text value that is literally
-#: "\N" would read as missing, which no ref, kind or name is).
-_READ_NULL = r"\N"
 
 
 def _typed(frame: pd.DataFrame, table: sa.Table, cols: list[str]) -> pd.DataFrame:
