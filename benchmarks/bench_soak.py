@@ -49,6 +49,7 @@ class Result:
     ended: float
     status: int  # 0: transport error (connection refused/reset, timeout)
     token: str | None = None
+    code: str | None = None  # the error body's code for a 5xx (ServiceUnavailable, Timeout, ServerError, ...)
 
 
 @dataclass
@@ -103,6 +104,13 @@ def _tile(lon: float, lat: float, z: int) -> tuple[int, int]:
     return int((lon + 180) / 360 * k), int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * k)
 
 
+def _error_code(response) -> str:
+    try:
+        return str(response.json().get("code"))
+    except ValueError:
+        return "html" if "html" in response.headers.get("content-type", "") else "?"
+
+
 async def client(n: int, clients: int, base: str, material: dict, deadline: float, run: Run,
                  departments: list[str]) -> None:
     import httpx
@@ -121,7 +129,7 @@ async def client(n: int, clients: int, base: str, material: dict, deadline: floa
             token = f"soak-{n}-{seq}"
             x, y = rng.choice(material["compounds"])
             started = time.monotonic()
-            status = 0
+            status, code = 0, None
             recorded_kind = kind
             try:
                 if kind == "read":
@@ -135,8 +143,7 @@ async def client(n: int, clients: int, base: str, material: dict, deadline: floa
                     tx, ty = _tile(x, y, z)
                     r = await http.get(f"/tiles/buildings/{z}/{tx}/{ty}.mvt")
                 elif kind == "page":
-                    r = await http.get(f"/map/streets/{rng.choice(material['streets'])}",
-                                       headers={"Accept": "text/html"})
+                    r = await http.get(f"/map/streets/{rng.choice(material['streets'])}")  # errors come as JSON
                 elif kind == "create":
                     e = 0.00003
                     feature = {"type": "Feature", "properties": {"ref": token, "kind": "stacked_goods"},
@@ -166,11 +173,12 @@ async def client(n: int, clients: int, base: str, material: dict, deadline: floa
                         if r.status_code in (409, 412):  # moved by someone else or refused: leave it alone
                             hazard_state[h] = "done"
                 status = r.status_code
-            except httpx.TransportError:
-                status = 0
+                code = _error_code(r) if status >= 500 else None
+            except httpx.TransportError as exc:
+                status, code = 0, type(exc).__name__
             ended = time.monotonic()
             writes = recorded_kind in ("create", "update", "hazard")
-            run.results.append(Result(recorded_kind, started, ended, status, token if writes else None))
+            run.results.append(Result(recorded_kind, started, ended, status, token if writes else None, code))
             if status == 0 or status >= 500:
                 await asyncio.sleep(0.05)  # bounded: no hot loop against a database that is down
 
@@ -264,8 +272,13 @@ def report(run: Run, elapsed: float, accounting: dict[str, int], args: argparse.
         rec = f"{recovered[kind]:.2f}" if kind in recovered else ("-" if kind == "all" else "never")
         print(f"{kind:<8}{len(rows):>9}{len(rows) / elapsed:>8.1f}{statistics.median(ms):>9.1f}{p99:>9.1f}"
               f"{ok:>9}{c4:>6}{c5:>6}{c0:>6}{rec:>13}")
-    statuses = Counter(r.status for r in inside)
-    print(f"\n5xx/connection errors inside the outage: {len(inside)} {dict(statuses)}; outside it: {len(outside)}")
+    statuses = Counter(f"{r.status} {r.code}" for r in inside)
+    print(f"\n5xx/connection errors inside the outage: {len(inside)} {dict(statuses)}")
+    print(f"outside it: {len(outside)} {dict(Counter(f'{r.kind} {r.status} {r.code}' for r in outside))}")
+    if outside:
+        stop = run.stop_at or 0.0
+        print("  at (s from the stop, request start): "
+              + ", ".join(f"{r.started - stop:+.1f}" for r in sorted(outside, key=lambda r: r.started)[:40]))
     print(f"writes acknowledged {accounting['acknowledged']}, lost {accounting['lost']}, duplicated "
           f"{accounting['duplicated']}; failed {accounting['failed']} (of which landed anyway: "
           f"{accounting['failed_but_landed']}: a commit whose response was lost, never acknowledged)")
