@@ -10,9 +10,9 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import loginguard
 from api.auth import CurrentUser
 from api.database import db_engine
+from api.loginguard import client_address
 from api.photos_api import actor_of, read_upload
 from gis.campaign import complaints as cp
 from gis.campaign import reports
@@ -54,12 +54,6 @@ class ComplaintBodyLimit:
             return message
 
         await self.app(scope, bounded, send)
-
-
-def client_address(request: Request) -> str:
-    """The submitter's address: the peer, or behind a configured proxy (FIRELANE_SERVER_TRUSTED_PROXIES, none by
-    default) the address that proxy saw, as for logins; X-Forwarded-For from anyone else is not believed."""
-    return loginguard.client_address(request)
 
 
 @router.post("/complaints", status_code=201, summary="Submit a complaint (no sign-in; rate-limited per address)")
