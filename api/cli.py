@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from api.campaign_cli import COMMANDS as CAMPAIGN_COMMANDS
 from api.cli_field import install as install_field_commands
 from api.hazard_cli import hazard
 from gis.layers import LAYERS
@@ -407,6 +408,8 @@ def restore_cmd(path: Path) -> None:
 
 
 cli.add_command(hazard)
+for _command in CAMPAIGN_COMMANDS:
+    cli.add_command(_command)
 install_field_commands(cli)  # `photo`, and `report` inside the workflow's `hazard` group
 
 

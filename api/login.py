@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -77,6 +78,7 @@ async def login_route(request: Request) -> Response:
     settings = auth_settings()
     payload: dict[str, Any] = {
         "access_token": token, "token_type": "bearer", "expires_at": expires.isoformat(),
+        "expires_in": max(1, int((expires - datetime.now(UTC)).total_seconds())),
         "user": {"username": principal.username, "role": principal.role,
                  "street_codes": list(principal.street_codes)},
     }

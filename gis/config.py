@@ -86,6 +86,8 @@ class ApiSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="FIRELANE_API_")
     count_cap: int = 0  # > 0: numberMatched from a count capped at this (one more query per page with a next page)
+    count_exact_max: int = 200_000  # first pages: numberMatched counted up to this; bigger tables: planner's rows
+    require_if_match: bool = False  # True: edits without If-Match get 428 (by default they are unconditional)
     tile_cache_mb: float = 64.0  # per worker; 0 turns the tile cache off
     cache_max_age_s: int = 60
     extent_cache_s: float = 60.0
