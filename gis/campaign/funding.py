@@ -237,7 +237,7 @@ def route_renovation(campaign_id: int, *, actor: workflow.Actor, today: date | N
     with transaction(user=actor.username, engine=engine or get_engine()) as conn:
         campaign = get_campaign(campaign_id, conn=conn)
         for r in renovation_routes(conn, campaign):
-            if r["routed"] or r["status"] not in ("open", "reopened", "assigned"):
+            if r["routed"] or r["status"] not in lc.NEEDS_WORK - {lc.State.RECTIFYING}:  # work not yet started
                 continue
             deadline = max(date(r["year"], 12, 31), today)
             workflow.assign(conn, r["hazard"], actor=actor, department=RENOVATION_DEPARTMENT,
