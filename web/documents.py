@@ -36,8 +36,8 @@ def compound_html(conn: Connection, ref: str) -> str:
         for kind in ("before", "after"):
             for p in h["photos"][kind]:
                 p["b64"] = b64(p.pop("jpeg"))
-    png = dossier.map_png(conn, ref, f["hazards"])
-    return render("documents/dossier.html", f=f, c=f["compound"], map_png=b64(png))
+    jpeg = dossier.map_png(conn, ref, f["hazards"], fmt="jpeg")
+    return render("documents/dossier.html", f=f, c=f["compound"], map_jpeg=b64(jpeg))
 
 
 @lru_cache

@@ -203,8 +203,9 @@ def _line_paths(geoms: np.ndarray) -> list[np.ndarray]:
 
 
 def map_png(conn: Connection, ref: str, hazards: Sequence[dict[str, Any]], *, width_px: int = 900,
-            dpi: int = 100) -> bytes:
-    """The compound, its layers and numbered hazards in a local metric CRS (UTM), with a scale bar, as PNG.
+            dpi: int = 100, fmt: str = "png") -> bytes:
+    """The compound, its layers and numbered hazards in a local metric CRS (UTM), with a scale bar, as PNG (or
+    JPEG with fmt="jpeg": WeasyPrint embeds a JPEG as it is, a PNG it decodes and re-compresses).
 
     Drawn with matplotlib's object API (a Figure, collections of paths, one draw at savefig): no pyplot state,
     no redraw per layer."""
@@ -255,7 +256,7 @@ def map_png(conn: Connection, ref: str, hazards: Sequence[dict[str, Any]], *, wi
         fig.legend(handles=handles, loc="upper right", fontsize=8, frameon=False, prop={"family": CJK_FONTS})
     ax.annotate("N ↑", xy=(0.97, 0.95), xycoords="axes fraction", ha="right", fontsize=10, weight="bold")
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    fig.savefig(buf, format=fmt, **({"pil_kwargs": {"quality": 85}} if fmt == "jpeg" else {}))
     return buf.getvalue()
 
 
