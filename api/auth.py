@@ -19,6 +19,7 @@ from sqlalchemy import text
 
 from api.database import db_engine, read_connection
 from api.errors import Forbidden, TooManyRequests, Unauthorized
+from gis import scope
 from gis.config import auth_settings, server_settings
 from gis.layers import LAYERS
 
@@ -72,6 +73,19 @@ class Principal:
 
     def in_scope(self, street_code: str | None) -> bool:
         return not self.scoped or (street_code is not None and street_code in self.street_codes)
+
+    @property
+    def db_scope(self) -> scope.Scope:
+        """What the database lets this caller see (row-level security, gis.scope)."""
+        if self.scoped:
+            return scope.for_streets(self.role, self.street_codes)
+        return scope.unscoped(self.role)
+
+
+def enter_scope(principal: Principal) -> Principal:
+    """Make `principal`'s scope the database scope of the rest of this request (every connection it uses)."""
+    scope.enter(principal.db_scope)
+    return principal
 
 
 ANONYMOUS = Principal(username="anonymous", role="viewer")
@@ -173,7 +187,7 @@ def optional_principal(request: Request) -> Principal | None:
     if principal is None:
         raise Unauthorized("令牌无效或已过期 invalid or expired token")
     request.state.user = principal.username
-    return principal
+    return enter_scope(principal)
 
 
 _lookups: dict[str, asyncio.Future[Principal | None]] = {}
@@ -206,10 +220,10 @@ async def current_principal(request: Request) -> Principal:
         if principal is None:
             raise Unauthorized("令牌无效或已过期 invalid or expired token")
         request.state.user = principal.username
-        return principal
+        return enter_scope(principal)
     if server_settings().allow_anonymous:
         request.state.user = ANONYMOUS.username
-        return ANONYMOUS
+        return enter_scope(ANONYMOUS)
     raise Unauthorized()
 
 

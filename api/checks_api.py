@@ -27,6 +27,7 @@ from api.errors import BadRequest, Conflict, Forbidden, NotFound
 from api.features import parse_items_query, scope_sql
 from api.ogc import check_format, items_parameters, items_response
 from api.tilecache import changed
+from gis import scope as gis_scope
 from gis.config import CheckSettings
 from gis.db import transaction
 from gis.layers import LAYERS
@@ -118,6 +119,7 @@ def start_run(body: RunRequest, principal: CurrentUser) -> JSONResponse:
 
         def work() -> None:
             try:
+                gis_scope.enter(gis_scope.SYSTEM)  # the runner reads and writes the whole district's data
                 result = run_checks(**scope, profile=profile, ledger=True, user=principal.username)
                 outcome["run_id"] = result.run_id
             except BaseException as exc:  # noqa: BLE001 - recorded on the run, never lost

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from gis import scope
 from gis.layers import LAYERS
 
 
@@ -18,6 +19,7 @@ class FirelaneError(click.ClickException):
 @click.version_option(package_name="firelane")
 def cli() -> None:
     """firelane 消防车道与小区消防隐患整治 — fire-lane and compound hazard mapping."""
+    scope.enter(scope.SYSTEM)  # the command line works on the whole district, explicitly (row-level security)
 
 
 # --- managed database -------------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ from urllib.parse import quote
 
 from sqlalchemy import Engine, text
 
+from gis import scope
+
 DEMO_USER = "demo-admin"
 
 
@@ -143,5 +145,6 @@ def serve_app(*, host: str, port: int, workers: int = 1) -> None:
     """
     import uvicorn
 
+    scope.enter(scope.NOTHING)  # requests see only what their principal may: never the command line's scope
     uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info",
                 access_log=False)

@@ -29,6 +29,7 @@ from api.features import feature_sql, scope_sql
 from api.ogc import GEOJSON, CollectionId, FeatureId, get_collection, parse_fid, root_url
 from api.tilecache import changed
 from api.validation import ValidFeature, validate_feature
+from gis import scope
 from gis.config import server_settings
 from gis.db import transaction
 from gis.layers import STORAGE_SRID, Layer
@@ -198,11 +199,18 @@ def rule_feedback(layer: Layer, fid: int) -> list[dict[str, Any]] | None:
     if families is None:
         return None
     try:
-        from gis.checks.context import build_contexts
-        from gis.checks.profiles import load_profile
-        from gis.checks.runner import MissingChecksError, read_scope, run_contexts
+        import gis.checks.runner  # noqa: F401 - the rule engine is an optional part of an installation
     except ImportError:
         return None
+    with scope.scoped(scope.SYSTEM):  # the rules judge the compound as it is, neighbours included
+        return _rule_feedback(layer, fid, families)
+
+
+def _rule_feedback(layer: Layer, fid: int, families: tuple[str, ...]) -> list[dict[str, Any]] | None:
+    # the rule engine is optional (checked by rule_feedback) and heavy to import
+    from gis.checks.context import build_contexts
+    from gis.checks.profiles import load_profile
+    from gis.checks.runner import MissingChecksError, read_scope, run_contexts
     from gis.config import CheckSettings
 
     engine = db_engine()

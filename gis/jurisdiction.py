@@ -1,31 +1,103 @@
-"""Jurisdiction enforced by the database itself: SQL for the constraints that keep streets apart."""
+"""Jurisdiction enforced by the database itself: no overlapping compounds of different streets, the application
+role's grants, and row-level security by street (or compound) on every layer, the ledger and its events."""
 
 from __future__ import annotations
+
+from gis.layers import LAYERS
+from gis.schema import TABLES
+
+#: The privilege-carrying role the application works as (the managed cluster's login role of that name, or, on
+#: an external database, a role the application's login is or is a member of). The migration grants it
+#: SELECT/INSERT/UPDATE/DELETE on the tables and USAGE/SELECT on the sequences, nothing else.
+APP_ROLE = "firelane_app"
+
+#: How each row-secured table is scoped, one line per table:
+#: "street"     its own street_code (and compound_id for compound-bound roles; `compounds`: its id),
+#: "street_ref" the streets layer (its ref; compound-bound roles see the streets of their compounds),
+#: "hazard"     through hazard_id (what the caller may see of the hazards ledger).
+SCOPED_TABLES: dict[str, str] = {
+    **{name: ("street_ref" if name == "streets" else "street") for name in LAYERS},
+    "hazard_events": "hazard",
+    "photos": "hazard",
+}
+
+_SCOPE = "(SELECT current_setting('firelane.scope', true))"
+_LIST = "string_to_array((SELECT current_setting('firelane.{}', true)), ',')"
+
+
+def _visible(table: str, how: str) -> str:
+    """The policy expression of `table` (scope settings read once per statement, as initplans)."""
+    streets, compounds = _LIST.format("streets"), _LIST.format("compounds") + "::bigint[]"
+    everything = f"{_SCOPE} = 'all'"
+    if how == "street_ref":
+        return (f"{everything} OR ({_SCOPE} = 'streets' AND ref = ANY ({streets})) "
+                f"OR ({_SCOPE} = 'compounds' AND ref IN (SELECT street_code FROM compounds))")
+    if how == "hazard":
+        return f"EXISTS (SELECT 1 FROM hazards h WHERE h.id = {table}.hazard_id)"
+    by_compound = "id" if table == "compounds" else "compound_id"
+    compound_clause = (f" OR ({_SCOPE} = 'compounds' AND {by_compound} = ANY ({compounds}))"
+                       if table == "compounds" or "compound_id" in TABLES[table].c else "")
+    return f"{everything} OR ({_SCOPE} = 'streets' AND street_code = ANY ({streets})){compound_clause}"
+
+
+def row_security_sql() -> str:
+    """Policies for every table of SCOPED_TABLES that exists: FORCE'd (the owner is filtered too), one policy for
+    reads and writes (USING and WITH CHECK: a row may be neither seen nor written outside the scope)."""
+    out = []
+    for table, how in SCOPED_TABLES.items():
+        expr = _visible(table, how).replace("'", "''")
+        out.append(f"""
+DO $$ BEGIN
+  IF to_regclass('{table}') IS NOT NULL THEN
+    EXECUTE 'ALTER TABLE {table} ENABLE ROW LEVEL SECURITY';
+    EXECUTE 'ALTER TABLE {table} FORCE ROW LEVEL SECURITY';
+    EXECUTE 'DROP POLICY IF EXISTS firelane_scope ON {table}';
+    EXECUTE 'CREATE POLICY firelane_scope ON {table} USING ({expr}) WITH CHECK ({expr})';
+  END IF;
+END $$;""")
+    return "\n".join(out) + "\n"
+
+
+GRANTS_SQL = f"""
+DO $$ BEGIN
+  IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
+    EXECUTE 'GRANT USAGE ON SCHEMA public TO {APP_ROLE}';
+    EXECUTE 'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {APP_ROLE}';
+    EXECUTE 'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {APP_ROLE}';
+    EXECUTE 'ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {APP_ROLE}';
+    EXECUTE 'ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {APP_ROLE}';
+    EXECUTE 'REVOKE ALL ON TABLE alembic_version FROM {APP_ROLE}';
+    EXECUTE 'GRANT SELECT ON TABLE alembic_version TO {APP_ROLE}';
+  END IF;
+END $$;
+"""
 
 #: Compounds of different streets may touch but not overlap (their interiors may not share any area): otherwise
 #: one street's compound would capture features drawn in another's. A deferred constraint trigger checks each
 #: inserted or moved compound at commit, when a bulk load has rebuilt the spatial index; an advisory lock
-#: serialises concurrent compound writers so two overlapping compounds cannot both commit.
+#: serialises concurrent compound writers so two overlapping compounds cannot both commit. The check sees every
+#: compound (`firelane.scope` is widened for the check and restored after it), whatever the writer may see.
 COMPOUND_OVERLAP_SQL = """
 CREATE OR REPLACE FUNCTION firelane_compounds_no_overlap() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-  mine record;
   hit record;
+  overlapping boolean;
+  caller text := coalesce(current_setting('firelane.scope', true), '');
 BEGIN
   PERFORM pg_advisory_xact_lock(hashtext('firelane.compounds.overlap'));
-  SELECT id, ref, street_code, geom INTO mine FROM compounds WHERE id = NEW.id;
-  IF NOT FOUND THEN
-    RETURN NULL;
-  END IF;
-  SELECT c.ref, c.street_code INTO hit FROM compounds c
-  WHERE c.id <> mine.id AND c.geom && mine.geom AND c.street_code IS DISTINCT FROM mine.street_code
-    AND ST_Relate(c.geom, mine.geom, '2********')
+  PERFORM set_config('firelane.scope', 'all', true);
+  SELECT c.ref, c.street_code, n.ref AS mine_ref, n.street_code AS mine_street INTO hit
+  FROM compounds n JOIN compounds c ON c.id <> n.id AND c.geom && n.geom
+    AND c.street_code IS DISTINCT FROM n.street_code AND ST_Relate(c.geom, n.geom, '2********')
+  WHERE n.id = NEW.id
   ORDER BY c.id LIMIT 1;
-  IF FOUND THEN
+  overlapping := FOUND;
+  PERFORM set_config('firelane.scope', caller, true);
+  IF overlapping THEN
     RAISE EXCEPTION USING ERRCODE = 'exclusion_violation',
       MESSAGE = format('小区 %s (街道 %s) 与其他街道的小区 %s (街道 %s) 重叠 compound %s of street %s overlaps '
-                       'compound %s of street %s', mine.ref, mine.street_code, hit.ref, hit.street_code,
-                       mine.ref, mine.street_code, hit.ref, hit.street_code),
+                       'compound %s of street %s', hit.mine_ref, hit.mine_street, hit.ref, hit.street_code,
+                       hit.mine_ref, hit.mine_street, hit.ref, hit.street_code),
       CONSTRAINT = 'compounds_no_overlap';
   END IF;
   RETURN NULL;
@@ -38,9 +110,10 @@ CREATE CONSTRAINT TRIGGER compounds_no_overlap AFTER INSERT OR UPDATE OF geom, s
 
 def jurisdiction_sql() -> str:
     """Everything of this module for a migration (after the tables exist)."""
-    return COMPOUND_OVERLAP_SQL
+    return COMPOUND_OVERLAP_SQL + row_security_sql() + GRANTS_SQL
 
 
 def drop_jurisdiction_sql() -> str:
-    return ("DROP TRIGGER IF EXISTS compounds_no_overlap ON compounds;\n"
+    drops = "".join(f"DROP POLICY IF EXISTS firelane_scope ON {t};\n" for t in SCOPED_TABLES if t in TABLES)
+    return (drops + "DROP TRIGGER IF EXISTS compounds_no_overlap ON compounds;\n"
             "DROP FUNCTION IF EXISTS firelane_compounds_no_overlap();\n")

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from gis import scope
 from gis.layers import Layer
 from gis.schema import TABLES
 
@@ -49,6 +50,12 @@ def place(conn: Connection, layer: Layer, geom_hex: str, *, compound_ref: str | 
     exists. `streets` holds the street the feature gets and, when a named compound placed it, also the street
     its geometry lies in: the principal must hold every one of them.
     """
+    with scope.unscoped_lookup(conn):
+        return _place(conn, layer, geom_hex, compound_ref=compound_ref, street_code=street_code, stored_ref=stored_ref)
+
+
+def _place(conn: Connection, layer: Layer, geom_hex: str, *, compound_ref: str | None, street_code: str | None,
+           stored_ref: str | None) -> Placement:
     table = TABLES[layer.name]
     links: dict[str, Any] = {}
     streets: set[str | None] = set()

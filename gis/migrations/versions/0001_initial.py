@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-05 00:16:32.786993
+Create Date: 2026-12-05 00:30:52.010620
 """
 from alembic import op
 
