@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     home = args.home.resolve() if args.home is not None else Path(tempfile.mkdtemp(prefix="firelane-bench-"))
     os.environ["FIRELANE_HOME"] = str(home)
     os.environ.pop("FIRELANE_DATABASE_URL", None)
-    from gis import migrate, pgcluster
+    from gis import migrate, pgcluster, scope
     from gis.checks.profiles import load_profile
     from gis.checks.runner import multi_compound, plan_tasks, read_scope, run_checks
     from gis.config import clear_caches
@@ -203,8 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         pgcluster.start()
         reset_engine()
+        scope.enter(scope.SYSTEM)  # the whole district, explicitly (row-level security)
         engine = get_engine()
-        migrate.upgrade(engine=engine)
+        migrate.upgrade()  # as the schema owner
         sample = None
         if args.home is not None and _loaded(engine):
             print(f"reusing the sample already loaded in {home}")

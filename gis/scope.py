@@ -100,11 +100,14 @@ def apply(dbapi_connection: Any, scope: Scope) -> None:
     it is already there; the connection remembers the scope it carries."""
     if getattr(dbapi_connection, "_firelane_scope", None) == scope:
         return
+    forget(dbapi_connection)  # until the new scope is known to be there, the connection carries none we know of
     autocommit = dbapi_connection.autocommit
-    with dbapi_connection.cursor() as cur:
-        cur.execute(SET_SQL, set_params(scope))
-    if not autocommit:
-        dbapi_connection.commit()
+    dbapi_connection.autocommit = True  # one round trip, outside any transaction: nothing can roll it back
+    try:
+        with dbapi_connection.cursor() as cur:
+            cur.execute(SET_SQL, set_params(scope))
+    finally:
+        dbapi_connection.autocommit = autocommit
     dbapi_connection._firelane_scope = scope
 
 
@@ -112,6 +115,7 @@ async def apply_async(conn: Any, scope: Scope) -> None:
     """`apply` for an autocommit psycopg AsyncConnection (the read pool's)."""
     if getattr(conn, "_firelane_scope", None) == scope:
         return
+    forget(conn)
     await conn.execute(SET_SQL, set_params(scope))
     conn._firelane_scope = scope
 
