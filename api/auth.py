@@ -41,16 +41,7 @@ EDIT_LAYERS: dict[str, frozenset[str]] = {
 #: Roles that may start check runs (street offices for their own streets only).
 CHECK_ROLES: frozenset[str] = frozenset({"admin", "planner", "street_office", "fire_brigade"})
 
-#: Ledger transitions: (from, to) → roles allowed; `dismissed` is reachable from any state.
-TRANSITIONS: dict[tuple[str, str], frozenset[str]] = {
-    ("open", "assigned"): frozenset({"admin", "street_office", "fire_brigade"}),
-    ("assigned", "rectifying"): frozenset({"admin", "street_office", "traffic_brigade", "demolition"}),
-    ("rectifying", "rectified"): frozenset({"admin", "street_office", "traffic_brigade", "demolition"}),
-    ("rectified", "verified"): frozenset({"admin", "fire_brigade"}),
-    ("passed_recheck", "verified"): frozenset({"admin", "fire_brigade"}),
-}
-DISMISS_ROLES: frozenset[str] = frozenset({"admin", "fire_brigade"})
-HAZARD_STATES: tuple[str, ...] = LAYERS["hazards"].field("status").choices or ()
+#: Hazard transitions and the roles that may take each live in gis.campaign.lifecycle (the one role table).
 
 
 @dataclass(frozen=True)

@@ -189,13 +189,40 @@ def sample_cmd(district: str, scale: str, seed: int, out: Path | None, no_load: 
 def check_cmd(street: str | None, compound: str | None, fmt: str, workers: int, profile: str,
               dask_address: str | None, no_ledger: bool) -> None:
     """Run the rule checks and update the hazards ledger."""
+    from gis import jobs
     from gis.checks.output import render
     from gis.checks.runner import run_checks
 
     ensure_schema()
-    result = run_checks(street=street, compound=compound, workers=workers, profile=profile,
-                        dask_address=dask_address, ledger=not no_ledger, progress=sys.stderr.isatty())
+    scope = {k: v for k, v in (("street", street), ("compound", compound)) if v is not None}
+    user = _os_user()
+    # a persisted job this process runs itself: killed, it is reaped to failed (with its check_runs row)
+    with jobs.inline_check_run(scope, profile=profile, user=user) as (job, run_id):
+        result = run_checks(street=street, compound=compound, workers=workers, profile=profile,
+                            dask_address=dask_address, ledger=not no_ledger, progress=sys.stderr.isatty(),
+                            user=user, run_id=run_id)
+        job.job.result = {"run_id": result.run_id, "failures": result.failures,
+                          "compounds": len(result.compounds), "duration_s": round(result.duration_s, 3)}
     click.echo(render(result, fmt=fmt))
+
+
+@cli.command("worker")
+@click.option("--once", is_flag=True, help="run the queued jobs, then exit")
+def worker_cmd(once: bool) -> None:
+    """Run persisted jobs (check runs, reports) in the foreground; several may run side by side."""
+    from gis import jobs
+
+    ensure_schema()
+    loop = jobs.WorkerLoop()
+    if once:
+        while loop.turn():
+            pass
+        return
+    click.echo("worker running 任务进程运行中 (Ctrl+C to stop)", err=True)
+    try:
+        loop.run()
+    except KeyboardInterrupt:
+        loop.shutdown(grace_s=0)
 
 
 # --- server -----------------------------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gis.campaign import lifecycle as lc
+
 log = logging.getLogger("firelane.api")
 
 
@@ -81,6 +83,24 @@ class ServiceUnavailable(ApiError):
     status, code = 503, "ServiceUnavailable"
 
 
+#: Domain errors (raised by gis/ without any HTTP in them) → HTTP status and code: the one table.
+DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
+    lc.HazardNotFound: (404, "NotFound"),
+    lc.InvalidField: (400, "InvalidParameterValue"),
+    lc.RoleRefused: (403, "Forbidden"),
+    lc.TransitionRefused: (409, "Conflict"),
+    lc.StaleVersion: (412, "PreconditionFailed"),
+}
+
+
+def domain_status(exc: Exception) -> tuple[int, str]:
+    """The status and code of a domain error (the most specific entry of DOMAIN_ERRORS)."""
+    for cls in type(exc).__mro__:
+        if cls in DOMAIN_ERRORS:
+            return DOMAIN_ERRORS[cls]
+    return 400, "InvalidParameterValue"
+
+
 def wants_html(request: Request) -> bool:
     """A browser asked (Accept: text/html before any JSON type) or the client said ?f=html."""
     f = request.query_params.get("f")
@@ -146,6 +166,12 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:
         return error_response(request, exc.status, exc.code, exc.description, exc.headers, exc.extra)
+
+    @app.exception_handler(lc.WorkflowError)
+    async def _domain_error(request: Request, exc: lc.WorkflowError) -> Response:
+        status, code = domain_status(exc)
+        extra = {k: v for k, v in {"field": exc.field, **exc.extra}.items() if v is not None}
+        return error_response(request, status, code, exc.message, None, extra)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:

@@ -108,3 +108,10 @@ def clear_caches() -> None:
     """Re-read settings from the environment (tests change FIRELANE_* between sessions)."""
     for f in (home_settings, database_settings, server_settings, auth_settings, api_settings):
         f.cache_clear()
+
+
+class WorkflowSettings(BaseSettings):
+    """The rectification workflow (gis.campaign): the time zone deadlines are counted in."""
+
+    model_config = SettingsConfigDict(env_prefix="FIRELANE_WORKFLOW_")
+    timezone: str = "Asia/Shanghai"

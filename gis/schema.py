@@ -21,9 +21,10 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from gis.audit import ACTING_USER_SQL
+from gis.campaign.lifecycle import EVIDENCE, STATES
 from gis.layers import COMMON_FIELDS, LAYERS, STORAGE_SRID, Field, Layer
 
 metadata = MetaData(
@@ -106,6 +107,33 @@ def _layer_table(layer: Layer) -> Table:
 TABLES: dict[str, Table] = {name: _layer_table(layer) for name, layer in LAYERS.items()}
 Index("ix_hazards_key", TABLES["hazards"].c.key, unique=True)
 Index("ix_hazards_rule_status", TABLES["hazards"].c.rule, TABLES["hazards"].c.status)
+Index("ix_hazards_status_deadline", TABLES["hazards"].c.status, TABLES["hazards"].c.deadline)
+Index("ix_hazards_compound_ref", TABLES["hazards"].c.compound_ref)
+
+hazard_events = Table(
+    "hazard_events", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("hazard_id", BigInteger, ForeignKey("hazards.id"), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("by", String(100), nullable=False, server_default=text(ACTING_USER_SQL)),
+    Column("from_state", String(20)),
+    Column("to_state", String(20), nullable=False),
+    Column("note", Text),
+    Column("department", String(100)),
+    Column("unit", String(200)),
+    Column("person", String(100)),
+    Column("deadline", Date),
+    Column("photos", ARRAY(BigInteger), nullable=False, server_default=text("'{}'::bigint[]")),
+    Column("evidence", String(30)),
+    Column("run_id", BigInteger),
+    CheckConstraint(f"to_state IN ({', '.join(repr(s) for s in STATES)})", name="to_state_choice"),
+    CheckConstraint(f"from_state IS NULL OR from_state IN ({', '.join(repr(s) for s in STATES)})",
+                    name="from_state_choice"),
+    CheckConstraint(f"evidence IS NULL OR evidence IN ({', '.join(repr(e) for e in EVIDENCE)})",
+                    name="evidence_choice"),
+    Index("ix_hazard_events_hazard_id_at", "hazard_id", "at"),
+    comment="隐患流转记录 hazard events: the append-only history of every hazard (gis.campaign.lifecycle)",
+)
 
 audit_log = Table(
     "audit_log", metadata,
@@ -136,6 +164,7 @@ check_runs = Table(
     Column("duration_s", Float),
     Column("started_by", String(100)),
     Column("error", Text),
+    Column("job_id", BigInteger, ForeignKey("jobs.id", ondelete="SET NULL"), index=True),
     comment="检查批次 check runs",
 )
 
@@ -166,4 +195,27 @@ api_tokens = Table(
     Column("expires_at", DateTime(timezone=True)),
     Column("revoked", Boolean, nullable=False, server_default=text("false")),
     comment="访问令牌 API tokens (hashed)",
+)
+
+jobs = Table(
+    "jobs", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("kind", String(40), nullable=False),
+    Column("params", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("status", String(20), nullable=False, server_default=text("'queued'")),
+    Column("progress", Float, nullable=False, server_default=text("0")),
+    Column("result", JSONB),
+    Column("error", Text),
+    Column("created_by", String(100)),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("heartbeat_at", DateTime(timezone=True)),
+    Column("worker_host", String(255)),
+    Column("worker_pid", Integer),
+    Column("worker_started", Float),
+    CheckConstraint("status IN ('queued', 'running', 'succeeded', 'failed')", name="status_choice"),
+    CheckConstraint("progress >= 0 AND progress <= 1", name="progress_range"),
+    Index("ix_jobs_status_id", "status", "id"),
+    comment="后台任务 persisted jobs (check runs, reports): created first, claimed by a worker",
 )
