@@ -70,6 +70,8 @@ class Principal:
         """What the database lets this caller see (row-level security, gis.scope)."""
         if self.scoped:
             return scope.for_streets(self.role, self.street_codes)
+        if self.role == "property":  # bound to compounds; none known: nothing
+            return scope.for_compounds(self.role, getattr(self, "compound_refs", ()))
         return scope.unscoped(self.role)
 
 

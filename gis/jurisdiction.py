@@ -12,7 +12,7 @@ from gis.schema import TABLES
 APP_ROLE = "firelane_app"
 
 #: How each row-secured table is scoped, one line per table:
-#: "street"     its own street_code (and compound_id for compound-bound roles; `compounds`: its id),
+#: "street"     its own street_code (and compound_ref for compound-bound roles; `compounds`: its ref),
 #: "street_ref" the streets layer (its ref; compound-bound roles see the streets of their compounds),
 #: "hazard"     through hazard_id (what the caller may see of the hazards ledger).
 SCOPED_TABLES: dict[str, str] = {
@@ -27,16 +27,18 @@ _LIST = "string_to_array((SELECT current_setting('firelane.{}', true)), ',')"
 
 def _visible(table: str, how: str) -> str:
     """The policy expression of `table` (scope settings read once per statement, as initplans)."""
-    streets, compounds = _LIST.format("streets"), _LIST.format("compounds") + "::bigint[]"
+    streets = _LIST.format("streets")
+    compounds = ("ARRAY(SELECT jsonb_array_elements_text(nullif(current_setting('firelane.compounds', true), "
+                 "'')::jsonb))")
     everything = f"{_SCOPE} = 'all'"
     if how == "street_ref":
         return (f"{everything} OR ({_SCOPE} = 'streets' AND ref = ANY ({streets})) "
                 f"OR ({_SCOPE} = 'compounds' AND ref IN (SELECT street_code FROM compounds))")
     if how == "hazard":
         return f"EXISTS (SELECT 1 FROM hazards h WHERE h.id = {table}.hazard_id)"
-    by_compound = "id" if table == "compounds" else "compound_id"
+    by_compound = "ref" if table == "compounds" else "compound_ref"
     compound_clause = (f" OR ({_SCOPE} = 'compounds' AND {by_compound} = ANY ({compounds}))"
-                       if table == "compounds" or "compound_id" in TABLES[table].c else "")
+                       if table == "compounds" or "compound_ref" in TABLES[table].c else "")
     return f"{everything} OR ({_SCOPE} = 'streets' AND street_code = ANY ({streets})){compound_clause}"
 
 

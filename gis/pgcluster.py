@@ -234,21 +234,26 @@ def _ensure_database(state: ClusterState) -> None:
             if time.monotonic() > deadline:
                 raise ClusterError(f"托管数据库无法连接 managed PostGIS not reachable: {exc}") from exc
             time.sleep(0.3)
+    # every start checks; only what is missing is made (concurrent starts must not rewrite the catalogue)
     with conn:
         for role, password in ((OWNER, state.owner_password), (APP, state.app_password)):
-            verb = "ALTER" if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() else "CREATE"
-            conn.execute(sql.SQL("{} ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOREPLICATION "
-                                 "PASSWORD {}").format(sql.SQL(verb), sql.Identifier(role), sql.Literal(password)))
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone()
-        if not exists:
+            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+                conn.execute(sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS "
+                                     "NOREPLICATION PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
+        owner = conn.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s",
+                             (DATABASE,)).fetchone()
+        if owner is None:
             conn.execute(f"CREATE DATABASE {DATABASE} OWNER {OWNER}")
-        else:
+        elif owner[0] != OWNER:
             conn.execute(f"ALTER DATABASE {DATABASE} OWNER TO {OWNER}")
     with psycopg.connect(host="127.0.0.1", port=state.port, user=SUPERUSER, password=state.password,
                          dbname=DATABASE, autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
-        for statement in roles_sql(OWNER, APP):
-            conn.execute(statement)
+        schema_owner = conn.execute("SELECT pg_get_userbyid(nspowner) FROM pg_namespace "
+                                    "WHERE nspname = 'public'").fetchone()
+        if schema_owner is None or schema_owner[0] != OWNER:
+            for statement in roles_sql(OWNER, APP):
+                conn.execute(statement)
 
 
 def roles_sql(owner: str, app: str) -> list[str]:

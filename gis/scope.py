@@ -2,7 +2,8 @@
 
 Row-level security (gis.jurisdiction) filters every layer, the ledger and its events by three settings:
 `firelane.scope` (`all`, `streets` or `compounds`; anything else, unset included, sees nothing),
-`firelane.streets` and `firelane.compounds` (comma-separated street codes / compound ids), plus `firelane.role`
+`firelane.streets` (comma-separated street codes) and `firelane.compounds` (a JSON array of compound refs: refs
+are the users' own identifiers and may hold commas), plus `firelane.role`
 for the record. The scope of the code running now lives in a context variable (set per request from the
 principal, by the CLI for its commands, by the checks runner); every connection gis.db's engine hands out and every
 read of the async pool (api.aio) carries it, set on the session before use (`apply`). Code that sets no scope
@@ -14,6 +15,7 @@ tables without policies: they come from the same Scope.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -27,18 +29,18 @@ from gis.schema import TABLES
 
 @dataclass(frozen=True)
 class Scope:
-    """What a session may see: everything (`all`), some streets, or some compounds (by id)."""
+    """What a session may see: everything (`all`), some streets, or some compounds (by ref)."""
 
     kind: str
     role: str = ""
     streets: tuple[str, ...] = ()
-    compounds: tuple[int, ...] = ()
+    compounds: tuple[str, ...] = ()
 
     def settings(self) -> dict[str, str]:
         """The session settings (GUCs) that carry this scope to the row-level security policies."""
         return {"firelane.scope": self.kind, "firelane.role": self.role,
                 "firelane.streets": ",".join(self.streets),
-                "firelane.compounds": ",".join(str(c) for c in self.compounds)}
+                "firelane.compounds": json.dumps(list(self.compounds), ensure_ascii=False)}
 
     @property
     def unscoped(self) -> bool:
@@ -57,8 +59,8 @@ def for_streets(role: str, streets: tuple[str, ...] | list[str]) -> Scope:
     return Scope(kind="streets", role=role, streets=tuple(sorted(set(streets))))
 
 
-def for_compounds(role: str, compounds: tuple[int, ...] | list[int]) -> Scope:
-    return Scope(kind="compounds", role=role, compounds=tuple(sorted(set(int(c) for c in compounds))))
+def for_compounds(role: str, compounds: tuple[str, ...] | list[str]) -> Scope:
+    return Scope(kind="compounds", role=role, compounds=tuple(sorted(set(compounds))))
 
 
 def unscoped(role: str) -> Scope:
@@ -158,7 +160,7 @@ def filter_sql(layer_name: str, scope: Scope, *, alias: str = "t") -> tuple[str 
     if scope.kind == "compounds":
         params = {"scope_compounds": list(scope.compounds)}
         if layer_name == "compounds":
-            return f"{alias}.id = ANY(:scope_compounds)", params
-        if "compound_id" in columns:
-            return f"{alias}.compound_id = ANY(:scope_compounds)", params
+            return f"{alias}.ref = ANY(:scope_compounds)", params
+        if "compound_ref" in columns:
+            return f"{alias}.compound_ref = ANY(:scope_compounds)", params
     return "false", {}

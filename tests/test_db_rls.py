@@ -94,6 +94,16 @@ def test_with_the_wrong_street_the_application_role_sees_none_of_another_streets
         assert _count(conn, "buildings") == 6
 
 
+def test_a_compound_bound_scope_sees_its_compounds_only(district):
+    with _connect() as conn:
+        conn.execute("SELECT set_config('firelane.scope', 'compounds', false), "
+                     "set_config('firelane.compounds', %s, false)", ('["CA-1", "no, such"]',))
+        assert _count(conn, "compounds") == 1
+        assert _count(conn, "buildings") == 5 and _count(conn, "buildings", "compound_ref <> 'CA-1'") == 0
+        assert conn.execute("SELECT array_agg(ref) FROM streets").fetchone()[0] == [STREET_A]
+        assert _count(conn, "hazards", f"street_code = '{STREET_B}'") == 0
+
+
 def test_the_owner_is_filtered_too_unless_it_says_so(district):
     with _connect("owner") as conn:
         assert _count(conn, "buildings") == 0

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-05 00:42:05.200179
+Create Date: 2026-12-05 00:43:49.077111
 """
 from alembic import op
 
