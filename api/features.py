@@ -328,7 +328,7 @@ def layer_extent(conn: Connection, layer: Layer, principal: Principal) -> dict[s
 
     Large unscoped tables use the planner's estimate (ST_EstimatedExtent) rather than a full scan.
     """
-    key = (layer.name, principal.street_codes if principal.scoped else None)
+    key = (layer.name, principal.db_scope)
     now = time.monotonic()
     with _extent_lock:
         hit = _extent_cache.get(key)

@@ -27,15 +27,15 @@ _LIST = "string_to_array((SELECT current_setting('firelane.{}', true)), ',')"
 
 def _visible(table: str, how: str) -> str:
     """The policy expression of `table` (scope settings read once per statement, as initplans)."""
+    everything = f"{_SCOPE} = 'all'"
     streets = _LIST.format("streets")
     compounds = ("ARRAY(SELECT jsonb_array_elements_text(nullif(current_setting('firelane.compounds', true), "
                  "'')::jsonb))")
-    everything = f"{_SCOPE} = 'all'"
     if how == "street_ref":
         return (f"{everything} OR ({_SCOPE} = 'streets' AND ref = ANY ({streets})) "
                 f"OR ({_SCOPE} = 'compounds' AND ref IN (SELECT street_code FROM compounds))")
-    if how == "hazard":
-        return f"EXISTS (SELECT 1 FROM hazards h WHERE h.id = {table}.hazard_id)"
+    if how == "hazard":  # unscoped first: a ledger statement inserting hazards and their events sees neither yet
+        return f"{everything} OR EXISTS (SELECT 1 FROM hazards h WHERE h.id = {table}.hazard_id)"
     by_compound = "ref" if table == "compounds" else "compound_ref"
     compound_clause = (f" OR ({_SCOPE} = 'compounds' AND {by_compound} = ANY ({compounds}))"
                        if table == "compounds" or "compound_ref" in TABLES[table].c else "")
