@@ -62,11 +62,12 @@ def db_status() -> None:
 
 
 @db.command("url")
-def db_url() -> None:
-    """Print the database URL in use (starting the managed PostGIS if needed)."""
-    from gis.db import database_url
+@click.option("--owner", is_flag=True, help="the schema owner's URL (migrations, backups) instead of the app role's")
+def db_url(owner: bool) -> None:
+    """Print the database URL in use (starting the managed PostGIS if needed): the least-privilege app role's."""
+    from gis.db import database_url, owner_url
 
-    click.echo(database_url())
+    click.echo(owner_url() if owner else database_url())
 
 
 @cli.command("init")

@@ -4,11 +4,12 @@ role's grants, and row-level security by street (or compound) on every layer, th
 from __future__ import annotations
 
 from gis.layers import LAYERS
-from gis.schema import TABLES
+from gis.schema import metadata
 
 #: The privilege-carrying role the application works as (the managed cluster's login role of that name, or, on
 #: an external database, a role the application's login is or is a member of). The migration grants it
-#: SELECT/INSERT/UPDATE/DELETE on the tables and USAGE/SELECT on the sequences, nothing else.
+#: SELECT/INSERT/UPDATE/DELETE on the tables (the audit log: SELECT/INSERT only, history is not rewritten) and
+#: USAGE/SELECT on the sequences, nothing else.
 APP_ROLE = "firelane_app"
 
 #: How each row-secured table is scoped, one line per table:
@@ -18,7 +19,9 @@ APP_ROLE = "firelane_app"
 SCOPED_TABLES: dict[str, str] = {
     **{name: ("street_ref" if name == "streets" else "street") for name in LAYERS},
     "hazard_events": "hazard",
-    "photos": "hazard",
+    "photos": "street",
+    "complaints": "street",
+    "checklist_items": "street",
 }
 
 _SCOPE = "(SELECT current_setting('firelane.scope', true))"
@@ -37,8 +40,9 @@ def _visible(table: str, how: str) -> str:
     if how == "hazard":  # unscoped first: a ledger statement inserting hazards and their events sees neither yet
         return f"{everything} OR EXISTS (SELECT 1 FROM hazards h WHERE h.id = {table}.hazard_id)"
     by_compound = "ref" if table == "compounds" else "compound_ref"
+    columns = metadata.tables[table].c if table in metadata.tables else ()
     compound_clause = (f" OR ({_SCOPE} = 'compounds' AND {by_compound} = ANY ({compounds}))"
-                       if table == "compounds" or "compound_ref" in TABLES[table].c else "")
+                       if table == "compounds" or "compound_ref" in columns else "")
     return f"{everything} OR ({_SCOPE} = 'streets' AND street_code = ANY ({streets})){compound_clause}"
 
 
@@ -47,6 +51,8 @@ def row_security_sql() -> str:
     reads and writes (USING and WITH CHECK: a row may be neither seen nor written outside the scope)."""
     out = []
     for table, how in SCOPED_TABLES.items():
+        if table not in metadata.tables:  # a table of a part not installed
+            continue
         expr = _visible(table, how).replace("'", "''")
         out.append(f"""
 DO $$ BEGIN
@@ -68,6 +74,7 @@ DO $$ BEGIN
     EXECUTE 'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {APP_ROLE}';
     EXECUTE 'ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {APP_ROLE}';
     EXECUTE 'ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {APP_ROLE}';
+    EXECUTE 'REVOKE UPDATE, DELETE ON TABLE audit_log FROM {APP_ROLE}';
     EXECUTE 'REVOKE ALL ON TABLE alembic_version FROM {APP_ROLE}';
     EXECUTE 'GRANT SELECT ON TABLE alembic_version TO {APP_ROLE}';
   END IF;
@@ -116,6 +123,6 @@ def jurisdiction_sql() -> str:
 
 
 def drop_jurisdiction_sql() -> str:
-    drops = "".join(f"DROP POLICY IF EXISTS firelane_scope ON {t};\n" for t in SCOPED_TABLES if t in TABLES)
+    drops = "".join(f"DROP POLICY IF EXISTS firelane_scope ON {t};\n" for t in SCOPED_TABLES if t in metadata.tables)
     return (drops + "DROP TRIGGER IF EXISTS compounds_no_overlap ON compounds;\n"
             "DROP FUNCTION IF EXISTS firelane_compounds_no_overlap();\n")

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-05 00:47:50.119064
+Create Date: 2026-12-05 00:55:28.388220
 """
 from alembic import op
 
