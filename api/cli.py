@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from api.cli_field import install as install_field_commands
+from api.hazard_cli import hazard
 from gis import scope
 from gis.layers import LAYERS
 
@@ -58,6 +60,9 @@ def db_status() -> None:
 
     state = pgcluster.status()
     click.echo(state)
+    where = pgcluster.data_location()
+    if where:  # on stderr: stdout stays the one word scripts read
+        click.echo(where, err=True)
     sys.exit(0 if state == "running" else 3)
 
 
@@ -162,9 +167,23 @@ def import_osm_cmd(path: Path, user: str | None) -> None:
 @click.option("--out", "out", type=click.Path(path_type=Path), default=None,
               help="also write the layers and ground truth here (GeoPackage + JSON)")
 @click.option("--no-load", is_flag=True, help="generate files only; leave the database alone")
-def sample_cmd(district: str, scale: str, seed: int, out: Path | None, no_load: bool) -> None:
-    """Generate a deterministic synthetic district with planted hazards (ground truth) and load it."""
-    from gis.sample import generate, load_sample, write_sample
+@click.option("--replace-ledger", "--yes", "replace_ledger", is_flag=True,
+              help="replace the layers even when the hazards ledger has entries (they are deleted with them)")
+def sample_cmd(district: str, scale: str, seed: int, out: Path | None, no_load: bool, replace_ledger: bool) -> None:
+    """Generate a deterministic synthetic district with planted hazards (ground truth) and load it.
+
+    Loading replaces every layer and empties the hazards ledger: refused while the ledger has entries unless
+    --replace-ledger (or --yes) is given.
+    """
+    from gis.sample import generate, ledger_rows, load_sample, write_sample
+
+    if not no_load:
+        ensure_schema()
+        hazards = ledger_rows()
+        if hazards and not replace_ledger:
+            raise FirelaneError(f"隐患台账有 {hazards} 条记录, 载入样例会全部删除; 确认请加 --replace-ledger "
+                                f"the hazards ledger holds {hazards} hazards that loading the sample would delete: "
+                                "add --replace-ledger (or --yes) to replace it, or --no-load")
 
     sample = generate(district=district, scale=scale, seed=seed)
     if out is not None:
@@ -281,11 +300,12 @@ def user() -> None:
 @user.command("add")
 @click.argument("username")
 @click.option("--role", required=True, type=click.Choice(
-    ["admin", "planner", "street_office", "traffic_brigade", "demolition", "fire_brigade", "viewer"]))
+    ["admin", "planner", "street_office", "traffic_brigade", "demolition", "fire_brigade", "viewer", "property"]))
 @click.option("--street", "streets", multiple=True, help="street code 街道代码 (street_office; repeatable)")
+@click.option("--compound", "compounds", multiple=True, help="compound ref 小区编号 (property; repeatable)")
 @click.option("--password", default=None, help="default: prompt")
 @click.option("--display-name", default=None)
-def user_add(username: str, role: str, streets: tuple[str, ...], password: str | None,
+def user_add(username: str, role: str, streets: tuple[str, ...], compounds: tuple[str, ...], password: str | None,
              display_name: str | None) -> None:
     """Add a user (password hashed with argon2)."""
     from api.errors import ApiError
@@ -295,7 +315,8 @@ def user_add(username: str, role: str, streets: tuple[str, ...], password: str |
     if password is None:
         password = click.prompt("密码 password", hide_input=True, confirmation_prompt=True)
     try:
-        created = create_user(username, password, role=role, street_codes=list(streets), display_name=display_name)
+        created = create_user(username, password, role=role, street_codes=list(streets), display_name=display_name,
+                              compound_refs=list(compounds))
     except ApiError as exc:
         raise FirelaneError(exc.description) from exc
     click.echo(f"added 已添加 {created['username']} ({created['role']})")
@@ -309,7 +330,8 @@ def user_list() -> None:
     ensure_schema()
     for u in list_users():
         state = "active" if u["active"] else "disabled"
-        click.echo(f"{u['username']}\t{u['role']}\t{','.join(u['street_codes']) or '-'}\t{state}")
+        scope = ",".join(u["street_codes"] + u["compound_refs"]) or "-"
+        click.echo(f"{u['username']}\t{u['role']}\t{scope}\t{state}")
 
 
 @user.command("disable")
@@ -354,9 +376,47 @@ def _os_user() -> str:
         return "cli"
 
 
+# --- backup and restore -----------------------------------------------------------------------------------------
+
+
+@cli.command("backup")
+@click.option("-o", "--out", "out", type=click.Path(path_type=Path), required=True, help="backup file (.tar)")
+def backup_cmd(out: Path) -> None:
+    """Back up the database (pg_dump, managed or FIRELANE_DATABASE_URL) and the files under FIRELANE_HOME."""
+    from gis.ops.backup import BackupError, backup
+
+    try:
+        manifest = backup(out)
+    except BackupError as exc:
+        raise FirelaneError(str(exc)) from exc
+    rows = sum(manifest.counts.values())
+    click.echo(f"备份完成 backup written: {out} ({len(manifest.counts)} tables, {rows} rows, "
+               f"{len(manifest.files) - 1} files, PostgreSQL {manifest.server_version})")
+
+
+@cli.command("restore")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def restore_cmd(path: Path) -> None:
+    """Restore a backup: checksums verified first, then the database (replaced) and the FIRELANE_HOME files."""
+    from gis.ops.backup import BackupError, restore
+
+    try:
+        manifest = restore(path)
+    except BackupError as exc:
+        raise FirelaneError(str(exc)) from exc
+    ensure_schema()  # a backup of an older schema is brought up to this version's
+    click.echo(f"恢复完成 restored {path.name} (made {manifest.created_at}): {sum(manifest.counts.values())} rows "
+               f"in {len(manifest.counts)} tables, {len(manifest.files) - 1} files; row counts match")
+
+
+cli.add_command(hazard)
+install_field_commands(cli)  # `photo`, and `report` inside the workflow's `hazard` group
+
+
 def main() -> None:
     cli(prog_name="firelane")
 
 
 if __name__ == "__main__":
     main()
+

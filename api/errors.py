@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gis.campaign import field_errors as fe
 from gis.campaign import lifecycle as lc
 
 log = logging.getLogger("firelane.api")
@@ -90,6 +91,13 @@ DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
     lc.RoleRefused: (403, "Forbidden"),
     lc.TransitionRefused: (409, "Conflict"),
     lc.StaleVersion: (412, "PreconditionFailed"),
+    fe.InvalidInput: (400, "InvalidParameterValue"),
+    fe.NotPermitted: (403, "Forbidden"),
+    fe.NotVisible: (404, "NotFound"),
+    fe.StateConflict: (409, "Conflict"),
+    fe.TooLarge: (413, "PayloadTooLarge"),
+    fe.UnsupportedMedia: (415, "UnsupportedMediaType"),
+    fe.RateLimited: (429, "TooManyRequests"),
 }
 
 
@@ -167,11 +175,17 @@ def install_handlers(app: FastAPI) -> None:
     async def _api_error(request: Request, exc: ApiError) -> Response:
         return error_response(request, exc.status, exc.code, exc.description, exc.headers, exc.extra)
 
-    @app.exception_handler(lc.WorkflowError)
-    async def _domain_error(request: Request, exc: lc.WorkflowError) -> Response:
+    async def _domain_error(request: Request, exc: Exception) -> Response:
         status, code = domain_status(exc)
-        extra = {k: v for k, v in {"field": exc.field, **exc.extra}.items() if v is not None}
-        return error_response(request, status, code, exc.message, None, extra)
+        field = getattr(exc, "field", None)
+        message = getattr(exc, "message", str(exc))
+        if field and field not in message:
+            message = f"{field}: {message}"
+        extra = {k: v for k, v in {"field": field, **getattr(exc, "extra", {})}.items() if v is not None}
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, fe.RateLimited) else None
+        return error_response(request, status, code, message, headers, extra)
+
+    app.add_exception_handler(lc.WorkflowError, _domain_error)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
@@ -213,6 +227,16 @@ def install_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> Response:
         from gis.pgcluster import ClusterError
 
+        cause = exc.__cause__  # e.g. pandas' DatabaseError around the driver's error
+        if isinstance(cause, sa_exc.DBAPIError):
+            return database_response(request, cause, *_db_error(cause))
+        if isinstance(cause, psycopg.Error):
+            return database_response(request, cause, *_driver_error(cause, disconnected=False))
+        if isinstance(exc, RecursionError):  # input nested past what a parser or walker could follow
+            return error_response(request, 400, "NestingTooDeep", "输入嵌套过深 input nested too deeply")
+        if isinstance(exc, UnicodeEncodeError) or isinstance(cause, UnicodeEncodeError):  # e.g. a lone surrogate
+            return error_response(request, 400, "InvalidText", "文本含无效字符 text holds a character that cannot be "
+                                  "encoded (a lone surrogate?)")
         if isinstance(exc, ClusterError):
             return error_response(request, 503, "ServiceUnavailable", _DB_DOWN, {"Retry-After": "5"})
         log.exception("unhandled error on %s %s", request.method, request.url.path)

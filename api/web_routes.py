@@ -61,8 +61,10 @@ def _viewer(request: Request) -> pages.Viewer | None:
             return None
         principal = ANONYMOUS
     enter_scope(principal)
+    # property companies see the phone report page only: the map pages know streets, not compounds (yet)
     return pages.Viewer(username=principal.username, role=principal.role,
-                        streets=tuple(principal.street_codes) if principal.scoped else None)
+                        streets=tuple(principal.street_codes) if principal.scoped else
+                        (() if principal.compound_bound else None))
 
 
 def _page(request: Request, build) -> Response:

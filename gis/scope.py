@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from gis.schema import TABLES
+from gis.schema import metadata
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ def filter_sql(layer_name: str, scope: Scope, *, alias: str = "t") -> tuple[str 
     """
     if scope.kind == "all":
         return None, {}
-    table = TABLES.get(layer_name)
+    table = metadata.tables.get(layer_name)
     columns = table.c if table is not None else ()
     if scope.kind == "streets":
         params: dict[str, Any] = {"scope_streets": list(scope.streets)}
@@ -161,6 +161,8 @@ def filter_sql(layer_name: str, scope: Scope, *, alias: str = "t") -> tuple[str 
         params = {"scope_compounds": list(scope.compounds)}
         if layer_name == "compounds":
             return f"{alias}.ref = ANY(:scope_compounds)", params
+        if layer_name == "streets":
+            return f"{alias}.ref IN (SELECT street_code FROM compounds WHERE ref = ANY(:scope_compounds))", params
         if "compound_ref" in columns:
             return f"{alias}.compound_ref = ANY(:scope_compounds)", params
     return "false", {}

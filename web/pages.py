@@ -18,6 +18,7 @@ from folium import plugins
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import Engine, text
 
+from gis.campaign import lifecycle as lc
 from gis.checks.catalog import RULES
 from gis.layers import get_layer
 from gis.store import read_layer
@@ -41,7 +42,7 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 ROLE_LABELS = {
     "admin": "管理员 admin", "planner": "规划 planner", "street_office": "街道办 street office",
     "traffic_brigade": "交警 traffic brigade", "demolition": "拆违 demolition", "fire_brigade": "消防 fire brigade",
-    "viewer": "查看 viewer",
+    "viewer": "查看 viewer", "property": "物业 property company",
 }
 #: roles that may draw and save fire lanes on /map/draw (the API enforces the same on save)
 DRAW_ROLES = frozenset({"admin", "planner", "street_office"})
@@ -65,8 +66,10 @@ class OutOfJurisdiction(PermissionError):
 
 @lru_cache
 def environment() -> Environment:
-    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True),
-                       trim_blocks=True, lstrip_blocks=True, finalize=lambda v: "" if v is None else v)
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True),
+                      trim_blocks=True, lstrip_blocks=True, finalize=lambda v: "" if v is None else v)
+    env.filters["status_label"] = lc.label  # hazard states as 待整改/已交办/..., never the raw value
+    return env
 
 
 def render_template(name: str, **context: Any) -> str:
@@ -179,11 +182,14 @@ def hazard_popups(frame: gpd.GeoDataFrame) -> pd.Series:
     view["clause"] = frame["clause"]
     view["measured_required"] = _measured(frame)
     view["department"] = frame["department"]
-    view["status"] = frame["status"]
+    view["status"] = frame["status"].map(lambda v: lc.label(v) + " " + lc.label(v, "en") if v else lc.label(None))
     view["subject"] = frame["subject_layer"].fillna("") + " " + frame["subject_ref"].fillna("")
     view["severity"] = frame["severity"]
     view["message"] = frame["message_zh"].fillna("") + " " + frame["message_en"].fillna("")
     title = frame["rule"].map(popups.text)
+    if "id" in frame.columns:  # the workflow panel (hazards.js) opens "#hazard-ID" links
+        title = pd.Series([popups.link(f"#hazard-{int(i)}", r) for i, r in zip(frame["id"], frame["rule"], strict=True)],
+                          index=frame.index)
     return popups.table(view, [
         ("rule_title", "隐患", "Hazard"), ("clause", "条款", "Clause"),
         ("measured_required", "实测/要求", "Measured/required"), ("department", "责任部门", "Department"),
@@ -230,7 +236,8 @@ def street_page(street_code: str, *, engine: Engine, viewer: Viewer) -> str:
     )
     return render_page(m, title=f"{street['name']} 隐患热力图 Hazard heatmap — firelane", body_html=body,
                        attributions=_source_attributions(view.street, view.compounds),
-                       scripts=[f"{STATIC_URL}/firelane/chrome.js"])
+                       scripts=[f"{STATIC_URL}/firelane/chrome.js", f"{STATIC_URL}/firelane/hazards.js",
+                                f"{STATIC_URL}/firelane/hazard_photos.js"])
 
 
 def compound_page(ref: str, *, engine: Engine, viewer: Viewer) -> str:

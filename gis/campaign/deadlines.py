@@ -7,6 +7,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from gis.campaign import lifecycle as lc
+from gis.campaign.manual_rules import BY_ID as MANUAL_BY_ID
 from gis.checks.catalog import RULES
 from gis.checks.profiles import Profile, load_profile
 from gis.config import WorkflowSettings
@@ -29,8 +30,10 @@ def default_days(*, rule: str, strength: str | None, severity: float | None, dep
                  profile: Profile | None = None) -> int:
     """Days a hazard of `rule` gets by default (profile [DEADLINES]); at least one day."""
     d = (profile or load_profile()).values.get("DEADLINES", {})
-    days = float(d.get("rule_days", {}).get(rule, d.get("family_days", {}).get(family_of(rule),
-                                                                             d.get("default_days", 30))))
+    manual = MANUAL_BY_ID.get(rule)  # a MANUAL-* rule's own default, unless the profile names the rule
+    fallback = manual.deadline_days if manual is not None else d.get("family_days", {}).get(
+        family_of(rule), d.get("default_days", 30))
+    days = float(d.get("rule_days", {}).get(rule, fallback))
     for dept, limit in d.get("department_days", {}).items():
         if department and dept in [p.strip() for p in department.split(";")]:
             days = min(days, float(limit))
@@ -57,6 +60,6 @@ _WORK = "(" + ", ".join(f"'{s}'" for s in sorted(lc.NEEDS_WORK)) + ")"
 OVERDUE_SQL = f"(t.status IN {_WORK} AND t.deadline < CAST(:today AS date))"
 #: Whole days past the deadline (0 when not overdue).
 DAYS_OVERDUE_SQL = f"CASE WHEN {OVERDUE_SQL} THEN CAST(:today AS date) - t.deadline ELSE 0 END"
-#: Due within the next :soon days (today included) and still needing work.
+#: Due today or within the next :soon days and still needing work ("due this week").
 DUE_SOON_SQL = (f"(t.status IN {_WORK} AND t.deadline >= CAST(:today AS date) "
-                f"AND t.deadline < CAST(:today AS date) + CAST(:soon AS integer))")
+                f"AND t.deadline <= CAST(:today AS date) + CAST(:soon AS integer))")

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-05 00:55:28.388220
+Create Date: 2026-12-05 01:20:17.586846
 """
 from alembic import op
 
@@ -36,6 +36,14 @@ def upgrade() -> None:
     comment='审计日志 audit history of every write, written by triggers'
     )
     op.create_index('ix_audit_log_layer_feature', 'audit_log', ['layer', 'feature_id'], unique=False)
+    op.create_table('complaint_hits',
+    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
+    sa.Column('address_hash', sa.String(length=64), nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_complaint_hits')),
+    comment='举报频率 complaint submissions per client address (hashed), for the rate limit across workers'
+    )
+    op.create_index('ix_complaint_hits_address_at', 'complaint_hits', ['address_hash', 'at'], unique=False)
     op.create_geospatial_table('compounds',
     sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
     sa.Column('ref', sa.String(length=200), nullable=True, comment='编号 Reference'),
@@ -89,6 +97,15 @@ def upgrade() -> None:
     comment='后台任务 persisted jobs (check runs, reports): created first, claimed by a worker'
     )
     op.create_index('ix_jobs_status_id', 'jobs', ['status', 'id'], unique=False)
+    op.create_table('login_attempts',
+    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
+    sa.Column('key', sa.String(length=200), nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), server_default=sa.text('clock_timestamp()'), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_login_attempts')),
+    comment='登录尝试 login attempts: a sliding window shared by every worker (rows older than it are purged)'
+    )
+    op.create_index(op.f('ix_login_attempts_at'), 'login_attempts', ['at'], unique=False)
+    op.create_index(op.f('ix_login_attempts_key_at'), 'login_attempts', ['key', 'at'], unique=False)
     op.create_geospatial_table('streets',
     sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
     sa.Column('ref', sa.String(length=200), nullable=True, comment='编号 Reference'),
@@ -116,9 +133,10 @@ def upgrade() -> None:
     sa.Column('password_hash', sa.Text(), nullable=False),
     sa.Column('role', sa.String(length=30), nullable=False),
     sa.Column('street_codes', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'[]'::jsonb"), nullable=False),
+    sa.Column('compound_refs', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'[]'::jsonb"), nullable=False, comment='物业用户所管小区 compounds a property-company user is bound to'),
     sa.Column('active', sa.Boolean(), server_default=sa.text('true'), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.CheckConstraint("role IN ('admin', 'planner', 'street_office', 'traffic_brigade', 'demolition', 'fire_brigade', 'viewer')", name=op.f('ck_users_role_choice')),
+    sa.CheckConstraint("role IN ('admin', 'planner', 'street_office', 'traffic_brigade', 'demolition', 'fire_brigade', 'viewer', 'property')", name=op.f('ck_users_role_choice')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
     sa.UniqueConstraint('username', name=op.f('uq_users_username')),
     comment='用户 users'
@@ -542,6 +560,51 @@ def upgrade() -> None:
     op.create_index('ix_roads_ref', 'roads', ['ref'], unique=False)
     op.create_index('ix_roads_street_code', 'roads', ['street_code'], unique=False)
     op.create_index('ix_roads_updated_at', 'roads', ['updated_at'], unique=False)
+    op.create_table('checklist_items',
+    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
+    sa.Column('compound_id', sa.BigInteger(), nullable=False),
+    sa.Column('compound_ref', sa.String(length=200), nullable=False),
+    sa.Column('street_code', sa.String(length=12), nullable=True),
+    sa.Column('item', sa.String(length=40), nullable=False),
+    sa.Column('subject', sa.String(length=200), server_default=sa.text("''"), nullable=False, comment='the building of a per-building item (楼长), else empty'),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('checked_on', sa.Date(), nullable=False),
+    sa.Column('note', sa.Text(), nullable=True),
+    sa.Column('details', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False),
+    sa.Column('hazard_id', sa.BigInteger(), nullable=True),
+    sa.Column('checked_by', sa.String(length=100), nullable=True),
+    sa.Column('checked_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.Column('version', sa.Integer(), server_default=sa.text('1'), nullable=False),
+    sa.CheckConstraint("status IN ('pass', 'fail', 'not_applicable')", name=op.f('ck_checklist_items_status_choice')),
+    sa.ForeignKeyConstraint(['compound_id'], ['compounds.id'], name=op.f('fk_checklist_items_compound_id_compounds'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['hazard_id'], ['hazards.id'], name=op.f('fk_checklist_items_hazard_id_hazards'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_checklist_items')),
+    comment='自查自纠 facility checklist per compound (整治任务 二/四): one current row per item'
+    )
+    op.create_index('ix_checklist_items_compound_item_subject', 'checklist_items', ['compound_id', 'item', 'subject'], unique=True)
+    op.create_geospatial_table('complaints',
+    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
+    sa.Column('tracking_code', sa.String(length=32), nullable=False),
+    sa.Column('category', sa.String(length=40), nullable=False),
+    sa.Column('description', sa.Text(), nullable=False),
+    sa.Column('status', sa.String(length=20), server_default=sa.text("'pending'"), nullable=False),
+    sa.Column('street_code', sa.String(length=12), nullable=True, comment='derived from the point, never claimed'),
+    sa.Column('compound_id', sa.BigInteger(), nullable=True),
+    sa.Column('compound_ref', sa.String(length=200), nullable=True),
+    sa.Column('submitted_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.Column('triaged_by', sa.String(length=100), nullable=True),
+    sa.Column('triaged_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('reason', sa.Text(), nullable=True),
+    sa.Column('hazard_id', sa.BigInteger(), nullable=True),
+    sa.Column('geom', Geometry(geometry_type='POINT', srid=4490, dimension=2, spatial_index=False, from_text='ST_GeomFromEWKT', name='geometry', nullable=False), nullable=False),
+    sa.CheckConstraint("status <> 'rejected' OR reason IS NOT NULL", name=op.f('ck_complaints_reject_reason')),
+    sa.CheckConstraint("status IN ('pending', 'accepted', 'rejected')", name=op.f('ck_complaints_status_choice')),
+    sa.ForeignKeyConstraint(['compound_id'], ['compounds.id'], name=op.f('fk_complaints_compound_id_compounds'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['hazard_id'], ['hazards.id'], name=op.f('fk_complaints_hazard_id_hazards'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_complaints')),
+    sa.UniqueConstraint('tracking_code', name=op.f('uq_complaints_tracking_code'))
+    )
+    op.create_index('ix_complaints_street_status', 'complaints', ['street_code', 'status'], unique=False)
     op.create_table('hazard_events',
     sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
     sa.Column('hazard_id', sa.BigInteger(), nullable=False),
@@ -565,6 +628,37 @@ def upgrade() -> None:
     comment='隐患流转记录 hazard events: the append-only history of every hazard (gis.campaign.lifecycle)'
     )
     op.create_index('ix_hazard_events_hazard_id_at', 'hazard_events', ['hazard_id', 'at'], unique=False)
+    op.create_geospatial_table('photos',
+    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False, comment='content address in the photo store'),
+    sa.Column('hazard_id', sa.BigInteger(), nullable=True),
+    sa.Column('complaint_id', sa.BigInteger(), nullable=True),
+    sa.Column('checklist_id', sa.BigInteger(), nullable=True),
+    sa.Column('compound_id', sa.BigInteger(), nullable=True),
+    sa.Column('compound_ref', sa.String(length=200), nullable=True, comment='derived from the owner'),
+    sa.Column('street_code', sa.String(length=12), nullable=True, comment='derived from the owner'),
+    sa.Column('kind', sa.String(length=10), server_default=sa.text("'other'"), nullable=False),
+    sa.Column('media_type', sa.String(length=40), nullable=False, comment='sniffed from the content'),
+    sa.Column('size_bytes', sa.BigInteger(), nullable=False),
+    sa.Column('width', sa.Integer(), nullable=True),
+    sa.Column('height', sa.Integer(), nullable=True),
+    sa.Column('exif_time', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('exif_geom', Geometry(geometry_type='POINT', srid=4490, dimension=2, spatial_index=False, from_text='ST_GeomFromEWKT', name='geometry'), nullable=True),
+    sa.Column('filename', sa.String(length=200), nullable=False),
+    sa.Column('uploaded_by', sa.String(length=100), nullable=True),
+    sa.Column('uploaded_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.CheckConstraint("kind IN ('before', 'after', 'other')", name=op.f('ck_photos_kind_choice')),
+    sa.CheckConstraint("media_type IN ('image/jpeg', 'image/png', 'image/webp', 'image/heic', 'application/pdf')", name=op.f('ck_photos_media_type_choice')),
+    sa.CheckConstraint('hazard_id IS NOT NULL OR complaint_id IS NOT NULL OR checklist_id IS NOT NULL', name=op.f('ck_photos_owner')),
+    sa.ForeignKeyConstraint(['checklist_id'], ['checklist_items.id'], name=op.f('fk_photos_checklist_id_checklist_items'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['complaint_id'], ['complaints.id'], name=op.f('fk_photos_complaint_id_complaints'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['compound_id'], ['compounds.id'], name=op.f('fk_photos_compound_id_compounds'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['hazard_id'], ['hazards.id'], name=op.f('fk_photos_hazard_id_hazards'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_photos'))
+    )
+    op.create_index(op.f('ix_photos_checklist_id'), 'photos', ['checklist_id'], unique=False)
+    op.create_index(op.f('ix_photos_complaint_id'), 'photos', ['complaint_id'], unique=False)
+    op.create_index(op.f('ix_photos_hazard_id'), 'photos', ['hazard_id'], unique=False)
     # ### end Alembic commands ###
     op.execute(all_triggers_sql())
     op.execute(events_sql())
@@ -576,8 +670,16 @@ def downgrade() -> None:
     op.execute(drop_events_sql())
     op.execute(drop_all_sql())
     # ### commands auto generated by Alembic - please adjust! ###
+    op.drop_index(op.f('ix_photos_hazard_id'), table_name='photos')
+    op.drop_index(op.f('ix_photos_complaint_id'), table_name='photos')
+    op.drop_index(op.f('ix_photos_checklist_id'), table_name='photos')
+    op.drop_geospatial_table('photos')
     op.drop_index('ix_hazard_events_hazard_id_at', table_name='hazard_events')
     op.drop_table('hazard_events')
+    op.drop_index('ix_complaints_street_status', table_name='complaints')
+    op.drop_geospatial_table('complaints')
+    op.drop_index('ix_checklist_items_compound_item_subject', table_name='checklist_items')
+    op.drop_table('checklist_items')
     op.drop_index('ix_roads_updated_at', table_name='roads')
     op.drop_index('ix_roads_street_code', table_name='roads')
     op.drop_index('ix_roads_ref', table_name='roads')
@@ -656,6 +758,9 @@ def downgrade() -> None:
     op.drop_index('ix_streets_ref', table_name='streets')
     op.drop_geospatial_index('ix_streets_geom', table_name='streets', postgresql_using='gist', column_name='geom')
     op.drop_geospatial_table('streets')
+    op.drop_index(op.f('ix_login_attempts_key_at'), table_name='login_attempts')
+    op.drop_index(op.f('ix_login_attempts_at'), table_name='login_attempts')
+    op.drop_table('login_attempts')
     op.drop_index('ix_jobs_status_id', table_name='jobs')
     op.drop_table('jobs')
     op.drop_index('ix_compounds_updated_at', table_name='compounds')
@@ -663,6 +768,8 @@ def downgrade() -> None:
     op.drop_index('ix_compounds_ref', table_name='compounds')
     op.drop_geospatial_index('ix_compounds_geom', table_name='compounds', postgresql_using='gist', column_name='geom')
     op.drop_geospatial_table('compounds')
+    op.drop_index('ix_complaint_hits_address_at', table_name='complaint_hits')
+    op.drop_table('complaint_hits')
     op.drop_index('ix_audit_log_layer_feature', table_name='audit_log')
     op.drop_table('audit_log')
     # ### end Alembic commands ###

@@ -91,6 +91,7 @@
   }
 
   window.firelaneGcj02ToWgs84 = gcjToWgs;
+  window.firelaneWgs84ToGcj02 = gcjForward;
 
   window.firelaneDraw = function (map, group, config) {
     var current = null;
