@@ -251,7 +251,7 @@ def optional_principal(request: Request) -> Principal | None:
     if basic is not None:
         principal = basic_principal(*basic, address=request.client.host if request.client else "unknown")
         request.state.user = principal.username
-        return principal
+        return enter_scope(principal)
     token = request_token(request)
     if token is None:
         return None
@@ -293,7 +293,7 @@ async def current_principal(request: Request) -> Principal:
         address = request.client.host if request.client else "unknown"
         principal = await run_in_threadpool(basic_principal, *basic, address=address)
         request.state.user = principal.username
-        return principal
+        return enter_scope(principal)
     token = request_token(request)
     if token is not None:
         principal = cached_principal(token) or await _shared_lookup(token)

@@ -147,12 +147,12 @@ def test_a_forgotten_application_filter_still_leaks_nothing(api, headers, distri
     assert len(everything["features"]) == 6
     fid = district.id("buildings", "BB-0")
     assert api.get(f"/collections/buildings/items/{fid}", headers=headers["street_a"]).status_code == 404
-    # the tile over street B's only building: B sees it, A gets an empty tile (and the cache keeps them apart)
+    # the tile over street B's only building: B sees it, A gets an empty one (and the cache keeps them apart)
     x, y = _tile(121.5123, 29.8013, 17)
     url = f"/tiles/buildings/17/{x}/{y}.mvt"
-    assert api.get(url, headers=headers["street_b"]).status_code == 200
-    assert api.get(url, headers=headers["street_a"]).status_code == 204
-    assert api.get(url, headers=headers["street_b"]).status_code == 200
+    assert api.get(url, headers=headers["street_b"]).content != b""
+    assert api.get(url, headers=headers["street_a"]).content == b""
+    assert api.get(url, headers=headers["street_b"]).content != b""
 
 
 def test_the_spatial_index_still_serves_bbox_reads_under_row_level_security(district):
