@@ -231,8 +231,15 @@ def restore(path: str | Path, *, engine: Engine | None = None, home: Path | None
         pg_restore = client_tool("pg_restore", major)
         args, env = _libpq(engine)
         engine.dispose()  # no pooled session of ours holds locks on what is dropped
+        dump = str(Path(tmp) / DUMP_MEMBER)
+        # the schema owner restores what it owns: the PostGIS extension (and its spatial_ref_sys) belongs to the
+        # database's superuser, exists already and is left alone
+        listing = [line for line in _run([str(pg_restore), "-l", dump], env).splitlines()
+                   if " EXTENSION " not in line and "spatial_ref_sys" not in line]
+        toc = Path(tmp) / "restore.list"
+        toc.write_text("\n".join(listing) + "\n")
         _run([str(pg_restore), *args, "--clean", "--if-exists", "--no-owner", "--no-privileges",
-              "--single-transaction", "--exit-on-error", str(Path(tmp) / DUMP_MEMBER)], env)
+              "--single-transaction", "--exit-on-error", "-L", str(toc), dump], env)
         files = Path(tmp) / FILES_PREFIX
         if files.exists():
             for src in sorted(files.rglob("*")):
