@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 from gis import pgcluster
 from gis.config import home_settings
 from gis.db import owner_engine
+from gis.jurisdiction import GRANTS_SQL
 
 __all__ = ["BACKUP_FORMAT", "BackupError", "Manifest", "backup", "home_files", "restore", "table_counts"]
 
@@ -240,6 +241,8 @@ def restore(path: str | Path, *, engine: Engine | None = None, home: Path | None
         toc.write_text("\n".join(listing) + "\n")
         _run([str(pg_restore), *args, "--clean", "--if-exists", "--no-owner", "--no-privileges",
               "--single-transaction", "--exit-on-error", "-L", str(toc), dump], env)
+        with engine.begin() as conn:  # a dump carries no privileges: the app role's grants again
+            conn.exec_driver_sql(GRANTS_SQL)
         files = Path(tmp) / FILES_PREFIX
         if files.exists():
             for src in sorted(files.rglob("*")):
