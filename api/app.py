@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.gzip import GZipMiddleware
 
 from api import (
+    campaigns_api,
     checks_api,
     complaints_api,
     edits,
@@ -110,8 +111,8 @@ def create_app() -> FastAPI:
                                 headers={"Retry-After": "5"})
         return JSONResponse({"status": "ready", "database": "ok"})
 
-    for module in (ogc, ogc_schema, edits, tiles, checks_api, hazards_api, login, oauth, users, photos_api,
-                   reports_api):
+    for module in (ogc, ogc_schema, edits, tiles, checks_api, campaigns_api, hazards_api, login, oauth, users,
+                   photos_api, reports_api):
         app.include_router(module.router)
     _include_web_pages(app)
     app.include_router(complaints_api.router)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from api.campaign_cli import COMMANDS as CAMPAIGN_COMMANDS
 from api.cli_field import install as install_field_commands
 from api.hazard_cli import hazard
 from gis import scope
@@ -204,7 +205,7 @@ def sample_cmd(district: str, scale: str, seed: int, out: Path | None, no_load: 
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "geojson"]), default="table", show_default=True)
 @click.option("--workers", type=int, default=1, show_default=True, help="parallel partitions (processes)")
 @click.option("--profile", default="cn-gb", show_default=True, help="rule profile 规则配置")
-@click.option("--dask", "dask_address", default=None, help="run on a Dask cluster at this scheduler address")
+@click.option("--dask", "dask_address", default=None, help="run on a Dask cluster at this scheduler address (local or local:N: a LocalCluster of N workers)")
 @click.option("--no-ledger", is_flag=True, help="do not write findings to the hazards ledger")
 def check_cmd(street: str | None, compound: str | None, fmt: str, workers: int, profile: str,
               dask_address: str | None, no_ledger: bool) -> None:
@@ -410,6 +411,8 @@ def restore_cmd(path: Path) -> None:
 
 
 cli.add_command(hazard)
+for _command in CAMPAIGN_COMMANDS:
+    cli.add_command(_command)
 install_field_commands(cli)  # `photo`, and `report` inside the workflow's `hazard` group
 
 

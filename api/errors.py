@@ -13,8 +13,11 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gis import jobs
+from gis.campaign import campaigns as cp
 from gis.campaign import field_errors as fe
 from gis.campaign import lifecycle as lc
+from gis.campaign import spotchecks as sc
 
 log = logging.getLogger("firelane.api")
 
@@ -98,6 +101,13 @@ DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
     fe.TooLarge: (413, "PayloadTooLarge"),
     fe.UnsupportedMedia: (415, "UnsupportedMediaType"),
     fe.RateLimited: (429, "TooManyRequests"),
+    cp.CampaignError: (400, "InvalidParameterValue"),
+    cp.CalendarError: (400, "InvalidParameterValue"),
+    cp.CampaignNotFound: (404, "NotFound"),
+    sc.SpotCheckNotFound: (404, "NotFound"),
+    cp.CompoundNotFound: (404, "NotFound"),
+    jobs.JobError: (400, "InvalidParameterValue"),
+    jobs.UnknownJob: (404, "NotFound"),
 }
 
 
@@ -186,6 +196,8 @@ def install_handlers(app: FastAPI) -> None:
         return error_response(request, status, code, message, headers, extra)
 
     app.add_exception_handler(lc.WorkflowError, _domain_error)
+    app.add_exception_handler(cp.CampaignError, _domain_error)
+    app.add_exception_handler(jobs.JobError, _domain_error)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:

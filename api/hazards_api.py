@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from api.auth import CurrentUser, Principal
-from api.database import db_engine
+from api.database import db_engine, read_connection
 from api.errors import BadRequest
 from api.features import scope_sql
 from api.tilecache import changed
@@ -22,6 +22,7 @@ from gis.campaign import workflow as wf
 from gis.campaign.departments import DEPARTMENTS
 from gis.db import transaction
 from gis.layers import LAYERS
+from gis.spreadsheet_safety import csv_value
 
 router = APIRouter(tags=["hazard workflow"])
 HazardId = Annotated[int, Path(ge=1, le=2**62, description="hazard id")]
@@ -121,7 +122,7 @@ def worklist(
 ) -> Any:
     flt = wf.HazardFilter(status=tuple(status or ()), department=department, unit=unit, street=street,
                           compound=compound, overdue=overdue, family=family, rule=rule, severity_min=severity_min)
-    with db_engine().connect() as conn:
+    with read_connection() as conn:
         doc, n = wf.list_json(conn, flt, scope=scope_of(principal), limit=limit, offset=offset, role=principal.role)
         full = n == limit
         matched = (wf.count_hazards(conn, flt, scope=scope_of(principal)) if count and full
@@ -156,16 +157,14 @@ def hazards_csv(rows: list[dict[str, Any]]) -> str:
 
 
 def _cell(v: Any) -> Any:
-    if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + v
-    return v
+    return csv_value(v)  # the project's one rule (gis.spreadsheet_safety)
 
 
 @router.get("/hazards/workload", summary="Per department, responsible unit or street: open, overdue, due this "
                                          "week, awaiting verification, resolved")
 def workload(principal: CurrentUser, by: Literal["department", "street", "unit"] = "department",
              street: Annotated[str | None, Query(max_length=12)] = None) -> dict[str, Any]:
-    with db_engine().connect() as conn:
+    with read_connection() as conn:
         return {"by": by, "rows": wf.workload(conn, by=by, scope=scope_of(principal), street=street)}
 
 
@@ -174,21 +173,21 @@ def workload(principal: CurrentUser, by: Literal["department", "street", "unit"]
 def data_gaps(principal: CurrentUser, compound: Annotated[str | None, Query(max_length=200)] = None,
               limit: Annotated[int, Query(ge=1, le=wf.MAX_PAGE)] = 100,
               offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> dict[str, Any]:
-    with db_engine().connect() as conn:
+    with read_connection() as conn:
         return {"gaps": wf.data_gaps(conn, scope=scope_of(principal), compound=compound, limit=limit,
                                      offset=offset)}
 
 
 @router.get("/hazards/{hazard_id:int}", summary="One hazard with its events (history)")
 def show(hazard_id: HazardId, principal: CurrentUser) -> Response:
-    with db_engine().connect() as conn:
+    with read_connection() as conn:
         doc = wf.show(conn, hazard_id, scope=scope_of(principal), role=principal.role)
     return json_response(doc, headers={"ETag": f'"{doc["version"]}"'})
 
 
 @router.get("/hazards/{hazard_id:int}/events", summary="A hazard's history: its append-only events, oldest first")
 def history(hazard_id: HazardId, principal: CurrentUser) -> dict[str, Any]:
-    with db_engine().connect() as conn:
+    with read_connection() as conn:
         wf.show(conn, hazard_id, scope=scope_of(principal))  # 404 outside the jurisdiction
         return {"events": wf.events(conn, [hazard_id])}
 

@@ -14,7 +14,8 @@ request succeeds again), lost/duplicated acknowledged writes and the recovery ti
 again → first success of every kind). Targets: 0 lost, 0 duplicated, 0 5xx outside the outage, recovery < 2 s.
 Everything shares this machine's cores: a noisy machine shows in the latencies, not in the write accounting.
 
-    .venv/bin/python benchmarks/bench_soak.py [--seconds 60] [--clients 50] [--scale m|s] [--workers 2] [--home DIR]
+    .venv/bin/python benchmarks/bench_soak.py [--seconds 60] [--clients 50] [--scale m|s] [--workers 2]
+        [--warmup 5] [--restart-at 0.5] [--home DIR]
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class Result:
     ended: float
     status: int  # 0: transport error (connection refused/reset, timeout)
     token: str | None = None
+    code: str | None = None  # the error body's code for a 5xx (ServiceUnavailable, Timeout, ServerError, ...)
 
 
 @dataclass
@@ -103,12 +105,19 @@ def _tile(lon: float, lat: float, z: int) -> tuple[int, int]:
     return int((lon + 180) / 360 * k), int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * k)
 
 
+def _error_code(response) -> str:
+    try:
+        return str(response.json().get("code"))
+    except ValueError:
+        return "html" if "html" in response.headers.get("content-type", "") else "?"
+
+
 async def client(n: int, clients: int, base: str, material: dict, deadline: float, run: Run,
-                 departments: list[str]) -> None:
+                 departments: list[str], kinds: tuple[str, ...] = tuple(MIX)) -> None:
     import httpx
 
     rng = random.Random(n)
-    kinds, weights = list(MIX), list(MIX.values())
+    weights = [MIX[k] for k in kinds]
     auth = {"Authorization": f"Bearer {material['token']}"}
     my_hazards = material["hazards"][n::clients]  # each hazard moved by one client only
     hazard_state: dict[int, str] = {h: "open" for h in my_hazards}
@@ -121,7 +130,7 @@ async def client(n: int, clients: int, base: str, material: dict, deadline: floa
             token = f"soak-{n}-{seq}"
             x, y = rng.choice(material["compounds"])
             started = time.monotonic()
-            status = 0
+            status, code = 0, None
             recorded_kind = kind
             try:
                 if kind == "read":
@@ -135,8 +144,7 @@ async def client(n: int, clients: int, base: str, material: dict, deadline: floa
                     tx, ty = _tile(x, y, z)
                     r = await http.get(f"/tiles/buildings/{z}/{tx}/{ty}.mvt")
                 elif kind == "page":
-                    r = await http.get(f"/map/streets/{rng.choice(material['streets'])}",
-                                       headers={"Accept": "text/html"})
+                    r = await http.get(f"/map/streets/{rng.choice(material['streets'])}")  # errors come as JSON
                 elif kind == "create":
                     e = 0.00003
                     feature = {"type": "Feature", "properties": {"ref": token, "kind": "stacked_goods"},
@@ -166,11 +174,12 @@ async def client(n: int, clients: int, base: str, material: dict, deadline: floa
                         if r.status_code in (409, 412):  # moved by someone else or refused: leave it alone
                             hazard_state[h] = "done"
                 status = r.status_code
-            except httpx.TransportError:
-                status = 0
+                code = _error_code(r) if status >= 500 else None
+            except httpx.TransportError as exc:
+                status, code = 0, type(exc).__name__
             ended = time.monotonic()
             writes = recorded_kind in ("create", "update", "hazard")
-            run.results.append(Result(recorded_kind, started, ended, status, token if writes else None))
+            run.results.append(Result(recorded_kind, started, ended, status, token if writes else None, code))
             if status == 0 or status >= 500:
                 await asyncio.sleep(0.05)  # bounded: no hot loop against a database that is down
 
@@ -191,6 +200,10 @@ async def drive(base: str, material: dict, args: argparse.Namespace, run: Run) -
     async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {material['token']}"}) as http:
         deps = (await http.get("/hazards/departments")).json()
     departments = [d["id"] for d in deps["departments"]]
+    if args.warmup > 0:  # unmeasured: pools open, caches and plans warm, as a service that has been running
+        warm_deadline = time.monotonic() + args.warmup
+        await asyncio.gather(*(client(n, args.clients, base, material, warm_deadline, Run(), departments,
+                                      kinds=("read", "item", "tile", "page")) for n in range(args.clients)))
     started = time.monotonic()
     deadline = started + args.seconds
     restarter = threading.Thread(target=restart_database, args=(run, started + args.seconds * args.restart_at),
@@ -232,11 +245,13 @@ def audit(material: dict, run: Run) -> dict[str, int]:
 def report(run: Run, elapsed: float, accounting: dict[str, int], args: argparse.Namespace) -> None:
     results = run.results
     back = run.back_at or 0.0
-    recovered: dict[str, float] = {}
+    recovered: dict[str, float] = {}  # database back -> first success of the kind answered
+    accepted: dict[str, float] = {}  # database back -> start of the first request of the kind that succeeded
     for kind in MIX:
-        after = [r.ended for r in results if r.kind == kind and r.started >= back and 200 <= r.status < 400]
+        after = [r for r in results if r.kind == kind and r.started >= back and 200 <= r.status < 400]
         if after:
-            recovered[kind] = min(after) - back
+            recovered[kind] = min(r.ended for r in after) - back
+            accepted[kind] = min(r.started for r in after) - back
     recovery = max(recovered.values()) if recovered else float("inf")
     outage = (run.stop_at or 0.0, back + max(recovery, 0.0))
     five = [r for r in results if r.status >= 500 or r.status == 0]
@@ -264,12 +279,19 @@ def report(run: Run, elapsed: float, accounting: dict[str, int], args: argparse.
         rec = f"{recovered[kind]:.2f}" if kind in recovered else ("-" if kind == "all" else "never")
         print(f"{kind:<8}{len(rows):>9}{len(rows) / elapsed:>8.1f}{statistics.median(ms):>9.1f}{p99:>9.1f}"
               f"{ok:>9}{c4:>6}{c5:>6}{c0:>6}{rec:>13}")
-    statuses = Counter(r.status for r in inside)
-    print(f"\n5xx/connection errors inside the outage: {len(inside)} {dict(statuses)}; outside it: {len(outside)}")
+    statuses = Counter(f"{r.status} {r.code}" for r in inside)
+    print(f"\n5xx/connection errors inside the outage: {len(inside)} {dict(statuses)}")
+    print(f"outside it: {len(outside)} {dict(Counter(f'{r.kind} {r.status} {r.code}' for r in outside))}")
+    if outside:
+        stop = run.stop_at or 0.0
+        print("  at (s from the stop, request start): "
+              + ", ".join(f"{r.started - stop:+.1f}" for r in sorted(outside, key=lambda r: r.started)[:40]))
     print(f"writes acknowledged {accounting['acknowledged']}, lost {accounting['lost']}, duplicated "
           f"{accounting['duplicated']}; failed {accounting['failed']} (of which landed anyway: "
           f"{accounting['failed_but_landed']}: a commit whose response was lost, never acknowledged)")
-    print(f"recovery (database back → every kind succeeds): {recovery:.2f} s")
+    print(f"recovery (database back → every kind succeeds): {recovery:.2f} s answered; the first requests that "
+          f"succeeded were sent {max(accepted.values()) if accepted else float('inf'):.2f} s after it (the rest is "
+          f"request latency: p50 {statistics.median((r.ended - r.started) for r in results):.2f} s in this run)")
     verdict = {"0 lost": accounting["lost"] == 0, "0 duplicated": accounting["duplicated"] == 0,
                "0 5xx outside the outage": not outside, f"recovery < {TARGET_RECOVERY_S:.0f} s":
                recovery < TARGET_RECOVERY_S}
@@ -282,6 +304,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--scale", choices=("s", "m", "l"), default="m")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--warmup", type=float, default=5.0, help="unmeasured reads before the run (s)")
     parser.add_argument("--restart-at", type=float, default=0.5, help="when to restart PostgreSQL (fraction of the run)")
     parser.add_argument("--home", type=Path, default=None, help="reuse this FIRELANE_HOME (kept afterwards)")
     args = parser.parse_args()

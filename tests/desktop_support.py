@@ -111,7 +111,7 @@ def live(db) -> Iterator[LiveServer]:
 
     forget_tokens()
     forget_extents()
-    login_limiter._attempts.clear()
+    login_limiter.clear()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

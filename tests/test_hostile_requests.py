@@ -10,6 +10,7 @@ import time
 
 import pytest
 from conftest import table_counts
+from sqlalchemy import text
 from test_api_support import api, district, headers  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.db
@@ -164,3 +165,12 @@ def test_model_bodies_with_lone_surrogates_or_deep_nesting_are_400(api, headers)
     assert response.status_code == 400, response.text
     response = api.post("/users", content=_deep_object(5000), headers=auth)
     assert 400 <= response.status_code < 500, response.text
+
+
+def test_a_street_without_compounds_has_a_page(api, headers, district, db):
+    """Found by bench_soak: an empty compounds frame (int columns) made the street page a 500."""
+    with db.begin() as conn:
+        conn.execute(text("INSERT INTO streets (ref, name, geom) VALUES ('330212099', '空街道', "
+                          "ST_Multi(ST_MakeEnvelope(121.9, 29.9, 121.95, 29.95, 4490)))"))
+    response = api.get("/map/streets/330212099", headers=headers["admin"])
+    assert response.status_code == 200, response.text[:300]
