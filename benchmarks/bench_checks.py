@@ -360,7 +360,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"full check; target < x{TARGET_BIG_RATIO:g}: "
                       f"{'MET' if big['check_s'] / full < TARGET_BIG_RATIO else 'NOT MET'}")
                 print(f"peak memory: checking process {big['peak_self_gb']:.2f} GB (after generating and loading: "
-                      f"{big['peak_before_gb']:.2f} GB), largest worker {big['peak_children_gb']:.2f} GB; target < "
+                      f"{big['peak_before_gb']:.2f} GB), largest child waited for {big['peak_children_gb']:.2f} GB (Dask "
+                      f"workers; the pool's forkserver workers are not its children and are not counted); target < "
                       f"{TARGET_BIG_PEAK_GB:g} GB in any process: {'MET' if worst < TARGET_BIG_PEAK_GB else 'NOT MET'}"
                       f" (the checking process's high-water mark includes generating the sample)")
         return 0
