@@ -15,13 +15,26 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.gzip import GZipMiddleware
 
-from api import checks_api, edits, login, ogc, tiles, users
+from api import (
+    checks_api,
+    complaints_api,
+    edits,
+    field_routes,
+    hazards_api,
+    login,
+    ogc,
+    photos_api,
+    reports_api,
+    tiles,
+    users,
+)
 from api.aio import close_pools
 from api.crs import forget_identity
 from api.database import db_engine, forget_engine
 from api.errors import install_handlers
 from api.logging import AccessLogMiddleware, BodyLimitMiddleware, configure_logging
 from api.tilecache import forget_tiles
+from gis import jobs
 from gis.config import api_settings, server_settings
 
 VERSION = "0.1.0"
@@ -49,9 +62,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # collection otherwise walks it all, a ~90 ms stall of every request in flight (p99) under load.
     gc.collect()
     gc.freeze()
+    worker = jobs.WorkerLoop().start() if jobs.job_settings().in_server else None
     try:
         yield
     finally:
+        if worker is not None:
+            await run_in_threadpool(worker.shutdown)
         gc.unfreeze()
         await close_pools()
 
@@ -89,11 +105,14 @@ def create_app() -> FastAPI:
                                 headers={"Retry-After": "5"})
         return JSONResponse({"status": "ready", "database": "ok"})
 
-    for module in (ogc, edits, tiles, checks_api, login, users):
+    for module in (ogc, edits, tiles, checks_api, hazards_api, login, users, photos_api, reports_api):
         app.include_router(module.router)
     _include_web_pages(app)
+    app.include_router(complaints_api.router)
+    app.include_router(field_routes.router, include_in_schema=False)  # the field pages
     # level 5: 94% of level 9's compression of a GeoJSON page at a third of the CPU (0.5 vs 1.5 ms per 70 KB page)
     app.add_middleware(GZipMiddleware, minimum_size=1000, compresslevel=5)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(complaints_api.ComplaintBodyLimit)
     app.add_middleware(AccessLogMiddleware)
     return app

@@ -23,7 +23,7 @@ from gis.config import auth_settings, server_settings
 from gis.layers import LAYERS
 
 ROLES: tuple[str, ...] = (
-    "admin", "planner", "street_office", "traffic_brigade", "demolition", "fire_brigade", "viewer",
+    "admin", "planner", "street_office", "traffic_brigade", "demolition", "fire_brigade", "viewer", "property",
 )
 
 #: Layers each role may create/replace/update/delete (street offices only inside their streets).
@@ -35,32 +35,36 @@ EDIT_LAYERS: dict[str, frozenset[str]] = {
     "demolition": frozenset({"illegal_structures"}),
     "fire_brigade": frozenset({"hydrants"}),
     "viewer": frozenset(),
+    "property": frozenset(),
 }
 
 #: Roles that may start check runs (street offices for their own streets only).
 CHECK_ROLES: frozenset[str] = frozenset({"admin", "planner", "street_office", "fire_brigade"})
 
-#: Ledger transitions: (from, to) → roles allowed; `dismissed` is reachable from any state.
-TRANSITIONS: dict[tuple[str, str], frozenset[str]] = {
-    ("open", "assigned"): frozenset({"admin", "street_office", "fire_brigade"}),
-    ("assigned", "rectifying"): frozenset({"admin", "street_office", "traffic_brigade", "demolition"}),
-    ("rectifying", "rectified"): frozenset({"admin", "street_office", "traffic_brigade", "demolition"}),
-    ("rectified", "verified"): frozenset({"admin", "fire_brigade"}),
-    ("passed_recheck", "verified"): frozenset({"admin", "fire_brigade"}),
-}
-DISMISS_ROLES: frozenset[str] = frozenset({"admin", "fire_brigade"})
-HAZARD_STATES: tuple[str, ...] = LAYERS["hazards"].field("status").choices or ()
+#: Hazard transitions and the roles that may take each live in gis.campaign.lifecycle (the one role table).
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is asking: user name, role and, for street offices, the street codes they cover."""
+    """Who is asking: user name, role and, for street offices, the street codes they cover (for property
+    companies, the compounds they are bound to)."""
 
     username: str
     role: str
     street_codes: tuple[str, ...] = ()
     user_id: int | None = None
     token_hash: str | None = field(default=None, repr=False)
+    compound_refs: tuple[str, ...] = ()
+
+    @property
+    def compound_bound(self) -> bool:
+        """Whether reads and writes are limited to `compound_refs` (property companies, 物业)."""
+        return self.role == "property"
+
+    @property
+    def scope_key(self) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
+        """What the caller's view depends on (cache keys): its streets and its compounds, None when unlimited."""
+        return (self.street_codes if self.scoped else None, self.compound_refs if self.compound_bound else None)
 
     @property
     def scoped(self) -> bool:
@@ -136,7 +140,8 @@ def principal_for_token(token: str) -> Principal | None:
     now = time.monotonic()
     with read_connection() as conn:
         row = conn.execute(text(
-            "SELECT u.id, u.username, u.role, u.street_codes FROM api_tokens t JOIN users u ON u.id = t.user_id "
+            "SELECT u.id, u.username, u.role, u.street_codes, u.compound_refs FROM api_tokens t "
+            "JOIN users u ON u.id = t.user_id "
             "WHERE t.token_hash = :h AND NOT t.revoked AND u.active "
             "AND (t.expires_at IS NULL OR t.expires_at > now())"
         ), {"h": h}).first()
@@ -145,7 +150,7 @@ def principal_for_token(token: str) -> Principal | None:
             _cache.pop(h, None)
         return None
     principal = Principal(username=row.username, role=row.role, street_codes=tuple(row.street_codes or ()),
-                          user_id=row.id, token_hash=h)
+                          user_id=row.id, token_hash=h, compound_refs=tuple(row.compound_refs or ()))
     with _cache_lock:
         if len(_cache) > 10_000:
             _cache.clear()
@@ -260,7 +265,8 @@ def login(username: str, password: str, *, address: str, ttl_hours: float | None
     login_limiter.hit(username, address)
     with db_engine().connect() as conn:
         row = conn.execute(text(
-            "SELECT id, username, role, street_codes, password_hash, active FROM users WHERE username = :u"
+            "SELECT id, username, role, street_codes, compound_refs, password_hash, active FROM users "
+            "WHERE username = :u"
         ), {"u": username}).first()
     ok = verify_password(row.password_hash if row is not None else None, password)
     if row is None or not ok or not row.active:
@@ -268,7 +274,7 @@ def login(username: str, password: str, *, address: str, ttl_hours: float | None
     login_limiter.reset(username, address)
     token, expires = issue_token(row.id, name=name, ttl_hours=ttl_hours)
     principal = Principal(username=row.username, role=row.role, street_codes=tuple(row.street_codes or ()),
-                          user_id=row.id, token_hash=token_hash(token))
+                          user_id=row.id, token_hash=token_hash(token), compound_refs=tuple(row.compound_refs or ()))
     return token, expires, principal
 
 

@@ -1,11 +1,8 @@
-"""Check runs in the background (POST /checks/runs → 202) and the hazards ledger (GeoJSON, transitions)."""
+"""Check runs in the background (POST /checks/runs → 202) and the hazards ledger as GeoJSON (workflow: hazards_api)."""
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
-import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Request
@@ -13,22 +10,14 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
-from api.auth import (
-    CHECK_ROLES,
-    DISMISS_ROLES,
-    HAZARD_STATES,
-    TRANSITIONS,
-    CurrentUser,
-    Principal,
-    require_role,
-)
+from api.auth import CHECK_ROLES, CurrentUser, Principal, require_role
 from api.database import db_engine
-from api.errors import BadRequest, Conflict, Forbidden, NotFound
-from api.features import parse_items_query, scope_sql
+from api.errors import BadRequest, Forbidden, NotFound
+from api.features import parse_items_query
 from api.ogc import check_format, items_parameters, items_response
-from api.tilecache import changed
+from gis import jobs
+from gis.campaign.lifecycle import STATES
 from gis.config import CheckSettings
-from gis.db import transaction
 from gis.layers import LAYERS
 
 log = logging.getLogger("firelane.api")
@@ -45,18 +34,8 @@ class RunRequest(BaseModel):
     profile: str | None = Field(default=None, max_length=60, pattern=r"^[\w.\-]+$")
 
 
-class _Jobs:
-    """The background check runs of this process (one at a time: checks use the machine's cores)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.active: threading.Thread | None = None
-        self.claimed: set[int] = set()
-
-
-jobs = _Jobs()
 _RUN_COLUMNS = ("id, status, progress, started_at, finished_at, duration_s, profile, profile_version, scope, "
-                "counts, started_by, error")
+                "counts, started_by, error, job_id")
 
 
 def _run_doc(row: Any) -> dict[str, Any]:
@@ -66,6 +45,7 @@ def _run_doc(row: Any) -> dict[str, Any]:
         "finished_at": row.finished_at.isoformat() if row.finished_at else None,
         "duration_s": row.duration_s, "profile": row.profile, "profile_version": row.profile_version,
         "scope": row.scope, "counts": row.counts, "started_by": row.started_by, "error": row.error,
+        "job": row.job_id,
     }
 
 
@@ -91,71 +71,13 @@ def _authorise_scope(principal: Principal, body: RunRequest) -> dict[str, str]:
     return scope
 
 
-def _record_failure(user: str, scope: dict[str, str], profile: str, error: str) -> int:
-    with db_engine().begin() as conn:
-        return conn.execute(text(
-            "INSERT INTO check_runs (status, profile, profile_version, scope, started_by, finished_at, error, "
-            "duration_s) VALUES ('failed', :p, '', CAST(:s AS jsonb), :u, now(), :e, 0) RETURNING id"),
-            {"p": profile, "s": json.dumps(scope), "u": user, "e": error[:4000]}).scalar_one()
-
-
-@router.post("/checks/runs", status_code=202, summary="Start a check run in the background (202 + run id)")
+@router.post("/checks/runs", status_code=202, summary="Queue a check run as a persisted job (202 + run id)")
 def start_run(body: RunRequest, principal: CurrentUser) -> JSONResponse:
     scope = _authorise_scope(principal, body)
     profile = body.profile or CheckSettings().profile
-    try:
-        from gis.checks.runner import run_checks
-    except ImportError as exc:
-        run_id = _record_failure(principal.username, scope, profile, f"检查引擎不可用 checks unavailable: {exc}")
-        return JSONResponse({"id": run_id, "status": "failed"}, status_code=202,
-                            headers={"Location": f"/checks/runs/{run_id}"})
-    with jobs.lock:
-        if jobs.active is not None and jobs.active.is_alive():
-            raise Conflict("已有检查在运行 a check run is already in progress; try again when it finishes")
-        with db_engine().connect() as conn:
-            before = conn.execute(text("SELECT coalesce(max(id), 0) FROM check_runs")).scalar_one()
-        outcome: dict[str, Any] = {}
-
-        def work() -> None:
-            try:
-                result = run_checks(**scope, profile=profile, ledger=True, user=principal.username)
-                outcome["run_id"] = result.run_id
-            except BaseException as exc:  # noqa: BLE001 - recorded on the run, never lost
-                outcome["error"] = repr(exc)
-                log.exception("check run failed")
-
-        thread = threading.Thread(target=work, name="firelane-check-run", daemon=True)
-        jobs.active = thread
-        thread.start()
-        run_id = _wait_for_row(before, principal.username, scope, thread, outcome)
-    if run_id is None:
-        run_id = _record_failure(principal.username, scope, profile,
-                                 outcome.get("error", "检查未能启动 the run did not start"))
-    return JSONResponse({"id": run_id, "status": "running" if thread.is_alive() else "finished"},
-                        status_code=202, headers={"Location": f"/checks/runs/{run_id}"})
-
-
-def _wait_for_row(before: int, user: str, scope: dict[str, str], thread: threading.Thread,
-                  outcome: dict[str, Any], timeout: float = 30.0) -> int | None:
-    """The check_runs row the runner created for this job (it inserts one as its first step)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if "run_id" in outcome:
-            run_id = outcome["run_id"]
-            jobs.claimed.add(run_id)
-            return run_id
-        with db_engine().connect() as conn:
-            ids = conn.execute(text(
-                "SELECT id FROM check_runs WHERE id > :b AND started_by = :u AND scope @> CAST(:s AS jsonb) "
-                "ORDER BY id"), {"b": before, "u": user, "s": json.dumps(scope)}).scalars().all()
-        for run_id in ids:
-            if run_id not in jobs.claimed:
-                jobs.claimed.add(run_id)
-                return run_id
-        if not thread.is_alive():
-            return outcome.get("run_id")
-        time.sleep(0.05)
-    return None
+    run_id, job_id = jobs.start_check_run(scope, profile=profile, user=principal.username, engine=db_engine())
+    return JSONResponse({"id": run_id, "job": job_id, "status": "queued"}, status_code=202,
+                        headers={"Location": f"/checks/runs/{run_id}"})
 
 
 def _runs_scope(principal: Principal) -> tuple[str, dict[str, Any]]:
@@ -168,6 +90,7 @@ def _runs_scope(principal: Principal) -> tuple[str, dict[str, Any]]:
 @router.get("/checks/runs", summary="Recent check runs")
 def list_runs(principal: CurrentUser) -> dict[str, Any]:
     where, params = _runs_scope(principal)
+    jobs.reap(engine=db_engine())  # a run whose worker was killed reads as failed, whoever serves the read
     with db_engine().connect() as conn:
         rows = conn.execute(text(f"SELECT {_RUN_COLUMNS} FROM check_runs{where} ORDER BY id DESC LIMIT 100"),
                             params).all()
@@ -178,6 +101,7 @@ def list_runs(principal: CurrentUser) -> dict[str, Any]:
 def get_run(run_id: Annotated[int, Path(ge=1, le=2**62)], principal: CurrentUser) -> dict[str, Any]:
     where, params = _runs_scope(principal)
     clause = (where + " AND" if where else " WHERE") + " id = :id"
+    jobs.reap(engine=db_engine())
     with db_engine().connect() as conn:
         row = conn.execute(text(f"SELECT {_RUN_COLUMNS} FROM check_runs{clause}"), {**params, "id": run_id}).first()
     if row is None:
@@ -198,7 +122,7 @@ HAZARD_FILTERS = ("street", "department", "severity_min")
                 {"name": "verdict", "in": "query", "required": False,
                  "schema": {"type": "string", "enum": ["fail", "pass", "cannot_judge"]}},
                 {"name": "status", "in": "query", "required": False,
-                 "schema": {"type": "string", "enum": list(HAZARD_STATES)}},
+                 "schema": {"type": "string", "enum": list(STATES)}},
                 {"name": "street", "in": "query", "required": False, "schema": {"type": "string"}},
                 {"name": "department", "in": "query", "required": False, "schema": {"type": "string"}},
                 {"name": "severity_min", "in": "query", "required": False, "schema": {"type": "number"}},
@@ -223,45 +147,3 @@ async def hazards(request: Request, principal: CurrentUser) -> Response:
             raise BadRequest("severity_min 应为数字 severity_min must be a number")
         q.where.append("t.severity >= :h_sev")
     return await items_response(request, layer, q, principal, html=html)
-
-
-class TransitionRequest(BaseModel):
-    to: Literal["assigned", "rectifying", "rectified", "verified", "dismissed"]
-    note: str | None = Field(default=None, max_length=2000)
-
-
-@router.post("/hazards/{hazard_id}/transition", summary="Move a hazard along its life cycle (audited)")
-def transition(hazard_id: Annotated[int, Path(ge=1, le=2**62)], body: TransitionRequest,
-               principal: CurrentUser) -> dict[str, Any]:
-    layer = LAYERS["hazards"]
-    scope, params = scope_sql(layer, principal)
-    with transaction(user=principal.username, engine=db_engine()) as conn:
-        row = conn.execute(text(
-            "SELECT t.id, t.status, t.version FROM hazards t WHERE t.id = :id" + (f" AND {scope}" if scope else "")
-            + " FOR UPDATE"), {**params, "id": hazard_id}).first()
-        if row is None:
-            raise NotFound(f"没有隐患 no hazard {hazard_id}")
-        current = row.status or "open"
-        if body.to == "dismissed":
-            require_role(principal, DISMISS_ROLES, "销号/驳回隐患 dismiss hazards")
-            if current == "dismissed":
-                raise Conflict("隐患已驳回 hazard is already dismissed")
-        else:
-            roles = TRANSITIONS.get((current, body.to))
-            if roles is None:
-                allowed = [to for (frm, to) in TRANSITIONS if frm == current] + ["dismissed"]
-                raise Conflict(f"不允许的状态变化 transition {current} → {body.to} not allowed; "
-                               f"from {current}: {', '.join(allowed)}")
-            require_role(principal, roles, f"将隐患改为 {body.to} move hazards to {body.to}")
-        entry = {"from": current, "to": body.to, "by": principal.username, "note": body.note}
-        updated = conn.execute(text(
-            "UPDATE hazards SET status = :to, "
-            "closed_at = CASE WHEN :to IN ('verified', 'dismissed') THEN now() ELSE closed_at END, "
-            "extra = jsonb_set(extra, '{transitions}', coalesce(extra->'transitions', '[]'::jsonb) || "
-            "jsonb_build_array(CAST(:entry AS jsonb) || jsonb_build_object('at', now()))) "
-            "WHERE id = :id RETURNING id, status, version, closed_at"),
-            {"to": body.to, "entry": json.dumps(entry, ensure_ascii=False), "id": hazard_id}).one()
-    changed("hazards")
-    return {"id": updated.id, "status": updated.status, "version": updated.version,
-            "closed_at": updated.closed_at.isoformat() if updated.closed_at else None, "transition": entry}
-

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from api.cli_field import install as install_field_commands
+from api.hazard_cli import hazard
 from gis.layers import LAYERS
 
 
@@ -187,13 +189,40 @@ def sample_cmd(district: str, scale: str, seed: int, out: Path | None, no_load: 
 def check_cmd(street: str | None, compound: str | None, fmt: str, workers: int, profile: str,
               dask_address: str | None, no_ledger: bool) -> None:
     """Run the rule checks and update the hazards ledger."""
+    from gis import jobs
     from gis.checks.output import render
     from gis.checks.runner import run_checks
 
     ensure_schema()
-    result = run_checks(street=street, compound=compound, workers=workers, profile=profile,
-                        dask_address=dask_address, ledger=not no_ledger, progress=sys.stderr.isatty())
+    scope = {k: v for k, v in (("street", street), ("compound", compound)) if v is not None}
+    user = _os_user()
+    # a persisted job this process runs itself: killed, it is reaped to failed (with its check_runs row)
+    with jobs.inline_check_run(scope, profile=profile, user=user) as (job, run_id):
+        result = run_checks(street=street, compound=compound, workers=workers, profile=profile,
+                            dask_address=dask_address, ledger=not no_ledger, progress=sys.stderr.isatty(),
+                            user=user, run_id=run_id)
+        job.job.result = {"run_id": result.run_id, "failures": result.failures,
+                          "compounds": len(result.compounds), "duration_s": round(result.duration_s, 3)}
     click.echo(render(result, fmt=fmt))
+
+
+@cli.command("worker")
+@click.option("--once", is_flag=True, help="run the queued jobs, then exit")
+def worker_cmd(once: bool) -> None:
+    """Run persisted jobs (check runs, reports) in the foreground; several may run side by side."""
+    from gis import jobs
+
+    ensure_schema()
+    loop = jobs.WorkerLoop()
+    if once:
+        while loop.turn():
+            pass
+        return
+    click.echo("worker running 任务进程运行中 (Ctrl+C to stop)", err=True)
+    try:
+        loop.run()
+    except KeyboardInterrupt:
+        loop.shutdown(grace_s=0)
 
 
 # --- server -----------------------------------------------------------------------------------------------------
@@ -251,11 +280,12 @@ def user() -> None:
 @user.command("add")
 @click.argument("username")
 @click.option("--role", required=True, type=click.Choice(
-    ["admin", "planner", "street_office", "traffic_brigade", "demolition", "fire_brigade", "viewer"]))
+    ["admin", "planner", "street_office", "traffic_brigade", "demolition", "fire_brigade", "viewer", "property"]))
 @click.option("--street", "streets", multiple=True, help="street code 街道代码 (street_office; repeatable)")
+@click.option("--compound", "compounds", multiple=True, help="compound ref 小区编号 (property; repeatable)")
 @click.option("--password", default=None, help="default: prompt")
 @click.option("--display-name", default=None)
-def user_add(username: str, role: str, streets: tuple[str, ...], password: str | None,
+def user_add(username: str, role: str, streets: tuple[str, ...], compounds: tuple[str, ...], password: str | None,
              display_name: str | None) -> None:
     """Add a user (password hashed with argon2)."""
     from api.errors import ApiError
@@ -265,7 +295,8 @@ def user_add(username: str, role: str, streets: tuple[str, ...], password: str |
     if password is None:
         password = click.prompt("密码 password", hide_input=True, confirmation_prompt=True)
     try:
-        created = create_user(username, password, role=role, street_codes=list(streets), display_name=display_name)
+        created = create_user(username, password, role=role, street_codes=list(streets), display_name=display_name,
+                              compound_refs=list(compounds))
     except ApiError as exc:
         raise FirelaneError(exc.description) from exc
     click.echo(f"added 已添加 {created['username']} ({created['role']})")
@@ -279,7 +310,8 @@ def user_list() -> None:
     ensure_schema()
     for u in list_users():
         state = "active" if u["active"] else "disabled"
-        click.echo(f"{u['username']}\t{u['role']}\t{','.join(u['street_codes']) or '-'}\t{state}")
+        scope = ",".join(u["street_codes"] + u["compound_refs"]) or "-"
+        click.echo(f"{u['username']}\t{u['role']}\t{scope}\t{state}")
 
 
 @user.command("disable")
@@ -322,6 +354,10 @@ def _os_user() -> str:
         return getpass.getuser()
     except Exception:  # noqa: BLE001 - no passwd entry in some containers
         return "cli"
+
+
+cli.add_command(hazard)
+install_field_commands(cli)  # `photo`, and `report` inside the workflow's `hazard` group
 
 
 def main() -> None:

@@ -14,6 +14,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gis.campaign import field_errors as fe
+from gis.campaign import lifecycle as lc
+
 log = logging.getLogger("firelane.api")
 
 
@@ -72,6 +75,31 @@ class TooManyRequests(ApiError):
 
 class ServiceUnavailable(ApiError):
     status, code = 503, "ServiceUnavailable"
+
+
+#: Domain errors (raised by gis/ without any HTTP in them) → HTTP status and code: the one table.
+DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
+    lc.HazardNotFound: (404, "NotFound"),
+    lc.InvalidField: (400, "InvalidParameterValue"),
+    lc.RoleRefused: (403, "Forbidden"),
+    lc.TransitionRefused: (409, "Conflict"),
+    lc.StaleVersion: (412, "PreconditionFailed"),
+    fe.InvalidInput: (400, "InvalidParameterValue"),
+    fe.NotPermitted: (403, "Forbidden"),
+    fe.NotVisible: (404, "NotFound"),
+    fe.StateConflict: (409, "Conflict"),
+    fe.TooLarge: (413, "PayloadTooLarge"),
+    fe.UnsupportedMedia: (415, "UnsupportedMediaType"),
+    fe.RateLimited: (429, "TooManyRequests"),
+}
+
+
+def domain_status(exc: Exception) -> tuple[int, str]:
+    """The status and code of a domain error (the most specific entry of DOMAIN_ERRORS)."""
+    for cls in type(exc).__mro__:
+        if cls in DOMAIN_ERRORS:
+            return DOMAIN_ERRORS[cls]
+    return 400, "InvalidParameterValue"
 
 
 def wants_html(request: Request) -> bool:
@@ -152,6 +180,18 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:
         return error_response(request, exc.status, exc.code, exc.description, exc.headers, exc.extra)
+
+    async def _domain_error(request: Request, exc: Exception) -> Response:
+        status, code = domain_status(exc)
+        field = getattr(exc, "field", None)
+        message = getattr(exc, "message", str(exc))
+        if field and field not in message:
+            message = f"{field}: {message}"
+        extra = {k: v for k, v in {"field": field, **getattr(exc, "extra", {})}.items() if v is not None}
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, fe.RateLimited) else None
+        return error_response(request, status, code, message, headers, extra)
+
+    app.add_exception_handler(lc.WorkflowError, _domain_error)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:

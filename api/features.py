@@ -79,7 +79,16 @@ def feature_text_sql(layer: Layer, crs: OutputCrs = DEFAULT, *, alias: str = "t"
 
 
 def scope_sql(layer: Layer, principal: Principal, *, alias: str = "t") -> tuple[str | None, dict[str, Any]]:
-    """The jurisdiction filter for a street office (None for everybody else)."""
+    """The jurisdiction filter for a street office or a property company (None for everybody else)."""
+    if principal.compound_bound:
+        refs = {"scope_compounds": list(principal.compound_refs)}
+        if layer.name == "compounds":
+            return f"{alias}.ref = ANY(:scope_compounds)", refs
+        if layer.name == "streets":
+            return f"{alias}.ref IN (SELECT street_code FROM compounds WHERE ref = ANY(:scope_compounds))", refs
+        if "compound_ref" in TABLES[layer.name].c:
+            return f"{alias}.compound_ref = ANY(:scope_compounds)", refs
+        return "false", {}
     if not principal.scoped:
         return None, {}
     params = {"scope_streets": list(principal.street_codes)}
@@ -93,6 +102,8 @@ def scope_sql(layer: Layer, principal: Principal, *, alias: str = "t") -> tuple[
 def scope_tables(layer: Layer, principal: Principal) -> tuple[str, ...]:
     """The tables a caller's view of `layer` is read from (scope_sql may look up compounds)."""
     if principal.scoped and "street_code" not in TABLES[layer.name].c and layer.name != "streets":
+        return layer.name, "compounds"
+    if principal.compound_bound and layer.name == "streets":
         return layer.name, "compounds"
     return (layer.name,)
 
@@ -333,7 +344,7 @@ def layer_extent(conn: Connection, layer: Layer, principal: Principal) -> dict[s
 
     Large unscoped tables use the planner's estimate (ST_EstimatedExtent) rather than a full scan.
     """
-    key = (layer.name, principal.street_codes if principal.scoped else None)
+    key = (layer.name, principal.scope_key)
     now = time.monotonic()
     with _extent_lock:
         hit = _extent_cache.get(key)
@@ -342,7 +353,7 @@ def layer_extent(conn: Connection, layer: Layer, principal: Principal) -> dict[s
     scope, params = scope_sql(layer, principal)
     where = f" WHERE {scope}" if scope else ""
     box = None
-    if not principal.scoped:
+    if scope is None:
         rows = conn.execute(text("SELECT reltuples FROM pg_class WHERE oid = to_regclass(:t)"),
                             {"t": layer.name}).scalar()
         if rows is not None and rows > 100_000:

@@ -60,8 +60,10 @@ def _viewer(request: Request) -> pages.Viewer | None:
         if not server_settings().allow_anonymous:
             return None
         principal = ANONYMOUS
+    # property companies see the phone report page only: the map pages know streets, not compounds (yet)
     return pages.Viewer(username=principal.username, role=principal.role,
-                        streets=tuple(principal.street_codes) if principal.scoped else None)
+                        streets=tuple(principal.street_codes) if principal.scoped else
+                        (() if principal.compound_bound else None))
 
 
 def _page(request: Request, build) -> Response:

@@ -74,6 +74,39 @@ class ApiSettings(BaseSettings):
     readyz_timeout_s: float = 2.0
 
 
+class PhotoSettings(BaseSettings):
+    """Photo and document uploads: storage backend, size and pixel limits, thumbnails."""
+
+    model_config = SettingsConfigDict(env_prefix="FIRELANE_PHOTO_")
+    backend: str = "file"  # the content-addressed store under FIRELANE_HOME/photos (an S3 backend fits the interface)
+    max_bytes: int = 20 * 1024 * 1024
+    # Pillow's decompression-bomb guard is set to this (its default, ~89 MP, is left to no chance): 50 MP holds
+    # every phone camera's full-resolution picture
+    max_pixels: int = 50_000_000
+    thumb_px: int = 320
+    max_per_request: int = 10
+
+
+class ComplaintSettings(BaseSettings):
+    """Public complaints (举报投诉): per-address rate limits and size limits of the unauthenticated form."""
+
+    model_config = SettingsConfigDict(env_prefix="FIRELANE_COMPLAINT_")
+    per_hour: int = 5
+    per_day: int = 20
+    max_text: int = 2000
+    max_photo_bytes: int = 10 * 1024 * 1024
+
+
+@lru_cache
+def photo_settings() -> PhotoSettings:
+    return PhotoSettings()
+
+
+@lru_cache
+def complaint_settings() -> ComplaintSettings:
+    return ComplaintSettings()
+
+
 @lru_cache
 def auth_settings() -> AuthSettings:
     return AuthSettings()
@@ -101,5 +134,13 @@ def server_settings() -> ServerSettings:
 
 def clear_caches() -> None:
     """Re-read settings from the environment (tests change FIRELANE_* between sessions)."""
-    for f in (home_settings, database_settings, server_settings, auth_settings, api_settings):
+    for f in (home_settings, database_settings, server_settings, auth_settings, api_settings, photo_settings,
+              complaint_settings):
         f.cache_clear()
+
+
+class WorkflowSettings(BaseSettings):
+    """The rectification workflow (gis.campaign): the time zone deadlines are counted in."""
+
+    model_config = SettingsConfigDict(env_prefix="FIRELANE_WORKFLOW_")
+    timezone: str = "Asia/Shanghai"

@@ -16,7 +16,9 @@ import pyogrio
 import shapely
 from sqlalchemy import Engine
 
+from gis.campaign.history_export import events_frame, write_history
 from gis.coords import CrsError, CrsSpec, from_storage, parse_crs
+from gis.db import get_engine
 from gis.layers import Layer, get_layer
 from gis.readers import FIELDNAMES_SUFFIX, GEOMETRY_COLUMN_NAMES
 from gis.store import layer_columns, read_layer
@@ -52,11 +54,16 @@ def export_layer(
     Formats: geojson (RFC 7946, WGS84, 7 decimals), gpkg, shp (a .zip path zips the sidecar files), kml,
     csv (UTF-8 with BOM, WKT column plus lon/lat for points), xlsx (WKT column). The columns are the common
     fields (ref, compound_ref, street_code, ...), the layer's own fields, then the keys of `extra`, so that
-    `gis.importer.import_file` reads the file back to the same rows.
+    `gis.importer.import_file` reads the file back to the same rows. A hazards export also carries the hazards'
+    events (gis.campaign.history_export).
     """
     layer = get_layer(layer) if isinstance(layer, str) else layer
     frame = read_layer(layer, engine=engine, street=street, compound=compound)
-    return export_frame(export_table(layer, frame), layer=layer, fmt=fmt, path=path, crs=crs)
+    n = export_frame(export_table(layer, frame), layer=layer, fmt=fmt, path=path, crs=crs)
+    if layer.name == "hazards":  # the history as its own table: XLSX sheet, GPKG table, else <stem>_events.csv
+        write_history(events_frame(engine or get_engine(), frame["id"].tolist() if len(frame) else []),
+                      fmt=fmt.lower(), path=Path(path))
+    return n
 
 
 def export_table(layer: Layer, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

@@ -21,9 +21,10 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from gis.audit import ACTING_USER_SQL
+from gis.campaign.lifecycle import EVIDENCE, STATES
 from gis.layers import COMMON_FIELDS, LAYERS, STORAGE_SRID, Field, Layer
 
 metadata = MetaData(
@@ -106,6 +107,33 @@ def _layer_table(layer: Layer) -> Table:
 TABLES: dict[str, Table] = {name: _layer_table(layer) for name, layer in LAYERS.items()}
 Index("ix_hazards_key", TABLES["hazards"].c.key, unique=True)
 Index("ix_hazards_rule_status", TABLES["hazards"].c.rule, TABLES["hazards"].c.status)
+Index("ix_hazards_status_deadline", TABLES["hazards"].c.status, TABLES["hazards"].c.deadline)
+Index("ix_hazards_compound_ref", TABLES["hazards"].c.compound_ref)
+
+hazard_events = Table(
+    "hazard_events", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("hazard_id", BigInteger, ForeignKey("hazards.id"), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("by", String(100), nullable=False, server_default=text(ACTING_USER_SQL)),
+    Column("from_state", String(20)),
+    Column("to_state", String(20), nullable=False),
+    Column("note", Text),
+    Column("department", String(100)),
+    Column("unit", String(200)),
+    Column("person", String(100)),
+    Column("deadline", Date),
+    Column("photos", ARRAY(BigInteger), nullable=False, server_default=text("'{}'::bigint[]")),
+    Column("evidence", String(30)),
+    Column("run_id", BigInteger),
+    CheckConstraint(f"to_state IN ({', '.join(repr(s) for s in STATES)})", name="to_state_choice"),
+    CheckConstraint(f"from_state IS NULL OR from_state IN ({', '.join(repr(s) for s in STATES)})",
+                    name="from_state_choice"),
+    CheckConstraint(f"evidence IS NULL OR evidence IN ({', '.join(repr(e) for e in EVIDENCE)})",
+                    name="evidence_choice"),
+    Index("ix_hazard_events_hazard_id_at", "hazard_id", "at"),
+    comment="隐患流转记录 hazard events: the append-only history of every hazard (gis.campaign.lifecycle)",
+)
 
 audit_log = Table(
     "audit_log", metadata,
@@ -136,6 +164,7 @@ check_runs = Table(
     Column("duration_s", Float),
     Column("started_by", String(100)),
     Column("error", Text),
+    Column("job_id", BigInteger, ForeignKey("jobs.id", ondelete="SET NULL"), index=True),
     comment="检查批次 check runs",
 )
 
@@ -147,10 +176,13 @@ users = Table(
     Column("password_hash", Text, nullable=False),
     Column("role", String(30), nullable=False),
     Column("street_codes", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("compound_refs", JSONB, nullable=False, server_default=text("'[]'::jsonb"),
+           comment="物业用户所管小区 compounds a property-company user is bound to"),
     Column("active", Boolean, nullable=False, server_default=text("true")),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     CheckConstraint(
-        "role IN ('admin', 'planner', 'street_office', 'traffic_brigade', 'demolition', 'fire_brigade', 'viewer')",
+        "role IN ('admin', 'planner', 'street_office', 'traffic_brigade', 'demolition', 'fire_brigade', 'viewer', "
+        "'property')",
         name="role_choice",
     ),
     comment="用户 users",
@@ -166,4 +198,110 @@ api_tokens = Table(
     Column("expires_at", DateTime(timezone=True)),
     Column("revoked", Boolean, nullable=False, server_default=text("false")),
     comment="访问令牌 API tokens (hashed)",
+)
+
+jobs = Table(
+    "jobs", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("kind", String(40), nullable=False),
+    Column("params", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("status", String(20), nullable=False, server_default=text("'queued'")),
+    Column("progress", Float, nullable=False, server_default=text("0")),
+    Column("result", JSONB),
+    Column("error", Text),
+    Column("created_by", String(100)),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("heartbeat_at", DateTime(timezone=True)),
+    Column("worker_host", String(255)),
+    Column("worker_pid", Integer),
+    Column("worker_started", Float),
+    CheckConstraint("status IN ('queued', 'running', 'succeeded', 'failed')", name="status_choice"),
+    CheckConstraint("progress >= 0 AND progress <= 1", name="progress_range"),
+    Index("ix_jobs_status_id", "status", "id"),
+    comment="后台任务 persisted jobs (check runs, reports): created first, claimed by a worker",
+)
+
+# --- field side: photos, public complaints, facility checklists (gis/campaign) -----------------------------------
+
+complaints = Table(
+    "complaints", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("tracking_code", String(32), nullable=False, unique=True),
+    Column("category", String(40), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("status", String(20), nullable=False, server_default=text("'pending'")),
+    Column("street_code", String(12), nullable=True, comment="derived from the point, never claimed"),
+    Column("compound_id", BigInteger, ForeignKey("compounds.id", ondelete="SET NULL"), nullable=True),
+    Column("compound_ref", String(200), nullable=True),
+    Column("submitted_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("triaged_by", String(100)),
+    Column("triaged_at", DateTime(timezone=True)),
+    Column("reason", Text),
+    Column("hazard_id", BigInteger, ForeignKey("hazards.id", ondelete="SET NULL"), nullable=True),
+    Column("geom", Geometry("POINT", srid=STORAGE_SRID, spatial_index=False), nullable=False),
+    CheckConstraint("status IN ('pending', 'accepted', 'rejected')", name="status_choice"),
+    CheckConstraint("status <> 'rejected' OR reason IS NOT NULL", name="reject_reason"),
+    Index("ix_complaints_street_status", "street_code", "status"),
+    comment="举报投诉 public complaints (no personal data) and their triage",
+)
+
+complaint_hits = Table(
+    "complaint_hits", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("address_hash", String(64), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_complaint_hits_address_at", "address_hash", "at"),
+    comment="举报频率 complaint submissions per client address (hashed), for the rate limit across workers",
+)
+
+checklist_items = Table(
+    "checklist_items", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("compound_id", BigInteger, ForeignKey("compounds.id", ondelete="CASCADE"), nullable=False),
+    Column("compound_ref", String(200), nullable=False),
+    Column("street_code", String(12), nullable=True),
+    Column("item", String(40), nullable=False),
+    Column("subject", String(200), nullable=False, server_default=text("''"),
+           comment="the building of a per-building item (楼长), else empty"),
+    Column("status", String(20), nullable=False),
+    Column("checked_on", Date, nullable=False),
+    Column("note", Text),
+    Column("details", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("hazard_id", BigInteger, ForeignKey("hazards.id", ondelete="SET NULL"), nullable=True),
+    Column("checked_by", String(100)),
+    Column("checked_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("version", Integer, nullable=False, server_default=text("1")),
+    CheckConstraint("status IN ('pass', 'fail', 'not_applicable')", name="status_choice"),
+    Index("ix_checklist_items_compound_item_subject", "compound_id", "item", "subject", unique=True),
+    comment="自查自纠 facility checklist per compound (整治任务 二/四): one current row per item",
+)
+
+photos = Table(
+    "photos", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("sha256", String(64), nullable=False, comment="content address in the photo store"),
+    Column("hazard_id", BigInteger, ForeignKey("hazards.id", ondelete="CASCADE"), nullable=True, index=True),
+    Column("complaint_id", BigInteger, ForeignKey("complaints.id", ondelete="CASCADE"), nullable=True, index=True),
+    Column("checklist_id", BigInteger, ForeignKey("checklist_items.id", ondelete="SET NULL"), nullable=True,
+           index=True),
+    Column("compound_id", BigInteger, ForeignKey("compounds.id", ondelete="SET NULL"), nullable=True),
+    Column("compound_ref", String(200), nullable=True, comment="derived from the owner"),
+    Column("street_code", String(12), nullable=True, comment="derived from the owner"),
+    Column("kind", String(10), nullable=False, server_default=text("'other'")),
+    Column("media_type", String(40), nullable=False, comment="sniffed from the content"),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("width", Integer),
+    Column("height", Integer),
+    Column("exif_time", DateTime(timezone=True)),
+    Column("exif_geom", Geometry("POINT", srid=STORAGE_SRID, spatial_index=False), nullable=True),
+    Column("filename", String(200), nullable=False),
+    Column("uploaded_by", String(100)),
+    Column("uploaded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("kind IN ('before', 'after', 'other')", name="kind_choice"),
+    CheckConstraint("media_type IN ('image/jpeg', 'image/png', 'image/webp', 'image/heic', 'application/pdf')",
+                    name="media_type_choice"),
+    CheckConstraint("hazard_id IS NOT NULL OR complaint_id IS NOT NULL OR checklist_id IS NOT NULL", name="owner"),
+    comment="照片与附件 photos and documents of hazards, complaints and checklist items",
 )

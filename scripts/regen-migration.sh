@@ -21,9 +21,11 @@ s = re.sub(r"revision = '[0-9a-f]+'", "revision = '0001'", s)
 s = re.sub(r"Revision ID: [0-9a-f]+", "Revision ID: 0001", s)
 s = s.replace("Revises: \n", "Revises:\n")
 s = s.replace("from alembic import op\n", "from alembic import op\n\nfrom gis.audit import all_triggers_sql, drop_all_sql\n", 1)
+s = s.replace("from gis.audit import all_triggers_sql, drop_all_sql\n",
+              "from gis.audit import all_triggers_sql, drop_all_sql\nfrom gis.campaign.events import drop_events_sql, events_sql\n", 1)
 s = s.replace("    # ### end Alembic commands ###\n\n\ndef downgrade",
-              "    # ### end Alembic commands ###\n    op.execute(all_triggers_sql())\n\n\ndef downgrade", 1)
-s = s.replace("def downgrade() -> None:\n", "def downgrade() -> None:\n    op.execute(drop_all_sql())\n", 1)
+              "    # ### end Alembic commands ###\n    op.execute(all_triggers_sql())\n    op.execute(events_sql())\n\n\ndef downgrade", 1)
+s = s.replace("def downgrade() -> None:\n", "def downgrade() -> None:\n    op.execute(drop_events_sql())\n    op.execute(drop_all_sql())\n", 1)
 f.unlink()
 (versions / "0001_initial.py").write_text(s)
 pgcluster.destroy()

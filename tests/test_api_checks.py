@@ -26,7 +26,7 @@ def test_a_check_run_starts_in_the_background_and_reports_its_outcome(api, heade
     assert response.headers["Location"].endswith(f"/checks/runs/{run_id}")
     for _ in range(1200):
         doc = api.get(f"/checks/runs/{run_id}", headers=headers["planner"]).json()
-        if doc["status"] != "running":
+        if doc["status"] not in ("queued", "running"):
             break
         time.sleep(0.1)
     assert doc["started_by"] == "planner"
@@ -67,28 +67,45 @@ def test_the_ledger_life_cycle_is_enforced_and_audited(api, headers, district, d
     hid = district.id("hazards", "k-a")
     url = f"/hazards/{hid}/transition"
     so, fire = headers["street_a"], headers["fire"]
-    assert api.post(url, json={"to": "rectified"}, headers=so).status_code == 409  # open → rectified skips steps
-    for to, h in (("assigned", so), ("rectifying", so), ("rectified", so)):
-        response = api.post(url, json={"to": to, "note": f"现场 {to}"}, headers=h)
+    refused = api.post(url, json={"to": "rectified", "photos": [1]}, headers=so)
+    assert refused.status_code == 409  # open → rectified skips steps, and the refusal names the way on
+    assert refused.json()["allowed"] == ["assigned", "dismissed"] and "assigned" in refused.json()["description"]
+    steps = (("assigned", {"department": "交警/公安", "unit": "某物业公司", "deadline": "2099-01-01"}),
+             ("rectifying", {}), ("rectified", {"photos": [11, 12]}))
+    for to, extra in steps:
+        response = api.post(url, json={"to": to, "note": f"现场 {to}", **extra}, headers=so)
         assert response.status_code == 200, response.text
         assert response.json()["status"] == to
     assert api.post(url, json={"to": "verified"}, headers=so).status_code == 403  # the fire brigade verifies
     done = api.post(url, json={"to": "verified"}, headers=fire).json()
-    assert done["status"] == "verified" and done["closed_at"]
+    assert done["status"] == "verified" and done["event"]["evidence"] == "reinspection"
+    closed = api.post(url, json={"to": "closed", "note": "销号"}, headers=fire).json()
+    assert closed["status"] == "closed"
     assert api.post(url, json={"to": "flying"}, headers=fire).status_code == 400
     with db.connect() as conn:
         audit = conn.execute(text(
             "SELECT changed_by, after->>'status' FROM audit_log WHERE layer = 'hazards' AND feature_id = :i "
             "AND action = 'update' ORDER BY id"), {"i": hid}).all()
-        notes = conn.execute(text("SELECT extra->'transitions' FROM hazards WHERE id = :i"), {"i": hid}).scalar()
+        events = conn.execute(text("SELECT by, from_state, to_state, note, photos FROM hazard_events "
+                                   "WHERE hazard_id = :i ORDER BY id"), {"i": hid}).all()
+        row = conn.execute(text("SELECT department, responsible_unit, deadline, closed_at IS NOT NULL, extra "
+                                "FROM hazards WHERE id = :i"), {"i": hid}).one()
     assert [tuple(a) for a in audit] == [("street_a", "assigned"), ("street_a", "rectifying"),
-                                         ("street_a", "rectified"), ("fire", "verified")]
-    assert [n["note"] for n in notes][:1] == ["现场 assigned"]
+                                         ("street_a", "rectified"), ("fire", "verified"), ("fire", "closed")]
+    assert [(e.by, e.from_state, e.to_state) for e in events] == [
+        ("street_a", "open", "assigned"), ("street_a", "assigned", "rectifying"),
+        ("street_a", "rectifying", "rectified"), ("fire", "rectified", "verified"), ("fire", "verified", "closed")]
+    assert events[0].note == "现场 assigned" and events[2].photos == [11, 12]
+    assert row[:2] == ("交警/公安", "某物业公司") and str(row[2]) == "2099-01-01" and row[3]
+    assert "transitions" not in row[4]  # history lives in hazard_events, not in `extra`
 
 
-def test_anything_can_be_dismissed_by_admin_or_fire_brigade_only(api, headers, district):
+def test_anything_unresolved_can_be_dismissed_by_admin_or_fire_brigade_only_with_a_reason(api, headers, district):
     hid = district.id("hazards", "k-b")
-    assert api.post(f"/hazards/{hid}/transition", json={"to": "dismissed"}, headers=headers["street_b"]).status_code == 403
-    assert api.post(f"/hazards/{hid}/transition", json={"to": "dismissed", "note": "误报 false alarm"},
+    url = f"/hazards/{hid}/transition"
+    assert api.post(url, json={"to": "dismissed", "note": "误报"}, headers=headers["street_b"]).status_code == 403
+    no_reason = api.post(url, json={"to": "dismissed"}, headers=headers["admin"])
+    assert no_reason.status_code == 400 and no_reason.json()["field"] == "note"
+    assert api.post(url, json={"to": "dismissed", "note": "误报 false alarm"},
                     headers=headers["admin"]).json()["status"] == "dismissed"
-    assert api.post(f"/hazards/{hid}/transition", json={"to": "dismissed"}, headers=headers["admin"]).status_code == 409
+    assert api.post(url, json={"to": "dismissed", "note": "again"}, headers=headers["admin"]).status_code == 409

@@ -197,7 +197,7 @@ def test_run_checks_keeps_the_ledger(db):
 
     # a recheck changes nothing but last_seen
     second = run_checks(engine=db)
-    assert second.ledger.inserted == 0 and second.ledger.closed == 0
+    assert second.ledger.inserted == 0 and second.ledger.verified == 0
     assert hazards(db) == ledger
 
     # the car leaves: its hazard passes recheck, nothing is deleted
@@ -205,15 +205,15 @@ def test_run_checks_keeps_the_ledger(db):
         conn.execute(text("DELETE FROM obstructions WHERE ref = 'V1'"))
     third = run_checks(engine=db)
     after = hazards(db)
-    assert after[blocked] == ("passed_recheck", "fail")
-    assert third.ledger.closed == 1 and len(after) == len(ledger)
+    assert after[blocked] == ("verified", "fail")
+    assert third.ledger.verified == 1 and len(after) == len(ledger)
     assert after["LANE-WIDTH|fire_lanes:L2"] == ("open", "fail")
 
     # it comes back: the hazard is reopened under the same key
     load(db, {"obstructions": district()["obstructions"]})
     fourth = run_checks(engine=db)
     assert fourth.ledger.reopened == 1
-    assert hazards(db)[blocked] == ("open", "fail")
+    assert hazards(db)[blocked] == ("reopened", "fail")
 
 
 @pytest.mark.db
@@ -228,10 +228,10 @@ def test_compound_scope_only_touches_that_compound(db):
     assert set(scoped.findings["compound_ref"]) <= {"C1"}
     after = hazards(db)
     # C1's blockage is closed by the C1 run; C2's (now wide enough) lane stays open until C2 is checked
-    assert after["LANE-CLEAR|fire_lanes:L1|V1"][0] == "passed_recheck"
+    assert after["LANE-CLEAR|fire_lanes:L1|V1"][0] == "verified"
     assert after["LANE-WIDTH|fire_lanes:L2"][0] == "open"
     run_checks(engine=db, compound="C2")
-    assert hazards(db)["LANE-WIDTH|fire_lanes:L2"][0] == "passed_recheck"
+    assert hazards(db)["LANE-WIDTH|fire_lanes:L2"][0] == "verified"
 
 
 @pytest.mark.db

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.db
 
 #: Operations fuzzed (bounded): reads, tiles, ledger and feature edits; login/logout, users and check runs are
 #: covered by example-based tests (fuzzing them would revoke the token or start heavy background runs).
-FUZZED = re.compile(r"^/(collections.*|tiles/.*|hazards.*|conformance|api|)$")
+FUZZED = re.compile(r"^/(collections.*|tiles/.*|hazards.*|photos.*|reports.*|complaints.*|compounds/.*|conformance|api|)$")
 
 
 def test_no_server_errors_on_generated_requests(db):

@@ -12,15 +12,16 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, text
 
+from gis.campaign.lifecycle import NEEDS_WORK, STATES
 from gis.coords import metric_crs_for_bounds
 from gis.layers import get_layer
 from gis.store import read_layer
 
-#: ledger states that still need work (rectified/verified/passed_recheck/dismissed are closed)
-OPEN_STATUSES: tuple[str, ...] = ("open", "assigned", "rectifying")
+#: ledger states that still need work (gis.campaign.lifecycle.NEEDS_WORK; data gaps have no state)
+OPEN_STATUSES: tuple[str, ...] = tuple(s for s in STATES if s in NEEDS_WORK)
 PARKING_RULES: tuple[str, ...] = ("PARK-ENTRANCE", "PARK-HYDRANT", "PARK-LANE")
 STRUCTURE_RULES_SQL = "(t.rule LIKE 'STRUCT-%' OR t.rule = 'SEP-ILLEGAL')"
-OPEN_SQL = "t.verdict = 'fail' AND t.status IN ('open', 'assigned', 'rectifying')"
+OPEN_SQL = "t.verdict = 'fail' AND t.status IN (" + ", ".join(f"'{s}'" for s in OPEN_STATUSES) + ")"
 
 #: layers of a compound file, in drawing order (bottom first)
 COMPOUND_LAYERS: tuple[str, ...] = (

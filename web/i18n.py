@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import Literal
 
+from gis.campaign import lifecycle as lc
 from gis.checks.catalog import RULES
 from gis.layers import get_layer
 
@@ -37,12 +38,6 @@ def tr(zh: str, en: str) -> str:
     return en if _lang.get() == "en" else zh
 
 
-#: hazard states until the workflow's life-cycle module provides them (then its labels are used)
-STATUS_LABELS: dict[str, tuple[str, str]] = {
-    "open": ("待整改", "open"), "assigned": ("已交办", "assigned"), "rectifying": ("整改中", "rectifying"),
-    "rectified": ("已整改", "rectified"), "verified": ("已复核", "verified"),
-    "passed_recheck": ("复查通过", "passed re-check"), "dismissed": ("已排除", "dismissed"),
-}
 VERDICT_LABELS: dict[str, tuple[str, str]] = {
     "fail": ("不合格", "fail"), "pass": ("合格", "pass"), "cannot_judge": ("数据待补充", "data to complete"),
 }
@@ -82,7 +77,10 @@ def _pair(table: dict[str, tuple[str, str]], code: object) -> str:
 
 
 def status_label(code: object) -> str:
-    return _pair(STATUS_LABELS, code)
+    """A hazard state in words (the life cycle's labels); no state (a data gap) reads 待补数据 / needs data."""
+    if code is None or (isinstance(code, float) and code != code):
+        return lc.label(None, lang())
+    return lc.label(str(code), lang())
 
 
 def verdict_label(code: object) -> str:

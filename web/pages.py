@@ -40,9 +40,15 @@ from web.settings import map_settings
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 ROLE_LABELS = {
+    "admin": "管理员 admin", "planner": "规划 planner", "street_office": "街道办 street office",
+    "traffic_brigade": "交警 traffic brigade", "demolition": "拆违 demolition", "fire_brigade": "消防 fire brigade",
+    "viewer": "查看 viewer", "property": "物业 property company",
+}
+#: the same in one language at a time (role_label)
+ROLE_NAMES = {
     "admin": ("管理员", "admin"), "planner": ("规划", "planner"), "street_office": ("街道办", "street office"),
     "traffic_brigade": ("交警", "traffic brigade"), "demolition": ("拆违", "demolition"),
-    "fire_brigade": ("消防", "fire brigade"), "viewer": ("查看", "viewer"), "property": ("物业", "property"),
+    "fire_brigade": ("消防", "fire brigade"), "viewer": ("查看", "viewer"), "property": ("物业", "property company"),
 }
 #: roles that may draw and save fire lanes on /map/draw (the API enforces the same on save)
 DRAW_ROLES = frozenset({"admin", "planner", "street_office"})
@@ -79,6 +85,7 @@ def environment() -> Environment:
                       trim_blocks=True, lstrip_blocks=True, finalize=lambda v: "" if v is None else v)
     env.globals.update(t=i18n.tr, status_label=i18n.status_label, verdict_label=i18n.verdict_label,
                        choice_label=i18n.choice_label, rule_title=i18n.rule_title, layer_label=i18n.layer_label)
+    env.filters["status_label"] = i18n.status_label  # hazard states as words (lifecycle labels)
     return env
 
 
@@ -96,7 +103,7 @@ def nav_items(viewer: Viewer | None, current: str | None = None) -> list[dict[st
 
 
 def role_label(role: str) -> str:
-    pair = ROLE_LABELS.get(role)
+    pair = ROLE_NAMES.get(role)
     return i18n.tr(*pair) if pair else role
 
 
@@ -224,7 +231,9 @@ def hazard_popups(frame: gpd.GeoDataFrame) -> pd.Series:
     view["subject"] = frame["subject_layer"].map(i18n.layer_label) + " " + frame["subject_ref"].fillna("")
     view["severity"] = frame["severity"]
     view["message"] = _message(frame)
-    title = frame["rule"].map(popups.text)
+    # the workflow panel (hazards.js) opens "#hazard-ID" links
+    title = pd.Series([popups.link(f"#hazard-{int(i)}", r) for i, r in zip(frame.index, frame["rule"], strict=True)],
+                      index=frame.index)
     extra = frame["compound_ref"].map(
         lambda r: '<p class="fl-popup-link">' + popups.link(popups.compound_href(r), i18n.tr("小区档案 ", "Compound file ")
                                                            + str(r)) + "</p>" if isinstance(r, str) else "")
@@ -324,7 +333,8 @@ def street_page(street_code: str, *, engine: Engine, viewer: Viewer) -> str:
     return render_page(m, title=i18n.tr(f"{street['name']} 隐患地图", f"{street['name']} hazard map") + " — firelane",
                        body_html=body, attributions=_source_attributions(view.street, view.compounds),
                        scripts=[f"{VENDOR_URL}/leaflet.markercluster/leaflet.markercluster.js",
-                                f"{STATIC_URL}/firelane/street.js"], config=config,
+                                f"{STATIC_URL}/firelane/street.js", f"{STATIC_URL}/firelane/hazards.js",
+                                f"{STATIC_URL}/firelane/hazard_photos.js"], config=config,
                        css=[f"{VENDOR_URL}/leaflet.markercluster/MarkerCluster.css",
                             f"{VENDOR_URL}/leaflet.markercluster/MarkerCluster.Default.css"],
                        inline_js=["firelaneStreet({map});"])
@@ -336,7 +346,8 @@ def _street_js_labels() -> dict[str, str]:
             "status": t("状态", "Status"), "subject": t("对象", "Subject"), "severity": t("严重度", "Severity"),
             "overdue": t("已逾期", "overdue"), "file": t("小区档案", "Compound file"),
             "shown": t("显示 {n} / {total} 条, 请用筛选缩小范围", "showing {n} of {total}: narrow the filters"),
-            "none": t("没有符合条件的隐患", "No hazards match"), "hazards": t("隐患", "Hazards")}
+            "none": t("没有符合条件的隐患", "No hazards match"), "hazards": t("隐患", "Hazards"),
+            "act": t("办理", "Act")}
 
 
 def compound_page(ref: str, *, engine: Engine, viewer: Viewer) -> str:

@@ -153,7 +153,7 @@ def _summary(result: Any, frame: gpd.GeoDataFrame) -> str:
         if getattr(result, "ledger", None) is not None:
             lg = result.ledger
             head += (f"\n台账 ledger: 新增 new {lg.inserted}, 仍存在 still failing {lg.updated}, "
-                     f"重新打开 reopened {lg.reopened}, 复查通过 passed recheck {lg.closed}")
+                     f"重新打开 reopened {lg.reopened}, 复查通过 passed recheck {lg.verified}")
     if len(frame):
         counts = frame.groupby(["rule", "verdict"]).size().unstack(fill_value=0)
         parts = [f"{rule}: " + ", ".join(f"{v} {int(n)}" for v, n in row.items() if n) for rule, row in counts.iterrows()]

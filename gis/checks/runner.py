@@ -436,6 +436,7 @@ def run_checks(
     families: Sequence[str] = FAMILIES,
     include_pass: bool = False,
     grouped: bool | None = None,
+    run_id: int | None = None,
 ) -> CheckResult:
     """Check a scope of the database and (by default) update the hazards ledger.
 
@@ -462,6 +463,8 @@ def run_checks(
         Also store ``pass`` findings in the ledger.
     grouped : bool, optional
         Partition grouping override (see `plan_tasks`; default: each family's MULTI_COMPOUND flag).
+    run_id : int, optional
+        An existing check_runs row to drive (created with its job by `gis.jobs`); default: insert one.
 
     Returns
     -------
@@ -478,10 +481,14 @@ def run_checks(
     scope = {k: v for k, v in (("street", street), ("compound", compound)) if v is not None}
     started = time.perf_counter()
     with eng.begin() as conn:
+        values = {"p": prof.name, "v": prof.version, "s": _json({**scope, "families": list(families)}), "u": user,
+                  "id": run_id}
         run_id = conn.execute(
             text("INSERT INTO check_runs (status, profile, profile_version, scope, started_by) "
-                 "VALUES ('running', :p, :v, CAST(:s AS jsonb), :u) RETURNING id"),
-            {"p": prof.name, "v": prof.version, "s": _json({**scope, "families": list(families)}), "u": user},
+                 "VALUES ('running', :p, :v, CAST(:s AS jsonb), :u) RETURNING id") if run_id is None else
+            text("UPDATE check_runs SET status = 'running', started_at = now(), profile = :p, profile_version = :v, "
+                 "scope = CAST(:s AS jsonb), started_by = coalesce(:u, started_by) WHERE id = :id RETURNING id"),
+            values,
         ).scalar_one()
     # the pool's processes start (and import the checks) while this one reads and partitions the scope
     pool = process_pool(workers, families=families) if workers > 1 and dask_address is None else None

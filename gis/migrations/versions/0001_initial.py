@@ -2,11 +2,12 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 17:30:54.707123
+Create Date: 2026-12-05 00:35:26.067363
 """
 from alembic import op
 
 from gis.audit import all_triggers_sql, drop_all_sql
+from gis.campaign.events import drop_events_sql, events_sql
 import geoalchemy2
 import sqlalchemy as sa
 from geoalchemy2 import Geometry
@@ -34,22 +35,14 @@ def upgrade() -> None:
     comment='审计日志 audit history of every write, written by triggers'
     )
     op.create_index('ix_audit_log_layer_feature', 'audit_log', ['layer', 'feature_id'], unique=False)
-    op.create_table('check_runs',
+    op.create_table('complaint_hits',
     sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
-    sa.Column('started_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('status', sa.String(length=20), server_default=sa.text("'running'"), nullable=False),
-    sa.Column('profile', sa.String(length=60), nullable=False),
-    sa.Column('profile_version', sa.String(length=40), nullable=False),
-    sa.Column('scope', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False),
-    sa.Column('counts', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False),
-    sa.Column('progress', sa.Float(), server_default=sa.text('0'), nullable=False),
-    sa.Column('duration_s', sa.Float(), nullable=True),
-    sa.Column('started_by', sa.String(length=100), nullable=True),
-    sa.Column('error', sa.Text(), nullable=True),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_check_runs')),
-    comment='检查批次 check runs'
+    sa.Column('address_hash', sa.String(length=64), nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_complaint_hits')),
+    comment='举报频率 complaint submissions per client address (hashed), for the rate limit across workers'
     )
+    op.create_index('ix_complaint_hits_address_at', 'complaint_hits', ['address_hash', 'at'], unique=False)
     op.create_geospatial_table('compounds',
     sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
     sa.Column('ref', sa.String(length=200), nullable=True, comment='编号 Reference'),
@@ -81,6 +74,28 @@ def upgrade() -> None:
     op.create_index('ix_compounds_ref', 'compounds', ['ref'], unique=True)
     op.create_index('ix_compounds_street_code', 'compounds', ['street_code'], unique=False)
     op.create_index('ix_compounds_updated_at', 'compounds', ['updated_at'], unique=False)
+    op.create_table('jobs',
+    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
+    sa.Column('kind', sa.String(length=40), nullable=False),
+    sa.Column('params', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False),
+    sa.Column('status', sa.String(length=20), server_default=sa.text("'queued'"), nullable=False),
+    sa.Column('progress', sa.Float(), server_default=sa.text('0'), nullable=False),
+    sa.Column('result', postgresql.JSONB(astext_type=sa.Text()), nullable=True),
+    sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('created_by', sa.String(length=100), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.Column('started_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('heartbeat_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('worker_host', sa.String(length=255), nullable=True),
+    sa.Column('worker_pid', sa.Integer(), nullable=True),
+    sa.Column('worker_started', sa.Float(), nullable=True),
+    sa.CheckConstraint("status IN ('queued', 'running', 'succeeded', 'failed')", name=op.f('ck_jobs_status_choice')),
+    sa.CheckConstraint('progress >= 0 AND progress <= 1', name=op.f('ck_jobs_progress_range')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_jobs')),
+    comment='后台任务 persisted jobs (check runs, reports): created first, claimed by a worker'
+    )
+    op.create_index('ix_jobs_status_id', 'jobs', ['status', 'id'], unique=False)
     op.create_geospatial_table('streets',
     sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
     sa.Column('ref', sa.String(length=200), nullable=True, comment='编号 Reference'),
@@ -108,9 +123,10 @@ def upgrade() -> None:
     sa.Column('password_hash', sa.Text(), nullable=False),
     sa.Column('role', sa.String(length=30), nullable=False),
     sa.Column('street_codes', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'[]'::jsonb"), nullable=False),
+    sa.Column('compound_refs', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'[]'::jsonb"), nullable=False, comment='物业用户所管小区 compounds a property-company user is bound to'),
     sa.Column('active', sa.Boolean(), server_default=sa.text('true'), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.CheckConstraint("role IN ('admin', 'planner', 'street_office', 'traffic_brigade', 'demolition', 'fire_brigade', 'viewer')", name=op.f('ck_users_role_choice')),
+    sa.CheckConstraint("role IN ('admin', 'planner', 'street_office', 'traffic_brigade', 'demolition', 'fire_brigade', 'viewer', 'property')", name=op.f('ck_users_role_choice')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
     sa.UniqueConstraint('username', name=op.f('uq_users_username')),
     comment='用户 users'
@@ -191,6 +207,25 @@ def upgrade() -> None:
     op.create_index('ix_buildings_ref', 'buildings', ['ref'], unique=False)
     op.create_index('ix_buildings_street_code', 'buildings', ['street_code'], unique=False)
     op.create_index('ix_buildings_updated_at', 'buildings', ['updated_at'], unique=False)
+    op.create_table('check_runs',
+    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
+    sa.Column('started_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('status', sa.String(length=20), server_default=sa.text("'running'"), nullable=False),
+    sa.Column('profile', sa.String(length=60), nullable=False),
+    sa.Column('profile_version', sa.String(length=40), nullable=False),
+    sa.Column('scope', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False),
+    sa.Column('counts', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False),
+    sa.Column('progress', sa.Float(), server_default=sa.text('0'), nullable=False),
+    sa.Column('duration_s', sa.Float(), nullable=True),
+    sa.Column('started_by', sa.String(length=100), nullable=True),
+    sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('job_id', sa.BigInteger(), nullable=True),
+    sa.ForeignKeyConstraint(['job_id'], ['jobs.id'], name=op.f('fk_check_runs_job_id_jobs'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_check_runs')),
+    comment='检查批次 check runs'
+    )
+    op.create_index(op.f('ix_check_runs_job_id'), 'check_runs', ['job_id'], unique=False)
     op.create_geospatial_table('ebike_sites',
     sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
     sa.Column('ref', sa.String(length=200), nullable=True, comment='编号 Reference'),
@@ -316,6 +351,12 @@ def upgrade() -> None:
     sa.Column('message_zh', sa.Text(), nullable=True, comment='说明 Message (zh)'),
     sa.Column('message_en', sa.Text(), nullable=True, comment='说明(英) Message (en)'),
     sa.Column('department', sa.String(length=100), nullable=True, comment='责任部门 Department'),
+    sa.Column('responsible_unit', sa.String(length=200), nullable=True, comment='责任单位 Responsible unit'),
+    sa.Column('person', sa.String(length=100), nullable=True, comment='责任人 Responsible person'),
+    sa.Column('deadline', sa.Date(), nullable=True, comment='整改期限 Deadline'),
+    sa.Column('assigned_at', sa.DateTime(timezone=True), nullable=True, comment='交办时间 Assigned'),
+    sa.Column('rectified_at', sa.DateTime(timezone=True), nullable=True, comment='整改完成时间 Rectified'),
+    sa.Column('verified_at', sa.DateTime(timezone=True), nullable=True, comment='复核时间 Verified'),
     sa.Column('first_seen_at', sa.DateTime(timezone=True), nullable=True, comment='发现时间 First seen'),
     sa.Column('last_seen_at', sa.DateTime(timezone=True), nullable=True, comment='最近检查 Last seen'),
     sa.Column('first_run_id', sa.Integer(), nullable=True, comment='首次检查批次 First run'),
@@ -327,7 +368,7 @@ def upgrade() -> None:
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('updated_by', sa.String(length=100), server_default=sa.text("coalesce(nullif(current_setting('firelane.user', true), ''), current_user)"), nullable=True),
     sa.Column('geom', Geometry(srid=4490, dimension=2, spatial_index=False, from_text='ST_GeomFromEWKT', name='geometry', nullable=False), nullable=False),
-    sa.CheckConstraint("status IN ('open', 'assigned', 'rectifying', 'rectified', 'verified', 'passed_recheck', 'dismissed')", name=op.f('ck_hazards_status_choice')),
+    sa.CheckConstraint("status IN ('open', 'assigned', 'rectifying', 'rectified', 'verified', 'closed', 'reopened', 'dismissed')", name=op.f('ck_hazards_status_choice')),
     sa.CheckConstraint("strength IN ('mandatory', 'advisory')", name=op.f('ck_hazards_strength_choice')),
     sa.CheckConstraint("verdict IN ('fail', 'pass', 'cannot_judge')", name=op.f('ck_hazards_verdict_choice')),
     sa.CheckConstraint('ST_IsValid(geom) AND NOT ST_IsEmpty(geom)', name=op.f('ck_hazards_geom_valid')),
@@ -336,10 +377,12 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_hazards'))
     )
     op.create_index(op.f('ix_hazards_compound_id'), 'hazards', ['compound_id'], unique=False)
+    op.create_index('ix_hazards_compound_ref', 'hazards', ['compound_ref'], unique=False)
     op.create_geospatial_index('ix_hazards_geom', 'hazards', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
     op.create_index('ix_hazards_key', 'hazards', ['key'], unique=True)
     op.create_index('ix_hazards_ref', 'hazards', ['ref'], unique=False)
     op.create_index('ix_hazards_rule_status', 'hazards', ['rule', 'status'], unique=False)
+    op.create_index('ix_hazards_status_deadline', 'hazards', ['status', 'deadline'], unique=False)
     op.create_index('ix_hazards_street_code', 'hazards', ['street_code'], unique=False)
     op.create_index('ix_hazards_updated_at', 'hazards', ['updated_at'], unique=False)
     op.create_geospatial_table('hydrants',
@@ -507,13 +550,124 @@ def upgrade() -> None:
     op.create_index('ix_roads_ref', 'roads', ['ref'], unique=False)
     op.create_index('ix_roads_street_code', 'roads', ['street_code'], unique=False)
     op.create_index('ix_roads_updated_at', 'roads', ['updated_at'], unique=False)
+    op.create_table('checklist_items',
+    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
+    sa.Column('compound_id', sa.BigInteger(), nullable=False),
+    sa.Column('compound_ref', sa.String(length=200), nullable=False),
+    sa.Column('street_code', sa.String(length=12), nullable=True),
+    sa.Column('item', sa.String(length=40), nullable=False),
+    sa.Column('subject', sa.String(length=200), server_default=sa.text("''"), nullable=False, comment='the building of a per-building item (楼长), else empty'),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('checked_on', sa.Date(), nullable=False),
+    sa.Column('note', sa.Text(), nullable=True),
+    sa.Column('details', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False),
+    sa.Column('hazard_id', sa.BigInteger(), nullable=True),
+    sa.Column('checked_by', sa.String(length=100), nullable=True),
+    sa.Column('checked_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.Column('version', sa.Integer(), server_default=sa.text('1'), nullable=False),
+    sa.CheckConstraint("status IN ('pass', 'fail', 'not_applicable')", name=op.f('ck_checklist_items_status_choice')),
+    sa.ForeignKeyConstraint(['compound_id'], ['compounds.id'], name=op.f('fk_checklist_items_compound_id_compounds'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['hazard_id'], ['hazards.id'], name=op.f('fk_checklist_items_hazard_id_hazards'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_checklist_items')),
+    comment='自查自纠 facility checklist per compound (整治任务 二/四): one current row per item'
+    )
+    op.create_index('ix_checklist_items_compound_item_subject', 'checklist_items', ['compound_id', 'item', 'subject'], unique=True)
+    op.create_geospatial_table('complaints',
+    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
+    sa.Column('tracking_code', sa.String(length=32), nullable=False),
+    sa.Column('category', sa.String(length=40), nullable=False),
+    sa.Column('description', sa.Text(), nullable=False),
+    sa.Column('status', sa.String(length=20), server_default=sa.text("'pending'"), nullable=False),
+    sa.Column('street_code', sa.String(length=12), nullable=True, comment='derived from the point, never claimed'),
+    sa.Column('compound_id', sa.BigInteger(), nullable=True),
+    sa.Column('compound_ref', sa.String(length=200), nullable=True),
+    sa.Column('submitted_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.Column('triaged_by', sa.String(length=100), nullable=True),
+    sa.Column('triaged_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('reason', sa.Text(), nullable=True),
+    sa.Column('hazard_id', sa.BigInteger(), nullable=True),
+    sa.Column('geom', Geometry(geometry_type='POINT', srid=4490, dimension=2, spatial_index=False, from_text='ST_GeomFromEWKT', name='geometry', nullable=False), nullable=False),
+    sa.CheckConstraint("status <> 'rejected' OR reason IS NOT NULL", name=op.f('ck_complaints_reject_reason')),
+    sa.CheckConstraint("status IN ('pending', 'accepted', 'rejected')", name=op.f('ck_complaints_status_choice')),
+    sa.ForeignKeyConstraint(['compound_id'], ['compounds.id'], name=op.f('fk_complaints_compound_id_compounds'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['hazard_id'], ['hazards.id'], name=op.f('fk_complaints_hazard_id_hazards'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_complaints')),
+    sa.UniqueConstraint('tracking_code', name=op.f('uq_complaints_tracking_code'))
+    )
+    op.create_index('ix_complaints_street_status', 'complaints', ['street_code', 'status'], unique=False)
+    op.create_table('hazard_events',
+    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
+    sa.Column('hazard_id', sa.BigInteger(), nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.Column('by', sa.String(length=100), server_default=sa.text("coalesce(nullif(current_setting('firelane.user', true), ''), current_user)"), nullable=False),
+    sa.Column('from_state', sa.String(length=20), nullable=True),
+    sa.Column('to_state', sa.String(length=20), nullable=False),
+    sa.Column('note', sa.Text(), nullable=True),
+    sa.Column('department', sa.String(length=100), nullable=True),
+    sa.Column('unit', sa.String(length=200), nullable=True),
+    sa.Column('person', sa.String(length=100), nullable=True),
+    sa.Column('deadline', sa.Date(), nullable=True),
+    sa.Column('photos', postgresql.ARRAY(sa.BigInteger()), server_default=sa.text("'{}'::bigint[]"), nullable=False),
+    sa.Column('evidence', sa.String(length=30), nullable=True),
+    sa.Column('run_id', sa.BigInteger(), nullable=True),
+    sa.CheckConstraint("evidence IS NULL OR evidence IN ('found', 'passed_recheck', 'recheck_failed', 'reinspection', 'fixed_on_spot', 'manual')", name=op.f('ck_hazard_events_evidence_choice')),
+    sa.CheckConstraint("from_state IS NULL OR from_state IN ('open', 'assigned', 'rectifying', 'rectified', 'verified', 'closed', 'reopened', 'dismissed')", name=op.f('ck_hazard_events_from_state_choice')),
+    sa.CheckConstraint("to_state IN ('open', 'assigned', 'rectifying', 'rectified', 'verified', 'closed', 'reopened', 'dismissed')", name=op.f('ck_hazard_events_to_state_choice')),
+    sa.ForeignKeyConstraint(['hazard_id'], ['hazards.id'], name=op.f('fk_hazard_events_hazard_id_hazards')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_hazard_events')),
+    comment='隐患流转记录 hazard events: the append-only history of every hazard (gis.campaign.lifecycle)'
+    )
+    op.create_index('ix_hazard_events_hazard_id_at', 'hazard_events', ['hazard_id', 'at'], unique=False)
+    op.create_geospatial_table('photos',
+    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False, comment='content address in the photo store'),
+    sa.Column('hazard_id', sa.BigInteger(), nullable=True),
+    sa.Column('complaint_id', sa.BigInteger(), nullable=True),
+    sa.Column('checklist_id', sa.BigInteger(), nullable=True),
+    sa.Column('compound_id', sa.BigInteger(), nullable=True),
+    sa.Column('compound_ref', sa.String(length=200), nullable=True, comment='derived from the owner'),
+    sa.Column('street_code', sa.String(length=12), nullable=True, comment='derived from the owner'),
+    sa.Column('kind', sa.String(length=10), server_default=sa.text("'other'"), nullable=False),
+    sa.Column('media_type', sa.String(length=40), nullable=False, comment='sniffed from the content'),
+    sa.Column('size_bytes', sa.BigInteger(), nullable=False),
+    sa.Column('width', sa.Integer(), nullable=True),
+    sa.Column('height', sa.Integer(), nullable=True),
+    sa.Column('exif_time', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('exif_geom', Geometry(geometry_type='POINT', srid=4490, dimension=2, spatial_index=False, from_text='ST_GeomFromEWKT', name='geometry'), nullable=True),
+    sa.Column('filename', sa.String(length=200), nullable=False),
+    sa.Column('uploaded_by', sa.String(length=100), nullable=True),
+    sa.Column('uploaded_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.CheckConstraint("kind IN ('before', 'after', 'other')", name=op.f('ck_photos_kind_choice')),
+    sa.CheckConstraint("media_type IN ('image/jpeg', 'image/png', 'image/webp', 'image/heic', 'application/pdf')", name=op.f('ck_photos_media_type_choice')),
+    sa.CheckConstraint('hazard_id IS NOT NULL OR complaint_id IS NOT NULL OR checklist_id IS NOT NULL', name=op.f('ck_photos_owner')),
+    sa.ForeignKeyConstraint(['checklist_id'], ['checklist_items.id'], name=op.f('fk_photos_checklist_id_checklist_items'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['complaint_id'], ['complaints.id'], name=op.f('fk_photos_complaint_id_complaints'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['compound_id'], ['compounds.id'], name=op.f('fk_photos_compound_id_compounds'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['hazard_id'], ['hazards.id'], name=op.f('fk_photos_hazard_id_hazards'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_photos'))
+    )
+    op.create_index(op.f('ix_photos_checklist_id'), 'photos', ['checklist_id'], unique=False)
+    op.create_index(op.f('ix_photos_complaint_id'), 'photos', ['complaint_id'], unique=False)
+    op.create_index(op.f('ix_photos_hazard_id'), 'photos', ['hazard_id'], unique=False)
     # ### end Alembic commands ###
     op.execute(all_triggers_sql())
+    op.execute(events_sql())
 
 
 def downgrade() -> None:
+    op.execute(drop_events_sql())
     op.execute(drop_all_sql())
     # ### commands auto generated by Alembic - please adjust! ###
+    op.drop_index(op.f('ix_photos_hazard_id'), table_name='photos')
+    op.drop_index(op.f('ix_photos_complaint_id'), table_name='photos')
+    op.drop_index(op.f('ix_photos_checklist_id'), table_name='photos')
+    op.drop_geospatial_table('photos')
+    op.drop_index('ix_hazard_events_hazard_id_at', table_name='hazard_events')
+    op.drop_table('hazard_events')
+    op.drop_index('ix_complaints_street_status', table_name='complaints')
+    op.drop_geospatial_table('complaints')
+    op.drop_index('ix_checklist_items_compound_item_subject', table_name='checklist_items')
+    op.drop_table('checklist_items')
     op.drop_index('ix_roads_updated_at', table_name='roads')
     op.drop_index('ix_roads_street_code', table_name='roads')
     op.drop_index('ix_roads_ref', table_name='roads')
@@ -546,10 +700,12 @@ def downgrade() -> None:
     op.drop_geospatial_table('hydrants')
     op.drop_index('ix_hazards_updated_at', table_name='hazards')
     op.drop_index('ix_hazards_street_code', table_name='hazards')
+    op.drop_index('ix_hazards_status_deadline', table_name='hazards')
     op.drop_index('ix_hazards_rule_status', table_name='hazards')
     op.drop_index('ix_hazards_ref', table_name='hazards')
     op.drop_index('ix_hazards_key', table_name='hazards')
     op.drop_geospatial_index('ix_hazards_geom', table_name='hazards', postgresql_using='gist', column_name='geom')
+    op.drop_index('ix_hazards_compound_ref', table_name='hazards')
     op.drop_index(op.f('ix_hazards_compound_id'), table_name='hazards')
     op.drop_geospatial_table('hazards')
     op.drop_index('ix_fire_lanes_updated_at', table_name='fire_lanes')
@@ -570,6 +726,8 @@ def downgrade() -> None:
     op.drop_geospatial_index('ix_ebike_sites_geom', table_name='ebike_sites', postgresql_using='gist', column_name='geom')
     op.drop_index(op.f('ix_ebike_sites_compound_id'), table_name='ebike_sites')
     op.drop_geospatial_table('ebike_sites')
+    op.drop_index(op.f('ix_check_runs_job_id'), table_name='check_runs')
+    op.drop_table('check_runs')
     op.drop_index('ix_buildings_updated_at', table_name='buildings')
     op.drop_index('ix_buildings_street_code', table_name='buildings')
     op.drop_index('ix_buildings_ref', table_name='buildings')
@@ -588,12 +746,15 @@ def downgrade() -> None:
     op.drop_index('ix_streets_ref', table_name='streets')
     op.drop_geospatial_index('ix_streets_geom', table_name='streets', postgresql_using='gist', column_name='geom')
     op.drop_geospatial_table('streets')
+    op.drop_index('ix_jobs_status_id', table_name='jobs')
+    op.drop_table('jobs')
     op.drop_index('ix_compounds_updated_at', table_name='compounds')
     op.drop_index('ix_compounds_street_code', table_name='compounds')
     op.drop_index('ix_compounds_ref', table_name='compounds')
     op.drop_geospatial_index('ix_compounds_geom', table_name='compounds', postgresql_using='gist', column_name='geom')
     op.drop_geospatial_table('compounds')
-    op.drop_table('check_runs')
+    op.drop_index('ix_complaint_hits_address_at', table_name='complaint_hits')
+    op.drop_table('complaint_hits')
     op.drop_index('ix_audit_log_layer_feature', table_name='audit_log')
     op.drop_table('audit_log')
     # ### end Alembic commands ###

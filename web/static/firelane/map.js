@@ -43,6 +43,7 @@
   }
   window.firelaneCoords = {wgsToGcj: wgsToGcj, gcjToWgs: gcjToWgs, mapCoords: mapCoords};
   window.firelaneGcj02ToWgs84 = gcjToWgs;
+  window.firelaneWgs84ToGcj02 = function (lon, lat) { return wgsToGcj([lon, lat]); };
 
   if (!window.L) { return; }
   // metric only (no ft/mi), every map

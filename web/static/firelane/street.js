@@ -23,7 +23,12 @@
     function popup(r) {
       var box = el("div");
       var rule = C.rules[r[3]] || ["", ""];
-      box.appendChild(el("div", r[3] + " " + rule[0], "fl-popup-title"));
+      var title = el("div", null, "fl-popup-title");
+      var act = el("a", r[3]);
+      act.href = "#hazard-" + r[0];  // the workflow panel (hazards.js) opens these
+      title.appendChild(act);
+      title.appendChild(document.createTextNode(" " + rule[0]));
+      box.appendChild(title);
       var table = el("table", null, "fl-popup");
       [[L_.measured, r[10]], [L_.department, r[5]], [L_.status, (C.statuses[r[4]] || r[4]) + (r[7] ? " · " + L_.overdue : "")],
        [L_.subject, r[9]], [L_.severity, r[6]], ["", r[11]]].forEach(function (kv) {
@@ -93,6 +98,12 @@
         var act = el("td");
         var box = el("div", null, "fl-actions");
         box.setAttribute("data-hazard-id", String(r[0]));
+        if (window.firelaneHazards && window.firelaneHazards.open) {  // the workflow's actions (hazards.js)
+          var b = el("button", L_.act);
+          b.type = "button";
+          b.addEventListener("click", function () { window.firelaneHazards.open(r[0]); });
+          box.appendChild(b);
+        }
         act.appendChild(box);
         tr.appendChild(act);
         tr.addEventListener("click", function (ev) { if (!ev.target.closest("a,button,select,input")) { open(r[0]); } });

@@ -1,0 +1,155 @@
+"""`firelane photo add|get` and `firelane hazard report`: the field side of the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from sqlalchemy import text
+
+from gis import migrate
+from gis.campaign import photos as ph
+from gis.campaign import reports
+from gis.campaign.actors import Actor
+from gis.campaign.lifecycle import WorkflowError
+from gis.campaign.locate import parse_geometry, parse_lonlat, to_stored
+from gis.campaign.manual_rules import CATEGORIES
+from gis.db import get_engine, transaction
+
+
+class FieldCliError(click.ClickException):
+    """A refusal shown as one line with a non-zero exit."""
+
+
+def _os_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no passwd entry in some containers
+        return "cli"
+
+
+def cli_actor(username: str | None) -> Actor:
+    """`--as USER`: a firelane user acts with its role and jurisdiction; an OS user who is not a firelane user
+    is the operator of the database itself and acts as admin (as every other CLI command does)."""
+    name = username or _os_user()
+    with get_engine().connect() as conn:
+        row = conn.execute(text("SELECT role, street_codes, compound_refs, active FROM users WHERE username = :u"),
+                           {"u": name}).first()
+    if row is None:
+        if username is not None:
+            raise FieldCliError(f"没有用户 no user {username!r}")
+        return Actor(username=name, role="admin")
+    if not row.active:
+        raise FieldCliError(f"用户已停用 user {name!r} is disabled")
+    return Actor(username=name, role=row.role,
+                 streets=tuple(row.street_codes or ()) if row.role == "street_office" else None,
+                 compounds=tuple(row.compound_refs or ()) if row.role == "property" else None)
+
+
+def _fail(exc: WorkflowError) -> FieldCliError:
+    return FieldCliError(f"{exc.field}: {exc.message}" if exc.field and exc.field not in exc.message else exc.message)
+
+
+def _read(path: Path, kind: str) -> reports.Upload:
+    return reports.Upload(path.read_bytes(), path.name, kind)
+
+
+@click.group("photo")
+def photo() -> None:
+    """照片 photos and documents of hazards."""
+
+
+@photo.command("add")
+@click.argument("hazard_id", type=click.IntRange(min=1))
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--kind", type=click.Choice(["before", "after", "other"]), default="other", show_default=True)
+@click.option("--as", "as_user", default=None, help="act as this firelane user (default: the OS user)")
+def photo_add(hazard_id: int, path: Path, kind: str, as_user: str | None) -> None:
+    """Attach a JPEG/PNG/WebP/HEIC picture or a PDF to a hazard; prints the photo id."""
+    migrate.upgrade()
+    actor = cli_actor(as_user)
+    try:
+        with transaction(user=actor.username, engine=get_engine()) as conn:
+            owner = ph.hazard_owner(conn, hazard_id, streets=actor.streets, compounds=actor.compounds)
+            doc = ph.add_photo(conn, path.read_bytes(), owner=owner, kind=kind, filename=path.name,
+                               user=actor.username)
+    except WorkflowError as exc:
+        raise _fail(exc) from exc
+    click.echo(doc["id"])
+
+
+@photo.command("get")
+@click.argument("photo_id", type=click.IntRange(min=1))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="write the file here (default: print its record as JSON)")
+@click.option("--thumbnail", is_flag=True, help="the JPEG thumbnail instead of the file")
+@click.option("--as", "as_user", default=None)
+def photo_get(photo_id: int, output: Path | None, thumbnail: bool, as_user: str | None) -> None:
+    """Print a photo's record (type, size, EXIF time and point, distance to its hazard) or save its file."""
+    migrate.upgrade()
+    actor = cli_actor(as_user)
+    try:
+        with get_engine().connect() as conn:
+            doc = ph.get_photo(conn, photo_id, streets=actor.streets, compounds=actor.compounds)
+        if output is None:
+            click.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+            return
+        output.write_bytes(ph.photo_bytes(doc, thumbnail=thumbnail))
+    except WorkflowError as exc:
+        raise _fail(exc) from exc
+    click.echo(f"written 已写出 {output}", err=True)
+
+
+@click.command("report")
+@click.option("--compound", required=True, help="compound ref 小区编号 (checked against where the point lies)")
+@click.option("--category", required=True, type=click.Choice(CATEGORIES))
+@click.option("--lonlat", default=None, help="LON,LAT in degrees (CGCS2000/WGS 84 unless --crs)")
+@click.option("--geometry", "geometry_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="a GeoJSON Point/Polygon (bare, Feature or one-feature collection)")
+@click.option("--crs", default=None, help="CRS of the coordinates: gcj02, bd09 or an EPSG code")
+@click.option("--note", default=None)
+@click.option("--photo", "photos", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="before-photo (repeatable)")
+@click.option("--after", "afters", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="after-photo (repeatable; with --fixed)")
+@click.option("--fixed", is_flag=True, help="边查边改: found and fixed now (needs --photo and --after)")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--as", "as_user", default=None, help="act as this firelane user (default: the OS user)")
+def report(compound: str, category: str, lonlat: str | None, geometry_file: Path | None, crs: str | None,
+           note: str | None, photos: tuple[Path, ...], afters: tuple[Path, ...], fixed: bool, fmt: str,
+           as_user: str | None) -> None:
+    """File a manual hazard (MANUAL-* rule) at a point or polygon; prints the hazard id."""
+    if (lonlat is None) == (geometry_file is None):
+        raise FieldCliError("需要 --lonlat 或 --geometry 之一 give exactly one of --lonlat and --geometry")
+    migrate.upgrade()
+    actor = cli_actor(as_user)
+    try:
+        if lonlat is not None:
+            geom, field = parse_lonlat(lonlat), "lonlat"
+        else:
+            geom, field = parse_geometry(geometry_file.read_text(encoding="utf-8")), "geometry"  # type: ignore[union-attr]
+        geom = to_stored(geom, crs)
+        uploads = [_read(p, "before") for p in photos] + [_read(p, "after") for p in afters]
+        with transaction(user=actor.username, engine=get_engine()) as conn:
+            doc = reports.file_report(conn, category=category, geom=geom, actor=actor, compound=compound,
+                                      note=note, uploads=uploads, fixed=fixed, field=field)
+    except WorkflowError as exc:
+        raise _fail(exc) from exc
+    if fmt == "json":
+        click.echo(json.dumps(doc, ensure_ascii=False))
+        return
+    click.echo(doc["id"])
+    click.echo(f"{doc['rule']} {doc['status']} {doc['compound_ref']} → {doc['department']}", err=True)
+
+
+def install(cli: click.Group) -> None:
+    """Add `photo` and `hazard report` to the firelane command (beside the workflow's `hazard` commands)."""
+    cli.add_command(photo)
+    hazard = cli.commands.get("hazard")
+    if not isinstance(hazard, click.Group):
+        hazard = click.Group("hazard", help="隐患台账 the hazards ledger and its work flow.")
+        cli.add_command(hazard)
+    hazard.add_command(report)

@@ -1,0 +1,214 @@
+"""The rectification workflow over HTTP: work lists, one hazard with its history, assign, transition, fix on the spot."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Path, Query
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from api.auth import CurrentUser, Principal
+from api.database import db_engine
+from api.errors import BadRequest
+from api.features import scope_sql
+from api.tilecache import changed
+from gis.campaign import lifecycle as lc
+from gis.campaign import workflow as wf
+from gis.campaign.departments import DEPARTMENTS
+from gis.db import transaction
+from gis.layers import LAYERS
+
+router = APIRouter(tags=["hazard workflow"])
+HazardId = Annotated[int, Path(ge=1, le=2**62, description="hazard id")]
+IfMatch = Annotated[str | None, Header(description='the hazard\'s version as seen ("N" or W/"N"): a hazard changed '
+                                                   "since is refused with 412 and its current state")]
+
+
+def scope_of(principal: Principal) -> wf.Scope:
+    """The caller's jurisdiction over hazards: the one call site of the API's scoped query path."""
+    clause, params = scope_sql(LAYERS["hazards"], principal)
+    return clause, params
+
+
+def _actor(principal: Principal) -> wf.Actor:
+    return wf.Actor(username=principal.username, role=principal.role)
+
+
+def _version(if_match: str | None, body_version: int | None) -> int | None:
+    if if_match and if_match.strip() != "*":
+        tag = if_match.split(",")[0].strip().removeprefix("W/").strip('"')
+        try:
+            return int(tag)
+        except ValueError:
+            raise BadRequest(f"If-Match 应为隐患版本号 If-Match must be the hazard's version, got {tag!r}") from None
+    return body_version
+
+
+class TransitionBody(BaseModel):
+    to: lc.State = Field(description="the state to move to (GET /hazards/lifecycle)")
+    note: str | None = Field(default=None, max_length=lc.MAX_NOTE, description="the reason (reopen, dismiss)")
+    department: str | None = Field(default=None, max_length=100, description="assigned: one of /hazards/departments")
+    unit: str | None = Field(default=None, max_length=lc.MAX_UNIT, description="assigned: the responsible unit")
+    person: str | None = Field(default=None, max_length=lc.MAX_PERSON)
+    deadline: date | None = Field(default=None, description="assigned: not before today (default: the profile's)")
+    photos: list[int] = Field(default_factory=list, max_length=lc.MAX_PHOTOS, description="rectified: after-photos")
+    version: int | None = Field(default=None, description="the version seen (or send If-Match)")
+
+
+class AssignBody(BaseModel):
+    department: str = Field(max_length=100)
+    unit: str = Field(max_length=lc.MAX_UNIT)
+    person: str | None = Field(default=None, max_length=lc.MAX_PERSON)
+    deadline: date | None = None
+    note: str | None = Field(default=None, max_length=lc.MAX_NOTE)
+    version: int | None = None
+
+
+class FixBody(BaseModel):
+    before: list[int] = Field(min_length=1, max_length=lc.MAX_PHOTOS, description="photo ids before the fix")
+    after: list[int] = Field(min_length=1, max_length=lc.MAX_PHOTOS, description="photo ids after the fix")
+    note: str | None = Field(default=None, max_length=lc.MAX_NOTE)
+    version: int | None = None
+
+
+def _move(principal: Principal, hazard_id: int, run: Any) -> dict[str, Any]:
+    with transaction(user=principal.username, engine=db_engine()) as conn:
+        out = run(conn)
+    changed("hazards")
+    return out
+
+
+@router.get("/hazards/lifecycle", summary="The hazard life cycle: states with zh/en labels, sets, transitions and "
+                                          "the roles that may take each, required fields")
+def lifecycle_doc() -> dict[str, Any]:
+    return {
+        "states": [{"id": s, "zh": lc.label(s, "zh"), "en": lc.label(s, "en")} for s in lc.STATES],
+        "needs_work": sorted(lc.NEEDS_WORK), "unresolved": sorted(lc.UNRESOLVED), "resolved": sorted(lc.RESOLVED),
+        "transitions": [{"from": f, "to": t, "roles": sorted(r)} for (f, t), r in lc.TRANSITIONS.items()],
+        "required": {k: list(v) for k, v in lc.REQUIRED.items()},
+        "evidence": list(lc.EVIDENCE),
+    }
+
+
+@router.get("/hazards/departments", summary="Departments a hazard can be assigned to")
+def departments(principal: CurrentUser) -> dict[str, Any]:
+    return {"departments": [{"id": k, "zh": k, "en": v} for k, v in DEPARTMENTS.items()]}
+
+
+@router.get("/hazards/worklist", summary="Hazards in the life cycle with filters (data gaps excluded), soonest "
+                                         "deadline first; JSON or CSV")
+def worklist(
+    principal: CurrentUser,
+    status: Annotated[list[str] | None, Query(description="one or more states")] = None,
+    department: Annotated[str | None, Query(max_length=100)] = None,
+    unit: Annotated[str | None, Query(max_length=200)] = None,
+    street: Annotated[str | None, Query(max_length=12)] = None,
+    compound: Annotated[str | None, Query(max_length=200)] = None,
+    overdue: bool | None = None,
+    family: Annotated[str | None, Query(max_length=40, description="rule family (lanes, parking, ..., manual)")]
+    = None,
+    rule: Annotated[str | None, Query(max_length=40)] = None,
+    severity_min: Annotated[float | None, Query(ge=0, le=1e6)] = None,
+    limit: Annotated[int, Query(ge=1, le=wf.MAX_PAGE)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    f: Literal["json", "csv"] = "json",
+) -> Any:
+    flt = wf.HazardFilter(status=tuple(status or ()), department=department, unit=unit, street=street,
+                          compound=compound, overdue=overdue, family=family, rule=rule, severity_min=severity_min)
+    with db_engine().connect() as conn:
+        rows = wf.list_hazards(conn, flt, scope=scope_of(principal), limit=limit, offset=offset)
+        matched = (wf.count_hazards(conn, flt, scope=scope_of(principal))
+                   if offset or len(rows) == limit else offset + len(rows))
+    if f == "csv":
+        return Response(hazards_csv(rows), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": 'attachment; filename="hazards.csv"'})
+    return {"hazards": rows, "numberReturned": len(rows), "numberMatched": matched, "limit": limit, "offset": offset}
+
+
+CSV_COLUMNS = ("id", "status", "status_zh", "rule", "severity", "compound_ref", "street_code", "department",
+               "responsible_unit", "person", "deadline", "overdue", "days_overdue", "message_zh")
+
+
+def hazards_csv(rows: list[dict[str, Any]]) -> str:
+    """Rows as CSV (UTF-8 BOM for Excel; text cells that a spreadsheet would run as a formula are quoted with ')."""
+    out = io.StringIO()
+    out.write("\ufeff")
+    w = csv.writer(out)
+    w.writerow(CSV_COLUMNS)
+    for r in rows:
+        w.writerow([_cell(r.get(c)) for c in CSV_COLUMNS])
+    return out.getvalue()
+
+
+def _cell(v: Any) -> Any:
+    if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + v
+    return v
+
+
+@router.get("/hazards/workload", summary="Per department, responsible unit or street: open, overdue, due this "
+                                         "week, awaiting verification, resolved")
+def workload(principal: CurrentUser, by: Literal["department", "street", "unit"] = "department",
+             street: Annotated[str | None, Query(max_length=12)] = None) -> dict[str, Any]:
+    with db_engine().connect() as conn:
+        return {"by": by, "rows": wf.workload(conn, by=by, scope=scope_of(principal), street=street)}
+
+
+@router.get("/hazards/data-gaps", summary="The complete-the-data queue: cannot_judge findings (missing datum, "
+                                          "feature), never counted as open hazards")
+def data_gaps(principal: CurrentUser, compound: Annotated[str | None, Query(max_length=200)] = None,
+              limit: Annotated[int, Query(ge=1, le=wf.MAX_PAGE)] = 100,
+              offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> dict[str, Any]:
+    with db_engine().connect() as conn:
+        return {"gaps": wf.data_gaps(conn, scope=scope_of(principal), compound=compound, limit=limit,
+                                     offset=offset)}
+
+
+@router.get("/hazards/{hazard_id}", summary="One hazard with its events (history)")
+def show(hazard_id: HazardId, principal: CurrentUser) -> Response:
+    with db_engine().connect() as conn:
+        doc = wf.show(conn, hazard_id, scope=scope_of(principal), role=principal.role)
+    return Response(json.dumps(doc, ensure_ascii=False, default=str), media_type="application/json",
+                    headers={"ETag": f'"{doc["version"]}"'})
+
+
+@router.get("/hazards/{hazard_id}/events", summary="A hazard's history: its append-only events, oldest first")
+def history(hazard_id: HazardId, principal: CurrentUser) -> dict[str, Any]:
+    with db_engine().connect() as conn:
+        wf.show(conn, hazard_id, scope=scope_of(principal))  # 404 outside the jurisdiction
+        return {"events": wf.events(conn, [hazard_id])}
+
+
+@router.post("/hazards/{hazard_id}/transition", summary="Move a hazard along its life cycle (one event; 409 names the "
+                                                        "allowed next states, 412 when someone moved it first)")
+def transition(hazard_id: HazardId, body: TransitionBody, principal: CurrentUser,
+               if_match: IfMatch = None) -> dict[str, Any]:
+    change = lc.Change(note=body.note, department=body.department, unit=body.unit, person=body.person,
+                       deadline=body.deadline, photos=tuple(body.photos))
+    version = _version(if_match, body.version)
+    return _move(principal, hazard_id, lambda conn: wf.transition(
+        conn, hazard_id, body.to.value, actor=_actor(principal), change=change, scope=scope_of(principal),
+        expected_version=version))
+
+
+@router.post("/hazards/{hazard_id}/assign", summary="交办: assign to a department and responsible unit with a "
+                                                    "deadline (default: the profile's for the rule)")
+def assign(hazard_id: HazardId, body: AssignBody, principal: CurrentUser, if_match: IfMatch = None) -> dict[str, Any]:
+    version = _version(if_match, body.version)
+    return _move(principal, hazard_id, lambda conn: wf.assign(
+        conn, hazard_id, actor=_actor(principal), department=body.department, unit=body.unit, person=body.person,
+        deadline=body.deadline, note=body.note, scope=scope_of(principal), expected_version=version))
+
+
+@router.post("/hazards/{hazard_id}/fix", summary="边查边改: found and fixed on the spot, with before and after photos "
+                                                 "(one step to rectified)")
+def fix(hazard_id: HazardId, body: FixBody, principal: CurrentUser, if_match: IfMatch = None) -> dict[str, Any]:
+    version = _version(if_match, body.version)
+    return _move(principal, hazard_id, lambda conn: wf.fix_on_the_spot(
+        conn, hazard_id, actor=_actor(principal), before=body.before, after=body.after, note=body.note,
+        scope=scope_of(principal), expected_version=version))

@@ -1,0 +1,111 @@
+"""The street office's hazard actions in a real headless Chromium against a real uvicorn server and PostGIS."""
+# ruff: noqa: F811 - pytest fixtures are imported from test_api_support and named as test arguments
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import text
+from test_api_support import PASSWORD, STREET_A, load_district, make_user
+
+from gis.campaign.deadlines import local_today
+
+pytestmark = [pytest.mark.db, pytest.mark.web]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture
+def site(db) -> Iterator[tuple[str, object]]:
+    """A uvicorn server (background thread, random port) over the two-street district; yields (url, district)."""
+    import uvicorn
+
+    from api.app import create_app
+    from api.auth import forget_tokens, login_limiter
+
+    district = load_district(db)
+    make_user(db, "office_a", "street_office", (STREET_A,))
+    forget_tokens()
+    login_limiter._attempts.clear()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", district
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def test_a_street_office_assigns_a_hazard_with_a_deadline_and_sees_it_in_the_department_list(site, browser, db):
+    from playwright.sync_api import expect
+
+    base, district = site
+    hid = district.id("hazards", "k-a")
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
+    errors: list[str] = []
+    page = context.new_page()
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    login = context.request.post(f"{base}/auth/login", data=json.dumps({"username": "office_a", "password": PASSWORD}),
+                                 headers={"Content-Type": "application/json"})
+    assert login.ok, login.text()
+    page.goto(f"{base}/map/streets/{STREET_A}", wait_until="networkidle")
+    expect(page.locator("#fl-hazard-work[data-loaded='1']")).to_have_count(1)
+    row = page.locator(f"#fl-worklist tr[data-hazard-id='{hid}']")
+    expect(row.locator("td.status")).to_have_text("待整改")  # the zh label, never the raw state
+    assert page.locator("#fl-worklist tbody tr").count() == 1  # street B's hazard is not on street A's list
+
+    row.get_by_role("button").click()
+    form = page.locator("#fl-assign-form")
+    expect(form).to_be_visible()
+    deadline = (local_today() + timedelta(days=7)).isoformat()
+    form.locator("select[name=department]").select_option("交警/公安")
+    form.locator("input[name=unit]").fill("甲物业服务有限公司")
+    form.locator("input[name=person]").fill("李四")
+    form.locator("input[name=deadline]").fill(deadline)
+    form.get_by_role("button").click()
+    expect(page.locator("#fl-detail-history li")).to_contain_text(["已交办"])
+    assert "甲物业服务有限公司" in page.locator("#fl-detail-history").inner_text()
+
+    # the department's list: filter the work list by department, and the per-department counts
+    page.locator("#fl-work-department").select_option("交警/公安")
+    expect(row.locator("td.status")).to_have_text("已交办")
+    expect(row.locator("td.deadline")).to_have_text(deadline)
+    counts = page.locator("#fl-workload tr[data-department='交警/公安'] td")
+    expect(counts).to_have_text(["交警/公安", "1", "0", "1"])  # open 1, overdue 0, due this week 1
+    page.locator("#fl-work-department").select_option("物业/住建")
+    expect(page.locator("#fl-worklist tbody")).to_contain_text("没有")
+
+    # the next steps offered follow the life cycle: a street office may start or claim the work
+    expect(page.locator("#fl-move-buttons button")).to_have_text(["整改中 Rectifying", "已整改待复核 Rectified "
+                                                                  "(awaiting check)"])
+    assert errors == []
+    with db.connect() as conn:
+        event = conn.execute(text("SELECT by, to_state, department, unit, person, deadline FROM hazard_events "
+                                  "WHERE hazard_id = :h"), {"h": hid}).one()
+    assert tuple(event)[:5] == ("office_a", "assigned", "交警/公安", "甲物业服务有限公司", "李四")
+    assert event.deadline.isoformat() == deadline
+    context.close()
