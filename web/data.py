@@ -79,7 +79,8 @@ def overdue(frame: pd.DataFrame, today: date | None = None) -> pd.Series:
     if "deadline" not in frame or frame.empty:
         return pd.Series(False, index=frame.index)
     due = pd.to_datetime(frame["deadline"], errors="coerce")
-    return (due.dt.date < (today or date.today())).fillna(False).astype(bool) & frame["status"].isin(OPEN_STATUSES)
+    late = (due < pd.Timestamp(today or date.today())).fillna(False).astype(bool)
+    return late & frame["status"].isin(OPEN_STATUSES)
 
 
 def street_view(street_code: str, *, engine: Engine, weeks: int = 8) -> StreetView:

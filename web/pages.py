@@ -302,8 +302,8 @@ def street_page(street_code: str, *, engine: Engine, viewer: Viewer) -> str:
     _context_tiles(m, ["buildings", "fire_lanes"])
     pts = to_display(d.representative_points(hz)) if len(hz) else []
     rules = {r: [i18n.rule_title(r), RULES[r].family] for r in hz["rule"].unique() if r in RULES}
-    rows = [[int(i), round(p.y, 7), round(p.x, 7), r, s, dep or "", float(sev or 0), bool(od), cref or "",
-             sref or "", meas, msg]
+    rows = [[int(i), round(p.y, 7), round(p.x, 7), r, s, dep if isinstance(dep, str) else "", float(sev or 0),
+             bool(od), cref if isinstance(cref, str) else "", sref, meas, msg]
             for i, p, r, s, dep, sev, od, cref, sref, meas, msg in zip(
                 hz.index, pts, hz["rule"], hz["status"], hz["department"], hz["severity"].fillna(0), hz["overdue"],
                 hz["compound_ref"].where(hz["compound_ref"].notna(), None),
