@@ -497,9 +497,10 @@ def test_language_switch_reaches_labels_statuses_rules_drawing_tool_and_scale(si
     assert scale.count() == 1 and scale.inner_text().strip().endswith("m")  # metric only (no ft/mi)
     page.click("#fl-lang")
     page.wait_for_load_state("networkidle")
-    panel = page.locator("#fl-panel").inner_text()
-    assert "Fire lane blocked" in panel and "open" in panel and "待整改" not in panel
-    assert "Open hazards per compound" in panel
+    hazards = page.locator("#fl-hazards").inner_text()
+    assert "Fire lane blocked" in hazards and "Open" in hazards and "待整改" not in hazards
+    assert "Open hazards per compound" in page.locator("#fl-legend").inner_text()
+    assert "closed this week" in page.locator(".fl-kpis").inner_text()
     # remembered (cookie): the next page is English too, the drawing tool keeps its English strings
     s.goto("/map/draw")
     assert page.evaluate("() => L.drawLocal.draw.toolbar.buttons.polygon") == "Draw a polygon"
@@ -554,7 +555,8 @@ def test_street_office_page_colours_clusters_filters_counts_and_data_gaps(site, 
     page.locator("#fl-hazards tbody tr", has_text="LANE-CLEAR").click()
     popup = page.locator(".leaflet-popup-content")
     popup.wait_for()
-    assert popup.locator("a").get_attribute("href") == "/map/compounds/YZ-001"
+    assert popup.locator("a.fl-file").get_attribute("href") == "/map/compounds/YZ-001"
+    assert popup.locator("a[href^='#hazard-']").count() == 1  # opens the workflow panel's actions
     assert popup.locator(".fl-actions[data-hazard-id]").count() == 1
     assert page.locator("#fl-hazards .fl-actions[data-hazard-id]").count() == 8
     assert page.locator(".leaflet-popup-content img").count() == 0  # the hostile message is text

@@ -39,7 +39,7 @@
       });
       box.appendChild(table);
       if (r[8]) {
-        var a = el("a", L_.file + " " + r[8]);
+        var a = el("a", L_.file + " " + r[8], "fl-file");
         a.href = "/map/compounds/" + encodeURIComponent(r[8]);
         var p = el("p", null, "fl-popup-link");
         p.appendChild(a);
