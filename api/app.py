@@ -16,23 +16,28 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.gzip import GZipMiddleware
 
 from api import (
+    campaigns_api,
     checks_api,
     complaints_api,
     edits,
     field_routes,
     hazards_api,
     login,
+    oauth,
     ogc,
+    ogc_schema,
     photos_api,
     reports_api,
     tiles,
     users,
 )
 from api.aio import close_pools
+from api.bodies import UrlGuardMiddleware
 from api.crs import forget_identity
 from api.database import db_engine, forget_engine
 from api.errors import install_handlers
 from api.logging import AccessLogMiddleware, BodyLimitMiddleware, configure_logging
+from api.methods import MethodsMiddleware
 from api.tilecache import forget_tiles
 from gis import jobs
 from gis.config import api_settings, server_settings
@@ -105,7 +110,8 @@ def create_app() -> FastAPI:
                                 headers={"Retry-After": "5"})
         return JSONResponse({"status": "ready", "database": "ok"})
 
-    for module in (ogc, edits, tiles, checks_api, hazards_api, login, users, photos_api, reports_api):
+    for module in (ogc, ogc_schema, edits, tiles, checks_api, campaigns_api, hazards_api, login, oauth, users,
+                   photos_api, reports_api):
         app.include_router(module.router)
     _include_web_pages(app)
     app.include_router(complaints_api.router)
@@ -114,5 +120,7 @@ def create_app() -> FastAPI:
     app.add_middleware(GZipMiddleware, minimum_size=1000, compresslevel=5)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
     app.add_middleware(complaints_api.ComplaintBodyLimit)
+    app.add_middleware(UrlGuardMiddleware)
+    app.add_middleware(MethodsMiddleware)
     app.add_middleware(AccessLogMiddleware)
     return app

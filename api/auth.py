@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import hmac
 import secrets
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -18,7 +19,8 @@ from fastapi import Depends, Request
 from sqlalchemy import text
 
 from api.database import db_engine, read_connection
-from api.errors import Forbidden, TooManyRequests, Unauthorized
+from api.errors import Forbidden, Unauthorized
+from api.loginguard import hashing_slot, login_limiter
 from gis.config import auth_settings, server_settings
 from gis.layers import LAYERS
 
@@ -85,8 +87,9 @@ _DUMMY_HASH = _hasher.hash("firelane-dummy-password")
 
 
 def hash_password(password: str) -> str:
-    """An argon2id hash of `password`."""
-    return _hasher.hash(password)
+    """An argon2id hash of `password` (in one of the process's hashing slots)."""
+    with hashing_slot():
+        return _hasher.hash(password)
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
@@ -159,24 +162,86 @@ def principal_for_token(token: str) -> Principal | None:
 
 
 def request_token(request: Request) -> str | None:
-    """The bearer token from the Authorization header, else from the login cookie."""
+    """The bearer token from the Authorization header, else an API key (`X-API-Key: <token>`, for clients that
+    can only add a fixed header), else the login cookie. Basic credentials are resolved by basic_principal."""
     header = request.headers.get("authorization")
     if header:
         scheme, _, value = header.partition(" ")
+        if scheme.lower() == "basic":
+            return None
         if scheme.lower() != "bearer" or not value.strip():
-            raise Unauthorized("认证头格式应为 Authorization: Bearer <token> expected a bearer token")
+            raise Unauthorized("认证头格式应为 Authorization: Bearer <token> 或 Basic expected a bearer token or "
+                               "Basic credentials")
         return value.strip()
+    key = request.headers.get("x-api-key")
+    if key and key.strip():
+        return key.strip()
     return request.cookies.get(auth_settings().cookie_name) or None
+
+
+#: A token that does not (or no longer) authenticates: 401 with a challenge that clients show (RFC 6750 3.1).
+INVALID_TOKEN = {"WWW-Authenticate": 'Bearer realm="firelane", error="invalid_token", '
+                                     'error_description="invalid, expired or revoked token"'}
+
+
+def basic_credentials(request: Request) -> tuple[str, str] | None:
+    """(username, password) of an `Authorization: Basic` header (QGIS's Basic auth config, GDAL_HTTP_USERPWD),
+    None for any other scheme; 401 when it cannot be decoded."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        username, sep, password = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
+    except (ValueError, UnicodeDecodeError):
+        sep = ""
+    if not sep or not username or not password:
+        raise Unauthorized("Basic 认证格式无效 malformed Basic credentials",
+                           headers={"WWW-Authenticate": 'Basic realm="firelane", charset="UTF-8"'})
+    return username[:100], password[:1000]
+
+
+_basic_key = secrets.token_bytes(32)
+_basic_tokens: dict[bytes, str] = {}
+_basic_lock = threading.Lock()
+
+
+def basic_principal(username: str, password: str, *, address: str) -> Principal:
+    """The user of Basic credentials. The first request signs in as /auth/login does (rate-limited, one argon2
+    verification) and gets a token named `basic`; later requests with the same credentials reuse it (looked up
+    as any token, so a disabled user or a revoked token is refused at once) until it expires, then sign in again.
+    Credentials are keyed by an HMAC with a per-process random key, never kept in clear."""
+    key = hmac.new(_basic_key, f"{username}\0{password}".encode(), hashlib.sha256).digest()
+    with _basic_lock:
+        token = _basic_tokens.get(key)
+    principal = principal_for_token(token) if token is not None else None
+    if principal is not None:
+        return principal
+    try:
+        token, _, principal = login(username, password, address=address, name="basic")
+    except Unauthorized as exc:
+        raise Unauthorized(exc.description, headers={"WWW-Authenticate": 'Basic realm="firelane", charset="UTF-8"'}
+                           ) from None
+    with _basic_lock:
+        if len(_basic_tokens) > 10_000:
+            _basic_tokens.clear()
+        _basic_tokens[key] = token
+    return principal
 
 
 def optional_principal(request: Request) -> Principal | None:
     """The caller, None when no credentials were sent; 401 for a bad token (blocking: may query the database)."""
+    basic = basic_credentials(request)
+    if basic is not None:
+        principal = basic_principal(*basic, address=request.client.host if request.client else "unknown")
+        request.state.user = principal.username
+        return principal
     token = request_token(request)
     if token is None:
         return None
     principal = principal_for_token(token)
     if principal is None:
-        raise Unauthorized("令牌无效或已过期 invalid or expired token")
+        raise Unauthorized("令牌无效或已过期 invalid or expired token", headers=INVALID_TOKEN)
     request.state.user = principal.username
     return principal
 
@@ -205,11 +270,19 @@ async def current_principal(request: Request) -> Principal:
     A recently seen token is answered from the cache on the event loop; a miss goes to a worker thread, shared by
     the concurrent requests carrying the same token.
     """
+    basic = basic_credentials(request)
+    if basic is not None:
+        from starlette.concurrency import run_in_threadpool
+
+        address = request.client.host if request.client else "unknown"
+        principal = await run_in_threadpool(basic_principal, *basic, address=address)
+        request.state.user = principal.username
+        return principal
     token = request_token(request)
     if token is not None:
         principal = cached_principal(token) or await _shared_lookup(token)
         if principal is None:
-            raise Unauthorized("令牌无效或已过期 invalid or expired token")
+            raise Unauthorized("令牌无效或已过期 invalid or expired token", headers=INVALID_TOKEN)
         request.state.user = principal.username
         return principal
     if server_settings().allow_anonymous:
@@ -226,52 +299,20 @@ def require_role(principal: Principal, roles: frozenset[str] | set[str], what: s
 # --- login ------------------------------------------------------------------------------------------------------
 
 
-class LoginLimiter:
-    """Sliding-window attempt counter per (username, client address), in memory."""
-
-    def __init__(self) -> None:
-        self._attempts: dict[tuple[str, str], deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def hit(self, username: str, address: str) -> None:
-        """Record an attempt; raise TooManyRequests when the window is full."""
-        limit = server_settings().login_attempts_per_minute
-        window = auth_settings().login_window_s
-        now = time.monotonic()
-        key = (username.lower(), address)
-        with self._lock:
-            q = self._attempts.setdefault(key, deque())
-            while q and now - q[0] > window:
-                q.popleft()
-            if len(q) >= limit:
-                retry = max(1, int(window - (now - q[0])) + 1)
-                raise TooManyRequests("登录尝试过多, 请稍后再试 too many login attempts, try again later",
-                                      headers={"Retry-After": str(retry)})
-            q.append(now)
-            if len(self._attempts) > 100_000:
-                self._attempts = {k: v for k, v in self._attempts.items() if v and now - v[-1] <= window}
-
-    def reset(self, username: str, address: str) -> None:
-        with self._lock:
-            self._attempts.pop((username.lower(), address), None)
-
-
-login_limiter = LoginLimiter()
-
-
 def login(username: str, password: str, *, address: str, ttl_hours: float | None = None,
           name: str = "login") -> tuple[str, datetime, Principal]:
     """Check the password (rate-limited) and issue a token; returns (token, expires_at, principal)."""
-    login_limiter.hit(username, address)
+    login_limiter.hit(username, address)  # before any hashing: a throttled attempt costs no argon2
     with db_engine().connect() as conn:
         row = conn.execute(text(
             "SELECT id, username, role, street_codes, compound_refs, password_hash, active FROM users "
             "WHERE username = :u"
         ), {"u": username}).first()
-    ok = verify_password(row.password_hash if row is not None else None, password)
+    with hashing_slot():
+        ok = verify_password(row.password_hash if row is not None else None, password)
     if row is None or not ok or not row.active:
         raise Unauthorized("用户名或密码错误 wrong user name or password")
-    login_limiter.reset(username, address)
+    login_limiter.reset(username)
     token, expires = issue_token(row.id, name=name, ttl_hours=ttl_hours)
     principal = Principal(username=row.username, role=row.role, street_codes=tuple(row.street_codes or ()),
                           user_id=row.id, token_hash=token_hash(token), compound_refs=tuple(row.compound_refs or ()))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from api.campaign_cli import COMMANDS as CAMPAIGN_COMMANDS
 from api.cli_field import install as install_field_commands
 from api.hazard_cli import hazard
 from gis.layers import LAYERS
@@ -58,6 +59,9 @@ def db_status() -> None:
 
     state = pgcluster.status()
     click.echo(state)
+    where = pgcluster.data_location()
+    if where:  # on stderr: stdout stays the one word scripts read
+        click.echo(where, err=True)
     sys.exit(0 if state == "running" else 3)
 
 
@@ -161,9 +165,23 @@ def import_osm_cmd(path: Path, user: str | None) -> None:
 @click.option("--out", "out", type=click.Path(path_type=Path), default=None,
               help="also write the layers and ground truth here (GeoPackage + JSON)")
 @click.option("--no-load", is_flag=True, help="generate files only; leave the database alone")
-def sample_cmd(district: str, scale: str, seed: int, out: Path | None, no_load: bool) -> None:
-    """Generate a deterministic synthetic district with planted hazards (ground truth) and load it."""
-    from gis.sample import generate, load_sample, write_sample
+@click.option("--replace-ledger", "--yes", "replace_ledger", is_flag=True,
+              help="replace the layers even when the hazards ledger has entries (they are deleted with them)")
+def sample_cmd(district: str, scale: str, seed: int, out: Path | None, no_load: bool, replace_ledger: bool) -> None:
+    """Generate a deterministic synthetic district with planted hazards (ground truth) and load it.
+
+    Loading replaces every layer and empties the hazards ledger: refused while the ledger has entries unless
+    --replace-ledger (or --yes) is given.
+    """
+    from gis.sample import generate, ledger_rows, load_sample, write_sample
+
+    if not no_load:
+        ensure_schema()
+        hazards = ledger_rows()
+        if hazards and not replace_ledger:
+            raise FirelaneError(f"隐患台账有 {hazards} 条记录, 载入样例会全部删除; 确认请加 --replace-ledger "
+                                f"the hazards ledger holds {hazards} hazards that loading the sample would delete: "
+                                "add --replace-ledger (or --yes) to replace it, or --no-load")
 
     sample = generate(district=district, scale=scale, seed=seed)
     if out is not None:
@@ -356,7 +374,42 @@ def _os_user() -> str:
         return "cli"
 
 
+# --- backup and restore -----------------------------------------------------------------------------------------
+
+
+@cli.command("backup")
+@click.option("-o", "--out", "out", type=click.Path(path_type=Path), required=True, help="backup file (.tar)")
+def backup_cmd(out: Path) -> None:
+    """Back up the database (pg_dump, managed or FIRELANE_DATABASE_URL) and the files under FIRELANE_HOME."""
+    from gis.ops.backup import BackupError, backup
+
+    try:
+        manifest = backup(out)
+    except BackupError as exc:
+        raise FirelaneError(str(exc)) from exc
+    rows = sum(manifest.counts.values())
+    click.echo(f"备份完成 backup written: {out} ({len(manifest.counts)} tables, {rows} rows, "
+               f"{len(manifest.files) - 1} files, PostgreSQL {manifest.server_version})")
+
+
+@cli.command("restore")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def restore_cmd(path: Path) -> None:
+    """Restore a backup: checksums verified first, then the database (replaced) and the FIRELANE_HOME files."""
+    from gis.ops.backup import BackupError, restore
+
+    try:
+        manifest = restore(path)
+    except BackupError as exc:
+        raise FirelaneError(str(exc)) from exc
+    ensure_schema()  # a backup of an older schema is brought up to this version's
+    click.echo(f"恢复完成 restored {path.name} (made {manifest.created_at}): {sum(manifest.counts.values())} rows "
+               f"in {len(manifest.counts)} tables, {len(manifest.files) - 1} files; row counts match")
+
+
 cli.add_command(hazard)
+for _command in CAMPAIGN_COMMANDS:
+    cli.add_command(_command)
 install_field_commands(cli)  # `photo`, and `report` inside the workflow's `hazard` group
 
 
@@ -366,3 +419,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+

@@ -103,6 +103,17 @@ def photo_get(photo_id: int, output: Path | None, thumbnail: bool, as_user: str 
     click.echo(f"written 已写出 {output}", err=True)
 
 
+@photo.command("gc")
+@click.option("--older-than-hours", type=click.FloatRange(min=0), default=24, show_default=True,
+              help="only blobs written longer ago (uploads in flight keep theirs)")
+def photo_gc(older_than_hours: float) -> None:
+    """Delete stored files no photo refers to (left by refused or rolled-back uploads)."""
+    migrate.upgrade()
+    with get_engine().connect() as conn:
+        n = ph.collect_garbage(conn, older_than_s=older_than_hours * 3600)
+    click.echo(f"deleted 已删除 {n} unreferenced files")
+
+
 @click.command("report")
 @click.option("--compound", required=True, help="compound ref 小区编号 (checked against where the point lies)")
 @click.option("--category", required=True, type=click.Choice(CATEGORIES))

@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import CurrentUser
 from api.database import db_engine
+from api.loginguard import client_address
 from api.photos_api import actor_of, read_upload
 from gis.campaign import complaints as cp
 from gis.campaign import reports
@@ -53,11 +54,6 @@ class ComplaintBodyLimit:
             return message
 
         await self.app(scope, bounded, send)
-
-
-def client_address(request: Request) -> str:
-    """The submitter's address as the server sees it (X-Forwarded-For is not trusted: anyone can write it)."""
-    return request.client.host if request.client else "unknown"
 
 
 @router.post("/complaints", status_code=201, summary="Submit a complaint (no sign-in; rate-limited per address)")

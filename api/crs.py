@@ -106,8 +106,12 @@ def geometry_sql(expr: str, crs: OutputCrs) -> str:
     return out
 
 
-def parse_bbox(value: str) -> tuple[float, float, float, float]:
-    """Four (or six, with heights) comma-separated numbers → (x0, y0, x1, y1) in the CRS's axis order."""
+def parse_bbox(value: str, *, latlon: bool = False) -> tuple[float, float, float, float]:
+    """Four (or six, with heights) comma-separated numbers → (x0, y0, x1, y1) in the CRS's axis order.
+
+    A west edge east of the east edge is a box across the antimeridian (OGC API Features 1, 7.15.3); a south edge
+    north of the north edge is an error.
+    """
     parts = [p.strip() for p in value.split(",")]
     if len(parts) not in (4, 6):
         raise BadRequest("bbox 应为 4 或 6 个数 bbox must have 4 or 6 comma-separated numbers")
@@ -118,13 +122,27 @@ def parse_bbox(value: str) -> tuple[float, float, float, float]:
     if not all(math.isfinite(n) for n in nums):
         raise BadRequest("bbox 须为有限数 bbox values must be finite")
     x0, y0, x1, y1 = (nums[0], nums[1], nums[3], nums[4]) if len(nums) == 6 else nums
-    if y0 > y1 or x0 > x1:
-        raise BadRequest("bbox 下界大于上界 bbox lower corner exceeds upper corner (antimeridian crossing "
-                         "is not supported)")
+    south, north = (x0, x1) if latlon else (y0, y1)
+    if south > north:
+        raise BadRequest("bbox 南边界大于北边界 bbox south edge is north of its north edge")
     return x0, y0, x1, y1
 
 
-def bbox_storage_sql(bbox: tuple[float, float, float, float], crs: OutputCrs) -> tuple[str, dict[str, float]]:
+def split_antimeridian(bbox: tuple[float, float, float, float], crs: OutputCrs
+                       ) -> list[tuple[float, float, float, float]]:
+    """A box across the antimeridian (west > east) as its two halves, east and west of it; others unchanged."""
+    x0, y0, x1, y1 = bbox
+    if crs.latlon:
+        if y0 <= y1:
+            return [bbox]
+        return [(x0, y0, x1, 180.0), (x0, -180.0, x1, y1)]
+    if x0 <= x1:
+        return [bbox]
+    return [(x0, y0, 180.0, y1), (-180.0, y0, x1, y1)]
+
+
+def bbox_storage_sql(bbox: tuple[float, float, float, float], crs: OutputCrs, *,
+                     key: str = "b") -> tuple[str, dict[str, float]]:
     """SQL for the bbox as a storage-CRS envelope (lat/lon input swapped to x/y first), and its parameters."""
     x0, y0, x1, y1 = bbox
     if crs.latlon:
@@ -135,7 +153,7 @@ def bbox_storage_sql(bbox: tuple[float, float, float, float], crs: OutputCrs) ->
         if x0 > x1 or y0 > y1:
             x0 = x1 = y0 = y1 = 0.0
     if same_coordinates(crs.srid):
-        env = f"ST_MakeEnvelope(:bx0, :by0, :bx1, :by1, {STORAGE_SRID})"
+        env = f"ST_MakeEnvelope(:{key}x0, :{key}y0, :{key}x1, :{key}y1, {STORAGE_SRID})"
     else:
-        env = f"ST_Transform(ST_MakeEnvelope(:bx0, :by0, :bx1, :by1, {crs.srid}), {STORAGE_SRID})"
-    return env, {"bx0": x0, "by0": y0, "bx1": x1, "by1": y1}
+        env = f"ST_Transform(ST_MakeEnvelope(:{key}x0, :{key}y0, :{key}x1, :{key}y1, {crs.srid}), {STORAGE_SRID})"
+    return env, {f"{key}x0": x0, f"{key}y0": y0, f"{key}x1": x1, f"{key}y1": y1}

@@ -143,5 +143,7 @@ def serve_app(*, host: str, port: int, workers: int = 1) -> None:
     """
     import uvicorn
 
+    # proxy_headers off: X-Forwarded-For is judged by the app itself against FIRELANE_SERVER_TRUSTED_PROXIES
+    # (api.loginguard.client_address); uvicorn would otherwise believe any header sent from 127.0.0.1.
     uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info",
-                access_log=False)
+                access_log=False, proxy_headers=False)

@@ -12,6 +12,8 @@ from fastapi.responses import Response
 from sqlalchemy import Connection, text
 
 from api.auth import CurrentUser, Principal
+from api.bodies import json_body
+from api.collections import Collection, geometry_part_sql
 from api.crs import DEFAULT, parse_crs
 from api.database import db_engine
 from api.errors import (
@@ -19,17 +21,17 @@ from api.errors import (
     BadRequest,
     Forbidden,
     NotFound,
-    PayloadTooLarge,
     PreconditionFailed,
     PreconditionRequired,
 )
 from api.features import feature_sql, scope_sql
-from api.ogc import GEOJSON, CollectionId, FeatureId, get_collection, parse_fid, root_url
+from api.ogc import GEOJSON, CollectionId, FeatureId, get_view, parse_fid, root_url
 from api.tilecache import changed
-from api.validation import ValidFeature, validate_feature
-from gis.config import server_settings
+from api.validation import Problems, ValidFeature, validate_feature
+from gis.config import api_settings
 from gis.db import transaction
 from gis.layers import STORAGE_SRID, Layer
+from gis.limits import check_extra
 from gis.schema import TABLES
 from gis.store import layer_columns
 
@@ -64,36 +66,36 @@ def _editable(layer: Layer, principal: Principal) -> None:
     if not layer.editable:
         raise MethodNotAllowed(f"图层 {layer.name} 只读 layer {layer.name!r} is read-only"
                                + ("; 请用 /hazards/{id}/transition use /hazards/{id}/transition"
-                                  if layer.name == "hazards" else ""), headers={"Allow": "GET"})
+                                  if layer.name == "hazards" else ""), headers={"Allow": "GET, HEAD, OPTIONS"})
     if not principal.can_edit(layer.name):
         raise Forbidden(f"无权编辑 role {principal.role!r} may not edit {layer.name}")
 
 
 async def _json_body(request: Request) -> Any:
-    limit = server_settings().max_upload_bytes
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"请求体过大 body larger than {limit} bytes")
-    body = await request.body()
-    if len(body) > limit:
-        raise PayloadTooLarge(f"请求体过大 body larger than {limit} bytes")
-    try:
-        return json.loads(body)
-    except ValueError:
-        raise BadRequest("请求体不是有效 JSON body is not valid JSON") from None
+    return await json_body(request)
 
 
-def _if_match(value: str | None) -> set[str] | None:
-    """The versions an If-Match header allows (None: any, for `*`); 428 when the header is missing."""
+def _if_match(request: Request, value: str | None) -> set[str] | None:
+    """The versions an If-Match header allows: None for any (`*`, or no header: an unconditional write, which
+    the desktop clients planners use always make; recorded as such in the access log). With
+    FIRELANE_API_REQUIRE_IF_MATCH a missing header is 428. Weak tags (W/"3") never match: If-Match compares
+    strongly (RFC 9110 13.1.1), so a write with only weak tags is 412."""
     if value is None or not value.strip():
-        raise PreconditionRequired("需要 If-Match 头 (要素的 ETag) If-Match header with the feature's ETag required")
+        if api_settings().require_if_match:
+            raise PreconditionRequired("需要 If-Match 头 (要素的 ETag) If-Match header with the feature's ETag "
+                                       "required")
+        request.state.precondition = "none"
+        return None
     tags = set()
     for part in value.split(","):
         tag = part.strip()
         if tag == "*":
+            request.state.precondition = "*"
             return None
-        tag = tag.removeprefix("W/").strip('"')
-        tags.add(tag)
+        if tag.startswith("W/"):
+            continue
+        tags.add(tag.strip('"'))
+    request.state.precondition = "if-match"
     return tags
 
 
@@ -165,12 +167,13 @@ def _check_scope(principal: Principal, layer: Layer, row: Any) -> None:
 
 
 def _locked(conn: Connection, layer: Layer, fid: int, principal: Principal, if_match: set[str] | None,
-            columns: str = "t.version") -> Any:
-    """The row (locked FOR UPDATE) when visible to the caller and its version matches If-Match."""
+            columns: str = "t.version", part: str | None = None) -> Any:
+    """The row (locked FOR UPDATE) when visible to the caller (and of the collection's geometry `part`) and its
+    version matches If-Match."""
     scope, params = scope_sql(layer, principal)
     row = conn.execute(text(
         f"SELECT {columns} FROM {layer.name} t WHERE t.id = :fid" + (f" AND {scope}" if scope else "")
-        + " FOR UPDATE"), {**params, "fid": fid}).first()
+        + (f" AND {part}" if part else "") + " FOR UPDATE"), {**params, "fid": fid}).first()
     if row is None:
         raise NotFound(f"没有要素 no feature {fid} in {layer.name}")
     if if_match is not None and str(row.version) not in if_match:
@@ -240,10 +243,12 @@ async def create(request: Request, collectionId: CollectionId,  # noqa: N803
                  principal: CurrentUser) -> Response:
     from starlette.concurrency import run_in_threadpool
 
-    layer = get_collection(collectionId)
+    view = get_view(collectionId)
+    layer = view.layer
     _editable(layer, principal)
     body = await _json_body(request)
     valid = validate_feature(layer, body, crs=_input_crs(request))
+    _check_part(view, valid)
     return await run_in_threadpool(_create, request, layer, valid, principal)
 
 
@@ -264,49 +269,63 @@ IfMatch = Annotated[str | None, Header(alias="If-Match", description="the featur
 
 
 async def _edit_request(request: Request, collection_id: str, feature_id: str, principal: Principal,
-                        if_match: str | None) -> tuple[Layer, int, set[str] | None, Any]:
-    """The parts every replace/update starts from: an editable layer, the feature id, the If-Match tags, the body."""
-    layer = get_collection(collection_id)
-    _editable(layer, principal)
+                        if_match: str | None) -> tuple[Collection, int, set[str] | None, Any]:
+    """The parts every replace/update starts from: an editable collection, the feature id, the If-Match tags,
+    the body."""
+    view = get_view(collection_id)
+    _editable(view.layer, principal)
     fid = parse_fid(feature_id)
-    tags = _if_match(if_match)
-    return layer, fid, tags, await _json_body(request)
+    tags = _if_match(request, if_match)
+    return view, fid, tags, await _json_body(request)
 
 
-@router.put("/collections/{collectionId}/items/{featureId}", summary="Replace a feature (If-Match required)",
+def _check_part(view: Collection, valid: ValidFeature) -> None:
+    """A feature written through one geometry part of a mixed layer keeps that part's geometry dimension."""
+    if view.dimension is None or valid.geometry is None:
+        return
+    if int(shapely.get_dimensions(valid.geometry)) != view.dimension:
+        raise BadRequest(f"geometry: {view.id} 只收 {view.geometry_type} collection {view.id!r} holds "
+                         f"{view.geometry_type} geometries only; use {view.layer.name}_points/_lines/_polygons")
+
+
+@router.put("/collections/{collectionId}/items/{featureId}", summary="Replace a feature (If-Match optional; a stale one is 412)",
             openapi_extra={"requestBody": _FEATURE_BODY})
 async def replace(request: Request, collectionId: CollectionId, featureId: FeatureId,  # noqa: N803
                   principal: CurrentUser, if_match: IfMatch = None) -> Response:
     from starlette.concurrency import run_in_threadpool
 
-    layer, fid, tags, body = await _edit_request(request, collectionId, featureId, principal, if_match)
-    valid = validate_feature(layer, body, crs=_input_crs(request))
+    view, fid, tags, body = await _edit_request(request, collectionId, featureId, principal, if_match)
+    valid = validate_feature(view.layer, body, crs=_input_crs(request))
+    _check_part(view, valid)
     if valid.extra is None:
         valid.extra = {}
-    return await run_in_threadpool(_update, request, layer, fid, valid, principal, tags)
+    return await run_in_threadpool(_update, request, view, fid, valid, principal, tags)
 
 
 @router.patch("/collections/{collectionId}/items/{featureId}",
-              summary="Update a feature (JSON merge patch of properties and/or geometry; If-Match required)",
+              summary="Update a feature (JSON merge patch of properties and/or geometry; If-Match optional)",
               openapi_extra={"requestBody": _PATCH_BODY})
 async def update(request: Request, collectionId: CollectionId, featureId: FeatureId,  # noqa: N803
                  principal: CurrentUser, if_match: IfMatch = None) -> Response:
     from starlette.concurrency import run_in_threadpool
 
-    layer, fid, tags, body = await _edit_request(request, collectionId, featureId, principal, if_match)
+    view, fid, tags, body = await _edit_request(request, collectionId, featureId, principal, if_match)
     if not isinstance(body, dict):
         raise BadRequest("请求体应为对象 body must be a JSON object")
-    return await run_in_threadpool(_patch, request, layer, fid, body, principal, tags)
+    return await run_in_threadpool(_patch, request, view, fid, body, principal, tags)
 
 
-def _patch(request: Request, layer: Layer, fid: int, body: dict[str, Any], principal: Principal,
+def _patch(request: Request, view: Collection, fid: int, body: dict[str, Any], principal: Principal,
            tags: set[str] | None) -> Response:
+    layer = view.layer
     cols = ", ".join(f"t.{c}" for c in layer_columns(layer))
     crs = _input_crs(request)
     with transaction(user=principal.username, engine=db_engine()) as conn:
-        row = _locked(conn, layer, fid, principal, tags, columns=f"t.version, t.extra, {cols}")
+        row = _locked(conn, layer, fid, principal, tags, columns=f"t.version, t.extra, {cols}",
+                      part=geometry_part_sql(view))
         base = _user_row_values(layer, row)
         valid = validate_feature(layer, {**body, "type": "Feature"}, crs=crs, require_geometry=False, base=base)
+        _check_part(view, valid)
         if valid.extra is not None:
             merged = dict(row.extra or {})
             for k, v in valid.extra.items():
@@ -314,16 +333,20 @@ def _patch(request: Request, layer: Layer, fid: int, body: dict[str, Any], princ
                     merged.pop(k, None)
                 else:
                     merged[k] = v
+            why = check_extra(merged)
+            if why is not None:  # each patch may be small while their sum is not
+                raise Problems([f"extra: {why}"])
             valid.extra = merged
         _write_update(conn, layer, fid, valid, principal, body.get("properties") or {})
     changed(layer.name)
     return _after_write(request, layer, fid, status=200)
 
 
-def _update(request: Request, layer: Layer, fid: int, valid: ValidFeature, principal: Principal,
+def _update(request: Request, view: Collection, fid: int, valid: ValidFeature, principal: Principal,
             tags: set[str] | None) -> Response:
+    layer = view.layer
     with transaction(user=principal.username, engine=db_engine()) as conn:
-        _locked(conn, layer, fid, principal, tags)
+        _locked(conn, layer, fid, principal, tags, part=geometry_part_sql(view))
         _write_update(conn, layer, fid, valid, principal, valid.values)
     changed(layer.name)
     return _after_write(request, layer, fid, status=200)
@@ -352,15 +375,16 @@ def _write_update(conn: Connection, layer: Layer, fid: int, valid: ValidFeature,
 
 
 @router.delete("/collections/{collectionId}/items/{featureId}", status_code=204,
-               summary="Delete a feature (If-Match required)")
+               summary="Delete a feature (If-Match optional; a stale one is 412)")
 def delete(request: Request, collectionId: CollectionId, featureId: FeatureId,  # noqa: N803
            principal: CurrentUser, if_match: IfMatch = None) -> Response:
-    layer = get_collection(collectionId)
+    view = get_view(collectionId)
+    layer = view.layer
     _editable(layer, principal)
     fid = parse_fid(featureId)
-    tags = _if_match(if_match)
+    tags = _if_match(request, if_match)
     with transaction(user=principal.username, engine=db_engine()) as conn:
-        _locked(conn, layer, fid, principal, tags)
+        _locked(conn, layer, fid, principal, tags, part=geometry_part_sql(view))
         conn.execute(text(f"DELETE FROM {layer.name} WHERE id = :fid"), {"fid": fid})
     changed(layer.name)
     return Response(status_code=204)

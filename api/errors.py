@@ -14,8 +14,11 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gis import jobs
+from gis.campaign import campaigns as cp
 from gis.campaign import field_errors as fe
 from gis.campaign import lifecycle as lc
+from gis.campaign import spotchecks as sc
 
 log = logging.getLogger("firelane.api")
 
@@ -91,6 +94,13 @@ DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
     fe.TooLarge: (413, "PayloadTooLarge"),
     fe.UnsupportedMedia: (415, "UnsupportedMediaType"),
     fe.RateLimited: (429, "TooManyRequests"),
+    cp.CampaignError: (400, "InvalidParameterValue"),
+    cp.CalendarError: (400, "InvalidParameterValue"),
+    cp.CampaignNotFound: (404, "NotFound"),
+    sc.SpotCheckNotFound: (404, "NotFound"),
+    cp.CompoundNotFound: (404, "NotFound"),
+    jobs.JobError: (400, "InvalidParameterValue"),
+    jobs.UnknownJob: (404, "NotFound"),
 }
 
 
@@ -192,6 +202,8 @@ def install_handlers(app: FastAPI) -> None:
         return error_response(request, status, code, message, headers, extra)
 
     app.add_exception_handler(lc.WorkflowError, _domain_error)
+    app.add_exception_handler(cp.CampaignError, _domain_error)
+    app.add_exception_handler(jobs.JobError, _domain_error)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
@@ -233,6 +245,16 @@ def install_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> Response:
         from gis.pgcluster import ClusterError
 
+        cause = exc.__cause__  # e.g. pandas' DatabaseError around the driver's error
+        if isinstance(cause, sa_exc.DBAPIError):
+            return database_response(request, cause, *_db_error(cause))
+        if isinstance(cause, psycopg.Error):
+            return database_response(request, cause, *_driver_error(cause, disconnected=False))
+        if isinstance(exc, RecursionError):  # input nested past what a parser or walker could follow
+            return error_response(request, 400, "NestingTooDeep", "输入嵌套过深 input nested too deeply")
+        if isinstance(exc, UnicodeEncodeError) or isinstance(cause, UnicodeEncodeError):  # e.g. a lone surrogate
+            return error_response(request, 400, "InvalidText", "文本含无效字符 text holds a character that cannot be "
+                                  "encoded (a lone surrogate?)")
         if isinstance(exc, ClusterError):
             return error_response(request, 503, "ServiceUnavailable", _DB_DOWN, {"Retry-After": "5"})
         log.exception("unhandled error on %s %s", request.method, request.url.path)

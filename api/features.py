@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -22,6 +23,7 @@ from api.crs import (
     parse_bbox,
     parse_crs,
     same_coordinates,
+    split_antimeridian,
 )
 from api.errors import BadRequest
 from gis.config import api_settings, server_settings
@@ -53,26 +55,53 @@ def filterable(layer: Layer) -> dict[str, str]:
     return {k: v for k, v in out.items() if v not in ("json", "timestamp")}
 
 
+def _property_value_sql(layer: Layer, column: str, alias: str) -> str:
+    """A property's JSON value, typed as declared: floats always carry a decimal point (4.0, never 4, which GDAL
+    and QGIS would take for an integer field and truncate or null the next 4.5), JSON objects and arrays (extra,
+    other_refs) as JSON text in a string, which every desktop format can hold (a GeoPackage has no JSON type)."""
+    ref = f"{alias}.{column}"
+    kind = "json" if column == "extra" else _declared_type(layer, column)
+    if kind == "float":
+        # a whole double as numeric(17,1) prints as 4.0; others (fractions, huge, NaN) are printed as they are
+        return f"CASE WHEN abs({ref}) < 1e15 AND {ref} = trunc({ref}) THEN to_json({ref}::numeric(17,1)) " \
+               f"ELSE to_json({ref}) END"
+    if kind == "json":
+        return f"{ref}::text"
+    return ref
+
+
+def _declared_type(layer: Layer, column: str) -> str | None:
+    try:
+        return layer.field(column).type
+    except KeyError:
+        return None
+
+
 def _properties_sql(layer: Layer, alias: str) -> str:
-    pairs = [f"'{c}', {alias}.{c}" for c in property_columns(layer)]
+    pairs = [f"'{c}', {_property_value_sql(layer, c, alias)}" for c in property_columns(layer)]
     if len(pairs) <= 48:  # json_build_object takes at most 100 arguments
         return f"json_build_object({', '.join(pairs)})"
     chunks = [pairs[i:i + 48] for i in range(0, len(pairs), 48)]
     return "(" + " || ".join(f"jsonb_build_object({', '.join(c)})" for c in chunks) + ")::json"
 
 
-def feature_sql(layer: Layer, crs: OutputCrs = DEFAULT, *, alias: str = "t") -> str:
-    """SQL for one GeoJSON Feature (json) of a row aliased `alias`, geometry in `crs` with 7 decimals."""
-    geom = geometry_sql(f"{alias}.geom", crs)
+def _geometry(alias: str, crs: OutputCrs, multi: bool) -> str:
+    return geometry_sql(f"ST_Multi({alias}.geom)" if multi else f"{alias}.geom", crs)
+
+
+def feature_sql(layer: Layer, crs: OutputCrs = DEFAULT, *, alias: str = "t", multi: bool = False) -> str:
+    """SQL for one GeoJSON Feature (json) of a row aliased `alias`, geometry in `crs` with 7 decimals
+    (promoted to its Multi* type with `multi`, as the parts of a mixed-geometry layer serve it)."""
+    geom = _geometry(alias, crs, multi)
     return (f"json_build_object('type', 'Feature', 'id', {alias}.id, "
             f"'geometry', ST_AsGeoJSON({geom}, {DECIMALS}, 0)::json, "
             f"'properties', {_properties_sql(layer, alias)})")
 
 
-def feature_text_sql(layer: Layer, crs: OutputCrs = DEFAULT, *, alias: str = "t") -> str:
+def feature_text_sql(layer: Layer, crs: OutputCrs = DEFAULT, *, alias: str = "t", multi: bool = False) -> str:
     """SQL for one GeoJSON Feature as text, the same document as feature_sql without the json type's parse of
     every geometry (pages of features are assembled as text)."""
-    geom = geometry_sql(f"{alias}.geom", crs)
+    geom = _geometry(alias, crs, multi)
     return (f"'{{\"type\":\"Feature\",\"id\":' || {alias}.id || ',\"geometry\":' || "
             f"coalesce(ST_AsGeoJSON({geom}, {DECIMALS}, 0), 'null') || ',\"properties\":' || "
             f"{_properties_sql(layer, alias)}::text || '}}'")
@@ -124,6 +153,8 @@ class ItemsQuery:
     params: dict[str, Any] = field(default_factory=dict)
     #: costly exact predicates (ST_Intersects), evaluated in id order only until the page is full
     exact: list[str] = field(default_factory=list)
+    #: geometries promoted to their Multi* type (the parts of a mixed-geometry layer)
+    multi: bool = False
 
 
 def _int(value: str, name: str) -> int:
@@ -137,11 +168,16 @@ def _int(value: str, name: str) -> int:
 
 
 def clamp_limit(value: str | None) -> int:
-    """`limit` clamped to [1, max_limit] (never rejected unless it is not a number); default 10."""
+    """`limit`: above max_limit it is clamped to it (OGC API Features 1, /req/core/fc-limit-response-1: a larger
+    value is not an error); below 1 it is outside the declared range (minimum 1), a 400 as pygeoapi answers,
+    never a silent page of one; absent, the default page size."""
     settings = server_settings()
     if value is None or value == "":
         return settings.default_limit
-    return max(1, min(settings.max_limit, _int(value, "limit")))
+    limit = _int(value, "limit")
+    if limit < 1:
+        raise BadRequest(f"limit 须为正整数 limit must be at least 1, got {value!r}")
+    return min(settings.max_limit, limit)
 
 
 def _datetime(value: str, *, end: bool) -> datetime:
@@ -228,14 +264,18 @@ def parse_items_query(layer: Layer, query: Mapping[str, str] | Any, *,
     if query.get("bbox-crs") is not None and query.get("bbox") is None:
         raise BadRequest("bbox-crs 需与 bbox 一起使用 bbox-crs needs bbox")
     if query.get("bbox") is not None:
-        q.bbox = parse_bbox(query["bbox"])
-        env, params = bbox_storage_sql(q.bbox, q.bbox_crs)
-        q.where.append(f"t.geom && {env}")
-        if same_coordinates(q.bbox_crs.srid):  # env is an axis-aligned rectangle: inside its box means inside it
-            q.exact.append(f"(t.geom @ {env} OR ST_Intersects(t.geom, {env}))")
-        else:
-            q.exact.append(f"ST_Intersects(t.geom, {env})")
-        q.params.update(params)
+        q.bbox = parse_bbox(query["bbox"], latlon=q.bbox_crs.latlon)
+        overlaps, exact = [], []
+        for i, box in enumerate(split_antimeridian(q.bbox, q.bbox_crs)):
+            env, params = bbox_storage_sql(box, q.bbox_crs, key=f"b{i}")
+            overlaps.append(f"t.geom && {env}")
+            if same_coordinates(q.bbox_crs.srid):  # env is an axis-aligned rectangle: inside its box means inside it
+                exact.append(f"(t.geom @ {env} OR ST_Intersects(t.geom, {env}))")
+            else:
+                exact.append(f"ST_Intersects(t.geom, {env})")
+            q.params.update(params)
+        q.where.append(overlaps[0] if len(overlaps) == 1 else "(" + " OR ".join(overlaps) + ")")
+        q.exact.append(exact[0] if len(exact) == 1 else "(" + " OR ".join(exact) + ")")
     if query.get("datetime") is not None:
         clauses, params = datetime_sql(layer, query["datetime"])
         q.where.extend(clauses)
@@ -287,43 +327,71 @@ def _rows_sql(layer: Layer, where: str, exact: list[str]) -> str:
 
 
 def page_sql(layer: Layer, q: ItemsQuery, principal: Principal) -> tuple[str, str, dict[str, Any]]:
-    """The page query (features JSON text + rows fetched, limit+1 to detect a next page), the capped count
-    query, and their bind parameters."""
+    """The page query (features JSON text + rows fetched, limit+1 to detect a next page), the matching rows
+    query (SELECT 1 ..., for counting), and their bind parameters."""
     where, params = _where(layer, q, principal)
-    params.update(limit=q.limit, limit_plus=q.limit + 1, offset=q.offset, cap=api_settings().count_cap + 1)
+    params.update(limit=q.limit, limit_plus=q.limit + 1, offset=q.offset)
     page = (
-        f"SELECT '[' || coalesce(string_agg({feature_text_sql(layer, q.crs)}, ',' ORDER BY t.id) "
+        f"SELECT '[' || coalesce(string_agg({feature_text_sql(layer, q.crs, multi=q.multi)}, ',' ORDER BY t.id) "
         f"FILTER (WHERE t._rn <= :limit), '') || ']' AS features, count(*) AS fetched "
         f"FROM (SELECT row_number() OVER (ORDER BY s.id) AS _rn, s.* FROM ({_rows_sql(layer, where, q.exact)}) s) t"
     )
     if q.exact:
         where += (" AND " if where else " WHERE ") + " AND ".join(q.exact)
-    count = f"SELECT count(*) FROM (SELECT 1 FROM {layer.name} t{where} LIMIT :cap) c"
-    return page, count, params
+    return page, f"SELECT 1 FROM {layer.name} t{where}", params
+
+
+async def _capped_count(pool: ReadPool, matching: str, params: dict[str, Any], cap: int) -> int | None:
+    (n,) = await pool.fetchone(f"SELECT count(*) FROM ({matching} LIMIT :cap) c", {**params, "cap": cap + 1})
+    return n if n <= cap else None
+
+
+async def number_matched(pool: ReadPool, layer: Layer, matching: str, params: dict[str, Any], *,
+                         filtered: bool) -> int | None:
+    """numberMatched for a first page that has a next one, where it is cheap: counted exactly when at most
+    count_exact_max rows can match (an unfiltered table by its planner row count, pg_class.reltuples kept by
+    autovacuum; a filtered request by the planner's estimate of its matches); a bigger unfiltered table reports
+    the planner's row count; a filtered request the planner expects to match more is left out (unknown, rather
+    than a slow page)."""
+    cap = api_settings().count_exact_max
+    if not filtered:
+        (rows,) = await pool.fetchone("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(:t)",
+                                      {"t": layer.name})
+        if rows is not None and rows > cap:
+            return int(rows)
+    else:
+        (plan,) = await pool.fetchone(f"EXPLAIN (FORMAT JSON) {matching}", params)
+        plan = json.loads(plan) if isinstance(plan, str) else plan
+        if plan[0]["Plan"]["Plan Rows"] > cap:
+            return None
+    return await _capped_count(pool, matching, params, cap)
 
 
 async def items_page(pool: ReadPool, layer: Layer, q: ItemsQuery, principal: Principal) -> Page:
-    """A page of items ordered by id, in one statement; numberMatched when it is known for free (the last page)
-    or, with count_cap > 0, from a second, capped count."""
-    page_query, count_query, params = page_sql(layer, q, principal)
+    """A page of items ordered by id, in one statement; numberMatched when it is known for free (the last page),
+    cheap (the first page: number_matched) or, with count_cap > 0, from a capped count on every page."""
+    page_query, matching, params = page_sql(layer, q, principal)
     features, fetched = await pool.fetchone(page_query, params)
     returned = min(fetched, q.limit)
     has_next = fetched > q.limit
     matched: int | None = None
     if not has_next and (returned > 0 or q.offset == 0):
         matched = q.offset + returned
+    elif q.offset == 0:
+        matched = await number_matched(pool, layer, matching, params, filtered=" WHERE " in matching)
     elif api_settings().count_cap > 0:
-        (n,) = await pool.fetchone(count_query, params)
-        matched = n if n < params["cap"] else None
+        matched = await _capped_count(pool, matching, params, api_settings().count_cap)
     return Page(features=features, returned=returned, has_next=has_next, matched=matched)
 
 
 def item(conn: Connection, layer: Layer, fid: int, principal: Principal,
-         crs: OutputCrs = DEFAULT) -> tuple[str, int] | None:
-    """One feature as GeoJSON text and its version, or None when absent or outside the caller's scope."""
+         crs: OutputCrs = DEFAULT, *, part: str | None = None) -> tuple[str, int] | None:
+    """One feature as GeoJSON text and its version, or None when absent, outside the caller's scope or, for the
+    part of a mixed-geometry layer, not of the `part` filter's geometry (then promoted to Multi*)."""
     scope, params = scope_sql(layer, principal)
-    sql = (f"SELECT {feature_sql(layer, crs)}::text AS feature, t.version FROM {layer.name} t "
-           f"WHERE t.id = :fid" + (f" AND {scope}" if scope else ""))
+    sql = (f"SELECT {feature_sql(layer, crs, multi=part is not None)}::text AS feature, t.version "
+           f"FROM {layer.name} t WHERE t.id = :fid" + (f" AND {scope}" if scope else "")
+           + (f" AND {part}" if part else ""))
     row = conn.execute(text(sql), {**params, "fid": fid}).first()
     return (row.feature, row.version) if row is not None else None
 

@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from api.auth import CurrentUser, Principal
-from api.database import db_engine
+from api.database import db_engine, read_connection
 from api.errors import BadRequest
 from api.features import scope_sql
 from api.tilecache import changed
@@ -117,17 +117,27 @@ def worklist(
     limit: Annotated[int, Query(ge=1, le=wf.MAX_PAGE)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     f: Literal["json", "csv"] = "json",
+    count: Annotated[bool, Query(description="also count every match (numberMatched; one more query)")] = False,
 ) -> Any:
     flt = wf.HazardFilter(status=tuple(status or ()), department=department, unit=unit, street=street,
                           compound=compound, overdue=overdue, family=family, rule=rule, severity_min=severity_min)
-    with db_engine().connect() as conn:
-        rows = wf.list_hazards(conn, flt, scope=scope_of(principal), limit=limit, offset=offset)
-        matched = (wf.count_hazards(conn, flt, scope=scope_of(principal))
-                   if offset or len(rows) == limit else offset + len(rows))
+    with read_connection() as conn:
+        doc, n = wf.list_json(conn, flt, scope=scope_of(principal), limit=limit, offset=offset, role=principal.role)
+        full = n == limit
+        matched = (wf.count_hazards(conn, flt, scope=scope_of(principal)) if count and full
+                   else None if full else offset + n)
     if f == "csv":
-        return Response(hazards_csv(rows), media_type="text/csv; charset=utf-8",
+        return Response(hazards_csv(json.loads(doc)), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": 'attachment; filename="hazards.csv"'})
-    return {"hazards": rows, "numberReturned": len(rows), "numberMatched": matched, "limit": limit, "offset": offset}
+    # the page's rows are JSON made by PostgreSQL: spliced in as they are
+    tail = json.dumps({"numberReturned": n, "numberMatched": matched, "limit": limit, "offset": offset})
+    return Response('{"hazards":' + doc + "," + tail[1:], media_type="application/json")
+
+
+def json_response(doc: Any, headers: dict[str, str] | None = None) -> Response:
+    """JSON straight from json.dumps: the rows are plain values already (no per-value jsonable_encoder walk)."""
+    return Response(json.dumps(doc, ensure_ascii=False, default=str, separators=(",", ":")),
+                    media_type="application/json", headers=headers)
 
 
 CSV_COLUMNS = ("id", "status", "status_zh", "rule", "severity", "compound_ref", "street_code", "department",
@@ -155,7 +165,7 @@ def _cell(v: Any) -> Any:
                                          "week, awaiting verification, resolved")
 def workload(principal: CurrentUser, by: Literal["department", "street", "unit"] = "department",
              street: Annotated[str | None, Query(max_length=12)] = None) -> dict[str, Any]:
-    with db_engine().connect() as conn:
+    with read_connection() as conn:
         return {"by": by, "rows": wf.workload(conn, by=by, scope=scope_of(principal), street=street)}
 
 
@@ -164,27 +174,26 @@ def workload(principal: CurrentUser, by: Literal["department", "street", "unit"]
 def data_gaps(principal: CurrentUser, compound: Annotated[str | None, Query(max_length=200)] = None,
               limit: Annotated[int, Query(ge=1, le=wf.MAX_PAGE)] = 100,
               offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> dict[str, Any]:
-    with db_engine().connect() as conn:
+    with read_connection() as conn:
         return {"gaps": wf.data_gaps(conn, scope=scope_of(principal), compound=compound, limit=limit,
                                      offset=offset)}
 
 
-@router.get("/hazards/{hazard_id}", summary="One hazard with its events (history)")
+@router.get("/hazards/{hazard_id:int}", summary="One hazard with its events (history)")
 def show(hazard_id: HazardId, principal: CurrentUser) -> Response:
-    with db_engine().connect() as conn:
+    with read_connection() as conn:
         doc = wf.show(conn, hazard_id, scope=scope_of(principal), role=principal.role)
-    return Response(json.dumps(doc, ensure_ascii=False, default=str), media_type="application/json",
-                    headers={"ETag": f'"{doc["version"]}"'})
+    return json_response(doc, headers={"ETag": f'"{doc["version"]}"'})
 
 
-@router.get("/hazards/{hazard_id}/events", summary="A hazard's history: its append-only events, oldest first")
+@router.get("/hazards/{hazard_id:int}/events", summary="A hazard's history: its append-only events, oldest first")
 def history(hazard_id: HazardId, principal: CurrentUser) -> dict[str, Any]:
-    with db_engine().connect() as conn:
+    with read_connection() as conn:
         wf.show(conn, hazard_id, scope=scope_of(principal))  # 404 outside the jurisdiction
         return {"events": wf.events(conn, [hazard_id])}
 
 
-@router.post("/hazards/{hazard_id}/transition", summary="Move a hazard along its life cycle (one event; 409 names the "
+@router.post("/hazards/{hazard_id:int}/transition", summary="Move a hazard along its life cycle (one event; 409 names the "
                                                         "allowed next states, 412 when someone moved it first)")
 def transition(hazard_id: HazardId, body: TransitionBody, principal: CurrentUser,
                if_match: IfMatch = None) -> dict[str, Any]:
@@ -196,7 +205,7 @@ def transition(hazard_id: HazardId, body: TransitionBody, principal: CurrentUser
         expected_version=version))
 
 
-@router.post("/hazards/{hazard_id}/assign", summary="交办: assign to a department and responsible unit with a "
+@router.post("/hazards/{hazard_id:int}/assign", summary="交办: assign to a department and responsible unit with a "
                                                     "deadline (default: the profile's for the rule)")
 def assign(hazard_id: HazardId, body: AssignBody, principal: CurrentUser, if_match: IfMatch = None) -> dict[str, Any]:
     version = _version(if_match, body.version)
@@ -205,7 +214,7 @@ def assign(hazard_id: HazardId, body: AssignBody, principal: CurrentUser, if_mat
         deadline=body.deadline, note=body.note, scope=scope_of(principal), expected_version=version))
 
 
-@router.post("/hazards/{hazard_id}/fix", summary="边查边改: found and fixed on the spot, with before and after photos "
+@router.post("/hazards/{hazard_id:int}/fix", summary="边查边改: found and fixed on the spot, with before and after photos "
                                                  "(one step to rectified)")
 def fix(hazard_id: HazardId, body: FixBody, principal: CurrentUser, if_match: IfMatch = None) -> dict[str, Any]:
     version = _version(if_match, body.version)

@@ -74,6 +74,7 @@ class AccessLogMiddleware:
                 "status": status["code"],
                 "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                 "user": state.get("user"),
+                **({"precondition": state["precondition"]} if "precondition" in state else {}),
                 "client": (scope.get("client") or ("", 0))[0],
             }})
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, quote
 
@@ -10,7 +10,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from api.auth import CurrentUser, login, revoke_token
-from api.errors import BadRequest, PayloadTooLarge
+from api.bodies import InvalidText, parse_json, read_body
+from api.errors import BadRequest
+from api.loginguard import client_address
 from gis.config import auth_settings
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -39,20 +41,17 @@ def _safe_next(value: str | None) -> str:
 
 
 async def _credentials(request: Request) -> tuple[str, str, str | None, bool]:
-    body = await request.body()
-    if len(body) > 10_000:
-        raise PayloadTooLarge("登录请求过大 login request too large")
+    body = await read_body(request, limit=10_000)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "application/json":
-        try:
-            data = json.loads(body or b"{}")
-        except ValueError:
-            raise BadRequest("请求体不是 JSON body is not valid JSON") from None
+        data = parse_json(body or b"{}")
         if not isinstance(data, dict):
             raise BadRequest("请求体应为对象 body must be a JSON object")
         form = False
     else:
         data = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+        if any("\x00" in k or "\x00" in v for k, v in data.items()):
+            raise InvalidText("表单含 NUL 字符 the form contains a NUL character")
         form = True
     username, password = data.get("username"), data.get("password")
     if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
@@ -73,12 +72,13 @@ async def login_route(request: Request) -> Response:
     from starlette.concurrency import run_in_threadpool
 
     username, password, nxt, form = await _credentials(request)
-    address = request.client.host if request.client else "unknown"
+    address = client_address(request)
     token, expires, principal = await run_in_threadpool(login, username, password, address=address)
     request.state.user = principal.username
     settings = auth_settings()
     payload: dict[str, Any] = {
         "access_token": token, "token_type": "bearer", "expires_at": expires.isoformat(),
+        "expires_in": max(1, int((expires - datetime.now(UTC)).total_seconds())),
         "user": {"username": principal.username, "role": principal.role,
                  "street_codes": list(principal.street_codes)},
     }

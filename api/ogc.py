@@ -13,24 +13,29 @@ from fastapi import APIRouter, FastAPI, Path, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from api.auth import CurrentUser, Principal
+from api.collections import COLLECTIONS, LISTED, Collection, geometry_part_sql
 from api.crs import CRS_LIST, STORAGE, parse_crs
 from api.database import db_engine, hot_reads, read_connection
 from api.errors import BadRequest, NotFound, wants_html
 from api.features import ItemsQuery, item, items_page, layer_extent, parse_items_query, property_columns
 from api.views import render
 from gis.config import api_settings, server_settings
-from gis.layers import LAYERS, Layer
+from gis.layers import Layer
 
 GEOJSON = "application/geo+json"
 OPENAPI_30 = "application/vnd.oai.openapi+json;version=3.0"
+SCHEMA_JSON = "application/schema+json"
 CONFORMANCE: list[str] = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
     "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete",
     "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/update",
+    "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/schemas",
 ]
 
 router = APIRouter(tags=["OGC API Features"])
@@ -50,11 +55,17 @@ def check_format(request: Request) -> bool:
     return wants_html(request)
 
 
-def get_collection(collection_id: str) -> Layer:
-    layer = LAYERS.get(collection_id)
-    if layer is None:
+def get_view(collection_id: str) -> Collection:
+    """The collection `collection_id` (a layer, or one geometry part of a mixed layer), or 404."""
+    found = COLLECTIONS.get(collection_id)
+    if found is None:
         raise NotFound(f"没有图层 no collection {collection_id!r}")
-    return layer
+    return found
+
+
+def get_collection(collection_id: str) -> Layer:
+    """The layer a collection serves, or 404."""
+    return get_view(collection_id).layer
 
 
 def cached_json(request: Request, payload: Any, *, media_type: str = "application/json") -> Response:
@@ -156,7 +167,7 @@ def openapi_document(app: FastAPI) -> dict[str, Any]:
         for op in ops.values():
             for param in op.get("parameters", []) if isinstance(op, dict) else []:
                 if param.get("name") == "collectionId":
-                    param["schema"] = {"type": "string", "enum": sorted(LAYERS)}
+                    param["schema"] = {"type": "string", "enum": sorted(COLLECTIONS)}
     doc.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = {
         "type": "http", "scheme": "bearer"}
     doc["security"] = [{"bearer": []}]
@@ -180,12 +191,13 @@ def api_html(request: Request) -> HTMLResponse:
 # --- collections ------------------------------------------------------------------------------------------------
 
 
-def collection_document(request: Request, layer: Layer, principal: Principal, conn: Any) -> dict[str, Any]:
+def collection_document(request: Request, view: Collection, principal: Principal, conn: Any) -> dict[str, Any]:
     root = root_url(request)
-    base = f"{root}/collections/{layer.name}"
+    layer = view.layer
+    base = f"{root}/collections/{view.id}"
     return {
-        "id": layer.name,
-        "title": f"{layer.label_zh} {layer.label_en}",
+        "id": view.id,
+        "title": view.title,
         "description": layer.description,
         "itemType": "feature",
         "links": [
@@ -193,13 +205,23 @@ def collection_document(request: Request, layer: Layer, principal: Principal, co
             {"rel": "alternate", "type": "text/html", "title": "网页 as HTML", "href": f"{base}?f=html"},
             {"rel": "items", "type": GEOJSON, "title": "要素 items", "href": f"{base}/items"},
             {"rel": "items", "type": "text/html", "title": "要素网页 items as HTML", "href": f"{base}/items?f=html"},
+            {"rel": "describedby", "type": SCHEMA_JSON, "title": "要素模式 feature schema (JSON Schema, Part 5)",
+             "href": f"{base}/schema"},
+            # the schema of the GeoJSON encoding, Feature and all, under the spelling GDAL (3.6) reads: how
+            # it types fields (a float 4.0 a Real, a date never seen on a page still a Date) before any page
+            {"rel": "describedBy", "type": SCHEMA_JSON, "title": "GeoJSON 要素模式 GeoJSON feature schema",
+             "href": f"{base}/schema/geojson"},
+            {"rel": "http://www.opengis.net/def/rel/ogc/1.0/schema", "type": SCHEMA_JSON,
+             "title": "要素模式 feature schema (JSON Schema)", "href": f"{base}/schema"},
+            {"rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables", "type": SCHEMA_JSON,
+             "title": "可查询属性 queryables", "href": f"{base}/queryables"},
             {"rel": "tiles", "type": "application/vnd.mapbox-vector-tile", "title": "矢量瓦片 vector tiles",
              "href": f"{root}/tiles/{layer.name}/{{z}}/{{x}}/{{y}}.mvt", "templated": True},
         ],
         "extent": layer_extent(conn, layer, principal),
         "crs": CRS_LIST,
         "storageCrs": STORAGE.uri,
-        "editable": layer.editable and principal.can_edit(layer.name),
+        "editable": view.editable and principal.can_edit(layer.name),
     }
 
 
@@ -207,7 +229,7 @@ def collection_document(request: Request, layer: Layer, principal: Principal, co
 def collections(request: Request, principal: CurrentUser) -> Response:
     html = check_format(request)
     with db_engine().connect() as conn:
-        docs = [collection_document(request, layer, principal, conn) for layer in LAYERS.values()]
+        docs = [collection_document(request, view, principal, conn) for view in LISTED]
     root = root_url(request)
     payload = {
         "links": [
@@ -225,10 +247,11 @@ def collections(request: Request, principal: CurrentUser) -> Response:
 @router.get("/collections/{collectionId}", summary="One layer's metadata")
 def collection(request: Request, collectionId: CollectionId,  # noqa: N803 - OGC path parameter name
                principal: CurrentUser) -> Response:
-    layer = get_collection(collectionId)
+    view = get_view(collectionId)
+    layer = view.layer
     html = check_format(request)
     with db_engine().connect() as conn:
-        doc = collection_document(request, layer, principal, conn)
+        doc = collection_document(request, view, principal, conn)
     if html:
         fields = [layer.field(n) for n in property_columns(layer) if _declared(layer, n)]
         return HTMLResponse(render(request, "collection.html", c=doc, fields=fields))
@@ -254,7 +277,7 @@ def items_parameters() -> list[dict[str, Any]]:
     """OpenAPI declarations of the standard /items parameters (limit bounds tell clients the page size)."""
     settings = server_settings()
     return [
-        _param("limit", "page size, clamped to [1, max]", {"type": "integer", "minimum": 1,
+        _param("limit", "page size, at least 1; above the maximum it is clamped to it", {"type": "integer", "minimum": 1,
                "maximum": settings.max_limit, "default": settings.default_limit}),
         _param("offset", "features to skip (paging)", {"type": "integer", "minimum": 0, "default": 0}),
         _param("bbox", "minx,miny,maxx,maxy in bbox-crs (CRS84 by default)",
@@ -288,7 +311,7 @@ def _link(href: str, rel: str, media: str, title: str) -> dict[str, str]:
 
 
 async def items_response(request: Request, layer: Layer, q: ItemsQuery, principal: Principal, *,
-                         html: bool, path: str | None = None) -> Response:
+                         html: bool, path: str | None = None, collection_id: str | None = None) -> Response:
     """Answer a parsed items query as GeoJSON (built in SQL, read on the event loop) or as an HTML table."""
     page = await items_page(await hot_reads(), layer, q, principal)
     url = request.url
@@ -299,7 +322,8 @@ async def items_response(request: Request, layer: Layer, q: ItemsQuery, principa
     links = [
         _link(query.href(base, drop="f"), "self", GEOJSON, "本页 this page"),
         _link(query.href(base, f="html"), "alternate", "text/html", "网页 as HTML"),
-        _link(f"{root_url(request)}/collections/{layer.name}", "collection", "application/json", "图层 collection"),
+        _link(f"{root_url(request)}/collections/{collection_id or layer.name}", "collection", "application/json",
+              "图层 collection"),
     ]
     if page.has_next:
         links.append(_link(query.href(base, offset=q.offset + q.limit), "next", GEOJSON, "下一页 next page"))
@@ -326,10 +350,14 @@ async def items_response(request: Request, layer: Layer, q: ItemsQuery, principa
             responses={200: {"content": {GEOJSON: {}}}})
 async def items(request: Request, collectionId: CollectionId,  # noqa: N803
                 principal: CurrentUser) -> Response:
-    layer = get_collection(collectionId)
+    view = get_view(collectionId)
     html = check_format(request)
-    q = parse_items_query(layer, request.query_params)
-    return await items_response(request, layer, q, principal, html=html)
+    q = parse_items_query(view.layer, request.query_params)
+    part = geometry_part_sql(view)
+    if part is not None:
+        q.where.append(part)
+        q.multi = True
+    return await items_response(request, view.layer, q, principal, html=html, collection_id=view.id)
 
 
 def parse_fid(value: str) -> int:
@@ -349,24 +377,45 @@ def parse_fid(value: str) -> int:
             responses={200: {"content": {GEOJSON: {}}}})
 def feature(request: Request, collectionId: CollectionId, featureId: FeatureId,  # noqa: N803
             principal: CurrentUser) -> Response:
-    layer = get_collection(collectionId)
+    view = get_view(collectionId)
+    layer = view.layer
     html = check_format(request)
     unknown = set(request.query_params) - {"crs", "f"}
     if unknown:
         raise BadRequest(f"未知查询参数 unknown query parameter(s): {', '.join(sorted(unknown))}")
     crs = parse_crs(request.query_params.get("crs"))
     with read_connection() as conn:
-        found = item(conn, layer, parse_fid(featureId), principal, crs)
+        found = item(conn, layer, parse_fid(featureId), principal, crs, part=geometry_part_sql(view))
     if found is None:
-        raise NotFound(f"没有要素 no feature {featureId!r} in {layer.name}")
+        raise NotFound(f"没有要素 no feature {featureId!r} in {view.id}")
     body, version = found
-    headers = {"ETag": f'"{version}"', "Content-Crs": crs.header}
+    headers = {"ETag": f'"{version}"', "Content-Crs": crs.header, "Vary": "Accept, Authorization, Cookie"}
+    if not html and etag_matches(request.headers.get("if-none-match"), headers["ETag"], weak=True):
+        return Response(status_code=304, headers=headers)
     if html:
-        return HTMLResponse(render(request, "item.html", feature=json.loads(body), collection=layer.name,
-                                   title=f"{layer.label_zh} {layer.label_en} #{featureId}"), headers=headers)
+        return HTMLResponse(render(request, "item.html", feature=json.loads(body), collection=view.id,
+                                   title=f"{view.title} #{featureId}"), headers=headers)
     root = root_url(request)
     links = json.dumps([
-        _link(f"{root}/collections/{layer.name}/items/{featureId}", "self", GEOJSON, "本要素 this feature"),
-        _link(f"{root}/collections/{layer.name}", "collection", "application/json", "图层 collection"),
+        _link(f"{root}/collections/{view.id}/items/{featureId}", "self", GEOJSON, "本要素 this feature"),
+        _link(f"{root}/collections/{view.id}", "collection", "application/json", "图层 collection"),
     ])
     return Response(body[:-1] + ',"links":' + links + "}", media_type=GEOJSON, headers=headers)
+
+
+def etag_matches(header: str | None, etag: str, *, weak: bool) -> bool:
+    """Whether an If-Match (strong comparison: a W/ tag never matches) or If-None-Match (weak comparison)
+    header lists `etag` or `*` (RFC 9110 13.1.1, 13.1.2, 8.8.3.2)."""
+    if not header:
+        return False
+    for part in header.split(","):
+        tag = part.strip()
+        if tag == "*":
+            return True
+        if tag.startswith("W/"):
+            if not weak:
+                continue
+            tag = tag[2:]
+        if tag == etag:
+            return True
+    return False

@@ -66,7 +66,7 @@ async def _build(layer: Layer, principal: Principal, z: int, x: int, y: int) -> 
 
 
 @router.get("/tiles/{collectionId}/{z}/{x}/{y}.mvt", summary="Vector tile of a layer (Mapbox Vector Tile)",
-            responses={200: {"content": {MVT: {}}}, 204: {"description": "empty tile"}})
+            responses={200: {"content": {MVT: {}}, "description": "the tile (empty body: no features)"}})
 async def tile(request: Request, collectionId: Annotated[str, Path(max_length=100)],  # noqa: N803
                z: Annotated[int, Path(ge=0, le=MAX_ZOOM)], x: Annotated[int, Path(ge=0)],
                y: Annotated[int, Path(ge=0)], principal: CurrentUser) -> Response:
@@ -88,8 +88,8 @@ async def tile(request: Request, collectionId: Annotated[str, Path(max_length=10
                "Vary": "Authorization, Cookie"}
     if cache is not None:
         headers["X-Cache"] = "hit" if found is not None else "miss"
-    if not body:
-        return Response(status_code=204, headers=headers)
+    if not body:  # an empty tile is a valid MVT of no layers: 200 (GDAL's MVT driver cannot open a 204)
+        return Response(b"", media_type=MVT, headers=headers)
     headers["ETag"] = etag
     if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
         return Response(status_code=304, headers=headers)

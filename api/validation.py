@@ -16,6 +16,7 @@ from api.crs import OutputCrs
 from api.errors import BadRequest
 from gis.coords import parse_crs as parse_source_crs
 from gis.layers import Layer
+from gis.limits import check_extra
 from gis.store import layer_columns
 from gis.validate import validate_frame
 
@@ -73,6 +74,17 @@ def _python(value: Any) -> Any:
     return value
 
 
+def _json_text(key: str, value: Any) -> tuple[Any, str | None]:
+    if not isinstance(value, str):
+        return value, None
+    if not value.strip():
+        return None, None
+    try:
+        return json.loads(value), None
+    except ValueError:
+        return None, f"{key}: 不是有效的 JSON 文本 is not valid JSON text"
+
+
 def validate_feature(layer: Layer, feature: Any, *, crs: OutputCrs, require_geometry: bool = True,
                      base: dict[str, Any] | None = None) -> ValidFeature:
     """Validate a GeoJSON Feature for `layer` with gis.validate; `base` (PATCH) are the values it updates.
@@ -94,9 +106,18 @@ def validate_feature(layer: Layer, feature: Any, *, crs: OutputCrs, require_geom
     for key, value in props.items():
         if key in IGNORED_PROPERTIES:
             continue
+        if key == "extra" or (key in columns and layer.field(key).type == "json"):
+            # the API writes JSON-valued properties as JSON text (desktop formats have no JSON type):
+            # what a client read and sends back is taken as the object it stands for
+            value, problem = _json_text(key, value)
+            if problem:
+                problems.append(problem)
+                continue
         if key == "extra":
             if value is not None and not isinstance(value, dict):
                 problems.append("extra: 应为对象 must be an object")
+            elif (why := check_extra(value or {})) is not None:
+                problems.append(f"extra: {why}")
             else:
                 out.extra = value or {}
         elif key not in columns:

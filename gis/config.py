@@ -39,7 +39,27 @@ class ServerSettings(BaseSettings):
     max_upload_bytes: int = 50 * 1024 * 1024
     secret_key: str | None = None
     allow_anonymous: bool = False
-    login_attempts_per_minute: int = 10
+    login_attempts_per_minute: int = 10  # per account and login window (FIRELANE_AUTH_LOGIN_WINDOW_S)
+    login_attempts_per_address: int = 50  # per client address and login window
+    trusted_proxies: str = ""  # comma-separated addresses/networks whose X-Forwarded-For is believed; none by default
+
+
+class LimitSettings(BaseSettings):
+    """Bounds on what a client may send: imported files and API bodies (FIRELANE_LIMIT_*)."""
+
+    model_config = SettingsConfigDict(env_prefix="FIRELANE_LIMIT_")
+    file_bytes: int = 1024 * 1024 * 1024  # a source file (CSV, GeoJSON, ...) as stored on disk
+    uncompressed_bytes: int = 1024 * 1024 * 1024  # all members of a zip (shapefile zip, XLSX, KMZ) inflated
+    compression_ratio: float = 200.0  # one zip member's inflated / compressed size (counted above 16 MiB only)
+    archive_entries: int = 10_000
+    rows: int = 2_000_000
+    columns: int = 500
+    extra_keys: int = 200  # keys of one feature's `extra` (and extra columns of a file)
+    extra_key_chars: int = 100
+    extra_bytes: int = 64 * 1024  # one feature's `extra` as JSON
+    json_depth: int = 32  # nesting of an API request's JSON body
+    concurrent_hashes: int = 4  # argon2 password checks at once per worker process (64 MiB each)
+    hash_wait_s: float = 2.0  # how long a login waits for a hashing slot before 503
 
 
 class CheckSettings(BaseSettings):
@@ -66,6 +86,8 @@ class ApiSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="FIRELANE_API_")
     count_cap: int = 0  # > 0: numberMatched from a count capped at this (one more query per page with a next page)
+    count_exact_max: int = 200_000  # first pages: numberMatched counted up to this; bigger tables: planner's rows
+    require_if_match: bool = False  # True: edits without If-Match get 428 (by default they are unconditional)
     tile_cache_mb: float = 64.0  # per worker; 0 turns the tile cache off
     cache_max_age_s: int = 60
     extent_cache_s: float = 60.0
@@ -128,6 +150,11 @@ def database_settings() -> DatabaseSettings:
 
 
 @lru_cache
+def limit_settings() -> LimitSettings:
+    return LimitSettings()
+
+
+@lru_cache
 def server_settings() -> ServerSettings:
     return ServerSettings()
 
@@ -135,7 +162,7 @@ def server_settings() -> ServerSettings:
 def clear_caches() -> None:
     """Re-read settings from the environment (tests change FIRELANE_* between sessions)."""
     for f in (home_settings, database_settings, server_settings, auth_settings, api_settings, photo_settings,
-              complaint_settings):
+              complaint_settings, limit_settings):
         f.cache_clear()
 
 

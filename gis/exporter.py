@@ -17,10 +17,12 @@ import shapely
 from sqlalchemy import Engine
 
 from gis.campaign.history_export import events_frame, write_history
+from gis.config import limit_settings
 from gis.coords import CrsError, CrsSpec, from_storage, parse_crs
 from gis.db import get_engine
 from gis.layers import Layer, get_layer
 from gis.readers import FIELDNAMES_SUFFIX, GEOMETRY_COLUMN_NAMES
+from gis.spreadsheet_safety import csv_frame, xlsx_cell
 from gis.store import layer_columns, read_layer
 
 __all__ = ["FORMATS", "ExportError", "export_frame", "export_layer", "export_table", "shapefile_names"]
@@ -92,10 +94,44 @@ def export_table(layer: Layer, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     data = pd.DataFrame(out)
     extras = frame["extra"].tolist() if "extra" in frame.columns else []
     keys = list(dict.fromkeys(k for e in extras if isinstance(e, dict) for k in e))
-    for key in keys:
-        col = key if key not in data.columns else f"extra_{key}"
+    columns, folded = extra_layout(keys, taken=list(data.columns))
+    for key, col in columns.items():
         data[col] = _extra_column([e.get(key) if isinstance(e, dict) else None for e in extras])
+    if folded:  # the importer merges an `extra` JSON column back into each row's extra
+        data["extra"] = pd.Series([_folded_json(e, folded) for e in extras], dtype=object)
     return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(frame.geometry.to_numpy(), crs=frame.crs), crs=frame.crs)
+
+
+def extra_layout(keys: list, *, taken: list[str]) -> tuple[dict[str, str], list]:
+    """({extra key: its own column}, keys folded into one `extra` JSON column).
+
+    A key gets its own column while there are at most FIRELANE_LIMIT_EXTRA_KEYS of them and it makes a column every
+    format can hold (a non-empty string of at most extra_key_chars characters, unique ignoring case, as GeoPackage
+    and shapefile names are); the rest, and every key once there are too many, travel as JSON.
+    """
+    settings = limit_settings()
+    if len(keys) > settings.extra_keys:
+        return {}, list(keys)
+    declared = {str(c) for c in taken}
+    used = {c.lower() for c in declared} | {"extra"}
+    columns: dict[str, str] = {}
+    folded: list = []
+    for key in keys:
+        col = f"extra_{key}" if key in declared else key  # as before: a key named like a field keeps a prefix
+        if (not isinstance(key, str) or not key.strip() or len(col) > settings.extra_key_chars
+                or col.lower() in used or any(ch in key for ch in "\x00\n\r")):
+            folded.append(key)
+            continue
+        used.add(col.lower())
+        columns[key] = col
+    return columns, folded
+
+
+def _folded_json(extra: object, keys: list) -> str | None:
+    if not isinstance(extra, dict):
+        return None
+    part = {k: extra[k] for k in keys if k in extra}
+    return json.dumps(part, ensure_ascii=False, default=str) if part else None
 
 
 def _extra_column(values: list) -> pd.Series:
@@ -277,12 +313,11 @@ def _plain_table(gdf: gpd.GeoDataFrame) -> pd.DataFrame:
 
 
 def _write_csv(gdf: gpd.GeoDataFrame, path: Path, layer: Layer) -> None:
-    _plain_table(gdf).to_csv(path, index=False, encoding="utf-8-sig", lineterminator="\r\n")
+    csv_frame(_plain_table(gdf)).to_csv(path, index=False, encoding="utf-8-sig", lineterminator="\r\n")
 
 
 def _write_xlsx(gdf: gpd.GeoDataFrame, path: Path, layer: Layer) -> None:
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
+    from openpyxl import Workbook  # heavy: only XLSX exports need it
 
     data = _plain_table(gdf)
     too_long = np.flatnonzero(data["wkt"].str.len().to_numpy() > XLSX_CELL_LIMIT)
@@ -291,16 +326,8 @@ def _write_xlsx(gdf: gpd.GeoDataFrame, path: Path, layer: Layer) -> None:
                           f"{too_long[0] + 1} exceeds Excel's {XLSX_CELL_LIMIT} characters per cell: use gpkg")
     wb = Workbook(write_only=True)
     ws = wb.create_sheet(layer.name)
-    ws.append([str(c) for c in data.columns])
+    ws.append([xlsx_cell(ws, str(c)) for c in data.columns])
     columns = [data[c].astype(object).where(data[c].notna(), None).tolist() for c in data.columns]
     for row in zip(*columns, strict=True):
-        cells = []
-        for v in row:
-            if isinstance(v, np.generic):
-                v = v.item()
-            cell = WriteOnlyCell(ws, value=v)
-            if isinstance(v, str):
-                cell.data_type = "s"  # never a formula: "=..." in a name stays text
-            cells.append(cell)
-        ws.append(cells)
+        ws.append([xlsx_cell(ws, v) for v in row])  # text typed as strings: "=..." is shown, never evaluated
     wb.save(path)

@@ -175,7 +175,7 @@ def import_file(
     try:
         source = read_source(path, layer=target, source_layer=source_layer, defer_geometry=True)
     except ReadError as exc:
-        raise ImportFailed([Problem(None, None, str(exc))]) from exc
+        raise ImportFailed([Problem(*p) for p in exc.problems] or [Problem(None, None, str(exc))]) from exc
     timings = {"read": time.perf_counter() - started}
     spec, notes = source_crs(source, crs)
     engine = engine or get_engine()
@@ -242,8 +242,8 @@ def _import_streamed(path: Path, target: Layer, source: Source, spec: CrsSpec, b
         if refs:
             problems.extend(duplicate_ref_problems(np.concatenate(refs)))
         timings["validate"] = time.perf_counter() - started - timings["read"]
-        if problems:
-            raise ImportFailed(sorted(problems, key=lambda p: p.sort_key))
+        if problems:  # file-level problems (e.g. too many extra columns) come once per chunk: reported once
+            raise ImportFailed(sorted(set(problems), key=lambda p: p.sort_key))
 
     try:
         with transaction(user=user, engine=engine) as conn:

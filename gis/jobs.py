@@ -45,7 +45,7 @@ ACTIVE: tuple[str, ...] = ("queued", "running")
 KINDS: dict[str, str] = {
     "check_run": "gis.jobs:check_run_handler",
     "compound_files": "gis.campaign.dossier:district_zip_handler",
-    "report": "gis.campaign.reports:report_handler",
+    "report": "gis.campaign.stage_reports:report_handler",
 }
 
 

@@ -166,6 +166,18 @@ def status() -> str:
     return "running" if proc.returncode == 0 else "stopped"
 
 
+def data_location() -> str | None:
+    """Where the managed cluster keeps its data, said plainly (None when FIRELANE_DATABASE_URL is used or absent)."""
+    state = load_state()
+    if state is None:
+        return None
+    inside = Path(state.datadir).resolve().is_relative_to(home())
+    note = "" if inside else (" — 在 FIRELANE_HOME 之外 (root 以 postgres 用户运行 PostgreSQL), 请用 firelane backup 备份 "
+                              "outside FIRELANE_HOME (as root PostgreSQL runs as the postgres user): back it up with "
+                              "`firelane backup`")
+    return f"数据目录 data directory: {state.datadir}{note}"
+
+
 def start() -> ClusterState:
     """Create (first use) and start the managed cluster; make the database and the PostGIS extension."""
     state = load_state()

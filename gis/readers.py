@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import codecs
+import csv
 import io
 import json
 import re
@@ -11,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 import pandas as pd
@@ -19,7 +22,9 @@ import pyogrio
 import shapely
 from charset_normalizer import from_bytes
 
+from gis import limits
 from gis.layers import LAYERS, Layer
+from gis.spreadsheet_safety import csv_unquote
 
 __all__ = [
     "CAD_LAYER_NAMES",
@@ -76,7 +81,14 @@ _ARROW_INTS = {t: d for t, d in ((pa.int8(), pd.Int8Dtype()), (pa.int16(), pd.In
 
 
 class ReadError(ValueError):
-    """A file that cannot be read at all (messages are "中文 English")."""
+    """A file that cannot be read at all (messages are "中文 English").
+
+    `problems` lists (data row 1-based, field, message) when the reason lies in particular cells.
+    """
+
+    def __init__(self, message: str, problems: list[tuple[int | None, str | None, str]] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or []
 
 
 @dataclass
@@ -127,10 +139,18 @@ def read_source(path: str | Path, *, layer: Layer | None = None, source_layer: s
         raise ReadError(f"文件不存在 file not found: {path}")
     suffix = path.suffix.lower()
     try:
+        limits.check_file(path)
+        if path.is_file() and zipfile.is_zipfile(path):
+            limits.check_archive(path)
         if suffix in (".csv", ".txt", ".tsv"):
             return _read_csv(path)
         if suffix in (".xlsx", ".xlsm"):
-            return _read_xlsx(path, sheet=source_layer)
+            try:
+                return _read_xlsx(path, sheet=source_layer)
+            except (ElementTree.ParseError, KeyError, IndexError, TypeError, AttributeError) as exc:
+                # malformed or hostile XML parts (DTDs, entities: defusedxml refuses them)
+                raise ReadError(f"无法读取工作簿 cannot read the workbook {path.name}: "
+                                f"{type(exc).__name__}: {exc}") from exc
         if suffix == ".xls":
             raise ReadError("不支持旧版 .xls 文件, 请另存为 .xlsx legacy .xls is not supported: save it as .xlsx")
         if suffix == ".dxf":
@@ -138,6 +158,8 @@ def read_source(path: str | Path, *, layer: Layer | None = None, source_layer: s
         return _read_vector(path, layer=layer, source_layer=source_layer, defer_geometry=defer_geometry)
     except ReadError:
         raise
+    except limits.LimitExceeded as exc:
+        raise ReadError(str(exc)) from exc
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
         raise ReadError(f"无法读取文件 cannot read {path.name}: {exc}") from exc
     except (OSError, ValueError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
@@ -247,14 +269,20 @@ def _shapefile_sidecars(path: Path, layer_name: str) -> dict[str, bytes | None]:
             for n in zf.namelist():
                 key = wanted.get(Path(n).name.lower())
                 if key:
-                    found[key] = zf.read(n)
+                    with zf.open(n) as f:
+                        found[key] = f.read(_DBF_SAMPLE)
         return found
     folder = path if path.is_dir() else path.parent
     for p in folder.iterdir():
         key = wanted.get(p.name.lower())
         if key:
-            found[key] = p.read_bytes()
+            with p.open("rb") as f:
+                found[key] = f.read(_DBF_SAMPLE)
     return found
+
+
+#: How much of a .dbf the encoding guess reads (header, field names and the first records).
+_DBF_SAMPLE = 8 * 1024 * 1024
 
 
 def _shapefile_encoding(path: Path, layer_name: str) -> str | None:
@@ -272,8 +300,8 @@ def _shapefile_encoding(path: Path, layer_name: str) -> str | None:
     if text.isascii():
         return None
     for encoding in ("UTF-8", "GB18030"):
-        try:
-            text.decode(encoding)
+        try:  # the sample may end inside a character: an incremental decoder does not call that an error
+            codecs.getincrementaldecoder(encoding)().decode(text, final=len(dbf) < _DBF_SAMPLE)
             return encoding
         except UnicodeDecodeError:
             continue
@@ -306,6 +334,9 @@ def _read_vector(path: Path, *, layer: Layer | None, source_layer: str | None, d
     frames, wkbs, crss, notes = [], [], [], []
     name_limit = None
     for name in chosen:
+        info = pyogrio.read_info(gdal_path, layer=name)
+        limits.check_rows(int(info.get("features") or 0), f"要素数 features in {name}")
+        limits.check_columns(len(info.get("fields", ())), f"字段数 fields in {name}")
         encoding = _shapefile_encoding(path, name) if fmt == "ESRI Shapefile" else None
         if encoding and encoding != "UTF-8":
             notes.append(f"shapefile 无 .cpg, 按 {encoding} 读取 no .cpg beside {name}.dbf: read as {encoding}")
@@ -463,6 +494,26 @@ def detect_encoding(data: bytes) -> str:
     return best.encoding
 
 
+#: CSVs larger than this are scanned for NUL bytes before they are read (a binary file is refused at its first).
+_NUL_SCAN_BYTES = 1 << 20
+
+
+def _nul_cell(path: Path, line: int, offset: int) -> tuple[int, str | None]:
+    """(data row, column name) of the NUL at `offset` on `line`: only the header and that line's start are read."""
+    with path.open("rb") as f:
+        header = f.readline(1 << 20).decode("utf-8", "replace").lstrip("\ufeff").rstrip("\r\n")
+        if line <= 1:
+            return 1, None
+        f.seek(max(0, offset - (1 << 20)))
+        before = f.read(offset - f.tell())
+    start = before.rfind(b"\n") + 1
+    prefix = before[start:].decode("utf-8", "replace")
+    sep = _sniff_separator(header)
+    names = next(csv.reader([header], delimiter=sep), [])
+    index = len(next(csv.reader([prefix + "x"], delimiter=sep), [""])) - 1
+    return line - 1, names[index] if index < len(names) else None
+
+
 def _sniff_separator(first_line: str) -> str:
     counts = {sep: first_line.count(sep) for sep in (",", "\t", ";", "|")}
     sep = max(counts, key=counts.get)
@@ -470,6 +521,16 @@ def _sniff_separator(first_line: str) -> str:
 
 
 def _read_csv(path: Path) -> Source:
+    with path.open("rb") as f:
+        utf16 = f.read(2) in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+    if not utf16 and path.stat().st_size > _NUL_SCAN_BYTES and (nul := limits.first_nul(path)) is not None:
+        # binary data (a file of NULs) is refused before it is read whole; smaller files are read and every
+        # control character reported by the validator, cell by cell
+        row, field = _nul_cell(path, *nul)
+        raise ReadError(f"第{row}行 {field or ''}: 含 NUL 字节, 不是文本文件 data row {row} contains a NUL byte "
+                        "(U+0000): not a text CSV",
+                        problems=[(row, field, "含控制字符 contains a control character (U+0000); 不是文本文件 "
+                                               "not a text CSV")])
     data = path.read_bytes()
     if not data.strip():
         return _table_source(path, "CSV", pd.DataFrame(), notes=[])
@@ -478,30 +539,151 @@ def _read_csv(path: Path) -> Source:
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:
         raise ReadError(f"文件编码错误 the file is not valid {encoding}: {exc}") from exc
+    del data
     first = text.lstrip("\ufeff").split("\n", 1)[0]
-    frame = pd.read_csv(io.StringIO(text.lstrip("\ufeff")), sep=_sniff_separator(first), dtype=str,
-                        keep_default_na=False, na_values=[""], skipinitialspace=False)
+    sep = _sniff_separator(first)
+    limits.check_columns(first.count(sep) + 1, "表头列数 columns in the header")
+    try:
+        with warnings.catch_warnings():  # never a silent implicit index from rows longer than the header
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(io.StringIO(text.lstrip("\ufeff")), sep=sep, dtype=str, keep_default_na=False,
+                                na_values=[""], skipinitialspace=False, index_col=False)
+    except (pd.errors.ParserError, pd.errors.ParserWarning) as exc:
+        raise ReadError(f"CSV 格式错误, 某行字段数多于表头 malformed CSV (a row has more fields than the header): "
+                        f"{exc}") from exc
+    limits.check_rows(len(frame))
+    frame = frame.apply(csv_unquote)  # cells our exports quoted against formula injection read back as written
     notes = [] if encoding.startswith("utf") else [f"文件编码 file encoding: {encoding}"]
     return _table_source(path, "CSV", frame, notes=notes)
 
 
 def _read_xlsx(path: Path, *, sheet: str | None) -> Source:
-    import openpyxl
+    """Stream the sheet row by row (openpyxl read-only: memory follows the rows kept, not the XML's size).
 
-    wb = openpyxl.load_workbook(path, read_only=True)
+    Formula cells are read as their cached values; a formula without one (a file written by a program, never
+    opened in Excel/WPS) is refused naming its cell, row and column rather than read as empty.
+    """
+    import openpyxl  # heavy: only XLSX imports need it
+
+    wb = openpyxl.load_workbook(path, read_only=True, data_only=True, keep_links=False)
     try:
         sheets = wb.sheetnames
+        name = sheets[0]
+        if sheet is not None:
+            matches = [s for s in sheets if s.lower() == sheet.lower()]
+            if not matches:
+                raise ReadError(f"工作簿中没有工作表 {sheet!r} no sheet {sheet!r}; sheets: {', '.join(sheets)}")
+            name = matches[0]
+        ws = wb[name]
+        ws.reset_dimensions()  # the declared dimension may claim a huge range: read the cells that are there
+        rows = _sheet_rows(ws)
+        header = next(rows, None)
+        if header is None:
+            return _table_source(path, "XLSX", pd.DataFrame(), notes=[], source_layer=name)
+        limits.check_columns(len(header), "表头列数 columns in the header")
+        columns = _header_names(header)
+        data: list[tuple] = []
+        for i, row in enumerate(rows, start=1):
+            limits.check_rows(i)
+            limits.check_columns(len(row), f"第{i}行列数 columns in data row {i}")
+            data.append(row)
     finally:
         wb.close()
-    name = sheets[0]
-    if sheet is not None:
-        matches = [s for s in sheets if s.lower() == sheet.lower()]
-        if not matches:
-            raise ReadError(f"工作簿中没有工作表 {sheet!r} no sheet {sheet!r}; sheets: {', '.join(sheets)}")
-        name = matches[0]
-    frame = pd.read_excel(path, sheet_name=name, dtype=str, engine="openpyxl")
-    frame.columns = [str(c) for c in frame.columns]
+    missing = _uncached_formulas(path, name, columns) if data and _has_formulas(path, name) else []
+    if missing:
+        shown = "; ".join(f"第{r}行 {c} ({cell}: {f})" for r, c, cell, f in missing[:20])
+        raise ReadError(f"公式没有缓存值 (请在 Excel/WPS 中打开并保存, 或粘贴为数值) formula cells without a cached value "
+                        f"(open and save the file in Excel/WPS, or paste values): {shown}"
+                        + (f" … and {len(missing) - 20} more" if len(missing) > 20 else ""),
+                        problems=[(r, c, f"公式没有缓存值 formula without a cached value in {cell}: {f}")
+                                  for r, c, cell, f in missing])
+    width = len(columns)
+    frame = pd.DataFrame([(*r[:width], *(None,) * (width - len(r))) for r in data], columns=columns, dtype=object)
+    for col in frame.columns:
+        frame[col] = frame[col].map(_cell_text, na_action="ignore")
     return _table_source(path, "XLSX", frame, notes=[], source_layer=name)
+
+
+def _sheet_rows(ws) -> Iterator[tuple]:
+    """Rows as value tuples without trailing empty cells."""
+    for row in ws.iter_rows(values_only=True):
+        end = len(row)
+        while end and row[end - 1] is None:
+            end -= 1
+        yield row[:end]
+
+
+def _header_names(header: tuple) -> list[str]:
+    """Column names as pandas names them: empty headers "Unnamed: i", repeats "name.1"."""
+    names: list[str] = []
+    seen: dict[str, int] = {}
+    for i, v in enumerate(header):
+        name = f"Unnamed: {i}" if v is None or (isinstance(v, str) and not v.strip()) else str(_cell_text(v))
+        if name in seen:
+            seen[name] += 1
+            name = f"{name}.{seen[name]}"
+        else:
+            seen[name] = 0
+        names.append(name)
+    return names
+
+
+def _cell_text(v: object) -> object:
+    """A cell value as the text the validator parses (integral floats without ".0", like pandas.read_excel)."""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return v if isinstance(v, str) else str(v)
+
+
+def _sheet_member(path: Path, sheet: str) -> str | None:
+    """The zip member holding a sheet's XML (through the workbook's relationships), or None."""
+    import openpyxl  # heavy: only XLSX imports need it
+
+    wb = openpyxl.load_workbook(path, read_only=True, keep_links=False)
+    try:
+        return getattr(wb[sheet], "_worksheet_path", None) or getattr(wb[sheet], "worksheet_path", None)
+    finally:
+        wb.close()
+
+
+def _has_formulas(path: Path, sheet: str) -> bool:
+    """Whether the sheet's XML has any formula element (a streamed byte scan: no XML parsed)."""
+    member = _sheet_member(path, sheet)
+    with zipfile.ZipFile(path) as zf:
+        if member is None or member.lstrip("/") not in zf.namelist():
+            return True  # cannot tell: let the formula pass look
+        with zf.open(member.lstrip("/")) as f:
+            tail = b""
+            while block := f.read(1 << 20):
+                chunk = tail + block
+                if re.search(rb"<(\w+:)?f[ >/]", chunk):
+                    return True
+                tail = block[-16:]
+    return False
+
+
+def _uncached_formulas(path: Path, sheet: str, columns: list[str]) -> list[tuple[int, str, str, str]]:
+    """(data row, column, cell, formula) of formula cells that carry no cached value."""
+    import openpyxl  # heavy: only XLSX imports need it
+    from openpyxl.utils import get_column_letter
+
+    values = openpyxl.load_workbook(path, read_only=True, data_only=True, keep_links=False)
+    formulas = openpyxl.load_workbook(path, read_only=True, data_only=False, keep_links=False)
+    out: list[tuple[int, str, str, str]] = []
+    try:
+        wv, wf = values[sheet], formulas[sheet]
+        wv.reset_dimensions()
+        wf.reset_dimensions()
+        for r, (vrow, frow) in enumerate(zip(wv.iter_rows(values_only=True), wf.iter_rows(values_only=True),
+                                             strict=False)):
+            for c, (v, f) in enumerate(zip(vrow, frow, strict=False)):
+                if v is None and isinstance(f, str) and f.startswith("="):
+                    col = columns[c] if c < len(columns) else get_column_letter(c + 1)
+                    out.append((r, col, f"{get_column_letter(c + 1)}{r + 1}", f[:60]))
+    finally:
+        values.close()
+        formulas.close()
+    return [o for o in out if o[0] >= 1]
 
 
 def _find(columns: dict[str, str], names: tuple[str, ...]) -> str | None:

@@ -200,6 +200,16 @@ api_tokens = Table(
     comment="访问令牌 API tokens (hashed)",
 )
 
+login_attempts = Table(
+    "login_attempts", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("key", String(200), nullable=False),  # "user:<name>" or "addr:<client address>"
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp()),
+    Index(None, "key", "at"),
+    Index(None, "at"),
+    comment="登录尝试 login attempts: a sliding window shared by every worker (rows older than it are purged)",
+)
+
 jobs = Table(
     "jobs", metadata,
     Column("id", BigInteger, primary_key=True, autoincrement=True),
@@ -221,6 +231,106 @@ jobs = Table(
     CheckConstraint("progress >= 0 AND progress <= 1", name="progress_range"),
     Index("ix_jobs_status_id", "status", "id"),
     comment="后台任务 persisted jobs (check runs, reports): created first, claimed by a worker",
+)
+
+campaigns = Table(
+    "campaigns", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("preset", String(40)),
+    Column("year", Integer),
+    Column("district_code", String(6)),
+    Column("jurisdiction", JSONB, nullable=False, server_default=text("'[]'::jsonb"),
+           comment="street codes; empty: every street of the database"),
+    Column("pilot_streets", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("milestones", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("settings", JSONB, nullable=False, server_default=text("'{}'::jsonb"),
+           comment="spot-check rate, cost shares, warranty years, renovation plan"),
+    Column("summary_due", Date),
+    Column("created_by", String(100)),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    comment="整治行动 campaigns: a dated plan over a jurisdiction",
+)
+
+campaign_stages = Table(
+    "campaign_stages", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("campaign_id", BigInteger, ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("seq", Integer, nullable=False),
+    Column("code", String(40), nullable=False),
+    Column("name_zh", String(100), nullable=False),
+    Column("name_en", String(100), nullable=False),
+    Column("starts_on", Date, nullable=False),
+    Column("ends_on", Date, nullable=False),
+    Column("report_due", Date),
+    Column("produces", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    CheckConstraint("ends_on >= starts_on", name="dates_order"),
+    comment="整治阶段 campaign stages (contiguous, no overlap)",
+)
+
+campaign_inspections = Table(
+    "campaign_inspections", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("campaign_id", BigInteger, ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("compound_ref", String(200), nullable=False),
+    Column("street_code", String(12)),
+    Column("kind", String(20), nullable=False),
+    Column("on_date", Date, nullable=False),
+    Column("unit", String(200)),
+    Column("inspector", String(200)),
+    Column("note", Text),
+    Column("recorded_by", String(100)),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("kind IN ('self', 'inspection', 'recheck')", name="kind_choice"),
+    Index("ix_campaign_inspections_compound", "campaign_id", "compound_ref"),
+    comment="自查/检查/复查记录 self-inspections by property companies, street-led inspections, re-inspections",
+)
+
+spot_draws = Table(
+    "spot_draws", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("campaign_id", BigInteger, ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("seed", BigInteger, nullable=False),
+    Column("rate", Float, nullable=False),
+    Column("algorithm", Text, nullable=False),
+    Column("candidates", JSONB, nullable=False, comment="street code -> candidate compound refs, in draw order"),
+    Column("roster", JSONB, nullable=False, comment="the roster as read: [{name, unit, street}]"),
+    Column("roster_sha256", String(64), nullable=False),
+    Column("drawn_by", String(100)),
+    Column("drawn_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("rate > 0 AND rate <= 1", name="rate_range"),
+    comment="双随机抽查抽签 spot-check draws: seed, candidates and roster recorded for audit",
+)
+
+spot_checks = Table(
+    "spot_checks", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("draw_id", BigInteger, ForeignKey("spot_draws.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("campaign_id", BigInteger, ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=False),
+    Column("compound_ref", String(200), nullable=False),
+    Column("street_code", String(12), nullable=False),
+    Column("inspectors", JSONB, nullable=False),
+    Column("status", String(20), nullable=False, server_default=text("'pending'")),
+    Column("checked_at", DateTime(timezone=True)),
+    CheckConstraint("status IN ('pending', 'passed', 'failed')", name="status_choice"),
+    comment="抽查 spot checks: one drawn compound and its two inspectors",
+)
+
+spot_check_items = Table(
+    "spot_check_items", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("check_id", BigInteger, ForeignKey("spot_checks.id", ondelete="CASCADE"), nullable=False),
+    Column("item", String(20), nullable=False),
+    Column("result", String(10), nullable=False),
+    Column("note", Text),
+    Column("photos", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("hazard_ids", JSONB, nullable=False, server_default=text("'[]'::jsonb"),
+           comment="hazards reopened or created by a failed item"),
+    Column("recorded_by", String(100)),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("result IN ('pass', 'fail')", name="result_choice"),
+    Index("ix_spot_check_items_check_item", "check_id", "item", unique=True),
+    comment="抽查结果 spot-check results per Changle focus item",
 )
 
 # --- field side: photos, public complaints, facility checklists (gis/campaign) -----------------------------------

@@ -343,7 +343,8 @@ def write_frame(
     The write is atomic inside the caller's transaction (a savepoint): on any error nothing of it remains,
     indexes and triggers included, and the error is raised (database errors as SQLAlchemy's, e.g. IntegrityError).
 
-    Bulk path: a frame of at least `BULK_MIN_ROWS` rows going into an empty table (a replace, or a first load)
+    `mode="replace"` locks the table in EXCLUSIVE mode: writers wait, readers keep reading the old rows until
+    commit. Bulk path: a frame of at least `BULK_MIN_ROWS` rows appended to an empty table (a first load)
     locks the table (ACCESS EXCLUSIVE, until commit), drops its plain indexes and rebuilds them after the COPY
     (sorted builds), and, where the session may (superuser), replaces the per-row foreign-key check by one
     set-based check that takes the same row locks (`_ForeignKey`). CHECK constraints, unique and primary keys
@@ -396,7 +397,11 @@ def _atomic_write(conn: Connection, layer: Layer, chunks: Iterator[gpd.GeoDataFr
 
 def _write(conn: Connection, raw: psycopg.Connection, layer: Layer, chunks: Iterator[gpd.GeoDataFrame], *,
            rows: int, whole: gpd.GeoDataFrame | None, mode: str, user: str | None) -> WriteResult:
-    bulk = rows >= BULK_MIN_ROWS and _empty_and_locked(conn, layer.name, replace=mode == "replace")
+    if mode == "replace":
+        # EXCLUSIVE, not ACCESS EXCLUSIVE: other writers wait, readers go on seeing the old rows until commit (a
+        # bulk replace used to hold ACCESS EXCLUSIVE through validation and COPY, blocking every read for seconds)
+        conn.execute(text(f"LOCK TABLE {layer.name} IN EXCLUSIVE MODE"))
+    bulk = rows >= BULK_MIN_ROWS and mode == "append" and _empty_and_locked(conn, layer.name, replace=False)
     deleted = conn.execute(text(f"DELETE FROM {layer.name}")).rowcount if mode == "replace" else 0
     first = next(chunks, None) if rows else None
     if first is None:

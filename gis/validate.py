@@ -14,8 +14,10 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from gis.config import limit_settings
 from gis.coords import CHINA_BOUNDS, CrsError, CrsSpec, extent_problems, to_storage
 from gis.layers import STORAGE_SRID, Field, Layer
+from gis.limits import LimitExceeded, check_extra
 from gis.store import layer_columns
 
 __all__ = [
@@ -443,6 +445,14 @@ def _extra_values(raw: pd.Series, name: str, rows: np.ndarray) -> tuple[np.ndarr
 def _extra_dicts(frame: pd.DataFrame, columns: Sequence[str], ignored: Sequence[str],
                  rows: np.ndarray) -> tuple[list[dict], list[Problem]]:
     arrays, problems = [], []
+    settings = limit_settings()
+    if len(columns) > settings.extra_keys:  # refused before n dicts of thousands of keys are built
+        return [None] * len(frame), [Problem(None, "extra", str(LimitExceeded("附加列数 extra columns", len(columns), "extra_keys",
+                                                            settings.extra_keys)))]
+    long = [c for c in columns if len(str(c)) > settings.extra_key_chars]
+    if long:
+        return [None] * len(frame), [Problem(None, str(long[0])[:40] + "…", str(LimitExceeded(
+            "列名长度 column name length", len(str(long[0])), "extra_key_chars", settings.extra_key_chars)))]
     for col in columns:
         values, probs = _extra_values(frame[col], col, rows)
         arrays.append(values)
@@ -461,9 +471,17 @@ def _extra_dicts(frame: pd.DataFrame, columns: Sequence[str], ignored: Sequence[
         for i, v in enumerate(frame[col].astype(object).tolist()):
             if isinstance(v, str) and v.strip().startswith("{"):
                 try:
-                    dicts[i] = {**json.loads(v), **dicts[i]}
-                except ValueError:
+                    merged = json.loads(v)
+                except (ValueError, RecursionError):
                     problems.append(Problem(int(rows[i]), "extra", f"不是 JSON not valid JSON ({_show(v)})"))
+                    continue
+                if not isinstance(merged, dict):
+                    problems.append(Problem(int(rows[i]), "extra", f"应为 JSON 对象 must be a JSON object ({_show(v)})"))
+                    continue
+                dicts[i] = {**merged, **dicts[i]}
+                why = check_extra(dicts[i])
+                if why:
+                    problems.append(Problem(int(rows[i]), "extra", why))
     return dicts, problems
 
 

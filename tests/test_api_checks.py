@@ -7,8 +7,12 @@ import importlib.util
 import time
 
 import pytest
+from field_support import picture
 from sqlalchemy import text
 from test_api_support import STREET_A, STREET_B, api, district, headers  # noqa: F401 - fixtures
+
+from gis.campaign import photos
+from gis.db import transaction
 
 pytestmark = pytest.mark.db
 FAMILIES = ("lanes", "aerial", "separation", "structures", "hydrants", "parking", "ebikes")
@@ -70,8 +74,12 @@ def test_the_ledger_life_cycle_is_enforced_and_audited(api, headers, district, d
     refused = api.post(url, json={"to": "rectified", "photos": [1]}, headers=so)
     assert refused.status_code == 409  # open → rectified skips steps, and the refusal names the way on
     assert refused.json()["allowed"] == ["assigned", "dismissed"] and "assigned" in refused.json()["description"]
+    with transaction(engine=db, user="test") as conn:  # two real after-photos of this hazard
+        owner = photos.hazard_owner(conn, hid)
+        after = [photos.add_photo(conn, picture("JPEG"), owner=owner, kind="after", user="test")["id"]
+                 for _ in range(2)]
     steps = (("assigned", {"department": "交警/公安", "unit": "某物业公司", "deadline": "2099-01-01"}),
-             ("rectifying", {}), ("rectified", {"photos": [11, 12]}))
+             ("rectifying", {}), ("rectified", {"photos": after}))
     for to, extra in steps:
         response = api.post(url, json={"to": to, "note": f"现场 {to}", **extra}, headers=so)
         assert response.status_code == 200, response.text
@@ -95,7 +103,7 @@ def test_the_ledger_life_cycle_is_enforced_and_audited(api, headers, district, d
     assert [(e.by, e.from_state, e.to_state) for e in events] == [
         ("street_a", "open", "assigned"), ("street_a", "assigned", "rectifying"),
         ("street_a", "rectifying", "rectified"), ("fire", "rectified", "verified"), ("fire", "verified", "closed")]
-    assert events[0].note == "现场 assigned" and events[2].photos == [11, 12]
+    assert events[0].note == "现场 assigned" and events[2].photos == after
     assert row[:2] == ("交警/公安", "某物业公司") and str(row[2]) == "2099-01-01" and row[3]
     assert "transitions" not in row[4]  # history lives in hazard_events, not in `extra`
 

@@ -86,15 +86,15 @@ def test_content_crs_epsg4326_reads_lat_lon(api, headers, district):
     assert response.json()["geometry"]["coordinates"] == pytest.approx([121.5021, 29.8021])
 
 
-def test_replace_needs_if_match_and_refuses_stale_versions(api, headers, district, db):
+def test_replace_refuses_stale_and_weak_if_match(api, headers, district, db):
     fid = district.id("buildings", "BA-2")
     url = f"/collections/buildings/items/{fid}"
     h = headers["planner"]
     body = _building(ref="BA-2", height_m=20.0)
-    missing = api.put(url, json=body, headers=h)
-    assert missing.status_code == 428
     stale = api.put(url, json=body, headers={**h, "If-Match": '"7"'})
     assert stale.status_code == 412
+    weak = api.put(url, json=body, headers={**h, "If-Match": 'W/"1"'})  # If-Match compares strongly
+    assert weak.status_code == 412
     ok = api.put(url, json=body, headers={**h, "If-Match": '"1"'})
     assert ok.status_code == 200, ok.text
     assert ok.headers["ETag"] == '"2"'
@@ -123,7 +123,6 @@ def test_patch_merges_properties_and_keeps_the_geometry(api, headers, district):
 def test_delete_with_if_match_removes_the_feature_and_audits(api, headers, district, db):
     fid = district.id("buildings", "BA-4")
     url = f"/collections/buildings/items/{fid}"
-    assert api.delete(url, headers=headers["planner"]).status_code == 428
     assert api.delete(url, headers={**headers["planner"], "If-Match": '"5"'}).status_code == 412
     assert api.delete(url, headers={**headers["planner"], "If-Match": '"1"'}).status_code == 204
     assert api.get(url, headers=headers["planner"]).status_code == 404
@@ -207,3 +206,32 @@ def test_street_b_is_untouched_by_street_a_edits(api, headers, district):
     assert response.status_code == 404
     assert api.get(f"/collections/buildings/items/{fid}", headers=headers["street_b"]).json()[
         "properties"]["street_code"] == STREET_B
+
+
+def test_writes_without_if_match_are_unconditional_unless_required(api, headers, district, db, monkeypatch, caplog):
+    """OWSLib and QGIS send no If-Match: such a write is accepted and logged as unconditional; a deployment can
+    require the header (FIRELANE_API_REQUIRE_IF_MATCH), then it is 428."""
+    import logging
+
+    from gis.config import clear_caches
+
+    fid = district.id("buildings", "BA-2")
+    url = f"/collections/buildings/items/{fid}"
+    h = headers["planner"]
+    with caplog.at_level(logging.INFO, logger="firelane.access"):
+        response = api.put(url, json=_building(ref="BA-2", height_m=21.5), headers=h)
+    assert response.status_code == 200, response.text
+    assert response.json()["properties"]["height_m"] == 21.5 and response.headers["ETag"] == '"2"'
+    logged = [r.fields for r in caplog.records if getattr(r, "fields", {}).get("method") == "PUT"]
+    assert logged and logged[-1]["precondition"] == "none" and logged[-1]["user"] == "planner"
+    assert _audit(db, "buildings", fid)[-1][:2] == ("update", "planner")
+    monkeypatch.setenv("FIRELANE_API_REQUIRE_IF_MATCH", "true")
+    clear_caches()
+    try:
+        assert api.put(url, json=_building(ref="BA-2", height_m=22.0), headers=h).status_code == 428
+        assert api.delete(url, headers=h).status_code == 428
+        assert api.put(url, json=_building(ref="BA-2", height_m=22.0),
+                       headers={**h, "If-Match": '"2"'}).status_code == 200
+    finally:
+        monkeypatch.delenv("FIRELANE_API_REQUIRE_IF_MATCH")
+        clear_caches()

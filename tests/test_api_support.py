@@ -65,7 +65,7 @@ def api(db) -> Iterator:
 
     forget_tokens()
     forget_extents()
-    login_limiter._attempts.clear()
+    login_limiter.clear()
     with TestClient(create_app(), raise_server_exceptions=False) as client:
         yield client
 

@@ -172,3 +172,25 @@ def test_another_street_gets_404_and_learns_nothing(api, headers, district):
     assert _upload(api, hazard, headers["street_b"], picture("JPEG")).status_code == 404
     assert api.get(f"/photos/{doc['id']}").status_code == 401  # and nobody anonymous
     assert _upload(api, hazard, headers["viewer"], picture("JPEG")).status_code == 403
+
+
+@pytest.mark.db
+def test_blobs_left_by_refused_uploads_are_collected_and_used_ones_kept(api, headers, district, db):
+    import os
+    import time
+
+    from gis.campaign.storage import storage
+
+    kept = _upload(api, district.id("hazards", "k-a"), headers["street_a"], picture("JPEG")).json()["sha256"]
+    store = storage()
+    orphan = hashlib.sha256(b"orphan").hexdigest()
+    store.put(f"photos/{orphan}", b"orphan")  # as an upload whose transaction rolled back leaves it
+    fresh = hashlib.sha256(b"in flight").hexdigest()
+    store.put(f"photos/{fresh}", b"in flight")
+    old = time.time() - 3 * 24 * 3600
+    for key in (f"photos/{orphan}", f"photos/{kept}", f"thumbs/{kept}"):
+        os.utime(store._path(key), (old, old))
+    with db.connect() as conn:
+        assert ph.collect_garbage(conn, older_than_s=24 * 3600) == 1
+    assert not store.exists(f"photos/{orphan}")
+    assert store.exists(f"photos/{kept}") and store.exists(f"thumbs/{kept}") and store.exists(f"photos/{fresh}")

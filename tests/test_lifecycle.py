@@ -169,7 +169,9 @@ def test_routing_strings_split_into_known_departments():
 
 
 def test_no_other_module_keeps_its_own_list_of_states():
-    """The states live in gis/campaign/lifecycle.py only: no other source spells out a tuple/set of them."""
+    """The states live in gis/campaign/lifecycle.py only: no other source spells out a tuple/set of them (a literal
+    collection of three or more state names that are most of its strings; lists of count names such as
+    ("found", "rectified", "verified", "open", "overdue", ...) are something else)."""
     root = Path(__file__).resolve().parents[1]
     offenders = []
     for path in [*root.glob("gis/**/*.py"), *root.glob("api/**/*.py"), *root.glob("web/**/*.py")]:
@@ -178,6 +180,7 @@ def test_no_other_module_keeps_its_own_list_of_states():
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Tuple | ast.Set | ast.List):
                 values = {e.value for e in node.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)}
-                if len(values & set(lc.STATES)) >= 3:
+                states = values & set(lc.STATES)
+                if len(states) >= 3 and len(states) * 3 >= len(values) * 2:
                     offenders.append(f"{path.relative_to(root)}:{node.lineno}")
     assert offenders == []

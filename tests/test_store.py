@@ -194,6 +194,24 @@ def test_a_bulk_replace_deletes_with_full_audit_then_loads(db):
         assert conn.execute(text("SELECT count(*) FROM buildings")).scalar_one() == BULK_MIN_ROWS
 
 
+def test_readers_see_the_old_rows_while_a_bulk_replace_is_in_progress(db):
+    """A replace takes no ACCESS EXCLUSIVE lock: a reader that would wait at most 100 ms for a lock reads the
+    old rows while the replace's transaction is open, and the new ones once it commits."""
+    with transaction(engine=db, user="alice") as conn:
+        write_frame(conn, "buildings", _grid_of_buildings(7))
+    with transaction(engine=db, user="carol") as conn:
+        write_frame(conn, "buildings", _grid_of_buildings(BULK_MIN_ROWS), mode="replace", user="carol")
+        assert "AccessExclusiveLock" not in _locks(conn, "buildings")
+        with db.connect() as reader:
+            reader.execute(text("SET lock_timeout = '100ms'"))
+            assert reader.execute(text("SELECT count(*) FROM buildings")).scalar_one() == 7
+            tile = reader.execute(text("SELECT count(*) FROM buildings WHERE geom && ST_MakeEnvelope(121, 29, 122, 30, "
+                                       "4490)")).scalar_one()
+            assert tile == 7
+    with db.connect() as reader:
+        assert reader.execute(text("SELECT count(*) FROM buildings")).scalar_one() == BULK_MIN_ROWS
+
+
 def test_cells_of_every_type_round_trip_through_the_copy_encoding(db):
     tz = dt.timezone(dt.timedelta(hours=8))
     points = [shapely.Point(121.5 + i * 1e-4, 29.8) for i in range(4)]

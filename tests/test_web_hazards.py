@@ -33,7 +33,7 @@ def site(db) -> Iterator[tuple[str, object]]:
     district = load_district(db)
     make_user(db, "office_a", "street_office", (STREET_A,))
     forget_tokens()
-    login_limiter._attempts.clear()
+    login_limiter.clear()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -170,7 +170,7 @@ def site(db) -> Iterator[str]:
     load_dataset(db)
     make_users()
     forget_tokens()
-    login_limiter._attempts.clear()
+    login_limiter.clear()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -46,7 +46,7 @@ def table(frame: pd.DataFrame, fields: Sequence[PopupField], *, title: pd.Series
     present = [f for f in fields if f[0] in frame.columns]
     cells = pd.DataFrame(index=frame.index)
     for col, zh, en in present:
-        values = frame[col].map(text)
+        values = frame[col].map(text).astype(object)  # an empty int column maps to an empty int Series
         cells[col] = f'<tr><th>{escape(zh)} {escape(en)}</th><td>' + values + "</td></tr>"
     body = cells.apply(lambda r: "".join(r), axis=1) if present and len(frame) else pd.Series("", index=frame.index)
     html = '<table class="fl-popup">' + body.astype(str) + "</table>"

@@ -12,6 +12,7 @@ import pyogrio
 from sqlalchemy import Connection, Engine, text
 
 from gis.campaign import lifecycle as lc
+from gis.spreadsheet_safety import csv_frame, set_cell, xlsx_cell
 
 EVENT_COLUMNS: tuple[str, ...] = ("hazard_id", "hazard_ref", "at", "by", "from_state", "from_zh", "to_state", "to_zh",
                                   "note", "department", "unit", "person", "deadline", "photos", "evidence", "run_id")
@@ -44,13 +45,6 @@ def sidecar_csv(path: Path) -> Path:
     return path.with_name(f"{path.stem}_events.csv")
 
 
-def _text_cell(v: Any) -> Any:
-    """Text that a spreadsheet would evaluate (=, +, -, @ first) is written with a leading apostrophe."""
-    if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + v
-    return v
-
-
 def write_history(events: pd.DataFrame, *, fmt: str, path: Path) -> Path:
     """Write the events beside or inside an export at `path` (already written); returns where they went."""
     if fmt == "xlsx":
@@ -63,8 +57,7 @@ def write_history(events: pd.DataFrame, *, fmt: str, path: Path) -> Path:
             ws.append([v.item() if hasattr(v, "item") else v for v in row])
         for row in ws.iter_rows(min_row=2):
             for cell in row:
-                if isinstance(cell.value, str):
-                    cell.data_type = "s"  # never a formula
+                set_cell(cell, cell.value)  # text typed as text: never a formula
         wb.save(path)
         return path
     if fmt == "gpkg":
@@ -72,14 +65,13 @@ def write_history(events: pd.DataFrame, *, fmt: str, path: Path) -> Path:
                                 driver="GPKG", append=False)
         return path
     target = sidecar_csv(path if path.suffix.lower() != ".zip" else path.with_suffix(".shp"))
-    events.map(_text_cell).to_csv(target, index=False, encoding="utf-8-sig", lineterminator="\r\n")
+    csv_frame(events).to_csv(target, index=False, encoding="utf-8-sig", lineterminator="\r\n")
     return target
 
 
 def write_rows_xlsx(rows: list[dict[str, Any]], path: Path, *, sheet: str = "hazards") -> None:
     """A work list (list of dicts) as one XLSX sheet; every text cell stays text."""
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
+    from openpyxl import Workbook  # heavy: only for XLSX exports
 
     wb = Workbook(write_only=True)
     ws = wb.create_sheet(sheet)
@@ -91,9 +83,6 @@ def write_rows_xlsx(rows: list[dict[str, Any]], path: Path, *, sheet: str = "haz
             v = r.get(c)
             if isinstance(v, list | dict):
                 v = json.dumps(v, ensure_ascii=False)
-            cell = WriteOnlyCell(ws, value=v)
-            if isinstance(v, str):
-                cell.data_type = "s"
-            cells.append(cell)
+            cells.append(xlsx_cell(ws, v))
         ws.append(cells)
     wb.save(path)

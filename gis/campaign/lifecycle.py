@@ -11,6 +11,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
+from functools import lru_cache
 
 
 class State(StrEnum):
@@ -182,6 +183,7 @@ def label(state: str | None, lang: str = "zh") -> str:
     return zh if lang.startswith("zh") else en
 
 
+@lru_cache(maxsize=256)
 def allowed_next(current: str | None, role: str | None = None) -> tuple[str, ...]:
     """The states reachable from `current` (by `role`, when given), in cycle order."""
     cur = current or "open"

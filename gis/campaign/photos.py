@@ -333,3 +333,20 @@ def attach(conn: Connection, photo_ids: Sequence[int], *, owner: Owner) -> None:
             "WHERE id = ANY(:ids)"),
             {"hz": owner.hazard_id, "cid": owner.compound_id, "cref": owner.compound_ref,
              "street": owner.street_code, "ids": list(photo_ids)})
+
+
+def collect_garbage(conn: Connection, *, older_than_s: float = 24 * 3600, store: Storage | None = None) -> int:
+    """Delete stored blobs no photo row refers to (left by uploads whose transaction was refused or rolled back),
+    if older than `older_than_s` so an upload still in flight keeps its file; returns how many were deleted."""
+    store = store or storage()
+    older = getattr(store, "older_than", None)
+    if older is None:
+        return 0  # a backend that cannot list its blobs (its own lifecycle rules expire them)
+    keys = list(older(older_than_s))
+    digests = sorted({k.split("/", 1)[1] for k in keys})
+    used = set(conn.execute(text("SELECT DISTINCT sha256 FROM photos WHERE sha256 = ANY(:d)"),
+                            {"d": digests}).scalars()) if digests else set()
+    gone = [k for k in keys if k.split("/", 1)[1] not in used]
+    for key in gone:
+        store.delete(key)
+    return len(gone)

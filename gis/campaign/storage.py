@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import time
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
@@ -74,6 +76,15 @@ class FileStorage:
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def older_than(self, seconds: float) -> Iterator[str]:
+        """Keys of blobs written more than `seconds` ago (for garbage collection of unreferenced blobs)."""
+        cutoff = time.time() - seconds
+        for kind in ("photos", "thumbs"):
+            for path in sorted((self.root / kind).glob("??/*")):
+                key = f"{kind}/{path.name}"
+                if KEY.fullmatch(key) and path.stat().st_mtime < cutoff:
+                    yield key
 
 
 @lru_cache

@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, text
@@ -56,7 +57,7 @@ _HAZARD_COLUMNS = ("t.id, t.ref, t.key, t.rule, t.clause, t.verdict, t.strength,
 
 
 def _iso(v: Any) -> Any:
-    return v.isoformat() if hasattr(v, "isoformat") else v
+    return v.isoformat() if isinstance(v, date) else v
 
 
 def hazard_doc(row: Any, role: str | None = None) -> dict[str, Any]:
@@ -260,25 +261,56 @@ def _filters(f: HazardFilter, today: date) -> tuple[list[str], dict[str, Any]]:
     return where, params
 
 
-LIST_SQL_ORDER = ("ORDER BY (t.deadline IS NULL), t.deadline, t.severity DESC NULLS LAST, t.id")
+LIST_SQL_ORDER = "ORDER BY (t.deadline IS NULL), t.deadline, t.severity DESC NULLS LAST, t.id"
+
+
+def _quote(v: str) -> str:
+    return "'" + v.replace("'", "''") + "'"
+
+
+@lru_cache(maxsize=32)
+def _derived_sql(role: str | None) -> str:
+    """SQL expressions (alias t) for what hazard_doc adds in Python: labels, family, the next steps of `role`; built
+    from gis.campaign.lifecycle and the rule catalogue, so the JSON can be made by PostgreSQL (tipg style)."""
+    zh = " ".join(f"WHEN {_quote(s)} THEN {_quote(lc.label(s, 'zh'))}" for s in lc.STATES)
+    en = " ".join(f"WHEN {_quote(s)} THEN {_quote(lc.label(s, 'en'))}" for s in lc.STATES)
+    fam = " ".join(f"WHEN {_quote(r.id)} THEN {_quote(r.family)}" for r in RULES.values())
+    nxt = " ".join(f"WHEN {_quote(s)} THEN CAST({_quote(json.dumps(list(lc.allowed_next(s, role))))} AS json)"
+                   for s in lc.STATES)
+    return (f"CASE t.status {zh} ELSE {_quote(lc.label(None, 'zh'))} END AS status_zh, "
+            f"CASE t.status {en} ELSE {_quote(lc.label(None, 'en'))} END AS status_en, "
+            f"CASE WHEN t.rule LIKE 'MANUAL-%' THEN 'manual' ELSE CASE t.rule {fam} ELSE 'other' END END AS family, "
+            f"CASE t.status {nxt} ELSE CAST('[]' AS json) END AS next")
 
 
 def list_sql(f: HazardFilter, *, scope: Scope = EVERYWHERE, today: date | None = None, limit: int = 100,
-             offset: int = 0) -> tuple[str, dict[str, Any]]:
-    """The SQL (and parameters) of a page of the work list: one statement, also what the benchmark times alone."""
+             offset: int = 0, role: str | None = None) -> tuple[str, dict[str, Any]]:
+    """The SQL (and parameters) of a page of the work list as one JSON array built by PostgreSQL, plus the row
+    count: one statement, also what the benchmark times alone."""
     where, params = _filters(f, today or local_today())
     clause, scope_params = _where(scope, *where)
-    sql = (f"SELECT {_HAZARD_COLUMNS}, {OVERDUE_SQL} AS overdue, {DAYS_OVERDUE_SQL} AS days_overdue, "
-           f"ST_X(ST_PointOnSurface(t.geom)) AS lon, ST_Y(ST_PointOnSurface(t.geom)) AS lat "
-           f"FROM hazards t{clause} {LIST_SQL_ORDER} LIMIT :limit OFFSET :offset")
+    sql = (f"SELECT CAST(coalesce(json_agg(d), CAST('[]' AS json)) AS text) AS doc, count(*) AS n FROM ("
+           f"SELECT {_HAZARD_COLUMNS}, {_derived_sql(role)}, {OVERDUE_SQL} AS overdue, "
+           f"{DAYS_OVERDUE_SQL} AS days_overdue, "
+           f"json_build_array(round(CAST(ST_X(p.pt) AS numeric), 7), round(CAST(ST_Y(p.pt) AS numeric), 7)) "
+           f"AS lonlat FROM hazards t CROSS JOIN LATERAL (SELECT ST_PointOnSurface(t.geom) AS pt) p{clause} "
+           f"{LIST_SQL_ORDER} LIMIT :limit OFFSET :offset) d")
     return sql, {**params, **scope_params, "limit": max(1, min(int(limit), MAX_PAGE)), "offset": max(0, int(offset))}
 
 
+def list_json(conn: Connection, f: HazardFilter, *, scope: Scope = EVERYWHERE, today: date | None = None,
+              limit: int = 100, offset: int = 0, role: str | None = None) -> tuple[str, int]:
+    """A page of the work list as JSON text made by PostgreSQL (no per-row Python) and its number of rows."""
+    sql, params = list_sql(f, scope=scope, today=today, limit=limit, offset=offset, role=role)
+    row = conn.execute(text(sql), params).one()  # JSON as text: no parsing here, it goes out as it is
+    return row.doc, int(row.n)
+
+
 def list_hazards(conn: Connection, f: HazardFilter, *, scope: Scope = EVERYWHERE, today: date | None = None,
-                 limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+                 limit: int = 100, offset: int = 0, role: str | None = None) -> list[dict[str, Any]]:
     """A page of hazards in the life cycle (data gaps excluded), soonest deadline first, then most severe."""
-    sql, params = list_sql(f, scope=scope, today=today, limit=limit, offset=offset)
-    return [hazard_doc(r) for r in conn.execute(text(sql), params)]
+    doc, _ = list_json(conn, f, scope=scope, today=today, limit=limit, offset=offset, role=role)
+    return json.loads(doc)
 
 
 def count_hazards(conn: Connection, f: HazardFilter, *, scope: Scope = EVERYWHERE, today: date | None = None) -> int:

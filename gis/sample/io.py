@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import pandas as pd
-from sqlalchemy import Engine
+import sqlalchemy.exc
+from sqlalchemy import Engine, text
 
-from gis.db import transaction
+from gis.db import get_engine, transaction
 from gis.store import WriteResult, write_frame
 
 if TYPE_CHECKING:
@@ -70,6 +71,15 @@ def _plain(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(pd.DataFrame(data, index=frame.index), geometry=frame.geometry.values, crs=frame.crs)
 
 
+def ledger_rows(engine: Engine | None = None) -> int:
+    """Hazards in the ledger (that `load_sample` would delete along with the layers they belong to)."""
+    try:
+        with (engine or get_engine()).connect() as conn:
+            return int(conn.execute(text("SELECT count(*) FROM hazards")).scalar_one())
+    except sqlalchemy.exc.ProgrammingError:  # no schema yet
+        return 0
+
+
 def load_sample(sample: Sample, *, engine: Engine | None = None, user: str | None = "sample") -> dict[str, WriteResult]:
     """Replace every layer of the database with the sample's, in ONE transaction.
 
@@ -90,8 +100,10 @@ def load_sample(sample: Sample, *, engine: Engine | None = None, user: str | Non
         for name in reversed(list(sample.layers)):
             if name not in ("streets", "compounds"):
                 deleted[name] = write_frame(conn, name, sample.layers[name].iloc[:0], mode="replace").deleted
-        for name in ("streets", "compounds"):
-            results[name] = write_frame(conn, name, _plain(sample.layers[name]), mode="replace", user=user)
+        for name in ("streets", "compounds"):  # emptied, then appended: an empty table takes the bulk path
+            gone = write_frame(conn, name, sample.layers[name].iloc[:0], mode="replace").deleted
+            res = write_frame(conn, name, _plain(sample.layers[name]), mode="append", user=user)
+            results[name] = WriteResult(inserted=res.inserted, deleted=gone)
         for name, frame in sample.layers.items():
             if name not in ("streets", "compounds"):
                 res = write_frame(conn, name, _plain(frame), mode="append", user=user)

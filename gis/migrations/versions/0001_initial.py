@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-05 00:35:26.067363
+Create Date: 2026-12-05 01:19:56.504244
 """
 from alembic import op
 
@@ -35,6 +35,22 @@ def upgrade() -> None:
     comment='审计日志 audit history of every write, written by triggers'
     )
     op.create_index('ix_audit_log_layer_feature', 'audit_log', ['layer', 'feature_id'], unique=False)
+    op.create_table('campaigns',
+    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('preset', sa.String(length=40), nullable=True),
+    sa.Column('year', sa.Integer(), nullable=True),
+    sa.Column('district_code', sa.String(length=6), nullable=True),
+    sa.Column('jurisdiction', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'[]'::jsonb"), nullable=False, comment='street codes; empty: every street of the database'),
+    sa.Column('pilot_streets', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'[]'::jsonb"), nullable=False),
+    sa.Column('milestones', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'[]'::jsonb"), nullable=False),
+    sa.Column('settings', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False, comment='spot-check rate, cost shares, warranty years, renovation plan'),
+    sa.Column('summary_due', sa.Date(), nullable=True),
+    sa.Column('created_by', sa.String(length=100), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_campaigns')),
+    comment='整治行动 campaigns: a dated plan over a jurisdiction'
+    )
     op.create_table('complaint_hits',
     sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
     sa.Column('address_hash', sa.String(length=64), nullable=False),
@@ -96,6 +112,15 @@ def upgrade() -> None:
     comment='后台任务 persisted jobs (check runs, reports): created first, claimed by a worker'
     )
     op.create_index('ix_jobs_status_id', 'jobs', ['status', 'id'], unique=False)
+    op.create_table('login_attempts',
+    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
+    sa.Column('key', sa.String(length=200), nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), server_default=sa.text('clock_timestamp()'), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_login_attempts')),
+    comment='登录尝试 login attempts: a sliding window shared by every worker (rows older than it are purged)'
+    )
+    op.create_index(op.f('ix_login_attempts_at'), 'login_attempts', ['at'], unique=False)
+    op.create_index(op.f('ix_login_attempts_key_at'), 'login_attempts', ['key', 'at'], unique=False)
     op.create_geospatial_table('streets',
     sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
     sa.Column('ref', sa.String(length=200), nullable=True, comment='编号 Reference'),
@@ -207,6 +232,42 @@ def upgrade() -> None:
     op.create_index('ix_buildings_ref', 'buildings', ['ref'], unique=False)
     op.create_index('ix_buildings_street_code', 'buildings', ['street_code'], unique=False)
     op.create_index('ix_buildings_updated_at', 'buildings', ['updated_at'], unique=False)
+    op.create_table('campaign_inspections',
+    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
+    sa.Column('campaign_id', sa.BigInteger(), nullable=False),
+    sa.Column('compound_ref', sa.String(length=200), nullable=False),
+    sa.Column('street_code', sa.String(length=12), nullable=True),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('on_date', sa.Date(), nullable=False),
+    sa.Column('unit', sa.String(length=200), nullable=True),
+    sa.Column('inspector', sa.String(length=200), nullable=True),
+    sa.Column('note', sa.Text(), nullable=True),
+    sa.Column('recorded_by', sa.String(length=100), nullable=True),
+    sa.Column('recorded_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.CheckConstraint("kind IN ('self', 'inspection', 'recheck')", name=op.f('ck_campaign_inspections_kind_choice')),
+    sa.ForeignKeyConstraint(['campaign_id'], ['campaigns.id'], name=op.f('fk_campaign_inspections_campaign_id_campaigns'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_campaign_inspections')),
+    comment='自查/检查/复查记录 self-inspections by property companies, street-led inspections, re-inspections'
+    )
+    op.create_index(op.f('ix_campaign_inspections_campaign_id'), 'campaign_inspections', ['campaign_id'], unique=False)
+    op.create_index('ix_campaign_inspections_compound', 'campaign_inspections', ['campaign_id', 'compound_ref'], unique=False)
+    op.create_table('campaign_stages',
+    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
+    sa.Column('campaign_id', sa.BigInteger(), nullable=False),
+    sa.Column('seq', sa.Integer(), nullable=False),
+    sa.Column('code', sa.String(length=40), nullable=False),
+    sa.Column('name_zh', sa.String(length=100), nullable=False),
+    sa.Column('name_en', sa.String(length=100), nullable=False),
+    sa.Column('starts_on', sa.Date(), nullable=False),
+    sa.Column('ends_on', sa.Date(), nullable=False),
+    sa.Column('report_due', sa.Date(), nullable=True),
+    sa.Column('produces', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'[]'::jsonb"), nullable=False),
+    sa.CheckConstraint('ends_on >= starts_on', name=op.f('ck_campaign_stages_dates_order')),
+    sa.ForeignKeyConstraint(['campaign_id'], ['campaigns.id'], name=op.f('fk_campaign_stages_campaign_id_campaigns'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_campaign_stages')),
+    comment='整治阶段 campaign stages (contiguous, no overlap)'
+    )
+    op.create_index(op.f('ix_campaign_stages_campaign_id'), 'campaign_stages', ['campaign_id'], unique=False)
     op.create_table('check_runs',
     sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
     sa.Column('started_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
@@ -550,6 +611,23 @@ def upgrade() -> None:
     op.create_index('ix_roads_ref', 'roads', ['ref'], unique=False)
     op.create_index('ix_roads_street_code', 'roads', ['street_code'], unique=False)
     op.create_index('ix_roads_updated_at', 'roads', ['updated_at'], unique=False)
+    op.create_table('spot_draws',
+    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
+    sa.Column('campaign_id', sa.BigInteger(), nullable=False),
+    sa.Column('seed', sa.BigInteger(), nullable=False),
+    sa.Column('rate', sa.Float(), nullable=False),
+    sa.Column('algorithm', sa.Text(), nullable=False),
+    sa.Column('candidates', postgresql.JSONB(astext_type=sa.Text()), nullable=False, comment='street code -> candidate compound refs, in draw order'),
+    sa.Column('roster', postgresql.JSONB(astext_type=sa.Text()), nullable=False, comment='the roster as read: [{name, unit, street}]'),
+    sa.Column('roster_sha256', sa.String(length=64), nullable=False),
+    sa.Column('drawn_by', sa.String(length=100), nullable=True),
+    sa.Column('drawn_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.CheckConstraint('rate > 0 AND rate <= 1', name=op.f('ck_spot_draws_rate_range')),
+    sa.ForeignKeyConstraint(['campaign_id'], ['campaigns.id'], name=op.f('fk_spot_draws_campaign_id_campaigns'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_spot_draws')),
+    comment='双随机抽查抽签 spot-check draws: seed, candidates and roster recorded for audit'
+    )
+    op.create_index(op.f('ix_spot_draws_campaign_id'), 'spot_draws', ['campaign_id'], unique=False)
     op.create_table('checklist_items',
     sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
     sa.Column('compound_id', sa.BigInteger(), nullable=False),
@@ -618,6 +696,22 @@ def upgrade() -> None:
     comment='隐患流转记录 hazard events: the append-only history of every hazard (gis.campaign.lifecycle)'
     )
     op.create_index('ix_hazard_events_hazard_id_at', 'hazard_events', ['hazard_id', 'at'], unique=False)
+    op.create_table('spot_checks',
+    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
+    sa.Column('draw_id', sa.BigInteger(), nullable=False),
+    sa.Column('campaign_id', sa.BigInteger(), nullable=False),
+    sa.Column('compound_ref', sa.String(length=200), nullable=False),
+    sa.Column('street_code', sa.String(length=12), nullable=False),
+    sa.Column('inspectors', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+    sa.Column('status', sa.String(length=20), server_default=sa.text("'pending'"), nullable=False),
+    sa.Column('checked_at', sa.DateTime(timezone=True), nullable=True),
+    sa.CheckConstraint("status IN ('pending', 'passed', 'failed')", name=op.f('ck_spot_checks_status_choice')),
+    sa.ForeignKeyConstraint(['campaign_id'], ['campaigns.id'], name=op.f('fk_spot_checks_campaign_id_campaigns'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['draw_id'], ['spot_draws.id'], name=op.f('fk_spot_checks_draw_id_spot_draws'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_spot_checks')),
+    comment='抽查 spot checks: one drawn compound and its two inspectors'
+    )
+    op.create_index(op.f('ix_spot_checks_draw_id'), 'spot_checks', ['draw_id'], unique=False)
     op.create_geospatial_table('photos',
     sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
     sa.Column('sha256', sa.String(length=64), nullable=False, comment='content address in the photo store'),
@@ -649,6 +743,22 @@ def upgrade() -> None:
     op.create_index(op.f('ix_photos_checklist_id'), 'photos', ['checklist_id'], unique=False)
     op.create_index(op.f('ix_photos_complaint_id'), 'photos', ['complaint_id'], unique=False)
     op.create_index(op.f('ix_photos_hazard_id'), 'photos', ['hazard_id'], unique=False)
+    op.create_table('spot_check_items',
+    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
+    sa.Column('check_id', sa.BigInteger(), nullable=False),
+    sa.Column('item', sa.String(length=20), nullable=False),
+    sa.Column('result', sa.String(length=10), nullable=False),
+    sa.Column('note', sa.Text(), nullable=True),
+    sa.Column('photos', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'[]'::jsonb"), nullable=False),
+    sa.Column('hazard_ids', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'[]'::jsonb"), nullable=False, comment='hazards reopened or created by a failed item'),
+    sa.Column('recorded_by', sa.String(length=100), nullable=True),
+    sa.Column('recorded_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.CheckConstraint("result IN ('pass', 'fail')", name=op.f('ck_spot_check_items_result_choice')),
+    sa.ForeignKeyConstraint(['check_id'], ['spot_checks.id'], name=op.f('fk_spot_check_items_check_id_spot_checks'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_spot_check_items')),
+    comment='抽查结果 spot-check results per Changle focus item'
+    )
+    op.create_index('ix_spot_check_items_check_item', 'spot_check_items', ['check_id', 'item'], unique=True)
     # ### end Alembic commands ###
     op.execute(all_triggers_sql())
     op.execute(events_sql())
@@ -658,16 +768,22 @@ def downgrade() -> None:
     op.execute(drop_events_sql())
     op.execute(drop_all_sql())
     # ### commands auto generated by Alembic - please adjust! ###
+    op.drop_index('ix_spot_check_items_check_item', table_name='spot_check_items')
+    op.drop_table('spot_check_items')
     op.drop_index(op.f('ix_photos_hazard_id'), table_name='photos')
     op.drop_index(op.f('ix_photos_complaint_id'), table_name='photos')
     op.drop_index(op.f('ix_photos_checklist_id'), table_name='photos')
     op.drop_geospatial_table('photos')
+    op.drop_index(op.f('ix_spot_checks_draw_id'), table_name='spot_checks')
+    op.drop_table('spot_checks')
     op.drop_index('ix_hazard_events_hazard_id_at', table_name='hazard_events')
     op.drop_table('hazard_events')
     op.drop_index('ix_complaints_street_status', table_name='complaints')
     op.drop_geospatial_table('complaints')
     op.drop_index('ix_checklist_items_compound_item_subject', table_name='checklist_items')
     op.drop_table('checklist_items')
+    op.drop_index(op.f('ix_spot_draws_campaign_id'), table_name='spot_draws')
+    op.drop_table('spot_draws')
     op.drop_index('ix_roads_updated_at', table_name='roads')
     op.drop_index('ix_roads_street_code', table_name='roads')
     op.drop_index('ix_roads_ref', table_name='roads')
@@ -728,6 +844,11 @@ def downgrade() -> None:
     op.drop_geospatial_table('ebike_sites')
     op.drop_index(op.f('ix_check_runs_job_id'), table_name='check_runs')
     op.drop_table('check_runs')
+    op.drop_index(op.f('ix_campaign_stages_campaign_id'), table_name='campaign_stages')
+    op.drop_table('campaign_stages')
+    op.drop_index('ix_campaign_inspections_compound', table_name='campaign_inspections')
+    op.drop_index(op.f('ix_campaign_inspections_campaign_id'), table_name='campaign_inspections')
+    op.drop_table('campaign_inspections')
     op.drop_index('ix_buildings_updated_at', table_name='buildings')
     op.drop_index('ix_buildings_street_code', table_name='buildings')
     op.drop_index('ix_buildings_ref', table_name='buildings')
@@ -746,6 +867,9 @@ def downgrade() -> None:
     op.drop_index('ix_streets_ref', table_name='streets')
     op.drop_geospatial_index('ix_streets_geom', table_name='streets', postgresql_using='gist', column_name='geom')
     op.drop_geospatial_table('streets')
+    op.drop_index(op.f('ix_login_attempts_key_at'), table_name='login_attempts')
+    op.drop_index(op.f('ix_login_attempts_at'), table_name='login_attempts')
+    op.drop_table('login_attempts')
     op.drop_index('ix_jobs_status_id', table_name='jobs')
     op.drop_table('jobs')
     op.drop_index('ix_compounds_updated_at', table_name='compounds')
@@ -755,6 +879,7 @@ def downgrade() -> None:
     op.drop_geospatial_table('compounds')
     op.drop_index('ix_complaint_hits_address_at', table_name='complaint_hits')
     op.drop_table('complaint_hits')
+    op.drop_table('campaigns')
     op.drop_index('ix_audit_log_layer_feature', table_name='audit_log')
     op.drop_table('audit_log')
     # ### end Alembic commands ###

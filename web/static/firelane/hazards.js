@@ -48,7 +48,7 @@
 
   function loadList() {
     var status = $("fl-work-status").value;
-    var params = {street: street, department: $("fl-work-department").value, limit: 100};
+    var params = {street: street, department: $("fl-work-department").value, limit: 100, count: "true"};
     if ($("fl-work-overdue").checked) { params.overdue = "true"; }
     var path = "/hazards/worklist" + query(params);
     if (status) { path += "&status=" + encodeURIComponent(status); }

@@ -1,0 +1,201 @@
+"""Benchmark of the campaign's documents on a sample district: all forms, every compound's PDF, the district summary.
+
+Run (scale m = 800 compounds; the PDFs take minutes on 2 cores):
+
+    .venv/bin/python benchmarks/bench_campaign.py --scale m --workers 2
+    .venv/bin/python benchmarks/bench_campaign.py --scale m --limit 80     # a slice of the PDFs, extrapolated
+
+Sets up a throwaway managed PostGIS (or reuses `--home DIR`), loads the sample, runs the checks (the ledger the
+documents read), creates a Changle campaign for the current year and spot-check draw, then times:
+
+- forms: 附件1–4 for the whole district (all streets' 附件2) vs the peer: the hazards layer exported as one XLSX
+  (gis.exporter, the same openpyxl writer family) — ratio printed;
+- compound PDFs: every compound (or `--limit N`, extrapolated to all) in a `--workers` process pool, vs the floor:
+  WeasyPrint rendering one minimal CJK page N times in one process (what a PDF costs before any content);
+- the district summary PDF.
+
+Peak memory is the largest sum of RSS over this process and all its children, sampled every 0.1 s.
+Targets: forms < 10 s; every compound PDF < 5 min on 2 cores with peak memory < 2 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+TARGET_FORMS_S = 10.0
+TARGET_PDFS_S = 300.0
+TARGET_PEAK_GB = 2.0
+
+
+class PeakRss:
+    """The largest total RSS of this process and its descendants, sampled in a thread."""
+
+    def __init__(self, interval: float = 0.1) -> None:
+        import psutil
+
+        self.proc = psutil.Process()
+        self.interval = interval
+        self.peak = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def sample(self) -> int:
+        import psutil
+
+        total = 0
+        for p in [self.proc, *self.proc.children(recursive=True)]:
+            try:
+                total += p.memory_info().rss
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                pass
+        return total
+
+    def run(self) -> None:
+        while not self.stop.wait(self.interval):
+            self.peak = max(self.peak, self.sample())
+
+    def __enter__(self) -> PeakRss:
+        self.peak = self.sample()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def floor_pdf(n: int, out: Path) -> float:
+    """Seconds for WeasyPrint to render a minimal one-page CJK document n times (the floor of any PDF)."""
+    from web.documents import html_to_pdf, render
+
+    html = ("<!DOCTYPE html><html><head><meta charset='utf-8'>" + render("documents/_style.html")
+            + "</head><body><h1>一小区一档</h1><p>小区名称 测试</p></body></html>")
+    t = time.perf_counter()
+    for i in range(n):
+        html_to_pdf(html, out / f"floor-{i}.pdf")
+    return time.perf_counter() - t
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scale", default="m")
+    ap.add_argument("--district", default="changle")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--limit", type=int, default=None, help="render only this many compound PDFs and extrapolate")
+    ap.add_argument("--home", type=Path, default=None, help="FIRELANE_HOME to use and keep (reuses a loaded sample)")
+    ap.add_argument("--keep", action="store_true")
+    args = ap.parse_args(argv)
+    if args.home is not None:
+        args.keep = True
+        args.home.mkdir(parents=True, exist_ok=True)
+    home = args.home.resolve() if args.home is not None else Path(tempfile.mkdtemp(prefix="firelane-bench-"))
+    os.environ["FIRELANE_HOME"] = str(home)
+    os.environ.pop("FIRELANE_DATABASE_URL", None)
+    from sqlalchemy import text
+
+    from gis import migrate, pgcluster
+    from gis.campaign import campaigns as cp
+    from gis.campaign import dossier, forms, stage_reports
+    from gis.checks.runner import run_checks
+    from gis.config import clear_caches
+    from gis.db import get_engine, reset_engine
+    from gis.exporter import export_layer
+    from gis.sample import generate, load_sample
+
+    clear_caches()
+    out = Path(tempfile.mkdtemp(prefix="firelane-bench-out-"))
+    try:
+        pgcluster.start()
+        reset_engine()
+        engine = get_engine()
+        migrate.upgrade(engine=engine)
+        with engine.connect() as conn:
+            loaded = conn.execute(text("SELECT count(*) FROM compounds")).scalar_one()
+        if not loaded:
+            t = time.perf_counter()
+            load_sample(generate(district=args.district, scale=args.scale, seed=args.seed), engine=engine)
+            print(f"sample {args.district} scale {args.scale}: loaded in {time.perf_counter() - t:.1f} s")
+            t = time.perf_counter()
+            result = run_checks(engine=engine, workers=args.workers, user="bench")
+            print(f"checks: {result.failures} failures in {time.perf_counter() - t:.1f} s (ledger written)")
+        else:
+            print(f"reusing the sample in {home}")
+        with engine.connect() as conn:
+            n_compounds = conn.execute(text("SELECT count(*) FROM compounds")).scalar_one()
+            n_hazards = conn.execute(text("SELECT count(*) FROM hazards")).scalar_one()
+        year = time.localtime().tm_year
+        cid = cp.create_campaign(preset_key="changle-2022", year=year, user="bench", engine=engine)
+        print(f"{n_compounds} compounds, {n_hazards} hazards; campaign {cid}; workers {args.workers}")
+        print("(measured on a shared machine under load: numbers are noisy; compare the ratios)")
+
+        with PeakRss() as mem_forms:
+            t = time.perf_counter()
+            files = forms.write_forms(cid, out / "forms", engine=engine)
+            forms_s = time.perf_counter() - t
+        t = time.perf_counter()
+        export_layer("hazards", fmt="xlsx", path=out / "hazards.xlsx")
+        peer_s = time.perf_counter() - t
+        print(f"forms 附件1–4 ({len(files)} files): {forms_s:.2f} s  peer (hazards XLSX export): {peer_s:.2f} s  "
+              f"ratio {forms_s / peer_s:.2f}  peak {mem_forms.peak / 2**30:.2f} GB  "
+              f"target < {TARGET_FORMS_S:.0f} s: {'met' if forms_s < TARGET_FORMS_S else 'NOT met'}")
+
+        with engine.connect() as conn:
+            refs = dossier.compound_refs(conn, cid)
+        n = min(args.limit or len(refs), len(refs))
+        floor_n = min(20, n)
+        floor_s = floor_pdf(floor_n, out) / floor_n
+        with PeakRss() as mem_pdf:
+            t = time.perf_counter()
+            if n == len(refs):
+                res = dossier.district_zip(cid, out / "files.zip", workers=args.workers, engine=engine)
+            else:
+                import multiprocessing
+                from concurrent.futures import ProcessPoolExecutor
+
+                part = refs[:n]
+                chunks = [part[i:i + 10] for i in range(0, n, 10)]
+                (out / "pdfs").mkdir()
+                ctx = multiprocessing.get_context("spawn")
+                with ProcessPoolExecutor(max_workers=args.workers, mp_context=ctx) as pool:
+                    done = [f for fs in pool.map(dossier._render_chunk, chunks, [str(out / "pdfs")] * len(chunks))
+                            for f in fs]
+                res = {"files": len(done)}
+            pdf_s = time.perf_counter() - t
+        per = pdf_s / max(res["files"], 1)
+        total = per * len(refs)
+        print(f"compound PDFs: {res['files']} in {pdf_s:.1f} s ({per:.2f} s each with {args.workers} workers; "
+              f"all {len(refs)} {'measured' if n == len(refs) else 'extrapolated'}: {total:.0f} s)  "
+              f"floor (bare CJK page, 1 process): {floor_s:.2f} s/page  ratio per PDF vs floor×workers: "
+              f"{per * args.workers / floor_s:.1f}  peak {mem_pdf.peak / 2**30:.2f} GB  "
+              f"targets < {TARGET_PDFS_S:.0f} s: {'met' if total < TARGET_PDFS_S else 'NOT met'}, "
+              f"< {TARGET_PEAK_GB:.0f} GB: {'met' if mem_pdf.peak / 2**30 < TARGET_PEAK_GB else 'NOT met'}")
+
+        with PeakRss() as mem_sum:
+            t = time.perf_counter()
+            stage_reports.write_report(cid, out / "summary.pdf", kind="summary", engine=engine)
+            sum_s = time.perf_counter() - t
+        print(f"district summary PDF: {sum_s:.2f} s  ratio vs floor page {sum_s / floor_s:.1f}  "
+              f"peak {mem_sum.peak / 2**30:.2f} GB")
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+        if not args.keep:
+            try:
+                pgcluster.destroy()
+            finally:
+                shutil.rmtree(home, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

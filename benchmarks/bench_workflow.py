@@ -1,0 +1,296 @@
+"""Benchmark of the rectification workflow: work lists and the hazards API against PostgreSQL alone.
+
+Loads the Yinzhou sample (gis.sample, default scale m) into a throwaway managed PostGIS (or reuses one with --home),
+runs the checks into the ledger, then gives every hazard a synthetic history: about 10 events each (assigned,
+rectifying, rectified, reopened, ...), one event in 10 carrying a photo id, and a spread of states, departments,
+units and deadlines (past and future). Serves the app with uvicorn (one worker) on 127.0.0.1 and drives it with one
+client (httpx, keep-alive), after an unmeasured warm-up:
+- street page: GET /map/streets/{code} (the street office's page with its work panel), per street;
+- street work list: GET /hazards/worklist?street=S&status=<needs work>&limit=100 (what the panel loads);
+- department list: GET /hazards/worklist?department=D&limit=100 and GET /hazards/workload?by=department;
+- API page of 100 with filters: a mix of status / department / street / overdue / family / severity filters;
+- postgres: the very SQL the API page runs (gis.campaign.workflow.list_sql: the page's JSON is built by PostgreSQL),
+  prepared, from one psycopg connection (the floor: what PostgreSQL alone needs for the same page, result fetched).
+Prints p50/p99 latency (client-measured: server time plus the loopback), body sizes (raw and gzip), the API/PostgreSQL
+ratio and the verdict against the targets (pages < 300 ms and < 1 MB; API within 2x of PostgreSQL alone).
+
+    .venv/bin/python benchmarks/bench_workflow.py [--scale m] [--requests 200] [--home DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TARGET_PAGE_MS = 300.0
+TARGET_PAGE_BYTES = 1_000_000
+TARGET_RATIO = 2.0
+EVENTS_PER_HAZARD = 10
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def synthetic_history(engine, *, seed: int = 1) -> dict[str, int]:
+    """States, assignments and deadlines spread over the ledger, and ~10 events per hazard (set-based SQL)."""
+    from sqlalchemy import text
+
+    from gis.campaign import lifecycle as lc
+    from gis.campaign.departments import DEPARTMENTS
+
+    states = list(lc.STATES)
+    depts = list(DEPARTMENTS)
+    cycle = ["assigned", "rectifying", "rectified", "reopened", "assigned", "rectifying", "rectified", "verified",
+             "closed"]
+    with engine.begin() as conn:
+        conn.execute(text("SELECT setseed(:s)"), {"s": (seed % 100) / 100})
+        conn.execute(text("""
+            UPDATE hazards SET
+                status = (CAST(:states AS text[]))[1 + (id % 8)],
+                department = (CAST(:depts AS text[]))[1 + ((id / 8) % CAST(:nd AS int))],
+                responsible_unit = '物业公司' || (id % 97), person = '责任人' || (id % 13),
+                deadline = CURRENT_DATE + CAST((id % 121) - 60 AS int),
+                assigned_at = now() - interval '30 days'
+            WHERE status IS NOT NULL
+        """), {"states": states, "depts": depts, "nd": len(depts)})
+        n = conn.execute(text(f"""
+            INSERT INTO hazard_events (hazard_id, at, by, from_state, to_state, note, department, unit, deadline,
+                                       photos, evidence)
+            SELECT h.id, now() - make_interval(days => {EVENTS_PER_HAZARD} - g), 'bench',
+                   CASE WHEN g = 1 THEN 'open' ELSE (CAST(:cycle AS text[]))[g - 1] END,
+                   (CAST(:cycle AS text[]))[g], '第' || g || '步 step ' || g, h.department, h.responsible_unit,
+                   h.deadline,
+                   CASE WHEN (h.id + g) % 10 = 0 THEN ARRAY[h.id * 10 + g] ELSE '{{}}'::bigint[] END,
+                   CASE WHEN g = 8 THEN 'reinspection' END
+            FROM hazards h CROSS JOIN generate_series(1, {EVENTS_PER_HAZARD - 1}) g
+            WHERE h.status IS NOT NULL
+        """), {"cycle": cycle}).rowcount
+        conn.execute(text("ANALYZE hazards"))
+        conn.execute(text("ANALYZE hazard_events"))
+        counts = dict(conn.execute(text(
+            "SELECT (SELECT count(*) FROM hazards WHERE status IS NOT NULL) AS hazards, "
+            "(SELECT count(*) FROM hazard_events) AS events, "
+            "(SELECT count(*) FROM hazard_events WHERE cardinality(photos) > 0) AS with_photo")).one()._mapping)
+    return {**counts, "inserted": n}
+
+
+def prepare(args: argparse.Namespace) -> tuple[str, dict]:
+    """Cluster, district, checks into the ledger, the synthetic history, a bench admin token."""
+    from sqlalchemy import text
+
+    from api.auth import issue_token
+    from api.users import create_user
+    from gis import migrate, pgcluster
+    from gis.db import get_engine
+
+    pgcluster.start()
+    engine = get_engine()
+    migrate.upgrade(engine=engine)
+    with engine.connect() as conn:
+        hazards = conn.execute(text("SELECT count(*) FROM hazards")).scalar_one()
+        events = conn.execute(text("SELECT count(*) FROM hazard_events")).scalar_one()
+    if not hazards:
+        from gis.checks.runner import run_checks
+        from gis.sample import generate, load_sample
+
+        t = time.perf_counter()
+        load_sample(generate(district="yinzhou", scale=args.scale, seed=1), engine=engine)
+        print(f"loaded the yinzhou {args.scale} sample in {time.perf_counter() - t:.0f} s", flush=True)
+        t = time.perf_counter()
+        result = run_checks(engine=engine, workers=args.check_workers, user="bench")
+        print(f"checked into the ledger in {time.perf_counter() - t:.0f} s: {result.ledger}", flush=True)
+    if events < EVENTS_PER_HAZARD:
+        print(f"history: {synthetic_history(engine)}", flush=True)
+    with engine.connect() as conn:
+        exists = conn.execute(text("SELECT count(*) FROM users WHERE username = 'bench-admin'")).scalar_one()
+    if not exists:
+        create_user("bench-admin", "bench-password-1", role="admin")
+    with engine.connect() as conn:
+        uid = conn.execute(text("SELECT id FROM users WHERE username = 'bench-admin'")).scalar_one()
+        facts = {
+            "streets": conn.execute(text("SELECT street_code, count(*) FROM hazards WHERE status IS NOT NULL AND "
+                                         "street_code IS NOT NULL GROUP BY 1 ORDER BY 2 DESC")).all(),
+            "departments": conn.execute(text("SELECT DISTINCT department FROM hazards WHERE department IS NOT NULL"
+                                             )).scalars().all(),
+            "hazards": conn.execute(text("SELECT count(*) FROM hazards WHERE status IS NOT NULL")).scalar_one(),
+            "events": conn.execute(text("SELECT count(*) FROM hazard_events")).scalar_one(),
+        }
+    token, _ = issue_token(uid, name="bench")
+    engine.dispose()
+    return token, facts
+
+
+def filter_mix(facts: dict, n: int, seed: int = 7) -> list[dict]:
+    """n filter sets for the API page of 100: the combinations a work list uses."""
+    from gis.campaign import lifecycle as lc
+
+    rng = random.Random(seed)
+    streets = [s for s, _ in facts["streets"]]
+    work = sorted(lc.NEEDS_WORK)
+    kinds = [
+        lambda: {"street": rng.choice(streets), "status": work},
+        lambda: {"department": rng.choice(facts["departments"])},
+        lambda: {"department": rng.choice(facts["departments"]), "overdue": True},
+        lambda: {"street": rng.choice(streets), "family": rng.choice(["lanes", "aerial", "hydrants", "parking"])},
+        lambda: {"status": [rng.choice(list(lc.STATES))], "severity_min": rng.choice([1.0, 3.0, 5.0])},
+    ]
+    return [kinds[i % len(kinds)]() for i in range(n)]
+
+
+def _query(f: dict) -> str:
+    params = [(k, str(v).lower() if isinstance(v, bool) else v) for k, v in f.items() if k != "status"]
+    params += [("status", s) for s in f.get("status", [])]
+    return urlencode([*params, ("limit", 100)])
+
+
+def _stats(ms: list[float]) -> dict[str, float]:
+    ms = sorted(ms)
+    return {"p50": statistics.median(ms), "p99": ms[min(len(ms) - 1, int(round(0.99 * (len(ms) - 1))))],
+            "n": len(ms)}
+
+
+def time_http(client, paths: list[str], *, warmup: int = 10) -> tuple[dict[str, float], int, int]:
+    """p50/p99 of GETs of `paths` (one client, keep-alive) and the largest body raw and gzipped."""
+    for p in paths[:warmup]:
+        client.get(p).raise_for_status()
+    ms, raw, gz = [], 0, 0
+    for p in paths:
+        t = time.perf_counter()
+        r = client.get(p)
+        ms.append((time.perf_counter() - t) * 1000)
+        r.raise_for_status()
+        raw = max(raw, len(r.content))
+        gz = max(gz, len(gzip.compress(r.content, 5)))
+    return _stats(ms), raw, gz
+
+
+def time_postgres(filters: list[dict], *, warmup: int = 10) -> dict[str, float]:
+    """The API page's own SQL straight from PostgreSQL (prepared, rows fetched)."""
+    import psycopg
+    from sqlalchemy import text
+    from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+
+    from gis.campaign import workflow as wf
+    from gis.db import database_url
+
+    url = database_url().replace("postgresql+psycopg://", "postgresql://")
+    statements = []
+    for f in filters:
+        flt = wf.HazardFilter(status=tuple(f.get("status", ())), street=f.get("street"),
+                              department=f.get("department"), overdue=f.get("overdue"), family=f.get("family"),
+                              severity_min=f.get("severity_min"))
+        sql, params = wf.list_sql(flt, limit=100, role="admin")  # the bench client is an admin
+        statements.append((sql, params))
+    dialect = PGDialect_psycopg()
+    ms = []
+    with psycopg.connect(url) as conn:
+        for i, (sql, params) in enumerate([*statements[:warmup], *statements]):
+            compiled = str(text(sql).compile(dialect=dialect))  # the app's binds as psycopg's %(name)s
+            t = time.perf_counter()
+            conn.execute(compiled, params, prepare=True).fetchall()
+            if i >= warmup:
+                ms.append((time.perf_counter() - t) * 1000)
+    return _stats(ms)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", choices=("s", "m", "l"), default="m")
+    parser.add_argument("--requests", type=int, default=200, help="measured requests per kind")
+    parser.add_argument("--check-workers", type=int, default=2)
+    parser.add_argument("--home", type=Path, help="reuse (or create and keep) the cluster under this FIRELANE_HOME")
+    args = parser.parse_args()
+    home = args.home or Path(tempfile.mkdtemp(prefix="firelane-bench-workflow-"))
+    os.environ["FIRELANE_HOME"] = str(home)
+    os.environ.pop("FIRELANE_DATABASE_URL", None)
+    server = None
+    try:
+        import httpx
+
+        from gis.db import database_url
+
+        token, facts = prepare(args)
+        print(f"ledger: {facts['hazards']:,} hazards in the cycle, {facts['events']:,} events", flush=True)
+        port = _free_port()
+        env = {**os.environ, "FIRELANE_DATABASE_URL": database_url()}
+        server = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host",
+                                   "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"],
+                                  cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}",
+                                                  "Accept-Encoding": "identity"}, timeout=60) as client:
+            for _ in range(600):
+                try:
+                    if client.get("/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    if server.poll() is not None:
+                        raise SystemExit(f"the server exited ({server.returncode})") from None
+                    time.sleep(0.1)
+            else:
+                raise SystemExit("the server did not start")
+            n = args.requests
+            streets = [s for s, _ in facts["streets"]]
+            rng = random.Random(3)
+            filters = filter_mix(facts, n)
+            from gis.campaign import lifecycle as lc
+
+            work = "&".join(f"status={s}" for s in sorted(lc.NEEDS_WORK))
+            rows = {
+                "street page": time_http(client, [f"/map/streets/{rng.choice(streets)}"
+                                                  for _ in range(max(20, n // 10))], warmup=3),
+                "street work list": time_http(client, [f"/hazards/worklist?street={rng.choice(streets)}&{work}"
+                                                       f"&limit=100" for _ in range(n)]),
+                "department list": time_http(client, [
+                    "/hazards/worklist?" + urlencode({"department": rng.choice(facts["departments"]), "limit": 100})
+                    for _ in range(n)]),
+                "department counts": time_http(client, ["/hazards/workload?by=department"] * max(20, n // 5)),
+                "API page of 100": time_http(client, [f"/hazards/worklist?{_query(f)}" for f in filters]),
+            }
+        pg = time_postgres(filters)
+        print(f"\nbench_workflow: yinzhou {args.scale}, {facts['hazards']:,} hazards, {facts['events']:,} events, "
+              f"one client (measured on a shared, loaded machine: numbers are noisy)")
+        print(f"{'':20} {'p50 ms':>8} {'p99 ms':>8} {'max body':>10} {'gzip':>9}")
+        for name, (st, raw, gz) in rows.items():
+            print(f"{name:20} {st['p50']:8.1f} {st['p99']:8.1f} {raw:10,} {gz:9,}")
+        print(f"{'postgres (same SQL)':20} {pg['p50']:8.1f} {pg['p99']:8.1f}")
+        api = rows["API page of 100"][0]
+        ratio50, ratio99 = api["p50"] / pg["p50"], api["p99"] / pg["p99"]
+        print(f"\nAPI / PostgreSQL: p50 {ratio50:.2f}x, p99 {ratio99:.2f}x (target <= {TARGET_RATIO}x)")
+        for group, names in (("work lists", ("street work list", "department list", "department counts")),
+                             ("street page", ("street page",))):
+            worst_ms = max(rows[k][0]["p99"] for k in names)
+            worst_bytes = max(rows[k][1] for k in names)
+            print(f"{group}: worst p99 {worst_ms:.0f} ms (target < {TARGET_PAGE_MS:.0f}), largest body "
+                  f"{worst_bytes:,} B (target < {TARGET_PAGE_BYTES:,}) -> "
+                  + ("met" if worst_ms < TARGET_PAGE_MS and worst_bytes < TARGET_PAGE_BYTES else "NOT met"))
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=20)
+        if args.home is None:
+            from gis import pgcluster
+
+            pgcluster.destroy()
+            shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,342 @@
+"""一小区一档: one compound's file as data (facts, hazards with events and photos, checklist, status), its map image
+rendered on the server with matplotlib, and the whole district's files as one ZIP built in a process pool."""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import zipfile
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+import shapely
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection, PolyCollection
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from pyproj import Transformer
+from sqlalchemy import Connection, Engine, text
+
+from gis.campaign import lifecycle as lc
+from gis.campaign import workflow
+from gis.campaign.campaigns import CompoundNotFound, campaign_streets, get_campaign
+from gis.campaign.deadlines import OVERDUE_SQL, local_today
+from gis.campaign.focus import BY_CODE, OTHER, focus_of
+from gis.checks.catalog import RULES
+
+#: Layers drawn on a compound's map, bottom to top: (layer, face colour, edge colour, zh label).
+MAP_LAYERS: tuple[tuple[str, str, str, str], ...] = (
+    ("aerial_areas", "#fde2b8", "#e59400", "登高操作场地"),
+    ("fire_lanes", "#f6b3b3", "#c0392b", "消防车道"),
+    ("buildings", "#cfd8dc", "#455a64", "建筑"),
+    ("illegal_structures", "#8e44ad", "#5b2c6f", "违章建筑"),
+    ("obstructions", "#f39c12", "#935116", "障碍物"),
+    ("parking", "#95a5a6", "#616a6b", "停车"),
+    ("entrances", "#27ae60", "#196f3d", "出入口"),
+    ("hydrants", "#2980b9", "#1b4f72", "消火栓"),
+)
+MAX_PHOTOS_PER_HAZARD = 6
+CJK_FONTS = ["Noto Sans CJK SC", "Noto Serif CJK SC", "DejaVu Sans"]
+matplotlib.rcParams["font.sans-serif"] = CJK_FONTS + list(matplotlib.rcParams["font.sans-serif"])
+matplotlib.rcParams["axes.unicode_minus"] = False
+
+
+def _num(v: Any) -> str:
+    if v is None:
+        return "—"
+    f = float(v)
+    return f"{f:.2f}".rstrip("0").rstrip(".")
+
+
+def compound_file(conn: Connection, ref: str, *, today: date | None = None,
+                  photos: bool = True) -> dict[str, Any]:
+    """Everything one compound's file shows, as plain data (the HTML/PDF renderers in web.documents read it)."""
+    today = today or local_today()
+    c = conn.execute(text(
+        "SELECT c.id, c.ref, c.name, c.address, c.kind, c.built_year, c.households, c.property_company, c.gated, "
+        "c.street_code, s.name AS street_name, ST_Area(c.geom::geography) AS area_m2 FROM compounds c "
+        "LEFT JOIN streets s ON s.ref = c.street_code WHERE c.ref = :r"), {"r": ref}).first()
+    if c is None:
+        raise CompoundNotFound(f"没有小区 no compound {ref!r}", field="compound")
+    counts = {name: conn.execute(text(f"SELECT count(*) FROM {name} WHERE compound_ref = :r"), {"r": ref}).scalar_one()
+              for name, *_ in MAP_LAYERS}
+    rows = conn.execute(text(
+        "SELECT t.id, t.rule, t.clause, t.verdict, t.severity, t.status, t.subject_layer, t.subject_ref, "
+        "t.measured, t.required_value, t.unit, t.message_zh, t.message_en, t.department, t.responsible_unit, "
+        f"t.deadline, t.first_seen_at, t.closed_at, {OVERDUE_SQL} AS overdue, "
+        "ST_X(ST_PointOnSurface(t.geom)) AS lon, ST_Y(ST_PointOnSurface(t.geom)) AS lat FROM hazards t "
+        "WHERE t.compound_ref = :r AND t.verdict = 'fail' AND t.status IS NOT NULL "
+        "ORDER BY t.severity DESC NULLS LAST, t.id"), {"r": ref, "today": today}).all()
+    events = workflow.events(conn, [r.id for r in rows])
+    by_hazard: dict[int, list[dict[str, Any]]] = {}
+    for e in events:
+        by_hazard.setdefault(e["hazard_id"], []).append(e)
+    pics = _photos(conn, [r.id for r in rows]) if photos else {}
+    hazards = []
+    for n, r in enumerate(rows, start=1):
+        rule = RULES.get(r.rule)
+        if rule is None:
+            from gis.campaign.manual_rules import any_rule
+
+            rule = any_rule(r.rule)
+        fc = focus_of(r.rule)
+        hazards.append({
+            "no": n, "id": r.id, "rule": r.rule, "title_zh": rule.title_zh if rule else r.rule,
+            "title_en": rule.title_en if rule else "", "clause": r.clause or (rule.clause if rule else ""),
+            "severity": r.severity, "status": r.status, "status_zh": lc.label(r.status),
+            "status_en": lc.label(r.status, "en"), "subject": f"{r.subject_layer or ''} {r.subject_ref or ''}".strip(),
+            "measured": _num(r.measured), "required": _num(r.required_value), "unit": r.unit or "",
+            "message_zh": r.message_zh or "", "message_en": r.message_en or "", "department": r.department or "",
+            "unit_responsible": r.responsible_unit or "", "deadline": r.deadline.isoformat() if r.deadline else "",
+            "overdue": bool(r.overdue), "first_seen": r.first_seen_at.date().isoformat() if r.first_seen_at else "",
+            "focus": BY_CODE[fc].zh if fc in BY_CODE else OTHER[1],
+            "lonlat": (r.lon, r.lat), "events": by_hazard.get(r.id, []),
+            "photos": pics.get(r.id, {"before": [], "after": []}),
+        })
+    status_counts: dict[str, int] = {}
+    for h in hazards:
+        status_counts[h["status"]] = status_counts.get(h["status"], 0) + 1
+    open_n = sum(v for k, v in status_counts.items() if k in lc.UNRESOLVED)
+    return {
+        "compound": {"ref": c.ref, "name": c.name or "", "address": c.address or "", "kind": c.kind or "",
+                     "built_year": c.built_year, "households": c.households,
+                     "property_company": c.property_company or "", "gated": c.gated, "street_code": c.street_code,
+                     "street_name": c.street_name or "", "area_m2": round(c.area_m2 or 0.0)},
+        "counts": counts, "hazards": hazards, "checklist": _checklist(conn, c.ref),
+        "status": {"hazards": len(hazards), "unresolved": open_n,
+                   "overdue": sum(1 for h in hazards if h["overdue"]),
+                   "by_state": [{"state": s, "zh": lc.label(s), "n": status_counts.get(s, 0)} for s in lc.STATES
+                                if status_counts.get(s)],
+                   "verdict_zh": "隐患已全部销号或整改复核" if hazards and not open_n else (
+                       "未发现隐患" if not hazards else f"尚有 {open_n} 项隐患未完成整改")},
+        "today": today.isoformat(),
+    }
+
+
+def _photos(conn: Connection, hazard_ids: Sequence[int]) -> dict[int, dict[str, list[dict[str, Any]]]]:
+    """Before/after thumbnails (JPEG bytes) of the hazards, at most MAX_PHOTOS_PER_HAZARD each."""
+    if not hazard_ids or conn.execute(text("SELECT to_regclass('photos')")).scalar() is None:
+        return {}
+    from gis.campaign import photos as ph
+
+    out: dict[int, dict[str, list[dict[str, Any]]]] = {}
+    rows = conn.execute(text(
+        "SELECT id, hazard_id, sha256, kind, width, uploaded_at FROM photos WHERE hazard_id = ANY(:ids) "
+        "AND width IS NOT NULL ORDER BY hazard_id, id"), {"ids": list(hazard_ids)}).all()
+    store = ph.storage()
+    for r in rows:
+        slot = out.setdefault(r.hazard_id, {"before": [], "after": []})
+        kind = "after" if r.kind == "after" else "before"
+        if len(slot[kind]) >= MAX_PHOTOS_PER_HAZARD // 2:
+            continue
+        try:
+            data = store.get(f"thumbs/{r.sha256}")
+        except KeyError:
+            continue
+        slot[kind].append({"id": r.id, "jpeg": data,
+                           "at": r.uploaded_at.date().isoformat() if r.uploaded_at else ""})
+    return out
+
+
+def _checklist(conn: Connection, ref: str) -> list[dict[str, Any]]:
+    """The compound's facility checklist (the field side's items, checked or not)."""
+    from gis.campaign.actors import Actor
+    from gis.campaign.checklist import checklist
+
+    try:
+        doc = checklist(conn, ref, Actor(username="report", role="admin"))
+    except lc.WorkflowError:
+        return []
+    return [{"title_zh": i.get("title_zh", i.get("item")), "subject": i.get("subject") or "",
+             "status": i.get("status"), "checked_on": str(i.get("checked_on") or ""), "note": i.get("note") or ""}
+            for i in doc["items"]]
+
+
+# --- the map ------------------------------------------------------------------------------------------------------
+
+
+def utm_epsg(lon: float, lat: float) -> int:
+    """The WGS 84 / UTM zone EPSG code of a point (326xx north, 327xx south)."""
+    zone = min(60, max(1, int((lon + 180) // 6) + 1))
+    return (32600 if lat >= 0 else 32700) + zone
+
+
+def _layer_geoms(conn: Connection, ref: str, epsg: int) -> dict[str, np.ndarray]:
+    """The compound's outline and every map layer's geometries, projected by PostGIS in one query."""
+    parts = ["SELECT 'compounds' AS layer, ST_AsBinary(ST_Transform(geom, :epsg)) AS wkb FROM compounds "
+             "WHERE ref = :r"]
+    parts += [f"SELECT '{name}', ST_AsBinary(ST_Transform(geom, :epsg)) FROM {name} WHERE compound_ref = :r"
+              for name, *_ in MAP_LAYERS]
+    out: dict[str, list[bytes]] = {}
+    for layer, wkb in conn.execute(text(" UNION ALL ".join(parts)), {"r": ref, "epsg": epsg}):
+        out.setdefault(layer, []).append(bytes(wkb))
+    return {k: shapely.from_wkb(v) for k, v in out.items()}
+
+
+@lru_cache(maxsize=16)
+def _transformer(epsg: int) -> Transformer:
+    return Transformer.from_crs(4490, epsg, always_xy=True)
+
+
+def _to_utm(lonlat: np.ndarray, epsg: int) -> np.ndarray:
+    x, y = _transformer(epsg).transform(lonlat[:, 0], lonlat[:, 1])
+    return np.column_stack([x, y])
+
+
+def _polygon_paths(geoms: np.ndarray) -> list[np.ndarray]:
+    """Exterior rings of the polygons in `geoms` as (n, 2) arrays (holes are not drawn at this scale)."""
+    parts = shapely.get_parts(geoms[shapely.get_type_id(geoms) >= 3])
+    return [np.asarray(shapely.get_coordinates(shapely.get_exterior_ring(p))) for p in parts]
+
+
+def _line_paths(geoms: np.ndarray) -> list[np.ndarray]:
+    parts = shapely.get_parts(geoms[np.isin(shapely.get_type_id(geoms), (1, 2, 5))])
+    return [np.asarray(shapely.get_coordinates(p)) for p in parts]
+
+
+def map_png(conn: Connection, ref: str, hazards: Sequence[dict[str, Any]], *, width_px: int = 900,
+            dpi: int = 100) -> bytes:
+    """The compound, its layers and numbered hazards in a local metric CRS (UTM), with a scale bar, as PNG.
+
+    Drawn with matplotlib's object API (a Figure, collections of paths, one draw at savefig): no pyplot state,
+    no redraw per layer."""
+    centre = conn.execute(text("SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_PointOnSurface(geom) AS c FROM compounds "
+                               "WHERE ref = :r) s"), {"r": ref}).first()
+    fig = Figure(figsize=(width_px / dpi, width_px * 0.68 / dpi), dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0.01, 0.01, 0.74, 0.98))
+    ax.set_axis_off()
+    handles = []
+    if centre is not None:
+        epsg = utm_epsg(centre[0], centre[1])
+        layers = _layer_geoms(conn, ref, epsg)
+        shape = layers["compounds"]
+        ax.add_collection(LineCollection([np.asarray(shapely.get_coordinates(shapely.get_exterior_ring(p)))
+                                          for p in shapely.get_parts(shape)],
+                                         colors="#1a5276", linewidths=1.6, linestyles="--", zorder=1))
+        for name, face, edge, label in MAP_LAYERS:
+            geoms = layers.get(name)
+            if geoms is None or not len(geoms):
+                continue
+            polys = _polygon_paths(geoms)
+            if polys:
+                ax.add_collection(PolyCollection(polys, facecolors=face, edgecolors=edge, linewidths=0.6, zorder=2))
+            lines = _line_paths(geoms)
+            if lines:
+                ax.add_collection(LineCollection(lines, colors=edge, linewidths=1.2, zorder=3))
+            pts = shapely.get_coordinates(shapely.get_parts(geoms[np.isin(shapely.get_type_id(geoms), (0, 4))]))
+            if len(pts):
+                ax.scatter(pts[:, 0], pts[:, 1], s=18, color=edge, zorder=4)
+            handles.append(Line2D([], [], color=edge, marker="s", linestyle="", markerfacecolor=face, label=label))
+        if hazards:
+            xy = _to_utm(np.array([h["lonlat"] for h in hazards], dtype=float), epsg)
+            for h, (x, y) in zip(hazards, xy, strict=True):
+                colour = "#c0392b" if h["status"] in lc.UNRESOLVED else "#1e8449"
+                ax.plot([x], [y], marker="o", markersize=11, color=colour, markeredgecolor="white", zorder=6)
+                ax.annotate(str(h["no"]), (x, y), color="white", fontsize=7, ha="center", va="center", zorder=7,
+                            weight="bold")
+            handles += [Line2D([], [], color="#c0392b", marker="o", linestyle="", label="未完成隐患"),
+                        Line2D([], [], color="#1e8449", marker="o", linestyle="", label="已整改/复核")]
+        x0, y0, x1, y1 = shapely.bounds(shape[0])
+        pad = max(x1 - x0, y1 - y0) * 0.08 + 5
+        ax.set_xlim(x0 - pad, x1 + pad)
+        ax.set_ylim(y0 - pad, y1 + pad)
+        _scale_bar(ax, x0 - pad, y0 - pad, x1 - x0 + 2 * pad)
+    ax.set_aspect("equal")
+    if handles:
+        fig.legend(handles=handles, loc="upper right", fontsize=8, frameon=False, prop={"family": CJK_FONTS})
+    ax.annotate("N ↑", xy=(0.97, 0.95), xycoords="axes fraction", ha="right", fontsize=10, weight="bold")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def _scale_bar(ax: Any, x: float, y: float, span: float) -> None:
+    nice = [5, 10, 20, 25, 50, 100, 200, 250, 500, 1000]
+    length = next((n for n in nice if n >= span / 5), nice[-1])
+    bx, by = x + span * 0.04, y + span * 0.04
+    ax.plot([bx, bx + length], [by, by], color="black", linewidth=2.5, zorder=8)
+    ax.annotate(f"{length} m", (bx + length / 2, by), xytext=(0, 4), textcoords="offset points", ha="center",
+                fontsize=8)
+
+
+# --- the district's files -----------------------------------------------------------------------------------------
+
+
+def _render_chunk(refs: list[str], out_dir: str) -> list[str]:
+    """A pool worker: render compound PDFs into out_dir (its own database engine and WeasyPrint)."""
+    from gis.db import get_engine
+    from web.documents import write_compound_pdf
+
+    engine = get_engine()
+    written = []
+    with engine.connect() as conn:
+        for ref in refs:
+            path = Path(out_dir) / f"{safe_name(ref)}.pdf"
+            write_compound_pdf(conn, ref, path)
+            written.append(str(path))
+    return written
+
+
+def safe_name(ref: str) -> str:
+    keep = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in ref)
+    return keep[:120] or "compound"
+
+
+def compound_refs(conn: Connection, campaign_id: int, streets: Sequence[str] | None = None) -> list[str]:
+    campaign = get_campaign(campaign_id, conn=conn)
+    codes = [r.ref for r in campaign_streets(conn, campaign, only=streets)]
+    return list(conn.execute(text("SELECT ref FROM compounds WHERE street_code = ANY(:s) ORDER BY street_code, ref"),
+                             {"s": codes}).scalars())
+
+
+def district_zip(campaign_id: int, out: Path, *, streets: Sequence[str] | None = None, workers: int = 2,
+                 engine: Engine | None = None, progress: Callable[[float], None] | None = None,
+                 chunk: int = 20) -> dict[str, Any]:
+    """Every compound file (PDF) of a campaign's jurisdiction in one ZIP, rendered in `workers` processes."""
+    from gis.db import get_engine
+
+    with (engine or get_engine()).connect() as conn:
+        refs = compound_refs(conn, campaign_id, streets)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = 0
+    with tempfile.TemporaryDirectory(prefix="firelane-files-") as tmp:
+        chunks = [refs[i:i + chunk] for i in range(0, len(refs), chunk)]
+        files: list[str] = []
+        if workers <= 1 or len(chunks) <= 1:
+            for part in chunks:
+                files += _render_chunk(part, tmp)
+                done += len(part)
+                if progress:
+                    progress(done / max(len(refs), 1))
+        else:
+            import multiprocessing
+
+            ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no inherited DB connections
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+                futures = {pool.submit(_render_chunk, part, tmp): len(part) for part in chunks}
+                for fut in as_completed(futures):
+                    files += fut.result()
+                    done += futures[fut]
+                    if progress:
+                        progress(done / max(len(refs), 1))
+        tmp_zip = out.with_suffix(out.suffix + ".part")
+        with zipfile.ZipFile(tmp_zip, "w", compression=zipfile.ZIP_STORED) as zf:
+            for f in sorted(files):
+                zf.write(f, arcname=f"一小区一档/{Path(f).name}")
+        os.replace(tmp_zip, out)
+    return {"path": str(out), "files": len(files), "bytes": out.stat().st_size}
+
+
+def district_zip_handler(ctx: Any) -> dict[str, Any]:
+    """The `compound_files` job: params {campaign, streets, path, workers}."""
+    p = ctx.params
+    return district_zip(int(p["campaign"]), Path(p["path"]), streets=p.get("streets") or None,
+                        workers=int(p.get("workers", 2)), engine=ctx.engine, progress=ctx.progress)

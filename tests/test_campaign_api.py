@@ -1,0 +1,82 @@
+"""The campaign over HTTP: create/progress, draws and results, report jobs run by the server's worker, the page."""
+# ruff: noqa: F811 - pytest fixtures are imported from test_api_support and named as test arguments
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from campaign_support import STREETS, load_campaign_district
+from test_api_support import api, make_user  # noqa: F401 - fixtures
+
+pytestmark = pytest.mark.db
+A = "330212003"
+
+
+@pytest.fixture
+def setup(db):
+    load_campaign_district(db)
+    return {k: make_user(db, k, role, streets) for k, role, streets in (
+        ("admin", "admin", ()), ("fire", "fire_brigade", ()), ("so_a", "street_office", (A,)),
+        ("viewer", "viewer", ()))}
+
+
+ROSTER = [{"name": f"p{i}", "unit": "u", "street": code} for i, code in enumerate(STREETS)] + [
+    {"name": "d1", "unit": "区住建局", "street": ""}, {"name": "d2", "unit": "区消防救援大队", "street": ""}]
+
+
+def test_campaigns_draws_and_results_over_http(api, setup):
+    h = setup
+    bad = api.post("/campaigns", json={"stages": [
+        {"code": "a", "starts_on": "2026-01-01", "ends_on": "2026-02-10"},
+        {"code": "b", "starts_on": "2026-02-01", "ends_on": "2026-03-01"}]}, headers=h["admin"])
+    assert bad.status_code == 400 and "overlap" in bad.json()["description"]
+    assert api.post("/campaigns", json={"preset": "changle-2022"}, headers=h["so_a"]).status_code == 403
+    made = api.post("/campaigns", json={"preset": "changle-2022", "year": 2026}, headers=h["admin"])
+    assert made.status_code == 201, made.text
+    cid = made.json()["id"]
+    doc = api.get(f"/campaigns/{cid}?date=2026-08-01", headers=h["viewer"]).json()
+    assert doc["current_stage"] == "spot_checks" and doc["due_next"]["due"] == "2026-10-10"
+    mine = api.get(f"/campaigns/{cid}/progress?date=2026-08-01", headers=h["so_a"]).json()
+    assert [r["street"] for r in mine["streets"]] == [A]  # a street office sees its own street only
+    assert api.post(f"/campaigns/{cid}/spotchecks", json={"roster": ROSTER, "rate": 1.5},
+                    headers=h["fire"]).status_code == 400
+    assert api.post(f"/campaigns/{cid}/spotchecks", json={"roster": ROSTER}, headers=h["so_a"]).status_code == 403
+    drawn = api.post(f"/campaigns/{cid}/spotchecks", json={"roster": ROSTER, "seed": 5}, headers=h["fire"])
+    assert drawn.status_code == 201, drawn.text
+    check = drawn.json()["checks"][0]
+    assert api.get(f"/spotchecks/draws/{drawn.json()['draw']}/verify", headers=h["viewer"]).json()["reproduces"]
+    r = api.post(f"/spotchecks/{check['id']}/results", json={"compound": check["compound"], "item": "vehicles",
+                                                             "result": "fail", "note": "占道"}, headers=h["fire"])
+    assert r.status_code == 201 and r.json()["status"] == "failed"
+    assert api.post(f"/spotchecks/{check['id']}/results", json={"compound": check["compound"], "item": "moon",
+                                                                "result": "pass"}, headers=h["fire"]).status_code == 400
+    assert api.post("/spotchecks/999999/results", json={"compound": "x", "item": "design", "result": "pass"},
+                    headers=h["fire"]).status_code == 404
+    assert api.get("/campaigns/999999", headers=h["viewer"]).status_code == 404
+    page = api.get(f"/map/campaigns/{cid}?date=2026-08-01", headers=h["admin"])
+    assert page.status_code == 200 and "各街道进度" in page.text and f'data-check="{check["id"]}"' in page.text
+    paths = api.get("/api", headers=h["admin"]).json()["paths"]
+    assert {"/campaigns", "/campaigns/{campaign_id}/progress", "/campaigns/{campaign_id}/spotchecks",
+            "/spotchecks/{check_id}/results", "/jobs/{job_id}"} <= set(paths)
+
+
+def test_a_report_job_is_run_by_the_servers_worker_and_downloaded(api, setup):
+    h = setup
+    cid = api.post("/campaigns", json={"preset": "changle-2022", "year": 2026}, headers=h["admin"]).json()["id"]
+    assert api.post(f"/campaigns/{cid}/reports", json={"kind": "summary"}, headers=h["so_a"]).status_code == 403
+    queued = api.post(f"/campaigns/{cid}/reports", json={"kind": "forms", "street": A}, headers=h["so_a"])
+    assert queued.status_code == 202, queued.text
+    job = queued.json()["job"]
+    for _ in range(600):
+        doc = api.get(f"/jobs/{job}", headers=h["so_a"]).json()
+        if doc["status"] not in ("queued", "running"):
+            break
+        time.sleep(0.2)
+    assert doc["status"] == "succeeded", doc
+    got = api.get(doc["download"], headers=h["so_a"])
+    assert got.status_code == 200 and got.content[:2] == b"PK"
+    assert api.get(f"/jobs/{job}", headers=h["fire"]).status_code == 404  # someone else's job
+    pdf = api.get("/compounds/C0-01/file", headers=h["so_a"])
+    assert pdf.status_code == 200 and pdf.content[:5] == b"%PDF-"
+    assert api.get("/compounds/C1-01/file", headers=h["so_a"]).status_code == 404  # another street's compound

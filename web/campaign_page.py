@@ -1,0 +1,41 @@
+"""The campaign page: progress per street office with the charts, the spot-check draws and their record, downloads."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Engine
+
+from gis.campaign import spotchecks as sc
+from gis.campaign.campaigns import get_campaign
+from gis.campaign.deadlines import local_today
+from gis.campaign.focus import FOCUS_ITEMS
+from gis.campaign.progress import COUNTS, LABELS, progress
+from gis.campaign.stage_reports import chart_data, charts
+from web.documents import render
+
+
+def render_campaign_page(campaign_id: int, *, streets: Sequence[str] | None, role: str, today: date | None = None,
+                         engine: Engine) -> str:
+    """The page's HTML (every user string escaped by Jinja's autoescape; the charts inlined as PNG)."""
+    today = today or local_today()
+    prog = progress(campaign_id, today=today, streets=streets, engine=engine)
+    codes = [r["street"] for r in prog["streets"]]
+    with engine.connect() as conn:
+        campaign = get_campaign(campaign_id, conn=conn)
+        pngs = charts(chart_data(conn, codes, today=today, since=campaign.starts_on))
+    draws = sc.list_draws(campaign_id, engine=engine)
+    if streets is not None:
+        for d in draws:
+            d["checks"] = [c for c in d["checks"] if c["street"] in streets]
+    ctx: dict[str, Any] = {
+        "p": prog, "c": prog["campaign"], "counts": [(k, *LABELS[k]) for k in COUNTS],
+        "charts": {k: base64.b64encode(v).decode() for k, v in pngs.items()}, "draws": draws,
+        "items": [(f.code, f"{f.no}{f.zh}") for f in FOCUS_ITEMS], "role": role,
+        "can_draw": role in ("admin", "fire_brigade"), "district": streets is None,
+        "streets": prog["streets"],
+    }
+    return render("documents/campaign_page.html", **ctx)
