@@ -10,6 +10,7 @@ import click
 from api.campaign_cli import COMMANDS as CAMPAIGN_COMMANDS
 from api.cli_field import install as install_field_commands
 from api.hazard_cli import hazard
+from gis import scope
 from gis.layers import LAYERS
 
 
@@ -21,6 +22,7 @@ class FirelaneError(click.ClickException):
 @click.version_option(package_name="firelane")
 def cli() -> None:
     """firelane 消防车道与小区消防隐患整治 — fire-lane and compound hazard mapping."""
+    scope.enter(scope.SYSTEM)  # the command line works on the whole district, explicitly (row-level security)
 
 
 # --- managed database -------------------------------------------------------------------------------------------
@@ -66,11 +68,12 @@ def db_status() -> None:
 
 
 @db.command("url")
-def db_url() -> None:
-    """Print the database URL in use (starting the managed PostGIS if needed)."""
-    from gis.db import database_url
+@click.option("--owner", is_flag=True, help="the schema owner's URL (migrations, backups) instead of the app role's")
+def db_url(owner: bool) -> None:
+    """Print the database URL in use (starting the managed PostGIS if needed): the least-privilege app role's."""
+    from gis.db import database_url, owner_url
 
-    click.echo(database_url())
+    click.echo(owner_url() if owner else database_url())
 
 
 @cli.command("init")
@@ -202,7 +205,7 @@ def sample_cmd(district: str, scale: str, seed: int, out: Path | None, no_load: 
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "geojson"]), default="table", show_default=True)
 @click.option("--workers", type=int, default=1, show_default=True, help="parallel partitions (processes)")
 @click.option("--profile", default="cn-gb", show_default=True, help="rule profile 规则配置")
-@click.option("--dask", "dask_address", default=None, help="run on a Dask cluster at this scheduler address")
+@click.option("--dask", "dask_address", default=None, help="run on a Dask cluster at this scheduler address (local or local:N: a LocalCluster of N workers)")
 @click.option("--no-ledger", is_flag=True, help="do not write findings to the hazards ledger")
 def check_cmd(street: str | None, compound: str | None, fmt: str, workers: int, profile: str,
               dask_address: str | None, no_ledger: bool) -> None:

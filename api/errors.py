@@ -68,6 +68,14 @@ class PayloadTooLarge(ApiError):
     status, code = 413, "PayloadTooLarge"
 
 
+class UnsupportedMediaType(ApiError):
+    status, code = 415, "UnsupportedMediaType"
+
+
+class Unprocessable(ApiError):
+    status, code = 422, "UnprocessableFeature"
+
+
 class PreconditionRequired(ApiError):
     status, code = 428, "PreconditionRequired"
 
@@ -177,6 +185,10 @@ def _driver_error(orig: BaseException | None, *, disconnected: bool) -> tuple[in
         return 409, "Conflict", f"与已有要素冲突 conflicts with an existing feature: {orig.diag.message_detail or orig}"
     if isinstance(orig, pge.ForeignKeyViolation):
         return 409, "Conflict", f"引用冲突 reference conflict: {orig.diag.message_detail or orig}"
+    if isinstance(orig, pge.InsufficientPrivilege):  # row-level security refused a row outside the caller's scope
+        return 403, "Forbidden", "不在您的辖区 outside your jurisdiction: the database refused the row"
+    if isinstance(orig, pge.ExclusionViolation):
+        return 409, "Conflict", f"与已有要素冲突 conflicts with an existing feature: {orig.diag.message_primary}"
     if isinstance(orig, pge.CheckViolation):
         return 400, "InvalidValue", f"数值不符合约束 value violates a constraint: {orig.diag.constraint_name}"
     if isinstance(orig, pge.DataError):

@@ -8,7 +8,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
-from api.auth import ANONYMOUS, Principal, optional_principal
+from api.auth import ANONYMOUS, Principal, enter_scope, optional_principal
 from api.errors import Forbidden, NotFound, Unauthorized, set_html_error_page
 from gis.config import server_settings
 from gis.db import get_engine
@@ -60,6 +60,7 @@ def _viewer(request: Request) -> pages.Viewer | None:
         if not server_settings().allow_anonymous:
             return None
         principal = ANONYMOUS
+    enter_scope(principal)
     # property companies see the phone report page only: the map pages know streets, not compounds (yet)
     return pages.Viewer(username=principal.username, role=principal.role,
                         streets=tuple(principal.street_codes) if principal.scoped else

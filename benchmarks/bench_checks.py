@@ -12,8 +12,13 @@ GEOS (shapely) calls; the peak memory; and the ratios against the targets.
 The SQL hydrant peer measures a straight line; our HYD-COVERAGE measures the hose lay along the road network, a
 different computation: it is shown for information, and our straight-line path is timed against the peer.
 
+Also: the same full check on a Dask LocalCluster of as many workers (ratio to the pool, same findings), LANE-TURN
+alone (its share of the serial full check), and with `--big l` the l-scale district (8,000 compounds) loaded and
+checked in a child process, streamed batch by batch, with `--workers` and on Dask (time against the main full
+check, peak memory of the checking process and of its workers).
+
 Iterating: `--home DIR` keeps the database in DIR and reuses the sample loaded there on the next run;
-`--skip flagged,serial,peers,geos` leaves those parts out (the full grouped run always runs).
+`--skip flagged,serial,peers,geos,dask,turn` leaves those parts out (the full grouped run always runs).
 """
 
 from __future__ import annotations
@@ -36,6 +41,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 TARGET_FULL_S = 15.0
 TARGET_PEER_RATIO = 2.0
 TARGET_PEAK_GB = 4.0
+TARGET_DASK_RATIO = 1.3      # Dask within 1.3x of the process pool on the same data
+TARGET_TURN_SHARE = 0.10     # LANE-TURN adds under 10 % to a full run
+TARGET_BIG_RATIO = 10.0      # scale l (10x the compounds) under 10x the scale-m time
+TARGET_BIG_PEAK_GB = 2.0     # ... with under 2 GB in any process
 
 
 def timed(fn: Callable[[], Any], *, repeat: int = 1) -> tuple[float, Any]:
@@ -147,6 +156,58 @@ def our_shared(tasks: list, profile: Any) -> dict[str, tuple[float, int]]:
     return out
 
 
+def lane_turn_time(tasks: list) -> tuple[float, int]:
+    """LANE-TURN alone on prepared partitions, serially: (seconds, findings); the lane network it reads is built
+    outside the timing (the other lane rules build it anyway)."""
+    from gis.checks import lanes, turns
+
+    nets = [(c, lanes.lane_network(c)) for c, f in tasks if "lanes" in f]
+    t = time.perf_counter()
+    n = sum(len(turns.lane_turn(c, net)) for c, net in nets)
+    return time.perf_counter() - t, n
+
+
+#: The child that loads a bigger sample and checks it (its own process: its peak memory is its own and its pool's).
+BIG_RUN = """
+import json, resource, sys, time
+from gis.checks.runner import run_checks
+from gis.db import get_engine
+from gis.sample import generate, load_sample
+from sqlalchemy import text
+scale, district, seed, workers, dask = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+engine = get_engine()
+names = ", ".join(["compounds", "buildings", "fire_lanes", "aerial_areas", "hydrants", "entrances", "roads",
+                   "obstructions", "illegal_structures", "parking", "ebike_sites", "streets"])
+with engine.begin() as conn:
+    conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+t = time.perf_counter()
+load_sample(generate(district=district, scale=scale, seed=seed), engine=engine)
+loaded = time.perf_counter() - t
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t = time.perf_counter()
+result = run_checks(engine=engine, workers=workers, ledger=False, grouped=True,
+                    dask_address=None if dask == "-" else dask)
+took = time.perf_counter() - t
+print(json.dumps({"load_s": loaded, "check_s": took, "findings": len(result.findings),
+                  "compounds": len(result.compounds), "peak_before_gb": before / 1024 / 1024,
+                  "peak_self_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024,
+                  "peak_children_gb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 / 1024}))
+"""
+
+
+def big_run(scale: str, district: str, seed: int, workers: int, dask: str | None) -> dict[str, Any]:
+    """Load the `scale` sample into the benchmark's database (replacing the data) and check it in a child process
+    streaming batches (`run_checks`), reporting time and the peak memory of the child (after the sample was
+    generated and loaded: the check's own peak is what the target is about) and of its pool workers."""
+    import json
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", BIG_RUN, scale, district, str(seed), str(workers), dask or "-"],
+                         check=True, capture_output=True, text=True, env=os.environ.copy(),
+                         cwd=str(Path(__file__).resolve().parents[1]))
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def geos_share(tasks: list) -> tuple[float, float]:
     """(seconds inside shapely/GEOS calls, total seconds) of a serial run of every family, from cProfile: the
     tottime of shapely's functions (thin wrappers around GEOS ufuncs, whose time they own) over the total."""
@@ -182,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="FIRELANE_HOME to use and keep (iterating: a home whose database already holds the sample "
                          "is reused, skipping generation and load)")
     ap.add_argument("--skip", default="", help=f"comma-separated parts to skip: {', '.join(PARTS)}")
+    ap.add_argument("--big", default=None,
+                    help="also load this scale's sample (e.g. l: 8,000 compounds) and check it streamed in a child "
+                         "process, after the main rows: time against the main full check, peak memory per process")
     args = ap.parse_args(argv)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     if skip - set(PARTS):
@@ -192,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     home = args.home.resolve() if args.home is not None else Path(tempfile.mkdtemp(prefix="firelane-bench-"))
     os.environ["FIRELANE_HOME"] = str(home)
     os.environ.pop("FIRELANE_DATABASE_URL", None)
-    from gis import migrate, pgcluster
+    from gis import migrate, pgcluster, scope
     from gis.checks.profiles import load_profile
     from gis.checks.runner import multi_compound, plan_tasks, read_scope, run_checks
     from gis.config import clear_caches
@@ -203,8 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         pgcluster.start()
         reset_engine()
+        scope.enter(scope.SYSTEM)  # the whole district, explicitly (row-level security)
         engine = get_engine()
-        migrate.upgrade(engine=engine)
+        migrate.upgrade()  # as the schema owner
         sample = None
         if args.home is not None and _loaded(engine):
             print(f"reusing the sample already loaded in {home}")
@@ -228,6 +293,11 @@ def main(argv: list[str] | None = None) -> int:
                              repeat=2)
         if "serial" not in skip:
             serial, _ = timed(lambda: run_checks(engine=engine, workers=1, ledger=False, grouped=True))
+        on_dask = dask_same = None
+        if "dask" not in skip:
+            on_dask, dask_result = timed(lambda: run_checks(engine=engine, workers=args.workers, ledger=False,
+                                                            grouped=True, dask_address=f"local:{args.workers}"))
+            dask_same = list(dask_result.findings["key"]) == list(result.findings["key"])
         multi = [f for f in result_families() if multi_compound(f)]
         print(f"\nfindings {len(result.findings):,} "
               f"({int((result.findings['verdict'] == 'fail').sum()):,} fail) in {len(refs):,} compounds; "
@@ -237,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         ours = our_shared(tasks, profile) if "peers" not in skip else {}
         peers = sql_peers(engine, epsg, profile) if "peers" not in skip else {}
         geos, total = geos_share(tasks) if "geos" not in skip else (float("nan"), float("nan"))
+        turn_s, turn_n = lane_turn_time(tasks) if "turn" not in skip else (float("nan"), 0)
         peak = peak_gb()
 
         print("\n== timings (wall seconds) ==")
@@ -246,6 +317,14 @@ def main(argv: list[str] | None = None) -> int:
               f"{'MET' if full < TARGET_FULL_S else 'NOT MET'}")
         if serial is not None:
             print(f"full check, serial, grouped partitions             {serial:8.2f}   speed-up x{serial / full:.2f}")
+        if on_dask is not None:
+            print(f"full check, Dask LocalCluster of {args.workers} workers         {on_dask:8.2f}   "
+                  f"x{on_dask / full:.2f} the {args.workers}-worker pool; target <= {TARGET_DASK_RATIO:g}: "
+                  f"{'MET' if on_dask / full <= TARGET_DASK_RATIO else 'NOT MET'}; same findings: {dask_same}")
+        if turn_s == turn_s and serial is not None:
+            print(f"LANE-TURN alone, serial ({turn_n} findings)              {turn_s:8.2f}   "
+                  f"{turn_s / serial:.1%} of the serial full check; target < {TARGET_TURN_SHARE:.0%}: "
+                  f"{'MET' if turn_s / serial < TARGET_TURN_SHARE else 'NOT MET'}")
         if flagged is not None:
             print(f"full check, {args.workers} workers, per-family flags          {flagged:8.2f}   "
                   f"(families without MULTI_COMPOUND run one partition per compound)")
@@ -270,6 +349,21 @@ def main(argv: list[str] | None = None) -> int:
                   f"everything else (pandas/numpy/python) {1 - geos / total:.0%}")
         print(f"peak memory (largest process): {peak:.2f} GB; target < {TARGET_PEAK_GB:g} GB: "
               f"{'MET' if peak < TARGET_PEAK_GB else 'NOT MET'}")
+        if args.big:
+            for label, dask in ((f"{args.workers} workers", None), (f"Dask LocalCluster of {args.workers}",
+                                                                   f"local:{args.workers}")):
+                big = big_run(args.big, args.district, args.seed, args.workers, dask)
+                worst = max(big["peak_self_gb"], big["peak_children_gb"])
+                print(f"\n== scale {args.big}: {big['compounds']:,} compounds, {big['findings']:,} findings, {label} "
+                      f"(streamed batches; loaded in {big['load_s']:.0f} s) ==")
+                print(f"full check {big['check_s']:8.2f} s = x{big['check_s'] / full:.1f} the scale-{args.scale} "
+                      f"full check; target < x{TARGET_BIG_RATIO:g}: "
+                      f"{'MET' if big['check_s'] / full < TARGET_BIG_RATIO else 'NOT MET'}")
+                print(f"peak memory: checking process {big['peak_self_gb']:.2f} GB (after generating and loading: "
+                      f"{big['peak_before_gb']:.2f} GB), largest child waited for {big['peak_children_gb']:.2f} GB (Dask "
+                      f"workers; the pool's forkserver workers are not its children and are not counted); target < "
+                      f"{TARGET_BIG_PEAK_GB:g} GB in any process: {'MET' if worst < TARGET_BIG_PEAK_GB else 'NOT MET'}"
+                      f" (the checking process's high-water mark includes generating the sample)")
         return 0
     finally:
         try:
@@ -289,7 +383,7 @@ HYD_STRAIGHT = "HYD-COVERAGE straight line"
 PEER_OF = {HYD_NETWORK: "HYD-COVERAGE hydrant distance", HYD_STRAIGHT: "HYD-COVERAGE hydrant distance"}
 
 #: Parts of the benchmark `--skip` may leave out while iterating (the full grouped run always runs).
-PARTS: tuple[str, ...] = ("flagged", "serial", "peers", "geos")
+PARTS: tuple[str, ...] = ("flagged", "serial", "peers", "geos", "dask", "turn")
 
 
 def _loaded(engine: Any) -> bool:

@@ -312,3 +312,28 @@ def test_grouped_partitions_decide_network_or_straight_line_per_compound() -> No
     assert cover.iloc[0].measured == pytest.approx(274.0, abs=0.05) and "along the network" in cover.iloc[0].message_en
     cols = ["key", "verdict", "compound_ref", "measured", "message"]
     assert grouped[cols].astype(str).values.tolist() == single[cols].astype(str).values.tolist()
+
+
+# --- HYD-PLACEMENT inside a compound: measured to the fire lane the hydrant stands beside ---------------------
+
+FAR_ROAD = feat("R1", line((-100, -150), (100, -150)), kind="city", width_m=10.0)  # 145 m south of the lane
+
+
+@pytest.mark.parametrize(("x", "fails"), [(6.3, True), (6.7, False), (7.8, False), (8.2, True)])
+def test_a_hydrant_in_a_compound_is_measured_to_the_lane_edge(x: float, fails: bool) -> None:
+    lane = feat("L1", rect(0, -100, 6, 100))  # lane edge at x = 6; no internal road drawn
+    found = by_rule(hydrants.check(context(hydrants=[feat("H1", pt(x, 0))], roads=[FAR_ROAD], fire_lanes=[lane])),
+                    "HYD-PLACEMENT")
+    assert len(found) == int(fails)
+    if fails:
+        assert found.iloc[0].measured == pytest.approx(x - 6.0, abs=0.01)
+        assert "fire lane" in found.iloc[0].message_en
+
+
+def test_a_hydrant_by_the_lane_is_not_measured_to_the_distant_city_road() -> None:
+    lane = feat("L1", rect(0, -100, 6, 100))
+    found = by_rule(hydrants.check(context(hydrants=[feat("H1", pt(7.0, 0))], roads=[FAR_ROAD])), "HYD-PLACEMENT")
+    assert found.iloc[0].measured > 100  # without the lane: 150 m from the only road
+    found = by_rule(hydrants.check(context(hydrants=[feat("H1", pt(7.0, 0))], roads=[FAR_ROAD], fire_lanes=[lane])),
+                    "HYD-PLACEMENT")
+    assert found.empty

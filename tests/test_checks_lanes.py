@@ -262,7 +262,14 @@ def test_turnaround_serving_a_high_rise_should_be_15_m_advisory():
 
 
 def test_through_lanes_need_no_turnaround():
-    assert findings(context(fire_lanes=[lane("L1", box(7, 0, 13, 80))]), "LANE-TURNAROUND").empty
+    # a lane from the south gate to a north gate: through by its connections, whatever it is tagged
+    ctx = context(fire_lanes=[lane("L1", box(7, 0, 13, 200), "dead_end")],
+                  roads=[{"ref": "R1", "kind": "city", "width_m": 12.0, "geometry": LineString([(-100, -7), (300, -7)])},
+                         {"ref": "R2", "kind": "city", "width_m": 12.0,
+                          "geometry": LineString([(-100, 207), (300, 207)])}],
+                  entrances=[{"ref": "G1", "kind": "vehicle", "geometry": Point(10, 0)},
+                             {"ref": "G2", "kind": "vehicle", "geometry": Point(10, 200)}])
+    assert findings(ctx, "LANE-TURNAROUND").empty
 
 
 # --- LANE-CONNECT ----------------------------------------------------------------------------------------------
@@ -330,9 +337,17 @@ def test_lane_slope(slope, fails_):
     assert (fails(findings(context(fire_lanes=[row]), "LANE-SLOPE")) == {"L1"}) is fails_
 
 
+def _fillet(x: float, y: float, dx: float, dy: float, radius: float) -> object:
+    """The inner fillet of a lane corner at (x, y), extending along the signs (dx, dy)."""
+    square = box(min(x, x + dx * radius), min(y, y + dy * radius), max(x, x + dx * radius), max(y, y + dy * radius))
+    return square.difference(Point(x + dx * radius, y + dy * radius).buffer(radius, quad_segs=16))
+
+
 def test_a_sound_compound_has_no_lane_findings():
+    # the turn into the dead end has 10 m inner fillets (LANE-TURN: 9 m needed)
+    trunk = shapely.union_all([box(7, 0, 13, 120), _fillet(13, 100, 1, -1, 10), _fillet(13, 106, 1, 1, 10)])
     ctx = context(
-        fire_lanes=[lane("L1", box(7, 0, 13, 120)),
+        fire_lanes=[lane("L1", trunk),
                     lane("L2", shapely.union_all([box(13, 100, 80, 106), box(80, 97, 93, 110)]), "dead_end")],
         obstructions=[_car("V1", 7.2, 30)],
         buildings=[{"ref": "B1", "height_m": 18, "geometry": box(20, 20, 50, 60)}],

@@ -12,8 +12,7 @@ from test_checks_runner import district, load
 
 from gis.checks import geometry as gm
 from gis.checks.context import CONTEXT_LAYERS
-from gis.checks.reading import SKIPPED_COLUMNS, check_columns, read_check_layers
-from gis.checks.runner import read_scope, run_checks
+from gis.checks.runner import SKIPPED_COLUMNS, check_columns, read_check_layers, read_scope, run_checks
 from gis.store import read_layer
 
 X0, Y0 = 360_000.0, 3_300_000.0

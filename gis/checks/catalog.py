@@ -43,6 +43,11 @@ RULES: dict[str, Rule] = {r.id: r for r in (
     _R(id="LANE-CONNECT", family="lanes", clause="GB 50016-2014(2018) 7.1.9", strength="mandatory",
        subject_layer="fire_lanes", department="物业/住建",
        title_zh="消防车道未与道路连通", title_en="Fire lane not connected", unit="count"),
+    _R(id="LANE-TURN", family="lanes", clause="GB 50016-2014(2018) 7.1.9; GB 55037-2022 3.4.5", strength="mandatory",
+       subject_layer="fire_lanes", department="物业/住建",
+       title_zh="消防车道转弯半径不足", title_en="Fire truck cannot make the turn",
+       note="inner turning radii 9 m / 12 m (ladder trucks) / 16-20 m (heavy) are unconfirmed profile values; "
+            "subject is the lane, or the vehicle entrance for the turn from the city road"),
     _R(id="LANE-SETBACK", family="lanes", clause="GB 50016-2014(2018) 7.1.8", strength="advisory",
        subject_layer="fire_lanes", department="物业/住建",
        title_zh="消防车道距高层外墙过近", title_en="Fire lane too close to high-rise wall"),

@@ -296,8 +296,9 @@ def access_findings(ctx: Any) -> list[Finding]:
 
 def placement_findings(ctx: Any) -> list[Finding]:
     """HYD-PLACEMENT (advisory): distance to the nearest vehicle-road edge within [min, max]_to_road_edge_m
-    (road surface = centre line buffered by half its width, flat caps) and at least `min_to_wall_m` from a
-    building wall (wall-mounted hydrants exempt from the wall distance).
+    (road surface = centre line buffered by half its width, flat caps; a fire lane's polygon is a road surface
+    too, so a hydrant inside a compound is measured to the lane it stands beside) and at least `min_to_wall_m`
+    from a building wall (wall-mounted hydrants exempt from the wall distance).
 
     Returns
     -------
@@ -321,8 +322,12 @@ def placement_findings(ctx: Any) -> list[Finding]:
     half = at.numbers(roads, "width_m") / 2.0
     known = half > 0
     centre = at.geoms(roads)
-    if known.any():
-        surfaces = shapely.buffer(centre[known], half[known], cap_style="flat")
+    # what a hydrant stands beside: city and internal road surfaces, and the fire lanes (inside a compound the
+    # lane polygon is the carriageway, drawn or not as an internal road)
+    lanes = at.geoms(at.layer(ctx, "fire_lanes"))
+    lanes = lanes[np.isin(shapely.get_type_id(lanes), (3, 6))] if len(lanes) else lanes
+    if known.any() or len(lanes):
+        surfaces = np.concatenate([shapely.buffer(centre[known], half[known], cap_style="flat"), lanes])
         (h, r), d = STRtree(surfaces).query_nearest(hg, all_matches=False, return_distance=True)
         edge_d[h] = d
         # a hydrant standing on the carriageway: the evidence is the hop to the kerb
@@ -356,8 +361,8 @@ def placement_findings(ctx: Any) -> list[Finding]:
         if too_near_road[k] or too_far_road[k]:
             required = p["min_to_road_edge_m"] if too_near_road[k] else p["max_to_road_edge_m"]
             measured, geometry = edge_d[k], edge_line[k]
-            zh.append(f"距道路边缘 {at.m(edge_d[k])} m，宜在 {at.m(p['min_to_road_edge_m'])}–{at.m(p['max_to_road_edge_m'])} m")
-            en.append(f"{at.m(edge_d[k])} m from the road edge, should be "
+            zh.append(f"距道路(消防车道)边缘 {at.m(edge_d[k])} m，宜在 {at.m(p['min_to_road_edge_m'])}–{at.m(p['max_to_road_edge_m'])} m")
+            en.append(f"{at.m(edge_d[k])} m from the road (or fire lane) edge, should be "
                       f"{at.m(p['min_to_road_edge_m'])}-{at.m(p['max_to_road_edge_m'])} m")
         if near_wall[k]:
             if measured is None:

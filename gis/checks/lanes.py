@@ -1,4 +1,5 @@
-"""Fire-lane rules: LANE-WIDTH, LANE-CLEAR, LANE-HEADROOM, LANE-TURNAROUND, LANE-CONNECT, LANE-SETBACK, LANE-SLOPE."""
+"""Fire-lane rules: LANE-WIDTH, LANE-CLEAR, LANE-HEADROOM, LANE-TURNAROUND, LANE-CONNECT, LANE-TURN (gis.checks.turns),
+LANE-SETBACK, LANE-SLOPE, on one lane network whose kinds come from its topology."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from gis.checks.catalog import rule as rule_of
 from gis.checks.context import CheckContext
 from gis.checks.findings import Finding, findings_frame, severity
 from gis.checks.profiles import Profile
+from gis.checks.turns import lane_turn
 
 #: Partitions may hold several compounds (per-compound parts group by owner): see gis.checks.runner.
 MULTI_COMPOUND = True
@@ -120,10 +122,25 @@ class LaneNetwork:
     adj_zone: np.ndarray | None
     ext_gate: np.ndarray
     crefs: np.ndarray
+    #: the `kind` each lane's data claims (None where untagged); `kinds` are derived from the geometry
+    claims: np.ndarray | None = None
+    #: per lane the point farthest from its only connection (dead ends; None elsewhere)
+    dead_end_at: np.ndarray | None = None
 
     @property
     def n(self) -> int:
         return len(self.geoms)
+
+    def claim_note(self, i: int) -> tuple[str, str]:
+        """(zh, en) sentence when lane i's claimed kind contradicts the kind its geometry gives, else ("", "")."""
+        if self.claims is None:
+            return "", ""
+        claim, derived = self.claims[i], self.kinds[i]
+        if claim not in CLAIMED_KINDS or claim == derived:
+            return "", ""
+        return (f"; 数据标注为{KIND_NAMES_ZH[claim]}, 但按几何连通关系为{KIND_NAMES_ZH[derived]}",
+                f"; tagged {claim.replace('_', ' ')} in the data, but its connections make it "
+                f"{derived.replace('_', ' ')}")
 
     def contact_zones(self) -> np.ndarray:
         """`adj_zone`: per contact (i, j) the part of lane i within ENTRY_TOL_M of lane j (drawn once)."""
@@ -212,6 +229,62 @@ class LaneNetwork:
         return [p for z in zones for p in gm.pieces(z)] or [z for z in zones if not z.is_empty]
 
 
+#: Kinds a lane's `kind` attribute may claim (compared with the derived kind) and their Chinese names.
+CLAIMED_KINDS: frozenset[str] = frozenset({"ring", "through", "dead_end"})
+KIND_NAMES_ZH: dict[str, str] = {"ring": "环形车道", "through": "贯通式车道", "dead_end": "尽头式车道",
+                                 "isolated": "孤立车道"}
+#: A hole of at least this area (m²) in a lane polygon makes it a ring (a courtyard, not a drawing slip).
+RING_HOLE_M2 = 50.0
+
+
+def derive_kinds(geoms: np.ndarray, conn_lane: np.ndarray, conn_zone: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lane kinds from the network's topology, and where each dead end ends.
+
+    Parameters
+    ----------
+    geoms : numpy.ndarray
+        Lane polygons.
+    conn_lane, conn_zone : numpy.ndarray
+        Per connection (a city road, a vehicle entrance or another lane met within ENTRY_TOL_M) the lane and the
+        part of it where the connection is.
+
+    Returns
+    -------
+    kinds : numpy.ndarray of str
+        ``ring`` (the polygon encloses a courtyard of at least RING_HOLE_M2), else by the number of separate
+        connection places: ``through`` (2 or more), ``dead_end`` (1), ``isolated`` (none).
+    dead_end_at : numpy.ndarray of Point or None
+        For dead ends the lane's point farthest from its connection (where the turnaround belongs).
+    """
+    n = len(geoms)
+    kinds = np.full(n, "isolated", dtype=object)
+    far = np.full(n, None, dtype=object)
+    if not n:
+        return kinds, far
+    parts, idx = shapely.get_parts(geoms, return_index=True)
+    holes = shapely.area(shapely.polygons(shapely.get_exterior_ring(parts))) - shapely.area(parts)
+    ring = np.zeros(n, dtype=bool)
+    ring[idx[holes >= RING_HOLE_M2]] = True
+    places = np.zeros(n, dtype=np.int64)
+    zones = np.full(n, None, dtype=object)
+    real = ~shapely.is_empty(conn_zone) if len(conn_zone) else np.zeros(0, dtype=bool)
+    if real.any():
+        grown = shapely.buffer(conn_zone[real], ENTRY_TOL_M, quad_segs=2)
+        zones = gm.union_rows(grown, conn_lane[real], n)
+        present = ~shapely.is_empty(zones)
+        places[present] = shapely.get_num_geometries(zones[present])
+    kinds[places >= 2] = "through"
+    kinds[places == 1] = "dead_end"
+    kinds[ring] = "ring"
+    dead = np.flatnonzero(kinds == "dead_end")
+    if len(dead):
+        xy, owner = shapely.get_coordinates(geoms[dead], return_index=True)
+        d = shapely.distance(shapely.points(xy), zones[dead][owner])
+        best = pd.Series(d).groupby(owner).idxmax().to_numpy()
+        far[dead] = shapely.points(xy[best])
+    return kinds, far
+
+
 def city_surfaces(roads: gpd.GeoDataFrame) -> np.ndarray:
     """Surfaces of city roads: centre line buffered by width_m/2 with flat caps (the centre line if no width)."""
     if not len(roads):
@@ -257,9 +330,14 @@ def lane_network(ctx: CheckContext) -> LaneNetwork:
         ai, aj = ai[keep], aj[keep]
     else:
         ai = aj = np.empty(0, dtype=np.int64)
-    return LaneNetwork(frame=lanes, geoms=g, refs=view.refs, kinds=at.texts(lanes, "kind", "other"),
-                       own=view.own, ext_lane=ext_lane, ext_zone=ext_zone, adj_i=ai, adj_j=aj,
-                       adj_zone=None, ext_gate=ext_gate, crefs=view.compound_refs)
+    net = LaneNetwork(frame=lanes, geoms=g, refs=view.refs, kinds=np.empty(0, dtype=object),
+                      own=view.own, ext_lane=ext_lane, ext_zone=ext_zone, adj_i=ai, adj_j=aj,
+                      adj_zone=None, ext_gate=ext_gate, crefs=view.compound_refs,
+                      claims=at.texts(lanes, "kind", None) if len(g) else np.empty(0, dtype=object))
+    # one derived network for LANE-TURNAROUND, LANE-CONNECT, LANE-CLEAR and LANE-TURN: kinds from topology
+    net.kinds, net.dead_end_at = derive_kinds(g, np.concatenate([ext_lane, ai]).astype(np.int64),
+                                              np.concatenate([ext_zone, net.contact_zones()]))
+    return net
 
 
 def _finding(ctx: CheckContext, net: LaneNetwork, i: int, **kw) -> Finding:
@@ -722,13 +800,17 @@ def lane_turnaround(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
             continue
         tall_zh = "(服务高层建筑)" if strength == "advisory" else ""
         tall_en = " (serves a high-rise)" if strength == "advisory" else ""
+        note_zh, note_en = net.claim_note(int(i))
+        tall_zh, tall_en = tall_zh + note_zh, tall_en + note_en
         out.append(_finding(
             ctx, net, int(i), rule="LANE-TURNAROUND", verdict="fail", measured=sq.length, required=req,
             strength=strength, severity=severity_of(profile, "LANE-TURNAROUND", strength),
             geometry=sq.rectangle if sq.rectangle is not None else g,
-            message=f"尽头式消防车道 {net.refs[i]} 回车场最大仅容 {sq.length:.2f} m 见方, 应不小于 {req:g} x {req:g} m"
+            message=f"尽头式消防车道 {net.refs[i]}(按连通关系判定)回车场最大仅容 {sq.length:.2f} m 见方, "
+                    f"应不小于 {req:g} x {req:g} m"
                     f"{tall_zh}",
-            message_en=f"dead-end fire lane {net.refs[i]}: the largest square turnaround is {sq.length:.2f} m, "
+            message_en=f"dead-end fire lane {net.refs[i]} (by its connections): the largest square turnaround is "
+                       f"{sq.length:.2f} m, "
                        f"at least {req:g} x {req:g} m required{tall_en}",
         ))
     return out
@@ -765,8 +847,9 @@ def lane_connect(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
         out.append(_finding(
             ctx, net, int(i), rule="LANE-CONNECT", verdict="fail", measured=0.0, required=1.0,
             severity=severity(profile, "LANE-CONNECT"), geometry=net.geoms[i],
-            message=f"消防车道 {net.refs[i]} 未经车行出入口与城市道路连通",
-            message_en=f"fire lane {net.refs[i]} is not reachable from a city road through a vehicle entrance",
+            message=f"消防车道 {net.refs[i]} 未经车行出入口与城市道路连通{net.claim_note(int(i))[0]}",
+            message_en=f"fire lane {net.refs[i]} is not reachable from a city road through a vehicle entrance"
+                       f"{net.claim_note(int(i))[1]}",
         ))
     ring = net.kinds == "ring"
     if not (ring & net.own).any():
@@ -800,9 +883,10 @@ def lane_connect(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
             out.append(_finding(
                 ctx, net, int(i), rule="LANE-CONNECT", verdict="fail", measured=float(outlets),
                 required=float(need), severity=severity(profile, "LANE-CONNECT"), geometry=net.geoms[i],
-                message=f"环形消防车道 {net.refs[i]} 仅有 {outlets} 处与其他道路连通, 应不少于 {need} 处",
+                message=f"环形消防车道 {net.refs[i]} 仅有 {outlets} 处与其他道路连通, 应不少于 {need} 处"
+                        f"{net.claim_note(int(i))[0]}",
                 message_en=f"ring fire lane {net.refs[i]} connects to other roads at {outlets} places, "
-                           f"at least {need} required",
+                           f"at least {need} required{net.claim_note(int(i))[1]}",
             ))
     return out
 
@@ -878,7 +962,8 @@ def lane_slope(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
     return out
 
 
-RULE_FUNCTIONS = (lane_width, lane_clear, lane_headroom, lane_turnaround, lane_connect, lane_setback, lane_slope)
+RULE_FUNCTIONS = (lane_width, lane_clear, lane_headroom, lane_turnaround, lane_connect, lane_turn, lane_setback,
+                  lane_slope)
 
 
 def check(ctx: CheckContext) -> gpd.GeoDataFrame:

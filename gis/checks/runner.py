@@ -3,6 +3,7 @@ pool or on a Dask cluster, record the run and update the hazards ledger."""
 
 from __future__ import annotations
 
+import gc
 import importlib
 import math
 import multiprocessing
@@ -14,14 +15,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
+import shapely
 from sqlalchemy import Engine, text
+from sqlalchemy import types as sa_types
 
 from gis.checks.catalog import RULES
 from gis.checks.context import CONTEXT_LAYERS, CheckContext, build_contexts, context_margins
 from gis.checks.findings import FINDING_COLUMNS, empty_findings
 from gis.checks.profiles import Profile, load_profile
 from gis.gcpause import paused_gc
+from gis.schema import TABLES
+from gis.store import read_layer, read_layers
 
 #: Output CRS of findings (GeoJSON, RFC 7946).
 OUTPUT_CRS = 4326
@@ -380,6 +386,29 @@ def count_findings(findings: pd.DataFrame) -> dict[str, dict[str, int]]:
     return out
 
 
+#: Store-managed and bookkeeping columns no rule looks at (the store id stays: it is the frame index and the ref
+#: of last resort). Dates and JSON are skipped as a type (no rule reads observation dates or `extra`).
+SKIPPED_COLUMNS: frozenset[str] = frozenset({
+    "street_code", "estimated", "source", "compound_id", "extra", "version", "created_at", "updated_at",
+    "updated_by",
+})
+_SKIPPED_TYPES = (sa_types.Date, sa_types.DateTime, sa_types.Time, sa_types.JSON)
+
+
+def check_columns(layer: str) -> list[str]:
+    """The columns of a layer's table the checks read (in table order, without the geometry)."""
+    return [c.name for c in TABLES[layer].c
+            if c.name != "geom" and c.name not in SKIPPED_COLUMNS and not isinstance(c.type, _SKIPPED_TYPES)]
+
+
+def read_check_layers(engine: Engine, layers: Iterable[str], *, where: Mapping[str, str | None] | None = None,
+                      params: Mapping[str, Any] | None = None) -> dict[str, gpd.GeoDataFrame]:
+    """The checked columns of several layers, through the one layer reader (`gis.store.read_layers`)."""
+    names = list(layers)
+    return read_layers(engine, names, where=dict(where or {}), params=dict(params or {}),
+                       columns={name: check_columns(name) for name in names})
+
+
 def read_scope(
     *,
     engine: Engine,
@@ -389,13 +418,10 @@ def read_scope(
 ) -> tuple[dict[str, gpd.GeoDataFrame], list[str]]:
     """The layers a scope's checks need, in EPSG:4490, and the refs of the compounds to check.
 
-    Only the columns the rules read (`gis.checks.reading.check_columns`: no bookkeeping, dates or `extra`),
-    streamed with COPY. The whole district without a scope; else the scope's compounds plus every feature within the context margins
+    Only the columns the rules read (`check_columns`: no bookkeeping, dates or `extra`), through the one layer
+    reader (`gis.store.read_layers`, COPY). The whole district without a scope; else the scope's compounds plus every feature within the context margins
     of them (neighbouring buildings, city roads, hydrants) or belonging to them.
     """
-    from gis.checks.reading import read_check_layers
-    from gis.store import read_layer
-
     if street is None and compound is None:
         layers = read_check_layers(engine, CONTEXT_LAYERS)
         return layers, [str(r) for r in layers["compounds"]["ref"].dropna()]
@@ -403,7 +429,15 @@ def read_scope(
     refs = [str(r) for r in targets["ref"].dropna()]
     if not refs:
         return read_check_layers(engine, CONTEXT_LAYERS, where=dict.fromkeys(CONTEXT_LAYERS, "false")), []
-    x0, y0, x1, y1 = targets.total_bounds
+    where, params = _around(refs, tuple(targets.total_bounds), profile)
+    return read_check_layers(engine, CONTEXT_LAYERS, where=where, params=params), refs
+
+
+def _around(refs: list[str], bounds: tuple[float, float, float, float],
+            profile: Profile) -> tuple[dict[str, str], dict[str, Any]]:
+    """Per layer the SQL condition for the features a set of compounds needs: within the layer's context margin
+    of the compounds' bounds (lon/lat), or belonging to one of them."""
+    x0, y0, x1, y1 = bounds
     margins = context_margins(profile)
     lat = math.radians((y0 + y1) / 2)
     params: dict[str, Any] = {"scope_refs": refs}
@@ -417,8 +451,49 @@ def read_scope(
             where[name] = f"({box} OR t.ref = ANY(:scope_refs))"
         else:
             where[name] = f"({box} OR t.compound_ref = ANY(:scope_refs))"
-    layers = read_check_layers(engine, CONTEXT_LAYERS, where=where, params=params)
-    return layers, refs
+    return where, params
+
+
+#: Compounds per streamed batch: a scope larger than this is read and checked batch by batch (neighbouring
+#: compounds, Hilbert order, each with its surroundings), so memory is bounded by the batch, not the district.
+STREAM_COMPOUNDS = 800
+
+
+def stream_scope(
+    *,
+    engine: Engine,
+    street: str | None = None,
+    compound: str | None = None,
+    profile: Profile,
+    batch: int = STREAM_COMPOUNDS,
+) -> tuple[list[str], Iterator[tuple[dict[str, gpd.GeoDataFrame], list[str]]]]:
+    """The refs of a scope's compounds, and its layers as a stream of batches: (layers, refs of the batch's
+    compounds) for runs of `batch` neighbouring compounds (Hilbert order of their centres), each batch read with
+    the surroundings its compounds need (`read_scope`'s margins). A scope of at most `batch` compounds is one
+    batch read as `read_scope` reads it."""
+    if street is None and compound is None:
+        targets = read_layer("compounds", engine=engine, columns=["id", "ref"])
+    else:
+        targets = read_layer("compounds", engine=engine, street=street, compound=compound, columns=["id", "ref"])
+    targets = targets[targets["ref"].notna() & targets.geometry.notna()]
+    refs = [str(r) for r in targets["ref"]]
+    if len(refs) <= batch:
+        def one() -> Iterator[tuple[dict[str, gpd.GeoDataFrame], list[str]]]:
+            yield read_scope(engine=engine, street=street, compound=compound, profile=profile)
+        return refs, one()
+    centres = gpd.GeoSeries(shapely.centroid(np.asarray(targets.geometry.values, dtype=object)))  # order only
+    order = np.argsort(centres.hilbert_distance().to_numpy(), kind="stable")
+    outlines = np.asarray(targets.geometry.values, dtype=object)[order]
+    ordered = np.asarray(refs, dtype=object)[order]
+
+    def batches() -> Iterator[tuple[dict[str, gpd.GeoDataFrame], list[str]]]:
+        for start in range(0, len(ordered), batch):
+            mine = [str(r) for r in ordered[start:start + batch]]
+            bounds = tuple(float(v) for v in shapely.total_bounds(outlines[start:start + batch]))
+            where, params = _around(mine, bounds, profile)  # type: ignore[arg-type]
+            yield read_check_layers(engine, CONTEXT_LAYERS, where=where, params=params), mine
+
+    return refs, batches()
 
 
 @paused_gc()  # reading the scope and recording the ledger build the same large, cycle-free heaps
@@ -436,6 +511,7 @@ def run_checks(
     families: Sequence[str] = FAMILIES,
     include_pass: bool = False,
     grouped: bool | None = None,
+    stream_batch: int = STREAM_COMPOUNDS,
     run_id: int | None = None,
 ) -> CheckResult:
     """Check a scope of the database and (by default) update the hazards ledger.
@@ -463,6 +539,8 @@ def run_checks(
         Also store ``pass`` findings in the ledger.
     grouped : bool, optional
         Partition grouping override (see `plan_tasks`; default: each family's MULTI_COMPOUND flag).
+    stream_batch : int
+        Compounds per streamed batch (see `stream_scope`): memory is bounded by the batch, not the scope.
     run_id : int, optional
         An existing check_runs row to drive (created with its job by `gis.jobs`); default: insert one.
 
@@ -492,21 +570,32 @@ def run_checks(
         ).scalar_one()
     # the pool's processes start (and import the checks) while this one reads and partitions the scope
     pool = process_pool(workers, families=families) if workers > 1 and dask_address is None else None
+    cluster = _local_cluster(dask_address)
     try:
-        layers, refs = read_scope(engine=eng, street=street, compound=compound, profile=prof)
-        tasks = plan_tasks(layers, profile=prof, families=families, compounds=refs, workers=workers,
-                           grouped=grouped)
-        findings = run_tasks(tasks, workers=workers, dask_address=dask_address, progress=progress, pool=pool)
+        refs, batches = stream_scope(engine=eng, street=street, compound=compound, profile=prof,
+                                     batch=stream_batch)
+        parts: list[gpd.GeoDataFrame] = []
+        ledger_result = ledger_mod.LedgerResult() if ledger else None
+        for layers, mine in batches:
+            tasks = plan_tasks(layers, profile=prof, families=families, compounds=mine, workers=workers,
+                               grouped=grouped)
+            del layers  # the partitions hold what they need: the batch's frames go now
+            found = run_tasks(tasks, workers=workers, dask_address=cluster or dask_address, progress=progress,
+                              pool=pool)
+            del tasks
+            if ledger_result is not None:
+                # the ledger as the batches come: each batch's compounds are closed out on their own findings
+                done = ledger_mod.record(found, engine=eng, run_id=run_id, compounds=mine,
+                                         rules=family_rules(families), include_pass=include_pass, user=user)
+                for k, v in done.as_dict().items():
+                    setattr(ledger_result, k, getattr(ledger_result, k) + v)
+            parts.append(found)
+            gc.collect()  # the batch's frames may sit in reference cycles; collections are paused for the run
+        findings = _sorted(_concat(parts))
         if pool is not None:
             pool.shutdown()
             pool = None
         counts = count_findings(findings)
-        ledger_result = None
-        if ledger:
-            ledger_result = ledger_mod.record(
-                findings, engine=eng, run_id=run_id, compounds=refs, rules=family_rules(families),
-                include_pass=include_pass, user=user,
-            )
         duration = time.perf_counter() - started
         with eng.begin() as conn:
             conn.execute(
@@ -530,8 +619,23 @@ def run_checks(
     finally:
         if pool is not None:
             pool.shutdown()
+        if cluster is not None:
+            cluster.close()
+            cluster.cluster.close()
     return CheckResult(findings=findings, run_id=run_id, counts=counts, duration_s=duration, profile=prof.name,
                        profile_version=prof.version, scope=scope, compounds=refs, ledger=ledger_result)
+
+
+def _local_cluster(address: Any) -> Any:
+    """A Dask client on a LocalCluster started for this run when `address` is ``local`` or ``local:N`` (N worker
+    processes, one thread each; default 2), else None."""
+    if not isinstance(address, str) or not (address == "local" or address.startswith("local:")):
+        return None
+    from distributed import Client, LocalCluster  # heavy optional dependency, only for Dask runs
+
+    n = int(address.split(":", 1)[1]) if ":" in address else 2
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+    return Client(cluster)
 
 
 def _json(value: Any) -> str:
@@ -541,8 +645,9 @@ def _json(value: Any) -> str:
 
 
 __all__ = [
-    "FAMILIES", "FAMILY_CHECKS", "FINDING_COLUMNS", "CheckResult", "MissingChecksError", "PartitionError",
+    "FAMILIES", "FAMILY_CHECKS", "FINDING_COLUMNS", "SKIPPED_COLUMNS", "CheckResult", "check_columns",
+    "read_check_layers", "MissingChecksError", "PartitionError",
     "check_context", "count_findings", "family_rules", "group_size", "multi_compound", "plan_tasks", "process_pool",
-    "read_scope",
+    "read_scope", "stream_scope",
     "resolve_families", "run_checks", "run_contexts", "run_on_frames", "run_tasks",
 ]

@@ -240,8 +240,12 @@ def turnaround(world: World, ci: int, rng: np.random.Generator, variant: str) ->
         if not claim(world, ci, f"dead:{k}:{side}"):
             return False
         d = tpl.slots["dead_ends"][(k, side)]
-        size = (float(rng.choice([11.5, 0.0])) if variant == "fail" else 12.5) or None
+        size = (float(rng.choice([11.5, 0.0])) if variant == "fail" else
+                0.0 if variant in ("untagged", "lying") else 12.5) or None
         width = lo.DEAD_END_WIDTH
+        if variant in ("untagged", "lying"):
+            # the data carry no kind (or claim a through lane): the dead end is found from the lane's connections
+            world.set("fire_lanes", ci, d["lane"], kind=None if variant == "untagged" else "through")
     else:
         if variant == "fail" and tpl.depth > 160:
             return False  # towers of the deeper compounds are farther than serve_distance_m from the dead end
@@ -258,12 +262,48 @@ def turnaround(world: World, ci: int, rng: np.random.Generator, variant: str) ->
     end = d["x_to"] - sign * ((size or 4.0) / 2)
     road = world.get("roads", ci, d["road"])
     world.set("roads", ci, d["road"], geometry=LineString([shapely.get_coordinates(road)[0], (end, d["yc"])]))
-    if variant == "fail":
+    if variant in ("fail", "untagged", "lying"):
         if size is None:
             zh, en = "尽头式消防车道未设回车场", "dead-end lane without a turnaround"
         else:
             zh, en = f"尽头式消防车道回车场仅 {size:g}×{size:g} 米", f"dead-end turnaround only {size:g} x {size:g} m"
         world.fail("LANE-TURNAROUND", "fire_lanes", ci, d["lane"], zh, en)
+    return True
+
+
+def lane_turn(world: World, ci: int, rng: np.random.Generator, variant: str) -> bool:
+    """LANE-TURN: an old compound's turn into a dead end with an inner fillet of 6 m or none (fail: 8.5 m or
+    2.8 m fit, 9 m needed) or 7 m (pass: 9.5 m fits); a high-rise ring's courtyard corner without its fillet
+    (fail: 10.5 m fits, an aerial ladder truck needs 12 m)."""
+    tpl = world.template_of(ci)
+    if tpl.kind == "old_lowrise":
+        keys = sorted(tpl.slots["dead_ends"])
+        k, side = keys[int(rng.integers(len(keys)))]
+        if not claim(world, ci, f"dead:{k}:{side}"):
+            return False
+        d = tpl.slots["dead_ends"][(k, side)]
+        radius = float(rng.choice([6.0, 0.0])) if variant == "fail" else 7.0
+        lane = tpl.slots["through"]
+        geom = world.get("fire_lanes", ci, lane)
+        geom = shapely.difference(geom, shapely.union_all([lo.fillet(c, v, lo.OLD_FILLET) for c, v in d["corners"]]))
+        if radius:
+            geom = shapely.union_all([geom, *(lo.fillet(c, v, radius) for c, v in d["corners"])])
+        world.set("fire_lanes", ci, lane, geometry=geom)
+        if variant == "fail":
+            zh = f"支路转弯处内侧圆角半径仅 {radius:g} 米" if radius else "支路转弯处为直角, 无内侧圆角"
+            en = f"the turn into the dead end has an inner fillet of {radius:g} m" if radius else \
+                "the turn into the dead end is a sharp corner"
+            world.fail("LANE-TURN", "fire_lanes", ci, d["lane"], zh, en)
+        return True
+    j = int(rng.integers(4))
+    if not claim(world, ci, f"courtyard:{j}"):
+        return False
+    c, v = tpl.slots["courtyard_corners"][j]
+    ring = tpl.slots["ring"]
+    world.set("fire_lanes", ci, ring, geometry=shapely.difference(world.get("fire_lanes", ci, ring),
+                                                                  lo.fillet(c, v, lo.RING_FILLET + 0.01)))
+    world.fail("LANE-TURN", "fire_lanes", ci, ring, "环形车道内院转角为直角, 登高车无法转弯",
+               "the ring's courtyard corner is sharp: an aerial ladder truck cannot turn")
     return True
 
 
@@ -931,6 +971,8 @@ PLANS: tuple[Plan, ...] = (
     Plan(isolated_lane, OLD, "fail", 2), Plan(isolated_lane, NEW, "fail", 1),
     Plan(turnaround, OLD, "fail", 3), Plan(turnaround, OLD, "pass", 1),
     Plan(turnaround, NEW, "fail", 1), Plan(turnaround, NEW, "pass", 1),
+    Plan(turnaround, OLD, "untagged", 1), Plan(turnaround, OLD, "lying", 1),
+    Plan(lane_turn, OLD, "fail", 2), Plan(lane_turn, OLD, "pass", 1), Plan(lane_turn, NEW, "fail", 1),
     Plan(lane_neck, OLD, "fail", 3), Plan(lane_neck, OLD, "pass", 1),
     Plan(lane_slope, ANY, "lane_fail", 2), Plan(lane_slope, ANY, "lane_pass", 1),
     Plan(lane_slope, NEW, "area_fail", 2), Plan(lane_slope, NEW, "area_pass", 1),

@@ -47,6 +47,13 @@ AERIAL_TO_WALL = 6.0
 AERIAL_OVERHANG = 1.0
 MIDDLE_DEAD_END_WIDTH = 6.0
 HIGH_TURNAROUND_SIDE = 16.0
+#: Inner fillets of lane corners a fire truck turns around (LANE-TURN): old T junctions (r 12.5 m fits, 9 m needed),
+#: the ring's courtyard corners (14.3 m fits, 12 m needed by ladder trucks), the connectors' and the middle dead
+#: end's junctions with the ring.
+OLD_FILLET = 10.0
+RING_FILLET = 4.0
+CONNECTOR_FILLET = 4.0
+MIDDLE_FILLET = 5.0
 #: Hydrants stand this far outside the lane edge.
 HYDRANT_OFFSET = 1.0
 #: Lane polygons that meet overlap by this much (drawn into each other, not merely touching).
@@ -75,6 +82,15 @@ def dead_end_lane(x_from: float, x_to: float, yc: float, width: float, side: flo
     band = box(x_from, yc - width / 2, end, yc + width / 2)
     square = box(end, yc - side / 2, x_to, yc + side / 2)
     return shapely.union(band, square)
+
+
+def fillet(corner: tuple[float, float], into: tuple[float, float], radius: float) -> shapely.Geometry:
+    """The inner fillet of a lane corner: the part of the `radius` square at `corner` (extending along `into`,
+    signs of x and y) outside the circle of that radius tangent to both edges."""
+    cx, cy = corner
+    dx, dy = into
+    square = box(cx, cy, cx + dx * radius, cy + dy * radius)
+    return shapely.difference(square, Point(cx + dx * radius, cy + dy * radius).buffer(radius, quad_segs=16))
 
 
 @dataclass
@@ -181,7 +197,8 @@ def old_template(width: float, rows: int, per_half: int) -> Template:
                 b.add("roads", "W", LineString([(xc, wall), (xc, path_y)]), group=group, role="door",
                       kind="walkway", width_m=1.5)
     # gaps: dead-end lanes in odd gaps, footpaths in even gaps
-    dead_ends: dict[tuple[int, str], dict[str, str]] = {}
+    dead_ends: dict[tuple[int, str], dict[str, Any]] = {}
+    junction_corners: dict[tuple[int, str], list] = {}
     hydrants: dict[str, str] = {}
     for k in range(rows - 1):
         g0 = gap_bottom(k)
@@ -200,6 +217,10 @@ def old_template(width: float, rows: int, per_half: int) -> Template:
                             diameter_mm=100, flow_lps=10.0, pressure_mpa=0.2)
                 dead_ends[(k, side)] = {"lane": lane, "road": road, "hydrant": hyd, "x_from": x_from,
                                         "x_to": x_to, "yc": gc}
+                edge = xm - THROUGH_WIDTH / 2 if side == "west" else xm + THROUGH_WIDTH / 2
+                sx = -1.0 if side == "west" else 1.0
+                junction_corners[(k, side)] = [((edge, gc - DEAD_END_WIDTH / 2), (sx, -1.0)),
+                                               ((edge, gc + DEAD_END_WIDTH / 2), (sx, 1.0))]
         else:
             path_y = _gap_path_y(k)
             for x_to in (OLD_MARGIN_X + length / 2, W - OLD_MARGIN_X - length / 2):
@@ -208,6 +229,12 @@ def old_template(width: float, rows: int, per_half: int) -> Template:
             hydrants[f"gap{k}"] = b.add("hydrants", "H", Point(xm + THROUGH_WIDTH / 2 + HYDRANT_OFFSET, g0 + 12.0),
                                         role="through", kind="above_ground", status="in_service",
                                         supply="municipal", diameter_mm=150, flow_lps=15.0, pressure_mpa=0.25)
+    # the through lane turns into every dead end around inner fillets (LANE-TURN)
+    through_row = next(r for r in b.rows["fire_lanes"] if r["key"] == through)
+    through_row["geometry"] = shapely.union_all(
+        [through_row["geometry"], *(fillet(c, d, OLD_FILLET) for cs in junction_corners.values() for c, d in cs)])
+    for key, corners in junction_corners.items():
+        dead_ends[key]["corners"] = corners
     # parking stalls (west half of gap 0) and an e-bike shed (east half of gap 0)
     g0 = gap_bottom(0)
     stalls = []
@@ -264,13 +291,22 @@ def new_template(width: float, depth: float, per_row: int) -> Template:
     b = _Builder()
     i0, i1 = RING_INSET, RING_INSET + RING_WIDTH
     ring_geom = shapely.difference(box(i0, i0, W - i0, D - i0), box(i1, i1, W - i1, D - i1))
+    courtyard = [((i1, i1), (1.0, 1.0)), ((W - i1, i1), (-1.0, 1.0)), ((W - i1, D - i1), (-1.0, -1.0)),
+                 ((i1, D - i1), (1.0, -1.0))]
+    middle = [((i1, ym - MIDDLE_DEAD_END_WIDTH / 2), (1.0, -1.0)), ((i1, ym + MIDDLE_DEAD_END_WIDTH / 2), (1.0, 1.0))]
+    ring_geom = shapely.union_all([ring_geom, *(fillet(c, d, RING_FILLET) for c, d in courtyard),
+                                   *(fillet(c, d, MIDDLE_FILLET) for c, d in middle)])
     ring = b.add("fire_lanes", "L", ring_geom, role="ring", name="环形消防车道", kind="ring", design_width_m=RING_WIDTH)
     rc = i0 + RING_WIDTH / 2
     ring_line = LineString([(rc, rc), (W - rc, rc), (W - rc, D - rc), (rc, D - rc), (rc, rc)])
     ring_road = b.add("roads", "R", ring_line, role="ring", kind="internal", width_m=RING_WIDTH)
     conn = {}
     for side, (y0, y1, yr) in {"south": (0.0, i0 + JOINT, rc), "north": (D - i0 - JOINT, D, D - rc)}.items():
-        lane = b.add("fire_lanes", "L", box(xm - RING_WIDTH / 2, y0, xm + RING_WIDTH / 2, y1), role=f"connector_{side}",
+        yr_edge, dy = (i0, -1.0) if side == "south" else (D - i0, 1.0)
+        connector = shapely.union_all([box(xm - RING_WIDTH / 2, y0, xm + RING_WIDTH / 2, y1),
+                                       fillet((xm - RING_WIDTH / 2, yr_edge), (-1.0, dy), CONNECTOR_FILLET),
+                                       fillet((xm + RING_WIDTH / 2, yr_edge), (1.0, dy), CONNECTOR_FILLET)])
+        lane = b.add("fire_lanes", "L", connector, role=f"connector_{side}",
                      name="南入口车道" if side == "south" else "北入口车道", kind="through", design_width_m=RING_WIDTH)
         yb = 0.0 if side == "south" else D
         road = b.add("roads", "R", LineString([(xm, yb), (xm, yr)]), role=f"connector_{side}", kind="internal",
@@ -344,6 +380,7 @@ def new_template(width: float, depth: float, per_row: int) -> Template:
     keep_out = _keep_out(frames)
     green = shapely.difference(box(2.0, 2.0, W - 2.0, D - 2.0), keep_out)
     slots = {"ring": ring, "ring_road": ring_road, "connectors": conn, "towers": towers, "per_row": per_row,
+             "courtyard_corners": courtyard,
              "dead_end": {"lane": dead, "road": dead_road, "hydrant": dead_hyd, "x_from": i1 - JOINT, "x_to": x_end,
                           "yc": ym},
              "ring_hydrants": hyd_keys, "stalls": stalls, "ebike": ebike, "canopy": _canopy_slots_new(W, D),

@@ -1,0 +1,534 @@
+"""LANE-TURN: the swept path of a fire truck's turn at every corner of the lane network, the entrances' turns from
+the city road included, judged inside the drivable surface (lanes, entrance driveways, city road surfaces)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import shapely
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from shapely import STRtree
+
+from gis.checks import attributes as at
+from gis.checks import geometry as gm
+from gis.checks.context import CheckContext
+from gis.checks.findings import Finding, severity
+
+#: Boundary simplification before corners are looked for (metres): drawing noise below this is no corner.
+#: A tolerance, not a rule value.
+SIMPLIFY_M = 0.01
+#: A leg is a passage when it runs along the corner for at least this share of its width (a turnaround square's
+#: stub beside the lane, 4 m long and 12 m across, is no leg a truck turns into; a 5 m driveway 6 m wide is).
+ARM_RATIO = 0.5
+#: Consecutive inner (reflex) vertices joined by edges shorter than this are one corner (a fillet or a chamfer).
+GROUP_M = 20.0
+#: Corners turning less than this (degrees) are bends a truck follows without a turn; more than TURN_MAX_DEG is a
+#: hairpin no swept band of one arc describes.
+TURN_MIN_DEG = 30.0
+TURN_MAX_DEG = 150.0
+#: A leg's width is probed at these shares of its length (up to twice PROBE_M) from the corner.
+PROBE_M = 10.0
+PROBE_AT = (0.25, 0.5, 0.75)
+#: Where the band may run across each leg: these shares of the room the leg leaves beside the truck, from the inner
+#: edge (1: along the far side, the widest swing; the others where the far side is no straight line).
+PLACEMENTS = ((1.0, 1.0), (0.5, 0.5), (1.0, 0.5), (0.5, 1.0))
+#: Longest probe across a leg (metres).
+PROBE_REACH_M = 60.0
+#: A swept band may overlap the surface's edge by this much (metres): drawing noise. Kept small on purpose: at a
+#: sharp corner a penetration of d lets the radius grow by about sqrt(2 r d) (0.4 m for 1 cm at 9 m).
+DEPTH_TOL_M = 0.01
+#: What is left of the band outside the surface once the depth tolerance is taken (m²): numerical dust.
+AREA_TOL_M2 = 1e-4
+#: Points per arc of a swept band.
+ARC_POINTS = 24
+#: Bisection steps for the largest radius that fits (required / 2**n precision).
+BISECT_STEPS = 11
+#: A driveway reaches from a vehicle gate to a city road surface at most this far (metres).
+DRIVEWAY_MAX_M = 30.0
+#: City road surface kept around each driveway (metres): room for the swing of the entrance turn.
+ROAD_WINDOW_M = 40.0
+#: A corner belongs to a lane or driveway that comes this near its vertices (metres).
+TOUCH_M = 0.5
+#: Closing of seams between drawn surfaces (metres).
+SEAM_M = 0.005
+
+#: Subject priority at a junction: the lane turned into that serves least otherwise.
+_PRIORITY = {"dead_end": 0, "ring": 1, "through": 2, "isolated": 3}
+
+
+@dataclass(frozen=True)
+class Corners:
+    """Corners of a drivable surface: the sharp corner `apex` (legs' inner lines extended), the inner lines'
+    points `a1`/`a2`, unit travel directions `t1` (into the corner) and `t2` (out of it), inward normals
+    `n1`/`n2`, leg widths `w1`/`w2`, the turn angle (radians, signed: negative for the boundary's right turns)
+    and the group's vertices (`touch`: a multipoint) by which lanes and driveways are matched."""
+
+    apex: np.ndarray
+    a1: np.ndarray
+    a2: np.ndarray
+    t1: np.ndarray
+    t2: np.ndarray
+    n1: np.ndarray
+    n2: np.ndarray
+    w1: np.ndarray
+    w2: np.ndarray
+    turn: np.ndarray
+    touch: np.ndarray
+    len1: np.ndarray
+    len2: np.ndarray
+    part: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.apex)
+
+    def take(self, idx: np.ndarray) -> Corners:
+        return Corners(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
+
+
+def _left(t: np.ndarray) -> np.ndarray:
+    return np.column_stack([-t[:, 1], t[:, 0]])
+
+
+def _ring_neighbours(ring: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Previous and next vertex of every vertex of closed rings stored one after the other (ring ids sorted)."""
+    n = len(ring)
+    idx = np.arange(n)
+    start = np.r_[True, ring[1:] != ring[:-1]]
+    end = np.r_[ring[1:] != ring[:-1], True]
+    first_of = np.maximum.accumulate(np.where(start, idx, 0))
+    last_of = np.minimum.accumulate(np.where(end, idx, n)[::-1])[::-1]
+    return np.where(start, last_of, idx - 1), np.where(end, first_of, idx + 1)
+
+
+def _corner_runs(xy: np.ndarray, ring: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Inner-corner groups of closed rings (interior on the left), all rings at once: runs of reflex vertices
+    joined by edges shorter than GROUP_M, split where their turns would add up to more than TURN_MAX_DEG (a
+    chamfer or a fillet is one corner; two corners of a U are two).
+
+    Returns (first vertex, last vertex) per run, and every member vertex with its run's number."""
+    prev, nxt = _ring_neighbours(ring)
+    e = xy[nxt] - xy                                  # edge from each vertex to the next
+    length = np.hypot(e[:, 0], e[:, 1])
+    into = xy - xy[prev]
+    cross = into[:, 0] * e[:, 1] - into[:, 1] * e[:, 0]
+    turn = np.degrees(np.abs(np.arctan2(cross, (into * e).sum(axis=1))))
+    reflex = cross < -1e-9
+    join = reflex & reflex[nxt] & (length < GROUP_M)  # vertex i and the next are one corner
+    start = reflex & ~join[prev]
+    # each reflex vertex belongs to the run of the nearest start before it along its ring (cyclically)
+    idx = np.arange(len(xy))
+    ring_first = np.maximum.accumulate(np.where(np.r_[True, ring[1:] != ring[:-1]], idx, 0))
+    acc = np.maximum.accumulate(np.where(start, idx, -1))
+    last_start = pd.Series(np.where(start, idx, -1)).groupby(ring).transform("max").to_numpy()
+    owner = np.where(acc >= ring_first, acc, last_start)
+    member = np.flatnonzero(reflex & (owner >= 0))    # (a ring that is one closed run has no start: no corner)
+    head = owner[member]
+    size = np.bincount(ring, minlength=int(ring.max()) + 1)[ring]
+    offset = (idx[member] - head) % size[member]
+    order = np.lexsort((offset, head))
+    member, head = member[order], head[order]
+    runs, run = np.unique(head, return_inverse=True)
+    total = np.bincount(run, weights=turn[member])
+    # runs turning more than TURN_MAX_DEG in all (rare: long curves) are split where the sum would exceed it
+    if (total > TURN_MAX_DEG).any():
+        labels = run.astype(np.int64) * len(member)   # room for the pieces of a split run, order kept
+        for r in np.flatnonzero(total > TURN_MAX_DEG):  # the few long curves of a partition
+            piece, acc_turn = 0, 0.0
+            for j in np.flatnonzero(run == r):
+                t = turn[member[j]]
+                if acc_turn > 0 and acc_turn + t > TURN_MAX_DEG:
+                    piece, acc_turn = piece + 1, 0.0
+                acc_turn += t
+                labels[j] += piece
+        run = np.unique(labels, return_inverse=True)[1]
+    if not len(run):
+        return member[:0], member[:0], member, run
+    cut = np.flatnonzero(np.diff(run)) + 1
+    first = member[np.r_[0, cut]]
+    last = member[np.r_[cut - 1, len(run) - 1]]
+    return first, last, member, run
+
+
+def simplified(surfaces: np.ndarray) -> np.ndarray:
+    """The surfaces simplified by SIMPLIFY_M and oriented (interior on the left of every ring)."""
+    return shapely.orient_polygons(shapely.simplify(surfaces, SIMPLIFY_M, preserve_topology=True))
+
+
+def find_corners(surface: shapely.Geometry | np.ndarray, *, probe: bool = True, is_simple: bool = False) -> Corners:
+    """Inner corners of `surface` (one, or an array of separate surfaces; simplified by SIMPLIFY_M) that a truck
+    turns around: groups of reflex vertices turning TURN_MIN_DEG..TURN_MAX_DEG whose two legs are passages (each
+    leg long enough for its width, ARM_RATIO), with the legs' widths probed across them (`probe`; else left to
+    `measure_legs`). `Corners.part` is the index of the surface each corner lies on."""
+    surfaces = np.atleast_1d(np.asarray(surface, dtype=object))
+    simple = surfaces if is_simple else simplified(surfaces)
+    polys, owner = shapely.get_parts(simple, return_index=True)
+    poly = shapely.get_type_id(polys) == 3
+    rings, ring_owner = shapely.get_rings(polys[poly], return_index=True)
+    ring_owner = owner[poly][ring_owner]
+    xy, ring = shapely.get_coordinates(rings, return_index=True)
+    last_of = np.r_[ring[1:] != ring[:-1], True]   # each ring's closing vertex repeats its first: drop it
+    xy, ring = xy[~last_of], ring[~last_of]
+    first, last, member, run = _corner_runs(xy, ring)
+    if not len(first):
+        z = np.empty((0, 2))
+        e = np.empty(0, dtype=object)
+        f = np.empty(0)
+        return Corners(e, z, z, z, z, z, z, f, f, f, e, f, f, np.empty(0, dtype=np.int64))
+    prev, nxt = _ring_neighbours(ring)
+    p_in, a1, a2, p_out = xy[prev[first]], xy[first], xy[last], xy[nxt[last]]
+    touch = shapely.multipoints(xy[member], indices=run)
+    part = ring_owner[ring[first]]
+    d1, d2 = a1 - p_in, p_out - a2
+    len1, len2 = np.hypot(*d1.T), np.hypot(*d2.T)
+    t1, t2 = d1 / len1[:, None], d2 / len2[:, None]
+    turn = np.arctan2(t1[:, 0] * t2[:, 1] - t1[:, 1] * t2[:, 0], (t1 * t2).sum(axis=1))
+    n1, n2 = _left(t1), _left(t2)
+    # the sharp corner: where the legs' inner lines meet
+    den = t1[:, 0] * t2[:, 1] - t1[:, 1] * t2[:, 0]
+    diff = a2 - a1
+    s = np.divide(diff[:, 0] * t2[:, 1] - diff[:, 1] * t2[:, 0], den, out=np.zeros(len(den)), where=den != 0)
+    apex = shapely.points(a1 + s[:, None] * t1)
+    deg = np.degrees(np.abs(turn))
+    keep = (turn < 0) & (deg >= TURN_MIN_DEG) & (deg <= TURN_MAX_DEG)
+    nan = np.full(len(apex), np.nan)
+    c = Corners(apex=apex, a1=a1, a2=a2, t1=t1, t2=t2, n1=n1, n2=n2, w1=nan, w2=nan, turn=turn, touch=touch,
+                len1=len1, len2=len2, part=part)
+    c = c.take(np.flatnonzero(keep))
+    if probe:
+        c = measure_legs(c, simple)[0]
+    return c
+
+
+def measure_legs(c: Corners, simple: np.ndarray) -> tuple[Corners, np.ndarray]:
+    """The legs' widths, probed across each leg from points near the corner to the far side of its simplified
+    surface (`simple[c.part]`), and only the corners whose legs are passages (ARM_RATIO)."""
+    if not len(c):
+        return c, np.empty(0, dtype=np.int64)
+    # (the narrowest of the probes: one may run into a side road across the leg)
+    starts = [c.a1 - (f * np.minimum(c.len1, 2 * PROBE_M))[:, None] * c.t1 for f in PROBE_AT]
+    starts += [c.a2 + (f * np.minimum(c.len2, 2 * PROBE_M))[:, None] * c.t2 for f in PROBE_AT]
+    normals = [c.n1] * len(PROBE_AT) + [c.n2] * len(PROBE_AT)
+    d = _probe(simple, np.vstack(starts), np.vstack(normals), np.tile(c.part, 2 * len(PROBE_AT)))
+    d = d.reshape(2 * len(PROBE_AT), len(c))
+    w1, w2 = d[:len(PROBE_AT)].min(axis=0), d[len(PROBE_AT):].min(axis=0)
+    c = Corners(**{**{f: getattr(c, f) for f in c.__dataclass_fields__}, "w1": w1, "w2": w2})
+    kept = np.flatnonzero((c.len1 >= ARM_RATIO * w1) & (c.len2 >= ARM_RATIO * w2))
+    return c.take(kept), kept
+
+
+def _probe(surfaces: np.ndarray, start: np.ndarray, normal: np.ndarray, part: np.ndarray) -> np.ndarray:
+    """Distance from each start point along its normal to the first crossing of its surface's (`surfaces[part]`)
+    boundary, inf when none within PROBE_REACH_M: the boundaries as segments in one STRtree, crossings solved
+    in numpy."""
+    used = np.unique(part)
+    polys, owner = shapely.get_parts(surfaces[used], return_index=True)
+    rings, ring_owner = shapely.get_rings(polys, return_index=True)
+    xy, ring = shapely.get_coordinates(rings, return_index=True)
+    seg = np.flatnonzero(ring[1:] == ring[:-1])
+    p0, p1 = xy[seg], xy[seg + 1]
+    seg_part = used[owner[ring_owner[ring[seg]]]]
+    a = start + 0.01 * normal
+    b = start + PROBE_REACH_M * normal
+    out = np.full(len(start), np.inf)
+    if not len(seg):
+        return out
+    ri, si = STRtree(shapely.linestrings(np.stack([p0, p1], axis=1))).query(
+        shapely.linestrings(np.stack([a, b], axis=1)), predicate="intersects")
+    same = seg_part[si] == part[ri]
+    ri, si = ri[same], si[same]
+    # start + t * normal = p0 + u * (p1 - p0)
+    e = p1[si] - p0[si]
+    n = normal[ri]
+    den = n[:, 0] * e[:, 1] - n[:, 1] * e[:, 0]
+    q = p0[si] - start[ri]
+    ok = np.abs(den) > 1e-12
+    t = np.where(ok, (q[:, 0] * e[:, 1] - q[:, 1] * e[:, 0]) / np.where(ok, den, 1.0), np.inf)
+    t = np.where(t >= 0.01 - 1e-9, t, np.inf)
+    np.minimum.at(out, ri, t)
+    return out
+
+
+def swept_bands(c: Corners, r: np.ndarray, w: float, placement: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+    """The annulus sectors (inner radius r, width w) tangent to both legs, placed across each leg at the given
+    share of the room the leg leaves beside the truck (1: the band's outer edge on the leg's far side, the widest
+    swing the passage offers)."""
+    r = np.asarray(r, dtype=float)
+    # (widths are read off the surface simplified by SIMPLIFY_M: the band keeps that much inside the far side)
+    s1 = np.maximum(c.w1 - w - SIMPLIFY_M, 0.0) * placement[0]
+    s2 = np.maximum(c.w2 - w - SIMPLIFY_M, 0.0) * placement[1]
+    # centre: n1 . (C - a1) = s1 - r and n2 . (C - a2) = s2 - r
+    b1 = (c.n1 * c.a1).sum(axis=1) + s1 - r
+    b2 = (c.n2 * c.a2).sum(axis=1) + s2 - r
+    det = c.n1[:, 0] * c.n2[:, 1] - c.n1[:, 1] * c.n2[:, 0]
+    cx = (b1 * c.n2[:, 1] - b2 * c.n1[:, 1]) / det
+    cy = (c.n1[:, 0] * b2 - c.n2[:, 0] * b1) / det
+    phi0 = np.arctan2(c.n1[:, 1], c.n1[:, 0])
+    phi = phi0[:, None] + c.turn[:, None] * np.linspace(0.0, 1.0, ARC_POINTS)[None, :]
+    ux, uy = np.cos(phi), np.sin(phi)
+    outer = np.stack([cx[:, None] + (r + w)[:, None] * ux, cy[:, None] + (r + w)[:, None] * uy], axis=2)
+    inner = np.stack([cx[:, None] + r[:, None] * ux, cy[:, None] + r[:, None] * uy], axis=2)[:, ::-1]
+    ring = np.concatenate([outer, inner, outer[:, :1]], axis=1)
+    return shapely.polygons(ring)
+
+
+def fits(c: Corners, surface: shapely.Geometry | np.ndarray, r: np.ndarray, w: float) -> np.ndarray:
+    """Whether the swept band of inner radius r lies inside `surface` (one, or one per corner; pass the surface
+    grown by DEPTH_TOL_M, `grown`, for the depth tolerance), in one of the PLACEMENTS."""
+    ok = np.zeros(len(c), dtype=bool)
+    for placement in PLACEMENTS:  # a handful of placements, each one vectorised call over the corners
+        todo = np.flatnonzero(~ok)
+        if not len(todo):
+            break
+        sub = c.take(todo)
+        bands = swept_bands(sub, np.broadcast_to(np.asarray(r, dtype=float), len(c))[todo], w, placement)
+        where = surface if isinstance(surface, shapely.Geometry) else np.asarray(surface, dtype=object)[todo]
+        ok[todo] = shapely.area(shapely.difference(bands, where)) <= AREA_TOL_M2
+    return ok
+
+
+def largest_radius(c: Corners, surface: shapely.Geometry, upper: np.ndarray, w: float) -> np.ndarray:
+    """The largest inner radius (0..upper, by bisection, all corners at once) whose band fits."""
+    lo = np.zeros(len(c))
+    hi = np.asarray(upper, dtype=float).copy()
+    ok0 = fits(c, surface, lo, w)
+    for _ in range(BISECT_STEPS):
+        mid = (lo + hi) / 2
+        ok = fits(c, surface, mid, w)
+        lo = np.where(ok, mid, lo)
+        hi = np.where(ok, hi, mid)
+    return np.where(ok0, np.floor(lo * 100) / 100, 0.0)
+
+
+def driveways(ctx: CheckContext, roads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The vehicle entrances' driveways: from the gate (its width, default the truck width) straight to the
+    nearest city road surface within DRIVEWAY_MAX_M, one metre into the compound (a square of the gate's width
+    where no road is near). Returns (driveways, the entrance view's row of each)."""
+    ent = ctx.view("entrances")
+    if not len(ent):
+        return np.empty(0, dtype=object), np.empty(0, dtype=np.int64)
+    vehicle = np.flatnonzero((at.texts(ent.frame, "kind", "vehicle") == "vehicle")
+                             & np.isin(shapely.get_type_id(ent.geoms), (0,)))
+    if not len(vehicle):
+        return np.empty(0, dtype=object), np.empty(0, dtype=np.int64)
+    g = ent.geoms[vehicle]
+    width = at.numbers(ent.frame, "width_m")[vehicle]
+    width = np.where(np.isnan(width) | (width <= 0), float(ctx.profile.get("LANE-CLEAR", "truck_width_m")), width)
+    out = shapely.buffer(g, width / 2, cap_style="square")
+    if len(roads):
+        gi, ri = STRtree(roads).query_nearest(g, max_distance=DRIVEWAY_MAX_M, all_matches=False)
+        if len(gi):
+            line = shapely.shortest_line(g[gi], roads[ri])
+            start = shapely.get_coordinates(g[gi])
+            end = shapely.get_coordinates(shapely.get_point(line, 1))
+            d = end - start
+            length = np.hypot(*d.T)
+            ok = length > 0.01
+            gi, start, d, length = gi[ok], start[ok], d[ok], length[ok]
+            u = d / length[:, None]
+            a = start - u * 1.0
+            b = start + u * (length + 0.5)[:, None]
+            out[gi] = shapely.buffer(shapely.linestrings(np.stack([a, b], axis=1)), width[gi] / 2, cap_style="flat")
+    return out, vehicle
+
+
+def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.LaneNetwork (import cycle)
+    """LANE-TURN: at every inner corner of the drivable surface that a lane or an entrance driveway meets, a truck
+    of the profile's inner turning radius (aerial ladder trucks where the lanes at the corner serve a high-rise)
+    and swept width turns inside the surface. Reports the corner, the largest inner radius that fits and the
+    buildings cut off (those a dead-end lane behind the corner, or an entrance with no other passable entrance,
+    serves)."""
+    from gis.checks.lanes import city_surfaces  # lanes imports this module
+
+    profile = ctx.profile
+    sec = profile["LANE-TURN"]
+    ordinary, ladder = float(sec["inner_radius_m"]), float(sec["ladder_inner_radius_m"])
+    w = float(sec["swept_width_m"])
+    serve = float(sec["serve_distance_m"])
+    roads = city_surfaces(at.layer(ctx, "roads"))
+    roads = roads[np.isin(shapely.get_type_id(roads), (3, 6))] if len(roads) else roads
+    drive, drive_row = driveways(ctx, roads)
+    lanes = net.geoms
+    if not len(lanes) and not len(drive):
+        return []
+    # drivable surfaces: lanes and driveways that touch form one surface (a compound's network), each with the
+    # city road around its driveways; separate surfaces, no partition-wide overlay
+    pieces = np.concatenate([lanes, drive])
+    a, b = STRtree(pieces).query(pieces, predicate="dwithin", distance=SEAM_M)
+    comp = connected_components(coo_matrix((np.ones(len(a)), (a, b)), shape=(len(pieces), len(pieces))),
+                                directed=False)[1]
+    rows = [comp]
+    if len(roads) and len(drive):
+        window = shapely.buffer(drive, ROAD_WINDOW_M, quad_segs=4)
+        wi, ri = STRtree(roads).query(window, predicate="intersects")
+        road_pieces = shapely.intersection(roads[ri], window[wi])
+        pieces = np.concatenate([pieces, road_pieces])
+        rows.append(comp[len(lanes) + wi])
+    row = np.concatenate(rows)
+    n_comp = int(comp.max()) + 1 if len(comp) else 0
+    surfaces = shapely.buffer(gm.union_rows(pieces, row, n_comp), SEAM_M, join_style="mitre")
+    # only surfaces with an own lane or an own driveway are looked at
+    ent = ctx.view("entrances")
+    own_piece = np.concatenate([net.own if net.n else np.zeros(0, dtype=bool),
+                                ent.own[drive_row] if len(drive_row) else np.zeros(0, dtype=bool)])
+    mine = np.unique(comp[own_piece])
+    simple = np.full(len(surfaces), None, dtype=object)
+    simple[mine] = simplified(surfaces[mine])
+    corners = find_corners(simple[mine], probe=False, is_simple=True)
+    corners = Corners(**{**{f: getattr(corners, f) for f in corners.__dataclass_fields__},
+                         "part": mine[corners.part]})
+    if not len(corners):
+        return []
+    # which lanes and driveways each corner belongs to
+    ci, li = (STRtree(lanes).query(corners.touch, predicate="dwithin", distance=TOUCH_M) if len(lanes)
+              else (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)))
+    di, dj = (STRtree(drive).query(corners.touch, predicate="dwithin", distance=TOUCH_M) if len(drive)
+              else (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)))
+    rank = np.array([_PRIORITY.get(k, 9) for k in net.kinds], dtype=np.int64) if net.n else np.empty(0, int)
+    subject = np.full(len(corners), -1, dtype=np.int64)
+    if len(ci):
+        order = np.lexsort((net.refs[li].astype(str), rank[li], ci))
+        first = np.r_[True, ci[order][1:] != ci[order][:-1]]
+        subject[ci[order][first]] = li[order][first]
+    gate = np.full(len(corners), -1, dtype=np.int64)
+    if len(di):
+        gate[di] = dj
+    own = np.where(subject >= 0, net.own[np.maximum(subject, 0)] if net.n else False,
+                   (gate >= 0) & (ent.own[drive_row[np.maximum(gate, 0)]] if len(drive_row) else False))
+    keep = np.flatnonzero(own & ((subject >= 0) | (gate >= 0)))
+    if not len(keep):
+        return []
+    corners, subject, gate = corners.take(keep), subject[keep], gate[keep]
+    # the truck each corner needs: an aerial ladder truck where the lanes at the corner serve a high-rise
+    tall = _high_rise(ctx)
+    need = np.full(len(corners), ordinary)
+    if len(tall):
+        lane_tall = np.zeros(len(lanes), dtype=bool)
+        if len(lanes):
+            a, _ = STRtree(tall).query(lanes, predicate="dwithin", distance=serve)
+            lane_tall[a] = True
+        at_corner = np.zeros(len(corners), dtype=bool)
+        m = np.isin(ci, keep)
+        pos = np.full(int(keep.max()) + 1, -1)
+        pos[keep] = np.arange(len(keep))
+        at_corner[pos[ci[m]][lane_tall[li[m]]]] = True
+        drive_tall = np.zeros(len(drive), dtype=bool)
+        if len(drive):
+            a, _ = STRtree(tall).query(drive, predicate="dwithin", distance=serve)
+            drive_tall[a] = True
+        at_corner |= (gate >= 0) & drive_tall[np.maximum(gate, 0)] if len(drive) else False
+        need[at_corner] = ladder
+    # each corner's legs measured on its surface; only passages stay
+    legs, kept = measure_legs(corners, simple)
+    corners, subject, gate, need, keep = legs, subject[kept], gate[kept], need[kept], keep[kept]
+    if not len(corners):
+        return []
+    # the surfaces grown by the depth tolerance once (a band may graze the edge by that much)
+    used = np.unique(corners.part)
+    grown = np.full(len(surfaces), None, dtype=object)
+    grown[used] = shapely.buffer(surfaces[used], DEPTH_TOL_M, join_style="mitre")
+    local = grown[corners.part]
+    ok = fits(corners, local, need, w)
+    bad = np.flatnonzero(~ok)
+    if not len(bad):
+        return []
+    corners, subject, gate, need = corners.take(bad), subject[bad], gate[bad], need[bad]
+    best = largest_radius(corners, local[bad], need, w)
+    bands = swept_bands(corners, need, w)
+    lost = _cut_off(ctx, net, subject, gate, drive, drive_row, serve, ok_gates=_passable_gates(
+        np.flatnonzero(ok), keep, di, dj))
+    out = []
+    for k in range(len(corners)):
+        truck_zh = "登高车" if need[k] == ladder else "消防车"
+        truck_en = "an aerial ladder truck" if need[k] == ladder else "a fire truck"
+        refs, n_bld, n_fl = lost[k]
+        who_zh = f"; 受影响建筑: {', '.join(refs[:10])}{' 等' if len(refs) > 10 else ''}" if refs else ""
+        who_en = f"; buildings cut off: {', '.join(refs[:10])}{' ...' if len(refs) > 10 else ''}" if refs else ""
+        evidence = shapely.geometrycollections([corners.apex[k], bands[k]])
+        sev = severity(profile, "LANE-TURN", buildings=n_bld, floors=n_fl)
+        if subject[k] >= 0:
+            i = int(subject[k])
+            note_zh, note_en = net.claim_note(i)
+            out.append(Finding(
+                rule="LANE-TURN", verdict="fail", subject_ref=str(net.refs[i]), compound_ref=net.crefs[i],
+                other_refs=refs, measured=float(best[k]), required=float(need[k]), geometry=evidence,
+                severity=sev,
+                message=f"消防车道 {net.refs[i]} 转弯处内侧最大可行转弯半径 {best[k]:.2f} m, 小于{truck_zh}所需 "
+                        f"{need[k]:g} m(车宽含余量 {w:g} m){who_zh}{note_zh}",
+                message_en=f"fire lane {net.refs[i]}: the largest inner turning radius that fits at this corner is "
+                           f"{best[k]:.2f} m, {truck_en} needs {need[k]:g} m (swept width {w:g} m){who_en}"
+                           f"{note_en}",
+            ))
+        else:
+            e = int(drive_row[gate[k]])
+            ref = str(ent.refs[e])
+            out.append(Finding(
+                rule="LANE-TURN", verdict="fail", subject_layer="entrances", subject_ref=ref,
+                compound_ref=ent.compound_refs[e], other_refs=refs, measured=float(best[k]),
+                required=float(need[k]), geometry=evidence, severity=sev,
+                message=f"车行出入口 {ref} 由城市道路转入处最大可行转弯半径 {best[k]:.2f} m, 小于{truck_zh}所需 "
+                        f"{need[k]:g} m{who_zh}",
+                message_en=f"vehicle entrance {ref}: the turn from the city road fits an inner radius of "
+                           f"{best[k]:.2f} m at most, {truck_en} needs {need[k]:g} m{who_en}",
+            ))
+    return out
+
+
+def _passable_gates(ok_idx: np.ndarray, keep: np.ndarray, di: np.ndarray, dj: np.ndarray) -> np.ndarray:
+    """Driveways whose every corner passes (indices into the driveways)."""
+    if not len(di):
+        return np.empty(0, dtype=np.int64)
+    failing = np.setdiff1d(keep, keep[ok_idx])
+    blocked = np.unique(dj[np.isin(di, failing)])
+    return np.setdiff1d(np.unique(dj), blocked)
+
+
+def _high_rise(ctx: CheckContext) -> np.ndarray:
+    b = ctx.view("buildings")
+    if not len(b):
+        return np.empty(0, dtype=object)
+    height, _ = at.building_heights(b.frame, ctx.profile)
+    return b.geoms[np.nan_to_num(height) > at.high_rise_limit(b.frame, ctx.profile)]
+
+
+def _cut_off(ctx: CheckContext, net, subject: np.ndarray, gate: np.ndarray, drive: np.ndarray,  # noqa: ANN001
+             drive_row: np.ndarray, serve: float, *, ok_gates: np.ndarray) -> list[tuple[list[str], int, int]]:
+    """Per failing corner the buildings (refs, count, floors) that lose fire-truck access: those within `serve`
+    of a dead-end lane behind the corner and of no other lane; at an entrance with no other passable entrance of
+    the compound, every building of the compound within `serve` of its lanes."""
+    b = ctx.view("buildings")
+    out: list[tuple[list[str], int, int]] = [([], 0, 0)] * len(subject)
+    if not len(b) or not net.n:
+        return out
+    floors = at.floors_of(b.frame, ctx.profile)
+    # the buildings near the failing corners' lanes (or their compounds' lanes), and every lane near those
+    ent = ctx.view("entrances")
+    crefs = {ent.compound_refs[drive_row[g]] for g in gate[gate >= 0]}
+    lanes_of = np.isin(np.arange(net.n), subject[subject >= 0]) | np.isin(net.crefs, list(crefs))
+    near = np.unique(STRtree(b.geoms).query(net.geoms[lanes_of], predicate="dwithin", distance=serve)[1])
+    bi, li = STRtree(net.geoms).query(b.geoms[near], predicate="dwithin", distance=serve)
+    bi = near[bi]
+    n_lanes = np.bincount(bi, minlength=len(b))
+    ent = ctx.view("entrances")
+    ok_crefs = set(ent.compound_refs[drive_row[ok_gates]]) if len(ok_gates) else set()
+    for k in range(len(subject)):  # the failing corners (a few per district)
+        if subject[k] >= 0:
+            i = int(subject[k])
+            if net.kinds[i] != "dead_end":
+                continue
+            mine = np.unique(bi[(li == i)])
+            mine = mine[n_lanes[mine] == 1]
+        else:
+            cref = ent.compound_refs[drive_row[gate[k]]]
+            if cref in ok_crefs:
+                continue
+            mine = np.unique(bi[np.isin(li, np.flatnonzero(net.crefs == cref))])
+            mine = mine[b.compound_refs[mine] == cref]
+        refs = sorted(str(x) for x in b.refs[mine])
+        out[k] = (refs, len(mine), int(floors[mine].sum()))
+    return out
+
+
+__all__ = ["Corners", "driveways", "find_corners", "fits", "lane_turn", "largest_radius", "swept_bands"]

@@ -1,0 +1,140 @@
+"""Lane kinds come from the lane network's geometry (which ends touch a road, a vehicle entrance or another lane);
+a `kind` in the data is a claim the findings compare with it. LANE-TURNAROUND, LANE-CONNECT and LANE-CLEAR read one
+derived network."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+from shapely.geometry import LineString, Point, box
+
+from gis.checks import lanes
+from gis.checks.context import CheckContext, build_contexts
+
+X0, Y0 = 360_000.0, 3_300_000.0
+
+
+def _frame(rows: list[dict]) -> gpd.GeoDataFrame:
+    rows = [dict(r) for r in rows]
+    geoms = [shapely.affinity.translate(r.pop("geometry"), X0, Y0) for r in rows]
+    return gpd.GeoDataFrame(rows, geometry=geoms, crs=32651).to_crs(4490)
+
+
+def context(**layers: list[dict]) -> CheckContext:
+    """One compound (0..200 m square), a 12 m city road south of it and a vehicle gate at x = 10 m."""
+    base = {
+        "compounds": [{"ref": "C1", "geometry": box(0, 0, 200, 200)}],
+        "roads": [{"ref": "R1", "kind": "city", "width_m": 12.0, "geometry": LineString([(-100, -7), (300, -7)])}],
+        "entrances": [{"ref": "G1", "kind": "vehicle", "width_m": 8.0, "geometry": Point(10, 0)}],
+    }
+    base.update(layers)
+    return build_contexts({k: _frame(v) for k, v in base.items()}, profile="cn-gb")[0]
+
+
+def lane(ref: str, geom: object, kind: str | None = None) -> dict:
+    row = {"ref": ref, "geometry": geom}
+    if kind is not None:
+        row["kind"] = kind
+    return row
+
+
+def kinds(ctx: CheckContext) -> dict[str, str]:
+    net = lanes.lane_network(ctx)
+    return dict(zip(net.refs, net.kinds, strict=True))
+
+
+def rule(ctx: CheckContext, rule_id: str) -> gpd.GeoDataFrame:
+    out = lanes.check(ctx)
+    return out[(out["rule"] == rule_id) & (out["verdict"] == "fail")]
+
+
+STRAIGHT = box(7, 0, 13, 80)                                          # from the gate, 80 m north, no turnaround
+WITH_SQUARE = shapely.union_all([box(7, 0, 13, 80), box(3, 80, 17, 94)])  # ... ending in a 14 m square
+
+
+def test_kinds_from_the_network():
+    ring = box(20, 0, 190, 150).difference(box(27, 7, 183, 143))
+    ctx = context(
+        fire_lanes=[lane("T", box(7, 0, 13, 200)), lane("D", box(13, 160, 60, 166)), lane("R", ring),
+                    lane("X", box(100, 170, 106, 195))],
+        entrances=[{"ref": "G1", "kind": "vehicle", "geometry": Point(10, 0)},
+                   {"ref": "G2", "kind": "vehicle", "geometry": Point(10, 200)}],
+        roads=[{"ref": "R1", "kind": "city", "width_m": 12.0, "geometry": LineString([(-100, -7), (300, -7)])},
+               {"ref": "R2", "kind": "city", "width_m": 12.0, "geometry": LineString([(-100, 207), (300, 207)])}],
+    )
+    # T meets the south gate, the north gate, D and the ring; D meets T only; X meets nothing
+    assert kinds(ctx) == {"T": "through", "D": "dead_end", "R": "ring", "X": "isolated"}
+    net = lanes.lane_network(ctx)
+    far = net.dead_end_at[list(net.refs).index("D")]
+    assert far.x - X0 == pytest.approx(60.0, abs=0.01)  # the dead end is the end away from T
+
+
+@pytest.mark.parametrize(("geom", "fails"), [(STRAIGHT, True), (WITH_SQUARE, False)], ids=["bare", "square"])
+def test_an_untagged_dead_end_needs_a_turnaround(geom, fails):
+    got = rule(context(fire_lanes=[lane("L1", geom)]), "LANE-TURNAROUND")
+    assert (set(got["subject_ref"]) == {"L1"}) is fails
+    if fails:
+        assert "by its connections" in got["message_en"].iloc[0]
+        assert "tagged" not in got["message_en"].iloc[0]  # no claim to compare
+
+
+def test_a_kind_that_lies_is_named_in_the_finding():
+    got = rule(context(fire_lanes=[lane("L1", STRAIGHT, "through")]), "LANE-TURNAROUND")
+    assert set(got["subject_ref"]) == {"L1"}
+    assert "tagged through in the data, but its connections make it dead end" in got["message_en"].iloc[0]
+    assert "数据标注为贯通式车道" in got["message"].iloc[0]
+
+
+def test_a_lane_tagged_dead_end_that_runs_through_needs_no_turnaround():
+    ctx = context(fire_lanes=[lane("L1", box(7, 0, 13, 200), "dead_end")],
+                  entrances=[{"ref": "G1", "kind": "vehicle", "geometry": Point(10, 0)},
+                             {"ref": "G2", "kind": "vehicle", "geometry": Point(10, 200)}],
+                  roads=[{"ref": "R1", "kind": "city", "width_m": 12.0,
+                          "geometry": LineString([(-100, -7), (300, -7)])},
+                         {"ref": "R2", "kind": "city", "width_m": 12.0,
+                          "geometry": LineString([(-100, 207), (300, 207)])}])
+    assert kinds(ctx) == {"L1": "through"}
+    assert rule(ctx, "LANE-TURNAROUND").empty
+
+
+def _ring() -> object:
+    return box(5, 0, 195, 150).difference(box(12, 7, 188, 143))
+
+
+@pytest.mark.parametrize("tag", [None, "ring", "through"])
+def test_a_ring_with_one_connection_fails_connect_whatever_it_is_tagged(tag):
+    ctx = context(fire_lanes=[lane("R1", _ring(), tag)])
+    assert kinds(ctx) == {"R1": "ring"}
+    got = rule(ctx, "LANE-CONNECT")
+    assert set(got["subject_ref"]) == {"R1"} and got["measured"].iloc[0] == 1.0
+    assert ("tagged through" in got["message_en"].iloc[0]) is (tag == "through")
+    # a ring needs no turnaround, whatever it is tagged
+    assert rule(ctx, "LANE-TURNAROUND").empty
+
+
+def test_a_ring_with_two_gates_passes_connect():
+    ctx = context(fire_lanes=[lane("R1", _ring())],
+                  entrances=[{"ref": "G1", "kind": "vehicle", "geometry": Point(10, 0)},
+                             {"ref": "G2", "kind": "vehicle", "geometry": Point(190, 0)}])
+    assert rule(ctx, "LANE-CONNECT").empty
+
+
+def test_connect_clear_and_turnaround_read_one_network():
+    # an isolated lane: LANE-CONNECT fails it, LANE-CLEAR cannot judge it, LANE-TURNAROUND does not call it a dead end
+    ctx = context(fire_lanes=[lane("L1", WITH_SQUARE), lane("L9", box(100, 50, 106, 150), "dead_end")])
+    out = lanes.check(ctx)
+    l9 = out[out["subject_ref"] == "L9"]
+    assert set(l9.loc[l9["verdict"] == "fail", "rule"]) == {"LANE-CONNECT"}
+    assert set(l9.loc[l9["verdict"] == "cannot_judge", "rule"]) == {"LANE-CLEAR"}
+    assert "isolated" in l9.loc[l9["rule"] == "LANE-CONNECT", "message_en"].iloc[0]
+
+
+def test_derive_kinds_counts_separate_connection_places():
+    g = np.array([box(0, 0, 6, 100)], dtype=object)
+    one = np.array([box(0, 0, 6, 1)], dtype=object)
+    two = np.array([box(0, 0, 6, 1), box(0, 99, 6, 100)], dtype=object)
+    assert lanes.derive_kinds(g, np.array([0]), one)[0].tolist() == ["dead_end"]
+    assert lanes.derive_kinds(g, np.array([0, 0]), two)[0].tolist() == ["through"]
+    assert lanes.derive_kinds(g, np.empty(0, dtype=np.int64), np.empty(0, dtype=object))[0].tolist() == ["isolated"]

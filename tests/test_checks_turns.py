@@ -1,0 +1,150 @@
+"""LANE-TURN, the swept-path check: a truck's turn at a lane corner fits inside the lanes and the entrance's driveway,
+on both sides of the profile's inner turning radii (9 m fire truck, 12 m aerial ladder truck; unconfirmed values)."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+from shapely.geometry import LineString, Point, box
+
+from gis.checks import lanes, turns
+from gis.checks.context import CheckContext, build_contexts
+from gis.coords import from_storage, to_storage
+
+#: Local metres are shifted into UTM 51N near Ningbo and stored as EPSG:4490, like real data.
+X0, Y0 = 360_000.0, 3_300_000.0
+
+
+def _frame(rows: list[dict], *, angle: float = 0.0, gcj: bool = False) -> gpd.GeoDataFrame:
+    rows = [dict(r) for r in rows]
+    geoms = [shapely.affinity.translate(shapely.affinity.rotate(r.pop("geometry"), angle, origin=(10, 0)), X0, Y0)
+             for r in rows]
+    out = gpd.GeoDataFrame(rows, geometry=geoms, crs=32651).to_crs(4490)
+    if gcj:
+        # delivered in GCJ-02 (a web map's coordinates), imported through the storage transform
+        shifted = from_storage(np.asarray(out.geometry.values, dtype=object), "gcj02")
+        out = out.set_geometry(gpd.GeoSeries(to_storage(shifted, "gcj02"), crs=4490))
+    return out
+
+
+def context(*, angle: float = 0.0, gcj: bool = False, road_width: float = 16.0, gate_width: float = 8.0,
+            **layers: list[dict]) -> CheckContext:
+    """One compound (0..200 m square), a city road south of it, a vehicle gate at x = 10 m."""
+    base = {
+        "compounds": [{"ref": "C1", "geometry": box(-50, 0, 250, 250)}],
+        "roads": [{"ref": "R1", "kind": "city", "width_m": road_width,
+                   "geometry": LineString([(-150, -1 - road_width / 2), (350, -1 - road_width / 2)])}],
+        "entrances": [{"ref": "G1", "kind": "vehicle", "width_m": gate_width, "geometry": Point(10, 0)}],
+    }
+    base.update(layers)
+    ctxs = build_contexts({k: _frame(v, angle=angle, gcj=gcj) for k, v in base.items()}, profile="cn-gb")
+    return ctxs[0]
+
+
+def turn_findings(ctx: CheckContext) -> gpd.GeoDataFrame:
+    out = lanes.check(ctx)
+    return out[out["rule"] == "LANE-TURN"]
+
+
+def fillet(x: float, y: float, dx: float, dy: float, radius: float) -> object:
+    square = box(min(x, x + dx * radius), min(y, y + dy * radius), max(x, x + dx * radius), max(y, y + dy * radius))
+    return square.difference(Point(x + dx * radius, y + dy * radius).buffer(radius, quad_segs=16))
+
+
+def corner_lane(*, fillet_r: float = 0.0, chamfer: float = 0.0, width: float = 4.0) -> object:
+    """A 4 m lane north from the gate, turning 90° east at y = 60 (inner corner at (12, 56))."""
+    x0, x1 = 10 - width / 2, 10 + width / 2
+    parts = [box(x0, 0, x1, 60), box(x0, 60 - width, 150, 60)]
+    if fillet_r:
+        parts.append(fillet(x1, 60 - width, 1, -1, fillet_r))
+    if chamfer:
+        parts.append(shapely.Polygon([(x1, 60 - width - chamfer), (x1, 60 - width), (x1 + chamfer, 60 - width)]))
+    return shapely.union_all(parts)
+
+
+def lane_rows(geom: object) -> list[dict]:
+    return [{"ref": "L1", "geometry": geom}]
+
+
+CASES = [
+    ({}, True), ({"fillet_r": 8.5}, True), ({"fillet_r": 9.5}, False), ({"chamfer": 3.0}, True),
+    ({"chamfer": 10.0}, False),
+]
+
+
+@pytest.mark.parametrize(("shape", "fails"), CASES, ids=lambda v: str(v))
+@pytest.mark.parametrize(("angle", "gcj"), [(0.0, False), (33.0, False), (0.0, True), (-71.0, True)],
+                         ids=["plain", "rotated", "gcj02", "rotated-gcj02"])
+def test_a_90_degree_corner_of_4_m_lanes(shape, fails, angle, gcj):
+    got = turn_findings(context(fire_lanes=lane_rows(corner_lane(**shape)), angle=angle, gcj=gcj))
+    assert (not got.empty) is fails
+    if fails:
+        assert set(got["subject_ref"]) == {"L1"} and set(got["required"]) == {9.0}
+        if "fillet_r" in shape:
+            # the largest inner radius that fits is the fillet's (the 4 m truck band fills the 4 m lane)
+            assert got["measured"].max() == pytest.approx(shape["fillet_r"], abs=0.1)
+        if not shape:
+            assert got["measured"].max() < 0.1
+        ev = got.geometry.iloc[0]
+        assert ev.geom_type == "GeometryCollection"  # the corner and the swept band needed
+
+
+def test_a_wider_lane_lets_the_truck_cut_the_corner():
+    # 7 m lanes: a sharp corner still fits a 10.2 m inner radius (the 4 m band swings out across the lane)
+    got = turn_findings(context(fire_lanes=lane_rows(corner_lane(width=7.0))))
+    assert got.empty
+    tall = {"ref": "B1", "height_m": 60.0, "geometry": box(30, 20, 60, 45)}
+    got = turn_findings(context(fire_lanes=lane_rows(corner_lane(width=7.0)), buildings=[tall]))
+    assert set(got["subject_ref"]) == {"L1"}
+    assert set(got["required"]) == {12.0}  # a lane serving a high-rise needs the aerial ladder truck
+    assert got["measured"].iloc[0] == pytest.approx(3 / (1 - 2 ** -0.5), abs=0.1)  # 3 m of room each side: 10.24 m
+    assert "aerial ladder truck" in got["message_en"].iloc[0]
+
+
+@pytest.mark.parametrize(("radius", "fails"), [(9.5, True), (12.5, False)])
+def test_ladder_trucks_need_12_m_where_the_lane_serves_a_high_rise(radius, fails):
+    tall = {"ref": "B1", "height_m": 60.0, "geometry": box(30, 20, 60, 45)}
+    got = turn_findings(context(fire_lanes=lane_rows(corner_lane(fillet_r=radius)), buildings=[tall]))
+    assert (not got.empty) is fails
+
+
+@pytest.mark.parametrize(("road_width", "fails"), [(12.0, True), (16.0, False)])
+def test_the_entrance_turn_from_the_city_road(road_width, fails):
+    # a 4 m gate and a 4 m lane straight north: the turn off the road swings across the carriageway (16 m: 12 m
+    # of room beside the truck fits 9 m; 12 m: 8 m of room does not)
+    got = turn_findings(context(fire_lanes=lane_rows(box(8, 0, 12, 100)), road_width=road_width, gate_width=4.0))
+    assert (not got.empty) is fails
+    if fails:
+        assert set(got["subject_layer"]) == {"entrances"} and set(got["subject_ref"]) == {"G1"}
+        assert got["measured"].max() == pytest.approx(8.0, abs=0.6)
+
+
+def test_a_failed_turn_into_a_dead_end_names_the_buildings_cut_off():
+    trunk = shapely.union_all([box(8, 0, 12, 120)])
+    branch = box(12, 80, 100, 84)
+    near = {"ref": "B1", "floors": 6, "height_m": 18.0, "geometry": box(60, 90, 90, 100)}
+    beside_trunk = {"ref": "B2", "floors": 6, "height_m": 18.0, "geometry": box(20, 20, 40, 40)}
+    ctx = context(fire_lanes=[{"ref": "L1", "geometry": trunk}, {"ref": "L2", "geometry": branch}],
+                  buildings=[near, beside_trunk])
+    got = turn_findings(ctx)
+    assert set(got["subject_ref"]) == {"L2"}  # the dead end turned into, not the trunk
+    assert all(refs == ["B1"] for refs in got["other_refs"])
+    assert "buildings cut off: B1" in got["message_en"].iloc[0]
+
+
+def test_straight_lanes_and_turnaround_squares_are_no_turns():
+    # a dead end ending in a 14 m square: the square's corners beside the lane are no turn a truck makes
+    geom = shapely.union_all([box(8, 0, 12, 80), box(3, 80, 17, 94)])
+    assert turn_findings(context(fire_lanes=lane_rows(geom))).empty
+
+
+def test_find_corners_groups_a_fillet_into_one_corner():
+    surface = corner_lane(fillet_r=9.5)
+    c = turns.find_corners(surface)
+    assert len(c) == 1
+    assert np.degrees(abs(c.turn[0])) == pytest.approx(90.0, abs=0.5)
+    assert c.w1[0] == pytest.approx(4.0, abs=0.1) and c.w2[0] == pytest.approx(4.0, abs=0.1)
+    r = turns.largest_radius(c, surface, np.array([20.0]), 4.0)
+    assert r[0] == pytest.approx(9.5, abs=0.1)
