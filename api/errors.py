@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -132,10 +133,27 @@ def wants_html(request: Request) -> bool:
     return html_at < json_at
 
 
+#: renders a browser's error page in the map pages' look (status, code, description) → HTML; set by api.web_routes
+HtmlErrorPage = Callable[[Request, int, str, str], str]
+_html_error_page: list[HtmlErrorPage] = []
+
+
+def set_html_error_page(render_page: HtmlErrorPage) -> None:
+    """Browsers' error pages come from `render_page` (the map pages' look) instead of the API's plain page."""
+    _html_error_page[:] = [render_page]
+
+
 def error_response(request: Request, status: int, code: str, description: str,
                    headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> Response:
     """The error as JSON ({code, description}) or, for browsers, as an escaped HTML page."""
     if wants_html(request):
+        if _html_error_page:
+            try:
+                body = _html_error_page[0](request, status, code, description)
+            except Exception:  # noqa: BLE001 - an error page must not fail: fall back to the plain one
+                log.exception("error page failed on %s", request.url.path)
+            else:
+                return HTMLResponse(body, status_code=status, headers=headers)
         from api.views import render
 
         body = render(request, "error.html", status=status, code=code, description=description,

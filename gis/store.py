@@ -148,8 +148,8 @@ def _typed(frame: pd.DataFrame, table: sa.Table, cols: list[str]) -> pd.DataFram
         elif isinstance(kind, sa_types.JSON):
             v = s.to_numpy(dtype=object)
             out = np.full(len(v), None, dtype=object)
-            for i in np.flatnonzero(~null):  # item by item: equal-length lists would broadcast into a 2-D array
-                out[i] = json.loads(v[i])
+            # fromiter: equal-length lists (other_refs ["IS-1"], ["H1"]) must stay list objects, not a 2-D block
+            out[~null] = np.fromiter((json.loads(x) for x in v[~null]), dtype=object, count=int((~null).sum()))
             frame[name] = pd.Series(out, index=frame.index, dtype=object)
         elif isinstance(kind, sa_types.DateTime):
             frame[name] = pd.to_datetime(s, utc=True, format="ISO8601")
