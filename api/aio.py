@@ -22,8 +22,9 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import Engine
 
 from api.errors import ServiceUnavailable
+from gis import scope
 from gis.config import database_settings
-from gis.db import libpq_conninfo, pyformat
+from gis.db import libpq_conninfo, pyformat, session_options
 from gis.layers import STORAGE_SRID
 
 #: Run on every new connection before it serves: loads PostGIS and PROJ's pipelines for the storage CRS to
@@ -50,7 +51,7 @@ class ReadPool:
         self._down = False
         self._pool = AsyncConnectionPool(
             conninfo, min_size=min(2, size), max_size=size, open=False, timeout=timeout_s, name="firelane-read",
-            kwargs={"autocommit": True, "connect_timeout": 5, "options": f"-c statement_timeout={statement_timeout_ms}"},
+            kwargs={"autocommit": True, "connect_timeout": 5, "options": session_options()},
             configure=self._connected, reconnect_timeout=0, reconnect_failed=self._unreachable, num_workers=1)
         self._opening: asyncio.Task[None] | None = None
 
@@ -98,6 +99,7 @@ class ReadPool:
     async def _fetchone(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
         async with self._pool.connection(DOWN_WAIT_S if self._down else self._timeout_s) as conn:
             try:
+                await scope.apply_async(conn, scope.current())  # row-level security: the caller's rows only
                 cur = await conn.execute(sql, params)
                 return await cur.fetchone()
             except psycopg.OperationalError as exc:

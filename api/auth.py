@@ -21,6 +21,7 @@ from sqlalchemy import text
 from api.database import db_engine, read_connection
 from api.errors import Forbidden, Unauthorized
 from api.loginguard import hashing_slot, login_limiter
+from gis import scope
 from gis.config import auth_settings, server_settings
 from gis.layers import LAYERS
 
@@ -78,6 +79,21 @@ class Principal:
 
     def in_scope(self, street_code: str | None) -> bool:
         return not self.scoped or (street_code is not None and street_code in self.street_codes)
+
+    @property
+    def db_scope(self) -> scope.Scope:
+        """What the database lets this caller see (row-level security, gis.scope)."""
+        if self.scoped:
+            return scope.for_streets(self.role, self.street_codes)
+        if self.compound_bound:
+            return scope.for_compounds(self.role, self.compound_refs)
+        return scope.unscoped(self.role)
+
+
+def enter_scope(principal: Principal) -> Principal:
+    """Make `principal`'s scope the database scope of the rest of this request (every connection it uses)."""
+    scope.enter(principal.db_scope)
+    return principal
 
 
 ANONYMOUS = Principal(username="anonymous", role="viewer")
@@ -235,7 +251,7 @@ def optional_principal(request: Request) -> Principal | None:
     if basic is not None:
         principal = basic_principal(*basic, address=request.client.host if request.client else "unknown")
         request.state.user = principal.username
-        return principal
+        return enter_scope(principal)
     token = request_token(request)
     if token is None:
         return None
@@ -243,7 +259,7 @@ def optional_principal(request: Request) -> Principal | None:
     if principal is None:
         raise Unauthorized("令牌无效或已过期 invalid or expired token", headers=INVALID_TOKEN)
     request.state.user = principal.username
-    return principal
+    return enter_scope(principal)
 
 
 _lookups: dict[str, asyncio.Future[Principal | None]] = {}
@@ -277,17 +293,17 @@ async def current_principal(request: Request) -> Principal:
         address = request.client.host if request.client else "unknown"
         principal = await run_in_threadpool(basic_principal, *basic, address=address)
         request.state.user = principal.username
-        return principal
+        return enter_scope(principal)
     token = request_token(request)
     if token is not None:
         principal = cached_principal(token) or await _shared_lookup(token)
         if principal is None:
             raise Unauthorized("令牌无效或已过期 invalid or expired token", headers=INVALID_TOKEN)
         request.state.user = principal.username
-        return principal
+        return enter_scope(principal)
     if server_settings().allow_anonymous:
         request.state.user = ANONYMOUS.username
-        return ANONYMOUS
+        return enter_scope(ANONYMOUS)
     raise Unauthorized()
 
 

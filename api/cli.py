@@ -10,6 +10,7 @@ import click
 from api.campaign_cli import COMMANDS as CAMPAIGN_COMMANDS
 from api.cli_field import install as install_field_commands
 from api.hazard_cli import hazard
+from gis import scope
 from gis.layers import LAYERS
 
 
@@ -21,6 +22,7 @@ class FirelaneError(click.ClickException):
 @click.version_option(package_name="firelane")
 def cli() -> None:
     """firelane 消防车道与小区消防隐患整治 — fire-lane and compound hazard mapping."""
+    scope.enter(scope.SYSTEM)  # the command line works on the whole district, explicitly (row-level security)
 
 
 # --- managed database -------------------------------------------------------------------------------------------
@@ -66,11 +68,12 @@ def db_status() -> None:
 
 
 @db.command("url")
-def db_url() -> None:
-    """Print the database URL in use (starting the managed PostGIS if needed)."""
-    from gis.db import database_url
+@click.option("--owner", is_flag=True, help="the schema owner's URL (migrations, backups) instead of the app role's")
+def db_url(owner: bool) -> None:
+    """Print the database URL in use (starting the managed PostGIS if needed): the least-privilege app role's."""
+    from gis.db import database_url, owner_url
 
-    click.echo(database_url())
+    click.echo(owner_url() if owner else database_url())
 
 
 @cli.command("init")

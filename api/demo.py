@@ -11,6 +11,8 @@ from urllib.parse import quote
 
 from sqlalchemy import Engine, text
 
+from gis import scope
+
 DEMO_USER = "demo-admin"
 
 
@@ -143,6 +145,7 @@ def serve_app(*, host: str, port: int, workers: int = 1) -> None:
     """
     import uvicorn
 
+    scope.enter(scope.NOTHING)  # requests see only what their principal may: never the command line's scope
     # proxy_headers off: X-Forwarded-For is judged by the app itself against FIRELANE_SERVER_TRUSTED_PROXIES
     # (api.loginguard.client_address); uvicorn would otherwise believe any header sent from 127.0.0.1.
     uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info",

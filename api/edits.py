@@ -23,15 +23,19 @@ from api.errors import (
     NotFound,
     PreconditionFailed,
     PreconditionRequired,
+    Unprocessable,
+    UnsupportedMediaType,
 )
 from api.features import feature_sql, scope_sql
 from api.ogc import GEOJSON, CollectionId, FeatureId, get_view, parse_fid, root_url
 from api.tilecache import changed
 from api.validation import Problems, ValidFeature, validate_feature
+from gis import scope
 from gis.config import api_settings
 from gis.db import transaction
 from gis.layers import STORAGE_SRID, Layer
 from gis.limits import check_extra
+from gis.placement import PlacementError, place
 from gis.schema import TABLES
 from gis.store import layer_columns
 
@@ -71,7 +75,17 @@ def _editable(layer: Layer, principal: Principal) -> None:
         raise Forbidden(f"无权编辑 role {principal.role!r} may not edit {layer.name}")
 
 
+def _json_media_type(request: Request) -> None:
+    """415 unless the body is declared JSON (application/json, geo+json, merge-patch+json, any +json): a form or
+    text/plain body is what a cross-site page can send without asking."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
+        raise UnsupportedMediaType(f"请求体须为 JSON body must be sent as application/json, application/geo+json "
+                                   f"or application/merge-patch+json, not {media or 'no Content-Type'!r}")
+
+
 async def _json_body(request: Request) -> Any:
+    _json_media_type(request)
     return await json_body(request)
 
 
@@ -104,33 +118,20 @@ def _input_crs(request: Request):
         "content-crs") else DEFAULT
 
 
-def derive_links(conn: Connection, layer: Layer, geom_hex: str, values: dict[str, Any]) -> dict[str, Any]:
-    """compound_id / compound_ref / street_code for a single feature (given values win; else spatially)."""
-    table = TABLES[layer.name]
-    out: dict[str, Any] = {}
-    compound_id = None
-    if "compound_id" in table.c:
-        ref = values.get("compound_ref")
-        if ref:
-            compound_id = conn.execute(text("SELECT id FROM compounds WHERE ref = :r"), {"r": ref}).scalar()
-        if compound_id is None:
-            compound_id = conn.execute(text(
-                "SELECT c.id FROM compounds c WHERE ST_Intersects(c.geom, ST_PointOnSurface(CAST(:g AS geometry))) "
-                "ORDER BY ST_Area(c.geom) LIMIT 1"), {"g": geom_hex}).scalar()
-        out["compound_id"] = compound_id
-        if not ref and compound_id is not None:
-            ref = conn.execute(text("SELECT ref FROM compounds WHERE id = :i"), {"i": compound_id}).scalar()
-        out["compound_ref"] = ref
-    if "street_code" in table.c:
-        code = values.get("street_code")
-        if not code and compound_id is not None:
-            code = conn.execute(text("SELECT street_code FROM compounds WHERE id = :i"), {"i": compound_id}).scalar()
-        if not code:
-            code = conn.execute(text(
-                "SELECT s.ref FROM streets s WHERE ST_Intersects(s.geom, ST_PointOnSurface(CAST(:g AS geometry))) "
-                "ORDER BY ST_Area(s.geom) LIMIT 1"), {"g": geom_hex}).scalar()
-        out["street_code"] = code
-    return out
+def derive_links(conn: Connection, layer: Layer, geom_hex: str, values: dict[str, Any], principal: Principal,
+                 *, stored_ref: str | None = None) -> dict[str, Any]:
+    """compound_id / compound_ref / street_code of a feature as it will be stored (gis.placement: from its
+    geometry and any compound_ref, whatever street_code the client claims), authorised for `principal`: 403 when
+    a street it lands in is not the caller's, 422 naming compound_ref when the claim disagrees."""
+    try:
+        placement = place(conn, layer, geom_hex, compound_ref=values.get("compound_ref"),
+                          street_code=values.get("street_code"), stored_ref=stored_ref)
+    except PlacementError as exc:
+        raise Unprocessable(f"{exc.field}: {exc.message}", problems=[str(exc)]) from None
+    for code in sorted(placement.streets, key=str):
+        if not principal.in_scope(code):
+            raise Forbidden(f"要素不在您的辖区 the feature would be outside your jurisdiction (street {code!r})")
+    return placement.links
 
 
 def _bind(layer: Layer, valid: ValidFeature, links: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any]]:
@@ -160,12 +161,6 @@ def _ewkb(geom: shapely.Geometry) -> str:
     return shapely.to_wkb(shapely.set_srid(geom, STORAGE_SRID), hex=True, include_srid=True)
 
 
-def _check_scope(principal: Principal, layer: Layer, row: Any) -> None:
-    code = getattr(row, "street_code", None) if "street_code" in TABLES[layer.name].c else getattr(row, "ref", None)
-    if not principal.in_scope(code):
-        raise Forbidden(f"要素不在您的辖区 the feature would be outside your jurisdiction (street {code!r})")
-
-
 def _locked(conn: Connection, layer: Layer, fid: int, principal: Principal, if_match: set[str] | None,
             columns: str = "t.version", part: str | None = None) -> Any:
     """The row (locked FOR UPDATE) when visible to the caller (and of the collection's geometry `part`) and its
@@ -182,15 +177,19 @@ def _locked(conn: Connection, layer: Layer, fid: int, principal: Principal, if_m
     return row
 
 
-def _feature_response(request: Request, conn: Connection, layer: Layer, fid: int, *, status: int,
+def _returning(layer: Layer) -> str:
+    """RETURNING list of a write: the feature as this statement wrote it (GeoJSON text, CRS84) and its version."""
+    return f"t.id, t.version, {feature_sql(layer, DEFAULT)}::text AS f"
+
+
+def _feature_response(request: Request, layer: Layer, row: Any, *, status: int,
                       feedback: list[dict[str, Any]] | None = None) -> Response:
-    row = conn.execute(text(f"SELECT {feature_sql(layer, DEFAULT)}::text AS f, t.version FROM {layer.name} t "
-                            f"WHERE t.id = :fid"), {"fid": fid}).one()
+    """The feature and ETag this request wrote (never a later version another client wrote meanwhile)."""
     body = row.f
     if feedback is not None:
         body = body[:-1] + ',"checks":' + json.dumps(feedback, ensure_ascii=False, default=str) + "}"
     headers = {"ETag": f'"{row.version}"', "Content-Crs": DEFAULT.header,
-               "Location": f"{root_url(request)}/collections/{layer.name}/items/{fid}"}
+               "Location": f"{root_url(request)}/collections/{layer.name}/items/{row.id}"}
     return Response(body, status_code=status, media_type=GEOJSON, headers=headers)
 
 
@@ -203,11 +202,18 @@ def rule_feedback(layer: Layer, fid: int) -> list[dict[str, Any]] | None:
     if families is None:
         return None
     try:
-        from gis.checks.context import build_contexts
-        from gis.checks.profiles import load_profile
-        from gis.checks.runner import MissingChecksError, read_scope, run_contexts
+        import gis.checks.runner  # noqa: F401 - the rule engine is an optional part of an installation
     except ImportError:
         return None
+    with scope.scoped(scope.SYSTEM):  # the rules judge the compound as it is, neighbours included
+        return _rule_feedback(layer, fid, families)
+
+
+def _rule_feedback(layer: Layer, fid: int, families: tuple[str, ...]) -> list[dict[str, Any]] | None:
+    # the rule engine is optional (checked by rule_feedback) and heavy to import
+    from gis.checks.context import build_contexts
+    from gis.checks.profiles import load_profile
+    from gis.checks.runner import MissingChecksError, read_scope, run_contexts
     from gis.config import CheckSettings
 
     engine = db_engine()
@@ -254,15 +260,13 @@ async def create(request: Request, collectionId: CollectionId,  # noqa: N803
 
 def _create(request: Request, layer: Layer, valid: ValidFeature, principal: Principal) -> Response:
     with transaction(user=principal.username, engine=db_engine()) as conn:
-        links = derive_links(conn, layer, _ewkb(valid.geometry), valid.values)
+        links = derive_links(conn, layer, _ewkb(valid.geometry), valid.values, principal)
         exprs, params = _bind(layer, valid, links)
-        returning = "id, version" + (", street_code" if "street_code" in TABLES[layer.name].c else ", ref")
         row = conn.execute(text(
-            f"INSERT INTO {layer.name} ({', '.join(exprs)}) VALUES ({', '.join(exprs.values())}) "
-            f"RETURNING {returning}"), params).one()
-        _check_scope(principal, layer, row)
+            f"INSERT INTO {layer.name} AS t ({', '.join(exprs)}) VALUES ({', '.join(exprs.values())}) "
+            f"RETURNING {_returning(layer)}"), params).one()
     changed(layer.name)
-    return _after_write(request, layer, row.id, status=201)
+    return _after_write(request, layer, row, status=201)
 
 
 IfMatch = Annotated[str | None, Header(alias="If-Match", description="the feature's ETag")]
@@ -315,13 +319,21 @@ async def update(request: Request, collectionId: CollectionId, featureId: Featur
     return await run_in_threadpool(_patch, request, view, fid, body, principal, tags)
 
 
+def _stored_columns(layer: Layer, *more: str) -> str:
+    """What an edit reads of the row it locks: version, geometry (EWKB hex) and compound_ref where there is one."""
+    cols = ["t.version", "encode(ST_AsEWKB(t.geom), 'hex') AS geom_hex", *more]
+    if "compound_ref" in TABLES[layer.name].c and "t.compound_ref" not in more:
+        cols.append("t.compound_ref")
+    return ", ".join(cols)
+
+
 def _patch(request: Request, view: Collection, fid: int, body: dict[str, Any], principal: Principal,
            tags: set[str] | None) -> Response:
     layer = view.layer
-    cols = ", ".join(f"t.{c}" for c in layer_columns(layer))
+    cols = [f"t.{c}" for c in layer_columns(layer)]
     crs = _input_crs(request)
     with transaction(user=principal.username, engine=db_engine()) as conn:
-        row = _locked(conn, layer, fid, principal, tags, columns=f"t.version, t.extra, {cols}",
+        row = _locked(conn, layer, fid, principal, tags, columns=_stored_columns(layer, "t.extra", *cols),
                       part=geometry_part_sql(view))
         base = _user_row_values(layer, row)
         valid = validate_feature(layer, {**body, "type": "Feature"}, crs=crs, require_geometry=False, base=base)
@@ -337,41 +349,40 @@ def _patch(request: Request, view: Collection, fid: int, body: dict[str, Any], p
             if why is not None:  # each patch may be small while their sum is not
                 raise Problems([f"extra: {why}"])
             valid.extra = merged
-        _write_update(conn, layer, fid, valid, principal, body.get("properties") or {})
+        written = _write_update(conn, layer, fid, valid, principal, body.get("properties") or {}, row)
     changed(layer.name)
-    return _after_write(request, layer, fid, status=200)
+    return _after_write(request, layer, written, status=200)
 
 
 def _update(request: Request, view: Collection, fid: int, valid: ValidFeature, principal: Principal,
             tags: set[str] | None) -> Response:
     layer = view.layer
     with transaction(user=principal.username, engine=db_engine()) as conn:
-        _locked(conn, layer, fid, principal, tags, part=geometry_part_sql(view))
-        _write_update(conn, layer, fid, valid, principal, valid.values)
+        stored = _locked(conn, layer, fid, principal, tags, columns=_stored_columns(layer),
+                         part=geometry_part_sql(view))
+        written = _write_update(conn, layer, fid, valid, principal, valid.values, stored)
     changed(layer.name)
-    return _after_write(request, layer, fid, status=200)
+    return _after_write(request, layer, written, status=200)
 
 
-def _after_write(request: Request, layer: Layer, fid: int, *, status: int) -> Response:
-    """The stored feature (CRS84) with its new ETag and, for lanes and aerial areas, the rule feedback."""
-    feedback = rule_feedback(layer, fid)
-    with transaction(engine=db_engine()) as conn:
-        return _feature_response(request, conn, layer, fid, status=status, feedback=feedback)
+def _after_write(request: Request, layer: Layer, row: Any, *, status: int) -> Response:
+    """The feature as written (CRS84) with its ETag and, for lanes and aerial areas, the rule feedback (run after
+    the commit, on the compound as it is then)."""
+    return _feature_response(request, layer, row, status=status, feedback=rule_feedback(layer, row.id))
 
 
 def _write_update(conn: Connection, layer: Layer, fid: int, valid: ValidFeature,
-                  principal: Principal, given: dict[str, Any]) -> None:
-    links: dict[str, Any] = {}
-    if valid.geometry is not None:
-        # moved: derive the compound and street again unless the request named them
-        named = {k: given.get(k) for k in ("compound_ref", "street_code") if given.get(k)}
-        links = derive_links(conn, layer, _ewkb(valid.geometry), named)
+                  principal: Principal, given: dict[str, Any], stored: Any) -> Any:
+    """UPDATE the row with `valid`, its links derived again from the resulting geometry (the new one or the
+    stored one) and any compound_ref the request names, authorised on where the feature ends up; returns the
+    written row (`_returning`)."""
+    geom_hex = _ewkb(valid.geometry) if valid.geometry is not None else stored.geom_hex
+    links = derive_links(conn, layer, geom_hex, {k: given.get(k) for k in ("compound_ref", "street_code")},
+                         principal, stored_ref=getattr(stored, "compound_ref", None))
     exprs, params = _bind(layer, valid, links)
-    returning = "id, version" + (", street_code" if "street_code" in TABLES[layer.name].c else ", ref")
-    row = conn.execute(text(
-        f"UPDATE {layer.name} SET {', '.join(f'{k} = {v}' for k, v in exprs.items())} WHERE id = :fid "
-        f"RETURNING {returning}"), {**params, "fid": fid}).one()
-    _check_scope(principal, layer, row)
+    return conn.execute(text(
+        f"UPDATE {layer.name} t SET {', '.join(f'{k} = {v}' for k, v in exprs.items())} WHERE t.id = :fid "
+        f"RETURNING {_returning(layer)}"), {**params, "fid": fid}).one()
 
 
 @router.delete("/collections/{collectionId}/items/{featureId}", status_code=204,

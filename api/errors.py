@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -67,6 +68,14 @@ class PayloadTooLarge(ApiError):
     status, code = 413, "PayloadTooLarge"
 
 
+class UnsupportedMediaType(ApiError):
+    status, code = 415, "UnsupportedMediaType"
+
+
+class Unprocessable(ApiError):
+    status, code = 422, "UnprocessableFeature"
+
+
 class PreconditionRequired(ApiError):
     status, code = 428, "PreconditionRequired"
 
@@ -124,10 +133,27 @@ def wants_html(request: Request) -> bool:
     return html_at < json_at
 
 
+#: renders a browser's error page in the map pages' look (status, code, description) → HTML; set by api.web_routes
+HtmlErrorPage = Callable[[Request, int, str, str], str]
+_html_error_page: list[HtmlErrorPage] = []
+
+
+def set_html_error_page(render_page: HtmlErrorPage) -> None:
+    """Browsers' error pages come from `render_page` (the map pages' look) instead of the API's plain page."""
+    _html_error_page[:] = [render_page]
+
+
 def error_response(request: Request, status: int, code: str, description: str,
                    headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> Response:
     """The error as JSON ({code, description}) or, for browsers, as an escaped HTML page."""
     if wants_html(request):
+        if _html_error_page:
+            try:
+                body = _html_error_page[0](request, status, code, description)
+            except Exception:  # noqa: BLE001 - an error page must not fail: fall back to the plain one
+                log.exception("error page failed on %s", request.url.path)
+            else:
+                return HTMLResponse(body, status_code=status, headers=headers)
         from api.views import render
 
         body = render(request, "error.html", status=status, code=code, description=description,
@@ -159,6 +185,10 @@ def _driver_error(orig: BaseException | None, *, disconnected: bool) -> tuple[in
         return 409, "Conflict", f"与已有要素冲突 conflicts with an existing feature: {orig.diag.message_detail or orig}"
     if isinstance(orig, pge.ForeignKeyViolation):
         return 409, "Conflict", f"引用冲突 reference conflict: {orig.diag.message_detail or orig}"
+    if isinstance(orig, pge.InsufficientPrivilege):  # row-level security refused a row outside the caller's scope
+        return 403, "Forbidden", "不在您的辖区 outside your jurisdiction: the database refused the row"
+    if isinstance(orig, pge.ExclusionViolation):
+        return 409, "Conflict", f"与已有要素冲突 conflicts with an existing feature: {orig.diag.message_primary}"
     if isinstance(orig, pge.CheckViolation):
         return 400, "InvalidValue", f"数值不符合约束 value violates a constraint: {orig.diag.constraint_name}"
     if isinstance(orig, pge.DataError):

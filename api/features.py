@@ -26,6 +26,7 @@ from api.crs import (
     split_antimeridian,
 )
 from api.errors import BadRequest
+from gis import scope as gis_scope
 from gis.config import api_settings, server_settings
 from gis.layers import Layer
 from gis.schema import TABLES
@@ -108,24 +109,9 @@ def feature_text_sql(layer: Layer, crs: OutputCrs = DEFAULT, *, alias: str = "t"
 
 
 def scope_sql(layer: Layer, principal: Principal, *, alias: str = "t") -> tuple[str | None, dict[str, Any]]:
-    """The jurisdiction filter for a street office or a property company (None for everybody else)."""
-    if principal.compound_bound:
-        refs = {"scope_compounds": list(principal.compound_refs)}
-        if layer.name == "compounds":
-            return f"{alias}.ref = ANY(:scope_compounds)", refs
-        if layer.name == "streets":
-            return f"{alias}.ref IN (SELECT street_code FROM compounds WHERE ref = ANY(:scope_compounds))", refs
-        if "compound_ref" in TABLES[layer.name].c:
-            return f"{alias}.compound_ref = ANY(:scope_compounds)", refs
-        return "false", {}
-    if not principal.scoped:
-        return None, {}
-    params = {"scope_streets": list(principal.street_codes)}
-    if "street_code" in TABLES[layer.name].c:
-        return f"{alias}.street_code = ANY(:scope_streets)", params
-    if layer.name == "streets":
-        return f"{alias}.ref = ANY(:scope_streets)", params
-    return f"{alias}.compound_id IN (SELECT id FROM compounds WHERE street_code = ANY(:scope_streets))", params
+    """The jurisdiction filter of the caller (None for unscoped roles): gis.scope's, the application twin of the
+    row-level security policy (which filters anyway), kept so the planner can use the street_code index."""
+    return gis_scope.filter_sql(layer.name, principal.db_scope, alias=alias)
 
 
 def scope_tables(layer: Layer, principal: Principal) -> tuple[str, ...]:
@@ -412,7 +398,7 @@ def layer_extent(conn: Connection, layer: Layer, principal: Principal) -> dict[s
 
     Large unscoped tables use the planner's estimate (ST_EstimatedExtent) rather than a full scan.
     """
-    key = (layer.name, principal.scope_key)
+    key = (layer.name, principal.db_scope)
     now = time.monotonic()
     with _extent_lock:
         hit = _extent_cache.get(key)

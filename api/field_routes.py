@@ -13,6 +13,7 @@ from api.database import db_engine
 from api.errors import Forbidden, Unauthorized
 from api.photos_api import actor_of
 from api.web_routes import _headers, _login_redirect
+from gis import scope
 from gis.campaign import complaints as cp
 from gis.campaign.actors import TRIAGERS, Actor
 from gis.db import get_engine
@@ -24,7 +25,8 @@ router = APIRouter(tags=["pages"])
 
 @router.get("/complaints/new", response_class=HTMLResponse, include_in_schema=False)
 def complaint_form() -> HTMLResponse:
-    return HTMLResponse(field_pages.complaint_page(engine=get_engine()), headers=_headers())
+    with scope.scoped(scope.SYSTEM):  # the public form's map shows the street offices' outlines (public)
+        return HTMLResponse(field_pages.complaint_page(engine=get_engine()), headers=_headers())
 
 
 def _signed_in_page(request: Request, build: Callable[[Actor], str]) -> Response:

@@ -22,6 +22,7 @@ from gis.campaign import workflow as wf
 from gis.campaign.departments import DEPARTMENTS
 from gis.db import transaction
 from gis.layers import LAYERS
+from gis.spreadsheet_safety import csv_value
 
 router = APIRouter(tags=["hazard workflow"])
 HazardId = Annotated[int, Path(ge=1, le=2**62, description="hazard id")]
@@ -156,9 +157,7 @@ def hazards_csv(rows: list[dict[str, Any]]) -> str:
 
 
 def _cell(v: Any) -> Any:
-    if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + v
-    return v
+    return csv_value(v)  # the project's one rule (gis.spreadsheet_safety)
 
 
 @router.get("/hazards/workload", summary="Per department, responsible unit or street: open, overdue, due this "

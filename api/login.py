@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -13,7 +13,6 @@ from api.auth import CurrentUser, login, revoke_token
 from api.bodies import InvalidText, parse_json, read_body
 from api.errors import BadRequest
 from api.loginguard import client_address
-from api.views import render
 from gis.config import auth_settings
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -62,8 +61,9 @@ async def _credentials(request: Request) -> tuple[str, str, str | None, bool]:
 
 
 @router.get("/login", response_class=HTMLResponse, summary="Login form (HTML)")
-def login_form(request: Request, next: str | None = None) -> HTMLResponse:  # noqa: A002 - OGC-style name
-    return HTMLResponse(render(request, "login.html", next=_safe_next(next), error=None))
+def login_form(request: Request, next: str | None = None) -> Response:  # noqa: A002 - OGC-style name
+    """One login form for the whole site: the map pages' /login (which returns to `next`)."""
+    return RedirectResponse("/login?next=" + quote(_safe_next(next), safe=""), status_code=303)
 
 
 @router.post("/login", summary="Log in: bearer token (JSON) and a session cookie",

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, FastAPI, Path, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from api.auth import CurrentUser, Principal
 from api.collections import COLLECTIONS, LISTED, Collection, geometry_part_sql
@@ -97,7 +97,7 @@ def landing_document(request: Request) -> dict[str, Any]:
             {"rel": "conformance", "type": "application/json", "title": "符合性 conformance",
              "href": f"{root}/conformance"},
             {"rel": "data", "type": "application/json", "title": "图层 collections", "href": f"{root}/collections"},
-            {"rel": "login", "type": "text/html", "title": "登录 log in", "href": f"{root}/auth/login"},
+            {"rel": "login", "type": "text/html", "title": "登录 log in", "href": f"{root}/login"},
         ],
     }
 
@@ -105,6 +105,8 @@ def landing_document(request: Request) -> dict[str, Any]:
 @router.get("/", summary="Landing page")
 def landing(request: Request) -> Response:
     doc = landing_document(request)
+    if request.query_params.get("f") is None and wants_html(request):
+        return RedirectResponse("/map", status_code=303)  # a browser: the map pages (?f=html is this page)
     if check_format(request):
         return HTMLResponse(render(request, "landing.html", doc=doc))
     return JSONResponse(doc)

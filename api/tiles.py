@@ -74,7 +74,7 @@ async def tile(request: Request, collectionId: Annotated[str, Path(max_length=10
     layer = get_collection(collectionId)
     _coords(z, x, y)
     cache = tile_cache(db_engine())
-    key = (layer.name, z, x, y, principal.scope_key)
+    key = (layer.name, z, x, y, principal.db_scope)
     generations = cache[0].generations(scope_tables(layer, principal)) if cache is not None else None
     found = cache[1].get(key, generations) if generations is not None else None
     if found is not None:

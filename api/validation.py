@@ -48,6 +48,9 @@ def _geojson_geometry(layer: Layer, geometry: Any, crs: OutputCrs) -> tuple[Any,
     """A GeoJSON geometry → shapely in x/y (lon/lat) order of `crs`, or a problem; the importer checks the rest."""
     if not isinstance(geometry, dict) or not isinstance(geometry.get("type"), str):
         return None, ["geometry: 缺少几何或格式无效 missing or not a GeoJSON geometry object"]
+    if geometry["type"] == "GeometryCollection":  # no layer stores collections; what one holds is ambiguous
+        return None, [f"geometry: 不接受 GeometryCollection, 请用 {layer.geometry.title()} 几何 a GeometryCollection "
+                      f"is not accepted: send the {layer.geometry.title()} geometry itself"]
     try:
         geom = shapely.from_geojson(json.dumps(geometry))
     except (shapely.errors.GEOSException, ValueError, TypeError) as exc:

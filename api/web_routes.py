@@ -8,13 +8,15 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
-from api.auth import ANONYMOUS, Principal, optional_principal
-from api.errors import Forbidden, NotFound, Unauthorized
+from api.auth import ANONYMOUS, Principal, enter_scope, optional_principal
+from api.errors import Forbidden, NotFound, Unauthorized, set_html_error_page
 from gis.config import server_settings
 from gis.db import get_engine
-from web import pages
+from web import basemap, exports, i18n, pages
 from web.assets import STATIC_DIR
+from web.basemap import choose_basemap, tile_hosts
 from web.data import NotInScope
+from web.i18n import parse_lang, set_lang, tr
 
 router = APIRouter(tags=["pages"])
 
@@ -29,20 +31,18 @@ def _headers() -> dict[str, str]:
 
 
 def content_security_policy() -> str:
-    from urllib.parse import urlsplit
-
-    from web.settings import map_settings
-
-    settings = map_settings()
-    tiles = {
-        "osm": f"{urlsplit(settings.osm_url).scheme}://{urlsplit(settings.osm_url).netloc}".replace("{s}.", "*."),
-        "tianditu": "https://*.tianditu.gov.cn",
-        "amap": "https://*.is.autonavi.com",
-    }.get(settings.basemap, "")
+    tiles = " ".join(tile_hosts())
     return ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
             f"img-src 'self' data: blob: {tiles}".rstrip() + "; connect-src 'self'; worker-src 'self' blob:; "
             "font-src 'self' data:; object-src 'none'; base-uri 'self'; form-action 'self'; "
             "frame-ancestors 'self'")
+
+
+def _preferences(request: Request) -> None:
+    """The page language and basemap of this request: ?lang= / ?basemap= first, then the cookies."""
+    q, c = request.query_params, request.cookies
+    set_lang(parse_lang(q.get("lang")) or parse_lang(c.get(i18n.COOKIE)) or "zh")
+    choose_basemap(q.get("basemap") or c.get(basemap.COOKIE))
 
 
 def _login_redirect(request: Request) -> RedirectResponse:
@@ -60,6 +60,7 @@ def _viewer(request: Request) -> pages.Viewer | None:
         if not server_settings().allow_anonymous:
             return None
         principal = ANONYMOUS
+    enter_scope(principal)
     # property companies see the phone report page only: the map pages know streets, not compounds (yet)
     return pages.Viewer(username=principal.username, role=principal.role,
                         streets=tuple(principal.street_codes) if principal.scoped else
@@ -70,19 +71,39 @@ def _page(request: Request, build) -> Response:
     viewer = _viewer(request)
     if viewer is None:
         return _login_redirect(request)
+    _preferences(request)
     try:
         html = build(viewer)
     except NotInScope as exc:
-        raise NotFound(f"未找到或不在辖区内 not found or outside your jurisdiction: {exc.args[0]}") from None
+        raise NotFound(f"{tr('未找到或不在辖区内', 'not found or outside your jurisdiction')}: {exc.args[0]}") from None
     except pages.OutOfJurisdiction as exc:
-        raise Forbidden(f"不在您的辖区或权限内 outside your jurisdiction or role: {exc.args[0]}") from None
-    return HTMLResponse(html, headers=_headers())
+        raise Forbidden(f"{tr('不在您的辖区或权限内', 'outside your jurisdiction or role')}: {exc.args[0]}") from None
+    return _html(request, html)
+
+
+def _html(request: Request, html: str, status: int = 200) -> HTMLResponse:
+    response = HTMLResponse(html, status_code=status, headers=_headers())
+    chosen = parse_lang(request.query_params.get("lang"))
+    if chosen:  # ?lang= is remembered, so every later page (and error page) speaks it
+        response.set_cookie(i18n.COOKIE, chosen, max_age=365 * 86400, samesite="lax", path="/")
+    return response
+
+
+def error_page(request: Request, status: int, code: str, description: str) -> str:
+    """A browser's error page in the pages' look: who is signed in, what happened, a way home."""
+    _preferences(request)
+    return pages.error_page(status=status, code=code, description=description, viewer=_viewer(request),
+                            next_path=request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+
+
+set_html_error_page(error_page)
 
 
 @router.get("/login", response_class=HTMLResponse, include_in_schema=False)
-def login_page(next: str = "/map") -> HTMLResponse:  # noqa: A002 - the conventional parameter name
+def login_page(request: Request, next: str = "/map") -> HTMLResponse:  # noqa: A002 - the conventional name
+    _preferences(request)
     safe = next if next.startswith("/") and not next.startswith("//") and "\\" not in next else "/map"
-    return HTMLResponse(pages.login_page(next_path=safe), headers=_headers())
+    return _html(request, pages.login_page(next_path=safe))
 
 
 @router.get("/map", response_class=HTMLResponse, summary="地图首页 Map pages index")
@@ -103,6 +124,49 @@ def compound(request: Request, ref: str) -> Response:
 @router.get("/map/traffic", response_class=HTMLResponse, summary="交警 停车冲突 Parking conflicts")
 def traffic(request: Request, street: str | None = None) -> Response:
     return _page(request, lambda v: pages.traffic_page(engine=get_engine(), viewer=v, street=street))
+
+
+def _download(request: Request, build, media_type: str, filename: str) -> Response:
+    viewer = _viewer(request)
+    if viewer is None:
+        return _login_redirect(request)
+    _preferences(request)
+    try:
+        body = build(viewer)
+    except pages.OutOfJurisdiction as exc:
+        raise Forbidden(f"{tr('不在您的辖区或权限内', 'outside your jurisdiction or role')}: {exc.args[0]}") from None
+    return Response(body, media_type=media_type, headers={
+        "Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff"})
+
+
+def _stalls(v: pages.Viewer, street: str | None):
+    engine = get_engine()
+    return pages.traffic_list(pages.traffic_rows(engine=engine, viewer=v, street=street), engine=engine)
+
+
+@router.get("/map/traffic.csv", summary="需清移的车位 Stalls to remove or move (CSV)")
+def traffic_csv(request: Request, street: str | None = None) -> Response:
+    return _download(request, lambda v: exports.traffic_csv(_stalls(v, street)), "text/csv; charset=utf-8",
+                     "firelane-stalls.csv")
+
+
+@router.get("/map/traffic.xlsx", summary="需清移的车位 Stalls to remove or move (XLSX)")
+def traffic_xlsx(request: Request, street: str | None = None) -> Response:
+    return _download(request, lambda v: exports.traffic_xlsx(_stalls(v, street)),
+                     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "firelane-stalls.xlsx")
+
+
+@router.get("/map/demolition.kml", summary="违建位置 Illegal structures (KML)")
+def demolition_kml(request: Request) -> Response:
+    return _download(request, lambda v: exports.demolition_kml(pages.demolition_rows(engine=get_engine(), viewer=v)[1]),
+                     "application/vnd.google-earth.kml+xml", "firelane-structures.kml")
+
+
+@router.get("/map/demolition.gpx", summary="违建位置 Illegal structures (GPX)")
+def demolition_gpx(request: Request) -> Response:
+    return _download(request, lambda v: exports.demolition_gpx(pages.demolition_rows(engine=get_engine(), viewer=v)[1]),
+                     "application/gpx+xml", "firelane-structures.gpx")
 
 
 @router.get("/map/demolition", response_class=HTMLResponse, summary="拆违清单 Illegal structures")

@@ -359,12 +359,13 @@ def prepare(args: argparse.Namespace, home: Path, workdir: Path):
     from api.auth import issue_token
     from api.database import read_connection
     from api.users import create_user
-    from gis import migrate, pgcluster
-    from gis.db import get_engine
+    from gis import migrate, pgcluster, scope
+    from gis.db import get_engine, owner_engine
 
     state = pgcluster.start()
+    scope.enter(scope.SYSTEM)  # the bench loads and reads the whole district (row-level security)
     engine = get_engine()
-    migrate.upgrade(engine=engine)
+    migrate.upgrade()  # as the schema owner
     t0 = time.perf_counter()
     with engine.connect() as conn:
         loaded = conn.execute(text("SELECT count(*) FROM buildings")).scalar_one()
@@ -372,7 +373,7 @@ def prepare(args: argparse.Namespace, home: Path, workdir: Path):
         print(f"reusing the district under {home} ({loaded:,} buildings)", flush=True)
     else:
         source, counts = load_data(engine, synthetic=args.synthetic)
-        with engine.begin() as conn:
+        with owner_engine().begin() as conn:  # only the owner may ANALYZE its tables
             conn.execute(text("ANALYZE"))
         print(f"loaded {sum(counts.values()):,} features ({source}) in {time.perf_counter() - t0:.0f}s: "
               f"{counts}", flush=True)
@@ -387,7 +388,7 @@ def prepare(args: argparse.Namespace, home: Path, workdir: Path):
     with read_connection():  # learns, as the app does, which CRSs need no ST_Transform: the peer runs the same SQL
         pass
     rows, scripts = pgbench_scripts(paths, workdir)
-    load_requests(engine, rows)
+    load_requests(owner_engine(), rows)  # the bench's own tables: the owner's (the app role has no DDL)
     engine.dispose()
     return state, token, paths, scripts
 

@@ -117,14 +117,15 @@ def _managed_cluster(parent: str | None = None):
     home = Path(tempfile.mkdtemp(prefix="firelane-bench-import-", dir=parent))
     os.environ["FIRELANE_HOME"] = str(home)
     os.environ.pop("FIRELANE_DATABASE_URL", None)
-    from gis import migrate, pgcluster
+    from gis import migrate, pgcluster, scope
     from gis.config import clear_caches
-    from gis.db import get_engine, reset_engine
+    from gis.db import owner_engine, reset_engine
 
     clear_caches()
     pgcluster.start()
     reset_engine()
-    engine = get_engine()
+    scope.enter(scope.SYSTEM)  # the whole district, explicitly (row-level security)
+    engine = owner_engine()  # the peers stage into tables of their own: the schema owner's (the app role has no DDL)
     migrate.upgrade(engine=engine)
     return home, engine
 

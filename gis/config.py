@@ -21,7 +21,12 @@ class DatabaseSettings(BaseSettings):
     """The PostGIS to use: FIRELANE_DATABASE_URL, or the managed local cluster when unset."""
 
     model_config = SettingsConfigDict(env_prefix="FIRELANE_DATABASE_")
+    #: What the API, pages, checks and data commands connect with: a least-privilege role (see README).
     url: str | None = None
+    #: The schema owner, for `firelane init` (migrations) and backups; unset: `url` (which must then own the schema).
+    owner_url: str | None = None
+    #: A role to SET ROLE to after connecting with `url` (one login for both: the owner logs in, works as this).
+    app_role: str | None = None
     pool_size: int = 10
     max_overflow: int = 0  # overflow connections are closed on return: each new backend re-pays PostGIS/PROJ set-up
     pool_timeout_s: float = 5.0

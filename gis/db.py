@@ -7,21 +7,35 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 
-from gis import pgcluster
+from gis import pgcluster, scope
 from gis.config import database_settings
 
 
+def _psycopg_url(configured: str) -> str:
+    for prefix in ("postgresql+psycopg2://", "postgres://", "postgresql://"):
+        if configured.startswith(prefix):
+            return "postgresql+psycopg://" + configured[len(prefix):]
+    return configured
+
+
 def database_url(*, start_managed: bool = True) -> str:
-    """FIRELANE_DATABASE_URL when set (any postgresql:// URL, normalised to psycopg 3), else the managed one."""
+    """The application's URL: FIRELANE_DATABASE_URL when set (any postgresql:// URL, normalised to psycopg 3), else
+    the managed cluster's least-privilege role."""
     configured = database_settings().url
     if configured:
-        for prefix in ("postgresql+psycopg2://", "postgres://", "postgresql://"):
-            if configured.startswith(prefix):
-                return "postgresql+psycopg://" + configured[len(prefix):]
-        return configured
+        return _psycopg_url(configured)
     return pgcluster.url(start_if_needed=start_managed)
+
+
+def owner_url(*, start_managed: bool = True) -> str:
+    """The schema owner's URL (migrations, backups): FIRELANE_DATABASE_OWNER_URL, else FIRELANE_DATABASE_URL, else
+    the managed cluster's owner role."""
+    settings = database_settings()
+    if settings.owner_url or settings.url:
+        return _psycopg_url(settings.owner_url or settings.url or "")
+    return pgcluster.url(start_if_needed=start_managed, owner=True)
 
 
 @lru_cache(maxsize=256)
@@ -36,18 +50,35 @@ def libpq_conninfo(engine: Engine) -> str:
     return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-@lru_cache
-def _engine_for(url: str) -> Engine:
+def session_options(*, app: bool = True) -> str:
+    """libpq `options` of every connection: the statement timeout and, for the application with
+    FIRELANE_DATABASE_APP_ROLE, the role it works as (SET ROLE at connect)."""
     settings = database_settings()
-    return create_engine(
+    options = f"-c statement_timeout={settings.statement_timeout_ms}"
+    if app and settings.app_role:
+        options += f" -c role={settings.app_role}"
+    return options
+
+
+@lru_cache
+def _engine_for(url: str, owner: bool = False) -> Engine:
+    settings = database_settings()
+    engine = create_engine(
         url,
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
         pool_timeout=settings.pool_timeout_s,
         pool_pre_ping=True,  # a PostgreSQL restart costs one failed ping, not a broken pool
-        connect_args={"connect_timeout": 5,
-                      "options": f"-c statement_timeout={settings.statement_timeout_ms}"},
+        connect_args={"connect_timeout": 5, "options": session_options(app=not owner)},
     )
+
+    @event.listens_for(engine, "checkout")
+    def _carry_scope(dbapi_connection, record, proxy) -> None:  # noqa: ANN001 - SQLAlchemy's event signature
+        # every connection handed out carries the scope of the code asking for it (gis.scope); the owner's
+        # engine (migrations, backups) always works unscoped, explicitly
+        scope.apply(dbapi_connection, scope.SYSTEM if owner else scope.current())
+
+    return engine
 
 
 @lru_cache
@@ -64,10 +95,21 @@ def get_engine() -> Engine:
     return _engine_for(_resolved_url())
 
 
+def owner_engine() -> Engine:
+    """The schema owner's engine: migrations (`firelane init`) and backups, never the API."""
+    return _engine_for(_resolved_owner_url(), True)
+
+
+@lru_cache
+def _resolved_owner_url() -> str:
+    return owner_url()
+
+
 def reset_engine() -> None:
     """Forget cached engines and the resolved URL (tests switch databases)."""
     _engine_for.cache_clear()
     _resolved_url.cache_clear()
+    _resolved_owner_url.cache_clear()
 
 
 @contextmanager

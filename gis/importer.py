@@ -17,6 +17,7 @@ from gis.coords import CHINA_BOUNDS, CrsError, CrsSpec, parse_crs
 from gis.db import get_engine, transaction
 from gis.gcpause import paused_gc
 from gis.layers import Layer, UnknownLayerError, get_layer
+from gis.placement import PlacementError
 from gis.readers import ReadError, Source, parse_wkb, read_source
 from gis.store import write_frame, write_frames
 from gis.validate import Problem, Validated, duplicate_ref_problems, validate_chunks, validate_frame
@@ -199,6 +200,8 @@ def import_file(
         try:
             with transaction(user=user, engine=engine) as conn:
                 result = write_frame(conn, target, checked.frame, mode=mode, user=user)
+        except PlacementError as exc:
+            raise ImportFailed([Problem(None, exc.field, exc.message)]) from exc
         except sqlalchemy.exc.DBAPIError as exc:  # a constraint validation did not foresee: still all-or-nothing
             message = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             raise ImportFailed([Problem(None, None, f"数据库拒绝写入, 未写入任何数据 the database refused the "
@@ -248,6 +251,8 @@ def _import_streamed(path: Path, target: Layer, source: Source, spec: CrsSpec, b
     try:
         with transaction(user=user, engine=engine) as conn:
             result = write_frames(conn, target, chunks(), rows=n, mode=mode, user=user)
+    except PlacementError as exc:
+        raise ImportFailed([Problem(None, exc.field, exc.message)]) from exc
     except sqlalchemy.exc.DBAPIError as exc:  # a constraint validation did not foresee: still all-or-nothing
         message = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise ImportFailed([Problem(None, None, f"数据库拒绝写入, 未写入任何数据 the database refused the "

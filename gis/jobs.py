@@ -34,6 +34,8 @@ import psutil
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import Connection, Engine, text
 
+from gis import scope as db_scope
+
 log = logging.getLogger("firelane.jobs")
 
 #: Job states, in life-cycle order.
@@ -312,7 +314,16 @@ def _heartbeat(job_id: int, *, engine: Engine) -> Iterator[None]:
 
 
 def execute(job_id: int, *, engine: Engine | None = None) -> Job:
-    """Run a claimed job in this process (the worker child): adopt it, beat, store the result or the error."""
+    """Run a claimed job in this process (the worker child): adopt it, beat, store the result or the error.
+
+    Jobs are the system's own work (a check run reads and writes the whole district): they run unscoped,
+    explicitly (row-level security, gis.scope); the job's user is recorded, its authorisation was checked when
+    it was submitted."""
+    with db_scope.scoped(db_scope.SYSTEM):
+        return _execute(job_id, engine=engine)
+
+
+def _execute(job_id: int, *, engine: Engine | None = None) -> Job:
     eng = _engine(engine)
     if not _adopt(job_id, engine=eng):
         return get(job_id, engine=eng)

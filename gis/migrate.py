@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, inspect
 
-from gis.db import get_engine
+from gis.db import get_engine, owner_engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -20,8 +20,8 @@ def alembic_config() -> Config:
 
 
 def upgrade(*, engine: Engine | None = None, revision: str = "head") -> str:
-    """Bring the schema to `revision`; returns the revision now in force."""
-    engine = engine or get_engine()
+    """Bring the schema to `revision` as the schema owner; returns the revision now in force."""
+    engine = engine or owner_engine()
     cfg = alembic_config()
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
@@ -40,7 +40,7 @@ def current(*, engine: Engine | None = None) -> str:
 
 def revision(message: str, *, engine: Engine | None = None) -> None:
     """Autogenerate a new migration from the layer declarations (developers, after changing a layer)."""
-    engine = engine or get_engine()
+    engine = engine or owner_engine()
     cfg = alembic_config()
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn

@@ -18,6 +18,11 @@ from urllib.parse import quote
 from gis.config import home_settings
 
 SUPERUSER = "firelane"
+#: Owns the schema (tables, functions, policies): runs migrations (`firelane init`) and backups. No superuser,
+#: no role creation, no RLS bypass: its reads go through the same policies (tables FORCE row-level security).
+OWNER = "firelane_owner"
+#: What the API, pages, checks and the CLI's data commands connect as: reads and writes rows, nothing more.
+APP = "firelane_app"
 DATABASE = "firelane"
 SERVER_SETTINGS = {
     "listen_addresses": "'127.0.0.1'",
@@ -44,10 +49,26 @@ class ClusterState:
     port: int
     password: str
     bindir: str
+    owner_password: str = ""
+    app_password: str = ""
+
+    def _url(self, user: str, password: str) -> str:
+        return f"postgresql+psycopg://{user}:{quote(password)}@127.0.0.1:{self.port}/{DATABASE}"
 
     @property
     def url(self) -> str:
-        return f"postgresql+psycopg://{SUPERUSER}:{quote(self.password)}@127.0.0.1:{self.port}/{DATABASE}"
+        """The application role's URL (least privilege)."""
+        return self._url(APP, self.app_password)
+
+    @property
+    def owner_url(self) -> str:
+        """The schema owner's URL (migrations, backups)."""
+        return self._url(OWNER, self.owner_password)
+
+    @property
+    def superuser_url(self) -> str:
+        """The cluster superuser's URL (creating roles, the database and extensions; nothing else uses it)."""
+        return self._url(SUPERUSER, self.password)
 
 
 def find_bindir() -> Path:
@@ -183,6 +204,10 @@ def start() -> ClusterState:
     state = load_state()
     if state is None or not Path(state.datadir, "PG_VERSION").exists():
         state = _initdb()
+    if not state.owner_password or not state.app_password:  # a cluster made before the roles existed
+        state.owner_password = state.owner_password or secrets.token_urlsafe(24)
+        state.app_password = state.app_password or secrets.token_urlsafe(24)
+        _save_state(state)
     if status() != "running":
         log = Path(state.datadir) / "server.log"
         _run(_run_as() + [str(Path(state.bindir) / "pg_ctl"), "-D", state.datadir, "-l", str(log), "-w",
@@ -209,6 +234,7 @@ def destroy() -> None:
 
 def _ensure_database(state: ClusterState) -> None:
     import psycopg
+    from psycopg import sql
 
     deadline = time.monotonic() + 30
     while True:
@@ -220,18 +246,49 @@ def _ensure_database(state: ClusterState) -> None:
             if time.monotonic() > deadline:
                 raise ClusterError(f"托管数据库无法连接 managed PostGIS not reachable: {exc}") from exc
             time.sleep(0.3)
+    # every start checks; only what is missing is made (concurrent starts must not rewrite the catalogue)
     with conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone()
-        if not exists:
-            conn.execute(f"CREATE DATABASE {DATABASE}")
+        for role, password in ((OWNER, state.owner_password), (APP, state.app_password)):
+            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+                conn.execute(sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS "
+                                     "NOREPLICATION PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
+        owner = conn.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s",
+                             (DATABASE,)).fetchone()
+        if owner is None:
+            conn.execute(f"CREATE DATABASE {DATABASE} OWNER {OWNER}")
+        elif owner[0] != OWNER:
+            conn.execute(f"ALTER DATABASE {DATABASE} OWNER TO {OWNER}")
     with psycopg.connect(host="127.0.0.1", port=state.port, user=SUPERUSER, password=state.password,
                          dbname=DATABASE, autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+        schema_owner = conn.execute("SELECT pg_get_userbyid(nspowner) FROM pg_namespace "
+                                    "WHERE nspname = 'public'").fetchone()
+        if schema_owner is None or schema_owner[0] != OWNER:
+            for statement in roles_sql(OWNER, APP):
+                conn.execute(statement)
 
 
-def url(*, start_if_needed: bool = True) -> str:
-    """The SQLAlchemy URL of the managed cluster, starting it first when asked."""
+def roles_sql(owner: str, app: str) -> list[str]:
+    """What a superuser runs once in the database so that `owner` can own the schema and `app` only use it: the
+    public schema for the owner, USAGE for the app (no CREATE in any schema; temporary tables only), and PostGIS's
+    bounding-box operators marked LEAKPROOF so the planner may still use spatial indexes under row-level
+    security (they compare boxes and raise no data-dependent errors)."""
+    boxes = ("geometry_overlaps(geometry, geometry)", "geometry_contains(geometry, geometry)",
+             "geometry_within(geometry, geometry)")
+    return [
+        f"ALTER SCHEMA public OWNER TO {owner}",
+        "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+        f"GRANT USAGE ON SCHEMA public TO {app}",
+        f"REVOKE TEMPORARY ON DATABASE {DATABASE} FROM PUBLIC",
+        f"GRANT CONNECT, TEMPORARY ON DATABASE {DATABASE} TO {owner}, {app}",  # session-private staging tables
+        *(f"ALTER FUNCTION {f} LEAKPROOF" for f in boxes),
+    ]
+
+
+def url(*, start_if_needed: bool = True, owner: bool = False) -> str:
+    """The SQLAlchemy URL of the managed cluster (the application role's, or with `owner` the schema owner's),
+    starting it first when asked."""
     state = start() if start_if_needed else load_state()
     if state is None:
         raise ClusterError("托管数据库尚未创建 the managed PostGIS does not exist yet: run 'firelane db start'")
-    return state.url
+    return state.owner_url if owner else state.url

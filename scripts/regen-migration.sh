@@ -26,6 +26,11 @@ s = s.replace("from gis.audit import all_triggers_sql, drop_all_sql\n",
 s = s.replace("    # ### end Alembic commands ###\n\n\ndef downgrade",
               "    # ### end Alembic commands ###\n    op.execute(all_triggers_sql())\n    op.execute(events_sql())\n\n\ndef downgrade", 1)
 s = s.replace("def downgrade() -> None:\n", "def downgrade() -> None:\n    op.execute(drop_events_sql())\n    op.execute(drop_all_sql())\n", 1)
+# jurisdiction (gis/jurisdiction.py): the compound overlap trigger, roles' grants, row-level security
+s = s.replace("drop_events_sql, events_sql\n",
+              "drop_events_sql, events_sql\nfrom gis.jurisdiction import drop_jurisdiction_sql, jurisdiction_sql\n", 1)
+s = s.replace("    op.execute(events_sql())\n", "    op.execute(events_sql())\n    op.execute(jurisdiction_sql())\n", 1)
+s = s.replace("    op.execute(drop_events_sql())\n", "    op.execute(drop_jurisdiction_sql())\n    op.execute(drop_events_sql())\n", 1)
 f.unlink()
 (versions / "0001_initial.py").write_text(s)
 pgcluster.destroy()

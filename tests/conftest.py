@@ -36,13 +36,14 @@ def firelane_home() -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def engine(firelane_home: Path):
     """The real managed PostGIS, created fresh for this session, with the schema migrated to head."""
-    from gis import migrate, pgcluster
-    from gis.db import get_engine, reset_engine
+    from gis import migrate, pgcluster, scope
+    from gis.db import get_engine, owner_engine, reset_engine
 
     pgcluster.start()
     reset_engine()
+    scope.enter(scope.SYSTEM)  # tests read and write the whole district (the app role under row-level security)
+    migrate.upgrade(engine=owner_engine())
     eng = get_engine()
-    migrate.upgrade(engine=eng)
     yield eng
     eng.dispose()
     reset_engine()
@@ -54,10 +55,11 @@ def db(engine):
     """A clean database for one test: every layer, the ledger, runs, users and the audit log emptied."""
     from sqlalchemy import text
 
+    from gis.db import owner_engine
     from gis.schema import metadata
 
     names = ", ".join(t.name for t in metadata.sorted_tables)
-    with engine.begin() as conn:
+    with owner_engine().begin() as conn:  # TRUNCATE is the owner's: the application role may only DELETE
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
     return engine
 

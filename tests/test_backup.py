@@ -58,7 +58,7 @@ def test_backup_then_restore_into_a_fresh_home_is_identical(db, district, firela
         assert restored.returncode == 0, restored.stderr
         assert "row counts match" in restored.stdout
         url = _run(["db", "url"], fresh).stdout.strip()
-        other = create_engine(url)
+        other = create_engine(url, connect_args={"options": "-c firelane.scope=all"})  # row-level security: all
         try:
             for name in LAYERS:
                 pd.testing.assert_frame_equal(_layer(db, name), _layer(other, name), obj=name)

@@ -31,7 +31,8 @@ def test_managed_cluster_lifecycle_needs_no_manual_step(tmp_path):
         init = _run(["init"], env)
         assert init.returncode == 0 and "0001" in init.stdout, init.stderr
         url = _run(["db", "url"], env).stdout.strip()
-        assert url.startswith("postgresql+psycopg://firelane:") and "@127.0.0.1:" in url
+        assert url.startswith("postgresql+psycopg://firelane_app:") and "@127.0.0.1:" in url  # least privilege
+        assert _run(["db", "url", "--owner"], env).stdout.startswith("postgresql+psycopg://firelane_owner:")
         assert _run(["db", "stop"], env).returncode == 0
         stopped = _run(["db", "status"], env)
         assert (stopped.returncode, stopped.stdout.strip()) == (3, "stopped")

@@ -18,6 +18,7 @@ from sqlalchemy import text
 from test_api_support import STREET_A, STREET_B, api, district, headers, make_user  # noqa: F401 - fixtures
 
 from api.cli import cli
+from gis import scope
 from gis.campaign import lifecycle as lc
 from gis.campaign import photos
 from gis.campaign import workflow as wf
@@ -150,6 +151,7 @@ def test_two_people_moving_the_same_hazard_at_once_exactly_one_wins(api, headers
     wf.transition(holder, hid, "rectifying", actor=wf.Actor("traffic", "traffic_brigade"), expected_version=version)
 
     def other() -> None:
+        scope.enter(scope.SYSTEM)  # a new thread starts with no database scope (row-level security: sees nothing)
         try:
             with transaction(engine=db, user="traffic2") as conn:
                 wf.transition(conn, hid, "rectifying", actor=wf.Actor("traffic2", "traffic_brigade"),

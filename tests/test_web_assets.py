@@ -139,14 +139,21 @@ def test_no_basemap_by_default_so_pages_work_offline():
     assert "tileLayer" not in html
 
 
-def test_tianditu_needs_a_key(monkeypatch):
-    from pydantic import ValidationError
-
-    from web.settings import MapSettings
+def test_tianditu_without_a_key_is_disabled_with_a_warning_not_an_error(monkeypatch, caplog):
+    import web.basemap
+    from web.basemap import add_basemap, current_basemap, offered_basemaps
+    from web.settings import map_settings
 
     monkeypatch.setenv("FIRELANE_MAP_BASEMAP", "tianditu")
-    with pytest.raises(ValidationError, match="FIRELANE_MAP_TIANDITU_KEY"):
-        MapSettings()
+    monkeypatch.delenv("FIRELANE_MAP_TIANDITU_KEY", raising=False)
+    map_settings.cache_clear()
+    web.basemap._warned.clear()
+    assert "tianditu" not in offered_basemaps() and current_basemap() == "none"
+    assert add_basemap(folium.Map(tiles=None)) is None
+    assert any("FIRELANE_MAP_TIANDITU_KEY" in r.getMessage() for r in caplog.records)
+    monkeypatch.setenv("FIRELANE_MAP_TIANDITU_KEY", "k123")
+    map_settings.cache_clear()
+    assert "tianditu" in offered_basemaps() and current_basemap() == "tianditu"
 
 
 def test_page_title_and_inline_json_cannot_break_out_of_their_elements():

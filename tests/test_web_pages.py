@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import quote, urlparse
 
 import geopandas as gpd
+import pandas as pd
 import pytest
 import shapely
 from shapely.geometry import Point, box
@@ -25,12 +26,14 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 HOSTILE = "<img src=x onerror=alert(1)>"
+FORMULA = "=cmd|' /C calc'!A0"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "pages"
 S1, S2 = "330212001", "330212002"
 X0, Y0 = 121.5400, 29.8100  # south-west corner of the test area (Yinzhou)
 M = 1e-5  # ~1 m in degrees here (0.97 m east-west)
 
 PASSWORDS = {"admin1": "admin-pass-123", "planner1": "planner-pass-123", "office1": "office-pass-123",
-             "office2": "office-pass-456"}
+             "office2": "office-pass-456", "viewer1": "viewer-pass-123", "traffic1": "traffic-pass-123"}
 
 
 def rect(x: float, y: float, w: float, h: float) -> shapely.MultiPolygon:
@@ -87,6 +90,7 @@ def load_dataset(engine) -> None:
             {"ref": "P1", "kind": "vehicle", "geometry": rect(150.5, 108, 4.8, 1.8)},
             {"ref": "P2", "kind": "stall", "geometry": rect(40, 118, 4.8, 2.4)},
             {"ref": "P3", "kind": "stall", "geometry": rect(320, 60, 4.8, 2.4)},
+            {"ref": FORMULA, "kind": "vehicle", "geometry": rect(200, 20, 4.8, 1.8)},
         ],
         "illegal_structures": [
             {"ref": "IS-1", "kind": "shed", "height_m": 3.0, "geometry": rect(100, 121, 6, 4)},
@@ -123,6 +127,14 @@ def load_dataset(engine) -> None:
         hazard("HYD-ACCESS", "hydrants", "H1", pt(150, 110), severity=4.0, others=("P1",)),
         hazard("AERIAL-SIZE", "aerial_areas", "A-closed", pt(200, 200), status="verified", severity=3.0),
         hazard("LANE-WIDTH", "fire_lanes", "L3", pt(800, 122), severity=3.0, measured=3.0, required=4.0),
+        # a data gap (cannot judge), not a failure: listed apart as "data to complete"
+        {**hazard("SEP-BUILDINGS", "buildings", "B2", pt(350, 160), severity=2.0, measured=8.5, required=9.0),
+         "verdict": "cannot_judge", "key": "SEP-BUILDINGS|gap"},
+        # closed this week
+        {**hazard("AERIAL-SIZE", "aerial_areas", "A-week", pt(210, 200), status="verified", severity=3.0),
+         "closed_at": pd.Timestamp.now(tz="UTC")},
+        # a stall whose ref would be a formula in a spreadsheet
+        hazard("PARK-LANE", "parking", FORMULA, pt(200, 20), severity=2.0, department="交警/公安"),
     ]
     with transaction(user="test-loader", engine=engine) as conn:
         for name, rows in layers.items():
@@ -137,6 +149,8 @@ def make_users() -> None:
     create_user("planner1", PASSWORDS["planner1"], role="planner")
     create_user("office1", PASSWORDS["office1"], role="street_office", street_codes=[S1])
     create_user("office2", PASSWORDS["office2"], role="street_office", street_codes=[S2])
+    create_user("viewer1", PASSWORDS["viewer1"], role="viewer")
+    create_user("traffic1", PASSWORDS["traffic1"], role="traffic_brigade")
 
 
 def build_app():
@@ -185,8 +199,20 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def shots(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("screenshots")
+def shots() -> Path:
+    """Screenshots at 1400 and 390 px wide go to artifacts/pages/ (git-ignored), to look at."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+def screenshot(page, shots: Path, name: str) -> None:
+    """`name`-1400.png of the page as it is, and `name`-390.png of the same page on a phone-sized window."""
+    size = page.viewport_size
+    page.screenshot(path=str(shots / f"{name}-1400.png"))
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(shots / f"{name}-390.png"))
+    page.set_viewport_size(size)
 
 
 #: clicks every GeoJSON feature of the page's map (a real Leaflet click event, propagated to the layer that owns
@@ -208,9 +234,10 @@ POPUP_TEXTS_JS = """() => {
 class Session:
     """A browser context signed in as one user, recording every request and dialog."""
 
-    def __init__(self, browser, base: str, user: str) -> None:
+    def __init__(self, browser, base: str, user: str, *, width: int = 1400, height: int = 900) -> None:
         self.base = base
-        self.context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
+        self.context = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN",
+                                           accept_downloads=True)
         self.requests: list[str] = []
         self.dialogs: list[str] = []
         self.errors: list[str] = []
@@ -234,7 +261,20 @@ class Session:
         self.context.close()
 
 
-def test_login_page_signs_in_and_returns_to_the_page_asked_for(site, browser):
+
+#: every map page, as the admin sees it
+PAGES = {"street": f"/map/streets/{S1}", "compound": "/map/compounds/YZ-002", "traffic": "/map/traffic",
+         "demolition": "/map/demolition", "draw": "/map/draw", "home": "/map"}
+
+
+def leaflet_map(page):
+    return page.evaluate_handle("() => window.FIRELANE_MAP")
+
+
+# --- 6. finding the way ------------------------------------------------------------------------------------------
+
+
+def test_login_page_signs_in_and_returns_to_the_page_asked_for(site, browser, shots):
     from playwright.sync_api import expect
 
     context = browser.new_context(locale="zh-CN")
@@ -243,7 +283,7 @@ def test_login_page_signs_in_and_returns_to_the_page_asked_for(site, browser):
     context.on("request", lambda r: requests.append(r.url))
     page.goto(f"{site}/map/streets/{S1}", wait_until="networkidle")
     assert urlparse(page.url).path == "/login"
-    assert "登录" in page.content() and "Sign in" in page.content()
+    assert "登录" in page.locator("h1").inner_text()
     page.fill("#fl-username", "office1")
     page.fill("#fl-password", "wrong-password")
     page.click("button[type=submit]")
@@ -255,31 +295,294 @@ def test_login_page_signs_in_and_returns_to_the_page_asked_for(site, browser):
     assert page.locator("#fl-ranking").count() == 1
     assert all(urlparse(u).hostname == "127.0.0.1" for u in requests)
     context.close()
+    # the same form in English
+    context = browser.new_context(locale="en-GB")
+    page = context.new_page()
+    page.goto(f"{site}/login?lang=en", wait_until="networkidle")
+    assert "Sign in" in page.locator("h1").inner_text() and "登录" not in page.locator("main").inner_text()
+    screenshot(page, shots, "login")
+    context.close()
 
 
-def test_street_page_shows_heatmap_and_ranked_compounds(site, browser, shots):
+def test_a_browser_at_the_root_lands_on_the_map_home_and_api_clients_get_the_landing_page(site, browser):
+    import httpx
+
+    with httpx.Client(base_url=site) as client:
+        r = client.get("/", headers={"Accept": "text/html,application/xhtml+xml"}, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/map"
+        assert client.get("/", headers={"Accept": "application/json"}).json()["links"]
+        assert client.get("/?f=json").json()["links"]
+        assert client.get("/").json()["links"]  # no Accept at all (GDAL, curl): JSON
+        assert "<html" in client.get("/?f=html").text  # the OGC landing page as HTML still exists
+        # one login form: the API's /auth/login page sends browsers to /login
+        r = client.get("/auth/login?next=/map/traffic", follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/login?next=%2Fmap%2Ftraffic"
+    s = Session(browser, site, "office1")
+    s.page.goto(site + "/", wait_until="networkidle")
+    assert urlparse(s.page.url).path == "/map"
+    links = s.page.locator("#fl-nav a")
+    assert links.count() >= 3
+    s.close()
+
+
+def test_error_pages_have_the_app_look_the_user_and_a_way_home(site, browser, shots):
+    s = Session(browser, site, "office2")
+    resp = s.goto(f"/map/streets/{S1}")
+    assert resp.status == 403
+    page = s.page
+    assert page.locator("header.fl-top").count() == 1
+    assert "office2" in page.locator(".fl-user").inner_text()
+    assert "登录" not in page.locator("header.fl-top").inner_text()  # signed in: no "Login" link
+    assert page.locator("#fl-home").get_attribute("href") == "/map"
+    screenshot(page, shots, "error-403")
+    assert s.goto("/map/nowhere").status == 404
+    assert page.locator("#fl-home").count() == 1 and "office2" in page.locator(".fl-user").inner_text()
+    assert s.goto("/collections/nowhere?lang=en").status == 404
+    assert "Not found" in page.locator("h1").inner_text()
+    s.close()
+    # not signed in: the error page offers the one login form
+    context = browser.new_context()
+    page = context.new_page()
+    resp = page.goto(site + "/collections", wait_until="networkidle")
+    assert resp.status == 401 and page.locator("form#fl-login").count() == 1
+    context.close()
+
+
+def test_the_nav_shows_only_the_pages_a_role_may_open(site, browser):
+    for user, allowed in (("viewer1", False), ("traffic1", False), ("planner1", True), ("office1", True)):
+        s = Session(browser, site, user)
+        assert s.goto("/map").status == 200
+        hrefs = [a.get_attribute("href") for a in s.page.locator("#fl-nav a").all()]
+        assert ("/map/draw" in hrefs) is allowed, (user, hrefs)
+        for href in hrefs:  # every link shown opens
+            assert s.goto(href).status == 200, (user, href)
+        s.close()
+
+
+# --- 7. basemaps ---------------------------------------------------------------------------------------------------
+
+
+def test_every_map_has_a_basemap_switcher_and_a_missing_key_disables_only_that_basemap(site, browser, monkeypatch,
+                                                                                          caplog):
+    from web.settings import map_settings
+
+    monkeypatch.setenv("FIRELANE_MAP_BASEMAP", "tianditu")  # no FIRELANE_MAP_TIANDITU_KEY
+    monkeypatch.delenv("FIRELANE_MAP_TIANDITU_KEY", raising=False)
+    map_settings.cache_clear()
+    import web.basemap
+
+    web.basemap._warned.clear()
+    try:
+        s = Session(browser, site, "admin1")
+        for name, path in PAGES.items():
+            resp = s.goto(path)
+            assert resp.status == 200, name
+            if name == "home":
+                continue
+            options = s.page.locator("#fl-basemap option")
+            values = [o.get_attribute("value") for o in options.all()]
+            assert values == ["none", "osm", "amap"], (name, values)  # Tianditu left out: no key
+        assert s.context.request.get(site + "/login").status == 200
+        assert any("TIANDITU_KEY" in r.getMessage() for r in caplog.records)
+        assert s.foreign_requests() == []  # the default fell back to no basemap
+        s.close()
+    finally:
+        map_settings.cache_clear()
+
+
+def test_amap_shifts_every_layer_vector_tiles_included(site, browser, db):
+    from sqlalchemy import text
+
+    from gis.coords import wgs84_to_gcj02
+
+    s = Session(browser, site, "planner1")
+    s.context.route("**/*autonavi.com/**", lambda route: route.abort())
+    s.goto("/map/draw")
+    with s.page.expect_navigation():
+        s.page.select_option("#fl-basemap", "amap")
+    s.page.wait_for_load_state("networkidle")
+    assert s.page.evaluate("() => window.FIRELANE.gcj02") is True
+    assert s.page.locator("#fl-basemap").input_value() == "amap"
+    # a vector tile is drawn moved by the GCJ-02 offset at its centre
+    moved = s.page.evaluate("""() => {
+        const map = window.FIRELANE_MAP;
+        let grid = null;
+        map.eachLayer(l => { if (L.VectorGrid && l instanceof L.VectorGrid && l._tiles && Object.keys(l._tiles).length) { grid = l; } });
+        const key = Object.keys(grid._tiles)[0];
+        const coords = grid._tiles[key].coords;
+        const plain = coords.scaleBy(grid.getTileSize()).subtract(grid._level.origin);
+        const pos = grid._getTilePos(coords);
+        const size = grid.getTileSize();
+        const centre = map.unproject(coords.scaleBy(size).add(size.divideBy(2)), coords.z);
+        return {dx: pos.x - plain.x, dy: pos.y - plain.y, lat: centre.lat, lng: centre.lng, z: coords.z};
+    }""")
+    glon, glat = wgs84_to_gcj02(moved["lng"], moved["lat"])
+    metres_east = (glon - moved["lng"]) * 111320 * 0.8675  # cos(29.8°)
+    m_per_px = 40075016.7 * 0.8675 / (256 * 2 ** moved["z"])
+    assert moved["dx"] == pytest.approx(metres_east / m_per_px, abs=1.5)
+    assert abs(moved["dx"]) > 5  # hundreds of metres: really shifted
+    s.close()
+    # inline layers too: the street page's compound outline sits at the GCJ-02 position
+    s = Session(browser, site, "office1")
+    s.context.route("**/*autonavi.com/**", lambda route: route.abort())
+    s.context.add_cookies([{"name": "fl_basemap", "value": "amap", "url": site}])
+    s.goto(f"/map/streets/{S1}")
+    west = s.page.evaluate("""() => { let w = 999; window.FIRELANE_MAP.eachLayer(l => {
+        if (l.feature && l.getBounds && l.feature.properties.fill) { w = Math.min(w, l.getBounds().getWest()); } });
+        return w; }""")
+    with db.connect() as conn:
+        x0, y0 = conn.execute(text("SELECT ST_XMin(geom), ST_YMin(geom) FROM compounds WHERE ref='YZ-001'")).one()
+    assert west == pytest.approx(wgs84_to_gcj02(x0, y0)[0], abs=2e-6)
+    s.close()
+
+
+# --- 8. scale ------------------------------------------------------------------------------------------------------
+
+
+def test_large_layers_come_as_vector_tiles_not_inline(site, browser):
+    s = Session(browser, site, "admin1")
+    s.goto("/map/traffic")
+    html = s.page.content()
+    assert "P3" not in html  # a stall with no conflict is not inlined: it comes in the parking tiles
+    s.page.evaluate("() => window.FIRELANE_MAP.setZoom(17)")
+    s.page.wait_for_load_state("networkidle")
+    for name in ("parking", "entrances", "hydrants"):
+        assert any(f"/tiles/{name}/" in u for u in s.requests), name
+    assert "vector tiles" in s.page.locator("#fl-panel").inner_text() or "矢量瓦片" in s.page.locator("#fl-panel").inner_text()
+    s.goto("/map/draw")
+    assert any("/tiles/fire_lanes/" in u for u in s.requests)
+    assert s.page.locator("#fl-lane-count").inner_text() == "2"
+    s.close()
+
+
+# --- 9. phones -----------------------------------------------------------------------------------------------------
+
+
+def test_every_page_is_usable_at_390_px(site, browser, shots):
+    s = Session(browser, site, "admin1", width=390, height=844)
+    for name, path in PAGES.items():
+        assert s.goto(path).status == 200, name
+        page = s.page
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 390, name
+        top = page.locator("header.fl-top").bounding_box()
+        assert top["width"] == 390 and top["height"] <= 50, name
+        assert not page.locator("#fl-nav").is_visible()
+        page.click("#fl-menu-button")
+        assert page.locator("#fl-nav").is_visible(), name
+        page.click("#fl-menu-button")
+        if name == "home":
+            continue
+        box = page.locator(".folium-map").bounding_box()
+        assert box["width"] == 390 and box["height"] > 700, (name, box)
+        panel = page.locator("#fl-panel").bounding_box()
+        assert panel["y"] >= 844 - 1, name  # the drawer is closed: the map has the screen
+        page.click("#fl-drawer-button")
+        page.wait_for_timeout(400)
+        panel = page.locator("#fl-panel").bounding_box()
+        assert 200 < panel["y"] < 844 and panel["width"] == 390, (name, panel)
+        page.screenshot(path=str(shots / f"{name}-390-drawer.png"))
+    s.close()
+
+
+# --- 5. language ---------------------------------------------------------------------------------------------------
+
+
+def test_language_switch_reaches_labels_statuses_rules_drawing_tool_and_scale(site, browser, shots):
+    s = Session(browser, site, "planner1")
+    s.goto(f"/map/streets/{S1}")
+    page = s.page
+    panel = page.locator("#fl-panel").inner_text()
+    assert "待整改" in panel and "消防车道被占用堵塞" in panel and "Open hazards" not in panel
+    scale = page.locator(".leaflet-control-scale-line")
+    assert scale.count() == 1 and scale.inner_text().strip().endswith("m")  # metric only (no ft/mi)
+    page.click("#fl-lang")
+    page.wait_for_load_state("networkidle")
+    hazards = page.locator("#fl-hazards").inner_text()
+    assert "Fire lane blocked" in hazards and "Open" in hazards and "待整改" not in hazards
+    assert "Open hazards per compound" in page.locator("#fl-legend").inner_text()
+    assert "closed this week" in page.locator(".fl-kpis").inner_text()
+    # remembered (cookie): the next page is English too, the drawing tool keeps its English strings
+    s.goto("/map/draw")
+    assert page.evaluate("() => L.drawLocal.draw.toolbar.buttons.polygon") == "Draw a polygon"
+    assert "Draw and edit" in page.locator("h1").inner_text()
+    s.goto("/map/draw?lang=zh")
+    assert page.evaluate("() => L.drawLocal.draw.toolbar.buttons.polygon") == "画多边形"
+    assert "through" not in page.locator("#fl-kind").inner_text() and "贯通" in page.locator("#fl-kind").inner_text()
+    # the compound file names its street, not its code
+    s.goto("/map/compounds/YZ-002")
+    assert page.locator("#fl-street-link").inner_text() == "下应街道"
+    s.close()
+
+
+# --- 1. street office ----------------------------------------------------------------------------------------------
+
+
+def test_street_office_page_colours_clusters_filters_counts_and_data_gaps(site, browser, shots):
+    s = Session(browser, site, "office1")
+    assert s.goto(f"/map/streets/{S1}").status == 200
+    page = s.page
+    # counts: the cannot_judge finding is not an open failure; one hazard closed this week
+    assert page.locator("#fl-open-count").inner_text() == "8"
+    assert page.locator("#fl-closed-week").inner_text() == "1"
+    assert page.locator("#fl-gap-count").inner_text() == "1"
+    gaps = page.locator("#fl-gaps").inner_text()
+    assert "SEP-BUILDINGS" in gaps and "B2" in gaps
+    assert "SEP-BUILDINGS" not in page.locator("#fl-hazards").inner_text()
+    assert page.locator("#fl-trend rect").count() == 16
+    # compounds coloured by load, with a legend
+    fills = page.evaluate("""() => { const out = {}; window.FIRELANE_MAP.eachLayer(l => {
+        if (l.feature && l.feature.properties.fill) { out[l.feature.properties.tooltip] = l.options.fillColor; } });
+        return out; }""")
+    assert fills["阳光花园"] == "#f9d71c"  # 1 open hazard
+    assert fills["&lt;img src=x onerror=alert(1)&gt;"] == "#f39c12"  # 5 (the tooltip is escaped HTML)
+    assert page.locator("#fl-legend i").count() == 5
+    # clustered markers and the list follow the filters
+    assert page.locator(".marker-cluster, path.leaflet-interactive").count() > 0
+    assert page.locator("#fl-hazards tbody tr").count() == 8
+    page.select_option("#fl-f-family", "parking")
+    assert page.locator("#fl-hazards tbody tr").count() == 3
+    page.select_option("#fl-f-family", "")
+    page.select_option("#fl-f-department", "三改一拆办/综合执法")
+    assert page.locator("#fl-hazards tbody tr").count() == 3
+    page.fill("#fl-f-severity", "5.5")
+    assert page.locator("#fl-hazards tbody tr").count() == 1
+    page.select_option("#fl-f-department", "")
+    page.fill("#fl-f-severity", "0")
+    page.check("#fl-f-overdue")
+    assert "没有符合条件" in page.locator("#fl-hazards").inner_text()  # no deadlines set: none overdue
+    page.uncheck("#fl-f-overdue")
+    # a list row opens its hazard's popup: a link to the compound file and the box where the actions go
+    page.locator("#fl-hazards tbody tr", has_text="LANE-CLEAR").click()
+    popup = page.locator(".leaflet-popup-content")
+    popup.wait_for()
+    assert popup.locator("a.fl-file").get_attribute("href") == "/map/compounds/YZ-001"
+    assert popup.locator("a[href^='#hazard-']").count() == 1  # opens the workflow panel's actions
+    assert popup.locator(".fl-actions[data-hazard-id]").count() == 1
+    assert page.locator("#fl-hazards .fl-actions[data-hazard-id]").count() == 8
+    assert page.locator(".leaflet-popup-content img").count() == 0  # the hostile message is text
+    screenshot(page, shots, "street")
+    assert s.foreign_requests() == [] and s.dialogs == [] and s.errors == []
+    s.close()
+
+
+def test_street_page_ranks_compounds_and_keeps_the_heatmap(site, browser):
     s = Session(browser, site, "office1")
     resp = s.goto(f"/map/streets/{S1}")
     assert resp.status == 200
     page = s.page
-    assert page.locator("canvas.leaflet-heatmap-layer").count() == 1
     rows = page.locator("#fl-ranking tbody tr")
     assert rows.count() == 2
-    # YZ-001 has 5 open hazards in the ledger (the closed one does not count), YZ-002 one; the street 7
-    # (PARK-ENTRANCE's stall stands outside any compound)
     first = rows.nth(0)
     assert first.get_attribute("data-ref") == "YZ-001"
     assert first.locator("td").nth(2).inner_text().strip() == "5"
-    assert rows.nth(1).get_attribute("data-ref") == "YZ-002"
-    assert page.locator("#fl-open-count").inner_text() == "7"
     link = first.locator("a")
     assert link.get_attribute("href") == "/map/compounds/YZ-001"
-    assert HOSTILE in link.inner_text()  # shown as text, not parsed as an element
+    assert HOSTILE in link.inner_text()
     assert page.locator("#fl-ranking img").count() == 0
     assert "Vonng/adcode, CC BY 4.0" in page.locator(".leaflet-control-attribution").inner_text()
-    page.screenshot(path=str(shots / "street.png"))
-    assert s.foreign_requests() == []
-    assert s.dialogs == [] and s.errors == []
+    page.evaluate("""() => { const c = document.querySelector('.leaflet-control-layers');
+        c.classList.add('leaflet-control-layers-expanded'); }""")
+    assert "热力图" in page.locator(".leaflet-control-layers").inner_text()
     s.close()
 
 
@@ -287,15 +590,13 @@ def test_hostile_names_in_popups_are_text(site, browser, shots):
     s = Session(browser, site, "admin1")
     assert s.goto("/map/compounds/YZ-001").status == 200
     page = s.page
-    # click every feature of the compound file (buildings carry the hostile name, the hazard message too)
     texts = page.evaluate(POPUP_TEXTS_JS)
     assert any("<img src=x onerror=alert(1)>" in t for t in texts), texts
     assert not any("[IMG ELEMENT]" in t for t in texts), texts
     assert page.locator(".leaflet-popup-content img").count() == 0
     assert page.locator("#fl-panel img, .leaflet-tooltip img").count() == 0
     assert "<img" in page.locator("h1").inner_text()
-    page.screenshot(path=str(shots / "compound.png"))
-    # the street page popup of the compound outline, opened by a click on the map
+    screenshot(page, shots, "compound")
     assert s.goto(f"/map/streets/{S1}").status == 200
     texts = page.evaluate(POPUP_TEXTS_JS)
     assert any("<img src=x onerror=alert(1)>" in t for t in texts), texts
@@ -315,45 +616,122 @@ def test_street_office_sees_only_its_streets(site, browser):
     assert s.page.locator("#fl-ranking tbody tr").count() == 1
     assert s.goto("/map/demolition").status == 200
     assert s.page.locator("#fl-structures tbody tr").count() == 1  # only the no-findings row
-    assert "No illegal structures" in s.page.locator("#fl-structures").inner_text()
+    assert "没有待拆违建" in s.page.locator("#fl-structures").inner_text()
     assert s.goto("/map/traffic").status == 200
-    assert s.page.locator("#fl-conflict-count").inner_text() == "0"  # both conflicts lie in the other street
+    assert s.page.locator("#fl-conflict-count").inner_text() == "0"  # the conflicts lie in the other street
+    r = s.context.request.get(site + "/map/traffic.csv")
+    assert r.ok and "P1" not in r.text() and "P2" not in r.text()
     assert s.goto("/map").status == 200
     assert s.page.locator("#fl-streets tbody tr").count() == 1
     s.close()
 
 
-def test_traffic_page_shows_parking_conflicts(site, browser, shots):
-    s = Session(browser, site, "admin1")
+# --- 2. traffic brigade --------------------------------------------------------------------------------------------
+
+
+def test_traffic_page_draws_conflicts_on_top_flies_to_them_and_exports_the_stalls(site, browser, shots, tmp_path):
+    import csv
+    import io
+
+    from openpyxl import load_workbook
+
+    s = Session(browser, site, "traffic1")
     assert s.goto("/map/traffic").status == 200
     page = s.page
     rows = page.locator("#fl-conflicts tbody tr")
-    assert rows.count() == 2
+    assert rows.count() == 3
     table = page.locator("#fl-conflicts").inner_text()
     assert "PARK-HYDRANT" in table and "PARK-ENTRANCE" in table and "H1" in table and "E1" in table
-    assert "HYD-ACCESS" not in table
-    assert page.locator(".marker-cluster, path.leaflet-interactive").count() > 0
-    # conflicting parking drawn as its own layer, named in the layer control
-    assert "冲突停车" in page.locator(".leaflet-control-layers").inner_text()
-    page.screenshot(path=str(shots / "traffic.png"))
+    assert "HYD-ACCESS" not in table and "下应街道" in table
+    # conflicts live in the top pane, above the clusters and tiles
+    assert page.locator(".leaflet-fl-top-pane path.leaflet-interactive").count() >= 3
+    assert page.locator("#fl-legend i").count() == 4
+    # a row flies the map to its conflict and opens it
+    page.locator("#fl-conflicts tbody tr", has_text="PARK-HYDRANT").click()
+    page.locator(".leaflet-popup-content").wait_for(timeout=5000)
+    assert "PARK-HYDRANT" in page.locator(".leaflet-popup-content").inner_text()
+    centre = page.evaluate("() => window.FIRELANE_MAP.getCenter()")
+    assert centre["lng"] == pytest.approx(X0 + 153 * M, abs=3e-5) and centre["lat"] == pytest.approx(Y0 + 109 * M, abs=3e-5)
+    screenshot(page, shots, "traffic")
+    # CSV and XLSX of the stalls: formula-leading refs stay text
+    with page.expect_download() as info:
+        page.click("#fl-csv")
+    body = Path(info.value.path()).read_text(encoding="utf-8-sig")
+    table = list(csv.reader(io.StringIO(body)))
+    assert table[0][0] == "街道" and len(table) == 4
+    refs = [r[3] for r in table[1:]]
+    assert "P1" in refs and "'" + FORMULA in refs
+    with page.expect_download() as info:
+        page.click("#fl-xlsx")
+    info.value.save_as(tmp_path / "stalls.xlsx")  # openpyxl goes by the file name's extension
+    ws = load_workbook(tmp_path / "stalls.xlsx").active
+    cells = [c for row in ws.iter_rows(min_row=2) for c in row if c.value == FORMULA]
+    assert cells and all(c.data_type == "s" for c in cells)
     assert s.foreign_requests() == []
     s.close()
 
 
-def test_demolition_page_ranks_illegal_structures(site, browser, shots):
+# --- 3. demolition -------------------------------------------------------------------------------------------------
+
+
+def test_demolition_page_says_what_each_structure_blocks_and_ranks_by_it(site, browser, shots):
+    from gis.coords import wgs84_to_bd09, wgs84_to_gcj02
+
     s = Session(browser, site, "admin1")
     assert s.goto("/map/demolition").status == 200
-    rows = s.page.locator("#fl-structures tbody tr")
+    page = s.page
+    rows = page.locator("#fl-structures tbody tr")
     assert rows.count() == 2  # IS-3 has no finding
-    assert "IS-1" in rows.nth(0).inner_text() and "STRUCT-ON-LANE" in rows.nth(0).inner_text()
+    first = rows.nth(0).inner_text()
+    assert "IS-1" in first and "STRUCT-ON-LANE" in first and "LANE-CLEAR" in first
+    assert HOSTILE in first  # the lane-cut finding's message, as text
+    assert page.locator("#fl-structures img").count() == 0
     assert "IS-2" in rows.nth(1).inner_text()
-    # areas in m² from the local metric CRS: 12 x 10 "metres" of the test grid are 11.6 x 11.1 m here
     areas = [float(rows.nth(i).locator("td.num").inner_text()) for i in range(2)]
     assert areas[0] == pytest.approx(6 * 4 * 0.967 * 1.108, rel=0.02)
     assert areas[1] == pytest.approx(12 * 10 * 0.967 * 1.108, rel=0.02)
-    s.page.screenshot(path=str(shots / "demolition.png"))
-    assert s.foreign_requests() == []
+    # navigation links in AMap's GCJ-02 and Baidu's BD-09
+    lon, lat = X0 + 103 * M, Y0 + 123 * M
+    amap = rows.nth(0).locator("a.fl-amap").get_attribute("href")
+    baidu = rows.nth(0).locator("a.fl-baidu").get_attribute("href")
+    gx, gy = (float(v) for v in amap.split("position=")[1].split("&")[0].split(","))
+    assert (gx, gy) == pytest.approx(tuple(float(v) for v in wgs84_to_gcj02(lon, lat)), abs=3e-5)
+    by, bx = (float(v) for v in baidu.split("location=")[1].split("&")[0].split(","))
+    assert (bx, by) == pytest.approx(tuple(float(v) for v in wgs84_to_bd09(lon, lat)), abs=3e-5)
+    # fire lanes and buildings under the structures
+    page.evaluate("() => window.FIRELANE_MAP.setZoom(17)")
+    page.wait_for_load_state("networkidle")
+    assert any("/tiles/fire_lanes/" in u for u in s.requests) and any("/tiles/buildings/" in u for u in s.requests)
+    screenshot(page, shots, "demolition")
+    # print: every row, no map, no controls, A4
+    page.emulate_media(media="print")
+    assert not page.locator(".folium-map").is_visible() and not page.locator("header.fl-top").is_visible()
+    assert page.locator("#fl-structures tbody tr").nth(1).is_visible()
+    page.pdf(path=str(shots / "demolition-print.pdf"), format="A4")
+    page.emulate_media(media="screen")
     s.close()
+
+
+def test_demolition_list_downloads_as_kml_and_gpx(site, browser):
+    import xml.etree.ElementTree as ET
+
+    s = Session(browser, site, "admin1")
+    kml = s.context.request.get(site + "/map/demolition.kml")
+    assert kml.ok and "kml" in kml.headers["content-type"]
+    root = ET.fromstring(kml.body())
+    ns = {"k": "http://www.opengis.net/kml/2.2"}
+    marks = root.findall(".//k:Placemark", ns)
+    assert [m.find("k:name", ns).text for m in marks] == ["#1 IS-1", "#2 IS-2"]
+    lon, lat = (float(v) for v in marks[0].find(".//k:coordinates", ns).text.split(","))
+    assert (lon, lat) == pytest.approx((X0 + 103 * M, Y0 + 123 * M), abs=3e-5)
+    assert HOSTILE in marks[0].find("k:description", ns).text  # escaped in the XML, intact as text
+    gpx = s.context.request.get(site + "/map/demolition.gpx")
+    wpts = ET.fromstring(gpx.body()).findall("{http://www.topografix.com/GPX/1/1}wpt")
+    assert len(wpts) == 2 and float(wpts[0].get("lat")) == pytest.approx(lat, abs=1e-6)
+    s.close()
+
+
+# --- 4. planner ----------------------------------------------------------------------------------------------------
 
 
 def test_draw_page_saves_a_lane_as_the_planner(site, browser, shots, db):
@@ -370,7 +748,7 @@ def test_draw_page_saves_a_lane_as_the_planner(site, browser, shots, db):
     for dx, dy in corners:
         page.mouse.click(cx + dx, cy + dy)
         page.wait_for_timeout(150)
-    page.mouse.click(cx + corners[0][0], cy + corners[0][1])  # close the ring on the first vertex
+    page.mouse.click(cx + corners[0][0], cy + corners[0][1])
     expect(page.locator("#fl-save")).to_be_enabled()
     page.fill("#fl-ref", "DRAWN-1")
     page.fill("#fl-name", "新画车道")
@@ -379,10 +757,9 @@ def test_draw_page_saves_a_lane_as_the_planner(site, browser, shots, db):
     page.click("#fl-save")
     expect(page.locator("#fl-feedback")).not_to_be_empty(timeout=20000)
     feedback = page.locator("#fl-feedback").inner_text()
-    assert "已保存 Saved" in feedback, feedback
-    # the API's instant rule feedback is listed: an isolated lane touches no entrance or city road
-    assert "Rule feedback" in feedback and "LANE-CONNECT" in feedback, feedback
-    page.screenshot(path=str(shots / "draw.png"))
+    assert "已保存" in feedback, feedback
+    assert "规则检查" in feedback and "LANE-CONNECT" in feedback, feedback
+    screenshot(page, shots, "draw")
     with db.connect() as conn:
         row = conn.execute(text(
             "SELECT updated_by, kind, design_width_m, ST_NumPoints(ST_ExteriorRing(ST_GeometryN(geom, 1))) AS n, "
@@ -390,15 +767,106 @@ def test_draw_page_saves_a_lane_as_the_planner(site, browser, shots, db):
     assert row.updated_by == "planner1"
     assert row.kind == "through" and row.design_width_m == pytest.approx(4.5)
     assert row.n == 5 and row.area > 10
-    # the buildings context layer came through the API's vector tiles, not inline
     assert any("/tiles/buildings/" in u and u.endswith(".mvt") for u in s.requests)
     assert s.foreign_requests() == []
     assert s.dialogs == []
     s.close()
 
 
+def _click_lane(page, lon: float, lat: float) -> None:
+    page.evaluate("([lat, lon]) => window.FIRELANE_MAP.setView([lat, lon], 19, {animate: false})", [lat, lon])
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(300)
+    pt = page.evaluate("([lat, lon]) => window.FIRELANE_MAP.latLngToContainerPoint([lat, lon])", [lat, lon])
+    box = page.locator(".folium-map").bounding_box()
+    page.mouse.click(box["x"] + pt["x"], box["y"] + pt["y"])
+
+
+def test_planner_edits_an_existing_lane_with_if_match_and_resolves_a_412(site, browser, shots, db):
+    import httpx
+    from playwright.sync_api import expect
+    from sqlalchemy import text
+
+    s = Session(browser, site, "planner1")
+    assert s.goto("/map/draw").status == 200
+    page = s.page
+    _click_lane(page, X0 + 150 * M, Y0 + 122.5 * M)  # lane L1
+    page.wait_for_timeout(1000)
+    assert s.errors == []
+    expect(page.locator("#fl-save-edit")).to_be_visible(timeout=10000)
+    assert "L1" in page.locator("#fl-edit").inner_text()
+    handles = page.locator(".leaflet-editing-icon")
+    assert handles.count() >= 4
+    with db.connect() as conn:
+        before = conn.execute(text("SELECT version, ST_AsText(geom) FROM fire_lanes WHERE ref = 'L1'")).one()
+    # move the first vertex 15 px south, save
+    h = handles.nth(0).bounding_box()
+    page.mouse.move(h["x"] + h["width"] / 2, h["y"] + h["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(h["x"] + h["width"] / 2, h["y"] + h["height"] / 2 + 15, steps=5)
+    page.mouse.up()
+    page.click("#fl-save-edit")
+    expect(page.locator("#fl-feedback")).to_contain_text("已保存", timeout=20000)
+    with db.connect() as conn:
+        after = conn.execute(text("SELECT version, ST_AsText(geom), updated_by FROM fire_lanes WHERE ref = 'L1'")).one()
+    assert after[0] == before[0] + 1 and after[1] != before[1] and after[2] == "planner1"
+    # someone else saves meanwhile: the next save answers 412, explained, with both ways out
+    with httpx.Client(base_url=site) as other:
+        token = other.post("/auth/login", json={"username": "admin1", "password": PASSWORDS["admin1"]}).json()
+        fid = conn_id = None
+        with db.connect() as conn:
+            conn_id = conn.execute(text("SELECT id FROM fire_lanes WHERE ref = 'L1'")).scalar_one()
+        fid = conn_id
+        etag = other.get(f"/collections/fire_lanes/items/{fid}").headers["ETag"]
+        r = other.patch(f"/collections/fire_lanes/items/{fid}", json={"properties": {"name": "他人修改"}},
+                        headers={"If-Match": etag, "Content-Type": "application/merge-patch+json",
+                                 "Authorization": f"Bearer {token['access_token']}"})
+        assert r.status_code in (200, 204), r.text
+    h = handles.nth(1).bounding_box()
+    page.mouse.move(h["x"] + h["width"] / 2, h["y"] + h["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(h["x"] + h["width"] / 2, h["y"] + h["height"] / 2 + 10, steps=5)
+    page.mouse.up()
+    page.click("#fl-save-edit")
+    expect(page.locator("#fl-conflict")).to_be_visible(timeout=20000)
+    assert page.locator("#fl-load-theirs").count() == 1
+    screenshot(page, shots, "draw-412")
+    page.click("#fl-overwrite")
+    expect(page.locator("#fl-feedback")).to_contain_text("已保存", timeout=20000)
+    with db.connect() as conn:
+        final = conn.execute(text("SELECT version, name FROM fire_lanes WHERE ref = 'L1'")).one()
+    assert final.version == after[0] + 2 and final.name == "他人修改"  # geometry overwritten, their name kept
+    s.close()
+
+
+def test_an_invalid_geometry_is_marked_where_it_is_invalid(site, browser):
+    from playwright.sync_api import expect
+
+    s = Session(browser, site, "planner1")
+    assert s.goto("/map/draw").status == 200
+    page = s.page
+    _click_lane(page, X0 + 400 * M, Y0 + 122.5 * M)  # lane L2 (200 x 5 m)
+    expect(page.locator("#fl-save-edit")).to_be_visible(timeout=10000)
+    # drag one corner across the opposite edge: a bow-tie
+    corners = page.evaluate("""() => { const out = []; document.querySelectorAll('.leaflet-editing-icon').forEach(e => {
+        const r = e.getBoundingClientRect(); out.push([r.x + r.width / 2, r.y + r.height / 2]); }); return out; }""")
+    corners.sort(key=lambda p: (p[0], p[1]))
+    nw_or_sw = corners[0]
+    north = min(corners[:2], key=lambda p: p[1])
+    south = max(corners[:2], key=lambda p: p[1])
+    assert nw_or_sw
+    page.mouse.move(*north)
+    page.mouse.down()
+    page.mouse.move(north[0] + 40, south[1] + 40, steps=6)
+    page.mouse.up()
+    page.click("#fl-save-edit")
+    expect(page.locator("#fl-feedback .bad")).to_be_visible(timeout=20000)
+    assert "invalid" in page.locator("#fl-feedback").inner_text().lower() or "无效" in page.locator("#fl-feedback").inner_text()
+    expect(page.locator("path.fl-invalid")).to_have_count(1)
+    s.close()
+
+
 def test_draw_page_unshifts_gcj02_drawings_like_gis_coords(site, browser):
-    """Under an AMap basemap a drawn polygon is in GCJ-02: the page converts it back before saving."""
     from gis.coords import wgs84_to_gcj02
 
     s = Session(browser, site, "planner1")
@@ -406,29 +874,33 @@ def test_draw_page_unshifts_gcj02_drawings_like_gis_coords(site, browser):
     for lon, lat in ((121.55, 29.82), (119.65, 25.93), (121.5437, 29.8669)):
         gcj = [float(v) for v in wgs84_to_gcj02(lon, lat)]
         back = s.page.evaluate("p => window.firelaneGcj02ToWgs84(p)", gcj)
-        assert back == pytest.approx([lon, lat], abs=2e-7)  # ~2 cm
+        assert back == pytest.approx([lon, lat], abs=2e-7)
+        there = s.page.evaluate("p => window.firelaneCoords.wgsToGcj(p)", [lon, lat])
+        assert there == pytest.approx(gcj, abs=1e-8)
     s.close()
 
 
 def test_pages_need_a_signed_in_user(site):
     import httpx
 
-    for path in (f"/map/streets/{S1}", "/map/compounds/YZ-001", "/map/traffic", "/map/demolition", "/map/draw"):
+    for path in (f"/map/streets/{S1}", "/map/compounds/YZ-001", "/map/traffic", "/map/demolition", "/map/draw",
+                 "/map/traffic.csv", "/map/demolition.kml"):
         r = httpx.get(site + path, follow_redirects=False)
         assert r.status_code == 303, path
         assert r.headers["location"] == "/login?next=" + quote(path, safe="")
 
 
 def test_pages_have_no_cdn_urls(site):
+    import re
+
     import httpx
 
     with httpx.Client(base_url=site) as client:
         client.post("/auth/login", json={"username": "admin1", "password": PASSWORDS["admin1"]}).raise_for_status()
-        for path in (f"/map/streets/{S1}", "/map/compounds/YZ-001", "/map/traffic", "/map/demolition", "/map/draw",
-                     "/map", "/login"):
+        for path in (*PAGES.values(), "/login"):
             r = client.get(path)
-            html = r.text
-            # a second line of defence: the browser may contact only this server
+            # navigation links (AMap/Baidu) open in the phone's app: they load nothing into the page
+            html = re.sub(r'<a class="fl-nav-link[^>]*>', "", r.text)
             assert "default-src 'self'" in r.headers["content-security-policy"], path
             assert "connect-src 'self';" in r.headers["content-security-policy"], path
             assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html, path

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from gis.campaign.lifecycle import NEEDS_WORK, STATES
 from gis.coords import metric_crs_for_bounds
+from gis.layers import get_layer
 from gis.store import read_layer
 
 #: ledger states that still need work (gis.campaign.lifecycle.NEEDS_WORK; data gaps have no state)
@@ -60,11 +63,29 @@ class StreetView:
     compounds: gpd.GeoDataFrame
     hazards: gpd.GeoDataFrame
     ranking: pd.DataFrame
+    #: cannot_judge findings still open: data to complete, not failures
+    data_gaps: gpd.GeoDataFrame | None = None
+    closed_this_week: int = 0
+    #: (week start, found, closed) for the last weeks, oldest first
+    trend: list[tuple[str, int, int]] = field(default_factory=list)
 
 
-def street_view(street_code: str, *, engine: Engine) -> StreetView:
-    """A street office's open hazards (most severe first), its compounds and the compounds ranked by open hazards
-    (then severity).
+def has_field(layer: str, name: str) -> bool:
+    return any(f.name == name for f in get_layer(layer).fields)
+
+
+def overdue(frame: pd.DataFrame, today: date | None = None) -> pd.Series:
+    """Open hazards past their deadline (False where no deadline was set)."""
+    if "deadline" not in frame or frame.empty:
+        return pd.Series(False, index=frame.index)
+    due = pd.to_datetime(frame["deadline"], errors="coerce")
+    late = (due < pd.Timestamp(today or date.today())).fillna(False).astype(bool)
+    return late & frame["status"].isin(OPEN_STATUSES)
+
+
+def street_view(street_code: str, *, engine: Engine, weeks: int = 8) -> StreetView:
+    """A street office's open hazards (most severe first), its compounds, the compounds ranked by open hazards
+    (then severity), its cannot_judge data gaps, hazards closed this week and a weekly found/closed trend.
 
     Raises NotInScope when the street does not exist.
     """
@@ -73,11 +94,17 @@ def street_view(street_code: str, *, engine: Engine) -> StreetView:
         raise NotInScope(street_code)
     compounds = read_layer("compounds", engine=engine, street=street_code,
                            columns=["id", "ref", "name", "address", "kind", "households", "street_code", "source"])
-    hazards = read_layer("hazards", engine=engine, street=street_code, where=OPEN_SQL,
-                         columns=["id", "rule", "clause", "severity", "status", "subject_layer", "subject_ref",
-                                  "compound_ref", "department", "measured", "required_value", "unit",
-                                  "message_zh", "message_en"])
-    hazards = hazards.sort_values("severity", ascending=False, na_position="last")
+    columns = ["id", "rule", "clause", "verdict", "severity", "status", "subject_layer", "subject_ref",
+               "compound_ref", "department", "measured", "required_value", "unit", "message_zh", "message_en"]
+    columns += [c for c in ("deadline", "responsible_unit") if has_field("hazards", c)]
+    statuses = list(OPEN_STATUSES)
+    everything = read_layer("hazards", engine=engine, street=street_code,
+                            where="t.verdict <> 'pass' AND t.status = ANY(:open_statuses)",
+                            params={"open_statuses": statuses}, columns=columns)
+    everything = everything.sort_values("severity", ascending=False, na_position="last")
+    hazards = everything[everything["verdict"] == "fail"].copy()
+    hazards["overdue"] = overdue(hazards)
+    gaps = everything[everything["verdict"] == "cannot_judge"]
     per = hazards.groupby("compound_ref", dropna=True).agg(
         open_hazards=("id", "size"), severity=("severity", "sum"), rules=("rule", "nunique"))
     ranking = (compounds[["ref", "name", "address", "households"]]
@@ -85,7 +112,22 @@ def street_view(street_code: str, *, engine: Engine) -> StreetView:
                .fillna({"open_hazards": 0, "severity": 0.0, "rules": 0}))
     ranking["open_hazards"] = ranking["open_hazards"].astype(int)
     ranking = ranking.sort_values(["open_hazards", "severity", "ref"], ascending=[False, False, True])
-    return StreetView(street=street, compounds=compounds, hazards=hazards, ranking=ranking.reset_index(drop=True))
+    with engine.connect() as conn:
+        closed_week = conn.execute(text(
+            "SELECT count(*) FROM hazards t WHERE t.street_code = :s AND t.closed_at >= now() - interval '7 days'"
+            " AND NOT (t.status = ANY(:open_statuses))"), {"s": street_code, "open_statuses": statuses}).scalar_one()
+        rows = conn.execute(text(
+            "WITH w AS (SELECT generate_series(date_trunc('week', now()) - (:n - 1) * interval '1 week',"
+            " date_trunc('week', now()), interval '1 week') AS start) "
+            "SELECT to_char(w.start, 'MM-DD'),"
+            " (SELECT count(*) FROM hazards t WHERE t.street_code = :s AND t.verdict = 'fail'"
+            "  AND t.first_seen_at >= w.start AND t.first_seen_at < w.start + interval '1 week'),"
+            " (SELECT count(*) FROM hazards t WHERE t.street_code = :s AND t.closed_at >= w.start"
+            "  AND t.closed_at < w.start + interval '1 week') FROM w ORDER BY w.start"),
+            {"s": street_code, "n": weeks}).all()
+    return StreetView(street=street, compounds=compounds, hazards=hazards, ranking=ranking.reset_index(drop=True),
+                      data_gaps=gaps, closed_this_week=int(closed_week),
+                      trend=[(str(a), int(b), int(c)) for a, b, c in rows])
 
 
 @dataclass
@@ -144,21 +186,48 @@ def traffic_view(*, engine: Engine, streets: Sequence[str] | None, street: str |
 
 
 def demolition_ranking(*, engine: Engine, streets: Sequence[str] | None) -> gpd.GeoDataFrame:
-    """Illegal structures with open STRUCT-* / SEP-ILLEGAL findings, ranked by findings, severity, then area.
+    """Illegal structures with open findings, ranked by what they block (the summed severity of every open finding
+    on the structure or naming it: lane cuts weigh the buildings and floors that lose truck access), then by
+    findings, then area.
 
-    Returns the structures (EPSG:4490) with `findings`, `severity`, `rules`, `area_m2` and `rank` columns.
+    Returns the structures (EPSG:4490) with `findings`, `severity` (the impact), `rules`, `impacts_zh`,
+    `impacts_en` (each finding's words, most severe first), `area_m2` and `rank` columns.
     """
     scope, params = _scope_where(streets)
     structures = read_layer("illegal_structures", engine=engine, where=scope, params=params)
-    findings = read_layer("hazards", engine=engine,
-                          where=_and(OPEN_SQL, STRUCTURE_RULES_SQL, "t.subject_layer = 'illegal_structures'", scope),
-                          params=params, columns=["id", "rule", "severity", "subject_ref", "compound_ref"])
+    cols = ["id", "rule", "severity", "subject_layer", "subject_ref", "other_refs", "compound_ref", "message_zh",
+            "message_en"]
+    own = read_layer("hazards", engine=engine,
+                     where=_and(OPEN_SQL, STRUCTURE_RULES_SQL, "t.subject_layer = 'illegal_structures'", scope),
+                     params=params, columns=cols)
+    # findings on other features that name a structure (a lane cut by it: LANE-CLEAR's other_refs)
+    named = read_layer("hazards", engine=engine,
+                       where=_and(OPEN_SQL, "t.subject_layer <> 'illegal_structures'",
+                                  "jsonb_typeof(t.other_refs::jsonb) = 'array'", "t.other_refs::jsonb <> '[]'::jsonb",
+                                  scope), params=params, columns=cols)
+    named = named.assign(subject_ref=named["other_refs"].map(_as_list)).explode("subject_ref")
+    named = named[named["subject_ref"].isin(set(structures["ref"].dropna()))]
+    findings = pd.concat([pd.DataFrame(own.drop(columns="geometry")), pd.DataFrame(named.drop(columns="geometry"))],
+                         ignore_index=True).sort_values("severity", ascending=False)
+    if findings.empty:
+        findings = pd.DataFrame(columns=cols)
     per = findings.groupby("subject_ref").agg(
         findings=("id", "size"), severity=("severity", "sum"),
-        rules=("rule", lambda r: ", ".join(sorted(set(r)))))
+        rules=("rule", lambda r: ", ".join(sorted(set(r)))),
+        impacts_zh=("message_zh", lambda m: [str(x) for x in m if isinstance(x, str)]),
+        impacts_en=("message_en", lambda m: [str(x) for x in m if isinstance(x, str)]))
     ranked = structures.merge(per, left_on="ref", right_index=True, how="inner")
     ranked = gpd.GeoDataFrame(ranked, geometry="geometry", crs=structures.crs)
     ranked["area_m2"] = np.round(metric_area(ranked).to_numpy(), 1) if len(ranked) else []
-    ranked = ranked.sort_values(["findings", "severity", "area_m2"], ascending=False)
+    ranked = ranked.sort_values(["severity", "findings", "area_m2", "ref"], ascending=[False, False, False, True])
     ranked["rank"] = np.arange(1, len(ranked) + 1)
     return ranked
+
+
+def _as_list(value: object) -> list:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return [value]
+    return list(value) if isinstance(value, list | tuple | np.ndarray) else []

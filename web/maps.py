@@ -16,7 +16,8 @@ from folium import plugins
 from jinja2 import Template
 
 from web.assets import STATIC_URL, localise
-from web.basemap import add_basemap, to_display
+from web.basemap import add_basemap, display_crs, switcher_config, to_display
+from web.i18n import lang
 from web.settings import map_settings
 
 #: Yinzhou district centre, used only when a page has no data to fit
@@ -46,6 +47,8 @@ def new_map(frames: Sequence[gpd.GeoDataFrame] = ()) -> folium.Map:
     m = folium.Map(location=DEFAULT_CENTER, zoom_start=14, tiles=None, control_scale=True,
                    **{"maxZoom": 22, "minZoom": 3})
     add_basemap(m)
+    # above the marker clusters (600): what a page is about (conflicts, structures) stays on top
+    folium.map.CustomPane("fl-top", z_index=650, pointer_events=True).add_to(m)
     bounds = display_bounds(frames)
     if bounds is not None:
         m.fit_bounds(bounds, padding=(20, 20), max_zoom=19)
@@ -71,10 +74,13 @@ def feature_collection(frame: gpd.GeoDataFrame, properties: dict[str, pd.Series 
 
 def geojson_layer(frame: gpd.GeoDataFrame, *, name: str, style: dict[str, Any], popup: pd.Series | None = None,
                   tooltip: pd.Series | None = None, show: bool = True, limit: int | None = None,
-                  point_radius: int = 6) -> folium.FeatureGroup:
+                  point_radius: int = 6, colours: pd.Series | None = None,
+                  pane: str | None = None) -> folium.FeatureGroup:
     """A FeatureGroup with `frame` inlined as GeoJSON (at most `limit` features, default the settings' cap).
 
     `popup`/`tooltip` are HTML strings built from escaped values (web.popups); no other attribute is inlined.
+    `colours` (one CSS colour per row) fills each feature; `pane` puts the layer in a custom map pane
+    ("fl-top" is above the marker clusters).
     """
     cap = limit if limit is not None else map_settings().max_inline_features
     frame = frame.head(cap)
@@ -86,13 +92,25 @@ def geojson_layer(frame: gpd.GeoDataFrame, *, name: str, style: dict[str, Any], 
         props["popup"] = popup.reindex(frame.index).fillna("").to_numpy()
     if tooltip is not None:
         props["tooltip"] = tooltip.reindex(frame.index).fillna("").to_numpy()
+    if colours is not None:
+        props["fill"] = colours.reindex(frame.index).fillna(style.get("fillColor", "#888")).to_numpy()
     data = feature_collection(frame, props)
-    marker = folium.CircleMarker(radius=point_radius, **_leaflet_style(style))
-    folium.GeoJson(
-        data, name=name, style_function=lambda _f, s=style: s, marker=marker,
+    extra = {"pane": pane} if pane else {}
+    marker = folium.CircleMarker(radius=point_radius, **_leaflet_style(style), **extra)
+    if colours is not None:
+        def style_function(f: dict, s: dict = style) -> dict:
+            return {**s, "fillColor": f["properties"]["fill"], "fillOpacity": 0.45, "color": f["properties"]["fill"]}
+    else:
+        def style_function(f: dict, s: dict = style) -> dict:
+            return s
+    gj = folium.GeoJson(
+        data, name=name, style_function=style_function, marker=marker,
         popup=folium.GeoJsonPopup(fields=["popup"], labels=False, max_width=420) if popup is not None else None,
         tooltip=folium.GeoJsonTooltip(fields=["tooltip"], labels=False) if tooltip is not None else None,
-    ).add_to(group)
+    )
+    if pane:
+        gj.options["pane"] = pane
+    gj.add_to(group)
     return group
 
 
@@ -101,7 +119,7 @@ def _leaflet_style(style: dict[str, Any]) -> dict[str, Any]:
     return {keys[k]: v for k, v in style.items() if k in keys}
 
 
-def heat_layer(points: gpd.GeoSeries, weights: pd.Series, *, name: str) -> plugins.HeatMap:
+def heat_layer(points: gpd.GeoSeries, weights: pd.Series, *, name: str, show: bool = True) -> plugins.HeatMap:
     """A leaflet.heat layer of `points` weighted by `weights` (scaled to 0..1 by the largest weight)."""
     pts = to_display(points)
     w = np.asarray(weights, dtype=float)
@@ -110,7 +128,7 @@ def heat_layer(points: gpd.GeoSeries, weights: pd.Series, *, name: str) -> plugi
     x = np.asarray([p.x for p in pts]) if len(pts) else np.array([])
     y = np.asarray([p.y for p in pts]) if len(pts) else np.array([])
     data = np.column_stack([y, x, np.clip(w / top, 0.05, 1.0)]).tolist() if len(pts) else []
-    return plugins.HeatMap(data, name=name, radius=28, blur=18, min_opacity=0.35, max_zoom=18, max=1.0)
+    return plugins.HeatMap(data, name=name, radius=28, blur=18, min_opacity=0.35, max_zoom=18, max=1.0, show=show)
 
 
 def cluster_layer(points: gpd.GeoSeries, popups: pd.Series, *, name: str, color: str,
@@ -131,17 +149,27 @@ def cluster_layer(points: gpd.GeoSeries, popups: pd.Series, *, name: str, color:
 
 
 def vector_tile_layer(collection: str, *, name: str, style: dict[str, Any], show: bool = False,
-                      min_zoom: int = 14) -> plugins.VectorGridProtobuf:
+                      min_zoom: int = 14, interactive: bool = False,
+                      point_radius: int | None = None) -> plugins.VectorGridProtobuf:
     """A Leaflet.VectorGrid layer of the API's Mapbox vector tiles (/tiles/{collection}/{z}/{x}/{y}.mvt).
 
-    Used for large context layers instead of inlining them; tiles are in storage coordinates (no GCJ-02 shift),
-    so callers skip this layer under an AMap basemap.
+    Used for large layers instead of inlining them. Tiles are in storage coordinates: under a GCJ-02 basemap
+    web/static/firelane/map.js shifts each tile by the GCJ-02 offset at its centre, so these layers line up too.
+    `interactive` layers fire clicks carrying the feature's properties (ref, version, fields) and its id as `fid`.
     """
     leaflet_style = {**style, "fill": style.get("fill", "fillColor" in style)}
+    if point_radius is not None:
+        leaflet_style["radius"] = point_radius
     # built as a JS string: folium would camelize the dict keys, and the style key must be the MVT layer's name
-    options = {"vectorTileLayerStyles": {collection: leaflet_style}, "interactive": False, "minZoom": min_zoom,
-               "maxNativeZoom": 22, "maxZoom": 22}
-    options_js = json.dumps(options)[:-1] + ', "rendererFactory": L.canvas.tile}'
+    options = {"vectorTileLayerStyles": {collection: leaflet_style}, "interactive": interactive,
+               "minZoom": min_zoom, "maxNativeZoom": 22, "maxZoom": 22}
+    if interactive:
+        options["getFeatureId"] = None
+    # clicks need SVG tiles (the canvas tile renderer's hit-testing misses under Leaflet 1.9)
+    renderer = "L.svg.tile" if interactive else "L.canvas.tile"
+    options_js = json.dumps(options)[:-1] + f', "rendererFactory": {renderer}}}'
+    if interactive:
+        options_js = options_js.replace('"getFeatureId": null', '"getFeatureId": function (f) { f.properties.fid = f.id; return f.id; }')
     return plugins.VectorGridProtobuf(f"/tiles/{collection}/{{z}}/{{x}}/{{y}}.mvt", name, options_js, show=show)
 
 
@@ -169,13 +197,16 @@ def attribution_js(texts: Sequence[str]) -> str:
 
 def render_page(m: folium.Map, *, title: str, body_html: str, scripts: Sequence[str] = (),
                 inline_js: Sequence[str] = (), attributions: Sequence[str] = (), layer_control: bool = True,
-                css: Sequence[str] = ()) -> str:
+                css: Sequence[str] = (), config: dict[str, Any] | None = None) -> str:
     """The full HTML page: folium's map (assets pointed at /static/vendor) plus firelane's header and side panel.
 
-    `title` is plain text (escaped here); `body_html` comes from an autoescaping template.
+    `title` is plain text (escaped here); `body_html` comes from an autoescaping template. `config` becomes
+    `window.FIRELANE` (JSON, safe inside a script) for firelane's page scripts (map.js first, then `scripts`).
     """
     if layer_control:
-        folium.LayerControl(collapsed=False, position="topright").add_to(m)
+        control = folium.LayerControl(collapsed=True, position="topright")
+        control.add_to(m)
+        m.add_child(InlineScript(f"window.FIRELANE_LAYERS = {control.get_name()};"))
     fig: Figure = m.get_root()
     fig.title = escape(title)
     fig.header.add_child(Element('<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -183,11 +214,19 @@ def render_page(m: folium.Map, *, title: str, body_html: str, scripts: Sequence[
     for i, href in enumerate([f"{STATIC_URL}/firelane/page.css", *css]):
         fig.header.add_child(Element(f'<link rel="stylesheet" href="{escape(href)}"/>'), name=f"fl_css_{i}")
     fig.html.add_child(Element(body_html), name="fl_body")
-    for i, src in enumerate(scripts):
+    config = {"lang": lang(), "gcj02": display_crs() == "gcj02", "basemaps": switcher_config(), **(config or {})}
+    fig.html.add_child(Element(f"<script>window.FIRELANE = {safe_json(config)};</script>"), name="fl_config")
+    for i, src in enumerate([f"{STATIC_URL}/firelane/map.js", f"{STATIC_URL}/firelane/chrome.js", *scripts]):
         fig.html.add_child(Element(f'<script src="{escape(src)}"></script>'), name=f"fl_js_{i}")
-    m.add_child(InlineScript(attribution_js(attributions)))
+    m.add_child(InlineScript(attribution_js(attributions) + "firelaneMap({map});"))
     for js in inline_js:
         m.add_child(InlineScript(js))
     localise(fig)
     html = fig.render()
-    return html.replace("<html>", '<html lang="zh-CN">', 1)
+    return html.replace("<html>", f'<html lang="{"en" if lang() == "en" else "zh-CN"}">', 1)
+
+
+def safe_json(obj: Any) -> str:
+    """JSON safe inside an inline <script> (no `</script>` breakout)."""
+    return (json.dumps(obj, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
+            .replace(">", "\\u003e").replace("&", "\\u0026"))

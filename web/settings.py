@@ -1,11 +1,10 @@
-"""Map page settings (FIRELANE_MAP_*): basemap choice and keys, inline-feature caps."""
+"""Map page settings (FIRELANE_MAP_*): default basemap, basemaps offered and keys, inline-feature caps."""
 
 from __future__ import annotations
 
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Basemap = Literal["none", "osm", "tianditu", "amap"]
@@ -25,11 +24,10 @@ class MapSettings(BaseSettings):
     #: most points a clustered marker layer carries
     max_cluster_points: int = 20000
 
-    @model_validator(mode="after")
-    def _key_for_tianditu(self) -> MapSettings:
-        if self.basemap == "tianditu" and not self.tianditu_key:
-            raise ValueError("天地图底图需要密钥 the Tianditu basemap needs FIRELANE_MAP_TIANDITU_KEY")
-        return self
+    #: basemaps the switcher offers (besides "none"); one without what it needs (Tianditu's key) is left out
+    offered: tuple[Basemap, ...] = ("osm", "tianditu", "amap")
+    #: AMap (GCJ-02) tiles; the page shifts every layer it draws onto them
+    amap_url: str = "https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1&style=8&x={x}&y={y}&z={z}"
 
 
 @lru_cache

@@ -11,6 +11,7 @@ import shapely
 from shapely.geometry import shape
 from sqlalchemy import Connection, text
 
+from gis import scope
 from gis.campaign.field_errors import InvalidInput
 from gis.coords import parse_crs, to_storage
 from gis.layers import STORAGE_SRID
@@ -98,7 +99,13 @@ class Place:
 def locate(conn: Connection, geom: shapely.Geometry) -> Place:
     """The smallest compound and street containing the geometry's point on surface (as gis.store.derive_links)."""
     ewkt = f"SRID={STORAGE_SRID};{geom.wkt}"
-    row = conn.execute(text(
+    with scope.unscoped_lookup(conn):  # where a feature lies must not depend on what the caller may see
+        row = _smallest(conn, ewkt)
+    return Place(compound_id=row.id, compound_ref=row.ref, compound_name=row.name, street_code=row.street_code)
+
+
+def _smallest(conn: Connection, ewkt: str) -> Any:
+    return conn.execute(text(
         """WITH g AS (SELECT ST_PointOnSurface(ST_GeomFromEWKT(:g)) AS p)
            SELECT c.id, c.ref, c.name,
                   coalesce(c.street_code, (SELECT s.ref FROM streets s, g WHERE ST_Intersects(s.geom, g.p)
@@ -107,4 +114,3 @@ def locate(conn: Connection, geom: shapely.Geometry) -> Place:
                SELECT c.id, c.ref, c.name, c.street_code FROM compounds c
                WHERE ST_Intersects(c.geom, g.p) ORDER BY ST_Area(c.geom) LIMIT 1) c ON true"""),
         {"g": ewkt}).one()
-    return Place(compound_id=row.id, compound_ref=row.ref, compound_name=row.name, street_code=row.street_code)

@@ -22,7 +22,8 @@ from sqlalchemy.engine import make_url
 
 from gis import pgcluster
 from gis.config import home_settings
-from gis.db import get_engine
+from gis.db import owner_engine
+from gis.jurisdiction import GRANTS_SQL
 
 __all__ = ["BACKUP_FORMAT", "BackupError", "Manifest", "backup", "home_files", "restore", "table_counts"]
 
@@ -110,7 +111,8 @@ def client_tool(name: str, major: int) -> Path:
 def _libpq(engine: Engine) -> tuple[list[str], dict[str, str]]:
     """Connection arguments for pg_dump/pg_restore, the password in the environment (never on a command line)."""
     url = make_url(engine.url.render_as_string(hide_password=False))
-    env = {**os.environ}
+    # the owner works under the tables' forced row-level security too: it says, explicitly, that it sees all rows
+    env = {**os.environ, "PGOPTIONS": "-c firelane.scope=all"}
     if url.password:
         env["PGPASSWORD"] = str(url.password)
     args = ["-h", url.host or "127.0.0.1", "-p", str(url.port or 5432), "-U", url.username or "postgres",
@@ -138,7 +140,7 @@ def home_files(home: Path) -> list[Path]:
 
 def backup(out: str | Path, *, engine: Engine | None = None, home: Path | None = None) -> Manifest:
     """Write a backup tar to `out`: pg_dump -Fc of the database, the FIRELANE_HOME files, and manifest.json."""
-    engine = engine or get_engine()
+    engine = engine or owner_engine()  # the schema owner dumps and restores (the app role has no DDL)
     home = Path(home or home_settings().home).expanduser().resolve()
     out = Path(out)
     server_version, major, postgis, revision = _server(engine)
@@ -149,7 +151,8 @@ def backup(out: str | Path, *, engine: Engine | None = None, home: Path | None =
         dump = Path(tmp) / DUMP_MEMBER
         # counts first, dump in one snapshot after: a write in between shows up as a count mismatch on restore
         counts = table_counts(engine)
-        _run([str(pg_dump), *args, "-Fc", "--no-owner", "--no-privileges", "-f", str(dump)], env)
+        _run([str(pg_dump), *args, "-Fc", "--no-owner", "--no-privileges", "--enable-row-security", "-f",
+              str(dump)], env)
         manifest = Manifest(format=BACKUP_FORMAT, created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                             firelane_version=_firelane_version(), server_version=server_version,
                             postgis_version=postgis, pg_dump_version=tool_version, alembic_revision=revision,
@@ -221,7 +224,7 @@ def restore(path: str | Path, *, engine: Engine | None = None, home: Path | None
     """Verify a backup's checksums, restore its database dump (replacing what the database holds) and its files
     into FIRELANE_HOME, then check the row counts per table against the manifest."""
     path = Path(path)
-    engine = engine or get_engine()
+    engine = engine or owner_engine()  # the schema owner dumps and restores (the app role has no DDL)
     home = Path(home or home_settings().home).expanduser().resolve()
     with tempfile.TemporaryDirectory(prefix="firelane-restore-") as tmp:
         manifest = verify(path, Path(tmp))
@@ -229,8 +232,17 @@ def restore(path: str | Path, *, engine: Engine | None = None, home: Path | None
         pg_restore = client_tool("pg_restore", major)
         args, env = _libpq(engine)
         engine.dispose()  # no pooled session of ours holds locks on what is dropped
+        dump = str(Path(tmp) / DUMP_MEMBER)
+        # the schema owner restores what it owns: the PostGIS extension (and its spatial_ref_sys) belongs to the
+        # database's superuser, exists already and is left alone
+        listing = [line for line in _run([str(pg_restore), "-l", dump], env).splitlines()
+                   if " EXTENSION " not in line and "spatial_ref_sys" not in line]
+        toc = Path(tmp) / "restore.list"
+        toc.write_text("\n".join(listing) + "\n")
         _run([str(pg_restore), *args, "--clean", "--if-exists", "--no-owner", "--no-privileges",
-              "--single-transaction", "--exit-on-error", str(Path(tmp) / DUMP_MEMBER)], env)
+              "--single-transaction", "--exit-on-error", "-L", str(toc), dump], env)
+        with engine.begin() as conn:  # a dump carries no privileges: the app role's grants again
+            conn.exec_driver_sql(GRANTS_SQL)
         files = Path(tmp) / FILES_PREFIX
         if files.exists():
             for src in sorted(files.rglob("*")):

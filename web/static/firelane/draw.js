@@ -1,53 +1,12 @@
-// firelane lane drawing: a polygon drawn with Leaflet.draw is saved through the OGC API Part 4 endpoint
-// (POST /collections/fire_lanes/items, GeoJSON Feature in CRS84, session cookie) and the rule feedback is shown.
+// firelane drawing and editing: a new fire-lane polygon drawn with Leaflet.draw is POSTed through the OGC API
+// Part 4 (/collections/fire_lanes/items); an existing lane, aerial area, hydrant or entrance clicked on its vector
+// tile layer is loaded (GET, with its ETag), edited in place (vertices / marker dragged) and saved with PATCH and
+// If-Match. A 412 offers "load their version" or "overwrite"; an invalid geometry's location is marked.
 // Every server string is inserted with textContent (never innerHTML).
 (function () {
   "use strict";
-  var PI = Math.PI, A = 6378245.0, EE = 0.00669342162296594323;
+  var C = window.firelaneCoords, el = window.firelaneEl;
 
-  function dLat(x, y) {
-    var r = -100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * Math.sqrt(Math.abs(x));
-    r += (20.0 * Math.sin(6.0 * x * PI) + 20.0 * Math.sin(2.0 * x * PI)) * 2.0 / 3.0;
-    r += (20.0 * Math.sin(y * PI) + 40.0 * Math.sin(y / 3.0 * PI)) * 2.0 / 3.0;
-    r += (160.0 * Math.sin(y / 12.0 * PI) + 320.0 * Math.sin(y * PI / 30.0)) * 2.0 / 3.0;
-    return r;
-  }
-  function dLon(x, y) {
-    var r = 300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * Math.sqrt(Math.abs(x));
-    r += (20.0 * Math.sin(6.0 * x * PI) + 20.0 * Math.sin(2.0 * x * PI)) * 2.0 / 3.0;
-    r += (20.0 * Math.sin(x * PI) + 40.0 * Math.sin(x / 3.0 * PI)) * 2.0 / 3.0;
-    r += (150.0 * Math.sin(x / 12.0 * PI) + 300.0 * Math.sin(x / 30.0 * PI)) * 2.0 / 3.0;
-    return r;
-  }
-  function gcjForward(lon, lat) {
-    var phi = lat * PI / 180, w = 1 - EE * Math.sin(phi) * Math.sin(phi), sw = Math.sqrt(w);
-    var la = dLat(lon - 105.0, lat - 35.0) * 180.0 / ((A * (1 - EE)) / (w * sw) * PI);
-    var lo = dLon(lon - 105.0, lat - 35.0) * 180.0 / (A / sw * Math.cos(phi) * PI);
-    return [lon + lo, lat + la];
-  }
-  // GCJ-02 -> WGS84 by fixed-point iteration (converges to well under a centimetre in a few steps)
-  function gcjToWgs(pt) {
-    var lon = pt[0], lat = pt[1];
-    for (var i = 0; i < 8; i++) {
-      var f = gcjForward(lon, lat);
-      lon -= f[0] - pt[0];
-      lat -= f[1] - pt[1];
-    }
-    return [Math.round(lon * 1e7) / 1e7, Math.round(lat * 1e7) / 1e7];
-  }
-  function mapCoords(geometry, fn) {
-    var walk = function (c) { return typeof c[0] === "number" ? fn(c) : c.map(walk); };
-    return {type: geometry.type, coordinates: walk(geometry.coordinates)};
-  }
-
-  function el(tag, text, cls) {
-    var e = document.createElement(tag);
-    if (text !== undefined && text !== null) { e.textContent = String(text); }
-    if (cls) { e.className = cls; }
-    return e;
-  }
-
-  // the findings of the save response, wherever the API puts them
   function findingsOf(body) {
     if (!body || typeof body !== "object") { return null; }
     var keys = ["findings", "feedback", "checks", "rule_feedback"];
@@ -60,49 +19,77 @@
     return null;
   }
 
-  function showFeedback(box, ok, status, body) {
-    box.textContent = "";
-    if (ok) {
-      box.appendChild(el("p", "已保存 Saved (" + status + ")", "ok"));
-    } else {
-      box.appendChild(el("p", "保存失败 Save failed (" + status + ")", "bad"));
-      if (body && body.description) { box.appendChild(el("p", body.description)); }
-    }
-    var findings = findingsOf(body);
-    if (findings === null) { return; }
-    box.appendChild(el("h2", "规则检查 Rule feedback"));
-    if (findings.length === 0) {
-      box.appendChild(el("p", "未发现问题 No rule failures", "ok"));
-      return;
-    }
-    var list = el("ul");
-    list.id = "fl-findings";
-    findings.forEach(function (f) {
-      var verdict = f.verdict || "fail";
-      var msg = f.message || [f.message_zh, f.message_en].filter(Boolean).join(" ");
-      var parts = [f.rule, verdict];
-      if (f.measured !== undefined && f.measured !== null) {
-        parts.push((f.measured) + " / " + (f.required !== undefined ? f.required : f.required_value) + " " + (f.unit || ""));
-      }
-      var li = el("li", parts.join(" · ") + (msg ? " — " + msg : ""), verdict);
-      list.appendChild(li);
-    });
-    box.appendChild(list);
-  }
-
-  window.firelaneGcj02ToWgs84 = gcjToWgs;
-  window.firelaneWgs84ToGcj02 = gcjForward;
-
   window.firelaneDraw = function (map, group, config) {
-    var current = null;
+    var L_ = config.labels || {};
+    var current = null;      // the new polygon being drawn
+    var editing = null;      // {collection, id, etag, layer, props}
+    var invalidMark = null;
     var save = document.getElementById("fl-save");
     var state = document.getElementById("fl-draw-state");
     var box = document.getElementById("fl-feedback");
+    var editBox = document.getElementById("fl-edit");
+    var toDisplay = function (g) { return config.gcj02 ? C.mapCoords(g, C.wgsToGcj) : g; };
+    var toStorage = function (g) { return config.gcj02 ? C.mapCoords(g, C.gcjToWgs) : g; };
+
+    function markInvalid(text) {
+      // GEOS names the place: "Self-intersection[121.54 29.81]" (storage lon/lat)
+      var m = /\[\s*(-?\d+(?:\.\d+)?)\s+(-?\d+(?:\.\d+)?)\s*\]/.exec(text || "");
+      if (invalidMark) { map.removeLayer(invalidMark); invalidMark = null; }
+      if (!m) { return; }
+      var p = [parseFloat(m[1]), parseFloat(m[2])];
+      if (config.gcj02) { p = C.wgsToGcj(p); }
+      invalidMark = L.circleMarker([p[1], p[0]], {radius: 12, color: "#b00020", weight: 3, fillOpacity: 0.2,
+                                                  className: "fl-invalid"}).addTo(map);
+      invalidMark.bindTooltip(L_.invalid_at || "invalid", {permanent: true, direction: "top"});
+    }
+
+    function showFeedback(ok, status, body) {
+      box.textContent = "";
+      box.appendChild(el("p", (ok ? L_.saved : L_.save_failed) + " (" + status + ")", ok ? "ok" : "bad"));
+      if (!ok && body && body.description) {
+        box.appendChild(el("p", body.description));
+        if (status === 409) { box.appendChild(el("p", L_.duplicate, "fl-note")); }
+        markInvalid(body.description);
+      } else if (ok) { markInvalid(""); }
+      var findings = findingsOf(body);
+      if (findings === null) { return; }
+      box.appendChild(el("h2", L_.feedback));
+      if (findings.length === 0) { box.appendChild(el("p", L_.no_failures, "ok")); return; }
+      var list = el("ul");
+      list.id = "fl-findings";
+      findings.forEach(function (f) {
+        var verdict = f.verdict || "fail";
+        var msg = (config.lang === "en" ? (f.message_en || f.message) : (f.message_zh || f.message)) || "";
+        var parts = [f.rule, f.verdict_label || verdict];
+        if (f.measured !== undefined && f.measured !== null) {
+          parts.push(f.measured + " / " + (f.required !== undefined ? f.required : f.required_value) + " " + (f.unit || ""));
+        }
+        list.appendChild(el("li", parts.join(" · ") + (msg ? " — " + msg : ""), verdict));
+      });
+      box.appendChild(list);
+    }
+
+    function send(method, url, body, headers) {
+      return fetch(url, {
+        method: method, credentials: "same-origin",
+        headers: Object.assign({"Accept": "application/geo+json, application/json"}, headers || {}),
+        body: body === undefined ? undefined : JSON.stringify(body)
+      }).then(function (resp) {
+        return resp.text().then(function (text) {
+          var parsed = null;
+          try { parsed = text ? JSON.parse(text) : null; } catch (err) { parsed = {description: text}; }
+          return {resp: resp, body: parsed};
+        });
+      });
+    }
+
+    // --- new lanes ---------------------------------------------------------------------------------------------
     map.on("draw:created", function (e) {
       if (current && current !== e.layer) { group.removeLayer(current); }
       current = e.layer;
+      group.addLayer(current);
       save.disabled = false;
-      state.textContent = "已绘制多边形, 填写编号后保存 Polygon drawn: give it a ref and save.";
+      state.textContent = L_.drawn;
     });
     map.on("draw:deleted", function () {
       if (current && !group.hasLayer(current)) { current = null; save.disabled = true; }
@@ -110,38 +97,126 @@
     save.addEventListener("click", function () {
       if (!current) { return; }
       var ref = document.getElementById("fl-ref").value.trim();
-      if (!ref) { state.textContent = "请填写编号 A ref is required."; return; }
-      var feature = current.toGeoJSON();
-      var geometry = feature.geometry;
-      if (config.gcj02) { geometry = mapCoords(geometry, gcjToWgs); }
+      if (!ref) { state.textContent = L_.need_ref; return; }
       var props = {ref: ref, kind: document.getElementById("fl-kind").value};
       var name = document.getElementById("fl-name").value.trim();
       if (name) { props.name = name; }
       var width = document.getElementById("fl-width").value;
       if (width !== "") { props.design_width_m = parseFloat(width); }
       save.disabled = true;
-      state.textContent = "保存中 Saving…";
-      fetch(config.endpoint, {
-        method: "POST", credentials: "same-origin",
-        headers: {"Content-Type": "application/geo+json", "Accept": "application/geo+json, application/json"},
-        body: JSON.stringify({type: "Feature", geometry: geometry, properties: props})
-      }).then(function (resp) {
-        return resp.text().then(function (text) {
-          var body = null;
-          try { body = text ? JSON.parse(text) : null; } catch (err) { body = {description: text}; }
-          showFeedback(box, resp.ok, resp.status, body);
-          state.textContent = resp.ok ? "已保存 Saved: " + ref : "未保存 Not saved";
-          if (resp.ok) {
-            current.setStyle({color: "#1e7b34", fillColor: "#58d68d"});
-            current = null;
-          } else {
-            save.disabled = false;
-          }
+      state.textContent = L_.saving;
+      send("POST", config.endpoint, {type: "Feature", geometry: toStorage(current.toGeoJSON().geometry), properties: props},
+           {"Content-Type": "application/geo+json"}).then(function (r) {
+        showFeedback(r.resp.ok, r.resp.status, r.body);
+        state.textContent = r.resp.ok ? L_.saved + ": " + ref : L_.not_saved;
+        if (r.resp.ok) { current.setStyle({color: "#1e7b34", fillColor: "#58d68d"}); current = null; }
+        else { save.disabled = false; }
+      }).catch(function () { state.textContent = L_.network; save.disabled = false; });
+    });
+
+    // --- editing existing features -----------------------------------------------------------------------------
+    function stopEditing() {
+      if (!editing) { return; }
+      if (editing.layer.editing) { editing.layer.editing.disable(); }
+      if (editing.layer.dragging) { editing.layer.dragging.disable(); }
+      group.removeLayer(editing.layer);
+      editing = null;
+    }
+
+    function load(collection, id) {
+      stopEditing();
+      editBox.textContent = "";
+      editBox.appendChild(el("p", L_.loading, "fl-note"));
+      return send("GET", "/collections/" + collection + "/items/" + id).then(function (r) {
+        if (!r.resp.ok) { editBox.textContent = ""; editBox.appendChild(el("p", (r.body && r.body.description) || r.resp.status, "bad")); return; }
+        var feature = r.body;
+        var geometry = feature.geometry, multi = geometry.type === "MultiPolygon";
+        // Leaflet.draw edits one polygon's rings: a one-part MultiPolygon is edited as its polygon
+        if (multi && geometry.coordinates.length === 1) { geometry = {type: "Polygon", coordinates: geometry.coordinates[0]}; }
+        var geo = L.geoJSON({type: "Feature", geometry: toDisplay(geometry), properties: {}}, {
+          pointToLayer: function (f, ll) { return L.marker(ll, {draggable: false}); },
+          style: {color: "#0b5ed7", weight: 3, fillOpacity: 0.25}
         });
-      }).catch(function (err) {
-        state.textContent = "网络错误 network error";
-        save.disabled = false;
+        var layer = geo.getLayers()[0];
+        group.addLayer(layer);
+        editing = {collection: collection, id: id, etag: r.resp.headers.get("ETag"), layer: layer,
+                   props: feature.properties || {}, multi: multi};
+        if (layer.editing) { layer.editing.enable(); }
+        if (layer.dragging) { layer.dragging.enable(); }
+        showEditor();
+      });
+    }
+
+    function showEditor() {
+      editBox.textContent = "";
+      var p = editing.props;
+      editBox.appendChild(el("h2", (config.layer_labels[editing.collection] || editing.collection) + " " + (p.ref || editing.id)));
+      editBox.appendChild(el("p", L_.selected, "fl-note"));
+      var button = el("button", L_.save_edit);
+      button.type = "button";
+      button.id = "fl-save-edit";
+      button.addEventListener("click", function () { saveEdit(editing.etag); });
+      editBox.appendChild(button);
+    }
+
+    function editedGeometry() {
+      var g = toStorage(editing.layer.toGeoJSON().geometry);
+      return editing.multi && g.type === "Polygon" ? {type: "MultiPolygon", coordinates: [g.coordinates]} : g;
+    }
+
+    function saveEdit(etag) {
+      if (!editing) { return; }
+      var url = "/collections/" + editing.collection + "/items/" + editing.id;
+      var headers = {"Content-Type": "application/merge-patch+json"};
+      if (etag) { headers["If-Match"] = etag; }
+      state.textContent = L_.saving;
+      return send("PATCH", url, {geometry: editedGeometry()}, headers).then(function (r) {
+        if (r.resp.status === 412) { return conflict(); }
+        showFeedback(r.resp.ok, r.resp.status, r.body);
+        state.textContent = r.resp.ok ? L_.saved + ": " + (editing.props.ref || editing.id) : L_.not_saved;
+        if (r.resp.ok) {
+          editing.etag = r.resp.headers.get("ETag") || editing.etag;
+          Object.keys(config.layers || {}).forEach(function (k) {
+            var v = window[config.layers[k]];
+            if (v && v.redraw) { v.redraw(); }
+          });
+        }
+      }).catch(function () { state.textContent = L_.network; });
+    }
+
+    function conflict() {
+      var mine = editing;
+      box.textContent = "";
+      var p = el("p", L_.conflict, "bad");
+      p.id = "fl-conflict";
+      box.appendChild(p);
+      var theirs = el("button", L_.load_theirs);
+      theirs.type = "button";
+      theirs.id = "fl-load-theirs";
+      theirs.addEventListener("click", function () { box.textContent = ""; load(mine.collection, mine.id); });
+      var over = el("button", L_.overwrite);
+      over.type = "button";
+      over.id = "fl-overwrite";
+      over.addEventListener("click", function () {
+        // their current ETag, then our geometry over it (a deliberate overwrite)
+        send("GET", "/collections/" + mine.collection + "/items/" + mine.id).then(function (r) {
+          if (r.resp.ok) { saveEdit(r.resp.headers.get("ETag")); }
+        });
+      });
+      box.appendChild(theirs);
+      box.appendChild(over);
+      state.textContent = L_.not_saved;
+    }
+
+    Object.keys(config.layers || {}).forEach(function (collection) {
+      var layer = window[config.layers[collection]];
+      if (!layer || !layer.on) { return; }
+      layer.on("click", function (e) {
+        var props = (e.layer && e.layer.properties) || {};
+        var id = props.fid !== undefined ? props.fid : props.id;
+        if (id !== undefined) { load(collection, id); }
       });
     });
+    window.firelaneEditFeature = load;  // also from the list / tests
   };
 })();

@@ -1,0 +1,128 @@
+"""Jurisdiction enforced by the database itself: no overlapping compounds of different streets, the application
+role's grants, and row-level security by street (or compound) on every layer, the ledger and its events."""
+
+from __future__ import annotations
+
+from gis.layers import LAYERS
+from gis.schema import metadata
+
+#: The privilege-carrying role the application works as (the managed cluster's login role of that name, or, on
+#: an external database, a role the application's login is or is a member of). The migration grants it
+#: SELECT/INSERT/UPDATE/DELETE on the tables (the audit log: SELECT/INSERT only, history is not rewritten) and
+#: USAGE/SELECT on the sequences, nothing else.
+APP_ROLE = "firelane_app"
+
+#: How each row-secured table is scoped, one line per table:
+#: "street"     its own street_code (and compound_ref for compound-bound roles; `compounds`: its ref),
+#: "street_ref" the streets layer (its ref; compound-bound roles see the streets of their compounds),
+#: "hazard"     through hazard_id (what the caller may see of the hazards ledger).
+SCOPED_TABLES: dict[str, str] = {
+    **{name: ("street_ref" if name == "streets" else "street") for name in LAYERS},
+    "hazard_events": "hazard",
+    "photos": "street",
+    "complaints": "street",
+    "checklist_items": "street",
+}
+
+_SCOPE = "(SELECT current_setting('firelane.scope', true))"
+_LIST = "string_to_array((SELECT current_setting('firelane.{}', true)), ',')"
+
+
+def _visible(table: str, how: str) -> str:
+    """The policy expression of `table` (scope settings read once per statement, as initplans)."""
+    everything = f"{_SCOPE} = 'all'"
+    streets = _LIST.format("streets")
+    compounds = ("ARRAY(SELECT jsonb_array_elements_text(nullif(current_setting('firelane.compounds', true), "
+                 "'')::jsonb))")
+    if how == "street_ref":
+        return (f"{everything} OR ({_SCOPE} = 'streets' AND ref = ANY ({streets})) "
+                f"OR ({_SCOPE} = 'compounds' AND ref IN (SELECT street_code FROM compounds))")
+    if how == "hazard":  # unscoped first: a ledger statement inserting hazards and their events sees neither yet
+        return f"{everything} OR EXISTS (SELECT 1 FROM hazards h WHERE h.id = {table}.hazard_id)"
+    by_compound = "ref" if table == "compounds" else "compound_ref"
+    columns = metadata.tables[table].c if table in metadata.tables else ()
+    compound_clause = (f" OR ({_SCOPE} = 'compounds' AND {by_compound} = ANY ({compounds}))"
+                       if table == "compounds" or "compound_ref" in columns else "")
+    return f"{everything} OR ({_SCOPE} = 'streets' AND street_code = ANY ({streets})){compound_clause}"
+
+
+def row_security_sql() -> str:
+    """Policies for every table of SCOPED_TABLES that exists: FORCE'd (the owner is filtered too), one policy for
+    reads and writes (USING and WITH CHECK: a row may be neither seen nor written outside the scope)."""
+    out = []
+    for table, how in SCOPED_TABLES.items():
+        if table not in metadata.tables:  # a table of a part not installed
+            continue
+        expr = _visible(table, how).replace("'", "''")
+        out.append(f"""
+DO $$ BEGIN
+  IF to_regclass('{table}') IS NOT NULL THEN
+    EXECUTE 'ALTER TABLE {table} ENABLE ROW LEVEL SECURITY';
+    EXECUTE 'ALTER TABLE {table} FORCE ROW LEVEL SECURITY';
+    EXECUTE 'DROP POLICY IF EXISTS firelane_scope ON {table}';
+    EXECUTE 'CREATE POLICY firelane_scope ON {table} USING ({expr}) WITH CHECK ({expr})';
+  END IF;
+END $$;""")
+    return "\n".join(out) + "\n"
+
+
+GRANTS_SQL = f"""
+DO $$ BEGIN
+  IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
+    EXECUTE 'GRANT USAGE ON SCHEMA public TO {APP_ROLE}';
+    EXECUTE 'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {APP_ROLE}';
+    EXECUTE 'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {APP_ROLE}';
+    EXECUTE 'ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {APP_ROLE}';
+    EXECUTE 'ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {APP_ROLE}';
+    EXECUTE 'REVOKE UPDATE, DELETE ON TABLE audit_log FROM {APP_ROLE}';
+    EXECUTE 'REVOKE ALL ON TABLE alembic_version FROM {APP_ROLE}';
+    EXECUTE 'GRANT SELECT ON TABLE alembic_version TO {APP_ROLE}';
+  END IF;
+END $$;
+"""
+
+#: Compounds of different streets may touch but not overlap (their interiors may not share any area): otherwise
+#: one street's compound would capture features drawn in another's. A deferred constraint trigger checks each
+#: inserted or moved compound at commit, when a bulk load has rebuilt the spatial index; an advisory lock
+#: serialises concurrent compound writers so two overlapping compounds cannot both commit. The check sees every
+#: compound (`firelane.scope` is widened for the check and restored after it), whatever the writer may see.
+COMPOUND_OVERLAP_SQL = """
+CREATE OR REPLACE FUNCTION firelane_compounds_no_overlap() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  hit record;
+  overlapping boolean;
+  caller text := coalesce(current_setting('firelane.scope', true), '');
+BEGIN
+  PERFORM pg_advisory_xact_lock(hashtext('firelane.compounds.overlap'));
+  PERFORM set_config('firelane.scope', 'all', true);
+  SELECT c.ref, c.street_code, n.ref AS mine_ref, n.street_code AS mine_street INTO hit
+  FROM compounds n JOIN compounds c ON c.id <> n.id AND c.geom && n.geom
+    AND c.street_code IS DISTINCT FROM n.street_code AND ST_Relate(c.geom, n.geom, '2********')
+  WHERE n.id = NEW.id
+  ORDER BY c.id LIMIT 1;
+  overlapping := FOUND;
+  PERFORM set_config('firelane.scope', caller, true);
+  IF overlapping THEN
+    RAISE EXCEPTION USING ERRCODE = 'exclusion_violation',
+      MESSAGE = format('小区 %s (街道 %s) 与其他街道的小区 %s (街道 %s) 重叠 compound %s of street %s overlaps '
+                       'compound %s of street %s', hit.mine_ref, hit.mine_street, hit.ref, hit.street_code,
+                       hit.mine_ref, hit.mine_street, hit.ref, hit.street_code),
+      CONSTRAINT = 'compounds_no_overlap';
+  END IF;
+  RETURN NULL;
+END $$;
+DROP TRIGGER IF EXISTS compounds_no_overlap ON compounds;
+CREATE CONSTRAINT TRIGGER compounds_no_overlap AFTER INSERT OR UPDATE OF geom, street_code ON compounds
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION firelane_compounds_no_overlap();
+"""
+
+
+def jurisdiction_sql() -> str:
+    """Everything of this module for a migration (after the tables exist)."""
+    return COMPOUND_OVERLAP_SQL + row_security_sql() + GRANTS_SQL
+
+
+def drop_jurisdiction_sql() -> str:
+    drops = "".join(f"DROP POLICY IF EXISTS firelane_scope ON {t};\n" for t in SCOPED_TABLES if t in metadata.tables)
+    return (drops + "DROP TRIGGER IF EXISTS compounds_no_overlap ON compounds;\n"
+            "DROP FUNCTION IF EXISTS firelane_compounds_no_overlap();\n")

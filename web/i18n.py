@@ -1,0 +1,150 @@
+"""The pages' language (zh/en, per request from the `fl_lang` cookie or ?lang=) and the labels of codes."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import Literal
+
+from gis.campaign import lifecycle as lc
+from gis.checks.catalog import RULES
+from gis.layers import get_layer
+
+Lang = Literal["zh", "en"]
+LANGS: tuple[Lang, ...] = ("zh", "en")
+COOKIE = "fl_lang"
+
+_lang: ContextVar[Lang] = ContextVar("firelane_page_lang", default="zh")
+
+
+def parse_lang(value: object) -> Lang | None:
+    """'zh'/'en' (also 'zh-CN', 'en-GB'), else None."""
+    if not isinstance(value, str):
+        return None
+    head = value.strip().lower()[:2]
+    return head if head in LANGS else None  # type: ignore[return-value]
+
+
+def lang() -> Lang:
+    return _lang.get()
+
+
+def set_lang(value: Lang) -> None:
+    """The language of everything rendered from here on in this context (one request)."""
+    _lang.set(value)
+
+
+def tr(zh: str, en: str) -> str:
+    """The text in the page's language."""
+    return en if _lang.get() == "en" else zh
+
+
+VERDICT_LABELS: dict[str, tuple[str, str]] = {
+    "fail": ("不合格", "fail"), "pass": ("合格", "pass"), "cannot_judge": ("数据待补充", "data to complete"),
+}
+FAMILY_LABELS: dict[str, tuple[str, str]] = {
+    "lanes": ("消防车道", "Fire lanes"), "aerial": ("登高场地", "Aerial areas"), "hydrants": ("消火栓", "Hydrants"),
+    "parking": ("停车", "Parking"), "separation": ("防火间距", "Fire separation"),
+    "structures": ("违章建筑", "Illegal structures"), "ebikes": ("电动车", "E-bikes"),
+}
+#: codes of choice fields (kinds, statuses of features) shown as words
+CHOICE_LABELS: dict[str, tuple[str, str]] = {
+    "ring": ("环形", "ring"), "through": ("贯通", "through"), "dead_end": ("尽头式", "dead end"),
+    "spur": ("支路", "spur"), "other": ("其他", "other"), "vehicle": ("车辆", "vehicle"),
+    "pedestrian": ("人行", "pedestrian"), "stall": ("车位", "stall"), "shed": ("棚屋", "shed"),
+    "colour_steel": ("彩钢房", "colour-steel shed"), "enclosure": ("围墙圈占", "enclosure"),
+    "extension": ("搭建扩建", "extension"), "reported": ("已上报", "reported"), "confirmed": ("已认定", "confirmed"),
+    "demolished": ("已拆除", "demolished"), "above_ground": ("地上式", "above ground"),
+    "underground": ("地下式", "underground"), "wall": ("墙壁式", "wall"), "in_service": ("正常", "in service"),
+    "out_of_service": ("停用", "out of service"), "low_pressure": ("压力不足", "low pressure"),
+    "damaged": ("损坏", "damaged"), "unknown": ("不详", "unknown"), "municipal": ("市政", "municipal"),
+    "compound": ("小区自备", "compound"), "none": ("无", "none"), "barrier": ("道闸", "barrier"),
+    "gate": ("大门", "gate"), "bollards": ("隔离桩", "bollards"), "car": ("小汽车", "car"), "van": ("面包车", "van"),
+    "truck": ("货车", "truck"), "motorbike": ("摩托车", "motorbike"), "city": ("城市道路", "city road"),
+    "internal": ("内部道路", "internal road"), "walkway": ("步行道", "walkway"),
+    "mandatory": ("强制性", "mandatory"), "advisory": ("推荐性", "advisory"),
+    "old_lowrise": ("老旧多层", "old low-rise"), "new_highrise": ("新建高层", "new high-rise"),
+    "mixed": ("混合", "mixed"), "stacked_goods": ("堆物", "stacked goods"), "bollard": ("隔离桩", "bollard"),
+    "ground_lock": ("地锁", "ground lock"), "tree": ("树木", "tree"), "overhead_line": ("架空线", "overhead line"),
+    "arch": ("门楼/拱门", "arch"),
+}
+
+
+def _pair(table: dict[str, tuple[str, str]], code: object) -> str:
+    if code is None or (isinstance(code, float) and code != code):
+        return ""
+    pair = table.get(str(code))
+    return tr(*pair) if pair else str(code)
+
+
+def status_label(code: object) -> str:
+    """A hazard state in words (the life cycle's labels); no state (a data gap) reads 待补数据 / needs data."""
+    if code is None or (isinstance(code, float) and code != code):
+        return lc.label(None, lang())
+    return lc.label(str(code), lang())
+
+
+def verdict_label(code: object) -> str:
+    return _pair(VERDICT_LABELS, code)
+
+
+def choice_label(code: object) -> str:
+    return _pair(CHOICE_LABELS, code)
+
+
+def family_label(code: object) -> str:
+    return _pair(FAMILY_LABELS, code)
+
+
+def rule_title(rule: object) -> str:
+    r = RULES.get(str(rule))
+    return tr(r.title_zh, r.title_en) if r else ""
+
+
+def layer_label(name: object) -> str:
+    try:
+        layer = get_layer(str(name))
+    except KeyError:
+        return str(name or "")
+    return tr(layer.label_zh, layer.label_en)
+
+
+def field_label(layer: str, field: str) -> str:
+    f = get_layer(layer).field(field)
+    return tr(f.label_zh, f.label_en)
+
+
+#: Leaflet.draw's interface strings (L.drawLocal) in Chinese; English is the library's own
+DRAW_LOCAL_ZH = {
+    "draw": {
+        "toolbar": {
+            "actions": {"title": "取消绘制", "text": "取消"},
+            "finish": {"title": "完成绘制", "text": "完成"},
+            "undo": {"title": "删除最后一个点", "text": "撤销最后一点"},
+            "buttons": {"polyline": "画线", "polygon": "画多边形", "rectangle": "画矩形", "circle": "画圆",
+                        "marker": "放置标记", "circlemarker": "放置圆点"},
+        },
+        "handlers": {
+            "circle": {"tooltip": {"start": "按住并拖动画圆"}, "radius": "半径"},
+            "circlemarker": {"tooltip": {"start": "点击地图放置圆点"}},
+            "marker": {"tooltip": {"start": "点击地图放置标记"}},
+            "polygon": {"tooltip": {"start": "点击开始绘制多边形", "cont": "点击继续绘制",
+                                    "end": "点击第一个点闭合多边形"}},
+            "polyline": {"error": "<strong>错误:</strong> 边线不能相交!",
+                         "tooltip": {"start": "点击开始画线", "cont": "点击继续画线", "end": "点击最后一点结束"}},
+            "rectangle": {"tooltip": {"start": "按住并拖动画矩形"}},
+            "simpleshape": {"tooltip": {"end": "松开鼠标完成绘制"}},
+        },
+    },
+    "edit": {
+        "toolbar": {
+            "actions": {"save": {"title": "保存修改", "text": "完成"}, "cancel": {"title": "放弃修改", "text": "取消"},
+                        "clearAll": {"title": "清除全部", "text": "全部清除"}},
+            "buttons": {"edit": "编辑图形", "editDisabled": "没有可编辑的图形", "remove": "删除图形",
+                        "removeDisabled": "没有可删除的图形"},
+        },
+        "handlers": {
+            "edit": {"tooltip": {"text": "拖动节点或标记以编辑", "subtext": "点击取消以放弃修改"}},
+            "remove": {"tooltip": {"text": "点击要删除的图形"}},
+        },
+    },
+}
