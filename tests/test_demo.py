@@ -51,7 +51,7 @@ def test_demo_loads_checks_and_serves_every_page(db):
                                 json={"username": result.username, "password": result.password})
             assert login.status_code == 200, login.text
             for label, url in result.urls.items():
-                r = client.get(url, headers={"Accept": "text/html"})
+                r = client.get(url, headers={"Accept": "text/html"}, follow_redirects=True)  # / → /map
                 assert r.status_code == 200, (label, url, r.status_code, r.text[:300])
                 if "/map" in url or url.endswith("/login"):
                     # pages load nothing from the internet (AMap/Baidu navigation links only open the apps)
