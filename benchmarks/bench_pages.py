@@ -92,7 +92,7 @@ def main() -> None:
     from gis.config import clear_caches
 
     clear_caches()
-    server = None
+    server = thread = None
     try:
         from api.demo import run_demo
 
@@ -127,6 +127,7 @@ def main() -> None:
     finally:
         if server is not None:
             server.should_exit = True
+            thread.join(timeout=15)  # stop serving (and its job worker) before the cluster goes
         if args.home is None:
             pgcluster.destroy()
             shutil.rmtree(home, ignore_errors=True)
