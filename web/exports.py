@@ -1,7 +1,7 @@
 """Downloads of the map pages' lists: stalls to remove or move (CSV/XLSX), illegal structures (KML/GPX).
 
-Every cell is text a spreadsheet will not evaluate: CSV cells starting with = + - @ (or a tab/CR) get a leading
-apostrophe, XLSX cells are written as strings (never formulas).
+Every cell is text a spreadsheet will not evaluate (gis.spreadsheet_safety: CSV formula-like text gets a leading
+apostrophe, XLSX text cells are typed as strings, never formulas).
 """
 
 from __future__ import annotations
@@ -12,11 +12,9 @@ from xml.sax.saxutils import escape
 
 import pandas as pd
 from openpyxl import Workbook
-from openpyxl.cell.cell import TYPE_STRING
 
+from gis.spreadsheet_safety import csv_value, set_cell
 from web.i18n import tr
-
-FORMULA_LEAD = ("=", "+", "-", "@", "\t", "\r")
 
 #: (column, zh, en) of the stalls list
 TRAFFIC_COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -35,8 +33,7 @@ def _cell(value: object) -> str:
 
 def neutral_csv(value: object) -> str:
     """A CSV cell that no spreadsheet runs as a formula."""
-    text = _cell(value)
-    return "'" + text if text.startswith(FORMULA_LEAD) else text
+    return csv_value(_cell(value))
 
 
 def _header() -> list[str]:
@@ -60,9 +57,7 @@ def traffic_xlsx(rows: pd.DataFrame) -> bytes:
     for rec in rows.to_dict("records"):
         ws.append([""] * len(TRAFFIC_COLUMNS))
         for j, (c, _, _) in enumerate(TRAFFIC_COLUMNS, start=1):
-            cell = ws.cell(row=ws.max_row, column=j)
-            cell.value = _cell(rec.get(c))
-            cell.data_type = TYPE_STRING  # text, even when it starts with "="
+            set_cell(ws.cell(row=ws.max_row, column=j), _cell(rec.get(c)))
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
