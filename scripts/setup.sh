@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(postgresql postgresql-postgis gdal-bin chromium fonts-noto-cjk libpango-1.0-0 libpangoft2-1.0-0 poppler-utils
-  qgis python3-qgis)
+  qgis python3-qgis wrk)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

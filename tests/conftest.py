@@ -64,6 +64,21 @@ def db(engine):
     return engine
 
 
+@pytest.fixture
+def truncate(db):
+    """Empty the named tables mid-test, as the owner (the application role may not TRUNCATE, and the ledger's
+    events are append-only for DELETE)."""
+    from sqlalchemy import text
+
+    from gis.db import owner_engine
+
+    def empty(*tables: str) -> None:
+        with owner_engine().begin() as conn:
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
+
+    return empty
+
+
 def table_counts(engine) -> dict[str, int]:
     """Row counts of every table (to assert that a failed write changed nothing)."""
     from sqlalchemy import text

@@ -21,7 +21,7 @@ def _keyed(findings: pd.DataFrame) -> pd.DataFrame:
 
 
 @pytest.mark.db
-def test_streamed_batches_give_the_findings_and_ledger_of_one_read(db):
+def test_streamed_batches_give_the_findings_and_ledger_of_one_read(db, truncate):
     s = sample.generate(district="yinzhou", scale="s", seed=1)
     load_sample(s, engine=db)
     refs, batches = stream_scope(engine=db, profile=load_profile("cn-gb"), batch=12)
@@ -36,8 +36,7 @@ def test_streamed_batches_give_the_findings_and_ledger_of_one_read(db):
     whole = run_checks(engine=db, stream_batch=10_000)
     with db.connect() as conn:
         ledger_whole = dict(conn.execute(text("SELECT key, status FROM hazards")).all())
-        conn.execute(text("TRUNCATE hazards CASCADE"))
-        conn.commit()
+    truncate("hazards")
     streamed = run_checks(engine=db, stream_batch=12)
     with db.connect() as conn:
         ledger_streamed = dict(conn.execute(text("SELECT key, status FROM hazards")).all())

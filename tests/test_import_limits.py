@@ -183,7 +183,7 @@ def test_formula_problems_and_limits_surface_through_import(db, tmp_path):
 
 
 @pytest.mark.db
-def test_exports_survive_thousands_of_extra_keys(db, tmp_path):
+def test_exports_survive_thousands_of_extra_keys(db, tmp_path, truncate):
     """Rows stored before the limit (or by SQL) with 2,000 extra keys still export to every format and back."""
     from sqlalchemy import text
 
@@ -202,7 +202,6 @@ def test_exports_survive_thousands_of_extra_keys(db, tmp_path):
     with db.begin() as conn:
         conn.execute(text("UPDATE entrances SET extra = CAST(:e AS jsonb)"), {"e": json.dumps(small)})
     export_layer("entrances", fmt="gpkg", path=tmp_path / "small.gpkg", engine=db)
-    with db.begin() as conn:
-        conn.execute(text("TRUNCATE entrances CASCADE"))
+    truncate("entrances")
     import_file(tmp_path / "small.gpkg", layer="entrances", engine=db)
     assert read_layer("entrances", engine=db)["extra"].tolist() == [small]

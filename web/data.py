@@ -107,9 +107,11 @@ def street_view(street_code: str, *, engine: Engine, weeks: int = 8) -> StreetVi
     gaps = everything[everything["verdict"] == "cannot_judge"]
     per = hazards.groupby("compound_ref", dropna=True).agg(
         open_hazards=("id", "size"), severity=("severity", "sum"), rules=("rule", "nunique"))
-    ranking = (compounds[["ref", "name", "address", "households"]]
-               .merge(per, left_on="ref", right_index=True, how="left")
-               .fillna({"open_hazards": 0, "severity": 0.0, "rules": 0}))
+    listed = compounds[["ref", "name", "address", "households"]]
+    # pandas cannot merge two empty arrow-string keys (no chunks to build from): no hazards, nothing to join
+    ranking = (listed.merge(per, left_on="ref", right_index=True, how="left") if len(per)
+               else listed.assign(open_hazards=0, severity=0.0, rules=0))
+    ranking = ranking.fillna({"open_hazards": 0, "severity": 0.0, "rules": 0})
     ranking["open_hazards"] = ranking["open_hazards"].astype(int)
     ranking = ranking.sort_values(["open_hazards", "severity", "ref"], ascending=[False, False, True])
     with engine.connect() as conn:

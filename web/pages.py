@@ -209,7 +209,9 @@ def _fmt(v: Any) -> str:
 
 def _measured(frame: pd.DataFrame) -> pd.Series:
     unit = frame["unit"].fillna("") if "unit" in frame else ""
-    return frame["measured"].map(_fmt) + " / " + frame["required_value"].map(_fmt) + " " + unit
+    # astype(str): an empty column maps to float64, and float + " / " has no ufunc loop
+    return (frame["measured"].map(_fmt).astype(str) + " / " + frame["required_value"].map(_fmt).astype(str)
+            + " " + unit)
 
 
 def _message(frame: pd.DataFrame) -> pd.Series:
