@@ -13,7 +13,8 @@ from typing import Any
 
 import click
 
-from api.hazard_cli import _acting, _os_user
+from api.cli_user import os_user as _os_user
+from api.hazard_cli import _acting
 from gis.campaign import campaigns as cp
 from gis.campaign.focus import ITEM_CODES
 

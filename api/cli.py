@@ -9,6 +9,7 @@ import click
 
 from api.campaign_cli import COMMANDS as CAMPAIGN_COMMANDS
 from api.cli_field import install as install_field_commands
+from api.cli_user import os_user as _os_user
 from api.hazard_cli import hazard
 from gis import scope
 from gis.layers import LAYERS
@@ -366,15 +367,6 @@ def user_token_cmd(username: str, name: str, days: float) -> None:
         raise FirelaneError(exc.description) from exc
     click.echo(f"expires 过期 {expires}", err=True)
     click.echo(token)
-
-
-def _os_user() -> str:
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no passwd entry in some containers
-        return "cli"
 
 
 # --- backup and restore -----------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from sqlalchemy import text
 
+from api.cli_user import os_user as _os_user
 from gis import migrate
 from gis.campaign import photos as ph
 from gis.campaign import reports
@@ -20,15 +21,6 @@ from gis.db import get_engine, transaction
 
 class FieldCliError(click.ClickException):
     """A refusal shown as one line with a non-zero exit."""
-
-
-def _os_user() -> str:
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no passwd entry in some containers
-        return "cli"
 
 
 def cli_actor(username: str | None) -> Actor:

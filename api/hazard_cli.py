@@ -7,7 +7,6 @@ Every refusal exits non-zero with one line.
 
 from __future__ import annotations
 
-import getpass
 import json
 from collections.abc import Callable, Sequence
 from datetime import date
@@ -17,6 +16,7 @@ from typing import Any
 import click
 from sqlalchemy import Connection, text
 
+from api.cli_user import os_user as _os_user
 from gis.campaign import lifecycle as lc
 from gis.campaign import photos
 from gis.campaign import workflow as wf
@@ -27,13 +27,6 @@ TABLE_COLUMNS = ("id", "status_zh", "rule", "severity", "compound_ref", "departm
 
 class HazardCliError(click.ClickException):
     """One line on stderr, exit status 1."""
-
-
-def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no passwd entry in some containers
-        return "cli"
 
 
 def _acting(conn: Connection, username: str | None) -> tuple[wf.Actor, wf.Scope]:

@@ -17,9 +17,6 @@ from test_api_support import PASSWORD, STREET_A, load_district, make_user
 from gis.campaign.deadlines import local_today
 
 pytestmark = [pytest.mark.db, pytest.mark.web]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 
 
 @pytest.fixture
@@ -48,16 +45,6 @@ def site(db) -> Iterator[tuple[str, object]]:
     yield f"http://127.0.0.1:{port}", district
     server.should_exit = True
     thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def test_a_street_office_assigns_a_hazard_with_a_deadline_and_sees_it_in_the_department_list(site, browser, db):

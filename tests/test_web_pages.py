@@ -22,9 +22,6 @@ from shapely.geometry import Point, box
 
 pytestmark = [pytest.mark.db, pytest.mark.web]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 HOSTILE = "<img src=x onerror=alert(1)>"
 FORMULA = "=cmd|' /C calc'!A0"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "pages"
@@ -186,16 +183,6 @@ def site(db) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")
