@@ -19,7 +19,7 @@ from api.database import db_engine, hot_reads, read_connection
 from api.errors import BadRequest, NotFound, wants_html
 from api.features import ItemsQuery, item, items_page, layer_extent, parse_items_query, property_columns
 from api.views import render
-from gis.config import api_settings, server_settings
+from gis.config import server_settings
 from gis.layers import Layer
 
 GEOJSON = "application/geo+json"
@@ -69,10 +69,13 @@ def get_collection(collection_id: str) -> Layer:
 
 
 def cached_json(request: Request, payload: Any, *, media_type: str = "application/json") -> Response:
-    """JSON with an ETag (hash of the body), private caching, and 304 on a matching If-None-Match."""
+    """JSON with an ETag (hash of the body), private caching revalidated on every use, and 304 on a matching
+    If-None-Match."""
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
     etag = '"' + hashlib.sha1(body).hexdigest()[:20] + '"'
-    headers = {"ETag": etag, "Cache-Control": f"private, max-age={api_settings().cache_max_age_s}",
+    # no-cache, not max-age: a desktop client's disk cache (QGIS ignores Vary: Authorization) must ask again, so a
+    # revoked token or a wrong password meets its 401 at once; the ETag keeps the revalidation a cheap 304
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache",
                "Vary": "Accept, Authorization, Cookie"}
     if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
         return Response(status_code=304, headers=headers)
