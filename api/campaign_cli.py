@@ -15,8 +15,15 @@ import click
 
 from api.cli_user import os_user as _os_user
 from api.hazard_cli import _acting
+from gis import jobs
 from gis.campaign import campaigns as cp
+from gis.campaign import funding
+from gis.campaign import lifecycle as lc
+from gis.campaign import spotchecks as sc
+from gis.campaign.deadlines import local_today
 from gis.campaign.focus import ITEM_CODES
+from gis.campaign.forms import write_forms
+from gis.db import get_engine
 
 
 class CampaignCliError(click.ClickException):
@@ -24,8 +31,7 @@ class CampaignCliError(click.ClickException):
 
 
 def _engine() -> Any:
-    from api.cli import ensure_schema
-    from gis.db import get_engine
+    from api.cli import ensure_schema  # api.cli imports this module: a top-level import would be a cycle
 
     ensure_schema()
     return get_engine()
@@ -42,7 +48,6 @@ def _day(value: str | None) -> date | None:
 
 def _guard(fn: Any) -> Any:
     """Domain refusals (campaign, spot check, workflow, field errors) as one line, exit 1."""
-    from gis.campaign import lifecycle as lc
 
     try:
         return fn()
@@ -153,7 +158,6 @@ def campaign_progress(campaign_id: int, fmt: str, day: str | None, streets: tupl
 def campaign_inspect(campaign_id: int, compound: str, kind: str, day: str | None, inspector: str | None,
                      unit: str | None, note: str | None, as_user: str | None) -> None:
     """Record a self-inspection, inspection or re-inspection of a compound; prints its id."""
-    from gis.campaign.deadlines import local_today
 
     engine = _engine()
     click.echo(_guard(lambda: cp.record_inspection(
@@ -171,7 +175,6 @@ def campaign_inspect(campaign_id: int, compound: str, kind: str, day: str | None
 def campaign_renovation(campaign_id: int, year: int, compounds: tuple[str, ...], route: bool,
                         as_user: str | None) -> None:
     """老旧小区改造: put compounds in a year's renovation plan and route their hazards to that project."""
-    from gis.campaign import funding
 
     engine = _engine()
     _guard(lambda: funding.set_renovation(campaign_id, year=year, compounds=compounds, engine=engine))
@@ -201,7 +204,6 @@ def spotcheck() -> None:
 def spotcheck_draw(campaign_id: int, roster: Path, rate: float | None, seed: int | None, fmt: str,
                    as_user: str | None) -> None:
     """Draw spot checks (recorded with seed, candidates and roster for audit)."""
-    from gis.campaign import spotchecks as sc
 
     engine = _engine()
     people, sha = _guard(lambda: sc.read_roster(roster))
@@ -223,7 +225,6 @@ def spotcheck_draw(campaign_id: int, roster: Path, rate: float | None, seed: int
 @click.argument("draw_id", type=int)
 def spotcheck_verify(draw_id: int) -> None:
     """Re-run a stored draw from its recorded seed, candidates and roster; exit 1 if it differs."""
-    from gis.campaign import spotchecks as sc
 
     same, _ = _guard(lambda: sc.reproduce(draw_id, engine=_engine()))
     if not same:
@@ -243,7 +244,6 @@ def spotcheck_verify(draw_id: int) -> None:
 def spotcheck_record(check_id: int, compound: str, item: str, result: str, note: str | None,
                      photos: tuple[Path, ...], as_user: str | None) -> None:
     """Record one focus item's result; a failure reopens or files hazards."""
-    from gis.campaign import spotchecks as sc
 
     engine = _engine()
     actor = _guard(lambda: _actor(engine, as_user))
@@ -270,7 +270,6 @@ def report() -> None:
 @click.option("--unit", default=None, help="填报单位 (default: the district's leading group)")
 def report_forms(campaign_id: int, out: Path, streets: tuple[str, ...], day: str | None, unit: str | None) -> None:
     """附件1–4 as XLSX into a folder."""
-    from gis.campaign.forms import write_forms
 
     files = _guard(lambda: write_forms(campaign_id, out, day=_day(day), streets=streets or None, unit=unit,
                                        engine=_engine()))
@@ -284,7 +283,7 @@ def report_forms(campaign_id: int, out: Path, streets: tuple[str, ...], day: str
               help=".pdf or .html")
 def report_compound(ref: str, out: Path) -> None:
     """一小区一档: one compound's file as PDF or HTML (by suffix)."""
-    from web.documents import write_compound
+    from web.documents import write_compound  # WeasyPrint and matplotlib: loaded only for this command
 
     if out.suffix.lower() not in (".pdf", ".html", ".htm"):
         raise CampaignCliError(f"输出应为 .pdf 或 .html output must end in .pdf or .html, not {out.suffix!r}")
@@ -300,8 +299,7 @@ def report_compound(ref: str, out: Path) -> None:
 @click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True)
 def report_compounds(campaign_id: int, out: Path, streets: tuple[str, ...], workers: int) -> None:
     """Every compound's file (PDF) of the campaign as one ZIP (a persisted job run by this process)."""
-    from gis import jobs
-    from gis.campaign import dossier
+    from gis.campaign import dossier  # WeasyPrint and matplotlib: loaded only for this command
 
     engine = _engine()
     params = {"campaign": campaign_id, "streets": list(streets), "path": str(out), "workers": workers}
@@ -320,7 +318,7 @@ def report_compounds(campaign_id: int, out: Path, streets: tuple[str, ...], work
               help=".pdf, .html or .xlsx")
 def report_stage(campaign_id: int, street: str | None, stage_code: str | None, day: str | None, out: Path) -> None:
     """A stage report (per street or the district): charts, typical cases, due dates."""
-    from gis.campaign import stage_reports as sr
+    from gis.campaign import stage_reports as sr  # matplotlib: loaded only for this command
 
     _guard(lambda: sr.write_report(campaign_id, out, kind="stage", street=street, stage=stage_code, today=_day(day),
                                    engine=_engine()))
@@ -334,7 +332,7 @@ def report_stage(campaign_id: int, street: str | None, stage_code: str | None, d
               help=".pdf, .html or .xlsx")
 def report_summary(campaign_id: int, day: str | None, out: Path) -> None:
     """The district summary report (总结报告): per street, charts, typical cases with before/after photos."""
-    from gis.campaign import stage_reports as sr
+    from gis.campaign import stage_reports as sr  # matplotlib: loaded only for this command
 
     _guard(lambda: sr.write_report(campaign_id, out, kind="summary", today=_day(day), engine=_engine()))
     click.echo(out)
@@ -347,7 +345,6 @@ def report_summary(campaign_id: int, day: str | None, out: Path) -> None:
 @click.option("--date", "day", default=None, help="as of this date (default: today)")
 def report_plans(campaign_id: int, out: Path, day: str | None) -> None:
     """一小区一策, the 维保金 gate and old-compound renovation routing as one XLSX."""
-    from gis.campaign import funding
 
     _guard(lambda: funding.write_plans(campaign_id, out, today=_day(day), engine=_engine()))
     click.echo(out)
