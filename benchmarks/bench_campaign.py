@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.pop("FIRELANE_DATABASE_URL", None)
     from sqlalchemy import text
 
-    from gis import migrate, pgcluster
+    from gis import migrate, pgcluster, scope
     from gis.campaign import campaigns as cp
     from gis.campaign import dossier, forms, stage_reports
     from gis.checks.runner import run_checks
@@ -118,8 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         pgcluster.start()
         reset_engine()
+        scope.enter(scope.SYSTEM)  # the whole district, explicitly (row-level security)
         engine = get_engine()
-        migrate.upgrade(engine=engine)
+        migrate.upgrade()  # as the schema owner
         with engine.connect() as conn:
             loaded = conn.execute(text("SELECT count(*) FROM compounds")).scalar_one()
         if not loaded:

@@ -66,12 +66,13 @@ def prepare(scale: str, home: Path) -> dict:
 
     from api.auth import issue_token
     from api.users import create_user
-    from gis import migrate, pgcluster
+    from gis import migrate, pgcluster, scope
     from gis.db import get_engine
 
     pgcluster.start()
+    scope.enter(scope.SYSTEM)  # the whole district, explicitly (row-level security)
     engine = get_engine()
-    migrate.upgrade(engine=engine)
+    migrate.upgrade()  # as the schema owner
     with engine.connect() as conn:
         loaded = conn.execute(text("SELECT count(*) FROM buildings")).scalar_one()
     if not loaded:
@@ -219,9 +220,11 @@ def audit(material: dict, run: Run) -> dict[str, int]:
     """Acknowledged writes that are missing (lost) or present more than once (duplicated), by the audit log."""
     from sqlalchemy import text
 
+    from gis import scope
     from gis.db import get_engine, reset_engine
 
     reset_engine()
+    scope.enter(scope.SYSTEM)  # the audit reads every street (row-level security)
     engine = get_engine()
     acked = [r for r in run.results if r.token and 200 <= r.status < 300]
     failed = [r for r in run.results if r.token and not 200 <= r.status < 300]

@@ -97,12 +97,13 @@ def prepare(args: argparse.Namespace) -> tuple[str, dict]:
 
     from api.auth import issue_token
     from api.users import create_user
-    from gis import migrate, pgcluster
+    from gis import migrate, pgcluster, scope
     from gis.db import get_engine
 
     pgcluster.start()
+    scope.enter(scope.SYSTEM)  # the whole district, explicitly (row-level security)
     engine = get_engine()
-    migrate.upgrade(engine=engine)
+    migrate.upgrade()  # as the schema owner
     with engine.connect() as conn:
         hazards = conn.execute(text("SELECT count(*) FROM hazards")).scalar_one()
         events = conn.execute(text("SELECT count(*) FROM hazard_events")).scalar_one()
