@@ -16,6 +16,7 @@ from shapely import STRtree
 
 from gis.checks import attributes as at
 from gis.checks import geometry as gm
+from gis.checks import roads as rd
 from gis.checks.catalog import rule as rule_of
 from gis.checks.context import CheckContext
 from gis.checks.findings import Finding, findings_frame, severity
@@ -286,17 +287,11 @@ def derive_kinds(geoms: np.ndarray, conn_lane: np.ndarray, conn_zone: np.ndarray
 
 
 def city_surfaces(roads: gpd.GeoDataFrame) -> np.ndarray:
-    """Surfaces of city roads: centre line buffered by width_m/2 with flat caps (the centre line if no width)."""
+    """Surfaces of city roads: the drawn surface, else the centre line buffered by width_m/2 with flat caps (the
+    centre line if no width); see gis.checks.roads."""
     if not len(roads):
         return np.empty(0, dtype=object)
-    city = at.texts(roads, "kind", "city") == "city"
-    g = at.geoms(roads)[city]
-    w = np.nan_to_num(at.numbers(roads, "width_m")[city])
-    out = g.copy()
-    wide = w > 0
-    if wide.any():
-        out[wide] = shapely.buffer(g[wide], w[wide] / 2.0, cap_style="flat", quad_segs=4)
-    return out
+    return rd.surfaces(roads[at.texts(roads, "kind", "city") == "city"])
 
 
 def vehicle_entrances(entrances: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
