@@ -13,6 +13,7 @@ from api.cli_user import os_user as _os_user
 from api.hazard_cli import hazard
 from gis import scope
 from gis.layers import LAYERS
+from gis.migrate import NotTheOwner
 
 
 class FirelaneError(click.ClickException):
@@ -409,7 +410,11 @@ install_field_commands(cli)  # `photo`, and `report` inside the workflow's `haza
 
 
 def main() -> None:
-    cli(prog_name="firelane")
+    try:
+        cli(prog_name="firelane")
+    except NotTheOwner as exc:  # any command's migration (init, serve, demo, data commands): say what to run
+        FirelaneError(str(exc)).show()
+        sys.exit(1)
 
 
 if __name__ == "__main__":
