@@ -12,13 +12,13 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook
-from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.styles import Alignment, Border, Font, NamedStyle, PatternFill, Side
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.merge import MergedCellRange
 from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy import Connection, Engine, text
 
@@ -59,20 +59,24 @@ class FormError(CampaignError):
     """A form that cannot be produced (unknown form, street outside the campaign)."""
 
 
-@lru_cache(maxsize=32)
-def _font(bold: bool, size: int) -> Font:
-    return Font(name="SimSun", bold=bold, size=size)
-
-
-@lru_cache(maxsize=32)
-def _alignment(align: str, wrap: bool) -> Alignment:
-    return Alignment(horizontal=align, vertical="center", wrap_text=wrap)
+def _named_style(wb: Workbook, *, bold: bool, size: int, align: str, wrap: bool, box: bool, head: bool) -> str:
+    """The workbook's shared named style for this look, registered on first use. A cell takes a named style by
+    name (a copy of its ids); setting font, alignment and border per cell hashes each style object into the
+    workbook's lists, which was most of a form's time."""
+    name = f"fl-{'b' if bold else 'n'}{size}-{align}{'-w' if wrap else ''}{'-box' if box else ''}{'-head' if head else ''}"
+    if name not in wb.named_styles:
+        wb.add_named_style(NamedStyle(
+            name=name, font=Font(name="SimSun", bold=bold, size=size),
+            alignment=Alignment(horizontal=align, vertical="center", wrap_text=wrap),
+            border=_BOX if box else Border(), fill=_HEAD_FILL if head else PatternFill()))
+    return name
 
 
 def put(ws: Worksheet, row: int, col: int, value: Any, *, bold: bool = False, box: bool = True,
-        wrap: bool = True, align: str = "center", size: int = 11) -> None:
+        wrap: bool = True, align: str = "center", size: int = 11, head: bool = False) -> None:
     """One cell: strings always as text (never a formula), numbers as numbers, dates as dates."""
     cell = ws.cell(row=row, column=col)
+    cell.style = _named_style(ws.parent, bold=bold, size=size, align=align, wrap=wrap, box=box, head=head)
     if isinstance(value, str):
         cell.value = value
         cell.data_type = "s"
@@ -80,17 +84,15 @@ def put(ws: Worksheet, row: int, col: int, value: Any, *, bold: bool = False, bo
             cell.quotePrefix = True
     else:
         cell.value = value
-    cell.font = _font(bold, size)
-    cell.alignment = _alignment(align, wrap)
-    if box:
-        cell.border = _BOX
 
 
 def merged(ws: Worksheet, row: int, first: int, last: int, value: str, *, bold: bool = False, size: int = 11,
            align: str = "left", height: float | None = None) -> None:
     put(ws, row, first, value, bold=bold, box=False, align=align, size=size)
     if last > first:
-        ws.merge_cells(start_row=row, start_column=first, end_row=row, end_column=last)
+        # the range itself, without Worksheet.merge_cells' clean-up: that creates a MergedCell per covered cell and
+        # copies borders and protection onto each (these rows have no borders and no other cells)
+        ws.merged_cells.add(MergedCellRange(ws, f"{get_column_letter(first)}{row}:{get_column_letter(last)}{row}"))
     if height:
         ws.row_dimensions[row].height = height
 
@@ -124,8 +126,7 @@ def table_sheet(ws: Worksheet, *, annex: str, title: str, unit: str, day: date, 
         merged(ws, 4 + j, 1, n, line)
     head = 4 + len(preamble)
     for i, h in enumerate(headings, start=1):
-        put(ws, head, i, h, bold=True)
-        ws.cell(row=head, column=i).fill = _HEAD_FILL
+        put(ws, head, i, h, bold=True, head=True)
     ws.row_dimensions[head].height = 48
     r = head
     for r_values in rows:
@@ -289,6 +290,10 @@ def form2(conn: Connection, campaign: Campaign, *, street: str, day: date) -> Wo
         "SELECT DISTINCT ON (compound_ref) compound_ref, on_date, inspector, unit FROM campaign_inspections "
         "WHERE campaign_id = :c AND kind IN ('inspection', 'recheck') AND street_code = :s "
         "ORDER BY compound_ref, on_date DESC"), {"c": campaign.id, "s": street})}
+    by_compound: dict[str, list[Any]] = {}
+    for h in hazards:
+        by_compound.setdefault(h.compound_ref, []).append(h)
+    order = {f.code: i for i, f in enumerate(FOCUS_ITEMS)}
     wb = Workbook()
     used: set[str] = set()
     first = True
@@ -298,8 +303,7 @@ def form2(conn: Connection, campaign: Campaign, *, street: str, day: date) -> Wo
         ws.title = sheet_name(c.ref, used)
         ins = inspections.get(c.ref)
         rows = []
-        mine = [h for h in hazards if h.compound_ref == c.ref]
-        order = {f.code: i for i, f in enumerate(FOCUS_ITEMS)}
+        mine = by_compound.get(c.ref, [])
         mine.sort(key=lambda h: (order.get(focus_of(h.rule), 9), -(h.severity or 0), h.id))
         for i, h in enumerate(mine, start=1):
             fc = focus_of(h.rule)
