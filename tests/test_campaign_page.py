@@ -102,7 +102,7 @@ def test_the_fire_brigade_draws_records_and_downloads_from_the_page(site, browse
     # a roster too small for the draw is refused, said on the page, nothing stored
     page.fill("#roster", "区住建局甲,区住建局,")
     page.click("#draw-submit")
-    expect(page.locator("#draw-error")).to_contain_text("名册人员不足")
+    expect(page.locator("#draw-error")).to_contain_text("名册人员不足", timeout=30_000)
     with db.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM spot_draws")).scalar_one() == 0
 
@@ -118,7 +118,7 @@ def test_the_fire_brigade_draws_records_and_downloads_from_the_page(site, browse
                                    "WHERE draw_id = :d ORDER BY id"), {"d": d.id}).all()
     assert (d.seed, d.rate, len(d.roster)) == (SEED, 0.1, 8)
     section = page.locator(f"#draw-{d.id}")
-    expect(section.locator(".seed")).to_have_text(str(SEED))  # the recorded seed, digit for digit
+    expect(section.locator(".seed")).to_have_text(str(SEED), timeout=30_000)  # the recorded seed, digit for digit
     # the candidates per street (compounds reported rectified) and the quota: 10 % rounded up, at least one
     quota = section.locator("table.candidates tr[data-street]").evaluate_all(
         "rs => rs.map(r => [r.dataset.street, +r.cells[1].textContent, +r.cells[2].textContent])")
@@ -138,12 +138,12 @@ def test_the_fire_brigade_draws_records_and_downloads_from_the_page(site, browse
     form.locator("select[name=item]").select_option("vehicles")
     form.locator("select[name=result]").select_option("fail")
     form.locator("button").click()
-    expect(form.locator(".error")).to_contain_text("needs a note")
+    expect(form.locator(".error")).to_contain_text("needs a note", timeout=30_000)
     form.locator("input[name=note]").fill("消防车道上停放车辆")
     with page.expect_navigation(wait_until="networkidle"):
         form.locator("button").click()
     row = page.locator(f"#draw-{d.id} tr[data-check='{first.id}']")
-    expect(row.locator("td[data-item=vehicles]")).to_have_text("不合格")
+    expect(row.locator("td[data-item=vehicles]")).to_have_text("不合格", timeout=30_000)
     expect(row.locator("td.status")).to_have_text("不合格")
     # the item recorded is no longer offered
     assert "vehicles" not in row.locator("select[name=item] option").evaluate_all("os => os.map(o => o.value)")
@@ -152,7 +152,7 @@ def test_the_fire_brigade_draws_records_and_downloads_from_the_page(site, browse
     form.locator("select[name=item]").select_option("design")
     with page.expect_navigation(wait_until="networkidle"):
         form.locator("button").click()
-    expect(page.locator(f"tr[data-check='{second.id}'] td[data-item=design]")).to_have_text("合格")
+    expect(page.locator(f"tr[data-check='{second.id}'] td[data-item=design]")).to_have_text("合格", timeout=30_000)
     with db.connect() as conn:
         got = conn.execute(text("SELECT check_id, item, result, note, recorded_by, hazard_ids FROM spot_check_items "
                                 "ORDER BY id")).all()

@@ -8,8 +8,10 @@ values): a compound named ``=HYPERLINK(...)`` stays a string in Excel and WPS.
 
 from __future__ import annotations
 
+import multiprocessing
 import re
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -22,12 +24,14 @@ from openpyxl.worksheet.merge import MergedCellRange
 from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy import Connection, Engine, text
 
+from gis import scope as db_scope
 from gis.campaign import lifecycle as lc
 from gis.campaign.campaigns import Campaign, CampaignError, campaign_streets, get_campaign
 from gis.campaign.deadlines import local_today
 from gis.campaign.focus import FOCUS_ITEMS, OTHER, focus_case_sql, focus_of
 from gis.campaign.progress import street_counts
 from gis.checks.catalog import RULES
+from gis.scope import Scope
 
 FORM_TITLES: dict[str, str] = {
     "1": "物业小区消防通道专项整治摸底排查情况统计表",
@@ -414,25 +418,54 @@ def form4(conn: Connection, campaign: Campaign, *, day: date, unit: str,
 
 
 def write_forms(campaign_id: int, out_dir: Path, *, day: date | None = None, streets: Sequence[str] | None = None,
-                unit: str | None = None, engine: Engine | None = None) -> list[Path]:
-    """Write 附件1, 附件3, 附件4 and one 附件2 per street into `out_dir`; returns the files written."""
+                unit: str | None = None, engine: Engine | None = None, workers: int = 1) -> list[Path]:
+    """Write 附件1, 附件3, 附件4 and one 附件2 per street into `out_dir`; returns the files written.
+
+    With `workers` > 1 the files are written by that many spawned processes (each file is independent; a
+    district's 附件2 is hundreds of sheets, and openpyxl spends most of it serialising them). The processes
+    read the database of the environment (gis.db.get_engine) under the caller's scope."""
     from gis.db import get_engine
 
     day = day or local_today()
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    with (engine or get_engine()).connect() as conn:
+    engine = engine or get_engine()
+    with engine.connect() as conn:
         campaign = get_campaign(campaign_id, conn=conn)
         owner = unit or _district_unit(conn, campaign)
-        for key, build in (("1", form1), ("3", form3), ("4", form4)):
-            path = out_dir / FORM_FILES[key]
-            build(conn, campaign, day=day, unit=owner, streets=streets).save(path)
-            written.append(path)
-        for r in campaign_streets(conn, campaign, only=streets):
-            path = out_dir / f"附件2_检查登记表_{_file_part(r.name or r.ref)}_{r.ref}.xlsx"
-            form2(conn, campaign, street=r.ref, day=day).save(path)
-            written.append(path)
-    return written
+        tasks: list[tuple[str, str | None, str]] = [(k, None, FORM_FILES[k]) for k in "134"]
+        tasks += [("2", r.ref, f"附件2_检查登记表_{_file_part(r.name or r.ref)}_{r.ref}.xlsx")
+                  for r in campaign_streets(conn, campaign, only=streets)]
+        if workers <= 1 or len(tasks) <= 4:
+            return [_write_one(conn, campaign, task, out_dir, day=day, unit=owner, streets=streets)
+                    for task in tasks]
+    ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no inherited database connections
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        # the district files first (the longest), then the streets' 附件2 as workers come free
+        futures = [pool.submit(_write_task, campaign_id, task, out_dir, day, owner, streets, db_scope.current())
+                   for task in tasks]
+        return [f.result() for f in futures]
+
+
+def _write_one(conn: Connection, campaign: Campaign, task: tuple[str, str | None, str], out_dir: Path, *,
+               day: date, unit: str, streets: Sequence[str] | None) -> Path:
+    key, street, name = task
+    path = out_dir / name
+    if key == "2":
+        form2(conn, campaign, street=street or "", day=day).save(path)
+    else:
+        {"1": form1, "3": form3, "4": form4}[key](conn, campaign, day=day, unit=unit, streets=streets).save(path)
+    return path
+
+
+def _write_task(campaign_id: int, task: tuple[str, str | None, str], out_dir: Path, day: date, unit: str,
+                streets: Sequence[str] | None, scope: Scope) -> Path:
+    """A pool worker: one form file, read under the caller's scope (a spawned process starts with none)."""
+    from gis.db import get_engine
+
+    db_scope.enter(scope)
+    with get_engine().connect() as conn:
+        return _write_one(conn, get_campaign(campaign_id, conn=conn), task, out_dir, day=day, unit=unit,
+                          streets=streets)
 
 
 def _file_part(name: str) -> str:
