@@ -268,7 +268,7 @@ def report() -> None:
 @click.option("--street", "streets", multiple=True, help="only these street codes")
 @click.option("--date", "day", default=None, help="the forms' date (default: today)")
 @click.option("--unit", default=None, help="填报单位 (default: the district's leading group)")
-@click.option("--workers", type=click.IntRange(1, 16), default=2, show_default=True,
+@click.option("--workers", type=click.IntRange(1, 16), default=1, show_default=True,
               help="processes writing the files")
 def report_forms(campaign_id: int, out: Path, streets: tuple[str, ...], day: str | None, unit: str | None,
                  workers: int) -> None:

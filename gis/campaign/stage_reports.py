@@ -280,8 +280,7 @@ def report_handler(ctx: Any) -> dict[str, Any]:
         from gis.campaign.forms import write_forms
 
         with tempfile.TemporaryDirectory(prefix="firelane-forms-") as tmp:
-            write_forms(int(p["campaign"]), Path(tmp), day=day, streets=p.get("streets") or None, engine=ctx.engine,
-                        workers=int(p.get("workers", 2)))
+            write_forms(int(p["campaign"]), Path(tmp), day=day, streets=p.get("streets") or None, engine=ctx.engine)
             ctx.progress(0.8)
             shutil.make_archive(str(out.with_suffix("")), "zip", tmp)
     elif p["kind"] == "plans":
