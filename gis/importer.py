@@ -148,10 +148,11 @@ def existing_ref_problems(conn, layer: Layer, refs: np.ndarray, *, first_row: in
             for i, r in enumerate(refs.tolist()) if r in found]
 
 
-def _refused(exc: sqlalchemy.exc.DBAPIError, layer: Layer, refs: np.ndarray | None) -> ImportFailed:
-    """The import refused by the database, nothing written. A ref its unique index found taken (written meanwhile,
-    or held by a row the caller cannot see) is named with its rows when PostgreSQL says which (it does not under
-    row-level security)."""
+def _refused(exc: sqlalchemy.exc.DBAPIError, layer: Layer, refs: np.ndarray | None, *,
+             engine: Engine | None = None) -> ImportFailed:
+    """The import refused by the database, nothing written (the transaction rolled back). A ref its unique index
+    found taken is named with its rows: from PostgreSQL's detail, else (under row-level security it says nothing)
+    by looking the file's refs up once the write's locks are gone; a holder the caller cannot see stays unnamed."""
     orig = exc.orig
     diag = getattr(orig, "diag", None)
     if diag is not None and diag.constraint_name == f"ix_{layer.name}_ref":
@@ -161,6 +162,11 @@ def _refused(exc: sqlalchemy.exc.DBAPIError, layer: Layer, refs: np.ndarray | No
             return ImportFailed([Problem(r, "ref", f"编号已被使用 ref {taken!r} is already used in {layer.name} "
                                                    f"(数据库唯一约束 the database's unique index), 未写入任何数据 "
                                                    f"nothing written") for r in rows])
+        if engine is not None and refs is not None:
+            with engine.connect() as conn:
+                found = existing_ref_problems(conn, layer, refs)
+            if found:
+                return ImportFailed(found)
         return ImportFailed([Problem(None, "ref", f"编号已被使用 a ref of this file is already used in {layer.name}, "
                                                   f"可能是您辖区外的要素 perhaps by a feature outside your jurisdiction "
                                                   f"(数据库唯一约束 the database's unique index), 未写入任何数据 "
@@ -261,12 +267,7 @@ def _import_streamed(path: Path, target: Layer, source: Source, spec: CrsSpec, b
                 first.append(checked)
             problems.extend(checked.problems)
             if "ref" in checked.frame.columns:
-                chunk_refs = checked.frame["ref"].to_numpy(dtype=object)
-                if target.unique_ref and mode == "append":  # a connection of its own: not this write's rows
-                    with engine.connect() as conn:
-                        problems.extend(existing_ref_problems(conn, target, chunk_refs,
-                                                              first_row=sum(map(len, refs)) + 1))
-                refs.append(chunk_refs)
+                refs.append(checked.frame["ref"].to_numpy(dtype=object))
             if not problems:
                 yield checked.frame
         if refs:
@@ -281,7 +282,8 @@ def _import_streamed(path: Path, target: Layer, source: Source, spec: CrsSpec, b
     except PlacementError as exc:
         raise ImportFailed([Problem(None, exc.field, exc.message)]) from exc
     except sqlalchemy.exc.DBAPIError as exc:  # a constraint validation did not foresee: still all-or-nothing
-        raise _refused(exc, target, np.concatenate(refs) if refs else None) from exc
+        # refs already used: the unique index refuses the COPY; the rows are named after the rollback
+        raise _refused(exc, target, np.concatenate(refs) if refs else None, engine=engine) from exc
     report = _report(path, target, source, spec, first[0], mode=mode, dry_run=False, notes=notes)
     report.features, report.inserted, report.deleted = n, result.inserted, result.deleted
     report.seconds = time.perf_counter() - started

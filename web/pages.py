@@ -84,7 +84,8 @@ def environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True),
                       trim_blocks=True, lstrip_blocks=True, finalize=lambda v: "" if v is None else v)
     env.globals.update(t=i18n.tr, status_label=i18n.status_label, verdict_label=i18n.verdict_label,
-                       choice_label=i18n.choice_label, rule_title=i18n.rule_title, layer_label=i18n.layer_label)
+                       choice_label=i18n.choice_label, rule_title=i18n.rule_title, layer_label=i18n.layer_label,
+                       js_labels=i18n.js_labels, result_label=i18n.result_label)
     env.filters["status_label"] = i18n.status_label  # hazard states as words (lifecycle labels)
     return env
 
