@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from api.cli_schema import ensure_schema
 from api.cli_user import os_user as _os_user
 from api.hazard_cli import _acting
 from gis import jobs
@@ -23,6 +24,7 @@ from gis.campaign import spotchecks as sc
 from gis.campaign.deadlines import local_today
 from gis.campaign.focus import ITEM_CODES
 from gis.campaign.forms import write_forms
+from gis.campaign.progress import COUNTS, LABELS, progress
 from gis.db import get_engine
 
 
@@ -31,7 +33,7 @@ class CampaignCliError(click.ClickException):
 
 
 def _engine() -> Any:
-    from api.cli import ensure_schema  # api.cli imports this module: a top-level import would be a cycle
+
 
     ensure_schema()
     return get_engine()
@@ -127,8 +129,6 @@ def campaign_list(fmt: str) -> None:
 @click.option("--street", "streets", multiple=True, help="only these street codes")
 def campaign_progress(campaign_id: int, fmt: str, day: str | None, streets: tuple[str, ...]) -> None:
     """Progress per street office against the current stage, and what is due next."""
-    from gis.campaign.progress import COUNTS, LABELS, progress
-
     doc = _guard(lambda: progress(campaign_id, today=_day(day), streets=streets or None, engine=_engine()))
     if fmt == "json":
         click.echo(json.dumps(doc, ensure_ascii=False, default=str))

@@ -16,10 +16,14 @@ from typing import Any
 import click
 from sqlalchemy import Connection, text
 
+from api.cli_schema import ensure_schema
 from api.cli_user import os_user as _os_user
+from api.hazards_api import hazards_csv
 from gis.campaign import lifecycle as lc
 from gis.campaign import photos
 from gis.campaign import workflow as wf
+from gis.campaign.history_export import write_rows_xlsx
+from gis.db import get_engine, transaction
 
 TABLE_COLUMNS = ("id", "status_zh", "rule", "severity", "compound_ref", "department", "responsible_unit", "deadline",
                  "days_overdue")
@@ -49,9 +53,6 @@ def _acting(conn: Connection, username: str | None) -> tuple[wf.Actor, wf.Scope]
 def _run(action: Callable[[Connection, wf.Actor, wf.Scope], Any], *, as_user: str | None,
          write: bool = False) -> Any:
     """Run `action` in one transaction (a write records the acting user in the audit); refusals → one line."""
-    from api.cli import ensure_schema
-    from gis.db import get_engine, transaction
-
     ensure_schema()
     engine = get_engine()
     try:
@@ -120,12 +121,8 @@ def list_cmd(street: str | None, compound: str | None, statuses: tuple[str, ...]
     if fmt == "json":
         _emit(json.dumps(rows, ensure_ascii=False, default=str), output)
     elif fmt == "csv":
-        from api.hazards_api import hazards_csv
-
         _emit(hazards_csv(rows), output, bom=True)
     elif fmt == "xlsx":
-        from gis.campaign.history_export import write_rows_xlsx
-
         assert output is not None
         write_rows_xlsx(rows, output)
         click.echo(f"{len(rows)} hazards → {output}")
