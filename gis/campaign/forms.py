@@ -28,6 +28,7 @@ from gis.campaign.deadlines import local_today
 from gis.campaign.focus import FOCUS_ITEMS, OTHER, focus_case_sql, focus_of
 from gis.campaign.progress import street_counts
 from gis.checks.catalog import RULES
+from gis.db import get_engine
 
 FORM_TITLES: dict[str, str] = {
     "1": "物业小区消防通道专项整治摸底排查情况统计表",
@@ -412,8 +413,6 @@ def form4(conn: Connection, campaign: Campaign, *, day: date, unit: str,
 def write_forms(campaign_id: int, out_dir: Path, *, day: date | None = None, streets: Sequence[str] | None = None,
                 unit: str | None = None, engine: Engine | None = None) -> list[Path]:
     """Write 附件1, 附件3, 附件4 and one 附件2 per street into `out_dir`; returns the files written."""
-    from gis.db import get_engine
-
     day = day or local_today()
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

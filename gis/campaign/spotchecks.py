@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import shapely
+from openpyxl import load_workbook
 from sqlalchemy import Connection, Engine, text
 
 from gis.campaign import lifecycle as lc
@@ -40,6 +41,7 @@ from gis.campaign.campaigns import CampaignError, campaign_streets, get_campaign
 from gis.campaign.focus import BY_CODE, ITEM_CODES
 from gis.campaign.locate import locate
 from gis.campaign.manual_rules import BY_ID
+from gis.db import get_engine, transaction
 
 ALGORITHM = __doc__.split("The draw", 1)[1].split("The same seed", 1)[0].strip()
 ALGORITHM_VERSION = "firelane-spot-draw/1 numpy PCG64"
@@ -81,8 +83,6 @@ def _rows_from_file(path: Path) -> list[list[str]]:
         raise SpotCheckError(f"名册文件过大 roster file is {size} bytes; limit {MAX_ROSTER_BYTES}", field="roster")
     suffix = path.suffix.lower()
     if suffix in (".xlsx", ".xlsm"):
-        from openpyxl import load_workbook
-
         try:
             wb = load_workbook(path, read_only=True, data_only=True)
         except Exception as exc:  # noqa: BLE001 - any unreadable workbook is the same refusal
@@ -222,8 +222,6 @@ def draw_checks(cands: dict[str, list[str]], roster: Sequence[Inspector], *, see
 def draw(campaign_id: int, *, roster: Sequence[Inspector], roster_sha256: str, rate: float | None = None,
          seed: int | None = None, user: str | None = None, engine: Engine | None = None) -> dict[str, Any]:
     """Draw and store a campaign's spot checks; returns the draw (id, seed, rate, candidates, checks)."""
-    from gis.db import get_engine
-
     seed = secrets.randbits(63) if seed is None else int(seed)
     if not 0 <= seed < 2**63:
         raise SpotCheckError(f"种子应为非负整数 seed must be in [0, 2^63), got {seed}", field="seed")
@@ -257,8 +255,6 @@ def draw(campaign_id: int, *, roster: Sequence[Inspector], roster_sha256: str, r
 
 def reproduce(draw_id: int, *, engine: Engine | None = None) -> tuple[bool, list[dict[str, Any]]]:
     """Re-run a stored draw from its recorded seed, rate, candidates and roster: (same as stored?, redrawn)."""
-    from gis.db import get_engine
-
     with (engine or get_engine()).connect() as conn:
         d = conn.execute(text("SELECT * FROM spot_draws WHERE id = :id"), {"id": draw_id}).first()
         if d is None:
@@ -275,8 +271,6 @@ def reproduce(draw_id: int, *, engine: Engine | None = None) -> tuple[bool, list
 
 
 def list_draws(campaign_id: int, *, engine: Engine | None = None) -> list[dict[str, Any]]:
-    from gis.db import get_engine
-
     with (engine or get_engine()).connect() as conn:
         get_campaign(campaign_id, conn=conn)
         draws = conn.execute(text("SELECT id, seed, rate, drawn_by, drawn_at, roster_sha256 FROM spot_draws "
@@ -309,8 +303,6 @@ def record(check_id: int, *, compound: str, item: str, result: str, note: str | 
     that were reported rectified (through the life cycle), or files a new MANUAL hazard of the item when none
     was; either way the check (and its street) counts as failed. Photos (file bytes) go with a failed item's
     hazards (the photo store keeps photos of hazards); a passed item takes none."""
-    from gis.db import get_engine, transaction
-
     if item not in ITEM_CODES:
         raise SpotCheckError(f"未知检查项 unknown item {item!r}; items: {', '.join(ITEM_CODES)}", field="item")
     if result not in ("pass", "fail"):
