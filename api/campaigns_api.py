@@ -18,6 +18,7 @@ from sqlalchemy import text
 from api.auth import CurrentUser, Principal, optional_principal, require_role
 from api.database import db_engine
 from api.errors import Forbidden, NotFound, Unauthorized
+from api.photos_api import actor_of
 from api.web_routes import _headers
 from gis import jobs
 from gis.campaign import campaigns as cp
@@ -26,7 +27,6 @@ from gis.campaign import spotchecks as sc
 from gis.campaign.deadlines import local_today
 from gis.campaign.focus import ITEM_CODES
 from gis.campaign.progress import progress
-from gis.campaign.workflow import Actor
 from gis.config import home_settings
 
 router = APIRouter(tags=["campaign"])
@@ -157,7 +157,7 @@ class RenovationBody(BaseModel):
 def post_renovation(campaign_id: Id, body: RenovationBody, principal: CurrentUser) -> dict[str, Any]:
     require_role(principal, MANAGERS, "老旧小区改造计划 renovation plans")
     funding.set_renovation(campaign_id, year=body.year, compounds=body.compounds, engine=db_engine())
-    moved = funding.route_renovation(campaign_id, actor=Actor(username=principal.username, role=principal.role),
+    moved = funding.route_renovation(campaign_id, actor=actor_of(principal),
                                      engine=db_engine()) if body.route else []
     return {"routed": moved}
 
@@ -219,7 +219,7 @@ class ResultBody(BaseModel):
 def post_result(check_id: Id, body: ResultBody, principal: CurrentUser) -> dict[str, Any]:
     require_role(principal, SPOT_CHECKERS, "记录抽查结果 record spot-check results")
     return sc.record(check_id, compound=body.compound, item=body.item, result=body.result, note=body.note,
-                     actor=Actor(username=principal.username, role=principal.role), engine=db_engine())
+                     actor=actor_of(principal), engine=db_engine())
 
 
 # --- reports as jobs ----------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, text
 
 from gis.campaign import lifecycle as lc
 from gis.campaign import workflow
+from gis.campaign.actors import Actor
 from gis.campaign.campaigns import Campaign, CampaignError, campaign_streets, get_campaign
 from gis.campaign.deadlines import family_of, local_today
 from gis.campaign.forms import table_sheet
@@ -225,7 +226,7 @@ def project_unit(year: int) -> str:
     return f"老旧小区改造项目（{year}年度）"
 
 
-def route_renovation(campaign_id: int, *, actor: workflow.Actor, today: date | None = None,
+def route_renovation(campaign_id: int, *, actor: Actor, today: date | None = None,
                      engine: Engine | None = None) -> list[dict[str, Any]]:
     """Assign (交办) the routable open hazards of the plan's compounds to the renovation project of their year
     (department 物业/住建, unit 老旧小区改造项目（YYYY年度）, deadline the end of that year), through the life cycle.

@@ -36,7 +36,7 @@ from sqlalchemy import Connection, Engine, text
 from gis.campaign import lifecycle as lc
 from gis.campaign import photos as ph
 from gis.campaign import reports, workflow
-from gis.campaign.actors import Actor as FieldActor
+from gis.campaign.actors import Actor
 from gis.campaign.campaigns import CampaignError, campaign_streets, get_campaign
 from gis.campaign.focus import BY_CODE, ITEM_CODES
 from gis.campaign.locate import locate
@@ -298,7 +298,7 @@ def list_draws(campaign_id: int, *, engine: Engine | None = None) -> list[dict[s
 
 
 def record(check_id: int, *, compound: str, item: str, result: str, note: str | None = None,
-           photos: Sequence[bytes] = (), actor: workflow.Actor, engine: Engine | None = None) -> dict[str, Any]:
+           photos: Sequence[bytes] = (), actor: Actor, engine: Engine | None = None) -> dict[str, Any]:
     """Record one focus item's result of a spot check. A failed item reopens the compound's hazards of that item
     that were reported rectified (through the life cycle), or files a new MANUAL hazard of the item when none
     was; either way the check (and its street) counts as failed. Photos (file bytes) go with a failed item's
@@ -349,7 +349,7 @@ def record(check_id: int, *, compound: str, item: str, result: str, note: str | 
             "hazards": hazard_ids, "photos": photo_ids}
 
 
-def _fail_item(conn: Connection, check: Any, item: str, note: str, actor: workflow.Actor) -> list[int]:
+def _fail_item(conn: Connection, check: Any, item: str, note: str, actor: Actor) -> list[int]:
     focus = BY_CODE[item]
     reason = f"抽查不合格 spot check {check.id} failed {focus.zh}: {note}"[:2000]
     reopened = []
@@ -370,6 +370,6 @@ def _fail_item(conn: Connection, check: Any, item: str, note: str, actor: workfl
     place = locate(conn, geom)
     hid = reports.insert_hazard(conn, rule=BY_ID[focus.manual_rule], geom=geom, place=place, note=reason,
                                 user=actor.username, source=f"spotcheck:{check.id}")
-    reports.record_found(conn, hid, actor=FieldActor(username=actor.username, role=actor.role), note=reason,
+    reports.record_found(conn, hid, actor=actor, note=reason,
                          photos=())
     return [int(hid)]
