@@ -8,7 +8,7 @@ import time
 import mapbox_vector_tile
 import pytest
 from sqlalchemy import text
-from test_api_support import PASSWORD, STREET_A, STREET_B, api, district, headers, make_user  # noqa: F401
+from test_api_support import PASSWORD, STREET_A, STREET_B, make_user
 
 pytestmark = pytest.mark.db
 

@@ -9,7 +9,7 @@ import time
 import pytest
 from field_support import picture
 from sqlalchemy import text
-from test_api_support import STREET_A, STREET_B, api, district, headers  # noqa: F401 - fixtures
+from test_api_support import STREET_A, STREET_B
 
 from gis.campaign import photos
 from gis.db import transaction

@@ -9,7 +9,7 @@ import re
 
 import pytest
 from desktop_support import desktop_district  # noqa: F401 - fixture
-from test_api_support import PASSWORD, api, headers  # noqa: F401 - fixtures
+from test_api_support import PASSWORD
 
 pytestmark = pytest.mark.db
 

@@ -8,7 +8,7 @@ import importlib.util
 import pytest
 from conftest import table_counts
 from sqlalchemy import text
-from test_api_support import STREET_A, STREET_B, api, district, headers  # noqa: F401 - fixtures
+from test_api_support import STREET_A, STREET_B
 
 pytestmark = pytest.mark.db
 

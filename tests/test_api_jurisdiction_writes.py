@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy.exc
 from conftest import table_counts
 from sqlalchemy import text
-from test_api_support import PASSWORD, STREET_A, STREET_B, api, district, headers  # noqa: F401 - fixtures
+from test_api_support import PASSWORD, STREET_A, STREET_B
 
 pytestmark = pytest.mark.db
 

@@ -8,7 +8,7 @@ import re
 
 import pytest
 import shapely
-from test_api_support import HOSTILE, STREET_A, api, district, headers  # noqa: F401 - fixtures
+from test_api_support import HOSTILE
 
 pytestmark = pytest.mark.db
 

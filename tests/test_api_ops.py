@@ -8,7 +8,6 @@ import json
 import logging
 
 import pytest
-from test_api_support import api, district, headers  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.db
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import mapbox_vector_tile
 import pytest
-from test_api_support import api, district, headers  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.db
 

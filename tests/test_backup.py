@@ -15,7 +15,6 @@ import pandas as pd
 import pytest
 import shapely
 from sqlalchemy import create_engine, text
-from test_api_support import district  # noqa: F401 - fixture
 
 from gis.layers import LAYERS
 from gis.ops.backup import BackupError, read_manifest, verify

@@ -7,7 +7,7 @@ import time
 
 import pytest
 from campaign_support import STREETS, load_campaign_district
-from test_api_support import api, make_user  # noqa: F401 - fixtures
+from test_api_support import make_user
 
 pytestmark = pytest.mark.db
 A = "330212003"

@@ -7,7 +7,7 @@ import math
 
 import psycopg
 import pytest
-from test_api_support import STREET_A, STREET_B, api, district, headers  # noqa: F401 - fixtures
+from test_api_support import STREET_A, STREET_B
 
 pytestmark = pytest.mark.db
 

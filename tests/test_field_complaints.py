@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from field_support import HTML, X0, Y0, picture
 from sqlalchemy import text
-from test_api_support import STREET_A, api, district, headers  # noqa: F401
+from test_api_support import STREET_A
 
 pytestmark = pytest.mark.db
 

@@ -9,7 +9,6 @@ import hashlib
 import pytest
 from field_support import HTML, SVG, X0, Y0, pdf_with_javascript, picture, png_bomb, polyglot
 from sqlalchemy import text
-from test_api_support import api, district, headers  # noqa: F401
 
 from gis.campaign import photos as ph
 from gis.campaign.field_errors import InvalidInput, TooLarge, UnsupportedMedia

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from field_support import HTML, X0, Y0, picture
 from sqlalchemy import text
-from test_api_support import STREET_A, STREET_B, api, district, headers  # noqa: F401
+from test_api_support import STREET_A
 
 from tests.conftest import table_counts
 

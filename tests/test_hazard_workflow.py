@@ -15,7 +15,7 @@ import shapely
 from click.testing import CliRunner
 from field_support import picture
 from sqlalchemy import text
-from test_api_support import STREET_A, STREET_B, api, district, headers, make_user  # noqa: F401 - fixtures
+from test_api_support import STREET_A, STREET_B, make_user
 
 from api.cli import cli
 from gis import scope

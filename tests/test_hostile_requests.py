@@ -11,7 +11,6 @@ import time
 import pytest
 from conftest import table_counts
 from sqlalchemy import text
-from test_api_support import api, district, headers  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.db
 

@@ -15,7 +15,6 @@ from pathlib import Path
 import httpx
 import pytest
 from desktop_support import desktop_district, live  # noqa: F401 - fixtures
-from test_api_support import district, headers  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.db  # GDAL (gdal-bin) is installed by scripts/setup.sh: a missing ogrinfo fails
 

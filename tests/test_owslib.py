@@ -7,7 +7,7 @@ import json
 
 import pytest
 from desktop_support import desktop_district, live  # noqa: F401 - fixtures
-from test_api_support import PASSWORD, headers  # noqa: F401 - fixtures
+from test_api_support import PASSWORD
 
 pytestmark = pytest.mark.db
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from desktop_support import desktop_district, live  # noqa: F401 - fixtures
-from test_api_support import PASSWORD, headers  # noqa: F401 - fixtures
+from test_api_support import PASSWORD
 
 pytestmark = pytest.mark.db
 PROBE = Path(__file__).with_name("qgis_probe.py")

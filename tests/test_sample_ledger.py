@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
-from test_api_support import district  # noqa: F401 - fixture
 
 from api.cli import cli
 
