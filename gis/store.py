@@ -584,13 +584,15 @@ class _ForeignKey:
 def _promote(geoms: np.ndarray, layer: Layer) -> np.ndarray:
     """Single parts to the layer's Multi type (Polygon → MultiPolygon, LineString → MultiLineString), vectorised."""
     single = {"MULTIPOLYGON": (3, shapely.multipolygons), "MULTILINESTRING": (1, shapely.multilinestrings)}
-    if layer.geometry not in single:
-        return geoms
-    type_id, make = single[layer.geometry]
+    kinds = list(single) if layer.geometry == "GEOMETRY" and layer.multi else [layer.geometry]  # roads: both
     out = geoms.copy()
-    mask = shapely.get_type_id(geoms) == type_id
-    if mask.any():
-        out[mask] = make(geoms[mask], indices=np.arange(int(mask.sum())))
+    for kind in kinds:
+        if kind not in single:
+            continue
+        type_id, make = single[kind]
+        mask = shapely.get_type_id(geoms) == type_id
+        if mask.any():
+            out[mask] = make(geoms[mask], indices=np.arange(int(mask.sum())))
     return out
 
 
