@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import json
 import math
 import multiprocessing
 import threading
@@ -20,6 +21,7 @@ import pandas as pd
 import shapely
 from sqlalchemy import Engine, text
 from sqlalchemy import types as sa_types
+from tqdm import tqdm
 
 from gis.campaign import ledger_writer
 from gis.checks.catalog import RULES
@@ -254,6 +256,7 @@ def process_pool(workers: int, *, families: Sequence[str] = FAMILIES) -> Process
 
 
 def _run_dask(tasks: list[Task], address: Any, bar: Any) -> list:
+    # dask.distributed is a heavy optional part: only --dask runs import it
     from distributed import Client
     from distributed import as_completed as dask_completed
 
@@ -306,8 +309,6 @@ class _NoBar:
 def _bar(total: int, show: bool) -> Any:
     if not show:
         return _NoBar()
-    from tqdm import tqdm
-
     return tqdm(total=total, unit="小区 compound", desc="检查 checking", leave=False)
 
 
@@ -638,8 +639,6 @@ def _local_cluster(address: Any) -> Any:
 
 
 def _json(value: Any) -> str:
-    import json
-
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
