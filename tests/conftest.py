@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from desktop_support import LiveServer, live_server, load_desktop_district
 from test_api_support import ROLE_USERS, District, load_district, make_user
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,6 +111,19 @@ def headers(db) -> dict[str, dict[str, str]]:
 def district(db) -> District:
     """The small two-street district of test_api_support.load_district, loaded; ids by layer and ref."""
     return load_district(db)
+
+
+@pytest.fixture
+def desktop_district(db) -> District:
+    """desktop_support's district: every kind of value a desktop client must carry over."""
+    return load_desktop_district(db)
+
+
+@pytest.fixture
+def live(db) -> Iterator[LiveServer]:
+    """The real app under uvicorn on loopback (a thread of this process), counting the requests it answers."""
+    with live_server() as server:
+        yield server
 
 
 def table_counts(engine) -> dict[str, int]:

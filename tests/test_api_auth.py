@@ -1,5 +1,4 @@
 """Users, tokens, login and the authorisation matrix (role x endpoint family, street-office jurisdictions)."""
-# ruff: noqa: F811 - pytest fixtures are imported from test_api_support and named as test arguments
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
 """Check runs in the background and the hazards ledger: filters, transitions, audit."""
-# ruff: noqa: F811 - pytest fixtures are imported from test_api_support and named as test arguments
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
 """OGC API Features Part 4 on the real PostGIS: create/replace/update/delete, ETag/If-Match, validation, audit."""
-# ruff: noqa: F811 - pytest fixtures are imported from test_api_support and named as test arguments
 
 from __future__ import annotations
 

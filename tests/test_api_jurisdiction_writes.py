@@ -1,5 +1,4 @@
 """Writes are authorised on where the feature ends up (its geometry's compound and street), never on its claims."""
-# ruff: noqa: F811 - pytest fixtures are imported from test_api_support and named as test arguments
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
 """Operability: health and readiness, JSON request logs, gzip, clean 503s across a PostgreSQL restart."""
-# ruff: noqa: F811 - pytest fixtures are imported from test_api_support and named as test arguments
 
 from __future__ import annotations
 

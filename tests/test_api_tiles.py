@@ -1,5 +1,4 @@
 """Vector tiles from ST_AsMVT: every layer, Web Mercator tile coordinates, empty tiles, caching headers."""
-# ruff: noqa: F811 - pytest fixtures are imported from test_api_support and named as test arguments
 
 from __future__ import annotations
 

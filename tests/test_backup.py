@@ -1,6 +1,5 @@
 """`firelane backup` / `firelane restore`: a restore into a fresh FIRELANE_HOME holds the same layers, ledger and
 files; a corrupt backup is refused by its checksums before anything is touched."""
-# ruff: noqa: F811 - pytest fixtures are imported from test_api_support and named as test arguments
 
 from __future__ import annotations
 

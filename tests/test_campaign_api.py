@@ -1,5 +1,4 @@
 """The campaign over HTTP: create/progress, draws and results, report jobs run by the server's worker, the page."""
-# ruff: noqa: F811 - pytest fixtures are imported from test_api_support and named as test arguments
 
 from __future__ import annotations
 

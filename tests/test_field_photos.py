@@ -1,6 +1,5 @@
 """Photos: accepted by their content (never their name), bounded in bytes and pixels, EXIF read, stored by content
 hash, served inert (sniffed type, nosniff, sandbox, Content-Disposition) and only to those who may read the hazard."""
-# ruff: noqa: F811 - pytest fixtures are imported from test_api_support and named as test arguments
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
 """Manual reports (MANUAL-* hazards, fix on the spot), the property role bound to compounds, and the facility
 checklist whose failing items become hazards and whose passing again claims them rectified."""
-# ruff: noqa: F811 - pytest fixtures are imported from test_api_support and named as test arguments
 
 from __future__ import annotations
 

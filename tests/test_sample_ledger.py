@@ -1,5 +1,4 @@
 """`firelane sample` does not wipe a hazards ledger without being told to (`--replace-ledger` / `--yes`)."""
-# ruff: noqa: F811 - pytest fixtures are imported from test_api_support and named as test arguments
 
 from __future__ import annotations
 
