@@ -20,6 +20,7 @@ from api.cli_schema import ensure_schema
 from api.cli_user import cli_actor
 from api.cli_user import os_user as _os_user
 from api.hazards_api import hazards_csv
+from gis import scope as gis_scope
 from gis.campaign import lifecycle as lc
 from gis.campaign import photos
 from gis.campaign import workflow as wf
@@ -36,11 +37,11 @@ class HazardCliError(click.ClickException):
 
 
 def _scope(actor: Actor) -> wf.Scope:
-    """The actor's jurisdiction over hazards, as the workflow's SQL predicate on alias t."""
+    """The actor's jurisdiction over hazards, as the workflow's SQL predicate on alias t (gis.scope's one path)."""
     if actor.streets is not None:
-        return "t.street_code = ANY(:scope_streets)", {"scope_streets": list(actor.streets)}
+        return gis_scope.filter_sql("hazards", gis_scope.for_streets(actor.role, actor.streets))
     if actor.compounds is not None:
-        return "t.compound_ref = ANY(:scope_compounds)", {"scope_compounds": list(actor.compounds)}
+        return gis_scope.filter_sql("hazards", gis_scope.for_compounds(actor.role, actor.compounds))
     return wf.EVERYWHERE
 
 
