@@ -152,7 +152,7 @@ def _bind(layer: Layer, valid: ValidFeature, links: dict[str, Any]) -> tuple[dic
         params["extra"] = json.dumps(valid.extra, ensure_ascii=False, default=str)
     if valid.geometry is not None:
         geom = "CAST(:geom AS geometry)"
-        exprs["geom"] = f"ST_Multi({geom})" if layer.geometry.startswith("MULTI") else geom
+        exprs["geom"] = f"ST_Multi({geom})" if layer.multi else geom
         params["geom"] = _ewkb(valid.geometry)
     return exprs, params
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
+from gis import scope
 from gis.campaign import checklist as ck
 from gis.campaign import complaints as cp
 from gis.campaign.actors import CHECKLIST_ROLES, REPORTERS, TRIAGERS, Actor
@@ -46,16 +47,10 @@ def report_page(*, engine: Engine, actor: Actor) -> str:
     """/field/report: an inspector or property company files a hazard from the phone (camera + GPS)."""
     if actor.role not in REPORTERS:
         raise OutOfJurisdiction("report")
-    clauses, params = [], {}
-    if actor.streets is not None:
-        clauses.append("t.street_code = ANY(:s)")
-        params["s"] = list(actor.streets)
-    if actor.compounds is not None:
-        clauses.append("t.ref = ANY(:c)")
-        params["c"] = list(actor.compounds)
+    where, params = scope.actor_filter("compounds", actor.streets, actor.compounds)
     body = render_template("field_report.html", user=actor, role_label=ROLE_LABELS.get(actor.role, actor.role),
                            categories=_categories(MANUAL_RULES))
-    return _form_page(engine=engine, layer="compounds", where=" AND ".join(clauses) or None, params=params,
+    return _form_page(engine=engine, layer="compounds", where=where, params=params,
                       title="现场上报 Report a hazard — firelane", body=body, endpoint="/reports")
 
 
@@ -87,13 +82,7 @@ def checklist_page(*, engine: Engine, actor: Actor, compound: str | None) -> str
         if compound is not None:
             context["items"] = ck.checklist(conn, compound, actor)["items"]
         else:
-            clauses, params = ["TRUE"], {}
-            if actor.streets is not None:
-                clauses.append("street_code = ANY(:s)")
-                params["s"] = list(actor.streets)
-            if actor.compounds is not None:
-                clauses.append("ref = ANY(:c)")
-                params["c"] = list(actor.compounds)
+            where, params = scope.actor_filter("compounds", actor.streets, actor.compounds)
             context["compounds"] = [dict(r._mapping) for r in conn.execute(text(
-                f"SELECT ref, name FROM compounds WHERE {' AND '.join(clauses)} ORDER BY ref LIMIT 500"), params)]
+                f"SELECT t.ref, t.name FROM compounds t WHERE {where or 'TRUE'} ORDER BY t.ref LIMIT 500"), params)]
     return render_template("field_checklist.html", **context)

@@ -18,6 +18,7 @@ from folium import plugins
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import Engine, text
 
+from gis import scope
 from gis.checks.catalog import RULES
 from gis.coords import wgs84_to_bd09, wgs84_to_gcj02
 from gis.layers import get_layer
@@ -144,14 +145,7 @@ def _context_tiles(m: folium.Map, layers: Sequence[str], *, show: bool = False, 
 def _context_compounds(m: folium.Map, *, engine: Engine, viewer: Viewer, street: str | None = None) -> gpd.GeoDataFrame:
     """Compound outlines of the viewer's scope for orientation: inline up to the cap, else as vector tiles."""
     cap = map_settings().max_inline_features
-    clauses, params = [], {}
-    if viewer.streets is not None:
-        clauses.append("t.street_code = ANY(:s)")
-        params["s"] = list(viewer.streets)
-    if street is not None:
-        clauses.append("t.street_code = :one")
-        params["one"] = street
-    compounds = read_layer("compounds", engine=engine, where=" AND ".join(clauses) or None, params=params,
+    compounds = read_layer("compounds", engine=engine, street=street,  # the viewer's scope: gis.scope, in the reader
                            columns=["id", "ref", "name", "street_code", "source"])
     label = i18n.layer_label("compounds")
     if len(compounds) > cap:
@@ -354,7 +348,7 @@ def _street_js_labels() -> dict[str, str]:
 
 def compound_page(ref: str, *, engine: Engine, viewer: Viewer) -> str:
     """/map/compounds/{ref}: one compound's file, every layer with popups, hazards with rule feedback."""
-    cf = d.compound_file(ref, engine=engine, streets=viewer.streets)
+    cf = d.compound_file(ref, engine=engine)
     c = cf.compound.iloc[0]
     m = new_map([cf.compound])
     geojson_layer(cf.compound, name=i18n.tr("小区边界", "Compound"), style=STYLES["compounds"],
@@ -406,7 +400,7 @@ def _street_name(engine: Engine, code: Any) -> str:
 def traffic_rows(*, engine: Engine, viewer: Viewer, street: str | None = None) -> d.TrafficView:
     if street is not None and not viewer.sees(street):
         raise OutOfJurisdiction(street)
-    return d.traffic_view(engine=engine, streets=viewer.streets, street=street)
+    return d.traffic_view(engine=engine, street=street)
 
 
 def traffic_list(tv: d.TrafficView, *, engine: Engine) -> pd.DataFrame:
@@ -496,7 +490,7 @@ def _refs_text(value: Any) -> str:
 
 def demolition_rows(*, engine: Engine, viewer: Viewer) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     """The ranked structures and their list rows: impacts in words, WGS 84 / GCJ-02 / BD-09 positions, nav links."""
-    ranked = d.demolition_ranking(engine=engine, streets=viewer.streets)
+    ranked = d.demolition_ranking(engine=engine)
     if ranked.empty:
         return ranked, pd.DataFrame()
     pts = d.representative_points(ranked)
@@ -561,10 +555,7 @@ def draw_page(*, engine: Engine, viewer: Viewer) -> str:
     entrances (vector tiles: every feature, none inlined), saved through the OGC API Part 4 with If-Match."""
     if viewer.role not in DRAW_ROLES:
         raise OutOfJurisdiction("draw")
-    where, params = (None, {}) if viewer.streets is None else (
-        "t.street_code = ANY(:s)", {"s": list(viewer.streets)})
-    compounds = read_layer("compounds", engine=engine, where=where, params=params,
-                           columns=["id", "ref", "name", "street_code", "source"])
+    compounds = read_layer("compounds", engine=engine, columns=["id", "ref", "name", "street_code", "source"])
     m = new_map([compounds.head(2000)])
     _context_tiles(m, ["compounds"], show=True, min_zoom=12)
     _context_tiles(m, ["buildings"], show=True)
@@ -589,6 +580,7 @@ def draw_page(*, engine: Engine, viewer: Viewer) -> str:
                           draw_local=i18n.DRAW_LOCAL_ZH if i18n.lang() == "zh" else None)
     js = f"firelaneDraw({{map}}, {drawn.get_name()}, window.FIRELANE);"
     kinds = get_layer("fire_lanes").field("kind").choices or ()
+    where, params = scope.current_filter("fire_lanes")
     with engine.connect() as conn:
         n_lanes = conn.execute(text("SELECT count(*) FROM fire_lanes t" + (f" WHERE {where}" if where else "")),
                                params).scalar_one()
@@ -627,8 +619,7 @@ def _js_json(obj: Any) -> str:
 
 def index_page(*, engine: Engine, viewer: Viewer) -> str:
     """/map: the pages the role may open and the streets the viewer may see, with compound and open-hazard counts."""
-    where, params = (None, {}) if viewer.streets is None else ("t.ref = ANY(:s)", {"s": list(viewer.streets)})
-    streets = read_layer("streets", engine=engine, where=where, params=params, columns=["id", "ref", "name"])
+    streets = read_layer("streets", engine=engine, columns=["id", "ref", "name"])  # the viewer's: gis.scope
     with engine.connect() as conn:
         n_comp = dict(conn.execute(text("SELECT street_code, count(*) FROM compounds GROUP BY 1")).all())
         n_haz = dict(conn.execute(text(

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-05 01:43:39.574447
+Create Date: 2026-12-05 03:17:06.174814
 """
 from alembic import op
 
@@ -599,7 +599,7 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('updated_by', sa.String(length=100), server_default=sa.text("coalesce(nullif(current_setting('firelane.user', true), ''), current_user)"), nullable=True),
-    sa.Column('geom', Geometry(geometry_type='MULTILINESTRING', srid=4490, dimension=2, spatial_index=False, from_text='ST_GeomFromEWKT', name='geometry', nullable=False), nullable=False),
+    sa.Column('geom', Geometry(srid=4490, dimension=2, spatial_index=False, from_text='ST_GeomFromEWKT', name='geometry', nullable=False), nullable=False),
     sa.CheckConstraint("kind IN ('city', 'internal', 'walkway')", name=op.f('ck_roads_kind_choice')),
     sa.CheckConstraint('ST_IsValid(geom) AND NOT ST_IsEmpty(geom)', name=op.f('ck_roads_geom_valid')),
     sa.CheckConstraint('width_m <= 120', name=op.f('ck_roads_width_m_max')),
