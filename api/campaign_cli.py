@@ -269,11 +269,14 @@ def report() -> None:
 @click.option("--street", "streets", multiple=True, help="only these street codes")
 @click.option("--date", "day", default=None, help="the forms' date (default: today)")
 @click.option("--unit", default=None, help="填报单位 (default: the district's leading group)")
-def report_forms(campaign_id: int, out: Path, streets: tuple[str, ...], day: str | None, unit: str | None) -> None:
+@click.option("--workers", type=click.IntRange(1, 16), default=1, show_default=True,
+              help="processes writing the files")
+def report_forms(campaign_id: int, out: Path, streets: tuple[str, ...], day: str | None, unit: str | None,
+                 workers: int) -> None:
     """附件1–4 as XLSX into a folder."""
 
     files = _guard(lambda: write_forms(campaign_id, out, day=_day(day), streets=streets or None, unit=unit,
-                                       engine=_engine()))
+                                       engine=_engine(), workers=workers))
     for f in files:
         click.echo(f)
 

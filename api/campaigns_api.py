@@ -36,7 +36,7 @@ Streets = Annotated[list[str] | None, Query(description="only these street codes
 #: Who runs campaigns: the district safety office (admin) creates them; the fire brigade and admins draw and
 #: record spot checks (区住建局/区消防救援大队牵头抽查); street offices record their inspections and read progress.
 MANAGERS = frozenset({"admin"})
-SPOT_CHECKERS = frozenset({"admin", "fire_brigade"})
+SPOT_CHECKERS = sc.SPOT_CHECKERS
 INSPECTORS = frozenset({"admin", "street_office", "fire_brigade"})
 READERS = frozenset({"admin", "planner", "street_office", "fire_brigade", "traffic_brigade", "demolition", "viewer"})
 
@@ -192,12 +192,7 @@ def post_draw(campaign_id: Id, body: DrawBody, principal: CurrentUser) -> dict[s
 @router.get("/campaigns/{campaign_id}/spotchecks", summary="The campaign's draws and their checks with results")
 def get_draws(campaign_id: Id, principal: CurrentUser) -> dict[str, Any]:
     _readable(principal)
-    draws = sc.list_draws(campaign_id, engine=db_engine())
-    mine = _streets(principal)
-    if mine is not None:
-        for d in draws:
-            d["checks"] = [c for c in d["checks"] if c["street"] in mine]
-    return {"draws": draws}
+    return {"draws": sc.within(sc.list_draws(campaign_id, engine=db_engine()), _streets(principal))}
 
 
 @router.get("/spotchecks/draws/{draw_id}/verify", summary="Re-run a draw from its recorded seed: does it reproduce?")

@@ -40,7 +40,8 @@ def _headings(ws, row: int) -> list[str]:
 
 def test_the_four_forms_carry_their_titles_headings_and_the_databases_counts(db, campaign, tmp_path):
     cid, refs, draw = campaign
-    files = forms.write_forms(cid, tmp_path / "out", day=DAY, engine=db)
+    # two spawned writers, each reading under this test's scope (row-level security)
+    files = forms.write_forms(cid, tmp_path / "out", day=DAY, engine=db, workers=2)
     names = {p.name for p in files}
     assert {forms.FORM_FILES[k] for k in "134"} | {f"附件2_检查登记表_{n}_{c}.xlsx" for c, (n, _, _) in STREETS.items()
                                                   } == names

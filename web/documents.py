@@ -38,7 +38,8 @@ def compound_html(conn: Connection, ref: str) -> str:
             for p in h["photos"][kind]:
                 p["b64"] = b64(p.pop("jpeg"))
     jpeg = dossier.map_png(conn, ref, f["hazards"], fmt="jpeg")
-    return render("documents/dossier.html", f=f, c=f["compound"], map_jpeg=b64(jpeg))
+    return render("documents/dossier.html", f=f, c=f["compound"], map_jpeg=b64(jpeg),
+                  legend=dossier.map_legend(f["counts"], f["hazards"]))
 
 
 @lru_cache

@@ -85,7 +85,8 @@ def environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True),
                       trim_blocks=True, lstrip_blocks=True, finalize=lambda v: "" if v is None else v)
     env.globals.update(t=i18n.tr, status_label=i18n.status_label, verdict_label=i18n.verdict_label,
-                       choice_label=i18n.choice_label, rule_title=i18n.rule_title, layer_label=i18n.layer_label)
+                       choice_label=i18n.choice_label, rule_title=i18n.rule_title, layer_label=i18n.layer_label,
+                       js_labels=i18n.js_labels, result_label=i18n.result_label)
     env.filters["status_label"] = i18n.status_label  # hazard states as words (lifecycle labels)
     return env
 
@@ -575,7 +576,7 @@ def draw_page(*, engine: Engine, viewer: Viewer) -> str:
         edit_options={"edit": True, "remove": True},
     ).add_to(m)
     config = _page_config(group=drawn.get_name(), endpoint="/collections/fire_lanes/items",
-                          layers=edit_layers, labels=_draw_js_labels(),
+                          layers=edit_layers, labels=_draw_js_labels(), edit_fields=edit_fields(),
                           layer_labels={n: i18n.layer_label(n) for n in EDIT_LAYERS},
                           draw_local=i18n.DRAW_LOCAL_ZH if i18n.lang() == "zh" else None)
     js = f"firelaneDraw({{map}}, {drawn.get_name()}, window.FIRELANE);"
@@ -589,6 +590,25 @@ def draw_page(*, engine: Engine, viewer: Viewer) -> str:
     return render_page(m, title=i18n.tr("绘制与编辑", "Draw and edit") + " — firelane", body_html=body,
                        scripts=[f"{STATIC_URL}/firelane/draw.js"], config=config,
                        inline_js=[js], attributions=_source_attributions(compounds))
+
+
+def edit_fields() -> dict[str, list[dict[str, Any]]]:
+    """The attributes a planner edits on /map/draw per layer (ref and the layer's declared fields), as the
+    editor's form builds them: name, label, input type, choices in words, limits and unit."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name in EDIT_LAYERS:
+        layer = get_layer(name)
+        fields = []
+        for f in (layer.field("ref"), *layer.fields):
+            if f.type == "json":
+                continue
+            kind = "choice" if f.choices else {"float": "number", "int": "integer"}.get(f.type, f.type)
+            label = i18n.tr(f.label_zh, f.label_en) + (f" ({f.unit})" if f.unit else "")
+            fields.append({"name": f.name, "label": label, "type": kind, "min": f.minimum, "max": f.maximum,
+                           "max_length": f.max_length,
+                           "choices": [[c, i18n.choice_label(c)] for c in f.choices or ()]})
+        out[name] = fields
+    return out
 
 
 def _draw_js_labels() -> dict[str, str]:
@@ -607,6 +627,14 @@ def _draw_js_labels() -> dict[str, str]:
         "load_theirs": t("载入对方版本", "Load their version"), "overwrite": t("覆盖", "Overwrite"),
         "invalid_at": t("几何无效的位置", "Where the geometry is invalid"),
         "duplicate": t("编号在本图层中必须唯一, 该编号已被使用。", "Refs are unique per layer: this ref is already used."),
+        "ref_taken": t("编号 “{ref}” 已被{holder}使用。", "Ref “{ref}” is already used by {holder}."),
+        "ref_taken_hidden": t("您辖区外的一个要素", "a feature outside your jurisdiction"),
+        "compound": t("小区", "compound"),
+        "ref_fix": t("编号在本图层中唯一: 请改用其他编号, 或打开正在使用该编号的要素核对。",
+                     "Refs are unique per layer: choose another ref, or open the feature that uses it to check."),
+        "use_ref": t("改用 {ref}", "Use {ref}"), "open_holder": t("打开使用该编号的要素", "Open the feature using it"),
+        "attributes": t("属性", "Attributes"), "yes": t("是", "yes"), "no": t("否", "no"),
+        "unchanged": t("没有修改", "Nothing changed"),
         "save_edit": t("保存修改", "Save changes"),
     }
 

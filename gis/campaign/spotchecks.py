@@ -48,6 +48,8 @@ ALGORITHM_VERSION = "firelane-spot-draw/1 numpy PCG64"
 MAX_ROSTER_ROWS = 10_000
 MAX_ROSTER_BYTES = 5 * 1024 * 1024
 INSPECTORS_PER_CHECK = 2
+#: Roles that draw spot checks and record their results (区住建局/区消防救援大队牵头抽查): the API and the page.
+SPOT_CHECKERS = frozenset({"admin", "fire_brigade"})
 
 _HEADERS = {
     "name": ("name", "姓名", "检查人员", "人员"),
@@ -273,8 +275,8 @@ def reproduce(draw_id: int, *, engine: Engine | None = None) -> tuple[bool, list
 def list_draws(campaign_id: int, *, engine: Engine | None = None) -> list[dict[str, Any]]:
     with (engine or get_engine()).connect() as conn:
         get_campaign(campaign_id, conn=conn)
-        draws = conn.execute(text("SELECT id, seed, rate, drawn_by, drawn_at, roster_sha256 FROM spot_draws "
-                                  "WHERE campaign_id = :c ORDER BY id"), {"c": campaign_id}).all()
+        draws = conn.execute(text("SELECT id, seed, rate, drawn_by, drawn_at, roster_sha256, candidates, roster "
+                                  "FROM spot_draws WHERE campaign_id = :c ORDER BY id"), {"c": campaign_id}).all()
         checks = conn.execute(text(
             "SELECT s.id, s.draw_id, s.compound_ref, s.street_code, s.inspectors, s.status, s.checked_at, "
             "c.name AS compound_name, st.name AS street_name, "
@@ -290,8 +292,22 @@ def list_draws(campaign_id: int, *, engine: Engine | None = None) -> list[dict[s
             "street_name": c.street_name, "inspectors": list(c.inspectors), "status": c.status,
             "checked_at": c.checked_at.isoformat() if c.checked_at else None, "items": dict(c.items)})
     return [{"draw": d.id, "seed": d.seed, "rate": d.rate, "drawn_by": d.drawn_by,
-             "drawn_at": d.drawn_at.isoformat(), "roster_sha256": d.roster_sha256, "checks": by_draw.get(d.id, [])}
+             "drawn_at": d.drawn_at.isoformat(), "roster_sha256": d.roster_sha256,
+             "candidates": {s: list(v) for s, v in sorted(d.candidates.items())},
+             "required": {s: required(len(v), d.rate) for s, v in sorted(d.candidates.items())},
+             "roster": list(d.roster), "checks": by_draw.get(d.id, [])}
             for d in draws]
+
+
+def within(draws: list[dict[str, Any]], streets: Sequence[str] | None) -> list[dict[str, Any]]:
+    """`list_draws` as a caller bound to `streets` sees it: their streets' checks, candidates and quotas (None:
+    all)."""
+    if streets is None:
+        return draws
+    mine = set(streets)
+    return [{**d, "checks": [c for c in d["checks"] if c["street"] in mine],
+             "candidates": {s: v for s, v in d["candidates"].items() if s in mine},
+             "required": {s: v for s, v in d["required"].items() if s in mine}} for d in draws]
 
 
 # --- results --------------------------------------------------------------------------------------------------------

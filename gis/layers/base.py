@@ -64,8 +64,9 @@ class Layer:
     in_compound: bool = True
     #: whether features carry a street_code (derived spatially on import when missing)
     in_street: bool = True
-    #: refs must be unique within the layer (compounds, streets): refs are the user's identifiers
-    unique_ref: bool = False
+    #: refs are unique within the layer (a unique index; NULL refs allowed): refs are the user's identifiers, so two
+    #: features sharing one would make findings, edits and exports ambiguous. Only the ledger (keyed by `key`) is not.
+    unique_ref: bool = True
     #: timestamped layers support the OGC `datetime` filter on this field
     datetime_field: str | None = "updated_at"
     #: geometry types a mixed (GEOMETRY) layer accepts when fewer than every type (roads: centre lines or
