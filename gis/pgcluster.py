@@ -15,6 +15,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+import psycopg
+from psycopg import sql
+
 from gis.config import home_settings
 
 SUPERUSER = "firelane"
@@ -233,9 +236,6 @@ def destroy() -> None:
 
 
 def _ensure_database(state: ClusterState) -> None:
-    import psycopg
-    from psycopg import sql
-
     deadline = time.monotonic() + 30
     while True:
         try:
