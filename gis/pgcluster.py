@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import psycopg
+from psycopg import sql
+
 from gis.config import home_settings
 from gis.jurisdiction import jurisdiction_sql
 
@@ -235,9 +238,6 @@ def destroy() -> None:
 
 
 def _ensure_database(state: ClusterState) -> None:
-    import psycopg
-    from psycopg import sql
-
     deadline = time.monotonic() + 30
     while True:
         try:
