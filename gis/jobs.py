@@ -178,7 +178,7 @@ def recent(*, engine: Engine | None = None, kind: str | None = None, user: str |
 def claim(*, engine: Engine | None = None, kinds: tuple[str, ...] | None = None) -> Job | None:
     """Claim the oldest queued job (FOR UPDATE SKIP LOCKED: two workers never get the same one), or None."""
     kind_sql = " AND kind = ANY(:kinds)" if kinds else ""
-    with _engine(engine).begin() as conn:
+    with db_scope.scoped(db_scope.SYSTEM), _engine(engine).begin() as conn:  # a worker serves everyone's jobs
         row = conn.execute(text(
             "UPDATE jobs SET status = 'running', started_at = now(), heartbeat_at = now(), worker_host = :host, "
             "worker_pid = :pid, worker_started = :ps WHERE id = (SELECT id FROM jobs WHERE status = 'queued'"
@@ -197,7 +197,8 @@ def _adopt(job_id: int, *, engine: Engine) -> bool:
 
 
 def beat(job_id: int, *, engine: Engine, progress: float | None = None) -> None:
-    with engine.begin() as conn:
+    # the heartbeat thread starts with no scope of its own (row-level security): the queue is the system's
+    with db_scope.scoped(db_scope.SYSTEM), engine.begin() as conn:
         conn.execute(text(
             "UPDATE jobs SET heartbeat_at = now(), progress = coalesce(:p, progress) "
             "WHERE id = :id AND status = 'running'"),
@@ -231,7 +232,7 @@ def _fail(conn: Connection, ids: list[int], error: str) -> list[int]:
 
 
 def fail(job_id: int, error: str, *, engine: Engine | None = None) -> None:
-    with _engine(engine).begin() as conn:
+    with db_scope.scoped(db_scope.SYSTEM), _engine(engine).begin() as conn:  # its run row too, whoever fails it
         _fail(conn, [job_id], error)
 
 
@@ -385,6 +386,10 @@ class WorkerLoop:
 
     def turn(self) -> bool:
         """Reap, then claim and run one job to its end; False when there was nothing to do."""
+        with db_scope.scoped(db_scope.SYSTEM):  # the queue is everyone's (row-level security)
+            return self._turn()
+
+    def _turn(self) -> bool:
         eng = _engine(self.engine)
         reap(engine=eng)
         job = claim(engine=eng, kinds=self.kinds)

@@ -18,6 +18,8 @@ APP_ROLE = "firelane_app"
 #: "street_ref"   the streets layer (its ref; compound-bound roles see the streets of their compounds),
 #: "campaign"     a campaign: its `jurisdiction` (street codes; empty: every street) meets the caller's streets,
 #: "run"          a check run: its `scope` names a street or compound of the caller, or none (the whole district),
+#: "job"          a job: the street or compound of its check run (`params.scope`), or its report's street(s)
+#:                (`params.street`, `params.streets`: all of them the caller's)
 #: "of:T:C"       through the foreign key C into table T (what the caller may see of T).
 SCOPED_TABLES: dict[str, str] = {
     **{name: ("street_ref" if name == "streets" else "street") for name in LAYERS},
@@ -32,6 +34,7 @@ SCOPED_TABLES: dict[str, str] = {
     "spot_checks": "street",
     "spot_check_items": "of:spot_checks:check_id",
     "check_runs": "run",
+    "jobs": "job",
 }
 
 _SCOPE = "(SELECT current_setting('firelane.scope', true))"
@@ -68,6 +71,12 @@ def _visible(table: str, how: str) -> str:
                 f"scope ? 'compound') OR scope->>'compound' IN (SELECT ref FROM compounds) "
                 f"OR ({_SCOPE} = 'streets' AND scope->>'street' = ANY ({streets})) "
                 f"OR ({_SCOPE} = 'compounds' AND scope->>'street' IN (SELECT street_code FROM compounds))))")
+    if how == "job":
+        return (f"{everything} OR ({_SCOPE} IN ('streets', 'compounds') AND ("
+                f"params->'scope'->>'compound' IN (SELECT ref FROM compounds) "
+                f"OR ({_SCOPE} = 'streets' AND (params->'scope'->>'street' = ANY ({streets}) "
+                f"OR params->>'street' = ANY ({streets}) OR (jsonb_typeof(params->'streets') = 'array' "
+                f"AND params->'streets' <> '[]'::jsonb AND params->'streets' <@ to_jsonb({streets}))))))")
     by_compound = "ref" if table == "compounds" else "compound_ref"
     columns = metadata.tables[table].c if table in metadata.tables else ()
     compound_clause = (f" OR ({_SCOPE} = 'compounds' AND {by_compound} = ANY ({compounds}))"

@@ -179,6 +179,14 @@ def filter_sql(table: str, scope: Scope, *, alias: str = "t", key: str = "scope"
                     f"(SELECT c.ref FROM compounds c WHERE c.street_code = ANY(:{streets})))"), params
         return (f"({district} OR {alias}.scope->>'compound' = ANY(:{compounds}) "
                 f"OR {alias}.scope->>'street' IN {own_streets})"), params
+    if how == "job":
+        compound = f"{alias}.params->'scope'->>'compound'"
+        if not by_streets:
+            return f"{compound} = ANY(:{compounds})", params
+        return (f"({compound} IN (SELECT c.ref FROM compounds c WHERE c.street_code = ANY(:{streets})) "
+                f"OR {alias}.params->'scope'->>'street' = ANY(:{streets}) OR {alias}.params->>'street' = ANY(:{streets}) "
+                f"OR (jsonb_typeof({alias}.params->'streets') = 'array' AND {alias}.params->'streets' <> '[]'::jsonb "
+                f"AND {alias}.params->'streets' <@ to_jsonb(CAST(:{streets} AS text[]))))"), params
     if by_streets:
         return f"{alias}.street_code = ANY(:{streets})", params
     by_compound = "ref" if table == "compounds" else "compound_ref"

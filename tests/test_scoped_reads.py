@@ -18,6 +18,7 @@ CAMPAIGN_TABLES = {
     "spot_checks": "street_code = '{a}'",
     "spot_check_items": "check_id IN (SELECT id FROM spot_checks WHERE street_code = '{a}')",
     "check_runs": "scope->>'street' = '{a}'",
+    "jobs": "params->'scope'->>'street' = '{a}' OR params->>'street' = '{a}' OR params->'streets' ? '{a}'",
 }
 
 
@@ -52,6 +53,10 @@ def _campaign_rows(conn: psycopg.Connection, street: str, compound: str) -> None
     conn.execute("INSERT INTO spot_check_items (check_id, item, result) VALUES (%s, 'lanes', 'pass')", (check,))
     conn.execute("INSERT INTO check_runs (status, profile, profile_version, scope) "
                  "VALUES ('done', 'cn-gb', '1', jsonb_build_object('street', %s::text))", (street,))
+    conn.execute("INSERT INTO jobs (kind, params) VALUES ('check_run', jsonb_build_object('scope', "
+                 "jsonb_build_object('street', %s::text))), ('check_run', jsonb_build_object('scope', "
+                 "jsonb_build_object('compound', %s::text))), ('report', jsonb_build_object('street', %s::text, "
+                 "'streets', jsonb_build_array(%s::text)))", (street, compound, street, street))
 
 
 @pytest.fixture
@@ -62,6 +67,8 @@ def campaign_rows(district):
         _campaign_rows(conn, STREET_B, "CB-1")
         conn.execute("INSERT INTO campaigns (name) VALUES ('全区 district-wide')")
         conn.execute("INSERT INTO check_runs (status, profile, profile_version) VALUES ('done', 'cn-gb', '1')")
+        conn.execute("INSERT INTO jobs (kind, params) VALUES ('report', '{\"streets\": []}'), "
+                     "('check_run', '{\"scope\": {}}')")
     return district
 
 
@@ -81,6 +88,7 @@ def test_with_the_wrong_street_the_app_role_reads_no_row_of_another_streets_camp
         assert conn.execute("SELECT count(*) FROM campaigns WHERE jurisdiction = '[]'").fetchone()[0] == 1
         assert conn.execute("SELECT count(*) FROM check_runs WHERE scope = '{}'").fetchone()[0] == 1
         assert conn.execute("SELECT count(*) FROM spot_checks").fetchone()[0] == 1
+        assert conn.execute("SELECT count(*) FROM jobs").fetchone()[0] == 3  # B's own, none of the district's
 
 
 def test_campaign_rows_outside_the_scope_cannot_be_written(campaign_rows):
