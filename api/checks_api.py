@@ -16,6 +16,7 @@ from api.errors import BadRequest, Forbidden, NotFound
 from api.features import parse_items_query
 from api.ogc import check_format, items_parameters, items_response
 from gis import jobs
+from gis import scope as gis_scope
 from gis.campaign.lifecycle import STATES
 from gis.config import CheckSettings
 from gis.layers import LAYERS
@@ -81,10 +82,9 @@ def start_run(body: RunRequest, principal: CurrentUser) -> JSONResponse:
 
 
 def _runs_scope(principal: Principal) -> tuple[str, dict[str, Any]]:
-    if not principal.scoped:
-        return "", {}
-    return (" WHERE (scope->>'street' = ANY(:streets) OR scope->>'compound' IN "
-            "(SELECT ref FROM compounds WHERE street_code = ANY(:streets)))"), {"streets": list(principal.street_codes)}
+    """The caller's runs (gis.scope: those of its streets or compounds, and the district-wide ones)."""
+    where, params = gis_scope.filter_sql("check_runs", principal.db_scope)
+    return (f" WHERE {where}" if where else ""), params
 
 
 @router.get("/checks/runs", summary="Recent check runs")
@@ -92,7 +92,7 @@ def list_runs(principal: CurrentUser) -> dict[str, Any]:
     where, params = _runs_scope(principal)
     jobs.reap(engine=db_engine())  # a run whose worker was killed reads as failed, whoever serves the read
     with db_engine().connect() as conn:
-        rows = conn.execute(text(f"SELECT {_RUN_COLUMNS} FROM check_runs{where} ORDER BY id DESC LIMIT 100"),
+        rows = conn.execute(text(f"SELECT {_RUN_COLUMNS} FROM check_runs t{where} ORDER BY id DESC LIMIT 100"),
                             params).all()
     return {"runs": [_run_doc(r) for r in rows]}
 
@@ -103,7 +103,7 @@ def get_run(run_id: Annotated[int, Path(ge=1, le=2**62)], principal: CurrentUser
     clause = (where + " AND" if where else " WHERE") + " id = :id"
     jobs.reap(engine=db_engine())
     with db_engine().connect() as conn:
-        row = conn.execute(text(f"SELECT {_RUN_COLUMNS} FROM check_runs{clause}"), {**params, "id": run_id}).first()
+        row = conn.execute(text(f"SELECT {_RUN_COLUMNS} FROM check_runs t{clause}"), {**params, "id": run_id}).first()
     if row is None:
         raise NotFound(f"没有检查批次 no check run {run_id}")
     return _run_doc(row)

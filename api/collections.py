@@ -51,7 +51,7 @@ def _collections() -> dict[str, Collection]:
             out[name] = Collection(id=name, layer=layer, geometry_type=_KIND_TYPES[layer.geometry])
             continue
         out[name] = Collection(id=name, layer=layer, geometry_type="Geometry", listed=False)
-        for suffix, dim, gtype, zh, en in PARTS:
+        for suffix, dim, gtype, zh, en in (p for p in PARTS if p[1] in layer.dimensions):
             out[f"{name}_{suffix}"] = Collection(id=f"{name}_{suffix}", layer=layer, geometry_type=gtype,
                                                  dimension=dim, title_suffix=(f"({zh})", en))
     return out

@@ -10,6 +10,7 @@ import shapely
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
 from sqlalchemy import Connection, text
+from sqlalchemy import exc as sa_exc
 
 from api.auth import CurrentUser, Principal
 from api.bodies import json_body
@@ -19,6 +20,7 @@ from api.database import db_engine
 from api.errors import (
     ApiError,
     BadRequest,
+    Conflict,
     Forbidden,
     NotFound,
     PreconditionFailed,
@@ -152,7 +154,7 @@ def _bind(layer: Layer, valid: ValidFeature, links: dict[str, Any]) -> tuple[dic
         params["extra"] = json.dumps(valid.extra, ensure_ascii=False, default=str)
     if valid.geometry is not None:
         geom = "CAST(:geom AS geometry)"
-        exprs["geom"] = f"ST_Multi({geom})" if layer.geometry.startswith("MULTI") else geom
+        exprs["geom"] = f"ST_Multi({geom})" if layer.multi else geom
         params["geom"] = _ewkb(valid.geometry)
     return exprs, params
 
@@ -239,6 +241,32 @@ def _rule_feedback(layer: Layer, fid: int, families: tuple[str, ...]) -> list[di
     return [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in records]
 
 
+def _ref_taken(exc: sa_exc.IntegrityError, layer: Layer, ref: Any, fid: int | None,
+               principal: Principal) -> Exception:
+    """A 409 saying which feature already uses the ref when the layer's unique index refused the write (two tabs
+    saving one ref: the second one gets this), else the database error itself (mapped by api.errors)."""
+    diag = getattr(exc.orig, "diag", None)
+    if diag is None or diag.constraint_name != f"ix_{layer.name}_ref" or ref is None:
+        return exc
+    table = TABLES[layer.name].c
+    cols = ["t.id", "t.ref"] + [f"t.{c}" for c in ("name", "compound_ref", "street_code") if c in table]
+    scope, params = scope_sql(layer, principal)
+    with db_engine().connect() as conn:
+        other = conn.execute(text(
+            f"SELECT {', '.join(cols)} FROM {layer.name} t WHERE t.ref = :ref AND t.id IS DISTINCT FROM :fid"
+            + (f" AND {scope}" if scope else "") + " LIMIT 1"), {**params, "ref": ref, "fid": fid}).first()
+    if other is None:  # the holder is outside the caller's jurisdiction: say so, name nothing of it
+        return Conflict(f"编号 {ref!r} 已被您辖区外的{layer.label_zh}使用, 编号在本图层中唯一 ref {ref!r} is already used "
+                        f"by a feature of {layer.name} outside your jurisdiction: refs are unique per layer",
+                        ref=ref, collection=layer.name, used_by=None)
+    used = dict(other._mapping)
+    where = f", 小区 compound {used['compound_ref']}" if used.get("compound_ref") else ""
+    used["href"] = f"/collections/{layer.name}/items/{used['id']}"
+    return Conflict(f"编号 {ref!r} 已被{layer.label_zh} #{used['id']}{where} 使用, 编号在本图层中唯一 ref {ref!r} is "
+                    f"already used by {layer.label_en.lower()} #{used['id']}{where}: refs are unique per layer",
+                    ref=ref, collection=layer.name, used_by=used)
+
+
 def _user_row_values(layer: Layer, row: Any) -> dict[str, Any]:
     return {name: getattr(row, name) for name in layer_columns(layer)}
 
@@ -259,12 +287,15 @@ async def create(request: Request, collectionId: CollectionId,  # noqa: N803
 
 
 def _create(request: Request, layer: Layer, valid: ValidFeature, principal: Principal) -> Response:
-    with transaction(user=principal.username, engine=db_engine()) as conn:
-        links = derive_links(conn, layer, _ewkb(valid.geometry), valid.values, principal)
-        exprs, params = _bind(layer, valid, links)
-        row = conn.execute(text(
-            f"INSERT INTO {layer.name} AS t ({', '.join(exprs)}) VALUES ({', '.join(exprs.values())}) "
-            f"RETURNING {_returning(layer)}"), params).one()
+    try:
+        with transaction(user=principal.username, engine=db_engine()) as conn:
+            links = derive_links(conn, layer, _ewkb(valid.geometry), valid.values, principal)
+            exprs, params = _bind(layer, valid, links)
+            row = conn.execute(text(
+                f"INSERT INTO {layer.name} AS t ({', '.join(exprs)}) VALUES ({', '.join(exprs.values())}) "
+                f"RETURNING {_returning(layer)}"), params).one()
+    except sa_exc.IntegrityError as exc:
+        raise _ref_taken(exc, layer, valid.values.get("ref"), None, principal) from exc
     changed(layer.name)
     return _after_write(request, layer, row, status=201)
 
@@ -332,24 +363,28 @@ def _patch(request: Request, view: Collection, fid: int, body: dict[str, Any], p
     layer = view.layer
     cols = [f"t.{c}" for c in layer_columns(layer)]
     crs = _input_crs(request)
-    with transaction(user=principal.username, engine=db_engine()) as conn:
-        row = _locked(conn, layer, fid, principal, tags, columns=_stored_columns(layer, "t.extra", *cols),
-                      part=geometry_part_sql(view))
-        base = _user_row_values(layer, row)
-        valid = validate_feature(layer, {**body, "type": "Feature"}, crs=crs, require_geometry=False, base=base)
-        _check_part(view, valid)
-        if valid.extra is not None:
-            merged = dict(row.extra or {})
-            for k, v in valid.extra.items():
-                if v is None:
-                    merged.pop(k, None)
-                else:
-                    merged[k] = v
-            why = check_extra(merged)
-            if why is not None:  # each patch may be small while their sum is not
-                raise Problems([f"extra: {why}"])
-            valid.extra = merged
-        written = _write_update(conn, layer, fid, valid, principal, body.get("properties") or {}, row)
+    valid = None
+    try:
+        with transaction(user=principal.username, engine=db_engine()) as conn:
+            row = _locked(conn, layer, fid, principal, tags, columns=_stored_columns(layer, "t.extra", *cols),
+                          part=geometry_part_sql(view))
+            base = _user_row_values(layer, row)
+            valid = validate_feature(layer, {**body, "type": "Feature"}, crs=crs, require_geometry=False, base=base)
+            _check_part(view, valid)
+            if valid.extra is not None:
+                merged = dict(row.extra or {})
+                for k, v in valid.extra.items():
+                    if v is None:
+                        merged.pop(k, None)
+                    else:
+                        merged[k] = v
+                why = check_extra(merged)
+                if why is not None:  # each patch may be small while their sum is not
+                    raise Problems([f"extra: {why}"])
+                valid.extra = merged
+            written = _write_update(conn, layer, fid, valid, principal, body.get("properties") or {}, row)
+    except sa_exc.IntegrityError as exc:
+        raise _ref_taken(exc, layer, valid.values.get("ref") if valid else None, fid, principal) from exc
     changed(layer.name)
     return _after_write(request, layer, written, status=200)
 
@@ -357,10 +392,13 @@ def _patch(request: Request, view: Collection, fid: int, body: dict[str, Any], p
 def _update(request: Request, view: Collection, fid: int, valid: ValidFeature, principal: Principal,
             tags: set[str] | None) -> Response:
     layer = view.layer
-    with transaction(user=principal.username, engine=db_engine()) as conn:
-        stored = _locked(conn, layer, fid, principal, tags, columns=_stored_columns(layer),
-                         part=geometry_part_sql(view))
-        written = _write_update(conn, layer, fid, valid, principal, valid.values, stored)
+    try:
+        with transaction(user=principal.username, engine=db_engine()) as conn:
+            stored = _locked(conn, layer, fid, principal, tags, columns=_stored_columns(layer),
+                             part=geometry_part_sql(view))
+            written = _write_update(conn, layer, fid, valid, principal, valid.values, stored)
+    except sa_exc.IntegrityError as exc:
+        raise _ref_taken(exc, layer, valid.values.get("ref"), fid, principal) from exc
     changed(layer.name)
     return _after_write(request, layer, written, status=200)
 

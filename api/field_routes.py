@@ -12,7 +12,7 @@ from api.auth import optional_principal
 from api.database import db_engine
 from api.errors import Forbidden, Unauthorized
 from api.photos_api import actor_of
-from api.web_routes import _headers, _login_redirect
+from api.web_routes import _html, _login_redirect, _preferences
 from gis import scope
 from gis.campaign import complaints as cp
 from gis.campaign.actors import TRIAGERS, Actor
@@ -24,9 +24,10 @@ router = APIRouter(tags=["pages"])
 
 
 @router.get("/complaints/new", response_class=HTMLResponse, include_in_schema=False)
-def complaint_form() -> HTMLResponse:
+def complaint_form(request: Request) -> HTMLResponse:
+    _preferences(request)  # the page's language (?lang=, then the cookie), as on the map pages
     with scope.scoped(scope.SYSTEM):  # the public form's map shows the street offices' outlines (public)
-        return HTMLResponse(field_pages.complaint_page(engine=get_engine()), headers=_headers())
+        return _html(request, field_pages.complaint_page(engine=get_engine()))
 
 
 def _signed_in_page(request: Request, build: Callable[[Actor], str]) -> Response:
@@ -36,11 +37,12 @@ def _signed_in_page(request: Request, build: Callable[[Actor], str]) -> Response
         principal = None  # expired or revoked cookie: sign in again
     if principal is None:
         return _login_redirect(request)
+    _preferences(request)
     try:
         html = build(actor_of(principal))
     except OutOfJurisdiction as exc:
         raise Forbidden(f"不在您的权限内 outside your role: {exc.args[0]}") from None
-    return HTMLResponse(html, headers=_headers())
+    return _html(request, html)
 
 
 @router.get("/field/report", response_class=HTMLResponse, include_in_schema=False)

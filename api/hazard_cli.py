@@ -17,6 +17,7 @@ import click
 from sqlalchemy import Connection, text
 
 from api.cli_user import os_user as _os_user
+from gis import scope as gis_scope
 from gis.campaign import lifecycle as lc
 from gis.campaign import photos
 from gis.campaign import workflow as wf
@@ -40,9 +41,9 @@ def _acting(conn: Connection, username: str | None) -> tuple[wf.Actor, wf.Scope]
         raise HazardCliError(f"用户已停用 user {name!r} is disabled")
     scope: wf.Scope = wf.EVERYWHERE
     if row.role == "street_office":
-        scope = ("t.street_code = ANY(:scope_streets)", {"scope_streets": list(row.street_codes or ())})
+        scope = gis_scope.filter_sql("hazards", gis_scope.for_streets(row.role, row.street_codes or ()))
     elif row.role == "property":
-        scope = ("t.compound_ref = ANY(:scope_compounds)", {"scope_compounds": list(row.compound_refs or ())})
+        scope = gis_scope.filter_sql("hazards", gis_scope.for_compounds(row.role, row.compound_refs or ()))
     return wf.Actor(username=name, role=row.role), scope
 
 

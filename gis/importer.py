@@ -26,7 +26,7 @@ __all__ = ["ImportFailed", "ImportReport", "Problem", "import_file", "source_crs
 
 #: Files of at least this many features are validated and written chunk by chunk (`_import_streamed`), in
 #: chunks of STREAM_CHUNK_ROWS after a first chunk of STREAM_FIRST_ROWS (sizes doubling in between, so that
-#: PostgreSQL starts on the first rows early); smaller files, dry runs and unique-ref layers are validated whole.
+#: PostgreSQL starts on the first rows early); smaller files and dry runs are validated whole.
 STREAM_CHUNK_ROWS = 8_192
 STREAM_FIRST_ROWS = 1_024
 STREAM_MIN_ROWS = 2 * STREAM_CHUNK_ROWS
@@ -133,8 +133,9 @@ def expected_bounds(conn, layer: Layer) -> tuple[float, float, float, float]:
     return CHINA_BOUNDS if row[0] is None else tuple(float(v) for v in row)
 
 
-def existing_ref_problems(conn, layer: Layer, refs: np.ndarray) -> list[Problem]:
-    """Rows whose ref is already in a unique-ref layer (compounds, streets)."""
+def existing_ref_problems(conn, layer: Layer, refs: np.ndarray, *, first_row: int = 1) -> list[Problem]:
+    """Rows whose ref is already used in a unique-ref layer (every layer but the ledger); `first_row` numbers
+    the first of `refs` (a chunk of a streamed file)."""
     present = [r for r in dict.fromkeys(refs.tolist()) if r is not None]
     if not present:
         return []
@@ -143,8 +144,36 @@ def existing_ref_problems(conn, layer: Layer, refs: np.ndarray) -> list[Problem]
                                  {"refs": present}).scalars())
     except sqlalchemy.exc.ProgrammingError:  # no tables yet (dry run before `firelane init`)
         return []
-    return [Problem(i + 1, "ref", f"编号已存在于数据库 ref {r!r} already exists in {layer.name}")
+    return [Problem(first_row + i, "ref", f"编号已存在于数据库 ref {r!r} already exists in {layer.name}")
             for i, r in enumerate(refs.tolist()) if r in found]
+
+
+def _refused(exc: sqlalchemy.exc.DBAPIError, layer: Layer, refs: np.ndarray | None, *,
+             engine: Engine | None = None) -> ImportFailed:
+    """The import refused by the database, nothing written (the transaction rolled back). A ref its unique index
+    found taken is named with its rows: from PostgreSQL's detail, else (under row-level security it says nothing)
+    by looking the file's refs up once the write's locks are gone; a holder the caller cannot see stays unnamed."""
+    orig = exc.orig
+    diag = getattr(orig, "diag", None)
+    if diag is not None and diag.constraint_name == f"ix_{layer.name}_ref":
+        taken = (diag.message_detail or "").partition("=(")[2].rpartition(") already")[0]
+        rows = [i + 1 for i, r in enumerate(refs.tolist()) if r == taken] if taken and refs is not None else []
+        if rows:
+            return ImportFailed([Problem(r, "ref", f"编号已被使用 ref {taken!r} is already used in {layer.name} "
+                                                   f"(数据库唯一约束 the database's unique index), 未写入任何数据 "
+                                                   f"nothing written") for r in rows])
+        if engine is not None and refs is not None:
+            with engine.connect() as conn:
+                found = existing_ref_problems(conn, layer, refs)
+            if found:
+                return ImportFailed(found)
+        return ImportFailed([Problem(None, "ref", f"编号已被使用 a ref of this file is already used in {layer.name}, "
+                                                  f"可能是您辖区外的要素 perhaps by a feature outside your jurisdiction "
+                                                  f"(数据库唯一约束 the database's unique index), 未写入任何数据 "
+                                                  f"nothing written")])
+    message = str(orig).strip().splitlines()[0] if orig else str(exc)
+    return ImportFailed([Problem(None, None, f"数据库拒绝写入, 未写入任何数据 the database refused the write, "
+                                             f"nothing written: {message}")])
 
 
 @paused_gc()  # full collections would walk every parsed geometry: ~0.1 s stalls, COPY writer included
@@ -182,7 +211,7 @@ def import_file(
     engine = engine or get_engine()
     with engine.connect() as conn:
         bounds = expected_bounds(conn, target)
-    if not dry_run and not target.unique_ref and source.rows >= STREAM_MIN_ROWS:
+    if not dry_run and source.rows >= STREAM_MIN_ROWS:
         return _import_streamed(path, target, source, spec, bounds, mode=mode, user=user, engine=engine,
                                 notes=[*source.notes, *notes], started=started, timings=timings)
     source.parse()
@@ -203,9 +232,8 @@ def import_file(
         except PlacementError as exc:
             raise ImportFailed([Problem(None, exc.field, exc.message)]) from exc
         except sqlalchemy.exc.DBAPIError as exc:  # a constraint validation did not foresee: still all-or-nothing
-            message = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-            raise ImportFailed([Problem(None, None, f"数据库拒绝写入, 未写入任何数据 the database refused the "
-                                                    f"write, nothing written: {message}")]) from exc
+            refs = checked.frame["ref"].to_numpy(dtype=object) if "ref" in checked.frame.columns else None
+            raise _refused(exc, target, refs) from exc
         report.inserted, report.deleted = result.inserted, result.deleted
     report.seconds = time.perf_counter() - started
     timings["write"] = report.seconds - timings["read"] - timings["validate"]
@@ -254,9 +282,8 @@ def _import_streamed(path: Path, target: Layer, source: Source, spec: CrsSpec, b
     except PlacementError as exc:
         raise ImportFailed([Problem(None, exc.field, exc.message)]) from exc
     except sqlalchemy.exc.DBAPIError as exc:  # a constraint validation did not foresee: still all-or-nothing
-        message = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise ImportFailed([Problem(None, None, f"数据库拒绝写入, 未写入任何数据 the database refused the "
-                                                f"write, nothing written: {message}")]) from exc
+        # refs already used: the unique index refuses the COPY; the rows are named after the rollback
+        raise _refused(exc, target, np.concatenate(refs) if refs else None, engine=engine) from exc
     report = _report(path, target, source, spec, first[0], mode=mode, dry_run=False, notes=notes)
     report.features, report.inserted, report.deleted = n, result.inserted, result.deleted
     report.seconds = time.perf_counter() - started

@@ -241,7 +241,9 @@ def reap(*, engine: Engine | None = None, stale_s: float | None = None) -> list[
     this host that no longer exists (or whose pid now belongs to another process). Returns the reaped ids."""
     eng = _engine(engine)
     stale = job_settings().stale_s if stale_s is None else stale_s
-    with eng.begin() as conn:
+    # housekeeping on behalf of everyone, whoever's request triggers it: a run row outside the caller's scope
+    # (row-level security) must be failed with its job, not left running
+    with db_scope.scoped(db_scope.SYSTEM), eng.begin() as conn:
         rows = conn.execute(text(
             "SELECT id, worker_pid, worker_started, worker_host, heartbeat_at < now() - make_interval(secs => :s) "
             "AS stale FROM jobs WHERE status = 'running' FOR UPDATE SKIP LOCKED"), {"s": stale}).all()

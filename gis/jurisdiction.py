@@ -12,20 +12,38 @@ from gis.schema import metadata
 #: USAGE/SELECT on the sequences, nothing else.
 APP_ROLE = "firelane_app"
 
-#: How each row-secured table is scoped, one line per table:
-#: "street"     its own street_code (and compound_ref for compound-bound roles; `compounds`: its ref),
-#: "street_ref" the streets layer (its ref; compound-bound roles see the streets of their compounds),
-#: "hazard"     through hazard_id (what the caller may see of the hazards ledger).
+#: How each row-secured table is scoped, one line per table (the one list: the policies below and the application
+#: filters of gis.scope.filter_sql are both made from it):
+#: "street"       its own street_code (and compound_ref for compound-bound roles; `compounds`: its ref),
+#: "street_ref"   the streets layer (its ref; compound-bound roles see the streets of their compounds),
+#: "campaign"     a campaign: its `jurisdiction` (street codes; empty: every street) meets the caller's streets,
+#: "run"          a check run: its `scope` names a street or compound of the caller, or none (the whole district),
+#: "of:T:C"       through the foreign key C into table T (what the caller may see of T).
 SCOPED_TABLES: dict[str, str] = {
     **{name: ("street_ref" if name == "streets" else "street") for name in LAYERS},
-    "hazard_events": "hazard",
+    "hazard_events": "of:hazards:hazard_id",
     "photos": "street",
     "complaints": "street",
     "checklist_items": "street",
+    "campaigns": "campaign",
+    "campaign_stages": "of:campaigns:campaign_id",
+    "campaign_inspections": "street",
+    "spot_draws": "of:campaigns:campaign_id",
+    "spot_checks": "street",
+    "spot_check_items": "of:spot_checks:check_id",
+    "check_runs": "run",
 }
 
 _SCOPE = "(SELECT current_setting('firelane.scope', true))"
 _LIST = "string_to_array((SELECT current_setting('firelane.{}', true)), ',')"
+
+
+def parent_of(how: str) -> tuple[str, str] | None:
+    """(parent table, foreign key column) of an "of:T:C" kind, else None."""
+    if not how.startswith("of:"):
+        return None
+    _, parent, column = how.split(":")
+    return parent, column
 
 
 def _visible(table: str, how: str) -> str:
@@ -37,8 +55,19 @@ def _visible(table: str, how: str) -> str:
     if how == "street_ref":
         return (f"{everything} OR ({_SCOPE} = 'streets' AND ref = ANY ({streets})) "
                 f"OR ({_SCOPE} = 'compounds' AND ref IN (SELECT street_code FROM compounds))")
-    if how == "hazard":  # unscoped first: a ledger statement inserting hazards and their events sees neither yet
-        return f"{everything} OR EXISTS (SELECT 1 FROM hazards h WHERE h.id = {table}.hazard_id)"
+    parent = parent_of(how)
+    if parent is not None:  # unscoped first: a statement inserting parents and children sees neither yet
+        return f"{everything} OR EXISTS (SELECT 1 FROM {parent[0]} p WHERE p.id = {table}.{parent[1]})"
+    if how == "campaign":  # compound-bound roles: the streets of their compounds (compounds are filtered too)
+        return (f"{everything} OR ({_SCOPE} IN ('streets', 'compounds') AND (jurisdiction = '[]'::jsonb "
+                f"OR ({_SCOPE} = 'streets' AND jurisdiction ?| {streets}) "
+                f"OR ({_SCOPE} = 'compounds' AND jurisdiction ?| ARRAY(SELECT street_code FROM compounds "
+                f"WHERE street_code IS NOT NULL))))")
+    if how == "run":
+        return (f"{everything} OR ({_SCOPE} IN ('streets', 'compounds') AND (NOT (scope ? 'street' OR "
+                f"scope ? 'compound') OR scope->>'compound' IN (SELECT ref FROM compounds) "
+                f"OR ({_SCOPE} = 'streets' AND scope->>'street' = ANY ({streets})) "
+                f"OR ({_SCOPE} = 'compounds' AND scope->>'street' IN (SELECT street_code FROM compounds))))")
     by_compound = "ref" if table == "compounds" else "compound_ref"
     columns = metadata.tables[table].c if table in metadata.tables else ()
     compound_clause = (f" OR ({_SCOPE} = 'compounds' AND {by_compound} = ANY ({compounds}))"

@@ -9,14 +9,14 @@ principal, by the CLI for its commands, by the checks runner); every connection 
 read of the async pool (api.aio) carries it, set on the session before use (`apply`). Code that sets no scope
 runs with none: it sees nothing.
 
-Application filters (`filter_sql`) are still written for the planner's sake (an index on street_code) and for
-tables without policies: they come from the same Scope.
+Application filters (`filter_sql`) are written for the planner's sake (an index on street_code): they come from the
+same Scope and the same table list as the policies. Readers take them from here, never write their own.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from gis.jurisdiction import SCOPED_TABLES, parent_of
 from gis.schema import metadata
 
 
@@ -139,30 +140,74 @@ def forget(dbapi_connection: Any) -> None:
         del dbapi_connection._firelane_scope
 
 
-def filter_sql(layer_name: str, scope: Scope, *, alias: str = "t") -> tuple[str | None, dict[str, Any]]:
-    """The application filter matching the row-level policy of a layer (None: no filter needed).
+def filter_sql(table: str, scope: Scope, *, alias: str = "t", key: str = "scope") -> tuple[str | None, dict[str, Any]]:
+    """The application filter of `table` for `scope` (None: no filter needed), the twin of the table's row-level
+    policy: both are made from the one table list, gis.jurisdiction.SCOPED_TABLES. Binds are named `key`_streets /
+    `key`_compounds (two filters of one statement take two keys). Every reader of jurisdiction-bound rows takes
+    its filter from here (gis.store.read_layer applies the running code's scope itself: `current_filter`).
 
     Row-level security already enforces it; the explicit predicate lets the planner use the street_code index
-    and keeps answers right on a database without policies.
+    and keeps answers right on a database without policies. A table outside the list is seen whole by the
+    unscoped only.
     """
     if scope.kind == "all":
         return None, {}
-    table = metadata.tables.get(layer_name)
-    columns = table.c if table is not None else ()
-    if scope.kind == "streets":
-        params: dict[str, Any] = {"scope_streets": list(scope.streets)}
-        if "street_code" in columns:
-            return f"{alias}.street_code = ANY(:scope_streets)", params
-        if layer_name == "streets":
-            return f"{alias}.ref = ANY(:scope_streets)", params
-        return (f"{alias}.compound_id IN (SELECT id FROM compounds WHERE street_code = ANY(:scope_streets))",
-                params)
-    if scope.kind == "compounds":
-        params = {"scope_compounds": list(scope.compounds)}
-        if layer_name == "compounds":
-            return f"{alias}.ref = ANY(:scope_compounds)", params
-        if layer_name == "streets":
-            return f"{alias}.ref IN (SELECT street_code FROM compounds WHERE ref = ANY(:scope_compounds))", params
-        if "compound_ref" in columns:
-            return f"{alias}.compound_ref = ANY(:scope_compounds)", params
+    how = SCOPED_TABLES.get(table)
+    if how is None or scope.kind not in ("streets", "compounds"):
+        return "false", {}
+    streets, compounds = f"{key}_streets", f"{key}_compounds"
+    by_streets = scope.kind == "streets"
+    params: dict[str, Any] = ({streets: list(scope.streets)} if by_streets
+                              else {compounds: list(scope.compounds)})
+    # the streets of a compound-bound caller's compounds
+    own_streets = f"(SELECT c.street_code FROM compounds c WHERE c.ref = ANY(:{compounds}))"
+    parent = parent_of(how)
+    if parent is not None:
+        inner, inner_params = filter_sql(parent[0], scope, alias="p", key=key)
+        return f"{alias}.{parent[1]} IN (SELECT p.id FROM {parent[0]} p WHERE {inner})", inner_params
+    if how == "street_ref":
+        if by_streets:
+            return f"{alias}.ref = ANY(:{streets})", params
+        return f"{alias}.ref IN {own_streets}", params
+    if how == "campaign":
+        mine = f"CAST(:{streets} AS text[])" if by_streets else f"ARRAY{own_streets}"
+        return f"({alias}.jurisdiction = '[]'::jsonb OR {alias}.jurisdiction ?| {mine})", params
+    if how == "run":
+        district = f"NOT ({alias}.scope ? 'street' OR {alias}.scope ? 'compound')"
+        if by_streets:
+            return (f"({district} OR {alias}.scope->>'street' = ANY(:{streets}) OR {alias}.scope->>'compound' IN "
+                    f"(SELECT c.ref FROM compounds c WHERE c.street_code = ANY(:{streets})))"), params
+        return (f"({district} OR {alias}.scope->>'compound' = ANY(:{compounds}) "
+                f"OR {alias}.scope->>'street' IN {own_streets})"), params
+    if by_streets:
+        return f"{alias}.street_code = ANY(:{streets})", params
+    by_compound = "ref" if table == "compounds" else "compound_ref"
+    if table == "compounds" or by_compound in metadata.tables[table].c:
+        return f"{alias}.{by_compound} = ANY(:{compounds})", params
     return "false", {}
+
+
+def current_filter(table: str, *, alias: str = "t", key: str = "scope") -> tuple[str | None, dict[str, Any]]:
+    """`filter_sql` for the scope of the code running now."""
+    return filter_sql(table, current(), alias=alias, key=key)
+
+
+def actor_filter(table: str, streets: Sequence[str] | None, compounds: Sequence[str] | None, *,
+                 alias: str = "t") -> tuple[str | None, dict[str, Any]]:
+    """The filter of an actor limited to `streets` and/or `compounds` (None: not limited that way), such as a
+    command-line `--as USER` whose session runs unscoped: the same rule as the policies, from `filter_sql`."""
+    parts, params = [], {}
+    for limited, key in ((streets is not None and for_streets("", tuple(streets or ())), "actor"),
+                         (compounds is not None and for_compounds("", tuple(compounds or ())), "actorc")):
+        if limited:
+            where, binds = filter_sql(table, limited, alias=alias, key=key)
+            parts.append(f"({where})")
+            params.update(binds)
+    return (" AND ".join(parts) or None), params
+
+
+def streets_filter(table: str, streets: Sequence[str], *, alias: str = "t",
+                   key: str = "want") -> tuple[str | None, dict[str, Any]]:
+    """Rows of `table` in `streets`: a selection the caller asks for (a street's page, `--street`), by the same
+    rule that scopes a street office to its streets."""
+    return filter_sql(table, for_streets("", tuple(streets)), alias=alias, key=key)

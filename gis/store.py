@@ -25,6 +25,7 @@ import sqlalchemy.exc
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy import types as sa_types
 
+from gis import scope
 from gis.db import get_engine, pyformat
 from gis.layers import COMMON_FIELDS, STORAGE_SRID, Layer, get_layer
 from gis.placement import PlacementError
@@ -52,7 +53,8 @@ def read_layer(
     """A layer as a GeoDataFrame in the storage CRS (EPSG:4490), indexed by id: THE layer reader (exports, the API,
     the rule checks), streamed with COPY ... TO STDOUT as CSV and parsed by pandas' C reader and shapely.
 
-    `street` filters by street_code, `compound` by the compound's ref, `bbox` (lon/lat) by intersection, `where`
+    Rows are those of the running code's scope (gis.scope: the application twin of row-level security). `street`
+    selects a street's rows, `compound` a compound's (by its ref), `bbox` (lon/lat) by intersection, `where`
     is an SQL condition on the table aliased `t` (binds from `params`); `columns` (default: every column but the
     geometry) in the order given. Values come back typed as the table declares them: numbers as numbers
     (integers with gaps as floats), booleans as True/False/None, text as str/None, dates as datetime.date,
@@ -64,14 +66,12 @@ def read_layer(
         c.name for c in table.c if c.name != "geom"
     ]
     clauses, args = [], dict(params or {})
-    if street is not None:
-        if "street_code" in table.c:
-            clauses.append("t.street_code = :street")
-        elif layer.name == "streets":
-            clauses.append("t.ref = :street")
-        else:
-            clauses.append("t.compound_id IN (SELECT id FROM compounds WHERE street_code = :street)")
-        args["street"] = street
+    # the jurisdiction of the running code (gis.scope), the twin of the row-level policy: never left to callers
+    for condition, binds in (scope.current_filter(layer.name),
+                             scope.streets_filter(layer.name, [street]) if street is not None else (None, {})):
+        if condition:
+            clauses.append(condition)
+            args.update(binds)
     if compound is not None:
         if layer.name == "compounds":
             clauses.append("t.ref = :compound")
@@ -584,13 +584,15 @@ class _ForeignKey:
 def _promote(geoms: np.ndarray, layer: Layer) -> np.ndarray:
     """Single parts to the layer's Multi type (Polygon → MultiPolygon, LineString → MultiLineString), vectorised."""
     single = {"MULTIPOLYGON": (3, shapely.multipolygons), "MULTILINESTRING": (1, shapely.multilinestrings)}
-    if layer.geometry not in single:
-        return geoms
-    type_id, make = single[layer.geometry]
+    kinds = list(single) if layer.geometry == "GEOMETRY" and layer.multi else [layer.geometry]  # roads: both
     out = geoms.copy()
-    mask = shapely.get_type_id(geoms) == type_id
-    if mask.any():
-        out[mask] = make(geoms[mask], indices=np.arange(int(mask.sum())))
+    for kind in kinds:
+        if kind not in single:
+            continue
+        type_id, make = single[kind]
+        mask = shapely.get_type_id(geoms) == type_id
+        if mask.any():
+            out[mask] = make(geoms[mask], indices=np.arange(int(mask.sum())))
     return out
 
 

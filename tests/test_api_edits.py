@@ -199,6 +199,38 @@ def test_duplicate_ref_on_a_unique_layer_is_409(api, headers, district):
     assert response.status_code == 409
 
 
+def test_refs_are_unique_in_every_editable_layer_and_the_409_names_the_holder(api, headers, district, db):
+    before = table_counts(db)
+    taken = api.post("/collections/buildings/items", json=_building(ref="BA-1"), headers=headers["planner"])
+    assert taken.status_code == 409, taken.text
+    body = taken.json()
+    assert body["ref"] == "BA-1" and body["collection"] == "buildings"
+    holder = district.id("buildings", "BA-1")
+    assert body["used_by"]["id"] == holder and body["used_by"]["compound_ref"] == "CA-1"
+    assert "BA-1" in body["description"] and f"#{holder}" in body["description"]
+    assert "refs are unique per layer" in body["description"]
+    assert table_counts(db) == before
+    # renaming another feature to a taken ref: refused the same way, the row unchanged
+    fid = district.id("buildings", "BA-2")
+    renamed = api.patch(f"/collections/buildings/items/{fid}", json={"properties": {"ref": "BA-1"}},
+                        headers={**headers["planner"], "Content-Type": "application/merge-patch+json"})
+    assert renamed.status_code == 409 and renamed.json()["used_by"]["id"] == holder
+    with db.connect() as conn:
+        assert conn.execute(text("SELECT ref, version FROM buildings WHERE id = :i"), {"i": fid}).one() == ("BA-2", 1)
+    # refs may be left empty (NULL) as often as one likes
+    for _ in range(2):
+        assert api.post("/collections/buildings/items", json=_building(ref=None),
+                        headers=headers["planner"]).status_code == 201
+
+
+def test_a_ref_held_outside_the_callers_jurisdiction_is_refused_without_naming_the_holder(api, headers, district):
+    hydrant = {"type": "Feature", "properties": {"ref": "HB-1"},
+            "geometry": {"type": "Point", "coordinates": [121.5022, 29.8022]}}
+    response = api.post("/collections/hydrants/items", json=hydrant, headers=headers["street_a"])
+    assert response.status_code == 409, response.text
+    assert response.json()["used_by"] is None and "outside your jurisdiction" in response.json()["description"]
+
+
 def test_street_b_is_untouched_by_street_a_edits(api, headers, district):
     fid = district.id("buildings", "BB-0")
     response = api.patch(f"/collections/buildings/items/{fid}", json={"properties": {"name": "x"}},

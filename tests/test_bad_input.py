@@ -133,6 +133,30 @@ def test_a_duplicate_ref_of_a_unique_layer_in_the_database_is_refused(seeded, tm
         "第2行 ref: 编号已存在于数据库 ref 'C-1' already exists in compounds"]
 
 
+def test_refs_already_used_in_any_layer_are_refused_naming_the_rows(seeded, tmp_path):
+    _geojson(tmp_path / "b.geojson", [({"ref": "B-1", "height_m": 9}, BOX), ({"ref": "B-0", "height_m": 3}, BOX)])
+    assert _refused(seeded, tmp_path / "b.geojson", layer="buildings") == [
+        "第2行 ref: 编号已存在于数据库 ref 'B-0' already exists in buildings"]
+
+
+def test_a_streamed_import_names_the_rows_whose_refs_the_database_already_has(seeded, tmp_path):
+    n = STREAM_MIN_ROWS + 10
+    _many_buildings(tmp_path / "big.gpkg", n, row9000={"ref": "B-0"})
+    assert _refused(seeded, tmp_path / "big.gpkg", layer="buildings") == [
+        "第9000行 ref: 编号已存在于数据库 ref 'B-0' already exists in buildings"]
+
+
+def test_the_unique_index_itself_refuses_a_taken_ref_the_validation_missed(seeded, tmp_path, monkeypatch):
+    from gis import importer
+
+    monkeypatch.setattr(importer, "existing_ref_problems", lambda *a, **k: [])
+    _geojson(tmp_path / "b.geojson", [({"ref": "B-1", "height_m": 9}, BOX), ({"ref": "B-0", "height_m": 3}, BOX)])
+    problems = _refused(seeded, tmp_path / "b.geojson", layer="buildings")
+    # under row-level security PostgreSQL does not say which key: the file's refs are named as the cause
+    assert len(problems) == 1 and problems[0].startswith("ref: 编号已被使用 a ref of this file is already used in "
+                                                         "buildings"), problems
+
+
 def test_a_missing_required_column_is_a_file_level_problem(seeded, tmp_path):
     _geojson(tmp_path / "o.geojson", [({"ref": "O-1"}, BOX)])
     problems = _refused(seeded, tmp_path / "o.geojson", layer="obstructions")

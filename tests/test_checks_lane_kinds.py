@@ -138,3 +138,52 @@ def test_derive_kinds_counts_separate_connection_places():
     assert lanes.derive_kinds(g, np.array([0]), one)[0].tolist() == ["dead_end"]
     assert lanes.derive_kinds(g, np.array([0, 0]), two)[0].tolist() == ["through"]
     assert lanes.derive_kinds(g, np.empty(0, dtype=np.int64), np.empty(0, dtype=object))[0].tolist() == ["isolated"]
+
+
+# --- a ring drawn as separate lanes whose ends meet ------------------------------------------------------------
+
+def _ring_segments(gap: float = 0.0, tag: str | None = None) -> list[dict]:
+    """The ring of `_ring()` drawn as four lanes (south, east, north, west), `gap` metres short at one corner."""
+    return [lane("RS", box(5, 0, 195, 7), tag), lane("RE", box(188, 7, 195, 143), tag),
+            lane("RN", box(5, 143, 195, 150), tag), lane("RW", box(5, 7 + gap, 12, 143), tag)]
+
+
+@pytest.mark.parametrize("gap", [0.0, 0.6], ids=["meeting", "drawn-0.6-m-short"])
+def test_a_ring_of_four_separate_lanes_with_one_connection_is_a_ring_and_fails_connect(gap):
+    ctx = context(fire_lanes=_ring_segments(gap))
+    assert kinds(ctx) == {"RS": "ring", "RE": "ring", "RN": "ring", "RW": "ring"}
+    got = rule(ctx, "LANE-CONNECT")
+    assert set(got["subject_ref"]) == {"RS", "RE", "RN", "RW"}  # one ring, one gate: every lane of it fails
+    assert set(got["measured"]) == {1.0}
+    assert rule(ctx, "LANE-TURNAROUND").empty
+
+
+def test_a_ring_of_four_lanes_with_two_gates_passes_connect():
+    ctx = context(fire_lanes=_ring_segments(),
+                  entrances=[{"ref": "G1", "kind": "vehicle", "geometry": Point(10, 0)},
+                             {"ref": "G2", "kind": "vehicle", "geometry": Point(190, 0)}])
+    assert set(kinds(ctx).values()) == {"ring"}
+    assert rule(ctx, "LANE-CONNECT").empty
+
+
+def test_segments_tagged_through_that_close_a_ring_are_named_as_a_ring():
+    got = rule(context(fire_lanes=_ring_segments(tag="through")), "LANE-CONNECT")
+    assert all("tagged through" in m and "make it ring" in m for m in got["message_en"])
+
+
+def test_a_spur_into_the_courtyard_of_a_segmented_ring_is_a_dead_end():
+    spur = lane("SP", box(97, 7, 103, 80))  # from the south lane into the courtyard, no turnaround
+    ctx = context(fire_lanes=[*_ring_segments(), spur],
+                  entrances=[{"ref": "G1", "kind": "vehicle", "geometry": Point(10, 0)},
+                             {"ref": "G2", "kind": "vehicle", "geometry": Point(190, 0)}])
+    assert kinds(ctx) == {"RS": "ring", "RE": "ring", "RN": "ring", "RW": "ring", "SP": "dead_end"}
+    assert set(rule(ctx, "LANE-TURNAROUND")["subject_ref"]) == {"SP"}
+
+
+def test_lanes_meeting_at_one_crossing_enclose_nothing_and_are_no_ring():
+    # four lanes from a crossing square: every pair touches (a cycle of the lane graph), no courtyard
+    arms = [lane("C0", box(94, 94, 106, 106)), lane("CN", box(97, 106, 103, 180)), lane("CS", box(97, 0, 103, 94)),
+            lane("CE", box(106, 97, 190, 103)), lane("CW", box(20, 97, 94, 103))]
+    got = kinds(context(fire_lanes=arms, entrances=[{"ref": "G1", "kind": "vehicle", "geometry": Point(100, 0)}]))
+    assert "ring" not in got.values()
+    assert got["CS"] == "through" and got["CN"] == "dead_end"

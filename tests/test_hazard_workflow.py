@@ -19,11 +19,10 @@ from test_api_support import STREET_A, STREET_B, api, district, headers, make_us
 
 from api.cli import cli
 from gis import scope
+from gis.campaign import ledger_writer, photos
 from gis.campaign import lifecycle as lc
-from gis.campaign import photos
 from gis.campaign import workflow as wf
 from gis.campaign.deadlines import local_today
-from gis.checks import ledger
 from gis.checks.findings import FINDING_COLUMNS
 from gis.db import transaction
 from gis.exporter import export_layer
@@ -216,7 +215,7 @@ def record(db, frame, rules=("LANE-WIDTH", "LANE-CLEAR", "LANE-SETBACK")):
     with db.begin() as conn:
         run = conn.execute(text("INSERT INTO check_runs (profile, profile_version) VALUES ('cn-gb', 't') "
                                 "RETURNING id")).scalar_one()
-    return ledger.record(frame, engine=db, run_id=run, compounds=["CA-1"], rules=list(rules), user="checker"), run
+    return ledger_writer.record(frame, engine=db, run_id=run, compounds=["CA-1"], rules=list(rules), user="checker"), run
 
 
 def test_rechecks_verify_what_is_gone_and_reopen_what_was_claimed_fixed(api, headers, district, db):

@@ -167,9 +167,22 @@ def test_dxf_cad_layer_names_map_to_firelane_layers():
 def test_dxf_with_a_single_layer_is_taken_whole_and_open_polylines_stay_lines(db, tmp_path):
     x0, y0 = _gk(121.55, 29.87)
     _dxf(tmp_path / "roads.dxf", [("0", [(x0, y0), (x0 + 100, y0)], False),
-                                  ("0", [(x0, y0), (x0, y0 + 50), (x0 + 20, y0 + 50), (x0, y0)], False)], "R2000")
+                                  ("0", [(x0, y0 + 60), (x0 + 100, y0 + 60), (x0 + 140, y0 + 90)], False)], "R2000")
     import_file(tmp_path / "roads.dxf", layer="roads", crs="4549", engine=db)
     assert set(read_layer("roads", engine=db).geometry.geom_type) == {"MultiLineString"}
+
+
+def test_a_closed_polyline_on_the_roads_layer_is_a_road_surface(db, tmp_path):
+    # CAD draws road surfaces as closed outlines and centre lines as open polylines: roads accept both
+    x0, y0 = _gk(121.55, 29.87)
+    _dxf(tmp_path / "roads.dxf", [("道路", [(x0, y0), (x0 + 100, y0)], False),
+                                  ("道路", [(x0, y0 + 20), (x0 + 100, y0 + 20), (x0 + 100, y0 + 32),
+                                           (x0, y0 + 32)], True)], "R2000")
+    import_file(tmp_path / "roads.dxf", layer="roads", crs="4549", engine=db)
+    got = read_layer("roads", engine=db)
+    assert sorted(got.geometry.geom_type) == ["MultiLineString", "MultiPolygon"]
+    assert project_local(got[got.geometry.geom_type == "MultiPolygon"])[0].area.iloc[0] == pytest.approx(1200.0,
+                                                                                                         rel=1e-3)
 
 
 def test_dxf_without_a_matching_cad_layer_names_the_layers_found(db, tmp_path):

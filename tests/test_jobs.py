@@ -50,7 +50,8 @@ def test_two_workers_never_claim_the_same_job(db):
 
 def test_a_killed_process_holding_a_job_is_reaped_with_its_check_run(db):
     # a real process registers a check run the way `firelane check` does, then is killed mid-run
-    code = ("import time; from gis import jobs\n"
+    code = ("import time; from gis import jobs, scope\n"
+            "scope.enter(scope.SYSTEM)\n"  # as the command line does (row-level security)
             "with jobs.inline_check_run({'street': 'X'}, profile='cn-gb', user='cli') as (job, run_id):\n"
             "    print(job.job.id, run_id, flush=True)\n"
             "    time.sleep(120)\n")

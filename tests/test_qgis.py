@@ -78,7 +78,7 @@ def test_qgis_loads_every_collection_with_its_features_and_declared_types(live, 
                     assert feature["props"][name] == getattr(row, name), (view.id, name)  # exactly the database's
                     checked_floats += getattr(row, name) is not None
     assert checked_floats >= 10
-    roads = report["collections"]["roads"]
+    roads = report["collections"]["roads_lines"]  # roads hold centre lines and surfaces: one layer per type
     assert sorted(f["props"]["width_m"] for f in roads["features"]) == [3.25, 4.0, 4.5, 6.0]
     assert roads["fields"]["width_m"] == "float"  # 4.0 first: typed Real, so 4.5 is not lost
     assert report["tiles"]["valid"] and report["tiles"]["errors"] == []
@@ -87,19 +87,19 @@ def test_qgis_loads_every_collection_with_its_features_and_declared_types(live, 
 
 def test_qgis_signs_in_with_oauth2_and_shows_a_refused_sign_in(live, headers, desktop_district):
     ok = _qgis({"url": live.url, "auth": {"method": "OAuth2", "username": "viewer", "password": PASSWORD},
-                "collections": ["roads"]})
-    assert ok["collections"]["roads"]["valid"] and ok["collections"]["roads"]["count"] == 4
+                "collections": ["roads_lines"]})
+    assert ok["collections"]["roads_lines"]["valid"] and ok["collections"]["roads_lines"]["count"] == 4
     assert live.count("POST", "/auth/token") >= 1  # QGIS's own OAuth2 "resource owner" flow got the token
     refused = _qgis({"url": live.url, "auth": {"method": "Basic", "username": "viewer", "password": "wrong"},
-                     "collections": ["roads"]})
-    assert not refused["collections"]["roads"]["valid"]  # an error in QGIS, not an empty layer
+                     "collections": ["roads_lines"]})
+    assert not refused["collections"]["roads_lines"]["valid"]  # an error in QGIS, not an empty layer
     assert any("401" in m or "uthenticat" in m for m in refused["messages"]), refused["messages"]
 
 
 def test_qgis_edits_where_its_provider_can(live, headers, desktop_district):
     report = _qgis({"url": live.url, "auth": {"method": "Basic", "username": "planner", "password": PASSWORD},
-                    "collections": ["roads"]})
-    roads = report["collections"]["roads"]
+                    "collections": ["roads_lines"]})
+    roads = report["collections"]["roads_lines"]
     if not roads["can_add"]:
         pytest.skip(f"QGIS {report['qgis']}'s OAPIF provider cannot edit (editing through OGC API Features Part 4 came in QGIS 3.32)")
     raise AssertionError("this QGIS can edit OAPIF: add the edit round trip here")  # pragma: no cover

@@ -12,6 +12,7 @@ import pytest
 import shapely
 from sqlalchemy import text
 
+from gis.checks import roads as rd
 from gis.checks.catalog import RULES
 from gis.coords import local_metric_crs
 from gis.layers import LAYERS
@@ -343,8 +344,8 @@ def test_every_building_is_covered_by_a_hydrant_unless_planted(sample):
     b = _metric(sample.layers["buildings"])
     h = sample.layers["hydrants"].to_crs(b.crs)
     h = h[h["status"] == "in_service"]
-    roads = sample.layers["roads"].to_crs(b.crs)
-    d = hose_lay(roads.geometry.values, h.geometry.values, b.geometry.values)
+    roads = rd.as_drawn(sample.layers["roads"].to_crs(b.crs))  # surfaces read as the checks read them
+    d = hose_lay(rd.network_lines(roads), h.geometry.values, b.geometry.values)
     straight = shapely.distance(_g(b)[:, None], _g(h)[None, :]).min(axis=1)
     networked = set(roads.loc[roads["kind"] != "city", "compound_ref"])
     planted = _truth(sample, "HYD-COVERAGE")
@@ -373,3 +374,20 @@ def test_layout_was_drawn_in_every_compounds_own_utm_zone(sample):
     c = shapely.get_coordinates(shapely.centroid(comp.geometry.values))
     zones = {local_metric_crs(x, y).to_epsg() for x, y in c}
     assert zones == {sample.metric_crs.to_epsg()}
+
+
+# --- roads drawn as surfaces ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_city_roads_in_front_of_planted_gate_parking_are_drawn_as_surfaces(seed):
+    s = generate(district="yinzhou", scale="s", seed=seed)
+    roads = _metric(s.layers["roads"])
+    drawn = roads[roads.geometry.geom_type == "MultiPolygon"]
+    assert len(drawn) >= 2 and (drawn["kind"] == "city").all() and drawn["width_m"].isna().all()
+    parking = s.layers["parking"].to_crs(roads.crs)
+    planted = parking[parking["ref"].str.contains("-KX")]  # PARK-ENTRANCE cases, failing and passing
+    assert len(planted) and set(s.ground_truth["rule"]) >= {"PARK-ENTRANCE"}
+    city = roads[roads["kind"] == "city"]
+    near = shapely.STRtree(_g(city)).query_nearest(_g(planted), all_matches=False)[1]
+    assert (city.geometry.geom_type.to_numpy()[near] == "MultiPolygon").all()

@@ -826,6 +826,93 @@ def test_planner_edits_an_existing_lane_with_if_match_and_resolves_a_412(site, b
     s.close()
 
 
+def _draw_square(page, dx: float = 0) -> None:
+    """Draw a 120 x 40 px polygon at the map's centre (shifted `dx` px) with Leaflet.draw."""
+    page.click(".leaflet-draw-draw-polygon")
+    box_ = page.locator(".folium-map").bounding_box()
+    cx, cy = box_["x"] + box_["width"] / 2 + dx, box_["y"] + box_["height"] / 2
+    corners = [(-60, -20), (60, -20), (60, 20), (-60, 20)]
+    for x, y in corners:
+        page.mouse.click(cx + x, cy + y)
+        page.wait_for_timeout(150)
+    page.mouse.click(cx + corners[0][0], cy + corners[0][1])
+
+
+def test_two_tabs_saving_one_ref_the_second_is_told_who_uses_it_and_fixes_it(site, browser, shots, db):
+    from playwright.sync_api import expect
+    from sqlalchemy import text
+
+    s = Session(browser, site, "planner1")
+    first, second = s.page, s.context.new_page()
+    first.goto(site + "/map/draw", wait_until="networkidle")
+    second.goto(site + "/map/draw", wait_until="networkidle")
+    for page, dx in ((first, -150), (second, 150)):
+        _draw_square(page, dx)
+        expect(page.locator("#fl-save")).to_be_enabled()
+        page.fill("#fl-ref", "TWIN")
+    first.click("#fl-save")
+    expect(first.locator("#fl-feedback")).to_contain_text("已保存", timeout=20000)
+    second.click("#fl-save")
+    expect(second.locator("#fl-ref-taken")).to_be_visible(timeout=20000)
+    with db.connect() as conn:
+        holder = conn.execute(text("SELECT id FROM fire_lanes WHERE ref = 'TWIN'")).scalar_one()
+    said = second.locator("#fl-ref-taken").inner_text()
+    assert "TWIN" in said and f"#{holder}" in said and "消防车道" in said, said
+    assert "编号在本图层中唯一" in second.locator("#fl-feedback").inner_text()
+    screenshot(second, shots, "draw-409")
+    # the way out: take the suggested ref and save again
+    second.click("#fl-use-ref")
+    assert second.input_value("#fl-ref") == "TWIN-2"
+    second.click("#fl-save")
+    expect(second.locator("#fl-feedback")).to_contain_text("已保存", timeout=20000)
+    with db.connect() as conn:
+        assert conn.execute(text("SELECT ref FROM fire_lanes WHERE ref LIKE 'TWIN%' ORDER BY ref")).scalars().all() \
+            == ["TWIN", "TWIN-2"]
+    s.close()
+
+
+def test_planner_edits_the_attributes_of_a_hydrant_and_an_entrance_with_if_match(site, browser, shots, db):
+    from playwright.sync_api import expect
+    from sqlalchemy import text
+
+    s = Session(browser, site, "planner1", width=1400, height=900)
+    assert s.goto("/map/draw").status == 200
+    page = s.page
+    with db.connect() as conn:
+        hid = conn.execute(text("SELECT id FROM hydrants WHERE ref = 'H1'")).scalar_one()
+        eid = conn.execute(text("SELECT id FROM entrances WHERE ref = 'E2'")).scalar_one()
+    page.evaluate("([c, i]) => window.firelaneEditFeature(c, i)", ["hydrants", hid])
+    expect(page.locator("#fl-edit-status")).to_be_visible(timeout=10000)
+    assert page.input_value("#fl-edit-ref") == "H1" and page.input_value("#fl-edit-status") == "in_service"
+    assert page.locator("#fl-edit-status option[value=damaged]").inner_text() == "损坏"
+    page.select_option("#fl-edit-status", "damaged")
+    page.fill("#fl-edit-flow_lps", "12.5")
+    page.fill("#fl-edit-ref", "H1-A")
+    page.click("#fl-save-edit")
+    expect(page.locator("#fl-feedback")).to_contain_text("已保存", timeout=20000)
+    screenshot(page, shots, "draw-attributes")
+    with db.connect() as conn:
+        row = conn.execute(text("SELECT ref, status, flow_lps, kind, version, updated_by FROM hydrants WHERE id = :i"),
+                           {"i": hid}).one()
+    assert (row.ref, row.status, row.flow_lps, row.kind, row.version, row.updated_by) == (
+        "H1-A", "damaged", 12.5, "above_ground", 2, "planner1")
+    # an entrance renamed to a ref another entrance holds: refused, explained, the row unchanged
+    page.evaluate("([c, i]) => window.firelaneEditFeature(c, i)", ["entrances", eid])
+    expect(page.locator("#fl-edit-width_m")).to_be_visible(timeout=10000)
+    page.fill("#fl-edit-ref", "E1")
+    page.fill("#fl-edit-width_m", "7")
+    page.click("#fl-save-edit")
+    expect(page.locator("#fl-ref-taken")).to_be_visible(timeout=20000)
+    assert "E1" in page.locator("#fl-ref-taken").inner_text()
+    page.click("#fl-open-holder")
+    expect(page.locator("#fl-edit h2")).to_contain_text("E1", timeout=10000)
+    with db.connect() as conn:
+        assert conn.execute(text("SELECT ref, width_m, version FROM entrances WHERE id = :i"), {"i": eid}).one() \
+            == ("E2", 6.0, 1)
+    assert s.errors == []
+    s.close()
+
+
 def test_an_invalid_geometry_is_marked_where_it_is_invalid(site, browser):
     from playwright.sync_api import expect
 

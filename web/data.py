@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -32,12 +31,6 @@ COMPOUND_LAYERS: tuple[str, ...] = (
 
 class NotInScope(LookupError):
     """The thing asked for does not exist or lies outside the user's jurisdiction (shown as 404)."""
-
-
-def _scope_where(streets: Sequence[str] | None, column: str = "t.street_code") -> tuple[str | None, dict]:
-    if streets is None:
-        return None, {}
-    return f"{column} = ANY(:scope_streets)", {"scope_streets": list(streets)}
 
 
 def _and(*clauses: str | None) -> str | None:
@@ -139,13 +132,13 @@ class CompoundFile:
     hazards: gpd.GeoDataFrame | None = None
 
 
-def compound_file(ref: str, *, engine: Engine, streets: Sequence[str] | None) -> CompoundFile:
+def compound_file(ref: str, *, engine: Engine) -> CompoundFile:
     """One compound's file: its outline, every layer inside it and its hazards (open first, then by severity).
 
-    Raises NotInScope when the compound does not exist or lies outside `streets` (None = every street).
+    Raises NotInScope when the compound does not exist or lies outside the caller's scope (gis.scope: every read
+    here is filtered by it).
     """
-    where, params = _scope_where(streets)
-    compound = read_layer("compounds", engine=engine, compound=ref, where=where, params=params)
+    compound = read_layer("compounds", engine=engine, compound=ref)
     if compound.empty:
         raise NotInScope(ref)
     layers = {name: read_layer(name, engine=engine, compound=ref) for name in COMPOUND_LAYERS}
@@ -164,15 +157,12 @@ class TrafficView:
     hydrants: gpd.GeoDataFrame
 
 
-def traffic_view(*, engine: Engine, streets: Sequence[str] | None, street: str | None = None) -> TrafficView:
-    """Open perimeter-parking conflicts (PARK-*) joined to their parking features, with entrances and hydrants."""
-    scope, params = _scope_where(streets)
-    if street is not None:
-        scope = _and(scope, "t.street_code = :one_street")
-        params = {**params, "one_street": street}
-    conflicts = read_layer("hazards", engine=engine, where=_and(OPEN_SQL, "t.rule = ANY(:rules)", scope),
-                           params={**params, "rules": list(PARKING_RULES)})
-    parking = read_layer("parking", engine=engine, where=scope, params=params)
+def traffic_view(*, engine: Engine, street: str | None = None) -> TrafficView:
+    """Open perimeter-parking conflicts (PARK-*) joined to their parking features, with entrances and hydrants, of
+    the caller's scope (gis.scope), or of one `street` of it."""
+    conflicts = read_layer("hazards", engine=engine, street=street, where=_and(OPEN_SQL, "t.rule = ANY(:rules)"),
+                           params={"rules": list(PARKING_RULES)})
+    parking = read_layer("parking", engine=engine, street=street)
     # parking on city roads outside compounds may carry no street code: include what the conflicts name
     named = conflicts.loc[conflicts["subject_layer"] == "parking", "subject_ref"].dropna().unique().tolist()
     if named:
@@ -180,33 +170,32 @@ def traffic_view(*, engine: Engine, streets: Sequence[str] | None, street: str |
         if missing:
             extra = read_layer("parking", engine=engine, where="t.ref = ANY(:refs)", params={"refs": missing})
             parking = pd.concat([parking, extra]) if not parking.empty else extra
-    entrances = read_layer("entrances", engine=engine, where=scope, params=params)
-    hydrants = read_layer("hydrants", engine=engine, where=scope, params=params)
+    entrances = read_layer("entrances", engine=engine, street=street)
+    hydrants = read_layer("hydrants", engine=engine, street=street)
     flagged = set(named)
     parking["conflict"] = parking["ref"].isin(flagged)
     return TrafficView(conflicts=conflicts, parking=parking, entrances=entrances, hydrants=hydrants)
 
 
-def demolition_ranking(*, engine: Engine, streets: Sequence[str] | None) -> gpd.GeoDataFrame:
+def demolition_ranking(*, engine: Engine) -> gpd.GeoDataFrame:
     """Illegal structures with open findings, ranked by what they block (the summed severity of every open finding
     on the structure or naming it: lane cuts weigh the buildings and floors that lose truck access), then by
     findings, then area.
 
-    Returns the structures (EPSG:4490) with `findings`, `severity` (the impact), `rules`, `impacts_zh`,
+    The caller's scope (gis.scope) bounds every read. Returns the structures (EPSG:4490) with `findings`, `severity` (the impact), `rules`, `impacts_zh`,
     `impacts_en` (each finding's words, most severe first), `area_m2` and `rank` columns.
     """
-    scope, params = _scope_where(streets)
-    structures = read_layer("illegal_structures", engine=engine, where=scope, params=params)
+    structures = read_layer("illegal_structures", engine=engine)
     cols = ["id", "rule", "severity", "subject_layer", "subject_ref", "other_refs", "compound_ref", "message_zh",
             "message_en"]
     own = read_layer("hazards", engine=engine,
-                     where=_and(OPEN_SQL, STRUCTURE_RULES_SQL, "t.subject_layer = 'illegal_structures'", scope),
-                     params=params, columns=cols)
+                     where=_and(OPEN_SQL, STRUCTURE_RULES_SQL, "t.subject_layer = 'illegal_structures'"),
+                     columns=cols)
     # findings on other features that name a structure (a lane cut by it: LANE-CLEAR's other_refs)
     named = read_layer("hazards", engine=engine,
                        where=_and(OPEN_SQL, "t.subject_layer <> 'illegal_structures'",
-                                  "jsonb_typeof(t.other_refs::jsonb) = 'array'", "t.other_refs::jsonb <> '[]'::jsonb",
-                                  scope), params=params, columns=cols)
+                                  "jsonb_typeof(t.other_refs::jsonb) = 'array'", "t.other_refs::jsonb <> '[]'::jsonb"),
+                       columns=cols)
     named = named.assign(subject_ref=named["other_refs"].map(_as_list)).explode("subject_ref")
     named = named[named["subject_ref"].isin(set(structures["ref"].dropna()))]
     findings = pd.concat([pd.DataFrame(own.drop(columns="geometry")), pd.DataFrame(named.drop(columns="geometry"))],

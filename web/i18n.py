@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import Literal
+from typing import Any, Literal
 
 from gis.campaign import lifecycle as lc
 from gis.checks.catalog import RULES
@@ -148,3 +148,68 @@ DRAW_LOCAL_ZH = {
         },
     },
 }
+
+
+#: the strings the pages' scripts show (hazards.js, hazard_photos.js, field.js, the campaign page), per group;
+#: a page hands its group to the script in the page's language (`js_labels`), so scripts hold no words of their own
+JS_LABELS: dict[str, dict[str, tuple[str, str]]] = {
+    "work": {
+        "act": ("办理", "Act"), "none": ("没有", "none"), "shown": ("显示 {n} / {total}", "{n} of {total} shown"),
+        "overdue_days": ("逾期 {d} 天", "{d} days overdue"), "unassigned": ("未交办", "unassigned"),
+        "id": ("编号", "ID"), "status": ("状态", "Status"), "hazard": ("隐患", "Hazard"),
+        "compound": ("小区", "Compound"), "department": ("责任部门", "Department"), "unit": ("责任单位", "Unit"),
+        "person": ("责任人", "Person"), "deadline": ("期限", "Deadline"), "photos": ("照片", "Photos"),
+        "reloaded": ("已刷新, 请按最新状态再试", "reloaded: try again on the current state"),
+        "photo_after": ("整改后", "after"), "photo_before": ("整改前", "before"), "photo_other": ("其他", "other"),
+        "upload": ("上传照片", "Upload"), "uploading": ("上传中…", "uploading…"), "uploaded": ("已上传", "uploaded"),
+        "taken": ("拍摄", "taken"), "from_hazard": ("拍摄点距隐患 {d} m", "{d} m from the hazard"),
+        "no_gps": ("无定位", "no GPS"), "no_photos": ("暂无照片", "no photos yet"),
+    },
+    "field": {
+        "adjusted": ("手动调整", "adjusted by hand"), "picked": ("地图选点", "picked on the map"),
+        "no_gps": ("此设备无定位", "no GPS on this device"), "locating": ("定位中…", "locating…"),
+        "gps_failed": ("定位失败, 请在地图上选点", "GPS failed: pick the point on the map"),
+        "pick_first": ("请先选择位置", "Pick the location first."), "sending": ("提交中…", "sending…"),
+        "received": ("已收到, 查询码: ", "Received. Tracking code: "), "filed": ("已上报", "Filed"),
+        "not_found": ("未找到", "not found"), "reason_needed": ("请填写驳回原因", "A reason is required."),
+        "accepted": ("已受理 → 隐患 #{id}", "Accepted → hazard #{id}"), "rejected": ("已驳回", "Rejected"),
+        "saving": ("保存中…", "saving…"), "saved": ("已保存", "saved"), "hazard": ("隐患", "hazard"),
+    },
+    "campaign": {
+        "done": ("完成: ", "Done: "), "download": ("下载", "download"), "failed": ("失败", "failed"),
+        "running": ("生成中 {p}%", "working {p}%"), "refused": ("拒绝", "refused"),
+    },
+    #: headlines of API errors by status (the API's detail, in both languages, follows)
+    "errors": {
+        "network": ("网络错误", "Network error"), "400": ("输入有误", "Invalid input"),
+        "401": ("请重新登录", "Please sign in again"), "403": ("无权操作", "Not allowed"),
+        "404": ("未找到", "Not found"), "409": ("状态已变化", "Changed meanwhile"),
+        "412": ("已被他人修改", "Changed by someone else"), "413": ("文件太大", "File too large"),
+        "415": ("不支持的文件类型", "Unsupported file type"), "422": ("无法处理", "Cannot be processed"),
+        "429": ("请求过多, 请稍后再试", "Too many requests: try again shortly"),
+        "500": ("服务器错误", "Server error"), "503": ("服务暂不可用", "Service unavailable"),
+        "other": ("失败", "Failed"),
+    },
+}
+
+
+def js_labels(*groups: str) -> dict[str, Any]:
+    """The scripts' strings of `groups` (and the error headlines) in the page's language, plus `lang`."""
+    out: dict[str, Any] = {"lang": lang()}
+    for g in (*groups, "errors"):
+        out.update({(f"error_{k}" if g == "errors" else k): tr(*v) for k, v in JS_LABELS[g].items()})
+    out.update({f"state_{s}": status_label(s) for s in lc.STATES})  # hazard states the scripts report
+    out.update({f"result_{k}": tr(*v) for k, v in RESULT_LABELS.items()})
+    return out
+
+
+#: states of a spot check, results of its items and of checklist items (campaign page, checklist page)
+RESULT_LABELS: dict[str, tuple[str, str]] = {
+    "pending": ("待抽查", "pending"), "passed": ("合格", "passed"), "failed": ("不合格", "failed"),
+    "pass": ("合格", "pass"), "fail": ("不合格", "fail"), "not_applicable": ("不适用", "n/a"),
+    "unchecked": ("未检查", "not checked"),
+}
+
+
+def result_label(code: object) -> str:
+    return _pair(RESULT_LABELS, code)

@@ -18,6 +18,7 @@ from folium import plugins
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import Engine, text
 
+from gis import scope
 from gis.checks.catalog import RULES
 from gis.coords import wgs84_to_bd09, wgs84_to_gcj02
 from gis.layers import get_layer
@@ -84,7 +85,8 @@ def environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True),
                       trim_blocks=True, lstrip_blocks=True, finalize=lambda v: "" if v is None else v)
     env.globals.update(t=i18n.tr, status_label=i18n.status_label, verdict_label=i18n.verdict_label,
-                       choice_label=i18n.choice_label, rule_title=i18n.rule_title, layer_label=i18n.layer_label)
+                       choice_label=i18n.choice_label, rule_title=i18n.rule_title, layer_label=i18n.layer_label,
+                       js_labels=i18n.js_labels, result_label=i18n.result_label)
     env.filters["status_label"] = i18n.status_label  # hazard states as words (lifecycle labels)
     return env
 
@@ -144,14 +146,7 @@ def _context_tiles(m: folium.Map, layers: Sequence[str], *, show: bool = False, 
 def _context_compounds(m: folium.Map, *, engine: Engine, viewer: Viewer, street: str | None = None) -> gpd.GeoDataFrame:
     """Compound outlines of the viewer's scope for orientation: inline up to the cap, else as vector tiles."""
     cap = map_settings().max_inline_features
-    clauses, params = [], {}
-    if viewer.streets is not None:
-        clauses.append("t.street_code = ANY(:s)")
-        params["s"] = list(viewer.streets)
-    if street is not None:
-        clauses.append("t.street_code = :one")
-        params["one"] = street
-    compounds = read_layer("compounds", engine=engine, where=" AND ".join(clauses) or None, params=params,
+    compounds = read_layer("compounds", engine=engine, street=street,  # the viewer's scope: gis.scope, in the reader
                            columns=["id", "ref", "name", "street_code", "source"])
     label = i18n.layer_label("compounds")
     if len(compounds) > cap:
@@ -354,7 +349,7 @@ def _street_js_labels() -> dict[str, str]:
 
 def compound_page(ref: str, *, engine: Engine, viewer: Viewer) -> str:
     """/map/compounds/{ref}: one compound's file, every layer with popups, hazards with rule feedback."""
-    cf = d.compound_file(ref, engine=engine, streets=viewer.streets)
+    cf = d.compound_file(ref, engine=engine)
     c = cf.compound.iloc[0]
     m = new_map([cf.compound])
     geojson_layer(cf.compound, name=i18n.tr("小区边界", "Compound"), style=STYLES["compounds"],
@@ -406,7 +401,7 @@ def _street_name(engine: Engine, code: Any) -> str:
 def traffic_rows(*, engine: Engine, viewer: Viewer, street: str | None = None) -> d.TrafficView:
     if street is not None and not viewer.sees(street):
         raise OutOfJurisdiction(street)
-    return d.traffic_view(engine=engine, streets=viewer.streets, street=street)
+    return d.traffic_view(engine=engine, street=street)
 
 
 def traffic_list(tv: d.TrafficView, *, engine: Engine) -> pd.DataFrame:
@@ -496,7 +491,7 @@ def _refs_text(value: Any) -> str:
 
 def demolition_rows(*, engine: Engine, viewer: Viewer) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     """The ranked structures and their list rows: impacts in words, WGS 84 / GCJ-02 / BD-09 positions, nav links."""
-    ranked = d.demolition_ranking(engine=engine, streets=viewer.streets)
+    ranked = d.demolition_ranking(engine=engine)
     if ranked.empty:
         return ranked, pd.DataFrame()
     pts = d.representative_points(ranked)
@@ -561,10 +556,7 @@ def draw_page(*, engine: Engine, viewer: Viewer) -> str:
     entrances (vector tiles: every feature, none inlined), saved through the OGC API Part 4 with If-Match."""
     if viewer.role not in DRAW_ROLES:
         raise OutOfJurisdiction("draw")
-    where, params = (None, {}) if viewer.streets is None else (
-        "t.street_code = ANY(:s)", {"s": list(viewer.streets)})
-    compounds = read_layer("compounds", engine=engine, where=where, params=params,
-                           columns=["id", "ref", "name", "street_code", "source"])
+    compounds = read_layer("compounds", engine=engine, columns=["id", "ref", "name", "street_code", "source"])
     m = new_map([compounds.head(2000)])
     _context_tiles(m, ["compounds"], show=True, min_zoom=12)
     _context_tiles(m, ["buildings"], show=True)
@@ -584,11 +576,12 @@ def draw_page(*, engine: Engine, viewer: Viewer) -> str:
         edit_options={"edit": True, "remove": True},
     ).add_to(m)
     config = _page_config(group=drawn.get_name(), endpoint="/collections/fire_lanes/items",
-                          layers=edit_layers, labels=_draw_js_labels(),
+                          layers=edit_layers, labels=_draw_js_labels(), edit_fields=edit_fields(),
                           layer_labels={n: i18n.layer_label(n) for n in EDIT_LAYERS},
                           draw_local=i18n.DRAW_LOCAL_ZH if i18n.lang() == "zh" else None)
     js = f"firelaneDraw({{map}}, {drawn.get_name()}, window.FIRELANE);"
     kinds = get_layer("fire_lanes").field("kind").choices or ()
+    where, params = scope.current_filter("fire_lanes")
     with engine.connect() as conn:
         n_lanes = conn.execute(text("SELECT count(*) FROM fire_lanes t" + (f" WHERE {where}" if where else "")),
                                params).scalar_one()
@@ -597,6 +590,25 @@ def draw_page(*, engine: Engine, viewer: Viewer) -> str:
     return render_page(m, title=i18n.tr("绘制与编辑", "Draw and edit") + " — firelane", body_html=body,
                        scripts=[f"{STATIC_URL}/firelane/draw.js"], config=config,
                        inline_js=[js], attributions=_source_attributions(compounds))
+
+
+def edit_fields() -> dict[str, list[dict[str, Any]]]:
+    """The attributes a planner edits on /map/draw per layer (ref and the layer's declared fields), as the
+    editor's form builds them: name, label, input type, choices in words, limits and unit."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name in EDIT_LAYERS:
+        layer = get_layer(name)
+        fields = []
+        for f in (layer.field("ref"), *layer.fields):
+            if f.type == "json":
+                continue
+            kind = "choice" if f.choices else {"float": "number", "int": "integer"}.get(f.type, f.type)
+            label = i18n.tr(f.label_zh, f.label_en) + (f" ({f.unit})" if f.unit else "")
+            fields.append({"name": f.name, "label": label, "type": kind, "min": f.minimum, "max": f.maximum,
+                           "max_length": f.max_length,
+                           "choices": [[c, i18n.choice_label(c)] for c in f.choices or ()]})
+        out[name] = fields
+    return out
 
 
 def _draw_js_labels() -> dict[str, str]:
@@ -615,6 +627,14 @@ def _draw_js_labels() -> dict[str, str]:
         "load_theirs": t("载入对方版本", "Load their version"), "overwrite": t("覆盖", "Overwrite"),
         "invalid_at": t("几何无效的位置", "Where the geometry is invalid"),
         "duplicate": t("编号在本图层中必须唯一, 该编号已被使用。", "Refs are unique per layer: this ref is already used."),
+        "ref_taken": t("编号 “{ref}” 已被{holder}使用。", "Ref “{ref}” is already used by {holder}."),
+        "ref_taken_hidden": t("您辖区外的一个要素", "a feature outside your jurisdiction"),
+        "compound": t("小区", "compound"),
+        "ref_fix": t("编号在本图层中唯一: 请改用其他编号, 或打开正在使用该编号的要素核对。",
+                     "Refs are unique per layer: choose another ref, or open the feature that uses it to check."),
+        "use_ref": t("改用 {ref}", "Use {ref}"), "open_holder": t("打开使用该编号的要素", "Open the feature using it"),
+        "attributes": t("属性", "Attributes"), "yes": t("是", "yes"), "no": t("否", "no"),
+        "unchanged": t("没有修改", "Nothing changed"),
         "save_edit": t("保存修改", "Save changes"),
     }
 
@@ -627,8 +647,7 @@ def _js_json(obj: Any) -> str:
 
 def index_page(*, engine: Engine, viewer: Viewer) -> str:
     """/map: the pages the role may open and the streets the viewer may see, with compound and open-hazard counts."""
-    where, params = (None, {}) if viewer.streets is None else ("t.ref = ANY(:s)", {"s": list(viewer.streets)})
-    streets = read_layer("streets", engine=engine, where=where, params=params, columns=["id", "ref", "name"])
+    streets = read_layer("streets", engine=engine, columns=["id", "ref", "name"])  # the viewer's: gis.scope
     with engine.connect() as conn:
         n_comp = dict(conn.execute(text("SELECT street_code, count(*) FROM compounds GROUP BY 1")).all())
         n_haz = dict(conn.execute(text(

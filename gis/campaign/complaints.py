@@ -10,6 +10,7 @@ from typing import Any
 import shapely
 from sqlalchemy import Connection, Engine, text
 
+from gis import scope
 from gis.campaign import photos as ph
 from gis.campaign import reports
 from gis.campaign.actors import TRIAGERS, Actor
@@ -134,9 +135,10 @@ def queue(conn: Connection, actor: Actor, *, status: str | None = "pending", lim
             raise InvalidInput(f"未知状态 unknown status {status!r}; statuses: {', '.join(STATUSES)}", field="status")
         where.append("c.status = :status")
         params["status"] = status
-    if actor.streets is not None:
-        where.append("c.street_code = ANY(:streets)")
-        params["streets"] = list(actor.streets)
+    mine, binds = scope.actor_filter("complaints", actor.streets, None, alias="c")
+    if mine:
+        where.append(mine)
+        params.update(binds)
     rows = conn.execute(text(f"SELECT {_COLUMNS} FROM complaints c WHERE {' AND '.join(where)} "
                              "ORDER BY c.submitted_at, c.id LIMIT :limit"), params).all()
     return [_doc(r) for r in rows]

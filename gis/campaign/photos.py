@@ -17,6 +17,7 @@ import pillow_heif
 from PIL import Image, ImageOps
 from sqlalchemy import Connection, text
 
+from gis import scope
 from gis.campaign.field_errors import InvalidInput, NotVisible, TooLarge, UnsupportedMedia
 from gis.campaign.storage import Storage, storage
 from gis.config import photo_settings
@@ -220,14 +221,8 @@ class Owner:
 def scope_clause(streets: Sequence[str] | None, compounds: Sequence[str] | None,
                  alias: str = "p") -> tuple[str, dict[str, Any]]:
     """The jurisdiction filter on a table with street_code and compound_ref columns (empty when unrestricted)."""
-    parts, params = [], {}
-    if streets is not None:
-        parts.append(f"{alias}.street_code = ANY(:scope_streets)")
-        params["scope_streets"] = list(streets)
-    if compounds is not None:
-        parts.append(f"{alias}.compound_ref = ANY(:scope_compounds)")
-        params["scope_compounds"] = list(compounds)
-    return " AND ".join(parts), params
+    where, params = scope.actor_filter("photos", streets, compounds, alias=alias)
+    return where or "", params
 
 
 def hazard_owner(conn: Connection, hazard_id: int, *, streets: Sequence[str] | None = None,

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from gis.checks import roads as rd
 from gis.checks.profiles import Profile
 
 #: Separation classes of GB 50016 table 5.2.2, in the order of the profile's `SEPARATION.table`.
@@ -26,7 +27,21 @@ def layer(ctx: Any, name: str) -> gpd.GeoDataFrame:
         return gpd.GeoDataFrame({"ref": pd.Series(dtype=object)}, geometry=gpd.GeoSeries([], crs=ctx.crs),
                                 crs=ctx.crs)
     frame = frame[~(frame.geometry.isna() | frame.geometry.is_empty)]
+    if name == "roads":  # roads drawn as surfaces read as centre lines with their surface (gis.checks.roads)
+        return _roads_as_drawn(ctx, frame)
     return frame
+
+
+def _roads_as_drawn(ctx: Any, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """`rd.as_drawn(frame)`, derived once per partition (contexts built by gis.checks.context arrive derived)."""
+    if not rd.polygonal(geoms(frame)).any():
+        return frame
+    cache = getattr(ctx, "cache", None)
+    if cache is None:
+        return rd.as_drawn(frame)
+    if "roads:as_drawn" not in cache:
+        cache["roads:as_drawn"] = rd.as_drawn(frame)
+    return cache["roads:as_drawn"]
 
 
 def column(frame: pd.DataFrame, name: str, default: Any = None) -> pd.Series:

@@ -15,6 +15,7 @@ import shapely
 from shapely import STRtree
 from shapely.geometry.base import BaseGeometry
 
+from gis.checks import roads as rd
 from gis.checks.profiles import Profile, load_profile
 from gis.coords import local_metric_crs
 from gis.layers import STORAGE_SRID
@@ -300,6 +301,8 @@ def _zone_contexts(layers_4490: dict[str, gpd.GeoDataFrame], comp: gpd.GeoDataFr
             frame = frame[~(frame.geometry.isna() | frame.geometry.is_empty)].to_crs(crs)
             if len(frame) == 0:
                 return None
+            if name == "roads":  # surfaces' centre lines derived once per district, not per partition
+                frame = rd.as_drawn(frame)
             owner = _owners(np.asarray(frame.geometry.values, dtype=object), _ref_strings(frame, "compound_ref"),
                             outlines, crefs, tree)
         frame[OWNER_COLUMN] = np.where(owner >= 0, crefs[np.maximum(owner, 0)], None).astype(object)

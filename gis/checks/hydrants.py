@@ -14,6 +14,7 @@ from shapely.ops import substring
 from gis.checks import attributes as at
 from gis.checks import geometry as gm
 from gis.checks import network as nw
+from gis.checks import roads as rd
 from gis.checks.catalog import rule as rule_of
 from gis.checks.context import OWNER_COLUMN
 from gis.checks.findings import Finding, findings_frame, severity
@@ -85,7 +86,7 @@ def coverage_findings(ctx: Any, *, network: bool = True) -> list[Finding]:
     roads = at.layer(ctx, "roads") if network else None
     networked = _networked(ctx, buildings, roads) if network else np.zeros(len(bg), dtype=bool)
     if networked.any():
-        net = nw.build_network(at.geoms(roads))
+        net = nw.build_network(rd.network_lines(roads))
         on = np.flatnonzero(networked)
         sources = nw.attach(net, hg, max_hop=limit)
         nodes = nw.node_distances(net, sources)
@@ -319,15 +320,14 @@ def placement_findings(ctx: Any) -> list[Finding]:
     n = len(hg)
     edge_d = np.full(n, np.nan)
     edge_line = np.full(n, None, dtype=object)
-    half = at.numbers(roads, "width_m") / 2.0
-    known = half > 0
+    known = rd.widths_known(roads)
     centre = at.geoms(roads)
     # what a hydrant stands beside: city and internal road surfaces, and the fire lanes (inside a compound the
     # lane polygon is the carriageway, drawn or not as an internal road)
     lanes = at.geoms(at.layer(ctx, "fire_lanes"))
     lanes = lanes[np.isin(shapely.get_type_id(lanes), (3, 6))] if len(lanes) else lanes
     if known.any() or len(lanes):
-        surfaces = np.concatenate([shapely.buffer(centre[known], half[known], cap_style="flat"), lanes])
+        surfaces = np.concatenate([rd.surfaces(roads[known]), lanes])
         (h, r), d = STRtree(surfaces).query_nearest(hg, all_matches=False, return_distance=True)
         edge_d[h] = d
         # a hydrant standing on the carriageway: the evidence is the hop to the kerb

@@ -16,6 +16,7 @@ from shapely import STRtree
 
 from gis.checks import attributes as at
 from gis.checks import geometry as gm
+from gis.checks import roads as rd
 from gis.checks.catalog import rule as rule_of
 from gis.checks.context import CheckContext
 from gis.checks.findings import Finding, findings_frame, severity
@@ -286,17 +287,11 @@ def derive_kinds(geoms: np.ndarray, conn_lane: np.ndarray, conn_zone: np.ndarray
 
 
 def city_surfaces(roads: gpd.GeoDataFrame) -> np.ndarray:
-    """Surfaces of city roads: centre line buffered by width_m/2 with flat caps (the centre line if no width)."""
+    """Surfaces of city roads: the drawn surface, else the centre line buffered by width_m/2 with flat caps (the
+    centre line if no width); see gis.checks.roads."""
     if not len(roads):
         return np.empty(0, dtype=object)
-    city = at.texts(roads, "kind", "city") == "city"
-    g = at.geoms(roads)[city]
-    w = np.nan_to_num(at.numbers(roads, "width_m")[city])
-    out = g.copy()
-    wide = w > 0
-    if wide.any():
-        out[wide] = shapely.buffer(g[wide], w[wide] / 2.0, cap_style="flat", quad_segs=4)
-    return out
+    return rd.surfaces(roads[at.texts(roads, "kind", "city") == "city"])
 
 
 def vehicle_entrances(entrances: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -337,7 +332,63 @@ def lane_network(ctx: CheckContext) -> LaneNetwork:
     # one derived network for LANE-TURNAROUND, LANE-CONNECT, LANE-CLEAR and LANE-TURN: kinds from topology
     net.kinds, net.dead_end_at = derive_kinds(g, np.concatenate([ext_lane, ai]).astype(np.int64),
                                               np.concatenate([ext_zone, net.contact_zones()]))
+    drawn = ring_of_lanes(net)
+    net.kinds[drawn] = "ring"
+    net.dead_end_at[drawn] = None
     return net
+
+
+def ring_of_lanes(net: LaneNetwork) -> np.ndarray:
+    """Lanes that make a ring together: a ring drawn as several lanes whose ends meet.
+
+    The lane graph's 2-core (leaves pruned until none is left: what remains lies on a cycle or between cycles) is
+    split into its connected groups; a group whose lanes, joined as `LaneNetwork.union` joins them, enclose a
+    courtyard of at least RING_HOLE_M2 makes ring lanes of those that border the courtyard for more than
+    ENTRY_TOL_M. Lanes meeting at one crossing form a cycle of the graph but enclose nothing; a spur into the
+    courtyard is pruned as a leaf; a link between two rings borders neither courtyard.
+    """
+    n = net.n
+    out = np.zeros(n, dtype=bool)
+    if n < 3 or not len(net.adj_i):
+        return out
+    fwd = net.adj_i < net.adj_j
+    a, b = net.adj_i[fwd], net.adj_j[fwd]
+    alive = np.ones(n, dtype=bool)
+    while True:  # one round per layer of leaves (a handful), each vectorised over the pairs
+        live = alive[a] & alive[b]
+        degree = np.bincount(a[live], minlength=n) + np.bincount(b[live], minlength=n)
+        leaves = alive & (degree < 2)
+        if not leaves.any():
+            break
+        alive &= ~leaves
+    if alive.sum() < 3:
+        return out
+    live = alive[a] & alive[b]
+    label = connected_components(coo_matrix((np.ones(int(live.sum())), (a[live], b[live])), shape=(n, n)),
+                                 directed=False)[1]
+    groups = [np.flatnonzero(alive & (label == k)) for k in np.unique(label[alive])]
+    groups = [x for x in groups if len(x) >= 3]
+    if not groups:
+        return out
+    joined = net.unions(groups)
+    parts, gi = shapely.get_parts(joined, return_index=True)
+    rings, ri = shapely.get_rings(parts, return_index=True)
+    inner = np.ones(len(rings), dtype=bool)
+    inner[np.searchsorted(ri, np.arange(len(parts)))] = False  # each polygon's first ring is its exterior
+    yard = shapely.polygons(rings[inner])
+    big = shapely.area(yard) >= RING_HOLE_M2
+    courtyards, yard_group = rings[inner][big], gi[ri[inner]][big]
+    if not len(courtyards):
+        return out
+    member = np.concatenate(groups)
+    member_group = np.repeat(np.arange(len(groups)), [len(x) for x in groups])
+    ci, mi = STRtree(net.geoms[member]).query(courtyards, predicate="dwithin", distance=SEAM_M * 2)
+    same = yard_group[ci] == member_group[mi]
+    ci, mi = ci[same], mi[same]
+    border = shapely.length(shapely.intersection(courtyards[ci],
+                                                 shapely.buffer(net.geoms[member[mi]], SEAM_M * 2, quad_segs=1)))
+    out[member[mi[border > ENTRY_TOL_M]]] = True
+    return out
 
 
 def _finding(ctx: CheckContext, net: LaneNetwork, i: int, **kw) -> Finding:

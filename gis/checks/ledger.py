@@ -1,36 +1,31 @@
-"""The hazards ledger writer: findings written idempotently by finding key; re-checks drive the life cycle.
-
-Set-based throughout (a staging table, one UPDATE, one INSERT, one UPDATE for what the run no longer finds), and
-every state change writes its hazard_events row in the same statement (INSERT ... SELECT from RETURNING).
-"""
+"""What a check run hands the hazards ledger, pure: the findings kept (one per key), their staging rows and the
+tally of what the run did (the SQL that writes them is gis.campaign.ledger_writer, called by the runner)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from sqlalchemy import Connection, Engine, text
 
-from gis.campaign import lifecycle as lc
-from gis.layers import STORAGE_SRID, get_layer
-from gis.store import derive_links
+from gis.layers import STORAGE_SRID
 
-_STAGE = "_ledger_stage"
-_STAGE_COLUMNS: tuple[tuple[str, str], ...] = (
+#: The staging table's columns (name, SQL type): COPIED are written from the findings, the rest derived in SQL.
+STAGE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("key", "text"), ("rule", "text"), ("clause", "text"), ("verdict", "text"), ("strength", "text"),
     ("severity", "double precision"), ("subject_layer", "text"), ("subject_ref", "text"), ("other_refs", "jsonb"),
     ("measured", "double precision"), ("required_value", "double precision"), ("unit", "text"),
     ("message_zh", "text"), ("message_en", "text"), ("department", "text"), ("compound_ref", "varchar(200)"),
     ("compound_id", "bigint"), ("street_code", "varchar(12)"), ("geom", "geometry"),
 )
-_COPIED = [c for c, _ in _STAGE_COLUMNS if c not in ("compound_id", "street_code")]
-_UPDATED = ("verdict", "clause", "strength", "severity", "subject_layer", "subject_ref", "other_refs", "measured",
-            "required_value", "unit", "message_zh", "message_en", "department")
+COPIED: tuple[str, ...] = tuple(c for c, _ in STAGE_COLUMNS if c not in ("compound_id", "street_code"))
+#: The columns a finding found again refreshes on its hazard.
+UPDATED: tuple[str, ...] = ("verdict", "clause", "strength", "severity", "subject_layer", "subject_ref",
+                            "other_refs", "measured", "required_value", "unit", "message_zh", "message_en",
+                            "department")
 
 
 @dataclass
@@ -47,6 +42,10 @@ class LedgerResult:
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
 
+    def __add__(self, other: LedgerResult) -> LedgerResult:
+        mine, theirs = self.as_dict(), other.as_dict()
+        return LedgerResult(**{k: mine[k] + theirs[k] for k in mine})
+
 
 def _value(v: object) -> object:
     if v is None:
@@ -58,7 +57,7 @@ def _value(v: object) -> object:
     return v
 
 
-def _stage_rows(findings: gpd.GeoDataFrame) -> list[list[object]]:
+def stage_rows(findings: gpd.GeoDataFrame) -> list[list[object]]:
     """Rows for COPY: findings' columns mapped to the hazards table, geometry as EWKB in the storage CRS."""
     frame = findings
     if frame.crs is not None and len(frame):
@@ -81,163 +80,13 @@ def _stage_rows(findings: gpd.GeoDataFrame) -> list[list[object]]:
         "message_zh": frame["message"], "message_en": frame["message_en"], "department": frame["department"],
         "compound_ref": frame["compound_ref"],
     }
-    values = [pd.Series(cols[c]).astype(object).tolist() for c in _COPIED[:-1]]
+    values = [pd.Series(cols[c]).astype(object).tolist() for c in COPIED[:-1]]
     return [[_value(v[i]) for v in values] + [ewkb[i]] for i in range(len(frame))]
 
 
-def _in(states: frozenset[str]) -> str:
-    return "(" + ", ".join(f"'{x}'" for x in sorted(states)) + ")"
-
-
-def record(
-    findings: gpd.GeoDataFrame,
-    *,
-    engine: Engine | Connection,
-    run_id: int | None,
-    compounds: Sequence[str],
-    rules: Sequence[str],
-    include_pass: bool = False,
-    user: str | None = None,
-) -> LedgerResult:
-    """Write a run's findings to the hazards ledger, in one transaction, in bulk.
-
-    Parameters
-    ----------
-    findings : GeoDataFrame
-        The run's findings (FINDING_COLUMNS + geometry, any CRS).
-    engine : Engine or Connection
-        A Connection's open transaction is used as it is; an Engine gets one transaction.
-    run_id : int or None
-        The check_runs row (first_run_id / last_run_id, and hazard_events.run_id).
-    compounds : sequence of str
-        The compounds the run checked: their hazards of `rules` that the run no longer finds are verified.
-    rules : sequence of str
-        The rules the run checked.
-    include_pass : bool
-        Also store ``pass`` findings (outside the life cycle: no state, like data gaps).
-    user : str, optional
-        Recorded in the audit log and as the events' `by`.
-
-    Returns
-    -------
-    LedgerResult
-        new ``fail`` keys → inserted as ``open`` (event evidence ``found``); new ``cannot_judge`` keys → inserted as
-        data gaps (no state: the "complete the data" queue, never counted as open); keys found again → updated
-        (last seen), and a hazard claimed fixed (rectified, verified, closed) that still fails is ``reopened``
-        (``recheck_failed``); an unresolved hazard found passing or no longer found → ``verified``
-        (``passed_recheck``, never deleted); a data gap no longer found is resolved (its row removed: it never
-        entered the life cycle and has no history); a gap that now fails enters the cycle as ``open``.
-    """
-    if isinstance(engine, Engine):
-        with engine.begin() as conn:
-            return record(findings, engine=conn, run_id=run_id, compounds=compounds, rules=rules,
-                          include_pass=include_pass, user=user)
-    conn = engine
-    if user:
-        conn.execute(text("SELECT set_config('firelane.user', :u, true)"), {"u": user})
+def kept(findings: gpd.GeoDataFrame, *, include_pass: bool = False) -> gpd.GeoDataFrame:
+    """The findings the ledger stores: one per key (the most severe), without ``pass`` unless `include_pass`."""
     keep = findings if include_pass else findings[findings["verdict"] != "pass"]
     if len(keep):
         keep = keep.sort_values("severity", ascending=False, na_position="last").drop_duplicates("key")
-    conn.execute(text(f"DROP TABLE IF EXISTS {_STAGE}"))
-    conn.execute(text(f"CREATE TEMP TABLE {_STAGE} ({', '.join(f'{c} {t}' for c, t in _STAGE_COLUMNS)}) "
-                      "ON COMMIT DROP"))
-    if len(keep):
-        raw = conn.connection.driver_connection
-        with raw.cursor() as cur, cur.copy(f"COPY {_STAGE} ({', '.join(_COPIED)}) FROM STDIN") as copy:
-            for row in _stage_rows(keep):
-                copy.write_row(row)
-    derive_links(conn, get_layer("hazards"), table=_STAGE)
-    conn.execute(text(f"CREATE INDEX ON {_STAGE} (key)"))
-    conn.execute(text(f"ANALYZE {_STAGE}"))
-    reopen, verify = _in(lc.REOPEN_ON_RECHECK), _in(lc.VERIFY_ON_RECHECK)
-    # an assigned hazard keeps the department it was assigned to; the run's routing fills it until then
-    sets = ", ".join(f"{c} = s.{c}" if c != "department" else
-                     "department = CASE WHEN h.assigned_at IS NULL THEN s.department ELSE h.department END"
-                     for c in _UPDATED if c != "verdict")
-    geom_fallback = "(SELECT ST_PointOnSurface(c.geom) FROM compounds c WHERE c.ref = s.compound_ref LIMIT 1)"
-    new_state = f"""CASE
-                WHEN s.verdict = 'fail' AND old.status IS NULL THEN 'open'
-                WHEN s.verdict = 'fail' AND old.status IN {reopen} THEN 'reopened'
-                WHEN s.verdict = 'pass' AND old.status IN {verify} THEN 'verified'
-                ELSE old.status END"""
-    counts = conn.execute(text(f"""
-        WITH old AS (
-            SELECT h.id, h.status, h.verdict FROM hazards h JOIN {_STAGE} s ON s.key = h.key FOR UPDATE OF h
-        ), upd AS (
-            UPDATE hazards h SET {sets},
-                verdict = CASE WHEN s.verdict = 'cannot_judge' AND old.status IS NOT NULL THEN old.verdict
-                               ELSE s.verdict END,
-                geom = COALESCE(s.geom, h.geom),
-                last_seen_at = now(), last_run_id = :run,
-                status = {new_state},
-                verified_at = CASE WHEN s.verdict = 'pass' AND old.status IN {verify} THEN now()
-                                   WHEN s.verdict = 'fail' AND old.status IN {reopen} THEN NULL
-                                   ELSE h.verified_at END,
-                rectified_at = CASE WHEN s.verdict = 'fail' AND old.status IN {reopen} THEN NULL
-                                    ELSE h.rectified_at END,
-                closed_at = CASE WHEN s.verdict = 'fail' AND old.status IN {reopen} THEN NULL ELSE h.closed_at END
-            FROM {_STAGE} s, old
-            WHERE h.key = s.key AND h.id = old.id
-            RETURNING h.id, old.status AS from_state, h.status AS to_state
-        ), ev AS (
-            INSERT INTO hazard_events (hazard_id, from_state, to_state, evidence, run_id, note)
-            SELECT id, from_state, to_state,
-                   CASE to_state WHEN 'reopened' THEN 'recheck_failed' WHEN 'verified' THEN 'passed_recheck'
-                                 ELSE 'found' END,
-                   :run,
-                   CASE to_state WHEN 'reopened' THEN '复查仍不合格 the re-check still finds it'
-                                 WHEN 'verified' THEN '复查合格 the re-check finds it passing' END
-            FROM upd WHERE from_state IS DISTINCT FROM to_state
-            RETURNING to_state
-        )
-        SELECT (SELECT count(*) FROM upd) AS updated,
-               (SELECT count(*) FROM ev WHERE to_state = 'reopened') AS reopened,
-               (SELECT count(*) FROM ev WHERE to_state = 'verified') AS verified
-    """), {"run": run_id}).one()
-    inserted = conn.execute(text(f"""
-        WITH ins AS (
-            INSERT INTO hazards (ref, key, rule, clause, verdict, strength, severity, status, subject_layer,
-                                 subject_ref, other_refs, measured, required_value, unit, message_zh, message_en,
-                                 department, compound_ref, compound_id, street_code, first_seen_at, last_seen_at,
-                                 first_run_id, last_run_id, geom)
-            SELECT left(s.key, 200), s.key, s.rule, s.clause, s.verdict, s.strength, s.severity,
-                   CASE WHEN s.verdict = 'fail' THEN 'open' END,
-                   s.subject_layer, s.subject_ref, s.other_refs, s.measured, s.required_value, s.unit, s.message_zh,
-                   s.message_en, s.department, s.compound_ref, s.compound_id, s.street_code, now(), now(), :run,
-                   :run, COALESCE(s.geom, {geom_fallback}, ST_SetSRID(ST_MakePoint(0, 0), {STORAGE_SRID}))
-            FROM {_STAGE} s
-            WHERE NOT EXISTS (SELECT 1 FROM hazards h WHERE h.key = s.key)
-            ORDER BY s.compound_ref, s.key
-            RETURNING id, status, verdict
-        ), ev AS (
-            INSERT INTO hazard_events (hazard_id, from_state, to_state, evidence, run_id)
-            SELECT id, NULL, 'open', 'found', :run FROM ins WHERE status = 'open'
-            ORDER BY id
-        )
-        SELECT count(*), count(*) FILTER (WHERE verdict = 'cannot_judge') FROM ins
-    """), {"run": run_id}).one()
-    verified = gaps_resolved = 0
-    if compounds and rules:
-        scope = {"run": run_id, "rules": list(rules), "compounds": [str(c) for c in compounds]}
-        verified = conn.execute(text(f"""
-            WITH upd AS (
-                UPDATE hazards h SET status = 'verified', verified_at = now(), last_run_id = :run
-                FROM (SELECT id, status FROM hazards WHERE status IN {verify} AND rule = ANY(:rules)
-                      AND compound_ref = ANY(:compounds) FOR UPDATE) old
-                WHERE h.id = old.id AND NOT EXISTS (SELECT 1 FROM {_STAGE} s WHERE s.key = h.key)
-                RETURNING h.id, old.status AS from_state
-            )
-            INSERT INTO hazard_events (hazard_id, from_state, to_state, evidence, run_id, note)
-            SELECT id, from_state, 'verified', 'passed_recheck', :run, '复查未再发现 the re-check no longer finds it'
-            FROM upd ORDER BY id
-        """), scope).rowcount
-        gaps_resolved = conn.execute(text(f"""
-            DELETE FROM hazards h
-            WHERE h.status IS NULL AND h.verdict = 'cannot_judge' AND h.rule = ANY(:rules)
-              AND h.compound_ref = ANY(:compounds)
-              AND NOT EXISTS (SELECT 1 FROM {_STAGE} s WHERE s.key = h.key AND s.verdict = 'cannot_judge')
-              AND NOT EXISTS (SELECT 1 FROM hazard_events e WHERE e.hazard_id = h.id)
-        """), scope).rowcount
-    conn.execute(text(f"DROP TABLE {_STAGE}"))
-    return LedgerResult(inserted=inserted[0], updated=counts.updated, reopened=counts.reopened,
-                        verified=verified + counts.verified, gaps=inserted[1], gaps_resolved=gaps_resolved)
+    return keep

@@ -21,10 +21,13 @@ import shapely
 from sqlalchemy import Engine, text
 from sqlalchemy import types as sa_types
 
+from gis.campaign import ledger_writer
 from gis.checks.catalog import RULES
 from gis.checks.context import CONTEXT_LAYERS, CheckContext, build_contexts, context_margins
 from gis.checks.findings import FINDING_COLUMNS, empty_findings
+from gis.checks.ledger import LedgerResult
 from gis.checks.profiles import Profile, load_profile
+from gis.db import get_engine
 from gis.gcpause import paused_gc
 from gis.schema import TABLES
 from gis.store import read_layer, read_layers
@@ -549,9 +552,6 @@ def run_checks(
     CheckResult
         Findings in EPSG:4326, the run id (a row of check_runs), counts per rule and verdict, duration, profile.
     """
-    from gis.checks import ledger as ledger_mod
-    from gis.db import get_engine
-
     eng = engine or get_engine()
     prof = load_profile(profile) if isinstance(profile, str) else profile
     families = tuple(families)
@@ -575,7 +575,7 @@ def run_checks(
         refs, batches = stream_scope(engine=eng, street=street, compound=compound, profile=prof,
                                      batch=stream_batch)
         parts: list[gpd.GeoDataFrame] = []
-        ledger_result = ledger_mod.LedgerResult() if ledger else None
+        ledger_result = LedgerResult() if ledger else None
         for layers, mine in batches:
             tasks = plan_tasks(layers, profile=prof, families=families, compounds=mine, workers=workers,
                                grouped=grouped)
@@ -585,10 +585,9 @@ def run_checks(
             del tasks
             if ledger_result is not None:
                 # the ledger as the batches come: each batch's compounds are closed out on their own findings
-                done = ledger_mod.record(found, engine=eng, run_id=run_id, compounds=mine,
-                                         rules=family_rules(families), include_pass=include_pass, user=user)
-                for k, v in done.as_dict().items():
-                    setattr(ledger_result, k, getattr(ledger_result, k) + v)
+                ledger_result += ledger_writer.record(found, engine=eng, run_id=run_id, compounds=mine,
+                                                      rules=family_rules(families), include_pass=include_pass,
+                                                      user=user)
             parts.append(found)
             gc.collect()  # the batch's frames may sit in reference cycles; collections are paused for the run
         findings = _sorted(_concat(parts))

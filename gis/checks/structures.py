@@ -11,6 +11,7 @@ import shapely
 from shapely import STRtree
 
 from gis.checks import attributes as at
+from gis.checks import roads as rd
 from gis.checks.findings import Finding, findings_frame, severity
 from gis.checks.profiles import Profile
 from gis.checks.separation import building_hypotheses, required_range, structure_hypotheses, verdicts
@@ -121,9 +122,7 @@ def _zones(ctx: Any) -> gpd.GeoDataFrame:
     parts.append(pd.DataFrame({"zone": "entrances", "ref": at.refs(entrances), "geometry": disks}))
     roads = at.layer(ctx, "roads")
     walk = roads[at.texts(roads, "kind", "city") == "walkway"]
-    half = np.nan_to_num(at.numbers(walk, "width_m")) / 2.0
-    surface = at.geoms(walk)
-    surface = np.where(half > 0, shapely.buffer(surface, half, cap_style="flat"), surface)
+    surface = rd.surfaces(walk)  # drawn walkway surfaces, else centre lines grown by half their width
     parts.append(pd.DataFrame({"zone": "walkways", "ref": at.refs(walk), "geometry": surface}))
     frame = pd.concat(parts, ignore_index=True)
     return gpd.GeoDataFrame(frame, geometry="geometry", crs=ctx.crs)

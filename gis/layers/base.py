@@ -64,14 +64,29 @@ class Layer:
     in_compound: bool = True
     #: whether features carry a street_code (derived spatially on import when missing)
     in_street: bool = True
-    #: refs must be unique within the layer (compounds, streets): refs are the user's identifiers
-    unique_ref: bool = False
+    #: refs are unique within the layer (a unique index; NULL refs allowed): refs are the user's identifiers, so two
+    #: features sharing one would make findings, edits and exports ambiguous. Only the ledger (keyed by `key`) is not.
+    unique_ref: bool = True
     #: timestamped layers support the OGC `datetime` filter on this field
     datetime_field: str | None = "updated_at"
+    #: geometry types a mixed (GEOMETRY) layer accepts when fewer than every type (roads: centre lines or
+    #: road-surface polygons, never points); such a layer stores each feature as its Multi type
+    accepts: tuple[str, ...] | None = None
 
     @property
     def accepted_geometries(self) -> tuple[str, ...]:
-        return ACCEPTED_GEOMETRIES[self.geometry]
+        return self.accepts or ACCEPTED_GEOMETRIES[self.geometry]
+
+    @property
+    def multi(self) -> bool:
+        """Whether features are stored as Multi types (ST_Multi on write)."""
+        return self.geometry.startswith("MULTI") or (self.accepts is not None and "Point" not in self.accepts)
+
+    @property
+    def dimensions(self) -> tuple[int, ...]:
+        """The geometry dimensions the layer holds (0 points, 1 lines, 2 polygons)."""
+        dims = {"Point": 0, "MultiPoint": 0, "LineString": 1, "MultiLineString": 1, "Polygon": 2, "MultiPolygon": 2}
+        return tuple(sorted({dims[t] for t in self.accepted_geometries}))
 
     def field(self, name: str) -> Field:
         """The declared field `name`, own or common (ref, compound_ref, street_code, estimated, source)."""

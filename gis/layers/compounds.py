@@ -4,7 +4,7 @@ from gis.layers.base import Layer, choice, flag, integer, text
 
 LAYER = Layer(
     name="compounds", label_zh="小区", label_en="Compounds", geometry="MULTIPOLYGON",
-    in_compound=False, unique_ref=True,
+    in_compound=False,
     description="住宅小区边界 residential compound boundaries",
     fields=(
         text("name", "小区名称", "Name", required=True, max_length=200, aliases=("小区名", "compound_name")),

@@ -6,7 +6,7 @@ from gis.layers.base import Field, Layer, choice, integer, num, text
 LAYER = Layer(
     name="hazards", label_zh="隐患台账", label_en="Hazards", geometry="GEOMETRY",
     description="隐患台账: one row per finding key (rule + subjects), followed from discovery to close-out",
-    editable=False,
+    editable=False, unique_ref=False,
     fields=(
         text("key", "隐患键", "Key", required=True, max_length=400),
         text("rule", "规则", "Rule", required=True, max_length=40),

@@ -3,8 +3,10 @@
 from gis.layers.base import Layer, choice, num, text
 
 LAYER = Layer(
-    name="roads", label_zh="道路", label_en="Roads", geometry="MULTILINESTRING",
-    description="道路中心线 road centre lines: city roads around compounds, internal roads and walkways",
+    name="roads", label_zh="道路", label_en="Roads", geometry="GEOMETRY",
+    accepts=("LineString", "MultiLineString", "Polygon", "MultiPolygon"),
+    description="道路中心线或路面 road centre lines (OSM) or road-surface polygons (CAD, surveys): city roads "
+                "around compounds, internal roads and walkways; the checks derive a surface's centre line and edges",
     fields=(
         text("name", "道路名称", "Name", max_length=200, aliases=("路名",)),
         choice("kind", "类型", "Kind", ("city", "internal", "walkway"), default="city", aliases=("type", "类型")),

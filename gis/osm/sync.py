@@ -146,7 +146,7 @@ def _update_rows(conn: Connection, layer_name: str, frame: gpd.GeoDataFrame, ids
         + f"CAST(:extra AS jsonb), ST_SetSRID(ST_GeomFromWKB(decode(:geom, 'hex')), {STORAGE_SRID}))"
     ), params)
     derive_links(conn, layer, table=stage)
-    geom_sql = "ST_Multi(s.geom)" if layer.geometry.startswith("MULTI") else "s.geom"
+    geom_sql = "ST_Multi(s.geom)" if layer.multi else "s.geom"
     assignments = [f"{c} = s.{c}" for c in staged_cols]
     assignments.append(f"geom = {geom_sql}")
     assignments.append(f"extra = s.extra || jsonb_build_object('{IMPORT_VERSION_KEY}', t.version + 1)")

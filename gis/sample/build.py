@@ -14,7 +14,7 @@ import shapely
 
 from gis.coords import local_metric_crs
 from gis.layers import LAYERS, STORAGE_SRID
-from gis.sample import clutter, district, names
+from gis.sample import clutter, district, names, surfaces
 from gis.sample.boundaries import get_district, read_boundaries
 from gis.sample.layout import TEMPLATE_LAYERS, Template, templates_for_depth
 from gis.sample.world import World
@@ -255,19 +255,18 @@ def to_metric(geoms: np.ndarray, ox: np.ndarray, oy: np.ndarray, ang: np.ndarray
 
 
 def _multi(layer: str, geoms: np.ndarray) -> np.ndarray:
-    kind = LAYERS[layer].geometry
-    if kind == "MULTIPOLYGON":
+    lay = LAYERS[layer]
+    # a mixed layer stored as Multi types (roads: centre lines and surfaces) promotes both
+    kinds = {"MULTIPOLYGON", "MULTILINESTRING"} if lay.geometry == "GEOMETRY" and lay.multi else {lay.geometry}
+    out = geoms.copy()
+    if "MULTIPOLYGON" in kinds:
         single = shapely.get_type_id(geoms) == 3
-        out = geoms.copy()
         out[single] = shapely.multipolygons(geoms[single][:, None].tolist()) if single.any() else out[single]
-        return out
-    if kind == "MULTILINESTRING":
+    if "MULTILINESTRING" in kinds:
         single = shapely.get_type_id(geoms) == 1
-        out = geoms.copy()
         if single.any():
             out[single] = [shapely.MultiLineString([g]) for g in geoms[single]]
-        return out
-    return geoms
+    return out
 
 
 def layer_columns(name: str) -> list[str]:
@@ -397,6 +396,7 @@ def generate(*, district: str = "yinzhou", scale: str = "s", seed: int = 1) -> S
     timings["plant"] = time.perf_counter() - t2
     t3 = time.perf_counter()
     clutter.add_clutter(world, np.random.default_rng([seed, 13]))
+    surfaces.draw_as_surfaces(world, np.random.default_rng([seed, 17]))
     timings["clutter"] = time.perf_counter() - t3
     t4 = time.perf_counter()
     layers = finalise(world, metric, streets)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-05 01:43:39.574447
+Create Date: 2026-12-05 03:41:37.744059
 """
 from alembic import op
 
@@ -181,7 +181,7 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_aerial_areas_compound_id'), 'aerial_areas', ['compound_id'], unique=False)
     op.create_geospatial_index('ix_aerial_areas_geom', 'aerial_areas', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
-    op.create_index('ix_aerial_areas_ref', 'aerial_areas', ['ref'], unique=False)
+    op.create_index('ix_aerial_areas_ref', 'aerial_areas', ['ref'], unique=True)
     op.create_index('ix_aerial_areas_street_code', 'aerial_areas', ['street_code'], unique=False)
     op.create_index('ix_aerial_areas_updated_at', 'aerial_areas', ['updated_at'], unique=False)
     op.create_table('api_tokens',
@@ -230,7 +230,7 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_buildings_compound_id'), 'buildings', ['compound_id'], unique=False)
     op.create_geospatial_index('ix_buildings_geom', 'buildings', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
-    op.create_index('ix_buildings_ref', 'buildings', ['ref'], unique=False)
+    op.create_index('ix_buildings_ref', 'buildings', ['ref'], unique=True)
     op.create_index('ix_buildings_street_code', 'buildings', ['street_code'], unique=False)
     op.create_index('ix_buildings_updated_at', 'buildings', ['updated_at'], unique=False)
     op.create_table('campaign_inspections',
@@ -317,7 +317,7 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_ebike_sites_compound_id'), 'ebike_sites', ['compound_id'], unique=False)
     op.create_geospatial_index('ix_ebike_sites_geom', 'ebike_sites', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
-    op.create_index('ix_ebike_sites_ref', 'ebike_sites', ['ref'], unique=False)
+    op.create_index('ix_ebike_sites_ref', 'ebike_sites', ['ref'], unique=True)
     op.create_index('ix_ebike_sites_street_code', 'ebike_sites', ['street_code'], unique=False)
     op.create_index('ix_ebike_sites_updated_at', 'ebike_sites', ['updated_at'], unique=False)
     op.create_geospatial_table('entrances',
@@ -351,7 +351,7 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_entrances_compound_id'), 'entrances', ['compound_id'], unique=False)
     op.create_geospatial_index('ix_entrances_geom', 'entrances', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
-    op.create_index('ix_entrances_ref', 'entrances', ['ref'], unique=False)
+    op.create_index('ix_entrances_ref', 'entrances', ['ref'], unique=True)
     op.create_index('ix_entrances_street_code', 'entrances', ['street_code'], unique=False)
     op.create_index('ix_entrances_updated_at', 'entrances', ['updated_at'], unique=False)
     op.create_geospatial_table('fire_lanes',
@@ -386,7 +386,7 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_fire_lanes_compound_id'), 'fire_lanes', ['compound_id'], unique=False)
     op.create_geospatial_index('ix_fire_lanes_geom', 'fire_lanes', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
-    op.create_index('ix_fire_lanes_ref', 'fire_lanes', ['ref'], unique=False)
+    op.create_index('ix_fire_lanes_ref', 'fire_lanes', ['ref'], unique=True)
     op.create_index('ix_fire_lanes_street_code', 'fire_lanes', ['street_code'], unique=False)
     op.create_index('ix_fire_lanes_updated_at', 'fire_lanes', ['updated_at'], unique=False)
     op.create_geospatial_table('hazards',
@@ -483,7 +483,7 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_hydrants_compound_id'), 'hydrants', ['compound_id'], unique=False)
     op.create_geospatial_index('ix_hydrants_geom', 'hydrants', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
-    op.create_index('ix_hydrants_ref', 'hydrants', ['ref'], unique=False)
+    op.create_index('ix_hydrants_ref', 'hydrants', ['ref'], unique=True)
     op.create_index('ix_hydrants_street_code', 'hydrants', ['street_code'], unique=False)
     op.create_index('ix_hydrants_updated_at', 'hydrants', ['updated_at'], unique=False)
     op.create_geospatial_table('illegal_structures',
@@ -516,7 +516,7 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_illegal_structures_compound_id'), 'illegal_structures', ['compound_id'], unique=False)
     op.create_geospatial_index('ix_illegal_structures_geom', 'illegal_structures', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
-    op.create_index('ix_illegal_structures_ref', 'illegal_structures', ['ref'], unique=False)
+    op.create_index('ix_illegal_structures_ref', 'illegal_structures', ['ref'], unique=True)
     op.create_index('ix_illegal_structures_street_code', 'illegal_structures', ['street_code'], unique=False)
     op.create_index('ix_illegal_structures_updated_at', 'illegal_structures', ['updated_at'], unique=False)
     op.create_geospatial_table('obstructions',
@@ -552,7 +552,7 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_obstructions_compound_id'), 'obstructions', ['compound_id'], unique=False)
     op.create_geospatial_index('ix_obstructions_geom', 'obstructions', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
-    op.create_index('ix_obstructions_ref', 'obstructions', ['ref'], unique=False)
+    op.create_index('ix_obstructions_ref', 'obstructions', ['ref'], unique=True)
     op.create_index('ix_obstructions_street_code', 'obstructions', ['street_code'], unique=False)
     op.create_index('ix_obstructions_updated_at', 'obstructions', ['updated_at'], unique=False)
     op.create_geospatial_table('parking',
@@ -580,7 +580,7 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_parking_compound_id'), 'parking', ['compound_id'], unique=False)
     op.create_geospatial_index('ix_parking_geom', 'parking', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
-    op.create_index('ix_parking_ref', 'parking', ['ref'], unique=False)
+    op.create_index('ix_parking_ref', 'parking', ['ref'], unique=True)
     op.create_index('ix_parking_street_code', 'parking', ['street_code'], unique=False)
     op.create_index('ix_parking_updated_at', 'parking', ['updated_at'], unique=False)
     op.create_geospatial_table('roads',
@@ -599,7 +599,7 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('updated_by', sa.String(length=100), server_default=sa.text("coalesce(nullif(current_setting('firelane.user', true), ''), current_user)"), nullable=True),
-    sa.Column('geom', Geometry(geometry_type='MULTILINESTRING', srid=4490, dimension=2, spatial_index=False, from_text='ST_GeomFromEWKT', name='geometry', nullable=False), nullable=False),
+    sa.Column('geom', Geometry(srid=4490, dimension=2, spatial_index=False, from_text='ST_GeomFromEWKT', name='geometry', nullable=False), nullable=False),
     sa.CheckConstraint("kind IN ('city', 'internal', 'walkway')", name=op.f('ck_roads_kind_choice')),
     sa.CheckConstraint('ST_IsValid(geom) AND NOT ST_IsEmpty(geom)', name=op.f('ck_roads_geom_valid')),
     sa.CheckConstraint('width_m <= 120', name=op.f('ck_roads_width_m_max')),
@@ -609,7 +609,7 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_roads_compound_id'), 'roads', ['compound_id'], unique=False)
     op.create_geospatial_index('ix_roads_geom', 'roads', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
-    op.create_index('ix_roads_ref', 'roads', ['ref'], unique=False)
+    op.create_index('ix_roads_ref', 'roads', ['ref'], unique=True)
     op.create_index('ix_roads_street_code', 'roads', ['street_code'], unique=False)
     op.create_index('ix_roads_updated_at', 'roads', ['updated_at'], unique=False)
     op.create_table('spot_draws',

@@ -43,12 +43,45 @@
       invalidMark.bindTooltip(L_.invalid_at || "invalid", {permanent: true, direction: "top"});
     }
 
-    function showFeedback(ok, status, body) {
+    function fill(template, values) {
+      return String(template || "").replace(/\{(\w+)\}/g, function (m, k) { return values[k] !== undefined ? values[k] : m; });
+    }
+
+    // a 409 for a taken ref: who uses it (when the caller may see it) and two ways out: another ref, or open theirs
+    function refTaken(body, refInput) {
+      var holder = L_.ref_taken_hidden, u = body.used_by;
+      if (u) {
+        holder = (config.layer_labels[body.collection] || body.collection) + " #" + u.id
+          + (u.compound_ref ? " (" + L_.compound + " " + u.compound_ref + ")" : "");
+      }
+      var p = el("p", fill(L_.ref_taken, {ref: body.ref, holder: holder}), "bad");
+      p.id = "fl-ref-taken";
+      box.appendChild(p);
+      box.appendChild(el("p", L_.ref_fix, "fl-note"));
+      if (refInput) {
+        var suggestion = body.ref + "-2";
+        var use = el("button", fill(L_.use_ref, {ref: suggestion}));
+        use.type = "button";
+        use.id = "fl-use-ref";
+        use.addEventListener("click", function () { refInput.value = suggestion; refInput.focus(); });
+        box.appendChild(use);
+      }
+      if (u && config.layers[body.collection]) {
+        var open = el("button", L_.open_holder);
+        open.type = "button";
+        open.id = "fl-open-holder";
+        open.addEventListener("click", function () { load(body.collection, u.id); });
+        box.appendChild(open);
+      }
+    }
+
+    function showFeedback(ok, status, body, refInput) {
       box.textContent = "";
       box.appendChild(el("p", (ok ? L_.saved : L_.save_failed) + " (" + status + ")", ok ? "ok" : "bad"));
-      if (!ok && body && body.description) {
+      if (!ok && status === 409 && body && body.ref !== undefined) {
+        refTaken(body, refInput);
+      } else if (!ok && body && body.description) {
         box.appendChild(el("p", body.description));
-        if (status === 409) { box.appendChild(el("p", L_.duplicate, "fl-note")); }
         markInvalid(body.description);
       } else if (ok) { markInvalid(""); }
       var findings = findingsOf(body);
@@ -107,7 +140,7 @@
       state.textContent = L_.saving;
       send("POST", config.endpoint, {type: "Feature", geometry: toStorage(current.toGeoJSON().geometry), properties: props},
            {"Content-Type": "application/geo+json"}).then(function (r) {
-        showFeedback(r.resp.ok, r.resp.status, r.body);
+        showFeedback(r.resp.ok, r.resp.status, r.body, document.getElementById("fl-ref"));
         state.textContent = r.resp.ok ? L_.saved + ": " + ref : L_.not_saved;
         if (r.resp.ok) { current.setStyle({color: "#1e7b34", fillColor: "#58d68d"}); current = null; }
         else { save.disabled = false; }
@@ -147,11 +180,57 @@
       });
     }
 
+    // the layer's attributes as a form (ids fl-edit-NAME), filled with the feature's values
+    function attributeForm(collection, props) {
+      var form = el("form", undefined, "fl-form");
+      form.id = "fl-edit-form";
+      form.setAttribute("onsubmit", "return false");
+      (config.edit_fields[collection] || []).forEach(function (f) {
+        var label = el("label", f.label + " "), input, v = props[f.name];
+        if (f.type === "choice" || f.type === "bool") {
+          input = document.createElement("select");
+          var options = f.type === "bool" ? [["true", L_.yes], ["false", L_.no]] : f.choices;
+          input.appendChild(el("option", "—")).value = "";
+          options.forEach(function (c) { var o = el("option", c[1]); o.value = c[0]; input.appendChild(o); });
+        } else {
+          input = document.createElement("input");
+          input.type = f.type === "number" || f.type === "integer" ? "number" : (f.type === "date" ? "date" : "text");
+          if (f.type === "number") { input.step = "any"; }
+          if (f.min !== null && f.min !== undefined) { input.min = f.min; }
+          if (f.max !== null && f.max !== undefined) { input.max = f.max; }
+          if (f.max_length) { input.maxLength = f.max_length; }
+        }
+        input.id = "fl-edit-" + f.name;
+        input.name = f.name;
+        input.value = v === null || v === undefined ? "" : String(v);
+        label.appendChild(input);
+        form.appendChild(label);
+      });
+      return form;
+    }
+
+    // the attributes the planner changed, typed as the layer declares them (empty: null)
+    function changedProperties() {
+      var out = {};
+      (config.edit_fields[editing.collection] || []).forEach(function (f) {
+        var input = document.getElementById("fl-edit-" + f.name);
+        if (!input) { return; }
+        var raw = input.value.trim(), old = editing.props[f.name], value = raw === "" ? null : raw;
+        if (value !== null && (f.type === "number" || f.type === "integer")) { value = Number(raw); }
+        if (value !== null && f.type === "bool") { value = raw === "true"; }
+        var before = old === undefined ? null : old;
+        if (value !== before && String(value) !== String(before)) { out[f.name] = value; }
+      });
+      return out;
+    }
+
     function showEditor() {
       editBox.textContent = "";
       var p = editing.props;
       editBox.appendChild(el("h2", (config.layer_labels[editing.collection] || editing.collection) + " " + (p.ref || editing.id)));
       editBox.appendChild(el("p", L_.selected, "fl-note"));
+      editBox.appendChild(el("h3", L_.attributes));
+      editBox.appendChild(attributeForm(editing.collection, p));
       var button = el("button", L_.save_edit);
       button.type = "button";
       button.id = "fl-save-edit";
@@ -170,9 +249,13 @@
       var headers = {"Content-Type": "application/merge-patch+json"};
       if (etag) { headers["If-Match"] = etag; }
       state.textContent = L_.saving;
-      return send("PATCH", url, {geometry: editedGeometry()}, headers).then(function (r) {
+      var props = changedProperties();
+      var body = {geometry: editedGeometry()};
+      if (Object.keys(props).length) { body.properties = props; }
+      return send("PATCH", url, body, headers).then(function (r) {
         if (r.resp.status === 412) { return conflict(); }
-        showFeedback(r.resp.ok, r.resp.status, r.body);
+        showFeedback(r.resp.ok, r.resp.status, r.body, document.getElementById("fl-edit-ref"));
+        if (r.resp.ok && r.body && r.body.properties) { Object.assign(editing.props, r.body.properties); }
         state.textContent = r.resp.ok ? L_.saved + ": " + (editing.props.ref || editing.id) : L_.not_saved;
         if (r.resp.ok) {
           editing.etag = r.resp.headers.get("ETag") || editing.etag;

@@ -4,6 +4,9 @@
   "use strict";
 
   function el(id) { return document.getElementById(id); }
+  // an API error in the page's language: a headline by status, then the API's own detail
+  function failure(T, status, detail) { return (T["error_" + status] || T.error_other || "") + (detail ? ": " + detail : ""); }
+  window.firelaneFieldFailure = failure;
 
   // GPS gives WGS 84; under an AMap basemap the map is drawn in GCJ-02 (the shared converters of the map pages)
   function wgsToDisplay(lon, lat) {
@@ -17,6 +20,7 @@
     var result = el("fl-result");
     var submit = el("fl-submit");
     var marker = null;
+    var T = config.labels || {};  // web/i18n.py js_labels("field"), in the page's language
     var picked = null;  // [lon, lat] in display coordinates (GCJ-02 under an AMap basemap)
 
     function place(lat, lng, how) {
@@ -24,7 +28,7 @@
         marker = L.marker([lat, lng], {draggable: true}).addTo(map);
         marker.on("dragend", function () {
           var p = marker.getLatLng();
-          place(p.lat, p.lng, "手动调整 adjusted by hand");
+          place(p.lat, p.lng, T.adjusted);
         });
       }
       picked = [lng, lat];
@@ -34,31 +38,31 @@
       submit.disabled = false;
     }
 
-    map.on("click", function (e) { place(e.latlng.lat, e.latlng.lng, "地图选点 picked on the map"); });
+    map.on("click", function (e) { place(e.latlng.lat, e.latlng.lng, T.picked); });
 
     var gps = el("fl-gps");
     if (gps) {
       gps.addEventListener("click", function () {
-        if (!navigator.geolocation) { where.textContent = "此设备无定位 no GPS on this device"; return; }
-        where.textContent = "定位中 locating…";
+        if (!navigator.geolocation) { where.textContent = T.no_gps; return; }
+        where.textContent = T.locating;
         navigator.geolocation.getCurrentPosition(function (pos) {
           var lon = pos.coords.longitude, lat = pos.coords.latitude;
           if (config.gcj02) { var g = wgsToDisplay(lon, lat); lon = g[0]; lat = g[1]; }
           place(lat, lon, "GPS ±" + Math.round(pos.coords.accuracy) + " m");
           map.setView([lat, lon], Math.max(map.getZoom(), 18));
         }, function (err) {
-          where.textContent = "定位失败, 请在地图上选点 GPS failed, pick the point on the map (" + err.message + ")";
+          where.textContent = T.gps_failed + " (" + err.message + ")";
         }, {enableHighAccuracy: true, timeout: 15000, maximumAge: 0});
       });
     }
 
     form.addEventListener("submit", function (ev) {
       ev.preventDefault();
-      if (!picked) { where.textContent = "请先选择位置 pick the location first"; return; }
+      if (!picked) { where.textContent = T.pick_first; return; }
       var data = new FormData(form);
       if (config.gcj02) { data.set("crs", "gcj02"); }
       submit.disabled = true;
-      result.textContent = "提交中 sending…";
+      result.textContent = T.sending;
       result.className = "";
       fetch(config.endpoint, {method: "POST", credentials: "same-origin", body: data,
                               headers: {"Accept": "application/json"}})
@@ -67,24 +71,24 @@
             submit.disabled = false;
             if (!resp.ok) {
               result.className = "fl-error";
-              result.textContent = body.description || ("提交失败 failed (" + resp.status + ")");
+              result.textContent = failure(T, resp.status, body.description);
               return;
             }
             result.className = "fl-ok";
             if (body.tracking_code) {
-              result.textContent = "已收到, 查询码 Received. Tracking code: ";
+              result.textContent = T.received;
               var code = document.createElement("strong");
               code.id = "fl-tracking-code";
               code.textContent = body.tracking_code;
               result.appendChild(code);
             } else {
-              result.textContent = "已上报 Filed: #" + body.id + " " + body.rule + " (" + body.status + ")";
+              result.textContent = T.filed + ": #" + body.id + " " + body.rule + " (" + (T["state_" + body.status] || body.status) + ")";
               result.setAttribute("data-hazard-id", String(body.id));
             }
             form.reset();
           });
         })
-        .catch(function () { submit.disabled = false; result.textContent = "网络错误 network error"; });
+        .catch(function () { submit.disabled = false; result.textContent = T.error_network; });
     });
 
     var track = el("fl-track-form");
@@ -96,9 +100,9 @@
         fetch("/complaints/track/" + encodeURIComponent(code), {headers: {"Accept": "application/json"}})
           .then(function (resp) { return resp.json().then(function (body) { return [resp.ok, body]; }); })
           .then(function (r) {
-            out.textContent = r[0] ? (r[1].label_zh + " " + r[1].label_en) : (r[1].description || "未找到 not found");
+            out.textContent = r[0] ? (T.lang === "en" ? r[1].label_en : r[1].label_zh) : failure(T, 404, r[1].description);
           })
-          .catch(function () { out.textContent = "网络错误 network error"; });
+          .catch(function () { out.textContent = T.error_network; });
       });
     }
   };
@@ -110,6 +114,7 @@
   window.firelaneTriage = function () {
     var table = document.getElementById("fl-triage");
     if (!table) { return; }
+    var T = JSON.parse(table.getAttribute("data-labels") || "{}");
     table.addEventListener("click", function (ev) {
       var button = ev.target.closest("button[data-action]");
       if (!button) { return; }
@@ -119,7 +124,7 @@
       var body = {};
       if (action === "reject") {
         var reason = row.querySelector("input[name=reason]").value.trim();
-        if (!reason) { row.querySelector(".fl-row-result").textContent = "请填写驳回原因 a reason is required"; return; }
+        if (!reason) { row.querySelector(".fl-row-result").textContent = T.reason_needed; return; }
         body.reason = reason;
       }
       fetch("/complaints/" + encodeURIComponent(id) + "/" + action, {
@@ -129,8 +134,8 @@
       }).then(function (resp) {
         return resp.json().catch(function () { return {}; }).then(function (b) {
           var out = row.querySelector(".fl-row-result");
-          if (!resp.ok) { out.textContent = b.description || ("失败 failed (" + resp.status + ")"); return; }
-          out.textContent = b.status === "accepted" ? "已受理 → 隐患 hazard #" + b.hazard_id : "已驳回 rejected";
+          if (!resp.ok) { out.textContent = window.firelaneFieldFailure(T, resp.status, b.description); return; }
+          out.textContent = b.status === "accepted" ? String(T.accepted).replace("{id}", b.hazard_id) : T.rejected;
           row.setAttribute("data-status", b.status);
           row.querySelectorAll("button").forEach(function (x) { x.disabled = true; });
         });
@@ -146,6 +151,7 @@
     var table = document.getElementById("fl-checklist");
     if (!table) { return; }
     var compound = table.getAttribute("data-compound");
+    var T = JSON.parse(table.getAttribute("data-labels") || "{}");
     table.addEventListener("submit", function (ev) {
       ev.preventDefault();
       var form = ev.target;
@@ -155,20 +161,22 @@
       data.set("item", row.getAttribute("data-item"));
       if (row.getAttribute("data-subject")) { data.set("subject", row.getAttribute("data-subject")); }
       ["drill_date", "note", "checked_on"].forEach(function (k) { if (data.get(k) === "") { data.delete(k); } });
-      out.textContent = "保存中 saving…";
+      out.textContent = T.saving;
       fetch("/compounds/" + encodeURIComponent(compound) + "/checklist",
             {method: "POST", credentials: "same-origin", body: data, headers: {"Accept": "application/json"}})
         .then(function (r) { return r.json().catch(function () { return {}; }).then(function (b) { return [r, b]; }); })
         .then(function (rb) {
-          if (!rb[0].ok) { out.textContent = rb[1].description || ("失败 failed (" + rb[0].status + ")"); return; }
+          if (!rb[0].ok) { out.textContent = window.firelaneFieldFailure(T, rb[0].status, rb[1].description); return; }
           var b = rb[1];
           row.setAttribute("data-status", b.status);
-          var now = b.status + " · " + b.checked_on;
-          if (b.hazard_id) { now += " · 隐患 hazard #" + b.hazard_id + " (" + b.hazard_status + ")"; }
+          var now = (T["result_" + b.status] || b.status) + " · " + b.checked_on;
+          if (b.hazard_id) {
+            now += " · " + T.hazard + " #" + b.hazard_id + " (" + (T["state_" + b.hazard_status] || b.hazard_status) + ")";
+          }
           row.querySelector(".fl-now").textContent = now;
-          out.textContent = "已保存 saved";
+          out.textContent = T.saved;
         })
-        .catch(function () { out.textContent = "网络错误 network error"; });
+        .catch(function () { out.textContent = T.error_network; });
     });
   };
 })();

@@ -6,6 +6,9 @@
   var facts = document.getElementById("fl-detail-facts");
   if (!facts) { return; }
   var shown = null;
+  var root = document.getElementById("fl-hazard-work");
+  var T = JSON.parse((root && root.getAttribute("data-labels")) || "{}");  // web/i18n.py js_labels("work")
+  function failure(status, detail) { return (T["error_" + status] || T.error_other || "") + (detail ? ": " + detail : ""); }
 
   function el(tag, text) { var e = document.createElement(tag); if (text !== undefined) { e.textContent = text; } return e; }
 
@@ -14,7 +17,7 @@
     if (box) { return box; }
     box = el("div");
     box.id = "fl-hazard-photos";
-    box.appendChild(el("h2", "照片 Photos"));
+    box.appendChild(el("h2", T.photos));
     var list = el("ul");
     list.id = "fl-photo-list";
     list.className = "fl-photo-list";
@@ -26,10 +29,10 @@
     file.type = "file"; file.name = "file"; file.accept = "image/*,application/pdf"; file.required = true;
     var kind = el("select");
     kind.name = "kind";
-    [["after", "整改后 after"], ["before", "整改前 before"], ["other", "其他 other"]].forEach(function (k) {
+    [["after", T.photo_after], ["before", T.photo_before], ["other", T.photo_other]].forEach(function (k) {
       var o = el("option", k[1]); o.value = k[0]; kind.appendChild(o);
     });
-    var button = el("button", "上传照片 Upload");
+    var button = el("button", T.upload);
     button.type = "submit";
     var status = el("span");
     status.id = "fl-photo-status";
@@ -39,19 +42,19 @@
       ev.preventDefault();
       if (!shown) { return; }
       var data = new FormData(form);
-      status.textContent = "上传中 uploading…";
+      status.textContent = T.uploading;
       fetch("/hazards/" + encodeURIComponent(shown) + "/photos", {method: "POST", credentials: "same-origin",
                                                                    body: data, headers: {"Accept": "application/json"}})
         .then(function (r) { return r.json().catch(function () { return {}; }).then(function (b) { return [r, b]; }); })
         .then(function (rb) {
-          if (!rb[0].ok) { status.textContent = rb[1].description || ("失败 failed (" + rb[0].status + ")"); return; }
-          status.textContent = "已上传 uploaded #" + rb[1].id;
+          if (!rb[0].ok) { status.textContent = failure(rb[0].status, rb[1].description); return; }
+          status.textContent = T.uploaded + " #" + rb[1].id;
           var ids = document.querySelector("#fl-move-form input[name=photos]");
           if (ids && rb[1].kind === "after") { ids.value = (ids.value ? ids.value + ", " : "") + rb[1].id; }
           form.reset();
           load(shown);
         })
-        .catch(function () { status.textContent = "网络错误 network error"; });
+        .catch(function () { status.textContent = T.error_network; });
     });
     var err = document.getElementById("fl-detail-error");
     err.parentNode.insertBefore(box, err);
@@ -59,12 +62,12 @@
   }
 
   function describe(p) {
-    var parts = [p.kind === "after" ? "整改后 after" : p.kind === "before" ? "整改前 before" : "其他 other",
+    var parts = [p.kind === "after" ? T.photo_after : p.kind === "before" ? T.photo_before : T.photo_other,
                  p.media_type];
-    if (p.exif_time) { parts.push("拍摄 taken " + p.exif_time.slice(0, 16).replace("T", " ")); }
+    if (p.exif_time) { parts.push(T.taken + " " + p.exif_time.slice(0, 16).replace("T", " ")); }
     if (p.distance_m !== null && p.distance_m !== undefined) {
-      parts.push("拍摄点距隐患 " + p.distance_m + " m from the hazard");
-    } else { parts.push("无定位 no GPS"); }
+      parts.push(String(T.from_hazard).replace("{d}", p.distance_m));
+    } else { parts.push(T.no_gps); }
     parts.push(p.uploaded_by || "");
     return parts.join(" · ");
   }
@@ -93,7 +96,7 @@
           li.appendChild(el("span", " #" + p.id + " " + describe(p)));
           list.appendChild(li);
         });
-        if (!doc.photos.length) { list.appendChild(el("li", "暂无照片 no photos yet")); }
+        if (!doc.photos.length) { list.appendChild(el("li", T.no_photos)); }
       });
   }
 

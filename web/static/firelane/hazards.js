@@ -8,6 +8,18 @@
   if (!root) { return; }
   var street = root.getAttribute("data-street") || "";
   var life = null, departments = [], current = null;
+  var T = JSON.parse(root.getAttribute("data-labels") || "{}");  // the page's language (web/i18n.py js_labels)
+  var en = T.lang === "en";
+  function fill(template, values) {
+    return String(template || "").replace(/\{(\w+)\}/g, function (m, k) { return values[k] !== undefined ? values[k] : m; });
+  }
+  // an API error in the page's language: a headline by status, then the API's own detail
+  function failure(status, detail) {
+    var head = T["error_" + status] || T.error_other || "";
+    return head + (detail ? ": " + detail : "");
+  }
+  window.firelaneFailure = failure;
+  window.firelaneLabels = T;
 
   function $(id) { return document.getElementById(id); }
   function el(tag, text, cls) {
@@ -19,7 +31,7 @@
   function label(state) {
     if (!life || !state) { return state || ""; }
     for (var i = 0; i < life.states.length; i++) {
-      if (life.states[i].id === state) { return life.states[i].zh + " " + life.states[i].en; }
+      if (life.states[i].id === state) { return en ? life.states[i].en : life.states[i].zh; }
     }
     return state;
   }
@@ -32,7 +44,7 @@
     }
     return fetch(path, opts).then(function (r) {
       return r.json().catch(function () { return {}; }).then(function (doc) {
-        if (!r.ok) { var err = new Error(doc.description || ("HTTP " + r.status)); err.status = r.status; throw err; }
+        if (!r.ok) { var err = new Error(failure(r.status, doc.description)); err.status = r.status; throw err; }
         return doc;
       });
     });
@@ -61,25 +73,25 @@
         tr.setAttribute("data-hazard-id", h.id);
         if (h.overdue) { tr.className = "overdue"; }
         tr.appendChild(el("td", h.id));
-        tr.appendChild(el("td", h.status_zh, "status"));
+        tr.appendChild(el("td", label(h.status), "status"));
         var what = el("td", h.rule);
         what.appendChild(el("br"));
         what.appendChild(el("small", h.compound_ref || ""));
         tr.appendChild(what);
         tr.appendChild(el("td", [h.department || "", h.responsible_unit || ""].filter(Boolean).join(" / ")));
-        tr.appendChild(el("td", h.deadline ? h.deadline + (h.overdue ? " (逾期 " + h.days_overdue + " 天)" : "") : "",
+        tr.appendChild(el("td", h.deadline ? h.deadline + (h.overdue ? " (" + fill(T.overdue_days, {d: h.days_overdue}) + ")" : "") : "",
                           "deadline"));
         var act = el("td");
-        var b = el("button", "办理 Act");
+        var b = el("button", T.act);
         b.type = "button";
         b.addEventListener("click", function () { open(h.id); });
         act.appendChild(b);
         tr.appendChild(act);
         body.appendChild(tr);
       });
-      if (!doc.hazards.length) { var tr = el("tr"); var td = el("td", "没有 none"); td.colSpan = 6; tr.appendChild(td); body.appendChild(tr); }
+      if (!doc.hazards.length) { var tr = el("tr"); var td = el("td", T.none); td.colSpan = 6; tr.appendChild(td); body.appendChild(tr); }
       $("fl-work-more").textContent = doc.numberMatched > doc.numberReturned ?
-        "显示 " + doc.numberReturned + " / " + doc.numberMatched + " shown" : "";
+        fill(T.shown, {n: doc.numberReturned, total: doc.numberMatched}) : "";
     }).catch(function (e) { $("fl-work-more").textContent = e.message; });
   }
 
@@ -90,7 +102,7 @@
       doc.rows.forEach(function (r) {
         var tr = el("tr");
         tr.setAttribute("data-department", r.name || "");
-        tr.appendChild(el("td", r.name || "未交办 unassigned"));
+        tr.appendChild(el("td", r.name ? deptName(r.name) : T.unassigned));
         [r.open, r.overdue, r.due_soon].forEach(function (n) { tr.appendChild(el("td", n, "num")); });
         body.appendChild(tr);
       });
@@ -98,6 +110,13 @@
   }
 
   function refresh() { return Promise.all([loadList(), loadWorkload()]); }
+
+  function deptName(id) {
+    for (var i = 0; i < departments.length; i++) {
+      if (departments[i].id === id) { return en ? departments[i].en : departments[i].zh; }
+    }
+    return id;
+  }
 
   function fact(dl, k, v) { dl.appendChild(el("dt", k)); dl.appendChild(el("dd", v === null || v === undefined ? "" : v)); }
 
@@ -109,23 +128,23 @@
       box.hidden = false;
       var dl = $("fl-detail-facts");
       dl.textContent = "";
-      fact(dl, "编号 ID", h.id);
-      fact(dl, "状态 Status", label(h.status));
-      fact(dl, "隐患 Hazard", h.rule + " " + (h.message_zh || ""));
-      fact(dl, "小区 Compound", h.compound_ref);
-      fact(dl, "责任部门 Department", h.department);
-      fact(dl, "责任单位 Unit", h.responsible_unit);
-      fact(dl, "责任人 Person", h.person);
-      fact(dl, "期限 Deadline", h.deadline ? h.deadline + (h.overdue ? " 逾期 overdue " + h.days_overdue + " 天" : "") : "");
+      fact(dl, T.id, h.id);
+      fact(dl, T.status, label(h.status));
+      fact(dl, T.hazard, h.rule + " " + ((en ? h.message_en || h.message_zh : h.message_zh || h.message_en) || ""));
+      fact(dl, T.compound, h.compound_ref);
+      fact(dl, T.department, h.department ? deptName(h.department) : "");
+      fact(dl, T.unit, h.responsible_unit);
+      fact(dl, T.person, h.person);
+      fact(dl, T.deadline, h.deadline ? h.deadline + (h.overdue ? " " + fill(T.overdue_days, {d: h.days_overdue}) : "") : "");
       var hist = $("fl-detail-history");
       hist.textContent = "";
       h.events.forEach(function (e) {
         var line = e.at.slice(0, 16).replace("T", " ") + " " + e.by + ": " + (e.from ? label(e.from) : "—") +
           " → " + label(e.to);
-        if (e.department) { line += " · " + e.department + (e.unit ? " / " + e.unit : ""); }
-        if (e.deadline) { line += " · 期限 " + e.deadline; }
+        if (e.department) { line += " · " + deptName(e.department) + (e.unit ? " / " + e.unit : ""); }
+        if (e.deadline) { line += " · " + T.deadline + " " + e.deadline; }
         if (e.evidence) { line += " · " + e.evidence; }
-        if (e.photos && e.photos.length) { line += " · 照片 " + e.photos.join(", "); }
+        if (e.photos && e.photos.length) { line += " · " + T.photos + " " + e.photos.join(", "); }
         if (e.note) { line += " · " + e.note; }
         hist.appendChild(el("li", line));
       });
@@ -156,7 +175,7 @@
     return p.then(function () { return refresh(); }).then(function () { return open(current.id); })
       .catch(function (e) {
         var msg = e.message;
-        if (e.status === 409 || e.status === 412) { msg += " — 已刷新 reloaded"; open(current.id); }
+        if (e.status === 409 || e.status === 412) { msg += " — " + T.reloaded; open(current.id); }
         $("fl-detail-error").textContent = msg;
       });
   }
@@ -191,13 +210,13 @@
     life = docs[0];
     departments = docs[1].departments;
     var st = $("fl-work-status");
-    life.states.forEach(function (s) { var o = el("option", s.zh + " " + s.en); o.value = s.id; st.appendChild(o); });
+    life.states.forEach(function (s) { var o = el("option", en ? s.en : s.zh); o.value = s.id; st.appendChild(o); });
     var sel = $("fl-work-department");
     var pick = $("fl-assign-form").elements.department;
     pick.appendChild(el("option", ""));
     departments.forEach(function (d) {
-      var o = el("option", d.zh); o.value = d.id; sel.appendChild(o);
-      var p = el("option", d.zh + " " + d.en); p.value = d.id; pick.appendChild(p);
+      var o = el("option", en ? d.en : d.zh); o.value = d.id; sel.appendChild(o);
+      var p = el("option", en ? d.en : d.zh); p.value = d.id; pick.appendChild(p);
     });
     var today = new Date();
     $("fl-assign-form").elements.deadline.min = today.toISOString().slice(0, 10);
