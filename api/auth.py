@@ -18,6 +18,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Depends, Request
 from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
 
 from api.database import db_engine, hot_reads, read_connection
 from api.errors import Forbidden, Unauthorized
@@ -300,13 +301,11 @@ async def _shared_lookup(token: str) -> Principal | None:
 async def current_principal(request: Request) -> Principal:
     """FastAPI dependency: the authenticated caller (anonymous viewer only when allow_anonymous is set).
 
-    A recently seen token is answered from the cache on the event loop; a miss goes to a worker thread, shared by
+    A recently seen token is answered from the cache on the event loop; a miss goes to the async read pool, shared by
     the concurrent requests carrying the same token.
     """
     basic = basic_credentials(request)
     if basic is not None:
-        from starlette.concurrency import run_in_threadpool
-
         address = request.client.host if request.client else "unknown"
         principal = await run_in_threadpool(basic_principal, *basic, address=address)
         request.state.user = principal.username

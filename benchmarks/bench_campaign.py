@@ -8,8 +8,8 @@ Run (scale m = 800 compounds; the PDFs take minutes on 2 cores):
 Sets up a throwaway managed PostGIS (or reuses `--home DIR`), loads the sample, runs the checks (the ledger the
 documents read), creates a Changle campaign for the current year and spot-check draw, then times:
 
-- forms: 附件1–4 for the whole district (all streets' 附件2) vs the peer: the hazards layer exported as one XLSX
-  (gis.exporter, the same openpyxl writer family) — ratio printed;
+- forms: 附件1–4 for the whole district (all streets' 附件2), in `--workers` processes and in one, vs the peer:
+  the hazards layer exported as one XLSX (gis.exporter, the same openpyxl writer family) — ratios printed;
 - compound PDFs: every compound (or `--limit N`, extrapolated to all) in a `--workers` process pool, vs the floor:
   WeasyPrint rendering one minimal CJK page N times in one process (what a PDF costs before any content);
 - the district summary PDF.
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -74,6 +75,14 @@ class PeakRss:
         self.thread.join()
 
 
+def cpu_s() -> float:
+    """CPU seconds (user + system) of this process and of its children that have ended (pool workers once their
+    pool is shut down); the database server's are not counted. On a machine shared with other work this is the
+    steadier measure: wall time there mostly measures the others' load."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def floor_pdf(n: int, out: Path) -> float:
     """Seconds for WeasyPrint to render a minimal one-page CJK document n times (the floor of any PDF)."""
     from web.documents import html_to_pdf, render
@@ -87,6 +96,7 @@ def floor_pdf(n: int, out: Path) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    sys.stdout.reconfigure(line_buffering=True)  # progress lines show as they come when the output is a file
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", default="m")
     ap.add_argument("--district", default="changle")
@@ -141,23 +151,33 @@ def main(argv: list[str] | None = None) -> int:
         print("(measured on a shared machine under load: numbers are noisy; compare the ratios)")
 
         with PeakRss() as mem_forms:
-            t = time.perf_counter()
-            files = forms.write_forms(cid, out / "forms", engine=engine)
+            t, c = time.perf_counter(), cpu_s()
+            files = forms.write_forms(cid, out / "forms", engine=engine, workers=args.workers)
             forms_s = time.perf_counter() - t
+        forms_cpu = cpu_s() - c
+        t, c = time.perf_counter(), cpu_s()
+        forms.write_forms(cid, out / "forms-serial", engine=engine, workers=1)
+        serial_s, serial_cpu = time.perf_counter() - t, cpu_s() - c
         t = time.perf_counter()
         export_layer("hazards", fmt="xlsx", path=out / "hazards.xlsx")
         peer_s = time.perf_counter() - t
-        print(f"forms 附件1–4 ({len(files)} files): {forms_s:.2f} s  peer (hazards XLSX export): {peer_s:.2f} s  "
-              f"ratio {forms_s / peer_s:.2f}  peak {mem_forms.peak / 2**30:.2f} GB  "
-              f"target < {TARGET_FORMS_S:.0f} s: {'met' if forms_s < TARGET_FORMS_S else 'NOT met'}")
+        print(f"forms 附件1–4 ({len(files)} files, {args.workers} processes): {forms_s:.2f} s  "
+              f"in 1 process: {serial_s:.2f} s  peer (hazards XLSX export, 1 process): {peer_s:.2f} s  "
+              f"ratio {forms_s / peer_s:.2f} (1 process: {serial_s / peer_s:.2f})  peak {mem_forms.peak / 2**30:.2f} GB"
+              f"  target < {TARGET_FORMS_S:.0f} s: {'met' if forms_s < TARGET_FORMS_S else 'NOT met'}")
+        print(f"  forms CPU: {forms_cpu:.1f} s in {args.workers} processes (idle {args.workers} cores ≈ "
+              f"{forms_cpu / args.workers:.1f} s wall), {serial_cpu:.1f} s in 1 process; load average "
+              f"{os.getloadavg()[0]:.1f}")
 
         with engine.connect() as conn:
             refs = dossier.compound_refs(conn, cid)
         n = min(args.limit or len(refs), len(refs))
         floor_n = min(20, n)
+        c = time.process_time()
         floor_s = floor_pdf(floor_n, out) / floor_n
+        floor_cpu = (time.process_time() - c) / floor_n
         with PeakRss() as mem_pdf:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), cpu_s()
             if n == len(refs):
                 res = dossier.district_zip(cid, out / "files.zip", workers=args.workers, engine=engine)
             else:
@@ -169,10 +189,11 @@ def main(argv: list[str] | None = None) -> int:
                 (out / "pdfs").mkdir()
                 ctx = multiprocessing.get_context("spawn")
                 with ProcessPoolExecutor(max_workers=args.workers, mp_context=ctx) as pool:
-                    done = [f for fs in pool.map(dossier._render_chunk, chunks, [str(out / "pdfs")] * len(chunks))
-                            for f in fs]
+                    done = [f for fs in pool.map(dossier._render_chunk, chunks, [str(out / "pdfs")] * len(chunks),
+                                                 [scope.current()] * len(chunks)) for f in fs]
                 res = {"files": len(done)}
             pdf_s = time.perf_counter() - t
+        per_cpu = (cpu_s() - c) / max(res["files"], 1)
         per = pdf_s / max(res["files"], 1)
         total = per * len(refs)
         print(f"compound PDFs: {res['files']} in {pdf_s:.1f} s ({per:.2f} s each with {args.workers} workers; "
@@ -181,6 +202,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{per * args.workers / floor_s:.1f}  peak {mem_pdf.peak / 2**30:.2f} GB  "
               f"targets < {TARGET_PDFS_S:.0f} s: {'met' if total < TARGET_PDFS_S else 'NOT met'}, "
               f"< {TARGET_PEAK_GB:.0f} GB: {'met' if mem_pdf.peak / 2**30 < TARGET_PEAK_GB else 'NOT met'}")
+        idle = per_cpu * len(refs) / args.workers
+        print(f"  PDFs CPU: {per_cpu:.2f} s per PDF (workers' start-up included)  floor page {floor_cpu:.2f} s  "
+              f"ratio {per_cpu / floor_cpu:.1f}; all {len(refs)} on {args.workers} idle cores ≈ {idle:.0f} s "
+              f"(target {TARGET_PDFS_S:.0f} s: {'met' if idle < TARGET_PDFS_S else 'NOT met'} on that estimate); "
+              f"load average {os.getloadavg()[0]:.1f}")
 
         with PeakRss() as mem_sum:
             t = time.perf_counter()

@@ -27,15 +27,13 @@ def render_campaign_page(campaign_id: int, *, streets: Sequence[str] | None, rol
     with engine.connect() as conn:
         campaign = get_campaign(campaign_id, conn=conn)
         pngs = charts(chart_data(conn, codes, today=today, since=campaign.starts_on))
-    draws = sc.list_draws(campaign_id, engine=engine)
-    if streets is not None:
-        for d in draws:
-            d["checks"] = [c for c in d["checks"] if c["street"] in streets]
+    draws = sc.within(sc.list_draws(campaign_id, engine=engine), streets)
+    names = {s["street"]: s["name"] or s["street"] for s in prog["streets"]}
     ctx: dict[str, Any] = {
         "p": prog, "c": prog["campaign"], "counts": [(k, *LABELS[k]) for k in COUNTS],
         "charts": {k: base64.b64encode(v).decode() for k, v in pngs.items()}, "draws": draws,
         "items": [(f.code, f"{f.no}{f.zh}") for f in FOCUS_ITEMS], "role": role,
-        "can_draw": role in ("admin", "fire_brigade"), "district": streets is None,
-        "streets": prog["streets"],
+        "can_draw": role in sc.SPOT_CHECKERS, "district": streets is None, "street_names": names,
+        "streets": prog["streets"], "rate": campaign.settings.get("spot_check_rate", 0.1),
     }
     return render("documents/campaign_page.html", **ctx)

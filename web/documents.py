@@ -11,6 +11,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import Connection, Engine
 
 from gis.campaign import dossier
+from gis.db import get_engine
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -37,7 +38,8 @@ def compound_html(conn: Connection, ref: str) -> str:
             for p in h["photos"][kind]:
                 p["b64"] = b64(p.pop("jpeg"))
     jpeg = dossier.map_png(conn, ref, f["hazards"], fmt="jpeg")
-    return render("documents/dossier.html", f=f, c=f["compound"], map_jpeg=b64(jpeg))
+    return render("documents/dossier.html", f=f, c=f["compound"], map_jpeg=b64(jpeg),
+                  legend=dossier.map_legend(f["counts"], f["hazards"]))
 
 
 @lru_cache
@@ -49,7 +51,7 @@ def _fonts() -> Any:
 
 
 def html_to_pdf(html: str, path: Path) -> None:
-    from weasyprint import HTML
+    from weasyprint import HTML  # WeasyPrint loads on the first PDF: HTML output does not need it
 
     HTML(string=html, base_url=str(TEMPLATES)).write_pdf(str(path), font_config=_fonts())
 
@@ -60,8 +62,6 @@ def write_compound_pdf(conn: Connection, ref: str, path: Path) -> None:
 
 def write_compound(ref: str, path: Path, *, engine: Engine | None = None) -> Path:
     """Write one compound's file to `path`: PDF for .pdf, HTML otherwise."""
-    from gis.db import get_engine
-
     path.parent.mkdir(parents=True, exist_ok=True)
     with (engine or get_engine()).connect() as conn:
         html = compound_html(conn, ref)

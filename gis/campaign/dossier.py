@@ -4,6 +4,7 @@ rendered on the server with matplotlib, and the whole district's files as one ZI
 from __future__ import annotations
 
 import io
+import multiprocessing
 import os
 import tempfile
 import zipfile
@@ -20,16 +21,22 @@ import shapely
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 from pyproj import Transformer
 from sqlalchemy import Connection, Engine, text
 
+from gis import scope as db_scope
 from gis.campaign import lifecycle as lc
+from gis.campaign import photos as ph
 from gis.campaign import workflow
+from gis.campaign.actors import Actor
 from gis.campaign.campaigns import CompoundNotFound, campaign_streets, get_campaign
+from gis.campaign.checklist import checklist
 from gis.campaign.deadlines import OVERDUE_SQL, local_today
 from gis.campaign.focus import BY_CODE, OTHER, focus_of
+from gis.campaign.manual_rules import any_rule
 from gis.checks.catalog import RULES
+from gis.db import get_engine
+from gis.scope import Scope
 
 #: Layers drawn on a compound's map, bottom to top: (layer, face colour, edge colour, zh label).
 MAP_LAYERS: tuple[tuple[str, str, str, str], ...] = (
@@ -84,8 +91,6 @@ def compound_file(conn: Connection, ref: str, *, today: date | None = None,
     for n, r in enumerate(rows, start=1):
         rule = RULES.get(r.rule)
         if rule is None:
-            from gis.campaign.manual_rules import any_rule
-
             rule = any_rule(r.rule)
         fc = focus_of(r.rule)
         hazards.append({
@@ -125,7 +130,6 @@ def _photos(conn: Connection, hazard_ids: Sequence[int]) -> dict[int, dict[str, 
     """Before/after thumbnails (JPEG bytes) of the hazards, at most MAX_PHOTOS_PER_HAZARD each."""
     if not hazard_ids or conn.execute(text("SELECT to_regclass('photos')")).scalar() is None:
         return {}
-    from gis.campaign import photos as ph
 
     out: dict[int, dict[str, list[dict[str, Any]]]] = {}
     rows = conn.execute(text(
@@ -148,9 +152,6 @@ def _photos(conn: Connection, hazard_ids: Sequence[int]) -> dict[int, dict[str, 
 
 def _checklist(conn: Connection, ref: str) -> list[dict[str, Any]]:
     """The compound's facility checklist (the field side's items, checked or not)."""
-    from gis.campaign.actors import Actor
-    from gis.campaign.checklist import checklist
-
     try:
         doc = checklist(conn, ref, Actor(username="report", role="admin"))
     except lc.WorkflowError:
@@ -202,20 +203,30 @@ def _line_paths(geoms: np.ndarray) -> list[np.ndarray]:
     return [np.asarray(shapely.get_coordinates(p)) for p in parts]
 
 
+def map_legend(counts: dict[str, int], hazards: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
+    """The map's legend (drawn by the page, not in the image): the layers the compound has, then the hazard marks."""
+    out = [{"label": label, "face": face, "edge": edge, "kind": "layer"} for name, face, edge, label in MAP_LAYERS
+           if counts.get(name)]
+    if hazards:
+        out += [{"label": "未完成隐患", "face": "#c0392b", "edge": "#ffffff", "kind": "hazard"},
+                {"label": "已整改/复核", "face": "#1e8449", "edge": "#ffffff", "kind": "hazard"}]
+    return out
+
+
 def map_png(conn: Connection, ref: str, hazards: Sequence[dict[str, Any]], *, width_px: int = 900,
             dpi: int = 100, fmt: str = "png") -> bytes:
     """The compound, its layers and numbered hazards in a local metric CRS (UTM), with a scale bar, as PNG (or
-    JPEG with fmt="jpeg": WeasyPrint embeds a JPEG as it is, a PNG it decodes and re-compresses).
+    JPEG with fmt="jpeg": WeasyPrint embeds a JPEG as it is, a PNG it decodes and re-compresses). The legend is
+    the page's (`map_legend`): laid out by matplotlib it was a third of the image's time.
 
-    Drawn with matplotlib's object API (a Figure, collections of paths, one draw at savefig): no pyplot state,
-    no redraw per layer."""
+    Drawn with matplotlib's object API (a Figure, collections of paths, one scatter per hazard colour, one draw
+    at savefig): no pyplot state, no redraw per layer."""
     centre = conn.execute(text("SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_PointOnSurface(geom) AS c FROM compounds "
                                "WHERE ref = :r) s"), {"r": ref}).first()
-    fig = Figure(figsize=(width_px / dpi, width_px * 0.68 / dpi), dpi=dpi)
+    fig = Figure(figsize=(width_px / dpi, width_px * 0.62 / dpi), dpi=dpi)
     FigureCanvasAgg(fig)
-    ax = fig.add_axes((0.01, 0.01, 0.74, 0.98))
+    ax = fig.add_axes((0.01, 0.01, 0.98, 0.98))
     ax.set_axis_off()
-    handles = []
     if centre is not None:
         epsg = utm_epsg(centre[0], centre[1])
         layers = _layer_geoms(conn, ref, epsg)
@@ -223,7 +234,7 @@ def map_png(conn: Connection, ref: str, hazards: Sequence[dict[str, Any]], *, wi
         ax.add_collection(LineCollection([np.asarray(shapely.get_coordinates(shapely.get_exterior_ring(p)))
                                           for p in shapely.get_parts(shape)],
                                          colors="#1a5276", linewidths=1.6, linestyles="--", zorder=1))
-        for name, face, edge, label in MAP_LAYERS:
+        for name, face, edge, _label in MAP_LAYERS:
             geoms = layers.get(name)
             if geoms is None or not len(geoms):
                 continue
@@ -236,25 +247,23 @@ def map_png(conn: Connection, ref: str, hazards: Sequence[dict[str, Any]], *, wi
             pts = shapely.get_coordinates(shapely.get_parts(geoms[np.isin(shapely.get_type_id(geoms), (0, 4))]))
             if len(pts):
                 ax.scatter(pts[:, 0], pts[:, 1], s=18, color=edge, zorder=4)
-            handles.append(Line2D([], [], color=edge, marker="s", linestyle="", markerfacecolor=face, label=label))
         if hazards:
             xy = _to_utm(np.array([h["lonlat"] for h in hazards], dtype=float), epsg)
+            open_ = np.array([h["status"] in lc.UNRESOLVED for h in hazards])
+            for mask, colour in ((open_, "#c0392b"), (~open_, "#1e8449")):
+                if mask.any():
+                    ax.scatter(xy[mask, 0], xy[mask, 1], s=130, color=colour, edgecolors="white", linewidths=1,
+                               zorder=6)
             for h, (x, y) in zip(hazards, xy, strict=True):
-                colour = "#c0392b" if h["status"] in lc.UNRESOLVED else "#1e8449"
-                ax.plot([x], [y], marker="o", markersize=11, color=colour, markeredgecolor="white", zorder=6)
-                ax.annotate(str(h["no"]), (x, y), color="white", fontsize=7, ha="center", va="center", zorder=7,
-                            weight="bold")
-            handles += [Line2D([], [], color="#c0392b", marker="o", linestyle="", label="未完成隐患"),
-                        Line2D([], [], color="#1e8449", marker="o", linestyle="", label="已整改/复核")]
+                ax.text(x, y, str(h["no"]), color="white", fontsize=7, ha="center", va="center", zorder=7,
+                        weight="bold")
         x0, y0, x1, y1 = shapely.bounds(shape[0])
         pad = max(x1 - x0, y1 - y0) * 0.08 + 5
         ax.set_xlim(x0 - pad, x1 + pad)
         ax.set_ylim(y0 - pad, y1 + pad)
         _scale_bar(ax, x0 - pad, y0 - pad, x1 - x0 + 2 * pad)
     ax.set_aspect("equal")
-    if handles:
-        fig.legend(handles=handles, loc="upper right", fontsize=8, frameon=False, prop={"family": CJK_FONTS})
-    ax.annotate("N ↑", xy=(0.97, 0.95), xycoords="axes fraction", ha="right", fontsize=10, weight="bold")
+    ax.text(0.99, 0.97, "N ↑", transform=ax.transAxes, ha="right", va="top", fontsize=10, weight="bold")
     buf = io.BytesIO()
     fig.savefig(buf, format=fmt, **({"pil_kwargs": {"quality": 85}} if fmt == "jpeg" else {}))
     return buf.getvalue()
@@ -272,11 +281,12 @@ def _scale_bar(ax: Any, x: float, y: float, span: float) -> None:
 # --- the district's files -----------------------------------------------------------------------------------------
 
 
-def _render_chunk(refs: list[str], out_dir: str) -> list[str]:
-    """A pool worker: render compound PDFs into out_dir (its own database engine and WeasyPrint)."""
-    from gis.db import get_engine
-    from web.documents import write_compound_pdf
+def _render_chunk(refs: list[str], out_dir: str, scope: Scope) -> list[str]:
+    """A pool worker: render compound PDFs into out_dir (its own database engine and WeasyPrint) under the
+    caller's `scope` (a spawned process starts with none, and row-level security shows it nothing)."""
+    from web.documents import write_compound_pdf  # web.documents imports this module
 
+    db_scope.enter(scope)
     engine = get_engine()
     written = []
     with engine.connect() as conn:
@@ -303,8 +313,6 @@ def district_zip(campaign_id: int, out: Path, *, streets: Sequence[str] | None =
                  engine: Engine | None = None, progress: Callable[[float], None] | None = None,
                  chunk: int = 20) -> dict[str, Any]:
     """Every compound file (PDF) of a campaign's jurisdiction in one ZIP, rendered in `workers` processes."""
-    from gis.db import get_engine
-
     with (engine or get_engine()).connect() as conn:
         refs = compound_refs(conn, campaign_id, streets)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -314,16 +322,14 @@ def district_zip(campaign_id: int, out: Path, *, streets: Sequence[str] | None =
         files: list[str] = []
         if workers <= 1 or len(chunks) <= 1:
             for part in chunks:
-                files += _render_chunk(part, tmp)
+                files += _render_chunk(part, tmp, db_scope.current())
                 done += len(part)
                 if progress:
                     progress(done / max(len(refs), 1))
         else:
-            import multiprocessing
-
             ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no inherited DB connections
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                futures = {pool.submit(_render_chunk, part, tmp): len(part) for part in chunks}
+                futures = {pool.submit(_render_chunk, part, tmp, db_scope.current()): len(part) for part in chunks}
                 for fut in as_completed(futures):
                     files += fut.result()
                     done += futures[fut]

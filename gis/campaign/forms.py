@@ -8,26 +8,31 @@ values): a compound named ``=HYPERLINK(...)`` stays a string in Excel and WPS.
 
 from __future__ import annotations
 
+import multiprocessing
 import re
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook
-from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.styles import Alignment, Border, Font, NamedStyle, PatternFill, Side
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.merge import MergedCellRange
 from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy import Connection, Engine, text
 
+from gis import scope as db_scope
 from gis.campaign import lifecycle as lc
 from gis.campaign.campaigns import Campaign, CampaignError, campaign_streets, get_campaign
 from gis.campaign.deadlines import local_today
 from gis.campaign.focus import FOCUS_ITEMS, OTHER, focus_case_sql, focus_of
 from gis.campaign.progress import street_counts
 from gis.checks.catalog import RULES
+from gis.db import get_engine
+from gis.scope import Scope
 
 FORM_TITLES: dict[str, str] = {
     "1": "物业小区消防通道专项整治摸底排查情况统计表",
@@ -59,20 +64,24 @@ class FormError(CampaignError):
     """A form that cannot be produced (unknown form, street outside the campaign)."""
 
 
-@lru_cache(maxsize=32)
-def _font(bold: bool, size: int) -> Font:
-    return Font(name="SimSun", bold=bold, size=size)
-
-
-@lru_cache(maxsize=32)
-def _alignment(align: str, wrap: bool) -> Alignment:
-    return Alignment(horizontal=align, vertical="center", wrap_text=wrap)
+def _named_style(wb: Workbook, *, bold: bool, size: int, align: str, wrap: bool, box: bool, head: bool) -> str:
+    """The workbook's shared named style for this look, registered on first use. A cell takes a named style by
+    name (a copy of its ids); setting font, alignment and border per cell hashes each style object into the
+    workbook's lists, which was most of a form's time."""
+    name = f"fl-{'b' if bold else 'n'}{size}-{align}{'-w' if wrap else ''}{'-box' if box else ''}{'-head' if head else ''}"
+    if name not in wb.named_styles:
+        wb.add_named_style(NamedStyle(
+            name=name, font=Font(name="SimSun", bold=bold, size=size),
+            alignment=Alignment(horizontal=align, vertical="center", wrap_text=wrap),
+            border=_BOX if box else Border(), fill=_HEAD_FILL if head else PatternFill()))
+    return name
 
 
 def put(ws: Worksheet, row: int, col: int, value: Any, *, bold: bool = False, box: bool = True,
-        wrap: bool = True, align: str = "center", size: int = 11) -> None:
+        wrap: bool = True, align: str = "center", size: int = 11, head: bool = False) -> None:
     """One cell: strings always as text (never a formula), numbers as numbers, dates as dates."""
     cell = ws.cell(row=row, column=col)
+    cell.style = _named_style(ws.parent, bold=bold, size=size, align=align, wrap=wrap, box=box, head=head)
     if isinstance(value, str):
         cell.value = value
         cell.data_type = "s"
@@ -80,17 +89,15 @@ def put(ws: Worksheet, row: int, col: int, value: Any, *, bold: bool = False, bo
             cell.quotePrefix = True
     else:
         cell.value = value
-    cell.font = _font(bold, size)
-    cell.alignment = _alignment(align, wrap)
-    if box:
-        cell.border = _BOX
 
 
 def merged(ws: Worksheet, row: int, first: int, last: int, value: str, *, bold: bool = False, size: int = 11,
            align: str = "left", height: float | None = None) -> None:
     put(ws, row, first, value, bold=bold, box=False, align=align, size=size)
     if last > first:
-        ws.merge_cells(start_row=row, start_column=first, end_row=row, end_column=last)
+        # the range itself, without Worksheet.merge_cells' clean-up: that creates a MergedCell per covered cell and
+        # copies borders and protection onto each (these rows have no borders and no other cells)
+        ws.merged_cells.add(MergedCellRange(ws, f"{get_column_letter(first)}{row}:{get_column_letter(last)}{row}"))
     if height:
         ws.row_dimensions[row].height = height
 
@@ -124,8 +131,7 @@ def table_sheet(ws: Worksheet, *, annex: str, title: str, unit: str, day: date, 
         merged(ws, 4 + j, 1, n, line)
     head = 4 + len(preamble)
     for i, h in enumerate(headings, start=1):
-        put(ws, head, i, h, bold=True)
-        ws.cell(row=head, column=i).fill = _HEAD_FILL
+        put(ws, head, i, h, bold=True, head=True)
     ws.row_dimensions[head].height = 48
     r = head
     for r_values in rows:
@@ -289,6 +295,10 @@ def form2(conn: Connection, campaign: Campaign, *, street: str, day: date) -> Wo
         "SELECT DISTINCT ON (compound_ref) compound_ref, on_date, inspector, unit FROM campaign_inspections "
         "WHERE campaign_id = :c AND kind IN ('inspection', 'recheck') AND street_code = :s "
         "ORDER BY compound_ref, on_date DESC"), {"c": campaign.id, "s": street})}
+    by_compound: dict[str, list[Any]] = {}
+    for h in hazards:
+        by_compound.setdefault(h.compound_ref, []).append(h)
+    order = {f.code: i for i, f in enumerate(FOCUS_ITEMS)}
     wb = Workbook()
     used: set[str] = set()
     first = True
@@ -298,8 +308,7 @@ def form2(conn: Connection, campaign: Campaign, *, street: str, day: date) -> Wo
         ws.title = sheet_name(c.ref, used)
         ins = inspections.get(c.ref)
         rows = []
-        mine = [h for h in hazards if h.compound_ref == c.ref]
-        order = {f.code: i for i, f in enumerate(FOCUS_ITEMS)}
+        mine = by_compound.get(c.ref, [])
         mine.sort(key=lambda h: (order.get(focus_of(h.rule), 9), -(h.severity or 0), h.id))
         for i, h in enumerate(mine, start=1):
             fc = focus_of(h.rule)
@@ -410,25 +419,50 @@ def form4(conn: Connection, campaign: Campaign, *, day: date, unit: str,
 
 
 def write_forms(campaign_id: int, out_dir: Path, *, day: date | None = None, streets: Sequence[str] | None = None,
-                unit: str | None = None, engine: Engine | None = None) -> list[Path]:
-    """Write 附件1, 附件3, 附件4 and one 附件2 per street into `out_dir`; returns the files written."""
-    from gis.db import get_engine
+                unit: str | None = None, engine: Engine | None = None, workers: int = 1) -> list[Path]:
+    """Write 附件1, 附件3, 附件4 and one 附件2 per street into `out_dir`; returns the files written.
 
+    With `workers` > 1 the files are written by that many spawned processes (each file is independent; a
+    district's 附件2 is hundreds of sheets, and openpyxl spends most of it serialising them). The processes
+    read the database of the environment (gis.db.get_engine) under the caller's scope."""
     day = day or local_today()
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    with (engine or get_engine()).connect() as conn:
+    engine = engine or get_engine()
+    with engine.connect() as conn:
         campaign = get_campaign(campaign_id, conn=conn)
         owner = unit or _district_unit(conn, campaign)
-        for key, build in (("1", form1), ("3", form3), ("4", form4)):
-            path = out_dir / FORM_FILES[key]
-            build(conn, campaign, day=day, unit=owner, streets=streets).save(path)
-            written.append(path)
-        for r in campaign_streets(conn, campaign, only=streets):
-            path = out_dir / f"附件2_检查登记表_{_file_part(r.name or r.ref)}_{r.ref}.xlsx"
-            form2(conn, campaign, street=r.ref, day=day).save(path)
-            written.append(path)
-    return written
+        tasks: list[tuple[str, str | None, str]] = [(k, None, FORM_FILES[k]) for k in "134"]
+        tasks += [("2", r.ref, f"附件2_检查登记表_{_file_part(r.name or r.ref)}_{r.ref}.xlsx")
+                  for r in campaign_streets(conn, campaign, only=streets)]
+        if workers <= 1 or len(tasks) <= 4:
+            return [_write_one(conn, campaign, task, out_dir, day=day, unit=owner, streets=streets)
+                    for task in tasks]
+    ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no inherited database connections
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        # the district files first (the longest), then the streets' 附件2 as workers come free
+        futures = [pool.submit(_write_task, campaign_id, task, out_dir, day, owner, streets, db_scope.current())
+                   for task in tasks]
+        return [f.result() for f in futures]
+
+
+def _write_one(conn: Connection, campaign: Campaign, task: tuple[str, str | None, str], out_dir: Path, *,
+               day: date, unit: str, streets: Sequence[str] | None) -> Path:
+    key, street, name = task
+    path = out_dir / name
+    if key == "2":
+        form2(conn, campaign, street=street or "", day=day).save(path)
+    else:
+        {"1": form1, "3": form3, "4": form4}[key](conn, campaign, day=day, unit=unit, streets=streets).save(path)
+    return path
+
+
+def _write_task(campaign_id: int, task: tuple[str, str | None, str], out_dir: Path, day: date, unit: str,
+                streets: Sequence[str] | None, scope: Scope) -> Path:
+    """A pool worker: one form file, read under the caller's scope (a spawned process starts with none)."""
+    db_scope.enter(scope)
+    with get_engine().connect() as conn:
+        return _write_one(conn, get_campaign(campaign_id, conn=conn), task, out_dir, day=day, unit=unit,
+                          streets=streets)
 
 
 def _file_part(name: str) -> str:

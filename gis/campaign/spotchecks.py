@@ -30,22 +30,26 @@ from typing import Any
 
 import numpy as np
 import shapely
+from openpyxl import load_workbook
 from sqlalchemy import Connection, Engine, text
 
 from gis.campaign import lifecycle as lc
 from gis.campaign import photos as ph
 from gis.campaign import reports, workflow
-from gis.campaign.actors import Actor as FieldActor
+from gis.campaign.actors import Actor
 from gis.campaign.campaigns import CampaignError, campaign_streets, get_campaign
 from gis.campaign.focus import BY_CODE, ITEM_CODES
 from gis.campaign.locate import locate
 from gis.campaign.manual_rules import BY_ID
+from gis.db import get_engine, transaction
 
 ALGORITHM = __doc__.split("The draw", 1)[1].split("The same seed", 1)[0].strip()
 ALGORITHM_VERSION = "firelane-spot-draw/1 numpy PCG64"
 MAX_ROSTER_ROWS = 10_000
 MAX_ROSTER_BYTES = 5 * 1024 * 1024
 INSPECTORS_PER_CHECK = 2
+#: Roles that draw spot checks and record their results (区住建局/区消防救援大队牵头抽查): the API and the page.
+SPOT_CHECKERS = frozenset({"admin", "fire_brigade"})
 
 _HEADERS = {
     "name": ("name", "姓名", "检查人员", "人员"),
@@ -81,8 +85,6 @@ def _rows_from_file(path: Path) -> list[list[str]]:
         raise SpotCheckError(f"名册文件过大 roster file is {size} bytes; limit {MAX_ROSTER_BYTES}", field="roster")
     suffix = path.suffix.lower()
     if suffix in (".xlsx", ".xlsm"):
-        from openpyxl import load_workbook
-
         try:
             wb = load_workbook(path, read_only=True, data_only=True)
         except Exception as exc:  # noqa: BLE001 - any unreadable workbook is the same refusal
@@ -222,8 +224,6 @@ def draw_checks(cands: dict[str, list[str]], roster: Sequence[Inspector], *, see
 def draw(campaign_id: int, *, roster: Sequence[Inspector], roster_sha256: str, rate: float | None = None,
          seed: int | None = None, user: str | None = None, engine: Engine | None = None) -> dict[str, Any]:
     """Draw and store a campaign's spot checks; returns the draw (id, seed, rate, candidates, checks)."""
-    from gis.db import get_engine
-
     seed = secrets.randbits(63) if seed is None else int(seed)
     if not 0 <= seed < 2**63:
         raise SpotCheckError(f"种子应为非负整数 seed must be in [0, 2^63), got {seed}", field="seed")
@@ -257,8 +257,6 @@ def draw(campaign_id: int, *, roster: Sequence[Inspector], roster_sha256: str, r
 
 def reproduce(draw_id: int, *, engine: Engine | None = None) -> tuple[bool, list[dict[str, Any]]]:
     """Re-run a stored draw from its recorded seed, rate, candidates and roster: (same as stored?, redrawn)."""
-    from gis.db import get_engine
-
     with (engine or get_engine()).connect() as conn:
         d = conn.execute(text("SELECT * FROM spot_draws WHERE id = :id"), {"id": draw_id}).first()
         if d is None:
@@ -275,12 +273,10 @@ def reproduce(draw_id: int, *, engine: Engine | None = None) -> tuple[bool, list
 
 
 def list_draws(campaign_id: int, *, engine: Engine | None = None) -> list[dict[str, Any]]:
-    from gis.db import get_engine
-
     with (engine or get_engine()).connect() as conn:
         get_campaign(campaign_id, conn=conn)
-        draws = conn.execute(text("SELECT id, seed, rate, drawn_by, drawn_at, roster_sha256 FROM spot_draws "
-                                  "WHERE campaign_id = :c ORDER BY id"), {"c": campaign_id}).all()
+        draws = conn.execute(text("SELECT id, seed, rate, drawn_by, drawn_at, roster_sha256, candidates, roster "
+                                  "FROM spot_draws WHERE campaign_id = :c ORDER BY id"), {"c": campaign_id}).all()
         checks = conn.execute(text(
             "SELECT s.id, s.draw_id, s.compound_ref, s.street_code, s.inspectors, s.status, s.checked_at, "
             "c.name AS compound_name, st.name AS street_name, "
@@ -296,21 +292,33 @@ def list_draws(campaign_id: int, *, engine: Engine | None = None) -> list[dict[s
             "street_name": c.street_name, "inspectors": list(c.inspectors), "status": c.status,
             "checked_at": c.checked_at.isoformat() if c.checked_at else None, "items": dict(c.items)})
     return [{"draw": d.id, "seed": d.seed, "rate": d.rate, "drawn_by": d.drawn_by,
-             "drawn_at": d.drawn_at.isoformat(), "roster_sha256": d.roster_sha256, "checks": by_draw.get(d.id, [])}
+             "drawn_at": d.drawn_at.isoformat(), "roster_sha256": d.roster_sha256,
+             "candidates": {s: list(v) for s, v in sorted(d.candidates.items())},
+             "required": {s: required(len(v), d.rate) for s, v in sorted(d.candidates.items())},
+             "roster": list(d.roster), "checks": by_draw.get(d.id, [])}
             for d in draws]
+
+
+def within(draws: list[dict[str, Any]], streets: Sequence[str] | None) -> list[dict[str, Any]]:
+    """`list_draws` as a caller bound to `streets` sees it: their streets' checks, candidates and quotas (None:
+    all)."""
+    if streets is None:
+        return draws
+    mine = set(streets)
+    return [{**d, "checks": [c for c in d["checks"] if c["street"] in mine],
+             "candidates": {s: v for s, v in d["candidates"].items() if s in mine},
+             "required": {s: v for s, v in d["required"].items() if s in mine}} for d in draws]
 
 
 # --- results --------------------------------------------------------------------------------------------------------
 
 
 def record(check_id: int, *, compound: str, item: str, result: str, note: str | None = None,
-           photos: Sequence[bytes] = (), actor: workflow.Actor, engine: Engine | None = None) -> dict[str, Any]:
+           photos: Sequence[bytes] = (), actor: Actor, engine: Engine | None = None) -> dict[str, Any]:
     """Record one focus item's result of a spot check. A failed item reopens the compound's hazards of that item
     that were reported rectified (through the life cycle), or files a new MANUAL hazard of the item when none
     was; either way the check (and its street) counts as failed. Photos (file bytes) go with a failed item's
     hazards (the photo store keeps photos of hazards); a passed item takes none."""
-    from gis.db import get_engine, transaction
-
     if item not in ITEM_CODES:
         raise SpotCheckError(f"未知检查项 unknown item {item!r}; items: {', '.join(ITEM_CODES)}", field="item")
     if result not in ("pass", "fail"):
@@ -357,7 +365,7 @@ def record(check_id: int, *, compound: str, item: str, result: str, note: str | 
             "hazards": hazard_ids, "photos": photo_ids}
 
 
-def _fail_item(conn: Connection, check: Any, item: str, note: str, actor: workflow.Actor) -> list[int]:
+def _fail_item(conn: Connection, check: Any, item: str, note: str, actor: Actor) -> list[int]:
     focus = BY_CODE[item]
     reason = f"抽查不合格 spot check {check.id} failed {focus.zh}: {note}"[:2000]
     reopened = []
@@ -378,6 +386,6 @@ def _fail_item(conn: Connection, check: Any, item: str, note: str, actor: workfl
     place = locate(conn, geom)
     hid = reports.insert_hazard(conn, rule=BY_ID[focus.manual_rule], geom=geom, place=place, note=reason,
                                 user=actor.username, source=f"spotcheck:{check.id}")
-    reports.record_found(conn, hid, actor=FieldActor(username=actor.username, role=actor.role), note=reason,
+    reports.record_found(conn, hid, actor=actor, note=reason,
                          photos=())
     return [int(hid)]
