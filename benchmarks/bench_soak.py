@@ -104,8 +104,11 @@ def _tile(lon: float, lat: float, z: int) -> tuple[int, int]:
 
 
 def _error_code(response) -> str:
+    """The error body's code; a 503 also says why: the database is down, or every pooled connection is busy."""
     try:
-        return str(response.json().get("code"))
+        body = response.json()
+        why = "busy" if "busy" in str(body.get("description", "")) else "database"
+        return f"{body.get('code')}/{why}" if response.status_code == 503 else str(body.get("code"))
     except ValueError:
         return "html" if "html" in response.headers.get("content-type", "") else "?"
 

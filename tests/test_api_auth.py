@@ -14,11 +14,11 @@ pytestmark = pytest.mark.db
 ROLES = ("admin", "planner", "street_a", "street_b", "traffic", "demolition", "fire", "viewer")
 
 
-def _building_in_a() -> dict:
+def _building_in_a(ref: str = "M-1") -> dict:
     x, y = 121.5020, 29.8020
     ring = [[x, y], [x + 0.0002, y], [x + 0.0002, y + 0.0002], [x, y + 0.0002], [x, y]]
     return {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
-            "properties": {"ref": "M-1", "floors": 3}}
+            "properties": {"ref": ref, "floors": 3}}
 
 
 # --- login, tokens, users ---------------------------------------------------------------------------------------
@@ -170,7 +170,8 @@ EDIT_EXPECTED = {"admin": 201, "planner": 201, "street_a": 201, "street_b": 403,
 
 def test_edit_rights_per_role(api, headers, district):
     for role in ROLES:
-        response = api.post("/collections/buildings/items", json=_building_in_a(), headers=headers[role])
+        response = api.post("/collections/buildings/items", json=_building_in_a(f"M-{role}"),  # refs are unique
+                            headers=headers[role])
         assert response.status_code == EDIT_EXPECTED[role], (role, response.text)
     parking = {"type": "Feature", "properties": {"kind": "vehicle"},
                "geometry": {"type": "Point", "coordinates": [121.5025, 29.8025]}}
