@@ -337,7 +337,8 @@ def main() -> None:
     try:
         material = prepare(args.scale, home)
         port = free_port()
-        server = start_server(dict(os.environ), port=port, workers=args.workers)
+        server = start_server(dict(os.environ), port=port, workers=args.workers, log=home / "soak-server.log")
+        print(f"server warnings and errors: {home / 'soak-server.log'}", flush=True)
         run = Run()
         try:
             elapsed = asyncio.run(drive(f"http://127.0.0.1:{port}", material, args, run))
