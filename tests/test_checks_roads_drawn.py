@@ -180,3 +180,23 @@ def test_a_street_drawn_partly_as_a_surface_is_one_street(second: float, too_far
     assert list(spacing["subject"]) == (["H1"] if too_far else [])
     if too_far:
         assert spacing["measured"].iloc[0] == pytest.approx(122.0, abs=0.05)
+
+
+@pytest.mark.parametrize("gcj", [False, True], ids=["utm", "gcj02"])
+@pytest.mark.parametrize(("width", "too_narrow"), [(12.0, True), (16.0, False)])
+def test_the_entrance_turn_from_a_road_drawn_as_a_surface(width: float, too_narrow: bool, gcj: bool) -> None:
+    # a 4 m gate and a 4 m lane north from it: a 9 m turn off a 12 m carriageway does not fit, off 16 m it does
+    centre = LineString([(-150, -1 - width / 2), (350, -1 - width / 2)])
+    found = {}
+    for drawn in (False, True):
+        layers = {
+            "compounds": [{"ref": "C1", "geometry": box(-50, 0, 250, 250)}],
+            "roads": [street("R1", centre, width, drawn=drawn)],
+            "entrances": [{"ref": "G1", "kind": "vehicle", "width_m": 4.0, "geometry": Point(10, 0)}],
+            "fire_lanes": [{"ref": "L1", "geometry": box(8, 0, 12, 100)}],
+        }
+        ctx = build_contexts({k: _frame(v, gcj=gcj) for k, v in layers.items()}, profile="cn-gb")[0]
+        found[drawn] = fails(ctx)
+    same_findings(found[True], found[False])
+    turn = found[True][found[True]["rule"] == "LANE-TURN"]
+    assert set(turn["subject"]) == ({"G1"} if too_narrow else set())
