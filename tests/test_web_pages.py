@@ -7,9 +7,6 @@ parking, illegal structures and ledger hazards. Every page must load with no req
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote, urlparse
@@ -18,6 +15,7 @@ import geopandas as gpd
 import pandas as pd
 import pytest
 import shapely
+from server_support import served
 from shapely.geometry import Point, box
 
 pytestmark = [pytest.mark.db, pytest.mark.web]
@@ -160,29 +158,14 @@ def build_app():
 @pytest.fixture
 def site(db) -> Iterator[str]:
     """A real uvicorn server on 127.0.0.1 (random port, background thread) over the loaded test district."""
-    import uvicorn
-
     from api.auth import forget_tokens, login_limiter
 
     load_dataset(db)
     make_users()
     forget_tokens()
     login_limiter.clear()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(build_app(), host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served(build_app()) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
