@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     args.keep = args.keep or args.home is not None
     home = private_home(args.home)
+    # firelane is imported after private_home() set FIRELANE_HOME
     from sqlalchemy import text
 
     from gis import pgcluster, scope

@@ -303,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown parts to skip: {', '.join(sorted(skip - set(PARTS)))}; parts: {', '.join(PARTS)}")
     args.keep = args.keep or args.home is not None
     home = private_home(args.home)
+    # firelane is imported after private_home() set FIRELANE_HOME
     from gis import pgcluster
     from gis.checks.profiles import load_profile
     from gis.checks.runner import multi_compound, plan_tasks, read_scope, run_checks
