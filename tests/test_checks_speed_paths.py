@@ -120,3 +120,45 @@ def test_a_certificate_needs_the_margin():
     assert not gm.rectangles_surely_fit(g, 15.0, 10.0)[0]  # it fits exactly, but with no room to vouch for it
     assert gm.fits_rectangle(g[0], 15.0, 10.0) is not None
     assert gm.rectangles_surely_fit(g, 14.9, 9.9)[0]
+
+
+@pytest.mark.parametrize("angle", [0.0, 17.0, 45.0, 90.0, 133.0])
+@pytest.mark.parametrize("length", [0.5, 4.0, 9.5, 30.0])
+def test_a_convex_polygon_is_eroded_by_a_segment_as_the_general_construction_erodes_it(monkeypatch, angle,
+                                                                                          length):
+    hexagon = shapely.Polygon([(0, 0), (12, -1), (20, 4), (19, 11), (6, 13), (-2, 6)])
+    lane = shapely.affinity.rotate(box(0, 0, 40, 4.5), angle, origin=(0, 0))
+    for shape in (hexagon, lane, shapely.MultiPolygon([hexagon])):
+        for axis in (0, 1):
+            fast = gm.erode_segment(shape, length, axis=axis)
+            with monkeypatch.context() as m:
+                m.setattr(gm, "_convex", lambda g: False)
+                general = gm.erode_segment(shape, length, axis=axis)
+            assert fast.is_empty == general.is_empty
+            assert shapely.symmetric_difference(fast, general).area < 1e-6 * max(shape.area, 1.0)
+
+
+def test_a_shallow_dent_takes_the_general_construction():
+    dented = shapely.Polygon([(0, 0), (10, 0), (10, 4), (5, 3.999), (0, 4)])
+    assert not gm._convex(dented)
+    assert gm._convex(shapely.Polygon([(0, 0), (5, 0), (10, 0), (10, 4), (0, 4)]))  # a collinear vertex is convex
+    assert not gm._convex(box(0, 0, 10, 10).difference(box(4, 4, 6, 6)))  # a hole
+
+
+def test_substrings_of_many_lines_are_shapelys_substrings():
+    from shapely.ops import substring
+
+    from gis.checks.parking import _substrings
+
+    rng = np.random.default_rng(7)
+    lines = np.array([LineString(np.cumsum(rng.normal(0, 20, (int(rng.integers(2, 9)), 2)), axis=0))
+                      for _ in range(200)] + [LineString([(0, 0), (0, 0.5), (10, 0.5), (10, 0.5), (30, 0)])],
+                     dtype=object)
+    length = shapely.length(lines)
+    a = rng.uniform(0, 1, len(lines)) * length
+    b = np.minimum(a + rng.uniform(0.01, 1, len(lines)) * length, length)
+    b[-1], a[-1] = length[-1], 0.5  # to the end, from a vertex-free start
+    got = _substrings(lines, a, b)
+    want = [substring(g, s, e) for g, s, e in zip(lines, a, b, strict=True)]
+    assert all(shapely.equals_exact(x, y, 1e-9) for x, y in zip(got, want, strict=True))
+    assert len(_substrings(lines[:0], a[:0], b[:0])) == 0

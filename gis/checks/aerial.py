@@ -300,26 +300,29 @@ def frontage_runs(building: object, areas: np.ndarray, *, reach: float) -> tuple
         return np.empty((0, 2)), 0.0, ring
     if not shapely.is_ccw(shapely.linearrings(ring)):
         ring = ring[::-1]
-    intervals = []
-    offset = 0.0
-    for k in range(4):
-        c0, c1 = ring[k], ring[k + 1]
-        edge = c1 - c0
-        length = float(np.hypot(*edge))
-        if length < 1e-9:
-            continue
-        u = edge / length
-        n = np.array([u[1], -u[0]])  # outward for a counter-clockwise ring
-        if len(areas):
-            strip = shapely.Polygon([c0, c1, c1 + n * reach, c0 + n * reach])
-            cut = shapely.intersection(areas, strip)
-            for piece in cut[~shapely.is_empty(cut)]:
-                xy = shapely.get_coordinates(piece)
-                t = (xy - c0) @ u
-                t0, t1 = max(float(t.min()), 0.0), min(float(t.max()), length)
-                if t1 > t0:
-                    intervals.append((offset + t0, offset + t1))
-        offset += length
+    c0, c1 = ring[:4], ring[1:5]
+    edge = c1 - c0
+    length = np.hypot(edge[:, 0], edge[:, 1])
+    offsets = np.r_[0.0, np.cumsum(np.where(length < 1e-9, 0.0, length))]
+    sides = np.flatnonzero(length >= 1e-9)
+    intervals: list[tuple[float, float]] = []
+    if len(areas) and len(sides):
+        c0, c1, length, offset = c0[sides], c1[sides], length[sides], offsets[sides]
+        u = edge[sides] / length[:, None]
+        n = np.stack([u[:, 1], -u[:, 0]], axis=1) * reach  # outward for a counter-clockwise ring
+        strips = shapely.polygons(np.stack([c0, c1, c1 + n, c0 + n], axis=1))
+        cut = shapely.intersection(np.asarray(areas, dtype=object)[:, None], strips[None, :])
+        ai, si = np.nonzero(~shapely.is_empty(cut))
+        if len(ai):
+            xy, piece = shapely.get_coordinates(cut[ai, si], return_index=True)
+            side = si[piece]
+            t = ((xy - c0[side]) * u[side]).sum(axis=1)
+            first = np.flatnonzero(np.r_[True, piece[1:] != piece[:-1]])  # every piece has coordinates
+            lo = np.maximum(np.minimum.reduceat(t, first), 0.0)
+            hi = np.minimum(np.maximum.reduceat(t, first), length[si])
+            good = hi > lo
+            intervals = list(zip((offset[si] + lo)[good].tolist(), (offset[si] + hi)[good].tolist(), strict=True))
+    offset = float(offsets[-1])
     return _merge(intervals, JOIN_TOL_M), offset, ring
 
 

@@ -109,6 +109,9 @@ def erode_segment(geom: BaseGeometry, length: float, *, axis: int = 1) -> BaseGe
         return geom
     h = length / 2.0
     v = np.array([h, 0.0]) if axis == 0 else np.array([0.0, h])
+    if _convex(geom):  # a segment lies in a convex polygon when both its ends do
+        return shapely.intersection(shapely.affinity.translate(geom, v[0], v[1]),
+                                    shapely.affinity.translate(geom, -v[0], -v[1]))
     minx, miny, maxx, maxy = geom.bounds
     pad = length + 1.0
     box = shapely.box(minx - pad, miny - pad, maxx + pad, maxy + pad)
@@ -126,6 +129,15 @@ def erode_segment(geom: BaseGeometry, length: float, *, axis: int = 1) -> BaseGe
     moved = [shapely.affinity.translate(comp, v[0], v[1]), shapely.affinity.translate(comp, -v[0], -v[1])]
     blocked = shapely.union_all(np.concatenate([np.asarray(moved, dtype=object), swept]))
     return geom.difference(blocked)
+
+
+def _convex(geom: BaseGeometry) -> bool:
+    """Whether a geometry is one convex polygon, exactly (a ring with a reflex vertex, however shallow, is not)."""
+    if geom.geom_type == "MultiPolygon" and len(geom.geoms) == 1:
+        geom = geom.geoms[0]
+    if geom.geom_type != "Polygon" or len(geom.interiors):
+        return False
+    return bool(shapely.equals(geom, geom.convex_hull))
 
 
 def longest_chord(geom: BaseGeometry, *, axis: int = 0) -> tuple[float, LineString | None]:

@@ -11,10 +11,10 @@ import pandas as pd
 import shapely
 from shapely import STRtree
 from shapely.geometry.base import BaseGeometry
-from shapely.ops import substring
 
 from gis.checks import attributes as at
 from gis.checks.findings import Finding, findings_frame, severity
+from gis.checks.geometry import union_rows
 from gis.checks.profiles import Profile
 
 #: Partitions may hold several compounds (subjects filtered by ownership): see gis.checks.runner.
@@ -158,9 +158,33 @@ class Approach:
     upper: float
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
-    n = np.linalg.norm(v)
-    return v / n if n > 0 else v
+def _units(v: np.ndarray) -> np.ndarray:
+    """Each row of an (n, 2) array scaled to length 1 (zero rows stay zero)."""
+    n = np.sqrt((v * v).sum(axis=1))
+    return np.divide(v, n[:, None], out=np.zeros_like(v), where=n[:, None] > 0)
+
+
+def _substrings(lines: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """`shapely.ops.substring(lines[i], start[i], end[i])` of many LineStrings at once (0 <= start < end <=
+    length): the points at both distances with the vertices strictly between them."""
+    if not len(lines):
+        return np.empty(0, dtype=object)
+    first = shapely.get_coordinates(shapely.line_interpolate_point(lines, start))
+    last = shapely.get_coordinates(shapely.line_interpolate_point(lines, end))
+    xy, owner = shapely.get_coordinates(lines, return_index=True)
+    d = np.diff(xy, axis=0)
+    step = np.r_[0.0, np.sqrt(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1])]
+    head = np.r_[True, owner[1:] != owner[:-1]]
+    step[head] = 0.0
+    along = pd.Series(step).groupby(owner).cumsum().to_numpy()  # per line, summed in vertex order
+    tail = np.r_[owner[1:] != owner[:-1], True]
+    inside = ~tail & (start[owner] < along) & (along < end[owner])
+    n = len(lines)
+    pts = np.concatenate([first, xy[inside], last])
+    row = np.concatenate([np.arange(n), owner[inside], np.arange(n)])
+    rank = np.concatenate([np.full(n, -1), np.flatnonzero(inside), np.full(n, len(xy))])
+    order = np.lexsort((rank, row))
+    return shapely.linestrings(pts[order], indices=row[order])
 
 
 def vehicle_entrances(ctx: Any) -> gpd.GeoDataFrame:
@@ -213,33 +237,35 @@ def approaches(ctx: Any, *, near: STRtree | None = None) -> tuple[list[Approach]
         reach = (width[ok] / 2.0 + length + truck + hw[ok] + np.hypot(*(gate - foot).T) + truck + 1.0)
         hit = np.unique(near.query(shapely.points(foot), predicate="dwithin", distance=reach)[0])
         ok, s, foot, gate = ok[hit], s[hit], foot[hit], gate[hit]
-    ahead = shapely.get_coordinates(shapely.line_interpolate_point(line[ok], s + truck))
-    behind = shapely.get_coordinates(shapely.line_interpolate_point(line[ok], s - truck))
-    out = []
-    # one zone per entrance: substring and polygon assembly have no array form
-    for k, i in enumerate(ok):
-        ln, h, w = line[i], float(hw[i]), float(width[i])
-        tangent = _unit(ahead[k] - behind[k])
-        normal = _unit(gate[k] - foot[k])
-        if not normal.any():
-            normal = np.array([-tangent[1], tangent[0]])
-        across = np.array([-normal[1], normal[0]])
-        a, b = s[k] - w / 2.0 - length, s[k] + w / 2.0 + length
-        road = substring(ln, max(a - truck, 0.0), min(b + truck, ln.length)).buffer(h, cap_style="flat")
-        inner = gate[k] + normal * truck
-        strip = shapely.Polygon([foot[k] + across * w / 2, gate[k] + across * w / 2 + normal * truck,
-                                 gate[k] - across * w / 2 + normal * truck, foot[k] - across * w / 2])
-        target = shapely.Polygon([gate[k] + across * w / 2, inner + across * w / 2,
-                                  inner - across * w / 2, gate[k] - across * w / 2])
-        # the road beyond each end of the stretch (none where the road itself ends within it)
-        ends = [substring(ln, max(x - truck, 0.0), x).buffer(h, cap_style="flat") for x in (a,) if x > 0]
-        ends += [substring(ln, y, min(y + truck, ln.length)).buffer(h, cap_style="flat")
-                 for y in (b,) if y < ln.length]
-        mouth = shapely.Polygon([foot[k] + across * w / 2, gate[k] + across * w / 2,
-                                 gate[k] - across * w / 2, foot[k] - across * w / 2])
-        out.append(Approach(entrance=int(e[i]), road=int(r[i]), zone=shapely.union(road, strip),
-                            outside=shapely.union(road, mouth), sources=shapely.union_all(ends), target=target,
-                            upper=max(w, 2 * h)))
+    lines, hw, w, length_of = line[ok], hw[ok], width[ok], shapely.length(line[ok])
+    ahead = shapely.get_coordinates(shapely.line_interpolate_point(lines, s + truck))
+    behind = shapely.get_coordinates(shapely.line_interpolate_point(lines, s - truck))
+    tangent = _units(ahead - behind)
+    normal = _units(gate - foot)
+    flat = ~normal.any(axis=1)
+    normal[flat] = np.stack([-tangent[flat, 1], tangent[flat, 0]], axis=1)
+    side = np.stack([-normal[:, 1], normal[:, 0]], axis=1) * (w / 2.0)[:, None]
+    deep = normal * truck
+    inner = gate + deep
+    a, b = s - w / 2.0 - length, s + w / 2.0 + length
+    road = shapely.buffer(_substrings(lines, np.maximum(a - truck, 0.0), np.minimum(b + truck, length_of)), hw,
+                          cap_style="flat")
+    strip = shapely.polygons(np.stack([foot + side, gate + side + deep, gate - side + deep, foot - side], axis=1))
+    target = shapely.polygons(np.stack([gate + side, inner + side, inner - side, gate - side], axis=1))
+    mouth = shapely.polygons(np.stack([foot + side, gate + side, gate - side, foot - side], axis=1))
+    # the road beyond each end of the stretch (none where the road itself ends within it)
+    before, after = np.flatnonzero(a > 0), np.flatnonzero(b < length_of)
+    ends = np.concatenate([
+        shapely.buffer(_substrings(lines[before], np.maximum(a[before] - truck, 0.0), a[before]), hw[before],
+                       cap_style="flat"),
+        shapely.buffer(_substrings(lines[after], b[after], np.minimum(b[after] + truck, length_of[after])),
+                       hw[after], cap_style="flat"),
+    ])
+    sources = union_rows(ends, np.concatenate([before, after]), len(ok))
+    zone, outside = shapely.union(road, strip), shapely.union(road, mouth)
+    out = [Approach(entrance=int(e[i]), road=int(r[i]), zone=zone[k], outside=outside[k], sources=sources[k],
+                    target=target[k], upper=max(float(w[k]), 2 * float(hw[k])))
+           for k, i in enumerate(ok)]
     return out, unmeasurable
 
 

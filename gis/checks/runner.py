@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import gc
 import importlib
+import json
 import math
 import multiprocessing
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,7 @@ import pandas as pd
 import shapely
 from sqlalchemy import Engine, text
 from sqlalchemy import types as sa_types
+from tqdm import tqdm
 
 from gis.campaign import ledger_writer
 from gis.checks.catalog import RULES
@@ -197,32 +199,76 @@ def run_tasks(tasks: Sequence[Task], *, workers: int = 1, dask_address: str | An
     """Run (context, families) tasks serially, in a process pool or on Dask; findings in EPSG:4326, sorted.
 
     `pool`: a running `process_pool(workers)` to use (and leave running) instead of starting one."""
+    if dask_address is not None and not hasattr(dask_address, "submit"):
+        from distributed import Client  # heavy optional dependency, only for Dask runs
+
+        with Client(dask_address) as client:
+            return start_tasks(tasks, workers=workers, dask_address=client, progress=progress, pool=pool)()
+    if workers > 1 and pool is None and len(tasks) > 1:
+        with process_pool(workers) as own:
+            return start_tasks(tasks, workers=workers, progress=progress, pool=own)()
+    return start_tasks(tasks, workers=workers, dask_address=dask_address, progress=progress, pool=pool)()
+
+
+def start_tasks(tasks: Sequence[Task], *, workers: int = 1, dask_address: Any = None, progress: bool = False,
+                pool: ProcessPoolExecutor | None = None) -> Callable[[], gpd.GeoDataFrame]:
+    """Start (context, families) tasks and return the call that waits for their findings (EPSG:4326, sorted).
+
+    On a connected Dask client (`dask_address`) or a running `pool` the partitions are sent now and checked while
+    the caller goes on (reads and partitions the next batch, writes the last one's ledger); serially they run when
+    the returned call is made."""
     tasks = list(tasks)
     bar = _bar(sum(len(c.compounds) for c, _ in tasks), progress)
-    frames: list[gpd.GeoDataFrame] = []
-    try:
-        if dask_address is not None:
-            frames = _run_dask(tasks, dask_address, bar)
-        elif workers > 1 and len(tasks) > 1:
-            # a few batches per worker: pickling per task costs more than small partitions' checks
-            batches = _batches(sorted(tasks, key=lambda t: -len(t[0].compounds)), workers * 2)
-            own_pool = pool is None
-            pool = pool if pool is not None else process_pool(workers)
+    if dask_address is not None:
+        from distributed import as_completed as dask_completed  # heavy optional dependency
+
+        futures = dask_address.map(_check_task, tasks, pure=False)
+        sizes = {f.key: len(t[0].compounds) for f, t in zip(futures, tasks, strict=True)}
+        del tasks
+
+        @paused_gc()
+        def collect_dask() -> gpd.GeoDataFrame:
+            frames = []
             try:
-                futures = {pool.submit(_check_batch, b): sum(len(c.compounds) for c, _ in b) for b in batches}
-                for fut in as_completed(futures):
-                    frames.extend(fut.result())
-                    bar.update(futures[fut])
+                for fut in dask_completed(futures):
+                    frames.append(fut.result())
+                    bar.update(sizes[fut.key])
             finally:
-                if own_pool:
-                    pool.shutdown()
-        else:
+                bar.close()
+            return _sorted(_concat(frames))
+
+        return collect_dask
+    if pool is not None and workers > 1 and len(tasks) > 1:
+        # a few batches per worker: pickling per task costs more than small partitions' checks
+        batches = _batches(sorted(tasks, key=lambda t: -len(t[0].compounds)), workers * 2)
+        pending = {pool.submit(_check_batch, b): sum(len(c.compounds) for c, _ in b) for b in batches}
+        del tasks, batches
+
+        @paused_gc()
+        def collect_pool() -> gpd.GeoDataFrame:
+            frames: list[gpd.GeoDataFrame] = []
+            try:
+                for fut in as_completed(pending):
+                    frames.extend(fut.result())
+                    bar.update(pending[fut])
+            finally:
+                bar.close()
+            return _sorted(_concat(frames))
+
+        return collect_pool
+
+    @paused_gc()
+    def collect_serial() -> gpd.GeoDataFrame:
+        frames = []
+        try:
             for ctx, fams in tasks:
                 frames.append(check_context(ctx, fams))
                 bar.update(len(ctx.compounds))
-    finally:
-        bar.close()
-    return _sorted(_concat(frames))
+        finally:
+            bar.close()
+        return _sorted(_concat(frames))
+
+    return collect_serial
 
 
 def _warm_up(families: tuple[str, ...]) -> int:
@@ -251,25 +297,6 @@ def process_pool(workers: int, *, families: Sequence[str] = FAMILIES) -> Process
 
     threading.Thread(target=warm, name="firelane-pool-warm-up", daemon=True).start()
     return pool
-
-
-def _run_dask(tasks: list[Task], address: Any, bar: Any) -> list:
-    from distributed import Client
-    from distributed import as_completed as dask_completed
-
-    own = not hasattr(address, "submit")
-    client = Client(address) if own else address
-    try:
-        futures = client.map(_check_task, tasks, pure=False)
-        sizes = {f.key: len(t[0].compounds) for f, t in zip(futures, tasks, strict=True)}
-        frames = []
-        for fut in dask_completed(futures):
-            frames.append(fut.result())
-            bar.update(sizes[fut.key])
-        return frames
-    finally:
-        if own:
-            client.close()
 
 
 def plan_tasks(layers_4490: dict[str, gpd.GeoDataFrame], *, profile: Profile, families: Sequence[str],
@@ -306,8 +333,6 @@ class _NoBar:
 def _bar(total: int, show: bool) -> Any:
     if not show:
         return _NoBar()
-    from tqdm import tqdm
-
     return tqdm(total=total, unit="小区 compound", desc="检查 checking", leave=False)
 
 
@@ -570,26 +595,45 @@ def run_checks(
         ).scalar_one()
     # the pool's processes start (and import the checks) while this one reads and partitions the scope
     pool = process_pool(workers, families=families) if workers > 1 and dask_address is None else None
-    cluster = _local_cluster(dask_address)
+    # likewise a Dask client (and the LocalCluster of ``local:N``) connects while the first batch is read
+    starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="firelane-dask-start")
+    connecting = starter.submit(_dask_client, dask_address) if dask_address is not None else None
+    starter.shutdown(wait=False)
+    client, own_client = None, False
+    ledger_result = LedgerResult() if ledger else None
+    parts: list[gpd.GeoDataFrame] = []
+
+    def finish(collect: Callable[[], gpd.GeoDataFrame], mine: list[str]) -> None:
+        nonlocal ledger_result
+        found = collect()
+        if ledger_result is not None:
+            # the ledger as the batches come: each batch's compounds are closed out on their own findings
+            ledger_result += ledger_writer.record(found, engine=eng, run_id=run_id, compounds=mine,
+                                                  rules=family_rules(families), include_pass=include_pass, user=user)
+        parts.append(found)
+        gc.collect()  # the batch's frames may sit in reference cycles; collections are paused for the run
+
     try:
         refs, batches = stream_scope(engine=eng, street=street, compound=compound, profile=prof,
                                      batch=stream_batch)
-        parts: list[gpd.GeoDataFrame] = []
-        ledger_result = LedgerResult() if ledger else None
+        running: tuple[Callable[[], gpd.GeoDataFrame], list[str]] | None = None
         for layers, mine in batches:
             tasks = plan_tasks(layers, profile=prof, families=families, compounds=mine, workers=workers,
                                grouped=grouped)
             del layers  # the partitions hold what they need: the batch's frames go now
-            found = run_tasks(tasks, workers=workers, dask_address=cluster or dask_address, progress=progress,
-                              pool=pool)
+            if connecting is not None and client is None:
+                client, own_client = connecting.result()
+            started_batch = (start_tasks(tasks, workers=workers, dask_address=client, progress=progress,
+                                         pool=pool), mine)
             del tasks
-            if ledger_result is not None:
-                # the ledger as the batches come: each batch's compounds are closed out on their own findings
-                ledger_result += ledger_writer.record(found, engine=eng, run_id=run_id, compounds=mine,
-                                                      rules=family_rules(families), include_pass=include_pass,
-                                                      user=user)
-            parts.append(found)
-            gc.collect()  # the batch's frames may sit in reference cycles; collections are paused for the run
+            # the workers check this batch while the previous one's findings are written and the next is read
+            if running is not None:
+                finish(*running)
+            running = started_batch
+            del started_batch
+        if running is not None:
+            finish(*running)
+            running = None
         findings = _sorted(_concat(parts))
         if pool is not None:
             pool.shutdown()
@@ -618,28 +662,41 @@ def run_checks(
     finally:
         if pool is not None:
             pool.shutdown()
-        if cluster is not None:
-            cluster.close()
-            cluster.cluster.close()
+        if connecting is not None and client is None:  # the run failed before it needed the client
+            try:
+                client, own_client = connecting.result()
+            except Exception:  # noqa: BLE001 - the run's own error is the one to raise
+                client = None
+        if own_client:
+            _close_client(client)
     return CheckResult(findings=findings, run_id=run_id, counts=counts, duration_s=duration, profile=prof.name,
                        profile_version=prof.version, scope=scope, compounds=refs, ledger=ledger_result)
 
 
-def _local_cluster(address: Any) -> Any:
-    """A Dask client on a LocalCluster started for this run when `address` is ``local`` or ``local:N`` (N worker
-    processes, one thread each; default 2), else None."""
-    if not isinstance(address, str) or not (address == "local" or address.startswith("local:")):
-        return None
+def _dask_client(address: Any) -> tuple[Any, bool]:
+    """(client, whether this run owns it) for a Dask address: a connected Client as it is; ``local`` or
+    ``local:N`` a LocalCluster of N worker processes (one thread each; default 2) started for the run; a
+    scheduler address (``tcp://host:8786``) a new Client of it."""
+    if hasattr(address, "submit"):
+        return address, False
     from distributed import Client, LocalCluster  # heavy optional dependency, only for Dask runs
 
-    n = int(address.split(":", 1)[1]) if ":" in address else 2
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
-    return Client(cluster)
+    if isinstance(address, str) and (address == "local" or address.startswith("local:")):
+        n = int(address.split(":", 1)[1]) if ":" in address else 2
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+        return Client(cluster), True
+    return Client(address), True
+
+
+def _close_client(client: Any) -> None:
+    """Close a client this run made, and the LocalCluster it started (if any)."""
+    cluster = getattr(client, "cluster", None)
+    client.close()
+    if cluster is not None:
+        cluster.close()
 
 
 def _json(value: Any) -> str:
-    import json
-
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
@@ -648,5 +705,5 @@ __all__ = [
     "read_check_layers", "MissingChecksError", "PartitionError",
     "check_context", "count_findings", "family_rules", "group_size", "multi_compound", "plan_tasks", "process_pool",
     "read_scope", "stream_scope",
-    "resolve_families", "run_checks", "run_contexts", "run_on_frames", "run_tasks",
+    "resolve_families", "run_checks", "run_contexts", "run_on_frames", "run_tasks", "start_tasks",
 ]
