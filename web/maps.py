@@ -173,6 +173,20 @@ def vector_tile_layer(collection: str, *, name: str, style: dict[str, Any], show
     return plugins.VectorGridProtobuf(f"/tiles/{collection}/{{z}}/{{x}}/{{y}}.mvt", name, options_js, show=show)
 
 
+class RawHtml(Element):
+    """HTML put into the page as it is. branca's Element(html) compiles its text as a Jinja template: user text
+    there ("{{ ... }}" in a compound name or a note) would run as template code, and a page-sized template takes
+    a third of a second to compile."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self._name = "RawHtml"
+        self.html = html
+
+    def render(self, **kwargs: Any) -> str:
+        return self.html
+
+
 class InlineScript(MacroElement):
     """JavaScript run after the map and the elements added before it exist (`{map}` is replaced by its variable)."""
 
@@ -209,15 +223,15 @@ def render_page(m: folium.Map, *, title: str, body_html: str, scripts: Sequence[
         m.add_child(InlineScript(f"window.FIRELANE_LAYERS = {control.get_name()};"))
     fig: Figure = m.get_root()
     fig.title = escape(title)
-    fig.header.add_child(Element('<meta name="viewport" content="width=device-width, initial-scale=1">'
+    fig.header.add_child(RawHtml('<meta name="viewport" content="width=device-width, initial-scale=1">'
                                  '<link rel="icon" href="data:,">'), name="fl_viewport")
     for i, href in enumerate([f"{STATIC_URL}/firelane/page.css", *css]):
-        fig.header.add_child(Element(f'<link rel="stylesheet" href="{escape(href)}"/>'), name=f"fl_css_{i}")
-    fig.html.add_child(Element(body_html), name="fl_body")
+        fig.header.add_child(RawHtml(f'<link rel="stylesheet" href="{escape(href)}"/>'), name=f"fl_css_{i}")
+    fig.html.add_child(RawHtml(body_html), name="fl_body")
     config = {"lang": lang(), "gcj02": display_crs() == "gcj02", "basemaps": switcher_config(), **(config or {})}
-    fig.html.add_child(Element(f"<script>window.FIRELANE = {safe_json(config)};</script>"), name="fl_config")
+    fig.html.add_child(RawHtml(f"<script>window.FIRELANE = {safe_json(config)};</script>"), name="fl_config")
     for i, src in enumerate([f"{STATIC_URL}/firelane/map.js", f"{STATIC_URL}/firelane/chrome.js", *scripts]):
-        fig.html.add_child(Element(f'<script src="{escape(src)}"></script>'), name=f"fl_js_{i}")
+        fig.html.add_child(RawHtml(f'<script src="{escape(src)}"></script>'), name=f"fl_js_{i}")
     m.add_child(InlineScript(attribution_js(attributions) + "firelaneMap({map});"))
     for js in inline_js:
         m.add_child(InlineScript(js))
