@@ -444,7 +444,7 @@ def traffic_page(*, engine: Engine, viewer: Viewer, street: str | None = None) -
     for name in ("parking", "entrances", "hydrants"):
         vector_tile_layer(name, name=i18n.layer_label(name), style=STYLES[name], show=True, min_zoom=15,
                           point_radius=4 if name == "parking" else 6).add_to(m)
-    conflict_parking = tv.parking[tv.parking["conflict"]]
+    conflict_parking = tv.parking
     geojson_layer(conflict_parking, name=i18n.tr("冲突停车", "Conflicting parking"), style=STYLES["conflicts"],
                   popup=layer_popups("parking", conflict_parking), tooltip=conflict_parking["ref"].map(popups.text),
                   point_radius=8, limit=len(conflict_parking), pane="fl-top").add_to(m)
@@ -459,7 +459,7 @@ def traffic_page(*, engine: Engine, viewer: Viewer, street: str | None = None) -
     body = render_template(
         "traffic.html", **_chrome(viewer, "交警 周边停车冲突", "Traffic brigade: parking conflicts", "traffic"),
         conflicts=_records(listing), n_conflicts=len(listing), streets=listing["street"].nunique() if len(listing)
-        else 0, n_entrances=len(tv.entrances), n_hydrants=len(tv.hydrants), n_parking=len(tv.parking),
+        else 0, n_entrances=len(tv.entrances), n_hydrants=len(tv.hydrants), n_parking=tv.parking_count,
         street=street, csv_href=f"/map/traffic.csv{q}", xlsx_href=f"/map/traffic.xlsx{q}",
         legend=[(STYLES["conflicts"]["fillColor"], i18n.tr("停车冲突", "Parking conflict")),
                 (STYLES["parking"]["fillColor"], i18n.layer_label("parking")),
@@ -467,7 +467,8 @@ def traffic_page(*, engine: Engine, viewer: Viewer, street: str | None = None) -
                 (STYLES["hydrants"]["fillColor"], i18n.layer_label("hydrants"))],
     )
     return render_page(m, title=i18n.tr("交警 停车冲突", "Parking conflicts") + " — firelane", body_html=body,
-                       attributions=_source_attributions(tv.parking, tv.entrances, tv.hydrants, context),
+                       attributions=_source_attributions(tv.parking, tv.entrances, tv.hydrants, context,
+                                                         pd.DataFrame({"source": tv.parking_sources})),
                        scripts=[f"{STATIC_URL}/firelane/traffic.js"], config=config,
                        inline_js=["firelaneTraffic({map});"])
 
