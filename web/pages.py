@@ -438,7 +438,7 @@ def traffic_page(*, engine: Engine, viewer: Viewer, street: str | None = None) -
     vector tiles (all of them, none inlined)."""
     tv = traffic_rows(engine=engine, viewer=viewer, street=street)
     listing = traffic_list(tv, engine=engine)
-    m = new_map([tv.conflicts, tv.entrances.head(1000), tv.hydrants.head(1000)])
+    m = new_map([tv.conflicts, tv.entrances.head(1000), tv.hydrants.head(1000)], prefer_canvas=True)
     context = _context_compounds(m, engine=engine, viewer=viewer, street=street)
     _context_tiles(m, ["roads", "fire_lanes"], show=True)
     for name in ("parking", "entrances", "hydrants"):
@@ -521,7 +521,7 @@ def demolition_page(*, engine: Engine, viewer: Viewer) -> str:
     """/map/demolition: illegal structures ranked by what they block (in words), on a map with fire lanes and
     buildings, with AMap/Baidu navigation links, a print layout (every row) and KML/GPX downloads."""
     ranked, rows = demolition_rows(engine=engine, viewer=viewer)
-    m = new_map([ranked])
+    m = new_map([ranked], prefer_canvas=True)
     context = _context_compounds(m, engine=engine, viewer=viewer)
     _context_tiles(m, ["buildings", "fire_lanes"], show=True, min_zoom=15)
     if len(ranked):
