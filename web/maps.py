@@ -77,7 +77,9 @@ def feature_collection(frame: gpd.GeoDataFrame, properties: dict[str, pd.Series 
     """A GeoJSON FeatureCollection of `frame` in display coordinates carrying only `properties` (no raw fields).
 
     Geometries are written by GEOS in one vectorised call (geopandas' to_json walks the features in Python)."""
-    geoms = shapely.to_geojson(np.asarray(to_display(frame.geometry), dtype=object))
+    # 7 decimals (about 1 cm) are all a map shows: shorter pages than GEOS' 15 digits
+    display = shapely.transform(np.asarray(to_display(frame.geometry), dtype=object), lambda xy: np.round(xy, 7))
+    geoms = shapely.to_geojson(display)
     keys = list(properties)
     columns = [[None if v is None or (isinstance(v, float) and v != v) else v for v in np.asarray(col, dtype=object)]
                for col in properties.values()]

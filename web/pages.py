@@ -143,9 +143,16 @@ def _context_tiles(m: folium.Map, layers: Sequence[str], *, show: bool = False, 
                           min_zoom=min_zoom).add_to(m)
 
 
-def _context_compounds(m: folium.Map, *, engine: Engine, viewer: Viewer, street: str | None = None) -> gpd.GeoDataFrame:
-    """Compound outlines of the viewer's scope for orientation: inline up to the cap, else as vector tiles."""
-    cap = map_settings().max_inline_features
+#: compound outlines the traffic and demolition maps inline at most (more: vector tiles); their lists link each
+#: compound's file, the outlines are orientation (800 m-scale outlines were 0.58 of the traffic page's 1.06 MB)
+CONTEXT_INLINE = 200
+
+
+def _context_compounds(m: folium.Map, *, engine: Engine, viewer: Viewer, street: str | None = None,
+                       inline_up_to: int | None = None) -> gpd.GeoDataFrame:
+    """Compound outlines of the viewer's scope for orientation: inline (with popups linking their files) up to
+    `inline_up_to` (default: the settings' cap), else as vector tiles."""
+    cap = min(map_settings().max_inline_features, inline_up_to or map_settings().max_inline_features)
     compounds = read_layer("compounds", engine=engine, street=street,  # the viewer's scope: gis.scope, in the reader
                            columns=["id", "ref", "name", "street_code", "source"])
     label = i18n.layer_label("compounds")
@@ -439,7 +446,7 @@ def traffic_page(*, engine: Engine, viewer: Viewer, street: str | None = None) -
     tv = traffic_rows(engine=engine, viewer=viewer, street=street)
     listing = traffic_list(tv, engine=engine)
     m = new_map([tv.conflicts, tv.entrances.head(1000), tv.hydrants.head(1000)], prefer_canvas=True)
-    context = _context_compounds(m, engine=engine, viewer=viewer, street=street)
+    context = _context_compounds(m, engine=engine, viewer=viewer, street=street, inline_up_to=CONTEXT_INLINE)
     _context_tiles(m, ["roads", "fire_lanes"], show=True)
     for name in ("parking", "entrances", "hydrants"):
         vector_tile_layer(name, name=i18n.layer_label(name), style=STYLES[name], show=True, min_zoom=15,
@@ -522,7 +529,7 @@ def demolition_page(*, engine: Engine, viewer: Viewer) -> str:
     buildings, with AMap/Baidu navigation links, a print layout (every row) and KML/GPX downloads."""
     ranked, rows = demolition_rows(engine=engine, viewer=viewer)
     m = new_map([ranked], prefer_canvas=True)
-    context = _context_compounds(m, engine=engine, viewer=viewer)
+    context = _context_compounds(m, engine=engine, viewer=viewer, inline_up_to=CONTEXT_INLINE)
     _context_tiles(m, ["buildings", "fire_lanes"], show=True, min_zoom=15)
     if len(ranked):
         info = _labelled("illegal_structures", ranked).assign(area=ranked["area_m2"],
