@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -30,6 +29,7 @@ from api import (
     reports_api,
     tiles,
     users,
+    web_routes,
 )
 from api.aio import close_pools
 from api.bodies import UrlGuardMiddleware
@@ -50,16 +50,6 @@ def _ping() -> None:
     with db_engine().connect() as conn:
         conn.execute(text("SET LOCAL statement_timeout = 1000"))
         conn.execute(text("SELECT 1")).scalar_one()
-
-
-def _include_web_pages(app: FastAPI) -> None:
-    """The map pages (web/, api/web_routes.py) when that part of firelane is installed."""
-    try:
-        from api import web_routes
-    except ImportError as exc:
-        logging.getLogger("firelane.api").warning("map pages unavailable: %s", exc)
-        return
-    app.include_router(web_routes.router, include_in_schema=False)
 
 
 @asynccontextmanager
@@ -114,7 +104,7 @@ def create_app() -> FastAPI:
     for module in (ogc, ogc_schema, edits, tiles, checks_api, campaigns_api, hazards_api, login, oauth, users,
                    photos_api, reports_api):
         app.include_router(module.router)
-    _include_web_pages(app)
+    app.include_router(web_routes.router, include_in_schema=False)  # the map pages
     app.include_router(complaints_api.router)
     app.include_router(field_routes.router, include_in_schema=False)  # the field pages
     # level 5: 94% of level 9's compression of a GeoJSON page at a third of the CPU (0.5 vs 1.5 ms per 70 KB page)

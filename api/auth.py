@@ -17,6 +17,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Depends, Request
 from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
 
 from api.database import db_engine, read_connection
 from api.errors import Forbidden, Unauthorized
@@ -269,8 +270,6 @@ async def _shared_lookup(token: str) -> Principal | None:
     """principal_for_token in a worker thread, one lookup per token at a time: when a token's cache entry expires
     under load, every request in flight with it waits for the same database round trip instead of each making one
     (a stampede of thread hops and pool checkouts every token_cache_s)."""
-    from starlette.concurrency import run_in_threadpool
-
     key = token_hash(token)
     loop = asyncio.get_running_loop()
     lookup = _lookups.get(key)
@@ -288,8 +287,6 @@ async def current_principal(request: Request) -> Principal:
     """
     basic = basic_credentials(request)
     if basic is not None:
-        from starlette.concurrency import run_in_threadpool
-
         address = request.client.host if request.client else "unknown"
         principal = await run_in_threadpool(basic_principal, *basic, address=address)
         request.state.user = principal.username

@@ -1,7 +1,8 @@
 """`firelane campaign|spotcheck|report`: campaigns and stages, double-random spot checks, forms and reports.
 
-Acts `--as USER` like `firelane hazard` (api.hazard_cli): a user of that name acts with its role; any other name is
-the local operator (admin). Every refusal exits non-zero with one line.
+Acts `--as USER` like every command (api.cli_user.cli_actor): a firelane user acts with its role, a name that is no
+firelane user is refused; without --as, the OS user (the local operator, admin unless a firelane user of that name).
+Every refusal exits non-zero with one line.
 """
 
 from __future__ import annotations
@@ -13,16 +14,19 @@ from typing import Any
 
 import click
 
+from api.cli_schema import ensure_schema
+from api.cli_user import cli_actor
 from api.cli_user import os_user as _os_user
-from api.hazard_cli import _acting
 from gis import jobs
 from gis.campaign import campaigns as cp
 from gis.campaign import funding
 from gis.campaign import lifecycle as lc
 from gis.campaign import spotchecks as sc
+from gis.campaign.actors import Actor
 from gis.campaign.deadlines import local_today
 from gis.campaign.focus import ITEM_CODES
 from gis.campaign.forms import write_forms
+from gis.campaign.progress import COUNTS, LABELS, progress
 from gis.db import get_engine
 
 
@@ -31,7 +35,7 @@ class CampaignCliError(click.ClickException):
 
 
 def _engine() -> Any:
-    from api.cli import ensure_schema  # api.cli imports this module: a top-level import would be a cycle
+
 
     ensure_schema()
     return get_engine()
@@ -59,10 +63,9 @@ def _as_option(f: Any) -> Any:
     return click.option("--as", "as_user", default=None, help="act as this user (default: the OS user)")(f)
 
 
-def _actor(engine: Any, as_user: str | None) -> Any:
+def _actor(engine: Any, as_user: str | None) -> Actor:
     with engine.connect() as conn:
-        actor, _ = _acting(conn, as_user)
-    return actor
+        return cli_actor(as_user, conn=conn)
 
 
 # --- campaign -----------------------------------------------------------------------------------------------------
@@ -102,7 +105,7 @@ def campaign_create(preset: str | None, name: str | None, year: int | None, stre
     settings = {"spot_check_rate": rate} if rate is not None else None
     cid = _guard(lambda: cp.create_campaign(
         preset_key=preset, year=year, name=name, stages=stages, streets=streets,
-        pilot_streets=list(pilots) if pilots else None, settings=settings, user=as_user or _os_user(),
+        pilot_streets=list(pilots) if pilots else None, settings=settings, user=_actor(engine, as_user).username,
         engine=engine))
     click.echo(cid)
 
@@ -127,8 +130,6 @@ def campaign_list(fmt: str) -> None:
 @click.option("--street", "streets", multiple=True, help="only these street codes")
 def campaign_progress(campaign_id: int, fmt: str, day: str | None, streets: tuple[str, ...]) -> None:
     """Progress per street office against the current stage, and what is due next."""
-    from gis.campaign.progress import COUNTS, LABELS, progress
-
     doc = _guard(lambda: progress(campaign_id, today=_day(day), streets=streets or None, engine=_engine()))
     if fmt == "json":
         click.echo(json.dumps(doc, ensure_ascii=False, default=str))
@@ -162,7 +163,7 @@ def campaign_inspect(campaign_id: int, compound: str, kind: str, day: str | None
     engine = _engine()
     click.echo(_guard(lambda: cp.record_inspection(
         campaign_id, compound=compound, kind=kind, on_date=_day(day) or local_today(), unit=unit,
-        inspector=inspector, note=note, user=as_user or _os_user(), engine=engine)))
+        inspector=inspector, note=note, user=_actor(engine, as_user).username, engine=engine)))
 
 
 @campaign.command("renovation")
@@ -208,7 +209,7 @@ def spotcheck_draw(campaign_id: int, roster: Path, rate: float | None, seed: int
     engine = _engine()
     people, sha = _guard(lambda: sc.read_roster(roster))
     result = _guard(lambda: sc.draw(campaign_id, roster=people, roster_sha256=sha, rate=rate, seed=seed,
-                                    user=as_user or _os_user(), engine=engine))
+                                    user=_actor(engine, as_user).username, engine=engine))
     if fmt == "json":
         click.echo(json.dumps([{**c, "draw": result["draw"], "seed": result["seed"]} for c in result["checks"]],
                               ensure_ascii=False))

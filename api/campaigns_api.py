@@ -18,11 +18,15 @@ from sqlalchemy import text
 from api.auth import CurrentUser, Principal, optional_principal, require_role
 from api.database import db_engine
 from api.errors import Forbidden, NotFound, Unauthorized
+from api.photos_api import actor_of
+from api.web_routes import _headers
 from gis import jobs
 from gis.campaign import campaigns as cp
+from gis.campaign import funding
 from gis.campaign import spotchecks as sc
+from gis.campaign.deadlines import local_today
 from gis.campaign.focus import ITEM_CODES
-from gis.campaign.workflow import Actor
+from gis.campaign.progress import progress
 from gis.config import home_settings
 
 router = APIRouter(tags=["campaign"])
@@ -91,8 +95,6 @@ def create_campaign(body: CampaignBody, principal: CurrentUser) -> JSONResponse:
 
 @router.get("/campaigns/{campaign_id}", summary="One campaign: stages, milestones, current stage, due next")
 def get_campaign(campaign_id: Id, principal: CurrentUser, day: AsOf = None) -> dict:
-    from gis.campaign.deadlines import local_today
-
     _readable(principal)
     return cp.get_campaign(campaign_id, engine=db_engine()).as_dict(today=day or local_today())
 
@@ -100,8 +102,6 @@ def get_campaign(campaign_id: Id, principal: CurrentUser, day: AsOf = None) -> d
 @router.get("/campaigns/{campaign_id}/progress", summary="Progress per street office against the current stage")
 def get_progress(campaign_id: Id, principal: CurrentUser, day: AsOf = None,
                  street: Streets = None) -> dict[str, Any]:
-    from gis.campaign.progress import progress
-
     _readable(principal)
     mine = _streets(principal)
     only = [s for s in (street or mine or []) if mine is None or s in mine] if (street or mine) else None
@@ -120,8 +120,6 @@ class InspectionBody(BaseModel):
 @router.post("/campaigns/{campaign_id}/inspections", status_code=201,
              summary="Record a self-inspection, inspection or re-inspection of a compound")
 def post_inspection(campaign_id: Id, body: InspectionBody, principal: CurrentUser) -> dict[str, Any]:
-    from gis.campaign.deadlines import local_today
-
     require_role(principal, INSPECTORS, "记录检查 record inspections")
     with db_engine().connect() as conn:
         street = conn.execute(text("SELECT street_code FROM compounds WHERE ref = :r"), {"r": body.compound}).scalar()
@@ -136,9 +134,6 @@ def post_inspection(campaign_id: Id, body: InspectionBody, principal: CurrentUse
 @router.get("/campaigns/{campaign_id}/plans",
             summary="一小区一策 (measures, cost split, priority, year), the 维保金 gate and renovation routing")
 def get_plans(campaign_id: Id, principal: CurrentUser, day: AsOf = None) -> dict[str, Any]:
-    from gis.campaign import funding
-    from gis.campaign.deadlines import local_today
-
     _readable(principal)
     mine = _streets(principal)
     with db_engine().connect() as conn:
@@ -160,11 +155,9 @@ class RenovationBody(BaseModel):
 @router.post("/campaigns/{campaign_id}/renovation",
              summary="Put compounds in a year's old-compound renovation plan and route their hazards (admin)")
 def post_renovation(campaign_id: Id, body: RenovationBody, principal: CurrentUser) -> dict[str, Any]:
-    from gis.campaign import funding
-
     require_role(principal, MANAGERS, "老旧小区改造计划 renovation plans")
     funding.set_renovation(campaign_id, year=body.year, compounds=body.compounds, engine=db_engine())
-    moved = funding.route_renovation(campaign_id, actor=Actor(username=principal.username, role=principal.role),
+    moved = funding.route_renovation(campaign_id, actor=actor_of(principal),
                                      engine=db_engine()) if body.route else []
     return {"routed": moved}
 
@@ -221,7 +214,7 @@ class ResultBody(BaseModel):
 def post_result(check_id: Id, body: ResultBody, principal: CurrentUser) -> dict[str, Any]:
     require_role(principal, SPOT_CHECKERS, "记录抽查结果 record spot-check results")
     return sc.record(check_id, compound=body.compound, item=body.item, result=body.result, note=body.note,
-                     actor=Actor(username=principal.username, role=principal.role), engine=db_engine())
+                     actor=actor_of(principal), engine=db_engine())
 
 
 # --- reports as jobs ----------------------------------------------------------------------------------------------
@@ -296,7 +289,10 @@ def download(job_id: Id, principal: CurrentUser) -> FileResponse:
 
 @router.get("/compounds/{ref}/file", summary="一小区一档: one compound's file as PDF (default) or HTML")
 def compound_file(ref: str, principal: CurrentUser, f: Literal["pdf", "html"] = "pdf") -> Response:
-    from web.documents import compound_html, html_to_pdf
+    from web.documents import (  # matplotlib and WeasyPrint: loaded on the first file
+        compound_html,
+        html_to_pdf,
+    )
 
     _readable(principal)
     with db_engine().connect() as conn:
@@ -320,8 +316,7 @@ def compound_file(ref: str, principal: CurrentUser, f: Literal["pdf", "html"] = 
 
 @router.get("/map/campaigns/{campaign_id}", response_class=HTMLResponse, include_in_schema=False)
 def campaign_page(campaign_id: Id, request: Request, day: AsOf = None) -> Response:
-    from api.web_routes import _headers
-    from web.campaign_page import render_campaign_page
+    from web.campaign_page import render_campaign_page  # matplotlib (its charts): loaded on the first page
 
     try:
         principal = optional_principal(request)

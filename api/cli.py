@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -9,10 +10,24 @@ import click
 
 from api.campaign_cli import COMMANDS as CAMPAIGN_COMMANDS
 from api.cli_field import install as install_field_commands
+from api.cli_schema import ensure_schema
 from api.cli_user import os_user as _os_user
+from api.demo import run_demo, serve_app
+from api.errors import ApiError
 from api.hazard_cli import hazard
-from gis import scope
+from api.users import create_user, disable_user, list_users, user_token
+from gis import jobs, migrate, pgcluster, scope
+from gis.checks.output import render
+from gis.checks.runner import run_checks
+from gis.config import server_settings
+from gis.db import database_url, owner_url
+from gis.exporter import ExportError, attribution_path, export_layer
+from gis.importer import ImportFailed, import_file
 from gis.layers import LAYERS
+from gis.migrate import NotTheOwner
+from gis.ops.backup import BackupError, backup, restore
+from gis.osm import OsmImportError, import_osm
+from gis.sample import generate, ledger_rows, load_sample, write_sample
 
 
 class FirelaneError(click.ClickException):
@@ -37,8 +52,6 @@ def db() -> None:
 @db.command("start")
 def db_start() -> None:
     """Create (first use) and start the managed PostGIS."""
-    from gis import pgcluster
-
     try:
         state = pgcluster.start()
     except pgcluster.ClusterError as exc:
@@ -49,8 +62,6 @@ def db_start() -> None:
 @db.command("stop")
 def db_stop() -> None:
     """Stop the managed PostGIS."""
-    from gis import pgcluster
-
     pgcluster.stop()
     click.echo("stopped 已停止")
 
@@ -58,8 +69,6 @@ def db_stop() -> None:
 @db.command("status")
 def db_status() -> None:
     """Print running / stopped / absent (exit 0 only when running)."""
-    from gis import pgcluster
-
     state = pgcluster.status()
     click.echo(state)
     where = pgcluster.data_location()
@@ -72,24 +81,13 @@ def db_status() -> None:
 @click.option("--owner", is_flag=True, help="the schema owner's URL (migrations, backups) instead of the app role's")
 def db_url(owner: bool) -> None:
     """Print the database URL in use (starting the managed PostGIS if needed): the least-privilege app role's."""
-    from gis.db import database_url, owner_url
-
     click.echo(owner_url() if owner else database_url())
 
 
 @cli.command("init")
 def init() -> None:
     """Create or upgrade the schema (Alembic migrations)."""
-    from gis import migrate
-
     click.echo(f"schema at revision 数据库结构版本 {migrate.upgrade()}")
-
-
-def ensure_schema() -> None:
-    """Commands that need the database bring the schema up to date first (cheap when it already is)."""
-    from gis import migrate
-
-    migrate.upgrade()
 
 
 # --- import / export --------------------------------------------------------------------------------------------
@@ -108,8 +106,6 @@ LAYER_CHOICE = click.Choice(sorted(LAYERS))
 def import_cmd(path: Path, layer: str, crs: str | None, mode: str, dry_run: bool, source_layer: str | None,
                user: str | None) -> None:
     """Import a GeoJSON / GeoPackage / Shapefile (.shp/.zip) / KML / DXF / CSV / XLSX file, all or nothing."""
-    from gis.importer import ImportFailed, import_file
-
     if not dry_run:
         ensure_schema()
     try:
@@ -132,8 +128,6 @@ def import_cmd(path: Path, layer: str, crs: str | None, mode: str, dry_run: bool
 def export_cmd(layer: str, fmt: str, output: Path, street: str | None, compound: str | None,
                crs: str | None) -> None:
     """Export a layer, optionally filtered by street or compound."""
-    from gis.exporter import ExportError, attribution_path, export_layer
-
     ensure_schema()
     try:
         n = export_layer(layer, fmt=fmt, path=output, street=street, compound=compound, crs=crs)
@@ -149,8 +143,6 @@ def export_cmd(layer: str, fmt: str, output: Path, street: str | None, compound:
 @click.option("--user", default=None)
 def import_osm_cmd(path: Path, user: str | None) -> None:
     """Derive firelane layers from an OpenStreetMap extract (.osm.pbf / .osm / .osm.bz2)."""
-    from gis.osm import OsmImportError, import_osm
-
     ensure_schema()
     try:
         report = import_osm(path, user=user or "osm-import", progress=sys.stderr.isatty())
@@ -177,8 +169,6 @@ def sample_cmd(district: str, scale: str, seed: int, out: Path | None, no_load: 
     Loading replaces every layer and empties the hazards ledger: refused while the ledger has entries unless
     --replace-ledger (or --yes) is given.
     """
-    from gis.sample import generate, ledger_rows, load_sample, write_sample
-
     if not no_load:
         ensure_schema()
         hazards = ledger_rows()
@@ -211,10 +201,6 @@ def sample_cmd(district: str, scale: str, seed: int, out: Path | None, no_load: 
 def check_cmd(street: str | None, compound: str | None, fmt: str, workers: int, profile: str,
               dask_address: str | None, no_ledger: bool) -> None:
     """Run the rule checks and update the hazards ledger."""
-    from gis import jobs
-    from gis.checks.output import render
-    from gis.checks.runner import run_checks
-
     ensure_schema()
     scope = {k: v for k, v in (("street", street), ("compound", compound)) if v is not None}
     user = _os_user()
@@ -232,8 +218,6 @@ def check_cmd(street: str | None, compound: str | None, fmt: str, workers: int, 
 @click.option("--once", is_flag=True, help="run the queued jobs, then exit")
 def worker_cmd(once: bool) -> None:
     """Run persisted jobs (check runs, reports) in the foreground; several may run side by side."""
-    from gis import jobs
-
     ensure_schema()
     loop = jobs.WorkerLoop()
     if once:
@@ -252,8 +236,6 @@ def worker_cmd(once: bool) -> None:
 
 def default_workers() -> int:
     """Worker processes by default: one per core, at most 4 (each holds its own pools and tile cache)."""
-    import os
-
     return max(1, min(os.cpu_count() or 1, 4))
 
 
@@ -266,9 +248,6 @@ def default_workers() -> int:
                    "for up to FIRELANE_AUTH_TOKEN_CACHE_S seconds (default 5)")
 def serve_cmd(host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the OGC API, the checks/ledger API and the map pages."""
-    from api.demo import serve_app
-    from gis.config import server_settings
-
     ensure_schema()
     settings = server_settings()
     serve_app(host=host or settings.host, port=port or settings.port, workers=workers or default_workers())
@@ -285,8 +264,6 @@ def serve_cmd(host: str | None, port: int | None, workers: int | None) -> None:
 @click.option("--no-serve", is_flag=True, help="load and check, then exit")
 def demo_cmd(district: str, scale: str, seed: int, host: str, port: int, workers: int, no_serve: bool) -> None:
     """Start the database, load the sample district, run the checks and serve the web app."""
-    from api.demo import run_demo
-
     run_demo(district=district, scale=scale, seed=seed, host=host, port=port, workers=workers,
              serve=not no_serve)
 
@@ -310,9 +287,6 @@ def user() -> None:
 def user_add(username: str, role: str, streets: tuple[str, ...], compounds: tuple[str, ...], password: str | None,
              display_name: str | None) -> None:
     """Add a user (password hashed with argon2)."""
-    from api.errors import ApiError
-    from api.users import create_user
-
     ensure_schema()
     if password is None:
         password = click.prompt("密码 password", hide_input=True, confirmation_prompt=True)
@@ -327,8 +301,6 @@ def user_add(username: str, role: str, streets: tuple[str, ...], compounds: tupl
 @user.command("list")
 def user_list() -> None:
     """List users with role, streets and state."""
-    from api.users import list_users
-
     ensure_schema()
     for u in list_users():
         state = "active" if u["active"] else "disabled"
@@ -340,9 +312,6 @@ def user_list() -> None:
 @click.argument("username")
 def user_disable(username: str) -> None:
     """Disable a user and revoke its tokens (kept for the audit trail)."""
-    from api.errors import ApiError
-    from api.users import disable_user
-
     ensure_schema()
     try:
         disable_user(username)
@@ -357,9 +326,6 @@ def user_disable(username: str) -> None:
 @click.option("--days", type=float, default=90, show_default=True, help="lifetime")
 def user_token_cmd(username: str, name: str, days: float) -> None:
     """Issue an API token (printed once; only its hash is stored), e.g. for QGIS or GDAL."""
-    from api.errors import ApiError
-    from api.users import user_token
-
     ensure_schema()
     try:
         token, expires = user_token(username, name=name, ttl_hours=days * 24)
@@ -376,8 +342,6 @@ def user_token_cmd(username: str, name: str, days: float) -> None:
 @click.option("-o", "--out", "out", type=click.Path(path_type=Path), required=True, help="backup file (.tar)")
 def backup_cmd(out: Path) -> None:
     """Back up the database (pg_dump, managed or FIRELANE_DATABASE_URL) and the files under FIRELANE_HOME."""
-    from gis.ops.backup import BackupError, backup
-
     try:
         manifest = backup(out)
     except BackupError as exc:
@@ -391,8 +355,6 @@ def backup_cmd(out: Path) -> None:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def restore_cmd(path: Path) -> None:
     """Restore a backup: checksums verified first, then the database (replaced) and the FIRELANE_HOME files."""
-    from gis.ops.backup import BackupError, restore
-
     try:
         manifest = restore(path)
     except BackupError as exc:
@@ -409,7 +371,11 @@ install_field_commands(cli)  # `photo`, and `report` inside the workflow's `haza
 
 
 def main() -> None:
-    cli(prog_name="firelane")
+    try:
+        cli(prog_name="firelane")
+    except NotTheOwner as exc:  # any command's migration (init, serve, demo, data commands): say what to run
+        FirelaneError(str(exc)).show()
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -6,13 +6,11 @@ import json
 from pathlib import Path
 
 import click
-from sqlalchemy import text
 
-from api.cli_user import os_user as _os_user
-from gis import migrate
+from api.cli_schema import ensure_schema
+from api.cli_user import cli_actor
 from gis.campaign import photos as ph
 from gis.campaign import reports
-from gis.campaign.actors import Actor
 from gis.campaign.lifecycle import WorkflowError
 from gis.campaign.locate import parse_geometry, parse_lonlat, to_stored
 from gis.campaign.manual_rules import CATEGORIES
@@ -21,24 +19,6 @@ from gis.db import get_engine, transaction
 
 class FieldCliError(click.ClickException):
     """A refusal shown as one line with a non-zero exit."""
-
-
-def cli_actor(username: str | None) -> Actor:
-    """`--as USER`: a firelane user acts with its role and jurisdiction; an OS user who is not a firelane user
-    is the operator of the database itself and acts as admin (as every other CLI command does)."""
-    name = username or _os_user()
-    with get_engine().connect() as conn:
-        row = conn.execute(text("SELECT role, street_codes, compound_refs, active FROM users WHERE username = :u"),
-                           {"u": name}).first()
-    if row is None:
-        if username is not None:
-            raise FieldCliError(f"没有用户 no user {username!r}")
-        return Actor(username=name, role="admin")
-    if not row.active:
-        raise FieldCliError(f"用户已停用 user {name!r} is disabled")
-    return Actor(username=name, role=row.role,
-                 streets=tuple(row.street_codes or ()) if row.role == "street_office" else None,
-                 compounds=tuple(row.compound_refs or ()) if row.role == "property" else None)
 
 
 def _fail(exc: WorkflowError) -> FieldCliError:
@@ -61,7 +41,7 @@ def photo() -> None:
 @click.option("--as", "as_user", default=None, help="act as this firelane user (default: the OS user)")
 def photo_add(hazard_id: int, path: Path, kind: str, as_user: str | None) -> None:
     """Attach a JPEG/PNG/WebP/HEIC picture or a PDF to a hazard; prints the photo id."""
-    migrate.upgrade()
+    ensure_schema()
     actor = cli_actor(as_user)
     try:
         with transaction(user=actor.username, engine=get_engine()) as conn:
@@ -81,7 +61,7 @@ def photo_add(hazard_id: int, path: Path, kind: str, as_user: str | None) -> Non
 @click.option("--as", "as_user", default=None)
 def photo_get(photo_id: int, output: Path | None, thumbnail: bool, as_user: str | None) -> None:
     """Print a photo's record (type, size, EXIF time and point, distance to its hazard) or save its file."""
-    migrate.upgrade()
+    ensure_schema()
     actor = cli_actor(as_user)
     try:
         with get_engine().connect() as conn:
@@ -100,7 +80,7 @@ def photo_get(photo_id: int, output: Path | None, thumbnail: bool, as_user: str 
               help="only blobs written longer ago (uploads in flight keep theirs)")
 def photo_gc(older_than_hours: float) -> None:
     """Delete stored files no photo refers to (left by refused or rolled-back uploads)."""
-    migrate.upgrade()
+    ensure_schema()
     with get_engine().connect() as conn:
         n = ph.collect_garbage(conn, older_than_s=older_than_hours * 3600)
     click.echo(f"deleted 已删除 {n} unreferenced files")
@@ -127,7 +107,7 @@ def report(compound: str, category: str, lonlat: str | None, geometry_file: Path
     """File a manual hazard (MANUAL-* rule) at a point or polygon; prints the hazard id."""
     if (lonlat is None) == (geometry_file is None):
         raise FieldCliError("需要 --lonlat 或 --geometry 之一 give exactly one of --lonlat and --geometry")
-    migrate.upgrade()
+    ensure_schema()
     actor = cli_actor(as_user)
     try:
         if lonlat is not None:

@@ -9,9 +9,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
+import uvicorn
 from sqlalchemy import Engine, text
 
-from gis import scope
+from api.auth import forget_tokens
+from api.users import create_user, update_user
+from gis import migrate, pgcluster, scope
+from gis.checks.runner import run_checks
+from gis.config import database_settings
+from gis.db import get_engine
+from gis.sample import generate, load_sample
+from web.data import OPEN_SQL
 
 DEMO_USER = "demo-admin"
 
@@ -33,9 +41,6 @@ def _say(out: Callable[[str], None], zh: str, en: str) -> None:
 
 def _demo_admin(*, engine: Engine) -> tuple[str, str]:
     """Create (or reset) the demo admin with a fresh random password; returns (username, password)."""
-    from api.auth import forget_tokens
-    from api.users import create_user, update_user
-
     password = secrets.token_urlsafe(12)
     with engine.connect() as conn:
         exists = conn.execute(text("SELECT 1 FROM users WHERE username = :u"), {"u": DEMO_USER}).first()
@@ -49,8 +54,6 @@ def _demo_admin(*, engine: Engine) -> tuple[str, str]:
 
 def page_urls(base: str, *, engine: Engine) -> dict[str, str]:
     """The map pages of the loaded district: the street and compound with the most open hazards, and the rest."""
-    from web.data import OPEN_SQL
-
     with engine.connect() as conn:
         street = conn.execute(text(
             "SELECT s.ref FROM streets s LEFT JOIN hazards t ON t.street_code = s.ref AND "
@@ -80,14 +83,8 @@ def run_demo(*, district: str = "yinzhou", scale: str = "s", seed: int = 1, host
 
     With ``serve=False`` everything is set up and the function returns instead of serving.
     """
-    from gis import migrate
-    from gis.config import database_settings
-    from gis.db import get_engine
-
     started = time.perf_counter()
     if database_settings().url is None:
-        from gis import pgcluster
-
         _say(out, "启动托管数据库…", "starting the managed PostGIS…")
         state = pgcluster.start()
         _say(out, f"  数据库运行中 127.0.0.1:{state.port}", f"database running ({state.datadir})")
@@ -95,12 +92,8 @@ def run_demo(*, district: str = "yinzhou", scale: str = "s", seed: int = 1, host
         _say(out, "使用 FIRELANE_DATABASE_URL 指定的数据库", "using the database of FIRELANE_DATABASE_URL")
     engine = get_engine()
     revision = migrate.upgrade()  # as the schema owner (the app role has no DDL)
-    from gis import scope
-
     scope.enter(scope.SYSTEM)  # the demo loads and checks the whole district (row-level security)
     _say(out, f"数据库结构已是最新 ({revision})", "schema up to date")
-
-    from gis.sample import generate, load_sample
 
     _say(out, f"生成样例区县 {district} (规模 {scale}, 种子 {seed})…",
          f"generating the sample district {district} (scale {scale}, seed {seed})…")
@@ -110,8 +103,6 @@ def run_demo(*, district: str = "yinzhou", scale: str = "s", seed: int = 1, host
     if callable(summary):
         out(summary())
     _say(out, "样例数据已载入", "sample data loaded")
-
-    from gis.checks.runner import run_checks
 
     _say(out, "运行规则检查…", "running the rule checks…")
     result = run_checks(engine=engine, user="demo", progress=sys.stderr.isatty())
@@ -146,8 +137,6 @@ def serve_app(*, host: str, port: int, workers: int = 1) -> None:
     An import string and factory: every worker process builds its own app (pools, change-feed thread, caches).
     uvicorn's access log is off: the app writes one structured JSON line per request.
     """
-    import uvicorn
-
     scope.enter(scope.NOTHING)  # requests see only what their principal may: never the command line's scope
     # proxy_headers off: X-Forwarded-For is judged by the app itself against FIRELANE_SERVER_TRUSTED_PROXIES
     # (api.loginguard.client_address); uvicorn would otherwise believe any header sent from 127.0.0.1.

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
 from sqlalchemy import Connection, text
 from sqlalchemy import exc as sa_exc
+from starlette.concurrency import run_in_threadpool
 
 from api.auth import CurrentUser, Principal
 from api.bodies import json_body
@@ -33,7 +34,10 @@ from api.ogc import GEOJSON, CollectionId, FeatureId, get_view, parse_fid, root_
 from api.tilecache import changed
 from api.validation import Problems, ValidFeature, validate_feature
 from gis import scope
-from gis.config import api_settings
+from gis.checks.context import build_contexts
+from gis.checks.profiles import load_profile
+from gis.checks.runner import MissingChecksError, read_scope, run_contexts
+from gis.config import CheckSettings, api_settings
 from gis.db import transaction
 from gis.layers import STORAGE_SRID, Layer
 from gis.limits import check_extra
@@ -196,28 +200,18 @@ def _feature_response(request: Request, layer: Layer, row: Any, *, status: int,
 
 
 def rule_feedback(layer: Layer, fid: int) -> list[dict[str, Any]] | None:
-    """The findings of the rules that judge this fire lane / aerial area (None when the checks are unavailable).
+    """The findings of the rules that judge this fire lane / aerial area (None for a layer no rule judges).
 
     Runs the layer's rule families on the feature's compound (no ledger writes, no check run recorded).
     """
     families = FEEDBACK_FAMILIES.get(layer.name)
     if families is None:
         return None
-    try:
-        import gis.checks.runner  # noqa: F401 - the rule engine is an optional part of an installation
-    except ImportError:
-        return None
     with scope.scoped(scope.SYSTEM):  # the rules judge the compound as it is, neighbours included
         return _rule_feedback(layer, fid, families)
 
 
 def _rule_feedback(layer: Layer, fid: int, families: tuple[str, ...]) -> list[dict[str, Any]] | None:
-    # the rule engine is optional (checked by rule_feedback) and heavy to import
-    from gis.checks.context import build_contexts
-    from gis.checks.profiles import load_profile
-    from gis.checks.runner import MissingChecksError, read_scope, run_contexts
-    from gis.config import CheckSettings
-
     engine = db_engine()
     with engine.connect() as conn:
         row = conn.execute(text(f"SELECT ref, compound_ref FROM {layer.name} WHERE id = :i"), {"i": fid}).one()
@@ -275,8 +269,6 @@ def _user_row_values(layer: Layer, row: Any) -> dict[str, Any]:
              openapi_extra={"requestBody": _FEATURE_BODY})
 async def create(request: Request, collectionId: CollectionId,  # noqa: N803
                  principal: CurrentUser) -> Response:
-    from starlette.concurrency import run_in_threadpool
-
     view = get_view(collectionId)
     layer = view.layer
     _editable(layer, principal)
@@ -327,8 +319,6 @@ def _check_part(view: Collection, valid: ValidFeature) -> None:
             openapi_extra={"requestBody": _FEATURE_BODY})
 async def replace(request: Request, collectionId: CollectionId, featureId: FeatureId,  # noqa: N803
                   principal: CurrentUser, if_match: IfMatch = None) -> Response:
-    from starlette.concurrency import run_in_threadpool
-
     view, fid, tags, body = await _edit_request(request, collectionId, featureId, principal, if_match)
     valid = validate_feature(view.layer, body, crs=_input_crs(request))
     _check_part(view, valid)
@@ -342,8 +332,6 @@ async def replace(request: Request, collectionId: CollectionId, featureId: Featu
               openapi_extra={"requestBody": _PATCH_BODY})
 async def update(request: Request, collectionId: CollectionId, featureId: FeatureId,  # noqa: N803
                  principal: CurrentUser, if_match: IfMatch = None) -> Response:
-    from starlette.concurrency import run_in_threadpool
-
     view, fid, tags, body = await _edit_request(request, collectionId, featureId, principal, if_match)
     if not isinstance(body, dict):
         raise BadRequest("请求体应为对象 body must be a JSON object")

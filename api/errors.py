@@ -14,11 +14,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.views import render
 from gis import jobs
 from gis.campaign import campaigns as cp
 from gis.campaign import field_errors as fe
 from gis.campaign import lifecycle as lc
 from gis.campaign import spotchecks as sc
+from gis.pgcluster import ClusterError
 
 log = logging.getLogger("firelane.api")
 
@@ -154,7 +156,6 @@ def error_response(request: Request, status: int, code: str, description: str,
                 log.exception("error page failed on %s", request.url.path)
             else:
                 return HTMLResponse(body, status_code=status, headers=headers)
-        from api.views import render
 
         body = render(request, "error.html", status=status, code=code, description=description,
                       login=status == 401)
@@ -255,8 +256,6 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        from gis.pgcluster import ClusterError
-
         cause = exc.__cause__  # e.g. pandas' DatabaseError around the driver's error
         if isinstance(cause, sa_exc.DBAPIError):
             return database_response(request, cause, *_db_error(cause))

@@ -1,8 +1,8 @@
 """`firelane hazard list|show|assign|transition`: the rectification workflow from the command line.
 
-Acts `--as USER` (default: the OS user). A user of that name in the users table acts with its role and streets;
-any other name is the local operator, who owns the database and acts as an admin, recorded under that name.
-Every refusal exits non-zero with one line.
+Acts `--as USER` (default: the OS user), resolved by api.cli_user.cli_actor: a firelane user acts with its role
+and jurisdiction, a name that is no firelane user is refused; the OS user who is none is the local operator, who
+owns the database and acts as an admin, recorded under that name. Every refusal exits non-zero with one line.
 """
 
 from __future__ import annotations
@@ -14,13 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import click
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
+from api.cli_schema import ensure_schema
+from api.cli_user import cli_actor
 from api.cli_user import os_user as _os_user
+from api.hazards_api import hazards_csv
 from gis import scope as gis_scope
 from gis.campaign import lifecycle as lc
 from gis.campaign import photos
 from gis.campaign import workflow as wf
+from gis.campaign.actors import Actor
+from gis.campaign.history_export import write_rows_xlsx
+from gis.db import get_engine, transaction
 
 TABLE_COLUMNS = ("id", "status_zh", "rule", "severity", "compound_ref", "department", "responsible_unit", "deadline",
                  "days_overdue")
@@ -30,39 +36,28 @@ class HazardCliError(click.ClickException):
     """One line on stderr, exit status 1."""
 
 
-def _acting(conn: Connection, username: str | None) -> tuple[wf.Actor, wf.Scope]:
-    """The actor and jurisdiction of `--as USER` (see the module docstring)."""
-    name = username or _os_user()
-    row = conn.execute(text("SELECT role, street_codes, compound_refs, active FROM users WHERE username = :u"),
-                       {"u": name}).first()
-    if row is None:
-        return wf.Actor(username=name, role="admin"), wf.EVERYWHERE
-    if not row.active:
-        raise HazardCliError(f"用户已停用 user {name!r} is disabled")
-    scope: wf.Scope = wf.EVERYWHERE
-    if row.role == "street_office":
-        scope = gis_scope.filter_sql("hazards", gis_scope.for_streets(row.role, row.street_codes or ()))
-    elif row.role == "property":
-        scope = gis_scope.filter_sql("hazards", gis_scope.for_compounds(row.role, row.compound_refs or ()))
-    return wf.Actor(username=name, role=row.role), scope
+def _scope(actor: Actor) -> wf.Scope:
+    """The actor's jurisdiction over hazards, as the workflow's SQL predicate on alias t (gis.scope's one path)."""
+    if actor.streets is not None:
+        return gis_scope.filter_sql("hazards", gis_scope.for_streets(actor.role, actor.streets))
+    if actor.compounds is not None:
+        return gis_scope.filter_sql("hazards", gis_scope.for_compounds(actor.role, actor.compounds))
+    return wf.EVERYWHERE
 
 
-def _run(action: Callable[[Connection, wf.Actor, wf.Scope], Any], *, as_user: str | None,
+def _run(action: Callable[[Connection, Actor, wf.Scope], Any], *, as_user: str | None,
          write: bool = False) -> Any:
     """Run `action` in one transaction (a write records the acting user in the audit); refusals → one line."""
-    from api.cli import ensure_schema
-    from gis.db import get_engine, transaction
-
     ensure_schema()
     engine = get_engine()
     try:
         if write:
             with transaction(user=as_user or _os_user(), engine=engine) as conn:
-                actor, scope = _acting(conn, as_user)
-                return action(conn, actor, scope)
+                actor = cli_actor(as_user, conn=conn)
+                return action(conn, actor, _scope(actor))
         with engine.connect() as conn:
-            actor, scope = _acting(conn, as_user)
-            return action(conn, actor, scope)
+            actor = cli_actor(as_user, conn=conn)
+            return action(conn, actor, _scope(actor))
     except lc.WorkflowError as exc:
         raise HazardCliError(exc.message) from exc
 
@@ -105,7 +100,7 @@ def list_cmd(street: str | None, compound: str | None, statuses: tuple[str, ...]
     flt = wf.HazardFilter(status=statuses, street=street, compound=compound, department=department, family=family,
                           overdue=True if overdue else None)
 
-    def action(conn: Connection, actor: wf.Actor, scope: wf.Scope) -> list[dict[str, Any]]:
+    def action(conn: Connection, actor: Actor, scope: wf.Scope) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
         while len(rows) < limit:
             page = wf.list_hazards(conn, flt, scope=scope, limit=min(wf.MAX_PAGE, limit - len(rows)),
@@ -121,12 +116,8 @@ def list_cmd(street: str | None, compound: str | None, statuses: tuple[str, ...]
     if fmt == "json":
         _emit(json.dumps(rows, ensure_ascii=False, default=str), output)
     elif fmt == "csv":
-        from api.hazards_api import hazards_csv
-
         _emit(hazards_csv(rows), output, bom=True)
     elif fmt == "xlsx":
-        from gis.campaign.history_export import write_rows_xlsx
-
         assert output is not None
         write_rows_xlsx(rows, output)
         click.echo(f"{len(rows)} hazards → {output}")
@@ -217,7 +208,7 @@ def transition_cmd(hazard_id: int, target: str, note: str | None, photo_paths: t
                    photo_ids: tuple[int, ...], department: str | None, unit: str | None, person: str | None,
                    deadline: Any, version: int | None, as_user: str | None) -> None:
     """Move a hazard along its life cycle (refusals name the allowed next states)."""
-    def action(conn: Connection, actor: wf.Actor, scope: wf.Scope) -> dict[str, Any]:
+    def action(conn: Connection, actor: Actor, scope: wf.Scope) -> dict[str, Any]:
         wf.show(conn, hazard_id, scope=scope)  # not found / out of scope before any file is stored
         stored = _attach_photos(conn, hazard_id, photo_paths, kind="after" if target == "rectified" else "before",
                                 user=actor.username)

@@ -16,6 +16,7 @@ from api.auth import CurrentUser, Principal
 from api.database import db_engine, read_connection
 from api.errors import BadRequest
 from api.features import scope_sql
+from api.photos_api import actor_of
 from api.tilecache import changed
 from gis.campaign import lifecycle as lc
 from gis.campaign import workflow as wf
@@ -34,10 +35,6 @@ def scope_of(principal: Principal) -> wf.Scope:
     """The caller's jurisdiction over hazards: the one call site of the API's scoped query path."""
     clause, params = scope_sql(LAYERS["hazards"], principal)
     return clause, params
-
-
-def _actor(principal: Principal) -> wf.Actor:
-    return wf.Actor(username=principal.username, role=principal.role)
 
 
 def _version(if_match: str | None, body_version: int | None) -> int | None:
@@ -200,7 +197,7 @@ def transition(hazard_id: HazardId, body: TransitionBody, principal: CurrentUser
                        deadline=body.deadline, photos=tuple(body.photos))
     version = _version(if_match, body.version)
     return _move(principal, hazard_id, lambda conn: wf.transition(
-        conn, hazard_id, body.to.value, actor=_actor(principal), change=change, scope=scope_of(principal),
+        conn, hazard_id, body.to.value, actor=actor_of(principal), change=change, scope=scope_of(principal),
         expected_version=version))
 
 
@@ -209,7 +206,7 @@ def transition(hazard_id: HazardId, body: TransitionBody, principal: CurrentUser
 def assign(hazard_id: HazardId, body: AssignBody, principal: CurrentUser, if_match: IfMatch = None) -> dict[str, Any]:
     version = _version(if_match, body.version)
     return _move(principal, hazard_id, lambda conn: wf.assign(
-        conn, hazard_id, actor=_actor(principal), department=body.department, unit=body.unit, person=body.person,
+        conn, hazard_id, actor=actor_of(principal), department=body.department, unit=body.unit, person=body.person,
         deadline=body.deadline, note=body.note, scope=scope_of(principal), expected_version=version))
 
 
@@ -218,5 +215,5 @@ def assign(hazard_id: HazardId, body: AssignBody, principal: CurrentUser, if_mat
 def fix(hazard_id: HazardId, body: FixBody, principal: CurrentUser, if_match: IfMatch = None) -> dict[str, Any]:
     version = _version(if_match, body.version)
     return _move(principal, hazard_id, lambda conn: wf.fix_on_the_spot(
-        conn, hazard_id, actor=_actor(principal), before=body.before, after=body.after, note=body.note,
+        conn, hazard_id, actor=actor_of(principal), before=body.before, after=body.after, note=body.note,
         scope=scope_of(principal), expected_version=version))

@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from api.auth import CurrentUser, login, revoke_token
 from api.bodies import InvalidText, parse_json, read_body
@@ -69,8 +70,6 @@ def login_form(request: Request, next: str | None = None) -> Response:  # noqa: 
 @router.post("/login", summary="Log in: bearer token (JSON) and a session cookie",
              openapi_extra={"requestBody": _LOGIN_BODY})
 async def login_route(request: Request) -> Response:
-    from starlette.concurrency import run_in_threadpool
-
     username, password, nxt, form = await _credentials(request)
     address = client_address(request)
     token, expires, principal = await run_in_threadpool(login, username, password, address=address)

@@ -17,6 +17,7 @@ from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
+import psycopg
 from sqlalchemy import Engine
 
 from gis.changes import CHANNEL, INSTALLED_SQL
@@ -71,8 +72,6 @@ class ChangeFeed:
         self._live.clear()
 
     def _run(self) -> None:
-        import psycopg
-
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5, keepalives=1,

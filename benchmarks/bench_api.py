@@ -28,7 +28,6 @@ import os
 import random
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,7 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _support import ROOT, bench_admin_token, free_port, load_line, open_database, private_home
+
 sys.path.insert(0, str(ROOT))
 
 BBOX_DEG = 0.012  # a bbox window holding about four compounds (> 100 buildings: full pages of 100)
@@ -44,12 +44,6 @@ TARGETS_MS = {"bbox": 100.0, "tile": 50.0}
 ZIPF_ZOOMS = range(13, 18)  # a district map: overview to street level
 ZIPF_REQUESTS = 20_000
 LABELS = {"bbox": "bbox", "tile": "tile", "zipf": "tile zipf"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def synthesise(engine, *, seed: int = 1) -> dict[str, int]:
@@ -356,16 +350,12 @@ def prepare(args: argparse.Namespace, home: Path, workdir: Path):
     """Start the cluster, load the district (unless already there), a bench admin token, the request sets."""
     from sqlalchemy import text
 
-    from api.auth import issue_token
     from api.database import read_connection
-    from api.users import create_user
-    from gis import migrate, pgcluster, scope
-    from gis.db import get_engine, owner_engine
+    from gis import pgcluster
+    from gis.db import owner_engine
 
-    state = pgcluster.start()
-    scope.enter(scope.SYSTEM)  # the bench loads and reads the whole district (row-level security)
-    engine = get_engine()
-    migrate.upgrade()  # as the schema owner
+    engine = open_database()
+    state = pgcluster.load_state()  # the running cluster's port and password, for pgbench
     t0 = time.perf_counter()
     with engine.connect() as conn:
         loaded = conn.execute(text("SELECT count(*) FROM buildings")).scalar_one()
@@ -377,13 +367,7 @@ def prepare(args: argparse.Namespace, home: Path, workdir: Path):
             conn.execute(text("ANALYZE"))
         print(f"loaded {sum(counts.values()):,} features ({source}) in {time.perf_counter() - t0:.0f}s: "
               f"{counts}", flush=True)
-    with engine.connect() as conn:
-        exists = conn.execute(text("SELECT count(*) FROM users WHERE username = 'bench-admin'")).scalar_one()
-    if not exists:
-        create_user("bench-admin", "bench-password-1", role="admin")
-    with engine.connect() as conn:
-        uid = conn.execute(text("SELECT id FROM users WHERE username = 'bench-admin'")).scalar_one()
-    token, _ = issue_token(uid, name="bench")
+    token = bench_admin_token(engine)
     paths = request_sets(engine, n=args.requests, zoom=args.tile_zoom)
     with read_connection():  # learns, as the app does, which CRSs need no ST_Transform: the peer runs the same SQL
         pass
@@ -433,22 +417,17 @@ def main() -> None:
     if not shutil.which("wrk"):
         sys.exit("wrk is needed (apt-get install wrk)")
 
-    home = args.home or Path(tempfile.mkdtemp(prefix="firelane-bench-"))
+    home = private_home(args.home)
     keep = args.keep or args.home is not None
-    os.environ["FIRELANE_HOME"] = str(home)
-    os.environ.pop("FIRELANE_DATABASE_URL", None)
-    from gis import pgcluster
-    from gis.config import clear_caches
-
-    clear_caches()
+    from gis import pgcluster  # after private_home() set FIRELANE_HOME
     server = None
     workdir = Path(tempfile.mkdtemp(prefix="firelane-wrk-"))
     try:
         state, token, paths, scripts = prepare(args, home, workdir)
-        port = _free_port()
+        port = free_port()
         base = f"http://127.0.0.1:{port}"
         base_env = {**os.environ, "FIRELANE_HOME": str(home)}
-        load_before = " ".join(f"{v:.1f}" for v in os.getloadavg())
+        load_before = load_line()
         results: dict[str, dict] = {}
 
         def warmup(clients: int) -> int:

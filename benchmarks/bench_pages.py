@@ -18,15 +18,14 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _support import ROOT, free_port, load_line, private_home
+
 sys.path.insert(0, str(ROOT))
 
 CHROMIUM = "/usr/bin/chromium"
@@ -43,12 +42,6 @@ ZOOM_JS = """() => new Promise(resolve => {
     map.getContainer().dispatchEvent(new WheelEvent('wheel', {deltaY: -120, deltaMode: 0, bubbles: true,
         clientX: box.x + box.width / 2, clientY: box.y + box.height / 2}));
 })"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def serve(port: int):
@@ -85,19 +78,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="loads of each page (medians printed)")
     parser.add_argument("--home", type=Path, help="reuse (or create and keep) the cluster under this FIRELANE_HOME")
     args = parser.parse_args()
-    home = args.home or Path(tempfile.mkdtemp(prefix="firelane-bench-pages-"))
-    os.environ["FIRELANE_HOME"] = str(home)
-    os.environ.pop("FIRELANE_DATABASE_URL", None)
-    from gis import pgcluster
-    from gis.config import clear_caches
-
-    clear_caches()
+    home = private_home(args.home, prefix="firelane-bench-pages-")
+    from gis import pgcluster  # after private_home() set FIRELANE_HOME
     server = thread = None
     try:
         from api.demo import run_demo
 
         t0 = time.perf_counter()
-        port = _free_port()
+        port = free_port()
         demo = run_demo(scale=args.scale, port=port, serve=False, out=lambda s: None)
         print(f"district ready in {time.perf_counter() - t0:.0f}s: {demo.counts}", flush=True)
         server, thread = serve(port)
@@ -105,7 +93,7 @@ def main() -> None:
         urls = {"login (peer)": f"{base}/login", **{k: v for k, v in demo.urls.items() if not v.endswith("/login")}}
         from playwright.sync_api import sync_playwright
 
-        load_before = " ".join(f"{v:.1f}" for v in os.getloadavg())
+        load_before = load_line()
         rows: dict[str, list[dict]] = {}
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -27,16 +27,15 @@ import random
 import shutil
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _support import ROOT, bench_admin_token, free_port, open_database, private_home
+
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 #: Operation mix (weights): reads, tiles, pages, edits (create, update) and hazard moves.
 MIX = {"read": 30, "item": 10, "tile": 20, "page": 4, "create": 12, "update": 12, "hazard": 12}
@@ -64,15 +63,7 @@ def prepare(scale: str, home: Path) -> dict:
     """Start the cluster, load the district and check it (unless loaded), a soak admin token, request material."""
     from sqlalchemy import text
 
-    from api.auth import issue_token
-    from api.users import create_user
-    from gis import migrate, pgcluster, scope
-    from gis.db import get_engine
-
-    pgcluster.start()
-    scope.enter(scope.SYSTEM)  # the whole district, explicitly (row-level security)
-    engine = get_engine()
-    migrate.upgrade()  # as the schema owner
+    engine = open_database()
     with engine.connect() as conn:
         loaded = conn.execute(text("SELECT count(*) FROM buildings")).scalar_one()
     if not loaded:
@@ -83,17 +74,14 @@ def prepare(scale: str, home: Path) -> dict:
         load_sample(generate(district="yinzhou", scale=scale, seed=1))
         run_checks(engine=engine, user="soak")
         print(f"loaded and checked the {scale}-scale district in {time.perf_counter() - t0:.0f} s", flush=True)
+    token = bench_admin_token(engine, username="soak-admin", password="soak-password-1", name="soak", ttl_hours=4)
     with engine.connect() as conn:
-        if not conn.execute(text("SELECT count(*) FROM users WHERE username = 'soak-admin'")).scalar_one():
-            create_user("soak-admin", "soak-password-1", role="admin")
-        uid = conn.execute(text("SELECT id FROM users WHERE username = 'soak-admin'")).scalar_one()
         compounds = conn.execute(text(
             "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) AS p FROM compounds ORDER BY id) s")).all()
         buildings = [r[0] for r in conn.execute(text("SELECT id FROM buildings ORDER BY id"))]
         hydrants = [r[0] for r in conn.execute(text("SELECT id FROM hydrants ORDER BY id LIMIT 5000"))]
         streets = [r[0] for r in conn.execute(text("SELECT ref FROM streets ORDER BY ref"))]
         hazards = [r[0] for r in conn.execute(text("SELECT id FROM hazards WHERE status = 'open' ORDER BY id"))]
-    token, _ = issue_token(uid, name="soak", ttl_hours=4)
     engine.dispose()
     return {"token": token, "compounds": [(float(x), float(y)) for x, y in compounds], "buildings": buildings,
             "hydrants": hydrants, "streets": streets, "hazards": hazards}
@@ -311,16 +299,14 @@ def main() -> None:
     parser.add_argument("--restart-at", type=float, default=0.5, help="when to restart PostgreSQL (fraction of the run)")
     parser.add_argument("--home", type=Path, default=None, help="reuse this FIRELANE_HOME (kept afterwards)")
     args = parser.parse_args()
-    home = args.home or Path(tempfile.mkdtemp(prefix="firelane-soak-"))
-    os.environ["FIRELANE_HOME"] = str(home)
-    os.environ.pop("FIRELANE_DATABASE_URL", None)
-    from bench_api import _free_port, start_server, stop_server
+    home = private_home(args.home, prefix="firelane-soak-")
+    from bench_api import start_server, stop_server
 
     from gis import pgcluster
 
     try:
         material = prepare(args.scale, home)
-        port = _free_port()
+        port = free_port()
         server = start_server(dict(os.environ), port=port, workers=args.workers)
         run = Run()
         try:

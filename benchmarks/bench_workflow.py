@@ -24,28 +24,21 @@ import gzip
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlencode
 
-ROOT = Path(__file__).resolve().parents[1]
+from _support import ROOT, bench_admin_token, free_port, open_database, private_home
+
 sys.path.insert(0, str(ROOT))
 
 TARGET_PAGE_MS = 300.0
 TARGET_PAGE_BYTES = 1_000_000
 TARGET_RATIO = 2.0
 EVENTS_PER_HAZARD = 10
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def synthetic_history(engine, *, seed: int = 1) -> dict[str, int]:
@@ -95,15 +88,7 @@ def prepare(args: argparse.Namespace) -> tuple[str, dict]:
     """Cluster, district, checks into the ledger, the synthetic history, a bench admin token."""
     from sqlalchemy import text
 
-    from api.auth import issue_token
-    from api.users import create_user
-    from gis import migrate, pgcluster, scope
-    from gis.db import get_engine
-
-    pgcluster.start()
-    scope.enter(scope.SYSTEM)  # the whole district, explicitly (row-level security)
-    engine = get_engine()
-    migrate.upgrade()  # as the schema owner
+    engine = open_database()
     with engine.connect() as conn:
         hazards = conn.execute(text("SELECT count(*) FROM hazards")).scalar_one()
         events = conn.execute(text("SELECT count(*) FROM hazard_events")).scalar_one()
@@ -119,12 +104,8 @@ def prepare(args: argparse.Namespace) -> tuple[str, dict]:
         print(f"checked into the ledger in {time.perf_counter() - t:.0f} s: {result.ledger}", flush=True)
     if events < EVENTS_PER_HAZARD:
         print(f"history: {synthetic_history(engine)}", flush=True)
+    token = bench_admin_token(engine)
     with engine.connect() as conn:
-        exists = conn.execute(text("SELECT count(*) FROM users WHERE username = 'bench-admin'")).scalar_one()
-    if not exists:
-        create_user("bench-admin", "bench-password-1", role="admin")
-    with engine.connect() as conn:
-        uid = conn.execute(text("SELECT id FROM users WHERE username = 'bench-admin'")).scalar_one()
         facts = {
             "streets": conn.execute(text("SELECT street_code, count(*) FROM hazards WHERE status IS NOT NULL AND "
                                          "street_code IS NOT NULL GROUP BY 1 ORDER BY 2 DESC")).all(),
@@ -133,7 +114,6 @@ def prepare(args: argparse.Namespace) -> tuple[str, dict]:
             "hazards": conn.execute(text("SELECT count(*) FROM hazards WHERE status IS NOT NULL")).scalar_one(),
             "events": conn.execute(text("SELECT count(*) FROM hazard_events")).scalar_one(),
         }
-    token, _ = issue_token(uid, name="bench")
     engine.dispose()
     return token, facts
 
@@ -223,9 +203,7 @@ def main() -> None:
     parser.add_argument("--check-workers", type=int, default=2)
     parser.add_argument("--home", type=Path, help="reuse (or create and keep) the cluster under this FIRELANE_HOME")
     args = parser.parse_args()
-    home = args.home or Path(tempfile.mkdtemp(prefix="firelane-bench-workflow-"))
-    os.environ["FIRELANE_HOME"] = str(home)
-    os.environ.pop("FIRELANE_DATABASE_URL", None)
+    home = private_home(args.home, prefix="firelane-bench-workflow-")
     server = None
     try:
         import httpx
@@ -234,7 +212,7 @@ def main() -> None:
 
         token, facts = prepare(args)
         print(f"ledger: {facts['hazards']:,} hazards in the cycle, {facts['events']:,} events", flush=True)
-        port = _free_port()
+        port = free_port()
         env = {**os.environ, "FIRELANE_DATABASE_URL": database_url()}
         server = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host",
                                    "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"],

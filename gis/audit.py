@@ -55,7 +55,7 @@ def _row_json(alias: str, columns: list[str], *, with_geom: bool) -> str:
 
 
 def _columns(table: str) -> list[str]:
-    from gis.schema import TABLES
+    from gis.schema import TABLES  # gis.schema imports this module (ACTING_USER_SQL)
 
     return [c.name for c in TABLES[table].c if c.name != "geom"]
 

@@ -633,7 +633,7 @@ def project_local(
     (projected, crs)
         ``projected`` is of the same type as ``data`` (frames keep their index); ``crs`` is the metric CRS.
     """
-    import geopandas as gpd
+    import geopandas as gpd  # imported lazily: the rest of this module needs only shapely and pyproj
 
     own = getattr(data, "crs", None)
     spec = parse_crs(own if own is not None else crs_from)

@@ -35,6 +35,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import Connection, Engine, text
 
 from gis import scope as db_scope
+from gis.db import get_engine
 
 log = logging.getLogger("firelane.jobs")
 
@@ -115,8 +116,6 @@ def _job(row: Any) -> Job:
 
 
 def _engine(engine: Engine | None) -> Engine:
-    from gis.db import get_engine
-
     return engine or get_engine()
 
 

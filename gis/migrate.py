@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psycopg
+import sqlalchemy.exc
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, text
 
+from gis import pgcluster
 from gis.db import get_engine, owner_engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -19,14 +22,40 @@ def alembic_config() -> Config:
     return cfg
 
 
+class NotTheOwner(RuntimeError):
+    """The migration role does not own the schema's tables (a database made before the owner/application role
+    split): what a superuser must run is in the message."""
+
+
 def upgrade(*, engine: Engine | None = None, revision: str = "head") -> str:
     """Bring the schema to `revision` as the schema owner; returns the revision now in force."""
     engine = engine or owner_engine()
     cfg = alembic_config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+    try:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+    except sqlalchemy.exc.ProgrammingError as exc:
+        if isinstance(exc.orig, psycopg.errors.InsufficientPrivilege):
+            raise NotTheOwner(_not_the_owner(engine)) from exc
+        raise
     return current(engine=engine)
+
+
+def _not_the_owner(engine: Engine) -> str:
+    """What to run when the tables belong to another role than the one migrating (an external database; the
+    managed cluster adopts its old tables itself: gis.pgcluster.adopt_tables)."""
+    with engine.connect() as conn:
+        me, db = conn.execute(text("SELECT current_user, current_database()")).one()
+        old = conn.execute(text("SELECT tableowner FROM pg_tables WHERE schemaname = 'public' AND tableowner <> "
+                                "current_user ORDER BY tablename = 'alembic_version' DESC LIMIT 1")).scalar()
+        objects = pgcluster.owned_by(conn.connection.driver_connection, old) if old else []
+    statements = "; ".join(pgcluster.adopt_statements(objects[:3], me)) + ("; ..." if len(objects) > 3 else "")
+    return (f"数据库结构属于 {old}, 不属于迁移角色 {me} (建于角色分离之前) the schema of database {db} belongs to "
+            f"{old}, not to the migration role {me} (made before the owner/application role split): as a superuser "
+            f"create the roles as docker/initdb/20-firelane-roles.sh does, give the schema to {me} "
+            f"(REASSIGN OWNED BY {old} TO {me}; or when {old} is the bootstrap superuser, per object: {statements}), "
+            f"then run `firelane init` again")
 
 
 def current(*, engine: Engine | None = None) -> str:

@@ -13,9 +13,14 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
+import psycopg
+from psycopg import sql
+
 from gis.config import home_settings
+from gis.jurisdiction import jurisdiction_sql
 
 SUPERUSER = "firelane"
 #: Owns the schema (tables, functions, policies): runs migrations (`firelane init`) and backups. No superuser,
@@ -233,9 +238,6 @@ def destroy() -> None:
 
 
 def _ensure_database(state: ClusterState) -> None:
-    import psycopg
-    from psycopg import sql
-
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -266,6 +268,53 @@ def _ensure_database(state: ClusterState) -> None:
         if schema_owner is None or schema_owner[0] != OWNER:
             for statement in roles_sql(OWNER, APP):
                 conn.execute(statement)
+        adopt_tables(conn, OWNER)
+
+
+#: The schema's own objects (not PostGIS's: extension members stay the extension's) owned by `%(old)s`.
+_OWNED_SQL = """
+SELECT kind, name FROM (
+  SELECT CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
+              ELSE 'TABLE' END AS kind, format('%%I.%%I', n.nspname, c.relname) AS name, c.oid, c.relowner AS owner,
+         'pg_class'::regclass AS catalog
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'S', 'v', 'm')
+    AND NOT (c.relkind = 'S' AND EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+             AND d.objid = c.oid AND d.deptype IN ('a', 'i')))  -- a table sequence follows its table
+  UNION ALL
+  SELECT 'FUNCTION', p.oid::regprocedure::text, p.oid, p.proowner, 'pg_proc'::regclass
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public' AND p.prokind = 'f'
+) o
+WHERE pg_get_userbyid(o.owner) = %(old)s
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = o.catalog AND d.objid = o.oid AND d.deptype = 'e')
+ORDER BY kind DESC, name
+"""
+
+
+def owned_by(conn: Any, old: str) -> list[tuple[str, str]]:
+    """(kind, qualified name) of the schema's objects `old` owns (PostGIS's own objects left out)."""
+    return [(k, n) for k, n in conn.execute(_OWNED_SQL, {"old": old}).fetchall()]
+
+
+def adopt_statements(objects: list[tuple[str, str]], owner: str) -> list[str]:
+    return [f"ALTER {kind} {name} OWNER TO {owner}" for kind, name in objects]
+
+
+def adopt_tables(conn: Any, owner: str, old: str = SUPERUSER) -> list[tuple[str, str]]:
+    """Upgrade a cluster made before the owner/application split, whose tables the superuser created and owns:
+    give every object of the schema to `owner`, then, as `owner`, grant the application role its rows and (re)make
+    the jurisdiction's policies and triggers (gis.jurisdiction, idempotent). Nothing to do (the usual case): one
+    catalogue query. Returns what was given over."""
+    objects = owned_by(conn, old)
+    if not objects:
+        return []
+    with conn.transaction():
+        for statement in adopt_statements(objects, owner):
+            conn.execute(statement)
+        conn.execute(f"SET LOCAL ROLE {owner}")  # default privileges and policies are the owner's, as migrations make
+        conn.execute("SELECT set_config('firelane.scope', 'all', true)")
+        conn.execute(jurisdiction_sql())
+    return objects
 
 
 def roles_sql(owner: str, app: str) -> list[str]:

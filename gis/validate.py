@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 
 from gis.config import limit_settings
@@ -204,9 +206,6 @@ def _arrow(text: pd.Series) -> pd.Series:
 
 def _nfkc(text: pd.Series) -> pd.Series:
     """NFKC-normalised (full-width digits and letters to ASCII), Arrow-backed."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     arr = pa.array(text.astype(object).where(text.notna(), None).tolist(), type=pa.string())
     return pd.Series(pd.arrays.ArrowStringArray(pc.utf8_normalize(arr, "NFKC")), index=text.index)
 

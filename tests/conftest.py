@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from desktop_support import LiveServer, live_server, load_desktop_district
+from test_api_support import ROLE_USERS, District, load_district, make_user
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Debian's Chromium, started with no background traffic (the machine has no network beyond loopback)
@@ -81,6 +83,47 @@ def truncate(db):
             conn.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
 
     return empty
+
+
+@pytest.fixture
+def api(db) -> Iterator:
+    """A TestClient on a fresh app (server errors come back as 500 responses, not exceptions)."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.auth import forget_tokens, login_limiter
+    from api.features import forget_extents
+
+    forget_tokens()
+    forget_extents()
+    login_limiter.clear()
+    with TestClient(create_app(), raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.fixture
+def headers(db) -> dict[str, dict[str, str]]:
+    """Authorization headers per role key of ROLE_USERS (street_a/street_b are street offices of A and B)."""
+    return {key: make_user(db, key, role, streets) for key, (role, streets) in ROLE_USERS.items()}
+
+
+@pytest.fixture
+def district(db) -> District:
+    """The small two-street district of test_api_support.load_district, loaded; ids by layer and ref."""
+    return load_district(db)
+
+
+@pytest.fixture
+def desktop_district(db) -> District:
+    """desktop_support's district: every kind of value a desktop client must carry over."""
+    return load_desktop_district(db)
+
+
+@pytest.fixture
+def live(db) -> Iterator[LiveServer]:
+    """The real app under uvicorn on loopback (a thread of this process), counting the requests it answers."""
+    with live_server() as server:
+        yield server
 
 
 def table_counts(engine) -> dict[str, int]:

@@ -1,8 +1,9 @@
-"""Fixtures for the desktop-client tests (GDAL, QGIS, OWSLib): a district with every kind of value, a live server.
+"""Helpers of the desktop-client tests (GDAL, QGIS, OWSLib): a district with every kind of value, a live server.
 
 The district adds to test_api_support's: mixed-geometry obstructions, e-bike sites and hazards, whole and
 fractional floats (4.0 and 4.5, the values a client types Integer from a page of whole numbers), dates,
-timestamps, booleans, JSON-valued properties (`extra`, `other_refs`). Imported by name; it holds no tests.
+timestamps, booleans, JSON-valued properties (`extra`, `other_refs`). The fixtures desktop_district and live (tests/conftest.py) are built
+on them; this module holds no tests.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 import geopandas as gpd
 import httpx
-import pytest
 import shapely
 from test_api_support import District, load_district
 
@@ -74,11 +75,6 @@ def load_desktop_district(engine) -> District:
     return district
 
 
-@pytest.fixture
-def desktop_district(db) -> District:
-    return load_desktop_district(db)
-
-
 @dataclass
 class LiveServer:
     """A uvicorn server on loopback and every request it answered (method, path, query)."""
@@ -100,8 +96,8 @@ class _Counting:
         await self.app(scope, receive, send)
 
 
-@pytest.fixture
-def live(db) -> Iterator[LiveServer]:
+@contextmanager
+def live_server() -> Iterator[LiveServer]:
     """The real app under uvicorn on 127.0.0.1 and a free port (a thread of this process), counting requests."""
     import uvicorn
 
@@ -131,3 +127,10 @@ def live(db) -> Iterator[LiveServer]:
     yield server
     srv.should_exit = True
     thread.join(timeout=10)
+
+
+def __getattr__(name: str) -> object:
+    """A test written before the fixtures moved still imports them from here: say where they are."""
+    if name in ("desktop_district", "live"):
+        raise ImportError(f"{name} is a fixture of tests/conftest.py: name it as a test argument, do not import it")
+    raise AttributeError(name)

@@ -1,5 +1,4 @@
 """Users, tokens, login and the authorisation matrix (role x endpoint family, street-office jurisdictions)."""
-# ruff: noqa: F811 - pytest fixtures are imported from test_api_support and named as test arguments
 
 from __future__ import annotations
 
@@ -8,7 +7,7 @@ import time
 import mapbox_vector_tile
 import pytest
 from sqlalchemy import text
-from test_api_support import PASSWORD, STREET_A, STREET_B, api, district, headers, make_user  # noqa: F401
+from test_api_support import PASSWORD, STREET_A, STREET_B, make_user
 
 pytestmark = pytest.mark.db
 

@@ -1,5 +1,4 @@
 """Check runs in the background and the hazards ledger: filters, transitions, audit."""
-# ruff: noqa: F811 - pytest fixtures are imported from test_api_support and named as test arguments
 
 from __future__ import annotations
 
@@ -9,7 +8,7 @@ import time
 import pytest
 from field_support import picture
 from sqlalchemy import text
-from test_api_support import STREET_A, STREET_B, api, district, headers  # noqa: F401 - fixtures
+from test_api_support import STREET_A, STREET_B
 
 from gis.campaign import photos
 from gis.db import transaction

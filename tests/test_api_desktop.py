@@ -1,5 +1,4 @@
 """What desktop clients rely on: schemas, typed values, one geometry type per collection, methods, sign-in."""
-# ruff: noqa: F811 - pytest fixtures are imported from the support modules and named as test arguments
 
 from __future__ import annotations
 
@@ -8,8 +7,7 @@ import json
 import re
 
 import pytest
-from desktop_support import desktop_district  # noqa: F401 - fixture
-from test_api_support import PASSWORD, api, headers  # noqa: F401 - fixtures
+from test_api_support import PASSWORD
 
 pytestmark = pytest.mark.db
 

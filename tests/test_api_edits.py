@@ -1,5 +1,4 @@
 """OGC API Features Part 4 on the real PostGIS: create/replace/update/delete, ETag/If-Match, validation, audit."""
-# ruff: noqa: F811 - pytest fixtures are imported from test_api_support and named as test arguments
 
 from __future__ import annotations
 
@@ -8,7 +7,7 @@ import importlib.util
 import pytest
 from conftest import table_counts
 from sqlalchemy import text
-from test_api_support import STREET_A, STREET_B, api, district, headers  # noqa: F401 - fixtures
+from test_api_support import STREET_A, STREET_B
 
 pytestmark = pytest.mark.db
 

@@ -1,5 +1,4 @@
 """Writes are authorised on where the feature ends up (its geometry's compound and street), never on its claims."""
-# ruff: noqa: F811 - pytest fixtures are imported from test_api_support and named as test arguments
 
 from __future__ import annotations
 
@@ -7,7 +6,7 @@ import pytest
 import sqlalchemy.exc
 from conftest import table_counts
 from sqlalchemy import text
-from test_api_support import PASSWORD, STREET_A, STREET_B, api, district, headers  # noqa: F401 - fixtures
+from test_api_support import PASSWORD, STREET_A, STREET_B
 
 pytestmark = pytest.mark.db
 

@@ -1,5 +1,4 @@
 """OGC API – Features Part 1 and 2 on the real PostGIS: landing, conformance, collections, items, CRS, HTML."""
-# ruff: noqa: F811 - pytest fixtures are imported from test_api_support and named as test arguments
 
 from __future__ import annotations
 
@@ -8,7 +7,7 @@ import re
 
 import pytest
 import shapely
-from test_api_support import HOSTILE, STREET_A, api, district, headers  # noqa: F401 - fixtures
+from test_api_support import HOSTILE
 
 pytestmark = pytest.mark.db
 

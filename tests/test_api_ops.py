@@ -1,5 +1,4 @@
 """Operability: health and readiness, JSON request logs, gzip, clean 503s across a PostgreSQL restart."""
-# ruff: noqa: F811 - pytest fixtures are imported from test_api_support and named as test arguments
 
 from __future__ import annotations
 
@@ -8,7 +7,6 @@ import json
 import logging
 
 import pytest
-from test_api_support import api, district, headers  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.db
 

@@ -1,11 +1,9 @@
 """Vector tiles from ST_AsMVT: every layer, Web Mercator tile coordinates, empty tiles, caching headers."""
-# ruff: noqa: F811 - pytest fixtures are imported from test_api_support and named as test arguments
 
 from __future__ import annotations
 
 import mapbox_vector_tile
 import pytest
-from test_api_support import api, district, headers  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.db
 

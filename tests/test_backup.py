@@ -1,6 +1,5 @@
 """`firelane backup` / `firelane restore`: a restore into a fresh FIRELANE_HOME holds the same layers, ledger and
 files; a corrupt backup is refused by its checksums before anything is touched."""
-# ruff: noqa: F811 - pytest fixtures are imported from test_api_support and named as test arguments
 
 from __future__ import annotations
 
@@ -15,7 +14,6 @@ import pandas as pd
 import pytest
 import shapely
 from sqlalchemy import create_engine, text
-from test_api_support import district  # noqa: F401 - fixture
 
 from gis.layers import LAYERS
 from gis.ops.backup import BackupError, read_manifest, verify

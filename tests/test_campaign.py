@@ -11,8 +11,8 @@ from sqlalchemy import text
 
 from gis.campaign import campaigns as cp
 from gis.campaign import spotchecks as sc
+from gis.campaign.actors import Actor
 from gis.campaign.progress import progress
-from gis.campaign.workflow import Actor
 
 ADMIN = Actor(username="admin", role="admin")
 

@@ -1,5 +1,4 @@
 """The campaign over HTTP: create/progress, draws and results, report jobs run by the server's worker, the page."""
-# ruff: noqa: F811 - pytest fixtures are imported from test_api_support and named as test arguments
 
 from __future__ import annotations
 
@@ -7,7 +6,7 @@ import time
 
 import pytest
 from campaign_support import STREETS, load_campaign_district
-from test_api_support import api, make_user  # noqa: F401 - fixtures
+from test_api_support import make_user
 
 pytestmark = pytest.mark.db
 A = "330212003"

@@ -38,6 +38,7 @@ def _photo(path: Path) -> Path:
 def test_a_whole_yinzhou_campaign_runs_from_the_cli_on_the_s_scale_district(db, tmp_path):
     _run("sample", "--district", "yinzhou", "--scale", "s")
     _run("check", "--format", "json")
+    _run("user", "add", "admin", "--role", "admin", "--password", "campaign-admin-2026")  # `--as admin` below
     cid = int(_run("campaign", "create", "--preset", "yinzhou-2020", "--year", "2026", "--as", "admin").strip())
     listed = json.loads(_run("campaign", "list", "--format", "json"))
     assert [c["id"] for c in listed] == [cid] and listed[0]["stages"][0]["starts_on"] == "2026-09-08"

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from gis.campaign import campaigns as cp
 from gis.campaign import forms
 from gis.campaign import spotchecks as sc
-from gis.campaign.workflow import Actor
+from gis.campaign.actors import Actor
 
 pytestmark = pytest.mark.db
 DAY = date(2026, 3, 10)

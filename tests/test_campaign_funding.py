@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from gis.campaign import campaigns as cp
 from gis.campaign import funding
-from gis.campaign.workflow import Actor
+from gis.campaign.actors import Actor
 
 pytestmark = pytest.mark.db
 

@@ -8,29 +8,11 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
+from lanes_support import X0, context
 from shapely.geometry import LineString, Point, box
 
 from gis.checks import lanes
-from gis.checks.context import CheckContext, build_contexts
-
-X0, Y0 = 360_000.0, 3_300_000.0
-
-
-def _frame(rows: list[dict]) -> gpd.GeoDataFrame:
-    rows = [dict(r) for r in rows]
-    geoms = [shapely.affinity.translate(r.pop("geometry"), X0, Y0) for r in rows]
-    return gpd.GeoDataFrame(rows, geometry=geoms, crs=32651).to_crs(4490)
-
-
-def context(**layers: list[dict]) -> CheckContext:
-    """One compound (0..200 m square), a 12 m city road south of it and a vehicle gate at x = 10 m."""
-    base = {
-        "compounds": [{"ref": "C1", "geometry": box(0, 0, 200, 200)}],
-        "roads": [{"ref": "R1", "kind": "city", "width_m": 12.0, "geometry": LineString([(-100, -7), (300, -7)])}],
-        "entrances": [{"ref": "G1", "kind": "vehicle", "width_m": 8.0, "geometry": Point(10, 0)}],
-    }
-    base.update(layers)
-    return build_contexts({k: _frame(v) for k, v in base.items()}, profile="cn-gb")[0]
+from gis.checks.context import CheckContext
 
 
 def lane(ref: str, geom: object, kind: str | None = None) -> dict:

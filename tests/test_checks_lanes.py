@@ -2,52 +2,13 @@
 
 from __future__ import annotations
 
-import geopandas as gpd
 import pytest
 import shapely
+from lanes_support import Y0, context, fails, findings, frame, lane, parked_car
 from shapely.geometry import LineString, Point, box
 
 from gis.checks import lanes
-from gis.checks.context import CheckContext, build_contexts
-from gis.checks.findings import FINDING_COLUMNS
-
-#: Local metres are shifted into UTM 51N near Ningbo, stored as EPSG:4490 and partitioned like real data.
-X0, Y0 = 360_000.0, 3_300_000.0
-
-
-def frame(rows: list[dict]) -> gpd.GeoDataFrame:
-    rows = [dict(r) for r in rows]
-    geoms = [shapely.affinity.translate(r.pop("geometry"), X0, Y0) for r in rows]
-    return gpd.GeoDataFrame(rows, geometry=geoms, crs=32651).to_crs(4490)
-
-
-def context(**layers: list[dict]) -> CheckContext:
-    """One compound (0..200 m square) with a 12 m city road south of it and a vehicle gate at x = 10 m."""
-    base = {
-        "compounds": [{"ref": "C1", "geometry": box(0, 0, 200, 200)}],
-        "roads": [{"ref": "R1", "kind": "city", "width_m": 12.0,
-                   "geometry": LineString([(-100, -7), (300, -7)])}],
-        "entrances": [{"ref": "G1", "kind": "vehicle", "width_m": 8.0, "geometry": Point(10, 0)}],
-    }
-    base.update(layers)
-    ctxs = build_contexts({k: frame(v) for k, v in base.items()}, profile="cn-gb")
-    assert [c.compound_ref for c in ctxs] == ["C1"]
-    return ctxs[0]
-
-
-def findings(ctx: CheckContext, rule: str | None = None) -> gpd.GeoDataFrame:
-    out = lanes.check(ctx)
-    assert list(out.columns[:-1]) == list(FINDING_COLUMNS)
-    return out if rule is None else out[out["rule"] == rule]
-
-
-def lane(ref: str, geom, kind: str = "through", **kw) -> dict:
-    return {"ref": ref, "kind": kind, "geometry": geom, **kw}
-
-
-def fails(frame: gpd.GeoDataFrame) -> set[str]:
-    return set(frame.loc[frame["verdict"] == "fail", "subject_ref"])
-
+from gis.checks.context import build_contexts
 
 # --- LANE-WIDTH ------------------------------------------------------------------------------------------------
 
@@ -90,16 +51,12 @@ def test_a_wide_lane_with_a_wide_turnaround_passes_width():
 # --- LANE-CLEAR ------------------------------------------------------------------------------------------------
 
 
-def _car(ref: str, x0: float, y0: float, kind: str = "vehicle") -> dict:
-    return {"ref": ref, "kind": kind, "geometry": box(x0, y0, x0 + 1.8, y0 + 4.8)}
-
-
 @pytest.mark.parametrize(("clear", "blocked"), [(3.8, True), (4.2, False), (4.0, False)])
 def test_a_car_leaving_less_than_4_m_blocks_the_lane(clear, blocked):
     # 6 m lane from x = 7 to 13; the car's left edge at 7 + clear leaves `clear` metres on its left
     x = 7 + clear
     ctx = context(fire_lanes=[lane("L1", box(7, 0, 13, 120))],
-                  obstructions=[_car("V1", min(x, 13 - 1.8), 50)] if x + 1.8 <= 13 else
+                  obstructions=[parked_car("V1", min(x, 13 - 1.8), 50)] if x + 1.8 <= 13 else
                   [{"ref": "V1", "kind": "vehicle", "geometry": box(x, 50, 13.5, 54.8)}])
     got = findings(ctx, "LANE-CLEAR")
     assert (fails(got) == {"L1"}) is blocked
@@ -115,7 +72,7 @@ def test_two_obstructions_that_together_leave_too_little_are_one_blockage():
     # goods on the left edge (1.5 m) and a car on the right (1.8 m) side by side leave 2.7 m of a 6 m lane
     ctx = context(fire_lanes=[lane("L1", box(7, 0, 13, 120))], obstructions=[
         {"ref": "S1", "kind": "stacked_goods", "geometry": box(7, 60, 8.5, 63)},
-        _car("V2", 11.2, 59),
+        parked_car("V2", 11.2, 59),
     ])
     got = findings(ctx, "LANE-CLEAR")
     assert len(got) == 1
@@ -154,7 +111,7 @@ def test_blockage_ranked_by_the_buildings_that_lose_access():
     # a dead-end lane: a car halfway cuts off the two buildings along its far half
     ctx = context(
         fire_lanes=[lane("L1", box(7, 0, 13, 160), "through")],
-        obstructions=[_car("V1", 9.5, 80)],
+        obstructions=[parked_car("V1", 9.5, 80)],
         buildings=[
             {"ref": "B-near", "floors": 6, "geometry": box(20, 20, 40, 40)},
             {"ref": "B-far1", "floors": 18, "geometry": box(20, 100, 40, 120)},
@@ -188,7 +145,7 @@ def test_lane_without_entry_points_cannot_be_judged_for_clearance():
 
 def test_a_lane_reached_through_another_lane_has_entries():
     ctx = context(fire_lanes=[lane("L1", box(7, 0, 13, 120)), lane("L2", box(13, 100, 90, 106), "spur")],
-                  obstructions=[_car("V1", 50, 101.5)])
+                  obstructions=[parked_car("V1", 50, 101.5)])
     got = findings(ctx, "LANE-CLEAR")
     assert fails(got) == {"L2"}
     assert not (got["verdict"] == "cannot_judge").any()
@@ -349,7 +306,7 @@ def test_a_sound_compound_has_no_lane_findings():
     ctx = context(
         fire_lanes=[lane("L1", trunk),
                     lane("L2", shapely.union_all([box(13, 100, 80, 106), box(80, 97, 93, 110)]), "dead_end")],
-        obstructions=[_car("V1", 7.2, 30)],
+        obstructions=[parked_car("V1", 7.2, 30)],
         buildings=[{"ref": "B1", "height_m": 18, "geometry": box(20, 20, 50, 60)}],
     )
     assert findings(ctx).empty

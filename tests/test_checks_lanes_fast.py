@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import shapely
+from lanes_support import context, fails, findings, lane, parked_car
 from shapely.geometry import Point, Polygon, box
-from test_checks_lanes import _car, context, fails, findings, lane
 
 from gis.checks import geometry as gm
 from gis.checks import lanes
@@ -132,7 +132,7 @@ def test_unions_of_lane_groups_equal_one_union_at_a_time():
 @pytest.mark.parametrize(("clear", "blocked"), [(3.8, True), (3.95, True), (4.05, False), (4.2, False)])
 def test_lane_clear_gives_the_same_findings_without_the_certificate(monkeypatch, clear, blocked):
     x = 7 + clear
-    ctx = context(fire_lanes=[lane("L1", box(7, 0, 13, 120))], obstructions=[_car("V1", x, 50)],
+    ctx = context(fire_lanes=[lane("L1", box(7, 0, 13, 120))], obstructions=[parked_car("V1", x, 50)],
                   buildings=[{"ref": "B1", "floors": 6, "geometry": box(20, 40, 40, 60)}])
     fast = findings(ctx, "LANE-CLEAR")
     monkeypatch.setattr(gm, "only_bites", lambda dilated, spaces, which: np.zeros(len(dilated), dtype=bool))
@@ -156,7 +156,7 @@ def test_obstacles_are_found_by_distance_as_before():
 def test_a_car_that_only_bites_the_lane_but_shuts_a_side_gate_is_still_judged():
     # 4.2 m clear beside the car, but it stands in front of a second vehicle gate on the lane's east side: the
     # window holds an entry zone, so the certificate must leave it to the exact test (which finds the gate cut off)
-    ctx = context(fire_lanes=[lane("L1", box(7, 0, 13, 120))], obstructions=[_car("V1", 11.2, 57.6)],
+    ctx = context(fire_lanes=[lane("L1", box(7, 0, 13, 120))], obstructions=[parked_car("V1", 11.2, 57.6)],
                   entrances=[{"ref": "G1", "kind": "vehicle", "geometry": Point(10, 0)},
                              {"ref": "G2", "kind": "vehicle", "geometry": Point(13, 60)}])
     car = box(11.2, 57.6, 13, 62.4)

@@ -1,5 +1,4 @@
 """The database enforces jurisdiction itself: a least-privilege application role and row-level security by street."""
-# ruff: noqa: F811 - pytest fixtures are imported from test_api_support and named as test arguments
 
 from __future__ import annotations
 
@@ -7,7 +6,7 @@ import math
 
 import psycopg
 import pytest
-from test_api_support import STREET_A, STREET_B, api, district, headers  # noqa: F401 - fixtures
+from test_api_support import STREET_A, STREET_B
 
 pytestmark = pytest.mark.db
 

@@ -1,13 +1,12 @@
 """Public complaints (举报投诉): anonymous, rate-limited per address in PostgreSQL, routed to the street the point
 lies in, triaged there into a MANUAL-* hazard or rejected with a reason; the tracking code shows the status only."""
-# ruff: noqa: F811 - pytest fixtures are imported from test_api_support and named as test arguments
 
 from __future__ import annotations
 
 import pytest
 from field_support import HTML, X0, Y0, picture
 from sqlalchemy import text
-from test_api_support import STREET_A, api, district, headers  # noqa: F401
+from test_api_support import STREET_A
 
 pytestmark = pytest.mark.db
 

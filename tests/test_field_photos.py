@@ -1,6 +1,5 @@
 """Photos: accepted by their content (never their name), bounded in bytes and pixels, EXIF read, stored by content
 hash, served inert (sniffed type, nosniff, sandbox, Content-Disposition) and only to those who may read the hazard."""
-# ruff: noqa: F811 - pytest fixtures are imported from test_api_support and named as test arguments
 
 from __future__ import annotations
 
@@ -9,7 +8,6 @@ import hashlib
 import pytest
 from field_support import HTML, SVG, X0, Y0, pdf_with_javascript, picture, png_bomb, polyglot
 from sqlalchemy import text
-from test_api_support import api, district, headers  # noqa: F401
 
 from gis.campaign import photos as ph
 from gis.campaign.field_errors import InvalidInput, TooLarge, UnsupportedMedia

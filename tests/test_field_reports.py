@@ -1,6 +1,5 @@
 """Manual reports (MANUAL-* hazards, fix on the spot), the property role bound to compounds, and the facility
 checklist whose failing items become hazards and whose passing again claims them rectified."""
-# ruff: noqa: F811 - pytest fixtures are imported from test_api_support and named as test arguments
 
 from __future__ import annotations
 
@@ -10,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from field_support import HTML, X0, Y0, picture
 from sqlalchemy import text
-from test_api_support import STREET_A, STREET_B, api, district, headers  # noqa: F401
+from test_api_support import STREET_A
 
 from tests.conftest import table_counts
 

@@ -1,6 +1,5 @@
 """The rectification workflow on the real PostGIS: every step by each role, re-check driven verify and reopen, the
 event rows, concurrency, deadlines, the data-gap queue, work lists, exports and the `firelane hazard` CLI."""
-# ruff: noqa: F811 - pytest fixtures are imported from test_api_support and named as test arguments
 
 from __future__ import annotations
 
@@ -15,7 +14,7 @@ import shapely
 from click.testing import CliRunner
 from field_support import picture
 from sqlalchemy import text
-from test_api_support import STREET_A, STREET_B, api, district, headers, make_user  # noqa: F401 - fixtures
+from test_api_support import STREET_A, STREET_B, make_user
 
 from api.cli import cli
 from gis import scope

@@ -1,5 +1,4 @@
 """Hostile request inputs get a structured 400 (never a 500), and the keep-alive connection stays usable."""
-# ruff: noqa: F811 - pytest fixtures are imported from test_api_support and named as test arguments
 
 from __future__ import annotations
 
@@ -11,7 +10,6 @@ import time
 import pytest
 from conftest import table_counts
 from sqlalchemy import text
-from test_api_support import api, district, headers  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.db
 

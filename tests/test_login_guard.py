@@ -1,6 +1,5 @@
 """Login protection: counters shared by every worker (PostgreSQL), X-Forwarded-For only from configured proxies,
 and a cap on concurrent password hashing."""
-# ruff: noqa: F811 - pytest fixtures are imported from test_api_support and named as test arguments
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
 """GDAL's OAPIF driver reads the service as it is: ogrinfo lists the collections, ogr2ogr copies a layer."""
-# ruff: noqa: F811 - pytest fixtures are imported from test_api_support and named as test arguments
 
 from __future__ import annotations
 
@@ -14,8 +13,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from desktop_support import desktop_district, live  # noqa: F401 - fixtures
-from test_api_support import district, headers  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.db  # GDAL (gdal-bin) is installed by scripts/setup.sh: a missing ogrinfo fails
 

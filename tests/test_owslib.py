@@ -1,13 +1,11 @@
 """OWSLib's OGC API Features client edits firelane as it is: create, replace and delete with no hand-set headers."""
-# ruff: noqa: F811 - pytest fixtures are imported from the support modules and named as test arguments
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from desktop_support import desktop_district, live  # noqa: F401 - fixtures
-from test_api_support import PASSWORD, headers  # noqa: F401 - fixtures
+from test_api_support import PASSWORD
 
 pytestmark = pytest.mark.db
 

@@ -4,7 +4,6 @@ pyqgis lives in the system Python (/usr/lib/python3/dist-packages), not in the v
 tests/qgis_probe.py with /usr/bin/python3 (QT_QPA_PLATFORM=offscreen) against a live server on loopback and
 asserts on the JSON it prints. QGIS is installed by scripts/setup.sh: a missing QGIS fails, it is not skipped.
 """
-# ruff: noqa: F811 - pytest fixtures are imported from the support modules and named as test arguments
 
 from __future__ import annotations
 
@@ -15,8 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from desktop_support import desktop_district, live  # noqa: F401 - fixtures
-from test_api_support import PASSWORD, headers  # noqa: F401 - fixtures
+from test_api_support import PASSWORD
 
 pytestmark = pytest.mark.db
 PROBE = Path(__file__).with_name("qgis_probe.py")

@@ -1,12 +1,10 @@
 """Roads are stored as drawn: centre lines and road-surface polygons in one layer, written through the store and the
 OGC API (Part 4), published to desktop clients as one collection per geometry type, checked as the same street."""
-# ruff: noqa: F811 - pytest fixtures are imported from test_api_support and named as test arguments
 
 from __future__ import annotations
 
 import pytest
 import shapely
-from test_api_support import api, district, headers  # noqa: F401 - fixtures
 
 from api.collections import COLLECTIONS, LISTED
 from gis.checks import roads as rd

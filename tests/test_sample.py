@@ -384,10 +384,11 @@ def test_city_roads_in_front_of_planted_gate_parking_are_drawn_as_surfaces(seed)
     s = generate(district="yinzhou", scale="s", seed=seed)
     roads = _metric(s.layers["roads"])
     drawn = roads[roads.geometry.geom_type == "MultiPolygon"]
-    assert len(drawn) >= 2 and (drawn["kind"] == "city").all() and drawn["width_m"].isna().all()
+    assert 2 <= len(drawn) <= 6 and (drawn["kind"] == "city").all() and drawn["width_m"].isna().all()
     parking = s.layers["parking"].to_crs(roads.crs)
     planted = parking[parking["ref"].str.contains("-KX")]  # PARK-ENTRANCE cases, failing and passing
     assert len(planted) and set(s.ground_truth["rule"]) >= {"PARK-ENTRANCE"}
     city = roads[roads["kind"] == "city"]
     near = shapely.STRtree(_g(city)).query_nearest(_g(planted), all_matches=False)[1]
-    assert (city.geometry.geom_type.to_numpy()[near] == "MultiPolygon").all()
+    # planted gate parking stands on surfaces (up to four such roads a district)
+    assert (city.geometry.geom_type.to_numpy()[near] == "MultiPolygon").sum() >= min(len(set(near)), 4) > 0

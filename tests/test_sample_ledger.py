@@ -1,12 +1,10 @@
 """`firelane sample` does not wipe a hazards ledger without being told to (`--replace-ledger` / `--yes`)."""
-# ruff: noqa: F811 - pytest fixtures are imported from test_api_support and named as test arguments
 
 from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
-from test_api_support import district  # noqa: F401 - fixture
 
 from api.cli import cli
 

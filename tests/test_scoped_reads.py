@@ -1,12 +1,11 @@
 """One scoped query path: the campaign tables are row-secured like the layers, and every reader takes its
 jurisdiction filter from gis.scope (so a database that enforces no policies still answers within the scope)."""
-# ruff: noqa: F811 - pytest fixtures are imported from test_api_support and named as test arguments
 
 from __future__ import annotations
 
 import psycopg
 import pytest
-from test_api_support import STREET_A, STREET_B, district  # noqa: F401 - fixtures
+from test_api_support import STREET_A, STREET_B
 
 pytestmark = pytest.mark.db
 

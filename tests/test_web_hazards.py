@@ -1,5 +1,4 @@
 """The street office's hazard actions in a real headless Chromium against a real uvicorn server and PostGIS."""
-# ruff: noqa: F811 - pytest fixtures are imported from test_api_support and named as test arguments
 
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import Connection, Engine
 
 from gis.campaign import dossier
+from gis.db import get_engine
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -50,7 +51,7 @@ def _fonts() -> Any:
 
 
 def html_to_pdf(html: str, path: Path) -> None:
-    from weasyprint import HTML
+    from weasyprint import HTML  # WeasyPrint loads on the first PDF: HTML output does not need it
 
     HTML(string=html, base_url=str(TEMPLATES)).write_pdf(str(path), font_config=_fonts())
 
@@ -61,8 +62,6 @@ def write_compound_pdf(conn: Connection, ref: str, path: Path) -> None:
 
 def write_compound(ref: str, path: Path, *, engine: Engine | None = None) -> Path:
     """Write one compound's file to `path`: PDF for .pdf, HTML otherwise."""
-    from gis.db import get_engine
-
     path.parent.mkdir(parents=True, exist_ok=True)
     with (engine or get_engine()).connect() as conn:
         html = compound_html(conn, ref)

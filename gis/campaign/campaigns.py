@@ -10,6 +10,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
+from gis.db import get_engine
+
 
 class CampaignError(Exception):
     """A campaign request that cannot be served; `field` names the offending input when there is one."""
@@ -331,8 +333,6 @@ class Campaign:
 
 
 def _engine(engine: Engine | None) -> Engine:
-    from gis.db import get_engine
-
     return engine or get_engine()
 
 

@@ -187,10 +187,9 @@ def _passed_again(conn: Connection, hazard_id: int, state: str, *, actor: Actor,
         raise InvalidInput("此项曾不合格, 复查合格需上传整改后照片 the item failed before: passing again needs "
                            "after-photos", field="photo")
     ph.attach(conn, after, owner=reports.owner_of(hazard_id, place))
-    who = wf.Actor(username=actor.username, role=actor.role)
     note = f"自查复查合格 checklist item {item} passes again"
     if state in lc.NEEDS_WORK - {lc.State.OPEN.value}:
-        return str(wf.transition(conn, hazard_id, lc.State.RECTIFIED.value, actor=who,
+        return str(wf.transition(conn, hazard_id, lc.State.RECTIFIED.value, actor=actor,
                                  change=lc.Change(note=note, photos=tuple(after)))["status"])
     if state == lc.State.OPEN.value:
         before = conn.execute(text("SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM photos "
@@ -198,6 +197,6 @@ def _passed_again(conn: Connection, hazard_id: int, state: str, *, actor: Actor,
         if not before:
             raise InvalidInput("该隐患没有整改前照片, 无法边查边改 the hazard has no before-photo to pair with",
                                field="photo")
-        return str(wf.fix_on_the_spot(conn, hazard_id, actor=who, before=list(before), after=after,
+        return str(wf.fix_on_the_spot(conn, hazard_id, actor=actor, before=list(before), after=after,
                                       note=note)["status"])
     return state  # already claimed (rectified): the verifier's turn

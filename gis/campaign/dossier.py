@@ -4,6 +4,7 @@ rendered on the server with matplotlib, and the whole district's files as one ZI
 from __future__ import annotations
 
 import io
+import multiprocessing
 import os
 import tempfile
 import zipfile
@@ -25,11 +26,16 @@ from sqlalchemy import Connection, Engine, text
 
 from gis import scope as db_scope
 from gis.campaign import lifecycle as lc
+from gis.campaign import photos as ph
 from gis.campaign import workflow
+from gis.campaign.actors import Actor
 from gis.campaign.campaigns import CompoundNotFound, campaign_streets, get_campaign
+from gis.campaign.checklist import checklist
 from gis.campaign.deadlines import OVERDUE_SQL, local_today
 from gis.campaign.focus import BY_CODE, OTHER, focus_of
+from gis.campaign.manual_rules import any_rule
 from gis.checks.catalog import RULES
+from gis.db import get_engine
 from gis.scope import Scope
 
 #: Layers drawn on a compound's map, bottom to top: (layer, face colour, edge colour, zh label).
@@ -85,8 +91,6 @@ def compound_file(conn: Connection, ref: str, *, today: date | None = None,
     for n, r in enumerate(rows, start=1):
         rule = RULES.get(r.rule)
         if rule is None:
-            from gis.campaign.manual_rules import any_rule
-
             rule = any_rule(r.rule)
         fc = focus_of(r.rule)
         hazards.append({
@@ -126,7 +130,6 @@ def _photos(conn: Connection, hazard_ids: Sequence[int]) -> dict[int, dict[str, 
     """Before/after thumbnails (JPEG bytes) of the hazards, at most MAX_PHOTOS_PER_HAZARD each."""
     if not hazard_ids or conn.execute(text("SELECT to_regclass('photos')")).scalar() is None:
         return {}
-    from gis.campaign import photos as ph
 
     out: dict[int, dict[str, list[dict[str, Any]]]] = {}
     rows = conn.execute(text(
@@ -149,9 +152,6 @@ def _photos(conn: Connection, hazard_ids: Sequence[int]) -> dict[int, dict[str, 
 
 def _checklist(conn: Connection, ref: str) -> list[dict[str, Any]]:
     """The compound's facility checklist (the field side's items, checked or not)."""
-    from gis.campaign.actors import Actor
-    from gis.campaign.checklist import checklist
-
     try:
         doc = checklist(conn, ref, Actor(username="report", role="admin"))
     except lc.WorkflowError:
@@ -284,8 +284,7 @@ def _scale_bar(ax: Any, x: float, y: float, span: float) -> None:
 def _render_chunk(refs: list[str], out_dir: str, scope: Scope) -> list[str]:
     """A pool worker: render compound PDFs into out_dir (its own database engine and WeasyPrint) under the
     caller's `scope` (a spawned process starts with none, and row-level security shows it nothing)."""
-    from gis.db import get_engine
-    from web.documents import write_compound_pdf
+    from web.documents import write_compound_pdf  # web.documents imports this module
 
     db_scope.enter(scope)
     engine = get_engine()
@@ -314,8 +313,6 @@ def district_zip(campaign_id: int, out: Path, *, streets: Sequence[str] | None =
                  engine: Engine | None = None, progress: Callable[[float], None] | None = None,
                  chunk: int = 20) -> dict[str, Any]:
     """Every compound file (PDF) of a campaign's jurisdiction in one ZIP, rendered in `workers` processes."""
-    from gis.db import get_engine
-
     with (engine or get_engine()).connect() as conn:
         refs = compound_refs(conn, campaign_id, streets)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -330,8 +327,6 @@ def district_zip(campaign_id: int, out: Path, *, streets: Sequence[str] | None =
                 if progress:
                     progress(done / max(len(refs), 1))
         else:
-            import multiprocessing
-
             ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no inherited DB connections
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
                 futures = {pool.submit(_render_chunk, part, tmp, db_scope.current()): len(part) for part in chunks}

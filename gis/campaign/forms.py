@@ -31,6 +31,7 @@ from gis.campaign.deadlines import local_today
 from gis.campaign.focus import FOCUS_ITEMS, OTHER, focus_case_sql, focus_of
 from gis.campaign.progress import street_counts
 from gis.checks.catalog import RULES
+from gis.db import get_engine
 from gis.scope import Scope
 
 FORM_TITLES: dict[str, str] = {
@@ -424,8 +425,6 @@ def write_forms(campaign_id: int, out_dir: Path, *, day: date | None = None, str
     With `workers` > 1 the files are written by that many spawned processes (each file is independent; a
     district's 附件2 is hundreds of sheets, and openpyxl spends most of it serialising them). The processes
     read the database of the environment (gis.db.get_engine) under the caller's scope."""
-    from gis.db import get_engine
-
     day = day or local_today()
     out_dir.mkdir(parents=True, exist_ok=True)
     engine = engine or get_engine()
@@ -460,8 +459,6 @@ def _write_one(conn: Connection, campaign: Campaign, task: tuple[str, str | None
 def _write_task(campaign_id: int, task: tuple[str, str | None, str], out_dir: Path, day: date, unit: str,
                 streets: Sequence[str] | None, scope: Scope) -> Path:
     """A pool worker: one form file, read under the caller's scope (a spawned process starts with none)."""
-    from gis.db import get_engine
-
     db_scope.enter(scope)
     with get_engine().connect() as conn:
         return _write_one(conn, get_campaign(campaign_id, conn=conn), task, out_dir, day=day, unit=unit,

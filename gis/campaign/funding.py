@@ -7,18 +7,23 @@ Cost estimates are planning figures (CNY per hazard, by rule family with rule ov
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from openpyxl import Workbook
 from sqlalchemy import Connection, Engine, text
 
 from gis.campaign import lifecycle as lc
 from gis.campaign import workflow
+from gis.campaign.actors import Actor
 from gis.campaign.campaigns import Campaign, CampaignError, campaign_streets, get_campaign
 from gis.campaign.deadlines import family_of, local_today
+from gis.campaign.forms import table_sheet
+from gis.db import get_engine, transaction
 
 #: Measure and planning cost (CNY) per hazard, by rule family; RULE_MEASURES overrides per rule.
 FAMILY_MEASURES: dict[str, tuple[str, int]] = {
@@ -181,8 +186,6 @@ def _routable(rule: str) -> bool:
 
 def set_renovation(campaign_id: int, *, year: int, compounds: Sequence[str], engine: Engine | None = None) -> None:
     """Put compounds in the old-compound renovation plan of `year` (stored in the campaign's settings)."""
-    from gis.db import get_engine
-
     if not 2000 <= year <= 2100:
         raise CampaignError(f"年份超出范围 year {year} outside 2000-2100", field="year")
     with (engine or get_engine()).begin() as conn:
@@ -199,8 +202,6 @@ def set_renovation(campaign_id: int, *, year: int, compounds: Sequence[str], eng
 
 
 def _json(v: Any) -> str:
-    import json
-
     return json.dumps(v, ensure_ascii=False)
 
 
@@ -225,13 +226,11 @@ def project_unit(year: int) -> str:
     return f"老旧小区改造项目（{year}年度）"
 
 
-def route_renovation(campaign_id: int, *, actor: workflow.Actor, today: date | None = None,
+def route_renovation(campaign_id: int, *, actor: Actor, today: date | None = None,
                      engine: Engine | None = None) -> list[dict[str, Any]]:
     """Assign (交办) the routable open hazards of the plan's compounds to the renovation project of their year
     (department 物业/住建, unit 老旧小区改造项目（YYYY年度）, deadline the end of that year), through the life cycle.
     Hazards already assigned elsewhere are re-assigned only from `open`/`reopened`/`assigned`."""
-    from gis.db import get_engine, transaction
-
     today = today or local_today()
     moved = []
     with transaction(user=actor.username, engine=engine or get_engine()) as conn:
@@ -249,10 +248,6 @@ def route_renovation(campaign_id: int, *, actor: workflow.Actor, today: date | N
 
 def write_plans(campaign_id: int, out: Path, *, today: date | None = None, engine: Engine | None = None) -> Path:
     """一小区一策, the 维保金 gate and the renovation routing as one XLSX."""
-    from openpyxl import Workbook
-
-    from gis.campaign.forms import table_sheet
-    from gis.db import get_engine
 
     if out.suffix.lower() != ".xlsx":
         raise CampaignError(f"输出应为 .xlsx output must end in .xlsx, not {out.suffix!r}", field="output")

@@ -24,6 +24,7 @@ from gis.campaign import lifecycle as lc
 from gis.campaign.campaigns import Campaign, campaign_streets, get_campaign
 from gis.campaign.deadlines import OVERDUE_SQL, local_today
 from gis.campaign.focus import FOCUS_ITEMS, OTHER, focus_case_sql
+from gis.db import get_engine
 
 COUNTS: tuple[str, ...] = ("compounds", "surveyed", "self_inspected", "inspected", "found", "fixed_on_spot",
                            "registered", "rectified", "verified", "open", "overdue", "photos", "spot_checks",
@@ -125,8 +126,6 @@ def progress(campaign_id: int, *, today: date | None = None, streets: Sequence[s
 
     Returns the campaign (with current stage and what is due next), one row per street with the counts above
     and the current stage's measure (e.g. self-inspected / compounds during 自查自纠), and the total row."""
-    from gis.db import get_engine
-
     today = today or local_today()
     with (engine or get_engine()).connect() as conn:
         campaign = get_campaign(campaign_id, conn=conn)

@@ -141,7 +141,7 @@ def record_found(conn: Connection, hazard_id: int, *, actor: Actor, note: str | 
          "evidence": lc.Evidence.MANUAL.value})
     if not fixed:
         return lc.State.OPEN.value
-    moved = wf.fix_on_the_spot(conn, hazard_id, actor=wf.Actor(username=actor.username, role=actor.role),
+    moved = wf.fix_on_the_spot(conn, hazard_id, actor=actor,
                                before=photos, after=after, note=note)
     return str(moved["status"])
 

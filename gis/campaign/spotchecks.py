@@ -30,16 +30,18 @@ from typing import Any
 
 import numpy as np
 import shapely
+from openpyxl import load_workbook
 from sqlalchemy import Connection, Engine, text
 
 from gis.campaign import lifecycle as lc
 from gis.campaign import photos as ph
 from gis.campaign import reports, workflow
-from gis.campaign.actors import Actor as FieldActor
+from gis.campaign.actors import Actor
 from gis.campaign.campaigns import CampaignError, campaign_streets, get_campaign
 from gis.campaign.focus import BY_CODE, ITEM_CODES
 from gis.campaign.locate import locate
 from gis.campaign.manual_rules import BY_ID
+from gis.db import get_engine, transaction
 
 ALGORITHM = __doc__.split("The draw", 1)[1].split("The same seed", 1)[0].strip()
 ALGORITHM_VERSION = "firelane-spot-draw/1 numpy PCG64"
@@ -83,8 +85,6 @@ def _rows_from_file(path: Path) -> list[list[str]]:
         raise SpotCheckError(f"名册文件过大 roster file is {size} bytes; limit {MAX_ROSTER_BYTES}", field="roster")
     suffix = path.suffix.lower()
     if suffix in (".xlsx", ".xlsm"):
-        from openpyxl import load_workbook
-
         try:
             wb = load_workbook(path, read_only=True, data_only=True)
         except Exception as exc:  # noqa: BLE001 - any unreadable workbook is the same refusal
@@ -224,8 +224,6 @@ def draw_checks(cands: dict[str, list[str]], roster: Sequence[Inspector], *, see
 def draw(campaign_id: int, *, roster: Sequence[Inspector], roster_sha256: str, rate: float | None = None,
          seed: int | None = None, user: str | None = None, engine: Engine | None = None) -> dict[str, Any]:
     """Draw and store a campaign's spot checks; returns the draw (id, seed, rate, candidates, checks)."""
-    from gis.db import get_engine
-
     seed = secrets.randbits(63) if seed is None else int(seed)
     if not 0 <= seed < 2**63:
         raise SpotCheckError(f"种子应为非负整数 seed must be in [0, 2^63), got {seed}", field="seed")
@@ -259,8 +257,6 @@ def draw(campaign_id: int, *, roster: Sequence[Inspector], roster_sha256: str, r
 
 def reproduce(draw_id: int, *, engine: Engine | None = None) -> tuple[bool, list[dict[str, Any]]]:
     """Re-run a stored draw from its recorded seed, rate, candidates and roster: (same as stored?, redrawn)."""
-    from gis.db import get_engine
-
     with (engine or get_engine()).connect() as conn:
         d = conn.execute(text("SELECT * FROM spot_draws WHERE id = :id"), {"id": draw_id}).first()
         if d is None:
@@ -277,8 +273,6 @@ def reproduce(draw_id: int, *, engine: Engine | None = None) -> tuple[bool, list
 
 
 def list_draws(campaign_id: int, *, engine: Engine | None = None) -> list[dict[str, Any]]:
-    from gis.db import get_engine
-
     with (engine or get_engine()).connect() as conn:
         get_campaign(campaign_id, conn=conn)
         draws = conn.execute(text("SELECT id, seed, rate, drawn_by, drawn_at, roster_sha256, candidates, roster "
@@ -320,13 +314,11 @@ def within(draws: list[dict[str, Any]], streets: Sequence[str] | None) -> list[d
 
 
 def record(check_id: int, *, compound: str, item: str, result: str, note: str | None = None,
-           photos: Sequence[bytes] = (), actor: workflow.Actor, engine: Engine | None = None) -> dict[str, Any]:
+           photos: Sequence[bytes] = (), actor: Actor, engine: Engine | None = None) -> dict[str, Any]:
     """Record one focus item's result of a spot check. A failed item reopens the compound's hazards of that item
     that were reported rectified (through the life cycle), or files a new MANUAL hazard of the item when none
     was; either way the check (and its street) counts as failed. Photos (file bytes) go with a failed item's
     hazards (the photo store keeps photos of hazards); a passed item takes none."""
-    from gis.db import get_engine, transaction
-
     if item not in ITEM_CODES:
         raise SpotCheckError(f"未知检查项 unknown item {item!r}; items: {', '.join(ITEM_CODES)}", field="item")
     if result not in ("pass", "fail"):
@@ -373,7 +365,7 @@ def record(check_id: int, *, compound: str, item: str, result: str, note: str | 
             "hazards": hazard_ids, "photos": photo_ids}
 
 
-def _fail_item(conn: Connection, check: Any, item: str, note: str, actor: workflow.Actor) -> list[int]:
+def _fail_item(conn: Connection, check: Any, item: str, note: str, actor: Actor) -> list[int]:
     focus = BY_CODE[item]
     reason = f"抽查不合格 spot check {check.id} failed {focus.zh}: {note}"[:2000]
     reopened = []
@@ -394,6 +386,6 @@ def _fail_item(conn: Connection, check: Any, item: str, note: str, actor: workfl
     place = locate(conn, geom)
     hid = reports.insert_hazard(conn, rule=BY_ID[focus.manual_rule], geom=geom, place=place, note=reason,
                                 user=actor.username, source=f"spotcheck:{check.id}")
-    reports.record_found(conn, hid, actor=FieldActor(username=actor.username, role=actor.role), note=reason,
+    reports.record_found(conn, hid, actor=actor, note=reason,
                          photos=())
     return [int(hid)]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import io
+import shutil
+import tempfile
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
@@ -19,6 +21,8 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+from openpyxl import Workbook  # noqa: E402
+from openpyxl.drawing.image import Image as XlImage  # noqa: E402
 from sqlalchemy import Connection, Engine, text  # noqa: E402
 
 from gis.campaign import lifecycle as lc  # noqa: E402
@@ -26,8 +30,12 @@ from gis.campaign.campaigns import Campaign, CampaignError, campaign_streets, ge
 from gis.campaign.deadlines import OVERDUE_SQL, local_today  # noqa: E402
 from gis.campaign.dossier import CJK_FONTS, _photos  # noqa: E402
 from gis.campaign.focus import FOCUS_ITEMS, OTHER, focus_case_sql, focus_of  # noqa: E402
+from gis.campaign.forms import DESIGNED_NOTE, table_sheet, write_forms  # noqa: E402
+from gis.campaign.funding import write_plans  # noqa: E402
 from gis.campaign.progress import COUNTS, LABELS, progress  # noqa: E402
 from gis.checks.catalog import RULES  # noqa: E402
+from gis.db import get_engine  # noqa: E402
+from web.documents import html_to_pdf, render  # noqa: E402
 
 AGE_BUCKETS: tuple[tuple[int, int, str], ...] = ((1, 7, "1–7天"), (8, 30, "8–30天"), (31, 90, "31–90天"),
                                                  (91, 100_000, "90天以上"))
@@ -165,8 +173,6 @@ def typical_cases(conn: Connection, streets: Sequence[str], *, n: int = TYPICAL_
 def report_data(campaign_id: int, *, kind: str, street: str | None = None, stage: str | None = None,
                 today: date | None = None, engine: Engine | None = None) -> dict[str, Any]:
     """Everything a stage report (kind="stage") or the summary (kind="summary") shows."""
-    from gis.db import get_engine
-
     if kind not in ("stage", "summary"):
         raise CampaignError(f"未知报告 unknown report kind {kind!r}: stage or summary", field="kind")
     today = today or local_today()
@@ -216,7 +222,6 @@ def write_report(campaign_id: int, out: Path, *, kind: str, street: str | None =
     if suffix == ".xlsx":
         report_xlsx(doc).save(out)
         return out
-    from web.documents import html_to_pdf, render
 
     html = render("documents/report.html", r=doc,
                   charts={k: base64.b64encode(v).decode() for k, v in doc["charts"].items()})
@@ -229,11 +234,6 @@ def write_report(campaign_id: int, out: Path, *, kind: str, street: str | None =
 
 def report_xlsx(doc: dict[str, Any]) -> Any:
     """The report as a workbook: progress per street, by focus item, typical cases, the charts as images."""
-    from openpyxl import Workbook
-    from openpyxl.drawing.image import Image as XlImage
-
-    from gis.campaign.forms import DESIGNED_NOTE, table_sheet
-
     day = date.fromisoformat(doc["today"])
     wb = Workbook()
     ws = wb.active
@@ -269,23 +269,16 @@ def report_xlsx(doc: dict[str, Any]) -> Any:
 
 def report_handler(ctx: Any) -> dict[str, Any]:
     """The `report` job: params {campaign, kind: forms|stage|summary|plans, street, stage, date, path}."""
-    import shutil
-    import tempfile
-
     p = ctx.params
     day = date.fromisoformat(p["date"]) if p.get("date") else None
     out = Path(p["path"])
     out.parent.mkdir(parents=True, exist_ok=True)
     if p["kind"] == "forms":
-        from gis.campaign.forms import write_forms
-
         with tempfile.TemporaryDirectory(prefix="firelane-forms-") as tmp:
             write_forms(int(p["campaign"]), Path(tmp), day=day, streets=p.get("streets") or None, engine=ctx.engine)
             ctx.progress(0.8)
             shutil.make_archive(str(out.with_suffix("")), "zip", tmp)
     elif p["kind"] == "plans":
-        from gis.campaign.funding import write_plans
-
         write_plans(int(p["campaign"]), out, today=day, engine=ctx.engine)
     else:
         write_report(int(p["campaign"]), out, kind=p["kind"], street=p.get("street"), stage=p.get("stage"),

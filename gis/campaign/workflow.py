@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from gis.campaign import lifecycle as lc
+from gis.campaign.actors import Actor
 from gis.campaign.deadlines import (
     DAYS_OVERDUE_SQL,
     DUE_SOON_SQL,
@@ -34,14 +35,6 @@ Scope = tuple[str | None, Mapping[str, Any]]
 EVERYWHERE: Scope = (None, {})
 
 MAX_PAGE = 1000
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who acts: the user name recorded in events and the audit, and the role the life cycle checks."""
-
-    username: str
-    role: str
 
 
 def _where(scope: Scope, *clauses: str | None) -> tuple[str, dict[str, Any]]:

@@ -15,6 +15,7 @@ import shapely
 from shapely import STRtree
 from shapely.geometry.base import BaseGeometry
 
+from gis.checks import attributes as at
 from gis.checks import roads as rd
 from gis.checks.profiles import Profile, load_profile
 from gis.coords import local_metric_crs
@@ -84,14 +85,11 @@ class CheckContext:
         """Which rows of `frame` (a layer of this context) the partition reports on."""
         if OWNER_COLUMN in frame.columns:
             return frame[OWNER_COLUMN].isin(self.compounds).to_numpy(dtype=bool)
-        from gis.checks import attributes as at
 
         return at.owned(self, frame)
 
     def owners(self, frame: pd.DataFrame) -> np.ndarray:
         """The compound each row's findings belong to: its compound_ref, else its owner (nearest compound)."""
-        from gis.checks import attributes as at
-
         given = _ref_strings(frame, "compound_ref")
         if OWNER_COLUMN in frame.columns:
             return np.where(given == None, frame[OWNER_COLUMN].to_numpy(dtype=object), given)  # noqa: E711
@@ -131,8 +129,6 @@ class LayerView:
 
     @classmethod
     def of(cls, ctx: CheckContext, name: str) -> LayerView:
-        from gis.checks import attributes as at
-
         frame = ctx.layer(name)
         g = np.asarray(frame.geometry.values, dtype=object)
         bad = shapely.is_missing(g)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import json
 import math
 import multiprocessing
 import threading
@@ -20,6 +21,7 @@ import pandas as pd
 import shapely
 from sqlalchemy import Engine, text
 from sqlalchemy import types as sa_types
+from tqdm import tqdm
 
 from gis.campaign import ledger_writer
 from gis.checks.catalog import RULES
@@ -331,8 +333,6 @@ class _NoBar:
 def _bar(total: int, show: bool) -> Any:
     if not show:
         return _NoBar()
-    from tqdm import tqdm
-
     return tqdm(total=total, unit="小区 compound", desc="检查 checking", leave=False)
 
 
@@ -697,8 +697,6 @@ def _close_client(client: Any) -> None:
 
 
 def _json(value: Any) -> str:
-    import json
-
     return json.dumps(value, ensure_ascii=False, default=str)
 
 

@@ -3,6 +3,7 @@
 from alembic import context
 from geoalchemy2 import alembic_helpers
 
+from gis.db import get_engine
 from gis.schema import metadata
 
 config = context.config
@@ -17,8 +18,6 @@ def _include(obj, name, type_, reflected, compare_to):  # noqa: ANN001, ANN202
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
     if connection is None:
-        from gis.db import get_engine
-
         with get_engine().begin() as conn:
             _run(conn)
     else:

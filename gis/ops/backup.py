@@ -24,6 +24,7 @@ from gis import pgcluster
 from gis.config import home_settings
 from gis.db import owner_engine
 from gis.jurisdiction import GRANTS_SQL
+from gis.schema import metadata
 
 __all__ = ["BACKUP_FORMAT", "BackupError", "Manifest", "backup", "home_files", "restore", "table_counts"]
 
@@ -69,8 +70,6 @@ def _sha256(path: Path) -> str:
 
 def table_counts(engine: Engine) -> dict[str, int]:
     """Row counts of every firelane table (gis.schema), as the manifest records them."""
-    from gis.schema import metadata
-
     with engine.connect() as conn:
         present = set(conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"))
                       .scalars())

@@ -11,6 +11,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from pyproj import Transformer
 
 from gis.coords import gcj02_to_wgs84, local_metric_crs
 
@@ -175,7 +176,6 @@ def derive_boundaries(district_key: str, *, source_dir: Path = SOURCE_DIR) -> gp
     cx, cy = shapely.centroid(outline).x, shapely.centroid(outline).y
     metric = local_metric_crs(cx, cy)
     outline_m = gpd.GeoSeries([outline], crs=4490).to_crs(metric).iloc[0]
-    from pyproj import Transformer
 
     fwd = Transformer.from_crs(4490, metric, always_xy=True)
     towns = township_centroids(district, outline_m, fwd.transform, source_dir=source_dir)

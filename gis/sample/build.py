@@ -12,12 +12,14 @@ import pandas as pd
 import pyproj
 import shapely
 
+from gis.checks.catalog import RULES
 from gis.coords import local_metric_crs
 from gis.layers import LAYERS, STORAGE_SRID
 from gis.sample import clutter, district, names, surfaces
 from gis.sample.boundaries import get_district, read_boundaries
 from gis.sample.layout import TEMPLATE_LAYERS, Template, templates_for_depth
 from gis.sample.world import World
+from gis.store import layer_columns as cols
 
 #: Compounds per scale: one street office, a district, a city.
 SCALES: dict[str, int] = {"s": 40, "m": 800, "l": 8000}
@@ -67,7 +69,6 @@ class Sample:
             lines.append(f"  {layer.label_zh:<8} {name:<20} {len(frame):>9,}")
         lines.append(f"预埋隐患 planted failures (ground truth): {len(self.ground_truth):,}")
         counts = self.ground_truth.groupby("rule").size() if len(self.ground_truth) else pd.Series(dtype=int)
-        from gis.checks.catalog import RULES
 
         for rule_id, rule in RULES.items():
             lines.append(f"  {rule_id:<18} {int(counts.get(rule_id, 0)):>5}  {rule.title_zh} {rule.title_en}")
@@ -270,8 +271,6 @@ def _multi(layer: str, geoms: np.ndarray) -> np.ndarray:
 
 
 def layer_columns(name: str) -> list[str]:
-    from gis.store import layer_columns as cols
-
     return cols(LAYERS[name])
 
 
@@ -369,7 +368,7 @@ def generate(*, district: str = "yinzhou", scale: str = "s", seed: int = 1) -> S
     Sample
         Layers in EPSG:4490 and the ground truth of every planted failure.
     """
-    from gis.sample import hazards
+    from gis.sample import hazards  # gis.sample.hazards imports this module (its metric transforms)
 
     if scale not in SCALES:
         raise ValueError(f"未知规模 unknown scale {scale!r}; choose one of {', '.join(SCALES)}")

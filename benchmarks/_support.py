@@ -1,0 +1,72 @@
+"""What the benchmarks share: a private FIRELANE_HOME, the managed PostGIS opened for the whole district, a bench
+admin's token, a free port and the machine's load line (benchmarks run as scripts: `from _support import ...`)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for the server the benchmark starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def private_home(home: Path | None, *, prefix: str = "firelane-bench-") -> Path:
+    """Point FIRELANE_HOME at `home` (kept, reused) or a fresh temporary directory, and drop FIRELANE_DATABASE_URL:
+    the benchmark runs its own managed PostGIS. Call it before anything imports gis (its settings follow the env)."""
+    path = home.resolve() if home is not None else Path(tempfile.mkdtemp(prefix=prefix))
+    path.mkdir(parents=True, exist_ok=True)
+    os.environ["FIRELANE_HOME"] = str(path)
+    os.environ.pop("FIRELANE_DATABASE_URL", None)
+    # gis is imported here, after FIRELANE_HOME is set: settings cached by an earlier import are dropped
+    from gis.config import clear_caches
+
+    clear_caches()
+    return path
+
+
+def open_database() -> Any:
+    """Start the managed PostGIS, migrate it as the schema owner and enter the system scope (a benchmark loads and
+    reads the whole district under row-level security); returns the application role's engine."""
+    # imported after private_home() set FIRELANE_HOME (see there)
+    from gis import migrate, pgcluster, scope
+    from gis.db import get_engine, reset_engine
+
+    pgcluster.start()
+    reset_engine()
+    scope.enter(scope.SYSTEM)
+    migrate.upgrade()
+    return get_engine()
+
+
+def bench_admin_token(engine: Any, *, username: str = "bench-admin", password: str = "bench-password-1",
+                      name: str = "bench", ttl_hours: float | None = None) -> str:
+    """A bearer token of an admin made for the benchmark (created on first use, reused with --home)."""
+    # imported after private_home() set FIRELANE_HOME (see there)
+    from sqlalchemy import text
+
+    from api.auth import issue_token
+    from api.users import create_user
+
+    sql = text("SELECT id FROM users WHERE username = :u")
+    with engine.connect() as conn:
+        uid = conn.execute(sql, {"u": username}).scalar()
+    if uid is None:
+        create_user(username, password, role="admin")
+        with engine.connect() as conn:
+            uid = conn.execute(sql, {"u": username}).scalar_one()
+    token, _ = issue_token(uid, name=name, ttl_hours=ttl_hours)
+    return token
+
+
+def load_line() -> str:
+    """The 1, 5 and 15 minute load averages, printed beside every measurement (the machine is shared)."""
+    return " ".join(f"{v:.1f}" for v in os.getloadavg())
