@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _support import open_database, private_home
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 TARGET_FORMS_S = 10.0
@@ -106,31 +108,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--home", type=Path, default=None, help="FIRELANE_HOME to use and keep (reuses a loaded sample)")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args(argv)
-    if args.home is not None:
-        args.keep = True
-        args.home.mkdir(parents=True, exist_ok=True)
-    home = args.home.resolve() if args.home is not None else Path(tempfile.mkdtemp(prefix="firelane-bench-"))
-    os.environ["FIRELANE_HOME"] = str(home)
-    os.environ.pop("FIRELANE_DATABASE_URL", None)
+    args.keep = args.keep or args.home is not None
+    home = private_home(args.home)
+    # firelane is imported after private_home() set FIRELANE_HOME
     from sqlalchemy import text
 
-    from gis import migrate, pgcluster, scope
+    from gis import pgcluster, scope
     from gis.campaign import campaigns as cp
     from gis.campaign import dossier, forms, stage_reports
     from gis.checks.runner import run_checks
-    from gis.config import clear_caches
-    from gis.db import get_engine, reset_engine
     from gis.exporter import export_layer
     from gis.sample import generate, load_sample
 
-    clear_caches()
     out = Path(tempfile.mkdtemp(prefix="firelane-bench-out-"))
     try:
-        pgcluster.start()
-        reset_engine()
-        scope.enter(scope.SYSTEM)  # the whole district, explicitly (row-level security)
-        engine = get_engine()
-        migrate.upgrade()  # as the schema owner
+        engine = open_database()
         with engine.connect() as conn:
             loaded = conn.execute(text("SELECT count(*) FROM compounds")).scalar_one()
         if not loaded:

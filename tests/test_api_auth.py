@@ -233,16 +233,26 @@ def test_concurrent_requests_share_one_token_lookup_when_the_cache_has_expired(h
     import asyncio
 
     from api import auth
+    from api.aio import close_pools
 
     calls = []
-    real = auth.principal_for_token
-    monkeypatch.setattr(auth, "principal_for_token", lambda token: calls.append(token) or real(token))
+    real = auth.principal_for_token_async
+
+    async def counted(token: str):
+        calls.append(token)
+        return await real(token)
+
+    monkeypatch.setattr(auth, "principal_for_token_async", counted)
     token = headers["viewer"]["Authorization"].split()[1]
     auth.forget_tokens()
 
-    async def burst() -> list:
-        return await asyncio.gather(*(auth._shared_lookup(token) for _ in range(20)))
+    async def burst() -> tuple[list, object]:
+        try:
+            found = await asyncio.gather(*(auth._shared_lookup(token) for _ in range(20)))
+            return found, await auth._shared_lookup("fl_not-a-token")
+        finally:
+            await close_pools()  # the event loop's read pool ends with it
 
-    found = asyncio.run(burst())
-    assert len(calls) == 1 and {p.username for p in found} == {"viewer"}
-    assert asyncio.run(auth._shared_lookup("fl_not-a-token")) is None
+    found, unknown = asyncio.run(burst())
+    assert calls == [token, "fl_not-a-token"] and {p.username for p in found} == {"viewer"}  # one lookup each
+    assert unknown is None

@@ -6,15 +6,13 @@ Screenshots at 1400 and 390 px wide go to artifacts/pages/ (git-ignored), next t
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 from campaign_support import STREETS, load_campaign_district
+from server_support import served
 from sqlalchemy import text
 
 pytestmark = [pytest.mark.db, pytest.mark.web]
@@ -32,8 +30,6 @@ SEED = 2**53 + 1  # above JavaScript's exact integers: the page must send its di
 @pytest.fixture
 def site(db) -> Iterator[tuple[str, int]]:
     """A real uvicorn server (with its job worker) over the three-street district and a Changle 2026 campaign."""
-    import uvicorn
-
     from api.app import create_app
     from api.auth import forget_tokens, login_limiter
     from api.users import create_user
@@ -45,20 +41,8 @@ def site(db) -> Iterator[tuple[str, int]]:
     cid = create_campaign(preset_key="changle-2022", year=2026, user="fixture", engine=db)
     forget_tokens()
     login_limiter.clear()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", cid
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served(create_app()) as url:
+        yield url, cid
 
 
 def _signed_in(browser, base: str, user: str):
