@@ -14,6 +14,10 @@ documents read), creates a Changle campaign for the current year and spot-check 
   WeasyPrint rendering one minimal CJK page N times in one process (what a PDF costs before any content);
 - the district summary PDF.
 
+Each line also gives CPU seconds (this process and its ended children, the database server's not counted) and the
+load average: on a machine shared with other work, wall time mostly measures the others' load, so the CPU line
+estimates the wall time on idle cores (CPU / workers) and the ratio to the floor page in CPU.
+
 Peak memory is the largest sum of RSS over this process and all its children, sampled every 0.1 s.
 Targets: forms < 10 s; every compound PDF < 5 min on 2 cores with peak memory < 2 GB.
 """

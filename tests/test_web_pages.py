@@ -464,7 +464,9 @@ def test_traffic_page_draws_conflicts_on_top_flies_to_them_and_exports_the_stall
     assert "PARK-HYDRANT" in table and "PARK-ENTRANCE" in table and "H1" in table and "E1" in table
     assert "HYD-ACCESS" not in table and "下应街道" in table
     # conflicts live in the top pane, above the clusters and tiles
-    assert page.locator(".leaflet-fl-top-pane path.leaflet-interactive").count() >= 3
+    on_top = page.evaluate("() => { let n = 0; window.FIRELANE_MAP.eachLayer(l => {"
+                           " if (l instanceof L.Path && l.options.pane === 'fl-top') { n++; } }); return n; }")
+    assert on_top >= 3 and page.locator(".leaflet-fl-top-pane canvas").count() == 1  # drawn on a canvas
     assert page.locator("#fl-legend i").count() == 4
     # a row flies the map to its conflict and opens it
     page.locator("#fl-conflicts tbody tr", has_text="PARK-HYDRANT").click()
