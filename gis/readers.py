@@ -57,6 +57,9 @@ CAD_LAYER_NAMES: dict[str, tuple[str, ...]] = {
     "ebike_sites": ("电动车", "电动自行车", "非机动车", "EBIKE"),
 }
 
+#: CAD layer names (upper-cased) of centre lines: closed polylines there stay lines (a ring road), not outlines.
+CENTRE_LINE_CAD_NAMES: tuple[str, ...] = ("中心线", "CENTERLINE", "CENTRELINE", "CENTER_LINE", "CENTRE_LINE", "ZXX")
+
 # Column names (lower-case) that hold geometry in CSV/XLSX files.
 _WKT_NAMES = ("wkt", "geometry", "geom", "the_geom", "shape", "几何", "几何图形", "坐标串")
 _LON_NAMES = ("lon", "lng", "long", "longitude", "经度", "x_wgs84", "lon_wgs84")
@@ -462,7 +465,12 @@ def _read_dxf(path: Path, *, layer: Layer | None, cad_layer: str | None) -> Sour
     idx = np.flatnonzero(keep)
     geoms = shapely.force_2d(geoms[idx])
     if layer is not None and "Polygon" in layer.accepted_geometries:
-        geoms = _closed_lines_as_polygons(geoms)
+        # a closed polyline is an outline (a road surface on the roads layer), except on a centre-line CAD layer
+        # (a ring road's centre line closes on itself)
+        centre = pd.Series(cad[idx], dtype=object).astype(str).str.upper().str.contains(
+            "|".join(CENTRE_LINE_CAD_NAMES), regex=True).to_numpy(dtype=bool)
+        outline = ~centre
+        geoms[outline] = _closed_lines_as_polygons(geoms[outline])
     out = pd.DataFrame({"cad_layer": cad[idx]})
     errors = {int(np.searchsorted(idx, i)): m for i, m in errors.items() if keep[i]}
     return Source(path=path, format="DXF", frame=out, geometry=geoms, crs=meta.get("crs"), lonlat_default=False,
