@@ -242,8 +242,10 @@ def _child(script: str, *args: object) -> dict[str, Any]:
     import json
     import subprocess
 
-    out = subprocess.run([sys.executable, "-c", script, *map(str, args)], check=True, capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True,
                          env=os.environ.copy(), cwd=str(Path(__file__).resolve().parents[1]))
+    if out.returncode:  # the child's own error, not only its exit status
+        raise RuntimeError(f"benchmark child failed ({out.returncode}):\n{out.stderr[-4000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

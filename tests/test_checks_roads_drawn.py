@@ -15,6 +15,7 @@ from shapely.geometry import LineString, Point, box
 from gis.checks import network as nw
 from gis.checks import roads as rd
 from gis.checks.context import CheckContext, build_contexts
+from gis.checks.profiles import load_profile
 from gis.checks.runner import check_context
 from gis.coords import from_storage, to_storage
 
@@ -200,3 +201,27 @@ def test_the_entrance_turn_from_a_road_drawn_as_a_surface(width: float, too_narr
     same_findings(found[True], found[False])
     turn = found[True][found[True]["rule"] == "LANE-TURN"]
     assert set(turn["subject"]) == ({"G1"} if too_narrow else set())
+
+
+@pytest.mark.parametrize(("top", "blocked"), [(0.2, True), (-0.2, False)])
+def test_gate_parking_is_measured_to_the_drawn_kerb_not_the_mean_width(top: float, blocked: bool) -> None:
+    # an 8 m carriageway (kerbs y -4 and 4) with a lay-by on the far side in front of the gate (y -8 for x -30..30):
+    # the mean width and the centre line bulge towards the lay-by, the kerb on the gate's side stays at y = 4, so
+    # a van across the gate front leaves 3.8 m (blocks) or 4.2 m (does not), as on a straight 8 m road
+    ox, oy = X0, Y0
+    surface = shapely.union(box(-200, -4, 200, 4), box(-30, -8, 30, -4))
+    layers = {
+        "compounds": [{"ref": "C1", "geometry": box(-100, 6, 100, 200)}],
+        "roads": [{"ref": "R1", "kind": "city", "geometry": surface}],
+        "entrances": [{"ref": "E1", "kind": "vehicle", "width_m": 6.0, "compound_ref": "C1", "geometry": Point(0, 6)}],
+        "parking": [{"ref": "P1", "kind": "vehicle", "vehicle_type": "van", "geometry": box(-4, top - 1.8, 4, top)}],
+    }
+    frames = {k: gpd.GeoDataFrame([{kk: vv for kk, vv in r.items() if kk != "geometry"} for r in v],
+                                  geometry=[shapely.affinity.translate(r["geometry"], ox, oy) for r in v], crs=32651)
+              for k, v in layers.items()}
+    ctx = CheckContext(compound_ref="C1", crs="EPSG:32651", profile=load_profile("cn-gb"), layers=frames)
+    found = fails(ctx)
+    park = found[found["rule"] == "PARK-ENTRANCE"]
+    assert list(park["subject"]) == (["P1"] if blocked else [])
+    if blocked:
+        assert park["measured"].iloc[0] == pytest.approx(3.8, abs=0.02)
