@@ -40,12 +40,7 @@ from web.settings import map_settings
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
-ROLE_LABELS = {
-    "admin": "管理员 admin", "planner": "规划 planner", "street_office": "街道办 street office",
-    "traffic_brigade": "交警 traffic brigade", "demolition": "拆违 demolition", "fire_brigade": "消防 fire brigade",
-    "viewer": "查看 viewer", "property": "物业 property company",
-}
-#: the same in one language at a time (role_label)
+#: role names, one language at a time (role_label)
 ROLE_NAMES = {
     "admin": ("管理员", "admin"), "planner": ("规划", "planner"), "street_office": ("街道办", "street office"),
     "traffic_brigade": ("交警", "traffic brigade"), "demolition": ("拆违", "demolition"),
