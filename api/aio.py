@@ -6,9 +6,10 @@ kept, and warmed before their first use: a new backend's first transform and fir
 PROJ (about 100 ms, 100 times the query), so `WARM_SQL` pays that in the pool's background worker instead of in
 a request (a reader waiting meanwhile takes whichever connection is ready first). A connection found dead in use
 (database restart, failover, idle kill) makes the pool check all its idle ones, and the read is retried once.
-While PostgreSQL is unreachable the pool makes no background reconnection attempts (each waiting read triggers
-one) and reads wait at most DOWN_WAIT_S for a connection: they fail fast with 503 and work again as soon as the
-database answers. Connection errors are psycopg errors, mapped to 503 by api.errors.
+While PostgreSQL is unreachable the pool makes no background reconnection attempts: a read waiting for a connection
+makes one, and a failed attempt ends the wait of every read then waiting (503 at once, not after a fixed wait),
+while a connection that is made (the database is back, or only the backends were killed) serves them however long
+connecting and warming take under load. Connection errors are psycopg errors, mapped to 503 by api.errors.
 """
 
 from __future__ import annotations
@@ -36,9 +37,6 @@ WARM_SQL = (
     f"ST_Transform(ST_SetSRID(ST_MakePoint(121.5, 29.8), 4326), {STORAGE_SRID}) AS bbox "
     f"FROM (SELECT ST_SetSRID(ST_MakePoint(121.5, 29.8), {STORAGE_SRID}) AS p) s) q")
 
-#: Longest wait for a connection while the database looks down (a failed connect or a connection lost in use).
-DOWN_WAIT_S = 0.5
-
 
 class ReadPool:
     """Up to `size` autocommit connections of one event loop; a read waits at most `timeout_s` for one."""
@@ -49,6 +47,8 @@ class ReadPool:
         self.engine: Engine | None = None
         self._timeout_s = timeout_s
         self._down = False
+        #: set (and replaced) whenever a connection attempt fails: ends the waits of the reads waiting then
+        self._failed = asyncio.Event()
         self._pool = AsyncConnectionPool(
             conninfo, min_size=min(2, size), max_size=size, open=False, timeout=timeout_s, name="firelane-read",
             kwargs={"autocommit": True, "connect_timeout": 5, "options": session_options()},
@@ -66,6 +66,8 @@ class ReadPool:
 
     async def _unreachable(self, pool: AsyncConnectionPool) -> None:
         self._down = True
+        failed, self._failed = self._failed, asyncio.Event()
+        failed.set()
 
     async def open(self, *, wait: bool = False) -> None:
         """Open the pool on this loop (the first read does; concurrent first reads wait for it); `wait` also
@@ -97,16 +99,42 @@ class ReadPool:
                                      headers={"Retry-After": "2"}) from None
 
     async def _fetchone(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
-        async with self._pool.connection(DOWN_WAIT_S if self._down else self._timeout_s) as conn:
-            try:
-                await scope.apply_async(conn, scope.current())  # row-level security: the caller's rows only
-                cur = await conn.execute(sql, params)
-                return await cur.fetchone()
-            except psycopg.OperationalError as exc:
-                if not conn.broken:  # the statement failed (e.g. timeout), the connection is fine
-                    raise
-                self._down = True
-                raise _Lost(exc) from exc
+        conn = await self._getconn()
+        try:
+            await scope.apply_async(conn, scope.current())  # row-level security: the caller's rows only
+            cur = await conn.execute(sql, params)
+            return await cur.fetchone()
+        except psycopg.OperationalError as exc:
+            if not conn.broken:  # the statement failed (e.g. timeout), the connection is fine
+                raise
+            raise _Lost(exc) from exc
+        finally:
+            await self._pool.putconn(conn)  # a broken one is discarded (and replaced) by the pool
+
+    async def _getconn(self) -> psycopg.AsyncConnection:
+        """A connection within `timeout_s`; PoolTimeout as soon as a connection attempt fails meanwhile."""
+        getting = asyncio.ensure_future(self._pool.getconn(self._timeout_s))
+        watching = asyncio.ensure_future(self._failed.wait())
+        try:
+            await asyncio.wait((getting, watching), return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # this read was cancelled (client gone): no connection may leak
+            watching.cancel()
+            await self._abandon(getting)
+            raise
+        watching.cancel()
+        if getting.done():
+            return getting.result()
+        await self._abandon(getting)
+        raise PoolTimeout("the database refused a new connection")
+
+    async def _abandon(self, getting: asyncio.Future[psycopg.AsyncConnection]) -> None:
+        """Stop waiting for a connection; one handed over just before is returned to the pool."""
+        getting.cancel()
+        try:
+            conn = await getting
+        except (asyncio.CancelledError, Exception):  # noqa: BLE001 - cancelled or failed: nothing to return
+            return
+        await self._pool.putconn(conn)
 
     def discard(self) -> None:
         """Forget a pool whose event loop is gone: close its idle connections (blocking libpq calls)."""

@@ -9,6 +9,7 @@ import hmac
 import secrets
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -19,7 +20,7 @@ from fastapi import Depends, Request
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
-from api.database import db_engine, read_connection
+from api.database import db_engine, hot_reads, read_connection
 from api.errors import Forbidden, Unauthorized
 from api.loginguard import hashing_slot, login_limiter
 from gis import scope
@@ -159,18 +160,37 @@ def principal_for_token(token: str) -> Principal | None:
     h = token_hash(token)
     now = time.monotonic()
     with read_connection() as conn:
-        row = conn.execute(text(
-            "SELECT u.id, u.username, u.role, u.street_codes, u.compound_refs FROM api_tokens t "
-            "JOIN users u ON u.id = t.user_id "
-            "WHERE t.token_hash = :h AND NOT t.revoked AND u.active "
-            "AND (t.expires_at IS NULL OR t.expires_at > now())"
-        ), {"h": h}).first()
+        row = conn.execute(text(_TOKEN_SQL), {"h": h}).first()
+    return _remember(h, now, row)
+
+
+#: The active user of an unexpired, unrevoked token (by its hash).
+_TOKEN_SQL = ("SELECT u.id, u.username, u.role, u.street_codes, u.compound_refs FROM api_tokens t "
+              "JOIN users u ON u.id = t.user_id "
+              "WHERE t.token_hash = :h AND NOT t.revoked AND u.active "
+              "AND (t.expires_at IS NULL OR t.expires_at > now())")
+
+
+async def principal_for_token_async(token: str) -> Principal | None:
+    """principal_for_token on the event loop's async read pool: no worker thread, and no wait behind the
+    requests holding the SQLAlchemy pool (after a database restart they all reconnect at once)."""
+    hit = cached_principal(token)
+    if hit is not None:
+        return hit
+    h = token_hash(token)
+    now = time.monotonic()
+    return _remember(h, now, await (await hot_reads()).fetchone(_TOKEN_SQL, {"h": h}))
+
+
+def _remember(h: str, now: float, row: Sequence | None) -> Principal | None:
+    """The principal of a token lookup's row (id, username, role, street codes, compound refs), cached."""
     if row is None:
         with _cache_lock:
             _cache.pop(h, None)
         return None
-    principal = Principal(username=row.username, role=row.role, street_codes=tuple(row.street_codes or ()),
-                          user_id=row.id, token_hash=h, compound_refs=tuple(row.compound_refs or ()))
+    user_id, username, role, streets, compounds = row
+    principal = Principal(username=username, role=role, street_codes=tuple(streets or ()), user_id=user_id,
+                          token_hash=h, compound_refs=tuple(compounds or ()))
     with _cache_lock:
         if len(_cache) > 10_000:
             _cache.clear()
@@ -267,14 +287,13 @@ _lookups: dict[str, asyncio.Future[Principal | None]] = {}
 
 
 async def _shared_lookup(token: str) -> Principal | None:
-    """principal_for_token in a worker thread, one lookup per token at a time: when a token's cache entry expires
-    under load, every request in flight with it waits for the same database round trip instead of each making one
-    (a stampede of thread hops and pool checkouts every token_cache_s)."""
+    """principal_for_token_async, one lookup per token at a time: when a token's cache entry expires under load,
+    every request in flight with it waits for the same database round trip instead of each making one."""
     key = token_hash(token)
     loop = asyncio.get_running_loop()
     lookup = _lookups.get(key)
     if lookup is None or lookup.get_loop() is not loop:
-        lookup = _lookups[key] = loop.create_task(run_in_threadpool(principal_for_token, token))
+        lookup = _lookups[key] = loop.create_task(principal_for_token_async(token))
         lookup.add_done_callback(lambda done: _lookups.pop(key) if _lookups.get(key) is done else None)
     return await asyncio.shield(lookup)  # a caller that goes away does not cancel the others' lookup
 
@@ -282,7 +301,7 @@ async def _shared_lookup(token: str) -> Principal | None:
 async def current_principal(request: Request) -> Principal:
     """FastAPI dependency: the authenticated caller (anonymous viewer only when allow_anonymous is set).
 
-    A recently seen token is answered from the cache on the event loop; a miss goes to a worker thread, shared by
+    A recently seen token is answered from the cache on the event loop; a miss goes to the async read pool, shared by
     the concurrent requests carrying the same token.
     """
     basic = basic_credentials(request)

@@ -19,7 +19,7 @@ from api.auth import CurrentUser, Principal, optional_principal, require_role
 from api.database import db_engine
 from api.errors import Forbidden, NotFound, Unauthorized
 from api.photos_api import actor_of
-from api.web_routes import _headers
+from api.web_routes import _html, _preferences
 from gis import jobs
 from gis.campaign import campaigns as cp
 from gis.campaign import funding
@@ -325,6 +325,7 @@ def campaign_page(campaign_id: Id, request: Request, day: AsOf = None) -> Respon
     if principal is None:
         return RedirectResponse(f"/login?next=/map/campaigns/{campaign_id}", status_code=303)
     _readable(principal)
+    _preferences(request)  # the page's language (?lang=, then the cookie), remembered by _html
     html = render_campaign_page(campaign_id, streets=_streets(principal), role=principal.role, today=day,
                                 engine=db_engine())
-    return HTMLResponse(html, headers=_headers())
+    return _html(request, html)

@@ -131,6 +131,10 @@ def run_demo(*, district: str = "yinzhou", scale: str = "s", seed: int = 1, host
     return demo
 
 
+#: How long uvicorn's supervisor waits for a worker to answer a health ping before it kills and replaces it.
+WORKER_HEALTHCHECK_S = 60
+
+
 def serve_app(*, host: str, port: int, workers: int = 1) -> None:
     """Run the app under uvicorn with `workers` processes until stopped (`firelane serve` and `firelane demo`).
 
@@ -140,5 +144,7 @@ def serve_app(*, host: str, port: int, workers: int = 1) -> None:
     scope.enter(scope.NOTHING)  # requests see only what their principal may: never the command line's scope
     # proxy_headers off: X-Forwarded-For is judged by the app itself against FIRELANE_SERVER_TRUSTED_PROXIES
     # (api.loginguard.client_address); uvicorn would otherwise believe any header sent from 127.0.0.1.
+    # a worker answers the supervisor's health pings once its imports are done: on a loaded machine that takes
+    # longer than uvicorn's 5 s, and a worker killed for it restarts the same slow import, over and over
     uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info",
-                access_log=False, proxy_headers=False)
+                access_log=False, proxy_headers=False, timeout_worker_healthcheck=WORKER_HEALTHCHECK_S)

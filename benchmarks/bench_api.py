@@ -322,14 +322,21 @@ def run_pgbench(state, script: Path, *, clients: int, seconds: int, workdir: Pat
     return _summary(latencies, max(ends) - (started + warmup), 0, "pgbench")
 
 
-def start_server(base_env: dict[str, str], *, port: int, workers: int, **settings: str) -> subprocess.Popen:
-    """uvicorn serving the app on 127.0.0.1:`port` (FIRELANE_* `settings` on top of the environment), once ready."""
+def start_server(base_env: dict[str, str], *, port: int, workers: int, log: Path | None = None,
+                 **settings: str) -> subprocess.Popen:
+    """uvicorn serving the app on 127.0.0.1:`port` (FIRELANE_* `settings` on top of the environment), once ready;
+    its warnings and errors go to `log` (else nowhere). Workers get as long to answer health pings as under
+    `firelane serve` (api.demo.WORKER_HEALTHCHECK_S)."""
     import httpx
 
+    from api.demo import WORKER_HEALTHCHECK_S
+
+    out = log.open("ab") if log else subprocess.DEVNULL
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
-        cwd=ROOT, env={**base_env, **settings}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+         "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log",
+         "--timeout-worker-healthcheck", str(WORKER_HEALTHCHECK_S)],
+        cwd=ROOT, env={**base_env, **settings}, stdout=out, stderr=out)
     for _ in range(300):
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:

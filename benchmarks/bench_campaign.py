@@ -14,6 +14,10 @@ documents read), creates a Changle campaign for the current year and spot-check 
   WeasyPrint rendering one minimal CJK page N times in one process (what a PDF costs before any content);
 - the district summary PDF.
 
+Each line also gives CPU seconds (this process and its ended children, the database server's not counted) and the
+load average: on a machine shared with other work, wall time mostly measures the others' load, so the CPU line
+estimates the wall time on idle cores (CPU / workers) and the ratio to the floor page in CPU.
+
 Peak memory is the largest sum of RSS over this process and all its children, sampled every 0.1 s.
 Targets: forms < 10 s; every compound PDF < 5 min on 2 cores with peak memory < 2 GB.
 """
@@ -30,6 +34,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from _support import open_database, private_home
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -106,31 +112,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--home", type=Path, default=None, help="FIRELANE_HOME to use and keep (reuses a loaded sample)")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args(argv)
-    if args.home is not None:
-        args.keep = True
-        args.home.mkdir(parents=True, exist_ok=True)
-    home = args.home.resolve() if args.home is not None else Path(tempfile.mkdtemp(prefix="firelane-bench-"))
-    os.environ["FIRELANE_HOME"] = str(home)
-    os.environ.pop("FIRELANE_DATABASE_URL", None)
+    args.keep = args.keep or args.home is not None
+    home = private_home(args.home)
+    # firelane is imported after private_home() set FIRELANE_HOME
     from sqlalchemy import text
 
-    from gis import migrate, pgcluster, scope
+    from gis import pgcluster, scope
     from gis.campaign import campaigns as cp
     from gis.campaign import dossier, forms, stage_reports
     from gis.checks.runner import run_checks
-    from gis.config import clear_caches
-    from gis.db import get_engine, reset_engine
     from gis.exporter import export_layer
     from gis.sample import generate, load_sample
 
-    clear_caches()
     out = Path(tempfile.mkdtemp(prefix="firelane-bench-out-"))
     try:
-        pgcluster.start()
-        reset_engine()
-        scope.enter(scope.SYSTEM)  # the whole district, explicitly (row-level security)
-        engine = get_engine()
-        migrate.upgrade()  # as the schema owner
+        engine = open_database()
         with engine.connect() as conn:
             loaded = conn.execute(text("SELECT count(*) FROM compounds")).scalar_one()
         if not loaded:

@@ -32,11 +32,12 @@ import pstats
 import resource
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from _support import open_database, private_home
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -241,8 +242,10 @@ def _child(script: str, *args: object) -> dict[str, Any]:
     import json
     import subprocess
 
-    out = subprocess.run([sys.executable, "-c", script, *map(str, args)], check=True, capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True,
                          env=os.environ.copy(), cwd=str(Path(__file__).resolve().parents[1]))
+    if out.returncode:  # the child's own error, not only its exit status
+        raise RuntimeError(f"benchmark child failed ({out.returncode}):\n{out.stderr[-4000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -300,26 +303,16 @@ def main(argv: list[str] | None = None) -> int:
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     if skip - set(PARTS):
         ap.error(f"unknown parts to skip: {', '.join(sorted(skip - set(PARTS)))}; parts: {', '.join(PARTS)}")
-    if args.home is not None:
-        args.keep = True
-        args.home.mkdir(parents=True, exist_ok=True)
-    home = args.home.resolve() if args.home is not None else Path(tempfile.mkdtemp(prefix="firelane-bench-"))
-    os.environ["FIRELANE_HOME"] = str(home)
-    os.environ.pop("FIRELANE_DATABASE_URL", None)
-    from gis import migrate, pgcluster, scope
+    args.keep = args.keep or args.home is not None
+    home = private_home(args.home)
+    # firelane is imported after private_home() set FIRELANE_HOME
+    from gis import pgcluster
     from gis.checks.profiles import load_profile
     from gis.checks.runner import multi_compound, plan_tasks, read_scope, run_checks
-    from gis.config import clear_caches
-    from gis.db import get_engine, reset_engine
     from gis.sample import generate, load_sample
 
-    clear_caches()
     try:
-        pgcluster.start()
-        reset_engine()
-        scope.enter(scope.SYSTEM)  # the whole district, explicitly (row-level security)
-        engine = get_engine()
-        migrate.upgrade()  # as the schema owner
+        engine = open_database()
         sample = None
         if args.home is not None and _loaded(engine):
             print(f"reusing the sample already loaded in {home}")

@@ -202,8 +202,8 @@ def server_floor(engine, name: str) -> float:
     """Seconds PostgreSQL alone takes to bulk-load the rows `name` now holds, replayed as the import sends them.
 
     Dumps the written columns (all but the defaulted id/version/timestamps) with COPY TO, empties the layer and
-    times the import's bulk path (`gis.store.bulk_load` around one COPY per 8,192 rows)
-    fed from that buffer. The layer ends with the same rows it had.
+    times the import's bulk path (`gis.store.bulk_load` around one COPY per 8,192 rows, into a temporary staging
+    table and one INSERT ... SELECT when the layer is under row-level security) fed from that buffer. The layer ends with the same rows it had.
     """
     from sqlalchemy import text
 
@@ -226,10 +226,18 @@ def server_floor(engine, name: str) -> float:
     with transaction(engine=engine, user="bench") as conn:
         conn.execute(text(f"LOCK TABLE {name} IN ACCESS EXCLUSIVE MODE"))
         raw = conn.connection.driver_connection
+        # as the import does: under row-level security (no COPY FROM) through a temporary staging table
+        secured = conn.execute(text("SELECT row_security_active(CAST(:t AS regclass))"), {"t": name}).scalar_one()
+        target = f"firelane_stage_{name}" if secured else name
+        if secured:
+            raw.execute(f"CREATE TEMP TABLE {target} ON COMMIT DROP AS SELECT {', '.join(cols)} FROM {name} "
+                        "WITH NO DATA")
         with bulk_load(conn, raw, name):
             for chunk in chunks:
-                with raw.cursor() as cur, cur.copy(f"COPY {name} ({', '.join(cols)}) FROM STDIN") as cp:
+                with raw.cursor() as cur, cur.copy(f"COPY {target} ({', '.join(cols)}) FROM STDIN") as cp:
                     cp.write(chunk)
+            if secured:
+                raw.execute(f"INSERT INTO {name} ({', '.join(cols)}) SELECT {', '.join(cols)} FROM {target}")
     return time.perf_counter() - started
 
 

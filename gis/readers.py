@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
 import json
 import re
 import warnings
@@ -23,6 +22,7 @@ import shapely
 from charset_normalizer import from_bytes
 
 from gis import limits
+from gis.config import limit_settings
 from gis.layers import LAYERS, Layer
 from gis.spreadsheet_safety import csv_unquote
 
@@ -56,6 +56,9 @@ CAD_LAYER_NAMES: dict[str, tuple[str, ...]] = {
     "parking": ("停车", "车位", "PARKING", "TCW"),
     "ebike_sites": ("电动车", "电动自行车", "非机动车", "EBIKE"),
 }
+
+#: CAD layer names (upper-cased) of centre lines: closed polylines there stay lines (a ring road), not outlines.
+CENTRE_LINE_CAD_NAMES: tuple[str, ...] = ("中心线", "CENTERLINE", "CENTRELINE", "CENTER_LINE", "CENTRE_LINE", "ZXX")
 
 # Column names (lower-case) that hold geometry in CSV/XLSX files.
 _WKT_NAMES = ("wkt", "geometry", "geom", "the_geom", "shape", "几何", "几何图形", "坐标串")
@@ -247,10 +250,28 @@ def parse_wkb(wkb: np.ndarray) -> tuple[np.ndarray, dict[int, str]]:
 _UNCLOSED = "几何无效: 环未闭合或点数不足 invalid geometry: ring not closed or too few points (never repaired silently)"
 
 
+#: Features per Arrow batch of a GDAL read: the row limit is checked after each one.
+_GDAL_BATCH_ROWS = 65_536
+
+
 def _read_layer_arrow(gdal_path: str, name: str, *, encoding: str | None = None) -> tuple[dict, pd.DataFrame, np.ndarray]:
+    """One layer as attributes and WKB, streamed in Arrow batches: reading stops at the batch that crosses the
+    row limit, whatever feature count the file declares (or does not: GML, DXF), so memory follows the limit."""
+    row_limit = limit_settings().rows
+    batches: list[pa.RecordBatch] = []
+    rows = 0
+    batch_size = min(_GDAL_BATCH_ROWS, row_limit + 1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        meta, table = pyogrio.read_arrow(gdal_path, layer=name, encoding=encoding)
+        with pyogrio.open_arrow(gdal_path, layer=name, encoding=encoding, use_pyarrow=True,
+                                batch_size=batch_size) as (meta, reader):
+            for batch in reader:
+                rows += batch.num_rows
+                # a full batch may not be the last: the file holds at least `rows`
+                limits.check_rows(rows, f"要素数 features in {name}" + (" (至少 at least)" if batch.num_rows
+                                                                     == batch_size else ""))
+                batches.append(batch)
+            table = pa.Table.from_batches(batches, schema=reader.schema)
     gcol = meta.get("geometry_name") or "wkb_geometry"
     if gcol in table.column_names:
         wkb = table.column(gcol).to_numpy(zero_copy_only=False)
@@ -444,7 +465,12 @@ def _read_dxf(path: Path, *, layer: Layer | None, cad_layer: str | None) -> Sour
     idx = np.flatnonzero(keep)
     geoms = shapely.force_2d(geoms[idx])
     if layer is not None and "Polygon" in layer.accepted_geometries:
-        geoms = _closed_lines_as_polygons(geoms)
+        # a closed polyline is an outline (a road surface on the roads layer), except on a centre-line CAD layer
+        # (a ring road's centre line closes on itself)
+        centre = pd.Series(cad[idx], dtype=object).astype(str).str.upper().str.contains(
+            "|".join(CENTRE_LINE_CAD_NAMES), regex=True).to_numpy(dtype=bool)
+        outline = ~centre
+        geoms[outline] = _closed_lines_as_polygons(geoms[outline])
     out = pd.DataFrame({"cad_layer": cad[idx]})
     errors = {int(np.searchsorted(idx, i)): m for i, m in errors.items() if keep[i]}
     return Source(path=path, format="DXF", frame=out, geometry=geoms, crs=meta.get("crs"), lonlat_default=False,
@@ -475,14 +501,21 @@ def detect_encoding(data: bytes) -> str:
 
     Chinese guesses (GBK, GB2312) are widened to GB18030, their superset.
     """
-    if data.startswith(b"\xef\xbb\xbf"):
+    if data.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
     try:
         data.decode("utf-8")
         return "utf-8"
     except UnicodeDecodeError:
-        pass
-    sample = data[:1_000_000]
+        return _guess_encoding(data[:_ENCODING_SAMPLE_BYTES])
+
+
+#: How much of a text file that is not UTF-8 charset-normalizer looks at.
+_ENCODING_SAMPLE_BYTES = 1_000_000
+
+
+def _guess_encoding(sample: bytes) -> str:
+    """charset-normalizer's guess on whole lines of `sample`, GBK-family guesses widened to GB18030."""
     cut = sample.rfind(b"\n")
     best = from_bytes(sample[: cut + 1] if cut > 0 else sample).best()
     if best is None:
@@ -494,8 +527,31 @@ def detect_encoding(data: bytes) -> str:
     return best.encoding
 
 
+def _file_encoding(path: Path, block: int = 1 << 20) -> str:
+    """`detect_encoding` of a file without reading it whole: UTF-8 is validated block by block, any other
+    encoding guessed from the first `_ENCODING_SAMPLE_BYTES`."""
+    with path.open("rb") as f:
+        head = f.read(max(block, _ENCODING_SAMPLE_BYTES))
+        if head.startswith(codecs.BOM_UTF8):
+            return "utf-8-sig"
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        try:
+            chunk = head
+            while chunk:
+                decoder.decode(chunk)
+                chunk = f.read(block)
+            decoder.decode(b"", final=True)
+            return "utf-8"
+        except UnicodeDecodeError:
+            return _guess_encoding(head[:_ENCODING_SAMPLE_BYTES])
+
+
 #: CSVs larger than this are scanned for NUL bytes before they are read (a binary file is refused at its first).
 _NUL_SCAN_BYTES = 1 << 20
+#: Rows of a CSV parsed at a time (the row limit is checked after each chunk).
+_CSV_CHUNK_ROWS = 50_000
+#: Longest CSV header line read (characters).
+_CSV_HEADER_CHARS = 8 << 20
 
 
 def _nul_cell(path: Path, line: int, offset: int) -> tuple[int, str | None]:
@@ -531,30 +587,51 @@ def _read_csv(path: Path) -> Source:
                         "(U+0000): not a text CSV",
                         problems=[(row, field, "含控制字符 contains a control character (U+0000); 不是文本文件 "
                                                "not a text CSV")])
-    data = path.read_bytes()
-    if not data.strip():
-        return _table_source(path, "CSV", pd.DataFrame(), notes=[])
-    encoding = detect_encoding(data)
-    try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError as exc:
-        raise ReadError(f"文件编码错误 the file is not valid {encoding}: {exc}") from exc
-    del data
-    first = text.lstrip("\ufeff").split("\n", 1)[0]
+    encoding = _file_encoding(path)
+    with path.open(encoding=encoding, newline="") as f:
+        try:
+            first = f.readline(_CSV_HEADER_CHARS).lstrip("\ufeff")
+        except UnicodeDecodeError as exc:
+            raise ReadError(f"文件编码错误 the file is not valid {encoding}: {exc}") from exc
     sep = _sniff_separator(first)
     limits.check_columns(first.count(sep) + 1, "表头列数 columns in the header")
+    if len(first) >= _CSV_HEADER_CHARS and not first.endswith(("\n", "\r")):
+        raise ReadError(f"表头行过长 the header line is longer than {_CSV_HEADER_CHARS:,} characters")
+    row_limit = limit_settings().rows
+    chunk_rows = min(_CSV_CHUNK_ROWS, row_limit + 1)
+    options = {"sep": sep, "encoding": encoding, "dtype": str, "keep_default_na": False, "na_values": [""],
+               "skipinitialspace": False, "index_col": False}
+    chunks: list[pd.DataFrame] = []
+    rows = 0
     try:
         with warnings.catch_warnings():  # never a silent implicit index from rows longer than the header
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            frame = pd.read_csv(io.StringIO(text.lstrip("\ufeff")), sep=sep, dtype=str, keep_default_na=False,
-                                na_values=[""], skipinitialspace=False, index_col=False)
+            # parsed chunk by chunk, the row limit checked after each: memory follows the limit, not the file
+            with pd.read_csv(path, chunksize=chunk_rows, **options) as reader:
+                for chunk in reader:
+                    rows += len(chunk)
+                    if rows > row_limit:
+                        limits.check_rows(rows, "行数 rows" if _exhausted(reader) else "行数 rows (至少 at least)")
+                    chunks.append(chunk.apply(csv_unquote))  # cells our exports quoted read back as written
+            frame = pd.concat(chunks, ignore_index=True) if chunks else pd.read_csv(path, nrows=0, **options)
+    except pd.errors.EmptyDataError:
+        return _table_source(path, "CSV", pd.DataFrame(), notes=[])
+    except UnicodeDecodeError as exc:
+        raise ReadError(f"文件编码错误 the file is not valid {encoding}: {exc}") from exc
     except (pd.errors.ParserError, pd.errors.ParserWarning) as exc:
         raise ReadError(f"CSV 格式错误, 某行字段数多于表头 malformed CSV (a row has more fields than the header): "
                         f"{exc}") from exc
-    limits.check_rows(len(frame))
-    frame = frame.apply(csv_unquote)  # cells our exports quoted against formula injection read back as written
     notes = [] if encoding.startswith("utf") else [f"文件编码 file encoding: {encoding}"]
     return _table_source(path, "CSV", frame, notes=notes)
+
+
+def _exhausted(reader: pd.io.parsers.TextFileReader) -> bool:
+    """Whether a chunked CSV reader has no row left (reads at most one more)."""
+    try:
+        reader.get_chunk(1)
+    except StopIteration:
+        return True
+    return False
 
 
 def _read_xlsx(path: Path, *, sheet: str | None) -> Source:

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 from desktop_support import LiveServer, live_server, load_desktop_district
+from server_support import served
 from test_api_support import ROLE_USERS, District, load_district, make_user
+from web_support import build_app, load_dataset, make_users
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Debian's Chromium, started with no background traffic (the machine has no network beyond loopback)
@@ -124,6 +126,19 @@ def live(db) -> Iterator[LiveServer]:
     """The real app under uvicorn on loopback (a thread of this process), counting the requests it answers."""
     with live_server() as server:
         yield server
+
+
+@pytest.fixture
+def site(db) -> Iterator[str]:
+    """The app served for real (tests/server_support.py) over web_support's hand-made district and users."""
+    from api.auth import forget_tokens, login_limiter
+
+    load_dataset(db)
+    make_users()
+    forget_tokens()
+    login_limiter.clear()
+    with served(build_app()) as url:
+        yield url
 
 
 def table_counts(engine) -> dict[str, int]:

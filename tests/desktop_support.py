@@ -8,17 +8,14 @@ on them; this module holds no tests.
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 import geopandas as gpd
-import httpx
 import shapely
+from server_support import served
 from test_api_support import District, load_district
 
 X0, Y0 = 121.50, 29.80
@@ -99,8 +96,6 @@ class _Counting:
 @contextmanager
 def live_server() -> Iterator[LiveServer]:
     """The real app under uvicorn on 127.0.0.1 and a free port (a thread of this process), counting requests."""
-    import uvicorn
-
     from api.app import create_app
     from api.auth import forget_tokens, login_limiter
     from api.features import forget_extents
@@ -108,25 +103,10 @@ def live_server() -> Iterator[LiveServer]:
     forget_tokens()
     forget_extents()
     login_limiter.clear()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = LiveServer(url=f"http://127.0.0.1:{port}")
-    config = uvicorn.Config(_Counting(create_app(), server.requests), host="127.0.0.1", port=port,
-                            log_level="warning", access_log=False)
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        try:
-            if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.05)
-    server.requests.clear()
-    yield server
-    srv.should_exit = True
-    thread.join(timeout=10)
+    requests: list[tuple[str, str, str]] = []
+    with served(_Counting(create_app(), requests)) as url:
+        requests.clear()
+        yield LiveServer(url=url, requests=requests)
 
 
 def __getattr__(name: str) -> object:

@@ -14,11 +14,11 @@ pytestmark = pytest.mark.db
 ROLES = ("admin", "planner", "street_a", "street_b", "traffic", "demolition", "fire", "viewer")
 
 
-def _building_in_a() -> dict:
+def _building_in_a(ref: str = "M-1") -> dict:
     x, y = 121.5020, 29.8020
     ring = [[x, y], [x + 0.0002, y], [x + 0.0002, y + 0.0002], [x, y + 0.0002], [x, y]]
     return {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
-            "properties": {"ref": "M-1", "floors": 3}}
+            "properties": {"ref": ref, "floors": 3}}
 
 
 # --- login, tokens, users ---------------------------------------------------------------------------------------
@@ -170,7 +170,8 @@ EDIT_EXPECTED = {"admin": 201, "planner": 201, "street_a": 201, "street_b": 403,
 
 def test_edit_rights_per_role(api, headers, district):
     for role in ROLES:
-        response = api.post("/collections/buildings/items", json=_building_in_a(), headers=headers[role])
+        response = api.post("/collections/buildings/items", json=_building_in_a(f"M-{role}"),  # refs are unique
+                            headers=headers[role])
         assert response.status_code == EDIT_EXPECTED[role], (role, response.text)
     parking = {"type": "Feature", "properties": {"kind": "vehicle"},
                "geometry": {"type": "Point", "coordinates": [121.5025, 29.8025]}}
@@ -233,16 +234,26 @@ def test_concurrent_requests_share_one_token_lookup_when_the_cache_has_expired(h
     import asyncio
 
     from api import auth
+    from api.aio import close_pools
 
     calls = []
-    real = auth.principal_for_token
-    monkeypatch.setattr(auth, "principal_for_token", lambda token: calls.append(token) or real(token))
+    real = auth.principal_for_token_async
+
+    async def counted(token: str):
+        calls.append(token)
+        return await real(token)
+
+    monkeypatch.setattr(auth, "principal_for_token_async", counted)
     token = headers["viewer"]["Authorization"].split()[1]
     auth.forget_tokens()
 
-    async def burst() -> list:
-        return await asyncio.gather(*(auth._shared_lookup(token) for _ in range(20)))
+    async def burst() -> tuple[list, object]:
+        try:
+            found = await asyncio.gather(*(auth._shared_lookup(token) for _ in range(20)))
+            return found, await auth._shared_lookup("fl_not-a-token")
+        finally:
+            await close_pools()  # the event loop's read pool ends with it
 
-    found = asyncio.run(burst())
-    assert len(calls) == 1 and {p.username for p in found} == {"viewer"}
-    assert asyncio.run(auth._shared_lookup("fl_not-a-token")) is None
+    found, unknown = asyncio.run(burst())
+    assert calls == [token, "fl_not-a-token"] and {p.username for p in found} == {"viewer"}  # one lookup each
+    assert unknown is None

@@ -57,9 +57,23 @@ def test_a_postgresql_restart_gives_clean_503s_then_recovers_without_restarting_
         assert api.get("/healthz").status_code == 200
     finally:
         pgcluster.start()
-    back = api.get(url, headers=headers["viewer"])
+    # a loaded machine may take a while to connect and warm the new backends: until then only clean 503s
+    back = _until_not_503(lambda: api.get(url, headers=headers["viewer"]))
     assert back.status_code == 200 and back.json()["numberReturned"] == 6
-    assert api.get("/readyz").status_code == 200
+    assert _until_not_503(lambda: api.get("/readyz")).status_code == 200
+
+
+def _until_not_503(request, timeout_s: float = 60.0):
+    """The first answer of `request` (repeated) that is not a 503 ServiceUnavailable, within `timeout_s`."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        response = request()
+        if response.status_code != 503 or time.monotonic() > deadline:
+            return response
+        assert response.json().get("code") == "ServiceUnavailable", response.text
+        time.sleep(0.2)
 
 
 def test_pooled_connections_killed_while_idle_are_replaced_without_an_error(api, headers, district, db):
@@ -167,3 +181,34 @@ def test_read_pool_connections_are_warmed_before_they_serve(engine, caplog):
     assert not [r for r in caplog.records if "warm-up" in r.getMessage()]
     with engine.connect() as conn:  # and the warm-up is a valid statement that builds a tile
         assert conn.execute(text(WARM_SQL)).scalar_one() > 0
+
+
+def test_a_read_pool_whose_database_refuses_connections_answers_503_without_waiting_out_its_timeout():
+    """A read waits for a connection only while one may come: the first failed connection attempt ends the wait
+    (a clean 503 naming the database), not the pool's timeout; a killed backend, by contrast, is replaced and
+    waited for (test above)."""
+    import asyncio
+    import socket
+    import time
+
+    from api.aio import ReadPool
+    from api.errors import ServiceUnavailable
+
+    with socket.socket() as s:  # a port nothing listens on: every connection attempt is refused at once
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    async def read() -> tuple[ServiceUnavailable, float]:
+        pool = ReadPool(f"postgresql://firelane@127.0.0.1:{port}/firelane", size=2, timeout_s=60,
+                        statement_timeout_ms=30_000)
+        started = time.monotonic()
+        try:
+            with pytest.raises(ServiceUnavailable) as refused:
+                await pool.fetchone("SELECT 1", {})
+            return refused.value, time.monotonic() - started
+        finally:
+            await pool.close()
+
+    refused, waited = asyncio.run(read())
+    assert "database" in refused.description and refused.headers == {"Retry-After": "5"}
+    assert waited < 30, waited  # half the pool's timeout: the refusal ended the wait

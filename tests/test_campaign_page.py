@@ -6,15 +6,13 @@ Screenshots at 1400 and 390 px wide go to artifacts/pages/ (git-ignored), next t
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 from campaign_support import STREETS, load_campaign_district
+from server_support import served
 from sqlalchemy import text
 
 pytestmark = [pytest.mark.db, pytest.mark.web]
@@ -32,8 +30,6 @@ SEED = 2**53 + 1  # above JavaScript's exact integers: the page must send its di
 @pytest.fixture
 def site(db) -> Iterator[tuple[str, int]]:
     """A real uvicorn server (with its job worker) over the three-street district and a Changle 2026 campaign."""
-    import uvicorn
-
     from api.app import create_app
     from api.auth import forget_tokens, login_limiter
     from api.users import create_user
@@ -45,20 +41,8 @@ def site(db) -> Iterator[tuple[str, int]]:
     cid = create_campaign(preset_key="changle-2022", year=2026, user="fixture", engine=db)
     forget_tokens()
     login_limiter.clear()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", cid
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served(create_app()) as url:
+        yield url, cid
 
 
 def _signed_in(browser, base: str, user: str):
@@ -91,7 +75,7 @@ def test_the_fire_brigade_draws_records_and_downloads_from_the_page(site, browse
     url = f"{base}/map/campaigns/{cid}?date=2026-08-01"
     assert page.goto(url, wait_until="networkidle").status == 200
     # progress per street office, every street, against the current stage
-    expect(page.locator("#stage")).to_have_text("spot_checks")
+    expect(page.locator("#stage")).to_have_attribute("data-stage", "spot_checks")  # shown by its name
     assert page.locator("#progress tr[data-street]").evaluate_all("rs => rs.map(r => r.dataset.street)") == list(
         STREETS)
     # the four charts are real, decoded images
@@ -165,7 +149,7 @@ def test_the_fire_brigade_draws_records_and_downloads_from_the_page(site, browse
     # downloads: the forms ZIP through a persisted job run by the server's worker
     page.click("button[data-kind=forms]")
     link = page.locator("#jobs a")
-    expect(link).to_have_text("下载 download", timeout=120_000)
+    expect(link).to_have_text("下载", timeout=120_000)
     with page.expect_download() as dl:
         link.click()
     path = dl.value.path()
@@ -194,5 +178,40 @@ def test_a_street_office_sees_its_street_and_cannot_draw(site, browser, db):
         assert conn.execute(text("SELECT count(*) FROM spot_draws")).scalar_one() == 0
     expect(page.locator("button[data-kind=summary]")).to_have_count(0)  # district reports are not theirs
     _screenshots(page, "campaign-street-office")
+    assert errors == []
+    context.close()
+
+
+def test_the_campaign_page_switches_to_english(site, browser):
+    """?lang=en (remembered by the cookie): headings, counts, stage, focus items, results and the script's
+    refusals in English; the switch leads back to Chinese."""
+    import re
+
+    from playwright.sync_api import expect
+
+    cjk = re.compile(r"[\u4e00-\u9fff]")
+    base, cid = site
+    context, page, errors, _ = _signed_in(browser, base, "fire1")
+    assert page.goto(f"{base}/map/campaigns/{cid}?date=2026-08-01&lang=en", wait_until="networkidle").status == 200
+    assert page.locator("html").get_attribute("lang") == "en"
+    headings = page.locator("h2").all_inner_texts()
+    assert "Progress per street office" in headings and "Random spot checks" in headings, headings
+    assert not any(cjk.search(h) for h in headings), headings
+    head = page.locator("#progress tr").first.inner_text()
+    assert "Hazards found" in head and not cjk.search(head), head
+    stage = page.locator("#stage").inner_text()
+    assert stage and not cjk.search(stage), stage
+    legend = page.locator("#draw-form").inner_text()
+    assert "Roster of inspectors" in legend and not cjk.search(legend), legend
+    assert not cjk.search(page.locator("button[data-kind]").first.inner_text())
+    page.fill("#roster", "name,unit,street")
+    page.click("#draw-submit")  # a header and nobody: the script says so in English
+    expect(page.locator("#draw-error")).to_have_text("The roster is empty.")
+    page.fill("#roster", "A,unit,")
+    page.click("#draw-submit")  # too few inspectors: refused by the API, headed in English
+    expect(page.locator("#draw-error")).to_contain_text("Invalid input", timeout=30_000)
+    page.click("#fl-lang")
+    page.wait_for_load_state("networkidle")
+    assert "各街道进度" in page.locator("h2").all_inner_texts()
     assert errors == []
     context.close()

@@ -15,6 +15,7 @@ from shapely.geometry import LineString, Point, box
 from gis.checks import network as nw
 from gis.checks import roads as rd
 from gis.checks.context import CheckContext, build_contexts
+from gis.checks.profiles import load_profile
 from gis.checks.runner import check_context
 from gis.coords import from_storage, to_storage
 
@@ -159,3 +160,68 @@ def test_lines_ending_on_a_surface_join_its_centre_line() -> None:
     net = nw.build_network(lines)
     pieces = {int(net.piece[net.u[k]]) for k in range(len(net.edges)) if net.edges[k].distance(Point(50, 50)) > 1}
     assert len(pieces) == 1
+
+
+@pytest.mark.parametrize("gcj", [False, True], ids=["utm", "gcj02"])
+@pytest.mark.parametrize(("second", "too_far"), [(158.0, False), (162.0, True)], ids=["118-m", "122-m"])
+def test_a_street_drawn_partly_as_a_surface_is_one_street(second: float, too_far: bool, gcj: bool) -> None:
+    # 甲路: a centre line up to x = 100, its surface beyond; hydrants either side of the seam are consecutive
+    layers = {
+        "compounds": [{"ref": "C1", "geometry": box(0, 0, 200, 200)}],
+        "roads": [{"ref": "R1a", "name": "甲路", "kind": "city", "width_m": 12.0,
+                   "geometry": LineString([(-150, -7), (100, -7)])},
+                  {"ref": "R1b", "name": "甲路", "kind": "city",
+                   "geometry": LineString([(100, -7), (400, -7)]).buffer(6, cap_style="flat")}],
+        "hydrants": [{"ref": "H1", "geometry": Point(40, -14.5)}, {"ref": "H2", "geometry": Point(second, -14.5)},
+                     {"ref": "H3", "geometry": Point(250, -14.5)}],
+    }
+    ctx = build_contexts({k: _frame(v, gcj=gcj) for k, v in layers.items()}, profile="cn-gb")[0]
+    found = fails(ctx)
+    spacing = found[found["rule"] == "HYD-SPACING"]
+    assert list(spacing["subject"]) == (["H1"] if too_far else [])
+    if too_far:
+        assert spacing["measured"].iloc[0] == pytest.approx(122.0, abs=0.05)
+
+
+@pytest.mark.parametrize("gcj", [False, True], ids=["utm", "gcj02"])
+@pytest.mark.parametrize(("width", "too_narrow"), [(12.0, True), (16.0, False)])
+def test_the_entrance_turn_from_a_road_drawn_as_a_surface(width: float, too_narrow: bool, gcj: bool) -> None:
+    # a 4 m gate and a 4 m lane north from it: a 9 m turn off a 12 m carriageway does not fit, off 16 m it does
+    centre = LineString([(-150, -1 - width / 2), (350, -1 - width / 2)])
+    found = {}
+    for drawn in (False, True):
+        layers = {
+            "compounds": [{"ref": "C1", "geometry": box(-50, 0, 250, 250)}],
+            "roads": [street("R1", centre, width, drawn=drawn)],
+            "entrances": [{"ref": "G1", "kind": "vehicle", "width_m": 4.0, "geometry": Point(10, 0)}],
+            "fire_lanes": [{"ref": "L1", "geometry": box(8, 0, 12, 100)}],
+        }
+        ctx = build_contexts({k: _frame(v, gcj=gcj) for k, v in layers.items()}, profile="cn-gb")[0]
+        found[drawn] = fails(ctx)
+    same_findings(found[True], found[False])
+    turn = found[True][found[True]["rule"] == "LANE-TURN"]
+    assert set(turn["subject"]) == ({"G1"} if too_narrow else set())
+
+
+@pytest.mark.parametrize(("top", "blocked"), [(0.2, True), (-0.2, False)])
+def test_gate_parking_is_measured_to_the_drawn_kerb_not_the_mean_width(top: float, blocked: bool) -> None:
+    # an 8 m carriageway (kerbs y -4 and 4) with a lay-by on the far side in front of the gate (y -8 for x -30..30):
+    # the mean width and the centre line bulge towards the lay-by, the kerb on the gate's side stays at y = 4, so
+    # a van across the gate front leaves 3.8 m (blocks) or 4.2 m (does not), as on a straight 8 m road
+    ox, oy = X0, Y0
+    surface = shapely.union(box(-200, -4, 200, 4), box(-30, -8, 30, -4))
+    layers = {
+        "compounds": [{"ref": "C1", "geometry": box(-100, 6, 100, 200)}],
+        "roads": [{"ref": "R1", "kind": "city", "geometry": surface}],
+        "entrances": [{"ref": "E1", "kind": "vehicle", "width_m": 6.0, "compound_ref": "C1", "geometry": Point(0, 6)}],
+        "parking": [{"ref": "P1", "kind": "vehicle", "vehicle_type": "van", "geometry": box(-4, top - 1.8, 4, top)}],
+    }
+    frames = {k: gpd.GeoDataFrame([{kk: vv for kk, vv in r.items() if kk != "geometry"} for r in v],
+                                  geometry=[shapely.affinity.translate(r["geometry"], ox, oy) for r in v], crs=32651)
+              for k, v in layers.items()}
+    ctx = CheckContext(compound_ref="C1", crs="EPSG:32651", profile=load_profile("cn-gb"), layers=frames)
+    found = fails(ctx)
+    park = found[found["rule"] == "PARK-ENTRANCE"]
+    assert list(park["subject"]) == (["P1"] if blocked else [])
+    if blocked:
+        assert park["measured"].iloc[0] == pytest.approx(3.8, abs=0.02)

@@ -5,11 +5,9 @@ from __future__ import annotations
 import gc
 import json
 
-import geopandas as gpd
 import pandas as pd
 import pytest
-import shapely
-from shapely.geometry import LineString, Point, box
+from runner_support import district, load
 from sqlalchemy import text
 
 from gis.checks import output
@@ -24,32 +22,6 @@ from gis.checks.runner import (
     run_on_frames,
 )
 from gis.db import transaction
-from gis.store import write_frame
-
-X0, Y0 = 360_000.0, 3_300_000.0
-
-
-def frame(rows: list[dict]) -> gpd.GeoDataFrame:
-    rows = [dict(r) for r in rows]
-    geoms = [shapely.affinity.translate(r.pop("geometry"), X0, Y0) for r in rows]
-    return gpd.GeoDataFrame(rows, geometry=geoms, crs=32651).to_crs(4490)
-
-
-def district() -> dict[str, gpd.GeoDataFrame]:
-    """Two compounds side by side; C1's lane is blocked by a car, C2's lane is 3.8 m wide."""
-    return {
-        "compounds": frame([{"ref": "C1", "name": "一号小区", "geometry": box(0, 0, 100, 150)},
-                            {"ref": "C2", "name": "二号小区", "geometry": box(120, 0, 220, 150)}]),
-        "roads": frame([{"ref": "R1", "kind": "city", "width_m": 12.0,
-                         "geometry": LineString([(-50, -7), (270, -7)])}]),
-        "entrances": frame([{"ref": "G1", "kind": "vehicle", "geometry": Point(10, 0)},
-                            {"ref": "G2", "kind": "vehicle", "geometry": Point(130, 0)}]),
-        "fire_lanes": frame([{"ref": "L1", "kind": "through", "geometry": box(7, 0, 13, 140)},
-                             {"ref": "L2", "kind": "through", "geometry": box(128.1, 0, 131.9, 140)}]),
-        "obstructions": frame([{"ref": "V1", "kind": "vehicle", "geometry": box(9.5, 60, 11.3, 64.8)}]),
-        "buildings": frame([{"ref": "B1", "height_m": 18.0, "geometry": box(30, 40, 60, 55)},
-                            {"ref": "B2", "height_m": 18.0, "geometry": box(150, 40, 180, 55)}]),
-    }
 
 
 def fail_keys(findings: pd.DataFrame) -> set[tuple[str, str]]:
@@ -162,13 +134,6 @@ def test_renderers():
 
 
 # --- against the real PostGIS -------------------------------------------------------------------------------------
-
-
-def load(engine, layers: dict[str, gpd.GeoDataFrame]) -> None:
-    with transaction(engine=engine) as conn:
-        for name in ("compounds", "roads", "entrances", "fire_lanes", "obstructions", "buildings"):
-            if name in layers:
-                write_frame(conn, name, layers[name])
 
 
 def hazards(engine) -> dict[str, tuple[str, str]]:

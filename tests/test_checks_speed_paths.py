@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from runner_support import district, load
 from shapely.geometry import LineString, Point, Polygon, box
-from test_checks_runner import district, load
 
 from gis.checks import geometry as gm
 from gis.checks.context import CONTEXT_LAYERS

@@ -3,29 +3,22 @@
 from __future__ import annotations
 
 import re
-import socket
-import threading
-import time
 
 import pytest
+from server_support import free_port, served
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_demo_loads_checks_and_serves_every_page(db):
     import httpx
-    import uvicorn
 
     from api.app import create_app
     from api.demo import DEMO_USER, run_demo
 
-    port = _free_port()
+    port = free_port()
     lines: list[str] = []
     result = run_demo(district="yinzhou", scale="s", seed=1, host="127.0.0.1", port=port, serve=False,
                       out=lines.append)
@@ -38,14 +31,7 @@ def test_demo_loads_checks_and_serves_every_page(db):
     assert any("/map/streets/" in u for u in result.urls.values())
     assert any("/map/compounds/" in u for u in result.urls.values())
 
-    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    try:
+    with served(create_app(), port=port):
         with httpx.Client(timeout=60) as client:
             login = client.post(f"{result.base_url}/auth/login",
                                 json={"username": result.username, "password": result.password})
@@ -56,9 +42,6 @@ def test_demo_loads_checks_and_serves_every_page(db):
                 if "/map" in url or url.endswith("/login"):
                     # pages load nothing from the internet (AMap/Baidu navigation links only open the apps)
                     assert "https://" not in re.sub(r'<a class="fl-nav-link[^>]*>', "", r.text), url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def test_demo_rerun_resets_the_admin_password(db):

@@ -1,6 +1,5 @@
 """The field pages in a real headless Chromium against a real uvicorn server: the 390 px phone report page and the
 public complaint form, with its complaint arriving in the street office's triage queue."""
-# ruff: noqa: F811 - the site fixture is imported from test_web_pages and named as a test argument
 
 from __future__ import annotations
 
@@ -11,7 +10,7 @@ from urllib.parse import urlparse
 import pytest
 from field_support import picture
 from sqlalchemy import text
-from test_web_pages import PASSWORDS, S1, pt, site  # noqa: F401
+from web_support import PASSWORDS, S1, pt
 
 pytestmark = [pytest.mark.db, pytest.mark.web]
 

@@ -177,10 +177,13 @@ def test_a_closed_polyline_on_the_roads_layer_is_a_road_surface(db, tmp_path):
     x0, y0 = _gk(121.55, 29.87)
     _dxf(tmp_path / "roads.dxf", [("道路", [(x0, y0), (x0 + 100, y0)], False),
                                   ("道路", [(x0, y0 + 20), (x0 + 100, y0 + 20), (x0 + 100, y0 + 32),
-                                           (x0, y0 + 32)], True)], "R2000")
+                                           (x0, y0 + 32)], True),
+                                  # ... but a ring road's centre line closes on itself and stays a line
+                                  ("道路中心线", [(x0, y0 + 60), (x0 + 80, y0 + 60), (x0 + 80, y0 + 120),
+                                             (x0, y0 + 120)], True)])
     import_file(tmp_path / "roads.dxf", layer="roads", crs="4549", engine=db)
     got = read_layer("roads", engine=db)
-    assert sorted(got.geometry.geom_type) == ["MultiLineString", "MultiPolygon"]
+    assert sorted(got.geometry.geom_type) == ["MultiLineString", "MultiLineString", "MultiPolygon"]
     assert project_local(got[got.geometry.geom_type == "MultiPolygon"])[0].area.iloc[0] == pytest.approx(1200.0,
                                                                                                          rel=1e-3)
 

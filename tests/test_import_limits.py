@@ -113,6 +113,41 @@ def test_csv_of_nul_bytes_is_refused_naming_the_row_without_reading_it_whole(tmp
     assert peak < 1024, peak
 
 
+def test_csv_far_longer_than_the_row_limit_is_refused_reading_only_up_to_the_limit(tmp_path):
+    """8 million rows (88 MB on disk, gigabytes as a parsed table) under a 100,000-row limit: parsed in chunks,
+    refused at the chunk that crosses the limit, within the memory ceiling."""
+    path = tmp_path / "long.csv"
+    with path.open("wb") as f:
+        f.write(b"lon,lat\n")
+        block = b"121.5,29.8\n" * 100_000
+        for _ in range(80):
+            f.write(block)
+    outcome, peak = _read_capped(path, FIRELANE_LIMIT_ROWS="100000")
+    assert outcome.startswith("REFUSED") and "rows (至少 at least) 150,000 > FIRELANE_LIMIT_ROWS=100,000" in outcome, \
+        outcome  # three chunks of 50,000 parsed: the third crosses the limit
+    assert peak < 400, peak  # the interpreter with pandas and GDAL ~185 MB; parsing the whole file took 859 MB
+
+
+def test_gdal_layers_without_a_declared_feature_count_are_refused_while_streaming(tmp_path, monkeypatch):
+    """GML and DXF declare no feature count up front: the row limit applies to the batches as they are read."""
+    points = gpd.GeoDataFrame({"ref": list("abcde")}, geometry=[shapely.Point(121.5 + i / 1000, 29.8) for i in
+                                                                range(5)], crs=4490)
+    points.to_file(tmp_path / "five.gml", driver="GML")
+    points[["geometry"]].to_file(tmp_path / "five.dxf", driver="DXF")
+    from gis.config import clear_caches
+
+    assert len(read_source(tmp_path / "five.gml").frame) == 5
+    monkeypatch.setenv("FIRELANE_LIMIT_ROWS", "3")
+    clear_caches()
+    try:
+        for name in ("five.gml", "five.dxf"):
+            with pytest.raises(ReadError, match=r"features in \w+ \(至少 at least\) 4 > FIRELANE_LIMIT_ROWS=3"):
+                read_source(tmp_path / name)
+    finally:
+        monkeypatch.delenv("FIRELANE_LIMIT_ROWS")
+        clear_caches()
+
+
 def test_wide_and_long_tables_are_refused_naming_the_limit(tmp_path, monkeypatch):
     wide = tmp_path / "wide.csv"
     wide.write_text(",".join(["lon", "lat", *(f"c{i}" for i in range(100_000))]) + "\n121.5,29.8\n")

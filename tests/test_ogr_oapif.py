@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from server_support import served
 
 pytestmark = pytest.mark.db  # GDAL (gdal-bin) is installed by scripts/setup.sh: a missing ogrinfo fails
 
@@ -20,27 +18,10 @@ pytestmark = pytest.mark.db  # GDAL (gdal-bin) is installed by scripts/setup.sh:
 @pytest.fixture
 def server(db) -> Iterator[str]:
     """A real uvicorn server on 127.0.0.1 and a free port, in a thread of this process."""
-    import uvicorn
-
     from api.app import create_app
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.05)
-    yield url
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with served(create_app()) as url:
+        yield url
 
 
 def _gdal_env(auth: dict[str, str]) -> dict[str, str]:

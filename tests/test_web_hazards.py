@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from server_support import served
 from sqlalchemy import text
 from test_api_support import PASSWORD, STREET_A, load_district, make_user
 
@@ -21,8 +19,6 @@ pytestmark = [pytest.mark.db, pytest.mark.web]
 @pytest.fixture
 def site(db) -> Iterator[tuple[str, object]]:
     """A uvicorn server (background thread, random port) over the two-street district; yields (url, district)."""
-    import uvicorn
-
     from api.app import create_app
     from api.auth import forget_tokens, login_limiter
 
@@ -30,20 +26,8 @@ def site(db) -> Iterator[tuple[str, object]]:
     make_user(db, "office_a", "street_office", (STREET_A,))
     forget_tokens()
     login_limiter.clear()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", district
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served(create_app()) as url:
+        yield url, district
 
 
 def test_a_street_office_assigns_a_hazard_with_a_deadline_and_sees_it_in_the_department_list(site, browser, db):

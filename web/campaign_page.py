@@ -15,6 +15,7 @@ from gis.campaign.deadlines import local_today
 from gis.campaign.focus import FOCUS_ITEMS
 from gis.campaign.progress import COUNTS, LABELS, progress
 from gis.campaign.stage_reports import chart_data, charts
+from web import i18n
 from web.documents import render
 
 
@@ -32,8 +33,12 @@ def render_campaign_page(campaign_id: int, *, streets: Sequence[str] | None, rol
     ctx: dict[str, Any] = {
         "p": prog, "c": prog["campaign"], "counts": [(k, *LABELS[k]) for k in COUNTS],
         "charts": {k: base64.b64encode(v).decode() for k, v in pngs.items()}, "draws": draws,
-        "items": [(f.code, f"{f.no}{f.zh}") for f in FOCUS_ITEMS], "role": role,
+        "items": [(f.code, f"{f.no}{i18n.tr(f.zh, f.en)}") for f in FOCUS_ITEMS], "role": role,
         "can_draw": role in sc.SPOT_CHECKERS, "district": streets is None, "street_names": names,
         "streets": prog["streets"], "rate": campaign.settings.get("spot_check_rate", 0.1),
+        # the page's language (web.i18n: ?lang= or the cookie), as on the map pages
+        "t": i18n.tr, "lang": i18n.lang(), "other_lang": "en" if i18n.lang() == "zh" else "zh",
+        "result_label": i18n.result_label, "labels": i18n.js_labels("campaign"),
+        "stage_names": {s.code: i18n.tr(s.name_zh, s.name_en) for s in campaign.stages},
     }
     return render("documents/campaign_page.html", **ctx)

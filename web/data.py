@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, text
 
+from gis import scope
 from gis.campaign.lifecycle import NEEDS_WORK, STATES
 from gis.coords import metric_crs_for_bounds
 from gis.layers import get_layer
@@ -152,29 +153,50 @@ def compound_file(ref: str, *, engine: Engine) -> CompoundFile:
 @dataclass
 class TrafficView:
     conflicts: gpd.GeoDataFrame
+    #: the parking features the conflicts name (every field: their popups), `conflict` True
     parking: gpd.GeoDataFrame
+    #: entrances and hydrants of the scope (id, ref, source: the map's extent, counts and attributions)
     entrances: gpd.GeoDataFrame
     hydrants: gpd.GeoDataFrame
+    #: every parking feature of the scope: how many, and their data sources (the map shows them as vector tiles)
+    parking_count: int = 0
+    parking_sources: list[str] = field(default_factory=list)
+
+
+def _tally(layer: str, *, engine: Engine, street: str | None) -> tuple[int, list[str]]:
+    """How many features of `layer` the scope (and `street`) holds, and their distinct sources, counted in SQL."""
+    clauses, params = [], {}
+    for condition, binds in (scope.current_filter(layer),
+                             scope.streets_filter(layer, [street]) if street is not None else (None, {})):
+        if condition:
+            clauses.append(condition)
+            params.update(binds)
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    with engine.connect() as conn:
+        n, sources = conn.execute(text(
+            f"SELECT count(*), array_agg(DISTINCT t.source) FILTER (WHERE t.source IS NOT NULL) FROM {layer} t{where}"),
+            params).one()
+    return int(n), list(sources or [])
 
 
 def traffic_view(*, engine: Engine, street: str | None = None) -> TrafficView:
     """Open perimeter-parking conflicts (PARK-*) joined to their parking features, with entrances and hydrants, of
-    the caller's scope (gis.scope), or of one `street` of it."""
+    the caller's scope (gis.scope), or of one `street` of it.
+
+    Only the parking the conflicts name is read whole (75,000 stalls at m-scale are drawn as vector tiles): the
+    rest is counted in SQL."""
     conflicts = read_layer("hazards", engine=engine, street=street, where=_and(OPEN_SQL, "t.rule = ANY(:rules)"),
                            params={"rules": list(PARKING_RULES)})
-    parking = read_layer("parking", engine=engine, street=street)
-    # parking on city roads outside compounds may carry no street code: include what the conflicts name
+    # parking on city roads outside compounds may carry no street code: the conflicts name what to read
     named = conflicts.loc[conflicts["subject_layer"] == "parking", "subject_ref"].dropna().unique().tolist()
-    if named:
-        missing = sorted(set(named) - set(parking["ref"].dropna()))
-        if missing:
-            extra = read_layer("parking", engine=engine, where="t.ref = ANY(:refs)", params={"refs": missing})
-            parking = pd.concat([parking, extra]) if not parking.empty else extra
-    entrances = read_layer("entrances", engine=engine, street=street)
-    hydrants = read_layer("hydrants", engine=engine, street=street)
-    flagged = set(named)
-    parking["conflict"] = parking["ref"].isin(flagged)
-    return TrafficView(conflicts=conflicts, parking=parking, entrances=entrances, hydrants=hydrants)
+    parking = read_layer("parking", engine=engine, where="t.ref = ANY(:refs)", params={"refs": named})
+    parking["conflict"] = True
+    light = ["id", "ref", "source"]
+    entrances = read_layer("entrances", engine=engine, street=street, columns=light)
+    hydrants = read_layer("hydrants", engine=engine, street=street, columns=light)
+    count, sources = _tally("parking", engine=engine, street=street)
+    return TrafficView(conflicts=conflicts, parking=parking, entrances=entrances, hydrants=hydrants,
+                       parking_count=count, parking_sources=sources)
 
 
 def demolition_ranking(*, engine: Engine) -> gpd.GeoDataFrame:

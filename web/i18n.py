@@ -178,6 +178,8 @@ JS_LABELS: dict[str, dict[str, tuple[str, str]]] = {
     "campaign": {
         "done": ("完成: ", "Done: "), "download": ("下载", "download"), "failed": ("失败", "failed"),
         "running": ("生成中 {p}%", "working {p}%"), "refused": ("拒绝", "refused"),
+        "roster_empty": ("名册为空", "The roster is empty."),
+        "seed_digits": ("种子应为非负整数", "The seed must be a whole number."),
     },
     #: headlines of API errors by status (the API's detail, in both languages, follows)
     "errors": {

@@ -11,6 +11,7 @@ import folium
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from branca.element import Element, Figure, MacroElement
 from folium import plugins
 from jinja2 import Template
@@ -41,11 +42,14 @@ STYLES: dict[str, dict[str, Any]] = {
 }
 
 
-def new_map(frames: Sequence[gpd.GeoDataFrame] = ()) -> folium.Map:
-    """An empty map (basemap per settings, none by default) fitted to the display bounds of `frames`."""
+def new_map(frames: Sequence[gpd.GeoDataFrame] = (), *, prefer_canvas: bool = False) -> folium.Map:
+    """An empty map (basemap per settings, none by default) fitted to the display bounds of `frames`.
+
+    `prefer_canvas` draws vector layers on a canvas per pane instead of one SVG element per feature: pages with
+    thousands of inline features then re-project and repaint once per zoom step instead of rewriting every path."""
     # no tile layer by default, so the map itself carries the zoom range (markercluster needs maxZoom)
     m = folium.Map(location=DEFAULT_CENTER, zoom_start=14, tiles=None, control_scale=True,
-                   **{"maxZoom": 22, "minZoom": 3})
+                   prefer_canvas=prefer_canvas, **{"maxZoom": 22, "minZoom": 3})
     add_basemap(m)
     # above the marker clusters (600): what a page is about (conflicts, structures) stays on top
     folium.map.CustomPane("fl-top", z_index=650, pointer_events=True).add_to(m)
@@ -64,12 +68,25 @@ def display_bounds(frames: Sequence[gpd.GeoDataFrame]) -> list[list[float]] | No
     return [[float(y0), float(x0)], [float(y1), float(x1)]]
 
 
+def _plain(value: Any) -> Any:
+    """numpy scalars as Python values (json.dumps' default)."""
+    return value.item() if hasattr(value, "item") else str(value)
+
+
 def feature_collection(frame: gpd.GeoDataFrame, properties: dict[str, pd.Series | np.ndarray]) -> dict:
-    """A GeoJSON FeatureCollection of `frame` in display coordinates carrying only `properties` (no raw fields)."""
-    geoms = to_display(frame.geometry)
-    gdf = gpd.GeoDataFrame({k: np.asarray(v, dtype=object) for k, v in properties.items()},
-                           geometry=gpd.GeoSeries(geoms), crs=None)
-    return json.loads(gdf.to_json(drop_id=True, na="null"))
+    """A GeoJSON FeatureCollection of `frame` in display coordinates carrying only `properties` (no raw fields).
+
+    Geometries are written by GEOS in one vectorised call (geopandas' to_json walks the features in Python)."""
+    # 7 decimals (about 1 cm) are all a map shows: shorter pages than GEOS' 15 digits
+    display = shapely.transform(np.asarray(to_display(frame.geometry), dtype=object), lambda xy: np.round(xy, 7))
+    geoms = shapely.to_geojson(display)
+    keys = list(properties)
+    columns = [[None if v is None or (isinstance(v, float) and v != v) else v for v in np.asarray(col, dtype=object)]
+               for col in properties.values()]
+    rows = zip(*columns, strict=True) if columns else ([] for _ in range(len(geoms)))
+    features = ['{"type":"Feature","properties":' + json.dumps(dict(zip(keys, row, strict=True)), ensure_ascii=False, default=_plain)
+                + ',"geometry":' + (g if g is not None else "null") + "}" for row, g in zip(rows, geoms, strict=True)]
+    return json.loads('{"type":"FeatureCollection","features":[' + ",".join(features) + "]}")
 
 
 def geojson_layer(frame: gpd.GeoDataFrame, *, name: str, style: dict[str, Any], popup: pd.Series | None = None,
@@ -173,6 +190,37 @@ def vector_tile_layer(collection: str, *, name: str, style: dict[str, Any], show
     return plugins.VectorGridProtobuf(f"/tiles/{collection}/{{z}}/{{x}}/{{y}}.mvt", name, options_js, show=show)
 
 
+class RawHtml(Element):
+    """HTML put into the page as it is. branca's Element(html) compiles its text as a Jinja template: user text
+    there ("{{ ... }}" in a compound name or a note) would run as template code, and a page-sized template takes
+    a third of a second to compile."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self._name = "RawHtml"
+        self.html = html
+
+    def render(self, **kwargs: Any) -> str:
+        return self.html
+
+
+def _render_macro_output_raw(self: MacroElement, **kwargs: Any) -> None:
+    """branca's MacroElement.render with its header/html/script output added as RawHtml instead of Element."""
+    figure = self.get_root()
+    module = self._template.module
+    for part, target in (("header", figure.header), ("html", figure.html), ("script", figure.script)):
+        macro = module.__dict__.get(part)
+        if macro is not None:
+            target.add_child(RawHtml(macro(self, kwargs)), name=self.get_name())
+    for element in self._children.values():
+        element.render(**kwargs)
+
+
+# branca 0.8.2 (the latest) wraps every element's rendered JavaScript in Element(...), which compiles it as a
+# Jinja template: a "{{ ... }}" in inlined data (a compound name in a popup) would run as template code
+MacroElement.render = _render_macro_output_raw  # type: ignore[method-assign]
+
+
 class InlineScript(MacroElement):
     """JavaScript run after the map and the elements added before it exist (`{map}` is replaced by its variable)."""
 
@@ -209,15 +257,15 @@ def render_page(m: folium.Map, *, title: str, body_html: str, scripts: Sequence[
         m.add_child(InlineScript(f"window.FIRELANE_LAYERS = {control.get_name()};"))
     fig: Figure = m.get_root()
     fig.title = escape(title)
-    fig.header.add_child(Element('<meta name="viewport" content="width=device-width, initial-scale=1">'
+    fig.header.add_child(RawHtml('<meta name="viewport" content="width=device-width, initial-scale=1">'
                                  '<link rel="icon" href="data:,">'), name="fl_viewport")
     for i, href in enumerate([f"{STATIC_URL}/firelane/page.css", *css]):
-        fig.header.add_child(Element(f'<link rel="stylesheet" href="{escape(href)}"/>'), name=f"fl_css_{i}")
-    fig.html.add_child(Element(body_html), name="fl_body")
+        fig.header.add_child(RawHtml(f'<link rel="stylesheet" href="{escape(href)}"/>'), name=f"fl_css_{i}")
+    fig.html.add_child(RawHtml(body_html), name="fl_body")
     config = {"lang": lang(), "gcj02": display_crs() == "gcj02", "basemaps": switcher_config(), **(config or {})}
-    fig.html.add_child(Element(f"<script>window.FIRELANE = {safe_json(config)};</script>"), name="fl_config")
+    fig.html.add_child(RawHtml(f"<script>window.FIRELANE = {safe_json(config)};</script>"), name="fl_config")
     for i, src in enumerate([f"{STATIC_URL}/firelane/map.js", f"{STATIC_URL}/firelane/chrome.js", *scripts]):
-        fig.html.add_child(Element(f'<script src="{escape(src)}"></script>'), name=f"fl_js_{i}")
+        fig.html.add_child(RawHtml(f'<script src="{escape(src)}"></script>'), name=f"fl_js_{i}")
     m.add_child(InlineScript(attribution_js(attributions) + "firelaneMap({map});"))
     for js in inline_js:
         m.add_child(InlineScript(js))

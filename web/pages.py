@@ -40,12 +40,7 @@ from web.settings import map_settings
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
-ROLE_LABELS = {
-    "admin": "管理员 admin", "planner": "规划 planner", "street_office": "街道办 street office",
-    "traffic_brigade": "交警 traffic brigade", "demolition": "拆违 demolition", "fire_brigade": "消防 fire brigade",
-    "viewer": "查看 viewer", "property": "物业 property company",
-}
-#: the same in one language at a time (role_label)
+#: role names, one language at a time (role_label)
 ROLE_NAMES = {
     "admin": ("管理员", "admin"), "planner": ("规划", "planner"), "street_office": ("街道办", "street office"),
     "traffic_brigade": ("交警", "traffic brigade"), "demolition": ("拆违", "demolition"),
@@ -143,9 +138,16 @@ def _context_tiles(m: folium.Map, layers: Sequence[str], *, show: bool = False, 
                           min_zoom=min_zoom).add_to(m)
 
 
-def _context_compounds(m: folium.Map, *, engine: Engine, viewer: Viewer, street: str | None = None) -> gpd.GeoDataFrame:
-    """Compound outlines of the viewer's scope for orientation: inline up to the cap, else as vector tiles."""
-    cap = map_settings().max_inline_features
+#: compound outlines the traffic and demolition maps inline at most (more: vector tiles); their lists link each
+#: compound's file, the outlines are orientation (800 m-scale outlines were 0.58 of the traffic page's 1.06 MB)
+CONTEXT_INLINE = 200
+
+
+def _context_compounds(m: folium.Map, *, engine: Engine, viewer: Viewer, street: str | None = None,
+                       inline_up_to: int | None = None) -> gpd.GeoDataFrame:
+    """Compound outlines of the viewer's scope for orientation: inline (with popups linking their files) up to
+    `inline_up_to` (default: the settings' cap), else as vector tiles."""
+    cap = min(map_settings().max_inline_features, inline_up_to or map_settings().max_inline_features)
     compounds = read_layer("compounds", engine=engine, street=street,  # the viewer's scope: gis.scope, in the reader
                            columns=["id", "ref", "name", "street_code", "source"])
     label = i18n.layer_label("compounds")
@@ -438,13 +440,13 @@ def traffic_page(*, engine: Engine, viewer: Viewer, street: str | None = None) -
     vector tiles (all of them, none inlined)."""
     tv = traffic_rows(engine=engine, viewer=viewer, street=street)
     listing = traffic_list(tv, engine=engine)
-    m = new_map([tv.conflicts, tv.entrances.head(1000), tv.hydrants.head(1000)])
-    context = _context_compounds(m, engine=engine, viewer=viewer, street=street)
+    m = new_map([tv.conflicts, tv.entrances.head(1000), tv.hydrants.head(1000)], prefer_canvas=True)
+    context = _context_compounds(m, engine=engine, viewer=viewer, street=street, inline_up_to=CONTEXT_INLINE)
     _context_tiles(m, ["roads", "fire_lanes"], show=True)
     for name in ("parking", "entrances", "hydrants"):
         vector_tile_layer(name, name=i18n.layer_label(name), style=STYLES[name], show=True, min_zoom=15,
                           point_radius=4 if name == "parking" else 6).add_to(m)
-    conflict_parking = tv.parking[tv.parking["conflict"]]
+    conflict_parking = tv.parking
     geojson_layer(conflict_parking, name=i18n.tr("冲突停车", "Conflicting parking"), style=STYLES["conflicts"],
                   popup=layer_popups("parking", conflict_parking), tooltip=conflict_parking["ref"].map(popups.text),
                   point_radius=8, limit=len(conflict_parking), pane="fl-top").add_to(m)
@@ -459,7 +461,7 @@ def traffic_page(*, engine: Engine, viewer: Viewer, street: str | None = None) -
     body = render_template(
         "traffic.html", **_chrome(viewer, "交警 周边停车冲突", "Traffic brigade: parking conflicts", "traffic"),
         conflicts=_records(listing), n_conflicts=len(listing), streets=listing["street"].nunique() if len(listing)
-        else 0, n_entrances=len(tv.entrances), n_hydrants=len(tv.hydrants), n_parking=len(tv.parking),
+        else 0, n_entrances=len(tv.entrances), n_hydrants=len(tv.hydrants), n_parking=tv.parking_count,
         street=street, csv_href=f"/map/traffic.csv{q}", xlsx_href=f"/map/traffic.xlsx{q}",
         legend=[(STYLES["conflicts"]["fillColor"], i18n.tr("停车冲突", "Parking conflict")),
                 (STYLES["parking"]["fillColor"], i18n.layer_label("parking")),
@@ -467,7 +469,8 @@ def traffic_page(*, engine: Engine, viewer: Viewer, street: str | None = None) -
                 (STYLES["hydrants"]["fillColor"], i18n.layer_label("hydrants"))],
     )
     return render_page(m, title=i18n.tr("交警 停车冲突", "Parking conflicts") + " — firelane", body_html=body,
-                       attributions=_source_attributions(tv.parking, tv.entrances, tv.hydrants, context),
+                       attributions=_source_attributions(tv.parking, tv.entrances, tv.hydrants, context,
+                                                         pd.DataFrame({"source": tv.parking_sources})),
                        scripts=[f"{STATIC_URL}/firelane/traffic.js"], config=config,
                        inline_js=["firelaneTraffic({map});"])
 
@@ -520,8 +523,8 @@ def demolition_page(*, engine: Engine, viewer: Viewer) -> str:
     """/map/demolition: illegal structures ranked by what they block (in words), on a map with fire lanes and
     buildings, with AMap/Baidu navigation links, a print layout (every row) and KML/GPX downloads."""
     ranked, rows = demolition_rows(engine=engine, viewer=viewer)
-    m = new_map([ranked])
-    context = _context_compounds(m, engine=engine, viewer=viewer)
+    m = new_map([ranked], prefer_canvas=True)
+    context = _context_compounds(m, engine=engine, viewer=viewer, inline_up_to=CONTEXT_INLINE)
     _context_tiles(m, ["buildings", "fire_lanes"], show=True, min_zoom=15)
     if len(ranked):
         info = _labelled("illegal_structures", ranked).assign(area=ranked["area_m2"],

@@ -142,7 +142,7 @@ def _road_lines(ctx: Any) -> np.ndarray:
     key = np.char.add(np.char.add(at.texts(roads, "kind", "city").astype(str), "|"), key)
     # one union per road, in key order and feature order within a road (as a groupby would), in one call
     uniq, inverse = np.unique(key, return_inverse=True)
-    return shapely.get_parts(shapely.line_merge(gm.union_rows(at.geoms(roads), inverse, len(uniq))))
+    return shapely.get_parts(shapely.line_merge(gm.union_rows(rd.mergeable_lines(roads), inverse, len(uniq))))
 
 
 def spacing_findings(ctx: Any) -> list[Finding]:

@@ -13,6 +13,7 @@ from shapely import STRtree
 from shapely.geometry.base import BaseGeometry
 
 from gis.checks import attributes as at
+from gis.checks import roads as rd
 from gis.checks.findings import Finding, findings_frame, severity
 from gis.checks.geometry import union_rows
 from gis.checks.profiles import Profile
@@ -23,6 +24,9 @@ MULTI_COMPOUND = True
 #: Numerical tolerance of the configuration-space tests (metres): a gap exactly as wide as the truck passes.
 #: Not a rule value; it only keeps an erosion by exactly half the width from collapsing to nothing.
 TOLERANCE_M = 1e-3
+#: A stretch of a carriageway drawn as a surface is cut from its centre line grown by this many mean half-widths
+#: (room for a lay-by or a widening), then to the drawn kerbs.
+KERB_REACH = 3.0
 #: Bisection steps when measuring the clear width (the interval halves each step: mm precision on road widths).
 BISECTION_STEPS = 16
 
@@ -226,6 +230,10 @@ def approaches(ctx: Any, *, near: STRtree | None = None) -> tuple[list[Approach]
     width = at.numbers(entrances, "width_m")[e]
     width = np.where(np.isnan(width) | (width <= 0), truck, width)
     gap = shapely.distance(eg[e], line) - np.nan_to_num(hw)
+    # a carriageway drawn as a surface has its own kerbs: measured and cut to them, not to the mean width
+    kerbs = rd.drawn_surfaces(roads)[owner][r]
+    drawn = ~pd.isna(kerbs)
+    gap[drawn] = shapely.distance(eg[e[drawn]], kerbs[drawn])
     facing = gap <= length
     unknown = facing & np.isnan(hw)
     unmeasurable = pd.DataFrame({"entrance": e[unknown], "radius": width[unknown] / 2.0 + length})
@@ -238,6 +246,8 @@ def approaches(ctx: Any, *, near: STRtree | None = None) -> tuple[list[Approach]
         hit = np.unique(near.query(shapely.points(foot), predicate="dwithin", distance=reach)[0])
         ok, s, foot, gate = ok[hit], s[hit], foot[hit], gate[hit]
     lines, hw, w, length_of = line[ok], hw[ok], width[ok], shapely.length(line[ok])
+    kerbs, drawn = kerbs[ok], drawn[ok]
+    grow = np.where(drawn, KERB_REACH * hw, hw)  # a drawn stretch is cut to its kerbs below
     ahead = shapely.get_coordinates(shapely.line_interpolate_point(lines, s + truck))
     behind = shapely.get_coordinates(shapely.line_interpolate_point(lines, s - truck))
     tangent = _units(ahead - behind)
@@ -248,20 +258,24 @@ def approaches(ctx: Any, *, near: STRtree | None = None) -> tuple[list[Approach]
     deep = normal * truck
     inner = gate + deep
     a, b = s - w / 2.0 - length, s + w / 2.0 + length
-    road = shapely.buffer(_substrings(lines, np.maximum(a - truck, 0.0), np.minimum(b + truck, length_of)), hw,
+    road = shapely.buffer(_substrings(lines, np.maximum(a - truck, 0.0), np.minimum(b + truck, length_of)), grow,
                           cap_style="flat")
+    road[drawn] = shapely.intersection(road[drawn], kerbs[drawn])
     strip = shapely.polygons(np.stack([foot + side, gate + side + deep, gate - side + deep, foot - side], axis=1))
     target = shapely.polygons(np.stack([gate + side, inner + side, inner - side, gate - side], axis=1))
     mouth = shapely.polygons(np.stack([foot + side, gate + side, gate - side, foot - side], axis=1))
     # the road beyond each end of the stretch (none where the road itself ends within it)
     before, after = np.flatnonzero(a > 0), np.flatnonzero(b < length_of)
     ends = np.concatenate([
-        shapely.buffer(_substrings(lines[before], np.maximum(a[before] - truck, 0.0), a[before]), hw[before],
+        shapely.buffer(_substrings(lines[before], np.maximum(a[before] - truck, 0.0), a[before]), grow[before],
                        cap_style="flat"),
         shapely.buffer(_substrings(lines[after], b[after], np.minimum(b[after] + truck, length_of[after])),
-                       hw[after], cap_style="flat"),
+                       grow[after], cap_style="flat"),
     ])
-    sources = union_rows(ends, np.concatenate([before, after]), len(ok))
+    end_of = np.concatenate([before, after])
+    cut = drawn[end_of]
+    ends[cut] = shapely.intersection(ends[cut], kerbs[end_of[cut]])
+    sources = union_rows(ends, end_of, len(ok))
     zone, outside = shapely.union(road, strip), shapely.union(road, mouth)
     out = [Approach(entrance=int(e[i]), road=int(r[i]), zone=zone[k], outside=outside[k], sources=sources[k],
                     target=target[k], upper=max(float(w[k]), 2 * float(hw[k])))

@@ -30,6 +30,9 @@ DENSIFY_MIN_M = 0.5
 JOIN_TOL_M = 1.0
 #: Links shorter than this (metres) are not drawn: the ends already meet within the network's noding grid.
 LINK_MIN_M = 0.01
+#: Grid (metres) centre lines are snapped to before parts of one street are merged end to end, where some parts are
+#: derived from surfaces (a derived end meets the drawn line's end only up to floating point).
+MERGE_GRID_M = 0.01
 
 _POLYGONAL = (3, 6)
 
@@ -187,3 +190,13 @@ def network_lines(frame: gpd.GeoDataFrame) -> np.ndarray:
     links = shapely.shortest_line(ends[ei], g[has[si]])
     links = links[shapely.length(links) >= LINK_MIN_M]
     return np.concatenate([g, links])
+
+
+def mergeable_lines(frame: gpd.GeoDataFrame) -> np.ndarray:
+    """Centre lines ready to be merged end to end (`shapely.line_merge`) into streets: as drawn, or snapped to
+    MERGE_GRID_M where the frame holds surfaces (a street drawn partly as a surface, partly as a line, is one
+    street whose derived and drawn ends meet only up to floating point)."""
+    g = np.asarray(frame.geometry.values, dtype=object)
+    if not len(g) or pd.isna(drawn_surfaces(frame)).all():
+        return g
+    return shapely.set_precision(g, MERGE_GRID_M)

@@ -284,8 +284,13 @@ def fits(c: Corners, surface: shapely.Geometry | np.ndarray, r: np.ndarray, w: f
             break
         sub = c.take(todo)
         bands = swept_bands(sub, np.broadcast_to(np.asarray(r, dtype=float), len(c))[todo], w, placement)
-        where = surface if isinstance(surface, shapely.Geometry) else np.asarray(surface, dtype=object)[todo]
-        ok[todo] = shapely.area(shapely.difference(bands, where)) <= AREA_TOL_M2
+        where = np.broadcast_to(np.asarray(surface, dtype=object), len(c))[todo]
+        shapely.prepare(where)  # a shared surface is prepared once, and stays prepared for the next placements
+        # a band the surface covers fits (nothing of it outside): only the others need the overlay
+        inside = shapely.covers(where, bands)
+        rest = np.flatnonzero(~inside)
+        inside[rest] = shapely.area(shapely.difference(bands[rest], where[rest])) <= AREA_TOL_M2
+        ok[todo] = inside
     return ok
 
 
