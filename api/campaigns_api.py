@@ -199,7 +199,9 @@ def get_draws(campaign_id: Id, principal: CurrentUser) -> dict[str, Any]:
 def verify_draw(draw_id: Id, principal: CurrentUser) -> dict[str, Any]:
     _readable(principal)
     same, again = sc.reproduce(draw_id, engine=db_engine())
-    return {"draw": draw_id, "reproduces": same, "checks": again}
+    streets = _streets(principal)
+    mine = again if streets is None else [c for c in again if c["street"] in set(streets)]
+    return {"draw": draw_id, "reproduces": same, "checks": mine}
 
 
 class ResultBody(BaseModel):

@@ -45,6 +45,10 @@ def test_campaigns_draws_and_results_over_http(api, setup):
     assert drawn.status_code == 201, drawn.text
     check = drawn.json()["checks"][0]
     assert api.get(f"/spotchecks/draws/{drawn.json()['draw']}/verify", headers=h["viewer"]).json()["reproduces"]
+    # a street office verifies the whole draw (row-level security must not make it "not reproduce") and is shown
+    # only its own street's checks
+    own = api.get(f"/spotchecks/draws/{drawn.json()['draw']}/verify", headers=h["so_a"]).json()
+    assert own["reproduces"] and own["checks"] and {c["street"] for c in own["checks"]} == {A}
     r = api.post(f"/spotchecks/{check['id']}/results", json={"compound": check["compound"], "item": "vehicles",
                                                              "result": "fail", "note": "占道"}, headers=h["fire"])
     assert r.status_code == 201 and r.json()["status"] == "failed"

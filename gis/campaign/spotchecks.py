@@ -33,6 +33,7 @@ import shapely
 from openpyxl import load_workbook
 from sqlalchemy import Connection, Engine, text
 
+from gis import scope
 from gis.campaign import lifecycle as lc
 from gis.campaign import photos as ph
 from gis.campaign import reports, workflow
@@ -261,9 +262,11 @@ def reproduce(draw_id: int, *, engine: Engine | None = None) -> tuple[bool, list
         d = conn.execute(text("SELECT * FROM spot_draws WHERE id = :id"), {"id": draw_id}).first()
         if d is None:
             raise SpotCheckNotFound(f"没有抽签 no draw {draw_id}", field="draw")
-        stored = conn.execute(text("SELECT street_code, compound_ref, inspectors FROM spot_checks "
-                                   "WHERE draw_id = :id ORDER BY id"), {"id": draw_id}).all()
-        names = {r.ref: r.name for r in conn.execute(text("SELECT ref, name FROM streets"))}
+        # the draw is compared whole (a street office verifies the district's draw); callers show their own part
+        with scope.unscoped_lookup(conn):
+            stored = conn.execute(text("SELECT street_code, compound_ref, inspectors FROM spot_checks "
+                                       "WHERE draw_id = :id ORDER BY id"), {"id": draw_id}).all()
+            names = {r.ref: r.name for r in conn.execute(text("SELECT ref, name FROM streets"))}
     roster = [Inspector(**p) for p in d.roster]
     again = draw_checks({k: list(v) for k, v in d.candidates.items()}, roster, seed=d.seed, rate=d.rate,
                         street_names=names)
