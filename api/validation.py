@@ -152,5 +152,7 @@ def validate_feature(layer: Layer, feature: Any, *, crs: OutputCrs, require_geom
         raise Problems(problems)
     row = checked.frame.iloc[0]
     out.values = {name: _python(row[name]) if name in checked.frame.columns else None for name in columns}
+    if base is not None:  # a PATCH changes what it names: an empty field it does not name stays empty, no default
+        out.values.update({name: None for name in columns if name not in props and base.get(name) is None})
     out.geometry = row.geometry if given_geometry else None
     return out

@@ -9,6 +9,8 @@ from conftest import table_counts
 from sqlalchemy import text
 from test_api_support import STREET_A, STREET_B
 
+from gis.db import owner_engine
+
 pytestmark = pytest.mark.db
 
 
@@ -117,6 +119,25 @@ def test_patch_merges_properties_and_keeps_the_geometry(api, headers, district):
     assert after["properties"]["floors"] == before["properties"]["floors"]
     assert after["geometry"] == before["geometry"]
     assert response.headers["ETag"] == '"2"'
+
+
+def test_patch_leaves_empty_fields_it_does_not_name_empty(api, headers, district, db):
+    """A declared default fills a field at creation, never on a later PATCH of another field."""
+    fid = district.id("hydrants", "HA-1")
+    with owner_engine().begin() as conn:
+        conn.execute(text("UPDATE hydrants SET kind = NULL, status = NULL WHERE id = :f"), {"f": fid})
+    url = f"/collections/hydrants/items/{fid}"
+    etag = api.get(url, headers=headers["planner"]).headers["ETag"]
+    response = api.patch(url, json={"properties": {"flow_lps": 15}},
+                         headers={**headers["planner"], "If-Match": etag,
+                                  "Content-Type": "application/merge-patch+json"})
+    assert response.status_code == 200, response.text
+    props = response.json()["properties"]
+    assert props["flow_lps"] == 15 and props["kind"] is None and props["status"] is None
+    named = api.patch(url, json={"properties": {"kind": "wall"}},
+                      headers={**headers["planner"], "If-Match": response.headers["ETag"],
+                               "Content-Type": "application/merge-patch+json"})
+    assert named.status_code == 200 and named.json()["properties"]["kind"] == "wall"
 
 
 def test_delete_with_if_match_removes_the_feature_and_audits(api, headers, district, db):
