@@ -78,7 +78,8 @@ def test_the_claimed_street_code_is_overwritten_by_the_derived_one(api, headers,
     assert response.status_code == 201, response.text
     props = response.json()["properties"]
     assert props["street_code"] == STREET_A and props["compound_ref"] == "CA-1"
-    mine = api.post("/collections/obstructions/items", json=body, headers=headers["street_a"])
+    mine = api.post("/collections/obstructions/items",  # refs are unique per layer: a second obstruction's own
+                    json={**body, "properties": {**body["properties"], "ref": "OB-2"}}, headers=headers["street_a"])
     assert mine.status_code == 201, mine.text
     assert mine.json()["properties"]["street_code"] == STREET_A
 
