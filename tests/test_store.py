@@ -99,12 +99,13 @@ def test_a_delete_keeps_the_whole_feature_in_the_audit_log(db):
 # --- bulk path: large frames into an empty layer -------------------------------------------------------------------
 
 
-def _grid_of_buildings(n: int, *, x0: float = 121.50, y0: float = 29.80) -> gpd.GeoDataFrame:
-    """n small square footprints on a grid (about 11 m apart), enough rows for the bulk path."""
+def _grid_of_buildings(n: int, *, x0: float = 121.50, y0: float = 29.80, prefix: str = "B") -> gpd.GeoDataFrame:
+    """n small square footprints on a grid (about 11 m apart), enough rows for the bulk path; refs `prefix`00000…
+    (refs are unique per layer: a second grid appended to a first takes another prefix)."""
     side = 100
     ix, iy = np.arange(n) % side, np.arange(n) // side
     x, y = x0 + ix * 1e-4, y0 + iy * 1e-4
-    return gpd.GeoDataFrame({"ref": [f"B{i:05d}" for i in range(n)], "height_m": np.full(n, 9.0),
+    return gpd.GeoDataFrame({"ref": [f"{prefix}{i:05d}" for i in range(n)], "height_m": np.full(n, 9.0),
                              "floors": np.array([3] * n, dtype=object)},
                             geometry=shapely.box(x, y, x + 5e-5, y + 5e-5), crs=4490)
 
@@ -175,7 +176,7 @@ def test_appending_to_a_populated_layer_keeps_its_indexes_and_its_readers(db):
     with transaction(engine=db) as conn:
         write_frame(conn, "buildings", _grid_of_buildings(10))
     with transaction(engine=db, user="bob") as conn:
-        write_frame(conn, "buildings", _grid_of_buildings(BULK_MIN_ROWS, y0=29.90))
+        write_frame(conn, "buildings", _grid_of_buildings(BULK_MIN_ROWS, y0=29.90, prefix="N"))
         assert "AccessExclusiveLock" not in _locks(conn, "buildings")  # readers of the layer go on reading
         assert any("ix_buildings_geom" in d for d in _indexes(conn, "buildings"))
     with db.connect() as conn:

@@ -730,7 +730,7 @@ def test_planner_edits_the_attributes_of_a_hydrant_and_an_entrance_with_if_match
         row = conn.execute(text("SELECT ref, status, flow_lps, kind, version, updated_by FROM hydrants WHERE id = :i"),
                            {"i": hid}).one()
     assert (row.ref, row.status, row.flow_lps, row.kind, row.version, row.updated_by) == (
-        "H1-A", "damaged", 12.5, "above_ground", 2, "planner1")
+        "H1-A", "damaged", 12.5, None, 2, "planner1")  # kind was empty and not edited: no default filled in
     # an entrance renamed to a ref another entrance holds: refused, explained, the row unchanged
     page.evaluate("([c, i]) => window.firelaneEditFeature(c, i)", ["entrances", eid])
     expect(page.locator("#fl-edit-width_m")).to_be_visible(timeout=10000)
