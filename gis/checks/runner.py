@@ -777,8 +777,16 @@ def _dask_client(address: Any) -> tuple[Any, bool]:
     from distributed import Client, LocalCluster  # heavy optional dependency, only for Dask runs
 
     if isinstance(address, str) and (address == "local" or address.startswith("local:")):
+        import dask  # heavy optional dependency, only for Dask runs
+        from distributed.utils import get_mp_context
+
         n = int(address.split(":", 1)[1]) if ":" in address else 2
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+        # workers forked from a server that imported distributed and the checks once (as the pool's are), not
+        # spawned interpreters that each import both before their first group
+        with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
+            get_mp_context().set_forkserver_preload(
+                ["distributed", "gis.checks.runner", *(f"gis.checks.{f}" for f in FAMILIES)])
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
         return Client(cluster), True
     return Client(address), True
 
