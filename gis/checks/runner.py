@@ -645,6 +645,10 @@ def run_checks(
 ) -> CheckResult:
     """Check a scope of the database and (by default) update the hazards ledger.
 
+    The scope is cut into groups of neighbouring compounds (a couple per worker, `group_size`); each group is read
+    with its surroundings, partitioned and checked by whoever runs it (this process, a pool worker or a Dask
+    worker: only the group's refs travel), and its findings go to the ledger as it finishes.
+
     Parameters
     ----------
     street, compound : str, optional
@@ -669,7 +673,7 @@ def run_checks(
     grouped : bool, optional
         Partition grouping override (see `plan_tasks`; default: each family's MULTI_COMPOUND flag).
     stream_batch : int
-        Compounds per streamed batch (see `stream_scope`): memory is bounded by the batch, not the scope.
+        Most compounds per group (see `cut_groups`): memory is bounded by the group, not the scope.
     run_id : int, optional
         An existing check_runs row to drive (created with its job by `gis.jobs`); default: insert one.
 
