@@ -348,7 +348,9 @@ def main(argv: list[str] | None = None) -> int:
             on_dask, dask_result = timed(lambda: run_checks(engine=engine, workers=args.workers, ledger=False,
                                                             grouped=True, dask_address=f"local:{args.workers}"),
                                          repeat=2)
-            dask_same = list(dask_result.findings["key"]) == list(result.findings["key"])
+            dask_same = (list(dask_result.findings["key"]) == list(result.findings["key"])
+                         and dask_result.findings["measured"].astype(str).tolist()
+                         == result.findings["measured"].astype(str).tolist())
         multi = [f for f in result_families() if multi_compound(f)]
         print(f"\nfindings {len(result.findings):,} "
               f"({int((result.findings['verdict'] == 'fail').sum()):,} fail) in {len(refs):,} compounds; "
