@@ -35,8 +35,9 @@ PROBE_AT = (0.25, 0.5, 0.75)
 #: Where the band may run across each leg: these shares of the room the leg leaves beside the truck, from the inner
 #: edge (1: along the far side, the widest swing; the others where the far side is no straight line).
 PLACEMENTS = ((1.0, 1.0), (0.5, 0.5), (1.0, 0.5), (0.5, 1.0))
-#: Longest probe across a leg (metres).
+#: Longest probe across a leg (metres); probes look this far first (most legs are narrower).
 PROBE_REACH_M = 60.0
+PROBE_NEAR_M = 15.0
 #: A swept band may overlap the surface's edge by this much (metres): drawing noise. Kept small on purpose: at a
 #: sharp corner a penetration of d lets the radius grow by about sqrt(2 r d) (0.4 m for 1 cm at 9 m).
 DEPTH_TOL_M = 0.01
@@ -221,8 +222,8 @@ def measure_legs(c: Corners, simple: np.ndarray) -> tuple[Corners, np.ndarray]:
 
 def _probe(surfaces: np.ndarray, start: np.ndarray, normal: np.ndarray, part: np.ndarray) -> np.ndarray:
     """Distance from each start point along its normal to the first crossing of its surface's (`surfaces[part]`)
-    boundary, inf when none within PROBE_REACH_M: the boundaries as segments in one STRtree, crossings solved
-    in numpy."""
+    boundary, inf when none within PROBE_REACH_M: the boundaries as segments in one STRtree queried by the probes'
+    envelopes, crossings solved in numpy; probes that cross nothing within PROBE_NEAR_M look farther."""
     used = np.unique(part)
     polys, owner = shapely.get_parts(surfaces[used], return_index=True)
     rings, ring_owner = shapely.get_rings(polys, return_index=True)
@@ -230,24 +231,34 @@ def _probe(surfaces: np.ndarray, start: np.ndarray, normal: np.ndarray, part: np
     seg = np.flatnonzero(ring[1:] == ring[:-1])
     p0, p1 = xy[seg], xy[seg + 1]
     seg_part = used[owner[ring_owner[ring[seg]]]]
-    a = start + 0.01 * normal
-    b = start + PROBE_REACH_M * normal
     out = np.full(len(start), np.inf)
     if not len(seg):
         return out
-    ri, si = STRtree(shapely.linestrings(np.stack([p0, p1], axis=1))).query(
-        shapely.linestrings(np.stack([a, b], axis=1)), predicate="intersects")
-    same = seg_part[si] == part[ri]
-    ri, si = ri[same], si[same]
-    # start + t * normal = p0 + u * (p1 - p0)
-    e = p1[si] - p0[si]
-    n = normal[ri]
-    den = n[:, 0] * e[:, 1] - n[:, 1] * e[:, 0]
-    q = p0[si] - start[ri]
-    ok = np.abs(den) > 1e-12
-    t = np.where(ok, (q[:, 0] * e[:, 1] - q[:, 1] * e[:, 0]) / np.where(ok, den, 1.0), np.inf)
-    t = np.where(t >= 0.01 - 1e-9, t, np.inf)
-    np.minimum.at(out, ri, t)
+    lo, hi = np.minimum(p0, p1), np.maximum(p0, p1)
+    tree = STRtree(shapely.box(lo[:, 0], lo[:, 1], hi[:, 0], hi[:, 1]))
+    todo = np.arange(len(start))
+    for reach in (PROBE_NEAR_M, PROBE_REACH_M):  # the nearest crossing within the short reach is the nearest
+        a = start[todo] + 0.01 * normal[todo]
+        b = start[todo] + reach * normal[todo]
+        lo, hi = np.minimum(a, b), np.maximum(a, b)
+        ri, si = tree.query(shapely.box(lo[:, 0], lo[:, 1], hi[:, 0], hi[:, 1]))
+        ri = todo[ri]
+        same = seg_part[si] == part[ri]
+        ri, si = ri[same], si[same]
+        # start + t * normal = p0 + u * (p1 - p0), the probe running from t = 0.01 to t = reach
+        e = p1[si] - p0[si]
+        n = normal[ri]
+        den = n[:, 0] * e[:, 1] - n[:, 1] * e[:, 0]
+        q = p0[si] - start[ri]
+        ok = np.abs(den) > 1e-12
+        safe = np.where(ok, den, 1.0)
+        t = (q[:, 0] * e[:, 1] - q[:, 1] * e[:, 0]) / safe
+        u = (q[:, 0] * n[:, 1] - q[:, 1] * n[:, 0]) / safe
+        hit = ok & (t >= 0.01 - 1e-9) & (t <= reach + 1e-9) & (u >= -1e-9) & (u <= 1.0 + 1e-9)
+        np.minimum.at(out, ri[hit], t[hit])
+        todo = todo[np.isinf(out[todo])]
+        if not len(todo):
+            break
     return out
 
 
@@ -296,15 +307,22 @@ def fits(c: Corners, surface: shapely.Geometry | np.ndarray, r: np.ndarray, w: f
 
 def largest_radius(c: Corners, surface: shapely.Geometry, upper: np.ndarray, w: float) -> np.ndarray:
     """The largest inner radius (0..upper, by bisection, all corners at once) whose band fits."""
-    lo = np.zeros(len(c))
-    hi = np.asarray(upper, dtype=float).copy()
-    ok0 = fits(c, surface, lo, w)
+    out = np.zeros(len(c))
+    ok0 = fits(c, surface, out, w)
+    todo = np.flatnonzero(ok0)  # where not even radius 0 fits the answer is 0: no bisection
+    if not len(todo):
+        return out
+    c = c.take(todo)
+    surface = np.broadcast_to(np.asarray(surface, dtype=object), len(ok0))[todo]
+    lo = np.zeros(len(todo))
+    hi = np.broadcast_to(np.asarray(upper, dtype=float), len(ok0))[todo].copy()
     for _ in range(BISECT_STEPS):
         mid = (lo + hi) / 2
         ok = fits(c, surface, mid, w)
         lo = np.where(ok, mid, lo)
         hi = np.where(ok, hi, mid)
-    return np.where(ok0, np.floor(lo * 100) / 100, 0.0)
+    out[todo] = np.floor(lo * 100) / 100
+    return out
 
 
 def driveways(ctx: CheckContext, roads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -387,7 +405,8 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
     if not len(corners):
         return []
     # which lanes and driveways each corner belongs to
-    ci, li = (STRtree(lanes).query(corners.touch, predicate="dwithin", distance=TOUCH_M) if len(lanes)
+    # (the lanes query the corners: a lane polygon is the prepared side of each distance test)
+    li, ci = (STRtree(corners.touch).query(lanes, predicate="dwithin", distance=TOUCH_M) if len(lanes)
               else (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)))
     di, dj = (STRtree(drive).query(corners.touch, predicate="dwithin", distance=TOUCH_M) if len(drive)
               else (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)))
