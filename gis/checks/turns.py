@@ -136,10 +136,12 @@ def _corner_runs(xy: np.ndarray, ring: np.ndarray) -> tuple[np.ndarray, np.ndarr
     # runs turning more than TURN_MAX_DEG in all (rare: long curves) are split where the sum would exceed it
     if (total > TURN_MAX_DEG).any():
         labels = run.astype(np.int64) * len(member)   # room for the pieces of a split run, order kept
-        for r in np.flatnonzero(total > TURN_MAX_DEG):  # the few long curves of a partition
+        starts = np.searchsorted(run, np.arange(len(total) + 1))  # (members are sorted by run)
+        member_turn = turn[member].tolist()
+        for r in np.flatnonzero(total > TURN_MAX_DEG).tolist():  # the long curves of a partition
             piece, acc_turn = 0, 0.0
-            for j in np.flatnonzero(run == r):
-                t = turn[member[j]]
+            for j in range(starts[r], starts[r + 1]):
+                t = member_turn[j]
                 if acc_turn > 0 and acc_turn + t > TURN_MAX_DEG:
                     piece, acc_turn = piece + 1, 0.0
                 acc_turn += t
@@ -180,7 +182,6 @@ def find_corners(surface: shapely.Geometry | np.ndarray, *, probe: bool = True, 
         return Corners(e, z, z, z, z, z, z, f, f, f, e, f, f, np.empty(0, dtype=np.int64))
     prev, nxt = _ring_neighbours(ring)
     p_in, a1, a2, p_out = xy[prev[first]], xy[first], xy[last], xy[nxt[last]]
-    touch = shapely.multipoints(xy[member], indices=run)
     part = ring_owner[ring[first]]
     d1, d2 = a1 - p_in, p_out - a2
     len1, len2 = np.hypot(*d1.T), np.hypot(*d2.T)
@@ -191,13 +192,16 @@ def find_corners(surface: shapely.Geometry | np.ndarray, *, probe: bool = True, 
     den = t1[:, 0] * t2[:, 1] - t1[:, 1] * t2[:, 0]
     diff = a2 - a1
     s = np.divide(diff[:, 0] * t2[:, 1] - diff[:, 1] * t2[:, 0], den, out=np.zeros(len(den)), where=den != 0)
-    apex = shapely.points(a1 + s[:, None] * t1)
     deg = np.degrees(np.abs(turn))
-    keep = (turn < 0) & (deg >= TURN_MIN_DEG) & (deg <= TURN_MAX_DEG)
-    nan = np.full(len(apex), np.nan)
-    c = Corners(apex=apex, a1=a1, a2=a2, t1=t1, t2=t2, n1=n1, n2=n2, w1=nan, w2=nan, turn=turn, touch=touch,
-                len1=len1, len2=len2, part=part)
-    c = c.take(np.flatnonzero(keep))
+    keep = np.flatnonzero((turn < 0) & (deg >= TURN_MIN_DEG) & (deg <= TURN_MAX_DEG))
+    apex = shapely.points((a1 + s[:, None] * t1)[keep])  # points for the corners kept only
+    new_run = np.full(len(first), -1, dtype=np.int64)
+    new_run[keep] = np.arange(len(keep))
+    mine = new_run[run] >= 0
+    touch = shapely.multipoints(xy[member[mine]], indices=new_run[run[mine]])
+    nan = np.full(len(keep), np.nan)
+    c = Corners(apex=apex, a1=a1[keep], a2=a2[keep], t1=t1[keep], t2=t2[keep], n1=n1[keep], n2=n2[keep], w1=nan,
+                w2=nan, turn=turn[keep], touch=touch, len1=len1[keep], len2=len2[keep], part=part[keep])
     if probe:
         c = measure_legs(c, simple)[0]
     return c
