@@ -77,14 +77,16 @@ def coverage_findings(ctx: Any, *, network: bool = True) -> list[Finding]:
     bg, hg = at.geoms(buildings), at.geoms(hydrants)
     if len(bg) == 0:
         return []
-    # straight line: which buildings have a hydrant within the limit (one query from the hydrants' side); the
-    # exact nearest distance is measured below for the buildings that fail (the only ones it is reported for)
-    within = np.zeros(len(bg), dtype=bool)
-    if len(hg):
-        within[STRtree(bg).query(hg, predicate="dwithin", distance=limit)[1]] = True
-    dist = np.where(within, 0.0, np.inf)  # 0 stands for "within the limit"
     roads = at.layer(ctx, "roads") if network else None
     networked = _networked(ctx, buildings, roads) if network else np.zeros(len(bg), dtype=bool)
+    # straight line (buildings not measured along a network): which have a hydrant within the limit (one query
+    # from the hydrants' side); the exact nearest distance is measured below for the buildings that fail (the
+    # only ones it is reported for)
+    within = np.zeros(len(bg), dtype=bool)
+    off = np.flatnonzero(~networked)
+    if len(hg) and len(off):
+        within[off[STRtree(bg[off]).query(hg, predicate="dwithin", distance=limit)[1]]] = True
+    dist = np.where(within, 0.0, np.inf)  # 0 stands for "within the limit"
     if networked.any():
         net = nw.build_network(rd.network_lines(roads))
         on = np.flatnonzero(networked)
@@ -220,8 +222,8 @@ def _ground_obstructions(ctx: Any, near: np.ndarray | None = None) -> gpd.GeoDat
     g = at.geoms(obs)
     sizes = ctx.profile.get("LANE-CLEAR", "point_obstruction_size_m")
     kind = at.texts(obs, "kind", "other")
-    default = pd.Series(kind).map(lambda k: float(sizes.get(k, sizes["other"]))).to_numpy(dtype=float) \
-        if len(kind) else np.empty(0)
+    default = pd.Series(kind, dtype=object).map({k: float(v) for k, v in sizes.items()}).fillna(
+        float(sizes["other"])).to_numpy(dtype=float)
     size = at.numbers(obs, "size_m")
     size = np.where(np.isnan(size), default, size)
     points = shapely.get_dimensions(g) == 0
