@@ -254,15 +254,18 @@ def aerial_connected(ctx: CheckContext, a: Areas) -> list[Finding]:
     if not len(own):
         return []
     lanes = ctx.view("fire_lanes").geoms
+    dist = np.full(len(own), np.inf)
+    nearest_lane = np.full(len(own), -1)
     if len(lanes):
-        near = STRtree(lanes).query_nearest(a.geoms[own], return_distance=True, all_matches=False)
-        dist = np.full(len(own), np.inf)
-        dist[near[0][0]] = near[1]
-        nearest_lane = np.full(len(own), -1)
-        nearest_lane[near[0][0]] = near[0][1]
-    else:
-        dist = np.full(len(own), np.inf)
-        nearest_lane = np.full(len(own), -1)
+        tree = STRtree(lanes)
+        # most areas touch a lane: only the others are measured (their nearest lane and its distance)
+        apart = np.ones(len(own), dtype=bool)
+        apart[tree.query(a.geoms[own], predicate="dwithin", distance=tol)[0]] = False
+        far = np.flatnonzero(apart)
+        (p, lane), d = tree.query_nearest(a.geoms[own[far]], return_distance=True, all_matches=False)
+        dist[far[p]] = d
+        nearest_lane[far[p]] = lane
+        dist[~apart] = 0.0  # within the tolerance: connected (the value is not reported)
     out = []
     for p in np.flatnonzero(dist > tol):
         i = int(own[p])
