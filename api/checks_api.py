@@ -133,8 +133,9 @@ async def hazards(request: Request, principal: CurrentUser) -> Response:
     query = request.query_params
     q = parse_items_query(layer, query, extra_params=HAZARD_FILTERS)
     if query.get("street"):
-        q.where.append("t.street_code = :h_street")
-        q.params["h_street"] = query["street"]
+        in_street, binds = gis_scope.streets_filter("hazards", [query["street"]], key="h")
+        q.where.append(in_street)
+        q.params.update(binds)
     if query.get("department"):
         q.where.append("strpos(t.department, :h_dept) > 0")
         q.params["h_dept"] = query["department"].replace("\x00", "")

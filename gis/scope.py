@@ -215,7 +215,9 @@ def actor_filter(table: str, streets: Sequence[str] | None, compounds: Sequence[
 
 
 def streets_filter(table: str, streets: Sequence[str], *, alias: str = "t",
-                   key: str = "want") -> tuple[str | None, dict[str, Any]]:
-    """Rows of `table` in `streets`: a selection the caller asks for (a street's page, `--street`), by the same
-    rule that scopes a street office to its streets."""
-    return filter_sql(table, for_streets("", tuple(streets)), alias=alias, key=key)
+                   key: str = "want") -> tuple[str, dict[str, Any]]:
+    """Rows of `table` in `streets`: a selection the caller asks for (a street's page, `--street`, a campaign's
+    streets in its reports), by the same rule that scopes a street office to its streets. Never None: a
+    selection always filters (no streets: no rows)."""
+    where, params = filter_sql(table, for_streets("", tuple(streets)), alias=alias, key=key)
+    return (where or "false"), params

@@ -161,3 +161,20 @@ def test_every_reader_keeps_to_the_scope_on_a_database_without_policies(campaign
         assert len(runs) == 2 and all(r["scope"].get("street") in (None, STREET_B) for r in runs)
     finally:
         engine.dispose()
+
+
+def test_no_module_writes_its_own_street_filter():
+    """A selection by street (a campaign's streets, `--street`, a street's page) is taken from
+    gis.scope.streets_filter, never written again: the filter and the row-level policy stay one rule."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    # a predicate on street_code with a bound value; an assignment (`SET a = :a, street_code = :s`) is no filter
+    own = re.compile(r"(?i)(?<![\w.])(\w+\.)?street_code\s*(=\s*(any\s*\(|:)|in\s*\(\s*:)")
+    home = {root / "gis" / "scope.py", root / "gis" / "jurisdiction.py"}
+    found = [f"{path.relative_to(root)}:{n}" for folder in ("api", "gis", "web")
+             for path in sorted((root / folder).rglob("*.py")) if path not in home
+             for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+             for hit in own.finditer(line) if not line[:hit.start()].rstrip().endswith(",")]
+    assert found == []

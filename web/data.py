@@ -108,19 +108,20 @@ def street_view(street_code: str, *, engine: Engine, weeks: int = 8) -> StreetVi
     ranking = ranking.fillna({"open_hazards": 0, "severity": 0.0, "rules": 0})
     ranking["open_hazards"] = ranking["open_hazards"].astype(int)
     ranking = ranking.sort_values(["open_hazards", "severity", "ref"], ascending=[False, False, True])
+    in_street, binds = scope.streets_filter("hazards", [street_code])
     with engine.connect() as conn:
         closed_week = conn.execute(text(
-            "SELECT count(*) FROM hazards t WHERE t.street_code = :s AND t.closed_at >= now() - interval '7 days'"
-            " AND NOT (t.status = ANY(:open_statuses))"), {"s": street_code, "open_statuses": statuses}).scalar_one()
+            f"SELECT count(*) FROM hazards t WHERE {in_street} AND t.closed_at >= now() - interval '7 days'"
+            " AND NOT (t.status = ANY(:open_statuses))"), binds | {"open_statuses": statuses}).scalar_one()
         rows = conn.execute(text(
             "WITH w AS (SELECT generate_series(date_trunc('week', now()) - (:n - 1) * interval '1 week',"
             " date_trunc('week', now()), interval '1 week') AS start) "
             "SELECT to_char(w.start, 'MM-DD'),"
-            " (SELECT count(*) FROM hazards t WHERE t.street_code = :s AND t.verdict = 'fail'"
+            f" (SELECT count(*) FROM hazards t WHERE {in_street} AND t.verdict = 'fail'"
             "  AND t.first_seen_at >= w.start AND t.first_seen_at < w.start + interval '1 week'),"
-            " (SELECT count(*) FROM hazards t WHERE t.street_code = :s AND t.closed_at >= w.start"
+            f" (SELECT count(*) FROM hazards t WHERE {in_street} AND t.closed_at >= w.start"
             "  AND t.closed_at < w.start + interval '1 week') FROM w ORDER BY w.start"),
-            {"s": street_code, "n": weeks}).all()
+            binds | {"n": weeks}).all()
     return StreetView(street=street, compounds=compounds, hazards=hazards, ranking=ranking.reset_index(drop=True),
                       data_gaps=gaps, closed_this_week=int(closed_week),
                       trend=[(str(a), int(b), int(c)) for a, b, c in rows])

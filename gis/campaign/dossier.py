@@ -305,8 +305,9 @@ def safe_name(ref: str) -> str:
 def compound_refs(conn: Connection, campaign_id: int, streets: Sequence[str] | None = None) -> list[str]:
     campaign = get_campaign(campaign_id, conn=conn)
     codes = [r.ref for r in campaign_streets(conn, campaign, only=streets)]
-    return list(conn.execute(text("SELECT ref FROM compounds WHERE street_code = ANY(:s) ORDER BY street_code, ref"),
-                             {"s": codes}).scalars())
+    where, params = db_scope.streets_filter("compounds", codes)
+    return list(conn.execute(text(f"SELECT t.ref FROM compounds t WHERE {where} ORDER BY t.street_code, t.ref"),
+                             params).scalars())
 
 
 def district_zip(campaign_id: int, out: Path, *, streets: Sequence[str] | None = None, workers: int = 2,

@@ -182,13 +182,14 @@ def _compounds(conn: Connection, streets: Sequence[str]) -> list[Any]:
         for table, alias, extra in (
             ("buildings", "b", f", count(*) FILTER (WHERE height_m > {HIGH_RISE_M}) AS high"),
             ("fire_lanes", "l", ""), ("hydrants", "h", ""), ("aerial_areas", "a", "")))
+    in_streets, params = db_scope.streets_filter("compounds", streets, alias="cc")
     return conn.execute(text(
-        "WITH c AS (SELECT id, ref, name, address, property_company, built_year, households, street_code "
-        "FROM compounds WHERE street_code = ANY(:s)) "
+        "WITH c AS (SELECT cc.id, cc.ref, cc.name, cc.address, cc.property_company, cc.built_year, cc.households, "
+        f"cc.street_code FROM compounds cc WHERE {in_streets}) "
         "SELECT c.ref, c.name, c.address, c.property_company, c.built_year, c.households, c.street_code, "
         "coalesce(b.n, 0) AS buildings, coalesce(b.high, 0) AS high, coalesce(l.n, 0) AS lanes, "
         f"coalesce(h.n, 0) AS hydrants, coalesce(a.n, 0) AS aerial FROM c {counts} "
-        "ORDER BY c.street_code, c.ref"), {"s": list(streets)}).all()
+        "ORDER BY c.street_code, c.ref"), params).all()
 
 
 _FOUND = "t.verdict = 'fail' AND t.status IS NOT NULL AND t.status <> 'dismissed'"
@@ -197,18 +198,19 @@ _FOUND = "t.verdict = 'fail' AND t.status IS NOT NULL AND t.status <> 'dismissed
 def compound_counts(conn: Connection, streets: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Per compound: found, by focus item, fixed on the spot, registered, photos, first self-inspection date."""
     out: dict[str, dict[str, Any]] = {}
+    in_streets, params = db_scope.streets_filter("hazards", streets)
     for r in conn.execute(text(
         f"SELECT t.compound_ref, {focus_case_sql()} AS focus, count(*) AS n, count(*) FILTER (WHERE EXISTS ("
         "SELECT 1 FROM hazard_events e WHERE e.hazard_id = t.id AND e.evidence = 'fixed_on_spot')) AS fos "
-        f"FROM hazards t WHERE t.street_code = ANY(:s) AND {_FOUND} GROUP BY 1, 2"), {"s": list(streets)}):
+        f"FROM hazards t WHERE {in_streets} AND {_FOUND} GROUP BY 1, 2"), params):
         row = out.setdefault(r.compound_ref, {"found": 0, "fixed_on_spot": 0, "photos": 0, "by_focus": {}})
         row["found"] += r.n
         row["fixed_on_spot"] += r.fos
         row["by_focus"][r.focus] = r.n
     for r in conn.execute(text(
         "SELECT t.compound_ref, count(DISTINCT p.photo) AS n FROM hazards t JOIN hazard_events e "
-        "ON e.hazard_id = t.id CROSS JOIN LATERAL unnest(e.photos) AS p(photo) WHERE t.street_code = ANY(:s) "
-        "GROUP BY 1"), {"s": list(streets)}):
+        f"ON e.hazard_id = t.id CROSS JOIN LATERAL unnest(e.photos) AS p(photo) WHERE {in_streets} "
+        "GROUP BY 1"), params):
         out.setdefault(r.compound_ref, {"found": 0, "fixed_on_spot": 0, "photos": 0, "by_focus": {}})["photos"] = r.n
     return out
 
@@ -291,10 +293,11 @@ def form2(conn: Connection, campaign: Campaign, *, street: str, day: date) -> Wo
     name = srow[0].name or street
     compounds = _compounds(conn, [street])
     hazards = _hazards(conn, [c.ref for c in compounds])
+    in_street, params = db_scope.streets_filter("campaign_inspections", [street], alias="i")
     inspections = {r.compound_ref: r for r in conn.execute(text(
-        "SELECT DISTINCT ON (compound_ref) compound_ref, on_date, inspector, unit FROM campaign_inspections "
-        "WHERE campaign_id = :c AND kind IN ('inspection', 'recheck') AND street_code = :s "
-        "ORDER BY compound_ref, on_date DESC"), {"c": campaign.id, "s": street})}
+        "SELECT DISTINCT ON (i.compound_ref) i.compound_ref, i.on_date, i.inspector, i.unit "
+        f"FROM campaign_inspections i WHERE i.campaign_id = :c AND i.kind IN ('inspection', 'recheck') AND {in_street} "
+        "ORDER BY i.compound_ref, i.on_date DESC"), params | {"c": campaign.id})}
     by_compound: dict[str, list[Any]] = {}
     for h in hazards:
         by_compound.setdefault(h.compound_ref, []).append(h)
@@ -345,11 +348,12 @@ def form3(conn: Connection, campaign: Campaign, *, day: date, unit: str,
           streets: Sequence[str] | None = None) -> Workbook:
     """附件3: one row per spot check (every draw of the campaign) and the draw record (seed, roster, rate)."""
     codes = [r.ref for r in campaign_streets(conn, campaign, only=streets)]
+    in_streets, params = db_scope.streets_filter("spot_checks", codes, alias="s")
     checks = conn.execute(text(
         "SELECT s.id, s.compound_ref, s.street_code, s.inspectors, s.status, s.checked_at, c.name, st.name AS sname "
         "FROM spot_checks s LEFT JOIN compounds c ON c.ref = s.compound_ref LEFT JOIN streets st "
-        "ON st.ref = s.street_code WHERE s.campaign_id = :c AND s.street_code = ANY(:s) ORDER BY s.id"),
-        {"c": campaign.id, "s": codes}).all()
+        f"ON st.ref = s.street_code WHERE s.campaign_id = :c AND {in_streets} ORDER BY s.id"),
+        params | {"c": campaign.id}).all()
     items: dict[int, dict[str, Any]] = {}
     for r in conn.execute(text("SELECT check_id, item, result, note, hazard_ids FROM spot_check_items "
                                "WHERE check_id = ANY(:ids)"), {"ids": [c.id for c in checks]}):

@@ -24,6 +24,7 @@ from gis.campaign.campaigns import Campaign, CampaignError, campaign_streets, ge
 from gis.campaign.deadlines import family_of, local_today
 from gis.campaign.forms import table_sheet
 from gis.db import get_engine, transaction
+from gis.scope import streets_filter
 
 #: Measure and planning cost (CNY) per hazard, by rule family; RULE_MEASURES overrides per rule.
 FAMILY_MEASURES: dict[str, tuple[str, int]] = {
@@ -98,10 +99,11 @@ def compound_plans(conn: Connection, campaign: Campaign, *, streets: Sequence[st
     split, priority (先急后缓: most severe first, then total severity, then cost) and the year of the schedule."""
     settings = campaign.settings
     codes = [r.ref for r in campaign_streets(conn, campaign, only=streets)]
+    in_streets, params = streets_filter("hazards", codes)
     rows = conn.execute(text(
         "SELECT t.compound_ref, c.name, c.street_code, c.property_company, t.id, t.rule, t.severity "
-        f"FROM hazards t JOIN compounds c ON c.ref = t.compound_ref WHERE t.street_code = ANY(:s) "
-        f"AND t.verdict = 'fail' AND t.status IN {_WORK} ORDER BY t.compound_ref, t.id"), {"s": codes}).all()
+        f"FROM hazards t JOIN compounds c ON c.ref = t.compound_ref WHERE {in_streets} "
+        f"AND t.verdict = 'fail' AND t.status IN {_WORK} ORDER BY t.compound_ref, t.id"), params).all()
     threshold = float(settings.get("plan_cost_cny", PLAN_COST_CNY))
     major = float(settings.get("major_severity", MAJOR_SEVERITY))
     overrides = settings.get("unit_costs") or {}
@@ -157,6 +159,7 @@ def warranty_gate(conn: Connection, campaign: Campaign, *, today: date,
     years = int(campaign.settings.get("warranty_years", 8))
     window = int(campaign.settings.get("warranty_window_months", 12))
     codes = [r.ref for r in campaign_streets(conn, campaign, only=streets)]
+    in_streets, params = streets_filter("compounds", codes, alias="c")
     out = []
     rows = conn.execute(text(
         "SELECT c.ref, c.name, c.street_code, c.built_year, c.extra->>'completed_on' AS completed_on, "
@@ -164,8 +167,8 @@ def warranty_gate(conn: Connection, campaign: Campaign, *, today: date,
         "(WHERE t.id IS NOT NULL), '{}') AS open_ids, "
         "coalesce(array_agg(t.rule ORDER BY t.severity DESC NULLS LAST, t.id) FILTER (WHERE t.id IS NOT NULL), '{}') "
         "AS open_rules FROM compounds c LEFT JOIN hazards t ON t.compound_ref = c.ref AND t.verdict = 'fail' "
-        f"AND t.status IN {_OPEN} WHERE c.street_code = ANY(:s) GROUP BY c.ref, c.name, c.street_code, c.built_year, "
-        "c.extra, c.property_company ORDER BY c.ref"), {"s": codes}).all()
+        f"AND t.status IN {_OPEN} WHERE {in_streets} GROUP BY c.ref, c.name, c.street_code, c.built_year, "
+        "c.extra, c.property_company ORDER BY c.ref"), params).all()
     for r in rows:
         done = completion_date(r.built_year, r.completed_on)
         if done is None:

@@ -25,6 +25,7 @@ from gis.campaign.campaigns import Campaign, campaign_streets, get_campaign
 from gis.campaign.deadlines import OVERDUE_SQL, local_today
 from gis.campaign.focus import FOCUS_ITEMS, OTHER, focus_case_sql
 from gis.db import get_engine
+from gis.scope import streets_filter
 
 COUNTS: tuple[str, ...] = ("compounds", "surveyed", "self_inspected", "inspected", "found", "fixed_on_spot",
                            "registered", "rectified", "verified", "open", "overdue", "photos", "spot_checks",
@@ -65,10 +66,13 @@ def stage_measure(code: str | None) -> tuple[str, str] | None:
 def street_counts(conn: Connection, campaign: Campaign, streets: Sequence[str], *,
                   today: date) -> dict[str, dict[str, Any]]:
     """The counts of `streets` (codes): {code: {count: n, ..., "by_focus": {item: found}}}."""
-    p = {"streets": list(streets), "cid": campaign.id, "start": campaign.starts_on, "today": today}
+    in_compounds, p = streets_filter("compounds", streets, alias="cc")
+    in_hazards, _ = streets_filter("hazards", streets)
+    in_checks, _ = streets_filter("spot_checks", streets, alias="s")
+    p |= {"cid": campaign.id, "start": campaign.starts_on, "today": today}
     out: dict[str, dict[str, Any]] = {s: dict.fromkeys(COUNTS, 0) | {"by_focus": {}} for s in streets}
     for r in conn.execute(text(
-        "WITH c AS (SELECT ref, street_code FROM compounds WHERE street_code = ANY(:streets)), "
+        f"WITH c AS (SELECT cc.ref, cc.street_code FROM compounds cc WHERE {in_compounds}), "
         "runs AS (SELECT scope FROM check_runs WHERE status = 'done' AND finished_at >= CAST(:start AS date)), "
         "ins AS (SELECT compound_ref, kind FROM campaign_inspections WHERE campaign_id = :cid) "
         "SELECT c.street_code, count(*) AS compounds, "
@@ -92,7 +96,7 @@ def street_counts(conn: Connection, campaign: Campaign, streets: Sequence[str], 
         f"count(*) FILTER (WHERE {OVERDUE_SQL}) AS overdue "
         "FROM hazards t LEFT JOIN LATERAL (SELECT true AS hit FROM hazard_events e WHERE e.hazard_id = t.id "
         "  AND e.evidence = 'fixed_on_spot' LIMIT 1) fos ON true "
-        f"WHERE t.street_code = ANY(:streets) AND {found} GROUP BY 1, 2"), p):
+        f"WHERE {in_hazards} AND {found} GROUP BY 1, 2"), p):
         row = out[r.street_code]
         for k in ("found", "fixed_on_spot", "rectified", "verified", "open", "overdue"):
             row[k] += getattr(r, k)
@@ -100,12 +104,12 @@ def street_counts(conn: Connection, campaign: Campaign, streets: Sequence[str], 
     for r in conn.execute(text(
         "SELECT t.street_code, count(DISTINCT p.photo) AS photos FROM hazards t "
         "JOIN hazard_events e ON e.hazard_id = t.id CROSS JOIN LATERAL unnest(e.photos) AS p(photo) "
-        "WHERE t.street_code = ANY(:streets) GROUP BY 1"), p):
+        f"WHERE {in_hazards} GROUP BY 1"), p):
         out[r.street_code]["photos"] = r.photos
     for r in conn.execute(text(
-        "SELECT street_code, count(*) AS n, count(*) FILTER (WHERE status <> 'pending') AS checked, "
-        "count(*) FILTER (WHERE status = 'failed') AS failed FROM spot_checks "
-        "WHERE campaign_id = :cid AND street_code = ANY(:streets) GROUP BY 1"), p):
+        "SELECT s.street_code, count(*) AS n, count(*) FILTER (WHERE s.status <> 'pending') AS checked, "
+        "count(*) FILTER (WHERE s.status = 'failed') AS failed FROM spot_checks s "
+        f"WHERE s.campaign_id = :cid AND {in_checks} GROUP BY 1"), p):
         out[r.street_code].update(spot_checks=r.n, spot_checked=r.checked, spot_failed=r.failed)
     for row in out.values():
         row["registered"] = row["found"] - row["fixed_on_spot"]

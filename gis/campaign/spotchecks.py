@@ -173,11 +173,12 @@ _DONE = "('rectified', 'verified', 'closed')"
 
 def candidates(conn: Connection, streets: Sequence[str]) -> dict[str, list[str]]:
     """Per street: the compounds reported rectified (see the module docstring), sorted by ref."""
+    in_streets, params = scope.streets_filter("compounds", streets, alias="c")
     rows = conn.execute(text(
-        "SELECT c.street_code, c.ref FROM compounds c WHERE c.street_code = ANY(:s) "
+        f"SELECT c.street_code, c.ref FROM compounds c WHERE {in_streets} "
         f"AND EXISTS (SELECT 1 FROM hazards t WHERE t.compound_ref = c.ref AND t.status IN {_DONE}) "
         f"AND NOT EXISTS (SELECT 1 FROM hazards t WHERE t.compound_ref = c.ref AND t.status IN {_WORK}) "
-        "ORDER BY c.street_code, c.ref"), {"s": list(streets)}).all()
+        "ORDER BY c.street_code, c.ref"), params).all()
     out: dict[str, list[str]] = {s: [] for s in streets}
     for r in rows:
         out[r.street_code].append(r.ref)

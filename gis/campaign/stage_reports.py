@@ -35,6 +35,7 @@ from gis.campaign.funding import write_plans  # noqa: E402
 from gis.campaign.progress import COUNTS, LABELS, progress  # noqa: E402
 from gis.checks.catalog import RULES  # noqa: E402
 from gis.db import get_engine  # noqa: E402
+from gis.scope import streets_filter  # noqa: E402
 from web.documents import html_to_pdf, render  # noqa: E402
 
 AGE_BUCKETS: tuple[tuple[int, int, str], ...] = ((1, 7, "1–7天"), (8, 30, "8–30天"), (31, 90, "31–90天"),
@@ -44,14 +45,11 @@ _FOUND = "t.verdict = 'fail' AND t.status IS NOT NULL AND t.status <> 'dismissed
 _RESOLVED = "('verified', 'closed')"
 
 
-def _scope(street: str | None) -> tuple[str, dict[str, Any]]:
-    return ("t.street_code = :street", {"street": street}) if street else ("t.street_code = ANY(:streets)", {})
-
-
 def chart_data(conn: Connection, streets: Sequence[str], *, today: date, since: date) -> dict[str, Any]:
     """The series behind the four charts, for hazards of `streets`."""
-    p: dict[str, Any] = {"streets": list(streets), "today": today, "since": since}
-    where = f"t.street_code = ANY(:streets) AND {_FOUND}"
+    in_streets, p = streets_filter("hazards", streets)
+    p |= {"today": today, "since": since}
+    where = f"{in_streets} AND {_FOUND}"
     weekly = conn.execute(text(
         "WITH found AS (SELECT date_trunc('week', coalesce(t.first_seen_at, t.created_at))::date AS wk, count(*) AS n "
         f"FROM hazards t WHERE {where} GROUP BY 1), "
@@ -147,14 +145,15 @@ def charts(data: dict[str, Any]) -> dict[str, bytes]:
 
 def typical_cases(conn: Connection, streets: Sequence[str], *, n: int = TYPICAL_CASES) -> list[dict[str, Any]]:
     """The most severe hazards of the scope, those with both before and after photos first."""
+    in_streets, params = streets_filter("hazards", streets)
     has_photos = conn.execute(text("SELECT to_regclass('photos')")).scalar() is not None
     photo_rank = ("(SELECT count(DISTINCT kind) FROM photos p WHERE p.hazard_id = t.id AND p.kind IN "
                   "('before', 'after'))") if has_photos else "0"
     rows = conn.execute(text(
         "SELECT t.id, t.rule, t.clause, t.severity, t.status, t.compound_ref, c.name AS compound_name, t.message_zh, "
         f"t.measured, t.required_value, t.unit, t.department, {photo_rank} AS kinds FROM hazards t "
-        f"LEFT JOIN compounds c ON c.ref = t.compound_ref WHERE t.street_code = ANY(:s) AND {_FOUND} "
-        "ORDER BY 13 DESC, t.severity DESC NULLS LAST, t.id LIMIT :n"), {"s": list(streets), "n": n}).all()
+        f"LEFT JOIN compounds c ON c.ref = t.compound_ref WHERE {in_streets} AND {_FOUND} "
+        "ORDER BY 13 DESC, t.severity DESC NULLS LAST, t.id LIMIT :n"), params | {"n": n}).all()
     pics = _photos(conn, [r.id for r in rows])
     out = []
     for r in rows:

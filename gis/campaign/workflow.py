@@ -29,6 +29,7 @@ from gis.campaign.deadlines import (
 )
 from gis.campaign.departments import DEPARTMENTS
 from gis.checks.catalog import RULES
+from gis.scope import streets_filter
 
 #: A caller's jurisdiction: (SQL predicate on alias t or None for everywhere, its parameters).
 Scope = tuple[str | None, Mapping[str, Any]]
@@ -224,8 +225,9 @@ def _filters(f: HazardFilter, today: date) -> tuple[list[str], dict[str, Any]]:
         where.append("t.responsible_unit = :f_unit")
         params["f_unit"] = f.unit
     if f.street:
-        where.append("t.street_code = :f_street")
-        params["f_street"] = f.street
+        in_street, binds = streets_filter("hazards", [f.street], key="f")
+        where.append(in_street)
+        params.update(binds)
     if f.compound:
         where.append("t.compound_ref = :f_compound")
         params["f_compound"] = f.compound
@@ -306,10 +308,16 @@ def list_hazards(conn: Connection, f: HazardFilter, *, scope: Scope = EVERYWHERE
     return json.loads(doc)
 
 
-def count_hazards(conn: Connection, f: HazardFilter, *, scope: Scope = EVERYWHERE, today: date | None = None) -> int:
+def count_sql(f: HazardFilter, *, scope: Scope = EVERYWHERE, today: date | None = None) -> tuple[str, dict[str, Any]]:
+    """The SQL (and parameters) counting every hazard a work list's filters match (numberMatched)."""
     where, params = _filters(f, today or local_today())
     clause, scope_params = _where(scope, *where)
-    return int(conn.execute(text(f"SELECT count(*) FROM hazards t{clause}"), {**params, **scope_params}).scalar_one())
+    return f"SELECT count(*) FROM hazards t{clause}", {**params, **scope_params}
+
+
+def count_hazards(conn: Connection, f: HazardFilter, *, scope: Scope = EVERYWHERE, today: date | None = None) -> int:
+    sql, params = count_sql(f, scope=scope, today=today)
+    return int(conn.execute(text(sql), params).scalar_one())
 
 
 def events(conn: Connection, hazard_ids: Sequence[int]) -> list[dict[str, Any]]:
@@ -348,7 +356,9 @@ def workload(conn: Connection, *, by: str, scope: Scope = EVERYWHERE, today: dat
     column = {"department": "t.department", "street": "t.street_code", "unit": "t.responsible_unit"}[by]
     work = ", ".join(f"'{s}'" for s in sorted(lc.NEEDS_WORK))
     done = ", ".join(f"'{s}'" for s in sorted(lc.RESOLVED))
-    clause, params = _where(scope, "t.status IS NOT NULL", "t.street_code = :w_street" if street else None)
+    in_street, binds = streets_filter("hazards", [street], key="w") if street else (None, {})
+    clause, params = _where(scope, "t.status IS NOT NULL", in_street)
+    params.update(binds)
     rows = conn.execute(text(f"""
         SELECT {column} AS name,
                count(*) FILTER (WHERE t.status IN ({work})) AS open,
@@ -357,7 +367,7 @@ def workload(conn: Connection, *, by: str, scope: Scope = EVERYWHERE, today: dat
                count(*) FILTER (WHERE t.status = 'rectified') AS awaiting_verification,
                count(*) FILTER (WHERE t.status IN ({done})) AS resolved
         FROM hazards t{clause} GROUP BY 1 ORDER BY 3 DESC, 2 DESC, 1
-    """), {**params, "today": today or local_today(), "soon": due_soon_days(), "w_street": street}).all()
+    """), {**params, "today": today or local_today(), "soon": due_soon_days()}).all()
     return [dict(r._mapping) for r in rows]
 
 
