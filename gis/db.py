@@ -95,6 +95,11 @@ def get_engine() -> Engine:
     return _engine_for(_resolved_url())
 
 
+def engine_for_url(url: str) -> Engine:
+    """The process-wide application engine of `url` (a check worker reopens its caller's database by URL)."""
+    return _engine_for(url)
+
+
 def owner_engine() -> Engine:
     """The schema owner's engine: migrations (`firelane init`) and backups, never the API."""
     return _engine_for(_resolved_owner_url(), True)

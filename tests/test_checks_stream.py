@@ -3,13 +3,24 @@ not the district), with the findings and the ledger of one read of the whole sco
 
 from __future__ import annotations
 
+import pickle
+from concurrent.futures import ThreadPoolExecutor
+
 import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from gis import sample
+from gis import sample, scope
 from gis.checks.profiles import load_profile
-from gis.checks.runner import run_checks, stream_scope
+from gis.checks.runner import (
+    FAMILIES,
+    GroupTask,
+    check_group,
+    cut_groups,
+    run_checks,
+    scope_compounds,
+    stream_scope,
+)
 from gis.sample.io import load_sample
 
 
@@ -69,3 +80,29 @@ def test_batches_checked_by_workers_while_the_next_is_read_give_the_serial_findi
             assert dict(conn.execute(text("SELECT key, status FROM hazards")).all()) == ledger_serial, how
         pd.testing.assert_frame_equal(_keyed(serial.findings), _keyed(run.findings))
         assert run.ledger == serial.ledger and run.counts == serial.counts
+
+
+@pytest.mark.db
+def test_a_group_travels_as_its_refs_and_the_worker_reads_it_under_the_callers_scope(db, truncate):
+    """What goes to a pool or Dask worker is the group's refs and bounds, the database URL and the caller's scope
+    (kilobytes, not the partition's frames); the worker reads and checks the group itself, under that scope."""
+    load_sample(sample.generate(district="yinzhou", scale="s", seed=1), engine=db)
+    refs, ordered, outlines = scope_compounds(engine=db)
+    groups = cut_groups(ordered, outlines, 10)
+    assert sorted(r for g in groups for r in g.refs) == sorted(refs)
+    sizes = [len(g.refs) for g in groups]
+    assert max(sizes) <= 10 and max(sizes) - min(sizes) <= 1  # balanced, not a short tail
+
+    def task(run_scope: scope.Scope) -> GroupTask:
+        return GroupTask(group=groups[0], families=FAMILIES, profile=load_profile("cn-gb"), grouped=None,
+                         url=db.url.render_as_string(hide_password=False), scope=run_scope)
+
+    assert len(pickle.dumps(task(scope.SYSTEM))) < 50_000
+    here = check_group(task(scope.SYSTEM), db)
+    assert len(here) and set(here["compound_ref"]) <= set(groups[0].refs)
+    with ThreadPoolExecutor(1) as fresh:  # a new thread starts with no scope, like a worker process
+        assert fresh.submit(scope.current).result() == scope.NOTHING
+        there = fresh.submit(check_group, task(scope.SYSTEM)).result()
+        nothing = fresh.submit(check_group, task(scope.NOTHING)).result()
+    pd.testing.assert_frame_equal(_keyed(here), _keyed(there))
+    assert len(nothing) == 0  # a scope that sees nothing reads nothing

@@ -23,13 +23,14 @@ from sqlalchemy import Engine, text
 from sqlalchemy import types as sa_types
 from tqdm import tqdm
 
+from gis import scope as db_scope
 from gis.campaign import ledger_writer
 from gis.checks.catalog import RULES
 from gis.checks.context import CONTEXT_LAYERS, CheckContext, build_contexts, context_margins
 from gis.checks.findings import FINDING_COLUMNS, empty_findings
 from gis.checks.ledger import LedgerResult
 from gis.checks.profiles import Profile, load_profile
-from gis.db import get_engine
+from gis.db import engine_for_url, get_engine
 from gis.gcpause import paused_gc
 from gis.schema import TABLES
 from gis.store import read_layer, read_layers
@@ -301,11 +302,12 @@ def process_pool(workers: int, *, families: Sequence[str] = FAMILIES) -> Process
 
 def plan_tasks(layers_4490: dict[str, gpd.GeoDataFrame], *, profile: Profile, families: Sequence[str],
                compounds: Iterable[str] | None = None, workers: int = 1,
-               grouped: bool | None = None) -> list[Task]:
+               grouped: bool | None = None, size: int | None = None) -> list[Task]:
     """Partition a district for `families`: families that handle several compounds per partition
     (MULTI_COMPOUND) share grouped partitions, the others get one partition per compound.
 
-    `grouped` overrides the families' flags: True groups every family, False none."""
+    `grouped` overrides the families' flags: True groups every family, False none. `size`: compounds per grouped
+    partition (default: `group_size` for `workers`)."""
     families = tuple(families)
     resolve_families(families)
     multi = tuple(f for f in families if (multi_compound(f) if grouped is None else grouped))
@@ -314,7 +316,7 @@ def plan_tasks(layers_4490: dict[str, gpd.GeoDataFrame], *, profile: Profile, fa
     n = len(wanted) if wanted is not None else len(layers_4490.get("compounds", ()))
     tasks: list[Task] = []
     if multi:
-        size = group_size(n, workers=workers)
+        size = size or group_size(n, workers=workers)
         tasks += [(c, multi) for c in build_contexts(layers_4490, profile=profile, compounds=wanted,
                                                      group_size=size)]
     if single:
@@ -482,9 +484,50 @@ def _around(refs: list[str], bounds: tuple[float, float, float, float],
     return where, params
 
 
-#: Compounds per streamed batch: a scope larger than this is read and checked batch by batch (neighbouring
-#: compounds, Hilbert order, each with its surroundings), so memory is bounded by the batch, not the district.
+#: Most compounds in one group: a scope larger than this is read and checked group by group (neighbouring
+#: compounds, Hilbert order, each with its surroundings), so memory is bounded by the group, not the district.
 STREAM_COMPOUNDS = 800
+
+
+@dataclass(frozen=True)
+class Group:
+    """A run of neighbouring compounds read and checked as one unit: their refs and the lon/lat bounds of their
+    outlines (which `_around` grows by each layer's context margin to read the surroundings)."""
+
+    refs: tuple[str, ...]
+    bounds: tuple[float, float, float, float]
+
+
+def scope_compounds(*, engine: Engine, street: str | None = None,
+                    compound: str | None = None) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The refs of a scope's compounds, and their refs and outlines in Hilbert order of their centres."""
+    targets = read_layer("compounds", engine=engine, street=street, compound=compound, columns=["id", "ref"])
+    targets = targets[targets["ref"].notna() & targets.geometry.notna()]
+    refs = [str(r) for r in targets["ref"]]
+    outlines = np.asarray(targets.geometry.values, dtype=object)
+    ordered = np.asarray(refs, dtype=object)
+    if len(refs) > 1:
+        centres = gpd.GeoSeries(shapely.centroid(outlines))  # order only
+        order = np.argsort(centres.hilbert_distance().to_numpy(), kind="stable")
+        outlines, ordered = outlines[order], ordered[order]
+    return refs, ordered, outlines
+
+
+def cut_groups(ordered: np.ndarray, outlines: np.ndarray, size: int) -> list[Group]:
+    """Consecutive runs of at most `size` compounds (of `scope_compounds`' order), as nearly equal as can be."""
+    if not len(ordered):
+        return []
+    n = math.ceil(len(ordered) / max(1, size))
+    cuts = np.linspace(0, len(ordered), n + 1).round().astype(int)
+    return [Group(refs=tuple(str(r) for r in ordered[a:b]),
+                  bounds=tuple(float(v) for v in shapely.total_bounds(outlines[a:b])))  # type: ignore[arg-type]
+            for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+
+
+def read_group(engine: Engine, group: Group, profile: Profile) -> dict[str, gpd.GeoDataFrame]:
+    """A group's compounds and every feature within the context margins of them or belonging to them."""
+    where, params = _around(list(group.refs), group.bounds, profile)
+    return read_check_layers(engine, CONTEXT_LAYERS, where=where, params=params)
 
 
 def stream_scope(
@@ -495,33 +538,91 @@ def stream_scope(
     profile: Profile,
     batch: int = STREAM_COMPOUNDS,
 ) -> tuple[list[str], Iterator[tuple[dict[str, gpd.GeoDataFrame], list[str]]]]:
-    """The refs of a scope's compounds, and its layers as a stream of batches: (layers, refs of the batch's
-    compounds) for runs of `batch` neighbouring compounds (Hilbert order of their centres), each batch read with
-    the surroundings its compounds need (`read_scope`'s margins). A scope of at most `batch` compounds is one
-    batch read as `read_scope` reads it."""
-    if street is None and compound is None:
-        targets = read_layer("compounds", engine=engine, columns=["id", "ref"])
-    else:
-        targets = read_layer("compounds", engine=engine, street=street, compound=compound, columns=["id", "ref"])
-    targets = targets[targets["ref"].notna() & targets.geometry.notna()]
-    refs = [str(r) for r in targets["ref"]]
-    if len(refs) <= batch:
-        def one() -> Iterator[tuple[dict[str, gpd.GeoDataFrame], list[str]]]:
-            yield read_scope(engine=engine, street=street, compound=compound, profile=profile)
-        return refs, one()
-    centres = gpd.GeoSeries(shapely.centroid(np.asarray(targets.geometry.values, dtype=object)))  # order only
-    order = np.argsort(centres.hilbert_distance().to_numpy(), kind="stable")
-    outlines = np.asarray(targets.geometry.values, dtype=object)[order]
-    ordered = np.asarray(refs, dtype=object)[order]
+    """The refs of a scope's compounds, and its layers as a stream of groups: (layers, refs of the group's
+    compounds) for runs of at most `batch` neighbouring compounds (Hilbert order of their centres), each read with
+    the surroundings its compounds need (`read_scope`'s margins), as `run_checks` reads them."""
+    refs, ordered, outlines = scope_compounds(engine=engine, street=street, compound=compound)
+    groups = cut_groups(ordered, outlines, batch)
 
     def batches() -> Iterator[tuple[dict[str, gpd.GeoDataFrame], list[str]]]:
-        for start in range(0, len(ordered), batch):
-            mine = [str(r) for r in ordered[start:start + batch]]
-            bounds = tuple(float(v) for v in shapely.total_bounds(outlines[start:start + batch]))
-            where, params = _around(mine, bounds, profile)  # type: ignore[arg-type]
-            yield read_check_layers(engine, CONTEXT_LAYERS, where=where, params=params), mine
+        for group in groups:
+            yield read_group(engine, group, profile), list(group.refs)
 
     return refs, batches()
+
+
+@dataclass(frozen=True)
+class GroupTask:
+    """A group's work as it travels to a pool or Dask worker: the worker reads the group's layers itself (from the
+    database at `url`, under the caller's `scope`), partitions and checks them, so only this record is sent."""
+
+    group: Group
+    families: tuple[str, ...]
+    profile: Profile
+    grouped: bool | None
+    url: str
+    scope: db_scope.Scope
+
+
+def check_group(task: GroupTask, engine: Engine | None = None) -> gpd.GeoDataFrame:
+    """Read, partition and check one group: in a pool or Dask worker (which opens `task.url` and enters
+    `task.scope`: a new process or thread has neither), or in the caller with its `engine`. Findings in
+    EPSG:4326, unsorted."""
+    if engine is None:
+        db_scope.enter(task.scope)
+        engine = engine_for_url(task.url)
+    found = _read_and_check(task, engine)
+    gc.collect()  # the group's frames are gone; what sat in cycles goes now (collections were paused)
+    return found
+
+
+@paused_gc()  # the group's frames and partitions: large, cycle-free heaps
+def _read_and_check(task: GroupTask, engine: Engine) -> gpd.GeoDataFrame:
+    layers = read_group(engine, task.group, task.profile)
+    tasks = plan_tasks(layers, profile=task.profile, families=task.families, compounds=task.group.refs,
+                       grouped=task.grouped, size=len(task.group.refs))
+    del layers
+    frames = []
+    while tasks:  # each partition's frames go as soon as it is checked
+        ctx, fams = tasks.pop(0)
+        frames.append(check_context(ctx, fams))
+        del ctx
+    return _concat(frames)
+
+
+def _run_groups(work: list[GroupTask], *, engine: Engine, pool: ProcessPoolExecutor | None,
+                client: Any) -> Iterator[tuple[Group, gpd.GeoDataFrame]]:
+    """(group, findings) as the groups are done: serially in this process, on the pool or on the Dask client
+    (every group sent at once: a task is a few refs, the workers read their own data); pending work is cancelled
+    when the caller stops early (an error)."""
+    if client is not None:
+        from distributed import as_completed as dask_completed  # heavy optional dependency
+
+        futures = {}
+        for t in work:
+            fut = client.submit(check_group, t, pure=False)
+            futures[fut.key] = (fut, t.group)
+        try:
+            for fut in dask_completed([f for f, _ in futures.values()]):
+                found = fut.result()
+                _, group = futures.pop(fut.key)
+                fut.release()  # the worker drops the findings now that this process holds them
+                yield group, found
+        finally:
+            if futures:
+                client.cancel([f for f, _ in futures.values()])
+        return
+    if pool is not None and len(work) > 1:
+        pending = {pool.submit(check_group, t): t.group for t in work}
+        try:
+            for fut in as_completed(pending):
+                yield pending.pop(fut), fut.result()
+        finally:
+            for fut in pending:
+                fut.cancel()
+        return
+    for t in work:
+        yield t.group, check_group(t, engine)
 
 
 @paused_gc()  # reading the scope and recording the ledger build the same large, cycle-free heaps
@@ -602,38 +703,32 @@ def run_checks(
     client, own_client = None, False
     ledger_result = LedgerResult() if ledger else None
     parts: list[gpd.GeoDataFrame] = []
-
-    def finish(collect: Callable[[], gpd.GeoDataFrame], mine: list[str]) -> None:
-        nonlocal ledger_result
-        found = collect()
-        if ledger_result is not None:
-            # the ledger as the batches come: each batch's compounds are closed out on their own findings
-            ledger_result += ledger_writer.record(found, engine=eng, run_id=run_id, compounds=mine,
-                                                  rules=family_rules(families), include_pass=include_pass, user=user)
-        parts.append(found)
-        gc.collect()  # the batch's frames may sit in reference cycles; collections are paused for the run
-
     try:
-        refs, batches = stream_scope(engine=eng, street=street, compound=compound, profile=prof,
-                                     batch=stream_batch)
-        running: tuple[Callable[[], gpd.GeoDataFrame], list[str]] | None = None
-        for layers, mine in batches:
-            tasks = plan_tasks(layers, profile=prof, families=families, compounds=mine, workers=workers,
-                               grouped=grouped)
-            del layers  # the partitions hold what they need: the batch's frames go now
-            if connecting is not None and client is None:
-                client, own_client = connecting.result()
-            started_batch = (start_tasks(tasks, workers=workers, dask_address=client, progress=progress,
-                                         pool=pool), mine)
-            del tasks
-            # the workers check this batch while the previous one's findings are written and the next is read
-            if running is not None:
-                finish(*running)
-            running = started_batch
-            del started_batch
-        if running is not None:
-            finish(*running)
-            running = None
+        refs, ordered, outlines = scope_compounds(engine=eng, street=street, compound=compound)
+        parallel = workers if pool is not None else 1
+        if connecting is not None:
+            client, own_client = connecting.result()
+            parallel = max(workers, sum(client.nthreads().values()))
+        # a couple of groups per worker (balance), each as large as that allows (the checks' per-partition work
+        # grows with the number of partitions), at most `stream_batch` compounds (memory)
+        groups = cut_groups(ordered, outlines, min(stream_batch, group_size(len(refs), workers=parallel)))
+        del ordered, outlines
+        caller = db_scope.current()
+        url = eng.url.render_as_string(hide_password=False)
+        work = [GroupTask(group=g, families=families, profile=prof, grouped=grouped, url=url, scope=caller)
+                for g in groups]
+        bar = _bar(len(refs), progress)
+        try:
+            for group, found in _run_groups(work, engine=eng, pool=pool, client=client):
+                if ledger_result is not None:
+                    # the ledger as the groups come: each group's compounds are closed out on their own findings
+                    ledger_result += ledger_writer.record(found, engine=eng, run_id=run_id, compounds=list(group.refs),
+                                                          rules=family_rules(families), include_pass=include_pass,
+                                                          user=user)
+                parts.append(found)
+                bar.update(len(group.refs))
+        finally:
+            bar.close()
         findings = _sorted(_concat(parts))
         if pool is not None:
             pool.shutdown()
