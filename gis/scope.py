@@ -185,6 +185,10 @@ def filter_sql(table: str, scope: Scope, *, alias: str = "t", key: str = "scope"
                     f"(SELECT c.ref FROM compounds c WHERE c.street_code = ANY(:{streets})))"), params
         return (f"({district} OR {alias}.scope->>'compound' = ANY(:{compounds}) "
                 f"OR {alias}.scope->>'street' IN {own_streets})"), params
+    if how == "audit":
+        if by_streets:
+            return f"{alias}.street_codes && CAST(:{streets} AS text[])", params
+        return f"{alias}.compound_refs && CAST(:{compounds} AS text[])", params
     if how == "job":
         compound = f"{alias}.params->'scope'->>'compound'"
         if not by_streets:

@@ -199,16 +199,19 @@ def aerial_obstructed(ctx: CheckContext, a: Areas, buildings: gpd.GeoDataFrame) 
         return []
     kinds_ok = set(profile.get("AERIAL-OBSTRUCTED", "kinds"))
     obs = ctx.view("obstructions")
-    if len(obs):
-        obs = obs.take(np.isin(at.texts(obs.frame, "kind", "other"), list(kinds_ok)))
+    # of the profile's kinds (selected by position: one take of the layer's frame, below)
+    pick = np.flatnonzero(np.isin(at.texts(obs.frame, "kind", "other"), list(kinds_ok))) if len(obs) else \
+        np.empty(0, dtype=np.int64)
     bg = at.geoms(buildings)
     served = np.array([bg[a.building[i]] if a.building[i] >= 0 else None for i in own], dtype=object)
     zones = operation_zones(a.geoms[own], served)
-    if len(obs):
+    if len(pick):
         # footprints only for what stands near an operation zone (points grow by at most their size)
         sizes = profile.get("LANE-CLEAR", "point_obstruction_size_m")
-        grow = max([*map(float, sizes.values()), float(np.nan_to_num(at.numbers(obs.frame, "size_m")).max(initial=0))])
-        obs = obs.take(np.unique(STRtree(zones).query(obs.geoms, predicate="dwithin", distance=grow)[0]))
+        size_m = np.nan_to_num(at.numbers(obs.frame, "size_m")[pick])
+        grow = max([*map(float, sizes.values()), float(size_m.max(initial=0))])
+        pick = pick[np.unique(STRtree(zones).query(obs.geoms[pick], predicate="dwithin", distance=grow)[0])]
+    obs = obs.take(pick)
     park = ctx.view("parking")
     if len(park):
         park = park.take(at.texts(park.frame, "kind", "stall") == "vehicle")

@@ -24,8 +24,9 @@ MULTI_COMPOUND = True
 #: Numerical tolerance of the configuration-space tests (metres): a gap exactly as wide as the truck passes.
 #: Not a rule value; it only keeps an erosion by exactly half the width from collapsing to nothing.
 TOLERANCE_M = 1e-3
-#: A stretch of a carriageway drawn as a surface is cut from its centre line grown by this many mean half-widths
-#: (room for a lay-by or a widening), then to the drawn kerbs.
+#: A stretch of a carriageway drawn as a surface is cut from its centre line grown out to the gate and a truck width
+#: beyond, or by this many mean half-widths where that is farther (room for a lay-by across the road), then to the
+#: drawn kerbs: its width is the drawn road's where the truck turns, whatever the surface's mean width.
 KERB_REACH = 3.0
 #: Bisection steps when measuring the clear width (the interval halves each step: mm precision on road widths).
 BISECTION_STEPS = 16
@@ -212,9 +213,9 @@ def approaches(ctx: Any, *, near: STRtree | None = None) -> tuple[list[Approach]
     ctx : CheckContext
     near : STRtree, optional
         Of obstacles (parking footprints): only the zones that may hold one of them are drawn. A zone lies within
-        half the entrance width + the approach length + the truck width + half the road width (along the road)
-        and the gate's distance + half the entrance width + the truck width (the strip) of the point where the
-        entrance faces the road's centre line.
+        half the entrance width + the approach length + the truck width (along the road) + the road's reach
+        across it (half its width; a drawn surface's reach, see KERB_REACH) and the gate's distance + half the
+        entrance width + the truck width (the strip) of the point where the entrance faces the road's centre line.
 
     Returns
     -------
@@ -248,13 +249,16 @@ def approaches(ctx: Any, *, near: STRtree | None = None) -> tuple[list[Approach]
     s = shapely.line_locate_point(line[ok], eg[e[ok]])
     foot = shapely.get_coordinates(shapely.line_interpolate_point(line[ok], s))
     gate = shapely.get_coordinates(eg[e[ok]])
+    to_gate = np.hypot(*(gate - foot).T)
+    # the road's half-width each side of the centre line: a line's own width; a drawn stretch reaches the gate
+    # (a forecourt or a bay drawn into the road surface is road however deep it is) and is cut to its kerbs below
+    grow = np.where(drawn[ok], np.maximum(KERB_REACH * hw[ok], to_gate + truck), hw[ok])
     if near is not None and len(ok):
-        reach = (width[ok] / 2.0 + length + truck + hw[ok] + np.hypot(*(gate - foot).T) + truck + 1.0)
+        reach = (width[ok] / 2.0 + length + truck + grow + to_gate + truck + 1.0)
         hit = np.unique(near.query(shapely.points(foot), predicate="dwithin", distance=reach)[0])
-        ok, s, foot, gate = ok[hit], s[hit], foot[hit], gate[hit]
+        ok, s, foot, gate, grow = ok[hit], s[hit], foot[hit], gate[hit], grow[hit]
     lines, hw, w, length_of = line[ok], hw[ok], width[ok], shapely.length(line[ok])
     kerbs, drawn = kerbs[ok], drawn[ok]
-    grow = np.where(drawn, KERB_REACH * hw, hw)  # a drawn stretch is cut to its kerbs below
     ahead = shapely.get_coordinates(shapely.line_interpolate_point(lines, s + truck))
     behind = shapely.get_coordinates(shapely.line_interpolate_point(lines, s - truck))
     tangent = _units(ahead - behind)
