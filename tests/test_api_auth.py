@@ -90,8 +90,8 @@ def test_a_token_revoked_by_another_worker_is_refused_once_this_workers_cache_en
     token = api.post("/auth/login", json={"username": "gina", "password": PASSWORD}).json()["access_token"]
     h = {"Authorization": f"Bearer {token}"}
     assert api.get("/auth/me", headers=h).status_code == 200  # looked up at 1000.0, then cached
-    with db.begin() as conn:  # revoked by another worker process: nothing tells this process's cache
-        conn.execute(text("UPDATE api_tokens SET revoked = true WHERE token_hash = :h"), {"h": auth.token_hash(token)})
+    with db.begin() as conn:  # revoked by another worker process (its revoke_token): nothing tells this one's cache
+        conn.execute(text("SELECT firelane_revoke_token(:h)"), {"h": auth.token_hash(token)})
     window = auth_settings().token_cache_s
     assert window == 5.0
     clock[0] = 1000.0 + window - 0.01
