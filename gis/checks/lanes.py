@@ -271,8 +271,14 @@ def derive_kinds(geoms: np.ndarray, conn_lane: np.ndarray, conn_zone: np.ndarray
     real = ~shapely.is_empty(conn_zone) if len(conn_zone) else np.zeros(0, dtype=bool)
     if real.any():
         grown = shapely.buffer(conn_zone[real], ENTRY_TOL_M, quad_segs=2)
-        zones = gm.union_rows(grown, conn_lane[real], n)
-        present = ~shapely.is_empty(zones)
+        owner = conn_lane[real]
+        count = np.bincount(owner, minlength=n)
+        alone = count[owner] == 1  # a lane's only connection is its own union (most dead ends): no overlay
+        zones[owner[alone]] = grown[alone]
+        several = np.flatnonzero(count > 1)
+        zones[several] = gm.union_rows(grown[~alone], np.searchsorted(several, owner[~alone]), len(several))
+        present = ~shapely.is_missing(zones)
+        present[present] = ~shapely.is_empty(zones[present])
         places[present] = shapely.get_num_geometries(zones[present])
     kinds[places >= 2] = "through"
     kinds[places == 1] = "dead_end"

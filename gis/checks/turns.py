@@ -386,21 +386,25 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
     a, b = STRtree(pieces).query(pieces, predicate="dwithin", distance=SEAM_M)
     comp = connected_components(coo_matrix((np.ones(len(a)), (a, b)), shape=(len(pieces), len(pieces))),
                                 directed=False)[1]
-    rows = [comp]
-    if len(roads) and len(drive):
-        window = shapely.buffer(drive, ROAD_WINDOW_M, quad_segs=4)
-        wi, ri = STRtree(roads).query(window, predicate="intersects")
-        road_pieces = shapely.intersection(roads[ri], window[wi])
-        pieces = np.concatenate([pieces, road_pieces])
-        rows.append(comp[len(lanes) + wi])
-    row = np.concatenate(rows)
     n_comp = int(comp.max()) + 1 if len(comp) else 0
-    surfaces = shapely.buffer(gm.union_rows(pieces, row, n_comp), SEAM_M, join_style="mitre")
-    # only surfaces with an own lane or an own driveway are looked at
+    # only surfaces with an own lane or an own driveway are looked at (and drawn)
     ent = ctx.view("entrances")
     own_piece = np.concatenate([net.own if net.n else np.zeros(0, dtype=bool),
                                 ent.own[drive_row] if len(drive_row) else np.zeros(0, dtype=bool)])
     mine = np.unique(comp[own_piece])
+    wanted = np.zeros(n_comp, dtype=bool)
+    wanted[mine] = True
+    take = np.flatnonzero(wanted[comp])
+    parts, rows = [pieces[take]], [comp[take]]
+    near = np.flatnonzero(wanted[comp[len(lanes):]])  # the driveways of those surfaces
+    if len(roads) and len(near):
+        window = shapely.buffer(drive[near], ROAD_WINDOW_M, quad_segs=4)
+        wi, ri = STRtree(roads).query(window, predicate="intersects")
+        parts.append(shapely.intersection(roads[ri], window[wi]))
+        rows.append(comp[len(lanes) + near[wi]])
+    surfaces = np.full(n_comp, None, dtype=object)
+    surfaces[mine] = shapely.buffer(gm.union_rows(np.concatenate(parts), np.searchsorted(mine, np.concatenate(rows)),
+                                                  len(mine)), SEAM_M, join_style="mitre")
     simple = np.full(len(surfaces), None, dtype=object)
     simple[mine] = simplified(surfaces[mine])
     corners = find_corners(simple[mine], probe=False, is_simple=True)
