@@ -171,6 +171,12 @@ class Client:
             raise SystemExit(f"GET {path}: {r.status} {body[:300]!r}")
         return body
 
+    def ids(self, i: int) -> list[int]:
+        """The hazard ids of filter set `i`'s page, in order (untimed: to check the API returned the same rows)."""
+        sql, params = self.statements[i]
+        (doc,) = self.conn.execute(sql, params, prepare=True).fetchone()[:1]
+        return [h["id"] for h in json.loads(doc)]
+
     def close(self) -> None:
         self.conn.close()
 
@@ -228,6 +234,12 @@ class PostgresFloor:
         rows = self.conn.execute(sql, params, prepare=True).fetchall()
         return rows[0][1]
 
+    def ids(self, i: int) -> list[int]:
+        """The hazard ids of filter set `i`'s page, in order (untimed: to check the API returned the same rows)."""
+        sql, params = self.statements[i]
+        (doc,) = self.conn.execute(sql, params, prepare=True).fetchone()[:1]
+        return [h["id"] for h in json.loads(doc)]
+
     def close(self) -> None:
         self.conn.close()
 
@@ -239,7 +251,7 @@ def time_api_and_postgres(client: Client, paths: list[str], floor: PostgresFloor
     for i in range(min(warmup, len(paths))):
         client.get(paths[i])
         floor.run(i)
-    api_ms, pg_ms, bodies, fetched = [], [], [], 0
+    api_ms, pg_ms, bodies, rows = [], [], [], []
     for i, path in enumerate(paths):
         for side in ("api", "pg") if i % 2 == 0 else ("pg", "api"):
             t = time.perf_counter()
@@ -247,10 +259,14 @@ def time_api_and_postgres(client: Client, paths: list[str], floor: PostgresFloor
                 bodies.append(client.get(path))
                 api_ms.append((time.perf_counter() - t) * 1000)
             else:
-                fetched += floor.run(i)
+                rows.append(floor.run(i))
                 pg_ms.append((time.perf_counter() - t) * 1000)
+    fetched = sum(rows)
     if not fetched:
         raise SystemExit("the PostgreSQL floor fetched no hazards: its scope is not the API client's")
+    for i, (body, n) in enumerate(zip(bodies, rows, strict=True)):  # checked untimed: the same rows both sides
+        if [h["id"] for h in json.loads(body)["hazards"]] != floor.ids(i):
+            raise SystemExit(f"GET {paths[i]} returned other hazards than the same SQL in PostgreSQL ({n} there)")
     largest = max(bodies, key=len)
     return (_stats(api_ms), len(largest), len(gzip.compress(largest, 5))), {**_stats(pg_ms),
                                                                           "rows": fetched / len(pg_ms)}

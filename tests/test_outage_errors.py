@@ -17,7 +17,7 @@ import psycopg.errors as pge
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from psycopg_pool import PoolClosed, PoolTimeout
+from psycopg_pool import PoolClosed, PoolTimeout, TooManyRequests
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from test_api_support import PASSWORD
@@ -57,6 +57,7 @@ OUTAGE: dict[str, Callable[[], BaseException]] = {
     "interface: connection closed": lambda: psycopg.InterfaceError("the connection is closed"),
     "read pool timeout": lambda: PoolTimeout("couldn't get a connection after 5.00 sec"),
     "read pool closed": lambda: PoolClosed("the pool 'firelane-read' is already closed"),
+    "read pool queue full": lambda: TooManyRequests("the pool 'firelane-read' has already 100 requests waiting"),
     "sqlalchemy operational": lambda: _sa(sa_exc.OperationalError, SHUTDOWN),
     "sqlalchemy interface": lambda: _sa(sa_exc.InterfaceError, psycopg.InterfaceError("closed")),
     "sqlalchemy invalidated mid-commit": lambda: _sa(sa_exc.DBAPIError, psycopg.DatabaseError("lost"),
@@ -222,6 +223,7 @@ def requests(api, headers, district) -> dict[str, Callable[[], object]]:
         "item": lambda: api.get(f"/collections/hydrants/items/{district.id('hydrants', 'HA-1')}", headers=auth),
         "tile": lambda: api.get("/tiles/buildings/12/3430/1692.mvt", headers=auth),
         "page": lambda: api.get(f"/map/streets/{'330212001'}", headers=auth),
+        "page in a browser": lambda: api.get(f"/map/streets/{'330212001'}", headers={**auth, "Accept": "text/html"}),
         "create": create,
         "update": update,
         "hazard": lambda: api.post(f"/hazards/{hazard}/assign", headers=auth,  # (re-)assignment: repeatable
@@ -285,7 +287,8 @@ def test_the_cluster_stopped_mid_transaction_gives_503s_for_every_kind_then_ever
         down = {kind: request() for kind, request in requests.items()}
         assert {kind: r.status_code for kind, r in down.items()} == dict.fromkeys(requests, 503), {
             kind: r.text[:200] for kind, r in down.items() if r.status_code != 503}
-        assert all(r.json()["code"] == "ServiceUnavailable" for r in down.values())
+        assert all(r.json()["code"] == "ServiceUnavailable" for k, r in down.items() if k != "page in a browser")
+        assert "text/html" in down["page in a browser"].headers["content-type"]  # the map pages' error page
     finally:
         pgcluster.start()
     deadline = time.monotonic() + 60
