@@ -101,9 +101,8 @@ class ReadPool:
     async def _fetchone(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
         conn = await self._getconn()
         try:
-            await scope.apply_async(conn, scope.current())  # row-level security: the caller's rows only
-            cur = await conn.execute(sql, params)
-            return await cur.fetchone()
+            # row-level security: the caller's rows only (its scope set in the same round trip when needed)
+            return await scope.fetchone_async(conn, scope.current(), sql, params)
         except psycopg.OperationalError as exc:
             if not conn.broken:  # the statement failed (e.g. timeout), the connection is fine
                 raise

@@ -164,11 +164,9 @@ def principal_for_token(token: str) -> Principal | None:
     return _remember(h, now, row)
 
 
-#: The active user of an unexpired, unrevoked token (by its hash).
-_TOKEN_SQL = ("SELECT u.id, u.username, u.role, u.street_codes, u.compound_refs FROM api_tokens t "
-              "JOIN users u ON u.id = t.user_id "
-              "WHERE t.token_hash = :h AND NOT t.revoked AND u.active "
-              "AND (t.expires_at IS NULL OR t.expires_at > now())")
+#: The active user of an unexpired, unrevoked token (by its hash): the owner's function (gis.signin_tables), the
+#: sign-in tables being admin paths' only.
+_TOKEN_SQL = "SELECT id, username, role, street_codes, compound_refs FROM firelane_token_user(:h)"
 
 
 async def principal_for_token_async(token: str) -> Principal | None:
@@ -337,9 +335,8 @@ def login(username: str, password: str, *, address: str, ttl_hours: float | None
     login_limiter.hit(username, address)  # before any hashing: a throttled attempt costs no argon2
     with db_engine().connect() as conn:
         row = conn.execute(text(
-            "SELECT id, username, role, street_codes, compound_refs, password_hash, active FROM users "
-            "WHERE username = :u"
-        ), {"u": username}).first()
+            "SELECT id, username, role, street_codes, compound_refs, password_hash, active "
+            "FROM firelane_login_user(:u)"), {"u": username}).first()
     with hashing_slot():
         ok = verify_password(row.password_hash if row is not None else None, password)
     if row is None or not ok or not row.active:
@@ -357,15 +354,14 @@ def issue_token(user_id: int, *, name: str = "api", ttl_hours: float | None = No
     hours = auth_settings().token_ttl_hours if ttl_hours is None else ttl_hours
     expires = datetime.now(UTC) + timedelta(hours=hours)
     with db_engine().begin() as conn:
-        conn.execute(text(
-            "INSERT INTO api_tokens (user_id, token_hash, name, expires_at) VALUES (:u, :h, :n, :e)"
-        ), {"u": user_id, "h": token_hash(token), "n": name[:100], "e": expires})
+        conn.execute(text("SELECT firelane_issue_token(:u, :h, :n, :e)"),
+                     {"u": user_id, "h": token_hash(token), "n": name[:100], "e": expires})
     return token, expires
 
 
 def revoke_token(token_hash_value: str) -> None:
     with db_engine().begin() as conn:
-        conn.execute(text("UPDATE api_tokens SET revoked = true WHERE token_hash = :h"), {"h": token_hash_value})
+        conn.execute(text("SELECT firelane_revoke_token(:h)"), {"h": token_hash_value})
     forget_tokens()
 
 

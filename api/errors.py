@@ -89,6 +89,10 @@ class TooManyRequests(ApiError):
 class ServiceUnavailable(ApiError):
     status, code = 503, "ServiceUnavailable"
 
+    def __init__(self, description: str, **kw: Any) -> None:
+        kw["headers"] = {"Retry-After": "5", **(kw.get("headers") or {})}  # every 503 says when to come back
+        super().__init__(description, **kw)
+
 
 #: Domain errors (raised by gis/ without any HTTP in them) → HTTP status and code: the one table.
 DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
@@ -168,6 +172,13 @@ def error_response(request: Request, status: int, code: str, description: str,
 
 _DB_DOWN = "数据库暂不可用, 请稍后重试 database unavailable, try again shortly"
 
+#: SQLSTATE classes and codes that say the database cannot serve now, whatever the request: connection exception
+#: (08), insufficient resources (53), operator intervention (57: shutdown, crash, cannot connect now), system
+#: error (58); a transaction rolled back for a deadlock or serialization (40), a lock not available (55P03),
+#: an idle transaction or session killed (25P03), a read-only transaction (25006: a standby after a failover).
+OUTAGE_SQLSTATE_CLASSES = ("08", "40", "53", "57", "58")
+OUTAGE_SQLSTATES = ("25P03", "25006", "55P03")
+
 
 def _db_error(exc: sa_exc.DBAPIError) -> tuple[int, str, str]:
     """Status, code and message for a database error: connection trouble → 503, bad data → 400/409."""
@@ -176,9 +187,24 @@ def _db_error(exc: sa_exc.DBAPIError) -> tuple[int, str, str]:
     return _driver_error(orig, disconnected=disconnected)
 
 
+def _outage(orig: BaseException | None) -> bool:
+    """A driver error that says the database cannot serve now (not that this request was wrong): an operational
+    or interface error (connection lost, refused, closed; the pool's timeouts), an outage SQLSTATE, or a client-side
+    failure with no SQLSTATE at all (the server never answered)."""
+    if isinstance(orig, psycopg.OperationalError | psycopg.InterfaceError):
+        return True
+    if not isinstance(orig, psycopg.Error):
+        return False
+    state = orig.sqlstate or ""
+    if state:
+        return state[:2] in OUTAGE_SQLSTATE_CLASSES or state in OUTAGE_SQLSTATES
+    return not isinstance(orig, psycopg.ProgrammingError | psycopg.DataError | psycopg.IntegrityError
+                          | psycopg.NotSupportedError)
+
+
 def _driver_error(orig: BaseException | None, *, disconnected: bool) -> tuple[int, str, str]:
     """Status, code and message for a psycopg error (raised directly by api.aio or wrapped by SQLAlchemy)."""
-    if disconnected or isinstance(orig, psycopg.OperationalError | psycopg.InterfaceError):
+    if disconnected or _outage(orig):
         if isinstance(orig, pge.QueryCanceled):
             return 503, "Timeout", "查询超时 query took too long"
         return 503, "ServiceUnavailable", _DB_DOWN
@@ -195,6 +221,47 @@ def _driver_error(orig: BaseException | None, *, disconnected: bool) -> tuple[in
     if isinstance(orig, pge.DataError):
         return 400, "InvalidValue", f"数据无效 invalid data: {str(orig).splitlines()[0]}"
     return 500, "ServerError", "服务器内部错误 internal server error"
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """`exc`, the members of an exception group (a task group in a middleware), and what each was raised from or
+    while handling, breadth first, each once."""
+    out: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo and len(out) < 32:
+        e = todo.pop(0)
+        if e is None or any(e is seen for seen in out):
+            continue
+        out.append(e)
+        if isinstance(e, BaseExceptionGroup):
+            todo.extend(e.exceptions)
+        todo.extend((e.__cause__, e.__context__))
+    return out
+
+
+def error_status(exc: BaseException) -> tuple[int, str, str, dict[str, str] | None] | None:
+    """The one table of errors the app answers itself, wherever they were raised (a route, a dependency such
+    as the token lookup, a middleware, a response body): (status, code, message, headers), or None for a defect
+    (500). An error is judged by the first link of its chain (`_chain`) that says something: a database error
+    raised from, or while handling, another still says the database."""
+    for e in _chain(exc):
+        if isinstance(e, ApiError):
+            return e.status, e.code, e.description, e.headers or None
+        if isinstance(e, sa_exc.TimeoutError):  # SQLAlchemy's pool: every connection busy
+            return 503, "ServiceUnavailable", "服务繁忙 server busy: no database connection free", {"Retry-After": "2"}
+        if isinstance(e, sa_exc.DBAPIError):
+            status, code, text = _db_error(e)
+        elif isinstance(e, psycopg.Error):
+            status, code, text = _driver_error(e, disconnected=False)
+        elif isinstance(e, sa_exc.PendingRollbackError | ClusterError):
+            # a connection lost inside a transaction that was used again / the managed cluster not running
+            status, code, text = 503, "ServiceUnavailable", _DB_DOWN
+        else:
+            continue
+        if status == 500:
+            continue  # e.g. a programming error raised while handling an outage: the outage may still be found
+        return status, code, text, {"Retry-After": "5"} if status == 503 else None
+    return None
 
 
 def install_handlers(app: FastAPI) -> None:
@@ -236,37 +303,35 @@ def install_handlers(app: FastAPI) -> None:
         return error_response(request, exc.status_code, codes.get(exc.status_code, "HTTPError"), text,
                               getattr(exc, "headers", None))
 
-    def database_response(request: Request, exc: Exception, status: int, code: str, text: str) -> Response:
+    def database_response(request: Request, exc: Exception) -> Response:
+        found = error_status(exc)
+        if found is None:
+            log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+            return error_response(request, 500, "ServerError", "服务器内部错误 internal server error")
+        status, code, text, headers = found
         if status >= 500:
-            log.warning("database error on %s %s: %s", request.method, request.url.path, exc.__class__.__name__)
-        return error_response(request, status, code, text, {"Retry-After": "5"} if status == 503 else None)
+            log.warning("database error on %s %s: %s", request.method, request.url.path,
+                        " <- ".join(type(e).__name__ for e in _chain(exc)))
+        return error_response(request, status, code, text, headers)
 
     @app.exception_handler(sa_exc.DBAPIError)
     async def _dbapi(request: Request, exc: sa_exc.DBAPIError) -> Response:
-        return database_response(request, exc, *_db_error(exc))
+        return database_response(request, exc)
 
     @app.exception_handler(psycopg.Error)
     async def _psycopg(request: Request, exc: psycopg.Error) -> Response:
-        return database_response(request, exc, *_driver_error(exc, disconnected=False))
+        return database_response(request, exc)
 
     @app.exception_handler(sa_exc.TimeoutError)
     async def _pool_timeout(request: Request, exc: sa_exc.TimeoutError) -> Response:
-        return error_response(request, 503, "ServiceUnavailable", "服务繁忙 server busy: no database connection free",
-                              {"Retry-After": "2"})
+        return database_response(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        cause = exc.__cause__  # e.g. pandas' DatabaseError around the driver's error
-        if isinstance(cause, sa_exc.DBAPIError):
-            return database_response(request, cause, *_db_error(cause))
-        if isinstance(cause, psycopg.Error):
-            return database_response(request, cause, *_driver_error(cause, disconnected=False))
+        # Starlette's outermost handler: errors no inner handler took, and every error raised in a middleware
         if isinstance(exc, RecursionError):  # input nested past what a parser or walker could follow
             return error_response(request, 400, "NestingTooDeep", "输入嵌套过深 input nested too deeply")
-        if isinstance(exc, UnicodeEncodeError) or isinstance(cause, UnicodeEncodeError):  # e.g. a lone surrogate
+        if isinstance(exc, UnicodeEncodeError) or isinstance(exc.__cause__, UnicodeEncodeError):  # a lone surrogate
             return error_response(request, 400, "InvalidText", "文本含无效字符 text holds a character that cannot be "
                                   "encoded (a lone surrogate?)")
-        if isinstance(exc, ClusterError):
-            return error_response(request, 503, "ServiceUnavailable", _DB_DOWN, {"Retry-After": "5"})
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(request, 500, "ServerError", "服务器内部错误 internal server error")
+        return database_response(request, exc)

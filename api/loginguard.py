@@ -16,6 +16,7 @@ from starlette.requests import Request
 from api.database import db_engine
 from api.errors import ServiceUnavailable, TooManyRequests
 from gis.config import auth_settings, limit_settings, server_settings
+from gis.db import owner_engine
 
 __all__ = ["LoginLimiter", "client_address", "hashing_slot", "login_limiter", "trusted_proxies"]
 
@@ -67,18 +68,12 @@ class LoginLimiter:
         window = max(1.0, auth_settings().login_window_s)
         limits = {f"user:{username.lower()[:100]}": server_settings().login_attempts_per_minute,
                   f"addr:{address[:100]}": server_settings().login_attempts_per_address}
+        # the application role may not read the attempts (gis.signin_tables): the owner's function records these
+        # and answers their counts; old attempts are purged now and then, by whichever worker
         with db_engine().begin() as conn:
-            conn.execute(text("INSERT INTO login_attempts (key) SELECT unnest(CAST(:keys AS text[]))"),
-                         {"keys": list(limits)})
             rows = conn.execute(text(
-                "SELECT key, count(*) AS attempts, "
-                "  extract(epoch FROM min(at) + make_interval(secs => :w) - clock_timestamp()) AS retry "
-                "FROM login_attempts WHERE key = ANY(CAST(:keys AS text[])) "
-                "  AND at > clock_timestamp() - make_interval(secs => :w) GROUP BY key"
-            ), {"w": window, "keys": list(limits)}).all()
-            if random.random() < 0.02:  # old attempts are purged now and then, by whichever worker
-                conn.execute(text("DELETE FROM login_attempts WHERE at < clock_timestamp() - make_interval(secs => :w)"),
-                             {"w": window})
+                "SELECT key, attempts, retry FROM firelane_login_hit(CAST(:keys AS text[]), :w, :purge)"),
+                {"w": window, "keys": list(limits), "purge": random.random() < 0.02}).all()
         for row in rows:
             if row.attempts > limits[row.key]:
                 raise TooManyRequests("登录尝试过多, 请稍后再试 too many login attempts, try again later",
@@ -88,18 +83,18 @@ class LoginLimiter:
         """Forget an account's failures after a successful login (the address's count stays: a spray from one
         address cannot be reset by logging in to an account of its own)."""
         with db_engine().begin() as conn:
-            conn.execute(text("DELETE FROM login_attempts WHERE key = :k"), {"k": f"user:{username.lower()[:100]}"})
+            conn.execute(text("SELECT firelane_login_reset(:k)"), {"k": f"user:{username.lower()[:100]}"})
 
     def purge(self) -> int:
         """Delete attempts older than the window; returns the rows deleted."""
         window = max(1.0, auth_settings().login_window_s)
         with db_engine().begin() as conn:
-            return conn.execute(text("DELETE FROM login_attempts WHERE at < clock_timestamp() - "
-                                     "make_interval(secs => :w)"), {"w": window}).rowcount
+            return int(conn.execute(text("SELECT firelane_login_purge(:w)"), {"w": window}).scalar_one())
 
     def clear(self) -> None:
-        """Forget every counter (tests, or an administrator after an incident)."""
-        with db_engine().begin() as conn:
+        """Forget every counter (tests, or an administrator after an incident): the owner's, not the
+        application's (which could otherwise lift every limit at once)."""
+        with owner_engine().begin() as conn:
             conn.execute(text("DELETE FROM login_attempts"))
 
 

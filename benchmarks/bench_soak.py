@@ -9,12 +9,21 @@ obstructions: their ref; building edits: their name; hazard assign/transition: t
 acknowledged write (2xx) is looked up in the audit log / hazard_events: lost = acknowledged but absent,
 duplicated = present more than once; writes that failed but landed anyway are reported too.
 
+Recovery is measured two ways, both from the moment the database accepts connections again ("back"):
+  A. back → the last failed answer (5xx or transport error), provided every kind of request succeeds again
+     afterwards: how long clients still see errors (0 when the first requests after the restart all succeed;
+     a request sent during the outage that waited and succeeded counts as recovered);
+  B. back → the first success of every kind answered (the earlier measure): how long until the service has
+     shown that it serves every kind again. Any request answered with success after back counts, whenever it
+     was sent (one that waited through the restart too), so B does not depend on when a rare kind (pages are 4 %
+     of the mix) happens to be sent; it does include that request's own latency (on a loaded machine, mostly
+     ordinary latency). The first success among requests sent after back is shown beside it per kind.
+Target: both under 2 s on a quiet machine.
+
 Prints requests/s, p50/p99 per kind, 5xx and connection errors (transport errors, client timeouts of 30 s) inside
 and outside the outage (from the stop until 2 s after the database accepts connections again), lost/duplicated
-acknowledged writes and the recovery time: database accepting connections again → the last failed answer, provided
-every kind of request succeeds again afterwards (a request sent during the outage may wait and succeed: that is
-recovery too). Also shown, per kind: the first success sent and answered after the database is back, and the
-latency of the requests sent in the 2 s after it against the latency before the stop (what the restart costs the
+acknowledged writes and both recovery measures. Also shown, per kind: the first success sent and answered after the
+database is back, and the latency of the requests sent in the 2 s after it against the latency before the stop (what the restart costs the
 requests that do succeed: new backends connecting and warming PostGIS/PROJ). Targets: 0 lost, 0 duplicated,
 0 5xx outside the outage, recovery < 2 s. Everything shares this machine's cores: a noisy machine shows in the
 latencies, not in the write accounting.
@@ -66,6 +75,7 @@ class Run:
     results: list[Result] = field(default_factory=list)
     stop_at: float | None = None
     back_at: float | None = None
+    load: list[float] = field(default_factory=list)  # 1-minute load average at the start and the end
 
 
 def prepare(scale: str, home: Path) -> dict:
@@ -205,6 +215,7 @@ async def drive(base: str, material: dict, args: argparse.Namespace, run: Run) -
         warm_deadline = time.monotonic() + args.warmup
         await asyncio.gather(*(client(n, args.clients, base, material, warm_deadline, Run(), departments,
                                       kinds=("read", "item", "tile", "page")) for n in range(args.clients)))
+    run.load.append(os.getloadavg()[0])
     started = time.monotonic()
     deadline = started + args.seconds
     restarter = threading.Thread(target=restart_database, args=(run, started + args.seconds * args.restart_at),
@@ -213,6 +224,7 @@ async def drive(base: str, material: dict, args: argparse.Namespace, run: Run) -
     await asyncio.gather(*(client(n, args.clients, base, material, deadline, run, departments or ["交警/公安"])
                            for n in range(args.clients)))
     restarter.join(timeout=120)
+    run.load.append(os.getloadavg()[0])
     return time.monotonic() - started
 
 
@@ -252,21 +264,28 @@ def report(run: Run, elapsed: float, accounting: dict[str, int], args: argparse.
     back = run.back_at or 0.0
     recovered: dict[str, float] = {}  # database back -> first success of the kind answered
     accepted: dict[str, float] = {}  # database back -> start of the first request of the kind that succeeded
+    answered: dict[str, Result] = {}  # the first success of the kind answered after back, whenever sent
     for kind in MIX:
         after = [r for r in results if r.kind == kind and r.started >= back and 200 <= r.status < 400]
         if after:
             recovered[kind] = min(r.ended for r in after) - back
             accepted[kind] = min(r.started for r in after) - back
+        served = [r for r in results if r.kind == kind and r.ended >= back and 200 <= r.status < 400]
+        if served:
+            answered[kind] = min(served, key=lambda r: r.ended)
     five = [r for r in results if r.status >= 500 or r.status == 0]
     errors_end = max([r.ended - back for r in five if r.ended >= back], default=0.0)
-    recovery = errors_end if len(recovered) == len(MIX) else float("inf")
+    every_kind = len(answered) == len(MIX)
+    recovery = errors_end if every_kind else float("inf")  # A
+    first_success = max(r.ended for r in answered.values()) - back if every_kind else float("inf")  # B
+    slowest = max(answered, key=lambda k: answered[k].ended) if answered else "-"
     outage = (run.stop_at or 0.0, back + TARGET_RECOVERY_S)
     inside = [r for r in five if r.ended >= outage[0] and r.started <= outage[1]]
     outside = [r for r in five if r not in inside]
     print(f"\n{args.clients} clients, {args.workers} uvicorn workers, {args.scale}-scale district, {elapsed:.1f} s; "
           f"PostgreSQL stopped at +{(run.stop_at or 0) - results[0].started if results else 0:.1f} s, accepting again "
-          f"after {back - (run.stop_at or back):.2f} s; load before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
-          f"(shared machine: latencies are noisy)")
+          f"after {back - (run.stop_at or back):.2f} s; load average {' -> '.join(f'{x:.1f}' for x in run.load)} "
+          f"(start -> end) on {os.cpu_count()} cores (a shared machine: latencies are noisy)")
     print(f"{'kind':<8}{'requests':>9}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'2xx/3xx':>9}{'4xx':>6}{'5xx':>6}"
           f"{'conn':>6}{'recovered s':>13}{'sent s':>8}{'p50 before':>11}")
     groups = defaultdict(list)
@@ -308,15 +327,36 @@ def report(run: Run, elapsed: float, accounting: dict[str, int], args: argparse.
     soon = [r.ended - r.started for r in results if back <= r.started < back + TARGET_RECOVERY_S
             and 200 <= r.status < 400]
     before = [r.ended - r.started for r in results if r.ended < (run.stop_at or 0.0) and 200 <= r.status < 400]
-    print(f"recovery (database back → last failed answer, every kind succeeding again): {recovery:.2f} s; first "
-          f"success of every kind sent within {max(accepted.values()) if accepted else float('inf'):.2f} s and "
-          f"answered within {max(recovered.values()) if recovered else float('inf'):.2f} s of it; requests sent in "
-          f"the {TARGET_RECOVERY_S:.0f} s after it: p50 {statistics.median(soon) if soon else float('nan'):.2f} s "
-          f"against {statistics.median(before) if before else float('nan'):.2f} s before the stop")
+    late = [r for r in five if r.ended >= back]
+    print(f"recovery, from the database accepting connections again (target < {TARGET_RECOVERY_S:.0f} s each):")
+    print(f"  A. → the last failed answer, every kind succeeding again: {recovery:.2f} s ("
+          + (f"{len(late)} failed answers after it, the last {late and max(late, key=lambda r: r.ended).kind}"
+             if late else "no request failed after the database was back")
+          + ("" if every_kind else "; some kind never succeeded again") + ")")
+    sent_at = answered[slowest].started - back if slowest in answered else float("inf")
+    print(f"  B. → the first success of every kind answered: {first_success:.2f} s (slowest kind: {slowest}, that "
+          f"request sent at {sent_at:+.2f} s; among requests sent after it, every kind's first success was sent "
+          f"within {max(accepted.values()) if accepted else float('inf'):.2f} s and answered within "
+          f"{max(recovered.values()) if recovered else float('inf'):.2f} s)")
+    print(f"  requests sent in the {TARGET_RECOVERY_S:.0f} s after it: p50 "
+          f"{statistics.median(soon) if soon else float('nan'):.2f} s against "
+          f"{statistics.median(before) if before else float('nan'):.2f} s before the stop (B includes this latency)")
     verdict = {"0 lost": accounting["lost"] == 0, "0 duplicated": accounting["duplicated"] == 0,
-               "0 5xx outside the outage": not outside, f"recovery < {TARGET_RECOVERY_S:.0f} s":
-               recovery < TARGET_RECOVERY_S}
+               "0 5xx outside the outage": not outside, "no 500": not any(r.status == 500 for r in results),
+               f"recovery A < {TARGET_RECOVERY_S:.0f} s": recovery < TARGET_RECOVERY_S,
+               f"recovery B < {TARGET_RECOVERY_S:.0f} s": first_success < TARGET_RECOVERY_S}
     print("targets: " + ", ".join(f"{k}: {'met' if v else 'MISSED'}" for k, v in verdict.items()))
+
+
+def server_errors(log: Path, run: Run, limit: int = 80) -> None:
+    """The server's own account of any 500 (its log keeps the traceback), printed before a private home goes."""
+    if not any(r.status == 500 for r in run.results) or not log.exists():
+        return
+    lines = log.read_text(errors="replace").splitlines()
+    hits = [i for i, line in enumerate(lines) if "unhandled error" in line or "Traceback" in line]
+    print(f"\nserver log around the 500s ({log}):")
+    for line in (lines[hits[0]:hits[0] + limit] if hits else lines[-limit:]):
+        print("  " + line[:400])
 
 
 def main() -> None:
@@ -345,6 +385,7 @@ def main() -> None:
         finally:
             stop_server(server)
         report(run, elapsed, audit(material, run), args)
+        server_errors(home / "soak-server.log", run)
     finally:
         if args.home is None:
             pgcluster.destroy()

@@ -4,13 +4,19 @@ Loads the Yinzhou sample (gis.sample, default scale m) into a throwaway managed 
 runs the checks into the ledger, then gives every hazard a synthetic history: about 10 events each (assigned,
 rectifying, rectified, reopened, ...), one event in 10 carrying a photo id, and a spread of states, departments,
 units and deadlines (past and future). Serves the app with uvicorn (one worker) on 127.0.0.1 and drives it with one
-client (httpx, keep-alive), after an unmeasured warm-up:
+client after an unmeasured warm-up. The client is the standard library's http.client on one keep-alive connection:
+it sends each request and reads its whole body, nothing more, so what it times is the API's work plus the loopback,
+as the psycopg floor's time is PostgreSQL's work plus the same loopback (httpx, used before, spent about 0.6-0.9 ms
+of its own Python per request on top: the client's cost, not the API's). The rows:
 - street page: GET /map/streets/{code} (the street office's page with its work panel), per street;
 - street work list: GET /hazards/worklist?street=S&status=<needs work>&limit=100 (what the panel loads);
 - department list: GET /hazards/worklist?department=D&limit=100 and GET /hazards/workload?by=department;
 - API page of 100 with filters: a mix of status / department / street / overdue / family / severity filters;
 - postgres: the very SQL the API page runs (gis.campaign.workflow.list_sql: the page's JSON is built by PostgreSQL),
-  prepared, from one psycopg connection (the floor: what PostgreSQL alone needs for the same page, result fetched).
+  prepared, from one psycopg connection (the floor: what PostgreSQL alone needs for the same page, result fetched),
+  timed in turns with the API page request by request (the machine is shared: both sides see the same load);
+- http floor: GET /healthz on the same connection (the HTTP round trip, the middleware stack, no database);
+- server's own time of the API page: duration_ms of its access-log lines (the server's stderr, kept in FIRELANE_HOME).
 Prints p50/p99 latency (client-measured: server time plus the loopback), body sizes (raw and gzip), the API/PostgreSQL
 ratio and the verdict against the targets (pages < 300 ms and < 1 MB; API within 2x of PostgreSQL alone).
 
@@ -21,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import http.client
+import json
 import os
 import random
 import shutil
@@ -31,7 +39,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlencode
 
-from _support import ROOT, bench_admin_token, free_port, open_database, private_home
+from _support import ROOT, bench_admin_token, free_port, load_line, open_database, private_home
 
 sys.path.insert(0, str(ROOT))
 
@@ -147,53 +155,121 @@ def _stats(ms: list[float]) -> dict[str, float]:
             "n": len(ms)}
 
 
-def time_http(client, paths: list[str], *, warmup: int = 10) -> tuple[dict[str, float], int, int]:
+class Client:
+    """One keep-alive HTTP/1.1 connection (http.client) with fixed headers: GET sends the request and reads the
+    whole body, and does nothing else per request (no cookie jar, URL model or event hooks to pay for)."""
+
+    def __init__(self, host: str, port: int, headers: dict[str, str]) -> None:
+        self.conn = http.client.HTTPConnection(host, port, timeout=60)
+        self.headers = headers
+
+    def get(self, path: str) -> bytes:
+        self.conn.request("GET", path, headers=self.headers)
+        r = self.conn.getresponse()
+        body = r.read()
+        if r.status != 200:
+            raise SystemExit(f"GET {path}: {r.status} {body[:300]!r}")
+        return body
+
+    def ids(self, i: int) -> list[int]:
+        """The hazard ids of filter set `i`'s page, in order (untimed: to check the API returned the same rows)."""
+        sql, params = self.statements[i]
+        (doc,) = self.conn.execute(sql, params, prepare=True).fetchone()[:1]
+        return [h["id"] for h in json.loads(doc)]
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def time_http(client: Client, paths: list[str], *, warmup: int = 10) -> tuple[dict[str, float], int, int]:
     """p50/p99 of GETs of `paths` (one client, keep-alive) and the largest body raw and gzipped."""
     for p in paths[:warmup]:
-        client.get(p).raise_for_status()
-    ms, raw, gz = [], 0, 0
+        client.get(p)
+    ms, bodies = [], []
     for p in paths:
         t = time.perf_counter()
-        r = client.get(p)
+        body = client.get(p)
         ms.append((time.perf_counter() - t) * 1000)
-        r.raise_for_status()
-        raw = max(raw, len(r.content))
-        gz = max(gz, len(gzip.compress(r.content, 5)))
-    return _stats(ms), raw, gz
+        bodies.append(body)
+    largest = max(bodies, key=len)
+    return _stats(ms), len(largest), len(gzip.compress(largest, 5))
 
 
-def time_postgres(filters: list[dict], *, warmup: int = 10) -> dict[str, float]:
-    """The API page's own SQL straight from PostgreSQL (prepared, rows fetched)."""
-    import psycopg
-    from sqlalchemy import text
-    from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+def server_ms(log: Path, path: str, n: int) -> dict[str, float]:
+    """p50/p99 of the server's own time (access log duration_ms) of the last `n` requests to `path`."""
+    ms = []
+    for line in log.read_text(encoding="utf-8").splitlines():
+        if line.startswith("{") and f'"path": "{path}"' in line:
+            ms.append(json.loads(line)["duration_ms"])
+    return _stats(ms[-n:])
 
-    from gis import scope
-    from gis.campaign import workflow as wf
-    from gis.db import database_url
 
-    url = database_url().replace("postgresql+psycopg://", "postgresql://")
-    statements = []
-    for f in filters:
-        flt = wf.HazardFilter(status=tuple(f.get("status", ())), street=f.get("street"),
-                              department=f.get("department"), overdue=f.get("overdue"), family=f.get("family"),
-                              severity_min=f.get("severity_min"))
-        sql, params = wf.list_sql(flt, limit=100, role="admin")  # the bench client is an admin
-        statements.append((sql, params))
-    dialect = PGDialect_psycopg()
-    ms, fetched = [], 0
-    with psycopg.connect(url) as conn:
-        scope.apply(conn, scope.unscoped("admin"))  # the bench client's scope: without it RLS returns no rows
-        for i, (sql, params) in enumerate([*statements[:warmup], *statements]):
-            compiled = str(text(sql).compile(dialect=dialect))  # the app's binds as psycopg's %(name)s
+class PostgresFloor:
+    """The API page's own SQL straight from PostgreSQL: one psycopg connection under the API client's scope (an
+    admin: all streets), each filter set's statement prepared, rows fetched."""
+
+    def __init__(self, filters: list[dict]) -> None:
+        import psycopg
+        from sqlalchemy import text
+        from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+
+        from gis import scope
+        from gis.campaign import workflow as wf
+        from gis.db import database_url
+
+        dialect = PGDialect_psycopg()
+        self.statements = []
+        for f in filters:
+            flt = wf.HazardFilter(status=tuple(f.get("status", ())), street=f.get("street"),
+                                  department=f.get("department"), overdue=f.get("overdue"), family=f.get("family"),
+                                  severity_min=f.get("severity_min"))
+            sql, params = wf.list_sql(flt, limit=100, role="admin")  # the bench client is an admin
+            self.statements.append((str(text(sql).compile(dialect=dialect)), params))  # binds as %(name)s
+        self.conn = psycopg.connect(database_url().replace("postgresql+psycopg://", "postgresql://"))
+        scope.apply(self.conn, scope.unscoped("admin"))  # the bench client's scope: without it RLS returns no rows
+
+    def run(self, i: int) -> int:
+        """Run filter set `i`'s page; the number of hazards it fetched."""
+        sql, params = self.statements[i]
+        rows = self.conn.execute(sql, params, prepare=True).fetchall()
+        return rows[0][1]
+
+    def ids(self, i: int) -> list[int]:
+        """The hazard ids of filter set `i`'s page, in order (untimed: to check the API returned the same rows)."""
+        sql, params = self.statements[i]
+        (doc,) = self.conn.execute(sql, params, prepare=True).fetchone()[:1]
+        return [h["id"] for h in json.loads(doc)]
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def time_api_and_postgres(client: Client, paths: list[str], floor: PostgresFloor, *, warmup: int = 10
+                          ) -> tuple[tuple[dict[str, float], int, int], dict[str, float]]:
+    """The API page of each filter set and the same page straight from PostgreSQL, timed in turns (API first on
+    even requests, PostgreSQL first on odd ones), so that both sides see the same load on a shared machine."""
+    for i in range(min(warmup, len(paths))):
+        client.get(paths[i])
+        floor.run(i)
+    api_ms, pg_ms, bodies, rows = [], [], [], []
+    for i, path in enumerate(paths):
+        for side in ("api", "pg") if i % 2 == 0 else ("pg", "api"):
             t = time.perf_counter()
-            rows = conn.execute(compiled, params, prepare=True).fetchall()
-            if i >= warmup:
-                fetched += rows[0][1]
-                ms.append((time.perf_counter() - t) * 1000)
+            if side == "api":
+                bodies.append(client.get(path))
+                api_ms.append((time.perf_counter() - t) * 1000)
+            else:
+                rows.append(floor.run(i))
+                pg_ms.append((time.perf_counter() - t) * 1000)
+    fetched = sum(rows)
     if not fetched:
         raise SystemExit("the PostgreSQL floor fetched no hazards: its scope is not the API client's")
-    return {**_stats(ms), "rows": fetched / len(ms)}
+    for i, (body, n) in enumerate(zip(bodies, rows, strict=True)):  # checked untimed: the same rows both sides
+        if [h["id"] for h in json.loads(body)["hazards"]] != floor.ids(i):
+            raise SystemExit(f"GET {paths[i]} returned other hazards than the same SQL in PostgreSQL ({n} there)")
+    largest = max(bodies, key=len)
+    return (_stats(api_ms), len(largest), len(gzip.compress(largest, 5))), {**_stats(pg_ms),
+                                                                          "rows": fetched / len(pg_ms)}
 
 
 def main() -> None:
@@ -206,30 +282,33 @@ def main() -> None:
     home = private_home(args.home, prefix="firelane-bench-workflow-")
     server = None
     try:
-        import httpx
-
         from gis.db import database_url
 
         token, facts = prepare(args)
         print(f"ledger: {facts['hazards']:,} hazards in the cycle, {facts['events']:,} events", flush=True)
         port = free_port()
         env = {**os.environ, "FIRELANE_DATABASE_URL": database_url()}
-        server = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host",
-                                   "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"],
-                                  cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-        base = f"http://127.0.0.1:{port}"
-        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}",
-                                                  "Accept-Encoding": "identity"}, timeout=60) as client:
-            for _ in range(600):
-                try:
-                    if client.get("/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    if server.poll() is not None:
-                        raise SystemExit(f"the server exited ({server.returncode})") from None
-                    time.sleep(0.1)
-            else:
-                raise SystemExit("the server did not start")
+        server_log = home / "bench_workflow_server.log"  # the server's JSON access log: its own time per request
+        with server_log.open("w") as err:
+            server = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host",
+                                       "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"],
+                                      cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        headers = {"Authorization": f"Bearer {token}", "Accept-Encoding": "identity"}
+        for _ in range(600):
+            probe = Client("127.0.0.1", port, {})
+            try:
+                probe.get("/healthz")
+                break
+            except OSError:
+                if server.poll() is not None:
+                    raise SystemExit(f"the server exited ({server.returncode})") from None
+                time.sleep(0.1)
+            finally:
+                probe.close()
+        else:
+            raise SystemExit("the server did not start")
+        client = Client("127.0.0.1", port, headers)
+        try:
             n = args.requests
             streets = [s for s, _ in facts["streets"]]
             rng = random.Random(3)
@@ -246,15 +325,25 @@ def main() -> None:
                     "/hazards/worklist?" + urlencode({"department": rng.choice(facts["departments"]), "limit": 100})
                     for _ in range(n)]),
                 "department counts": time_http(client, ["/hazards/workload?by=department"] * max(20, n // 5)),
-                "API page of 100": time_http(client, [f"/hazards/worklist?{_query(f)}" for f in filters]),
             }
-        pg = time_postgres(filters)
+            floor = PostgresFloor(filters)
+            try:
+                rows["API page of 100"], pg = time_api_and_postgres(
+                    client, [f"/hazards/worklist?{_query(f)}" for f in filters], floor)
+            finally:
+                floor.close()
+            own = server_ms(server_log, "/hazards/worklist", n)
+            http_floor = time_http(client, ["/healthz"] * n)[0]
+        finally:
+            client.close()
         print(f"\nbench_workflow: yinzhou {args.scale}, {facts['hazards']:,} hazards, {facts['events']:,} events, "
-              f"one client, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+              f"one client (http.client, keep-alive), load average {load_line()} on {os.cpu_count()} cores")
         print(f"{'':20} {'p50 ms':>8} {'p99 ms':>8} {'max body':>10} {'gzip':>9}")
         for name, (st, raw, gz) in rows.items():
             print(f"{name:20} {st['p50']:8.1f} {st['p99']:8.1f} {raw:10,} {gz:9,}")
         print(f"{'postgres (same SQL)':20} {pg['p50']:8.1f} {pg['p99']:8.1f}   ({pg['rows']:.0f} hazards a page)")
+        print(f"{'  API page, server':20} {own['p50']:8.1f} {own['p99']:8.1f}   (its own time: access log)")
+        print(f"{'  http floor':20} {http_floor['p50']:8.1f} {http_floor['p99']:8.1f}   (GET /healthz: loopback, middleware)")
         api = rows["API page of 100"][0]
         ratio50, ratio99 = api["p50"] / pg["p50"], api["p99"] / pg["p99"]
         print(f"\nAPI / PostgreSQL: p50 {ratio50:.2f}x, p99 {ratio99:.2f}x (target <= {TARGET_RATIO}x)")

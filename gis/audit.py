@@ -60,10 +60,32 @@ def _columns(table: str) -> list[str]:
     return [c.name for c in TABLES[table].c if c.name != "geom"]
 
 
+def _owners(table: str, cols: list[str]) -> tuple[str, str]:
+    """The expressions (on alias `{a}`) of a row's street and compound: whose history an audit row is."""
+    street = "{a}.ref" if table == "streets" else ("{a}.street_code" if "street_code" in cols else "NULL")
+    compound = "{a}.ref" if table == "compounds" else ("{a}.compound_ref" if "compound_ref" in cols else "NULL")
+    return street, compound
+
+
+def _owner_arrays(table: str, cols: list[str], *aliases: str) -> str:
+    """`street_codes, compound_refs` of one audit row for the row(s) `aliases` (old and new of an update)."""
+    out = []
+    for expr in _owners(table, cols):
+        first = expr.format(a=aliases[0])
+        rest = [f"nullif({expr.format(a=a)}, {first})" for a in aliases[1:]]
+        out.append(f"array_remove(ARRAY[{', '.join([first, *rest])}]::text[], NULL)")
+    return ", ".join(out)
+
+
 def trigger_sql(table: str) -> str:
-    """The triggers of one layer table: row-level touch on update, statement-level audit with transition tables."""
+    """The triggers of one layer table: row-level touch on update, statement-level audit with transition tables.
+    Every audit row carries the street(s) and compound(s) of what it records, for row-level security."""
     cols = _columns(table)
     fn = f"firelane_audit_{table}"
+    street, compound = (e.format(a="n") for e in _owners(table, cols))
+    in_range = ", ".join("'{}'::text[]" if e == "NULL" else
+                         f"coalesce(array_agg(DISTINCT {e}::text) FILTER (WHERE {e} IS NOT NULL), '{{}}'::text[])"
+                         for e in (street, compound))
     return f"""
 CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE who text := {ACTING_USER_SQL};
@@ -74,21 +96,25 @@ BEGIN
       INTO inserted, first_id, last_id, v_min, v_max FROM new_rows n;
     IF inserted >= {INSERT_RANGE_MIN_ROWS} AND last_id - first_id + 1 = inserted AND v_min = v_max THEN
       -- exactly the ids first_id..last_id (distinct ids, as many as the range holds): one row says it all
-      INSERT INTO audit_log (layer, feature_id, action, version, changed_by, after)
-        VALUES ('{table}', first_id, 'insert', v_min, who,
-                jsonb_build_object('last_id', last_id, 'count', inserted));
+      INSERT INTO audit_log (layer, feature_id, action, version, changed_by, after, street_codes, compound_refs)
+        SELECT '{table}', first_id, 'insert', v_min, who,
+               jsonb_build_object('last_id', last_id, 'count', inserted), {in_range} FROM new_rows n;
     ELSE
-      INSERT INTO audit_log (layer, feature_id, action, version, changed_by, after)
-        SELECT '{table}', n.id, 'insert', n.version, who, jsonb_build_object('ref', n.ref) FROM new_rows n;
+      INSERT INTO audit_log (layer, feature_id, action, version, changed_by, after, street_codes, compound_refs)
+        SELECT '{table}', n.id, 'insert', n.version, who, jsonb_build_object('ref', n.ref),
+               {_owner_arrays(table, cols, "n")} FROM new_rows n;
     END IF;
   ELSIF TG_OP = 'UPDATE' THEN
-    INSERT INTO audit_log (layer, feature_id, action, version, changed_by, before, after)
+    INSERT INTO audit_log (layer, feature_id, action, version, changed_by, before, after, street_codes,
+                           compound_refs)
       SELECT '{table}', n.id, 'update', n.version, who,
-             {_row_json('o', cols, with_geom=True)}, {_row_json('n', cols, with_geom=True)}
+             {_row_json('o', cols, with_geom=True)}, {_row_json('n', cols, with_geom=True)},
+             {_owner_arrays(table, cols, "n", "o")}
       FROM new_rows n JOIN old_rows o ON o.id = n.id;
   ELSE
-    INSERT INTO audit_log (layer, feature_id, action, version, changed_by, before)
-      SELECT '{table}', o.id, 'delete', o.version, who, {_row_json('o', cols, with_geom=True)} FROM old_rows o;
+    INSERT INTO audit_log (layer, feature_id, action, version, changed_by, before, street_codes, compound_refs)
+      SELECT '{table}', o.id, 'delete', o.version, who, {_row_json('o', cols, with_geom=True)},
+             {_owner_arrays(table, cols, "o")} FROM old_rows o;
   END IF;
   RETURN NULL;
 END $$;

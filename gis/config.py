@@ -167,7 +167,7 @@ def server_settings() -> ServerSettings:
 def clear_caches() -> None:
     """Re-read settings from the environment (tests change FIRELANE_* between sessions)."""
     for f in (home_settings, database_settings, server_settings, auth_settings, api_settings, photo_settings,
-              complaint_settings, limit_settings):
+              complaint_settings, limit_settings, workflow_settings):
         f.cache_clear()
 
 
@@ -176,3 +176,8 @@ class WorkflowSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="FIRELANE_WORKFLOW_")
     timezone: str = "Asia/Shanghai"
+
+
+@lru_cache
+def workflow_settings() -> WorkflowSettings:
+    return WorkflowSettings()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from gis.layers import LAYERS
 from gis.schema import metadata
+from gis.signin_tables import drop_signin_sql, signin_privileges_sql, signin_sql
 
 #: The privilege-carrying role the application works as (the managed cluster's login role of that name, or, on
 #: an external database, a role the application's login is or is a member of). The migration grants it
@@ -20,7 +21,10 @@ APP_ROLE = "firelane_app"
 #: "run"          a check run: its `scope` names a street or compound of the caller, or none (the whole district),
 #: "job"          a job: the street or compound of its check run (`params.scope`), or its report's street(s)
 #:                (`params.street`, `params.streets`: all of them the caller's)
+#: "audit"        an audit row: its feature's street(s) (`street_codes`) or compound(s) (`compound_refs`), before
+#:                and after (gis.audit's triggers fill them)
 #: "of:T:C"       through the foreign key C into table T (what the caller may see of T).
+#: The sign-in tables (users, api_tokens, login_attempts, complaint_hits) are admin paths' only: gis.signin_tables.
 SCOPED_TABLES: dict[str, str] = {
     **{name: ("street_ref" if name == "streets" else "street") for name in LAYERS},
     "hazard_events": "of:hazards:hazard_id",
@@ -35,6 +39,7 @@ SCOPED_TABLES: dict[str, str] = {
     "spot_check_items": "of:spot_checks:check_id",
     "check_runs": "run",
     "jobs": "job",
+    "audit_log": "audit",
 }
 
 _SCOPE = "(SELECT current_setting('firelane.scope', true))"
@@ -71,6 +76,9 @@ def _visible(table: str, how: str) -> str:
                 f"scope ? 'compound') OR scope->>'compound' IN (SELECT ref FROM compounds) "
                 f"OR ({_SCOPE} = 'streets' AND scope->>'street' = ANY ({streets})) "
                 f"OR ({_SCOPE} = 'compounds' AND scope->>'street' IN (SELECT street_code FROM compounds))))")
+    if how == "audit":
+        return (f"{everything} OR ({_SCOPE} = 'streets' AND street_codes && {streets}) "
+                f"OR ({_SCOPE} = 'compounds' AND compound_refs && {compounds})")
     if how == "job":
         return (f"{everything} OR ({_SCOPE} IN ('streets', 'compounds') AND ("
                 f"params->'scope'->>'compound' IN (SELECT ref FROM compounds) "
@@ -155,12 +163,17 @@ CREATE CONSTRAINT TRIGGER compounds_no_overlap AFTER INSERT OR UPDATE OF geom, s
 """
 
 
+def privileges_sql() -> str:
+    """The application role's privileges (a restore, whose dump carries none, runs them again)."""
+    return GRANTS_SQL + signin_privileges_sql(APP_ROLE)
+
+
 def jurisdiction_sql() -> str:
     """Everything of this module for a migration (after the tables exist)."""
-    return COMPOUND_OVERLAP_SQL + row_security_sql() + GRANTS_SQL
+    return COMPOUND_OVERLAP_SQL + row_security_sql() + GRANTS_SQL + signin_sql(APP_ROLE)
 
 
 def drop_jurisdiction_sql() -> str:
     drops = "".join(f"DROP POLICY IF EXISTS firelane_scope ON {t};\n" for t in SCOPED_TABLES if t in metadata.tables)
-    return (drops + "DROP TRIGGER IF EXISTS compounds_no_overlap ON compounds;\n"
+    return (drops + drop_signin_sql() + "DROP TRIGGER IF EXISTS compounds_no_overlap ON compounds;\n"
             "DROP FUNCTION IF EXISTS firelane_compounds_no_overlap();\n")

@@ -148,6 +148,10 @@ audit_log = Table(
     Column("changed_by", String(100)),
     Column("before", JSONB),
     Column("after", JSONB),
+    # whose rows these are (row-level security, gis.jurisdiction): the feature's street(s) and compound(s),
+    # before and after (a move between streets is both streets' history)
+    Column("street_codes", ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")),
+    Column("compound_refs", ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")),
     Index("ix_audit_log_layer_feature", "layer", "feature_id"),
     comment="审计日志 audit history of every write, written by triggers",
 )

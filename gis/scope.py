@@ -114,13 +114,19 @@ def apply(dbapi_connection: Any, scope: Scope) -> None:
     dbapi_connection._firelane_scope = scope
 
 
-async def apply_async(conn: Any, scope: Scope) -> None:
-    """`apply` for an autocommit psycopg AsyncConnection (the read pool's)."""
+async def fetchone_async(conn: Any, scope: Scope, sql: str, params: Any) -> tuple[Any, ...] | None:
+    """The first row of one read on an autocommit psycopg AsyncConnection (the read pool's) under `scope`: the read
+    alone when the connection carries `scope` already, else the set and the read in one round trip (a pipeline, one
+    implicit transaction: a failed set runs no read, a failed read undoes the set, and until both succeed the
+    connection carries no scope we know of)."""
     if getattr(conn, "_firelane_scope", None) == scope:
-        return
+        return await (await conn.execute(sql, params)).fetchone()
     forget(conn)
-    await conn.execute(SET_SQL, set_params(scope))
+    async with conn.pipeline():
+        await conn.execute(SET_SQL, set_params(scope))
+        cur = await conn.execute(sql, params)
     conn._firelane_scope = scope
+    return await cur.fetchone()
 
 
 @contextmanager
@@ -179,6 +185,10 @@ def filter_sql(table: str, scope: Scope, *, alias: str = "t", key: str = "scope"
                     f"(SELECT c.ref FROM compounds c WHERE c.street_code = ANY(:{streets})))"), params
         return (f"({district} OR {alias}.scope->>'compound' = ANY(:{compounds}) "
                 f"OR {alias}.scope->>'street' IN {own_streets})"), params
+    if how == "audit":
+        if by_streets:
+            return f"{alias}.street_codes && CAST(:{streets} AS text[])", params
+        return f"{alias}.compound_refs && CAST(:{compounds} AS text[])", params
     if how == "job":
         compound = f"{alias}.params->'scope'->>'compound'"
         if not by_streets:

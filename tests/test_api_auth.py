@@ -78,6 +78,30 @@ def test_logout_revokes_the_token(api, db):
     assert api.get("/auth/me", headers=h).status_code == 401
 
 
+def test_a_token_revoked_by_another_worker_is_refused_once_this_workers_cache_entry_expires(api, db, monkeypatch):
+    from types import SimpleNamespace
+
+    from api import auth
+    from gis.config import auth_settings
+
+    clock = [1000.0]
+    monkeypatch.setattr(auth, "time", SimpleNamespace(monotonic=lambda: clock[0]))  # the token cache's clock only
+    make_user(db, "gina", "viewer")
+    token = api.post("/auth/login", json={"username": "gina", "password": PASSWORD}).json()["access_token"]
+    h = {"Authorization": f"Bearer {token}"}
+    assert api.get("/auth/me", headers=h).status_code == 200  # looked up at 1000.0, then cached
+    with db.begin() as conn:  # revoked by another worker process (its revoke_token): nothing tells this one's cache
+        conn.execute(text("SELECT firelane_revoke_token(:h)"), {"h": auth.token_hash(token)})
+    window = auth_settings().token_cache_s
+    assert window == 5.0
+    clock[0] = 1000.0 + window - 0.01
+    assert api.get("/auth/me", headers=h).status_code == 200  # inside the window: the cached principal
+    clock[0] = 1000.0 + window
+    assert api.get("/auth/me", headers=h).status_code == 401  # the window is over: looked up again, refused
+    clock[0] += 0.01
+    assert api.get("/auth/me", headers=h).status_code == 401  # and not cached as valid again
+
+
 def test_admins_manage_users_and_tokens(api, headers):
     new = {"username": "so-1", "password": "a-long-password", "role": "street_office", "street_codes": [STREET_B]}
     created = api.post("/users", json=new, headers=headers["admin"])

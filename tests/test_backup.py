@@ -15,6 +15,7 @@ import pytest
 import shapely
 from sqlalchemy import create_engine, text
 
+from gis.db import owner_engine
 from gis.layers import LAYERS
 from gis.ops.backup import BackupError, read_manifest, verify
 from gis.store import read_layer
@@ -56,7 +57,8 @@ def test_backup_then_restore_into_a_fresh_home_is_identical(db, district, firela
         assert restored.returncode == 0, restored.stderr
         assert "row counts match" in restored.stdout
         url = _run(["db", "url"], fresh).stdout.strip()
-        other = create_engine(url, connect_args={"options": "-c firelane.scope=all"})  # row-level security: all
+        # row-level security: all rows, and the admin paths' (users, tokens)
+        other = create_engine(url, connect_args={"options": "-c firelane.scope=all -c firelane.role=system"})
         try:
             for name in LAYERS:
                 pd.testing.assert_frame_equal(_layer(db, name), _layer(other, name), obj=name)
@@ -83,7 +85,7 @@ def test_a_corrupt_backup_is_refused_by_its_checksums(db, district, tmp_path):
     from gis.ops.backup import backup
 
     out = tmp_path / "b.tar"
-    backup(out, engine=db)
+    backup(out, engine=owner_engine())
     corrupt = tmp_path / "corrupt.tar"
     with tarfile.open(out) as src, tarfile.open(corrupt, "w") as dst:
         for member in src:

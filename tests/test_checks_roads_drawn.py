@@ -225,3 +225,39 @@ def test_gate_parking_is_measured_to_the_drawn_kerb_not_the_mean_width(top: floa
     assert list(park["subject"]) == (["P1"] if blocked else [])
     if blocked:
         assert park["measured"].iloc[0] == pytest.approx(3.8, abs=0.02)
+
+
+@pytest.mark.parametrize("centre_given", [False, True], ids=["medial-axis", "centre-line-given"])
+@pytest.mark.parametrize(("room", "blocked"), [(3.8, True), (4.2, False)])
+def test_a_forecourt_drawn_into_the_road_surface_is_road_however_deep(room: float, blocked: bool,
+                                                                       centre_given: bool) -> None:
+    # a 6 m carriageway (kerbs y -3 and 3) whose surface runs up to a gate 22 m back from the kerb (a forecourt
+    # x -3..0.8 + room, y 3..25); a car on the forecourt 7-9 m in front of the kerb covers all but 2.2 m of the
+    # gate's width. The truck turns in round it through the forecourt: `room` m beside the car (3.8 blocks, 4.2
+    # does not). The forecourt reaches 22 m past the kerb, more than three mean half-widths of the surface (9 m):
+    # the road is the drawn surface out to the gate, as a surface with its centre line given (a straight line
+    # along the carriageway, width 6 m) and as one whose centre line is derived (it branches into the forecourt)
+    surface = shapely.union(box(-200, -3, 200, 3), box(-3, 3, 0.8 + room, 25))
+    road = {"ref": "R1", "kind": "city", "geometry": surface}
+    layers = {
+        "compounds": [{"ref": "C1", "geometry": box(-100, 25, 100, 200)}],
+        "roads": [road],
+        "entrances": [{"ref": "E1", "kind": "vehicle", "width_m": 6.0, "compound_ref": "C1",
+                       "geometry": Point(0, 25)}],
+        "parking": [{"ref": "P1", "kind": "vehicle", "geometry": box(-3, 10, 0.8, 12)}],
+    }
+    frames = {k: gpd.GeoDataFrame([{kk: vv for kk, vv in r.items() if kk != "geometry"} for r in v],
+                                  geometry=[shapely.affinity.translate(r["geometry"], X0, Y0) for r in v], crs=32651)
+              for k, v in layers.items()}
+    if centre_given:  # a normalised row: the centre line as geometry, the drawn surface beside it
+        roads = frames["roads"]
+        roads[rd.SURFACE_COLUMN] = [roads.geometry.iloc[0]]
+        roads["width_m"] = [6.0]
+        frames["roads"] = roads.set_geometry(gpd.GeoSeries(
+            [shapely.affinity.translate(LineString([(-200, 0), (200, 0)]), X0, Y0)], crs=32651))
+    ctx = CheckContext(compound_ref="C1", crs="EPSG:32651", profile=load_profile("cn-gb"), layers=frames)
+    found = fails(ctx)
+    park = found[found["rule"] == "PARK-ENTRANCE"]
+    assert list(park["subject"]) == (["P1"] if blocked else [])
+    if blocked:
+        assert park["measured"].iloc[0] == pytest.approx(3.8, abs=0.02)

@@ -164,3 +164,76 @@ def test_the_spatial_index_still_serves_bbox_reads_under_row_level_security(dist
             # && is LEAKPROOF, so it may be an index condition ahead of the policy; scoped, the street_code
             # index is as good
             assert "ix_buildings_geom" in plan if kind == "all" else "Seq Scan" not in plan, plan
+
+
+def test_with_the_wrong_street_the_application_role_reads_none_of_another_streets_audit_rows(district):
+    """The audit log's snapshots carry street codes: a street office reads its streets' history only (a move
+    between streets is both streets' history), a property user its compounds', admin paths all of it."""
+    with _connect("owner") as conn:
+        _scope(conn, "all")
+        conn.execute("UPDATE buildings SET name = 'edited' WHERE ref IN ('BA-1', 'BB-0')")
+        conn.execute("DELETE FROM buildings WHERE ref = 'BA-2'")
+        conn.execute("UPDATE hydrants SET street_code = %s WHERE ref = 'HA-1'", (STREET_B,))  # a move A -> B
+        everything = _count(conn, "audit_log")
+    a_text = f"(street_codes @> ARRAY['{STREET_A}'] OR before::text LIKE '%{STREET_A}%' " \
+             f"OR after::text LIKE '%{STREET_A}%')"
+    with _connect() as conn:
+        for kind, streets, compounds in (("streets", STREET_B, "[]"), ("compounds", "", '["CB-1"]'), ("", "", "[]")):
+            conn.execute("SELECT set_config('firelane.scope', %s, false), set_config('firelane.streets', %s, false), "
+                         "set_config('firelane.compounds', %s, false)", (kind, streets, compounds))
+            assert _count(conn, "audit_log", f"{a_text} AND layer <> 'hydrants'") == 0, kind
+        _scope(conn, "streets", STREET_B)
+        assert _count(conn, "audit_log", "layer = 'buildings' AND action = 'update'") == 1  # BB-0's edit
+        assert _count(conn, "audit_log", "layer = 'buildings' AND action = 'delete'") == 0  # A's delete
+        assert _count(conn, "audit_log", "layer = 'hydrants' AND action = 'update'") == 1  # the move into B
+        _scope(conn, "streets", STREET_A)
+        assert _count(conn, "audit_log", "layer = 'buildings' AND action IN ('update', 'delete')") == 2
+        assert _count(conn, "audit_log", "layer = 'hydrants' AND action = 'update'") == 1  # the move out of A
+        assert _count(conn, "audit_log", f"layer = 'buildings' AND after::text LIKE '%{STREET_B}%'") == 0
+        _scope(conn, "all")
+        assert _count(conn, "audit_log") == everything
+        # the history is appended only within the scope, and never rewritten
+        _scope(conn, "streets", STREET_B)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("INSERT INTO audit_log (layer, feature_id, action, street_codes) "
+                         "VALUES ('buildings', 1, 'update', ARRAY[%s])", (STREET_A,))
+
+
+@pytest.mark.parametrize("table", ["users", "api_tokens"])
+def test_the_sign_in_tables_are_read_by_admin_paths_only(api, headers, table):
+    """Users and tokens: admin paths (scope all, role admin or system) only; any other scope reads zero rows, and
+    signing in still works (through the owner's functions, before any scope exists)."""
+    with _connect() as conn:
+        for kind, role, streets in (("streets", "street_office", STREET_A), ("all", "viewer", ""),
+                                    ("all", "planner", ""), ("", "", "")):
+            _scope(conn, kind, streets)
+            conn.execute("SELECT set_config('firelane.role', %s, false)", (role,))
+            assert _count(conn, table) == 0, (kind, role)
+        for role in ("admin", "system"):
+            _scope(conn, "all")
+            conn.execute("SELECT set_config('firelane.role', %s, false)", (role,))
+            assert _count(conn, table) > 0, role
+    assert api.get("/collections/buildings/items", headers=headers["street_a"]).status_code == 200
+    assert api.get("/users", headers=headers["admin"]).status_code == 200
+    assert api.get("/users", headers=headers["street_a"]).status_code == 403
+
+
+@pytest.mark.parametrize("table", ["login_attempts", "complaint_hits"])
+def test_the_application_role_may_not_read_or_write_the_attempt_counters(api, headers, table):
+    """Who tried which account from where: the application role has no privilege at all (it counts through the
+    owner's function), and row-level security filters the owner too."""
+    assert api.post("/auth/login", json={"username": "nobody", "password": "wrong-one"}).status_code == 401
+    for statement in (f"SELECT count(*) FROM {table}", f"DELETE FROM {table}",
+                      f"INSERT INTO {table} DEFAULT VALUES"):
+        with _connect() as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+            _scope(conn, "all")
+            conn.execute("SELECT set_config('firelane.role', 'admin', false)")
+            conn.execute(statement)
+    with _connect("owner") as conn:
+        _scope(conn, "streets", STREET_A)
+        assert _count(conn, table) == 0
+    if table == "login_attempts":
+        with _connect("owner") as conn:
+            _scope(conn, "all")
+            conn.execute("SELECT set_config('firelane.role', 'system', false)")
+            assert _count(conn, table, "key = 'user:nobody'") == 1

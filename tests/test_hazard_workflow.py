@@ -298,6 +298,22 @@ def test_work_lists_filter_and_count_overdue_and_due_this_week(api, headers, dis
     assert body.startswith("\ufeffid,status,status_zh") and "已交办" in body
 
 
+def test_a_work_list_page_counts_and_keeps_each_callers_jurisdiction(api, headers, district):
+    a, b = district.id("hazards", "k-a"), district.id("hazards", "k-b")
+    page = api.get("/hazards/worklist?limit=1&count=true", headers=headers["admin"]).json()
+    assert (page["numberReturned"], page["numberMatched"]) == (1, 2)  # the count: one more query, same filters
+    assert api.get("/hazards/worklist?limit=1", headers=headers["admin"]).json()["numberMatched"] is None
+    assert api.get("/hazards/worklist?street=" + STREET_B, headers=headers["street_a"]).json()["hazards"] == []
+    # callers in turns on the same pooled connections: each page and each count is the caller's own streets
+    for _ in range(3):
+        for key, own in (("street_a", a), ("street_b", b), ("admin", None)):
+            page = api.get("/hazards/worklist?limit=1&count=true", headers=headers[key]).json()
+            if own is None:
+                assert (page["numberReturned"], page["numberMatched"]) == (1, 2)
+            else:
+                assert [h["id"] for h in page["hazards"]] == [own] and page["numberMatched"] == 1
+
+
 # --- exports and the CLI --------------------------------------------------------------------------------------------
 
 

@@ -392,3 +392,30 @@ def test_city_roads_in_front_of_planted_gate_parking_are_drawn_as_surfaces(seed)
     near = shapely.STRtree(_g(city)).query_nearest(_g(planted), all_matches=False)[1]
     # planted gate parking stands on surfaces (up to four such roads a district)
     assert (city.geometry.geom_type.to_numpy()[near] == "MultiPolygon").sum() >= min(len(set(near)), 4) > 0
+
+
+# --- a ring drawn as separate lanes --------------------------------------------------------------------------------
+
+
+def test_a_ring_drawn_as_four_lanes_is_planted_once_failing_and_once_passing(sample):
+    from gis.checks.runner import run_on_frames
+
+    lanes = sample.layers["fire_lanes"]
+    segments = lanes[lanes["name"].astype(str).str.match(r"^环形消防车道[南东北西]段$")]
+    by_compound = segments.groupby("compound_ref")["ref"].apply(set)
+    assert len(by_compound) == 2 and (by_compound.apply(len) == 4).all()
+    # the four lanes of a ring meet end to end and enclose the courtyard together, and no `kind` says ring
+    for refs in by_compound:
+        joined = shapely.union_all(_g(_metric(segments[segments["ref"].isin(refs)])))
+        assert joined.geom_type == "Polygon" and len(joined.interiors) == 1
+    assert segments["kind"].isna().all()
+    truth = sample.ground_truth
+    failing = set(truth.loc[truth["subject_ref"].isin(segments["ref"]), "subject_ref"])
+    assert set(truth.loc[truth["subject_ref"].isin(segments["ref"]), "rule"]) == {"LANE-CONNECT"}
+    assert failing in set(map(frozenset, by_compound))  # one ring: all four segments, one gate
+    # the checks read both as rings: the failing one fails LANE-CONNECT on every segment, nothing else does
+    found = run_on_frames(sample.layers, families=("lanes",), compounds=list(by_compound.index))
+    on_segments = found[found["subject_ref"].isin(segments["ref"])]
+    assert set(zip(on_segments["rule"], on_segments["subject_ref"], strict=True)) == \
+        {("LANE-CONNECT", ref) for ref in failing}
+    assert set(on_segments["measured"]) == {1.0}

@@ -10,12 +10,12 @@ from gis.campaign import lifecycle as lc
 from gis.campaign.manual_rules import BY_ID as MANUAL_BY_ID
 from gis.checks.catalog import RULES
 from gis.checks.profiles import Profile, load_profile
-from gis.config import WorkflowSettings
+from gis.config import workflow_settings
 
 
 def local_today() -> date:
     """Today in the campaign's time zone (FIRELANE_WORKFLOW_TIMEZONE, default Asia/Shanghai)."""
-    return datetime.now(ZoneInfo(WorkflowSettings().timezone)).date()
+    return datetime.now(ZoneInfo(workflow_settings().timezone)).date()
 
 
 def family_of(rule: str) -> str:

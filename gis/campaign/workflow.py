@@ -308,10 +308,16 @@ def list_hazards(conn: Connection, f: HazardFilter, *, scope: Scope = EVERYWHERE
     return json.loads(doc)
 
 
-def count_hazards(conn: Connection, f: HazardFilter, *, scope: Scope = EVERYWHERE, today: date | None = None) -> int:
+def count_sql(f: HazardFilter, *, scope: Scope = EVERYWHERE, today: date | None = None) -> tuple[str, dict[str, Any]]:
+    """The SQL (and parameters) counting every hazard a work list's filters match (numberMatched)."""
     where, params = _filters(f, today or local_today())
     clause, scope_params = _where(scope, *where)
-    return int(conn.execute(text(f"SELECT count(*) FROM hazards t{clause}"), {**params, **scope_params}).scalar_one())
+    return f"SELECT count(*) FROM hazards t{clause}", {**params, **scope_params}
+
+
+def count_hazards(conn: Connection, f: HazardFilter, *, scope: Scope = EVERYWHERE, today: date | None = None) -> int:
+    sql, params = count_sql(f, scope=scope, today=today)
+    return int(conn.execute(text(sql), params).scalar_one())
 
 
 def events(conn: Connection, hazard_ids: Sequence[int]) -> list[dict[str, Any]]:

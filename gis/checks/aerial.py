@@ -199,16 +199,19 @@ def aerial_obstructed(ctx: CheckContext, a: Areas, buildings: gpd.GeoDataFrame) 
         return []
     kinds_ok = set(profile.get("AERIAL-OBSTRUCTED", "kinds"))
     obs = ctx.view("obstructions")
-    if len(obs):
-        obs = obs.take(np.isin(at.texts(obs.frame, "kind", "other"), list(kinds_ok)))
+    # of the profile's kinds (selected by position: one take of the layer's frame, below)
+    pick = np.flatnonzero(np.isin(at.texts(obs.frame, "kind", "other"), list(kinds_ok))) if len(obs) else \
+        np.empty(0, dtype=np.int64)
     bg = at.geoms(buildings)
     served = np.array([bg[a.building[i]] if a.building[i] >= 0 else None for i in own], dtype=object)
     zones = operation_zones(a.geoms[own], served)
-    if len(obs):
+    if len(pick):
         # footprints only for what stands near an operation zone (points grow by at most their size)
         sizes = profile.get("LANE-CLEAR", "point_obstruction_size_m")
-        grow = max([*map(float, sizes.values()), float(np.nan_to_num(at.numbers(obs.frame, "size_m")).max(initial=0))])
-        obs = obs.take(np.unique(STRtree(zones).query(obs.geoms, predicate="dwithin", distance=grow)[0]))
+        size_m = np.nan_to_num(at.numbers(obs.frame, "size_m")[pick])
+        grow = max([*map(float, sizes.values()), float(size_m.max(initial=0))])
+        pick = pick[np.unique(STRtree(zones).query(obs.geoms[pick], predicate="dwithin", distance=grow)[0])]
+    obs = obs.take(pick)
     park = ctx.view("parking")
     if len(park):
         park = park.take(at.texts(park.frame, "kind", "stall") == "vehicle")
@@ -254,15 +257,18 @@ def aerial_connected(ctx: CheckContext, a: Areas) -> list[Finding]:
     if not len(own):
         return []
     lanes = ctx.view("fire_lanes").geoms
+    dist = np.full(len(own), np.inf)
+    nearest_lane = np.full(len(own), -1)
     if len(lanes):
-        near = STRtree(lanes).query_nearest(a.geoms[own], return_distance=True, all_matches=False)
-        dist = np.full(len(own), np.inf)
-        dist[near[0][0]] = near[1]
-        nearest_lane = np.full(len(own), -1)
-        nearest_lane[near[0][0]] = near[0][1]
-    else:
-        dist = np.full(len(own), np.inf)
-        nearest_lane = np.full(len(own), -1)
+        tree = STRtree(lanes)
+        # most areas touch a lane: only the others are measured (their nearest lane and its distance)
+        apart = np.ones(len(own), dtype=bool)
+        apart[tree.query(a.geoms[own], predicate="dwithin", distance=tol)[0]] = False
+        far = np.flatnonzero(apart)
+        (p, lane), d = tree.query_nearest(a.geoms[own[far]], return_distance=True, all_matches=False)
+        dist[far[p]] = d
+        nearest_lane[far[p]] = lane
+        dist[~apart] = 0.0  # within the tolerance: connected (the value is not reported)
     out = []
     for p in np.flatnonzero(dist > tol):
         i = int(own[p])
@@ -295,35 +301,70 @@ def frontage_runs(building: object, areas: np.ndarray, *, reach: float) -> tuple
         `runs`: (n, 2) sorted, merged [start, end] positions along the perimeter (metres from the first corner);
         `perimeter`; `corners`: the rectangle's corner coordinates (closed ring, counter-clockwise).
     """
-    ring = shapely.get_coordinates(shapely.oriented_envelope(building))
-    if len(ring) < 5:
-        return np.empty((0, 2)), 0.0, ring
-    if not shapely.is_ccw(shapely.linearrings(ring)):
-        ring = ring[::-1]
-    c0, c1 = ring[:4], ring[1:5]
+    areas = np.asarray(areas, dtype=object).reshape(-1)
+    pairs = np.zeros(len(areas), dtype=np.int64), np.arange(len(areas))
+    return frontages(np.array([building], dtype=object), areas, *pairs, reach=reach)[0]
+
+
+def frontages(buildings: np.ndarray, areas: np.ndarray, pair_building: np.ndarray, pair_area: np.ndarray, *,
+              reach: float) -> list[tuple[np.ndarray, float, np.ndarray]]:
+    """`frontage_runs` of many buildings at once: building `pair_building[k]` is fronted by area `pair_area[k]`.
+
+    The rectangles, side strips and area-strip intersections of every building are made in single vectorised
+    calls; only the merge of each building's few intervals is per building.
+
+    Returns
+    -------
+    list of (runs, perimeter, corners)
+        One per building, as `frontage_runs` returns them.
+    """
+    buildings = np.asarray(buildings, dtype=object)
+    n = len(buildings)
+    xy, owner = shapely.get_coordinates(shapely.oriented_envelope(buildings), return_index=True)
+    count = np.bincount(owner, minlength=n)
+    box = np.flatnonzero(count >= 5)  # a degenerate rectangle (a line or a point) has no sides
+    starts = np.cumsum(count) - count
+    out: list[tuple[np.ndarray, float, np.ndarray]] = [
+        (np.empty((0, 2)), 0.0, xy[starts[k]:starts[k] + count[k]]) for k in range(n)]
+    if not len(box):
+        return out
+    ring = xy[starts[box][:, None] + np.arange(5)]
+    turn = ~shapely.is_ccw(shapely.linearrings(ring))
+    ring[turn] = ring[turn, ::-1]
+    c0, c1 = ring[:, :4], ring[:, 1:5]
     edge = c1 - c0
-    length = np.hypot(edge[:, 0], edge[:, 1])
-    offsets = np.r_[0.0, np.cumsum(np.where(length < 1e-9, 0.0, length))]
-    sides = np.flatnonzero(length >= 1e-9)
-    intervals: list[tuple[float, float]] = []
-    if len(areas) and len(sides):
-        c0, c1, length, offset = c0[sides], c1[sides], length[sides], offsets[sides]
-        u = edge[sides] / length[:, None]
-        n = np.stack([u[:, 1], -u[:, 0]], axis=1) * reach  # outward for a counter-clockwise ring
-        strips = shapely.polygons(np.stack([c0, c1, c1 + n, c0 + n], axis=1))
-        cut = shapely.intersection(np.asarray(areas, dtype=object)[:, None], strips[None, :])
-        ai, si = np.nonzero(~shapely.is_empty(cut))
-        if len(ai):
-            xy, piece = shapely.get_coordinates(cut[ai, si], return_index=True)
-            side = si[piece]
-            t = ((xy - c0[side]) * u[side]).sum(axis=1)
+    length = np.hypot(edge[..., 0], edge[..., 1])
+    offsets = np.concatenate([np.zeros((len(box), 1)), np.cumsum(np.where(length < 1e-9, 0.0, length), axis=1)],
+                             axis=1)
+    intervals: list[list[tuple[float, float]]] = [[] for _ in range(len(box))]
+    slot = np.full(n, -1)
+    slot[box] = np.arange(len(box))
+    pb, pa = slot[np.asarray(pair_building, dtype=np.int64)], np.asarray(pair_area, dtype=np.int64)
+    pa, pb = pa[pb >= 0], pb[pb >= 0]
+    # every (pair, side) with a side of non-zero length
+    pk, side = np.nonzero(length[pb] >= 1e-9)
+    if len(pk):
+        b = pb[pk]
+        u = edge[b, side] / length[b, side][:, None]
+        normal = np.stack([u[:, 1], -u[:, 0]], axis=1) * reach  # outward for a counter-clockwise ring
+        s0, s1 = c0[b, side], c1[b, side]
+        strips = shapely.polygons(np.stack([s0, s1, s1 + normal, s0 + normal], axis=1))
+        cut = shapely.intersection(np.asarray(areas, dtype=object)[pa[pk]], strips)
+        hit = np.flatnonzero(~shapely.is_empty(cut))
+        if len(hit):
+            cxy, piece = shapely.get_coordinates(cut[hit], return_index=True)
+            t = ((cxy - s0[hit][piece]) * u[hit][piece]).sum(axis=1)
             first = np.flatnonzero(np.r_[True, piece[1:] != piece[:-1]])  # every piece has coordinates
             lo = np.maximum(np.minimum.reduceat(t, first), 0.0)
-            hi = np.minimum(np.maximum.reduceat(t, first), length[si])
+            hi = np.minimum(np.maximum.reduceat(t, first), length[b[hit], side[hit]])
             good = hi > lo
-            intervals = list(zip((offset[si] + lo)[good].tolist(), (offset[si] + hi)[good].tolist(), strict=True))
-    offset = float(offsets[-1])
-    return _merge(intervals, JOIN_TOL_M), offset, ring
+            at_ = offsets[b[hit], side[hit]]
+            for k, s_, e_ in zip(b[hit][good].tolist(), (at_ + lo)[good].tolist(), (at_ + hi)[good].tolist(),
+                                 strict=True):
+                intervals[k].append((s_, e_))
+    for k, j in enumerate(box.tolist()):
+        out[j] = (_merge(intervals[k], JOIN_TOL_M), float(offsets[k, -1]), ring[k])
+    return out
 
 
 def _merge(intervals: list[tuple[float, float]], gap: float) -> np.ndarray:
@@ -389,9 +430,18 @@ def aerial_coverage(ctx: CheckContext, a: Areas, buildings: gpd.GeoDataFrame) ->
             message_en=f"building {brefs[j]}: cannot tell whether it is a high-rise, it has neither height nor floors",
         ))
     tall = np.flatnonzero(own & ~np.isnan(height) & (np.nan_to_num(height) > limit))
-    for j in tall:
-        serving = (a.building == j) | np.array([r is None for r in a.building_ref], dtype=bool)
-        runs, perimeter, ring = frontage_runs(bg[j], a.geoms[serving], reach=reach)
+    # an area naming no building may serve any of them
+    anyone = np.array([r is None for r in a.building_ref], dtype=bool)
+    slot = np.full(len(bg), -1)
+    slot[tall] = np.arange(len(tall))
+    named = np.flatnonzero(~anyone & (a.building >= 0))
+    named = named[slot[a.building[named]] >= 0]
+    free = np.flatnonzero(anyone)
+    pair_building = np.concatenate([slot[a.building[named]], np.repeat(np.arange(len(tall)), len(free))])
+    pair_area = np.concatenate([named, np.tile(free, len(tall))])
+    fronts = frontages(bg[tall], a.geoms, pair_building, pair_area, reach=reach)
+    for j, (runs, perimeter, ring) in zip(tall, fronts, strict=True):
+        serving = (a.building == j) | anyone
         if perimeter <= 0:
             continue
         sides = np.hypot(*np.diff(ring[:3], axis=0).T)

@@ -88,18 +88,21 @@ def dominant_angles(geom: BaseGeometry, *, max_directions: int = MAX_DIRECTIONS)
 # --- exact erosion by an axis-parallel segment ----------------------------------------------------------------
 
 
-def erode_segment(geom: BaseGeometry, length: float, *, axis: int = 1) -> BaseGeometry:
+def erode_segment(geom: BaseGeometry, length: float, *, axis: int = 1, convex: bool | None = None) -> BaseGeometry:
     """Minkowski erosion of a polygon by a centred segment of `length` along x (axis 0) or y (axis 1).
 
     The set of points c such that the whole segment c ± length/2 lies in the polygon. Exact (up to floating
-    point): the complement's Minkowski sum with the segment is the complement moved both ways plus the
-    parallelograms swept by every boundary edge.
+    point): a point of the polygon whose segment leaves it has the segment cross the boundary, so it lies in the
+    boundary's Minkowski sum with the segment, the union of the parallelograms every boundary edge sweeps; the
+    polygon less that union is the erosion. A convex polygon is simply intersected with itself moved both ways.
 
     Parameters
     ----------
     geom : Polygon or MultiPolygon
     length : float
     axis : {0, 1}
+    convex : bool, optional
+        Whether `geom` is one convex polygon (`_convex`), when the caller erodes the same polygon many times.
 
     Returns
     -------
@@ -109,13 +112,9 @@ def erode_segment(geom: BaseGeometry, length: float, *, axis: int = 1) -> BaseGe
         return geom
     h = length / 2.0
     v = np.array([h, 0.0]) if axis == 0 else np.array([0.0, h])
-    if _convex(geom):  # a segment lies in a convex polygon when both its ends do
+    if _convex(geom) if convex is None else convex:  # a segment lies in a convex polygon when both its ends do
         return shapely.intersection(shapely.affinity.translate(geom, v[0], v[1]),
                                     shapely.affinity.translate(geom, -v[0], -v[1]))
-    minx, miny, maxx, maxy = geom.bounds
-    pad = length + 1.0
-    box = shapely.box(minx - pad, miny - pad, maxx + pad, maxy + pad)
-    comp = box.difference(geom)
     segs = []
     for ring in shapely.get_rings(shapely.get_parts(geom)):
         xy = shapely.get_coordinates(ring)
@@ -125,10 +124,9 @@ def erode_segment(geom: BaseGeometry, length: float, *, axis: int = 1) -> BaseGe
     cross = d[:, 0] * v[1] - d[:, 1] * v[0]
     seg = seg[np.abs(cross) > 1e-12]
     quads = np.stack([seg[:, 0] - v, seg[:, 1] - v, seg[:, 1] + v, seg[:, 0] + v], axis=1)
-    swept = shapely.polygons(quads) if len(quads) else np.empty(0, dtype=object)
-    moved = [shapely.affinity.translate(comp, v[0], v[1]), shapely.affinity.translate(comp, -v[0], -v[1])]
-    blocked = shapely.union_all(np.concatenate([np.asarray(moved, dtype=object), swept]))
-    return geom.difference(blocked)
+    if not len(quads):
+        return geom
+    return geom.difference(shapely.union_all(shapely.polygons(quads)))
 
 
 def _convex(geom: BaseGeometry) -> bool:
@@ -365,7 +363,8 @@ def largest_inscribed_square(geom: BaseGeometry, *, angles: Sequence[float] | No
 
     The maximum inscribed circle brackets the answer (its inscribed square always fits, nothing wider than its
     diameter does); orientations whose longest chord at the lower bound is already shorter than the best side
-    found are dropped before any bisection.
+    found are dropped before any bisection. Orientations 90 degrees apart hold the same squares: a side one of
+    them held (or refused) is not tried again in the other, only sides between what is known are.
 
     Parameters
     ----------
@@ -390,38 +389,70 @@ def largest_inscribed_square(geom: BaseGeometry, *, angles: Sequence[float] | No
         geom = room
     frames = _frames(geom, angles)
     locals_ = [f.forward(geom) for f in frames]
+    convex = [_convex(x) for x in locals_]
+    # frames 90 degrees apart share what they know: the largest side held and the smallest refused
+    twin = _quarter_turn_classes(np.array([f.angle for f in frames]))
+    held = np.full(len(frames), -np.inf)
+    refused = np.full(len(frames), np.inf)
 
     def chord(k: int, side: float) -> tuple[float, LineString | None]:
-        return longest_chord(erode_segment(locals_[k], max(side - SIZE_TOL_M, 0.0), axis=1), axis=0)
+        got, line = longest_chord(erode_segment(locals_[k], max(side - SIZE_TOL_M, 0.0), axis=1,
+                                                convex=convex[k]), axis=0)
+        if line is not None and got >= side - SIZE_TOL_M:
+            held[twin[k]] = max(held[twin[k]], side)
+        else:
+            refused[twin[k]] = min(refused[twin[k]], side)
+        return got, line
 
-    best = Inscribed(0.0, 0.0, None)
+    # the best square so far: its side and where it lies (frame, chord, width), placed once at the end
+    best_side, best_at = 0.0, None
     bounds = []
     for k in range(len(frames)):
         got, line = chord(k, lo)
         if line is not None and got >= lo - SIZE_TOL_M:
             bounds.append((min(got, hi), k))
-            if best.rectangle is None:
-                best = Inscribed(lo, lo, _placed(frames[k], line, max(lo - SIZE_TOL_M, 0.0)))
+            if best_at is None:
+                best_side, best_at = lo, (k, line, max(lo - SIZE_TOL_M, 0.0))
     for top, k in sorted(bounds, reverse=True):
-        a, b = max(best.length, lo), top + SIZE_TOL_M
-        if b <= best.length + MEASURE_PRECISION_M / 2.0:
+        a, b = max(best_side, lo), top + SIZE_TOL_M
+        if b <= best_side + MEASURE_PRECISION_M / 2.0:
             continue
-        got, line = chord(k, b)
-        if line is not None and got >= b - SIZE_TOL_M:
-            best = Inscribed(b, b, _placed(frames[k], line, b - SIZE_TOL_M))
-            continue
+        if b < refused[twin[k]]:  # (a side the twin frame held is no larger than the best: b is not one)
+            got, line = chord(k, b)
+            if line is not None and got >= b - SIZE_TOL_M:
+                best_side, best_at = b, (k, line, b - SIZE_TOL_M)
+                continue
         while b - a > MEASURE_PRECISION_M / 2.0:
             mid = (a + b) / 2.0
+            if mid >= refused[twin[k]]:
+                b = mid
+                continue
+            if mid <= held[twin[k]]:  # held by the twin: no larger than the best side, nothing to place
+                a = mid
+                continue
             got, line = chord(k, mid)
             if line is not None and got >= mid - SIZE_TOL_M:
                 a = mid
-                if mid > best.length:
-                    best = Inscribed(mid, mid, _placed(frames[k], line, mid - SIZE_TOL_M))
+                if mid > best_side:
+                    best_side, best_at = mid, (k, line, mid - SIZE_TOL_M)
             else:
                 b = mid
+    rectangle = _placed(frames[best_at[0]], best_at[1], best_at[2]) if best_at is not None else None
     # a side s was accepted while the true side is at least s - SIZE_TOL_M
-    side = round(max(best.length - SIZE_TOL_M / 2.0, 0.0), 2)
-    return Inscribed(side, side, best.rectangle)
+    side = round(max(best_side - SIZE_TOL_M / 2.0, 0.0), 2)
+    return Inscribed(side, side, rectangle)
+
+
+def _quarter_turn_classes(angles: np.ndarray) -> np.ndarray:
+    """Per orientation (degrees) a class number shared with the orientation 90 degrees from it, if any."""
+    out = np.arange(len(angles))
+    for k in range(len(angles)):
+        for j in range(k):
+            d = (angles[k] - angles[j]) % 180.0
+            if abs(d - 90.0) < 1e-9:
+                out[k] = out[j]
+                break
+    return out
 
 
 # --- widths and passability -----------------------------------------------------------------------------------

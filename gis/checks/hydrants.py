@@ -77,14 +77,16 @@ def coverage_findings(ctx: Any, *, network: bool = True) -> list[Finding]:
     bg, hg = at.geoms(buildings), at.geoms(hydrants)
     if len(bg) == 0:
         return []
-    # straight line: which buildings have a hydrant within the limit (one query from the hydrants' side); the
-    # exact nearest distance is measured below for the buildings that fail (the only ones it is reported for)
-    within = np.zeros(len(bg), dtype=bool)
-    if len(hg):
-        within[STRtree(bg).query(hg, predicate="dwithin", distance=limit)[1]] = True
-    dist = np.where(within, 0.0, np.inf)  # 0 stands for "within the limit"
     roads = at.layer(ctx, "roads") if network else None
     networked = _networked(ctx, buildings, roads) if network else np.zeros(len(bg), dtype=bool)
+    # straight line (buildings not measured along a network): which have a hydrant within the limit (one query
+    # from the hydrants' side); the exact nearest distance is measured below for the buildings that fail (the
+    # only ones it is reported for)
+    within = np.zeros(len(bg), dtype=bool)
+    off = np.flatnonzero(~networked)
+    if len(hg) and len(off):
+        within[off[STRtree(bg[off]).query(hg, predicate="dwithin", distance=limit)[1]]] = True
+    dist = np.where(within, 0.0, np.inf)  # 0 stands for "within the limit"
     if networked.any():
         net = nw.build_network(rd.network_lines(roads))
         on = np.flatnonzero(networked)
@@ -220,8 +222,8 @@ def _ground_obstructions(ctx: Any, near: np.ndarray | None = None) -> gpd.GeoDat
     g = at.geoms(obs)
     sizes = ctx.profile.get("LANE-CLEAR", "point_obstruction_size_m")
     kind = at.texts(obs, "kind", "other")
-    default = pd.Series(kind).map(lambda k: float(sizes.get(k, sizes["other"]))).to_numpy(dtype=float) \
-        if len(kind) else np.empty(0)
+    default = pd.Series(kind, dtype=object).map({k: float(v) for k, v in sizes.items()}).fillna(
+        float(sizes["other"])).to_numpy(dtype=float)
     size = at.numbers(obs, "size_m")
     size = np.where(np.isnan(size), default, size)
     points = shapely.get_dimensions(g) == 0
@@ -262,22 +264,25 @@ def access_findings(ctx: Any) -> list[Finding]:
         return []
     hp, p = STRtree(pg).query(hg, predicate="dwithin", distance=radius) if len(pg) else (np.empty(0, int),) * 2
     ho, o = STRtree(og).query(hg, predicate="intersects") if len(og) else (np.empty(0, int),) * 2
-    hits = pd.concat([
-        pd.DataFrame({"h": hp, "ref": at.refs(parking)[p], "what": "parking", "d": shapely.distance(hg[hp], pg[p]),
-                      "geometry": pg[p]}),
-        pd.DataFrame({"h": ho, "ref": at.refs(obs)[o], "what": "obstruction", "d": 0.0, "geometry": og[o]}),
-    ], ignore_index=True)
-    if hits.empty:
-        return []
-    hits = gpd.GeoDataFrame(hits, geometry="geometry", crs=ctx.crs)
-    evidence = hits[["h", "geometry"]].dissolve(by="h").geometry
     refs, compound = at.refs(hydrants), at.compound_refs(ctx, hydrants)
+    h = np.concatenate([hp, ho])
+    if not len(h):
+        return []
+    ref = np.concatenate([at.refs(parking)[p], at.refs(obs)[o]])
+    is_park = np.concatenate([np.ones(len(hp), dtype=bool), np.zeros(len(ho), dtype=bool)])
+    d = np.concatenate([shapely.distance(hg[hp], pg[p]), np.zeros(len(ho))])
+    geom = np.concatenate([pg[p], og[o]])
+    # per hydrant, its hits in the order found (parking first, then obstructions), as a stable groupby gives them
+    order = np.argsort(h, kind="stable")
+    h, ref, is_park, d, geom = h[order], ref[order], is_park[order], d[order], geom[order]
+    blocked, start = np.unique(h, return_index=True)
+    stop = np.append(start[1:], len(h))
+    evidence = gm.union_rows(geom, np.repeat(np.arange(len(blocked)), stop - start), len(blocked))
     catalogue = rule_of(rule).department
     out = []
-    for hi, group in hits.groupby("h", sort=True):
-        kinds = set(group["what"])
-        park = sorted(group.loc[group["what"] == "parking", "ref"])
-        block = sorted(group.loc[group["what"] == "obstruction", "ref"])
+    for k, (hi, a, b) in enumerate(zip(blocked.tolist(), start.tolist(), stop.tolist(), strict=True)):
+        park = sorted(ref[a:b][is_park[a:b]])
+        block = sorted(ref[a:b][~is_park[a:b]])
         zh, en = [], []
         if park:
             zh.append(f"{at.m(radius)} m 内停车 {'、'.join(park)}")
@@ -285,13 +290,12 @@ def access_findings(ctx: Any) -> list[Finding]:
         if block:
             zh.append(f"被 {'、'.join(block)} 遮挡/占压")
             en.append(f"obstructed by {', '.join(block)}")
-        dept = "交警/公安" if kinds == {"parking"} else ("综合执法" if kinds == {"obstruction"} else catalogue)
-        d = float(group["d"].min())
+        dept = "交警/公安" if not block else ("综合执法" if not park else catalogue)
         out.append(Finding(rule=rule, verdict="fail", subject_ref=refs[hi], compound_ref=compound[hi],
-                           other_refs=list(group["ref"]), measured=round(d, 2), required=radius, unit="m",
-                           severity=severity(profile, rule), department=dept,
+                           other_refs=list(ref[a:b]), measured=round(float(d[a:b].min()), 2), required=radius,
+                           unit="m", severity=severity(profile, rule), department=dept,
                            message=f"消火栓 {refs[hi]} " + "，".join(zh),
-                           message_en=f"hydrant {refs[hi]}: " + "; ".join(en), geometry=evidence.loc[hi]))
+                           message_en=f"hydrant {refs[hi]}: " + "; ".join(en), geometry=evidence[k]))
     return out
 
 
@@ -328,7 +332,18 @@ def placement_findings(ctx: Any) -> list[Finding]:
     lanes = lanes[np.isin(shapely.get_type_id(lanes), (3, 6))] if len(lanes) else lanes
     if known.any() or len(lanes):
         surfaces = np.concatenate([rd.surfaces(roads[known]), lanes])
-        (h, r), d = STRtree(surfaces).query_nearest(hg, all_matches=False, return_distance=True)
+        tree = STRtree(surfaces)
+        # the nearest kerb of most hydrants is within the range: the least distance to the kerbs within its far
+        # end is then exact and nothing more is needed; the others get the nearest query (whose pick among
+        # equally near surfaces is the evidence)
+        hh, rr = tree.query(hg, predicate="dwithin", distance=p["max_to_road_edge_m"])
+        near = np.full(n, np.inf)
+        np.minimum.at(near, hh, shapely.distance(hg[hh], surfaces[rr]))
+        fine = (near >= p["min_to_road_edge_m"]) & (near <= p["max_to_road_edge_m"])
+        edge_d[fine] = near[fine]
+        rest = np.flatnonzero(~fine)
+        (h, r), d = tree.query_nearest(hg[rest], all_matches=False, return_distance=True)
+        h = rest[h]
         edge_d[h] = d
         # a hydrant standing on the carriageway: the evidence is the hop to the kerb
         edge_line[h] = shapely.shortest_line(hg[h], np.where(d > 0, surfaces[r], shapely.boundary(surfaces[r])))

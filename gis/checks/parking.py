@@ -24,8 +24,9 @@ MULTI_COMPOUND = True
 #: Numerical tolerance of the configuration-space tests (metres): a gap exactly as wide as the truck passes.
 #: Not a rule value; it only keeps an erosion by exactly half the width from collapsing to nothing.
 TOLERANCE_M = 1e-3
-#: A stretch of a carriageway drawn as a surface is cut from its centre line grown by this many mean half-widths
-#: (room for a lay-by or a widening), then to the drawn kerbs.
+#: A stretch of a carriageway drawn as a surface is cut from its centre line grown out to the gate and a truck width
+#: beyond, or by this many mean half-widths where that is farther (room for a lay-by across the road), then to the
+#: drawn kerbs: its width is the drawn road's where the truck turns, whatever the surface's mean width.
 KERB_REACH = 3.0
 #: Bisection steps when measuring the clear width (the interval halves each step: mm precision on road widths).
 BISECTION_STEPS = 16
@@ -107,35 +108,42 @@ def lane_findings(ctx: Any, parking: gpd.GeoDataFrame) -> list[Finding]:
     zkind = np.concatenate([np.full(len(f), name, dtype=object) for name, f in zones])
     if len(sg) == 0 or len(zg) == 0:
         return []
+    s, z = STRtree(zg).query(sg, predicate="intersects")
+    keep = ~shapely.touches(sg[s], zg[z])
+    s, z = s[keep], z[keep]
+    # inside a compound: so recorded, or (asked only of the stalls on a lane or area) standing in an outline
     inside = at.column(stalls, "compound_ref").notna().to_numpy().copy()
     outlines = at.geoms(at.layer(ctx, "compounds"))
-    if len(outlines):
-        s_in, _ = STRtree(outlines).query(shapely.point_on_surface(sg), predicate="within")
-        inside[s_in] = True
-    s, z = STRtree(zg).query(sg, predicate="intersects")
-    keep = ~shapely.touches(sg[s], zg[z]) & inside[s]
+    ask = np.unique(s[~inside[s]])
+    if len(outlines) and len(ask):
+        s_in, _ = STRtree(outlines).query(shapely.point_on_surface(sg[ask]), predicate="within")
+        inside[ask[s_in]] = True
+    keep = inside[s]
     s, z = s[keep], z[keep]
     if len(s) == 0:
         return []
-    hits = gpd.GeoDataFrame({"s": s, "ref": zref[z], "kind": zkind[z]},
-                            geometry=shapely.intersection(sg[s], zg[z]), crs=ctx.crs)
-    covered = hits[["s", "geometry"]].dissolve(by="s").geometry
+    order = np.argsort(s, kind="stable")  # per stall, its lanes and areas in the order found
+    s, z = s[order], z[order]
+    stall, start = np.unique(s, return_index=True)
+    stop = np.append(start[1:], len(s))
+    covered = union_rows(shapely.intersection(sg[s], zg[z]), np.repeat(np.arange(len(stall)), stop - start),
+                         len(stall))
     refs, compound = at.refs(stalls), at.compound_refs(ctx, stalls)
     out = []
-    for si, group in hits.groupby("s", sort=True):
-        lanes = sorted(group.loc[group["kind"] == "fire_lanes", "ref"])
-        areas = sorted(group.loc[group["kind"] == "aerial_areas", "ref"])
+    for k, (si, a, b) in enumerate(zip(stall.tolist(), start.tolist(), stop.tolist(), strict=True)):
+        lanes = sorted(zref[z[a:b]][zkind[z[a:b]] == "fire_lanes"])
+        areas = sorted(zref[z[a:b]][zkind[z[a:b]] == "aerial_areas"])
         zh = "、".join(x for x in (f"消防车道 {'、'.join(lanes)}" if lanes else "",
                                   f"登高操作场地 {'、'.join(areas)}" if areas else "") if x)
         en = ", ".join(x for x in (f"fire lane {', '.join(lanes)}" if lanes else "",
                                    f"aerial area {', '.join(areas)}" if areas else "") if x)
-        area = float(covered.loc[si].area)
+        area = float(shapely.area(covered[k]))
         out.append(Finding(rule=rule, verdict="fail", subject_ref=refs[si], compound_ref=compound[si],
                            other_refs=lanes + areas, measured=round(area, 2), required=0.0, unit="m²",
                            severity=severity(profile, rule),
                            message=f"车位 {refs[si]} 施划在{zh}上（{at.m(area)} m²），应取消",
                            message_en=f"stall {refs[si]} is drawn on {en} ({at.m(area)} m²)",
-                           geometry=covered.loc[si]))
+                           geometry=covered[k]))
     return out
 
 
@@ -205,9 +213,9 @@ def approaches(ctx: Any, *, near: STRtree | None = None) -> tuple[list[Approach]
     ctx : CheckContext
     near : STRtree, optional
         Of obstacles (parking footprints): only the zones that may hold one of them are drawn. A zone lies within
-        half the entrance width + the approach length + the truck width + half the road width (along the road)
-        and the gate's distance + half the entrance width + the truck width (the strip) of the point where the
-        entrance faces the road's centre line.
+        half the entrance width + the approach length + the truck width (along the road) + the road's reach
+        across it (half its width; a drawn surface's reach, see KERB_REACH) and the gate's distance + half the
+        entrance width + the truck width (the strip) of the point where the entrance faces the road's centre line.
 
     Returns
     -------
@@ -241,13 +249,16 @@ def approaches(ctx: Any, *, near: STRtree | None = None) -> tuple[list[Approach]
     s = shapely.line_locate_point(line[ok], eg[e[ok]])
     foot = shapely.get_coordinates(shapely.line_interpolate_point(line[ok], s))
     gate = shapely.get_coordinates(eg[e[ok]])
+    to_gate = np.hypot(*(gate - foot).T)
+    # the road's half-width each side of the centre line: a line's own width; a drawn stretch reaches the gate
+    # (a forecourt or a bay drawn into the road surface is road however deep it is) and is cut to its kerbs below
+    grow = np.where(drawn[ok], np.maximum(KERB_REACH * hw[ok], to_gate + truck), hw[ok])
     if near is not None and len(ok):
-        reach = (width[ok] / 2.0 + length + truck + hw[ok] + np.hypot(*(gate - foot).T) + truck + 1.0)
+        reach = (width[ok] / 2.0 + length + truck + grow + to_gate + truck + 1.0)
         hit = np.unique(near.query(shapely.points(foot), predicate="dwithin", distance=reach)[0])
-        ok, s, foot, gate = ok[hit], s[hit], foot[hit], gate[hit]
+        ok, s, foot, gate, grow = ok[hit], s[hit], foot[hit], gate[hit], grow[hit]
     lines, hw, w, length_of = line[ok], hw[ok], width[ok], shapely.length(line[ok])
     kerbs, drawn = kerbs[ok], drawn[ok]
-    grow = np.where(drawn, KERB_REACH * hw, hw)  # a drawn stretch is cut to its kerbs below
     ahead = shapely.get_coordinates(shapely.line_interpolate_point(lines, s + truck))
     behind = shapely.get_coordinates(shapely.line_interpolate_point(lines, s - truck))
     tangent = _units(ahead - behind)
@@ -289,22 +300,49 @@ def passable(approach: Approach, obstacles: np.ndarray, radius: float) -> bool:
     Configuration space: the zone eroded by `radius` minus the obstacles grown by `radius`; passable iff one of
     its parts touches both a source and the target.
     """
-    free = shapely.buffer(approach.zone, -radius)
-    if len(obstacles):
-        free = shapely.difference(free, shapely.buffer(shapely.union_all(obstacles), radius))
-    parts = shapely.get_parts(free)
-    return bool((shapely.intersects(parts, approach.sources) & shapely.intersects(parts, approach.target)).any())
+    block = shapely.union_all(obstacles) if len(obstacles) else None
+    return bool(_passable([approach.zone], [approach.sources], [approach.target], [block], radius)[0])
+
+
+def _passable(zones: Any, sources: Any, targets: Any, blocks: Any, radius: Any) -> np.ndarray:
+    """`passable` of many zones at once: `blocks` the union of each zone's obstacles (None: none), `radius` one
+    half-width or one per zone."""
+    zones, blocks = np.asarray(zones, dtype=object), np.asarray(blocks, dtype=object)
+    radius = np.broadcast_to(np.asarray(radius, dtype=float), zones.shape)
+    free = shapely.buffer(zones, -radius)
+    has = ~shapely.is_missing(blocks)
+    free[has] = shapely.difference(free[has], shapely.buffer(blocks[has], radius[has]))
+    parts, row = shapely.get_parts(free, return_index=True)
+    ok = (shapely.intersects(parts, np.asarray(sources, dtype=object)[row])
+          & shapely.intersects(parts, np.asarray(targets, dtype=object)[row]))
+    out = np.zeros(len(zones), dtype=bool)
+    out[row[ok]] = True
+    return out
 
 
 def clear_width(approach: Approach, obstacles: np.ndarray) -> float:
     """The widest truck that can still turn in (twice the largest passable half-width), by bisection."""
-    lo, hi = 0.0, approach.upper / 2.0
-    if not passable(approach, obstacles, TOLERANCE_M):
-        return 0.0
+    return float(_clear_widths([approach], [shapely.union_all(obstacles) if len(obstacles) else None])[0])
+
+
+def _clear_widths(approaches: list[Approach], blocks: Any) -> np.ndarray:
+    """`clear_width` of many approaches at once (`blocks`: the union of each one's obstacles): the bisections run
+    side by side, one vectorised configuration-space test per step for all of them."""
+    n = len(approaches)
+    if not n:
+        return np.empty(0)
+    zones = np.array([a.zone for a in approaches], dtype=object)
+    sources = np.array([a.sources for a in approaches], dtype=object)
+    targets = np.array([a.target for a in approaches], dtype=object)
+    blocks = np.asarray(blocks, dtype=object)
+    lo, hi = np.zeros(n), np.array([a.upper for a in approaches], dtype=float) / 2.0
+    some = _passable(zones, sources, targets, blocks, TOLERANCE_M)
     for _ in range(BISECTION_STEPS):
         mid = (lo + hi) / 2.0
-        lo, hi = (mid, hi) if passable(approach, obstacles, mid) else (lo, mid)
-    return round(2.0 * lo, 2)
+        ok = _passable(zones[some], sources[some], targets[some], blocks[some], mid[some])
+        lo[some] = np.where(ok, mid[some], lo[some])
+        hi[some] = np.where(ok, hi[some], mid[some])
+    return np.array([round(2.0 * v, 2) if s else 0.0 for v, s in zip(lo.tolist(), some.tolist(), strict=True)])
 
 
 def entrance_findings(ctx: Any, parking: gpd.GeoDataFrame, owned: np.ndarray) -> list[Finding]:
@@ -345,17 +383,37 @@ def entrance_findings(ctx: Any, parking: gpd.GeoDataFrame, owned: np.ndarray) ->
     radius = truck / 2.0 - TOLERANCE_M
     out: list[Finding] = []
     blamed: dict[int, tuple[list[str], float]] = {}
-    for ap in zones:
-        inside = tree.query(ap.outside, predicate="intersects")
-        inside = inside[~shapely.touches(pg[inside], ap.outside)]
-        if len(inside) == 0 or passable(ap, pg[inside], radius) or not passable(ap, pg[:0], radius):
-            continue
-        alone = np.array([not passable(ap, pg[[j]], radius) for j in inside], dtype=bool)
-        culprits = inside[alone] if alone.any() else inside
-        clear = clear_width(ap, pg[inside])
-        for j in culprits:
+    # the parking in each zone (what each zone's own query finds, in its order)
+    zi, pj = tree.query(np.array([ap.outside for ap in zones], dtype=object), predicate="intersects") \
+        if zones else (np.empty(0, dtype=int),) * 2
+    keep = ~shapely.touches(pg[pj], np.array([zones[k].outside for k in zi], dtype=object))
+    zi, pj = zi[keep], pj[keep]
+    holds, start = np.unique(zi, return_index=True)
+    stop = np.append(start[1:], len(zi))[:len(start)]
+    inside = [pj[a:b] for a, b in zip(start.tolist(), stop.tolist(), strict=True)]
+    held = [zones[k] for k in holds.tolist()]
+    # blocked with all of its parking, open without any (else the entrance is a design matter)
+    blocks = union_rows(pg[pj], np.repeat(np.arange(len(holds)), stop - start), len(holds))
+    zone_g = np.array([ap.zone for ap in held], dtype=object)
+    src = np.array([ap.sources for ap in held], dtype=object)
+    tgt = np.array([ap.target for ap in held], dtype=object)
+    blocked = (~_passable(zone_g, src, tgt, blocks, radius)
+               & _passable(zone_g, src, tgt, np.full(len(held), None, dtype=object), radius))
+    # which parking blocks on its own
+    row = np.repeat(np.arange(len(holds)), stop - start)
+    pick = blocked[row]
+    alone = np.zeros(len(pj), dtype=bool)
+    if pick.any():
+        alone[pick] = ~_passable(zone_g[row[pick]], src[row[pick]], tgt[row[pick]],
+                                 shapely.union_all(pg[pj[pick]][:, None], axis=1), radius)
+    hit = np.flatnonzero(blocked)
+    clear = _clear_widths([held[k] for k in hit], blocks[hit])
+    for k, width in zip(hit.tolist(), clear.tolist(), strict=True):
+        lone = alone[start[k]:stop[k]]
+        culprits = inside[k][lone] if lone.any() else inside[k]
+        for j in culprits.tolist():
             names, worst = blamed.get(j, ([], np.inf))
-            blamed[j] = (names + [erefs[ap.entrance]], min(worst, clear))
+            blamed[j] = (names + [erefs[held[k].entrance]], min(worst, width))
     for j, (names, clear) in sorted(blamed.items()):
         if not owned[j]:
             continue

@@ -180,9 +180,13 @@ def network_lines(frame: gpd.GeoDataFrame) -> np.ndarray:
     parts, row = shapely.get_parts(g, return_index=True)
     line = (shapely.get_type_id(parts) == 1) & ~shapely.is_empty(parts)
     parts, row = parts[line], row[line]
-    ends = np.concatenate([shapely.get_point(parts, 0), shapely.get_point(parts, -1)])
-    end_row = np.concatenate([row, row])
-    ei, si = STRtree(drawn[has]).query(ends, predicate="dwithin", distance=JOIN_TOL_M)
+    tree = STRtree(drawn[has])
+    # only the parts that come near a surface can end near one (most of a district's lines are far from any)
+    near = np.zeros(len(parts), dtype=bool)
+    near[tree.query(parts, predicate="dwithin", distance=JOIN_TOL_M)[0]] = True
+    ends = np.concatenate([shapely.get_point(parts[near], 0), shapely.get_point(parts[near], -1)])  # starts, ends
+    end_row = np.concatenate([row[near], row[near]])
+    ei, si = tree.query(ends, predicate="dwithin", distance=JOIN_TOL_M)
     other = end_row[ei] != has[si]
     ei, si = ei[other], si[other]
     if not len(ei):

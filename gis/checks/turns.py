@@ -35,8 +35,9 @@ PROBE_AT = (0.25, 0.5, 0.75)
 #: Where the band may run across each leg: these shares of the room the leg leaves beside the truck, from the inner
 #: edge (1: along the far side, the widest swing; the others where the far side is no straight line).
 PLACEMENTS = ((1.0, 1.0), (0.5, 0.5), (1.0, 0.5), (0.5, 1.0))
-#: Longest probe across a leg (metres).
+#: Longest probe across a leg (metres); probes look this far first (most legs are narrower).
 PROBE_REACH_M = 60.0
+PROBE_NEAR_M = 15.0
 #: A swept band may overlap the surface's edge by this much (metres): drawing noise. Kept small on purpose: at a
 #: sharp corner a penetration of d lets the radius grow by about sqrt(2 r d) (0.4 m for 1 cm at 9 m).
 DEPTH_TOL_M = 0.01
@@ -135,10 +136,12 @@ def _corner_runs(xy: np.ndarray, ring: np.ndarray) -> tuple[np.ndarray, np.ndarr
     # runs turning more than TURN_MAX_DEG in all (rare: long curves) are split where the sum would exceed it
     if (total > TURN_MAX_DEG).any():
         labels = run.astype(np.int64) * len(member)   # room for the pieces of a split run, order kept
-        for r in np.flatnonzero(total > TURN_MAX_DEG):  # the few long curves of a partition
+        starts = np.searchsorted(run, np.arange(len(total) + 1))  # (members are sorted by run)
+        member_turn = turn[member].tolist()
+        for r in np.flatnonzero(total > TURN_MAX_DEG).tolist():  # the long curves of a partition
             piece, acc_turn = 0, 0.0
-            for j in np.flatnonzero(run == r):
-                t = turn[member[j]]
+            for j in range(starts[r], starts[r + 1]):
+                t = member_turn[j]
                 if acc_turn > 0 and acc_turn + t > TURN_MAX_DEG:
                     piece, acc_turn = piece + 1, 0.0
                 acc_turn += t
@@ -179,7 +182,6 @@ def find_corners(surface: shapely.Geometry | np.ndarray, *, probe: bool = True, 
         return Corners(e, z, z, z, z, z, z, f, f, f, e, f, f, np.empty(0, dtype=np.int64))
     prev, nxt = _ring_neighbours(ring)
     p_in, a1, a2, p_out = xy[prev[first]], xy[first], xy[last], xy[nxt[last]]
-    touch = shapely.multipoints(xy[member], indices=run)
     part = ring_owner[ring[first]]
     d1, d2 = a1 - p_in, p_out - a2
     len1, len2 = np.hypot(*d1.T), np.hypot(*d2.T)
@@ -190,13 +192,16 @@ def find_corners(surface: shapely.Geometry | np.ndarray, *, probe: bool = True, 
     den = t1[:, 0] * t2[:, 1] - t1[:, 1] * t2[:, 0]
     diff = a2 - a1
     s = np.divide(diff[:, 0] * t2[:, 1] - diff[:, 1] * t2[:, 0], den, out=np.zeros(len(den)), where=den != 0)
-    apex = shapely.points(a1 + s[:, None] * t1)
     deg = np.degrees(np.abs(turn))
-    keep = (turn < 0) & (deg >= TURN_MIN_DEG) & (deg <= TURN_MAX_DEG)
-    nan = np.full(len(apex), np.nan)
-    c = Corners(apex=apex, a1=a1, a2=a2, t1=t1, t2=t2, n1=n1, n2=n2, w1=nan, w2=nan, turn=turn, touch=touch,
-                len1=len1, len2=len2, part=part)
-    c = c.take(np.flatnonzero(keep))
+    keep = np.flatnonzero((turn < 0) & (deg >= TURN_MIN_DEG) & (deg <= TURN_MAX_DEG))
+    apex = shapely.points((a1 + s[:, None] * t1)[keep])  # points for the corners kept only
+    new_run = np.full(len(first), -1, dtype=np.int64)
+    new_run[keep] = np.arange(len(keep))
+    mine = new_run[run] >= 0
+    touch = shapely.multipoints(xy[member[mine]], indices=new_run[run[mine]])
+    nan = np.full(len(keep), np.nan)
+    c = Corners(apex=apex, a1=a1[keep], a2=a2[keep], t1=t1[keep], t2=t2[keep], n1=n1[keep], n2=n2[keep], w1=nan,
+                w2=nan, turn=turn[keep], touch=touch, len1=len1[keep], len2=len2[keep], part=part[keep])
     if probe:
         c = measure_legs(c, simple)[0]
     return c
@@ -221,8 +226,8 @@ def measure_legs(c: Corners, simple: np.ndarray) -> tuple[Corners, np.ndarray]:
 
 def _probe(surfaces: np.ndarray, start: np.ndarray, normal: np.ndarray, part: np.ndarray) -> np.ndarray:
     """Distance from each start point along its normal to the first crossing of its surface's (`surfaces[part]`)
-    boundary, inf when none within PROBE_REACH_M: the boundaries as segments in one STRtree, crossings solved
-    in numpy."""
+    boundary, inf when none within PROBE_REACH_M: the boundaries as segments in one STRtree queried by the probes'
+    envelopes, crossings solved in numpy; probes that cross nothing within PROBE_NEAR_M look farther."""
     used = np.unique(part)
     polys, owner = shapely.get_parts(surfaces[used], return_index=True)
     rings, ring_owner = shapely.get_rings(polys, return_index=True)
@@ -230,24 +235,34 @@ def _probe(surfaces: np.ndarray, start: np.ndarray, normal: np.ndarray, part: np
     seg = np.flatnonzero(ring[1:] == ring[:-1])
     p0, p1 = xy[seg], xy[seg + 1]
     seg_part = used[owner[ring_owner[ring[seg]]]]
-    a = start + 0.01 * normal
-    b = start + PROBE_REACH_M * normal
     out = np.full(len(start), np.inf)
     if not len(seg):
         return out
-    ri, si = STRtree(shapely.linestrings(np.stack([p0, p1], axis=1))).query(
-        shapely.linestrings(np.stack([a, b], axis=1)), predicate="intersects")
-    same = seg_part[si] == part[ri]
-    ri, si = ri[same], si[same]
-    # start + t * normal = p0 + u * (p1 - p0)
-    e = p1[si] - p0[si]
-    n = normal[ri]
-    den = n[:, 0] * e[:, 1] - n[:, 1] * e[:, 0]
-    q = p0[si] - start[ri]
-    ok = np.abs(den) > 1e-12
-    t = np.where(ok, (q[:, 0] * e[:, 1] - q[:, 1] * e[:, 0]) / np.where(ok, den, 1.0), np.inf)
-    t = np.where(t >= 0.01 - 1e-9, t, np.inf)
-    np.minimum.at(out, ri, t)
+    lo, hi = np.minimum(p0, p1), np.maximum(p0, p1)
+    tree = STRtree(shapely.box(lo[:, 0], lo[:, 1], hi[:, 0], hi[:, 1]))
+    todo = np.arange(len(start))
+    for reach in (PROBE_NEAR_M, PROBE_REACH_M):  # the nearest crossing within the short reach is the nearest
+        a = start[todo] + 0.01 * normal[todo]
+        b = start[todo] + reach * normal[todo]
+        lo, hi = np.minimum(a, b), np.maximum(a, b)
+        ri, si = tree.query(shapely.box(lo[:, 0], lo[:, 1], hi[:, 0], hi[:, 1]))
+        ri = todo[ri]
+        same = seg_part[si] == part[ri]
+        ri, si = ri[same], si[same]
+        # start + t * normal = p0 + u * (p1 - p0), the probe running from t = 0.01 to t = reach
+        e = p1[si] - p0[si]
+        n = normal[ri]
+        den = n[:, 0] * e[:, 1] - n[:, 1] * e[:, 0]
+        q = p0[si] - start[ri]
+        ok = np.abs(den) > 1e-12
+        safe = np.where(ok, den, 1.0)
+        t = (q[:, 0] * e[:, 1] - q[:, 1] * e[:, 0]) / safe
+        u = (q[:, 0] * n[:, 1] - q[:, 1] * n[:, 0]) / safe
+        hit = ok & (t >= 0.01 - 1e-9) & (t <= reach + 1e-9) & (u >= -1e-9) & (u <= 1.0 + 1e-9)
+        np.minimum.at(out, ri[hit], t[hit])
+        todo = todo[np.isinf(out[todo])]
+        if not len(todo):
+            break
     return out
 
 
@@ -296,15 +311,22 @@ def fits(c: Corners, surface: shapely.Geometry | np.ndarray, r: np.ndarray, w: f
 
 def largest_radius(c: Corners, surface: shapely.Geometry, upper: np.ndarray, w: float) -> np.ndarray:
     """The largest inner radius (0..upper, by bisection, all corners at once) whose band fits."""
-    lo = np.zeros(len(c))
-    hi = np.asarray(upper, dtype=float).copy()
-    ok0 = fits(c, surface, lo, w)
+    out = np.zeros(len(c))
+    ok0 = fits(c, surface, out, w)
+    todo = np.flatnonzero(ok0)  # where not even radius 0 fits the answer is 0: no bisection
+    if not len(todo):
+        return out
+    c = c.take(todo)
+    surface = np.broadcast_to(np.asarray(surface, dtype=object), len(ok0))[todo]
+    lo = np.zeros(len(todo))
+    hi = np.broadcast_to(np.asarray(upper, dtype=float), len(ok0))[todo].copy()
     for _ in range(BISECT_STEPS):
         mid = (lo + hi) / 2
         ok = fits(c, surface, mid, w)
         lo = np.where(ok, mid, lo)
         hi = np.where(ok, hi, mid)
-    return np.where(ok0, np.floor(lo * 100) / 100, 0.0)
+    out[todo] = np.floor(lo * 100) / 100
+    return out
 
 
 def driveways(ctx: CheckContext, roads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -352,7 +374,7 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
     ordinary, ladder = float(sec["inner_radius_m"]), float(sec["ladder_inner_radius_m"])
     w = float(sec["swept_width_m"])
     serve = float(sec["serve_distance_m"])
-    roads = city_surfaces(at.layer(ctx, "roads"))
+    roads = net.city if net.city is not None else city_surfaces(at.layer(ctx, "roads"))
     roads = roads[np.isin(shapely.get_type_id(roads), (3, 6))] if len(roads) else roads
     drive, drive_row = driveways(ctx, roads)
     lanes = net.geoms
@@ -361,24 +383,35 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
     # drivable surfaces: lanes and driveways that touch form one surface (a compound's network), each with the
     # city road around its driveways; separate surfaces, no partition-wide overlay
     pieces = np.concatenate([lanes, drive])
-    a, b = STRtree(pieces).query(pieces, predicate="dwithin", distance=SEAM_M)
+    # lanes that touch: of the network's lane contacts (lanes within a metre) those within SEAM_M; driveways queried
+    fwd = np.flatnonzero(net.adj_i < net.adj_j)
+    shapely.prepare(lanes)
+    close = fwd[shapely.dwithin(lanes[net.adj_i[fwd]], lanes[net.adj_j[fwd]], SEAM_M)]
+    di, pj = (STRtree(pieces).query(drive, predicate="dwithin", distance=SEAM_M) if len(drive)
+              else (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)))
+    a = np.concatenate([net.adj_i[close], len(lanes) + di, np.arange(len(pieces))])
+    b = np.concatenate([net.adj_j[close], pj, np.arange(len(pieces))])
     comp = connected_components(coo_matrix((np.ones(len(a)), (a, b)), shape=(len(pieces), len(pieces))),
                                 directed=False)[1]
-    rows = [comp]
-    if len(roads) and len(drive):
-        window = shapely.buffer(drive, ROAD_WINDOW_M, quad_segs=4)
-        wi, ri = STRtree(roads).query(window, predicate="intersects")
-        road_pieces = shapely.intersection(roads[ri], window[wi])
-        pieces = np.concatenate([pieces, road_pieces])
-        rows.append(comp[len(lanes) + wi])
-    row = np.concatenate(rows)
     n_comp = int(comp.max()) + 1 if len(comp) else 0
-    surfaces = shapely.buffer(gm.union_rows(pieces, row, n_comp), SEAM_M, join_style="mitre")
-    # only surfaces with an own lane or an own driveway are looked at
+    # only surfaces with an own lane or an own driveway are looked at (and drawn)
     ent = ctx.view("entrances")
     own_piece = np.concatenate([net.own if net.n else np.zeros(0, dtype=bool),
                                 ent.own[drive_row] if len(drive_row) else np.zeros(0, dtype=bool)])
     mine = np.unique(comp[own_piece])
+    wanted = np.zeros(n_comp, dtype=bool)
+    wanted[mine] = True
+    take = np.flatnonzero(wanted[comp])
+    parts, rows = [pieces[take]], [comp[take]]
+    near = np.flatnonzero(wanted[comp[len(lanes):]])  # the driveways of those surfaces
+    if len(roads) and len(near):
+        window = shapely.buffer(drive[near], ROAD_WINDOW_M, quad_segs=4)
+        wi, ri = STRtree(roads).query(window, predicate="intersects")
+        parts.append(shapely.intersection(roads[ri], window[wi]))
+        rows.append(comp[len(lanes) + near[wi]])
+    surfaces = np.full(n_comp, None, dtype=object)
+    surfaces[mine] = shapely.buffer(gm.union_rows(np.concatenate(parts), np.searchsorted(mine, np.concatenate(rows)),
+                                                  len(mine)), SEAM_M, join_style="mitre")
     simple = np.full(len(surfaces), None, dtype=object)
     simple[mine] = simplified(surfaces[mine])
     corners = find_corners(simple[mine], probe=False, is_simple=True)
@@ -387,7 +420,8 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
     if not len(corners):
         return []
     # which lanes and driveways each corner belongs to
-    ci, li = (STRtree(lanes).query(corners.touch, predicate="dwithin", distance=TOUCH_M) if len(lanes)
+    # (the lanes query the corners: a lane polygon is the prepared side of each distance test)
+    li, ci = (STRtree(corners.touch).query(lanes, predicate="dwithin", distance=TOUCH_M) if len(lanes)
               else (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)))
     di, dj = (STRtree(drive).query(corners.touch, predicate="dwithin", distance=TOUCH_M) if len(drive)
               else (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)))

@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from gis import pgcluster
 from gis.config import home_settings
 from gis.db import owner_engine
-from gis.jurisdiction import GRANTS_SQL
+from gis.jurisdiction import privileges_sql
 from gis.schema import metadata
 
 __all__ = ["BACKUP_FORMAT", "BackupError", "Manifest", "backup", "home_files", "restore", "table_counts"]
@@ -111,7 +111,7 @@ def _libpq(engine: Engine) -> tuple[list[str], dict[str, str]]:
     """Connection arguments for pg_dump/pg_restore, the password in the environment (never on a command line)."""
     url = make_url(engine.url.render_as_string(hide_password=False))
     # the owner works under the tables' forced row-level security too: it says, explicitly, that it sees all rows
-    env = {**os.environ, "PGOPTIONS": "-c firelane.scope=all"}
+    env = {**os.environ, "PGOPTIONS": "-c firelane.scope=all -c firelane.role=system"}
     if url.password:
         env["PGPASSWORD"] = str(url.password)
     args = ["-h", url.host or "127.0.0.1", "-p", str(url.port or 5432), "-U", url.username or "postgres",
@@ -241,7 +241,7 @@ def restore(path: str | Path, *, engine: Engine | None = None, home: Path | None
         _run([str(pg_restore), *args, "--clean", "--if-exists", "--no-owner", "--no-privileges",
               "--single-transaction", "--exit-on-error", "-L", str(toc), dump], env)
         with engine.begin() as conn:  # a dump carries no privileges: the app role's grants again
-            conn.exec_driver_sql(GRANTS_SQL)
+            conn.exec_driver_sql(privileges_sql())
         files = Path(tmp) / FILES_PREFIX
         if files.exists():
             for src in sorted(files.rglob("*")):

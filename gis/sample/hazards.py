@@ -332,6 +332,41 @@ def isolated_lane(world: World, ci: int, rng: np.random.Generator, variant: str)
     return True
 
 
+def segmented_ring(world: World, ci: int, rng: np.random.Generator, variant: str) -> bool:
+    """LANE-CONNECT on a ring drawn as four separate lanes (south, east, north, west) that meet across the ring, as
+    CAD drawings often split it: with one entrance every segment fails ("fail"), with both none does ("pass").
+    Planted last, on a ring no other recipe names in its ground truth."""
+    tpl = world.template_of(ci)
+    ring = tpl.slots["ring"]
+    if any(t.ci == ci and t.layer == "fire_lanes" and t.key == ring for t in world.truths):
+        return False
+    labels = ("segmented_ring", "connector:north", "gate:north", "ring_outlets") if variant == "fail" else \
+        ("segmented_ring", "ring_outlets")
+    if not claim(world, ci, *labels):
+        return False
+    geom = world.get("fire_lanes", ci, ring)
+    W, D = tpl.width, tpl.depth
+    # cuts across the ring clear of the courtyard fillets: the corners stay whole in the south and north segments
+    y_s = lo.RING_INSET + lo.RING_WIDTH + lo.RING_FILLET + 2.0
+    y_n = D - y_s
+    cuts = {"south": lo.box(-1.0, -1.0, W + 1.0, y_s), "east": lo.box(W / 2, y_s, W + 1.0, y_n),
+            "north": lo.box(-1.0, y_n, W + 1.0, D + 1.0), "west": lo.box(-1.0, y_s, W / 2, y_n)}
+    names = {"south": "南段", "east": "东段", "north": "北段", "west": "西段"}
+    keys = [world.add("fire_lanes", ci, "L", shapely.intersection(geom, box), role=f"ring_{side}",
+                      name=f"环形消防车道{names[side]}", design_width_m=lo.RING_WIDTH)
+            for side, box in cuts.items()]
+    world.drop("fire_lanes", ci, ring)  # (after the additions: a dropped key is not handed out again)
+    if variant == "fail":
+        conn = tpl.slots["connectors"]["north"]
+        world.drop("fire_lanes", ci, conn["lane"])
+        world.drop("roads", ci, conn["road"])
+        world.set("entrances", ci, conn["gate"], kind="pedestrian", width_m=lo.PEDESTRIAN_GATE, name="北门(人行)")
+        for key in keys:
+            world.fail("LANE-CONNECT", "fire_lanes", ci, key, "分段绘制的环形消防车道仅有一处出入口与市政道路连通",
+                       "a ring lane drawn as four segments connects to the city road at one gate only")
+    return True
+
+
 def lane_setback(world: World, ci: int, rng: np.random.Generator, variant: str) -> bool:
     """LANE-SETBACK: an end tower 4.0 m from the ring lane (fail, 5 m advised) or 5.5 m (pass)."""
     got = _tower(world, ci, rng, ks=lambda per: [0, per - 1])
@@ -998,6 +1033,8 @@ PLANS: tuple[Plan, ...] = (
     Plan(ebike_indoor, ANY, "fail", 3), Plan(ebike_indoor, ANY, "pass", 2),
     Plan(ebike_site, OLD, "near", 2), Plan(ebike_site, NEW, "lane", 1), Plan(ebike_site, OLD, "pass", 1),
     Plan(hydrant_coverage, OLD, "fail", 2),
+    # last: a ring no earlier recipe names is redrawn as separate lanes
+    Plan(segmented_ring, NEW, "fail", 1), Plan(segmented_ring, NEW, "pass", 1),
 )
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-05 06:09:21.656147
+Create Date: 2026-12-05 06:36:14.733892
 """
 from alembic import op
 
@@ -32,6 +32,8 @@ def upgrade() -> None:
     sa.Column('changed_by', sa.String(length=100), nullable=True),
     sa.Column('before', postgresql.JSONB(astext_type=sa.Text()), nullable=True),
     sa.Column('after', postgresql.JSONB(astext_type=sa.Text()), nullable=True),
+    sa.Column('street_codes', postgresql.ARRAY(sa.Text()), server_default=sa.text("'{}'::text[]"), nullable=False),
+    sa.Column('compound_refs', postgresql.ARRAY(sa.Text()), server_default=sa.text("'{}'::text[]"), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_log')),
     comment='审计日志 audit history of every write, written by triggers'
     )
