@@ -127,6 +127,8 @@ class LaneNetwork:
     claims: np.ndarray | None = None
     #: per lane the point farthest from its only connection (dead ends; None elsewhere)
     dead_end_at: np.ndarray | None = None
+    #: the city road surfaces the entry zones were found on (`city_surfaces`; LANE-TURN turns off them too)
+    city: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -334,7 +336,8 @@ def lane_network(ctx: CheckContext) -> LaneNetwork:
     net = LaneNetwork(frame=lanes, geoms=g, refs=view.refs, kinds=np.empty(0, dtype=object),
                       own=view.own, ext_lane=ext_lane, ext_zone=ext_zone, adj_i=ai, adj_j=aj,
                       adj_zone=None, ext_gate=ext_gate, crefs=view.compound_refs,
-                      claims=at.texts(lanes, "kind", None) if len(g) else np.empty(0, dtype=object))
+                      claims=at.texts(lanes, "kind", None) if len(g) else np.empty(0, dtype=object),
+                      city=surfaces)
     # one derived network for LANE-TURNAROUND, LANE-CONNECT, LANE-CLEAR and LANE-TURN: kinds from topology
     net.kinds, net.dead_end_at = derive_kinds(g, np.concatenate([ext_lane, ai]).astype(np.int64),
                                               np.concatenate([ext_zone, net.contact_zones()]))

@@ -374,7 +374,7 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
     ordinary, ladder = float(sec["inner_radius_m"]), float(sec["ladder_inner_radius_m"])
     w = float(sec["swept_width_m"])
     serve = float(sec["serve_distance_m"])
-    roads = city_surfaces(at.layer(ctx, "roads"))
+    roads = net.city if net.city is not None else city_surfaces(at.layer(ctx, "roads"))
     roads = roads[np.isin(shapely.get_type_id(roads), (3, 6))] if len(roads) else roads
     drive, drive_row = driveways(ctx, roads)
     lanes = net.geoms
@@ -383,7 +383,14 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
     # drivable surfaces: lanes and driveways that touch form one surface (a compound's network), each with the
     # city road around its driveways; separate surfaces, no partition-wide overlay
     pieces = np.concatenate([lanes, drive])
-    a, b = STRtree(pieces).query(pieces, predicate="dwithin", distance=SEAM_M)
+    # lanes that touch: of the network's lane contacts (lanes within a metre) those within SEAM_M; driveways queried
+    fwd = np.flatnonzero(net.adj_i < net.adj_j)
+    shapely.prepare(lanes)
+    close = fwd[shapely.dwithin(lanes[net.adj_i[fwd]], lanes[net.adj_j[fwd]], SEAM_M)]
+    di, pj = (STRtree(pieces).query(drive, predicate="dwithin", distance=SEAM_M) if len(drive)
+              else (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)))
+    a = np.concatenate([net.adj_i[close], len(lanes) + di, np.arange(len(pieces))])
+    b = np.concatenate([net.adj_j[close], pj, np.arange(len(pieces))])
     comp = connected_components(coo_matrix((np.ones(len(a)), (a, b)), shape=(len(pieces), len(pieces))),
                                 directed=False)[1]
     n_comp = int(comp.max()) + 1 if len(comp) else 0
