@@ -14,9 +14,10 @@ different computation: it is shown for information, and our straight-line path i
 
 Also: the same full check on a Dask LocalCluster of as many workers (ratio to the pool, same findings), LANE-TURN
 alone (its share of the serial full check), and with `--big l` the l-scale district (8,000 compounds, 2.5 M
-features) loaded by one child process and checked in fresh ones, streamed batch by batch with the ledger written as
-the batches come, with `--workers` and on Dask (time against its streamed read floor and the main full check, same
-findings, peak resident memory of the checking process and of its largest worker).
+features) loaded by one child process and checked in fresh ones, group by group (each worker reads its own group)
+with the ledger written as the groups finish, with `--workers` and on Dask (time against the read floor of those
+groups and the main full check, same findings, peak resident memory of the checking process and of its largest
+worker).
 
 Iterating: `--home DIR` keeps the database in DIR and reuses the sample loaded there on the next run;
 `--skip flagged,serial,peers,geos,dask,turn,bigdask` leaves those parts out (the full grouped run always runs;
@@ -259,9 +260,9 @@ def big_load(scale: str, district: str, seed: int) -> dict[str, Any]:
 
 
 def big_check(workers: int, dask: str | None, *, floor: bool = False) -> dict[str, Any]:
-    """Check the loaded district in a fresh child process (`run_checks`: streamed batches, the ledger written batch
-    by batch): wall and CPU time, findings and their keys, peak resident memory of the checking process and of its
-    largest worker (sampled), and with `floor` first the streamed read alone."""
+    """Check the loaded district in a fresh child process (`run_checks`: groups read by the workers, the ledger
+    written group by group): wall and CPU time, findings and their keys, peak resident memory of the checking
+    process and of its largest worker (sampled), and with `floor` first the groups' read alone."""
     return _child(BIG_CHECK, workers, dask or "-", "floor" if floor else "-")
 
 
@@ -409,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.big:
             loaded = big_load(args.big, args.district, args.seed)
             print(f"\n== scale {args.big}: {loaded['features']:,} features, generated and loaded in "
-                  f"{loaded['load_s']:.0f} s; each run below in a fresh process, streamed batches, ledger written ==",
+                  f"{loaded['load_s']:.0f} s; each run below in a fresh process, groups read by the workers, ledger written ==",
                   flush=True)
             runs = [(f"{args.workers} workers", None)]
             if "bigdask" not in skip:
