@@ -164,8 +164,14 @@ class Client:
         self.headers = headers
 
     def get(self, path: str) -> bytes:
-        self.conn.request("GET", path, headers=self.headers)
-        r = self.conn.getresponse()
+        try:
+            self.conn.request("GET", path, headers=self.headers)
+            r = self.conn.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            # the server closed the idle connection (uvicorn's keep-alive timeout, 5 s): a new one, once
+            self.conn.close()
+            self.conn.request("GET", path, headers=self.headers)
+            r = self.conn.getresponse()
         body = r.read()
         if r.status != 200:
             raise SystemExit(f"GET {path}: {r.status} {body[:300]!r}")

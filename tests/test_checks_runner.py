@@ -210,3 +210,18 @@ def test_bad_arguments_write_nothing(db):
         run_checks(engine=db, profile="no-such-profile")
     with db.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM hazards")).scalar_one() == 0
+
+
+@pytest.mark.db
+def test_a_local_dask_cluster_of_processes_and_a_pool_give_the_serial_run(db, truncate):
+    """`--dask local:2` (worker processes forked with the checks imported) and `--workers 2` read their groups
+    themselves and give the serial run's findings and ledger."""
+    load(db, district())
+    serial = run_checks(engine=db, stream_batch=1)  # a group per compound: both go to workers below
+    ledger = hazards(db)
+    for how in ({"dask_address": "local:2"}, {"workers": 2}):
+        truncate("hazards")
+        run = run_checks(engine=db, stream_batch=1, **how)
+        assert list(run.findings["key"]) == list(serial.findings["key"]), how
+        assert run.findings["measured"].tolist() == serial.findings["measured"].tolist()
+        assert hazards(db) == ledger and run.ledger == serial.ledger

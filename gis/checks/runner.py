@@ -645,6 +645,10 @@ def run_checks(
 ) -> CheckResult:
     """Check a scope of the database and (by default) update the hazards ledger.
 
+    The scope is cut into groups of neighbouring compounds (a couple per worker, `group_size`); each group is read
+    with its surroundings, partitioned and checked by whoever runs it (this process, a pool worker or a Dask
+    worker: only the group's refs travel), and its findings go to the ledger as it finishes.
+
     Parameters
     ----------
     street, compound : str, optional
@@ -669,7 +673,7 @@ def run_checks(
     grouped : bool, optional
         Partition grouping override (see `plan_tasks`; default: each family's MULTI_COMPOUND flag).
     stream_batch : int
-        Compounds per streamed batch (see `stream_scope`): memory is bounded by the batch, not the scope.
+        Most compounds per group (see `cut_groups`): memory is bounded by the group, not the scope.
     run_id : int, optional
         An existing check_runs row to drive (created with its job by `gis.jobs`); default: insert one.
 
@@ -777,8 +781,16 @@ def _dask_client(address: Any) -> tuple[Any, bool]:
     from distributed import Client, LocalCluster  # heavy optional dependency, only for Dask runs
 
     if isinstance(address, str) and (address == "local" or address.startswith("local:")):
+        import dask  # heavy optional dependency, only for Dask runs
+        from distributed.utils import get_mp_context
+
         n = int(address.split(":", 1)[1]) if ":" in address else 2
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+        # workers forked from a server that imported distributed and the checks once (as the pool's are), not
+        # spawned interpreters that each import both before their first group
+        with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
+            get_mp_context().set_forkserver_preload(
+                ["distributed", "gis.checks.runner", *(f"gis.checks.{f}" for f in FAMILIES)])
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
         return Client(cluster), True
     return Client(address), True
 

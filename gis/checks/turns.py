@@ -209,61 +209,79 @@ def find_corners(surface: shapely.Geometry | np.ndarray, *, probe: bool = True, 
 
 def measure_legs(c: Corners, simple: np.ndarray) -> tuple[Corners, np.ndarray]:
     """The legs' widths, probed across each leg from points near the corner to the far side of its simplified
-    surface (`simple[c.part]`), and only the corners whose legs are passages (ARM_RATIO)."""
-    if not len(c):
+    surface (`simple[c.part]`), and only the corners whose legs are passages (ARM_RATIO).
+
+    A leg wider than its length / ARM_RATIO is no passage, so no probe looks farther; the second legs are probed
+    only at corners whose first leg is a passage."""
+    n = len(c)
+    if not n:
         return c, np.empty(0, dtype=np.int64)
+    k = len(PROBE_AT)
+    edges = _Boundaries(simple, np.unique(c.part))
     # (the narrowest of the probes: one may run into a side road across the leg)
-    starts = [c.a1 - (f * np.minimum(c.len1, 2 * PROBE_M))[:, None] * c.t1 for f in PROBE_AT]
-    starts += [c.a2 + (f * np.minimum(c.len2, 2 * PROBE_M))[:, None] * c.t2 for f in PROBE_AT]
-    normals = [c.n1] * len(PROBE_AT) + [c.n2] * len(PROBE_AT)
-    d = _probe(simple, np.vstack(starts), np.vstack(normals), np.tile(c.part, 2 * len(PROBE_AT)))
-    d = d.reshape(2 * len(PROBE_AT), len(c))
-    w1, w2 = d[:len(PROBE_AT)].min(axis=0), d[len(PROBE_AT):].min(axis=0)
+    starts = np.vstack([c.a1 - (f * np.minimum(c.len1, 2 * PROBE_M))[:, None] * c.t1 for f in PROBE_AT])
+    w1 = edges.probe(starts, np.tile(c.n1, (k, 1)), np.tile(c.part, k), np.tile(c.len1 / ARM_RATIO, k))
+    w1 = w1.reshape(k, n).min(axis=0)
+    one = np.flatnonzero(c.len1 >= ARM_RATIO * w1)
+    w2 = np.full(n, np.inf)
+    if len(one):
+        starts = np.vstack([c.a2[one] + (f * np.minimum(c.len2[one], 2 * PROBE_M))[:, None] * c.t2[one]
+                            for f in PROBE_AT])
+        got = edges.probe(starts, np.tile(c.n2[one], (k, 1)), np.tile(c.part[one], k),
+                          np.tile(c.len2[one] / ARM_RATIO, k))
+        w2[one] = got.reshape(k, len(one)).min(axis=0)
     c = Corners(**{**{f: getattr(c, f) for f in c.__dataclass_fields__}, "w1": w1, "w2": w2})
     kept = np.flatnonzero((c.len1 >= ARM_RATIO * w1) & (c.len2 >= ARM_RATIO * w2))
     return c.take(kept), kept
 
 
-def _probe(surfaces: np.ndarray, start: np.ndarray, normal: np.ndarray, part: np.ndarray) -> np.ndarray:
-    """Distance from each start point along its normal to the first crossing of its surface's (`surfaces[part]`)
-    boundary, inf when none within PROBE_REACH_M: the boundaries as segments in one STRtree queried by the probes'
-    envelopes, crossings solved in numpy; probes that cross nothing within PROBE_NEAR_M look farther."""
-    used = np.unique(part)
-    polys, owner = shapely.get_parts(surfaces[used], return_index=True)
-    rings, ring_owner = shapely.get_rings(polys, return_index=True)
-    xy, ring = shapely.get_coordinates(rings, return_index=True)
-    seg = np.flatnonzero(ring[1:] == ring[:-1])
-    p0, p1 = xy[seg], xy[seg + 1]
-    seg_part = used[owner[ring_owner[ring[seg]]]]
-    out = np.full(len(start), np.inf)
-    if not len(seg):
+class _Boundaries:
+    """The boundary segments of surfaces `surfaces[used]`, in one STRtree of their envelopes, for probes."""
+
+    def __init__(self, surfaces: np.ndarray, used: np.ndarray) -> None:
+        polys, owner = shapely.get_parts(surfaces[used], return_index=True)
+        rings, ring_owner = shapely.get_rings(polys, return_index=True)
+        xy, ring = shapely.get_coordinates(rings, return_index=True)
+        seg = np.flatnonzero(ring[1:] == ring[:-1])
+        self.p0, self.p1 = xy[seg], xy[seg + 1]
+        self.part = used[owner[ring_owner[ring[seg]]]]
+        lo, hi = np.minimum(self.p0, self.p1), np.maximum(self.p0, self.p1)
+        self.tree = STRtree(shapely.box(lo[:, 0], lo[:, 1], hi[:, 0], hi[:, 1])) if len(seg) else None
+
+    def probe(self, start: np.ndarray, normal: np.ndarray, part: np.ndarray, limit: np.ndarray) -> np.ndarray:
+        """Distance from each start point along its normal to the first crossing of its surface's boundary, inf
+        when none within min(limit, PROBE_REACH_M); crossings solved in numpy. Probes look PROBE_NEAR_M far
+        first, farther only when they crossed nothing that near."""
+        out = np.full(len(start), np.inf)
+        if self.tree is None:
+            return out
+        limit = np.minimum(limit, PROBE_REACH_M)
+        todo = np.arange(len(start))
+        for stage in (PROBE_NEAR_M, PROBE_REACH_M):  # the nearest crossing within the short reach is the nearest
+            if not len(todo):
+                break
+            reach = np.minimum(limit[todo], stage)
+            a = start[todo] + 0.01 * normal[todo]
+            b = start[todo] + reach[:, None] * normal[todo]
+            lo, hi = np.minimum(a, b), np.maximum(a, b)
+            ri, si = self.tree.query(shapely.box(lo[:, 0], lo[:, 1], hi[:, 0], hi[:, 1]))
+            r_of = reach[ri]
+            ri = todo[ri]
+            same = self.part[si] == part[ri]
+            ri, si, r_of = ri[same], si[same], r_of[same]
+            # start + t * normal = p0 + u * (p1 - p0), the probe running from t = 0.01 to t = reach
+            e = self.p1[si] - self.p0[si]
+            n = normal[ri]
+            den = n[:, 0] * e[:, 1] - n[:, 1] * e[:, 0]
+            q = self.p0[si] - start[ri]
+            ok = np.abs(den) > 1e-12
+            safe = np.where(ok, den, 1.0)
+            t = (q[:, 0] * e[:, 1] - q[:, 1] * e[:, 0]) / safe
+            u = (q[:, 0] * n[:, 1] - q[:, 1] * n[:, 0]) / safe
+            hit = ok & (t >= 0.01 - 1e-9) & (t <= r_of + 1e-9) & (u >= -1e-9) & (u <= 1.0 + 1e-9)
+            np.minimum.at(out, ri[hit], t[hit])
+            todo = todo[np.isinf(out[todo]) & (limit[todo] > stage)]
         return out
-    lo, hi = np.minimum(p0, p1), np.maximum(p0, p1)
-    tree = STRtree(shapely.box(lo[:, 0], lo[:, 1], hi[:, 0], hi[:, 1]))
-    todo = np.arange(len(start))
-    for reach in (PROBE_NEAR_M, PROBE_REACH_M):  # the nearest crossing within the short reach is the nearest
-        a = start[todo] + 0.01 * normal[todo]
-        b = start[todo] + reach * normal[todo]
-        lo, hi = np.minimum(a, b), np.maximum(a, b)
-        ri, si = tree.query(shapely.box(lo[:, 0], lo[:, 1], hi[:, 0], hi[:, 1]))
-        ri = todo[ri]
-        same = seg_part[si] == part[ri]
-        ri, si = ri[same], si[same]
-        # start + t * normal = p0 + u * (p1 - p0), the probe running from t = 0.01 to t = reach
-        e = p1[si] - p0[si]
-        n = normal[ri]
-        den = n[:, 0] * e[:, 1] - n[:, 1] * e[:, 0]
-        q = p0[si] - start[ri]
-        ok = np.abs(den) > 1e-12
-        safe = np.where(ok, den, 1.0)
-        t = (q[:, 0] * e[:, 1] - q[:, 1] * e[:, 0]) / safe
-        u = (q[:, 0] * n[:, 1] - q[:, 1] * n[:, 0]) / safe
-        hit = ok & (t >= 0.01 - 1e-9) & (t <= reach + 1e-9) & (u >= -1e-9) & (u <= 1.0 + 1e-9)
-        np.minimum.at(out, ri[hit], t[hit])
-        todo = todo[np.isinf(out[todo])]
-        if not len(todo):
-            break
-    return out
 
 
 def swept_bands(c: Corners, r: np.ndarray, w: float, placement: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
