@@ -24,7 +24,7 @@ from gis.db import database_url, owner_url
 from gis.exporter import ExportError, attribution_path, export_layer
 from gis.importer import ImportFailed, import_file
 from gis.layers import LAYERS
-from gis.migrate import NotTheOwner
+from gis.migrate import NotTheOwner, SchemaDrift
 from gis.ops.backup import BackupError, backup, restore
 from gis.osm import OsmImportError, import_osm
 from gis.sample import generate, ledger_rows, load_sample, write_sample
@@ -373,7 +373,7 @@ install_field_commands(cli)  # `photo`, and `report` inside the workflow's `haza
 def main() -> None:
     try:
         cli(prog_name="firelane")
-    except NotTheOwner as exc:  # any command's migration (init, serve, demo, data commands): say what to run
+    except (NotTheOwner, SchemaDrift) as exc:  # any command's migration (init, serve, demo, data commands): say what to run
         FirelaneError(str(exc)).show()
         sys.exit(1)
 

@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import quote
 
 import uvicorn
@@ -16,8 +17,9 @@ from api.auth import forget_tokens
 from api.users import create_user, update_user
 from gis import migrate, pgcluster, scope
 from gis.checks.runner import run_checks
-from gis.config import database_settings
-from gis.db import get_engine
+from gis.config import database_settings, home_settings
+from gis.db import get_engine, reset_engine
+from gis.ops.backup import backup
 from gis.sample import generate, load_sample
 from web.data import OPEN_SQL
 
@@ -50,6 +52,29 @@ def _demo_admin(*, engine: Engine) -> tuple[str, str]:
     else:
         create_user(DEMO_USER, password, role="admin", display_name="演示管理员 demo admin")
     return DEMO_USER, password
+
+
+def _migrate(out: Callable[[str], None]) -> str:
+    """Migrate as the schema owner (the app role has no DDL). A managed database made by an earlier development
+    build (migrate.SchemaDrift) is backed up under FIRELANE_HOME/backups and rebuilt; an external one is not
+    touched."""
+    try:
+        return migrate.upgrade()
+    except migrate.SchemaDrift as drift:
+        if database_settings().url is not None:
+            raise
+        kept = Path(home_settings().home).expanduser() / "backups" / f"before-rebuild-{time.strftime('%Y%m%dT%H%M%S')}.tar"
+        try:
+            backup(kept)
+        except Exception as exc:  # whatever the old schema lacks: keep the database, say why
+            raise migrate.SchemaDrift(f"{drift}; 自动备份失败, 未重建 the automatic backup failed, nothing was "
+                                      f"rebuilt: {exc}") from exc
+        _say(out, f"托管数据库由另一开发版本建立: 已备份到 {kept}, 重建中…",
+             f"the managed database was made by another development build: backed up to {kept}, rebuilding…")
+        pgcluster.destroy()
+        reset_engine()
+        pgcluster.start()
+        return migrate.upgrade()
 
 
 def page_urls(base: str, *, engine: Engine) -> dict[str, str]:
@@ -90,8 +115,8 @@ def run_demo(*, district: str = "yinzhou", scale: str = "s", seed: int = 1, host
         _say(out, f"  数据库运行中 127.0.0.1:{state.port}", f"database running ({state.datadir})")
     else:
         _say(out, "使用 FIRELANE_DATABASE_URL 指定的数据库", "using the database of FIRELANE_DATABASE_URL")
+    revision = _migrate(out)
     engine = get_engine()
-    revision = migrate.upgrade()  # as the schema owner (the app role has no DDL)
     scope.enter(scope.SYSTEM)  # the demo loads and checks the whole district (row-level security)
     _say(out, f"数据库结构已是最新 ({revision})", "schema up to date")
 

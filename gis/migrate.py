@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import psycopg
 import sqlalchemy.exc
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Connection, Engine, inspect, text
 
 from gis import pgcluster
 from gis.db import get_engine, owner_engine
@@ -27,14 +28,62 @@ class NotTheOwner(RuntimeError):
     split): what a superuser must run is in the message."""
 
 
+class SchemaDrift(RuntimeError):
+    """The database is at this build's revision but was made from other migration files: 0001 is regenerated
+    until the schema is released, so a database made by an earlier development build lacks what this one adds
+    (columns, functions, indexes) while Alembic believes it is up to date."""
+
+
+def fingerprint() -> str:
+    """sha256 of the migration files: what a database made by this build records beside its revision."""
+    digest = hashlib.sha256()
+    for path in sorted((MIGRATIONS / "versions").glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+#: The built-from record: a comment on Alembic's own table, so it travels in pg_dump backups with the revision.
+STAMP_PREFIX = "firelane migrations sha256:"
+
+
+def _stamp(conn: Connection) -> str | None:
+    """The fingerprint the database was made with, or None (no schema yet, or made before stamps existed)."""
+    comment = conn.execute(text("SELECT obj_description(to_regclass('alembic_version'), 'pg_class')")).scalar()
+    if comment is None or not comment.startswith(STAMP_PREFIX):
+        return None
+    return str(comment[len(STAMP_PREFIX):])
+
+
+def check_drift(conn: Connection) -> None:
+    """Raise SchemaDrift when the database already has a schema made from other migration files than these."""
+    if conn.execute(text("SELECT to_regclass('alembic_version')")).scalar() is None:
+        return  # a new database: nothing made yet
+    ours = fingerprint()
+    theirs = _stamp(conn)
+    if theirs != ours:
+        db = conn.execute(text("SELECT current_database()")).scalar()
+        raise SchemaDrift(
+            f"数据库 {db} 由另一开发版本的迁移文件建立 (记录 {(theirs or '无')[:12]}, 本版本 {ours[:12]}), 结构与本版本不符: "
+            f"请先 `firelane backup -o 备份.tar`, 再换用新的数据库 (托管数据库: `firelane demo` 会自动备份并重建; "
+            f"或新的 FIRELANE_HOME) | database {db} was made from other migration files "
+            f"(recorded {(theirs or 'none')[:12]}, this build {ours[:12]}): schema revision 0001 is regenerated until "
+            f"the schema is released, so it lacks what this build adds. Back it up (`firelane backup -o FILE`), then "
+            f"use a new database (the managed one: `firelane demo` backs it up and rebuilds it; or a new FIRELANE_HOME)")
+
+
 def upgrade(*, engine: Engine | None = None, revision: str = "head") -> str:
-    """Bring the schema to `revision` as the schema owner; returns the revision now in force."""
+    """Bring the schema to `revision` as the schema owner; returns the revision now in force.
+
+    Refuses (SchemaDrift) a database made from other migration files than this build's."""
     engine = engine or owner_engine()
     cfg = alembic_config()
     try:
         with engine.begin() as conn:
+            check_drift(conn)
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
+            if _stamp(conn) != fingerprint():  # only a database just made: one at head may be read by a non-owner
+                conn.execute(text(f"COMMENT ON TABLE alembic_version IS '{STAMP_PREFIX}{fingerprint()}'"))
     except sqlalchemy.exc.ProgrammingError as exc:
         if isinstance(exc.orig, psycopg.errors.InsufficientPrivilege):
             raise NotTheOwner(_not_the_owner(engine)) from exc
