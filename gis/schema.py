@@ -100,6 +100,8 @@ def _layer_table(layer: Layer) -> Table:
     Index(f"ix_{layer.name}_ref", table.c.ref, unique=layer.unique_ref)
     if layer.in_street:
         Index(f"ix_{layer.name}_street_code", table.c.street_code)
+    if layer.in_compound:  # the checks read a group's features by their compound as well as by place
+        Index(f"ix_{layer.name}_compound_ref", table.c.compound_ref)
     Index(f"ix_{layer.name}_updated_at", table.c.updated_at)
     return table
 

@@ -166,6 +166,28 @@ def test_the_spatial_index_still_serves_bbox_reads_under_row_level_security(dist
             assert "ix_buildings_geom" in plan if kind == "all" else "Seq Scan" not in plan, plan
 
 
+def test_a_check_groups_read_uses_the_indexes_under_row_level_security(district):
+    """A check run's group reads each layer by place or by compound (`bbox && … OR compound_ref = ANY(…)`): with
+    && LEAKPROOF and an index on compound_ref both arms are index conditions (a bitmap OR), not a scan of the
+    layer per group, for every scope."""
+    from gis.checks.profiles import load_profile
+    from gis.checks.runner import _around
+
+    where, params = _around(["CA-1", "CB-1"], (121.5, 29.8, 121.51, 29.81), load_profile())
+    sql = where["buildings"]
+    for key, value in params.items():
+        literal = "ARRAY[" + ",".join(f"'{v}'" for v in value) + "]" if isinstance(value, list) else repr(value)
+        sql = sql.replace(f":{key}", literal)
+    with _connect() as conn:
+        conn.execute("SET enable_seqscan = off")  # a small table: make the indexes the only good plan, if allowed
+        for kind, streets in (("all", ""), ("streets", STREET_A)):
+            _scope(conn, kind, streets)
+            plan = "\n".join(r[0] for r in conn.execute(f"EXPLAIN SELECT id FROM buildings t WHERE {sql}"))
+            assert "Seq Scan" not in plan, plan
+            if kind == "all":
+                assert "ix_buildings_geom" in plan and "ix_buildings_compound_ref" in plan, plan
+
+
 def test_with_the_wrong_street_the_application_role_reads_none_of_another_streets_audit_rows(district):
     """The audit log's snapshots carry street codes: a street office reads its streets' history only (a move
     between streets is both streets' history), a property user its compounds', admin paths all of it."""
