@@ -338,7 +338,11 @@ def segmented_ring(world: World, ci: int, rng: np.random.Generator, variant: str
     Planted last, on a ring no other recipe names in its ground truth."""
     tpl = world.template_of(ci)
     ring = tpl.slots["ring"]
-    if any(t.ci == ci and t.layer == "fire_lanes" and t.key == ring for t in world.truths):
+    touched = {("fire_lanes", ring)}  # what this recipe drops or changes: no other recipe's truth may name it
+    if variant == "fail":
+        conn = tpl.slots["connectors"]["north"]
+        touched |= {("fire_lanes", conn["lane"]), ("roads", conn["road"]), ("entrances", conn["gate"])}
+    if any(t.ci == ci and (t.layer, t.key) in touched for t in world.truths):
         return False
     labels = ("segmented_ring", "connector:north", "gate:north", "ring_outlets") if variant == "fail" else \
         ("segmented_ring", "ring_outlets")
