@@ -177,12 +177,6 @@ class Client:
             raise SystemExit(f"GET {path}: {r.status} {body[:300]!r}")
         return body
 
-    def ids(self, i: int) -> list[int]:
-        """The hazard ids of filter set `i`'s page, in order (untimed: to check the API returned the same rows)."""
-        sql, params = self.statements[i]
-        (doc,) = self.conn.execute(sql, params, prepare=True).fetchone()[:1]
-        return [h["id"] for h in json.loads(doc)]
-
     def close(self) -> None:
         self.conn.close()
 

@@ -23,10 +23,15 @@ from gis.coords import from_storage, to_storage
 X0, Y0 = 360_000.0, 3_300_000.0
 
 
-def _frame(rows: list[dict], *, gcj: bool) -> gpd.GeoDataFrame:
+def _metric(rows: list[dict]) -> gpd.GeoDataFrame:
+    """Rows in local metres as a UTM 51N frame (the checks' own CRS, no storage round trip)."""
     rows = [dict(r) for r in rows]
     geoms = [shapely.affinity.translate(r.pop("geometry"), X0, Y0) for r in rows]
-    out = gpd.GeoDataFrame(rows, geometry=geoms, crs=32651).to_crs(4490)
+    return gpd.GeoDataFrame(rows, geometry=geoms, crs=32651)
+
+
+def _frame(rows: list[dict], *, gcj: bool) -> gpd.GeoDataFrame:
+    out = _metric(rows).to_crs(4490)
     if gcj:  # delivered in GCJ-02 (a web map's coordinates), imported through the storage transform
         shifted = from_storage(np.asarray(out.geometry.values, dtype=object), "gcj02")
         out = out.set_geometry(gpd.GeoSeries(to_storage(shifted, "gcj02"), crs=4490))
@@ -84,6 +89,12 @@ def fails(ctx: CheckContext) -> pd.DataFrame:
 def same_findings(a: pd.DataFrame, b: pd.DataFrame) -> None:
     assert a[["rule", "subject", "verdict"]].equals(b[["rule", "subject", "verdict"]]), (a, b)
     np.testing.assert_allclose(a["measured"].to_numpy(), b["measured"].to_numpy(), atol=0.05, equal_nan=True)
+
+
+def gate_parking(frames: dict[str, gpd.GeoDataFrame]) -> pd.DataFrame:
+    """The PARK-ENTRANCE failures of compound C1 checked on UTM frames."""
+    found = fails(CheckContext(compound_ref="C1", crs="EPSG:32651", profile=load_profile("cn-gb"), layers=frames))
+    return found[found["rule"] == "PARK-ENTRANCE"]
 
 
 def subjects(found: pd.DataFrame, rule: str, verdict: str = "fail") -> set[str]:
@@ -208,7 +219,6 @@ def test_gate_parking_is_measured_to_the_drawn_kerb_not_the_mean_width(top: floa
     # an 8 m carriageway (kerbs y -4 and 4) with a lay-by on the far side in front of the gate (y -8 for x -30..30):
     # the mean width and the centre line bulge towards the lay-by, the kerb on the gate's side stays at y = 4, so
     # a van across the gate front leaves 3.8 m (blocks) or 4.2 m (does not), as on a straight 8 m road
-    ox, oy = X0, Y0
     surface = shapely.union(box(-200, -4, 200, 4), box(-30, -8, 30, -4))
     layers = {
         "compounds": [{"ref": "C1", "geometry": box(-100, 6, 100, 200)}],
@@ -216,12 +226,7 @@ def test_gate_parking_is_measured_to_the_drawn_kerb_not_the_mean_width(top: floa
         "entrances": [{"ref": "E1", "kind": "vehicle", "width_m": 6.0, "compound_ref": "C1", "geometry": Point(0, 6)}],
         "parking": [{"ref": "P1", "kind": "vehicle", "vehicle_type": "van", "geometry": box(-4, top - 1.8, 4, top)}],
     }
-    frames = {k: gpd.GeoDataFrame([{kk: vv for kk, vv in r.items() if kk != "geometry"} for r in v],
-                                  geometry=[shapely.affinity.translate(r["geometry"], ox, oy) for r in v], crs=32651)
-              for k, v in layers.items()}
-    ctx = CheckContext(compound_ref="C1", crs="EPSG:32651", profile=load_profile("cn-gb"), layers=frames)
-    found = fails(ctx)
-    park = found[found["rule"] == "PARK-ENTRANCE"]
+    park = gate_parking({k: _metric(v) for k, v in layers.items()})
     assert list(park["subject"]) == (["P1"] if blocked else [])
     if blocked:
         assert park["measured"].iloc[0] == pytest.approx(3.8, abs=0.02)
@@ -246,18 +251,14 @@ def test_a_forecourt_drawn_into_the_road_surface_is_road_however_deep(room: floa
                        "geometry": Point(0, 25)}],
         "parking": [{"ref": "P1", "kind": "vehicle", "geometry": box(-3, 10, 0.8, 12)}],
     }
-    frames = {k: gpd.GeoDataFrame([{kk: vv for kk, vv in r.items() if kk != "geometry"} for r in v],
-                                  geometry=[shapely.affinity.translate(r["geometry"], X0, Y0) for r in v], crs=32651)
-              for k, v in layers.items()}
+    frames = {k: _metric(v) for k, v in layers.items()}
     if centre_given:  # a normalised row: the centre line as geometry, the drawn surface beside it
         roads = frames["roads"]
         roads[rd.SURFACE_COLUMN] = [roads.geometry.iloc[0]]
         roads["width_m"] = [6.0]
         frames["roads"] = roads.set_geometry(gpd.GeoSeries(
             [shapely.affinity.translate(LineString([(-200, 0), (200, 0)]), X0, Y0)], crs=32651))
-    ctx = CheckContext(compound_ref="C1", crs="EPSG:32651", profile=load_profile("cn-gb"), layers=frames)
-    found = fails(ctx)
-    park = found[found["rule"] == "PARK-ENTRANCE"]
+    park = gate_parking(frames)
     assert list(park["subject"]) == (["P1"] if blocked else [])
     if blocked:
         assert park["measured"].iloc[0] == pytest.approx(3.8, abs=0.02)
