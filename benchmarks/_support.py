@@ -3,7 +3,6 @@ admin's token, a free port and the machine's load line (benchmarks run as script
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 import tempfile
@@ -34,41 +33,28 @@ def private_home(home: Path | None, *, prefix: str = "firelane-bench-") -> Path:
     return path
 
 
-#: Beside a kept cluster (`--home`): the checksum of the migrations it was built with (see `open_database`).
-SCHEMA_STAMP = "bench-schema.sha256"
-
-
-def schema_checksum() -> str:
-    """sha256 over the migration scripts: 0001 is regenerated under the same revision while the schema is
-    unreleased, so Alembic's revision alone does not say whether a kept database has the current schema."""
-    digest = hashlib.sha256()
-    for path in sorted((ROOT / "gis" / "migrations" / "versions").glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
-
-
 def open_database() -> Any:
     """Start the managed PostGIS, migrate it as the schema owner and enter the system scope (a benchmark loads and
     reads the whole district under row-level security); returns the application role's engine.
 
-    A kept cluster (`--home`) built with other migrations than these (or before the checksum was kept) is
-    destroyed and made afresh, so the caller finds it empty and loads its sample again."""
+    A kept cluster (`--home`) made from other migration files than these (gis.migrate.SchemaDrift) is destroyed
+    and made afresh, so the caller finds it empty and loads its sample again."""
     # imported after private_home() set FIRELANE_HOME (see there)
     from gis import migrate, pgcluster, scope
     from gis.db import get_engine, reset_engine
 
-    stamp = Path(os.environ["FIRELANE_HOME"]) / SCHEMA_STAMP
-    current = schema_checksum()
-    if pgcluster.load_state() is not None and (not stamp.exists() or stamp.read_text().strip() != current):
-        print(f"the kept database was built with other migrations than gis/migrations/versions: rebuilding it "
-              f"({stamp})", flush=True)
-        pgcluster.destroy()
-    stamp.unlink(missing_ok=True)
     pgcluster.start()
     reset_engine()
     scope.enter(scope.SYSTEM)
-    migrate.upgrade()
-    stamp.write_text(current + "\n")
+    try:
+        migrate.upgrade()
+    except migrate.SchemaDrift:
+        print("the kept database was made from other migrations than gis/migrations/versions: rebuilding it",
+              flush=True)
+        pgcluster.destroy()
+        reset_engine()
+        pgcluster.start()
+        migrate.upgrade()
     return get_engine()
 
 

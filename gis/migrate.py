@@ -54,11 +54,12 @@ def _stamp(conn: Connection) -> str | None:
     return str(comment[len(STAMP_PREFIX):])
 
 
-def check_drift(conn: Connection) -> None:
-    """Raise SchemaDrift when the database already has a schema made from other migration files than these."""
+def check_drift(conn: Connection, ours: str | None = None) -> None:
+    """Raise SchemaDrift when the database already has a schema made from other migration files than these
+    (`ours`: their fingerprint, when the caller has it already)."""
     if conn.execute(text("SELECT to_regclass('alembic_version')")).scalar() is None:
         return  # a new database: nothing made yet
-    ours = fingerprint()
+    ours = ours or fingerprint()
     theirs = _stamp(conn)
     if theirs != ours:
         db = conn.execute(text("SELECT current_database()")).scalar()
@@ -77,13 +78,14 @@ def upgrade(*, engine: Engine | None = None, revision: str = "head") -> str:
     Refuses (SchemaDrift) a database made from other migration files than this build's."""
     engine = engine or owner_engine()
     cfg = alembic_config()
+    ours = fingerprint()
     try:
         with engine.begin() as conn:
-            check_drift(conn)
+            check_drift(conn, ours)
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
-            if _stamp(conn) != fingerprint():  # only a database just made: one at head may be read by a non-owner
-                conn.execute(text(f"COMMENT ON TABLE alembic_version IS '{STAMP_PREFIX}{fingerprint()}'"))
+            if _stamp(conn) != ours:  # only a database just made: one at head may be read by a non-owner
+                conn.execute(text(f"COMMENT ON TABLE alembic_version IS '{STAMP_PREFIX}{ours}'"))
     except sqlalchemy.exc.ProgrammingError as exc:
         if isinstance(exc.orig, psycopg.errors.InsufficientPrivilege):
             raise NotTheOwner(_not_the_owner(engine)) from exc
