@@ -250,8 +250,14 @@ def _candidates(network: Network, geoms: np.ndarray, *, max_hop: float,
     """(item, edge) pairs that may hold an item's nearest landing on a connected piece: per piece, the edges
     within `max_hop` of the item and no farther than the piece's nearest edge plus the tie tolerance.
 
-    One nearest query per piece (over the items near the piece's extent) replaces pairing every item with every
-    edge within `max_hop`; the exact hops and ties are decided by the caller."""
+    Points (hydrants) are measured to every edge within reach in numpy (`_point_candidates`); other geometries
+    get one nearest query per piece (over the items near the piece's extent) instead of pairing every item with
+    every edge within `max_hop`. The exact hops and ties are decided by the caller."""
+    if (len(geoms) and (shapely.get_type_id(geoms) == 0).all() and not shapely.is_empty(geoms).any()
+            and (shapely.get_num_coordinates(network.edges) == 2).all()):
+        item, edge = _point_candidates(network, geoms, max_hop=max_hop, grid_size=grid_size)
+        keep = shapely.dwithin(geoms[item], network.edges[edge], max_hop)
+        return item[keep], edge[keep]
     edge_piece = network.piece[network.u]
     order = np.argsort(edge_piece, kind="stable")
     pieces, start = np.unique(edge_piece[order], return_index=True)
@@ -280,6 +286,38 @@ def _candidates(network: Network, geoms: np.ndarray, *, max_hop: float,
         return np.empty(0, dtype=int), np.empty(0, dtype=int)
     item, edge = np.concatenate(items), np.concatenate(edges)
     keep = shapely.dwithin(geoms[item], network.edges[edge], max_hop)
+    return item[keep], edge[keep]
+
+
+def _point_candidates(network: Network, points: np.ndarray, *, max_hop: float,
+                      grid_size: float) -> tuple[np.ndarray, np.ndarray]:
+    """`_candidates` of points, in numpy: every edge (a straight segment, as `build_network` makes them) whose
+    envelope comes within reach, its distance from the point, and per (point, piece) the edges within twice the
+    tie tolerance of the piece's nearest (a superset of what the caller keeps, which includes the nearest)."""
+    xy = shapely.get_coordinates(points)
+    reach = max_hop + grid_size
+    item, edge = network.tree.query(shapely.box(xy[:, 0] - reach, xy[:, 1] - reach, xy[:, 0] + reach,
+                                                xy[:, 1] + reach))
+    ends = shapely.get_coordinates(network.edges).reshape(-1, 2, 2)
+    x0, y0 = ends[:, 0, 0], ends[:, 0, 1]
+    dx, dy = ends[:, 1, 0] - x0, ends[:, 1, 1] - y0
+    px, py = xy[item, 0] - x0[edge], xy[item, 1] - y0[edge]
+    ex, ey = dx[edge], dy[edge]
+    length2 = ex * ex + ey * ey
+    t = np.clip(np.divide(px * ex + py * ey, length2, out=np.zeros(len(length2)), where=length2 > 0), 0.0, 1.0)
+    gx, gy = px - t * ex, py - t * ey
+    dist = np.sqrt(gx * gx + gy * gy)
+    near = dist <= reach
+    item, edge, dist = item[near], edge[near], dist[near]
+    n_pieces = int(network.piece.max(initial=0)) + 1
+    key = item.astype(np.int64) * n_pieces + network.piece[network.u[edge]]
+    if len(points) * n_pieces <= 4 * len(key) + 1_000_000:  # a dense table of (point, piece) minima is small
+        least = np.full(len(points) * n_pieces, np.inf)
+        np.minimum.at(least, key, dist)
+        nearest = least[key]
+    else:
+        nearest = pd.Series(dist).groupby(key).transform("min").to_numpy()
+    keep = dist <= nearest + 2 * grid_size
     return item[keep], edge[keep]
 
 
