@@ -142,9 +142,21 @@ def _road_lines(ctx: Any) -> np.ndarray:
     key = np.where(pd.isna(at.column(roads, "name")).to_numpy(), at.refs(roads),
                    at.texts(roads, "name", "")).astype(str)
     key = np.char.add(np.char.add(at.texts(roads, "kind", "city").astype(str), "|"), key)
-    # one union per road, in key order and feature order within a road (as a groupby would), in one call
+    # one union per road, in key order and feature order within a road (as a groupby would), in one call; a road
+    # of one simple line (no crossing of itself) is what its union is, and needs none
     uniq, inverse = np.unique(key, return_inverse=True)
-    return shapely.get_parts(shapely.line_merge(gm.union_rows(rd.mergeable_lines(roads), inverse, len(uniq))))
+    lines = rd.mergeable_lines(roads)
+    alone = np.bincount(inverse, minlength=len(uniq)) == 1
+    one = alone[inverse] & (shapely.get_num_geometries(lines) <= 1) & shapely.is_simple(lines)
+    merged = np.empty(len(uniq), dtype=object)
+    merged[inverse[one]] = lines[one]
+    rest = np.ones(len(uniq), dtype=bool)
+    rest[inverse[one]] = False
+    if rest.any():
+        slot = np.cumsum(rest) - 1  # the union's row of each road that needs one
+        pick = rest[inverse]
+        merged[rest] = gm.union_rows(lines[pick], slot[inverse[pick]], int(rest.sum()))
+    return shapely.get_parts(shapely.line_merge(merged))
 
 
 def spacing_findings(ctx: Any) -> list[Finding]:
