@@ -190,11 +190,12 @@ def spacing_findings(ctx: Any) -> list[Finding]:
                           "end": pos[same + 1], "gap": pos[same + 1] - pos[same]})
     # on a ring road the last hydrant is followed by the first one again
     length = shapely.length(lines)
-    ends = pd.DataFrame({"h": h, "line": line, "pos": pos}).groupby("line").agg(
-        first=("h", "first"), last=("h", "last"), lo=("pos", "first"), hi=("pos", "last"), n=("h", "size"))
-    ring = ends[(ends["n"] > 1) & shapely.is_closed(lines[ends.index.to_numpy()])]
-    wrap = pd.DataFrame({"a": ring["last"], "b": ring["first"], "line": ring.index, "start": ring["hi"],
-                         "end": ring["lo"], "gap": length[ring.index.to_numpy()] - ring["hi"] + ring["lo"]})
+    on_line, first, count = np.unique(line, return_index=True, return_counts=True)  # sorted by line, then pos
+    last = first + count - 1
+    ring = (count > 1) & shapely.is_closed(lines[on_line])
+    first, last, ln = first[ring], last[ring], on_line[ring]
+    wrap = pd.DataFrame({"a": h[last], "b": h[first], "line": ln, "start": pos[last], "end": pos[first],
+                         "gap": length[ln] - pos[last] + pos[first]})
     pairs = pd.concat([pairs, wrap], ignore_index=True)
     # two hydrants on a ring are consecutive both ways round: the longer arc is their spacing
     pairs["lo"], pairs["hi"] = np.minimum(pairs["a"], pairs["b"]), np.maximum(pairs["a"], pairs["b"])
