@@ -68,20 +68,26 @@ def hydrant_findings(ctx: Any, parking: gpd.GeoDataFrame) -> list[Finding]:
     if len(pg) == 0 or len(hg) == 0:
         return []
     p, h = STRtree(hg).query(pg, predicate="dwithin", distance=radius)
-    hits = pd.DataFrame({"p": p, "h": at.refs(hydrants)[h], "d": shapely.distance(pg[p], hg[h])})
+    d = shapely.distance(pg[p], hg[h])
+    href = at.refs(hydrants)[h]
+    order = np.argsort(p, kind="stable")  # per parking feature, its hydrants in the order found
+    p, href, d = p[order], href[order], d[order]
+    near, start = np.unique(p, return_index=True)
+    stop = np.append(start[1:], len(p))
     refs, compound = at.refs(parking), at.compound_refs(ctx, parking)
     kind = at.texts(parking, "kind", "vehicle")
     out = []
-    for pi, group in hits.groupby("p", sort=True):
-        d = float(group["d"].min())
+    for pi, a, b in zip(near.tolist(), start.tolist(), stop.tolist(), strict=True):
+        least = float(d[a:b].min())
+        names = sorted(href[a:b].tolist())
         what_zh, what_en = ("车位", "stall") if kind[pi] == "stall" else ("车辆", "vehicle")
         out.append(Finding(rule=rule, verdict="fail", subject_ref=refs[pi], compound_ref=compound[pi],
-                           other_refs=list(group["h"]), measured=round(d, 2), required=radius, unit="m",
+                           other_refs=list(href[a:b]), measured=round(least, 2), required=radius, unit="m",
                            severity=severity(profile, rule),
-                           message=f"{what_zh} {refs[pi]} 距消火栓 {'、'.join(sorted(group['h']))} {at.m(d)} m，"
+                           message=f"{what_zh} {refs[pi]} 距消火栓 {'、'.join(names)} {at.m(least)} m，"
                                    f"小于 {at.m(radius)} m",
-                           message_en=f"{what_en} {refs[pi]} is {at.m(d)} m from hydrant(s) "
-                                      f"{', '.join(sorted(group['h']))}; keep {at.m(radius)} m clear",
+                           message_en=f"{what_en} {refs[pi]} is {at.m(least)} m from hydrant(s) "
+                                      f"{', '.join(names)}; keep {at.m(radius)} m clear",
                            geometry=pg[pi]))
     return out
 
