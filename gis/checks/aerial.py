@@ -99,14 +99,15 @@ def aerial_size(ctx: CheckContext, a: Areas, buildings: gpd.GeoDataFrame) -> lis
     for p in np.flatnonzero(~quick):
         i = own[p]
         g = a.geoms[i]
-        # exact early exit: a rectangle that fits (the first orientation that holds it) proves the maximum holds it
-        if gm.fits_rectangle(g, length, width) is not None and (
-                low[p] or gm.fits_rectangle(g, tall_length, tall_width) is not None):
+        # the longest rectangle of the width decides both sizes of that width: a `length` x `width` one fits
+        # exactly when it is that long (`fits_rectangle` tries the same orientations and stops at the first that
+        # holds it; most areas that get here hold none, and then both searches run every orientation)
+        fit = gm.max_length_at_width(g, width)
+        small = fit.length < length - gm.SIZE_TOL_M
+        if not small and low[p]:
             continue
         b = a.building[i]
         h = height[b] if b >= 0 else np.nan
-        fit = gm.max_length_at_width(g, width)
-        small = fit.length < length - gm.SIZE_TOL_M
         need_l, need_w = length, width
         if not small:
             tall_fit = fit if tall_width == width else gm.max_length_at_width(g, tall_width)
