@@ -446,16 +446,16 @@ def aerial_coverage(ctx: CheckContext, a: Areas, buildings: gpd.GeoDataFrame) ->
     pair_area = np.concatenate([named, np.tile(free, len(tall))])
     fronts = frontages(bg[tall], a.geoms, pair_building, pair_area, reach=reach)
     for j, (runs, perimeter, ring) in zip(tall, fronts, strict=True):
-        serving = (a.building == j) | anyone
         if perimeter <= 0:
             continue
-        sides = np.hypot(*np.diff(ring[:3], axis=0).T)
-        long_side = float(sides.max())
+        (x0, y0), (x1, y1), (x2, y2) = ring[:3].tolist()
+        long_side = float(max(np.hypot(x1 - x0, y1 - y0), np.hypot(x2 - x1, y2 - y1)))
         required = max(long_side, share * perimeter)
         gap = None if height[j] > float(sec["tall_building_m"]) else float(sec["max_gap_m"])
         got = best_frontage(runs, perimeter, max_gap=gap)
         if got >= required - JOIN_TOL_M:
             continue
+        serving = (a.building == j) | anyone
         outline = LineString(ring)
         covered = [shapely.ops.substring(outline, s % perimeter, min(e, perimeter)) for s, e in runs]
         uncovered = (shapely.difference(outline, shapely.buffer(shapely.union_all(covered), 0.01))
