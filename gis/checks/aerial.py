@@ -209,20 +209,35 @@ def aerial_obstructed(ctx: CheckContext, a: Areas, buildings: gpd.GeoDataFrame) 
         np.empty(0, dtype=np.int64)
     bg = at.geoms(buildings)
     served = np.array([bg[a.building[i]] if a.building[i] >= 0 else None for i in own], dtype=object)
-    zones = operation_zones(a.geoms[own], served)
-    if len(pick):
-        # footprints only for what stands near an operation zone (points grow by at most their size)
-        sizes = profile.get("LANE-CLEAR", "point_obstruction_size_m")
-        size_m = np.nan_to_num(at.numbers(obs.frame, "size_m")[pick])
-        grow = max([*map(float, sizes.values()), float(size_m.max(initial=0))])
-        pick = pick[np.unique(STRtree(zones).query(obs.geoms[pick], predicate="dwithin", distance=grow)[0])]
-    obs = obs.take(pick)
     park = ctx.view("parking")
     if len(park):
         park = park.take(at.texts(park.frame, "kind", "stall") == "vehicle")
     ill = ctx.view("illegal_structures")
     if len(ill):
         ill = ill.take(at.texts(ill.frame, "status", "reported") != "demolished")
+    # points grow into footprints by at most their size
+    sizes = profile.get("LANE-CLEAR", "point_obstruction_size_m")
+    size_m = np.nan_to_num(at.numbers(obs.frame, "size_m")[pick])
+    grow = max([*map(float, sizes.values()), float(size_m.max(initial=0))])
+    # a zone lies in the convex hull of its area and building: only areas whose hull something stands near (an
+    # obstruction within its growth, a vehicle or a structure touching it) get their zone drawn
+    known = np.flatnonzero(~shapely.is_missing(served))
+    members = np.concatenate([np.arange(len(own)), known])
+    order = np.argsort(members, kind="stable")
+    hulls = shapely.convex_hull(shapely.geometrycollections(
+        np.concatenate([a.geoms[own], served[known]])[order], indices=members[order]))
+    raw = np.concatenate([obs.geoms[pick], park.geoms, ill.geoms])
+    reach = np.concatenate([np.full(len(pick), grow), np.zeros(len(park) + len(ill))])
+    near = np.unique(STRtree(hulls).query(raw, predicate="dwithin", distance=reach)[1]) if len(raw) else \
+        np.empty(0, dtype=np.int64)
+    own, served = own[near], served[near]
+    if not len(own):
+        return []
+    zones = operation_zones(a.geoms[own], served)
+    if len(pick):
+        # footprints only for what stands near an operation zone
+        pick = pick[np.unique(STRtree(zones).query(obs.geoms[pick], predicate="dwithin", distance=grow)[0])]
+    obs = obs.take(pick)
     g = np.concatenate([footprints(obs.frame, profile), park.geoms, ill.geoms])
     if not len(g):
         return []
