@@ -384,6 +384,7 @@ def entrance_findings(ctx: Any, parking: gpd.GeoDataFrame, owned: np.ndarray) ->
     entrances = vehicle_entrances(ctx)  # the frame `approaches` numbers its zones' entrances in
     erefs = at.refs(entrances)
     prefs, compound = at.refs(parking), at.compound_refs(ctx, parking)
+    drawn = at.geoms(parking)
     tree = STRtree(pg)
     zones, unknown = approaches(ctx, near=tree)  # zones no parking can reach are not drawn: they find nothing
     radius = truck / 2.0 - TOLERANCE_M
@@ -429,7 +430,7 @@ def entrance_findings(ctx: Any, parking: gpd.GeoDataFrame, owned: np.ndarray) ->
             message=f"{prefs[j]} 停放在出入口 {'、'.join(names)} 前，消防车转入净宽仅 {at.m(clear)} m（应≥{at.m(truck)} m）",
             message_en=f"{prefs[j]} parked in front of entrance {', '.join(names)}: a fire truck turning in has "
                        f"{at.m(clear)} m clear (needs {at.m(truck)} m)",
-            geometry=at.geoms(parking)[j]))
+            geometry=drawn[j]))
     if len(unknown):
         eg = at.geoms(entrances)
         e_idx = unknown["entrance"].to_numpy(dtype=int)
@@ -444,7 +445,7 @@ def entrance_findings(ctx: Any, parking: gpd.GeoDataFrame, owned: np.ndarray) ->
                 message=f"无法判定 {prefs[j]} 是否堵塞出入口 {'、'.join(names)}：城市道路缺少路面宽度 roads.width_m",
                 message_en=f"cannot judge whether {prefs[j]} blocks entrance {', '.join(names)}: the city road "
                            f"has no width_m",
-                geometry=at.geoms(parking)[j]))
+                geometry=drawn[j]))
     return out
 
 
