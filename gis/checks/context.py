@@ -282,7 +282,10 @@ def _zone_contexts(layers_4490: dict[str, gpd.GeoDataFrame], comp: gpd.GeoDataFr
     group_of = np.full(len(outlines), -1, dtype=np.int64)
     for g, members_ in enumerate(groups):
         group_of[members_] = g
-    boxes = shapely.box(*np.array([shapely.total_bounds(outlines[m]) for m in groups]).T)
+    # each member compound's box, not one box of the partition: a partition's neighbours need not fill a rectangle
+    members = np.concatenate(groups)
+    member_group = np.repeat(np.arange(len(groups)), [len(m) for m in groups])
+    boxes = shapely.box(*shapely.bounds(outlines[members]).T)
 
     def part(name: str) -> list[gpd.GeoDataFrame] | None:
         """One layer projected, owned and split into the partitions' frames."""
@@ -303,9 +306,10 @@ def _zone_contexts(layers_4490: dict[str, gpd.GeoDataFrame], comp: gpd.GeoDataFr
                             outlines, crefs, tree)
         frame[OWNER_COLUMN] = np.where(owner >= 0, crefs[np.maximum(owner, 0)], None).astype(object)
         geoms = np.asarray(frame.geometry.values, dtype=object)
-        # features within the layer's margin of each partition's compounds: the partition's bounding box grown by
-        # the margin (a superset; extra surroundings cost little, a missing neighbour would cost a finding) ...
-        gi, fi = STRtree(geoms).query(shapely.buffer(boxes, margins[name], join_style="mitre"))
+        # features within the layer's margin of each partition's compounds: their bounding boxes grown by the
+        # margin (a superset; extra surroundings cost little, a missing neighbour would cost a finding) ...
+        bi, fi = STRtree(geoms).query(shapely.buffer(boxes, margins[name], join_style="mitre"))
+        gi = member_group[bi]
         # ... plus every feature a compound of the partition owns, wherever it lies
         mine = np.flatnonzero((owner >= 0) & (group_of[np.maximum(owner, 0)] >= 0))
         gi = np.concatenate([gi, group_of[owner[mine]]])
