@@ -482,12 +482,18 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
     corners, subject, gate, need, keep = legs, subject[kept], gate[kept], need[kept], keep[kept]
     if not len(corners):
         return []
-    # the surfaces grown by the depth tolerance once (a band may graze the edge by that much)
+    # a band the surface itself covers fits (the surface grown by the depth tolerance holds it too): only the
+    # surfaces with a corner whose first band is not covered are grown, once (a band may graze the edge by that
+    # much), and only those corners go through every placement
     used = np.unique(corners.part)
+    shapely.prepare(surfaces[used])
+    ok = shapely.covers(surfaces[corners.part], swept_bands(corners, need, w, PLACEMENTS[0]))
+    grow = np.unique(corners.part[~ok])
     grown = np.full(len(surfaces), None, dtype=object)
-    grown[used] = shapely.buffer(surfaces[used], DEPTH_TOL_M, join_style="mitre")
+    grown[grow] = shapely.buffer(surfaces[grow], DEPTH_TOL_M, join_style="mitre")
     local = grown[corners.part]
-    ok = fits(corners, local, need, w)
+    rest = np.flatnonzero(~ok)
+    ok[rest] = fits(corners.take(rest), local[rest], need[rest], w)
     bad = np.flatnonzero(~ok)
     if not len(bad):
         return []
