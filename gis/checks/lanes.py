@@ -502,7 +502,8 @@ def _near(geoms: np.ndarray, areas: np.ndarray, distance: float) -> np.ndarray:
     box = shapely.bounds(areas)
     grown = shapely.box(box[:, 0] - distance, box[:, 1] - distance, box[:, 2] + distance, box[:, 3] + distance)
     gi, ai = STRtree(grown).query(geoms)
-    close = shapely.dwithin(geoms[gi], areas[ai], distance)
+    shapely.prepare(areas)  # (the few areas are the prepared side of the many distance tests)
+    close = shapely.dwithin(areas[ai], geoms[gi], distance)
     return np.unique(gi[close])
 
 
@@ -735,6 +736,7 @@ def _reached(states: np.ndarray, state_c: np.ndarray, entries: np.ndarray, entry
     a piece of it within r + REACH_TOL_M of one of the compound's entries (as bool arrays over the compound's
     access points, in their order)."""
     parts, ps = gm.pieces_of(states)
+    shapely.prepare(parts)  # each piece is tested against several entries and access points
     pc = state_c[ps]
     # pieces x entries of the same compound
     pp, pe = _same_group(pc, entry_c)
@@ -744,7 +746,7 @@ def _reached(states: np.ndarray, state_c: np.ndarray, entries: np.ndarray, entry
     gp = np.flatnonzero(good)
     # good pieces x access points of the same compound
     qp, qa = _same_group(pc[gp], access_c)
-    on = shapely.dwithin(access[qa], parts[gp[qp]], 1e-6)
+    on = shapely.dwithin(parts[gp[qp]], access[qa], 1e-6)
     hit = np.zeros((len(states), len(access)), dtype=bool)
     hit[ps[gp[qp[on]]], qa[on]] = True
     return [hit[s, access_c == c] for s, c in enumerate(state_c)]
