@@ -86,11 +86,15 @@ class TooManyRequests(ApiError):
     status, code = 429, "TooManyRequests"
 
 
+#: Seconds a 503 asks the client to wait (a database back from a restart answers within them; the soak measures it).
+RETRY_AFTER_S = 5
+
+
 class ServiceUnavailable(ApiError):
     status, code = 503, "ServiceUnavailable"
 
     def __init__(self, description: str, **kw: Any) -> None:
-        kw["headers"] = {"Retry-After": "5", **(kw.get("headers") or {})}  # every 503 says when to come back
+        kw["headers"] = {"Retry-After": str(RETRY_AFTER_S), **(kw.get("headers") or {})}  # every 503 says when to come back
         super().__init__(description, **kw)
 
 
@@ -260,7 +264,7 @@ def error_status(exc: BaseException) -> tuple[int, str, str, dict[str, str] | No
             continue
         if status == 500:
             continue  # e.g. a programming error raised while handling an outage: the outage may still be found
-        return status, code, text, {"Retry-After": "5"} if status == 503 else None
+        return status, code, text, {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
     return None
 
 

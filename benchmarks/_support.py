@@ -58,6 +58,46 @@ def open_database() -> Any:
     return get_engine()
 
 
+#: What a kept --home's database holds, as the comment on its compounds table: a run asking for another sample (another
+#: --scale, or after `bench_checks --big` replaced the data) must not measure the wrong district.
+SAMPLE_COMMENT = "firelane benchmark sample: {district} {scale} seed {seed}"
+
+#: The tables a sample fills (emptied before another sample is loaded into a kept database).
+SAMPLE_TABLES = ("compounds", "buildings", "fire_lanes", "aerial_areas", "hydrants", "entrances", "roads",
+                 "obstructions", "illegal_structures", "parking", "ebike_sites", "streets", "hazards")
+
+
+def reusable_sample(engine: Any, *, district: str, scale: str, seed: int) -> bool:
+    """Whether the database already holds exactly this sample (`mark_sample` named it after loading). A database
+    holding anything else is emptied, so the caller loads the sample afresh."""
+    from sqlalchemy import text
+
+    from gis.db import owner_engine
+
+    wanted = SAMPLE_COMMENT.format(district=district, scale=scale, seed=seed)
+    with engine.connect() as conn:
+        held = conn.execute(text("SELECT obj_description(to_regclass('compounds'), 'pg_class')")).scalar()
+        loaded = conn.execute(text("SELECT EXISTS (SELECT 1 FROM compounds)")).scalar_one()
+    if loaded and held == wanted:
+        return True
+    if loaded:
+        print(f"the kept database holds {held or 'data of unknown origin'}, not {wanted}: emptying it", flush=True)
+        with owner_engine().begin() as conn:
+            conn.execute(text(f"TRUNCATE {', '.join(SAMPLE_TABLES)} RESTART IDENTITY CASCADE"))
+    return False
+
+
+def mark_sample(*, district: str, scale: str, seed: int) -> None:
+    """Name the sample just loaded (see `reusable_sample`)."""
+    from sqlalchemy import text
+
+    from gis.db import owner_engine
+
+    comment = SAMPLE_COMMENT.format(district=district, scale=scale, seed=seed).replace("'", "''")
+    with owner_engine().begin() as conn:  # only the owner may comment on its tables
+        conn.execute(text(f"COMMENT ON TABLE compounds IS '{comment}'"))
+
+
 def bench_admin_token(engine: Any, *, username: str = "bench-admin", password: str = "bench-password-1",
                       name: str = "bench", ttl_hours: float | None = None) -> str:
     """A bearer token of an admin made for the benchmark (created on first use, reused with --home)."""

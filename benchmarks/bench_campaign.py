@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _support import open_database, private_home
+from _support import mark_sample, open_database, private_home, reusable_sample
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -127,11 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(tempfile.mkdtemp(prefix="firelane-bench-out-"))
     try:
         engine = open_database()
-        with engine.connect() as conn:
-            loaded = conn.execute(text("SELECT count(*) FROM compounds")).scalar_one()
-        if not loaded:
+        if not reusable_sample(engine, district=args.district, scale=args.scale, seed=args.seed):
             t = time.perf_counter()
             load_sample(generate(district=args.district, scale=args.scale, seed=args.seed), engine=engine)
+            mark_sample(district=args.district, scale=args.scale, seed=args.seed)
             print(f"sample {args.district} scale {args.scale}: loaded in {time.perf_counter() - t:.1f} s")
             t = time.perf_counter()
             result = run_checks(engine=engine, workers=args.workers, user="bench")

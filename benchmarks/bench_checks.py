@@ -38,7 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _support import load_line, open_database, private_home
+from _support import SAMPLE_TABLES, load_line, mark_sample, open_database, private_home, reusable_sample
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -181,10 +181,8 @@ from gis.sample import generate, load_sample
 from sqlalchemy import text
 scale, district, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
 scope.enter(scope.SYSTEM)
-names = ", ".join(["compounds", "buildings", "fire_lanes", "aerial_areas", "hydrants", "entrances", "roads",
-                   "obstructions", "illegal_structures", "parking", "ebike_sites", "streets", "hazards"])
 with owner_engine().begin() as conn:
-    conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    conn.execute(text(f"TRUNCATE {sys.argv[4]} RESTART IDENTITY CASCADE"))
 t = time.perf_counter()
 sample = generate(district=district, scale=scale, seed=seed)
 features = sum(len(v) for v in sample.layers.values())
@@ -256,7 +254,7 @@ def _child(script: str, *args: object) -> dict[str, Any]:
 
 def big_load(scale: str, district: str, seed: int) -> dict[str, Any]:
     """Replace the benchmark database's data by the `scale` sample, in a child process."""
-    return _child(BIG_LOAD, scale, district, seed)
+    return _child(BIG_LOAD, scale, district, seed, ", ".join(SAMPLE_TABLES))
 
 
 def big_check(workers: int, dask: str | None, *, floor: bool = False) -> dict[str, Any]:
@@ -319,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         engine = open_database()
         sample = None
-        if args.home is not None and _loaded(engine):
+        if args.home is not None and reusable_sample(engine, district=args.district, scale=args.scale,
+                                                     seed=args.seed):
             print(f"reusing the sample already loaded in {home}")
         else:
             t = time.perf_counter()
@@ -329,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
                   + f"  ({time.perf_counter() - t:.1f} s to generate)")
             t = time.perf_counter()
             load_sample(sample, engine=engine)
+            mark_sample(district=args.district, scale=args.scale, seed=args.seed)
             print(f"loaded into a throwaway PostGIS in {time.perf_counter() - t:.1f} s")
         profile = load_profile("cn-gb")
 
@@ -409,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{'MET' if peak < TARGET_PEAK_GB else 'NOT MET'}")
         if args.big:
             loaded = big_load(args.big, args.district, args.seed)
+            mark_sample(district=args.district, scale=args.big, seed=args.seed)
             print(f"\n== scale {args.big}: {loaded['features']:,} features, generated and loaded in "
                   f"{loaded['load_s']:.0f} s; each run below in a fresh process, groups read by the workers, ledger written ==",
                   flush=True)
@@ -457,14 +458,6 @@ PEER_OF = {HYD_NETWORK: "HYD-COVERAGE hydrant distance", HYD_STRAIGHT: "HYD-COVE
 
 #: Parts of the benchmark `--skip` may leave out while iterating (the full grouped run always runs).
 PARTS: tuple[str, ...] = ("flagged", "serial", "peers", "geos", "dask", "turn", "bigdask")
-
-
-def _loaded(engine: Any) -> bool:
-    """Whether the database already holds compounds (a sample loaded by an earlier run with the same --home)."""
-    from sqlalchemy import text
-
-    with engine.connect() as conn:
-        return bool(conn.execute(text("SELECT count(*) FROM compounds")).scalar_one())
 
 
 def _metric_epsg(compounds: Any) -> int:

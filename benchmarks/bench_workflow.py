@@ -39,7 +39,16 @@ import time
 from pathlib import Path
 from urllib.parse import urlencode
 
-from _support import ROOT, bench_admin_token, free_port, load_line, open_database, private_home
+from _support import (
+    ROOT,
+    bench_admin_token,
+    free_port,
+    load_line,
+    mark_sample,
+    open_database,
+    private_home,
+    reusable_sample,
+)
 
 sys.path.insert(0, str(ROOT))
 
@@ -97,15 +106,18 @@ def prepare(args: argparse.Namespace) -> tuple[str, dict]:
     from sqlalchemy import text
 
     engine = open_database()
+    reused = reusable_sample(engine, district="yinzhou", scale=args.scale, seed=1)
     with engine.connect() as conn:
         hazards = conn.execute(text("SELECT count(*) FROM hazards")).scalar_one()
         events = conn.execute(text("SELECT count(*) FROM hazard_events")).scalar_one()
-    if not hazards:
+    if not (reused and hazards):
         from gis.checks.runner import run_checks
         from gis.sample import generate, load_sample
 
         t = time.perf_counter()
-        load_sample(generate(district="yinzhou", scale=args.scale, seed=1), engine=engine)
+        if not reused:
+            load_sample(generate(district="yinzhou", scale=args.scale, seed=1), engine=engine)
+            mark_sample(district="yinzhou", scale=args.scale, seed=1)
         print(f"loaded the yinzhou {args.scale} sample in {time.perf_counter() - t:.0f} s", flush=True)
         t = time.perf_counter()
         result = run_checks(engine=engine, workers=args.check_workers, user="bench")

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 
 from gis import pgcluster, scope
 from gis.config import database_settings
@@ -95,8 +95,26 @@ def get_engine() -> Engine:
     return _engine_for(_resolved_url())
 
 
-def engine_for_url(url: str) -> Engine:
-    """The process-wide application engine of `url` (a check worker reopens its caller's database by URL)."""
+#: Passwords of the databases whose password-free URLs this process handed to check workers (`shareable_url`): a
+#: worker thread of this process (an in-process Dask cluster) finds the password here.
+_PASSWORDS: dict[str, str] = {}
+
+
+def shareable_url(engine: Engine) -> str:
+    """`engine`'s URL without its password, for a task that travels through a Dask scheduler (whose logs, state and
+    remote workers are not this process); the password stays in this process for `engine_for_shared_url`."""
+    url = engine.url._replace(password=None).render_as_string(hide_password=False)
+    if engine.url.password is not None:
+        _PASSWORDS[url] = str(engine.url.password)
+    return url
+
+
+def engine_for_shared_url(url: str) -> Engine:
+    """The engine of a `shareable_url` in a check worker: with the password this process knows for it, else the
+    worker's own libpq credentials (PGPASSWORD, PGPASSFILE or ~/.pgpass: what a remote Dask worker needs)."""
+    password = _PASSWORDS.get(url)
+    if password is not None:
+        url = make_url(url).set(password=password).render_as_string(hide_password=False)
     return _engine_for(url)
 
 

@@ -213,6 +213,34 @@ def test_bad_arguments_write_nothing(db):
 
 
 @pytest.mark.db
+def test_a_dask_task_names_the_database_without_its_password(db):
+    """A group sent through a Dask scheduler carries the database URL without its password (the scheduler's state
+    and logs and a remote cluster's workers never see it); a worker thread of this process finds the password
+    here, a LocalCluster of the run's own in its workers' environment (the test below)."""
+    import pickle
+
+    import distributed
+
+    password = db.url.password
+    assert password  # the test database has one to leak
+    load(db, district())
+    sent: list[bytes] = []
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        submit = client.submit
+
+        def recording(fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202 - Client.submit's signature
+            sent.append(pickle.dumps(args))
+            return submit(fn, *args, **kwargs)
+
+        client.submit = recording  # type: ignore[method-assign]
+        run = run_checks(engine=db, stream_batch=1, dask_address=client, ledger=False)
+    assert len(sent) >= 2 and len(run.findings)
+    assert not any(str(password).encode() in blob for blob in sent)
+    assert all(db.url.host.encode() in blob for blob in sent)  # the database is named all the same
+
+
+@pytest.mark.db
 def test_a_local_dask_cluster_of_processes_and_a_pool_give_the_serial_run(db, truncate):
     """`--dask local:2` (worker processes forked with the checks imported) and `--workers 2` read their groups
     themselves and give the serial run's findings and ledger."""

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import geopandas as gpd
@@ -25,8 +25,8 @@ from gis.layers import STORAGE_SRID
 #: (its compound_ref when that names a compound, else the nearest compound outline, ties to the smaller ref).
 OWNER_COLUMN = "_owner"
 
-#: Threads that partition the layers of a district at once (see `build_contexts`).
-PLAN_THREADS = 2
+#: A feature this near (metres) an outline has its owner found among the outlines around it (see `_owners`).
+OWNER_REACH_M = 10.0
 
 #: Layers a context carries (streets and the hazards ledger are not inputs of any check).
 CONTEXT_LAYERS: tuple[str, ...] = (
@@ -183,18 +183,43 @@ def _ref_strings(frame: pd.DataFrame, column: str) -> np.ndarray:
 def _owners(geoms: np.ndarray, given: np.ndarray, outlines: np.ndarray, crefs: np.ndarray,
             tree: STRtree) -> np.ndarray:
     """Owner compound index per feature: its compound_ref, else the nearest outline (ties → smaller ref)."""
-    pos = {r: i for i, r in enumerate(crefs)}
-    owner = np.array([pos.get(r, -1) if r is not None else -1 for r in given], dtype=np.int64)
+    owner = _positions(crefs, given)
     free = np.flatnonzero((owner < 0) & ~shapely.is_missing(geoms))
-    if len(free) and len(outlines):
-        item, idx = tree.query_nearest(geoms[free], all_matches=True, return_distance=False)
-        # among equally near outlines, the smaller ref wins (as gis.checks.attributes.owned decides)
-        rank = np.argsort(np.argsort(crefs, kind="stable"), kind="stable")
+    if not len(free) or not len(outlines):
+        return owner
+    # among equally near outlines, the smaller ref wins (as gis.checks.attributes.owned decides)
+    rank = np.argsort(np.argsort(crefs, kind="stable"), kind="stable")
+    g = geoms[free]
+    # most free features lie within a few metres of an outline: the outlines whose envelopes come within
+    # OWNER_REACH_M of the feature's envelope hold every outline that near, so where the nearest of them is that
+    # near it is the nearest of all (same GEOS distance as STRtree.query_nearest); the rest take the tree's search
+    b = shapely.bounds(g)
+    r = OWNER_REACH_M
+    item, idx = tree.query(shapely.box(b[:, 0] - r, b[:, 1] - r, b[:, 2] + r, b[:, 3] + r))
+    dist = shapely.distance(g[item], outlines[idx])
+    order = np.lexsort((rank[idx], dist, item))
+    item, idx, dist = item[order], idx[order], dist[order]
+    first = np.r_[True, item[1:] != item[:-1]] if len(item) else np.zeros(0, dtype=bool)
+    near = first & (dist < r * 0.999)  # margin: the boxes were grown in floating point
+    owner[free[item[near]]] = idx[near]
+    rest = free[np.isin(np.arange(len(free)), item[near], invert=True)]
+    if len(rest):
+        item, idx = tree.query_nearest(geoms[rest], all_matches=True, return_distance=False)
         order = np.lexsort((rank[idx], item))
         item, idx = item[order], idx[order]
         first = np.r_[True, item[1:] != item[:-1]]
-        owner[free[item[first]]] = idx[first]
+        owner[rest[item[first]]] = idx[first]
     return owner
+
+
+def _positions(crefs: np.ndarray, given: np.ndarray) -> np.ndarray:
+    """Index in `crefs` of each given ref (-1 for None or a ref not there; the last of repeated refs)."""
+    last = dict(zip(crefs.tolist(), range(len(crefs)), strict=True))
+    if not last or not len(given):
+        return np.full(len(given), -1, dtype=np.int64)
+    found = pd.Index(list(last), dtype=object).get_indexer(pd.Index(given, dtype=object))
+    pos = np.fromiter(last.values(), dtype=np.int64, count=len(last))
+    return np.where(found >= 0, pos[np.maximum(found, 0)], -1).astype(np.int64)
 
 
 def build_contexts(
@@ -227,9 +252,10 @@ def build_contexts(
 
     Notes
     -----
-    Vectorised: per CRS zone each layer is projected once, owners are assigned once (STRtree nearest) and
-    surroundings are found with one STRtree `dwithin` query per layer; only the slicing into partition frames
-    loops over partitions.
+    Vectorised: per CRS zone each layer is projected once (one PROJ call), owners are assigned once (distances to
+    the outlines around each feature, STRtree nearest beyond OWNER_REACH_M) and surroundings are found with one
+    envelope query per layer against the partitions' grown boxes; only the slicing into partition frames loops over
+    partitions. Layers are partitioned one after another in the calling process.
     """
     prof = load_profile(profile) if isinstance(profile, str) else profile
     comp = layers_4490.get("compounds")
@@ -262,6 +288,24 @@ def _storage(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return frame
 
 
+@lru_cache(maxsize=16)
+def _transformer(source: str, target: str) -> pyproj.Transformer:
+    """The (costly to build) transformer between two CRSs, given as their user input strings, per process."""
+    return pyproj.Transformer.from_crs(source, target, always_xy=True)
+
+
+def _projected(frame: gpd.GeoDataFrame, crs: pyproj.CRS) -> gpd.GeoDataFrame:
+    """`frame` (no missing or empty geometries) in `crs`: the same coordinates as `GeoDataFrame.to_crs`, from one
+    PROJ call over the layer's coordinates with a transformer built once per process."""
+    g = np.asarray(frame.geometry.values, dtype=object)
+    if shapely.has_z(g).any():  # rare (no layer is stored with z): geopandas' own 3-D path
+        return frame.to_crs(crs)
+    xy = shapely.get_coordinates(g)
+    x, y = _transformer(frame.crs.srs, crs.srs).transform(xy[:, 0], xy[:, 1])
+    moved = shapely.set_coordinates(g.copy(), np.column_stack([x, y]))
+    return frame.set_geometry(gpd.GeoSeries(moved, index=frame.index, crs=crs))
+
+
 def _groups(outlines: np.ndarray, targets: np.ndarray, size: int) -> list[np.ndarray]:
     """Consecutive runs of `size` target compounds along a Hilbert curve (neighbours share partitions)."""
     if size <= 1 or len(targets) <= 1:
@@ -274,7 +318,7 @@ def _groups(outlines: np.ndarray, targets: np.ndarray, size: int) -> list[np.nda
 def _zone_contexts(layers_4490: dict[str, gpd.GeoDataFrame], comp: gpd.GeoDataFrame, crefs: np.ndarray,
                    wanted: np.ndarray, crs: pyproj.CRS, profile: Profile,
                    margins: dict[str, float], group_size: int) -> list[CheckContext]:
-    comp_m = comp.to_crs(crs)
+    comp_m = _projected(comp, crs)
     outlines = np.asarray(comp_m.geometry.values, dtype=object)
     tree = STRtree(outlines)
     targets = np.flatnonzero(wanted)
@@ -283,6 +327,10 @@ def _zone_contexts(layers_4490: dict[str, gpd.GeoDataFrame], comp: gpd.GeoDataFr
     for g, members_ in enumerate(groups):
         group_of[members_] = g
     boxes = shapely.box(*np.array([shapely.total_bounds(outlines[m]) for m in groups]).T)
+
+    # each partition's bounding box grown by the layer's margin (a superset of what its compounds need: extra
+    # surroundings cost little, a missing neighbour would cost a finding), as an envelope tree of the few boxes
+    grown = {name: STRtree(shapely.buffer(boxes, margin, join_style="mitre")) for name, margin in margins.items()}
 
     def part(name: str) -> list[gpd.GeoDataFrame] | None:
         """One layer projected, owned and split into the partitions' frames."""
@@ -294,29 +342,27 @@ def _zone_contexts(layers_4490: dict[str, gpd.GeoDataFrame], comp: gpd.GeoDataFr
             if raw is None or len(raw) == 0:
                 return None
             frame = _storage(raw)
-            frame = frame[~(frame.geometry.isna() | frame.geometry.is_empty)].to_crs(crs)
-            if len(frame) == 0:
+            g = np.asarray(frame.geometry.values, dtype=object)
+            bad = shapely.is_missing(g)
+            bad[~bad] = shapely.is_empty(g[~bad])
+            if bad.all():
                 return None
+            frame = _projected(frame[~bad] if bad.any() else frame, crs)
             if name == "roads":  # surfaces' centre lines derived once per district, not per partition
                 frame = rd.as_drawn(frame)
             owner = _owners(np.asarray(frame.geometry.values, dtype=object), _ref_strings(frame, "compound_ref"),
                             outlines, crefs, tree)
         frame[OWNER_COLUMN] = np.where(owner >= 0, crefs[np.maximum(owner, 0)], None).astype(object)
-        geoms = np.asarray(frame.geometry.values, dtype=object)
-        # features within the layer's margin of each partition's compounds: the partition's bounding box grown by
-        # the margin (a superset; extra surroundings cost little, a missing neighbour would cost a finding) ...
-        gi, fi = STRtree(geoms).query(shapely.buffer(boxes, margins[name], join_style="mitre"))
+        # features within the layer's margin of each partition's compounds ...
+        fi, gi = grown[name].query(np.asarray(frame.geometry.values, dtype=object))
         # ... plus every feature a compound of the partition owns, wherever it lies
         mine = np.flatnonzero((owner >= 0) & (group_of[np.maximum(owner, 0)] >= 0))
         gi = np.concatenate([gi, group_of[owner[mine]]])
         fi = np.concatenate([fi, mine])
         return [frame.iloc[m] for m in _group(gi, fi, len(groups))]
 
-    # layers are independent: two threads overlap one layer's GEOS / PROJ work (which releases the GIL) with
-    # another's pandas work; the largest layers first so that the threads finish together
-    order = sorted(CONTEXT_LAYERS, key=lambda n: -len(layers_4490.get(n, ())) if n != "compounds" else 0)
-    with ThreadPoolExecutor(max_workers=PLAN_THREADS) as pool:
-        done = dict(zip(order, pool.map(part, order), strict=True))
+    # serially: two worker processes already use both cores, and threads here cost CPU (GIL hand-offs) and wall
+    done = {name: part(name) for name in CONTEXT_LAYERS}
     sliced = {name: done[name] for name in CONTEXT_LAYERS if done[name] is not None}
     out = []
     for g, members_ in enumerate(groups):

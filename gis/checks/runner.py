@@ -30,7 +30,7 @@ from gis.checks.context import CONTEXT_LAYERS, CheckContext, build_contexts, con
 from gis.checks.findings import FINDING_COLUMNS, empty_findings
 from gis.checks.ledger import LedgerResult
 from gis.checks.profiles import Profile, load_profile
-from gis.db import engine_for_url, get_engine
+from gis.db import engine_for_shared_url, get_engine, shareable_url
 from gis.gcpause import paused_gc
 from gis.schema import TABLES
 from gis.store import read_layer, read_layers
@@ -572,7 +572,7 @@ def check_group(task: GroupTask, engine: Engine | None = None) -> gpd.GeoDataFra
     EPSG:4326, unsorted."""
     if engine is None:
         db_scope.enter(task.scope)
-        engine = engine_for_url(task.url)
+        engine = engine_for_shared_url(task.url)
     found = _read_and_check(task, engine)
     gc.collect()  # the group's frames are gone; what sat in cycles goes now (collections were paused)
     return found
@@ -704,7 +704,8 @@ def run_checks(
     pool = process_pool(workers, families=families) if workers > 1 and dask_address is None else None
     # likewise a Dask client (and the LocalCluster of ``local:N``) connects while the first batch is read
     starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="firelane-dask-start")
-    connecting = starter.submit(_dask_client, dask_address) if dask_address is not None else None
+    connecting = (starter.submit(_dask_client, dask_address, password=eng.url.password)
+                  if dask_address is not None else None)
     starter.shutdown(wait=False)
     client, own_client = None, False
     ledger_result = LedgerResult() if ledger else None
@@ -720,7 +721,9 @@ def run_checks(
         groups = cut_groups(ordered, outlines, min(stream_batch, group_size(len(refs), workers=parallel)))
         del ordered, outlines
         caller = db_scope.current()
-        url = eng.url.render_as_string(hide_password=False)
+        # a pool worker is this machine's own child; a Dask task passes the scheduler: no password in it (a
+        # LocalCluster of this run gets it in its workers' environment, a remote worker needs its own)
+        url = shareable_url(eng) if client is not None else eng.url.render_as_string(hide_password=False)
         work = [GroupTask(group=g, families=families, profile=prof, grouped=grouped, url=url, scope=caller)
                 for g in groups]
         bar = _bar(len(refs), progress)
@@ -774,10 +777,11 @@ def run_checks(
                        profile_version=prof.version, scope=scope, compounds=refs, ledger=ledger_result)
 
 
-def _dask_client(address: Any) -> tuple[Any, bool]:
+def _dask_client(address: Any, *, password: str | None = None) -> tuple[Any, bool]:
     """(client, whether this run owns it) for a Dask address: a connected Client as it is; ``local`` or
-    ``local:N`` a LocalCluster of N worker processes (one thread each; default 2) started for the run; a
-    scheduler address (``tcp://host:8786``) a new Client of it."""
+    ``local:N`` a LocalCluster of N worker processes (one thread each; default 2) started for the run, with the
+    database `password` in their environment (PGPASSWORD: tasks carry none); a scheduler address
+    (``tcp://host:8786``) a new Client of it."""
     if hasattr(address, "submit"):
         return address, False
     from distributed import Client, LocalCluster  # heavy optional dependency, only for Dask runs
@@ -792,7 +796,8 @@ def _dask_client(address: Any) -> tuple[Any, bool]:
         with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
             get_mp_context().set_forkserver_preload(
                 ["distributed", "gis.checks.runner", *(f"gis.checks.{f}" for f in FAMILIES)])
-            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                                   env={"PGPASSWORD": password} if password else None)
         return Client(cluster), True
     return Client(address), True
 
