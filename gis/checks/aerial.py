@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 import shapely.ops
 from shapely import STRtree
@@ -46,12 +47,15 @@ def _areas(ctx: CheckContext, buildings: gpd.GeoDataFrame) -> Areas:
     areas = view.frame
     bref = at.texts(areas, "building_ref")
     bv = ctx.view("buildings")
-    # building refs need not be unique across compounds ("1号楼"): look up in the area's compound first
-    first: dict[tuple[str | None, str], int] = {}
-    for k, (r, c) in enumerate(zip(bv.refs, bv.compound_refs, strict=True)):
-        first.setdefault((c, str(r)), k)
-        first.setdefault((None, str(r)), k)
-    served = np.array([first.get((c, str(r)), first.get((None, str(r)), -1)) if r is not None else -1
+    # building refs need not be unique across compounds ("1号楼"): look up in the area's compound first, else the
+    # first building of that ref anywhere (the first of each key: drop_duplicates keeps it)
+    keys = pd.DataFrame({"c": bv.compound_refs, "r": bv.refs.astype(str), "k": np.arange(len(bv.refs))})
+    in_compound = keys[pd.notna(keys["c"])].drop_duplicates(["c", "r"])
+    by_compound = dict(zip(zip(in_compound["c"].tolist(), in_compound["r"].tolist(), strict=True),
+                           in_compound["k"].tolist(), strict=True))
+    anywhere = keys.drop_duplicates("r")
+    by_ref = dict(zip(anywhere["r"].tolist(), anywhere["k"].tolist(), strict=True))
+    served = np.array([by_compound.get((c, str(r)), by_ref.get(str(r), -1)) if r is not None else -1
                        for r, c in zip(bref, view.compound_refs, strict=True)], dtype=np.int64)
     return Areas(frame=areas, geoms=view.geoms, refs=view.refs, own=view.own, building_ref=bref,
                  building=served, crefs=view.compound_refs)

@@ -26,7 +26,9 @@ def layer(ctx: Any, name: str) -> gpd.GeoDataFrame:
     if frame is None:
         return gpd.GeoDataFrame({"ref": pd.Series(dtype=object)}, geometry=gpd.GeoSeries([], crs=ctx.crs),
                                 crs=ctx.crs)
-    frame = frame[~(frame.geometry.isna() | frame.geometry.is_empty)]
+    drop = (frame.geometry.isna() | frame.geometry.is_empty).to_numpy()
+    if drop.any():  # else the frame as it is (copy-on-write: a caller's change to it stays the caller's)
+        frame = frame[~drop]
     if name == "roads":  # roads drawn as surfaces read as centre lines with their surface (gis.checks.roads)
         return _roads_as_drawn(ctx, frame)
     return frame

@@ -12,6 +12,7 @@ from shapely import STRtree
 
 from gis.checks import attributes as at
 from gis.checks.findings import Finding, findings_frame, severity
+from gis.checks.geometry import union_rows
 from gis.checks.profiles import Profile
 
 #: Partitions may hold several compounds (subjects filtered by ownership): see gis.checks.runner.
@@ -80,31 +81,33 @@ def site_findings(ctx: Any, sites: gpd.GeoDataFrame) -> list[Finding]:
     s, z = (STRtree(zg).query(sg, predicate="intersects") if len(zg) else (np.empty(0, int),) * 2)
     keep = ~shapely.touches(sg[s], zg[z])
     s, z = s[keep], z[keep]
-    occupied = gpd.GeoDataFrame({"s": s}, geometry=shapely.intersection(sg[s], zg[z]), crs=ctx.crs)
-    covered = occupied.dissolve(by="s").geometry if len(occupied) else gpd.GeoSeries([], crs=ctx.crs)
-    on = pd.DataFrame({"s": s, "ref": zref[z], "what": zname[z]})
+    # per site the ground it covers (one vectorised union) and what it stands on
+    on_sites, row = np.unique(s, return_inverse=True)
+    covered = dict(zip(on_sites.tolist(), union_rows(shapely.intersection(sg[s], zg[z]), row, len(on_sites)),
+                       strict=True))
+    named: dict[int, dict[str, list[str]]] = {}
+    for k, ref, what in zip(s.tolist(), zref[z].tolist(), zname[z].tolist(), strict=True):
+        named.setdefault(k, {"lane": [], "aerial": [], "home": []})[what].append(ref)
     # near a residential building
     buildings = at.layer(ctx, "buildings")
     buildings = buildings[at.texts(buildings, "use", "residential") == "residential"]
     bg = at.geoms(buildings)
     near_d = np.full(n, np.inf)
     near_line = np.full(n, None, dtype=object)
-    near = pd.DataFrame({"s": [], "ref": []})
     if len(bg):
         ns, nb = STRtree(bg).query(sg, predicate="dwithin", distance=limit)
         d = shapely.distance(sg[ns], bg[nb])
         close = d < limit
         ns, nb, d = ns[close], nb[close], d[close]
-        near = pd.DataFrame({"s": ns, "ref": at.refs(buildings)[nb]})
+        for k, ref in zip(ns.tolist(), at.refs(buildings)[nb].tolist(), strict=True):
+            named.setdefault(k, {"lane": [], "aerial": [], "home": []})["home"].append(ref)
         np.minimum.at(near_d, ns, d)
         best = pd.DataFrame({"s": ns, "b": nb, "d": d}).sort_values("d").drop_duplicates("s")
         near_line[best["s"].to_numpy()] = shapely.shortest_line(sg[best["s"].to_numpy()], bg[best["b"].to_numpy()])
     refs, compound = at.refs(central), at.compound_refs(ctx, central)
     out = []
-    for k in sorted(set(on["s"]) | set(near["s"])):
-        lanes = sorted(on.loc[(on["s"] == k) & (on["what"] == "lane"), "ref"])
-        areas = sorted(on.loc[(on["s"] == k) & (on["what"] == "aerial"), "ref"])
-        homes = sorted(near.loc[near["s"] == k, "ref"])
+    for k in sorted(named):
+        lanes, areas, homes = (sorted(named[k][what]) for what in ("lane", "aerial", "home"))
         zh, en = [], []
         if lanes:
             zh.append(f"占用消防车道 {'、'.join(lanes)}")
@@ -117,8 +120,8 @@ def site_findings(ctx: Any, sites: gpd.GeoDataFrame) -> list[Finding]:
             en.append(f"{at.m(near_d[k])} m from residential building {', '.join(homes)} (min {at.m(limit)} m)")
             measured, required, unit, geometry = round(float(near_d[k]), 2), limit, "m", near_line[k]
         else:
-            area = float(covered.loc[k].area)
-            measured, required, unit, geometry = round(area, 2), 0.0, "m²", covered.loc[k]
+            area = float(shapely.area(covered[k]))
+            measured, required, unit, geometry = round(area, 2), 0.0, "m²", covered[k]
         out.append(Finding(rule=rule, verdict="fail", subject_ref=refs[k], compound_ref=compound[k],
                            other_refs=lanes + areas + homes, measured=measured, required=required, unit=unit,
                            severity=severity(profile, rule),

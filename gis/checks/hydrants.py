@@ -212,30 +212,33 @@ def _ground_obstructions(ctx: Any, near: np.ndarray | None = None) -> gpd.GeoDat
     """Obstructions standing on the ground, as footprints (points grown to their size).
 
     With `near` (hydrant points), only the obstructions whose footprint may touch one of them: a point's disc
-    (its buffer lies inside the circle of its radius) only when the point is within that radius of a hydrant,
-    so the thousands of far-away bollards and trees are never buffered.
+    (its buffer lies inside the circle of its radius) only when the point is within the largest radius any
+    point may have (the profile's sizes, the recorded ones) of a hydrant, so the thousands of far-away bollards
+    and trees are never sized nor buffered; the caller's intersects test decides exactly.
     """
     obs = at.layer(ctx, "obstructions")
-    bottom = np.nan_to_num(at.numbers(obs, "bottom_m"))
     g = at.geoms(obs)
-    obs = obs[(bottom <= 0) & (shapely.get_dimensions(g) != 1)]
-    g = at.geoms(obs)
+    dims = shapely.get_dimensions(g)
+    keep = (np.nan_to_num(at.numbers(obs, "bottom_m")) <= 0) & (dims != 1)
     sizes = ctx.profile.get("LANE-CLEAR", "point_obstruction_size_m")
+    if near is not None:
+        pi = np.flatnonzero(keep & (dims == 0))
+        keep &= dims != 0
+        if len(pi) and len(near):
+            recorded = at.numbers(obs, "size_m")[pi]
+            largest = max([float(v) for v in sizes.values()]
+                          + ([float(np.nanmax(recorded))] if (~np.isnan(recorded)).any() else []))
+            hit, _ = STRtree(np.asarray(near, dtype=object)).query(g[pi], predicate="dwithin",
+                                                                   distance=max(largest, 0.0) / 2.0)
+            keep[pi[hit]] = True
+    obs = obs[keep]
+    g = g[keep]
     kind = at.texts(obs, "kind", "other")
     default = pd.Series(kind, dtype=object).map({k: float(v) for k, v in sizes.items()}).fillna(
         float(sizes["other"])).to_numpy(dtype=float)
     size = at.numbers(obs, "size_m")
     size = np.where(np.isnan(size), default, size)
     points = shapely.get_dimensions(g) == 0
-    if near is not None:
-        keep = ~points
-        if points.any() and len(near):
-            pi = np.flatnonzero(points)
-            reach = float(np.nan_to_num(size[pi]).max(initial=0.0)) / 2.0
-            # a superset (the largest radius for all): the caller's intersects test decides exactly
-            hit, _ = STRtree(np.asarray(near, dtype=object)).query(g[pi], predicate="dwithin", distance=reach)
-            keep[pi[hit]] = True
-        obs, g, size, points = obs[keep], g[keep], size[keep], points[keep]
     footprint = g.copy()
     footprint[points] = shapely.buffer(g[points], size[points] / 2.0)
     return obs.set_geometry(gpd.GeoSeries(footprint, index=obs.index, crs=ctx.crs))

@@ -13,6 +13,7 @@ from shapely import STRtree
 from gis.checks import attributes as at
 from gis.checks import roads as rd
 from gis.checks.findings import Finding, findings_frame, severity
+from gis.checks.geometry import union_rows
 from gis.checks.profiles import Profile
 from gis.checks.separation import building_hypotheses, required_range, structure_hypotheses, verdicts
 
@@ -71,7 +72,8 @@ def separation_findings(ctx: Any, structures: gpd.GeoDataFrame) -> list[Finding]
     if pairs.empty:
         return []
     # the structure's verdict is its worst pair's; only the pairs of that verdict are named and drawn
-    pairs["worst"] = pairs.groupby("s")["verdict"].transform(lambda v: "fail" if (v == "fail").any() else "cannot_judge")
+    failing = pairs.loc[pairs["verdict"] == "fail", "s"].unique()
+    pairs["worst"] = np.where(pairs["s"].isin(failing).to_numpy(), "fail", "cannot_judge").astype(object)
     pairs = pairs[pairs["verdict"] == pairs["worst"]].sort_values(["s", "d"])
     pairs["line"] = shapely.shortest_line(sg[pairs["s"].to_numpy()], bg[pairs["b"].to_numpy()])
     brefs, srefs = at.refs(buildings), at.refs(structures)
@@ -109,8 +111,9 @@ def separation_findings(ctx: Any, structures: gpd.GeoDataFrame) -> list[Finding]
     return out
 
 
-def _zones(ctx: Any) -> gpd.GeoDataFrame:
-    """Everything a structure may not occupy, as polygons/lines with their layer key and ref."""
+def _zones(ctx: Any, structures: gpd.GeoDataFrame | None = None) -> gpd.GeoDataFrame:
+    """Everything a structure may not occupy, as polygons/lines with their layer key and ref (with `structures`,
+    of the walkways only those these structures may occupy)."""
     parts = []
     for name in ("fire_lanes", "aerial_areas"):
         frame = at.layer(ctx, name)
@@ -122,6 +125,14 @@ def _zones(ctx: Any) -> gpd.GeoDataFrame:
     parts.append(pd.DataFrame({"zone": "entrances", "ref": at.refs(entrances), "geometry": disks}))
     roads = at.layer(ctx, "roads")
     walk = roads[at.texts(roads, "kind", "city") == "walkway"]
+    if structures is not None and len(walk):
+        # only the walkways a structure can occupy: a drawn surface, else the centre line grown by half its width
+        # (a flat-capped buffer lies within that distance of the line), so thousands of others are never grown
+        drawn = ~pd.isna(rd.drawn_surfaces(walk))
+        half = np.where(drawn, 0.0, np.maximum(np.nan_to_num(at.numbers(walk, "width_m")), 0.0) / 2.0)
+        near = drawn.copy()
+        near[STRtree(at.geoms(structures)).query(at.geoms(walk), predicate="dwithin", distance=half)[0]] = True
+        walk = walk[near]
     surface = rd.surfaces(walk)  # drawn walkway surfaces, else centre lines grown by half their width
     parts.append(pd.DataFrame({"zone": "walkways", "ref": at.refs(walk), "geometry": surface}))
     frame = pd.concat(parts, ignore_index=True)
@@ -140,7 +151,7 @@ def on_lane_findings(ctx: Any, structures: gpd.GeoDataFrame) -> list[Finding]:
         (m²), the evidence the occupied part.
     """
     profile: Profile = ctx.profile
-    zones = _zones(ctx)
+    zones = _zones(ctx, structures)
     sg, zg = at.geoms(structures), at.geoms(zones)
     if len(sg) == 0 or len(zg) == 0:
         return []
@@ -149,25 +160,32 @@ def on_lane_findings(ctx: Any, structures: gpd.GeoDataFrame) -> list[Finding]:
     s, z = s[occupies], z[occupies]
     if len(s) == 0:
         return []
-    hits = gpd.GeoDataFrame({"s": s, "zone": zones["zone"].to_numpy()[z], "ref": zones["ref"].to_numpy()[z]},
-                            geometry=shapely.intersection(sg[s], zg[z]), crs=ctx.crs)
-    hits["area"] = hits.geometry.area
+    order = np.argsort(s, kind="stable")  # per structure, what it occupies in the order found
+    s, z = s[order], z[order]
+    zone, zref = zones["zone"].to_numpy()[z], zones["ref"].to_numpy()[z]
+    occupied, start = np.unique(s, return_index=True)
+    stop = np.append(start[1:], len(s))
     # overlapping zones (a lane under an aerial area) must not count the same ground twice
-    evidence = hits[["s", "geometry"]].dissolve(by="s").geometry
+    evidence = union_rows(shapely.intersection(sg[s], zg[z]), np.repeat(np.arange(len(occupied)), stop - start),
+                          len(occupied))
+    area = shapely.area(evidence)
     srefs, compound = at.refs(structures), at.compound_refs(ctx, structures)
     rule = ON_LANE
     out = []
-    for si, group in hits.groupby("s", sort=True):
-        what_zh = "、".join(f"{_ZONES[k][0]} {'、'.join(sorted(g['ref']))}" for k, g in group.groupby("zone"))
-        what_en = ", ".join(f"{_ZONES[k][1]} {', '.join(sorted(g['ref']))}" for k, g in group.groupby("zone"))
-        area = float(evidence.loc[si].area)
+    for k, (si, a, b) in enumerate(zip(occupied.tolist(), start.tolist(), stop.tolist(), strict=True)):
+        named: dict[str, list[str]] = {}
+        for key, ref in zip(zone[a:b].tolist(), zref[a:b].tolist(), strict=True):
+            named.setdefault(key, []).append(ref)
+        what_zh = "、".join(f"{_ZONES[key][0]} {'、'.join(sorted(named[key]))}" for key in sorted(named))
+        what_en = ", ".join(f"{_ZONES[key][1]} {', '.join(sorted(named[key]))}" for key in sorted(named))
+        occupied_m2 = float(area[k])
         out.append(Finding(
             rule=rule, verdict="fail", subject_ref=srefs[si], compound_ref=compound[si],
-            other_refs=list(group["ref"]), measured=round(area, 2), required=0.0, unit="m²",
+            other_refs=list(zref[a:b]), measured=round(occupied_m2, 2), required=0.0, unit="m²",
             severity=severity(profile, rule),
-            message=f"违建 {srefs[si]} 占用{what_zh}（占用面积 {at.m(area)} m²），应拆除",
-            message_en=f"illegal structure {srefs[si]} occupies {what_en} ({at.m(area)} m² occupied)",
-            geometry=evidence.loc[si]))
+            message=f"违建 {srefs[si]} 占用{what_zh}（占用面积 {at.m(occupied_m2)} m²），应拆除",
+            message_en=f"illegal structure {srefs[si]} occupies {what_en} ({at.m(occupied_m2)} m² occupied)",
+            geometry=evidence[k]))
     return out
 
 
