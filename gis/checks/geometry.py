@@ -952,15 +952,34 @@ def clear_widths(lanes: np.ndarray, obstacles: np.ndarray, windows: np.ndarray, 
         return out
     ck, cw = cand[:, 0].astype(np.int64), cand[:, 1]
     rho = np.maximum(cw / 2.0 - 1e-4, 1e-4)
-    base = shapely.intersection(shapely.buffer(local[ck], -rho, quad_segs=8), windows[ck])
-    diff = shapely.difference(base, shapely.buffer(obstacles[ck], rho, quad_segs=8))
-    # entries of each candidate's window
     order = np.argsort(entry_window, kind="stable")
     starts = np.searchsorted(entry_window[order], np.arange(n + 1))
-    counts = starts[ck + 1] - starts[ck]
-    rows = np.repeat(np.arange(len(ck)), counts)
-    take = order[np.concatenate([np.arange(starts[c], starts[c + 1]) for c in ck])] if counts.sum() else \
-        np.empty(0, dtype=np.int64)
-    passes = surely_uncut(base, diff, entries[take], rows, radius=rho, reach_tol=reach_tol)
-    np.maximum.at(out, ck[passes], cw[passes])
+
+    def passing(sel: np.ndarray) -> np.ndarray:
+        """`surely_uncut` for the candidates `sel` (each test is its own row: rows do not interact)."""
+        k, r = ck[sel], rho[sel]
+        base = shapely.intersection(shapely.buffer(local[k], -r, quad_segs=8), windows[k])
+        diff = shapely.difference(base, shapely.buffer(obstacles[k], r, quad_segs=8))
+        # entries of each candidate's window
+        counts = starts[k + 1] - starts[k]
+        rows = np.repeat(np.arange(len(k)), counts)
+        take = order[np.concatenate([np.arange(starts[c], starts[c + 1]) for c in k])] if counts.sum() else \
+            np.empty(0, dtype=np.int64)
+        return surely_uncut(base, diff, entries[take], rows, radius=r, reach_tol=reach_tol)
+
+    # the widest passing candidate: candidates are tried from the widest down, in rounds of doubling size per
+    # cluster, until one of a cluster's passes (all wider ones having failed, it is the widest that passes)
+    first = np.searchsorted(ck, np.arange(n + 1))  # (candidates are sorted by cluster, then width)
+    rank = first[ck + 1] - 1 - np.arange(len(ck))  # 0 for each cluster's widest
+    open_ = np.ones(n, dtype=bool)
+    lo = 0
+    while True:
+        hi = 2 * lo + 1
+        sel = np.flatnonzero(open_[ck] & (rank >= lo) & (rank < hi))
+        if not len(sel):
+            break
+        ok = passing(sel)
+        np.maximum.at(out, ck[sel[ok]], cw[sel[ok]])
+        open_[ck[sel[ok]]] = False
+        lo = hi
     return np.round(out, 2)

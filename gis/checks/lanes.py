@@ -502,7 +502,8 @@ def _near(geoms: np.ndarray, areas: np.ndarray, distance: float) -> np.ndarray:
     box = shapely.bounds(areas)
     grown = shapely.box(box[:, 0] - distance, box[:, 1] - distance, box[:, 2] + distance, box[:, 3] + distance)
     gi, ai = STRtree(grown).query(geoms)
-    close = shapely.dwithin(geoms[gi], areas[ai], distance)
+    shapely.prepare(areas)  # (the few areas are the prepared side of the many distance tests)
+    close = shapely.dwithin(areas[ai], geoms[gi], distance)
     return np.unique(gi[close])
 
 
@@ -735,6 +736,7 @@ def _reached(states: np.ndarray, state_c: np.ndarray, entries: np.ndarray, entry
     a piece of it within r + REACH_TOL_M of one of the compound's entries (as bool arrays over the compound's
     access points, in their order)."""
     parts, ps = gm.pieces_of(states)
+    shapely.prepare(parts)  # each piece is tested against several entries and access points
     pc = state_c[ps]
     # pieces x entries of the same compound
     pp, pe = _same_group(pc, entry_c)
@@ -744,7 +746,7 @@ def _reached(states: np.ndarray, state_c: np.ndarray, entries: np.ndarray, entry
     gp = np.flatnonzero(good)
     # good pieces x access points of the same compound
     qp, qa = _same_group(pc[gp], access_c)
-    on = shapely.dwithin(access[qa], parts[gp[qp]], 1e-6)
+    on = shapely.dwithin(parts[gp[qp]], access[qa], 1e-6)
     hit = np.zeros((len(states), len(access)), dtype=bool)
     hit[ps[gp[qp[on]]], qa[on]] = True
     return [hit[s, access_c == c] for s, c in enumerate(state_c)]
@@ -919,22 +921,35 @@ def lane_connect(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
     graph = coo_matrix((np.ones(int(ring_pairs.sum())), (net.adj_i[ring_pairs], net.adj_j[ring_pairs])),
                        shape=(net.n, net.n))
     group = connected_components(graph, directed=False)[1]
+    # a ring's outside is looked for in its own component of the lane graph only (its lanes, contacts and
+    # entries, each listed once in the network's order)
+    label = net.component_labels()
+    by_label = _by_label(label, net.n)
+    edges_of = _by_label(label[net.adj_i], net.n)
+    entries_of = _by_label(label[net.ext_lane], net.n)
+    zones_all = net.contact_zones()
+    on = np.zeros(net.n, dtype=bool)
+    pos = np.zeros(net.n, dtype=np.int64)
     for gid in np.unique(group[ring & net.own]):
         members = np.flatnonzero((group == gid) & ring)
-        on_ring = np.isin(net.ext_lane, members)
+        c = label[members[0]]
+        lanes_c, e, x = by_label[c], edges_of[c], entries_of[c]
+        on[members] = True
+        on_ring = on[net.ext_lane[x]]
         # outlets: vehicle gates on the ring and contacts with lanes that reach an entry without the ring; a ring
         # that merely runs along a city road (behind the compound fence) counts its road contacts only when it
         # has no gate at all
-        zones = list(net.ext_zone[on_ring & net.ext_gate])
-        keep = ~np.isin(net.adj_i, members) & ~np.isin(net.adj_j, members)
-        sub = LaneNetwork(net.frame, net.geoms, net.refs, net.kinds, net.own, net.ext_lane[~on_ring],
-                          net.ext_zone[~on_ring], net.adj_i[keep], net.adj_j[keep], net.contact_zones()[keep],
-                          net.ext_gate[~on_ring], net.crefs)
-        outside = sub.reaches_entry()
-        touching = np.isin(net.adj_i, members) & ~np.isin(net.adj_j, members)
-        zones += [z for z, j in zip(net.contact_zones()[touching], net.adj_j[touching], strict=True) if outside[j]]
+        zones = list(net.ext_zone[x[on_ring & net.ext_gate[x]]])
+        keep = e[~on[net.adj_i[e]] & ~on[net.adj_j[e]]]
+        pos[lanes_c] = np.arange(len(lanes_c))
+        sub = connected_components(coo_matrix((np.ones(len(keep)), (pos[net.adj_i[keep]], pos[net.adj_j[keep]])),
+                                              shape=(len(lanes_c), len(lanes_c))), directed=False)[1]
+        outside = np.isin(sub, sub[pos[net.ext_lane[x[~on_ring]]]])
+        touching = e[on[net.adj_i[e]] & ~on[net.adj_j[e]]]
+        zones += [zones_all[t] for t in touching if outside[pos[net.adj_j[t]]]]
         if not zones:
-            zones = list(net.ext_zone[on_ring])
+            zones = list(net.ext_zone[x[on_ring]])
+        on[members] = False
         zones = [z for z in zones if not z.is_empty]
         outlets = len(gm.pieces(shapely.buffer(shapely.union_all(zones), ENTRY_TOL_M))) if zones else 0
         if outlets >= need:
@@ -949,6 +964,12 @@ def lane_connect(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
                            f"at least {need} required{net.claim_note(int(i))[1]}",
             ))
     return out
+
+
+def _by_label(label: np.ndarray, n: int) -> list[np.ndarray]:
+    """Per label 0..n-1 the indices carrying it, ascending."""
+    order = np.argsort(label, kind="stable")
+    return np.split(order, np.searchsorted(label[order], np.arange(1, n)))
 
 
 # --- LANE-SETBACK, LANE-SLOPE ------------------------------------------------------------------------------------
@@ -971,17 +992,20 @@ def lane_setback(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
     li, bi = STRtree(bg).query(net.geoms[own], predicate="dwithin", distance=need)
     if not len(li):
         return []
-    d = shapely.distance(net.geoms[own][li], bg[bi])
-    close = d < need
-    li, bi, d = li[close], bi[close], d[close]
     height, from_floors = at.building_heights(b, profile)
     use = at.texts(b, "use", "residential")
     limit = np.where(use == "residential", float(sec["high_rise_residential_m"]), float(sec["high_rise_other_m"]))
     brefs = bv.refs
+    # only buildings of unknown height and high-rises are reported: distances and evidence for those pairs only
+    report = np.isnan(height[bi]) | (height[bi] > limit[bi])
+    li, bi = li[report], bi[report]
+    d = shapely.distance(net.geoms[own[li]], bg[bi])
+    close = d < need
+    li, bi, d = li[close], bi[close], d[close]
+    lines = shapely.shortest_line(net.geoms[own[li]], bg[bi])
     out = []
-    for i, j, dist in zip(li, bi, d, strict=True):
+    for i, j, dist, line in zip(li, bi, d, lines, strict=True):
         lane = int(own[i])
-        line = shapely.shortest_line(net.geoms[lane], bg[j])
         if np.isnan(height[j]):
             out.append(_finding(
                 ctx, net, lane, rule="LANE-SETBACK", verdict="cannot_judge", other_refs=[str(brefs[j])],

@@ -437,11 +437,18 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
                          "part": mine[corners.part]})
     if not len(corners):
         return []
-    # which lanes and driveways each corner belongs to
+    n_found = len(corners)
+    every_touch = corners.touch
+    # each corner's legs measured on its surface (corners are measured independently); only passages stay
+    corners, passage = measure_legs(corners, simple)
+    if not len(corners):
+        return []
+    # which driveways each corner belongs to (every corner found: a driveway whose corners are no passages is
+    # passable) and which lanes each passage belongs to
     # (the lanes query the corners: a lane polygon is the prepared side of each distance test)
-    li, ci = (STRtree(corners.touch).query(lanes, predicate="dwithin", distance=TOUCH_M) if len(lanes)
+    di, dj = (STRtree(drive).query(every_touch, predicate="dwithin", distance=TOUCH_M) if len(drive)
               else (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)))
-    di, dj = (STRtree(drive).query(corners.touch, predicate="dwithin", distance=TOUCH_M) if len(drive)
+    li, ci = (STRtree(corners.touch).query(lanes, predicate="dwithin", distance=TOUCH_M) if len(lanes)
               else (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)))
     rank = np.array([_PRIORITY.get(k, 9) for k in net.kinds], dtype=np.int64) if net.n else np.empty(0, int)
     subject = np.full(len(corners), -1, dtype=np.int64)
@@ -449,15 +456,16 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
         order = np.lexsort((net.refs[li].astype(str), rank[li], ci))
         first = np.r_[True, ci[order][1:] != ci[order][:-1]]
         subject[ci[order][first]] = li[order][first]
-    gate = np.full(len(corners), -1, dtype=np.int64)
+    gate = np.full(n_found, -1, dtype=np.int64)
     if len(di):
         gate[di] = dj
+    gate = gate[passage]
     own = np.where(subject >= 0, net.own[np.maximum(subject, 0)] if net.n else False,
                    (gate >= 0) & (ent.own[drive_row[np.maximum(gate, 0)]] if len(drive_row) else False))
-    keep = np.flatnonzero(own & ((subject >= 0) | (gate >= 0)))
-    if not len(keep):
+    sel = np.flatnonzero(own & ((subject >= 0) | (gate >= 0)))
+    if not len(sel):
         return []
-    corners, subject, gate = corners.take(keep), subject[keep], gate[keep]
+    corners, subject, gate, keep = corners.take(sel), subject[sel], gate[sel], passage[sel]
     # the truck each corner needs: an aerial ladder truck where the lanes at the corner serve a high-rise
     tall = _high_rise(ctx)
     need = np.full(len(corners), ordinary)
@@ -467,9 +475,9 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
             a, _ = STRtree(tall).query(lanes, predicate="dwithin", distance=serve)
             lane_tall[a] = True
         at_corner = np.zeros(len(corners), dtype=bool)
-        m = np.isin(ci, keep)
-        pos = np.full(int(keep.max()) + 1, -1)
-        pos[keep] = np.arange(len(keep))
+        m = np.isin(ci, sel)
+        pos = np.full(int(sel.max()) + 1, -1)
+        pos[sel] = np.arange(len(sel))
         at_corner[pos[ci[m]][lane_tall[li[m]]]] = True
         drive_tall = np.zeros(len(drive), dtype=bool)
         if len(drive):
@@ -477,17 +485,18 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
             drive_tall[a] = True
         at_corner |= (gate >= 0) & drive_tall[np.maximum(gate, 0)] if len(drive) else False
         need[at_corner] = ladder
-    # each corner's legs measured on its surface; only passages stay
-    legs, kept = measure_legs(corners, simple)
-    corners, subject, gate, need, keep = legs, subject[kept], gate[kept], need[kept], keep[kept]
-    if not len(corners):
-        return []
-    # the surfaces grown by the depth tolerance once (a band may graze the edge by that much)
+    # a band the surface itself covers fits (the surface grown by the depth tolerance holds it too): only the
+    # surfaces with a corner whose first band is not covered are grown, once (a band may graze the edge by that
+    # much), and only those corners go through every placement
     used = np.unique(corners.part)
+    shapely.prepare(surfaces[used])
+    ok = shapely.covers(surfaces[corners.part], swept_bands(corners, need, w, PLACEMENTS[0]))
+    grow = np.unique(corners.part[~ok])
     grown = np.full(len(surfaces), None, dtype=object)
-    grown[used] = shapely.buffer(surfaces[used], DEPTH_TOL_M, join_style="mitre")
+    grown[grow] = shapely.buffer(surfaces[grow], DEPTH_TOL_M, join_style="mitre")
     local = grown[corners.part]
-    ok = fits(corners, local, need, w)
+    rest = np.flatnonzero(~ok)
+    ok[rest] = fits(corners.take(rest), local[rest], need[rest], w)
     bad = np.flatnonzero(~ok)
     if not len(bad):
         return []
