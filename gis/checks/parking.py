@@ -68,6 +68,8 @@ def hydrant_findings(ctx: Any, parking: gpd.GeoDataFrame) -> list[Finding]:
     if len(pg) == 0 or len(hg) == 0:
         return []
     p, h = STRtree(hg).query(pg, predicate="dwithin", distance=radius)
+    if not len(p):
+        return []
     d = shapely.distance(pg[p], hg[h])
     href = at.refs(hydrants)[h]
     order = np.argsort(p, kind="stable")  # per parking feature, its hydrants in the order found
