@@ -27,6 +27,23 @@ def district() -> dict[str, gpd.GeoDataFrame]:
     }
 
 
+def bent_district() -> dict[str, gpd.GeoDataFrame]:
+    """Three compounds along an L (C1 south-west, C2 north-west, C3 north-east, 900 m apart) and a fourth, C4, in
+    the L's empty south-east corner with its own building B4 and lane L4: neighbours of a run that bends."""
+    def compound(ref: str, x: float, y: float) -> dict:
+        return {"ref": ref, "name": ref, "geometry": box(x, y, x + 100, y + 100)}
+
+    return {
+        "compounds": frame([compound("C1", 0, 0), compound("C2", 0, 1000), compound("C3", 1000, 1000),
+                            compound("C4", 1000, 0)]),
+        "buildings": frame([{"ref": f"B{i}", "compound_ref": f"C{i}", "height_m": 18.0,
+                             "geometry": box(x + 30, y + 40, x + 60, y + 55)}
+                            for i, (x, y) in enumerate(((0, 0), (0, 1000), (1000, 1000), (1000, 0)), start=1)]),
+        "fire_lanes": frame([{"ref": "L4", "compound_ref": "C4", "kind": "through",
+                              "geometry": box(1007, 0, 1013, 90)}]),
+    }
+
+
 def load(engine, layers: dict[str, gpd.GeoDataFrame]) -> None:
     with transaction(engine=engine) as conn:
         for name in ("compounds", "roads", "entrances", "fire_lanes", "obstructions", "buildings"):

@@ -7,7 +7,7 @@ import json
 
 import pandas as pd
 import pytest
-from runner_support import district, load
+from runner_support import bent_district, district, load
 from sqlalchemy import text
 
 from gis.checks import output
@@ -60,6 +60,18 @@ def test_contexts_carry_surroundings_and_owners():
     assert set(c1.layer("compounds")["ref"]) == {"C1", "C2"}
     assert set(c1.layer("fire_lanes")["ref"]) == {"L1"}
     assert set(c1.layer("roads")["ref"]) == {"R1"}
+
+
+def test_a_group_of_compounds_carries_their_surroundings_not_its_bounding_boxs():
+    """Neighbours along a Hilbert run can bend around an area that is no member's surroundings (here the L of
+    C1, C2, C3 around C4): the group's context holds what lies within the margins of its compounds, not what
+    lies in the corner of their bounding box."""
+    (ctx,) = build_contexts(bent_district(), profile="cn-gb", compounds=["C1", "C2", "C3"], group_size=3)
+    assert ctx.compounds == ("C1", "C2", "C3")
+    assert set(ctx.layer("buildings")["ref"]) == {"B1", "B2", "B3"}
+    assert "L4" not in set(ctx.layer("fire_lanes")["ref"])
+    (alone,) = build_contexts(bent_district(), profile="cn-gb", compounds=["C4"])
+    assert set(alone.layer("buildings")["ref"]) == {"B4"} and set(alone.layer("fire_lanes")["ref"]) == {"L4"}
 
 
 def test_grouped_partitions_give_the_per_compound_findings():

@@ -14,9 +14,12 @@ from gis import sample, scope
 from gis.checks.profiles import load_profile
 from gis.checks.runner import (
     FAMILIES,
+    Group,
     GroupTask,
     check_group,
     cut_groups,
+    read_boxes,
+    read_group,
     run_checks,
     scope_compounds,
     stream_scope,
@@ -106,3 +109,22 @@ def test_a_group_travels_as_its_refs_and_the_worker_reads_it_under_the_callers_s
         nothing = fresh.submit(check_group, task(scope.NOTHING)).result()
     pd.testing.assert_frame_equal(_keyed(here), _keyed(there))
     assert len(nothing) == 0  # a scope that sees nothing reads nothing
+
+
+@pytest.mark.db
+def test_a_group_reads_the_surroundings_of_its_compounds_not_the_corner_of_its_bounding_box(db):
+    """A group's read is one index condition per layer over the boxes of short runs of its compounds (grown by
+    the layer's margin): a compound and its features in the bend of the run are not read, whatever the group's
+    overall bounding box covers; what the members own is read wherever it lies."""
+    from runner_support import bent_district, load
+
+    layers = bent_district()
+    load(db, layers)
+    refs, ordered, outlines = scope_compounds(engine=db)
+    mine = [i for i, r in enumerate(ordered) if r != "C4"]
+    group = Group(refs=tuple(ordered[mine]), bounds=tuple(outlines[mine][0].bounds), boxes=read_boxes(outlines[mine], 1))
+    read = read_group(db, group, load_profile("cn-gb"))
+    assert set(read["buildings"]["ref"]) == {"B1", "B2", "B3"}
+    assert "C4" not in set(read["compounds"]["ref"]) and not len(read["fire_lanes"])
+    whole = Group(refs=group.refs, bounds=group.bounds, boxes=read_boxes(outlines[mine], len(mine)))
+    assert set(read_group(db, whole, load_profile("cn-gb"))["buildings"]["ref"]) == {"B1", "B2", "B3", "B4"}

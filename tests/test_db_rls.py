@@ -167,13 +167,14 @@ def test_the_spatial_index_still_serves_bbox_reads_under_row_level_security(dist
 
 
 def test_a_check_groups_read_uses_the_indexes_under_row_level_security(district):
-    """A check run's group reads each layer by place or by compound (`bbox && … OR compound_ref = ANY(…)`): with
-    && LEAKPROOF and an index on compound_ref both arms are index conditions (a bitmap OR), not a scan of the
-    layer per group, for every scope."""
+    """A check run's group reads each layer by place or by compound (`geom && ANY(boxes) OR compound_ref =
+    ANY(…)`): with && LEAKPROOF and an index on compound_ref both arms are index conditions (a bitmap OR), not a
+    scan of the layer per group, for every scope; the array of boxes is one condition of the geometry index."""
     from gis.checks.profiles import load_profile
     from gis.checks.runner import _around
 
-    where, params = _around(["CA-1", "CB-1"], (121.5, 29.8, 121.51, 29.81), load_profile())
+    boxes = [(121.5, 29.8, 121.501, 29.801), (121.509, 29.809, 121.51, 29.81)]
+    where, params = _around(["CA-1", "CB-1"], boxes, load_profile())
     sql = where["buildings"]
     for key, value in params.items():
         literal = "ARRAY[" + ",".join(f"'{v}'" for v in value) + "]" if isinstance(value, list) else repr(value)

@@ -326,10 +326,12 @@ def _zone_contexts(layers_4490: dict[str, gpd.GeoDataFrame], comp: gpd.GeoDataFr
     group_of = np.full(len(outlines), -1, dtype=np.int64)
     for g, members_ in enumerate(groups):
         group_of[members_] = g
-    boxes = shapely.box(*np.array([shapely.total_bounds(outlines[m]) for m in groups]).T)
-
-    # each partition's bounding box grown by the layer's margin (a superset of what its compounds need: extra
-    # surroundings cost little, a missing neighbour would cost a finding), as an envelope tree of the few boxes
+    # each member compound's box (not one box of the partition: neighbours along a Hilbert run need not fill a
+    # rectangle) grown by the layer's margin: a superset of what its compounds need (extra surroundings cost
+    # little, a missing neighbour would cost a finding), as an envelope tree of the boxes
+    members = np.concatenate(groups)
+    member_group = np.repeat(np.arange(len(groups)), [len(m) for m in groups])
+    boxes = shapely.box(*shapely.bounds(outlines[members]).T)
     grown = {name: STRtree(shapely.buffer(boxes, margin, join_style="mitre")) for name, margin in margins.items()}
 
     def part(name: str) -> list[gpd.GeoDataFrame] | None:
@@ -354,7 +356,8 @@ def _zone_contexts(layers_4490: dict[str, gpd.GeoDataFrame], comp: gpd.GeoDataFr
                             outlines, crefs, tree)
         frame[OWNER_COLUMN] = np.where(owner >= 0, crefs[np.maximum(owner, 0)], None).astype(object)
         # features within the layer's margin of each partition's compounds ...
-        fi, gi = grown[name].query(np.asarray(frame.geometry.values, dtype=object))
+        fi, bi = grown[name].query(np.asarray(frame.geometry.values, dtype=object))
+        gi = member_group[bi]
         # ... plus every feature a compound of the partition owns, wherever it lies
         mine = np.flatnonzero((owner >= 0) & (group_of[np.maximum(owner, 0)] >= 0))
         gi = np.concatenate([gi, group_of[owner[mine]]])

@@ -461,29 +461,51 @@ def read_scope(
     refs = [str(r) for r in targets["ref"].dropna()]
     if not refs:
         return read_check_layers(engine, CONTEXT_LAYERS, where=dict.fromkeys(CONTEXT_LAYERS, "false")), []
-    where, params = _around(refs, tuple(targets.total_bounds), profile)
+    outlines = np.asarray(targets.geometry.values, dtype=object)
+    outlines = outlines[~(shapely.is_missing(outlines) | shapely.is_empty(outlines))]
+    where, params = _around(refs, read_boxes(outlines[_hilbert_order(outlines)]), profile)
     return read_check_layers(engine, CONTEXT_LAYERS, where=where, params=params), refs
 
 
-def _around(refs: list[str], bounds: tuple[float, float, float, float],
+def _around(refs: list[str], boxes: Sequence[float] | Sequence[Sequence[float]],
             profile: Profile) -> tuple[dict[str, str], dict[str, Any]]:
     """Per layer the SQL condition for the features a set of compounds needs: within the layer's context margin
-    of the compounds' bounds (lon/lat), or belonging to one of them."""
-    x0, y0, x1, y1 = bounds
+    of one of `boxes` (lon/lat bounds of runs of the compounds, `read_boxes`; one box: a single bounds tuple), or
+    belonging to one of them.
+
+    Boxes of short runs, not one box of every compound: a run of neighbours along the Hilbert curve can bend
+    around a large area that is no compound's surroundings, and its box (and a group's contexts) would read it."""
+    many = [tuple(map(float, b)) for b in (boxes if not len(boxes) or not np.isscalar(boxes[0]) else [boxes])]
     margins = context_margins(profile)
-    lat = math.radians((y0 + y1) / 2)
+    lat = math.radians(sum(b[1] + b[3] for b in many) / (2 * len(many))) if many else 0.0
     params: dict[str, Any] = {"scope_refs": refs}
     where: dict[str, str] = {}
     for name in CONTEXT_LAYERS:
         m = margins[name] * 1.2 + 10.0  # degrees below are approximate: widen a little
         dx, dy = m / (111_320.0 * max(math.cos(lat), 0.1)), m / 110_574.0
-        params.update({f"{name}_x0": x0 - dx, f"{name}_y0": y0 - dy, f"{name}_x1": x1 + dx, f"{name}_y1": y1 + dy})
-        box = f"t.geom && ST_MakeEnvelope(:{name}_x0, :{name}_y0, :{name}_x1, :{name}_y1, 4490)"
+        params[f"{name}_boxes"] = [_ewkt_box(x0 - dx, y0 - dy, x1 + dx, y1 + dy) for x0, y0, x1, y1 in many]
+        # an array of boxes is one index condition (a bitmap scan per box); geometry's array delimiter is not ','
+        box = f"t.geom && ANY(CAST(CAST(:{name}_boxes AS text[]) AS geometry[]))"
         if name == "compounds":
             where[name] = f"({box} OR t.ref = ANY(:scope_refs))"
         else:
             where[name] = f"({box} OR t.compound_ref = ANY(:scope_refs))"
     return where, params
+
+
+def _ewkt_box(x0: float, y0: float, x1: float, y1: float) -> str:
+    return f"SRID=4490;POLYGON(({x0!r} {y0!r},{x0!r} {y1!r},{x1!r} {y1!r},{x1!r} {y0!r},{x0!r} {y0!r}))"
+
+
+#: Compounds per box of a group's read (`read_boxes`): short runs of neighbours have tight boxes; more boxes cost
+#: index scans whose results overlap (the margins are wider than a compound).
+READ_RUN = 8
+
+
+def read_boxes(outlines: np.ndarray, run: int = READ_RUN) -> tuple[tuple[float, float, float, float], ...]:
+    """The lon/lat bounds of consecutive runs of `run` outlines (in the order given: Hilbert order)."""
+    return tuple(tuple(float(v) for v in shapely.total_bounds(outlines[i:i + run]))  # type: ignore[misc]
+                 for i in range(0, len(outlines), max(1, run)))
 
 
 #: Most compounds in one group: a scope larger than this is read and checked group by group (neighbouring
@@ -493,11 +515,13 @@ STREAM_COMPOUNDS = 800
 
 @dataclass(frozen=True)
 class Group:
-    """A run of neighbouring compounds read and checked as one unit: their refs and the lon/lat bounds of their
-    outlines (which `_around` grows by each layer's context margin to read the surroundings)."""
+    """A run of neighbouring compounds read and checked as one unit: their refs, the lon/lat bounds of their
+    outlines, and the bounds of short runs of them (`read_boxes`, which `_around` grows by each layer's context
+    margin to read the surroundings)."""
 
     refs: tuple[str, ...]
     bounds: tuple[float, float, float, float]
+    boxes: tuple[tuple[float, float, float, float], ...] = ()
 
 
 def scope_compounds(*, engine: Engine, street: str | None = None,
@@ -509,10 +533,17 @@ def scope_compounds(*, engine: Engine, street: str | None = None,
     outlines = np.asarray(targets.geometry.values, dtype=object)
     ordered = np.asarray(refs, dtype=object)
     if len(refs) > 1:
-        centres = gpd.GeoSeries(shapely.centroid(outlines))  # order only
-        order = np.argsort(centres.hilbert_distance().to_numpy(), kind="stable")
+        order = _hilbert_order(outlines)
         outlines, ordered = outlines[order], ordered[order]
     return refs, ordered, outlines
+
+
+def _hilbert_order(outlines: np.ndarray) -> np.ndarray:
+    """The order of outlines along a Hilbert curve of their centres."""
+    if len(outlines) < 2:
+        return np.arange(len(outlines))
+    centres = gpd.GeoSeries(shapely.centroid(outlines))  # order only
+    return np.argsort(centres.hilbert_distance().to_numpy(), kind="stable")
 
 
 def cut_groups(ordered: np.ndarray, outlines: np.ndarray, size: int) -> list[Group]:
@@ -522,13 +553,14 @@ def cut_groups(ordered: np.ndarray, outlines: np.ndarray, size: int) -> list[Gro
     n = math.ceil(len(ordered) / max(1, size))
     cuts = np.linspace(0, len(ordered), n + 1).round().astype(int)
     return [Group(refs=tuple(str(r) for r in ordered[a:b]),
-                  bounds=tuple(float(v) for v in shapely.total_bounds(outlines[a:b])))  # type: ignore[arg-type]
+                  bounds=tuple(float(v) for v in shapely.total_bounds(outlines[a:b])),  # type: ignore[arg-type]
+                  boxes=read_boxes(outlines[a:b]))
             for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
 
 
 def read_group(engine: Engine, group: Group, profile: Profile) -> dict[str, gpd.GeoDataFrame]:
     """A group's compounds and every feature within the context margins of them or belonging to them."""
-    where, params = _around(list(group.refs), group.bounds, profile)
+    where, params = _around(list(group.refs), group.boxes or group.bounds, profile)
     return read_check_layers(engine, CONTEXT_LAYERS, where=where, params=params)
 
 
