@@ -373,7 +373,11 @@ def placement_findings(ctx: Any) -> list[Finding]:
     wall_mounted = at.texts(hydrants, "kind", "above_ground") == "wall"
     if len(buildings):
         bg = at.geoms(buildings)
-        h, b = STRtree(bg).query_nearest(hg, all_matches=False)
+        tree = STRtree(bg)
+        # only a wall nearer than the minimum is reported: the nearest is looked for where one is that near
+        close = np.unique(tree.query(hg, predicate="dwithin", distance=p["min_to_wall_m"])[0])
+        h, b = tree.query_nearest(hg[close], all_matches=False)
+        h = close[h]
         wall_d[h] = shapely.distance(hg[h], bg[b])
         wall_line[h] = shapely.shortest_line(hg[h], bg[b])
     too_near_road = edge_d < p["min_to_road_edge_m"]
