@@ -206,8 +206,8 @@ def aerial_obstructed(ctx: CheckContext, a: Areas, buildings: gpd.GeoDataFrame) 
     bg = at.geoms(buildings)
     served = np.array([bg[a.building[i]] if a.building[i] >= 0 else None for i in own], dtype=object)
     park = ctx.view("parking")
-    if len(park):
-        park = park.take(at.texts(park.frame, "kind", "stall") == "vehicle")
+    vehicle = at.texts(park.frame, "kind", "stall") == "vehicle" if len(park) else np.zeros(0, dtype=bool)
+    park_geoms, park_refs = park.geoms[vehicle], park.refs[vehicle]  # (no take of the whole frame)
     ill = ctx.view("illegal_structures")
     if len(ill):
         ill = ill.take(at.texts(ill.frame, "status", "reported") != "demolished")
@@ -216,16 +216,18 @@ def aerial_obstructed(ctx: CheckContext, a: Areas, buildings: gpd.GeoDataFrame) 
     size_m = np.nan_to_num(at.numbers(obs.frame, "size_m")[pick])
     grow = max([*map(float, sizes.values()), float(size_m.max(initial=0))])
     # a zone lies in the convex hull of its area and building: only areas whose hull something stands near (an
-    # obstruction within its growth, a vehicle or a structure touching it) get their zone drawn
+    # obstruction within its growth, a vehicle or a structure) get their zone drawn
     known = np.flatnonzero(~shapely.is_missing(served))
     members = np.concatenate([np.arange(len(own)), known])
     order = np.argsort(members, kind="stable")
     hulls = shapely.convex_hull(shapely.geometrycollections(
         np.concatenate([a.geoms[own], served[known]])[order], indices=members[order]))
-    raw = np.concatenate([obs.geoms[pick], park.geoms, ill.geoms])
-    reach = np.concatenate([np.full(len(pick), grow), np.zeros(len(park) + len(ill))])
-    near = np.unique(STRtree(hulls).query(raw, predicate="dwithin", distance=reach)[1]) if len(raw) else \
-        np.empty(0, dtype=np.int64)
+    raw = np.concatenate([obs.geoms[pick], park_geoms, ill.geoms])
+    reach = np.concatenate([np.full(len(pick), grow), np.zeros(len(park_geoms) + len(ill))])
+    hit, near = STRtree(hulls).query(raw, predicate="dwithin", distance=reach) if len(raw) else \
+        (np.empty(0, dtype=np.int64),) * 2
+    near = np.unique(near)
+    pick = pick[np.unique(hit[hit < len(pick)])]  # obstructions near no such hull are near no zone
     own, served = own[near], served[near]
     if not len(own):
         return []
@@ -234,11 +236,11 @@ def aerial_obstructed(ctx: CheckContext, a: Areas, buildings: gpd.GeoDataFrame) 
         # footprints only for what stands near an operation zone
         pick = pick[np.unique(STRtree(zones).query(obs.geoms[pick], predicate="dwithin", distance=grow)[0])]
     obs = obs.take(pick)
-    g = np.concatenate([footprints(obs.frame, profile), park.geoms, ill.geoms])
+    g = np.concatenate([footprints(obs.frame, profile), park_geoms, ill.geoms])
     if not len(g):
         return []
-    refs = np.concatenate([obs.refs, park.refs, ill.refs])
-    kinds = np.concatenate([at.texts(obs.frame, "kind", "other"), np.full(len(park), "vehicle", dtype=object),
+    refs = np.concatenate([obs.refs, park_refs, ill.refs])
+    kinds = np.concatenate([at.texts(obs.frame, "kind", "other"), np.full(len(park_geoms), "vehicle", dtype=object),
                             np.full(len(ill), "illegal_structure", dtype=object)])
     zi, oi = STRtree(g).query(zones, predicate="intersects")
     inside = ~shapely.touches(zones[zi], g[oi])
