@@ -75,9 +75,9 @@ def separation_findings(ctx: Any, structures: gpd.GeoDataFrame) -> list[Finding]
     failing = pairs.loc[pairs["verdict"] == "fail", "s"].unique()
     pairs["worst"] = np.where(pairs["s"].isin(failing).to_numpy(), "fail", "cannot_judge").astype(object)
     pairs = pairs[pairs["verdict"] == pairs["worst"]]
-    ps, pb, pd_, plow, phigh, pv = (pairs[c].to_numpy() for c in ("s", "b", "d", "low", "high", "verdict"))
-    order = np.lexsort((pd_, ps))  # per structure, nearest building first (stable, as sort_values)
-    ps, pb, pd_, plow, phigh, pv = ps[order], pb[order], pd_[order], plow[order], phigh[order], pv[order]
+    ps, pb, dist, plow, phigh, pv = (pairs[c].to_numpy() for c in ("s", "b", "d", "low", "high", "verdict"))
+    order = np.lexsort((dist, ps))  # per structure, nearest building first (stable, as sort_values)
+    ps, pb, dist, plow, phigh, pv = ps[order], pb[order], dist[order], plow[order], phigh[order], pv[order]
     subjects, start = np.unique(ps, return_index=True)
     stop = np.append(start[1:], len(ps))
     lines = shapely.multilinestrings(shapely.shortest_line(sg[ps], bg[pb]),
@@ -90,7 +90,7 @@ def separation_findings(ctx: Any, structures: gpd.GeoDataFrame) -> list[Finding]
     out = []
     for k, (si, f, e) in enumerate(zip(subjects.tolist(), start.tolist(), stop.tolist(), strict=True)):
         names = brefs[pb[f:e]].tolist()
-        d = pd_[f]
+        d = dist[f]
         if pv[f] == "fail":
             required = plow[f]
             msg = (f"违建 {srefs[si]}（{grade_zh[si]}级）距建筑 {'、'.join(names)} 最近 {at.m(d)} m，"
