@@ -107,10 +107,15 @@ def coverage_findings(ctx: Any, *, network: bool = True) -> list[Finding]:
         (b, _), d = STRtree(hg).query_nearest(bg[need], return_distance=True, all_matches=False)
         straight[need[b]] = d
     dist[fail & ~networked] = straight[fail & ~networked]
-    refs, compound = at.refs(buildings), at.compound_refs(ctx, buildings)
-    floors = at.floors_of(buildings, profile)
+    # refs, compounds and floors of the failing buildings only (a few of thousands)
+    failed = np.flatnonzero(fail)
+    those = buildings.iloc[failed]
+    refs, compound = np.empty(len(bg), dtype=object), np.empty(len(bg), dtype=object)
+    floors = np.zeros(len(bg), dtype=int)
+    refs[failed], compound[failed] = at.refs(those), at.compound_refs(ctx, those)
+    floors[failed] = at.floors_of(those, profile)
     out = []
-    for k in np.flatnonzero(fail):
+    for k in failed:
         d = dist[k]
         how_zh, how_en = ("沿道路", "along the network") if networked[k] else ("直线", "straight line")
         if np.isfinite(d):
