@@ -867,7 +867,8 @@ def lane_turnaround(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
     serves_tall = _serves_high_rise(ctx, net.geoms[dead], float(sec["serve_distance_m"]))
     out = []
     sure = gm.squares_fit(net.geoms[dead], need)
-    sure_tall = gm.squares_fit(net.geoms[dead], tall_need) | ~serves_tall
+    sure_tall = ~serves_tall  # (the larger square is looked for only where a high-rise is served)
+    sure_tall[serves_tall] = gm.squares_fit(net.geoms[dead[serves_tall]], tall_need)
     for p, i in enumerate(dead):
         if sure[p] and sure_tall[p]:
             continue
