@@ -4,7 +4,7 @@ LANE-SETBACK, LANE-SLOPE, on one lane network whose kinds come from its topology
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import geopandas as gpd
 import numpy as np
@@ -130,6 +130,7 @@ class LaneNetwork:
     #: the city road surfaces the entry zones were found on (`city_surfaces`; LANE-TURN turns off them too)
     city: np.ndarray | None = None
     _far: np.ndarray | None = None  # `dead_end_at`, once found
+    _eroded: dict[float, np.ndarray] = field(default_factory=dict)  # `eroded`, per radius
 
     @property
     def n(self) -> int:
@@ -144,6 +145,15 @@ class LaneNetwork:
             far[self.kinds != "dead_end"] = None  # (rings drawn as several lanes included)
             self._far = far
         return self._far
+
+    def eroded(self, radius: float, idx: np.ndarray) -> np.ndarray:
+        """Lanes `idx` eroded by `radius` (`gm.configuration_space`: LANE-WIDTH and LANE-CLEAR erode the same
+        lanes by the same half width), each lane eroded once per radius."""
+        got = self._eroded.setdefault(radius, np.full(self.n, None, dtype=object))
+        todo = np.unique(idx[shapely.is_missing(got[idx])])
+        if len(todo):
+            got[todo] = gm.configuration_space(self.geoms[todo], radius)
+        return got[idx]
 
     def claim_note(self, i: int) -> tuple[str, str]:
         """(zh, en) sentence when lane i's claimed kind contradicts the kind its geometry gives, else ("", "")."""
@@ -438,7 +448,7 @@ def lane_width(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
     if not len(own):
         return []
     r = required / 2.0 - gm.SIZE_TOL_M / 2.0  # exactly the required width passes
-    eroded = shapely.buffer(net.geoms[own], -r, quad_segs=8)
+    eroded = net.eroded(r, own)
     parts, idx = shapely.get_parts(eroded, return_index=True)
     big = shapely.area(parts) > gm.SLIVER_M2
     n_parts = np.bincount(idx[big], minlength=len(own))
@@ -607,7 +617,7 @@ def lane_clear(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
         easy &= np.bincount(near_entry, minlength=n) == 0
     lane_space = np.full(len(own), None, dtype=object)
     first = np.unique(lone_lane[easy])
-    lane_space[first] = gm.configuration_space(own_geoms[first], r)
+    lane_space[first] = net.eroded(r, own[first])
     easy[easy] = gm.only_bites(clusters[easy], lane_space, lone_lane[easy])
     # windows around the other clusters; only the lanes, entries and other clusters inside a window are looked at
     rest = np.flatnonzero(~easy)
@@ -631,7 +641,7 @@ def lane_clear(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
     lane_of[easy] = lone_lane[easy]
     used = np.unique(lane_of[single])
     more = used[shapely.is_missing(lane_space[used])]
-    lane_space[more] = gm.configuration_space(own_geoms[more], r)
+    lane_space[more] = net.eroded(r, own[more])
     local_lanes = np.full(n, None, dtype=object)
     local_lanes[single] = own_geoms[lane_of[single]]
     multi = np.flatnonzero(~single)
@@ -867,7 +877,8 @@ def lane_turnaround(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
     serves_tall = _serves_high_rise(ctx, net.geoms[dead], float(sec["serve_distance_m"]))
     out = []
     sure = gm.squares_fit(net.geoms[dead], need)
-    sure_tall = gm.squares_fit(net.geoms[dead], tall_need) | ~serves_tall
+    sure_tall = ~serves_tall  # (the larger square is looked for only where a high-rise is served)
+    sure_tall[serves_tall] = gm.squares_fit(net.geoms[dead[serves_tall]], tall_need)
     for p, i in enumerate(dead):
         if sure[p] and sure_tall[p]:
             continue
