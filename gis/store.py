@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import binascii
 import datetime as dt
 import io
 import json
@@ -100,13 +101,9 @@ def read_layer(
             for block in cp:
                 buf.write(block)
     buf.seek(0)
-    options = pa_csv.ConvertOptions(column_types={c: pa.string() for c in [*cols, "geom"]}, null_values=[""],
-                                    strings_can_be_null=True, quoted_strings_can_be_null=False)
-    # one block for the whole stream: a single geometry's hex may be megabytes long
-    block = pa_csv.ReadOptions(block_size=max(buf.getbuffer().nbytes + 1, 1 << 20))
-    frame = pa_csv.read_csv(buf, read_options=block, convert_options=options).to_pandas()
-    frame = _typed(frame, table, cols)
-    geoms = _from_hex_wkb(frame.pop("geom").to_numpy(dtype=object))
+    parsed, typed = _parse_csv(buf, table, cols)
+    frame = _typed(parsed.drop_columns(["geom"]).to_pandas(), table, [c for c in cols if c not in typed])
+    geoms = _from_hex_wkb(parsed.column("geom"))
     gdf = gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=STORAGE_SRID), crs=STORAGE_SRID)
     if "id" in gdf.columns:
         gdf = gdf.set_index("id", drop=False)
@@ -128,8 +125,41 @@ def read_layers(engine: Engine, layers: Iterable[str], *, where: dict[str, str |
                                  columns=columns.get(name)) for name in layers}
 
 
+def _arrow_type(kind: sa_types.TypeEngine) -> pa.DataType | None:
+    """The arrow type the CSV reader parses a column of this SQL type to (None: text, converted by `_typed`)."""
+    if isinstance(kind, sa_types.Boolean):
+        return pa.bool_()
+    if isinstance(kind, sa_types.Integer):
+        return pa.int64()
+    if isinstance(kind, sa_types.Float | sa_types.Numeric):
+        return pa.float64()
+    return None
+
+
+def _parse_csv(buf: io.BytesIO, table: sa.Table, cols: list[str]) -> tuple[pa.Table, set[str]]:
+    """COPY's CSV as an arrow table, and the columns it already typed: booleans (t/f), integers and floats are
+    parsed by arrow's reader in C (integers with gaps become floats, booleans with gaps Python objects in pandas, as
+    `_typed` makes them); text, JSON and dates stay strings. A value arrow's parser does not take as its column's
+    type makes the whole read fall back to strings and `_typed` (pandas' parser)."""
+    typed = {c: t for c in cols if (t := _arrow_type(table.c[c].type)) is not None}
+    # one block for the whole stream: a single geometry's hex may be megabytes long
+    block = pa_csv.ReadOptions(block_size=max(buf.getbuffer().nbytes + 1, 1 << 20), use_threads=False)
+    for types in (typed, {}):
+        # CSV's own NULL (an unquoted empty field; an empty string is written quoted), told apart by arrow's reader
+        options = pa_csv.ConvertOptions(column_types={c: types.get(c, pa.string()) for c in [*cols, "geom"]},
+                                        null_values=[""], true_values=["t"], false_values=["f"],
+                                        strings_can_be_null=True, quoted_strings_can_be_null=False)
+        buf.seek(0)
+        try:
+            return pa_csv.read_csv(buf, read_options=block, convert_options=options), set(types)
+        except pa.ArrowInvalid:
+            if not types:
+                raise
+    raise AssertionError("unreachable")
+
+
 def _typed(frame: pd.DataFrame, table: sa.Table, cols: list[str]) -> pd.DataFrame:
-    """Column types as the table declares them (see `read_layer`)."""
+    """Column types as the table declares them (see `read_layer`), for columns read as strings."""
     for name in cols:
         kind = table.c[name].type
         s = frame[name]
@@ -163,19 +193,26 @@ def _typed(frame: pd.DataFrame, table: sa.Table, cols: list[str]) -> pd.DataFram
     return frame
 
 
-def _from_hex_wkb(hexes: np.ndarray) -> np.ndarray:
-    """Geometries from hex WKB strings: one hex decode of the whole column (shapely's per-string hex path is
-    slower than its binary one), then binary WKB per row; missing values stay None."""
-    out = np.full(len(hexes), None, dtype=object)
-    present = np.flatnonzero(~pd.isna(hexes))
-    if not len(present):
-        return out
-    strings = hexes[present].tolist()
-    blob = bytes.fromhex("".join(strings))
-    ends = np.cumsum([len(x) // 2 for x in strings]).tolist()
-    starts = [0, *ends[:-1]]
-    out[present] = shapely.from_wkb(np.array([blob[a:b] for a, b in zip(starts, ends, strict=True)], dtype=object))
-    return out
+def _from_hex_wkb(hexes: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Geometries from an arrow string column of hex WKB: one hex decode of each chunk's character buffer (no
+    Python string per row), shapely's binary WKB reader on the bytes; missing values stay None."""
+    chunks = hexes.chunks if isinstance(hexes, pa.ChunkedArray) else [hexes]
+    if not chunks:
+        return np.empty(0, dtype=object)
+    return np.concatenate([_hex_chunk(c) for c in chunks])
+
+
+def _hex_chunk(arr: pa.Array) -> np.ndarray:
+    n = len(arr)
+    if not n or arr.null_count == n:
+        return np.full(n, None, dtype=object)
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32, count=arr.offset + n + 1)[arr.offset:]
+    raw = binascii.a2b_hex(memoryview(arr.buffers()[2])[int(offsets[0]):int(offsets[-1])])
+    half = ((offsets - offsets[0]) // 2).astype(np.int32)
+    valid = arr.is_valid().buffers()[1] if arr.null_count else None
+    wkb = pa.Array.from_buffers(pa.binary(), n, [valid, pa.py_buffer(half), pa.py_buffer(raw)],
+                                null_count=arr.null_count)
+    return np.asarray(shapely.from_wkb(wkb.to_numpy(zero_copy_only=False)), dtype=object)
 
 
 @dataclass

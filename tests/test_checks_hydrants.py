@@ -374,3 +374,25 @@ def test_the_network_is_noded_as_geos_snap_rounds_the_union(seed: int) -> None:
     xy = shapely.get_coordinates(net.edges).reshape(-1, 2, 2)
     assert len({(int(u), tuple(np.round(p, 2))) for u, p in zip(net.u, xy[:, 0], strict=True)}) == len(
         {int(u) for u in net.u})
+
+
+def test_points_attach_as_the_per_piece_nearest_search_attaches_them() -> None:
+    import numpy as np
+
+    from gis.checks import network as nw
+
+    # a street grid, spurs and detached walkways; hydrants land through the numpy pass for points, the same
+    # hydrants as one-point multipoints through the per-piece nearest queries: the same hose lays to every building
+    rng = np.random.default_rng(7)
+    grid = [line((0, y), (300, y)) for y in (0, 100, 200)] + [line((x, 0), (x, 200)) for x in (0, 150, 300)]
+    spurs = [line((x, 0), (x, -float(rng.uniform(5, 40)))) for x in rng.uniform(5, 295, 12)]
+    islands = [line((x, 250), (x + 30, 260)) for x in (20, 140, 260)]
+    net = nw.build_network([*grid, *spurs, *islands])
+    points = [pt(*xy) for xy in rng.uniform([-20, -50], [320, 280], (40, 2))]
+    multi = [shapely.MultiPoint([p]) for p in points]
+    homes = [rect(x, y, x + 12, y + 8) for x, y in rng.uniform([-10, -40], [300, 270], (30, 2))]
+    targets = nw.attach(net, homes, max_hop=150)
+    by_points = nw.target_distances(net, nw.attach(net, points, max_hop=150), targets, len(homes))
+    by_pieces = nw.target_distances(net, nw.attach(net, multi, max_hop=150), targets, len(homes))
+    assert np.isfinite(by_points).sum() > 20
+    np.testing.assert_allclose(by_points, by_pieces, rtol=0, atol=1e-9)

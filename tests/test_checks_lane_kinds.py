@@ -122,6 +122,21 @@ def test_derive_kinds_counts_separate_connection_places():
     assert lanes.derive_kinds(g, np.empty(0, dtype=np.int64), np.empty(0, dtype=object))[0].tolist() == ["isolated"]
 
 
+def test_kinds_are_the_same_whether_or_not_dead_ends_are_located():
+    # one place drawn as two pieces 0.5 m apart (one place once grown), two places, one, a ring with connections
+    court = box(100, 0, 160, 60).difference(box(110, 10, 150, 50))
+    g = np.array([box(0, 0, 6, 100), box(20, 0, 26, 100), box(40, 0, 46, 100), court], dtype=object)
+    lane_of = np.array([0, 1, 1, 2, 3, 3])
+    zones = np.array([shapely.MultiPolygon([box(0, 0, 2.5, 1), box(3, 0, 6, 1)]), box(20, 0, 26, 1),
+                      box(20, 99, 26, 100), box(40, 99, 46, 100), box(100, 0, 101, 60), box(159, 0, 160, 60)],
+                     dtype=object)
+    eager, far = lanes.derive_kinds(g, lane_of, zones)
+    lazy, none = lanes.derive_kinds(g, lane_of, zones, far=False)
+    assert eager.tolist() == lazy.tolist() == ["dead_end", "through", "dead_end", "ring"]
+    assert far[0] is not None and far[2].y == pytest.approx(0.0) and far[1] is None and far[3] is None
+    assert all(x is None for x in none)
+
+
 # --- a ring drawn as separate lanes whose ends meet ------------------------------------------------------------
 
 def _ring_segments(gap: float = 0.0, tag: str | None = None) -> list[dict]:

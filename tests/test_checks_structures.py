@@ -130,3 +130,22 @@ def test_structure_on_an_evacuation_walkway_blocks_it_a_city_road_is_not_a_walkw
                     "STRUCT-ON-LANE")
     assert list(found.subject_ref) == ["S1"]
     assert found.iloc[0].other_refs == ["W1"] and "疏散通道" in found.iloc[0].message
+
+
+@pytest.mark.parametrize(("width", "reaches"), [(5.8, False), (6.2, True), (None, False), (0.0, False)])
+def test_a_walkway_is_occupied_as_far_as_half_its_width_reaches(width: float | None, reaches: bool) -> None:
+    # the structure stands 3 m beside the walkway's centre line: a surface 5.8 m wide stops 0.1 m short of it,
+    # 6.2 m reaches 0.1 m into it; without a width the centre line alone is the route
+    walk = feat("W1", line((0, 20), (40, 20)), kind="walkway", **({} if width is None else {"width_m": width}))
+    shed_ = feat("S1", rect(10, 23, 13, 26))
+    found = by_rule(structures.check(context(roads=[walk], illegal_structures=[shed_])), "STRUCT-ON-LANE")
+    assert list(found.subject_ref) == (["S1"] if reaches else [])
+    if reaches:
+        assert found.iloc[0].measured == pytest.approx(0.3, abs=0.01)  # 3 x 0.1 m
+
+
+def test_a_structure_across_a_walkway_of_unknown_width_occupies_its_centre_line() -> None:
+    walk = feat("W1", line((0, 20), (40, 20)), kind="walkway")
+    found = by_rule(structures.check(context(roads=[walk], illegal_structures=[feat("S1", rect(10, 18, 13, 22))])),
+                    "STRUCT-ON-LANE")
+    assert list(found.subject_ref) == ["S1"] and found.iloc[0].other_refs == ["W1"]

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 import shapely
 import shapely.ops
 from shapely import STRtree
@@ -47,15 +46,12 @@ def _areas(ctx: CheckContext, buildings: gpd.GeoDataFrame) -> Areas:
     areas = view.frame
     bref = at.texts(areas, "building_ref")
     bv = ctx.view("buildings")
-    # building refs need not be unique across compounds ("1号楼"): look up in the area's compound first, else the
-    # first building of that ref anywhere (the first of each key: drop_duplicates keeps it)
-    keys = pd.DataFrame({"c": bv.compound_refs, "r": bv.refs.astype(str), "k": np.arange(len(bv.refs))})
-    in_compound = keys[pd.notna(keys["c"])].drop_duplicates(["c", "r"])
-    by_compound = dict(zip(zip(in_compound["c"].tolist(), in_compound["r"].tolist(), strict=True),
-                           in_compound["k"].tolist(), strict=True))
-    anywhere = keys.drop_duplicates("r")
-    by_ref = dict(zip(anywhere["r"].tolist(), anywhere["k"].tolist(), strict=True))
-    served = np.array([by_compound.get((c, str(r)), by_ref.get(str(r), -1)) if r is not None else -1
+    # building refs need not be unique across compounds ("1号楼"): look up in the area's compound first
+    first: dict[tuple[str | None, str], int] = {}
+    for k, (r, c) in enumerate(zip(bv.refs, bv.compound_refs, strict=True)):
+        first.setdefault((c, str(r)), k)
+        first.setdefault((None, str(r)), k)
+    served = np.array([first.get((c, str(r)), first.get((None, str(r)), -1)) if r is not None else -1
                        for r, c in zip(bref, view.compound_refs, strict=True)], dtype=np.int64)
     return Areas(frame=areas, geoms=view.geoms, refs=view.refs, own=view.own, building_ref=bref,
                  building=served, crefs=view.compound_refs)
@@ -99,14 +95,15 @@ def aerial_size(ctx: CheckContext, a: Areas, buildings: gpd.GeoDataFrame) -> lis
     for p in np.flatnonzero(~quick):
         i = own[p]
         g = a.geoms[i]
-        # exact early exit: a rectangle that fits (the first orientation that holds it) proves the maximum holds it
-        if gm.fits_rectangle(g, length, width) is not None and (
-                low[p] or gm.fits_rectangle(g, tall_length, tall_width) is not None):
+        # the longest rectangle of the width decides both sizes of that width: a `length` x `width` one fits
+        # exactly when it is that long (`fits_rectangle` tries the same orientations and stops at the first that
+        # holds it; most areas that get here hold none, and then both searches run every orientation)
+        fit = gm.max_length_at_width(g, width)
+        small = fit.length < length - gm.SIZE_TOL_M
+        if not small and low[p]:
             continue
         b = a.building[i]
         h = height[b] if b >= 0 else np.nan
-        fit = gm.max_length_at_width(g, width)
-        small = fit.length < length - gm.SIZE_TOL_M
         need_l, need_w = length, width
         if not small:
             tall_fit = fit if tall_width == width else gm.max_length_at_width(g, tall_width)
@@ -208,25 +205,42 @@ def aerial_obstructed(ctx: CheckContext, a: Areas, buildings: gpd.GeoDataFrame) 
         np.empty(0, dtype=np.int64)
     bg = at.geoms(buildings)
     served = np.array([bg[a.building[i]] if a.building[i] >= 0 else None for i in own], dtype=object)
-    zones = operation_zones(a.geoms[own], served)
-    if len(pick):
-        # footprints only for what stands near an operation zone (points grow by at most their size)
-        sizes = profile.get("LANE-CLEAR", "point_obstruction_size_m")
-        size_m = np.nan_to_num(at.numbers(obs.frame, "size_m")[pick])
-        grow = max([*map(float, sizes.values()), float(size_m.max(initial=0))])
-        pick = pick[np.unique(STRtree(zones).query(obs.geoms[pick], predicate="dwithin", distance=grow)[0])]
-    obs = obs.take(pick)
     park = ctx.view("parking")
-    if len(park):
-        park = park.take(at.texts(park.frame, "kind", "stall") == "vehicle")
+    vehicle = at.texts(park.frame, "kind", "stall") == "vehicle" if len(park) else np.zeros(0, dtype=bool)
+    park_geoms, park_refs = park.geoms[vehicle], park.refs[vehicle]  # (no take of the whole frame)
     ill = ctx.view("illegal_structures")
     if len(ill):
         ill = ill.take(at.texts(ill.frame, "status", "reported") != "demolished")
-    g = np.concatenate([footprints(obs.frame, profile), park.geoms, ill.geoms])
+    # points grow into footprints by at most their size
+    sizes = profile.get("LANE-CLEAR", "point_obstruction_size_m")
+    size_m = np.nan_to_num(at.numbers(obs.frame, "size_m")[pick])
+    grow = max([*map(float, sizes.values()), float(size_m.max(initial=0))])
+    # a zone lies in the convex hull of its area and building: only areas whose hull something stands near (an
+    # obstruction within its growth, a vehicle or a structure) get their zone drawn
+    known = np.flatnonzero(~shapely.is_missing(served))
+    members = np.concatenate([np.arange(len(own)), known])
+    order = np.argsort(members, kind="stable")
+    hulls = shapely.convex_hull(shapely.geometrycollections(
+        np.concatenate([a.geoms[own], served[known]])[order], indices=members[order]))
+    raw = np.concatenate([obs.geoms[pick], park_geoms, ill.geoms])
+    reach = np.concatenate([np.full(len(pick), grow), np.zeros(len(park_geoms) + len(ill))])
+    hit, near = STRtree(hulls).query(raw, predicate="dwithin", distance=reach) if len(raw) else \
+        (np.empty(0, dtype=np.int64),) * 2
+    near = np.unique(near)
+    pick = pick[np.unique(hit[hit < len(pick)])]  # obstructions near no such hull are near no zone
+    own, served = own[near], served[near]
+    if not len(own):
+        return []
+    zones = operation_zones(a.geoms[own], served)
+    if len(pick):
+        # footprints only for what stands near an operation zone
+        pick = pick[np.unique(STRtree(zones).query(obs.geoms[pick], predicate="dwithin", distance=grow)[0])]
+    obs = obs.take(pick)
+    g = np.concatenate([footprints(obs.frame, profile), park_geoms, ill.geoms])
     if not len(g):
         return []
-    refs = np.concatenate([obs.refs, park.refs, ill.refs])
-    kinds = np.concatenate([at.texts(obs.frame, "kind", "other"), np.full(len(park), "vehicle", dtype=object),
+    refs = np.concatenate([obs.refs, park_refs, ill.refs])
+    kinds = np.concatenate([at.texts(obs.frame, "kind", "other"), np.full(len(park_geoms), "vehicle", dtype=object),
                             np.full(len(ill), "illegal_structure", dtype=object)])
     zi, oi = STRtree(g).query(zones, predicate="intersects")
     inside = ~shapely.touches(zones[zi], g[oi])
@@ -445,16 +459,16 @@ def aerial_coverage(ctx: CheckContext, a: Areas, buildings: gpd.GeoDataFrame) ->
     pair_area = np.concatenate([named, np.tile(free, len(tall))])
     fronts = frontages(bg[tall], a.geoms, pair_building, pair_area, reach=reach)
     for j, (runs, perimeter, ring) in zip(tall, fronts, strict=True):
-        serving = (a.building == j) | anyone
         if perimeter <= 0:
             continue
-        sides = np.hypot(*np.diff(ring[:3], axis=0).T)
-        long_side = float(sides.max())
+        (x0, y0), (x1, y1), (x2, y2) = ring[:3].tolist()
+        long_side = float(max(np.hypot(x1 - x0, y1 - y0), np.hypot(x2 - x1, y2 - y1)))
         required = max(long_side, share * perimeter)
         gap = None if height[j] > float(sec["tall_building_m"]) else float(sec["max_gap_m"])
         got = best_frontage(runs, perimeter, max_gap=gap)
         if got >= required - JOIN_TOL_M:
             continue
+        serving = (a.building == j) | anyone
         outline = LineString(ring)
         covered = [shapely.ops.substring(outline, s % perimeter, min(e, perimeter)) for s, e in runs]
         uncovered = (shapely.difference(outline, shapely.buffer(shapely.union_all(covered), 0.01))

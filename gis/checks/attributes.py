@@ -84,9 +84,9 @@ def refs(frame: pd.DataFrame) -> np.ndarray:
 def ranks(frame: pd.DataFrame) -> np.ndarray:
     """A total order of features for pair rules ("the smaller ref is the subject"): by ref in string order, ties
     (the same ref in two compounds) by compound_ref, then by store id, so every partition picks the same one."""
-    keys = pd.DataFrame({"ref": refs(frame), "compound": texts(frame, "compound_ref", ""),
-                         "id": frame.index.astype(str)})
-    order = keys.reset_index(drop=True).sort_values(["ref", "compound", "id"], kind="stable").index.to_numpy()
+    # fixed-width strings sort by code point, as Python's str does (np.lexsort: last key first, stable)
+    order = np.lexsort((np.asarray(frame.index.astype(str), dtype=str),
+                        np.asarray(texts(frame, "compound_ref", ""), dtype=str), np.asarray(refs(frame), dtype=str)))
     rank = np.empty(len(frame), dtype=np.int64)
     rank[order] = np.arange(len(frame))
     return rank

@@ -331,8 +331,8 @@ def _zone_contexts(layers_4490: dict[str, gpd.GeoDataFrame], comp: gpd.GeoDataFr
     # little, a missing neighbour would cost a finding), as an envelope tree of the boxes
     members = np.concatenate(groups)
     member_group = np.repeat(np.arange(len(groups)), [len(m) for m in groups])
-    boxes = shapely.box(*shapely.bounds(outlines[members]).T)
-    grown = {name: STRtree(shapely.buffer(boxes, margin, join_style="mitre")) for name, margin in margins.items()}
+    x0, y0, x1, y1 = shapely.bounds(outlines[members]).T
+    grown = {name: STRtree(shapely.box(x0 - m, y0 - m, x1 + m, y1 + m)) for name, m in margins.items()}
 
     def part(name: str) -> list[gpd.GeoDataFrame] | None:
         """One layer projected, owned and split into the partitions' frames."""
@@ -378,11 +378,20 @@ def _zone_contexts(layers_4490: dict[str, gpd.GeoDataFrame], comp: gpd.GeoDataFr
 
 
 def _group(ci: np.ndarray, fi: np.ndarray, n: int) -> list[np.ndarray]:
-    """Sorted unique feature indices per partition index (one unique over int64 pair keys, then split)."""
+    """Sorted unique feature indices per partition index: a bitmap per partition where that is small (a group's
+    few partitions), else one unique over int64 pair keys, then split."""
     if not len(ci):
         return [np.empty(0, dtype=np.int64) for _ in range(n)]
     width = int(fi.max()) + 1
+    if n * width <= _BITMAP_CELLS:
+        hit = np.zeros((n, width), dtype=bool)
+        hit[ci, fi] = True
+        return [np.flatnonzero(row) for row in hit]
     keys = np.unique(ci.astype(np.int64) * width + fi.astype(np.int64))
     part, feat = keys // width, keys % width
     bounds = np.searchsorted(part, np.arange(n + 1))
     return [feat[bounds[i]:bounds[i + 1]] for i in range(n)]
+
+
+#: Largest partitions x features bitmap `_group` builds (bytes).
+_BITMAP_CELLS = 1 << 24

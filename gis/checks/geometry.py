@@ -115,11 +115,9 @@ def erode_segment(geom: BaseGeometry, length: float, *, axis: int = 1, convex: b
     if _convex(geom) if convex is None else convex:  # a segment lies in a convex polygon when both its ends do
         return shapely.intersection(shapely.affinity.translate(geom, v[0], v[1]),
                                     shapely.affinity.translate(geom, -v[0], -v[1]))
-    segs = []
-    for ring in shapely.get_rings(shapely.get_parts(geom)):
-        xy = shapely.get_coordinates(ring)
-        segs.append(np.stack([xy[:-1], xy[1:]], axis=1))
-    seg = np.concatenate(segs) if segs else np.empty((0, 2, 2))
+    xy, ring = shapely.get_coordinates(shapely.get_rings(shapely.get_parts(geom)), return_index=True)
+    edge = np.flatnonzero(ring[1:] == ring[:-1])  # every ring's edges, rings in order
+    seg = np.stack([xy[edge], xy[edge + 1]], axis=1)
     d = seg[:, 1] - seg[:, 0]
     cross = d[:, 0] * v[1] - d[:, 1] * v[0]
     seg = seg[np.abs(cross) > 1e-12]

@@ -107,10 +107,15 @@ def coverage_findings(ctx: Any, *, network: bool = True) -> list[Finding]:
         (b, _), d = STRtree(hg).query_nearest(bg[need], return_distance=True, all_matches=False)
         straight[need[b]] = d
     dist[fail & ~networked] = straight[fail & ~networked]
-    refs, compound = at.refs(buildings), at.compound_refs(ctx, buildings)
-    floors = at.floors_of(buildings, profile)
+    # refs, compounds and floors of the failing buildings only (a few of thousands)
+    failed = np.flatnonzero(fail)
+    those = buildings.iloc[failed]
+    refs, compound = np.empty(len(bg), dtype=object), np.empty(len(bg), dtype=object)
+    floors = np.zeros(len(bg), dtype=int)
+    refs[failed], compound[failed] = at.refs(those), at.compound_refs(ctx, those)
+    floors[failed] = at.floors_of(those, profile)
     out = []
-    for k in np.flatnonzero(fail):
+    for k in failed:
         d = dist[k]
         how_zh, how_en = ("沿道路", "along the network") if networked[k] else ("直线", "straight line")
         if np.isfinite(d):
@@ -142,9 +147,21 @@ def _road_lines(ctx: Any) -> np.ndarray:
     key = np.where(pd.isna(at.column(roads, "name")).to_numpy(), at.refs(roads),
                    at.texts(roads, "name", "")).astype(str)
     key = np.char.add(np.char.add(at.texts(roads, "kind", "city").astype(str), "|"), key)
-    # one union per road, in key order and feature order within a road (as a groupby would), in one call
+    # one union per road, in key order and feature order within a road (as a groupby would), in one call; a road
+    # of one simple line (no crossing of itself) is what its union is, and needs none
     uniq, inverse = np.unique(key, return_inverse=True)
-    return shapely.get_parts(shapely.line_merge(gm.union_rows(rd.mergeable_lines(roads), inverse, len(uniq))))
+    lines = rd.mergeable_lines(roads)
+    alone = np.bincount(inverse, minlength=len(uniq)) == 1
+    one = alone[inverse] & (shapely.get_num_geometries(lines) <= 1) & shapely.is_simple(lines)
+    merged = np.empty(len(uniq), dtype=object)
+    merged[inverse[one]] = lines[one]
+    rest = np.ones(len(uniq), dtype=bool)
+    rest[inverse[one]] = False
+    if rest.any():
+        slot = np.cumsum(rest) - 1  # the union's row of each road that needs one
+        pick = rest[inverse]
+        merged[rest] = gm.union_rows(lines[pick], slot[inverse[pick]], int(rest.sum()))
+    return shapely.get_parts(shapely.line_merge(merged))
 
 
 def spacing_findings(ctx: Any) -> list[Finding]:
@@ -178,11 +195,12 @@ def spacing_findings(ctx: Any) -> list[Finding]:
                           "end": pos[same + 1], "gap": pos[same + 1] - pos[same]})
     # on a ring road the last hydrant is followed by the first one again
     length = shapely.length(lines)
-    ends = pd.DataFrame({"h": h, "line": line, "pos": pos}).groupby("line").agg(
-        first=("h", "first"), last=("h", "last"), lo=("pos", "first"), hi=("pos", "last"), n=("h", "size"))
-    ring = ends[(ends["n"] > 1) & shapely.is_closed(lines[ends.index.to_numpy()])]
-    wrap = pd.DataFrame({"a": ring["last"], "b": ring["first"], "line": ring.index, "start": ring["hi"],
-                         "end": ring["lo"], "gap": length[ring.index.to_numpy()] - ring["hi"] + ring["lo"]})
+    on_line, first, count = np.unique(line, return_index=True, return_counts=True)  # sorted by line, then pos
+    last = first + count - 1
+    ring = (count > 1) & shapely.is_closed(lines[on_line])
+    first, last, ln = first[ring], last[ring], on_line[ring]
+    wrap = pd.DataFrame({"a": h[last], "b": h[first], "line": ln, "start": pos[last], "end": pos[first],
+                         "gap": length[ln] - pos[last] + pos[first]})
     pairs = pd.concat([pairs, wrap], ignore_index=True)
     # two hydrants on a ring are consecutive both ways round: the longer arc is their spacing
     pairs["lo"], pairs["hi"] = np.minimum(pairs["a"], pairs["b"]), np.maximum(pairs["a"], pairs["b"])
@@ -360,7 +378,11 @@ def placement_findings(ctx: Any) -> list[Finding]:
     wall_mounted = at.texts(hydrants, "kind", "above_ground") == "wall"
     if len(buildings):
         bg = at.geoms(buildings)
-        h, b = STRtree(bg).query_nearest(hg, all_matches=False)
+        tree = STRtree(bg)
+        # only a wall nearer than the minimum is reported: the nearest is looked for where one is that near
+        close = np.unique(tree.query(hg, predicate="dwithin", distance=p["min_to_wall_m"])[0])
+        h, b = tree.query_nearest(hg[close], all_matches=False)
+        h = close[h]
         wall_d[h] = shapely.distance(hg[h], bg[b])
         wall_line[h] = shapely.shortest_line(hg[h], bg[b])
     too_near_road = edge_d < p["min_to_road_edge_m"]

@@ -4,7 +4,7 @@ LANE-SETBACK, LANE-SLOPE, on one lane network whose kinds come from its topology
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import geopandas as gpd
 import numpy as np
@@ -125,14 +125,35 @@ class LaneNetwork:
     crefs: np.ndarray
     #: the `kind` each lane's data claims (None where untagged); `kinds` are derived from the geometry
     claims: np.ndarray | None = None
-    #: per lane the point farthest from its only connection (dead ends; None elsewhere)
-    dead_end_at: np.ndarray | None = None
+    #: per connection (city road, vehicle entrance or other lane) the lane and its zone, as `derive_kinds` takes
+    connections: tuple[np.ndarray, np.ndarray] | None = None
     #: the city road surfaces the entry zones were found on (`city_surfaces`; LANE-TURN turns off them too)
     city: np.ndarray | None = None
+    _far: np.ndarray | None = None  # `dead_end_at`, once found
+    _eroded: dict[float, np.ndarray] = field(default_factory=dict)  # `eroded`, per radius
 
     @property
     def n(self) -> int:
         return len(self.geoms)
+
+    @property
+    def dead_end_at(self) -> np.ndarray:
+        """Per lane the point farthest from its only connection (dead ends; None elsewhere), found on first use."""
+        if self._far is None:
+            far = (derive_kinds(self.geoms, *self.connections)[1] if self.connections is not None
+                   else np.full(self.n, None, dtype=object))
+            far[self.kinds != "dead_end"] = None  # (rings drawn as several lanes included)
+            self._far = far
+        return self._far
+
+    def eroded(self, radius: float, idx: np.ndarray) -> np.ndarray:
+        """Lanes `idx` eroded by `radius` (`gm.configuration_space`: LANE-WIDTH and LANE-CLEAR erode the same
+        lanes by the same half width), each lane eroded once per radius."""
+        got = self._eroded.setdefault(radius, np.full(self.n, None, dtype=object))
+        todo = np.unique(idx[shapely.is_missing(got[idx])])
+        if len(todo):
+            got[todo] = gm.configuration_space(self.geoms[todo], radius)
+        return got[idx]
 
     def claim_note(self, i: int) -> tuple[str, str]:
         """(zh, en) sentence when lane i's claimed kind contradicts the kind its geometry gives, else ("", "")."""
@@ -240,7 +261,8 @@ KIND_NAMES_ZH: dict[str, str] = {"ring": "环形车道", "through": "贯通式�
 RING_HOLE_M2 = 50.0
 
 
-def derive_kinds(geoms: np.ndarray, conn_lane: np.ndarray, conn_zone: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def derive_kinds(geoms: np.ndarray, conn_lane: np.ndarray, conn_zone: np.ndarray, *,
+                 far: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Lane kinds from the network's topology, and where each dead end ends.
 
     Parameters
@@ -250,6 +272,8 @@ def derive_kinds(geoms: np.ndarray, conn_lane: np.ndarray, conn_zone: np.ndarray
     conn_lane, conn_zone : numpy.ndarray
         Per connection (a city road, a vehicle entrance or another lane met within ENTRY_TOL_M) the lane and the
         part of it where the connection is.
+    far : bool
+        Whether to find the dead ends' far points (else `dead_end_at` is all None).
 
     Returns
     -------
@@ -261,9 +285,9 @@ def derive_kinds(geoms: np.ndarray, conn_lane: np.ndarray, conn_zone: np.ndarray
     """
     n = len(geoms)
     kinds = np.full(n, "isolated", dtype=object)
-    far = np.full(n, None, dtype=object)
+    far_at = np.full(n, None, dtype=object)
     if not n:
-        return kinds, far
+        return kinds, far_at
     parts, idx = shapely.get_parts(geoms, return_index=True)
     holes = shapely.area(shapely.polygons(shapely.get_exterior_ring(parts))) - shapely.area(parts)
     ring = np.zeros(n, dtype=bool)
@@ -271,27 +295,33 @@ def derive_kinds(geoms: np.ndarray, conn_lane: np.ndarray, conn_zone: np.ndarray
     places = np.zeros(n, dtype=np.int64)
     zones = np.full(n, None, dtype=object)
     real = ~shapely.is_empty(conn_zone) if len(conn_zone) else np.zeros(0, dtype=bool)
+    if not far:  # a ring's connections are not counted
+        real &= ~ring[conn_lane]
     if real.any():
-        grown = shapely.buffer(conn_zone[real], ENTRY_TOL_M, quad_segs=2)
-        owner = conn_lane[real]
+        zone, owner = conn_zone[real], conn_lane[real]
         count = np.bincount(owner, minlength=n)
         alone = count[owner] == 1  # a lane's only connection is its own union (most dead ends): no overlay
-        zones[owner[alone]] = grown[alone]
+        # one polygon is one place however far it is grown: grown only where a dead end's far point needs it
+        one = alone & (shapely.get_type_id(zone) == 3) if not far else np.zeros(len(zone), dtype=bool)
+        grown = np.full(len(zone), None, dtype=object)
+        grown[~one] = shapely.buffer(zone[~one], ENTRY_TOL_M, quad_segs=2)
+        zones[owner[alone & ~one]] = grown[alone & ~one]
         several = np.flatnonzero(count > 1)
         zones[several] = gm.union_rows(grown[~alone], np.searchsorted(several, owner[~alone]), len(several))
         present = ~shapely.is_missing(zones)
         present[present] = ~shapely.is_empty(zones[present])
         places[present] = shapely.get_num_geometries(zones[present])
+        places[owner[one]] = 1
     kinds[places >= 2] = "through"
     kinds[places == 1] = "dead_end"
     kinds[ring] = "ring"
-    dead = np.flatnonzero(kinds == "dead_end")
+    dead = np.flatnonzero(kinds == "dead_end") if far else np.empty(0, dtype=np.int64)
     if len(dead):
         xy, owner = shapely.get_coordinates(geoms[dead], return_index=True)
         d = shapely.distance(shapely.points(xy), zones[dead][owner])
         best = pd.Series(d).groupby(owner).idxmax().to_numpy()
-        far[dead] = shapely.points(xy[best])
-    return kinds, far
+        far_at[dead] = shapely.points(xy[best])
+    return kinds, far_at
 
 
 def city_surfaces(roads: gpd.GeoDataFrame) -> np.ndarray:
@@ -339,11 +369,10 @@ def lane_network(ctx: CheckContext) -> LaneNetwork:
                       claims=at.texts(lanes, "kind", None) if len(g) else np.empty(0, dtype=object),
                       city=surfaces)
     # one derived network for LANE-TURNAROUND, LANE-CONNECT, LANE-CLEAR and LANE-TURN: kinds from topology
-    net.kinds, net.dead_end_at = derive_kinds(g, np.concatenate([ext_lane, ai]).astype(np.int64),
-                                              np.concatenate([ext_zone, net.contact_zones()]))
-    drawn = ring_of_lanes(net)
-    net.kinds[drawn] = "ring"
-    net.dead_end_at[drawn] = None
+    net.connections = (np.concatenate([ext_lane, ai]).astype(np.int64),
+                       np.concatenate([ext_zone, net.contact_zones()]))
+    net.kinds = derive_kinds(g, *net.connections, far=False)[0]
+    net.kinds[ring_of_lanes(net)] = "ring"
     return net
 
 
@@ -419,18 +448,19 @@ def lane_width(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
     if not len(own):
         return []
     r = required / 2.0 - gm.SIZE_TOL_M / 2.0  # exactly the required width passes
-    eroded = shapely.buffer(net.geoms[own], -r, quad_segs=8)
+    eroded = net.eroded(r, own)
     parts, idx = shapely.get_parts(eroded, return_index=True)
     big = shapely.area(parts) > gm.SLIVER_M2
     n_parts = np.bincount(idx[big], minlength=len(own))
     suspect = n_parts != 1
     # entry zones the eroded lane must reach
-    pos = {int(k): p for p, k in enumerate(own)}
-    t_lane = np.concatenate([net.ext_lane, net.adj_i])
+    pos = np.full(net.n, -1, dtype=np.int64)
+    pos[own] = np.arange(len(own))
+    t_lane = np.concatenate([net.ext_lane, net.adj_i]).astype(np.int64)
     t_zone = np.concatenate([net.ext_zone, net.contact_zones()])
-    mine = np.array([int(k) in pos for k in t_lane], dtype=bool)
+    mine = pos[t_lane] >= 0
     if mine.any():
-        p = np.array([pos[int(k)] for k in t_lane[mine]])
+        p = pos[t_lane[mine]]
         reach = shapely.dwithin(eroded[p], t_zone[mine], r + REACH_TOL_M)
         suspect[np.unique(p[~reach])] = True
     out = []
@@ -587,7 +617,7 @@ def lane_clear(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
         easy &= np.bincount(near_entry, minlength=n) == 0
     lane_space = np.full(len(own), None, dtype=object)
     first = np.unique(lone_lane[easy])
-    lane_space[first] = gm.configuration_space(own_geoms[first], r)
+    lane_space[first] = net.eroded(r, own[first])
     easy[easy] = gm.only_bites(clusters[easy], lane_space, lone_lane[easy])
     # windows around the other clusters; only the lanes, entries and other clusters inside a window are looked at
     rest = np.flatnonzero(~easy)
@@ -611,7 +641,7 @@ def lane_clear(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
     lane_of[easy] = lone_lane[easy]
     used = np.unique(lane_of[single])
     more = used[shapely.is_missing(lane_space[used])]
-    lane_space[more] = gm.configuration_space(own_geoms[more], r)
+    lane_space[more] = net.eroded(r, own[more])
     local_lanes = np.full(n, None, dtype=object)
     local_lanes[single] = own_geoms[lane_of[single]]
     multi = np.flatnonzero(~single)
@@ -847,7 +877,8 @@ def lane_turnaround(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
     serves_tall = _serves_high_rise(ctx, net.geoms[dead], float(sec["serve_distance_m"]))
     out = []
     sure = gm.squares_fit(net.geoms[dead], need)
-    sure_tall = gm.squares_fit(net.geoms[dead], tall_need) | ~serves_tall
+    sure_tall = ~serves_tall  # (the larger square is looked for only where a high-rise is served)
+    sure_tall[serves_tall] = gm.squares_fit(net.geoms[dead[serves_tall]], tall_need)
     for p, i in enumerate(dead):
         if sure[p] and sure_tall[p]:
             continue
@@ -989,16 +1020,17 @@ def lane_setback(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
     if not len(b) or not len(own):
         return []
     bg = bv.geoms
-    li, bi = STRtree(bg).query(net.geoms[own], predicate="dwithin", distance=need)
-    if not len(li):
-        return []
     height, from_floors = at.building_heights(b, profile)
     use = at.texts(b, "use", "residential")
     limit = np.where(use == "residential", float(sec["high_rise_residential_m"]), float(sec["high_rise_other_m"]))
     brefs = bv.refs
-    # only buildings of unknown height and high-rises are reported: distances and evidence for those pairs only
-    report = np.isnan(height[bi]) | (height[bi] > limit[bi])
-    li, bi = li[report], bi[report]
+    # only buildings of unknown height and high-rises are reported: only those are looked for near the lanes
+    report = np.flatnonzero(np.isnan(height) | (height > limit))
+    if not len(report):
+        return []
+    li, bi = STRtree(bg[report]).query(net.geoms[own], predicate="dwithin", distance=need)
+    pair = np.lexsort((report[bi], li))  # lane by lane, buildings in their view order
+    li, bi = li[pair], report[bi[pair]]
     d = shapely.distance(net.geoms[own[li]], bg[bi])
     close = d < need
     li, bi, d = li[close], bi[close], d[close]

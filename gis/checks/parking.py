@@ -68,20 +68,28 @@ def hydrant_findings(ctx: Any, parking: gpd.GeoDataFrame) -> list[Finding]:
     if len(pg) == 0 or len(hg) == 0:
         return []
     p, h = STRtree(hg).query(pg, predicate="dwithin", distance=radius)
-    hits = pd.DataFrame({"p": p, "h": at.refs(hydrants)[h], "d": shapely.distance(pg[p], hg[h])})
+    if not len(p):
+        return []
+    d = shapely.distance(pg[p], hg[h])
+    href = at.refs(hydrants)[h]
+    order = np.argsort(p, kind="stable")  # per parking feature, its hydrants in the order found
+    p, href, d = p[order], href[order], d[order]
+    near, start = np.unique(p, return_index=True)
+    stop = np.append(start[1:], len(p))
     refs, compound = at.refs(parking), at.compound_refs(ctx, parking)
     kind = at.texts(parking, "kind", "vehicle")
     out = []
-    for pi, group in hits.groupby("p", sort=True):
-        d = float(group["d"].min())
+    for pi, a, b in zip(near.tolist(), start.tolist(), stop.tolist(), strict=True):
+        least = float(d[a:b].min())
+        names = sorted(href[a:b].tolist())
         what_zh, what_en = ("车位", "stall") if kind[pi] == "stall" else ("车辆", "vehicle")
         out.append(Finding(rule=rule, verdict="fail", subject_ref=refs[pi], compound_ref=compound[pi],
-                           other_refs=list(group["h"]), measured=round(d, 2), required=radius, unit="m",
+                           other_refs=list(href[a:b]), measured=round(least, 2), required=radius, unit="m",
                            severity=severity(profile, rule),
-                           message=f"{what_zh} {refs[pi]} 距消火栓 {'、'.join(sorted(group['h']))} {at.m(d)} m，"
+                           message=f"{what_zh} {refs[pi]} 距消火栓 {'、'.join(names)} {at.m(least)} m，"
                                    f"小于 {at.m(radius)} m",
-                           message_en=f"{what_en} {refs[pi]} is {at.m(d)} m from hydrant(s) "
-                                      f"{', '.join(sorted(group['h']))}; keep {at.m(radius)} m clear",
+                           message_en=f"{what_en} {refs[pi]} is {at.m(least)} m from hydrant(s) "
+                                      f"{', '.join(names)}; keep {at.m(radius)} m clear",
                            geometry=pg[pi]))
     return out
 
@@ -378,6 +386,7 @@ def entrance_findings(ctx: Any, parking: gpd.GeoDataFrame, owned: np.ndarray) ->
     entrances = vehicle_entrances(ctx)  # the frame `approaches` numbers its zones' entrances in
     erefs = at.refs(entrances)
     prefs, compound = at.refs(parking), at.compound_refs(ctx, parking)
+    drawn = at.geoms(parking)
     tree = STRtree(pg)
     zones, unknown = approaches(ctx, near=tree)  # zones no parking can reach are not drawn: they find nothing
     radius = truck / 2.0 - TOLERANCE_M
@@ -423,7 +432,7 @@ def entrance_findings(ctx: Any, parking: gpd.GeoDataFrame, owned: np.ndarray) ->
             message=f"{prefs[j]} 停放在出入口 {'、'.join(names)} 前，消防车转入净宽仅 {at.m(clear)} m（应≥{at.m(truck)} m）",
             message_en=f"{prefs[j]} parked in front of entrance {', '.join(names)}: a fire truck turning in has "
                        f"{at.m(clear)} m clear (needs {at.m(truck)} m)",
-            geometry=at.geoms(parking)[j]))
+            geometry=drawn[j]))
     if len(unknown):
         eg = at.geoms(entrances)
         e_idx = unknown["entrance"].to_numpy(dtype=int)
@@ -438,7 +447,7 @@ def entrance_findings(ctx: Any, parking: gpd.GeoDataFrame, owned: np.ndarray) ->
                 message=f"无法判定 {prefs[j]} 是否堵塞出入口 {'、'.join(names)}：城市道路缺少路面宽度 roads.width_m",
                 message_en=f"cannot judge whether {prefs[j]} blocks entrance {', '.join(names)}: the city road "
                            f"has no width_m",
-                geometry=at.geoms(parking)[j]))
+                geometry=drawn[j]))
     return out
 
 

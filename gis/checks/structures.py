@@ -74,38 +74,39 @@ def separation_findings(ctx: Any, structures: gpd.GeoDataFrame) -> list[Finding]
     # the structure's verdict is its worst pair's; only the pairs of that verdict are named and drawn
     failing = pairs.loc[pairs["verdict"] == "fail", "s"].unique()
     pairs["worst"] = np.where(pairs["s"].isin(failing).to_numpy(), "fail", "cannot_judge").astype(object)
-    pairs = pairs[pairs["verdict"] == pairs["worst"]].sort_values(["s", "d"])
-    pairs["line"] = shapely.shortest_line(sg[pairs["s"].to_numpy()], bg[pairs["b"].to_numpy()])
+    pairs = pairs[pairs["verdict"] == pairs["worst"]]
+    ps, pb, dist, plow, phigh, pv = (pairs[c].to_numpy() for c in ("s", "b", "d", "low", "high", "verdict"))
+    order = np.lexsort((dist, ps))  # per structure, nearest building first (stable, as sort_values)
+    ps, pb, dist, plow, phigh, pv = ps[order], pb[order], dist[order], plow[order], phigh[order], pv[order]
+    subjects, start = np.unique(ps, return_index=True)
+    stop = np.append(start[1:], len(ps))
+    lines = shapely.multilinestrings(shapely.shortest_line(sg[ps], bg[pb]),
+                                     indices=np.repeat(np.arange(len(subjects)), stop - start))
     brefs, srefs = at.refs(buildings), at.refs(structures)
-    pairs["bref"] = brefs[pairs["b"].to_numpy()]
-    groups = pairs.groupby("s", sort=True)
-    first = groups.first()
-    others = groups["bref"].agg(list)
-    lines = shapely.multilinestrings(pairs["line"].to_numpy(),
-                                     indices=pd.factorize(pairs["s"])[0])
     compound = at.compound_refs(ctx, structures)
     grade = at.texts(structures, "fire_resistance_grade", profile.get("SEPARATION", "default_structure_grade"))
     grade_zh = np.vectorize(_GRADE_ZH.get, otypes=[object])(grade) if len(grade) else grade
     unknown_height = np.isnan(height)
     out = []
-    for k, (si, row) in enumerate(first.iterrows()):
-        names = others.loc[si]
-        if row["verdict"] == "fail":
-            required = row["low"]
-            msg = (f"违建 {srefs[si]}（{grade_zh[si]}级）距建筑 {'、'.join(names)} 最近 {at.m(row['d'])} m，"
+    for k, (si, f, e) in enumerate(zip(subjects.tolist(), start.tolist(), stop.tolist(), strict=True)):
+        names = brefs[pb[f:e]].tolist()
+        d = dist[f]
+        if pv[f] == "fail":
+            required = plow[f]
+            msg = (f"违建 {srefs[si]}（{grade_zh[si]}级）距建筑 {'、'.join(names)} 最近 {at.m(d)} m，"
                    f"小于防火间距 {at.m(required)} m，应拆除或整改")
-            msg_en = (f"illegal structure {srefs[si]} (grade {grade[si]}) is {at.m(row['d'])} m from building(s) "
+            msg_en = (f"illegal structure {srefs[si]} (grade {grade[si]}) is {at.m(d)} m from building(s) "
                       f"{', '.join(names)}, within the {at.m(required)} m fire separation")
         else:
-            required = row["high"]
-            missing = [brefs[x] for x in pairs.loc[pairs["s"] == si, "b"] if unknown_height[x]]
-            msg = (f"无法判定违建 {srefs[si]} 与建筑 {'、'.join(names)} 的防火间距（{at.m(row['d'])} m）："
+            required = phigh[f]
+            missing = [brefs[x] for x in pb[f:e].tolist() if unknown_height[x]]
+            msg = (f"无法判定违建 {srefs[si]} 与建筑 {'、'.join(names)} 的防火间距（{at.m(d)} m）："
                    f"缺少建筑高度和层数 height_m/floors（{'、'.join(missing)}）")
             msg_en = (f"cannot judge the separation of illegal structure {srefs[si]} from {', '.join(names)} "
-                      f"({at.m(row['d'])} m): height_m and floors missing for {', '.join(missing)}")
+                      f"({at.m(d)} m): height_m and floors missing for {', '.join(missing)}")
         for rule in SEPARATION_RULES:
-            out.append(Finding(rule=rule, verdict=row["verdict"], subject_ref=srefs[si], compound_ref=compound[si],
-                               other_refs=names, measured=round(float(row["d"]), 3),
+            out.append(Finding(rule=rule, verdict=pv[f], subject_ref=srefs[si], compound_ref=compound[si],
+                               other_refs=names, measured=round(float(d), 3),
                                required=round(float(required), 3), unit="m", severity=severity(profile, rule),
                                message=msg, message_en=msg_en, geometry=lines[k]))
     return out
