@@ -245,8 +245,8 @@ class _Boundaries:
         seg = np.flatnonzero(ring[1:] == ring[:-1])
         self.p0, self.p1 = xy[seg], xy[seg + 1]
         self.part = used[owner[ring_owner[ring[seg]]]]
-        lo, hi = np.minimum(self.p0, self.p1), np.maximum(self.p0, self.p1)
-        self.tree = STRtree(shapely.box(lo[:, 0], lo[:, 1], hi[:, 0], hi[:, 1])) if len(seg) else None
+        # (the tree keeps envelopes only: a segment's is its bounding box)
+        self.tree = STRtree(shapely.linestrings(np.stack([self.p0, self.p1], axis=1))) if len(seg) else None
 
     def probe(self, start: np.ndarray, normal: np.ndarray, part: np.ndarray, limit: np.ndarray) -> np.ndarray:
         """Distance from each start point along its normal to the first crossing of its surface's boundary, inf
@@ -263,8 +263,7 @@ class _Boundaries:
             reach = np.minimum(limit[todo], stage)
             a = start[todo] + 0.01 * normal[todo]
             b = start[todo] + reach[:, None] * normal[todo]
-            lo, hi = np.minimum(a, b), np.maximum(a, b)
-            ri, si = self.tree.query(shapely.box(lo[:, 0], lo[:, 1], hi[:, 0], hi[:, 1]))
+            ri, si = self.tree.query(shapely.linestrings(np.stack([a, b], axis=1)))  # (envelopes)
             r_of = reach[ri]
             ri = todo[ri]
             same = self.part[si] == part[ri]
