@@ -6,8 +6,12 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -121,3 +125,57 @@ def bench_admin_token(engine: Any, *, username: str = "bench-admin", password: s
 def load_line() -> str:
     """The 1, 5 and 15 minute load averages, printed beside every measurement (the machine is shared)."""
     return " ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
+class TreeCpu:
+    """CPU seconds (user + system) of this process and of every descendant (pool workers, the fork server, Dask
+    workers) spent while the block runs: a measure the shared machine's load does not inflate the way it does
+    wall time. This process is measured exactly, less the sampling thread's own CPU (`sampler`: a /proc walk per
+    sample); descendants are sampled every `interval` seconds (one that exits loses at most its last interval: a
+    pool worker is idle by then)."""
+
+    def __init__(self, interval: float = 0.5) -> None:
+        self.interval = interval
+        self.own = self.children = self.total = self.sampler = 0.0
+
+    @staticmethod
+    def _cpu(proc: psutil.Process) -> float:
+        times = proc.cpu_times()
+        return float(times.user + times.system)
+
+    def _sample(self) -> None:
+        try:
+            kids = self._me.children(recursive=True)
+        except psutil.Error:
+            return
+        for kid in kids:
+            try:
+                self._seen[(kid.pid, kid.create_time())] = self._cpu(kid)
+            except psutil.Error:
+                pass
+
+    def _run(self) -> None:
+        start = time.thread_time()
+        while not self._stop.wait(self.interval):
+            self._sample()
+        self._sample()
+        self.sampler = time.thread_time() - start
+
+    def __enter__(self) -> TreeCpu:
+        self._me = psutil.Process()
+        self._seen: dict[tuple[int, float], float] = {}
+        self._sample()
+        self._base = dict(self._seen)  # what descendants alive now (a kept fork server) had spent before
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-cpu-sampler", daemon=True)
+        self._own0 = time.process_time()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        own = time.process_time() - self._own0
+        self._stop.set()
+        self._thread.join()
+        self.own = own - self.sampler
+        self.children = sum(v - self._base.get(k, 0.0) for k, v in self._seen.items())
+        self.total = self.own + self.children

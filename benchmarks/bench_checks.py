@@ -21,7 +21,11 @@ worker).
 
 Iterating: `--home DIR` keeps the database in DIR and reuses the sample loaded there on the next run;
 `--skip flagged,serial,peers,geos,dask,turn,bigdask` leaves those parts out (the full grouped run always runs;
-bigdask: the Dask run of the `--big` district).
+bigdask: the Dask run of the `--big` district); `--big-home DIR` keeps the `--big` sample in a database of its own
+(reused on the next run) instead of replacing the main sample with it.
+
+CPU seconds of the full checks (the checking process and its workers, sampled) are printed beside the wall times:
+on a shared machine they move far less with the load, so the l/m ratio is given in both.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _support import SAMPLE_TABLES, load_line, mark_sample, open_database, private_home, reusable_sample
+from _support import TreeCpu, load_line, mark_sample, open_database, private_home, reusable_sample
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -171,23 +175,29 @@ def lane_turn_time(tasks: list) -> tuple[float, int]:
     return time.perf_counter() - t, n
 
 
-#: The child that replaces the benchmark's data by a bigger sample (its own process: the sample's memory is not
-#: the checking process's).
+#: The child that loads the bigger sample into the database of FIRELANE_HOME (its own process: the sample's memory
+#: is not the checking process's): the benchmark's own home (its sample replaced), or a kept `--big-home` that
+#: already holding this sample is reused as it is.
 BIG_LOAD = """
 import json, sys, time
-from gis import scope
-from gis.db import get_engine, owner_engine
-from gis.sample import generate, load_sample
+sys.path.insert(0, "benchmarks")
+from _support import SAMPLE_TABLES, mark_sample, open_database, reusable_sample
 from sqlalchemy import text
+from gis.sample import generate, load_sample
 scale, district, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
-scope.enter(scope.SYSTEM)
-with owner_engine().begin() as conn:
-    conn.execute(text(f"TRUNCATE {sys.argv[4]} RESTART IDENTITY CASCADE"))
+engine = open_database()
+if reusable_sample(engine, district=district, scale=scale, seed=seed):
+    with engine.connect() as conn:
+        features = sum(conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one() for t in SAMPLE_TABLES
+                       if t != "hazards")
+    print(json.dumps({"load_s": 0.0, "features": features, "reused": True}))
+    sys.exit()
 t = time.perf_counter()
 sample = generate(district=district, scale=scale, seed=seed)
 features = sum(len(v) for v in sample.layers.values())
-load_sample(sample, engine=get_engine())
-print(json.dumps({"load_s": time.perf_counter() - t, "features": features}))
+load_sample(sample, engine=engine)
+mark_sample(district=district, scale=scale, seed=seed)
+print(json.dumps({"load_s": time.perf_counter() - t, "features": features, "reused": False}))
 """
 
 #: The child that checks the loaded district streamed (a fresh process: its peak memory is the check's own). A
@@ -195,6 +205,8 @@ print(json.dumps({"load_s": time.perf_counter() - t, "features": features}))
 BIG_CHECK = """
 import json, sys, threading, time
 import psutil
+sys.path.insert(0, "benchmarks")
+from _support import TreeCpu
 from gis import scope
 from gis.checks.profiles import load_profile
 from gis.checks.runner import STREAM_COMPOUNDS, cut_groups, group_size, read_group, run_checks, scope_compounds
@@ -229,10 +241,11 @@ if floor:  # the read alone: every group the run reads, with its surroundings, n
         read_group(engine, group, profile)
     out["batches"] = len(groups)
     out["read_s"] = time.perf_counter() - t
-t, cpu = time.perf_counter(), time.process_time()
-result = run_checks(engine=engine, workers=workers, ledger=True, grouped=True,
-                    dask_address=None if dask == "-" else dask)
-out.update(check_s=time.perf_counter() - t, check_cpu_s=time.process_time() - cpu, findings=len(result.findings),
+t = time.perf_counter()
+with TreeCpu() as cpu:
+    result = run_checks(engine=engine, workers=workers, ledger=True, grouped=True,
+                        dask_address=None if dask == "-" else dask)
+out.update(check_s=time.perf_counter() - t, check_cpu_s=cpu.own, tree_cpu_s=cpu.total, findings=len(result.findings),
            compounds=len(result.compounds), keys=sorted(result.findings["key"].astype(str)))
 stop.set()
 sampler.join()
@@ -241,27 +254,32 @@ print(json.dumps(out))
 """
 
 
-def _child(script: str, *args: object) -> dict[str, Any]:
+def _child(script: str, *args: object, home: Path | None = None) -> dict[str, Any]:
     import json
     import subprocess
 
+    env = os.environ.copy()
+    if home is not None:
+        env["FIRELANE_HOME"] = str(home)
     out = subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True,
-                         env=os.environ.copy(), cwd=str(Path(__file__).resolve().parents[1]))
+                         env=env, cwd=str(Path(__file__).resolve().parents[1]))
     if out.returncode:  # the child's own error, not only its exit status
         raise RuntimeError(f"benchmark child failed ({out.returncode}):\n{out.stderr[-4000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def big_load(scale: str, district: str, seed: int) -> dict[str, Any]:
-    """Replace the benchmark database's data by the `scale` sample, in a child process."""
-    return _child(BIG_LOAD, scale, district, seed, ", ".join(SAMPLE_TABLES))
+def big_load(scale: str, district: str, seed: int, *, home: Path | None = None) -> dict[str, Any]:
+    """Load the `scale` sample in a child process: into the benchmark's database (its sample replaced), or into
+    the kept database of `home` (reused when it already holds that sample)."""
+    return _child(BIG_LOAD, scale, district, seed, home=home)
 
 
-def big_check(workers: int, dask: str | None, *, floor: bool = False) -> dict[str, Any]:
+def big_check(workers: int, dask: str | None, *, floor: bool = False, home: Path | None = None) -> dict[str, Any]:
     """Check the loaded district in a fresh child process (`run_checks`: groups read by the workers, the ledger
-    written group by group): wall and CPU time, findings and their keys, peak resident memory of the checking
-    process and of its largest worker (sampled), and with `floor` first the groups' read alone."""
-    return _child(BIG_CHECK, workers, dask or "-", "floor" if floor else "-")
+    written group by group): wall time, CPU of the checking process and of all of it with its workers, findings
+    and their keys, peak resident memory of the checking process and of its largest worker (sampled), and with
+    `floor` first the groups' read alone."""
+    return _child(BIG_CHECK, workers, dask or "-", "floor" if floor else "-", home=home)
 
 
 def geos_share(tasks: list) -> tuple[float, float]:
@@ -302,6 +320,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--big", default=None,
                     help="also load this scale's sample (e.g. l: 8,000 compounds) and check it streamed in a child "
                          "process, after the main rows: time against the main full check, peak memory per process")
+    ap.add_argument("--big-home", type=Path, default=None,
+                    help="keep the --big sample in this FIRELANE_HOME's own database (reused by the next run: no "
+                         "3-minute reload of l) instead of replacing the main sample")
     args = ap.parse_args(argv)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     if skip - set(PARTS):
@@ -337,12 +358,21 @@ def main(argv: list[str] | None = None) -> int:
         flagged = serial = None
         if "flagged" not in skip:
             flagged, _ = timed(lambda: run_checks(engine=engine, workers=args.workers, ledger=False))
-        cpu0 = time.process_time()
-        full, result = timed(lambda: run_checks(engine=engine, workers=args.workers, ledger=False, grouped=True),
-                             repeat=2)
-        parent_cpu = (time.process_time() - cpu0) / 2
+        cpus: list[TreeCpu] = []
+
+        def pool_run() -> Any:
+            with TreeCpu() as cpu:
+                out = run_checks(engine=engine, workers=args.workers, ledger=False, grouped=True)
+            cpus.append(cpu)
+            return out
+
+        full, result = timed(pool_run, repeat=2)
+        parent_cpu, full_cpu = min(c.own for c in cpus), min(c.total for c in cpus)
+        serial_cpu = None
         if "serial" not in skip:
+            cpu0 = time.process_time()
             serial, _ = timed(lambda: run_checks(engine=engine, workers=1, ledger=False, grouped=True))
+            serial_cpu = time.process_time() - cpu0
         on_dask = dask_same = None
         if "dask" not in skip:
             # best of two like the pool's row, each run starting its own LocalCluster as the pool run starts its pool
@@ -370,11 +400,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"full check, {args.workers} workers, grouped partitions     {full:8.2f}   "
               f"x{full / floor:.1f} the floor; target < {TARGET_FULL_S:g} s: "
               f"{'MET' if full < TARGET_FULL_S else 'NOT MET'}")
-        print(f"    of which the checking process's own CPU (the serial part: compounds, groups, findings)  "
-              f"{parent_cpu:8.2f}")
+        print(f"    CPU seconds: the checking process's own (the serial part: compounds, groups, findings) "
+              f"{parent_cpu:.2f}, with its workers (sampled) {full_cpu:.2f}")
         if serial is not None:
             print(f"full check, serial, grouped partitions             {serial:8.2f}   x{serial / floor:.1f} the floor; "
-                  f"the {args.workers}-worker speed-up x{serial / full:.2f}")
+                  f"the {args.workers}-worker speed-up x{serial / full:.2f}; CPU {serial_cpu:.2f} s "
+                  f"(the workers' run spends x{full_cpu / serial_cpu:.2f} of it)")
         if on_dask is not None:
             print(f"full check, Dask LocalCluster of {args.workers} workers         {on_dask:8.2f}   "
                   f"x{on_dask / floor:.1f} the floor, x{on_dask / full:.2f} the {args.workers}-worker pool; target <= {TARGET_DASK_RATIO:g}: "
@@ -408,17 +439,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"peak memory (largest process): {peak:.2f} GB; target < {TARGET_PEAK_GB:g} GB: "
               f"{'MET' if peak < TARGET_PEAK_GB else 'NOT MET'}")
         if args.big:
-            loaded = big_load(args.big, args.district, args.seed)
-            mark_sample(district=args.district, scale=args.big, seed=args.seed)
-            print(f"\n== scale {args.big}: {loaded['features']:,} features, generated and loaded in "
-                  f"{loaded['load_s']:.0f} s; each run below in a fresh process, groups read by the workers, ledger written ==",
-                  flush=True)
+            big_home = args.big_home.resolve() if args.big_home is not None else None
+            loaded = big_load(args.big, args.district, args.seed, home=big_home)
+            how = (f"reused from {big_home}" if loaded["reused"] else
+                   f"generated and loaded in {loaded['load_s']:.0f} s")
+            print(f"\n== scale {args.big}: {loaded['features']:,} features, {how}; each run below in a fresh "
+                  f"process, groups read by the workers, ledger written ==", flush=True)
             runs = [(f"{args.workers} workers", None)]
             if "bigdask" not in skip:
                 runs.append((f"Dask LocalCluster of {args.workers}", f"local:{args.workers}"))
             done: dict[str, dict[str, Any]] = {}
             for label, dask in runs:
-                run = done[label] = big_check(args.workers, dask, floor=not done)
+                run = done[label] = big_check(args.workers, dask, floor=not done, home=big_home)
                 if "read_s" in run:
                     big_floor = run["read_s"]
                     print(f"read floor: every group read once ({run['batches']} groups, one process)   "
@@ -429,6 +461,9 @@ def main(argv: list[str] | None = None) -> int:
                       f"x{run['check_s'] / full:.1f} the scale-{args.scale} full check; target < "
                       f"x{TARGET_BIG_RATIO:g}: {'MET' if run['check_s'] / full < TARGET_BIG_RATIO else 'NOT MET'}; "
                       f"{run['compounds']:,} compounds, {run['findings']:,} findings")
+                print(f"    CPU with its workers (sampled) {run['tree_cpu_s']:.1f} s = x{run['tree_cpu_s'] / full_cpu:.1f} "
+                      f"the scale-{args.scale} full check's {full_cpu:.1f} s (load-independent; PostgreSQL's own CPU is "
+                      f"in neither, the ledger's client side only in this one)")
                 print(f"    peak memory: checking process {run['peak_self_gb']:.2f} GB, largest worker "
                       f"{run['peak_worker_gb']:.2f} GB; target < {TARGET_BIG_PEAK_GB:g} GB in any process: "
                       f"{'MET' if worst < TARGET_BIG_PEAK_GB else 'NOT MET'}", flush=True)
