@@ -364,6 +364,12 @@ def largest_inscribed_square(geom: BaseGeometry, *, angles: Sequence[float] | No
     found are dropped before any bisection. Orientations 90 degrees apart hold the same squares: a side one of
     them held (or refused) is not tried again in the other, only sides between what is known are.
 
+    Whether a side fits is decided exactly (the polygon eroded by the side across holds a chord of the side
+    along), and a test also bounds the answer: the longest chord c(s) at side s shrinks as s grows, so no side
+    above c(s) fits when s does, and every side up to c(s) fits when s does not. `_square_bounds` closes in on
+    each orientation's largest side that way first; the bisection then asks only about sides those bounds leave
+    open, so it takes the path (and places the square where) testing every side would.
+
     Parameters
     ----------
     geom : Polygon or MultiPolygon
@@ -388,37 +394,68 @@ def largest_inscribed_square(geom: BaseGeometry, *, angles: Sequence[float] | No
     frames = _frames(geom, angles)
     locals_ = [f.forward(geom) for f in frames]
     convex = [_convex(x) for x in locals_]
-    # frames 90 degrees apart share what they know: the largest side held and the smallest refused
     twin = _quarter_turn_classes(np.array([f.angle for f in frames]))
+    # what each class of frames is known to hold (sides up to `fit`) and to refuse (sides from `unfit` up)
+    fit = np.full(len(frames), -np.inf)
+    unfit = np.full(len(frames), np.inf)
+
+    lines: dict[tuple[int, float], LineString | None] = {}
+
+    def test(k: int, side: float) -> tuple[bool, float, LineString | None]:
+        got, line = longest_chord(erode_segment(locals_[k], max(side - SIZE_TOL_M, 0.0), axis=1,
+                                                convex=convex[k]), axis=0)
+        c = twin[k]
+        lines[k, side] = line
+        if line is not None and got >= side - SIZE_TOL_M:
+            fit[c] = max(fit[c], side)
+            # (a side just above the chord bound would be refused: kept strictly above what was tested)
+            unfit[c] = min(unfit[c], max(got + SIZE_TOL_M + 1e-6, side + 1e-9))
+            return True, got, line
+        unfit[c] = min(unfit[c], side)
+        if line is not None:
+            fit[c] = max(fit[c], min(got + SIZE_TOL_M - 1e-6, side - 1e-9))
+        return False, got, line
+
+    at_lo = [test(k, lo) for k in range(len(frames))]
+    order = sorted((k for k in range(len(frames)) if at_lo[k][0]), key=lambda k: -at_lo[k][1])
+    _square_bounds(test, fit, unfit, twin, order, lo, hi)
+    # the bisection's own record (as when every side was tested) and the tests it still needs
     held = np.full(len(frames), -np.inf)
     refused = np.full(len(frames), np.inf)
 
-    def chord(k: int, side: float) -> tuple[float, LineString | None]:
-        got, line = longest_chord(erode_segment(locals_[k], max(side - SIZE_TOL_M, 0.0), axis=1,
-                                                convex=convex[k]), axis=0)
-        if line is not None and got >= side - SIZE_TOL_M:
-            held[twin[k]] = max(held[twin[k]], side)
+    def chord(k: int, side: float) -> bool:
+        c = twin[k]
+        if side <= fit[c]:
+            ok = True
+        elif side >= unfit[c]:
+            ok = False
         else:
-            refused[twin[k]] = min(refused[twin[k]], side)
-        return got, line
+            ok = test(k, side)[0]
+        if ok:
+            held[c] = max(held[c], side)
+        else:
+            refused[c] = min(refused[c], side)
+        return ok
 
-    # the best square so far: its side and where it lies (frame, chord, width), placed once at the end
-    best_side, best_at = 0.0, None
+    # the best square so far: its side and the frame it was found in, placed once at the end
+    best_side, best_k = 0.0, None
     bounds = []
     for k in range(len(frames)):
-        got, line = chord(k, lo)
-        if line is not None and got >= lo - SIZE_TOL_M:
+        ok, got, line = at_lo[k]
+        held[twin[k]] = max(held[twin[k]], lo) if ok else held[twin[k]]
+        if not ok:
+            refused[twin[k]] = min(refused[twin[k]], lo)
+        if ok:
             bounds.append((min(got, hi), k))
-            if best_at is None:
-                best_side, best_at = lo, (k, line, max(lo - SIZE_TOL_M, 0.0))
+            if best_k is None:
+                best_side, best_k = lo, k
     for top, k in sorted(bounds, reverse=True):
         a, b = max(best_side, lo), top + SIZE_TOL_M
         if b <= best_side + MEASURE_PRECISION_M / 2.0:
             continue
         if b < refused[twin[k]]:  # (a side the twin frame held is no larger than the best: b is not one)
-            got, line = chord(k, b)
-            if line is not None and got >= b - SIZE_TOL_M:
-                best_side, best_at = b, (k, line, b - SIZE_TOL_M)
+            if chord(k, b):
+                best_side, best_k = b, k
                 continue
         while b - a > MEASURE_PRECISION_M / 2.0:
             mid = (a + b) / 2.0
@@ -428,17 +465,39 @@ def largest_inscribed_square(geom: BaseGeometry, *, angles: Sequence[float] | No
             if mid <= held[twin[k]]:  # held by the twin: no larger than the best side, nothing to place
                 a = mid
                 continue
-            got, line = chord(k, mid)
-            if line is not None and got >= mid - SIZE_TOL_M:
+            if chord(k, mid):
                 a = mid
                 if mid > best_side:
-                    best_side, best_at = mid, (k, line, mid - SIZE_TOL_M)
+                    best_side, best_k = mid, k
             else:
                 b = mid
-    rectangle = _placed(frames[best_at[0]], best_at[1], best_at[2]) if best_at is not None else None
+    rectangle = None
+    if best_k is not None:
+        w = max(best_side - SIZE_TOL_M, 0.0)
+        line = lines[best_k, best_side] if (best_k, best_side) in lines else longest_chord(
+            erode_segment(locals_[best_k], w, axis=1, convex=convex[best_k]), axis=0)[1]
+        rectangle = _placed(frames[best_k], line, w) if line is not None else None
     # a side s was accepted while the true side is at least s - SIZE_TOL_M
     side = round(max(best_side - SIZE_TOL_M / 2.0, 0.0), 2)
     return Inscribed(side, side, rectangle)
+
+
+def _square_bounds(test, fit: np.ndarray, unfit: np.ndarray, twin: np.ndarray,  # noqa: ANN001 - a closure
+                   frames: list[int], lo: float, hi: float) -> None:
+    """Close each frame class's bounds on its largest square (`fit`, `unfit`) to MEASURE_PRECISION_M / 2:
+    the untried upper bound first (a lane's width bounds the square along it), else the middle."""
+    step = MEASURE_PRECISION_M / 2.0
+    for k in frames:
+        c = twin[k]
+        tried = np.inf
+        while True:
+            a, b = max(fit[c], lo), min(unfit[c], hi + SIZE_TOL_M)
+            if b - a <= step or b <= fit.max() + step:  # (a frame that cannot beat the best is not bisected)
+                break
+            mid = b - step / 2.0 if b < tried else (a + b) / 2.0
+            ok = test(k, mid)[0]
+            if not ok:
+                tried = mid
 
 
 def _quarter_turn_classes(angles: np.ndarray) -> np.ndarray:
