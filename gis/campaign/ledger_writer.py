@@ -154,9 +154,11 @@ def record(
         verified = conn.execute(text(f"""
             WITH upd AS (
                 UPDATE hazards h SET status = 'verified', verified_at = now(), last_run_id = :run
-                FROM (SELECT id, status FROM hazards WHERE status IN {verify} AND rule = ANY(:rules)
-                      AND compound_ref = ANY(:compounds) FOR UPDATE) old
-                WHERE h.id = old.id AND NOT EXISTS (SELECT 1 FROM {_STAGE} s WHERE s.key = h.key)
+                FROM (SELECT id, status FROM hazards c WHERE status IN {verify} AND rule = ANY(:rules)
+                      AND compound_ref = ANY(:compounds)
+                      -- only what the run no longer finds is locked: the rest was updated above
+                      AND NOT EXISTS (SELECT 1 FROM {_STAGE} s WHERE s.key = c.key) FOR UPDATE) old
+                WHERE h.id = old.id
                 RETURNING h.id, old.status AS from_state
             )
             INSERT INTO hazard_events (hazard_id, from_state, to_state, evidence, run_id, note)
