@@ -134,6 +134,22 @@ def test_a_failed_turn_into_a_dead_end_names_the_buildings_cut_off():
     assert "buildings cut off: B1" in got["message_en"].iloc[0]
 
 
+def test_a_lane_failing_at_two_corners_is_one_finding_at_its_tightest_corner():
+    # a Z of 4 m lanes: sharp at (12, 56), an 8.5 m fillet at (76, 60); both fall short of 9 m. One hazard (one
+    # ledger key), measured where the shortfall is largest, with both corners and their bands as evidence
+    z = shapely.union_all([box(8, 0, 12, 60), box(8, 56, 80, 60), box(76, 56, 80, 150),
+                           fillet(76, 60, -1, 1, 8.5)])
+    got = turn_findings(context(fire_lanes=lane_rows(z)))
+    assert len(got) == 1 and got["key"].is_unique
+    assert got["measured"].iloc[0] < 0.1
+    assert "2 corners fall short; this is the tightest" in got["message_en"].iloc[0]
+    assert "共 2 处转弯不足" in got["message"].iloc[0]
+    assert len(got.geometry.iloc[0].geoms) == 4  # each corner's apex and swept band
+    # one corner alone stays one plain finding
+    single = turn_findings(context(fire_lanes=lane_rows(corner_lane())))
+    assert len(single) == 1 and "corners fall short" not in single["message_en"].iloc[0]
+
+
 def test_straight_lanes_and_turnaround_squares_are_no_turns():
     # a dead end ending in a 14 m square: the square's corners beside the lane are no turn a truck makes
     geom = shapely.union_all([box(8, 0, 12, 80), box(3, 80, 17, 94)])

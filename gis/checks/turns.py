@@ -504,14 +504,24 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
     bands = swept_bands(corners, need, w)
     lost = _cut_off(ctx, net, subject, gate, drive, drive_row, serve, ok_gates=_passable_gates(
         np.flatnonzero(ok), keep, di, dj))
+    # one finding per subject and set of buildings cut off (its ledger key): a lane failing at several corners is
+    # one hazard, measured at its tightest corner (the largest shortfall), with every failing corner as evidence
+    entrance = drive_row[np.maximum(gate, 0)] if len(drive_row) else np.zeros(len(gate), dtype=np.int64)
+    subject_key = np.where(subject >= 0, subject, -1 - entrance)
+    worst: dict[tuple[int, tuple[str, ...]], list[int]] = {}
+    for k in np.argsort(best - need, kind="stable"):
+        worst.setdefault((int(subject_key[k]), tuple(lost[k][0])), []).append(int(k))
     out = []
-    for k in range(len(corners)):
+    for ks in worst.values():
+        k = ks[0]
         truck_zh = "登高车" if need[k] == ladder else "消防车"
         truck_en = "an aerial ladder truck" if need[k] == ladder else "a fire truck"
         refs, n_bld, n_fl = lost[k]
         who_zh = f"; 受影响建筑: {', '.join(refs[:10])}{' 等' if len(refs) > 10 else ''}" if refs else ""
         who_en = f"; buildings cut off: {', '.join(refs[:10])}{' ...' if len(refs) > 10 else ''}" if refs else ""
-        evidence = shapely.geometrycollections([corners.apex[k], bands[k]])
+        many_zh = f"(共 {len(ks)} 处转弯不足, 此为最窄处)" if len(ks) > 1 else ""
+        many_en = f" ({len(ks)} corners fall short; this is the tightest)" if len(ks) > 1 else ""
+        evidence = shapely.geometrycollections([g for j in sorted(ks) for g in (corners.apex[j], bands[j])])
         sev = severity(profile, "LANE-TURN", buildings=n_bld, floors=n_fl)
         if subject[k] >= 0:
             i = int(subject[k])
@@ -521,9 +531,9 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
                 other_refs=refs, measured=float(best[k]), required=float(need[k]), geometry=evidence,
                 severity=sev,
                 message=f"消防车道 {net.refs[i]} 转弯处内侧最大可行转弯半径 {best[k]:.2f} m, 小于{truck_zh}所需 "
-                        f"{need[k]:g} m(车宽含余量 {w:g} m){who_zh}{note_zh}",
+                        f"{need[k]:g} m(车宽含余量 {w:g} m){many_zh}{who_zh}{note_zh}",
                 message_en=f"fire lane {net.refs[i]}: the largest inner turning radius that fits at this corner is "
-                           f"{best[k]:.2f} m, {truck_en} needs {need[k]:g} m (swept width {w:g} m){who_en}"
+                           f"{best[k]:.2f} m, {truck_en} needs {need[k]:g} m (swept width {w:g} m){many_en}{who_en}"
                            f"{note_en}",
             ))
         else:
@@ -534,9 +544,9 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
                 compound_ref=ent.compound_refs[e], other_refs=refs, measured=float(best[k]),
                 required=float(need[k]), geometry=evidence, severity=sev,
                 message=f"车行出入口 {ref} 由城市道路转入处最大可行转弯半径 {best[k]:.2f} m, 小于{truck_zh}所需 "
-                        f"{need[k]:g} m{who_zh}",
+                        f"{need[k]:g} m{many_zh}{who_zh}",
                 message_en=f"vehicle entrance {ref}: the turn from the city road fits an inner radius of "
-                           f"{best[k]:.2f} m at most, {truck_en} needs {need[k]:g} m{who_en}",
+                           f"{best[k]:.2f} m at most, {truck_en} needs {need[k]:g} m{many_en}{who_en}",
             ))
     return out
 
