@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import geopandas as gpd
+import numpy as np
 import pytest
 import shapely
 from checks_support import CRS, by_rule, context, feat, line, pt, rect
 
 from gis.checks import hydrants
+from gis.checks import network as nw
 
 # --- HYD-COVERAGE -------------------------------------------------------------------------------------------
 
@@ -339,52 +341,7 @@ def test_a_hydrant_by_the_lane_is_not_measured_to_the_distant_city_road() -> Non
     assert found.empty
 
 
-def _segments(edges: object) -> set[tuple[tuple[float, float], tuple[float, float]]]:
-    """The straight segments of noded lines, each as its sorted pair of ends (rounded to the noding grid)."""
-    import numpy as np
-
-    xy, owner = shapely.get_coordinates(edges, return_index=True)
-    same = np.flatnonzero(owner[1:] == owner[:-1])
-    ends = [tuple(sorted((tuple(a), tuple(b)))) for a, b in zip(np.round(xy[same], 2).tolist(),
-                                                                np.round(xy[same + 1], 2).tolist(), strict=True)]
-    return set(ends)
-
-
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_the_network_is_noded_as_geos_snap_rounds_the_union(seed: int) -> None:
-    import numpy as np
-
-    from gis.checks import network as nw
-
-    # crossings away from vertices, T-junctions, ends a few mm short of (or past) another line, collinear
-    # overlaps, a closed ring, polylines: the same segments and nodes as GEOS's union on the 1 cm grid
-    rng = np.random.default_rng(seed)
-    lines = [shapely.LineString(rng.uniform(0, 100, (int(rng.integers(2, 5)), 2)) + [500000.0, 3300000.0])
-             for _ in range(40)]
-    base = shapely.LineString([(500000.0, 3300050.0), (500100.0, 3300050.0)])
-    lines += [base, shapely.LineString([(500030.0, 3300050.004), (500030.0, 3300090.0)]),
-              shapely.LineString([(500060.0, 3300049.997), (500060.0, 3300010.0)]),
-              shapely.LineString([(500040.0, 3300050.0), (500120.0, 3300050.0)]),
-              shapely.LineString([(500010.0, 3300010.0), (500020.0, 3300010.0), (500020.0, 3300020.0),
-                                  (500010.0, 3300010.0)])]
-    net = nw.build_network(lines)
-    geos = shapely.get_parts(shapely.union_all(lines, grid_size=nw.NODING_GRID_M))
-    assert _segments(net.edges) == _segments(geos)
-    # and the same edges, vertex for vertex (a hop landing inside a wall lands where GEOS's edges lead it)
-    assert sorted(shapely.to_wkt(shapely.normalize(net.edges), rounding_precision=2)) == sorted(
-        shapely.to_wkt(shapely.normalize(geos), rounding_precision=2))
-    # the end nodes are where the edges start and end: one place per node
-    starts = np.round(shapely.get_coordinates(shapely.get_point(net.edges, 0)), 2)
-    ends = np.round(shapely.get_coordinates(shapely.get_point(net.edges, -1)), 2)
-    place = {(int(n), tuple(p)) for n, p in zip(np.r_[net.u, net.v], np.vstack([starts, ends]).tolist(), strict=True)}
-    assert len(place) == len(set(np.r_[net.u, net.v].tolist()))
-
-
 def test_points_attach_as_the_per_piece_nearest_search_attaches_them() -> None:
-    import numpy as np
-
-    from gis.checks import network as nw
-
     # a street grid, spurs and detached walkways; hydrants land through the numpy pass for points, the same
     # hydrants as one-point multipoints through the per-piece nearest queries: the same hose lays to every building
     rng = np.random.default_rng(7)

@@ -67,97 +67,20 @@ def build_network(lines: object, *, grid_size: float = NODING_GRID_M) -> Network
     if len(parts) == 0:
         z = np.empty(0, dtype=int)
         return Network(np.empty(0, dtype=object), z, z, np.empty(0), 0, z, STRtree([]))
-    edges, u, v, n_nodes = _snap_round(parts, grid_size)
+    noded = shapely.union_all(parts, grid_size=grid_size)
+    edges = shapely.get_parts(noded)
+    edges = edges[(shapely.get_type_id(edges) == 1) & (shapely.length(edges) > 0)]
+    coords, owner = shapely.get_coordinates(edges, return_index=True)
+    count = np.bincount(owner, minlength=len(edges))
+    last = np.cumsum(count) - 1
+    ends = np.vstack([coords[last - count + 1], coords[last]])
+    n_nodes, inverse = _grid_nodes(np.round(ends / grid_size).astype(np.int64))
     n = len(edges)
+    u, v = inverse[:n], inverse[n:]
     links = coo_matrix((np.ones(n), (u, v)), shape=(n_nodes, n_nodes))
     _, piece = connected_components(links, directed=False)
     return Network(edges=edges, u=u, v=v, length=shapely.length(edges), n_nodes=n_nodes, piece=piece,
                    tree=STRtree(edges))
-
-
-def _snap_round(parts: np.ndarray, grid_size: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """The lines noded by snap rounding on `grid_size` into the edges GEOS's noding union
-    (`union_all(parts, grid_size)`) gives: (edges, their end nodes u and v as numbers of grid cells, the number
-    of cells).
-
-    Hot pixels are the grid cells of every vertex and of every crossing of two segments (computed unrounded); a
-    segment passing through a hot pixel is bent through its centre, as GEOS's snap-rounding noder does. Each
-    line is then cut at the nodes (its ends and every cell another line, or itself again, passes through),
-    coincident stretches kept once, the way the first line runs. Same edges as the union (vertex for vertex,
-    direction too, on the m sample), at a fraction of the overlay's cost: most segments meet others only at
-    their ends."""
-    scale = 1.0 / grid_size
-    xy, owner = shapely.get_coordinates(parts, return_index=True)
-    same = np.flatnonzero(owner[1:] == owner[:-1])
-    p0, p1 = xy[same], xy[same + 1]
-    half = grid_size / 2.0
-    # segment envelopes grown by half a pixel: every pair that may cross and every pixel a segment may pass
-    # through are found by envelope alone (exact tests in numpy: GEOS predicates cost more than these)
-    lo_xy, hi_xy = np.minimum(p0, p1), np.maximum(p0, p1)
-    tree = STRtree(shapely.box(lo_xy[:, 0] - half, lo_xy[:, 1] - half, hi_xy[:, 0] + half, hi_xy[:, 1] + half))
-    # crossings of two segments inside at least one of them: their cells are hot pixels too (touching ends and
-    # vertices lying on a segment already are)
-    i, j = tree.query(tree.geometries)
-    pair = i < j
-    i, j = i[pair], j[pair]
-    r, s = p1[i] - p0[i], p1[j] - p0[j]
-    den = r[:, 0] * s[:, 1] - r[:, 1] * s[:, 0]
-    q = p0[j] - p0[i]
-    ok = den != 0  # parallel (collinear overlaps end at vertices)
-    t = np.divide(q[:, 0] * s[:, 1] - q[:, 1] * s[:, 0], den, out=np.zeros(len(den)), where=ok)
-    u = np.divide(q[:, 0] * r[:, 1] - q[:, 1] * r[:, 0], den, out=np.zeros(len(den)), where=ok)
-    inner = ok & (t >= 0) & (t <= 1) & (u >= 0) & (u <= 1) & (((t > 0) & (t < 1)) | ((u > 0) & (u < 1)))
-    cross = p0[i[inner]] + t[inner, None] * r[inner]
-    grid = np.floor(np.concatenate([xy, cross]) * scale + 0.5).astype(np.int64)
-    n_cells, number = _grid_nodes(grid)
-    cells = np.empty((n_cells, 2), dtype=np.int64)
-    cells[number] = grid
-    # every (segment, hot pixel) the segment passes through, ordered along the segment: a segment meets the
-    # pixel's square when their boxes overlap and the square's corners are not all on one side of its line
-    centre = cells / scale
-    c, k = tree.query(shapely.box(centre[:, 0] - half, centre[:, 1] - half, centre[:, 0] + half,
-                                  centre[:, 1] + half))
-    d = p1 - p0
-    mid = centre[c]
-    side = d[k, 0] * (mid[:, 1] - p0[k, 1]) - d[k, 1] * (mid[:, 0] - p0[k, 0])
-    meets = ((lo_xy[k] <= mid + half).all(axis=1) & (hi_xy[k] >= mid - half).all(axis=1)
-             & (np.abs(side) <= half * (np.abs(d[k, 0]) + np.abs(d[k, 1]))))
-    k, c = k[meets], c[meets]
-    along = ((centre[c] - p0[k]) * d[k]).sum(axis=1)
-    order = np.lexsort((along, k))
-    k, c = k[order], c[order]
-    step = np.flatnonzero(k[1:] == k[:-1])
-    a, b = c[step], c[step + 1]
-    keep = a != b
-    a, b, line = a[keep], b[keep], owner[same[k[step[keep]]]]
-    # nodes: the lines' ends, and every cell two lines (or one line twice) pass through
-    first_xy = np.r_[0, np.flatnonzero(owner[1:] != owner[:-1]) + 1]
-    last_xy = np.r_[first_xy[1:] - 1, len(owner) - 1]
-    node = np.zeros(n_cells, dtype=bool)
-    node[number[first_xy]] = True
-    node[number[last_xy]] = True
-    lines_n = int(owner.max()) + 1
-    visits = np.unique(np.concatenate([a, b]).astype(np.int64) * lines_n + np.concatenate([line, line]))
-    node[np.bincount(visits // lines_n, minlength=n_cells) > 1] = True
-    again, count = np.unique(a.astype(np.int64) * lines_n + line, return_counts=True)
-    node[again[count > 1] // lines_n] = True
-    # coincident stretches of two lines are one edge, drawn the way the first line runs (as GEOS keeps it: on a
-    # stretch inside a wall, which of its equally near points a hop lands on follows the direction)
-    _, first = np.unique(np.minimum(a, b) * n_cells + np.maximum(a, b), return_index=True)
-    first.sort()
-    a, b, line = a[first], b[first], line[first]
-    # an edge is a line's run of segments from node to node (GEOS's edges; a run stops where the line's next
-    # segment went to another line's copy of a shared stretch)
-    n = len(a)
-    opens = np.ones(n, dtype=bool)
-    opens[1:] = (line[1:] != line[:-1]) | (a[1:] != b[:-1]) | node[a[1:]]
-    edge_of = np.cumsum(opens) - 1
-    at_ = np.concatenate([np.flatnonzero(opens) * 2, np.arange(n) * 2 + 1])
-    seq = np.argsort(at_, kind="stable")
-    cells_seq = np.concatenate([a[opens], b])[seq]
-    edge_seq = np.concatenate([edge_of[opens], edge_of])[seq]
-    closes = np.r_[np.flatnonzero(opens)[1:] - 1, n - 1] if n else np.empty(0, dtype=np.int64)
-    return shapely.linestrings(centre[cells_seq], indices=edge_seq), a[opens], b[closes], n_cells
 
 
 def _grid_nodes(cells: np.ndarray) -> tuple[int, np.ndarray]:
@@ -283,7 +206,8 @@ def _candidates(network: Network, geoms: np.ndarray, *, max_hop: float,
     Points (hydrants) are measured to every edge within reach in numpy (`_point_candidates`); other geometries
     get one nearest query per piece (over the items near the piece's extent) instead of pairing every item with
     every edge within `max_hop`. The exact hops and ties are decided by the caller."""
-    if len(geoms) and (shapely.get_type_id(geoms) == 0).all() and not shapely.is_empty(geoms).any():
+    if (len(geoms) and (shapely.get_type_id(geoms) == 0).all() and not shapely.is_empty(geoms).any()
+            and (shapely.get_num_coordinates(network.edges) == 2).all()):
         item, edge = _point_candidates(network, geoms, max_hop=max_hop, grid_size=grid_size)
         keep = shapely.dwithin(geoms[item], network.edges[edge], max_hop)
         return item[keep], edge[keep]
@@ -320,27 +244,22 @@ def _candidates(network: Network, geoms: np.ndarray, *, max_hop: float,
 
 def _point_candidates(network: Network, points: np.ndarray, *, max_hop: float,
                       grid_size: float) -> tuple[np.ndarray, np.ndarray]:
-    """`_candidates` of points, in numpy: every edge whose envelope comes within reach, its distance from the point
-    (the least over its segments), and per (point, piece) the edges within twice the tie tolerance of the piece's
-    nearest (a superset of what the caller keeps, which includes the nearest)."""
+    """`_candidates` of points, in numpy: every edge (a straight segment, as `build_network` makes them) whose
+    envelope comes within reach, its distance from the point, and per (point, piece) the edges within twice the
+    tie tolerance of the piece's nearest (a superset of what the caller keeps, which includes the nearest)."""
     xy = shapely.get_coordinates(points)
     reach = max_hop + grid_size
     item, edge = network.tree.query(shapely.box(xy[:, 0] - reach, xy[:, 1] - reach, xy[:, 0] + reach,
                                                 xy[:, 1] + reach))
-    # every segment of each edge within reach: the point's distance to the edge is the least of them
-    xy_e = shapely.get_coordinates(network.edges)
-    n_xy = shapely.get_num_coordinates(network.edges)
-    n_seg = n_xy[edge] - 1
-    row = np.repeat(np.arange(len(item)), n_seg)
-    first = np.cumsum(n_seg) - n_seg
-    seg = np.repeat((np.cumsum(n_xy) - n_xy)[edge], n_seg) + (np.arange(len(row)) - np.repeat(first, n_seg))
-    x0, y0 = xy_e[seg, 0], xy_e[seg, 1]
-    ex, ey = xy_e[seg + 1, 0] - x0, xy_e[seg + 1, 1] - y0
-    px, py = xy[item[row], 0] - x0, xy[item[row], 1] - y0
+    ends = shapely.get_coordinates(network.edges).reshape(-1, 2, 2)
+    x0, y0 = ends[:, 0, 0], ends[:, 0, 1]
+    dx, dy = ends[:, 1, 0] - x0, ends[:, 1, 1] - y0
+    px, py = xy[item, 0] - x0[edge], xy[item, 1] - y0[edge]
+    ex, ey = dx[edge], dy[edge]
     length2 = ex * ex + ey * ey
     t = np.clip(np.divide(px * ex + py * ey, length2, out=np.zeros(len(length2)), where=length2 > 0), 0.0, 1.0)
     gx, gy = px - t * ex, py - t * ey
-    dist = np.minimum.reduceat(np.sqrt(gx * gx + gy * gy), first) if len(row) else np.empty(0)
+    dist = np.sqrt(gx * gx + gy * gy)
     near = dist <= reach
     item, edge, dist = item[near], edge[near], dist[near]
     n_pieces = int(network.piece.max(initial=0)) + 1
