@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,9 +75,7 @@ SAMPLE_TABLES = ("compounds", "buildings", "fire_lanes", "aerial_areas", "hydran
 def reusable_sample(engine: Any, *, district: str, scale: str, seed: int) -> bool:
     """Whether the database already holds exactly this sample (`mark_sample` named it after loading). A database
     holding anything else is emptied, so the caller loads the sample afresh."""
-    from sqlalchemy import text
-
-    from gis.db import owner_engine
+    from gis.db import owner_engine  # after private_home() set FIRELANE_HOME (see there)
 
     wanted = SAMPLE_COMMENT.format(district=district, scale=scale, seed=seed)
     with engine.connect() as conn:
@@ -93,9 +92,7 @@ def reusable_sample(engine: Any, *, district: str, scale: str, seed: int) -> boo
 
 def mark_sample(*, district: str, scale: str, seed: int) -> None:
     """Name the sample just loaded (see `reusable_sample`)."""
-    from sqlalchemy import text
-
-    from gis.db import owner_engine
+    from gis.db import owner_engine  # after private_home() set FIRELANE_HOME (see there)
 
     comment = SAMPLE_COMMENT.format(district=district, scale=scale, seed=seed).replace("'", "''")
     with owner_engine().begin() as conn:  # only the owner may comment on its tables
@@ -106,8 +103,6 @@ def bench_admin_token(engine: Any, *, username: str = "bench-admin", password: s
                       name: str = "bench", ttl_hours: float | None = None) -> str:
     """A bearer token of an admin made for the benchmark (created on first use, reused with --home)."""
     # imported after private_home() set FIRELANE_HOME (see there)
-    from sqlalchemy import text
-
     from api.auth import issue_token
     from api.users import create_user
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import pickle
 
 import pandas as pd
 import pytest
@@ -229,9 +230,7 @@ def test_a_dask_task_names_the_database_without_its_password(db):
     """A group sent through a Dask scheduler carries the database URL without its password (the scheduler's state
     and logs and a remote cluster's workers never see it); a worker thread of this process finds the password
     here, a LocalCluster of the run's own in its workers' environment (the test below)."""
-    import pickle
-
-    import distributed
+    import distributed  # heavy optional dependency (Dask), as in the tests above
 
     password = db.url.password
     assert password  # the test database has one to leak

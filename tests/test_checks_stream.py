@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 import pytest
+from runner_support import bent_district, load
 from sqlalchemy import text
 
 from gis import sample, scope
@@ -116,8 +117,6 @@ def test_a_group_reads_the_surroundings_of_its_compounds_not_the_corner_of_its_b
     """A group's read is one index condition per layer over the boxes of short runs of its compounds (grown by
     the layer's margin): a compound and its features in the bend of the run are not read, whatever the group's
     overall bounding box covers; what the members own is read wherever it lies."""
-    from runner_support import bent_district, load
-
     layers = bent_district()
     load(db, layers)
     refs, ordered, outlines = scope_compounds(engine=db)
