@@ -88,7 +88,7 @@ def test_batches_checked_by_workers_while_the_next_is_read_give_the_serial_findi
 
 @pytest.mark.db
 def test_a_group_travels_as_its_refs_and_the_worker_reads_it_under_the_callers_scope(db, truncate):
-    """What goes to a pool or Dask worker is the group's refs and bounds, the database URL and the caller's scope
+    """What goes to a pool or Dask worker is the group's refs and read boxes, the database URL and the caller's scope
     (kilobytes, not the partition's frames); the worker reads and checks the group itself, under that scope."""
     load_sample(sample.generate(district="yinzhou", scale="s", seed=1), engine=db)
     refs, ordered, outlines = scope_compounds(engine=db)
@@ -121,9 +121,9 @@ def test_a_group_reads_the_surroundings_of_its_compounds_not_the_corner_of_its_b
     load(db, layers)
     refs, ordered, outlines = scope_compounds(engine=db)
     mine = [i for i, r in enumerate(ordered) if r != "C4"]
-    group = Group(refs=tuple(ordered[mine]), bounds=tuple(outlines[mine][0].bounds), boxes=read_boxes(outlines[mine], 1))
+    group = Group(refs=tuple(ordered[mine]), boxes=read_boxes(outlines[mine], 1))
     read = read_group(db, group, load_profile("cn-gb"))
     assert set(read["buildings"]["ref"]) == {"B1", "B2", "B3"}
     assert "C4" not in set(read["compounds"]["ref"]) and not len(read["fire_lanes"])
-    whole = Group(refs=group.refs, bounds=group.bounds, boxes=read_boxes(outlines[mine], len(mine)))
+    whole = Group(refs=group.refs, boxes=read_boxes(outlines[mine], len(mine)))
     assert set(read_group(db, whole, load_profile("cn-gb"))["buildings"]["ref"]) == {"B1", "B2", "B3", "B4"}

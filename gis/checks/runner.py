@@ -467,15 +467,14 @@ def read_scope(
     return read_check_layers(engine, CONTEXT_LAYERS, where=where, params=params), refs
 
 
-def _around(refs: list[str], boxes: Sequence[float] | Sequence[Sequence[float]],
+def _around(refs: list[str], boxes: Sequence[tuple[float, float, float, float]],
             profile: Profile) -> tuple[dict[str, str], dict[str, Any]]:
     """Per layer the SQL condition for the features a set of compounds needs: within the layer's context margin
-    of one of `boxes` (lon/lat bounds of runs of the compounds, `read_boxes`; one box: a single bounds tuple), or
-    belonging to one of them.
+    of one of `boxes` (lon/lat bounds of runs of the compounds, `read_boxes`), or belonging to one of them.
 
     Boxes of short runs, not one box of every compound: a run of neighbours along the Hilbert curve can bend
     around a large area that is no compound's surroundings, and its box (and a group's contexts) would read it."""
-    many = [tuple(map(float, b)) for b in (boxes if not len(boxes) or not np.isscalar(boxes[0]) else [boxes])]
+    many = [tuple(map(float, b)) for b in boxes]
     margins = context_margins(profile)
     lat = math.radians(sum(b[1] + b[3] for b in many) / (2 * len(many))) if many else 0.0
     params: dict[str, Any] = {"scope_refs": refs}
@@ -515,13 +514,11 @@ STREAM_COMPOUNDS = 800
 
 @dataclass(frozen=True)
 class Group:
-    """A run of neighbouring compounds read and checked as one unit: their refs, the lon/lat bounds of their
-    outlines, and the bounds of short runs of them (`read_boxes`, which `_around` grows by each layer's context
-    margin to read the surroundings)."""
+    """A run of neighbouring compounds read and checked as one unit: their refs and the lon/lat bounds of short
+    runs of them (`read_boxes`, which `_around` grows by each layer's context margin to read the surroundings)."""
 
     refs: tuple[str, ...]
-    bounds: tuple[float, float, float, float]
-    boxes: tuple[tuple[float, float, float, float], ...] = ()
+    boxes: tuple[tuple[float, float, float, float], ...]
 
 
 def scope_compounds(*, engine: Engine, street: str | None = None,
@@ -552,15 +549,13 @@ def cut_groups(ordered: np.ndarray, outlines: np.ndarray, size: int) -> list[Gro
         return []
     n = math.ceil(len(ordered) / max(1, size))
     cuts = np.linspace(0, len(ordered), n + 1).round().astype(int)
-    return [Group(refs=tuple(str(r) for r in ordered[a:b]),
-                  bounds=tuple(float(v) for v in shapely.total_bounds(outlines[a:b])),  # type: ignore[arg-type]
-                  boxes=read_boxes(outlines[a:b]))
+    return [Group(refs=tuple(str(r) for r in ordered[a:b]), boxes=read_boxes(outlines[a:b]))
             for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
 
 
 def read_group(engine: Engine, group: Group, profile: Profile) -> dict[str, gpd.GeoDataFrame]:
     """A group's compounds and every feature within the context margins of them or belonging to them."""
-    where, params = _around(list(group.refs), group.boxes or group.bounds, profile)
+    where, params = _around(list(group.refs), group.boxes, profile)
     return read_check_layers(engine, CONTEXT_LAYERS, where=where, params=params)
 
 
