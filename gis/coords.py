@@ -347,8 +347,9 @@ def _crs(code: int | str) -> pyproj.CRS:
 
 
 @functools.lru_cache(maxsize=128)
-def _transformer(src: pyproj.CRS, dst: pyproj.CRS) -> pyproj.Transformer | None:
-    """A cached lon/lat-ordered transformer, or ``None`` when source and target are the same CRS."""
+def cached_transformer(src: pyproj.CRS, dst: pyproj.CRS) -> pyproj.Transformer | None:
+    """A lon/lat-ordered transformer cached per process (building one is costly), or ``None`` when source and
+    target are the same CRS."""
     if src == dst:
         return None
     return pyproj.Transformer.from_crs(src, dst, always_xy=True)
@@ -415,7 +416,7 @@ def to_storage(geoms: Any, crs: CrsSpec | str | int, *, storage_epsg: int = STOR
     arr, single = _geometry_input(geoms)
     if spec.shift is not None:
         arr = _transform_xy(arr, _SHIFT_TO_WGS84[spec.shift])
-    transformer = _transformer(spec.pyproj_crs, _crs(storage_epsg))
+    transformer = cached_transformer(spec.pyproj_crs, _crs(storage_epsg))
     if transformer is not None:
         arr = _transform_xy(arr, transformer.transform)
     return arr if single else np.asarray(arr, dtype=object)
@@ -428,7 +429,7 @@ def from_storage(geoms: Any, crs: CrsSpec | str | int, *, storage_epsg: int = ST
     """
     spec = parse_crs(crs)
     arr, single = _geometry_input(geoms)
-    transformer = _transformer(_crs(storage_epsg), spec.pyproj_crs)
+    transformer = cached_transformer(_crs(storage_epsg), spec.pyproj_crs)
     if transformer is not None:
         arr = _transform_xy(arr, transformer.transform)
     if spec.shift is not None:
@@ -607,7 +608,7 @@ def metric_crs_for_bounds(bounds: npt.ArrayLike, *, kind: Literal["utm", "gk3"] 
 
 
 def _lonlat_bounds(total_bounds: np.ndarray, src: pyproj.CRS) -> np.ndarray:
-    transformer = _transformer(src, _crs(4326))
+    transformer = cached_transformer(src, _crs(4326))
     return total_bounds if transformer is None else np.asarray(transformer.transform_bounds(*total_bounds))
 
 
@@ -660,7 +661,7 @@ def project_local(
     crs = metric_crs_for_bounds(_lonlat_bounds(total, src), kind=kind)
     if is_frame:
         return data.to_crs(crs), crs
-    transformer = _transformer(src, crs)
+    transformer = cached_transformer(src, crs)
     projected = data if transformer is None else _transform_xy(data, transformer.transform)
     return np.asarray(projected, dtype=object), crs
 
