@@ -348,10 +348,14 @@ def test_points_attach_as_the_per_piece_nearest_search_attaches_them() -> None:
     grid = [line((0, y), (300, y)) for y in (0, 100, 200)] + [line((x, 0), (x, 200)) for x in (0, 150, 300)]
     spurs = [line((x, 0), (x, -float(rng.uniform(5, 40)))) for x in rng.uniform(5, 295, 12)]
     islands = [line((x, 250), (x + 30, 260)) for x in (20, 140, 260)]
-    net = nw.build_network([*grid, *spurs, *islands])
-    points = [pt(*xy) for xy in rng.uniform([-20, -50], [320, 280], (40, 2))]
+    # edges of several segments: a winding lane off the grid and a loop road (noding keeps their bends)
+    winding = [line((300, 100), (320, 110), (330, 135), (345, 140), (350, 170))]
+    loop = [shapely.LinearRing([(-60, 20), (-30, 20), (-25, 60), (-60, 70)])]
+    net = nw.build_network([*grid, *spurs, *islands, *winding, *loop])
+    assert (shapely.get_num_coordinates(net.edges) > 2).sum() >= 2
+    points = [pt(*xy) for xy in rng.uniform([-70, -50], [360, 280], (60, 2))]
     multi = [shapely.MultiPoint([p]) for p in points]
-    homes = [rect(x, y, x + 12, y + 8) for x, y in rng.uniform([-10, -40], [300, 270], (30, 2))]
+    homes = [rect(x, y, x + 12, y + 8) for x, y in rng.uniform([-70, -40], [350, 270], (40, 2))]
     targets = nw.attach(net, homes, max_hop=150)
     by_points = nw.target_distances(net, nw.attach(net, points, max_hop=150), targets, len(homes))
     by_pieces = nw.target_distances(net, nw.attach(net, multi, max_hop=150), targets, len(homes))

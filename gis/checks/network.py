@@ -206,8 +206,7 @@ def _candidates(network: Network, geoms: np.ndarray, *, max_hop: float,
     Points (hydrants) are measured to every edge within reach in numpy (`_point_candidates`); other geometries
     get one nearest query per piece (over the items near the piece's extent) instead of pairing every item with
     every edge within `max_hop`. The exact hops and ties are decided by the caller."""
-    if (len(geoms) and (shapely.get_type_id(geoms) == 0).all() and not shapely.is_empty(geoms).any()
-            and (shapely.get_num_coordinates(network.edges) == 2).all()):
+    if len(geoms) and (shapely.get_type_id(geoms) == 0).all() and not shapely.is_empty(geoms).any():
         item, edge = _point_candidates(network, geoms, max_hop=max_hop, grid_size=grid_size)
         keep = shapely.dwithin(geoms[item], network.edges[edge], max_hop)
         return item[keep], edge[keep]
@@ -244,22 +243,32 @@ def _candidates(network: Network, geoms: np.ndarray, *, max_hop: float,
 
 def _point_candidates(network: Network, points: np.ndarray, *, max_hop: float,
                       grid_size: float) -> tuple[np.ndarray, np.ndarray]:
-    """`_candidates` of points, in numpy: every edge (a straight segment, as `build_network` makes them) whose
-    envelope comes within reach, its distance from the point, and per (point, piece) the edges within twice the
-    tie tolerance of the piece's nearest (a superset of what the caller keeps, which includes the nearest)."""
+    """`_candidates` of points, in numpy: every edge whose envelope comes within reach, its distance from the
+    point (the least over its straight segments), and per (point, piece) the edges within twice the tie tolerance
+    of the piece's nearest (a superset of what the caller keeps, which includes the nearest; the caller measures
+    the hops exactly)."""
     xy = shapely.get_coordinates(points)
     reach = max_hop + grid_size
     item, edge = network.tree.query(shapely.box(xy[:, 0] - reach, xy[:, 1] - reach, xy[:, 0] + reach,
                                                 xy[:, 1] + reach))
-    ends = shapely.get_coordinates(network.edges).reshape(-1, 2, 2)
-    x0, y0 = ends[:, 0, 0], ends[:, 0, 1]
-    dx, dy = ends[:, 1, 0] - x0, ends[:, 1, 1] - y0
-    px, py = xy[item, 0] - x0[edge], xy[item, 1] - y0[edge]
-    ex, ey = dx[edge], dy[edge]
+    coords, owner = shapely.get_coordinates(network.edges, return_index=True)
+    n_seg = np.bincount(owner, minlength=len(network.edges)) - 1
+    first_seg = np.cumsum(n_seg + 1) - (n_seg + 1)  # the first vertex of each edge in coords
+    if (n_seg == 1).all():  # straight edges: one segment per (point, edge) pair
+        seg, pair = first_seg[edge], np.arange(len(item))
+    else:
+        per = n_seg[edge]
+        pair = np.repeat(np.arange(len(item)), per)
+        seg = first_seg[edge][pair] + np.arange(len(pair)) - np.repeat(np.cumsum(per) - per, per)
+    x0, y0 = coords[seg, 0], coords[seg, 1]
+    ex, ey = coords[seg + 1, 0] - x0, coords[seg + 1, 1] - y0
+    px, py = xy[item[pair], 0] - x0, xy[item[pair], 1] - y0
     length2 = ex * ex + ey * ey
     t = np.clip(np.divide(px * ex + py * ey, length2, out=np.zeros(len(length2)), where=length2 > 0), 0.0, 1.0)
     gx, gy = px - t * ex, py - t * ey
     dist = np.sqrt(gx * gx + gy * gy)
+    if len(pair) != len(item):  # the least over each edge's segments (every pair has at least one)
+        dist = np.minimum.reduceat(dist, np.cumsum(n_seg[edge]) - n_seg[edge]) if len(dist) else dist
     near = dist <= reach
     item, edge, dist = item[near], edge[near], dist[near]
     n_pieces = int(network.piece.max(initial=0)) + 1
