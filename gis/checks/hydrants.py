@@ -92,9 +92,13 @@ def coverage_findings(ctx: Any, *, network: bool = True) -> list[Finding]:
         on = np.flatnonzero(networked)
         sources = nw.attach(net, hg, max_hop=limit)
         nodes = nw.node_distances(net, sources)
-        # the hose lay through a building's nearest landing is one of the lays `attach` offers, so it bounds the
-        # shortest from above: within the limit, the building is covered and needs no finding (only failures
-        # are reported); the others get every landing and their exact distance
+        # bounds of the shortest hose lay from above: within the limit, the building is covered and needs no
+        # finding (only failures are reported; 0 stands for covered). First the lay through a walkway drawn to
+        # the wall, bounded without measuring it; then the lay through the nearest landing, one of the lays
+        # `attach` offers; the others get every landing and their exact distance
+        covered = nw.touch_bound(net, bg[on], nodes) <= limit
+        dist[on[covered]] = 0.0
+        on = on[~covered]
         dist[on] = nw.target_distances(net, sources, nw.nearest_landing(net, bg[on], max_hop=limit), len(on),
                                        nodes=nodes)
         unsure = on[dist[on] > limit]

@@ -148,6 +148,49 @@ def attach(network: Network, geoms: object, *, max_hop: float, grid_size: float 
                       hop=np.concatenate([hop, h[tie]]), along=np.concatenate([along, t[tie]]))
 
 
+def touch_bound(network: Network, geoms: object, nodes: np.ndarray, *,
+                grid_size: float = NODING_GRID_M) -> np.ndarray:
+    """Per geometry a sure upper bound of its hose lay (`target_distances` through `attach`'s landings) from an
+    edge within half the noding grid of it (a walkway drawn to the wall), without measuring the landing.
+
+    `attach` keeps such an edge (its piece's nearest hop is at most that, and every edge within the grid of the
+    nearest is kept), and the lay through it is at most the hop (half the grid) + the nearer end node's distance
+    + the edge's length; a little is added for rounding, so the bound holds for the floating-point distances too.
+
+    Parameters
+    ----------
+    network : Network
+    geoms : array_like of shapely geometries
+    nodes : numpy.ndarray
+        `node_distances(network, sources)`.
+    grid_size : float
+        The noding grid (see `NODING_GRID_M`).
+
+    Returns
+    -------
+    numpy.ndarray
+        The bound per geometry, ``inf`` where no edge is that near (or its ends are unreachable).
+    """
+    geoms = np.asarray(geoms, dtype=object).ravel()
+    out = np.full(len(geoms), np.inf)
+    if network.empty or len(geoms) == 0:
+        return out
+    item, edge = _touching(network, geoms, grid_size / 2.0)
+    via = grid_size / 2.0 + np.minimum(nodes[network.u[edge]], nodes[network.v[edge]]) + network.length[edge]
+    np.minimum.at(out, item, via * (1.0 + 1e-12) + 1e-9)
+    return out
+
+
+def _touching(network: Network, geoms: np.ndarray, reach: float) -> tuple[np.ndarray, np.ndarray]:
+    """(item, edge) pairs within `reach` of each other: by envelope, then the exact distance pair by pair (cheaper
+    than the tree's own predicate for thousands of walls with a walkway drawn to them)."""
+    box = shapely.bounds(geoms)
+    item, edge = network.tree.query(shapely.box(box[:, 0] - reach, box[:, 1] - reach, box[:, 2] + reach,
+                                                box[:, 3] + reach))
+    close = shapely.dwithin(geoms[item], network.edges[edge], reach)
+    return item[close], edge[close]
+
+
 def nearest_landing(network: Network, geoms: object, *, max_hop: float,
                     grid_size: float = NODING_GRID_M) -> Attachment:
     """One straight hop per geometry onto the network (within `max_hop`) that `attach` also offers, computed
@@ -176,14 +219,7 @@ def nearest_landing(network: Network, geoms: object, *, max_hop: float,
     if network.empty or len(geoms) == 0:
         z = np.empty(0)
         return Attachment(z.astype(int), z.astype(int), z, z)
-    # by envelope, then the exact distance pair by pair (cheaper than the tree's own predicate for thousands of
-    # walls with a walkway drawn to them)
-    box = shapely.bounds(geoms)
-    reach = grid_size / 2.0
-    touch, touch_edge = network.tree.query(shapely.box(box[:, 0] - reach, box[:, 1] - reach, box[:, 2] + reach,
-                                                       box[:, 3] + reach))
-    close = shapely.dwithin(geoms[touch], network.edges[touch_edge], reach)
-    touch, touch_edge = touch[close], touch_edge[close]
+    touch, touch_edge = _touching(network, geoms, grid_size / 2.0)
     touch, first = np.unique(touch, return_index=True)
     rest = np.ones(len(geoms), dtype=bool)
     rest[touch] = False
