@@ -43,7 +43,7 @@ def _networked(ctx: Any, buildings: pd.DataFrame, roads: pd.DataFrame) -> np.nda
     paths = at.texts(roads, "kind", "city") != "city"
     if OWNER_COLUMN in buildings.columns and OWNER_COLUMN in roads.columns and getattr(ctx, "compounds", None):
         with_paths = roads.loc[paths, OWNER_COLUMN].dropna().unique()
-        return buildings[OWNER_COLUMN].isin(with_paths).to_numpy(dtype=bool)
+        return at.isin(buildings[OWNER_COLUMN], with_paths)
     return np.full(len(buildings), bool((paths & at.owned(ctx, roads)).any()))
 
 
