@@ -220,10 +220,11 @@ def approaches(ctx: Any, *, near: STRtree | None = None) -> tuple[list[Approach]
     ----------
     ctx : CheckContext
     near : STRtree, optional
-        Of obstacles (parking footprints): only the zones that may hold one of them are drawn. A zone lies within
-        half the entrance width + the approach length + the truck width (along the road) + the road's reach
-        across it (half its width; a drawn surface's reach, see KERB_REACH) and the gate's distance + half the
-        entrance width + the truck width (the strip) of the point where the entrance faces the road's centre line.
+        Of obstacles (parking footprints): only the zones whose `outside` part (road and mouth) may hold one of
+        them are drawn (perimeter parking is what an entrance's finding is about). A zone lies within half the
+        entrance width + the approach length + the truck width (along the road) + the road's reach across it
+        (half its width; a drawn surface's reach, see KERB_REACH) and the gate's distance + half the entrance
+        width + the truck width (the strip) of the point where the entrance faces the road's centre line.
 
     Returns
     -------
@@ -274,15 +275,23 @@ def approaches(ctx: Any, *, near: STRtree | None = None) -> tuple[list[Approach]
     flat = ~normal.any(axis=1)
     normal[flat] = np.stack([-tangent[flat, 1], tangent[flat, 0]], axis=1)
     side = np.stack([-normal[:, 1], normal[:, 0]], axis=1) * (w / 2.0)[:, None]
+    a, b = s - w / 2.0 - length, s + w / 2.0 + length
+    stretch = _substrings(lines, np.maximum(a - truck, 0.0), np.minimum(b + truck, length_of))
+    mouth = shapely.polygons(np.stack([foot + side, gate + side, gate - side, foot - side], axis=1))
+    road = shapely.buffer(stretch, grow, cap_style="flat")
+    if near is not None and len(ok):
+        # the zone's outside part is its road and mouth: only the approaches with an obstacle on the grown road
+        # (a drawn road is cut from it) or in the mouth are drawn further (a few dozen of ~800 per group)
+        hit = np.unique(np.concatenate([near.query(road, predicate="intersects")[0],
+                                        near.query(mouth, predicate="intersects")[0]]))
+        ok, s, foot, gate, grow, lines, hw, w, length_of, kerbs, drawn, side, normal, a, b, road, mouth = (
+            v[hit] for v in (ok, s, foot, gate, grow, lines, hw, w, length_of, kerbs, drawn, side, normal, a, b,
+                             road, mouth))
     deep = normal * truck
     inner = gate + deep
-    a, b = s - w / 2.0 - length, s + w / 2.0 + length
-    road = shapely.buffer(_substrings(lines, np.maximum(a - truck, 0.0), np.minimum(b + truck, length_of)), grow,
-                          cap_style="flat")
     road[drawn] = shapely.intersection(road[drawn], kerbs[drawn])
     strip = shapely.polygons(np.stack([foot + side, gate + side + deep, gate - side + deep, foot - side], axis=1))
     target = shapely.polygons(np.stack([gate + side, inner + side, inner - side, gate - side], axis=1))
-    mouth = shapely.polygons(np.stack([foot + side, gate + side, gate - side, foot - side], axis=1))
     # the road beyond each end of the stretch (none where the road itself ends within it)
     before, after = np.flatnonzero(a > 0), np.flatnonzero(b < length_of)
     ends = np.concatenate([
