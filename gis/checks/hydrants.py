@@ -293,7 +293,7 @@ def access_findings(ctx: Any) -> list[Finding]:
     h = np.concatenate([hp, ho])
     if not len(h):
         return []
-    ref = np.concatenate([at.refs(parking)[p], at.refs(obs)[o]])
+    ref = np.concatenate([at.refs(parking.iloc[p]), at.refs(obs.iloc[o])])  # of the hits only
     is_park = np.concatenate([np.ones(len(hp), dtype=bool), np.zeros(len(ho), dtype=bool)])
     d = np.concatenate([shapely.distance(hg[hp], pg[p]), np.zeros(len(ho))])
     geom = np.concatenate([pg[p], og[o]])
