@@ -205,7 +205,7 @@ def aerial_obstructed(ctx: CheckContext, a: Areas, buildings: gpd.GeoDataFrame) 
     kinds_ok = set(profile.get("AERIAL-OBSTRUCTED", "kinds"))
     obs = ctx.view("obstructions")
     # of the profile's kinds (selected by position: one take of the layer's frame, below)
-    pick = np.flatnonzero(np.isin(at.texts(obs.frame, "kind", "other"), list(kinds_ok))) if len(obs) else \
+    pick = np.flatnonzero(at.texts_in(obs.frame, "kind", "other", kinds_ok)) if len(obs) else \
         np.empty(0, dtype=np.int64)
     bg = at.geoms(buildings)
     served = np.array([bg[a.building[i]] if a.building[i] >= 0 else None for i in own], dtype=object)

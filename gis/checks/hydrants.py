@@ -73,7 +73,7 @@ def coverage_findings(ctx: Any, *, network: bool = True) -> list[Finding]:
     buildings = at.layer(ctx, "buildings")
     buildings = buildings[at.owned(ctx, buildings)]
     hydrants = at.layer(ctx, "hydrants")
-    hydrants = hydrants[~np.isin(at.texts(hydrants, "status", "in_service"), list(UNUSABLE))]
+    hydrants = hydrants[~at.texts_in(hydrants, "status", "in_service", UNUSABLE)]
     bg, hg = at.geoms(buildings), at.geoms(hydrants)
     if len(bg) == 0:
         return []
@@ -145,7 +145,7 @@ def coverage_findings(ctx: Any, *, network: bool = True) -> list[Finding]:
 def _road_lines(ctx: Any) -> np.ndarray:
     """Continuous vehicle-road lines: parts of the same road (kind + name, else ref) merged end to end."""
     roads = at.layer(ctx, "roads")
-    roads = roads[np.isin(at.texts(roads, "kind", "city"), VEHICLE_ROADS)]
+    roads = roads[at.texts_in(roads, "kind", "city", VEHICLE_ROADS)]
     if len(roads) == 0:
         return np.empty(0, dtype=object)
     key = np.where(pd.isna(at.column(roads, "name")).to_numpy(), at.refs(roads),
@@ -282,7 +282,7 @@ def access_findings(ctx: Any) -> list[Finding]:
     hydrants = hydrants[at.owned(ctx, hydrants)]
     hg = at.geoms(hydrants)
     parking = at.layer(ctx, "parking")
-    parking = parking[np.isin(at.texts(parking, "kind", ""), ("stall", "vehicle"))]
+    parking = parking[at.texts_in(parking, "kind", "", ("stall", "vehicle"))]
     obs = _ground_obstructions(ctx, near=hg)
     pg, og = at.geoms(parking), at.geoms(obs)
     if len(hg) == 0 or (len(pg) == 0 and len(og) == 0):
@@ -345,7 +345,7 @@ def placement_findings(ctx: Any) -> list[Finding]:
     if len(hg) == 0:
         return []
     roads = at.layer(ctx, "roads")
-    roads = roads[np.isin(at.texts(roads, "kind", "city"), VEHICLE_ROADS)]
+    roads = roads[at.texts_in(roads, "kind", "city", VEHICLE_ROADS)]
     n = len(hg)
     edge_d = np.full(n, np.nan)
     edge_line = np.full(n, None, dtype=object)

@@ -34,7 +34,7 @@ BISECTION_STEPS = 16
 
 def _parking(ctx: Any) -> gpd.GeoDataFrame:
     frame = at.layer(ctx, "parking")
-    return frame[np.isin(at.texts(frame, "kind", ""), ("stall", "vehicle"))]
+    return frame[at.texts_in(frame, "kind", "", ("stall", "vehicle"))]
 
 
 def footprints(frame: gpd.GeoDataFrame, profile: Profile) -> np.ndarray:
