@@ -211,12 +211,12 @@ def aerial_obstructed(ctx: CheckContext, a: Areas, buildings: gpd.GeoDataFrame) 
     served = np.array([bg[a.building[i]] if a.building[i] >= 0 else None for i in own], dtype=object)
     # the vehicles of the parking layer (the rows a view of it holds); their refs are taken for the hits only
     park = at.layer(ctx, "parking")
-    vehicles = np.flatnonzero(at.texts(park, "kind", "stall") == "vehicle") if len(park) else \
+    vehicles = np.flatnonzero(at.texts_in(park, "kind", "stall", ("vehicle",))) if len(park) else \
         np.empty(0, dtype=np.int64)
     park_geoms = at.geoms(park)[vehicles]
     ill = ctx.view("illegal_structures")
     if len(ill):
-        ill = ill.take(at.texts(ill.frame, "status", "reported") != "demolished")
+        ill = ill.take(~at.texts_in(ill.frame, "status", "reported", ("demolished",)))
     # points grow into footprints by at most their size
     sizes = profile.get("LANE-CLEAR", "point_obstruction_size_m")
     size_m = np.nan_to_num(at.numbers(obs.frame, "size_m")[pick])

@@ -109,7 +109,7 @@ def lane_findings(ctx: Any, parking: gpd.GeoDataFrame) -> list[Finding]:
     """
     rule = "PARK-LANE"
     profile: Profile = ctx.profile
-    stalls = parking[at.texts(parking, "kind", "") == "stall"]
+    stalls = parking[at.texts_in(parking, "kind", "", ("stall",))]
     sg = at.geoms(stalls)
     zones = [(name, at.layer(ctx, name)) for name in ("fire_lanes", "aerial_areas")]
     zg = np.concatenate([at.geoms(f) for _, f in zones])
@@ -238,7 +238,7 @@ def approaches(ctx: Any, *, near: STRtree | None = None) -> tuple[list[Approach]
     truck, length = float(p["truck_width_m"]), float(p["approach_length_m"])
     entrances = vehicle_entrances(ctx)
     roads = at.layer(ctx, "roads")
-    roads = roads[at.texts(roads, "kind", "city") == "city"]
+    roads = roads[at.texts_in(roads, "kind", "city", ("city",))]
     eg = at.geoms(entrances)
     if len(eg) == 0 or len(roads) == 0:
         return [], pd.DataFrame({"entrance": [], "radius": []})
