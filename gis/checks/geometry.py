@@ -520,7 +520,8 @@ def pieces(geom: BaseGeometry) -> np.ndarray:
     if geom is None or geom.is_empty:
         return np.empty(0, dtype=object)
     parts = shapely.get_parts(geom)
-    parts = parts[np.isin(shapely.get_type_id(parts), (3, 6))]
+    tid = shapely.get_type_id(parts)
+    parts = parts[(tid == 3) | (tid == 6)]
     if len(parts):
         parts = shapely.get_parts(parts)
     return parts[shapely.area(parts) > SLIVER_M2]
@@ -529,7 +530,8 @@ def pieces(geom: BaseGeometry) -> np.ndarray:
 def pieces_of(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """`pieces` of many geometries at once: the pieces and the index of the geometry each came from."""
     parts, idx = shapely.get_parts(np.asarray(geoms, dtype=object), return_index=True)
-    poly = np.isin(shapely.get_type_id(parts), (3, 6))
+    tid = shapely.get_type_id(parts)
+    poly = (tid == 3) | (tid == 6)
     parts, idx = parts[poly], idx[poly]
     parts, sub = shapely.get_parts(parts, return_index=True)
     idx = idx[sub]
@@ -691,7 +693,8 @@ def surely_uncut(base: np.ndarray, diff: np.ndarray, entries: np.ndarray, entry_
 
 def _parts(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     parts, idx = shapely.get_parts(np.asarray(geoms, dtype=object), return_index=True)
-    poly = np.isin(shapely.get_type_id(parts), (3, 6))
+    tid = shapely.get_type_id(parts)
+    poly = (tid == 3) | (tid == 6)
     parts, idx = parts[poly], idx[poly]
     big = shapely.area(parts) > SLIVER_M2
     return parts[big], idx[big]
@@ -741,22 +744,84 @@ def bottleneck_width(geom: BaseGeometry, terminals: Sequence[BaseGeometry], *, r
     Bottleneck or None
         None when the polygon is at least `required` wide everywhere between its terminals.
     """
+    t = np.asarray(terminals, dtype=object).ravel()
+    return bottleneck_widths(np.array([geom], dtype=object), t, np.zeros(len(t), dtype=np.int64),
+                             required=required, reach_tol=reach_tol)[0]
+
+
+def bottleneck_widths(geoms: np.ndarray, terminals: np.ndarray, terminal_of: np.ndarray, *, required: float,
+                      reach_tol: float = 0.5, eroded: np.ndarray | None = None) -> list[Bottleneck | None]:
+    """`bottleneck_width` of many polygons at once: the same tests and the same bisection, run in step over all
+    polygons (each round's erosions one vectorised buffer call), and the neck drawn on the last refused erosion.
+
+    Parameters
+    ----------
+    geoms : array of polygons
+    terminals, terminal_of : arrays
+        The terminals and the polygon (index into `geoms`) each belongs to.
+    required, reach_tol : float
+    eroded : array of geometries, optional
+        `geoms` eroded by required/2 - SIZE_TOL_M/2 (`configuration_space`), when the caller has them: the first
+        test's erosion.
+    """
+    geoms = np.asarray(geoms, dtype=object)
+    n = len(geoms)
+    terminals = np.asarray(terminals, dtype=object)
+    terminal_of = np.asarray(terminal_of, dtype=np.int64)
     r_hi = required / 2.0
-    if spans(geom, r_hi - SIZE_TOL_M / 2.0, terminals, reach_tol=reach_tol):
-        return None
-    lo, hi = 0.0, r_hi
-    while hi - lo > MEASURE_PRECISION_M / 4.0:
-        mid = (lo + hi) / 2.0
-        if spans(geom, mid, terminals, reach_tol=reach_tol):
-            lo = mid
-        else:
-            hi = mid
-    return Bottleneck(width=round(lo + hi, 2), neck=_neck(geom, hi, terminals, reach_tol))
+    first = r_hi - SIZE_TOL_M / 2.0
+    every = np.arange(n)
+    if eroded is not None:
+        core = np.asarray(eroded, dtype=object)
+    else:
+        core = shapely.buffer(geoms, -first, quad_segs=8) if first > 0 else geoms
+    passed = _spans_many(core, every, np.full(n, first), terminals, terminal_of, reach_tol)
+    lo, hi = np.zeros(n), np.full(n, r_hi)
+    at_hi = np.full(n, None, dtype=object)  # the erosion at `hi` once a bisection step refused it
+    todo = np.flatnonzero(~passed)
+    while True:
+        todo = todo[hi[todo] - lo[todo] > MEASURE_PRECISION_M / 4.0]
+        if not len(todo):
+            break
+        mid = (lo[todo] + hi[todo]) / 2.0
+        core = shapely.buffer(geoms[todo], -mid, quad_segs=8)
+        ok = _spans_many(core, todo, mid, terminals, terminal_of, reach_tol)
+        lo[todo[ok]] = mid[ok]
+        hi[todo[~ok]] = mid[~ok]
+        at_hi[todo[~ok]] = core[~ok]
+    out: list[Bottleneck | None] = [None] * n
+    for k in np.flatnonzero(~passed):
+        core_k = at_hi[k] if at_hi[k] is not None else shapely.buffer(geoms[k], -hi[k], quad_segs=8)
+        neck = _neck(geoms[k], core_k, float(hi[k]), terminals[terminal_of == k], reach_tol)
+        out[k] = Bottleneck(width=round(float(lo[k] + hi[k]), 2), neck=neck)
+    return out
 
 
-def _neck(geom: BaseGeometry, radius: float, terminals: Sequence[BaseGeometry], reach_tol: float) -> BaseGeometry:
-    """A cross-section line at the place where `geom` eroded by `radius` splits or stops short of a terminal."""
-    core = pieces(shapely.buffer(geom, -radius, quad_segs=8))
+def _spans_many(cores: np.ndarray, which: np.ndarray, radius: np.ndarray, terminals: np.ndarray,
+                terminal_of: np.ndarray, reach_tol: float) -> np.ndarray:
+    """`spans` of the polygons `which`, given their erosions `cores` by `radius` (one per polygon tested)."""
+    n = len(which)
+    parts, idx = pieces_of(cores)
+    one = np.bincount(idx, minlength=n) == 1
+    pos = np.full(int(which.max(initial=-1)) + 1, -1, dtype=np.int64)
+    pos[which] = np.arange(n)
+    t = np.flatnonzero(terminal_of < len(pos))
+    t = t[pos[terminal_of[t]] >= 0]
+    t = t[one[pos[terminal_of[t]]]]
+    if len(t):
+        row = pos[terminal_of[t]]
+        piece = np.full(n, None, dtype=object)
+        piece[idx] = parts  # (the only piece, where `one`)
+        near = shapely.dwithin(piece[row], terminals[t], radius[row] + reach_tol)
+        one &= np.bincount(row[~near], minlength=n) == 0
+    return one
+
+
+def _neck(geom: BaseGeometry, eroded: BaseGeometry, radius: float, terminals: Sequence[BaseGeometry],
+          reach_tol: float) -> BaseGeometry:
+    """A cross-section line at the place where `geom` eroded by `radius` (`eroded`) splits or stops short of a
+    terminal."""
+    core = pieces(eroded)
     if len(core) == 0:
         return geom
     if len(core) >= 2:

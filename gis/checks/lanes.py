@@ -107,8 +107,8 @@ class LaneNetwork:
 
     `ext_lane`/`ext_zone`: zones where a lane meets a city-road surface or a vehicle entrance (ENTRY_TOL_M;
     `ext_gate` tells which are vehicle entrances);
-    `adj_i`/`adj_j`/`adj_zone`: where lane i meets lane j (zone inside lane i; drawn on first use by
-    `contact_zones`, since LANE-CLEAR needs only which lanes meet).
+    `adj_i`/`adj_j`/`adj_zone`: where lane i meets lane j (zone inside lane i; each drawn on first use by
+    `contact_zones`, since LANE-CLEAR needs only which lanes meet and the kinds need no ring's zones).
     """
 
     frame: gpd.GeoDataFrame
@@ -125,11 +125,10 @@ class LaneNetwork:
     crefs: np.ndarray
     #: the `kind` each lane's data claims (None where untagged); `kinds` are derived from the geometry
     claims: np.ndarray | None = None
-    #: per connection (city road, vehicle entrance or other lane) the lane and its zone, as `derive_kinds` takes
-    connections: tuple[np.ndarray, np.ndarray] | None = None
     #: the city road surfaces the entry zones were found on (`city_surfaces`; LANE-TURN turns off them too)
     city: np.ndarray | None = None
     _far: np.ndarray | None = None  # `dead_end_at`, once found
+    _grown: np.ndarray | None = None  # lanes grown by ENTRY_TOL_M, for `contact_zones`
     _eroded: dict[float, np.ndarray] = field(default_factory=dict)  # `eroded`, per radius
 
     @property
@@ -140,8 +139,8 @@ class LaneNetwork:
     def dead_end_at(self) -> np.ndarray:
         """Per lane the point farthest from its only connection (dead ends; None elsewhere), found on first use."""
         if self._far is None:
-            far = (derive_kinds(self.geoms, *self.connections)[1] if self.connections is not None
-                   else np.full(self.n, None, dtype=object))
+            far = derive_kinds(self.geoms, np.concatenate([self.ext_lane, self.adj_i]).astype(np.int64),
+                               np.concatenate([self.ext_zone, self.contact_zones()]))[1]
             far[self.kinds != "dead_end"] = None  # (rings drawn as several lanes included)
             self._far = far
         return self._far
@@ -166,15 +165,22 @@ class LaneNetwork:
                 f"; tagged {claim.replace('_', ' ')} in the data, but its connections make it "
                 f"{derived.replace('_', ' ')}")
 
-    def contact_zones(self) -> np.ndarray:
-        """`adj_zone`: per contact (i, j) the part of lane i within ENTRY_TOL_M of lane j (drawn once)."""
-        if self.adj_zone is None:
-            g, ai, aj = self.geoms, self.adj_i, self.adj_j
-            grown = np.full(len(g), None, dtype=object)
-            used = np.unique(aj)
+    def contact_zones(self, which: np.ndarray | None = None) -> np.ndarray:
+        """`adj_zone` of the contacts `which` (all by default): per contact (i, j) the part of lane i within
+        ENTRY_TOL_M of lane j, each drawn once, on first use."""
+        g, ai, aj = self.geoms, self.adj_i, self.adj_j
+        if self.adj_zone is None or self._grown is None:
+            self.adj_zone = np.full(len(ai), None, dtype=object)
+            self._grown = np.full(len(g), None, dtype=object)
+        idx = np.arange(len(ai)) if which is None else np.asarray(which, dtype=np.int64)
+        todo = np.unique(idx[shapely.is_missing(self.adj_zone[idx])])
+        if len(todo):
+            grown = self._grown
+            used = np.unique(aj[todo])
+            used = used[shapely.is_missing(grown[used])]
             grown[used] = shapely.buffer(g[used], ENTRY_TOL_M, quad_segs=4)  # once per lane, not per pair
-            self.adj_zone = (shapely.intersection(g[ai], grown[aj]) if len(ai) else np.empty(0, dtype=object))
-        return self.adj_zone
+            self.adj_zone[todo] = shapely.intersection(g[ai[todo]], grown[aj[todo]])
+        return self.adj_zone[idx]
 
     def has_entry(self) -> np.ndarray:
         out = np.zeros(self.n, dtype=bool)
@@ -248,9 +254,28 @@ class LaneNetwork:
                 rows.append(pg)
         return gm.union_rows(np.concatenate(items), np.concatenate(rows), n_g)
 
-    def terminals(self, i: int) -> list:
-        zones = list(self.ext_zone[self.ext_lane == i]) + list(self.contact_zones()[self.adj_i == i])
-        return [p for z in zones for p in gm.pieces(z)] or [z for z in zones if not z.is_empty]
+    def terminals_of(self, lanes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The terminals of `lanes`: per lane the pieces of its entry zones, then of its contact zones (the
+        non-empty zones themselves when none has a piece), and per terminal its lane's position in `lanes`."""
+        lanes = np.asarray(lanes, dtype=np.int64)
+        pos = np.full(self.n, -1, dtype=np.int64)
+        pos[lanes] = np.arange(len(lanes))
+        t_lane = np.concatenate([self.ext_lane, self.adj_i]).astype(np.int64)
+        sel = np.flatnonzero(pos[t_lane] >= 0)
+        if not len(sel):
+            return np.empty(0, dtype=object), np.empty(0, dtype=np.int64)
+        t_zone = np.concatenate([self.ext_zone, self.contact_zones()])
+        sel = sel[np.argsort(pos[t_lane[sel]], kind="stable")]  # by lane; entries before contacts, each in order
+        zones, owner = t_zone[sel], pos[t_lane[sel]]
+        parts, zi = gm.pieces_of(zones)
+        has = np.zeros(len(lanes), dtype=bool)
+        has[owner[zi]] = True
+        bare = ~has[owner]
+        bare[bare] = ~shapely.is_empty(zones[bare])
+        terms = np.concatenate([parts, zones[bare]])
+        term_of = np.concatenate([owner[zi], owner[bare]])
+        order = np.argsort(term_of, kind="stable")
+        return terms[order], term_of[order]
 
 
 #: Kinds a lane's `kind` attribute may claim (compared with the derived kind) and their Chinese names.
@@ -259,6 +284,17 @@ KIND_NAMES_ZH: dict[str, str] = {"ring": "环形车道", "through": "贯通式�
                                  "isolated": "孤立车道"}
 #: A hole of at least this area (m²) in a lane polygon makes it a ring (a courtyard, not a drawing slip).
 RING_HOLE_M2 = 50.0
+
+
+def holed(geoms: np.ndarray) -> np.ndarray:
+    """Which lane polygons enclose a courtyard (a hole of at least RING_HOLE_M2): rings by their own shape."""
+    out = np.zeros(len(geoms), dtype=bool)
+    if not len(geoms):
+        return out
+    parts, idx = shapely.get_parts(geoms, return_index=True)
+    holes = shapely.area(shapely.polygons(shapely.get_exterior_ring(parts))) - shapely.area(parts)
+    out[idx[holes >= RING_HOLE_M2]] = True
+    return out
 
 
 def derive_kinds(geoms: np.ndarray, conn_lane: np.ndarray, conn_zone: np.ndarray, *,
@@ -288,10 +324,7 @@ def derive_kinds(geoms: np.ndarray, conn_lane: np.ndarray, conn_zone: np.ndarray
     far_at = np.full(n, None, dtype=object)
     if not n:
         return kinds, far_at
-    parts, idx = shapely.get_parts(geoms, return_index=True)
-    holes = shapely.area(shapely.polygons(shapely.get_exterior_ring(parts))) - shapely.area(parts)
-    ring = np.zeros(n, dtype=bool)
-    ring[idx[holes >= RING_HOLE_M2]] = True
+    ring = holed(geoms)
     places = np.zeros(n, dtype=np.int64)
     zones = np.full(n, None, dtype=object)
     real = ~shapely.is_empty(conn_zone) if len(conn_zone) else np.zeros(0, dtype=bool)
@@ -305,9 +338,28 @@ def derive_kinds(geoms: np.ndarray, conn_lane: np.ndarray, conn_zone: np.ndarray
         one = alone & (shapely.get_type_id(zone) == 3) if not far else np.zeros(len(zone), dtype=bool)
         grown = np.full(len(zone), None, dtype=object)
         grown[~one] = shapely.buffer(zone[~one], ENTRY_TOL_M, quad_segs=2)
-        zones[owner[alone & ~one]] = grown[alone & ~one]
         several = np.flatnonzero(count > 1)
-        zones[several] = gm.union_rows(grown[~alone], np.searchsorted(several, owner[~alone]), len(several))
+        row = np.flatnonzero(~alone)
+        if far:
+            zones[several] = gm.union_rows(grown[row], np.searchsorted(several, owner[row]), len(several))
+        elif len(row):
+            # the places of a lane with several connections: its grown zones whose boxes meet (directly or through
+            # others) are merged, the others are apart and count their parts
+            bi, bj = STRtree(grown[row]).query(grown[row])
+            keep = (owner[row[bi]] == owner[row[bj]]) & (bi < bj)
+            label = connected_components(coo_matrix((np.ones(int(keep.sum())), (bi[keep], bj[keep])),
+                                                    shape=(len(row), len(row))), directed=False)[1]
+            size = np.bincount(label)
+            lone = size[label] == 1
+            comps = np.flatnonzero(size > 1)
+            merged = gm.union_rows(grown[row[~lone]], np.searchsorted(comps, label[~lone]), len(comps))
+            comp_owner = np.zeros(len(size), dtype=np.int64)
+            comp_owner[label] = owner[row]
+            places += np.bincount(owner[row[lone]], weights=shapely.get_num_geometries(grown[row[lone]]),
+                                  minlength=n).astype(np.int64)
+            places += np.bincount(comp_owner[comps], weights=shapely.get_num_geometries(merged),
+                                  minlength=n).astype(np.int64)
+        zones[owner[alone & ~one]] = grown[alone & ~one]
         present = ~shapely.is_missing(zones)
         present[present] = ~shapely.is_empty(zones[present])
         places[present] = shapely.get_num_geometries(zones[present])
@@ -368,10 +420,12 @@ def lane_network(ctx: CheckContext) -> LaneNetwork:
                       adj_zone=None, ext_gate=ext_gate, crefs=view.compound_refs,
                       claims=at.texts(lanes, "kind", None) if len(g) else np.empty(0, dtype=object),
                       city=surfaces)
-    # one derived network for LANE-TURNAROUND, LANE-CONNECT, LANE-CLEAR and LANE-TURN: kinds from topology
-    net.connections = (np.concatenate([ext_lane, ai]).astype(np.int64),
-                       np.concatenate([ext_zone, net.contact_zones()]))
-    net.kinds = derive_kinds(g, *net.connections, far=False)[0]
+    # one derived network for LANE-TURNAROUND, LANE-CONNECT, LANE-CLEAR and LANE-TURN: kinds from topology (a
+    # courtyard lane's connections are not counted: only the others' contact zones are drawn)
+    counted = ~holed(g)
+    pairs = np.flatnonzero(counted[ai])
+    net.kinds = derive_kinds(g, np.concatenate([ext_lane, ai[pairs]]).astype(np.int64),
+                             np.concatenate([ext_zone, net.contact_zones(pairs)]), far=False)[0]
     net.kinds[ring_of_lanes(net)] = "ring"
     return net
 
@@ -464,9 +518,12 @@ def lane_width(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
         reach = shapely.dwithin(eroded[p], t_zone[mine], r + REACH_TOL_M)
         suspect[np.unique(p[~reach])] = True
     out = []
-    for p in np.flatnonzero(suspect):
+    check = np.flatnonzero(suspect)
+    terms, term_of = net.terminals_of(own[check])
+    necks = gm.bottleneck_widths(net.geoms[own[check]], terms, term_of, required=required, reach_tol=REACH_TOL_M,
+                                 eroded=eroded[check])
+    for p, neck in zip(check, necks, strict=True):
         i = int(own[p])
-        neck = gm.bottleneck_width(net.geoms[i], net.terminals(i), required=required, reach_tol=REACH_TOL_M)
         if neck is None:
             continue
         out.append(_finding(
