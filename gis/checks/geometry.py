@@ -144,19 +144,9 @@ def longest_chord(geom: BaseGeometry, *, axis: int = 0) -> tuple[float, LineStri
     """
     if geom.is_empty:
         return 0.0, None
-    xy = shapely.get_coordinates(geom)
-    k = 1 - axis
-    levels = np.unique(xy[:, k])
-    eps = 1e-7 * max(1.0, float(np.abs(xy).max()))
-    levels = np.unique(np.concatenate([levels - eps, levels, levels + eps]))
-    lo, hi = xy[:, axis].min() - 1.0, xy[:, axis].max() + 1.0
-    n = len(levels)
-    pts = np.empty((n, 2, 2))
-    pts[:, 0, axis], pts[:, 1, axis] = lo, hi
-    pts[:, 0, k] = pts[:, 1, k] = levels
-    lines = shapely.linestrings(pts)
+    lines = shapely.linestrings(_level_lines(shapely.get_coordinates(geom), axis))
     cut = shapely.intersection(lines, geom)
-    parts, idx = shapely.get_parts(cut, return_index=True)
+    parts = shapely.get_parts(cut)
     lines_only = shapely.get_type_id(parts) == 1
     parts = parts[lines_only]
     if len(parts) == 0:
@@ -164,6 +154,50 @@ def longest_chord(geom: BaseGeometry, *, axis: int = 0) -> tuple[float, LineStri
     lengths = shapely.length(parts)
     best = int(np.argmax(lengths))
     return float(lengths[best]), parts[best]
+
+
+def longest_chords(geoms: np.ndarray) -> tuple[np.ndarray, list]:
+    """`longest_chord(g, axis=0)` of many polygons: the level lines of all of them cut in one vectorised call."""
+    geoms = np.asarray(geoms, dtype=object)
+    n = len(geoms)
+    got = np.zeros(n)
+    lines: list = [None] * n
+    live = np.flatnonzero(~shapely.is_empty(geoms))
+    if not len(live):
+        return got, lines
+    xy, owner = shapely.get_coordinates(geoms[live], return_index=True)
+    starts = np.searchsorted(owner, np.arange(len(live) + 1))
+    probes, rows = [], []
+    for m in range(len(live)):
+        pts = _level_lines(xy[starts[m]:starts[m + 1]], 0)
+        probes.append(pts)
+        rows.append(np.full(len(pts), m))
+    row = np.concatenate(rows)
+    cut = shapely.intersection(shapely.linestrings(np.concatenate(probes)), geoms[live][row])
+    parts, idx = shapely.get_parts(cut, return_index=True)
+    keep = shapely.get_type_id(parts) == 1
+    parts, owner_of = parts[keep], row[idx[keep]]
+    lengths = shapely.length(parts)
+    bounds = np.searchsorted(owner_of, np.arange(len(live) + 1))
+    for m in range(len(live)):
+        if bounds[m + 1] > bounds[m]:
+            best = bounds[m] + int(np.argmax(lengths[bounds[m]:bounds[m + 1]]))
+            got[live[m]], lines[live[m]] = float(lengths[best]), parts[best]
+    return got, lines
+
+
+def _level_lines(xy: np.ndarray, axis: int) -> np.ndarray:
+    """`longest_chord`'s probes: lines along `axis` across the coordinates `xy`, just below, at and just above
+    every vertex level (the longest chord changes linearly between levels)."""
+    k = 1 - axis
+    levels = np.unique(xy[:, k])
+    eps = 1e-7 * max(1.0, float(np.abs(xy).max()))
+    levels = np.unique(np.concatenate([levels - eps, levels, levels + eps]))
+    lo, hi = xy[:, axis].min() - 1.0, xy[:, axis].max() + 1.0
+    pts = np.empty((len(levels), 2, 2))
+    pts[:, 0, axis], pts[:, 1, axis] = lo, hi
+    pts[:, 0, k] = pts[:, 1, k] = levels
+    return pts
 
 
 # --- inscribed rectangles -------------------------------------------------------------------------------------
@@ -377,23 +411,74 @@ def largest_inscribed_square(geom: BaseGeometry, *, angles: Sequence[float] | No
     upper : float, optional
         Stop searching above this side (the caller's threshold is enough).
     """
-    if geom.is_empty:
-        return Inscribed(0.0, 0.0, None)
+    return largest_inscribed_squares(np.array([geom], dtype=object), angles=angles,
+                                     upper=None if upper is None else np.array([upper], dtype=float))[0]
+
+
+def largest_inscribed_squares(geoms: np.ndarray, *, angles: Sequence[float] | None = None,
+                              upper: np.ndarray | None = None) -> list[Inscribed]:
+    """`largest_inscribed_square` of many polygons (with their own `upper`): the same search, its first steps
+    (inscribed circles, the parts that can hold the lower bound, every orientation's test at it) vectorised over
+    all of them."""
+    geoms = np.asarray(geoms, dtype=object)
+    out = [Inscribed(0.0, 0.0, None)] * len(geoms)
+    live = np.flatnonzero(~shapely.is_empty(geoms))
+    if not len(live):
+        return out
     # GEOS's answer is within `tol` of the true inscribed radius
     tol = 0.05
-    radius = float(shapely.length(shapely.maximum_inscribed_circle(geom, tol)))
-    lo = max((radius - tol) * np.sqrt(2.0) - MEASURE_PRECISION_M, 0.0)
+    radius = shapely.length(shapely.maximum_inscribed_circle(geoms[live], tol))
+    lo = np.maximum((radius - tol) * np.sqrt(2.0) - MEASURE_PRECISION_M, 0.0)
     hi = 2.0 * (radius + tol) + MEASURE_PRECISION_M
     if upper is not None:
-        hi = min(hi, upper)
-    lo = min(lo, hi)
+        hi = np.minimum(hi, np.asarray(upper, dtype=float)[live])
+    lo = np.minimum(lo, hi)
     # only the part that can hold a square of the lower bound matters (a lane's turnaround, not its length)
-    room = square_room(geom, lo - SIZE_TOL_M)
-    if not room.is_empty:
-        geom = room
-    frames = _frames(geom, angles)
-    locals_ = [f.forward(geom) for f in frames]
-    convex = [_convex(x) for x in locals_]
+    room = square_rooms(geoms[live], lo - SIZE_TOL_M)
+    searched = np.where(shapely.is_empty(room), geoms[live], room)
+    frames = [_frames(g, angles) for g in searched]
+    locals_ = [[f.forward(g) for f in fs] for g, fs in zip(searched, frames, strict=True)]
+    convex = [[_convex(x) for x in xs] for xs in locals_]
+    # every orientation's test at the lower bound, all at once
+    job = np.repeat(np.arange(len(live)), [len(fs) for fs in frames])
+    flat = np.array([x for xs in locals_ for x in xs], dtype=object)
+    width = np.maximum(lo[job] - SIZE_TOL_M, 0.0)
+    got, lines = _chords(flat, width, np.array([c for cs in convex for c in cs], dtype=bool))
+    first = np.r_[0, np.cumsum([len(fs) for fs in frames])]
+    for n, k in enumerate(live):
+        s = slice(first[n], first[n + 1])
+        out[k] = _square_search(frames[n], locals_[n], convex[n], float(lo[n]), float(hi[n]),
+                                list(zip(got[s], lines[s], strict=True)))
+    return out
+
+
+def square_rooms(geoms: np.ndarray, sides: np.ndarray) -> np.ndarray:
+    """`square_room` of many polygons, each with its own side (vectorised)."""
+    geoms = np.asarray(geoms, dtype=object)
+    sides = np.asarray(sides, dtype=float)
+    out = geoms.copy()
+    grow = np.flatnonzero(sides > 0)
+    if not len(grow):
+        return out
+    core = shapely.buffer(geoms[grow], -(sides[grow] / 2.0 - SIZE_TOL_M), quad_segs=4)
+    out[grow] = core
+    full = ~shapely.is_empty(core)
+    k = grow[full]
+    out[k] = shapely.intersection(geoms[k], shapely.buffer(core[full], sides[k] / np.sqrt(2.0) + SIZE_TOL_M,
+                                                           quad_segs=4))
+    return out
+
+
+def _chords(locals_: np.ndarray, widths: np.ndarray, convex: np.ndarray) -> tuple[np.ndarray, list]:
+    """`longest_chord(erode_segment(g, w, axis=1, convex=c), axis=0)` for many (g, w, c), vectorised."""
+    eroded = np.array([erode_segment(g, w, axis=1, convex=bool(c))
+                       for g, w, c in zip(locals_, widths, convex, strict=True)], dtype=object)
+    return longest_chords(eroded)
+
+
+def _square_search(frames: list[Frame], locals_: list, convex: list[bool], lo: float, hi: float,
+                   at_lo_chords: list[tuple[float, LineString | None]]) -> Inscribed:
+    """`largest_inscribed_square`'s search in the given frames, from its tests at the lower bound `lo`."""
     twin = _quarter_turn_classes(np.array([f.angle for f in frames]))
     # what each class of frames is known to hold (sides up to `fit`) and to refuse (sides from `unfit` up)
     fit = np.full(len(frames), -np.inf)
@@ -401,9 +486,7 @@ def largest_inscribed_square(geom: BaseGeometry, *, angles: Sequence[float] | No
 
     lines: dict[tuple[int, float], LineString | None] = {}
 
-    def test(k: int, side: float) -> tuple[bool, float, LineString | None]:
-        got, line = longest_chord(erode_segment(locals_[k], max(side - SIZE_TOL_M, 0.0), axis=1,
-                                                convex=convex[k]), axis=0)
+    def record(k: int, side: float, got: float, line: LineString | None) -> tuple[bool, float, LineString | None]:
         c = twin[k]
         lines[k, side] = line
         if line is not None and got >= side - SIZE_TOL_M:
@@ -416,7 +499,12 @@ def largest_inscribed_square(geom: BaseGeometry, *, angles: Sequence[float] | No
             fit[c] = max(fit[c], min(got + SIZE_TOL_M - 1e-6, side - 1e-9))
         return False, got, line
 
-    at_lo = [test(k, lo) for k in range(len(frames))]
+    def test(k: int, side: float) -> tuple[bool, float, LineString | None]:
+        got, line = longest_chord(erode_segment(locals_[k], max(side - SIZE_TOL_M, 0.0), axis=1,
+                                                convex=convex[k]), axis=0)
+        return record(k, side, got, line)
+
+    at_lo = [record(k, lo, float(got), line) for k, (got, line) in enumerate(at_lo_chords)]
     order = sorted((k for k in range(len(frames)) if at_lo[k][0]), key=lambda k: -at_lo[k][1])
     _square_bounds(test, fit, unfit, twin, order, lo, hi)
     # the bisection's own record (as when every side was tested) and the tests it still needs
@@ -967,7 +1055,7 @@ def local_cuts(space: np.ndarray, dilated: np.ndarray, windows: np.ndarray, entr
     in_b = shapely.dwithin(b[bi], terms[bt], tol[bt])
     n_terms = np.bincount(tk, minlength=n)
     look = (n_terms >= 2) & (np.bincount(ak, minlength=n) > 0)
-    for k in np.flatnonzero(look):
+    for k in np.flatnonzero(look).tolist():
         mine = np.flatnonzero(tk == k)
         col = np.full(len(terms), -1, dtype=np.int64)
         col[mine] = np.arange(len(mine))

@@ -336,29 +336,36 @@ def derive_kinds(geoms: np.ndarray, conn_lane: np.ndarray, conn_zone: np.ndarray
         alone = count[owner] == 1  # a lane's only connection is its own union (most dead ends): no overlay
         # one polygon is one place however far it is grown: grown only where a dead end's far point needs it
         one = alone & (shapely.get_type_id(zone) == 3) if not far else np.zeros(len(zone), dtype=bool)
-        grown = np.full(len(zone), None, dtype=object)
-        grown[~one] = shapely.buffer(zone[~one], ENTRY_TOL_M, quad_segs=2)
         several = np.flatnonzero(count > 1)
         row = np.flatnonzero(~alone)
+        grow = ~one
         if far:
+            grown = _grown_zones(zone, grow)
             zones[several] = gm.union_rows(grown[row], np.searchsorted(several, owner[row]), len(several))
         elif len(row):
-            # the places of a lane with several connections: its grown zones whose boxes meet (directly or through
-            # others) are merged, the others are apart and count their parts
-            bi, bj = STRtree(grown[row]).query(grown[row])
+            # the places of a lane with several connections: its zones whose grown boxes meet (directly or through
+            # others) are merged, the others lie apart and count their parts (a polygon grows into one); the boxes
+            # are the zones' boxes grown by a hair more than the zones grow, so zones apart are surely apart
+            box = shapely.bounds(zone[row]) + np.array([-1.0, -1.0, 1.0, 1.0]) * (ENTRY_TOL_M + 1e-6)
+            bi, bj = STRtree(shapely.box(*box.T)).query(shapely.box(*box.T))
             keep = (owner[row[bi]] == owner[row[bj]]) & (bi < bj)
             label = connected_components(coo_matrix((np.ones(int(keep.sum())), (bi[keep], bj[keep])),
                                                     shape=(len(row), len(row))), directed=False)[1]
             size = np.bincount(label)
             lone = size[label] == 1
+            simple = lone & (shapely.get_type_id(zone[row]) == 3)
+            grow[row[simple]] = False
+            grown = _grown_zones(zone, grow)
             comps = np.flatnonzero(size > 1)
             merged = gm.union_rows(grown[row[~lone]], np.searchsorted(comps, label[~lone]), len(comps))
             comp_owner = np.zeros(len(size), dtype=np.int64)
             comp_owner[label] = owner[row]
-            places += np.bincount(owner[row[lone]], weights=shapely.get_num_geometries(grown[row[lone]]),
-                                  minlength=n).astype(np.int64)
+            parts = np.where(simple, 1, shapely.get_num_geometries(grown[row]))
+            places += np.bincount(owner[row[lone]], weights=parts[lone], minlength=n).astype(np.int64)
             places += np.bincount(comp_owner[comps], weights=shapely.get_num_geometries(merged),
                                   minlength=n).astype(np.int64)
+        else:
+            grown = _grown_zones(zone, grow)
         zones[owner[alone & ~one]] = grown[alone & ~one]
         present = ~shapely.is_missing(zones)
         present[present] = ~shapely.is_empty(zones[present])
@@ -374,6 +381,13 @@ def derive_kinds(geoms: np.ndarray, conn_lane: np.ndarray, conn_zone: np.ndarray
         best = pd.Series(d).groupby(owner).idxmax().to_numpy()
         far_at[dead] = shapely.points(xy[best])
     return kinds, far_at
+
+
+def _grown_zones(zone: np.ndarray, which: np.ndarray) -> np.ndarray:
+    """Connection zones `which` grown by ENTRY_TOL_M (None elsewhere): one place per piece of their union."""
+    grown = np.full(len(zone), None, dtype=object)
+    grown[which] = shapely.buffer(zone[which], ENTRY_TOL_M, quad_segs=2)
+    return grown
 
 
 def city_surfaces(roads: gpd.GeoDataFrame) -> np.ndarray:
@@ -522,8 +536,8 @@ def lane_width(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
     terms, term_of = net.terminals_of(own[check])
     necks = gm.bottleneck_widths(net.geoms[own[check]], terms, term_of, required=required, reach_tol=REACH_TOL_M,
                                  eroded=eroded[check])
-    for p, neck in zip(check, necks, strict=True):
-        i = int(own[p])
+    for c, neck in zip(check, necks, strict=True):
+        i = int(own[c])
         if neck is None:
             continue
         out.append(_finding(
@@ -703,7 +717,6 @@ def lane_clear(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
     local_lanes[single] = own_geoms[lane_of[single]]
     multi = np.flatnonzero(~single)
     local_lanes[multi] = shapely.intersection(net.unions([own[by_window[k]] for k in multi]), reach[multi])
-    crowded = np.bincount(wc, minlength=n) > 0
     judge = np.flatnonzero(~easy)
     space = np.full(len(clusters), None, dtype=object)
     space[single] = lane_space[lane_of[single]]
@@ -711,7 +724,7 @@ def lane_clear(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
     space[judge] = shapely.intersection(space[judge], windows[judge])
     # other clusters in each window are present in both states (each cluster is judged on its own effect)
     by_cluster = np.split(cj[np.argsort(wc, kind="stable")], np.cumsum(np.bincount(wc, minlength=len(clusters)))[:-1])
-    crowded = np.flatnonzero(crowded)
+    crowded = np.flatnonzero(np.bincount(wc, minlength=n) > 0)
     others = np.full(len(clusters), None, dtype=object)
     if len(crowded):
         others[crowded] = shapely.intersection(
@@ -936,30 +949,31 @@ def lane_turnaround(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
     sure = gm.squares_fit(net.geoms[dead], need)
     sure_tall = ~serves_tall  # (the larger square is looked for only where a high-rise is served)
     sure_tall[serves_tall] = gm.squares_fit(net.geoms[dead[serves_tall]], tall_need)
+    short: list[tuple[int, object, float, str]] = []  # (lane, where to search, side required, strength)
     for p, i in enumerate(dead):
         if sure[p] and sure_tall[p]:
             continue
         g = net.geoms[i]
         if not (sure[p] or gm.fits_square(g, need)):
-            sq = gm.largest_inscribed_square(gm.square_room(g, 0.0), upper=need)
-            req, strength = need, "mandatory"
+            short.append((int(i), gm.square_room(g, 0.0), need, "mandatory"))
         elif not (sure_tall[p] or gm.fits_square(g, tall_need)):
-            sq = gm.largest_inscribed_square(gm.square_room(g, need), upper=tall_need)
-            req, strength = tall_need, "advisory"
-        else:
-            continue
+            short.append((int(i), gm.square_room(g, need), tall_need, "advisory"))
+    squares = gm.largest_inscribed_squares(np.array([x[1] for x in short], dtype=object),
+                                           upper=np.array([x[2] for x in short], dtype=float))
+    for (k, _, req, strength), sq in zip(short, squares, strict=True):
+        g = net.geoms[k]
         tall_zh = "(服务高层建筑)" if strength == "advisory" else ""
         tall_en = " (serves a high-rise)" if strength == "advisory" else ""
-        note_zh, note_en = net.claim_note(int(i))
+        note_zh, note_en = net.claim_note(k)
         tall_zh, tall_en = tall_zh + note_zh, tall_en + note_en
         out.append(_finding(
-            ctx, net, int(i), rule="LANE-TURNAROUND", verdict="fail", measured=sq.length, required=req,
+            ctx, net, k, rule="LANE-TURNAROUND", verdict="fail", measured=sq.length, required=req,
             strength=strength, severity=severity_of(profile, "LANE-TURNAROUND", strength),
             geometry=sq.rectangle if sq.rectangle is not None else g,
-            message=f"尽头式消防车道 {net.refs[i]}(按连通关系判定)回车场最大仅容 {sq.length:.2f} m 见方, "
+            message=f"尽头式消防车道 {net.refs[k]}(按连通关系判定)回车场最大仅容 {sq.length:.2f} m 见方, "
                     f"应不小于 {req:g} x {req:g} m"
                     f"{tall_zh}",
-            message_en=f"dead-end fire lane {net.refs[i]} (by its connections): the largest square turnaround is "
+            message_en=f"dead-end fire lane {net.refs[k]} (by its connections): the largest square turnaround is "
                        f"{sq.length:.2f} m, "
                        f"at least {req:g} x {req:g} m required{tall_en}",
         ))
@@ -1015,9 +1029,10 @@ def lane_connect(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
     by_label = _by_label(label, net.n)
     edges_of = _by_label(label[net.adj_i], net.n)
     entries_of = _by_label(label[net.ext_lane], net.n)
-    zones_all = net.contact_zones()
     on = np.zeros(net.n, dtype=bool)
     pos = np.zeros(net.n, dtype=np.int64)
+    rings: list[np.ndarray] = []  # per ring (a group of ring lanes) its lanes and its outlet zones
+    outlet_zones: list[np.ndarray] = []
     for gid in np.unique(group[ring & net.own]):
         members = np.flatnonzero((group == gid) & ring)
         c = label[members[0]]
@@ -1034,12 +1049,20 @@ def lane_connect(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
                                               shape=(len(lanes_c), len(lanes_c))), directed=False)[1]
         outside = np.isin(sub, sub[pos[net.ext_lane[x[~on_ring]]]])
         touching = e[on[net.adj_i[e]] & ~on[net.adj_j[e]]]
-        zones += [zones_all[t] for t in touching if outside[pos[net.adj_j[t]]]]
+        zones += list(net.contact_zones(touching[outside[pos[net.adj_j[touching]]]]))
         if not zones:
             zones = list(net.ext_zone[x[on_ring]])
         on[members] = False
-        zones = [z for z in zones if not z.is_empty]
-        outlets = len(gm.pieces(shapely.buffer(shapely.union_all(zones), ENTRY_TOL_M))) if zones else 0
+        rings.append(members)
+        outlet_zones.append(np.array([z for z in zones if not z.is_empty], dtype=object))
+    # outlets: the pieces of each ring's outlet zones, united and grown by ENTRY_TOL_M (all rings at once)
+    sizes = np.array([len(z) for z in outlet_zones], dtype=np.int64)
+    has = np.flatnonzero(sizes)
+    grown = shapely.buffer(gm.union_rows(np.concatenate(outlet_zones) if len(has) else np.empty(0, dtype=object),
+                                         np.repeat(np.arange(len(has)), sizes[has]), len(has)), ENTRY_TOL_M)
+    counts = np.zeros(len(rings), dtype=np.int64)
+    counts[has] = np.bincount(gm.pieces_of(grown)[1], minlength=len(has))
+    for members, outlets in zip(rings, counts.tolist(), strict=True):
         if outlets >= need:
             continue
         for i in members[net.own[members]]:
