@@ -283,11 +283,8 @@ class _Boundaries:
         return out
 
 
-def swept_bands(c: Corners, r: np.ndarray, w: float, placement: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
-    """The annulus sectors (inner radius r, width w) tangent to both legs, placed across each leg at the given
-    share of the room the leg leaves beside the truck (1: the band's outer edge on the leg's far side, the widest
-    swing the passage offers)."""
-    r = np.asarray(r, dtype=float)
+def _band_centres(c: Corners, r: np.ndarray, w: float, placement: tuple[float, float]) -> np.ndarray:
+    """The centres of the swept bands' arcs (`swept_bands`), one row (x, y) per corner."""
     # (widths are read off the surface simplified by SIMPLIFY_M: the band keeps that much inside the far side)
     s1 = np.maximum(c.w1 - w - SIMPLIFY_M, 0.0) * placement[0]
     s2 = np.maximum(c.w2 - w - SIMPLIFY_M, 0.0) * placement[1]
@@ -297,6 +294,15 @@ def swept_bands(c: Corners, r: np.ndarray, w: float, placement: tuple[float, flo
     det = c.n1[:, 0] * c.n2[:, 1] - c.n1[:, 1] * c.n2[:, 0]
     cx = (b1 * c.n2[:, 1] - b2 * c.n1[:, 1]) / det
     cy = (c.n1[:, 0] * b2 - c.n2[:, 0] * b1) / det
+    return np.column_stack([cx, cy])
+
+
+def swept_bands(c: Corners, r: np.ndarray, w: float, placement: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+    """The annulus sectors (inner radius r, width w) tangent to both legs, placed across each leg at the given
+    share of the room the leg leaves beside the truck (1: the band's outer edge on the leg's far side, the widest
+    swing the passage offers)."""
+    r = np.asarray(r, dtype=float)
+    cx, cy = _band_centres(c, r, w, placement).T
     phi0 = np.arctan2(c.n1[:, 1], c.n1[:, 0])
     phi = phi0[:, None] + c.turn[:, None] * np.linspace(0.0, 1.0, ARC_POINTS)[None, :]
     ux, uy = np.cos(phi), np.sin(phi)
@@ -304,6 +310,20 @@ def swept_bands(c: Corners, r: np.ndarray, w: float, placement: tuple[float, flo
     inner = np.stack([cx[:, None] + r[:, None] * ux, cy[:, None] + r[:, None] * uy], axis=2)[:, ::-1]
     ring = np.concatenate([outer, inner, outer[:, :1]], axis=1)
     return shapely.polygons(ring)
+
+
+def band_boxes(c: Corners, upper: np.ndarray, w: float) -> np.ndarray:
+    """Per corner a box holding its swept band in every placement for every inner radius 0..upper (the band's
+    centre moves along a line as the radius grows, and the band stays within r + w of it), with a metre to spare."""
+    upper = np.asarray(upper, dtype=float)
+    lo = np.full((len(c), 2), np.inf)
+    hi = np.full((len(c), 2), -np.inf)
+    for placement in PLACEMENTS:
+        for r in (np.zeros(len(c)), upper):
+            centre = _band_centres(c, r, w, placement)
+            lo, hi = np.minimum(lo, centre), np.maximum(hi, centre)
+    reach = (upper + w + 1.0)[:, None]
+    return shapely.box(*(lo - reach).T, *(hi + reach).T)
 
 
 def fits(c: Corners, surface: shapely.Geometry | np.ndarray, r: np.ndarray, w: float) -> np.ndarray:
@@ -493,14 +513,17 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
     grow = np.unique(corners.part[~ok])
     grown = np.full(len(surfaces), None, dtype=object)
     grown[grow] = shapely.buffer(surfaces[grow], DEPTH_TOL_M, join_style="mitre")
-    local = grown[corners.part]
     rest = np.flatnonzero(~ok)
-    ok[rest] = fits(corners.take(rest), local[rest], need[rest], w)
+    # each of those corners' bands (any placement, any radius up to the need) lies in a box around the corner:
+    # the overlays of the placements and of the bisection run against the grown surface inside that box only
+    local = shapely.intersection(grown[corners.part[rest]], band_boxes(corners.take(rest), need[rest], w))
+    ok[rest] = fits(corners.take(rest), local, need[rest], w)
     bad = np.flatnonzero(~ok)
     if not len(bad):
         return []
+    local = local[np.searchsorted(rest, bad)]
     corners, subject, gate, need = corners.take(bad), subject[bad], gate[bad], need[bad]
-    best = largest_radius(corners, local[bad], need, w)
+    best = largest_radius(corners, local, need, w)
     bands = swept_bands(corners, need, w)
     lost = _cut_off(ctx, net, subject, gate, drive, drive_row, serve, ok_gates=_passable_gates(
         np.flatnonzero(ok), keep, di, dj))
