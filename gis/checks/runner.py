@@ -769,8 +769,8 @@ def run_checks(
         finally:
             bar.close()
         findings = _sorted(_concat(parts))
-        if pool is not None:
-            pool.shutdown()
+        if pool is not None:  # every group is back: the workers exit on their own, the run need not wait for it
+            pool.shutdown(wait=False)
             pool = None
         counts = count_findings(findings)
         duration = time.perf_counter() - started
