@@ -84,7 +84,7 @@ class CheckContext:
     def owned(self, frame: pd.DataFrame) -> np.ndarray:
         """Which rows of `frame` (a layer of this context) the partition reports on."""
         if OWNER_COLUMN in frame.columns:
-            return frame[OWNER_COLUMN].isin(self.compounds).to_numpy(dtype=bool)
+            return at.isin(frame[OWNER_COLUMN], self.compounds)
 
         return at.owned(self, frame)
 
