@@ -111,16 +111,32 @@ def read_layer(
     return gdf
 
 
+#: Planner settings of an indexed read (`read_layers(indexed=True)`), for its transaction only. The planner prices
+#: `geom && ANY(boxes)` evaluated row by row in a sequential scan far below its cost (a GEOS-free but per-box
+#: comparison for every row of the table) and so scans whole tables where a BitmapOr of the box and ref indexes reads
+#: only the rows wanted; parallel workers would only add CPU on cores the checking processes already use.
+INDEXED_READ_SETTINGS: dict[str, str] = {
+    "enable_seqscan": "off", "enable_indexscan": "off", "max_parallel_workers_per_gather": "0",
+}
+
+
 def read_layers(engine: Engine, layers: Iterable[str], *, where: dict[str, str | None] | None = None,
-                params: dict | None = None,
-                columns: dict[str, Sequence[str]] | None = None) -> dict[str, gpd.GeoDataFrame]:
+                params: dict | None = None, columns: dict[str, Sequence[str]] | None = None,
+                indexed: bool = False) -> dict[str, gpd.GeoDataFrame]:
     """Several layers over one connection (`where` and `columns` per layer name, shared `params`).
+
+    `indexed`: every layer's `where` is a condition its indexes answer (boxes on the geometry index, refs on a
+    btree) that selects a part of the table: the reads are planned as bitmap index scans without parallel
+    workers (`INDEXED_READ_SETTINGS`), the same rows in the same order.
 
     Sequential on purpose: parsing holds the GIL, and measured with threads over several connections the read
     was slower, not faster.
     """
     where, columns = where or {}, columns or {}
     with engine.connect() as conn:
+        if indexed:  # transaction-local (is_local): the pooled connection keeps its defaults
+            conn.execute(text("SELECT " + ", ".join(f"set_config('{k}', '{v}', true)"
+                                                    for k, v in INDEXED_READ_SETTINGS.items())))
         return {name: read_layer(name, engine=conn, where=where.get(name), params=params,
                                  columns=columns.get(name)) for name in layers}
 

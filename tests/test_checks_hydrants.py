@@ -348,12 +348,48 @@ def test_points_attach_as_the_per_piece_nearest_search_attaches_them() -> None:
     grid = [line((0, y), (300, y)) for y in (0, 100, 200)] + [line((x, 0), (x, 200)) for x in (0, 150, 300)]
     spurs = [line((x, 0), (x, -float(rng.uniform(5, 40)))) for x in rng.uniform(5, 295, 12)]
     islands = [line((x, 250), (x + 30, 260)) for x in (20, 140, 260)]
-    net = nw.build_network([*grid, *spurs, *islands])
-    points = [pt(*xy) for xy in rng.uniform([-20, -50], [320, 280], (40, 2))]
+    # edges of several segments: a winding lane off the grid and a loop road (noding keeps their bends)
+    winding = [line((300, 100), (320, 110), (330, 135), (345, 140), (350, 170))]
+    loop = [shapely.LinearRing([(-60, 20), (-30, 20), (-25, 60), (-60, 70)])]
+    net = nw.build_network([*grid, *spurs, *islands, *winding, *loop])
+    assert (shapely.get_num_coordinates(net.edges) > 2).sum() >= 2
+    points = [pt(*xy) for xy in rng.uniform([-70, -50], [360, 280], (60, 2))]
     multi = [shapely.MultiPoint([p]) for p in points]
-    homes = [rect(x, y, x + 12, y + 8) for x, y in rng.uniform([-10, -40], [300, 270], (30, 2))]
+    homes = [rect(x, y, x + 12, y + 8) for x, y in rng.uniform([-70, -40], [350, 270], (40, 2))]
     targets = nw.attach(net, homes, max_hop=150)
     by_points = nw.target_distances(net, nw.attach(net, points, max_hop=150), targets, len(homes))
     by_pieces = nw.target_distances(net, nw.attach(net, multi, max_hop=150), targets, len(homes))
     assert np.isfinite(by_points).sum() > 20
     np.testing.assert_allclose(by_points, by_pieces, rtol=0, atol=1e-9)
+
+
+def test_a_walkway_drawn_to_the_wall_bounds_the_hose_lay_from_above() -> None:
+    # walkways drawn from walls to a street grid (some to a wall away from the nearest street, some crossing
+    # others); the bound through each wall's walkway is never below the exact lay, and where the way in runs
+    # through the walkway's far end it is the exact lay to within the hop
+    rng = np.random.default_rng(11)
+    grid = [line((0, y), (300, y)) for y in (0, 100, 200)] + [line((x, 0), (x, 200)) for x in (0, 150, 300)]
+    corners = rng.uniform([10, 10], [280, 180], (40, 2))
+    homes = [rect(x, y, x + 12, y + 8) for x, y in corners]
+    walks = [line((x + 6, y), (x + 6, float(rng.choice([0.0, 100.0, 200.0])))) for x, y in corners[:30]]
+    net = nw.build_network([*grid, *walks])
+    sources = nw.attach(net, [pt(*xy) for xy in rng.uniform([0, 0], [300, 200], (5, 2))], max_hop=150)
+    nodes = nw.node_distances(net, sources)
+    bound = nw.touch_bound(net, homes, nodes)
+    exact = nw.target_distances(net, sources, nw.attach(net, homes, max_hop=150), len(homes), nodes=nodes)
+    assert np.isfinite(bound[:30]).all() and np.isfinite(exact).all()
+    assert (bound >= exact).all()
+    assert (bound[:30] - exact[:30] < 0.01).sum() >= 5
+    assert np.isinf(bound[30:]).sum() >= 3  # homes with no walkway of their own (unless another one touches)
+
+
+def test_a_building_whose_walkway_is_the_long_way_round_is_measured_exactly() -> None:
+    # the U road's building gets a walkway to its wall from the U's near leg: the bound through it (~500 m)
+    # is above the limit, so the exact lay (through the walkway north of it, 82.26 m) decides: covered
+    stub = feat("S", line((15, 2), (15, 0)), kind="walkway", width_m=1.5)
+    walk = feat("W", line((25, 60), (55, 60)), kind="walkway", width_m=1.5)
+    assert len(by_rule(hydrants.check(context(buildings=[U_BLD], hydrants=[U_HYD], roads=[U_ROAD, walk, stub])),
+                       "HYD-COVERAGE")) == 0
+    net = nw.build_network([U_ROAD["geometry"], walk["geometry"], stub["geometry"]])
+    nodes = nw.node_distances(net, nw.attach(net, [U_HYD["geometry"]], max_hop=150))
+    assert nw.touch_bound(net, [U_BLD["geometry"]], nodes)[0] > 150

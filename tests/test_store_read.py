@@ -6,6 +6,7 @@ import io
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pytest
 import shapely
@@ -13,7 +14,7 @@ from sqlalchemy import text
 
 from gis.db import transaction
 from gis.schema import TABLES
-from gis.store import _from_hex_wkb, _parse_csv, read_layer, write_frame
+from gis.store import INDEXED_READ_SETTINGS, _from_hex_wkb, _parse_csv, read_layer, read_layers, write_frame
 
 pytestmark = pytest.mark.db
 
@@ -73,3 +74,35 @@ def test_hex_wkb_of_a_sliced_column_with_gaps_decodes_row_by_row():
         assert [None if g is None else g.wkt for g in out] == [None if g is None else g.wkt for g in expect]
     assert _from_hex_wkb(pa.array([], type=pa.string())).tolist() == []
     assert _from_hex_wkb(pa.array([None, None], type=pa.string())).tolist() == [None, None]
+
+
+def test_an_indexed_read_returns_the_same_rows_through_the_indexes_and_leaves_the_connection_as_it_was(db):
+    """A check group's read (`geom && ANY(boxes) OR compound_ref = ANY(refs)`) is planned as a BitmapOr of the
+    geometry and compound_ref indexes, without parallel workers, for its own transaction only; the frames are
+    those of the default plan."""
+    frame = _hydrants(600)
+    frame["compound_ref"] = [f"C{i % 7}" if i % 5 == 0 else None for i in range(600)]
+    with transaction(engine=db) as conn:
+        write_frame(conn, "hydrants", frame)
+        conn.execute(text("ANALYZE hydrants"))
+    where = {"hydrants": "t.geom && ANY(CAST(CAST(:boxes AS text[]) AS geometry[])) OR t.compound_ref = ANY(:refs)"}
+    params = {"boxes": ["SRID=4490;POLYGON((121.5 29.79,121.5 29.81,121.51 29.81,121.51 29.79,121.5 29.79))",
+                        "SRID=4490;POLYGON((121.54 29.79,121.54 29.81,121.55 29.81,121.55 29.79,121.54 29.79))"],
+              "refs": ["C1", "C3"]}
+    columns = {"hydrants": ["id", "ref", "compound_ref", "diameter_mm"]}
+    plain = read_layers(db, ["hydrants"], where=where, params=params, columns=columns)["hydrants"]
+    indexed = read_layers(db, ["hydrants"], where=where, params=params, columns=columns, indexed=True)["hydrants"]
+    assert 100 < len(indexed) < 600  # both boxes and the refs beyond them
+    assert set(indexed["compound_ref"].dropna()) >= {"C1", "C3"}
+    pd.testing.assert_frame_equal(indexed, plain)
+    assert shapely.equals_exact(indexed.geometry.values, plain.geometry.values, tolerance=0).all()
+    with db.connect() as conn:
+        assert conn.execute(text("SHOW enable_seqscan")).scalar_one() == "on"
+        conn.rollback()
+        with conn.begin():
+            for key, value in INDEXED_READ_SETTINGS.items():
+                conn.execute(text("SELECT set_config(:k, :v, true)"), {"k": key, "v": value})
+            sql = where["hydrants"].replace(":boxes", "CAST(:boxes AS text[])").replace(":refs", "CAST(:refs AS text[])")
+            plan = "\n".join(r[0] for r in conn.execute(
+                text(f"EXPLAIN SELECT t.id FROM hydrants t WHERE {sql} ORDER BY t.id"), params))
+    assert "BitmapOr" in plan and "Seq Scan" not in plan and "Gather" not in plan, plan

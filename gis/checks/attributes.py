@@ -7,6 +7,8 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 
 from gis.checks import roads as rd
@@ -64,6 +66,16 @@ def texts(frame: pd.DataFrame, name: str, default: str | None = None) -> np.ndar
     return np.where(s.isna().to_numpy(), default, s.astype(str).to_numpy()).astype(object)
 
 
+def isin(s: pd.Series, values: Any) -> np.ndarray:
+    """`s.isin(values).to_numpy()` for a column of refs: pyarrow's is_in straight over an arrow-backed string column
+    and strings (pandas makes an arrow scalar of each value first: ~3 ms for 400 refs against 50,000 rows)."""
+    values = list(values)
+    if isinstance(s.array, pd.arrays.ArrowStringArray) and all(isinstance(v, str) for v in values):
+        data = s.array.__arrow_array__()
+        return pc.is_in(data, value_set=pa.array(values, type=data.type)).to_numpy(zero_copy_only=False)
+    return s.isin(values).to_numpy(dtype=bool)
+
+
 def flags(frame: pd.DataFrame, name: str) -> np.ndarray:
     """A boolean column (missing = False)."""
     s = column(frame, name)
@@ -106,7 +118,7 @@ def owned(ctx: Any, frame: pd.DataFrame) -> np.ndarray:
     nearest compound, or by every partition when the context carries no compound outlines.
     """
     if "_owner" in frame.columns and getattr(ctx, "compounds", None):  # decided by gis.checks.context (checks A)
-        return frame["_owner"].isin(ctx.compounds).to_numpy(dtype=bool)
+        return isin(frame["_owner"], ctx.compounds)
     compound = getattr(ctx, "compound_ref", None)
     if compound is None or len(frame) == 0:
         return np.ones(len(frame), dtype=bool)

@@ -43,7 +43,7 @@ def _networked(ctx: Any, buildings: pd.DataFrame, roads: pd.DataFrame) -> np.nda
     paths = at.texts(roads, "kind", "city") != "city"
     if OWNER_COLUMN in buildings.columns and OWNER_COLUMN in roads.columns and getattr(ctx, "compounds", None):
         with_paths = roads.loc[paths, OWNER_COLUMN].dropna().unique()
-        return buildings[OWNER_COLUMN].isin(with_paths).to_numpy(dtype=bool)
+        return at.isin(buildings[OWNER_COLUMN], with_paths)
     return np.full(len(buildings), bool((paths & at.owned(ctx, roads)).any()))
 
 
@@ -92,9 +92,13 @@ def coverage_findings(ctx: Any, *, network: bool = True) -> list[Finding]:
         on = np.flatnonzero(networked)
         sources = nw.attach(net, hg, max_hop=limit)
         nodes = nw.node_distances(net, sources)
-        # the hose lay through a building's nearest landing is one of the lays `attach` offers, so it bounds the
-        # shortest from above: within the limit, the building is covered and needs no finding (only failures
-        # are reported); the others get every landing and their exact distance
+        # bounds of the shortest hose lay from above: within the limit, the building is covered and needs no
+        # finding (only failures are reported; 0 stands for covered). First the lay through a walkway drawn to
+        # the wall, bounded without measuring it; then the lay through the nearest landing, one of the lays
+        # `attach` offers; the others get every landing and their exact distance
+        covered = nw.touch_bound(net, bg[on], nodes) <= limit
+        dist[on[covered]] = 0.0
+        on = on[~covered]
         dist[on] = nw.target_distances(net, sources, nw.nearest_landing(net, bg[on], max_hop=limit), len(on),
                                        nodes=nodes)
         unsure = on[dist[on] > limit]

@@ -148,6 +148,49 @@ def attach(network: Network, geoms: object, *, max_hop: float, grid_size: float 
                       hop=np.concatenate([hop, h[tie]]), along=np.concatenate([along, t[tie]]))
 
 
+def touch_bound(network: Network, geoms: object, nodes: np.ndarray, *,
+                grid_size: float = NODING_GRID_M) -> np.ndarray:
+    """Per geometry a sure upper bound of its hose lay (`target_distances` through `attach`'s landings) from an
+    edge within half the noding grid of it (a walkway drawn to the wall), without measuring the landing.
+
+    `attach` keeps such an edge (its piece's nearest hop is at most that, and every edge within the grid of the
+    nearest is kept), and the lay through it is at most the hop (half the grid) + the nearer end node's distance
+    + the edge's length; a little is added for rounding, so the bound holds for the floating-point distances too.
+
+    Parameters
+    ----------
+    network : Network
+    geoms : array_like of shapely geometries
+    nodes : numpy.ndarray
+        `node_distances(network, sources)`.
+    grid_size : float
+        The noding grid (see `NODING_GRID_M`).
+
+    Returns
+    -------
+    numpy.ndarray
+        The bound per geometry, ``inf`` where no edge is that near (or its ends are unreachable).
+    """
+    geoms = np.asarray(geoms, dtype=object).ravel()
+    out = np.full(len(geoms), np.inf)
+    if network.empty or len(geoms) == 0:
+        return out
+    item, edge = _touching(network, geoms, grid_size / 2.0)
+    via = grid_size / 2.0 + np.minimum(nodes[network.u[edge]], nodes[network.v[edge]]) + network.length[edge]
+    np.minimum.at(out, item, via * (1.0 + 1e-12) + 1e-9)
+    return out
+
+
+def _touching(network: Network, geoms: np.ndarray, reach: float) -> tuple[np.ndarray, np.ndarray]:
+    """(item, edge) pairs within `reach` of each other: by envelope, then the exact distance pair by pair (cheaper
+    than the tree's own predicate for thousands of walls with a walkway drawn to them)."""
+    box = shapely.bounds(geoms)
+    item, edge = network.tree.query(shapely.box(box[:, 0] - reach, box[:, 1] - reach, box[:, 2] + reach,
+                                                box[:, 3] + reach))
+    close = shapely.dwithin(geoms[item], network.edges[edge], reach)
+    return item[close], edge[close]
+
+
 def nearest_landing(network: Network, geoms: object, *, max_hop: float,
                     grid_size: float = NODING_GRID_M) -> Attachment:
     """One straight hop per geometry onto the network (within `max_hop`) that `attach` also offers, computed
@@ -176,14 +219,7 @@ def nearest_landing(network: Network, geoms: object, *, max_hop: float,
     if network.empty or len(geoms) == 0:
         z = np.empty(0)
         return Attachment(z.astype(int), z.astype(int), z, z)
-    # by envelope, then the exact distance pair by pair (cheaper than the tree's own predicate for thousands of
-    # walls with a walkway drawn to them)
-    box = shapely.bounds(geoms)
-    reach = grid_size / 2.0
-    touch, touch_edge = network.tree.query(shapely.box(box[:, 0] - reach, box[:, 1] - reach, box[:, 2] + reach,
-                                                       box[:, 3] + reach))
-    close = shapely.dwithin(geoms[touch], network.edges[touch_edge], reach)
-    touch, touch_edge = touch[close], touch_edge[close]
+    touch, touch_edge = _touching(network, geoms, grid_size / 2.0)
     touch, first = np.unique(touch, return_index=True)
     rest = np.ones(len(geoms), dtype=bool)
     rest[touch] = False
@@ -206,8 +242,7 @@ def _candidates(network: Network, geoms: np.ndarray, *, max_hop: float,
     Points (hydrants) are measured to every edge within reach in numpy (`_point_candidates`); other geometries
     get one nearest query per piece (over the items near the piece's extent) instead of pairing every item with
     every edge within `max_hop`. The exact hops and ties are decided by the caller."""
-    if (len(geoms) and (shapely.get_type_id(geoms) == 0).all() and not shapely.is_empty(geoms).any()
-            and (shapely.get_num_coordinates(network.edges) == 2).all()):
+    if len(geoms) and (shapely.get_type_id(geoms) == 0).all() and not shapely.is_empty(geoms).any():
         item, edge = _point_candidates(network, geoms, max_hop=max_hop, grid_size=grid_size)
         keep = shapely.dwithin(geoms[item], network.edges[edge], max_hop)
         return item[keep], edge[keep]
@@ -244,22 +279,32 @@ def _candidates(network: Network, geoms: np.ndarray, *, max_hop: float,
 
 def _point_candidates(network: Network, points: np.ndarray, *, max_hop: float,
                       grid_size: float) -> tuple[np.ndarray, np.ndarray]:
-    """`_candidates` of points, in numpy: every edge (a straight segment, as `build_network` makes them) whose
-    envelope comes within reach, its distance from the point, and per (point, piece) the edges within twice the
-    tie tolerance of the piece's nearest (a superset of what the caller keeps, which includes the nearest)."""
+    """`_candidates` of points, in numpy: every edge whose envelope comes within reach, its distance from the
+    point (the least over its straight segments), and per (point, piece) the edges within twice the tie tolerance
+    of the piece's nearest (a superset of what the caller keeps, which includes the nearest; the caller measures
+    the hops exactly)."""
     xy = shapely.get_coordinates(points)
     reach = max_hop + grid_size
     item, edge = network.tree.query(shapely.box(xy[:, 0] - reach, xy[:, 1] - reach, xy[:, 0] + reach,
                                                 xy[:, 1] + reach))
-    ends = shapely.get_coordinates(network.edges).reshape(-1, 2, 2)
-    x0, y0 = ends[:, 0, 0], ends[:, 0, 1]
-    dx, dy = ends[:, 1, 0] - x0, ends[:, 1, 1] - y0
-    px, py = xy[item, 0] - x0[edge], xy[item, 1] - y0[edge]
-    ex, ey = dx[edge], dy[edge]
+    coords, owner = shapely.get_coordinates(network.edges, return_index=True)
+    n_seg = np.bincount(owner, minlength=len(network.edges)) - 1
+    first_seg = np.cumsum(n_seg + 1) - (n_seg + 1)  # the first vertex of each edge in coords
+    if (n_seg == 1).all():  # straight edges: one segment per (point, edge) pair
+        seg, pair = first_seg[edge], np.arange(len(item))
+    else:
+        per = n_seg[edge]
+        pair = np.repeat(np.arange(len(item)), per)
+        seg = first_seg[edge][pair] + np.arange(len(pair)) - np.repeat(np.cumsum(per) - per, per)
+    x0, y0 = coords[seg, 0], coords[seg, 1]
+    ex, ey = coords[seg + 1, 0] - x0, coords[seg + 1, 1] - y0
+    px, py = xy[item[pair], 0] - x0, xy[item[pair], 1] - y0
     length2 = ex * ex + ey * ey
     t = np.clip(np.divide(px * ex + py * ey, length2, out=np.zeros(len(length2)), where=length2 > 0), 0.0, 1.0)
     gx, gy = px - t * ex, py - t * ey
     dist = np.sqrt(gx * gx + gy * gy)
+    if len(pair) != len(item):  # the least over each edge's segments (every pair has at least one)
+        dist = np.minimum.reduceat(dist, np.cumsum(n_seg[edge]) - n_seg[edge]) if len(dist) else dist
     near = dist <= reach
     item, edge, dist = item[near], edge[near], dist[near]
     n_pieces = int(network.piece.max(initial=0)) + 1

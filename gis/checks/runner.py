@@ -289,7 +289,9 @@ def process_pool(workers: int, *, families: Sequence[str] = FAMILIES) -> Process
     """
     ctx_mp = multiprocessing.get_context("forkserver")
     ctx_mp.set_forkserver_preload(["gis.checks.runner", *(f"gis.checks.{f}" for f in families)])
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx_mp)
+    # gc.freeze: the imported modules' objects (~150,000) leave the collector's view in each worker, so the
+    # collection after every group (check_group) walks only what the groups left, not every module again
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx_mp, initializer=gc.freeze)
 
     def warm() -> None:  # starting the fork server waits for its imports: not on the caller's time
         try:
@@ -434,11 +436,12 @@ def check_columns(layer: str) -> list[str]:
 
 
 def read_check_layers(engine: Engine, layers: Iterable[str], *, where: Mapping[str, str | None] | None = None,
-                      params: Mapping[str, Any] | None = None) -> dict[str, gpd.GeoDataFrame]:
-    """The checked columns of several layers, through the one layer reader (`gis.store.read_layers`)."""
+                      params: Mapping[str, Any] | None = None, indexed: bool = False) -> dict[str, gpd.GeoDataFrame]:
+    """The checked columns of several layers, through the one layer reader (`gis.store.read_layers`; `indexed`:
+    see there)."""
     names = list(layers)
     return read_layers(engine, names, where=dict(where or {}), params=dict(params or {}),
-                       columns={name: check_columns(name) for name in names})
+                       columns={name: check_columns(name) for name in names}, indexed=indexed)
 
 
 def read_scope(
@@ -464,7 +467,7 @@ def read_scope(
     outlines = np.asarray(targets.geometry.values, dtype=object)
     outlines = outlines[~(shapely.is_missing(outlines) | shapely.is_empty(outlines))]
     where, params = _around(refs, read_boxes(outlines[_hilbert_order(outlines)]), profile)
-    return read_check_layers(engine, CONTEXT_LAYERS, where=where, params=params), refs
+    return read_check_layers(engine, CONTEXT_LAYERS, where=where, params=params, indexed=True), refs
 
 
 def _around(refs: list[str], boxes: Sequence[tuple[float, float, float, float]],
@@ -556,7 +559,7 @@ def cut_groups(ordered: np.ndarray, outlines: np.ndarray, size: int) -> list[Gro
 def read_group(engine: Engine, group: Group, profile: Profile) -> dict[str, gpd.GeoDataFrame]:
     """A group's compounds and every feature within the context margins of them or belonging to them."""
     where, params = _around(list(group.refs), group.boxes, profile)
-    return read_check_layers(engine, CONTEXT_LAYERS, where=where, params=params)
+    return read_check_layers(engine, CONTEXT_LAYERS, where=where, params=params, indexed=True)
 
 
 def stream_scope(
@@ -766,8 +769,8 @@ def run_checks(
         finally:
             bar.close()
         findings = _sorted(_concat(parts))
-        if pool is not None:
-            pool.shutdown()
+        if pool is not None:  # every group is back: the workers exit on their own, the run need not wait for it
+            pool.shutdown(wait=False)
             pool = None
         counts = count_findings(findings)
         duration = time.perf_counter() - started
