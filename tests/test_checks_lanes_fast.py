@@ -164,3 +164,87 @@ def test_a_car_that_only_bites_the_lane_but_shuts_a_side_gate_is_still_judged():
     gate_zone = box(7, 0, 13, 120).intersection(Point(13, 60).buffer(1.0, quad_segs=4))
     assert _exact(STRAIGHT, car, [gate_zone])[1]
     assert fails(findings(ctx, "LANE-CLEAR")) == {"L1"}
+
+
+def _necked(x: float, neck: float) -> shapely.Polygon:
+    """A 6 m lane 80 m long narrowed to `neck` metres for 4 m half way."""
+    side = (6.0 - neck) / 2.0
+    return box(x, 0, x + 6, 80).difference(box(x, 38, x + side, 42)).difference(box(x + 6 - side, 38, x + 6, 42))
+
+
+def test_batched_bottlenecks_equal_one_lane_at_a_time():
+    # lanes passing, narrowed to several widths, split, and one whose far end a terminal lies beyond
+    geoms = np.array([_necked(0, 6.0), _necked(20, 3.9), _necked(40, 2.5), _necked(60, 0.0),
+                      box(80, 0, 86, 80), _necked(100, 3.2)], dtype=object)
+    terms = [[box(0, -1, 6, 0)], [box(20, -1, 26, 0), box(20, 80, 26, 81)], [box(40, 80, 46, 81)], [],
+             [box(80, 83, 86, 84)], [box(100, 80, 106, 81), box(100, -1, 106, 0)]]
+    flat = np.array([t for ts in terms for t in ts], dtype=object)
+    owner = np.repeat(np.arange(len(terms)), [len(t) for t in terms])
+    got = gm.bottleneck_widths(geoms, flat, owner, required=4.0, reach_tol=lanes.REACH_TOL_M)
+    eroded = gm.configuration_space(geoms, 2.0 - gm.SIZE_TOL_M / 2.0)
+    given = gm.bottleneck_widths(geoms, flat, owner, required=4.0, reach_tol=lanes.REACH_TOL_M, eroded=eroded)
+    alone = [gm.bottleneck_width(g, t, required=4.0, reach_tol=lanes.REACH_TOL_M) for g, t in zip(geoms, terms,
+                                                                                                    strict=True)]
+    for a, b, c in zip(got, given, alone, strict=True):
+        assert (a is None) == (b is None) == (c is None)
+        if a is not None:
+            assert a.width == b.width == c.width
+            assert a.neck.equals_exact(b.neck, 0) and a.neck.equals_exact(c.neck, 0)
+    widths = [None if a is None else a.width for a in got]
+    assert widths[0] is None and widths[1] == pytest.approx(3.9, abs=0.01)
+    assert widths[2] == pytest.approx(2.5, abs=0.01) and widths[5] == pytest.approx(3.2, abs=0.01)
+    assert widths[3] is not None and widths[4] is not None  # split in two; the terminal lies beyond the end
+
+
+def test_kinds_count_places_as_the_union_of_the_grown_zones_does():
+    # three 3.6 m lanes, each met by two side lanes: diagonally across it with 1.6 m between their zones both ways
+    # (the grown boxes meet, the grown zones do not: two places), on one side 0.5 m apart (one place), and far
+    # apart (two places)
+    def spine_with(x: float, left: tuple[float, float], right: tuple[float, float] | None) -> list:
+        other = box(x + 3.6, right[0], x + 23.6, right[1]) if right else box(x - 20, 8.5, x, 14.5)
+        return [box(x, 0, x + 3.6, 60), box(x - 20, left[0], x, left[1]), other]
+
+    geoms = np.array([*spine_with(0, (20, 26), (29.6, 35.6)), *spine_with(100, (0, 6), None),
+                      *spine_with(200, (5, 11), (45, 51))], dtype=object)
+    ai, aj = shapely.STRtree(geoms).query(geoms, predicate="dwithin", distance=lanes.ENTRY_TOL_M)
+    ai, aj = ai[ai != aj], aj[ai != aj]
+    zones = shapely.intersection(geoms[ai], shapely.buffer(geoms[aj], lanes.ENTRY_TOL_M, quad_segs=4))
+    fast = lanes.derive_kinds(geoms, ai, zones, far=False)[0]
+    union = lanes.derive_kinds(geoms, ai, zones, far=True)[0]  # (every lane's grown zones united)
+    assert fast.tolist() == union.tolist()
+    assert fast[[0, 3, 6]].tolist() == ["through", "dead_end", "through"]
+
+
+def test_batched_squares_equal_one_at_a_time():
+    turned = shapely.affinity.rotate(shapely.union_all([box(0, 0, 6, 60), box(-4, 60, 10, 72)]), 23.0)
+    geoms = np.array([box(0, 0, 4.5, 120), turned, Polygon(), shapely.union_all([box(0, 0, 50, 6),
+                                                                                 box(50, -3, 61.9, 8.9)]),
+                      box(0, 0, 30, 30).difference(box(5, 5, 25, 25))], dtype=object)
+    upper = np.array([12.0, 15.0, 12.0, 30.0, 12.0])
+    got = gm.largest_inscribed_squares(geoms, upper=upper)
+    for g, u, sq in zip(geoms, upper, got, strict=True):
+        one = gm.largest_inscribed_square(g, upper=float(u))
+        assert sq.length == one.length
+        assert (sq.rectangle is None and one.rectangle is None) or sq.rectangle.equals_exact(one.rectangle, 0)
+    assert got[0].length == pytest.approx(4.5, abs=0.01) and got[2].length == 0.0
+    assert got[1].length == pytest.approx(12.0, abs=0.01)  # the upper bound stops the search
+
+
+@pytest.mark.parametrize("head", [11.98, 11.995, 12.0, 12.005, 12.02, 12.5])
+def test_the_corner_square_certificate_agrees_with_the_erosion(monkeypatch, head):
+    # dead ends with a head of `head` metres at one end (either end, either side, T or L shaped), rotated, and
+    # random rectilinear unions of boxes
+    rng = np.random.default_rng(int(head * 1000))
+    shapes = [shapely.union_all([box(0, 0, 4.5, 80), box(0, 80, head, 80 + head)]),
+              shapely.union_all([box(0, 0, 4.5, 80), box(-head / 2, 80, head / 2, 80 + head)]),
+              shapely.union_all([box(0, 0, 4.5, 80), box(4.5 - head, -head, 4.5, 0)])]
+    for _ in range(40):
+        x, y = rng.uniform(0, 20, (2, 4))
+        w, h = rng.uniform(3, 16, (2, 4))
+        shapes.append(shapely.union_all([box(a, b, a + c, b + d) for a, b, c, d in zip(x, y, w, h, strict=True)]))
+    geoms = np.array([shapely.affinity.rotate(shapely.affinity.translate(g, 357_000, 3_296_000), a, origin=(0, 0))
+                      for g in shapes for a in (0.0, 31.0)], dtype=object)
+    got = gm.squares_fit(geoms, 12.0)
+    monkeypatch.setattr(gm, "SQUARE_CERTIFICATE_MARGIN_M", 1e6)  # no corner square: every polygon eroded
+    assert got.tolist() == gm.squares_fit(geoms, 12.0).tolist()
+    assert got[:6].tolist() == [head >= 12.0 - gm.SIZE_TOL_M] * 6

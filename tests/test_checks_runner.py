@@ -18,6 +18,7 @@ from gis.checks.runner import (
     FAMILY_CHECKS,
     MissingChecksError,
     _check_batch,
+    process_pool,
     resolve_families,
     run_checks,
     run_on_frames,
@@ -117,6 +118,15 @@ def test_rules_run_with_the_cyclic_collector_paused_and_it_comes_back(monkeypatc
     tasks = [(c, ("lanes",)) for c in build_contexts(district(), profile="cn-gb")]
     _check_batch(tasks)  # what a pool worker runs: paused there too
     assert states[2:] == [False, False] and gc.isenabled()
+
+
+def test_a_pool_worker_keeps_its_imported_modules_out_of_the_collectors_walks():
+    """A pool worker freezes what it imported (gc.freeze) before its first task: the collection after each group
+    walks the group's leftovers, not every module's objects again."""
+    with process_pool(2, families=("lanes",)) as pool:
+        frozen = [pool.submit(gc.get_freeze_count).result() for _ in range(4)]
+    assert min(frozen) > 10_000, frozen
+    assert gc.get_freeze_count() == 0  # the caller's own collector is untouched
 
 
 def test_dask_local_cluster_gives_the_serial_findings():

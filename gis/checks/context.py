@@ -52,7 +52,8 @@ class CheckContext:
         distance, neighbouring compounds' outlines. Frames keep the columns (and store ids as index) they were
         read with.
     compound : shapely geometry or None
-        The compound's outline in `crs`.
+        The compound's outline in `crs` (a single compound's partition; None for a group, whose outlines are its
+        rows of `layers["compounds"]`).
 
     compounds : tuple of str
         Every compound the partition reports on (one, or a group of neighbours; `compound_ref` is None then).
@@ -367,9 +368,9 @@ def _zone_contexts(layers_4490: dict[str, gpd.GeoDataFrame], comp: gpd.GeoDataFr
     for g, members_ in enumerate(groups):
         layers = {name: parts[g] for name, parts in sliced.items()}
         refs = tuple(sorted(str(r) for r in crefs[members_]))
-        outline = outlines[members_[0]] if len(members_) == 1 else shapely.union_all(outlines[members_])
-        out.append(CheckContext(compound_ref=refs[0] if len(refs) == 1 else None, compounds=refs, crs=crs,
-                                profile=profile, layers=layers, compound=outline))
+        single = len(members_) == 1  # a group's union of outlines is read by no check (0.04 s CPU per 400)
+        out.append(CheckContext(compound_ref=refs[0] if single else None, compounds=refs, crs=crs,
+                                profile=profile, layers=layers, compound=outlines[members_[0]] if single else None))
     return out
 
 

@@ -24,6 +24,9 @@ SLIVER_M2 = 1e-4
 EDGE_BAND_M = 0.05
 #: How many dominant edge directions (and their perpendiculars) rectangle fitting tries.
 MAX_DIRECTIONS = 4
+#: How much larger (metres) than `squares_fit`'s erosion a square at a corner of a rectilinear polygon must be to
+#: prove the erosion non-empty without drawing it (far above the 1e-6 relative skew a rectilinear edge may have).
+SQUARE_CERTIFICATE_MARGIN_M = 0.01
 #: How much larger (metres) than asked a rectangle must fit for `rectangles_surely_fit` to vouch for the exact
 #: search (on top of what the 0.05° by which candidate orientations are merged needs).
 CERTIFICATE_MARGIN_M = 0.05
@@ -144,19 +147,9 @@ def longest_chord(geom: BaseGeometry, *, axis: int = 0) -> tuple[float, LineStri
     """
     if geom.is_empty:
         return 0.0, None
-    xy = shapely.get_coordinates(geom)
-    k = 1 - axis
-    levels = np.unique(xy[:, k])
-    eps = 1e-7 * max(1.0, float(np.abs(xy).max()))
-    levels = np.unique(np.concatenate([levels - eps, levels, levels + eps]))
-    lo, hi = xy[:, axis].min() - 1.0, xy[:, axis].max() + 1.0
-    n = len(levels)
-    pts = np.empty((n, 2, 2))
-    pts[:, 0, axis], pts[:, 1, axis] = lo, hi
-    pts[:, 0, k] = pts[:, 1, k] = levels
-    lines = shapely.linestrings(pts)
+    lines = shapely.linestrings(_level_lines(shapely.get_coordinates(geom), axis))
     cut = shapely.intersection(lines, geom)
-    parts, idx = shapely.get_parts(cut, return_index=True)
+    parts = shapely.get_parts(cut)
     lines_only = shapely.get_type_id(parts) == 1
     parts = parts[lines_only]
     if len(parts) == 0:
@@ -164,6 +157,50 @@ def longest_chord(geom: BaseGeometry, *, axis: int = 0) -> tuple[float, LineStri
     lengths = shapely.length(parts)
     best = int(np.argmax(lengths))
     return float(lengths[best]), parts[best]
+
+
+def longest_chords(geoms: np.ndarray) -> tuple[np.ndarray, list]:
+    """`longest_chord(g, axis=0)` of many polygons: the level lines of all of them cut in one vectorised call."""
+    geoms = np.asarray(geoms, dtype=object)
+    n = len(geoms)
+    got = np.zeros(n)
+    lines: list = [None] * n
+    live = np.flatnonzero(~shapely.is_empty(geoms))
+    if not len(live):
+        return got, lines
+    xy, owner = shapely.get_coordinates(geoms[live], return_index=True)
+    starts = np.searchsorted(owner, np.arange(len(live) + 1))
+    probes, rows = [], []
+    for m in range(len(live)):
+        pts = _level_lines(xy[starts[m]:starts[m + 1]], 0)
+        probes.append(pts)
+        rows.append(np.full(len(pts), m))
+    row = np.concatenate(rows)
+    cut = shapely.intersection(shapely.linestrings(np.concatenate(probes)), geoms[live][row])
+    parts, idx = shapely.get_parts(cut, return_index=True)
+    keep = shapely.get_type_id(parts) == 1
+    parts, owner_of = parts[keep], row[idx[keep]]
+    lengths = shapely.length(parts)
+    bounds = np.searchsorted(owner_of, np.arange(len(live) + 1))
+    for m in range(len(live)):
+        if bounds[m + 1] > bounds[m]:
+            best = bounds[m] + int(np.argmax(lengths[bounds[m]:bounds[m + 1]]))
+            got[live[m]], lines[live[m]] = float(lengths[best]), parts[best]
+    return got, lines
+
+
+def _level_lines(xy: np.ndarray, axis: int) -> np.ndarray:
+    """`longest_chord`'s probes: lines along `axis` across the coordinates `xy`, just below, at and just above
+    every vertex level (the longest chord changes linearly between levels)."""
+    k = 1 - axis
+    levels = np.unique(xy[:, k])
+    eps = 1e-7 * max(1.0, float(np.abs(xy).max()))
+    levels = np.unique(np.concatenate([levels - eps, levels, levels + eps]))
+    lo, hi = xy[:, axis].min() - 1.0, xy[:, axis].max() + 1.0
+    pts = np.empty((len(levels), 2, 2))
+    pts[:, 0, axis], pts[:, 1, axis] = lo, hi
+    pts[:, 0, k] = pts[:, 1, k] = levels
+    return pts
 
 
 # --- inscribed rectangles -------------------------------------------------------------------------------------
@@ -341,8 +378,21 @@ def squares_fit(geoms: np.ndarray, side: float) -> np.ndarray:
     # set_coordinates works on copies: the inputs stay as they are
     turned = shapely.set_coordinates(geoms.copy(), np.column_stack([c * gxy[:, 0] - s_ * gxy[:, 1],
                                                                     s_ * gxy[:, 0] + c * gxy[:, 1]]))
-    core = shapely.buffer(turned[rectilinear], -(side - SIZE_TOL_M) / 2.0, join_style="mitre", mitre_limit=100.0)
-    out[rectilinear] = ~shapely.is_empty(core)
+    rect = np.flatnonzero(rectilinear)
+    # a square a hair larger at a corner of the frame's box (where a dead end's turnaround usually is) proves the
+    # erosion non-empty without drawing it; the erosion is drawn only where no corner holds one
+    inset = SQUARE_CERTIFICATE_MARGIN_M
+    size = side - SIZE_TOL_M + 2.0 * inset
+    x0, y0, x1, y1 = shapely.bounds(turned[rect]).T
+    xs = np.stack([x0 + inset, x1 - inset - size, x0 + inset, x1 - inset - size], axis=1).ravel()
+    ys = np.stack([y0 + inset, y0 + inset, y1 - inset - size, y1 - inset - size], axis=1).ravel()
+    shapely.prepare(turned[rect])  # (the turned copies: four tests each)
+    held = shapely.contains(np.repeat(turned[rect], 4), shapely.box(xs, ys, xs + size, ys + size))
+    held = held.reshape(-1, 4).any(axis=1)
+    out[rect[held]] = True
+    rest = rect[~held]
+    core = shapely.buffer(turned[rest], -(side - SIZE_TOL_M) / 2.0, join_style="mitre", mitre_limit=100.0)
+    out[rest] = ~shapely.is_empty(core)
     return out
 
 
@@ -377,23 +427,74 @@ def largest_inscribed_square(geom: BaseGeometry, *, angles: Sequence[float] | No
     upper : float, optional
         Stop searching above this side (the caller's threshold is enough).
     """
-    if geom.is_empty:
-        return Inscribed(0.0, 0.0, None)
+    return largest_inscribed_squares(np.array([geom], dtype=object), angles=angles,
+                                     upper=None if upper is None else np.array([upper], dtype=float))[0]
+
+
+def largest_inscribed_squares(geoms: np.ndarray, *, angles: Sequence[float] | None = None,
+                              upper: np.ndarray | None = None) -> list[Inscribed]:
+    """`largest_inscribed_square` of many polygons (with their own `upper`): the same search, its first steps
+    (inscribed circles, the parts that can hold the lower bound, every orientation's test at it) vectorised over
+    all of them."""
+    geoms = np.asarray(geoms, dtype=object)
+    out = [Inscribed(0.0, 0.0, None)] * len(geoms)
+    live = np.flatnonzero(~shapely.is_empty(geoms))
+    if not len(live):
+        return out
     # GEOS's answer is within `tol` of the true inscribed radius
     tol = 0.05
-    radius = float(shapely.length(shapely.maximum_inscribed_circle(geom, tol)))
-    lo = max((radius - tol) * np.sqrt(2.0) - MEASURE_PRECISION_M, 0.0)
+    radius = shapely.length(shapely.maximum_inscribed_circle(geoms[live], tol))
+    lo = np.maximum((radius - tol) * np.sqrt(2.0) - MEASURE_PRECISION_M, 0.0)
     hi = 2.0 * (radius + tol) + MEASURE_PRECISION_M
     if upper is not None:
-        hi = min(hi, upper)
-    lo = min(lo, hi)
+        hi = np.minimum(hi, np.asarray(upper, dtype=float)[live])
+    lo = np.minimum(lo, hi)
     # only the part that can hold a square of the lower bound matters (a lane's turnaround, not its length)
-    room = square_room(geom, lo - SIZE_TOL_M)
-    if not room.is_empty:
-        geom = room
-    frames = _frames(geom, angles)
-    locals_ = [f.forward(geom) for f in frames]
-    convex = [_convex(x) for x in locals_]
+    room = square_rooms(geoms[live], lo - SIZE_TOL_M)
+    searched = np.where(shapely.is_empty(room), geoms[live], room)
+    frames = [_frames(g, angles) for g in searched]
+    locals_ = [[f.forward(g) for f in fs] for g, fs in zip(searched, frames, strict=True)]
+    convex = [[_convex(x) for x in xs] for xs in locals_]
+    # every orientation's test at the lower bound, all at once
+    job = np.repeat(np.arange(len(live)), [len(fs) for fs in frames])
+    flat = np.array([x for xs in locals_ for x in xs], dtype=object)
+    width = np.maximum(lo[job] - SIZE_TOL_M, 0.0)
+    got, lines = _chords(flat, width, np.array([c for cs in convex for c in cs], dtype=bool))
+    first = np.r_[0, np.cumsum([len(fs) for fs in frames])]
+    for n, k in enumerate(live):
+        s = slice(first[n], first[n + 1])
+        out[k] = _square_search(frames[n], locals_[n], convex[n], float(lo[n]), float(hi[n]),
+                                list(zip(got[s], lines[s], strict=True)))
+    return out
+
+
+def square_rooms(geoms: np.ndarray, sides: np.ndarray) -> np.ndarray:
+    """`square_room` of many polygons, each with its own side (vectorised)."""
+    geoms = np.asarray(geoms, dtype=object)
+    sides = np.asarray(sides, dtype=float)
+    out = geoms.copy()
+    grow = np.flatnonzero(sides > 0)
+    if not len(grow):
+        return out
+    core = shapely.buffer(geoms[grow], -(sides[grow] / 2.0 - SIZE_TOL_M), quad_segs=4)
+    out[grow] = core
+    full = ~shapely.is_empty(core)
+    k = grow[full]
+    out[k] = shapely.intersection(geoms[k], shapely.buffer(core[full], sides[k] / np.sqrt(2.0) + SIZE_TOL_M,
+                                                           quad_segs=4))
+    return out
+
+
+def _chords(locals_: np.ndarray, widths: np.ndarray, convex: np.ndarray) -> tuple[np.ndarray, list]:
+    """`longest_chord(erode_segment(g, w, axis=1, convex=c), axis=0)` for many (g, w, c), vectorised."""
+    eroded = np.array([erode_segment(g, w, axis=1, convex=bool(c))
+                       for g, w, c in zip(locals_, widths, convex, strict=True)], dtype=object)
+    return longest_chords(eroded)
+
+
+def _square_search(frames: list[Frame], locals_: list, convex: list[bool], lo: float, hi: float,
+                   at_lo_chords: list[tuple[float, LineString | None]]) -> Inscribed:
+    """`largest_inscribed_square`'s search in the given frames, from its tests at the lower bound `lo`."""
     twin = _quarter_turn_classes(np.array([f.angle for f in frames]))
     # what each class of frames is known to hold (sides up to `fit`) and to refuse (sides from `unfit` up)
     fit = np.full(len(frames), -np.inf)
@@ -401,9 +502,7 @@ def largest_inscribed_square(geom: BaseGeometry, *, angles: Sequence[float] | No
 
     lines: dict[tuple[int, float], LineString | None] = {}
 
-    def test(k: int, side: float) -> tuple[bool, float, LineString | None]:
-        got, line = longest_chord(erode_segment(locals_[k], max(side - SIZE_TOL_M, 0.0), axis=1,
-                                                convex=convex[k]), axis=0)
+    def record(k: int, side: float, got: float, line: LineString | None) -> tuple[bool, float, LineString | None]:
         c = twin[k]
         lines[k, side] = line
         if line is not None and got >= side - SIZE_TOL_M:
@@ -416,7 +515,12 @@ def largest_inscribed_square(geom: BaseGeometry, *, angles: Sequence[float] | No
             fit[c] = max(fit[c], min(got + SIZE_TOL_M - 1e-6, side - 1e-9))
         return False, got, line
 
-    at_lo = [test(k, lo) for k in range(len(frames))]
+    def test(k: int, side: float) -> tuple[bool, float, LineString | None]:
+        got, line = longest_chord(erode_segment(locals_[k], max(side - SIZE_TOL_M, 0.0), axis=1,
+                                                convex=convex[k]), axis=0)
+        return record(k, side, got, line)
+
+    at_lo = [record(k, lo, float(got), line) for k, (got, line) in enumerate(at_lo_chords)]
     order = sorted((k for k in range(len(frames)) if at_lo[k][0]), key=lambda k: -at_lo[k][1])
     _square_bounds(test, fit, unfit, twin, order, lo, hi)
     # the bisection's own record (as when every side was tested) and the tests it still needs
@@ -520,7 +624,8 @@ def pieces(geom: BaseGeometry) -> np.ndarray:
     if geom is None or geom.is_empty:
         return np.empty(0, dtype=object)
     parts = shapely.get_parts(geom)
-    parts = parts[np.isin(shapely.get_type_id(parts), (3, 6))]
+    tid = shapely.get_type_id(parts)
+    parts = parts[(tid == 3) | (tid == 6)]
     if len(parts):
         parts = shapely.get_parts(parts)
     return parts[shapely.area(parts) > SLIVER_M2]
@@ -529,7 +634,8 @@ def pieces(geom: BaseGeometry) -> np.ndarray:
 def pieces_of(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """`pieces` of many geometries at once: the pieces and the index of the geometry each came from."""
     parts, idx = shapely.get_parts(np.asarray(geoms, dtype=object), return_index=True)
-    poly = np.isin(shapely.get_type_id(parts), (3, 6))
+    tid = shapely.get_type_id(parts)
+    poly = (tid == 3) | (tid == 6)
     parts, idx = parts[poly], idx[poly]
     parts, sub = shapely.get_parts(parts, return_index=True)
     idx = idx[sub]
@@ -691,7 +797,8 @@ def surely_uncut(base: np.ndarray, diff: np.ndarray, entries: np.ndarray, entry_
 
 def _parts(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     parts, idx = shapely.get_parts(np.asarray(geoms, dtype=object), return_index=True)
-    poly = np.isin(shapely.get_type_id(parts), (3, 6))
+    tid = shapely.get_type_id(parts)
+    poly = (tid == 3) | (tid == 6)
     parts, idx = parts[poly], idx[poly]
     big = shapely.area(parts) > SLIVER_M2
     return parts[big], idx[big]
@@ -741,22 +848,84 @@ def bottleneck_width(geom: BaseGeometry, terminals: Sequence[BaseGeometry], *, r
     Bottleneck or None
         None when the polygon is at least `required` wide everywhere between its terminals.
     """
+    t = np.asarray(terminals, dtype=object).ravel()
+    return bottleneck_widths(np.array([geom], dtype=object), t, np.zeros(len(t), dtype=np.int64),
+                             required=required, reach_tol=reach_tol)[0]
+
+
+def bottleneck_widths(geoms: np.ndarray, terminals: np.ndarray, terminal_of: np.ndarray, *, required: float,
+                      reach_tol: float = 0.5, eroded: np.ndarray | None = None) -> list[Bottleneck | None]:
+    """`bottleneck_width` of many polygons at once: the same tests and the same bisection, run in step over all
+    polygons (each round's erosions one vectorised buffer call), and the neck drawn on the last refused erosion.
+
+    Parameters
+    ----------
+    geoms : array of polygons
+    terminals, terminal_of : arrays
+        The terminals and the polygon (index into `geoms`) each belongs to.
+    required, reach_tol : float
+    eroded : array of geometries, optional
+        `geoms` eroded by required/2 - SIZE_TOL_M/2 (`configuration_space`), when the caller has them: the first
+        test's erosion.
+    """
+    geoms = np.asarray(geoms, dtype=object)
+    n = len(geoms)
+    terminals = np.asarray(terminals, dtype=object)
+    terminal_of = np.asarray(terminal_of, dtype=np.int64)
     r_hi = required / 2.0
-    if spans(geom, r_hi - SIZE_TOL_M / 2.0, terminals, reach_tol=reach_tol):
-        return None
-    lo, hi = 0.0, r_hi
-    while hi - lo > MEASURE_PRECISION_M / 4.0:
-        mid = (lo + hi) / 2.0
-        if spans(geom, mid, terminals, reach_tol=reach_tol):
-            lo = mid
-        else:
-            hi = mid
-    return Bottleneck(width=round(lo + hi, 2), neck=_neck(geom, hi, terminals, reach_tol))
+    first = r_hi - SIZE_TOL_M / 2.0
+    every = np.arange(n)
+    if eroded is not None:
+        core = np.asarray(eroded, dtype=object)
+    else:
+        core = shapely.buffer(geoms, -first, quad_segs=8) if first > 0 else geoms
+    passed = _spans_many(core, every, np.full(n, first), terminals, terminal_of, reach_tol)
+    lo, hi = np.zeros(n), np.full(n, r_hi)
+    at_hi = np.full(n, None, dtype=object)  # the erosion at `hi` once a bisection step refused it
+    todo = np.flatnonzero(~passed)
+    while True:
+        todo = todo[hi[todo] - lo[todo] > MEASURE_PRECISION_M / 4.0]
+        if not len(todo):
+            break
+        mid = (lo[todo] + hi[todo]) / 2.0
+        core = shapely.buffer(geoms[todo], -mid, quad_segs=8)
+        ok = _spans_many(core, todo, mid, terminals, terminal_of, reach_tol)
+        lo[todo[ok]] = mid[ok]
+        hi[todo[~ok]] = mid[~ok]
+        at_hi[todo[~ok]] = core[~ok]
+    out: list[Bottleneck | None] = [None] * n
+    for k in np.flatnonzero(~passed):
+        core_k = at_hi[k] if at_hi[k] is not None else shapely.buffer(geoms[k], -hi[k], quad_segs=8)
+        neck = _neck(geoms[k], core_k, float(hi[k]), terminals[terminal_of == k], reach_tol)
+        out[k] = Bottleneck(width=round(float(lo[k] + hi[k]), 2), neck=neck)
+    return out
 
 
-def _neck(geom: BaseGeometry, radius: float, terminals: Sequence[BaseGeometry], reach_tol: float) -> BaseGeometry:
-    """A cross-section line at the place where `geom` eroded by `radius` splits or stops short of a terminal."""
-    core = pieces(shapely.buffer(geom, -radius, quad_segs=8))
+def _spans_many(cores: np.ndarray, which: np.ndarray, radius: np.ndarray, terminals: np.ndarray,
+                terminal_of: np.ndarray, reach_tol: float) -> np.ndarray:
+    """`spans` of the polygons `which`, given their erosions `cores` by `radius` (one per polygon tested)."""
+    n = len(which)
+    parts, idx = pieces_of(cores)
+    one = np.bincount(idx, minlength=n) == 1
+    pos = np.full(int(which.max(initial=-1)) + 1, -1, dtype=np.int64)
+    pos[which] = np.arange(n)
+    t = np.flatnonzero(terminal_of < len(pos))
+    t = t[pos[terminal_of[t]] >= 0]
+    t = t[one[pos[terminal_of[t]]]]
+    if len(t):
+        row = pos[terminal_of[t]]
+        piece = np.full(n, None, dtype=object)
+        piece[idx] = parts  # (the only piece, where `one`)
+        near = shapely.dwithin(piece[row], terminals[t], radius[row] + reach_tol)
+        one &= np.bincount(row[~near], minlength=n) == 0
+    return one
+
+
+def _neck(geom: BaseGeometry, eroded: BaseGeometry, radius: float, terminals: Sequence[BaseGeometry],
+          reach_tol: float) -> BaseGeometry:
+    """A cross-section line at the place where `geom` eroded by `radius` (`eroded`) splits or stops short of a
+    terminal."""
+    core = pieces(eroded)
     if len(core) == 0:
         return geom
     if len(core) >= 2:
@@ -902,7 +1071,7 @@ def local_cuts(space: np.ndarray, dilated: np.ndarray, windows: np.ndarray, entr
     in_b = shapely.dwithin(b[bi], terms[bt], tol[bt])
     n_terms = np.bincount(tk, minlength=n)
     look = (n_terms >= 2) & (np.bincount(ak, minlength=n) > 0)
-    for k in np.flatnonzero(look):
+    for k in np.flatnonzero(look).tolist():
         mine = np.flatnonzero(tk == k)
         col = np.full(len(terms), -1, dtype=np.int64)
         col[mine] = np.arange(len(mine))

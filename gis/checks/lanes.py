@@ -107,8 +107,8 @@ class LaneNetwork:
 
     `ext_lane`/`ext_zone`: zones where a lane meets a city-road surface or a vehicle entrance (ENTRY_TOL_M;
     `ext_gate` tells which are vehicle entrances);
-    `adj_i`/`adj_j`/`adj_zone`: where lane i meets lane j (zone inside lane i; drawn on first use by
-    `contact_zones`, since LANE-CLEAR needs only which lanes meet).
+    `adj_i`/`adj_j`/`adj_zone`: where lane i meets lane j (zone inside lane i; each drawn on first use by
+    `contact_zones`, since LANE-CLEAR needs only which lanes meet and the kinds need no ring's zones).
     """
 
     frame: gpd.GeoDataFrame
@@ -125,11 +125,11 @@ class LaneNetwork:
     crefs: np.ndarray
     #: the `kind` each lane's data claims (None where untagged); `kinds` are derived from the geometry
     claims: np.ndarray | None = None
-    #: per connection (city road, vehicle entrance or other lane) the lane and its zone, as `derive_kinds` takes
-    connections: tuple[np.ndarray, np.ndarray] | None = None
     #: the city road surfaces the entry zones were found on (`city_surfaces`; LANE-TURN turns off them too)
     city: np.ndarray | None = None
     _far: np.ndarray | None = None  # `dead_end_at`, once found
+    _grown: np.ndarray | None = None  # lanes grown by ENTRY_TOL_M, for `contact_zones`
+    _seam: np.ndarray | None = None  # lanes grown by SEAM_M, for `unions`
     _eroded: dict[float, np.ndarray] = field(default_factory=dict)  # `eroded`, per radius
 
     @property
@@ -140,8 +140,8 @@ class LaneNetwork:
     def dead_end_at(self) -> np.ndarray:
         """Per lane the point farthest from its only connection (dead ends; None elsewhere), found on first use."""
         if self._far is None:
-            far = (derive_kinds(self.geoms, *self.connections)[1] if self.connections is not None
-                   else np.full(self.n, None, dtype=object))
+            far = derive_kinds(self.geoms, np.concatenate([self.ext_lane, self.adj_i]).astype(np.int64),
+                               np.concatenate([self.ext_zone, self.contact_zones()]))[1]
             far[self.kinds != "dead_end"] = None  # (rings drawn as several lanes included)
             self._far = far
         return self._far
@@ -166,15 +166,22 @@ class LaneNetwork:
                 f"; tagged {claim.replace('_', ' ')} in the data, but its connections make it "
                 f"{derived.replace('_', ' ')}")
 
-    def contact_zones(self) -> np.ndarray:
-        """`adj_zone`: per contact (i, j) the part of lane i within ENTRY_TOL_M of lane j (drawn once)."""
-        if self.adj_zone is None:
-            g, ai, aj = self.geoms, self.adj_i, self.adj_j
-            grown = np.full(len(g), None, dtype=object)
-            used = np.unique(aj)
+    def contact_zones(self, which: np.ndarray | None = None) -> np.ndarray:
+        """`adj_zone` of the contacts `which` (all by default): per contact (i, j) the part of lane i within
+        ENTRY_TOL_M of lane j, each drawn once, on first use."""
+        g, ai, aj = self.geoms, self.adj_i, self.adj_j
+        if self.adj_zone is None or self._grown is None:
+            self.adj_zone = np.full(len(ai), None, dtype=object)
+            self._grown = np.full(len(g), None, dtype=object)
+        idx = np.arange(len(ai)) if which is None else np.asarray(which, dtype=np.int64)
+        todo = np.unique(idx[shapely.is_missing(self.adj_zone[idx])])
+        if len(todo):
+            grown = self._grown
+            used = np.unique(aj[todo])
+            used = used[shapely.is_missing(grown[used])]
             grown[used] = shapely.buffer(g[used], ENTRY_TOL_M, quad_segs=4)  # once per lane, not per pair
-            self.adj_zone = (shapely.intersection(g[ai], grown[aj]) if len(ai) else np.empty(0, dtype=object))
-        return self.adj_zone
+            self.adj_zone[todo] = shapely.intersection(g[ai[todo]], grown[aj[todo]])
+        return self.adj_zone[idx]
 
     def has_entry(self) -> np.ndarray:
         out = np.zeros(self.n, dtype=bool)
@@ -219,9 +226,7 @@ class LaneNetwork:
         g_of = np.repeat(np.arange(n_g), sizes)
         lane = np.concatenate([np.asarray(x, dtype=np.int64) for x in groups]) if sizes.sum() else \
             np.empty(0, dtype=np.int64)
-        used = np.unique(lane)
-        seam = np.full(self.n, None, dtype=object)
-        seam[used] = shapely.buffer(self.geoms[used], SEAM_M, join_style="mitre", quad_segs=1)
+        seam = self._seams(lane)
         items, rows = [seam[lane]], [g_of]
         # contacts (i < j) with both lanes in the group, in the order of the contact arrays
         ai, aj = self.adj_i, self.adj_j
@@ -248,9 +253,37 @@ class LaneNetwork:
                 rows.append(pg)
         return gm.union_rows(np.concatenate(items), np.concatenate(rows), n_g)
 
-    def terminals(self, i: int) -> list:
-        zones = list(self.ext_zone[self.ext_lane == i]) + list(self.contact_zones()[self.adj_i == i])
-        return [p for z in zones for p in gm.pieces(z)] or [z for z in zones if not z.is_empty]
+    def _seams(self, lanes: np.ndarray) -> np.ndarray:
+        """Per lane its polygon grown by SEAM_M (mitred), drawn once for `lanes` (None where not drawn yet)."""
+        if self._seam is None:
+            self._seam = np.full(self.n, None, dtype=object)
+        used = np.unique(lanes)
+        used = used[shapely.is_missing(self._seam[used])]
+        self._seam[used] = shapely.buffer(self.geoms[used], SEAM_M, join_style="mitre", quad_segs=1)
+        return self._seam
+
+    def terminals_of(self, lanes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The terminals of `lanes`: per lane the pieces of its entry zones, then of its contact zones (the
+        non-empty zones themselves when none has a piece), and per terminal its lane's position in `lanes`."""
+        lanes = np.asarray(lanes, dtype=np.int64)
+        pos = np.full(self.n, -1, dtype=np.int64)
+        pos[lanes] = np.arange(len(lanes))
+        t_lane = np.concatenate([self.ext_lane, self.adj_i]).astype(np.int64)
+        sel = np.flatnonzero(pos[t_lane] >= 0)
+        if not len(sel):
+            return np.empty(0, dtype=object), np.empty(0, dtype=np.int64)
+        t_zone = np.concatenate([self.ext_zone, self.contact_zones()])
+        sel = sel[np.argsort(pos[t_lane[sel]], kind="stable")]  # by lane; entries before contacts, each in order
+        zones, owner = t_zone[sel], pos[t_lane[sel]]
+        parts, zi = gm.pieces_of(zones)
+        has = np.zeros(len(lanes), dtype=bool)
+        has[owner[zi]] = True
+        bare = ~has[owner]
+        bare[bare] = ~shapely.is_empty(zones[bare])
+        terms = np.concatenate([parts, zones[bare]])
+        term_of = np.concatenate([owner[zi], owner[bare]])
+        order = np.argsort(term_of, kind="stable")
+        return terms[order], term_of[order]
 
 
 #: Kinds a lane's `kind` attribute may claim (compared with the derived kind) and their Chinese names.
@@ -259,6 +292,17 @@ KIND_NAMES_ZH: dict[str, str] = {"ring": "环形车道", "through": "贯通式�
                                  "isolated": "孤立车道"}
 #: A hole of at least this area (m²) in a lane polygon makes it a ring (a courtyard, not a drawing slip).
 RING_HOLE_M2 = 50.0
+
+
+def holed(geoms: np.ndarray) -> np.ndarray:
+    """Which lane polygons enclose a courtyard (a hole of at least RING_HOLE_M2): rings by their own shape."""
+    out = np.zeros(len(geoms), dtype=bool)
+    if not len(geoms):
+        return out
+    parts, idx = shapely.get_parts(geoms, return_index=True)
+    holes = shapely.area(shapely.polygons(shapely.get_exterior_ring(parts))) - shapely.area(parts)
+    out[idx[holes >= RING_HOLE_M2]] = True
+    return out
 
 
 def derive_kinds(geoms: np.ndarray, conn_lane: np.ndarray, conn_zone: np.ndarray, *,
@@ -288,10 +332,7 @@ def derive_kinds(geoms: np.ndarray, conn_lane: np.ndarray, conn_zone: np.ndarray
     far_at = np.full(n, None, dtype=object)
     if not n:
         return kinds, far_at
-    parts, idx = shapely.get_parts(geoms, return_index=True)
-    holes = shapely.area(shapely.polygons(shapely.get_exterior_ring(parts))) - shapely.area(parts)
-    ring = np.zeros(n, dtype=bool)
-    ring[idx[holes >= RING_HOLE_M2]] = True
+    ring = holed(geoms)
     places = np.zeros(n, dtype=np.int64)
     zones = np.full(n, None, dtype=object)
     real = ~shapely.is_empty(conn_zone) if len(conn_zone) else np.zeros(0, dtype=bool)
@@ -303,11 +344,37 @@ def derive_kinds(geoms: np.ndarray, conn_lane: np.ndarray, conn_zone: np.ndarray
         alone = count[owner] == 1  # a lane's only connection is its own union (most dead ends): no overlay
         # one polygon is one place however far it is grown: grown only where a dead end's far point needs it
         one = alone & (shapely.get_type_id(zone) == 3) if not far else np.zeros(len(zone), dtype=bool)
-        grown = np.full(len(zone), None, dtype=object)
-        grown[~one] = shapely.buffer(zone[~one], ENTRY_TOL_M, quad_segs=2)
-        zones[owner[alone & ~one]] = grown[alone & ~one]
         several = np.flatnonzero(count > 1)
-        zones[several] = gm.union_rows(grown[~alone], np.searchsorted(several, owner[~alone]), len(several))
+        row = np.flatnonzero(~alone)
+        grow = ~one
+        if far:
+            grown = _grown_zones(zone, grow)
+            zones[several] = gm.union_rows(grown[row], np.searchsorted(several, owner[row]), len(several))
+        elif len(row):
+            # the places of a lane with several connections: its zones whose grown boxes meet (directly or through
+            # others) are merged, the others lie apart and count their parts (a polygon grows into one); the boxes
+            # are the zones' boxes grown by a hair more than the zones grow, so zones apart are surely apart
+            box = shapely.bounds(zone[row]) + np.array([-1.0, -1.0, 1.0, 1.0]) * (ENTRY_TOL_M + 1e-6)
+            bi, bj = STRtree(shapely.box(*box.T)).query(shapely.box(*box.T))
+            keep = (owner[row[bi]] == owner[row[bj]]) & (bi < bj)
+            label = connected_components(coo_matrix((np.ones(int(keep.sum())), (bi[keep], bj[keep])),
+                                                    shape=(len(row), len(row))), directed=False)[1]
+            size = np.bincount(label)
+            lone = size[label] == 1
+            simple = lone & (shapely.get_type_id(zone[row]) == 3)
+            grow[row[simple]] = False
+            grown = _grown_zones(zone, grow)
+            comps = np.flatnonzero(size > 1)
+            merged = gm.union_rows(grown[row[~lone]], np.searchsorted(comps, label[~lone]), len(comps))
+            comp_owner = np.zeros(len(size), dtype=np.int64)
+            comp_owner[label] = owner[row]
+            parts = np.where(simple, 1, shapely.get_num_geometries(grown[row]))
+            places += np.bincount(owner[row[lone]], weights=parts[lone], minlength=n).astype(np.int64)
+            places += np.bincount(comp_owner[comps], weights=shapely.get_num_geometries(merged),
+                                  minlength=n).astype(np.int64)
+        else:
+            grown = _grown_zones(zone, grow)
+        zones[owner[alone & ~one]] = grown[alone & ~one]
         present = ~shapely.is_missing(zones)
         present[present] = ~shapely.is_empty(zones[present])
         places[present] = shapely.get_num_geometries(zones[present])
@@ -322,6 +389,13 @@ def derive_kinds(geoms: np.ndarray, conn_lane: np.ndarray, conn_zone: np.ndarray
         best = pd.Series(d).groupby(owner).idxmax().to_numpy()
         far_at[dead] = shapely.points(xy[best])
     return kinds, far_at
+
+
+def _grown_zones(zone: np.ndarray, which: np.ndarray) -> np.ndarray:
+    """Connection zones `which` grown by ENTRY_TOL_M (None elsewhere): one place per piece of their union."""
+    grown = np.full(len(zone), None, dtype=object)
+    grown[which] = shapely.buffer(zone[which], ENTRY_TOL_M, quad_segs=2)
+    return grown
 
 
 def city_surfaces(roads: gpd.GeoDataFrame) -> np.ndarray:
@@ -368,10 +442,12 @@ def lane_network(ctx: CheckContext) -> LaneNetwork:
                       adj_zone=None, ext_gate=ext_gate, crefs=view.compound_refs,
                       claims=at.texts(lanes, "kind", None) if len(g) else np.empty(0, dtype=object),
                       city=surfaces)
-    # one derived network for LANE-TURNAROUND, LANE-CONNECT, LANE-CLEAR and LANE-TURN: kinds from topology
-    net.connections = (np.concatenate([ext_lane, ai]).astype(np.int64),
-                       np.concatenate([ext_zone, net.contact_zones()]))
-    net.kinds = derive_kinds(g, *net.connections, far=False)[0]
+    # one derived network for LANE-TURNAROUND, LANE-CONNECT, LANE-CLEAR and LANE-TURN: kinds from topology (a
+    # courtyard lane's connections are not counted: only the others' contact zones are drawn)
+    counted = ~holed(g)
+    pairs = np.flatnonzero(counted[ai])
+    net.kinds = derive_kinds(g, np.concatenate([ext_lane, ai[pairs]]).astype(np.int64),
+                             np.concatenate([ext_zone, net.contact_zones(pairs)]), far=False)[0]
     net.kinds[ring_of_lanes(net)] = "ring"
     return net
 
@@ -464,9 +540,12 @@ def lane_width(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
         reach = shapely.dwithin(eroded[p], t_zone[mine], r + REACH_TOL_M)
         suspect[np.unique(p[~reach])] = True
     out = []
-    for p in np.flatnonzero(suspect):
-        i = int(own[p])
-        neck = gm.bottleneck_width(net.geoms[i], net.terminals(i), required=required, reach_tol=REACH_TOL_M)
+    check = np.flatnonzero(suspect)
+    terms, term_of = net.terminals_of(own[check])
+    necks = gm.bottleneck_widths(net.geoms[own[check]], terms, term_of, required=required, reach_tol=REACH_TOL_M,
+                                 eroded=eroded[check])
+    for c, neck in zip(check, necks, strict=True):
+        i = int(own[c])
         if neck is None:
             continue
         out.append(_finding(
@@ -646,7 +725,6 @@ def lane_clear(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
     local_lanes[single] = own_geoms[lane_of[single]]
     multi = np.flatnonzero(~single)
     local_lanes[multi] = shapely.intersection(net.unions([own[by_window[k]] for k in multi]), reach[multi])
-    crowded = np.bincount(wc, minlength=n) > 0
     judge = np.flatnonzero(~easy)
     space = np.full(len(clusters), None, dtype=object)
     space[single] = lane_space[lane_of[single]]
@@ -654,7 +732,7 @@ def lane_clear(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
     space[judge] = shapely.intersection(space[judge], windows[judge])
     # other clusters in each window are present in both states (each cluster is judged on its own effect)
     by_cluster = np.split(cj[np.argsort(wc, kind="stable")], np.cumsum(np.bincount(wc, minlength=len(clusters)))[:-1])
-    crowded = np.flatnonzero(crowded)
+    crowded = np.flatnonzero(np.bincount(wc, minlength=n) > 0)
     others = np.full(len(clusters), None, dtype=object)
     if len(crowded):
         others[crowded] = shapely.intersection(
@@ -879,30 +957,31 @@ def lane_turnaround(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
     sure = gm.squares_fit(net.geoms[dead], need)
     sure_tall = ~serves_tall  # (the larger square is looked for only where a high-rise is served)
     sure_tall[serves_tall] = gm.squares_fit(net.geoms[dead[serves_tall]], tall_need)
+    short: list[tuple[int, object, float, str]] = []  # (lane, where to search, side required, strength)
     for p, i in enumerate(dead):
         if sure[p] and sure_tall[p]:
             continue
         g = net.geoms[i]
         if not (sure[p] or gm.fits_square(g, need)):
-            sq = gm.largest_inscribed_square(gm.square_room(g, 0.0), upper=need)
-            req, strength = need, "mandatory"
+            short.append((int(i), gm.square_room(g, 0.0), need, "mandatory"))
         elif not (sure_tall[p] or gm.fits_square(g, tall_need)):
-            sq = gm.largest_inscribed_square(gm.square_room(g, need), upper=tall_need)
-            req, strength = tall_need, "advisory"
-        else:
-            continue
+            short.append((int(i), gm.square_room(g, need), tall_need, "advisory"))
+    squares = gm.largest_inscribed_squares(np.array([x[1] for x in short], dtype=object),
+                                           upper=np.array([x[2] for x in short], dtype=float))
+    for (k, _, req, strength), sq in zip(short, squares, strict=True):
+        g = net.geoms[k]
         tall_zh = "(服务高层建筑)" if strength == "advisory" else ""
         tall_en = " (serves a high-rise)" if strength == "advisory" else ""
-        note_zh, note_en = net.claim_note(int(i))
+        note_zh, note_en = net.claim_note(k)
         tall_zh, tall_en = tall_zh + note_zh, tall_en + note_en
         out.append(_finding(
-            ctx, net, int(i), rule="LANE-TURNAROUND", verdict="fail", measured=sq.length, required=req,
+            ctx, net, k, rule="LANE-TURNAROUND", verdict="fail", measured=sq.length, required=req,
             strength=strength, severity=severity_of(profile, "LANE-TURNAROUND", strength),
             geometry=sq.rectangle if sq.rectangle is not None else g,
-            message=f"尽头式消防车道 {net.refs[i]}(按连通关系判定)回车场最大仅容 {sq.length:.2f} m 见方, "
+            message=f"尽头式消防车道 {net.refs[k]}(按连通关系判定)回车场最大仅容 {sq.length:.2f} m 见方, "
                     f"应不小于 {req:g} x {req:g} m"
                     f"{tall_zh}",
-            message_en=f"dead-end fire lane {net.refs[i]} (by its connections): the largest square turnaround is "
+            message_en=f"dead-end fire lane {net.refs[k]} (by its connections): the largest square turnaround is "
                        f"{sq.length:.2f} m, "
                        f"at least {req:g} x {req:g} m required{tall_en}",
         ))
@@ -958,9 +1037,10 @@ def lane_connect(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
     by_label = _by_label(label, net.n)
     edges_of = _by_label(label[net.adj_i], net.n)
     entries_of = _by_label(label[net.ext_lane], net.n)
-    zones_all = net.contact_zones()
     on = np.zeros(net.n, dtype=bool)
     pos = np.zeros(net.n, dtype=np.int64)
+    rings: list[np.ndarray] = []  # per ring (a group of ring lanes) its lanes and its outlet zones
+    outlet_zones: list[np.ndarray] = []
     for gid in np.unique(group[ring & net.own]):
         members = np.flatnonzero((group == gid) & ring)
         c = label[members[0]]
@@ -977,12 +1057,20 @@ def lane_connect(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
                                               shape=(len(lanes_c), len(lanes_c))), directed=False)[1]
         outside = np.isin(sub, sub[pos[net.ext_lane[x[~on_ring]]]])
         touching = e[on[net.adj_i[e]] & ~on[net.adj_j[e]]]
-        zones += [zones_all[t] for t in touching if outside[pos[net.adj_j[t]]]]
+        zones += list(net.contact_zones(touching[outside[pos[net.adj_j[touching]]]]))
         if not zones:
             zones = list(net.ext_zone[x[on_ring]])
         on[members] = False
-        zones = [z for z in zones if not z.is_empty]
-        outlets = len(gm.pieces(shapely.buffer(shapely.union_all(zones), ENTRY_TOL_M))) if zones else 0
+        rings.append(members)
+        outlet_zones.append(np.array([z for z in zones if not z.is_empty], dtype=object))
+    # outlets: the pieces of each ring's outlet zones, united and grown by ENTRY_TOL_M (all rings at once)
+    sizes = np.array([len(z) for z in outlet_zones], dtype=np.int64)
+    has = np.flatnonzero(sizes)
+    grown = shapely.buffer(gm.union_rows(np.concatenate(outlet_zones) if len(has) else np.empty(0, dtype=object),
+                                         np.repeat(np.arange(len(has)), sizes[has]), len(has)), ENTRY_TOL_M)
+    counts = np.zeros(len(rings), dtype=np.int64)
+    counts[has] = np.bincount(gm.pieces_of(grown)[1], minlength=len(has))
+    for members, outlets in zip(rings, counts.tolist(), strict=True):
         if outlets >= need:
             continue
         for i in members[net.own[members]]:
