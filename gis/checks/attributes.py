@@ -23,7 +23,18 @@ _GRADE_CLASS = {"1": 1, "2": 1, "3": 2, "4": 3}
 
 
 def layer(ctx: Any, name: str) -> gpd.GeoDataFrame:
-    """The partition's frame for `name` (an empty frame in the context's CRS when the layer is absent)."""
+    """The partition's frame for `name` (an empty frame in the context's CRS when the layer is absent), found once
+    per partition where the context keeps a cache (checks do not change the frames they read: copy-on-write)."""
+    cache = getattr(ctx, "cache", None)
+    if cache is None:
+        return _layer(ctx, name)
+    key = f"layer:{name}"
+    if key not in cache:
+        cache[key] = _layer(ctx, name)
+    return cache[key]
+
+
+def _layer(ctx: Any, name: str) -> gpd.GeoDataFrame:
     frame = ctx.layers.get(name)
     if frame is None:
         return gpd.GeoDataFrame({"ref": pd.Series(dtype=object)}, geometry=gpd.GeoSeries([], crs=ctx.crs),
