@@ -10,6 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
+from shapely import STRtree
 
 from gis.checks import roads as rd
 from gis.checks.profiles import Profile
@@ -31,6 +32,18 @@ def layer(ctx: Any, name: str) -> gpd.GeoDataFrame:
     key = f"layer:{name}"
     if key not in cache:
         cache[key] = _layer(ctx, name)
+    return cache[key]
+
+
+def tree(ctx: Any, name: str) -> STRtree:
+    """An STRtree of the geometries of `layer(ctx, name)`, built once per partition where the context keeps a
+    cache (several families query the same buildings)."""
+    cache = getattr(ctx, "cache", None)
+    if cache is None:
+        return STRtree(geoms(layer(ctx, name)))
+    key = f"tree:{name}"
+    if key not in cache:
+        cache[key] = STRtree(geoms(layer(ctx, name)))
     return cache[key]
 
 
