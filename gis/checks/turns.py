@@ -283,11 +283,8 @@ class _Boundaries:
         return out
 
 
-def swept_bands(c: Corners, r: np.ndarray, w: float, placement: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
-    """The annulus sectors (inner radius r, width w) tangent to both legs, placed across each leg at the given
-    share of the room the leg leaves beside the truck (1: the band's outer edge on the leg's far side, the widest
-    swing the passage offers)."""
-    r = np.asarray(r, dtype=float)
+def _band_centres(c: Corners, r: np.ndarray, w: float, placement: tuple[float, float]) -> np.ndarray:
+    """The centres of the swept bands' arcs (`swept_bands`), one row (x, y) per corner."""
     # (widths are read off the surface simplified by SIMPLIFY_M: the band keeps that much inside the far side)
     s1 = np.maximum(c.w1 - w - SIMPLIFY_M, 0.0) * placement[0]
     s2 = np.maximum(c.w2 - w - SIMPLIFY_M, 0.0) * placement[1]
@@ -297,6 +294,15 @@ def swept_bands(c: Corners, r: np.ndarray, w: float, placement: tuple[float, flo
     det = c.n1[:, 0] * c.n2[:, 1] - c.n1[:, 1] * c.n2[:, 0]
     cx = (b1 * c.n2[:, 1] - b2 * c.n1[:, 1]) / det
     cy = (c.n1[:, 0] * b2 - c.n2[:, 0] * b1) / det
+    return np.column_stack([cx, cy])
+
+
+def swept_bands(c: Corners, r: np.ndarray, w: float, placement: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+    """The annulus sectors (inner radius r, width w) tangent to both legs, placed across each leg at the given
+    share of the room the leg leaves beside the truck (1: the band's outer edge on the leg's far side, the widest
+    swing the passage offers)."""
+    r = np.asarray(r, dtype=float)
+    cx, cy = _band_centres(c, r, w, placement).T
     phi0 = np.arctan2(c.n1[:, 1], c.n1[:, 0])
     phi = phi0[:, None] + c.turn[:, None] * np.linspace(0.0, 1.0, ARC_POINTS)[None, :]
     ux, uy = np.cos(phi), np.sin(phi)
@@ -304,6 +310,20 @@ def swept_bands(c: Corners, r: np.ndarray, w: float, placement: tuple[float, flo
     inner = np.stack([cx[:, None] + r[:, None] * ux, cy[:, None] + r[:, None] * uy], axis=2)[:, ::-1]
     ring = np.concatenate([outer, inner, outer[:, :1]], axis=1)
     return shapely.polygons(ring)
+
+
+def band_boxes(c: Corners, upper: np.ndarray, w: float) -> np.ndarray:
+    """Per corner a box holding its swept band in every placement for every inner radius 0..upper (the band's
+    centre moves along a line as the radius grows, and the band stays within r + w of it), with a metre to spare."""
+    upper = np.asarray(upper, dtype=float)
+    lo = np.full((len(c), 2), np.inf)
+    hi = np.full((len(c), 2), -np.inf)
+    for placement in PLACEMENTS:
+        for r in (np.zeros(len(c)), upper):
+            centre = _band_centres(c, r, w, placement)
+            lo, hi = np.minimum(lo, centre), np.maximum(hi, centre)
+    reach = (upper + w + 1.0)[:, None]
+    return shapely.box(*(lo - reach).T, *(hi + reach).T)
 
 
 def fits(c: Corners, surface: shapely.Geometry | np.ndarray, r: np.ndarray, w: float) -> np.ndarray:
@@ -442,11 +462,39 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
     corners, passage = measure_legs(corners, simple)
     if not len(corners):
         return []
-    # which driveways each corner belongs to (every corner found: a driveway whose corners are no passages is
-    # passable) and which lanes each passage belongs to
-    # (the lanes query the corners: a lane polygon is the prepared side of each distance test)
+    # which driveway each corner belongs to (every corner found: a driveway whose corners are no passages is
+    # passable)
     di, dj = (STRtree(drive).query(every_touch, predicate="dwithin", distance=TOUCH_M) if len(drive)
               else (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)))
+    gate = np.full(n_found, -1, dtype=np.int64)
+    if len(di):
+        gate[di] = dj
+    gate = gate[passage]
+    # the truck each corner needs: an aerial ladder truck where the lanes at the corner (or its driveway) serve a
+    # high-rise
+    tall = _high_rise(ctx)
+    need = np.full(len(corners), ordinary)
+    if len(tall):
+        at_corner = np.zeros(len(corners), dtype=bool)
+        if len(lanes):
+            tl = np.unique(STRtree(tall).query(lanes, predicate="dwithin", distance=serve)[0])
+            if len(tl):
+                at_corner[STRtree(corners.touch).query(lanes[tl], predicate="dwithin", distance=TOUCH_M)[1]] = True
+        if len(drive):
+            drive_tall = np.zeros(len(drive), dtype=bool)
+            drive_tall[STRtree(tall).query(drive, predicate="dwithin", distance=serve)[0]] = True
+            at_corner |= (gate >= 0) & drive_tall[np.maximum(gate, 0)]
+        need[at_corner] = ladder
+    # a band the surface itself covers fits: only the corners whose first band is not covered are matched to their
+    # lanes and judged
+    used = np.unique(corners.part)
+    shapely.prepare(surfaces[used])
+    look = np.flatnonzero(~shapely.covers(surfaces[corners.part], swept_bands(corners, need, w, PLACEMENTS[0])))
+    if not len(look):
+        return []
+    corners, gate, passage, need = corners.take(look), gate[look], passage[look], need[look]
+    # which lanes each of those corners belongs to (the lanes query the corners: a lane polygon is the prepared
+    # side of each distance test)
     li, ci = (STRtree(corners.touch).query(lanes, predicate="dwithin", distance=TOUCH_M) if len(lanes)
               else (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)))
     rank = np.array([_PRIORITY.get(k, 9) for k in net.kinds], dtype=np.int64) if net.n else np.empty(0, int)
@@ -455,52 +503,25 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
         order = np.lexsort((net.refs[li].astype(str), rank[li], ci))
         first = np.r_[True, ci[order][1:] != ci[order][:-1]]
         subject[ci[order][first]] = li[order][first]
-    gate = np.full(n_found, -1, dtype=np.int64)
-    if len(di):
-        gate[di] = dj
-    gate = gate[passage]
     own = np.where(subject >= 0, net.own[np.maximum(subject, 0)] if net.n else False,
                    (gate >= 0) & (ent.own[drive_row[np.maximum(gate, 0)]] if len(drive_row) else False))
     sel = np.flatnonzero(own & ((subject >= 0) | (gate >= 0)))
     if not len(sel):
         return []
-    corners, subject, gate, keep = corners.take(sel), subject[sel], gate[sel], passage[sel]
-    # the truck each corner needs: an aerial ladder truck where the lanes at the corner serve a high-rise
-    tall = _high_rise(ctx)
-    need = np.full(len(corners), ordinary)
-    if len(tall):
-        lane_tall = np.zeros(len(lanes), dtype=bool)
-        if len(lanes):
-            a, _ = STRtree(tall).query(lanes, predicate="dwithin", distance=serve)
-            lane_tall[a] = True
-        at_corner = np.zeros(len(corners), dtype=bool)
-        m = np.isin(ci, sel)
-        pos = np.full(int(sel.max()) + 1, -1)
-        pos[sel] = np.arange(len(sel))
-        at_corner[pos[ci[m]][lane_tall[li[m]]]] = True
-        drive_tall = np.zeros(len(drive), dtype=bool)
-        if len(drive):
-            a, _ = STRtree(tall).query(drive, predicate="dwithin", distance=serve)
-            drive_tall[a] = True
-        at_corner |= (gate >= 0) & drive_tall[np.maximum(gate, 0)] if len(drive) else False
-        need[at_corner] = ladder
-    # a band the surface itself covers fits (the surface grown by the depth tolerance holds it too): only the
-    # surfaces with a corner whose first band is not covered are grown, once (a band may graze the edge by that
-    # much), and only those corners go through every placement
-    used = np.unique(corners.part)
-    shapely.prepare(surfaces[used])
-    ok = shapely.covers(surfaces[corners.part], swept_bands(corners, need, w, PLACEMENTS[0]))
-    grow = np.unique(corners.part[~ok])
+    corners, subject, gate, keep, need = corners.take(sel), subject[sel], gate[sel], passage[sel], need[sel]
+    # only the surfaces with such a corner are grown, once (a band may graze the edge by the depth tolerance), and
+    # those corners go through every placement; each corner's bands (any placement, any radius up to the need) lie
+    # in a box around it, so the overlays run against the grown surface inside that box only
+    grow = np.unique(corners.part)
     grown = np.full(len(surfaces), None, dtype=object)
     grown[grow] = shapely.buffer(surfaces[grow], DEPTH_TOL_M, join_style="mitre")
-    local = grown[corners.part]
-    rest = np.flatnonzero(~ok)
-    ok[rest] = fits(corners.take(rest), local[rest], need[rest], w)
+    local = shapely.intersection(grown[corners.part], band_boxes(corners, need, w))
+    ok = fits(corners, local, need, w)
     bad = np.flatnonzero(~ok)
     if not len(bad):
         return []
-    corners, subject, gate, need = corners.take(bad), subject[bad], gate[bad], need[bad]
-    best = largest_radius(corners, local[bad], need, w)
+    corners, subject, gate, need, local = corners.take(bad), subject[bad], gate[bad], need[bad], local[bad]
+    best = largest_radius(corners, local, need, w)
     bands = swept_bands(corners, need, w)
     lost = _cut_off(ctx, net, subject, gate, drive, drive_row, serve, ok_gates=_passable_gates(
         np.flatnonzero(ok), keep, di, dj))
