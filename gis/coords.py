@@ -359,7 +359,10 @@ def cached_transformer(src: pyproj.CRS, dst: pyproj.CRS) -> pyproj.Transformer |
         return None
     adopted = _ADOPTED.get((src, dst))
     if adopted is not None:
-        return pyproj.Transformer.from_pipeline(adopted)
+        try:
+            return pyproj.Transformer.from_pipeline(adopted)
+        except pyproj.exceptions.ProjError:  # e.g. a remote worker's older PROJ: its own search, as without adoption
+            pass
     return pyproj.Transformer.from_crs(src, dst, always_xy=True)
 
 

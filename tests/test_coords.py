@@ -493,3 +493,14 @@ def test_a_process_adopting_another_ones_operation_projects_the_same_coordinates
             assert np.array_equal(a, b)
     finally:
         cached_transformer.cache_clear()
+
+
+def test_an_operation_this_proj_cannot_read_falls_back_to_its_own_search():
+    storage, zone = pyproj.CRS.from_user_input(4490), local_metric_crs(119.6, 25.9)
+    cached_transformer.cache_clear()
+    adopt_operation(storage, zone, '{"type": "NotAnOperation"}')
+    try:
+        move = cached_transformer(storage, zone)
+        assert move is not None and move.transform(119.6, 25.9)[0] > 0
+    finally:
+        cached_transformer.cache_clear()
