@@ -228,3 +228,23 @@ def test_batched_squares_equal_one_at_a_time():
         assert (sq.rectangle is None and one.rectangle is None) or sq.rectangle.equals_exact(one.rectangle, 0)
     assert got[0].length == pytest.approx(4.5, abs=0.01) and got[2].length == 0.0
     assert got[1].length == pytest.approx(12.0, abs=0.01)  # the upper bound stops the search
+
+
+@pytest.mark.parametrize("head", [11.98, 11.995, 12.0, 12.005, 12.02, 12.5])
+def test_the_corner_square_certificate_agrees_with_the_erosion(monkeypatch, head):
+    # dead ends with a head of `head` metres at one end (either end, either side, T or L shaped), rotated, and
+    # random rectilinear unions of boxes
+    rng = np.random.default_rng(int(head * 1000))
+    shapes = [shapely.union_all([box(0, 0, 4.5, 80), box(0, 80, head, 80 + head)]),
+              shapely.union_all([box(0, 0, 4.5, 80), box(-head / 2, 80, head / 2, 80 + head)]),
+              shapely.union_all([box(0, 0, 4.5, 80), box(4.5 - head, -head, 4.5, 0)])]
+    for _ in range(40):
+        x, y = rng.uniform(0, 20, (2, 4))
+        w, h = rng.uniform(3, 16, (2, 4))
+        shapes.append(shapely.union_all([box(a, b, a + c, b + d) for a, b, c, d in zip(x, y, w, h, strict=True)]))
+    geoms = np.array([shapely.affinity.rotate(shapely.affinity.translate(g, 357_000, 3_296_000), a, origin=(0, 0))
+                      for g in shapes for a in (0.0, 31.0)], dtype=object)
+    got = gm.squares_fit(geoms, 12.0)
+    monkeypatch.setattr(gm, "SQUARE_CERTIFICATE_MARGIN_M", 1e6)  # no corner square: every polygon eroded
+    assert got.tolist() == gm.squares_fit(geoms, 12.0).tolist()
+    assert got[:6].tolist() == [head >= 12.0 - gm.SIZE_TOL_M] * 6

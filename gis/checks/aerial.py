@@ -85,12 +85,16 @@ def aerial_size(ctx: CheckContext, a: Areas, buildings: gpd.GeoDataFrame) -> lis
     served_h = np.where(a.building[own] >= 0, height[np.maximum(a.building[own], 0)], np.nan) if len(height) else \
         np.full(len(own), np.nan)
     low = served_h <= float(sec["tall_building_m"])  # NaN (unknown) is not low
-    quick = (gm.rectangle_fits(a.geoms[own], max(length, tall_length), max(width, tall_width))
-             | (low & gm.rectangle_fits(a.geoms[own], length, width)))
-    # certificates (vectorised) that the rectangles fit: those areas need no search
-    sure = gm.rectangles_surely_fit(a.geoms[own], length, width)
-    sure_tall = gm.rectangles_surely_fit(a.geoms[own], tall_length, tall_width)
-    quick |= sure & (low | sure_tall)
+    # each test (vectorised, elementwise) asked only of the areas the ones before leave open
+    quick = gm.rectangle_fits(a.geoms[own], max(length, tall_length), max(width, tall_width))
+    ask = np.flatnonzero(~quick & low)
+    quick[ask] = gm.rectangle_fits(a.geoms[own[ask]], length, width)
+    # certificates that the rectangles fit: those areas need no search
+    ask = np.flatnonzero(~quick)
+    sure = gm.rectangles_surely_fit(a.geoms[own[ask]], length, width)
+    quick[ask[sure & low[ask]]] = True
+    ask = ask[sure & ~low[ask]]
+    quick[ask] = gm.rectangles_surely_fit(a.geoms[own[ask]], tall_length, tall_width)
     out = []
     for p in np.flatnonzero(~quick):
         i = own[p]
@@ -201,16 +205,18 @@ def aerial_obstructed(ctx: CheckContext, a: Areas, buildings: gpd.GeoDataFrame) 
     kinds_ok = set(profile.get("AERIAL-OBSTRUCTED", "kinds"))
     obs = ctx.view("obstructions")
     # of the profile's kinds (selected by position: one take of the layer's frame, below)
-    pick = np.flatnonzero(np.isin(at.texts(obs.frame, "kind", "other"), list(kinds_ok))) if len(obs) else \
+    pick = np.flatnonzero(at.texts_in(obs.frame, "kind", "other", kinds_ok)) if len(obs) else \
         np.empty(0, dtype=np.int64)
     bg = at.geoms(buildings)
     served = np.array([bg[a.building[i]] if a.building[i] >= 0 else None for i in own], dtype=object)
-    park = ctx.view("parking")
-    vehicle = at.texts(park.frame, "kind", "stall") == "vehicle" if len(park) else np.zeros(0, dtype=bool)
-    park_geoms, park_refs = park.geoms[vehicle], park.refs[vehicle]  # (no take of the whole frame)
+    # the vehicles of the parking layer (the rows a view of it holds); their refs are taken for the hits only
+    park = at.layer(ctx, "parking")
+    vehicles = np.flatnonzero(at.texts_in(park, "kind", "stall", ("vehicle",))) if len(park) else \
+        np.empty(0, dtype=np.int64)
+    park_geoms = at.geoms(park)[vehicles]
     ill = ctx.view("illegal_structures")
     if len(ill):
-        ill = ill.take(at.texts(ill.frame, "status", "reported") != "demolished")
+        ill = ill.take(~at.texts_in(ill.frame, "status", "reported", ("demolished",)))
     # points grow into footprints by at most their size
     sizes = profile.get("LANE-CLEAR", "point_obstruction_size_m")
     size_m = np.nan_to_num(at.numbers(obs.frame, "size_m")[pick])
@@ -239,12 +245,14 @@ def aerial_obstructed(ctx: CheckContext, a: Areas, buildings: gpd.GeoDataFrame) 
     g = np.concatenate([footprints(obs.frame, profile), park_geoms, ill.geoms])
     if not len(g):
         return []
-    refs = np.concatenate([obs.refs, park_refs, ill.refs])
+    refs = np.concatenate([obs.refs, np.full(len(park_geoms), None, dtype=object), ill.refs])
     kinds = np.concatenate([at.texts(obs.frame, "kind", "other"), np.full(len(park_geoms), "vehicle", dtype=object),
                             np.full(len(ill), "illegal_structure", dtype=object)])
     zi, oi = STRtree(g).query(zones, predicate="intersects")
     inside = ~shapely.touches(zones[zi], g[oi])
     zi, oi = zi[inside], oi[inside]
+    cars = np.unique(oi[(oi >= len(obs)) & (oi < len(obs) + len(park_geoms))])
+    refs[cars] = at.refs(park.iloc[vehicles[cars - len(obs)]])
     out = []
     for z in np.unique(zi):
         i = int(own[z])

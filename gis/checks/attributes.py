@@ -76,6 +76,21 @@ def isin(s: pd.Series, values: Any) -> np.ndarray:
     return s.isin(values).to_numpy(dtype=bool)
 
 
+def texts_in(frame: pd.DataFrame, name: str, default: str | None, values: Any) -> np.ndarray:
+    """`np.isin(texts(frame, name, default), values)`, without making the strings of an arrow-backed column
+    (numpy's isin of object arrays sorts Python strings: ~10 ms for 58,000 rows against ~1 ms this way)."""
+    values = [str(v) for v in values]
+    if name not in frame.columns:
+        return np.full(len(frame), default is not None and default in values, dtype=bool)
+    s = frame[name]
+    if not isinstance(s.array, pd.arrays.ArrowStringArray):
+        return np.isin(texts(frame, name, default), values)
+    hit = isin(s, values)
+    if default is not None and default in values:
+        hit |= s.isna().to_numpy(dtype=bool)
+    return hit
+
+
 def flags(frame: pd.DataFrame, name: str) -> np.ndarray:
     """A boolean column (missing = False)."""
     s = column(frame, name)

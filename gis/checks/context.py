@@ -272,7 +272,11 @@ def build_contexts(
     margins = context_margins(prof)
     centres = shapely.get_coordinates(shapely.point_on_surface(np.asarray(comp.geometry.values)))
     zone_crs = [local_metric_crs(x, y) for x, y in centres]
-    zone_keys = np.array([c.to_string() for c in zone_crs])
+    names: dict[int, str] = {}  # one CRS object per zone (cached by gis.coords): its name looked up once
+    for c in zone_crs:
+        if id(c) not in names:
+            names[id(c)] = c.to_string()
+    zone_keys = np.array([names[id(c)] for c in zone_crs])
     contexts: list[CheckContext] = []
     for key in np.unique(zone_keys[wanted]):
         crs = zone_crs[int(np.flatnonzero(zone_keys == key)[0])]

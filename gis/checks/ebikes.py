@@ -90,7 +90,7 @@ def site_findings(ctx: Any, sites: gpd.GeoDataFrame) -> list[Finding]:
         named.setdefault(k, {"lane": [], "aerial": [], "home": []})[what].append(ref)
     # near a residential building
     buildings = at.layer(ctx, "buildings")
-    buildings = buildings[at.texts(buildings, "use", "residential") == "residential"]
+    buildings = buildings[at.texts_in(buildings, "use", "residential", ("residential",))]
     bg = at.geoms(buildings)
     near_d = np.full(n, np.inf)
     near_line = np.full(n, None, dtype=object)

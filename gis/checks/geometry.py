@@ -24,6 +24,9 @@ SLIVER_M2 = 1e-4
 EDGE_BAND_M = 0.05
 #: How many dominant edge directions (and their perpendiculars) rectangle fitting tries.
 MAX_DIRECTIONS = 4
+#: How much larger (metres) than `squares_fit`'s erosion a square at a corner of a rectilinear polygon must be to
+#: prove the erosion non-empty without drawing it (far above the 1e-6 relative skew a rectilinear edge may have).
+SQUARE_CERTIFICATE_MARGIN_M = 0.01
 #: How much larger (metres) than asked a rectangle must fit for `rectangles_surely_fit` to vouch for the exact
 #: search (on top of what the 0.05° by which candidate orientations are merged needs).
 CERTIFICATE_MARGIN_M = 0.05
@@ -375,8 +378,21 @@ def squares_fit(geoms: np.ndarray, side: float) -> np.ndarray:
     # set_coordinates works on copies: the inputs stay as they are
     turned = shapely.set_coordinates(geoms.copy(), np.column_stack([c * gxy[:, 0] - s_ * gxy[:, 1],
                                                                     s_ * gxy[:, 0] + c * gxy[:, 1]]))
-    core = shapely.buffer(turned[rectilinear], -(side - SIZE_TOL_M) / 2.0, join_style="mitre", mitre_limit=100.0)
-    out[rectilinear] = ~shapely.is_empty(core)
+    rect = np.flatnonzero(rectilinear)
+    # a square a hair larger at a corner of the frame's box (where a dead end's turnaround usually is) proves the
+    # erosion non-empty without drawing it; the erosion is drawn only where no corner holds one
+    inset = SQUARE_CERTIFICATE_MARGIN_M
+    size = side - SIZE_TOL_M + 2.0 * inset
+    x0, y0, x1, y1 = shapely.bounds(turned[rect]).T
+    xs = np.stack([x0 + inset, x1 - inset - size, x0 + inset, x1 - inset - size], axis=1).ravel()
+    ys = np.stack([y0 + inset, y0 + inset, y1 - inset - size, y1 - inset - size], axis=1).ravel()
+    shapely.prepare(turned[rect])  # (the turned copies: four tests each)
+    held = shapely.contains(np.repeat(turned[rect], 4), shapely.box(xs, ys, xs + size, ys + size))
+    held = held.reshape(-1, 4).any(axis=1)
+    out[rect[held]] = True
+    rest = rect[~held]
+    core = shapely.buffer(turned[rest], -(side - SIZE_TOL_M) / 2.0, join_style="mitre", mitre_limit=100.0)
+    out[rest] = ~shapely.is_empty(core)
     return out
 
 

@@ -40,7 +40,7 @@ def _department(hydrants: pd.DataFrame, default: str) -> np.ndarray:
 def _networked(ctx: Any, buildings: pd.DataFrame, roads: pd.DataFrame) -> np.ndarray:
     """Which buildings are measured along the network: those of a compound with paths of its own (internal
     roads or walkways), per owner compound so that a partition of several compounds decides each separately."""
-    paths = at.texts(roads, "kind", "city") != "city"
+    paths = ~at.texts_in(roads, "kind", "city", ("city",))
     if OWNER_COLUMN in buildings.columns and OWNER_COLUMN in roads.columns and getattr(ctx, "compounds", None):
         with_paths = roads.loc[paths, OWNER_COLUMN].dropna().unique()
         return at.isin(buildings[OWNER_COLUMN], with_paths)
@@ -73,7 +73,7 @@ def coverage_findings(ctx: Any, *, network: bool = True) -> list[Finding]:
     buildings = at.layer(ctx, "buildings")
     buildings = buildings[at.owned(ctx, buildings)]
     hydrants = at.layer(ctx, "hydrants")
-    hydrants = hydrants[~np.isin(at.texts(hydrants, "status", "in_service"), list(UNUSABLE))]
+    hydrants = hydrants[~at.texts_in(hydrants, "status", "in_service", UNUSABLE)]
     bg, hg = at.geoms(buildings), at.geoms(hydrants)
     if len(bg) == 0:
         return []
@@ -145,7 +145,7 @@ def coverage_findings(ctx: Any, *, network: bool = True) -> list[Finding]:
 def _road_lines(ctx: Any) -> np.ndarray:
     """Continuous vehicle-road lines: parts of the same road (kind + name, else ref) merged end to end."""
     roads = at.layer(ctx, "roads")
-    roads = roads[np.isin(at.texts(roads, "kind", "city"), VEHICLE_ROADS)]
+    roads = roads[at.texts_in(roads, "kind", "city", VEHICLE_ROADS)]
     if len(roads) == 0:
         return np.empty(0, dtype=object)
     key = np.where(pd.isna(at.column(roads, "name")).to_numpy(), at.refs(roads),
@@ -282,7 +282,7 @@ def access_findings(ctx: Any) -> list[Finding]:
     hydrants = hydrants[at.owned(ctx, hydrants)]
     hg = at.geoms(hydrants)
     parking = at.layer(ctx, "parking")
-    parking = parking[np.isin(at.texts(parking, "kind", ""), ("stall", "vehicle"))]
+    parking = parking[at.texts_in(parking, "kind", "", ("stall", "vehicle"))]
     obs = _ground_obstructions(ctx, near=hg)
     pg, og = at.geoms(parking), at.geoms(obs)
     if len(hg) == 0 or (len(pg) == 0 and len(og) == 0):
@@ -293,7 +293,7 @@ def access_findings(ctx: Any) -> list[Finding]:
     h = np.concatenate([hp, ho])
     if not len(h):
         return []
-    ref = np.concatenate([at.refs(parking)[p], at.refs(obs)[o]])
+    ref = np.concatenate([at.refs(parking.iloc[p]), at.refs(obs.iloc[o])])  # of the hits only
     is_park = np.concatenate([np.ones(len(hp), dtype=bool), np.zeros(len(ho), dtype=bool)])
     d = np.concatenate([shapely.distance(hg[hp], pg[p]), np.zeros(len(ho))])
     geom = np.concatenate([pg[p], og[o]])
@@ -345,7 +345,7 @@ def placement_findings(ctx: Any) -> list[Finding]:
     if len(hg) == 0:
         return []
     roads = at.layer(ctx, "roads")
-    roads = roads[np.isin(at.texts(roads, "kind", "city"), VEHICLE_ROADS)]
+    roads = roads[at.texts_in(roads, "kind", "city", VEHICLE_ROADS)]
     n = len(hg)
     edge_d = np.full(n, np.nan)
     edge_line = np.full(n, None, dtype=object)

@@ -129,6 +129,7 @@ class LaneNetwork:
     city: np.ndarray | None = None
     _far: np.ndarray | None = None  # `dead_end_at`, once found
     _grown: np.ndarray | None = None  # lanes grown by ENTRY_TOL_M, for `contact_zones`
+    _seam: np.ndarray | None = None  # lanes grown by SEAM_M, for `unions`
     _eroded: dict[float, np.ndarray] = field(default_factory=dict)  # `eroded`, per radius
 
     @property
@@ -225,9 +226,7 @@ class LaneNetwork:
         g_of = np.repeat(np.arange(n_g), sizes)
         lane = np.concatenate([np.asarray(x, dtype=np.int64) for x in groups]) if sizes.sum() else \
             np.empty(0, dtype=np.int64)
-        used = np.unique(lane)
-        seam = np.full(self.n, None, dtype=object)
-        seam[used] = shapely.buffer(self.geoms[used], SEAM_M, join_style="mitre", quad_segs=1)
+        seam = self._seams(lane)
         items, rows = [seam[lane]], [g_of]
         # contacts (i < j) with both lanes in the group, in the order of the contact arrays
         ai, aj = self.adj_i, self.adj_j
@@ -253,6 +252,15 @@ class LaneNetwork:
                 items.append(shapely.convex_hull(shapely.union(zones[pc], zones[back])))
                 rows.append(pg)
         return gm.union_rows(np.concatenate(items), np.concatenate(rows), n_g)
+
+    def _seams(self, lanes: np.ndarray) -> np.ndarray:
+        """Per lane its polygon grown by SEAM_M (mitred), drawn once for `lanes` (None where not drawn yet)."""
+        if self._seam is None:
+            self._seam = np.full(self.n, None, dtype=object)
+        used = np.unique(lanes)
+        used = used[shapely.is_missing(self._seam[used])]
+        self._seam[used] = shapely.buffer(self.geoms[used], SEAM_M, join_style="mitre", quad_segs=1)
+        return self._seam
 
     def terminals_of(self, lanes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The terminals of `lanes`: per lane the pieces of its entry zones, then of its contact zones (the

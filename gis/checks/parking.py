@@ -34,7 +34,7 @@ BISECTION_STEPS = 16
 
 def _parking(ctx: Any) -> gpd.GeoDataFrame:
     frame = at.layer(ctx, "parking")
-    return frame[np.isin(at.texts(frame, "kind", ""), ("stall", "vehicle"))]
+    return frame[at.texts_in(frame, "kind", "", ("stall", "vehicle"))]
 
 
 def footprints(frame: gpd.GeoDataFrame, profile: Profile) -> np.ndarray:
@@ -76,19 +76,20 @@ def hydrant_findings(ctx: Any, parking: gpd.GeoDataFrame) -> list[Finding]:
     p, href, d = p[order], href[order], d[order]
     near, start = np.unique(p, return_index=True)
     stop = np.append(start[1:], len(p))
-    refs, compound = at.refs(parking), at.compound_refs(ctx, parking)
-    kind = at.texts(parking, "kind", "vehicle")
+    those = parking.iloc[near]  # refs, compounds and kinds of the parking found only
+    refs, compound = at.refs(those), at.compound_refs(ctx, those)
+    kind = at.texts(those, "kind", "vehicle")
     out = []
-    for pi, a, b in zip(near.tolist(), start.tolist(), stop.tolist(), strict=True):
+    for k, (pi, a, b) in enumerate(zip(near.tolist(), start.tolist(), stop.tolist(), strict=True)):
         least = float(d[a:b].min())
         names = sorted(href[a:b].tolist())
-        what_zh, what_en = ("车位", "stall") if kind[pi] == "stall" else ("车辆", "vehicle")
-        out.append(Finding(rule=rule, verdict="fail", subject_ref=refs[pi], compound_ref=compound[pi],
+        what_zh, what_en = ("车位", "stall") if kind[k] == "stall" else ("车辆", "vehicle")
+        out.append(Finding(rule=rule, verdict="fail", subject_ref=refs[k], compound_ref=compound[k],
                            other_refs=list(href[a:b]), measured=round(least, 2), required=radius, unit="m",
                            severity=severity(profile, rule),
-                           message=f"{what_zh} {refs[pi]} 距消火栓 {'、'.join(names)} {at.m(least)} m，"
+                           message=f"{what_zh} {refs[k]} 距消火栓 {'、'.join(names)} {at.m(least)} m，"
                                    f"小于 {at.m(radius)} m",
-                           message_en=f"{what_en} {refs[pi]} is {at.m(least)} m from hydrant(s) "
+                           message_en=f"{what_en} {refs[k]} is {at.m(least)} m from hydrant(s) "
                                       f"{', '.join(names)}; keep {at.m(radius)} m clear",
                            geometry=pg[pi]))
     return out
@@ -108,7 +109,7 @@ def lane_findings(ctx: Any, parking: gpd.GeoDataFrame) -> list[Finding]:
     """
     rule = "PARK-LANE"
     profile: Profile = ctx.profile
-    stalls = parking[at.texts(parking, "kind", "") == "stall"]
+    stalls = parking[at.texts_in(parking, "kind", "", ("stall",))]
     sg = at.geoms(stalls)
     zones = [(name, at.layer(ctx, name)) for name in ("fire_lanes", "aerial_areas")]
     zg = np.concatenate([at.geoms(f) for _, f in zones])
@@ -136,9 +137,10 @@ def lane_findings(ctx: Any, parking: gpd.GeoDataFrame) -> list[Finding]:
     stop = np.append(start[1:], len(s))
     covered = union_rows(shapely.intersection(sg[s], zg[z]), np.repeat(np.arange(len(stall)), stop - start),
                          len(stall))
-    refs, compound = at.refs(stalls), at.compound_refs(ctx, stalls)
+    those = stalls.iloc[stall]  # refs and compounds of the stalls found only
+    refs, compound = at.refs(those), at.compound_refs(ctx, those)
     out = []
-    for k, (si, a, b) in enumerate(zip(stall.tolist(), start.tolist(), stop.tolist(), strict=True)):
+    for k, (a, b) in enumerate(zip(start.tolist(), stop.tolist(), strict=True)):
         lanes = sorted(zref[z[a:b]][zkind[z[a:b]] == "fire_lanes"])
         areas = sorted(zref[z[a:b]][zkind[z[a:b]] == "aerial_areas"])
         zh = "、".join(x for x in (f"消防车道 {'、'.join(lanes)}" if lanes else "",
@@ -146,11 +148,11 @@ def lane_findings(ctx: Any, parking: gpd.GeoDataFrame) -> list[Finding]:
         en = ", ".join(x for x in (f"fire lane {', '.join(lanes)}" if lanes else "",
                                    f"aerial area {', '.join(areas)}" if areas else "") if x)
         area = float(shapely.area(covered[k]))
-        out.append(Finding(rule=rule, verdict="fail", subject_ref=refs[si], compound_ref=compound[si],
+        out.append(Finding(rule=rule, verdict="fail", subject_ref=refs[k], compound_ref=compound[k],
                            other_refs=lanes + areas, measured=round(area, 2), required=0.0, unit="m²",
                            severity=severity(profile, rule),
-                           message=f"车位 {refs[si]} 施划在{zh}上（{at.m(area)} m²），应取消",
-                           message_en=f"stall {refs[si]} is drawn on {en} ({at.m(area)} m²)",
+                           message=f"车位 {refs[k]} 施划在{zh}上（{at.m(area)} m²），应取消",
+                           message_en=f"stall {refs[k]} is drawn on {en} ({at.m(area)} m²)",
                            geometry=covered[k]))
     return out
 
@@ -220,10 +222,11 @@ def approaches(ctx: Any, *, near: STRtree | None = None) -> tuple[list[Approach]
     ----------
     ctx : CheckContext
     near : STRtree, optional
-        Of obstacles (parking footprints): only the zones that may hold one of them are drawn. A zone lies within
-        half the entrance width + the approach length + the truck width (along the road) + the road's reach
-        across it (half its width; a drawn surface's reach, see KERB_REACH) and the gate's distance + half the
-        entrance width + the truck width (the strip) of the point where the entrance faces the road's centre line.
+        Of obstacles (parking footprints): only the zones whose `outside` part (road and mouth) may hold one of
+        them are drawn (perimeter parking is what an entrance's finding is about). A zone lies within half the
+        entrance width + the approach length + the truck width (along the road) + the road's reach across it
+        (half its width; a drawn surface's reach, see KERB_REACH) and the gate's distance + half the entrance
+        width + the truck width (the strip) of the point where the entrance faces the road's centre line.
 
     Returns
     -------
@@ -235,7 +238,7 @@ def approaches(ctx: Any, *, near: STRtree | None = None) -> tuple[list[Approach]
     truck, length = float(p["truck_width_m"]), float(p["approach_length_m"])
     entrances = vehicle_entrances(ctx)
     roads = at.layer(ctx, "roads")
-    roads = roads[at.texts(roads, "kind", "city") == "city"]
+    roads = roads[at.texts_in(roads, "kind", "city", ("city",))]
     eg = at.geoms(entrances)
     if len(eg) == 0 or len(roads) == 0:
         return [], pd.DataFrame({"entrance": [], "radius": []})
@@ -274,15 +277,23 @@ def approaches(ctx: Any, *, near: STRtree | None = None) -> tuple[list[Approach]
     flat = ~normal.any(axis=1)
     normal[flat] = np.stack([-tangent[flat, 1], tangent[flat, 0]], axis=1)
     side = np.stack([-normal[:, 1], normal[:, 0]], axis=1) * (w / 2.0)[:, None]
+    a, b = s - w / 2.0 - length, s + w / 2.0 + length
+    stretch = _substrings(lines, np.maximum(a - truck, 0.0), np.minimum(b + truck, length_of))
+    mouth = shapely.polygons(np.stack([foot + side, gate + side, gate - side, foot - side], axis=1))
+    road = shapely.buffer(stretch, grow, cap_style="flat")
+    if near is not None and len(ok):
+        # the zone's outside part is its road and mouth: only the approaches with an obstacle on the grown road
+        # (a drawn road is cut from it) or in the mouth are drawn further (a few dozen of ~800 per group)
+        hit = np.unique(np.concatenate([near.query(road, predicate="intersects")[0],
+                                        near.query(mouth, predicate="intersects")[0]]))
+        ok, s, foot, gate, grow, lines, hw, w, length_of, kerbs, drawn, side, normal, a, b, road, mouth = (
+            v[hit] for v in (ok, s, foot, gate, grow, lines, hw, w, length_of, kerbs, drawn, side, normal, a, b,
+                             road, mouth))
     deep = normal * truck
     inner = gate + deep
-    a, b = s - w / 2.0 - length, s + w / 2.0 + length
-    road = shapely.buffer(_substrings(lines, np.maximum(a - truck, 0.0), np.minimum(b + truck, length_of)), grow,
-                          cap_style="flat")
     road[drawn] = shapely.intersection(road[drawn], kerbs[drawn])
     strip = shapely.polygons(np.stack([foot + side, gate + side + deep, gate - side + deep, foot - side], axis=1))
     target = shapely.polygons(np.stack([gate + side, inner + side, inner - side, gate - side], axis=1))
-    mouth = shapely.polygons(np.stack([foot + side, gate + side, gate - side, foot - side], axis=1))
     # the road beyond each end of the stretch (none where the road itself ends within it)
     before, after = np.flatnonzero(a > 0), np.flatnonzero(b < length_of)
     ends = np.concatenate([
@@ -353,6 +364,14 @@ def _clear_widths(approaches: list[Approach], blocks: Any) -> np.ndarray:
     return np.array([round(2.0 * v, 2) if s else 0.0 for v, s in zip(lo.tolist(), some.tolist(), strict=True)])
 
 
+def _named(ctx: Any, frame: pd.DataFrame, rows: list[int]) -> tuple[dict[int, str], dict[int, Any]]:
+    """The refs and compounds of some rows of `frame` (by position), converted for those rows only."""
+    rows = sorted(set(rows))
+    those = frame.iloc[rows]
+    return (dict(zip(rows, at.refs(those).tolist(), strict=True)),
+            dict(zip(rows, at.compound_refs(ctx, those).tolist(), strict=True)))
+
+
 def entrance_findings(ctx: Any, parking: gpd.GeoDataFrame, owned: np.ndarray) -> list[Finding]:
     """PARK-ENTRANCE: parking in the approach zone of a vehicle entrance that leaves a truck of `truck_width_m`
     unable to turn from the city road into the gate (configuration-space reasoning as LANE-CLEAR).
@@ -385,7 +404,6 @@ def entrance_findings(ctx: Any, parking: gpd.GeoDataFrame, owned: np.ndarray) ->
         return []
     entrances = vehicle_entrances(ctx)  # the frame `approaches` numbers its zones' entrances in
     erefs = at.refs(entrances)
-    prefs, compound = at.refs(parking), at.compound_refs(ctx, parking)
     drawn = at.geoms(parking)
     tree = STRtree(pg)
     zones, unknown = approaches(ctx, near=tree)  # zones no parking can reach are not drawn: they find nothing
@@ -423,6 +441,7 @@ def entrance_findings(ctx: Any, parking: gpd.GeoDataFrame, owned: np.ndarray) ->
         for j in culprits.tolist():
             names, worst = blamed.get(j, ([], np.inf))
             blamed[j] = (names + [erefs[held[k].entrance]], min(worst, width))
+    prefs, compound = _named(ctx, parking, [j for j in blamed if owned[j]])
     for j, (names, clear) in sorted(blamed.items()):
         if not owned[j]:
             continue
@@ -439,6 +458,7 @@ def entrance_findings(ctx: Any, parking: gpd.GeoDataFrame, owned: np.ndarray) ->
         ei, pj = tree.query(eg[e_idx], predicate="dwithin", distance=unknown["radius"].to_numpy())
         near = pd.DataFrame({"p": pj, "e": erefs[e_idx[ei]]})
         near = near[~near["p"].isin(list(blamed)) & owned[near["p"].to_numpy()]]
+        prefs, compound = _named(ctx, parking, near["p"].tolist())
         for j, group in near.groupby("p", sort=True):
             names = sorted(set(group["e"]))
             out.append(Finding(

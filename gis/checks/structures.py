@@ -35,7 +35,7 @@ _ZONES = {
 
 def _structures(ctx: Any) -> gpd.GeoDataFrame:
     frame = at.layer(ctx, "illegal_structures")
-    standing = at.texts(frame, "status", "reported") != "demolished"
+    standing = ~at.texts_in(frame, "status", "reported", ("demolished",))
     return frame[standing & at.owned(ctx, frame)]
 
 
@@ -125,7 +125,7 @@ def _zones(ctx: Any, structures: gpd.GeoDataFrame | None = None) -> gpd.GeoDataF
     disks = np.where(radius > 0, shapely.buffer(points, radius), points)
     parts.append(pd.DataFrame({"zone": "entrances", "ref": at.refs(entrances), "geometry": disks}))
     roads = at.layer(ctx, "roads")
-    walk = roads[at.texts(roads, "kind", "city") == "walkway"]
+    walk = roads[at.texts_in(roads, "kind", "city", ("walkway",))]
     if structures is not None and len(walk):
         # only the walkways a structure can occupy: a drawn surface, else the centre line grown by half its width
         # (a flat-capped buffer lies within that distance of the line), so thousands of others are never grown
