@@ -1043,8 +1043,7 @@ def lane_connect(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
     # component is what it is without its own ring's lanes
     pairs = np.unique(np.column_stack([label[ring], group[ring]]), axis=0)
     one_ring = np.bincount(pairs[:, 0], minlength=net.n) == 1
-    on = ring & one_ring[label]
-    ext_k, adj_k = _ring_outlets(net, on, group)
+    ext_k, adj_k = _ring_outlets(net, ring & one_ring[label], group)
     outlets_of = {int(g): (ext_k[ext_k[:, 1] == g, 0], adj_k[adj_k[:, 1] == g, 0])
                   for g in np.unique(np.concatenate([ext_k[:, 1], adj_k[:, 1]]))}
     empty = np.empty(0, dtype=np.int64)
