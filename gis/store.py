@@ -86,10 +86,13 @@ def read_layer(
         args.update(x0=bbox[0], y0=bbox[1], x1=bbox[2], y1=bbox[3])
     if where:
         clauses.append(f"({where})")
+    # rows in id order: put in order here when the read carries the integer id (usually they come that way: a
+    # table's scans return bulk-loaded rows in id order), else by the server, which sorts the formatted rows
+    sort_here = "id" in cols and isinstance(table.c["id"].type, sa_types.Integer)
     select = (
         f"SELECT {', '.join('t.' + c for c in cols)}, encode(ST_AsBinary(t.geom), 'hex') AS geom FROM {layer.name} t"
         + (" WHERE " + " AND ".join(clauses) if clauses else "")
-        + " ORDER BY t.id"
+        + ("" if sort_here else " ORDER BY t.id")
     )
     bind = engine if engine is not None else get_engine()
     with (bind.connect() if isinstance(bind, Engine) else nullcontext(bind)) as conn:
@@ -102,6 +105,8 @@ def read_layer(
                 buf.write(block)
     buf.seek(0)
     parsed, typed = _parse_csv(buf, table, cols)
+    if sort_here:
+        parsed = _by_id(parsed)
     frame = _typed(parsed.drop_columns(["geom"]).to_pandas(), table, [c for c in cols if c not in typed])
     geoms = _from_hex_wkb(parsed.column("geom"))
     gdf = gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=STORAGE_SRID), crs=STORAGE_SRID)
@@ -172,6 +177,17 @@ def _parse_csv(buf: io.BytesIO, table: sa.Table, cols: list[str]) -> tuple[pa.Ta
             if not types:
                 raise
     raise AssertionError("unreachable")
+
+
+def _by_id(parsed: pa.Table) -> pa.Table:
+    """The rows of a read in order of their (unique, integer) id."""
+    ids = parsed.column("id")
+    if not pa.types.is_integer(ids.type):  # the string fallback of `_parse_csv`
+        ids = pc.cast(ids, pa.int64())
+    order = ids.to_numpy()
+    if len(order) < 2 or bool((order[1:] > order[:-1]).all()):
+        return parsed
+    return parsed.take(np.argsort(order, kind="stable"))
 
 
 def _typed(frame: pd.DataFrame, table: sa.Table, cols: list[str]) -> pd.DataFrame:

@@ -248,3 +248,27 @@ def test_the_corner_square_certificate_agrees_with_the_erosion(monkeypatch, head
     monkeypatch.setattr(gm, "SQUARE_CERTIFICATE_MARGIN_M", 1e6)  # no corner square: every polygon eroded
     assert got.tolist() == gm.squares_fit(geoms, 12.0).tolist()
     assert got[:6].tolist() == [head >= 12.0 - gm.SIZE_TOL_M] * 6
+
+
+def _court(x: float) -> shapely.Polygon:
+    """A 6 m ring lane around a 48 x 28 m courtyard, its south-west corner at (x, 0)."""
+    return box(x, 0, x + 60, 40).difference(box(x + 6, 6, x + 54, 34))
+
+
+def test_rings_alone_in_their_component_and_rings_sharing_one_count_outlets_alike():
+    # A (alone): one gate, a spur reaching nothing: 1 outlet. D (alone): a gate and a spur to a gate: 2 outlets.
+    # B and C share a component through the link K: B has no gate, its only outlet is K (C has gates): 1 outlet;
+    # C has two gates, and K reaches no entry without C: 2 outlets
+    gate = "vehicle"
+    ctx = context(
+        fire_lanes=[lane("A", _court(0)), lane("S1", box(60, 17, 90, 23)), lane("B", _court(200)),
+                    lane("K", box(260, 17, 300, 23)), lane("C", _court(300)), lane("D", _court(500)),
+                    lane("S2", box(560, 17, 590, 23))],
+        entrances=[{"ref": "G1", "kind": gate, "geometry": Point(10, 0)},
+                   {"ref": "G4", "kind": gate, "geometry": Point(310, 0)},
+                   {"ref": "G5", "kind": gate, "geometry": Point(350, 0)},
+                   {"ref": "G6", "kind": gate, "geometry": Point(510, 0)},
+                   {"ref": "G7", "kind": gate, "geometry": Point(590, 20)}])
+    got = findings(ctx, "LANE-CONNECT")
+    assert fails(got) == {"A", "B"}
+    assert got.set_index("subject_ref")["measured"].to_dict() == {"A": 1.0, "B": 1.0}

@@ -6,8 +6,10 @@ import gc
 import json
 import pickle
 
+import numpy as np
 import pandas as pd
 import pytest
+import shapely
 from runner_support import bent_district, district, load
 from sqlalchemy import text
 
@@ -22,6 +24,7 @@ from gis.checks.runner import (
     resolve_families,
     run_checks,
     run_on_frames,
+    storage_operations,
 )
 from gis.db import transaction
 
@@ -127,6 +130,18 @@ def test_a_pool_worker_keeps_its_imported_modules_out_of_the_collectors_walks():
         frozen = [pool.submit(gc.get_freeze_count).result() for _ in range(4)]
     assert min(frozen) > 10_000, frozen
     assert gc.get_freeze_count() == 0  # the caller's own collector is untouched
+
+
+def test_a_run_chooses_each_zones_coordinate_operation_once_for_its_workers():
+    """The caller hands its workers one storage-to-metric operation per UTM zone of the scope's compounds (and
+    none for an empty scope); the tasks carrying them pickle."""
+    outlines = np.array([shapely.box(117.9, 29.8, 117.901, 29.801), shapely.box(121.5, 29.8, 121.501, 29.801),
+                         shapely.box(121.6, 29.8, 121.601, 29.801)], dtype=object)  # zones 50, 51, 51
+    ops = storage_operations(outlines)
+    assert sorted(dst.to_epsg() for _, dst, _ in ops) == [32650, 32651]
+    assert all(src.to_epsg() == 4490 and '"type"' in op for src, _, op in ops)
+    assert pickle.loads(pickle.dumps(ops))[0][2] == ops[0][2]
+    assert storage_operations(np.empty(0, dtype=object)) == ()
 
 
 def test_dask_local_cluster_gives_the_serial_findings():

@@ -164,3 +164,18 @@ def test_find_corners_groups_a_fillet_into_one_corner():
     assert c.w1[0] == pytest.approx(4.0, abs=0.1) and c.w2[0] == pytest.approx(4.0, abs=0.1)
     r = turns.largest_radius(c, surface, np.array([20.0]), 4.0)
     assert r[0] == pytest.approx(9.5, abs=0.1)
+
+
+def test_band_boxes_hold_every_band_a_corner_is_tried_with():
+    # the placements and the bisection judge a corner inside its box only: every band they can draw (any
+    # placement, any inner radius up to the need) lies in it, on corners of several angles and leg widths
+    surfaces = [corner_lane(width=4.0), corner_lane(width=7.5, chamfer=3.0), corner_lane(fillet_r=6.0),
+                shapely.union_all([box(0, 0, 6, 80), shapely.affinity.rotate(box(0, 74, 90, 80), 35, origin=(3, 77))])]
+    c = turns.find_corners(np.array(surfaces, dtype=object))
+    assert len(c) >= 4
+    upper = np.full(len(c), 12.0)
+    boxes = turns.band_boxes(c, upper, 4.0)
+    for placement in turns.PLACEMENTS:
+        for r in np.linspace(0.0, 12.0, 25):
+            bands = turns.swept_bands(c, np.full(len(c), r), 4.0, placement)
+            assert shapely.contains(boxes, bands).all()

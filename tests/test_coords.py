@@ -15,8 +15,10 @@ from gis.coords import (
     CHINA_BOUNDS,
     CrsError,
     CrsSpec,
+    adopt_operation,
     bd09_to_gcj02,
     bd09_to_wgs84,
+    cached_transformer,
     check_extent,
     detect_swapped_latlon,
     extent_problems,
@@ -25,6 +27,7 @@ from gis.coords import (
     gcj02_to_wgs84,
     local_metric_crs,
     metric_crs_for_bounds,
+    operation_json,
     parse_crs,
     project_local,
     to_storage,
@@ -466,3 +469,38 @@ class TestLocalMetric:
     def test_nothing_to_project_is_an_error(self):
         with pytest.raises(ValueError):
             project_local([None, shapely.Point()])
+
+
+def test_a_process_adopting_another_ones_operation_projects_the_same_coordinates_without_searching(monkeypatch):
+    """A check worker adopts the operation its caller chose (CGCS2000 to a WGS 84 UTM zone): the same coordinates
+    bit for bit, and PROJ's search among the candidate operations (from_crs) is not run again."""
+    storage, zone = pyproj.CRS.from_user_input(4490), local_metric_crs(121.55, 29.8)
+    operation = operation_json(storage, zone)
+    chosen = cached_transformer(storage, zone)
+    assert operation is not None and chosen is not None and operation_json(storage, storage) is None
+    cached_transformer.cache_clear()  # a fresh worker
+
+    def no_search(*args, **kwargs):
+        raise AssertionError("searched again")
+
+    monkeypatch.setattr(pyproj.Transformer, "from_crs", no_search)
+    adopt_operation(pyproj.CRS.from_user_input(4490), local_metric_crs(121.55, 29.8), operation)
+    try:
+        adopted = cached_transformer(storage, zone)
+        rng = np.random.default_rng(7)
+        x, y = rng.uniform(120.0, 123.0, 50_000), rng.uniform(28.0, 31.0, 50_000)
+        for a, b in zip(chosen.transform(x, y), adopted.transform(x, y), strict=True):
+            assert np.array_equal(a, b)
+    finally:
+        cached_transformer.cache_clear()
+
+
+def test_an_operation_this_proj_cannot_read_falls_back_to_its_own_search():
+    storage, zone = pyproj.CRS.from_user_input(4490), local_metric_crs(119.6, 25.9)
+    cached_transformer.cache_clear()
+    adopt_operation(storage, zone, '{"type": "NotAnOperation"}')
+    try:
+        move = cached_transformer(storage, zone)
+        assert move is not None and move.transform(119.6, 25.9)[0] > 0
+    finally:
+        cached_transformer.cache_clear()

@@ -14,7 +14,15 @@ from sqlalchemy import text
 
 from gis.db import transaction
 from gis.schema import TABLES
-from gis.store import INDEXED_READ_SETTINGS, _from_hex_wkb, _parse_csv, read_layer, read_layers, write_frame
+from gis.store import (
+    INDEXED_READ_SETTINGS,
+    _by_id,
+    _from_hex_wkb,
+    _parse_csv,
+    read_layer,
+    read_layers,
+    write_frame,
+)
 
 pytestmark = pytest.mark.db
 
@@ -106,3 +114,25 @@ def test_an_indexed_read_returns_the_same_rows_through_the_indexes_and_leaves_th
             plan = "\n".join(r[0] for r in conn.execute(
                 text(f"EXPLAIN SELECT t.id FROM hydrants t WHERE {sql} ORDER BY t.id"), params))
     assert "BitmapOr" in plan and "Seq Scan" not in plan and "Gather" not in plan, plan
+
+
+def test_rows_come_back_in_id_order_when_the_table_stores_them_otherwise(db):
+    """Updated rows move to the end of the table (a new row version): a scan returns them out of id order, the
+    reader puts them back in it, through the default and the indexed plans and the string fallback."""
+    with transaction(engine=db) as conn:
+        write_frame(conn, "hydrants", _hydrants(50))
+    with db.begin() as conn:
+        conn.execute(text("UPDATE hydrants SET diameter_mm = diameter_mm + 1 WHERE ref IN ('H3', 'H17', 'H0')"))
+        stored = [r[0] for r in conn.execute(text("SELECT ref FROM hydrants"))]  # a seq scan: physical order
+    assert stored[-3:] != ["H47", "H48", "H49"]  # the updated rows went to the end
+    for read in (read_layer("hydrants", engine=db),
+                 read_layers(db, ["hydrants"], where={"hydrants": "t.geom && ST_MakeEnvelope(121, 29, 122, 30, 4490)"},
+                             indexed=True)["hydrants"]):
+        assert read["ref"].tolist() == [f"H{i}" for i in range(50)]
+        assert read.index.tolist() == sorted(read.index) and read["diameter_mm"].iloc[3] == 104
+    table = TABLES["hydrants"]
+    csv = b"id,ref,geom\n7,H7,0101000000000000000000f03f0000000000000040\n2,H2,0101000000000000000000f03f0000000000000040\n"
+    parsed, _ = _parse_csv(io.BytesIO(csv), table, ["id", "ref"])
+    assert _by_id(parsed).column("ref").to_pylist() == ["H2", "H7"]
+    assert _by_id(parsed.cast(pa.schema([("id", pa.string()), ("ref", pa.string()), ("geom", pa.string())]))
+                  ).column("ref").to_pylist() == ["H2", "H7"]

@@ -270,9 +270,12 @@ def build_contexts(
     if not wanted.any():
         return []
     margins = context_margins(prof)
-    centres = shapely.get_coordinates(shapely.point_on_surface(np.asarray(comp.geometry.values)))
-    zone_crs = [local_metric_crs(x, y) for x, y in centres]
-    zone_keys = np.array([c.to_string() for c in zone_crs])
+    zone_crs = compound_crs(np.asarray(comp.geometry.values))
+    names: dict[int, str] = {}  # one CRS object per zone (cached by gis.coords): its name looked up once
+    for c in zone_crs:
+        if id(c) not in names:
+            names[id(c)] = c.to_string()
+    zone_keys = np.array([names[id(c)] for c in zone_crs])
     contexts: list[CheckContext] = []
     for key in np.unique(zone_keys[wanted]):
         crs = zone_crs[int(np.flatnonzero(zone_keys == key)[0])]
@@ -280,6 +283,13 @@ def build_contexts(
                                        max(int(group_size), 1)))
     contexts.sort(key=lambda c: c.compounds[0])
     return contexts
+
+
+def compound_crs(outlines: np.ndarray) -> list[pyproj.CRS]:
+    """Each compound's local metric CRS (the UTM zone of its outline's point on surface, lon/lat outlines): the
+    CRS of the partition that checks it."""
+    centres = shapely.get_coordinates(shapely.point_on_surface(outlines))
+    return [local_metric_crs(x, y) for x, y in centres]
 
 
 def _storage(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

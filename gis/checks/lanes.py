@@ -1037,37 +1037,64 @@ def lane_connect(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
     by_label = _by_label(label, net.n)
     edges_of = _by_label(label[net.adj_i], net.n)
     entries_of = _by_label(label[net.ext_lane], net.n)
+    gids = np.unique(group[ring & net.own])
+    members_of = dict(zip(*_groups(group[ring], np.flatnonzero(ring)), strict=True))
+    # components holding one ring group (most) are judged at once: without all their rings' lanes each such
+    # component is what it is without its own ring's lanes
+    pairs = np.unique(np.column_stack([label[ring], group[ring]]), axis=0)
+    one_ring = np.bincount(pairs[:, 0], minlength=net.n) == 1
+    ext_k, adj_k = _ring_outlets(net, ring & one_ring[label], group)
+    outlets_of = {int(g): (ext_k[ext_k[:, 1] == g, 0], adj_k[adj_k[:, 1] == g, 0])
+                  for g in np.unique(np.concatenate([ext_k[:, 1], adj_k[:, 1]]))}
+    empty = np.empty(0, dtype=np.int64)
     on = np.zeros(net.n, dtype=bool)
     pos = np.zeros(net.n, dtype=np.int64)
-    rings: list[np.ndarray] = []  # per ring (a group of ring lanes) its lanes and its outlet zones
-    outlet_zones: list[np.ndarray] = []
-    for gid in np.unique(group[ring & net.own]):
-        members = np.flatnonzero((group == gid) & ring)
+    rings: list[np.ndarray] = []  # per ring (a group of ring lanes) its lanes
+    from_ext: list[np.ndarray] = []  # ... the entry zones (indices) that are its outlets
+    from_adj: list[np.ndarray] = []  # ... the contacts (indices) whose zones are its outlets
+    for gid in gids.tolist():
+        members = members_of[gid]
         c = label[members[0]]
+        if one_ring[c]:
+            gates, contacts = outlets_of.get(gid, (empty, empty))
+            rings.append(members)
+            from_ext.append(gates)
+            from_adj.append(contacts)
+            continue
         lanes_c, e, x = by_label[c], edges_of[c], entries_of[c]
         on[members] = True
         on_ring = on[net.ext_lane[x]]
         # outlets: vehicle gates on the ring and contacts with lanes that reach an entry without the ring; a ring
         # that merely runs along a city road (behind the compound fence) counts its road contacts only when it
         # has no gate at all
-        zones = list(net.ext_zone[x[on_ring & net.ext_gate[x]]])
+        gates = x[on_ring & net.ext_gate[x]]
         keep = e[~on[net.adj_i[e]] & ~on[net.adj_j[e]]]
         pos[lanes_c] = np.arange(len(lanes_c))
         sub = connected_components(coo_matrix((np.ones(len(keep)), (pos[net.adj_i[keep]], pos[net.adj_j[keep]])),
                                               shape=(len(lanes_c), len(lanes_c))), directed=False)[1]
         outside = np.isin(sub, sub[pos[net.ext_lane[x[~on_ring]]]])
         touching = e[on[net.adj_i[e]] & ~on[net.adj_j[e]]]
-        zones += list(net.contact_zones(touching[outside[pos[net.adj_j[touching]]]]))
-        if not zones:
-            zones = list(net.ext_zone[x[on_ring]])
+        contacts = touching[outside[pos[net.adj_j[touching]]]]
+        if not len(gates) and not len(contacts):
+            gates = x[on_ring]
         on[members] = False
         rings.append(members)
-        outlet_zones.append(np.array([z for z in zones if not z.is_empty], dtype=object))
-    # outlets: the pieces of each ring's outlet zones, united and grown by ENTRY_TOL_M (all rings at once)
-    sizes = np.array([len(z) for z in outlet_zones], dtype=np.int64)
-    has = np.flatnonzero(sizes)
-    grown = shapely.buffer(gm.union_rows(np.concatenate(outlet_zones) if len(has) else np.empty(0, dtype=object),
-                                         np.repeat(np.arange(len(has)), sizes[has]), len(has)), ENTRY_TOL_M)
+        from_ext.append(gates)
+        from_adj.append(contacts)
+    # outlets: the pieces of each ring's outlet zones (gates first, then contacts), united and grown by
+    # ENTRY_TOL_M, all rings at once
+    n_ext = np.array([len(k) for k in from_ext], dtype=np.int64)
+    n_adj = np.array([len(k) for k in from_adj], dtype=np.int64)
+    ext_k = np.concatenate([np.empty(0, dtype=np.int64), *from_ext])
+    adj_k = np.concatenate([np.empty(0, dtype=np.int64), *from_adj])
+    zones = np.concatenate([net.ext_zone[ext_k], net.contact_zones(adj_k)])
+    ring_of = np.concatenate([np.repeat(np.arange(len(rings)), n_ext), np.repeat(np.arange(len(rings)), n_adj)])
+    order = np.argsort(ring_of, kind="stable")  # per ring its gates, then its contacts, each in order
+    zones, ring_of = zones[order], ring_of[order]
+    real = ~shapely.is_empty(zones) if len(zones) else np.zeros(0, dtype=bool)
+    zones, ring_of = zones[real], ring_of[real]
+    has = np.unique(ring_of)
+    grown = shapely.buffer(gm.union_rows(zones, np.searchsorted(has, ring_of), len(has)), ENTRY_TOL_M)
     counts = np.zeros(len(rings), dtype=np.int64)
     counts[has] = np.bincount(gm.pieces_of(grown)[1], minlength=len(has))
     for members, outlets in zip(rings, counts.tolist(), strict=True):
@@ -1083,6 +1110,31 @@ def lane_connect(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
                            f"at least {need} required{net.claim_note(int(i))[1]}",
             ))
     return out
+
+
+def _ring_outlets(net: LaneNetwork, on: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`lane_connect`'s outlets of the rings whose lanes are `on`, each ring alone in its component of the lane
+    graph: (entry index, ring group) of its gates (of every entry on it when it has neither gate nor contact) and
+    (contact index, ring group) of its contacts with lanes that reach an entry without it."""
+    ai, aj, el = net.adj_i, net.adj_j, net.ext_lane
+    keep = ~on[ai] & ~on[aj]
+    sub = connected_components(coo_matrix((np.ones(int(keep.sum())), (ai[keep], aj[keep])), shape=(net.n, net.n)),
+                               directed=False)[1]
+    outside = np.isin(sub, sub[el[~on[el]]])
+    gates = np.flatnonzero(on[el] & net.ext_gate)
+    contacts = np.flatnonzero(on[ai] & ~on[aj] & outside[aj])
+    bare = np.setdiff1d(np.unique(group[on]), np.concatenate([group[el[gates]], group[ai[contacts]]]))
+    road = np.flatnonzero(on[el] & np.isin(group[el], bare))
+    ext_k = np.concatenate([gates, road])
+    return (np.column_stack([ext_k, group[el[ext_k]]]).astype(np.int64),
+            np.column_stack([contacts, group[ai[contacts]]]).astype(np.int64))
+
+
+def _groups(key: np.ndarray, values: np.ndarray) -> tuple[list[int], list[np.ndarray]]:
+    """The distinct keys (ascending) and per key its values, in their order."""
+    order = np.argsort(key, kind="stable")
+    keys, starts = np.unique(key[order], return_index=True)
+    return keys.tolist(), np.split(values[order], starts[1:])
 
 
 def _by_label(label: np.ndarray, n: int) -> list[np.ndarray]:
