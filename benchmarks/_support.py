@@ -122,6 +122,55 @@ def load_line() -> str:
     return " ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
+class ServerCpu:
+    """CPU seconds (user + system) the managed PostgreSQL spent while the block runs: its postmaster, every backend
+    and parallel worker alive at the end, and those that exited meanwhile (reaped: the postmaster's children's
+    times). The server runs on the same cores as the checks, so a run's wall time follows their sum. `seconds` is
+    None without a managed cluster (FIRELANE_DATABASE_URL) or when its processes cannot be read."""
+
+    def __init__(self) -> None:
+        self.seconds: float | None = None
+
+    @staticmethod
+    def _postmaster() -> psutil.Process | None:
+        from gis import pgcluster  # after private_home() set FIRELANE_HOME (see there)
+
+        state = pgcluster.load_state()
+        if state is None or os.environ.get("FIRELANE_DATABASE_URL"):
+            return None
+        try:
+            return psutil.Process(int(Path(state.datadir, "postmaster.pid").read_text().split()[0]))
+        except (OSError, ValueError, psutil.Error):
+            return None
+
+    @staticmethod
+    def _cpu(postmaster: psutil.Process) -> float:
+        t = postmaster.cpu_times()
+        total = t.user + t.system + t.children_user + t.children_system
+        for kid in postmaster.children():
+            try:
+                k = kid.cpu_times()
+                total += k.user + k.system
+            except psutil.Error:  # exited since: its time is in the postmaster's children's now
+                pass
+        return float(total)
+
+    def __enter__(self) -> ServerCpu:
+        self._pm = self._postmaster()
+        try:
+            self._start = self._cpu(self._pm) if self._pm is not None else None
+        except psutil.Error:
+            self._start = None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pm is not None and self._start is not None:
+            try:
+                self.seconds = self._cpu(self._pm) - self._start
+            except psutil.Error:
+                self.seconds = None
+
+
 class TreeCpu:
     """CPU seconds (user + system) of this process and of every descendant (pool workers, the fork server, Dask
     workers) spent while the block runs: a measure the shared machine's load does not inflate the way it does

@@ -25,7 +25,8 @@ bigdask: the Dask run of the `--big` district); `--big-home DIR` keeps the `--bi
 (reused on the next run) instead of replacing the main sample with it.
 
 CPU seconds of the full checks (the checking process and its workers, sampled) are printed beside the wall times:
-on a shared machine they move far less with the load, so the l/m ratio is given in both.
+on a shared machine they move far less with the load, so the l/m ratio is given in both. The scale-m row also gives
+the managed PostgreSQL's CPU during the run (its reads run on the same cores as the workers).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _support import TreeCpu, load_line, mark_sample, open_database, private_home, reusable_sample
+from _support import ServerCpu, TreeCpu, load_line, mark_sample, open_database, private_home, reusable_sample
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -359,15 +360,18 @@ def main(argv: list[str] | None = None) -> int:
         if "flagged" not in skip:
             flagged, _ = timed(lambda: run_checks(engine=engine, workers=args.workers, ledger=False))
         cpus: list[TreeCpu] = []
+        server_cpus: list[float | None] = []
 
         def pool_run() -> Any:
-            with TreeCpu() as cpu:
+            with TreeCpu() as cpu, ServerCpu() as server:
                 out = run_checks(engine=engine, workers=args.workers, ledger=False, grouped=True)
             cpus.append(cpu)
+            server_cpus.append(server.seconds)
             return out
 
         full, result = timed(pool_run, repeat=2)
         parent_cpu, full_cpu = min(c.own for c in cpus), min(c.total for c in cpus)
+        server_cpu = min((c for c in server_cpus if c is not None), default=None)
         full_ledger = None
         if args.big:  # the --big runs write the ledger as they go: their like-for-like scale-m time writes it too
             full_ledger, _ = timed(lambda: run_checks(engine=engine, workers=args.workers, ledger=True,
@@ -405,7 +409,10 @@ def main(argv: list[str] | None = None) -> int:
               f"x{full / floor:.1f} the floor; target < {TARGET_FULL_S:g} s: "
               f"{'MET' if full < TARGET_FULL_S else 'NOT MET'}")
         print(f"    CPU seconds: the checking process's own (the serial part: compounds, groups, findings) "
-              f"{parent_cpu:.2f}, with its workers (sampled) {full_cpu:.2f}")
+              f"{parent_cpu:.2f}, with its workers (sampled) {full_cpu:.2f}"
+              + (f"; PostgreSQL's (the reads and the run's rows, on the same cores) {server_cpu:.2f}; together "
+                 f"{full_cpu + server_cpu:.2f}, {(full_cpu + server_cpu) / max(1, args.workers):.2f} s per worker "
+                 "shared evenly" if server_cpu is not None else ""))
         if full_ledger is not None:
             print(f"full check, {args.workers} workers, ledger written          {full_ledger:8.2f}   "
                   f"(the base of the --big runs, which write the ledger too)")
