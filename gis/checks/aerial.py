@@ -152,13 +152,17 @@ def aerial_distance(ctx: CheckContext, a: Areas, buildings: gpd.GeoDataFrame) ->
     sec = profile["AERIAL-DISTANCE"]
     lo, hi = float(sec["min_distance_m"]), float(sec["max_distance_m"])
     bg = at.geoms(buildings)
+    own = np.flatnonzero(a.own)
+    dist = np.full(len(a.geoms), np.nan)
+    known = own[a.building[own] >= 0]
+    dist[known] = shapely.distance(a.geoms[known], bg[a.building[known]])  # one vectorised call
     out = []
-    for i in np.flatnonzero(a.own):
+    for i in own:
         b = int(a.building[i])
         if b < 0:
             out.append(_unknown_building(ctx, a, int(i), "AERIAL-DISTANCE"))
             continue
-        d = float(shapely.distance(a.geoms[i], bg[b]))
+        d = float(dist[i])
         if lo <= d <= hi:
             continue
         near = d < lo
@@ -374,11 +378,17 @@ def frontages(buildings: np.ndarray, areas: np.ndarray, pair_building: np.ndarra
         u = edge[b, side] / length[b, side][:, None]
         normal = np.stack([u[:, 1], -u[:, 0]], axis=1) * reach  # outward for a counter-clockwise ring
         s0, s1 = c0[b, side], c1[b, side]
-        strips = shapely.polygons(np.stack([s0, s1, s1 + normal, s0 + normal], axis=1))
-        cut = shapely.intersection(np.asarray(areas, dtype=object)[pa[pk]], strips)
-        hit = np.flatnonzero(~shapely.is_empty(cut))
+        corners = np.stack([s0, s1, s1 + normal, s0 + normal], axis=1)
+        # a strip whose box is apart from the area's box holds none of it (the intersection is empty)
+        area_box = shapely.bounds(np.asarray(areas, dtype=object))[pa[pk]]
+        lo_xy, hi_xy = corners.min(axis=1), corners.max(axis=1)
+        meet = np.flatnonzero((area_box[:, 0] <= hi_xy[:, 0]) & (lo_xy[:, 0] <= area_box[:, 2])
+                              & (area_box[:, 1] <= hi_xy[:, 1]) & (lo_xy[:, 1] <= area_box[:, 3]))
+        cut = shapely.intersection(np.asarray(areas, dtype=object)[pa[pk[meet]]], shapely.polygons(corners[meet]))
+        hit = meet[~shapely.is_empty(cut)]
+        cut = cut[~shapely.is_empty(cut)]
         if len(hit):
-            cxy, piece = shapely.get_coordinates(cut[hit], return_index=True)
+            cxy, piece = shapely.get_coordinates(cut, return_index=True)
             t = ((cxy - s0[hit][piece]) * u[hit][piece]).sum(axis=1)
             first = np.flatnonzero(np.r_[True, piece[1:] != piece[:-1]])  # every piece has coordinates
             lo = np.maximum(np.minimum.reduceat(t, first), 0.0)

@@ -10,6 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
+from shapely import STRtree
 
 from gis.checks import roads as rd
 from gis.checks.profiles import Profile
@@ -23,7 +24,30 @@ _GRADE_CLASS = {"1": 1, "2": 1, "3": 2, "4": 3}
 
 
 def layer(ctx: Any, name: str) -> gpd.GeoDataFrame:
-    """The partition's frame for `name` (an empty frame in the context's CRS when the layer is absent)."""
+    """The partition's frame for `name` (an empty frame in the context's CRS when the layer is absent), found once
+    per partition where the context keeps a cache (checks do not change the frames they read: copy-on-write)."""
+    cache = getattr(ctx, "cache", None)
+    if cache is None:
+        return _layer(ctx, name)
+    key = f"layer:{name}"
+    if key not in cache:
+        cache[key] = _layer(ctx, name)
+    return cache[key]
+
+
+def tree(ctx: Any, name: str) -> STRtree:
+    """An STRtree of the geometries of `layer(ctx, name)`, built once per partition where the context keeps a
+    cache (several families query the same buildings)."""
+    cache = getattr(ctx, "cache", None)
+    if cache is None:
+        return STRtree(geoms(layer(ctx, name)))
+    key = f"tree:{name}"
+    if key not in cache:
+        cache[key] = STRtree(geoms(layer(ctx, name)))
+    return cache[key]
+
+
+def _layer(ctx: Any, name: str) -> gpd.GeoDataFrame:
     frame = ctx.layers.get(name)
     if frame is None:
         return gpd.GeoDataFrame({"ref": pd.Series(dtype=object)}, geometry=gpd.GeoSeries([], crs=ctx.crs),

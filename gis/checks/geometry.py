@@ -1193,19 +1193,19 @@ def clear_widths(lanes: np.ndarray, obstacles: np.ndarray, windows: np.ndarray, 
             np.empty(0, dtype=np.int64)
         return surely_uncut(base, diff, entries[take], rows, radius=r, reach_tol=reach_tol)
 
-    # the widest passing candidate: candidates are tried from the widest down, in rounds of doubling size per
-    # cluster, until one of a cluster's passes (all wider ones having failed, it is the widest that passes)
+    # the widest passing candidate: each round tries every open cluster's next candidate, from the widest down,
+    # until one of a cluster's passes (all wider ones having failed, it is the widest that passes; no candidate
+    # narrower than it is tested)
     first = np.searchsorted(ck, np.arange(n + 1))  # (candidates are sorted by cluster, then width)
     rank = first[ck + 1] - 1 - np.arange(len(ck))  # 0 for each cluster's widest
     open_ = np.ones(n, dtype=bool)
     lo = 0
     while True:
-        hi = 2 * lo + 1
-        sel = np.flatnonzero(open_[ck] & (rank >= lo) & (rank < hi))
+        sel = np.flatnonzero(open_[ck] & (rank == lo))
         if not len(sel):
             break
         ok = passing(sel)
-        np.maximum.at(out, ck[sel[ok]], cw[sel[ok]])
+        out[ck[sel[ok]]] = cw[sel[ok]]
         open_[ck[sel[ok]]] = False
-        lo = hi
+        lo += 1
     return np.round(out, 2)

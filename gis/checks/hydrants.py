@@ -382,7 +382,7 @@ def placement_findings(ctx: Any) -> list[Finding]:
     wall_mounted = at.texts(hydrants, "kind", "above_ground") == "wall"
     if len(buildings):
         bg = at.geoms(buildings)
-        tree = STRtree(bg)
+        tree = at.tree(ctx, "buildings")
         # only a wall nearer than the minimum is reported: the nearest is looked for where one is that near
         close = np.unique(tree.query(hg, predicate="dwithin", distance=p["min_to_wall_m"])[0])
         h, b = tree.query_nearest(hg[close], all_matches=False)

@@ -8,7 +8,6 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import shapely
-from shapely import STRtree
 
 from gis.checks import attributes as at
 from gis.checks.findings import Finding, findings_frame, severity
@@ -159,7 +158,7 @@ def check(ctx: Any) -> gpd.GeoDataFrame:
     # passes whatever the classes, so the distance filter below drops it like a dwithin query would)
     bounds = shapely.bounds(g[own])
     boxes = shapely.box(bounds[:, 0] - reach, bounds[:, 1] - reach, bounds[:, 2] + reach, bounds[:, 3] + reach)
-    q, j = STRtree(g).query(boxes)
+    q, j = at.tree(ctx, "buildings").query(boxes)
     i = own[q]
     keep = rank[i] < rank[j]
     i, j = i[keep], j[keep]

@@ -62,7 +62,7 @@ def separation_findings(ctx: Any, structures: gpd.GeoDataFrame) -> list[Finding]
     if len(sg) == 0 or len(bg) == 0:
         return []
     reach = float(at.separation_table(profile).max())
-    s, b = STRtree(bg).query(sg, predicate="dwithin", distance=reach)
+    s, b = at.tree(ctx, "buildings").query(sg, predicate="dwithin", distance=reach)
     distance = shapely.distance(sg[s], bg[b])
     bh, height, _ = building_hypotheses(buildings, profile)
     low, high = required_range(structure_hypotheses(structures, profile), s, bh, b, profile)
