@@ -393,3 +393,23 @@ def test_a_building_whose_walkway_is_the_long_way_round_is_measured_exactly() ->
     net = nw.build_network([U_ROAD["geometry"], walk["geometry"], stub["geometry"]])
     nodes = nw.node_distances(net, nw.attach(net, [U_HYD["geometry"]], max_hop=150))
     assert nw.touch_bound(net, [U_BLD["geometry"]], nodes)[0] > 150
+
+
+def test_a_point_lands_on_its_nearest_edge_as_attach_lands_it() -> None:
+    # points near the streets (the numpy search) and far from them (the nearest query): each landing is one of
+    # attach's rows, at the least hop of all of them
+    rng = np.random.default_rng(5)
+    grid = [line((0, y), (300, y)) for y in (0, 100, 200)] + [line((x, 0), (x, 200)) for x in (0, 150, 300)]
+    winding = [line((300, 100), (320, 110), (330, 135), (345, 140), (350, 170))]
+    net = nw.build_network([*grid, *winding, shapely.LinearRing([(-60, 20), (-30, 20), (-25, 60), (-60, 70)])])
+    points = [pt(*xy) for xy in rng.uniform([-100, -100], [400, 300], (80, 2))]
+    land = nw.point_landing(net, points, max_hop=150)
+    full = nw.attach(net, points, max_hop=150)
+    rows = set(zip(full.item.tolist(), full.edge.tolist(), full.hop.tolist(), full.along.tolist(), strict=True))
+    assert len(set(land.item.tolist())) == len(land.item) == len(set(full.item.tolist()))
+    assert all(r in rows for r in zip(land.item.tolist(), land.edge.tolist(), land.hop.tolist(), land.along.tolist(),
+                                      strict=True))
+    least = np.full(len(points), np.inf)
+    np.minimum.at(least, full.item, full.hop)
+    np.testing.assert_array_equal(land.hop, least[land.item])
+    assert (land.hop > 20).sum() >= 5 and (land.hop < 20).sum() >= 20  # both searches ran

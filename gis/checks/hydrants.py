@@ -95,7 +95,7 @@ def coverage_findings(ctx: Any, *, network: bool = True) -> list[Finding]:
         # one of the lays the shortest is taken over: from each hydrant's nearest landing through a walkway drawn
         # to the wall (bounded without measuring it), else through the building's nearest landing; the others get
         # every landing of the hydrants and of the building and their exact distance
-        nearest = nw.nearest_landing(net, hg, max_hop=limit)
+        nearest = nw.point_landing(net, hg, max_hop=limit)
         nodes = nw.node_distances(net, nearest)
         covered = nw.touch_bound(net, bg[on], nodes) <= limit
         dist[on[covered]] = 0.0

@@ -287,6 +287,24 @@ def _point_candidates(network: Network, points: np.ndarray, *, max_hop: float,
     reach = max_hop + grid_size
     item, edge = network.tree.query(shapely.box(xy[:, 0] - reach, xy[:, 1] - reach, xy[:, 0] + reach,
                                                 xy[:, 1] + reach))
+    dist = _point_edge_distances(network, xy, item, edge)
+    near = dist <= reach
+    item, edge, dist = item[near], edge[near], dist[near]
+    n_pieces = int(network.piece.max(initial=0)) + 1
+    key = item.astype(np.int64) * n_pieces + network.piece[network.u[edge]]
+    if len(points) * n_pieces <= 4 * len(key) + 1_000_000:  # a dense table of (point, piece) minima is small
+        least = np.full(len(points) * n_pieces, np.inf)
+        np.minimum.at(least, key, dist)
+        nearest = least[key]
+    else:
+        nearest = pd.Series(dist).groupby(key).transform("min").to_numpy()
+    keep = dist <= nearest + 2 * grid_size
+    return item[keep], edge[keep]
+
+
+def _point_edge_distances(network: Network, xy: np.ndarray, item: np.ndarray, edge: np.ndarray) -> np.ndarray:
+    """Distance of point `xy[item[k]]` from edge `edge[k]`, in numpy (the least over the edge's straight segments;
+    to rounding, for choosing candidates that GEOS then measures)."""
     coords, owner = shapely.get_coordinates(network.edges, return_index=True)
     n_seg = np.bincount(owner, minlength=len(network.edges)) - 1
     first_seg = np.cumsum(n_seg + 1) - (n_seg + 1)  # the first vertex of each edge in coords
@@ -303,20 +321,66 @@ def _point_candidates(network: Network, points: np.ndarray, *, max_hop: float,
     t = np.clip(np.divide(px * ex + py * ey, length2, out=np.zeros(len(length2)), where=length2 > 0), 0.0, 1.0)
     gx, gy = px - t * ex, py - t * ey
     dist = np.sqrt(gx * gx + gy * gy)
-    if len(pair) != len(item):  # the least over each edge's segments (every pair has at least one)
-        dist = np.minimum.reduceat(dist, np.cumsum(n_seg[edge]) - n_seg[edge]) if len(dist) else dist
-    near = dist <= reach
-    item, edge, dist = item[near], edge[near], dist[near]
-    n_pieces = int(network.piece.max(initial=0)) + 1
-    key = item.astype(np.int64) * n_pieces + network.piece[network.u[edge]]
-    if len(points) * n_pieces <= 4 * len(key) + 1_000_000:  # a dense table of (point, piece) minima is small
-        least = np.full(len(points) * n_pieces, np.inf)
-        np.minimum.at(least, key, dist)
-        nearest = least[key]
-    else:
-        nearest = pd.Series(dist).groupby(key).transform("min").to_numpy()
-    keep = dist <= nearest + 2 * grid_size
-    return item[keep], edge[keep]
+    if len(pair) != len(item) and len(dist):  # the least over each edge's segments (every pair has one or more)
+        dist = np.minimum.reduceat(dist, np.cumsum(n_seg[edge]) - n_seg[edge])
+    return dist
+
+
+def point_landing(network: Network, points: object, *, max_hop: float, grid_size: float = NODING_GRID_M,
+                  near: float = 20.0) -> Attachment:
+    """One straight hop per point onto its nearest network edge (within `max_hop`), computed as `attach` computes
+    that landing: the nearest edge of all is the nearest of its piece, which `attach` keeps.
+
+    The edges within `near` of a point are measured in numpy first and those within twice the noding grid of the
+    least are measured by GEOS, the nearest of them taken; a point with no edge that near gets one nearest query.
+
+    Parameters
+    ----------
+    network : Network
+    points : array_like of shapely Points (other geometries go to `nearest_landing`)
+    max_hop : float
+        Longest straight hop considered (metres); points farther from every edge get no row.
+    grid_size : float
+        The noding grid (see `NODING_GRID_M`).
+    near : float
+        Radius of the numpy search (metres); a matter of speed only.
+
+    Returns
+    -------
+    Attachment
+        At most one row per point.
+    """
+    points = np.asarray(points, dtype=object).ravel()
+    if network.empty or len(points) == 0:
+        z = np.empty(0)
+        return Attachment(z.astype(int), z.astype(int), z, z)
+    if (shapely.get_type_id(points) != 0).any() or shapely.is_empty(points).any():
+        return nearest_landing(network, points, max_hop=max_hop, grid_size=grid_size)  # not single points
+    xy = shapely.get_coordinates(points)
+    reach = min(near, max_hop) + 3 * grid_size
+    item, edge = network.tree.query(shapely.box(xy[:, 0] - reach, xy[:, 1] - reach, xy[:, 0] + reach,
+                                                xy[:, 1] + reach))
+    dist = _point_edge_distances(network, xy, item, edge)
+    least = np.full(len(points), np.inf)
+    np.minimum.at(least, item, dist)
+    # every edge outside a point's box is farther than `reach`: where the least is within `near`, the nearest edge
+    # of all is among those within twice the grid of it (numpy's distances are GEOS's to rounding)
+    found = least <= min(near, max_hop)
+    keep = found[item] & (dist <= least[item] + 2 * grid_size)
+    item, edge = item[keep], edge[keep]
+    exact = shapely.distance(points[item], network.edges[edge])
+    order = np.lexsort((exact, item))  # per point its candidates, the nearest first
+    item, edge = item[order], edge[order]
+    first = np.r_[True, item[1:] != item[:-1]] if len(item) else np.zeros(0, dtype=bool)
+    item, edge = item[first], edge[first]
+    rest = np.flatnonzero(~found)
+    far, far_edge = network.tree.query_nearest(points[rest], max_distance=max_hop, all_matches=False)
+    item, edge = np.concatenate([item, rest[far]]), np.concatenate([edge, far_edge])
+    keep = shapely.dwithin(points[item], network.edges[edge], max_hop)
+    item, edge = item[keep], edge[keep]
+    line = shapely.shortest_line(points[item], network.edges[edge])
+    along = shapely.line_locate_point(network.edges[edge], shapely.get_point(line, 1))
+    return Attachment(item=item, edge=edge, hop=shapely.length(line), along=along)
 
 
 def node_distances(network: Network, sources: Attachment) -> np.ndarray:
