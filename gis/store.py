@@ -165,18 +165,21 @@ def _parse_csv(buf: io.BytesIO, table: sa.Table, cols: list[str]) -> tuple[pa.Ta
     typed = {c: t for c in cols if (t := _arrow_type(table.c[c].type)) is not None}
     # one block for the whole stream: a single geometry's hex may be megabytes long
     block = pa_csv.ReadOptions(block_size=max(buf.getbuffer().nbytes + 1, 1 << 20), use_threads=False)
-    for types in (typed, {}):
+
+    def read(types: dict[str, pa.DataType]) -> pa.Table:
         # CSV's own NULL (an unquoted empty field; an empty string is written quoted), told apart by arrow's reader
         options = pa_csv.ConvertOptions(column_types={c: types.get(c, pa.string()) for c in [*cols, "geom"]},
                                         null_values=[""], true_values=["t"], false_values=["f"],
                                         strings_can_be_null=True, quoted_strings_can_be_null=False)
         buf.seek(0)
-        try:
-            return pa_csv.read_csv(buf, read_options=block, convert_options=options), set(types)
-        except pa.ArrowInvalid:
-            if not types:
-                raise
-    raise AssertionError("unreachable")
+        return pa_csv.read_csv(buf, read_options=block, convert_options=options)
+
+    try:
+        return read(typed), set(typed)
+    except pa.ArrowInvalid:
+        if not typed:
+            raise
+        return read({}), set()
 
 
 def _by_id(parsed: pa.Table) -> pa.Table:
