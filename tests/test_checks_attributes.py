@@ -32,3 +32,12 @@ def test_texts_in_answers_as_numpy_isin_of_the_texts(column: pd.Series, values: 
 def test_isin_answers_as_pandas(column: pd.Series) -> None:
     for values in (["tree", "gate"], [], ["b"], ("tree",)):
         np.testing.assert_array_equal(at.isin(column, values), column.isin(list(values)).to_numpy(dtype=bool))
+
+
+def test_ranks_order_by_ref_then_compound_then_store_id() -> None:
+    frame = pd.DataFrame({"ref": ["B", "A", "B", "C", "B"], "compound_ref": ["c2", "c9", "c1", "c1", "c1"]},
+                         index=[5, 7, 3, 1, 20])
+    # A; then the three B: c1 before c2, and among c1 the store ids as strings ("20" < "3"); then C
+    assert at.ranks(frame).tolist() == [3, 0, 2, 4, 1]
+    unique = frame.assign(ref=["E", "A", "D", "C", "B"])
+    assert at.ranks(unique).tolist() == [4, 0, 3, 2, 1]

@@ -136,8 +136,12 @@ def ranks(frame: pd.DataFrame) -> np.ndarray:
     """A total order of features for pair rules ("the smaller ref is the subject"): by ref in string order, ties
     (the same ref in two compounds) by compound_ref, then by store id, so every partition picks the same one."""
     # fixed-width strings sort by code point, as Python's str does (np.lexsort: last key first, stable)
-    order = np.lexsort((np.asarray(frame.index.astype(str), dtype=str),
-                        np.asarray(texts(frame, "compound_ref", ""), dtype=str), np.asarray(refs(frame), dtype=str)))
+    ref = np.asarray(refs(frame), dtype=str)
+    order = np.argsort(ref, kind="stable")
+    tied = ref[order]
+    if len(tied) > 1 and (tied[1:] == tied[:-1]).any():  # else the refs alone decide (the tie keys are not made)
+        order = np.lexsort((np.asarray(frame.index.astype(str), dtype=str),
+                            np.asarray(texts(frame, "compound_ref", ""), dtype=str), ref))
     rank = np.empty(len(frame), dtype=np.int64)
     rank[order] = np.arange(len(frame))
     return rank

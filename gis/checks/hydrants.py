@@ -90,20 +90,23 @@ def coverage_findings(ctx: Any, *, network: bool = True) -> list[Finding]:
     if networked.any():
         net = nw.build_network(rd.network_lines(roads))
         on = np.flatnonzero(networked)
-        sources = nw.attach(net, hg, max_hop=limit)
-        nodes = nw.node_distances(net, sources)
         # bounds of the shortest hose lay from above: within the limit, the building is covered and needs no
-        # finding (only failures are reported; 0 stands for covered). First the lay through a walkway drawn to
-        # the wall, bounded without measuring it; then the lay through the nearest landing, one of the lays
-        # `attach` offers; the others get every landing and their exact distance
+        # finding (only failures are reported; 0 stands for covered). A lay through landings `attach` offers is
+        # one of the lays the shortest is taken over: from each hydrant's nearest landing through a walkway drawn
+        # to the wall (bounded without measuring it), else through the building's nearest landing; the others get
+        # every landing of the hydrants and of the building and their exact distance
+        nearest = nw.nearest_landing(net, hg, max_hop=limit)
+        nodes = nw.node_distances(net, nearest)
         covered = nw.touch_bound(net, bg[on], nodes) <= limit
         dist[on[covered]] = 0.0
         on = on[~covered]
-        dist[on] = nw.target_distances(net, sources, nw.nearest_landing(net, bg[on], max_hop=limit), len(on),
+        dist[on] = nw.target_distances(net, nearest, nw.nearest_landing(net, bg[on], max_hop=limit), len(on),
                                        nodes=nodes)
         unsure = on[dist[on] > limit]
-        dist[unsure] = nw.target_distances(net, sources, nw.attach(net, bg[unsure], max_hop=limit), len(unsure),
-                                           nodes=nodes)
+        if len(unsure):
+            sources = nw.attach(net, hg, max_hop=limit)
+            dist[unsure] = nw.target_distances(net, sources, nw.attach(net, bg[unsure], max_hop=limit),
+                                               len(unsure), nodes=nw.node_distances(net, sources))
     fail = dist > limit
     straight = np.full(len(bg), np.inf)
     need = np.flatnonzero(fail)

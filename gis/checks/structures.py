@@ -122,7 +122,15 @@ def _zones(ctx: Any, structures: gpd.GeoDataFrame | None = None) -> gpd.GeoDataF
     entrances = at.layer(ctx, "entrances")
     radius = np.nan_to_num(at.numbers(entrances, "width_m")) / 2.0
     points = at.geoms(entrances)
-    disks = np.where(radius > 0, shapely.buffer(points, radius), points)
+    grow = radius > 0
+    if structures is not None and grow.any():
+        # only the entrances a structure comes within their radius of are grown: the rest are kept as points,
+        # which no structure reaches either (the disk lies within the radius of its point)
+        near = np.zeros(len(points), dtype=bool)
+        near[STRtree(points).query(at.geoms(structures), predicate="dwithin", distance=radius.max())[1]] = True
+        grow &= near
+    disks = points.copy()
+    disks[grow] = shapely.buffer(points[grow], radius[grow])
     parts.append(pd.DataFrame({"zone": "entrances", "ref": at.refs(entrances), "geometry": disks}))
     roads = at.layer(ctx, "roads")
     walk = roads[at.texts_in(roads, "kind", "city", ("walkway",))]
