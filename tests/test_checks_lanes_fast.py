@@ -144,6 +144,30 @@ def test_lane_clear_gives_the_same_findings_without_the_certificate(monkeypatch,
     assert fast.geometry.reset_index(drop=True).geom_equals_exact(slow.geometry.reset_index(drop=True), 1e-6).all()
 
 
+def test_the_bite_certificate_counts_only_the_own_lanes_edges_near_each_dilation():
+    # discs of many sizes around three lanes (one of them two parts, one eroded away): certified exactly where
+    # the disc is convex and at most one edge of its own lane's configuration space comes within the margin
+    lanes_ = np.array([box(0, 0, 8, 60), shapely.affinity.rotate(box(20, 0, 27, 60), 25),
+                       shapely.MultiPolygon([box(40, 0, 48, 25), box(40, 30, 48, 60)]), box(60, 0, 63, 60)],
+                      dtype=object)
+    spaces = np.array([gm.configuration_space(g, R) for g in lanes_], dtype=object)
+    rng = np.random.default_rng(5)
+    which = rng.integers(0, len(lanes_), 600)
+    x = np.array([4.0, 23.0, 44.0, 61.5])[which] + rng.normal(0, 4, 600)
+    dilated = shapely.buffer(shapely.points(x, rng.uniform(-5, 65, 600)), rng.uniform(0.3, 6, 600), quad_segs=8)
+    dilated[:5] = shapely.buffer(shapely.LineString([(0, 30), (9, 30), (9, 40)]), R)  # not convex
+    got = gm.only_bites(dilated, spaces, which)
+    want = []
+    for d, w in zip(dilated, which, strict=True):
+        xy = [ring.coords for part in getattr(spaces[w], "geoms", [spaces[w]]) if not part.is_empty
+              for ring in [part.exterior, *part.interiors]]
+        edges = [shapely.LineString(c[i:i + 2]) for c in xy for i in range(len(c) - 1)]
+        near = sum(d.dwithin(e, gm.BITE_MARGIN_M) for e in edges)
+        want.append(bool(gm.convex(np.array([d], dtype=object))[0]) and near <= 1)
+    assert got.tolist() == want
+    assert 0 < sum(want) < len(want)
+
+
 def test_obstacles_are_found_by_distance_as_before():
     areas = np.array([shapely.affinity.rotate(box(0, 0, 6, 80), 30), box(100, 0, 106, 80)], dtype=object)
     rng = np.random.default_rng(2)

@@ -732,17 +732,33 @@ def only_bites(dilated: np.ndarray, spaces: np.ndarray, which: np.ndarray) -> np
     idx = np.flatnonzero(out)
     if not len(idx):
         return out
-    used = np.unique(which[idx])
+    used, slot = np.unique(which[idx], return_inverse=True)
     parts, pi = shapely.get_parts(np.asarray(spaces, dtype=object)[used], return_index=True)
     rings, ri = shapely.get_rings(parts, return_index=True)
     xy, ci = shapely.get_coordinates(rings, return_index=True)
-    same = ci[1:] == ci[:-1]
-    edges = shapely.linestrings(np.stack([xy[:-1][same], xy[1:][same]], axis=1))
-    edge_lane = used[pi[ri[ci[1:][same]]]]
-    k, e = STRtree(edges).query(dilated[idx], predicate="dwithin", distance=BITE_MARGIN_M)
-    mine = edge_lane[e] == which[idx][k]
-    out[idx] = np.bincount(k[mine], minlength=len(idx)) <= 1
+    same = np.flatnonzero(ci[1:] == ci[:-1])
+    # per cluster the edges of its own lane's space whose boxes come within the margin of the dilation's box (in
+    # numpy: the edges of one space are grouped), then the exact distance test on those pairs only
+    edge_space = pi[ri[ci[same + 1]]]
+    first = np.searchsorted(edge_space, np.arange(len(used) + 1))
+    k, e = _pairs_in_ranges(first[slot], first[slot + 1])
+    a, b = xy[same[e]], xy[same[e] + 1]
+    box = shapely.bounds(dilated[idx])[k]
+    m = BITE_MARGIN_M + 1e-6
+    near = ((np.minimum(a[:, 0], b[:, 0]) <= box[:, 2] + m) & (np.maximum(a[:, 0], b[:, 0]) >= box[:, 0] - m)
+            & (np.minimum(a[:, 1], b[:, 1]) <= box[:, 3] + m) & (np.maximum(a[:, 1], b[:, 1]) >= box[:, 1] - m))
+    k, a, b = k[near], a[near], b[near]
+    shapely.prepare(dilated[idx])  # (as an STRtree query prepares it: the same distance test)
+    close = shapely.dwithin(dilated[idx][k], shapely.linestrings(np.stack([a, b], axis=1)), BITE_MARGIN_M)
+    out[idx] = np.bincount(k[close], minlength=len(idx)) <= 1
     return out
+
+
+def _pairs_in_ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All (k, j) with lo[k] <= j < hi[k], k ascending."""
+    count = hi - lo
+    start = np.cumsum(count) - count
+    return np.repeat(np.arange(len(lo)), count), np.repeat(lo - start, count) + np.arange(int(count.sum()))
 
 
 def surely_uncut(base: np.ndarray, diff: np.ndarray, entries: np.ndarray, entry_window: np.ndarray, *,
