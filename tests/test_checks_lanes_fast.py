@@ -103,6 +103,13 @@ def test_batched_cuts_equal_one_window_at_a_time():
                          reach_tol=lanes.REACH_TOL_M, others=others[k]) for k in range(len(cars))]
     assert got.tolist() == want
     assert 0 < got.sum() < len(got)
+    # the caller's own (space - others) and that minus the cluster give the same cuts
+    base = space.copy()
+    has = ~shapely.is_missing(others)
+    base[has] = shapely.difference(space[has], others[has])
+    states = (base, shapely.difference(base, dilated))
+    again = gm.local_cuts(space, dilated, windows, ents_a, ew_a, radius=R, reach_tol=lanes.REACH_TOL_M, states=states)
+    assert again.tolist() == want
 
 
 def test_clusters_are_the_pieces_of_the_union():

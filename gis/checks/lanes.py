@@ -770,14 +770,15 @@ def lane_clear(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
     at_ = np.full(len(clusters), -1, dtype=np.int64)
     at_[judge] = np.arange(len(judge))
     maybe = np.zeros(len(clusters), dtype=bool)
-    maybe[judge] = ~gm.surely_uncut(base[judge], shapely.difference(base[judge], clusters[judge]), entries[ej],
-                                    at_[we], radius=r, reach_tol=REACH_TOL_M)
+    diff = np.full(len(clusters), None, dtype=object)
+    diff[judge] = shapely.difference(base[judge], clusters[judge])
+    maybe[judge] = ~gm.surely_uncut(base[judge], diff[judge], entries[ej], at_[we], radius=r, reach_tol=REACH_TOL_M)
     look = np.flatnonzero(maybe)
     at_ = np.full(len(clusters), -1, dtype=np.int64)
     at_[look] = np.arange(len(look))
     offered = at_[we] >= 0
     cut = gm.local_cuts(space[look], clusters[look], windows[look], entries[ej[offered]], at_[we[offered]],
-                        radius=r, reach_tol=REACH_TOL_M, others=others[look])
+                        radius=r, reach_tol=REACH_TOL_M, states=(base[look], diff[look]))
     blocked = [(int(k), np.flatnonzero(member == k), 0.0) for k in look[cut]]
     if not blocked:
         return out
