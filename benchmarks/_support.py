@@ -145,15 +145,20 @@ class ServerCpu:
 
     @staticmethod
     def _cpu(postmaster: psutil.Process) -> float:
-        t = postmaster.cpu_times()
-        total = t.user + t.system + t.children_user + t.children_system
-        for kid in postmaster.children():
-            try:
-                k = kid.cpu_times()
-                total += k.user + k.system
-            except psutil.Error:  # exited since: its time is in the postmaster's children's now
-                pass
-        return float(total)
+        for _ in range(20):  # a backend reaped while its siblings are read: read again (counted once, not 0 or 2 times)
+            before = postmaster.cpu_times()
+            total = 0.0
+            for kid in postmaster.children():
+                try:
+                    k = kid.cpu_times()
+                    total += k.user + k.system
+                except psutil.Error:  # gone: counted by `after` if it was reaped meanwhile
+                    pass
+            after = postmaster.cpu_times()
+            if (after.children_user, after.children_system) == (before.children_user, before.children_system):
+                break
+            time.sleep(0.01)
+        return float(total + after.user + after.system + after.children_user + after.children_system)
 
     def __enter__(self) -> ServerCpu:
         self._pm = self._postmaster()

@@ -11,6 +11,7 @@ import pyproj
 import pytest
 import shapely
 
+from gis import coords
 from gis.coords import (
     CHINA_BOUNDS,
     CrsError,
@@ -484,6 +485,7 @@ def test_a_process_adopting_another_ones_operation_projects_the_same_coordinates
         raise AssertionError("searched again")
 
     monkeypatch.setattr(pyproj.Transformer, "from_crs", no_search)
+    monkeypatch.setattr(coords, "_ADOPTED", {})  # this test's adoptions end with it
     adopt_operation(pyproj.CRS.from_user_input(4490), local_metric_crs(121.55, 29.8), operation)
     try:
         adopted = cached_transformer(storage, zone)
@@ -495,8 +497,9 @@ def test_a_process_adopting_another_ones_operation_projects_the_same_coordinates
         cached_transformer.cache_clear()
 
 
-def test_an_operation_this_proj_cannot_read_falls_back_to_its_own_search():
+def test_an_operation_this_proj_cannot_read_falls_back_to_its_own_search(monkeypatch):
     storage, zone = pyproj.CRS.from_user_input(4490), local_metric_crs(119.6, 25.9)
+    monkeypatch.setattr(coords, "_ADOPTED", {})
     cached_transformer.cache_clear()
     adopt_operation(storage, zone, '{"type": "NotAnOperation"}')
     try:
