@@ -103,6 +103,13 @@ def test_batched_cuts_equal_one_window_at_a_time():
                          reach_tol=lanes.REACH_TOL_M, others=others[k]) for k in range(len(cars))]
     assert got.tolist() == want
     assert 0 < got.sum() < len(got)
+    # the caller's own (space - others) and that minus the cluster give the same cuts
+    base = space.copy()
+    has = ~shapely.is_missing(others)
+    base[has] = shapely.difference(space[has], others[has])
+    states = (base, shapely.difference(base, dilated))
+    again = gm.local_cuts(space, dilated, windows, ents_a, ew_a, radius=R, reach_tol=lanes.REACH_TOL_M, states=states)
+    assert again.tolist() == want
 
 
 def test_clusters_are_the_pieces_of_the_union():
@@ -142,6 +149,26 @@ def test_lane_clear_gives_the_same_findings_without_the_certificate(monkeypatch,
     cols = ["rule", "subject_ref", "verdict", "measured", "message"]
     assert fast[cols].reset_index(drop=True).equals(slow[cols].reset_index(drop=True))
     assert fast.geometry.reset_index(drop=True).geom_equals_exact(slow.geometry.reset_index(drop=True), 1e-6).all()
+
+
+def test_obstacles_found_through_the_lanes_grown_polygons_include_every_near_one():
+    # covers (the lanes grown by 1 m, as the network draws them for the contact zones) settle the pairs by a
+    # point-in-polygon test: every point within the distance is kept, none beyond the cover; no cover: exact
+    areas = np.array([shapely.affinity.rotate(box(0, 0, 6, 80), 30), box(100, 0, 106, 80).difference(
+        box(102, 10, 104, 70)), shapely.MultiPolygon([box(200, 0, 206, 30), box(200, 40, 206, 80)])], dtype=object)
+    covers = shapely.buffer(areas, lanes.ENTRY_TOL_M, quad_segs=4)
+    covers[2] = None
+    rng = np.random.default_rng(3)
+    pts = shapely.points(rng.uniform(-50, 250, (20000, 2)))
+    d = 0.9 * lanes.ENTRY_TOL_M
+    got = lanes._near(pts, areas, d, covers)
+    exact = shapely.dwithin(pts[:, None], areas[None, :], d)
+    assert set(np.flatnonzero(exact.any(axis=1))) <= set(got.tolist())
+    assert shapely.dwithin(pts[got][:, None], areas[None, :2], lanes.ENTRY_TOL_M).any(axis=1)[
+        ~exact[got][:, 2]].all()
+    assert set(got[exact[got][:, 2] & ~exact[got][:, :2].any(axis=1)].tolist()) == set(
+        np.flatnonzero(exact[:, 2] & ~exact[:, :2].any(axis=1)).tolist())
+    assert len(got) > exact.any(axis=1).sum()  # (some a little farther away, filtered exactly by the caller)
 
 
 def test_the_bite_certificate_counts_only_the_own_lanes_edges_near_each_dilation():

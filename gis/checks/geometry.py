@@ -1043,7 +1043,8 @@ def local_cut(space: BaseGeometry, dilated: BaseGeometry, window: BaseGeometry,
 
 def local_cuts(space: np.ndarray, dilated: np.ndarray, windows: np.ndarray, entries: np.ndarray,
                entry_window: np.ndarray, *, radius: float, reach_tol: float = 0.5,
-               others: np.ndarray | None = None) -> np.ndarray:
+               others: np.ndarray | None = None,
+               states: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """`local_cut` for many windows at once (the same tests, each overlay one vectorised call for all windows).
 
     Parameters
@@ -1053,6 +1054,9 @@ def local_cuts(space: np.ndarray, dilated: np.ndarray, windows: np.ndarray, entr
         Entry zones and the window each is offered to (one row per pair, as `local_cut`'s `entries` per window).
     radius, reach_tol : float
     others : array of geometries or None (one per window; None or empty: no other clusters)
+    states : (base, diff) or None
+        When the caller has them (`surely_uncut`'s arguments): per window (space − others) ∩ window and the same
+        minus `dilated`; `space` and `others` are then not looked at.
 
     Returns
     -------
@@ -1062,13 +1066,17 @@ def local_cuts(space: np.ndarray, dilated: np.ndarray, windows: np.ndarray, entr
     out = np.zeros(n, dtype=bool)
     if not n:
         return out
-    base = shapely.intersection(space, windows)
-    if others is not None:
-        has = ~shapely.is_missing(others)
-        has[has] = ~shapely.is_empty(others[has])
-        base[has] = shapely.difference(base[has], others[has])
+    if states is None:
+        base = shapely.intersection(space, windows)
+        if others is not None:
+            has = ~shapely.is_missing(others)
+            has[has] = ~shapely.is_empty(others[has])
+            base[has] = shapely.difference(base[has], others[has])
+        diff = shapely.difference(base, dilated)
+    else:
+        base, diff = states
     a, ak = pieces_of(base)
-    b, bk = pieces_of(shapely.difference(base, dilated))
+    b, bk = pieces_of(diff)
     band = shapely.difference(windows, shapely.buffer(windows, -EDGE_BAND_M, quad_segs=4))
     cross, xk = _parts(shapely.intersection(union_rows(a, ak, n), band))
     entries = np.asarray(entries, dtype=object)

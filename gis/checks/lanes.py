@@ -183,6 +183,14 @@ class LaneNetwork:
             self.adj_zone[todo] = shapely.intersection(g[ai[todo]], grown[aj[todo]])
         return self.adj_zone[idx]
 
+    def grown(self) -> np.ndarray:
+        """Per lane its polygon grown by ENTRY_TOL_M where `contact_zones` drew it (None elsewhere): it holds every
+        point within 0.9 x ENTRY_TOL_M of the lane (its arcs' chords and GEOS's 1 % input simplification stay
+        closer to the exact offset than that)."""
+        if self._grown is None:
+            return np.full(self.n, None, dtype=object)
+        return self._grown
+
     def has_entry(self) -> np.ndarray:
         out = np.zeros(self.n, dtype=bool)
         out[self.ext_lane] = True
@@ -569,9 +577,11 @@ class Obstacles:
     kinds: np.ndarray
 
 
-def ground_obstacles(ctx: CheckContext, areas: np.ndarray) -> Obstacles:
+def ground_obstacles(ctx: CheckContext, areas: np.ndarray, covers: np.ndarray | None = None,
+                     cover_m: float = 0.0) -> Obstacles:
     """Obstructions standing on the ground (bottom_m empty or 0) and illegal structures that overlap one of
-    `areas` (more than touching it)."""
+    `areas` (more than touching it). `covers` (optional): per area a polygon holding every point within `cover_m`
+    of it (None where not known), to find the obstructions near the areas by point-in-polygon tests."""
     areas = np.asarray(areas, dtype=object)
     # the layer's arrays, not its shared view: refs and owners of the few obstructions near the lanes are all
     # that is needed (the same rows, in the same order, as the view would give)
@@ -587,7 +597,8 @@ def ground_obstacles(ctx: CheckContext, areas: np.ndarray) -> Obstacles:
         size = at.numbers(frame, "size_m")[ground]
         grow = max([LINE_FOOTPRINT_M, *map(float, profile_sizes.values()),
                     float(np.nan_to_num(size).max(initial=0.0))]) / 2.0
-        ground = ground[_near(og[ground], areas, grow)]
+        use = covers if covers is not None and grow <= cover_m else None
+        ground = ground[_near(og[ground], areas, grow, use)]
     obs = frame.iloc[ground]
     ill = ctx.view("illegal_structures")
     if len(ill):
@@ -605,14 +616,27 @@ def ground_obstacles(ctx: CheckContext, areas: np.ndarray) -> Obstacles:
     return Obstacles(g[hit], refs[hit], kinds[hit])
 
 
-def _near(geoms: np.ndarray, areas: np.ndarray, distance: float) -> np.ndarray:
+def _near(geoms: np.ndarray, areas: np.ndarray, distance: float, covers: np.ndarray | None = None) -> np.ndarray:
     """Sorted indices of `geoms` within `distance` of one of `areas`: an envelope test against the areas' grown
-    envelopes first (cheap for many small geometries), the exact distance test only on the pairs it leaves."""
+    envelopes first (cheap for many small geometries), the exact distance test only on the pairs it leaves.
+
+    `covers` (optional): per area a polygon holding every point within `distance` of it (None where not known);
+    a pair with one is kept when the geometry meets it (a prepared point-in-polygon test, cheaper than the
+    distance), so a few geometries a little farther away may be kept too: callers filter exactly afterwards.
+    """
     box = shapely.bounds(areas)
     grown = shapely.box(box[:, 0] - distance, box[:, 1] - distance, box[:, 2] + distance, box[:, 3] + distance)
     gi, ai = STRtree(grown).query(geoms)
+    close = np.zeros(len(gi), dtype=bool)
+    exact = np.ones(len(gi), dtype=bool)
+    if covers is not None and len(gi):
+        covers = np.asarray(covers, dtype=object)
+        has = ~shapely.is_missing(covers)
+        shapely.prepare(covers[has])
+        exact = ~has[ai]
+        close[~exact] = shapely.intersects(covers[ai[~exact]], geoms[gi[~exact]])
     shapely.prepare(areas)  # (the few areas are the prepared side of the many distance tests)
-    close = shapely.dwithin(areas[ai], geoms[gi], distance)
+    close[exact] = shapely.dwithin(areas[ai[exact]], geoms[gi[exact]], distance)
     return np.unique(gi[close])
 
 
@@ -669,7 +693,9 @@ def lane_clear(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
                        f"(no city road or vehicle entrance within {ENTRY_TOL_M:g} m)",
         ))
     own_geoms = net.geoms[own]
-    obstacles = ground_obstacles(ctx, own_geoms)
+    covers = net.grown()[own]
+    covers[~shapely.is_valid(own_geoms)] = None  # (only a valid polygon's buffer surely holds its surroundings)
+    obstacles = ground_obstacles(ctx, own_geoms, covers, 0.9 * ENTRY_TOL_M)
     if not len(obstacles.geoms):
         return out
     # an obstruction leaving exactly the truck width is no blockage: judge with a truck SIZE_TOL_M narrower
@@ -744,14 +770,15 @@ def lane_clear(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
     at_ = np.full(len(clusters), -1, dtype=np.int64)
     at_[judge] = np.arange(len(judge))
     maybe = np.zeros(len(clusters), dtype=bool)
-    maybe[judge] = ~gm.surely_uncut(base[judge], shapely.difference(base[judge], clusters[judge]), entries[ej],
-                                    at_[we], radius=r, reach_tol=REACH_TOL_M)
+    diff = np.full(len(clusters), None, dtype=object)
+    diff[judge] = shapely.difference(base[judge], clusters[judge])
+    maybe[judge] = ~gm.surely_uncut(base[judge], diff[judge], entries[ej], at_[we], radius=r, reach_tol=REACH_TOL_M)
     look = np.flatnonzero(maybe)
     at_ = np.full(len(clusters), -1, dtype=np.int64)
     at_[look] = np.arange(len(look))
     offered = at_[we] >= 0
     cut = gm.local_cuts(space[look], clusters[look], windows[look], entries[ej[offered]], at_[we[offered]],
-                        radius=r, reach_tol=REACH_TOL_M, others=others[look])
+                        radius=r, reach_tol=REACH_TOL_M, states=(base[look], diff[look]))
     blocked = [(int(k), np.flatnonzero(member == k), 0.0) for k in look[cut]]
     if not blocked:
         return out
