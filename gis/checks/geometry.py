@@ -1095,25 +1095,20 @@ def local_cuts(space: np.ndarray, dilated: np.ndarray, windows: np.ndarray, entr
     in_b = shapely.dwithin(b[bi], terms[bt], tol[bt])
     n_terms = np.bincount(tk, minlength=n)
     look = (n_terms >= 2) & (np.bincount(ak, minlength=n) > 0)
-    for k in np.flatnonzero(look).tolist():
-        mine = np.flatnonzero(tk == k)
-        col = np.full(len(terms), -1, dtype=np.int64)
-        col[mine] = np.arange(len(mine))
-        out[k] = bool((_joined_pairs(ai[in_a], col[at[in_a]], ak, k, len(mine))
-                       & ~_joined_pairs(bi[in_b], col[bt[in_b]], bk, k, len(mine))).any())
-    return out
+    # `_joined` of every window at once: the pairs of terminals (each with itself too) one piece touches; a window
+    # is cut where a pair joined by a piece of `base` is joined by no piece of `diff`
+    joined_a = _touched_pairs(ai[in_a], at[in_a], len(terms))
+    joined_b = _touched_pairs(bi[in_b], bt[in_b], len(terms))
+    lost = joined_a[~np.isin(joined_a, joined_b)]
+    out[tk[lost // max(len(terms), 1)]] = True
+    return out & look
 
 
-def _joined_pairs(piece: np.ndarray, term_col: np.ndarray, piece_window: np.ndarray, k: int, n: int) -> np.ndarray:
-    """`_joined` of window k from (piece, terminal column) incidence pairs of all windows."""
-    sel = piece_window[piece] == k
-    p, t = piece[sel], term_col[sel]
-    if not len(p):
-        return np.zeros((n, n), dtype=bool)
-    _, row = np.unique(p, return_inverse=True)
-    member = np.zeros((int(row.max()) + 1, n), dtype=bool)
-    member[row, t] = True
-    return _joined(member)
+def _touched_pairs(piece: np.ndarray, term: np.ndarray, n_terms: int) -> np.ndarray:
+    """Codes t1 * n_terms + t2 of the terminal pairs (t1 == t2 included) that one piece touches, from (piece,
+    terminal) incidence pairs."""
+    i, j = _pairs_by_group(piece, piece)
+    return np.unique(term[i] * n_terms + term[j])
 
 
 def union_rows(parts: np.ndarray, row: np.ndarray, n: int) -> np.ndarray:
