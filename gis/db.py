@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
+import psycopg
 from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 
 from gis import pgcluster, scope
@@ -39,6 +40,14 @@ def owner_url(*, start_managed: bool = True) -> str:
 
 
 @lru_cache(maxsize=256)
+def raw_connection(conn: Connection) -> psycopg.Connection:
+    """The psycopg connection under a SQLAlchemy one (COPY, savepoints and other driver-level calls)."""
+    raw = conn.connection.driver_connection
+    if raw is None:  # a pooled connection that was invalidated: no driver connection to use
+        raise RuntimeError("the database connection is closed")
+    return raw
+
+
 def pyformat(sql: str) -> str:
     """SQL written for SQLAlchemy's text() (`:name` binds) for a raw psycopg cursor (`%(name)s`), by SQLAlchemy's
     own bind rule: literal % doubled, `::type` casts and `\\:` escapes untouched."""

@@ -12,7 +12,7 @@ from alembic.config import Config
 from sqlalchemy import Connection, Engine, inspect, text
 
 from gis import pgcluster
-from gis.db import get_engine, owner_engine
+from gis.db import get_engine, owner_engine, raw_connection
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -100,7 +100,7 @@ def _not_the_owner(engine: Engine) -> str:
         me, db = conn.execute(text("SELECT current_user, current_database()")).one()
         old = conn.execute(text("SELECT tableowner FROM pg_tables WHERE schemaname = 'public' AND tableowner <> "
                                 "current_user ORDER BY tablename = 'alembic_version' DESC LIMIT 1")).scalar()
-        objects = pgcluster.owned_by(conn.connection.driver_connection, old) if old else []
+        objects = pgcluster.owned_by(raw_connection(conn), old) if old else []
     statements = "; ".join(pgcluster.adopt_statements(objects[:3], me)) + ("; ..." if len(objects) > 3 else "")
     return (f"数据库结构属于 {old}, 不属于迁移角色 {me} (建于角色分离之前) the schema of database {db} belongs to "
             f"{old}, not to the migration role {me} (made before the owner/application role split): as a superuser "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     BigInteger,
@@ -22,6 +24,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.types import TypeEngine
 
 from gis.audit import ACTING_USER_SQL
 from gis.campaign.lifecycle import EVIDENCE, STATES
@@ -37,7 +40,7 @@ metadata = MetaData(
     }
 )
 
-_SQL_TYPES = {
+_SQL_TYPES: dict[str, Callable[[], TypeEngine]] = {
     "text": Text,
     "int": Integer,
     "float": Float,
@@ -49,6 +52,7 @@ _SQL_TYPES = {
 
 
 def _column(f: Field) -> Column:
+    sql_type: TypeEngine
     if f.type == "text" and f.max_length:
         sql_type = String(f.max_length)
     else:

@@ -27,7 +27,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy import types as sa_types
 
 from gis import scope
-from gis.db import get_engine, pyformat
+from gis.db import get_engine, pyformat, raw_connection
 from gis.layers import COMMON_FIELDS, STORAGE_SRID, Layer, get_layer
 from gis.placement import PlacementError
 from gis.schema import TABLES
@@ -96,7 +96,7 @@ def read_layer(
     )
     bind = engine if engine is not None else get_engine()
     with (bind.connect() if isinstance(bind, Engine) else nullcontext(bind)) as conn:
-        raw = conn.connection.driver_connection
+        raw = raw_connection(conn)
         buf = io.BytesIO()
         # CSV's own NULL (an unquoted empty field; an empty string is written quoted), told apart by arrow's reader
         statement = f"COPY ({pyformat(select)}) TO STDOUT WITH (FORMAT csv, HEADER)"
@@ -538,7 +538,7 @@ def _atomic_write(conn: Connection, layer: Layer, chunks: Iterator[gpd.GeoDataFr
         raise ValueError(f"mode must be 'append' or 'replace', not {mode!r}")
     if user:
         conn.execute(text("SELECT set_config('firelane.user', :u, true)"), {"u": user})
-    raw = conn.connection.driver_connection
+    raw = raw_connection(conn)
     raw.execute("SAVEPOINT firelane_write_frame")
     try:
         result = _write(conn, raw, layer, chunks, rows=rows, whole=whole, mode=mode, user=user)
@@ -733,7 +733,7 @@ class Linker:
                                                        strict=True)}
             if "street_code" in links:
                 streets = _Areas.load(conn, "streets", "name", None)
-        elif links and len(frame):
+        elif links and frame is not None and len(frame):
             bounds = shapely.total_bounds(np.asarray(frame.geometry.values))
             if "compound_id" in links:
                 given = frame["compound_ref"].dropna().tolist() if "compound_ref" in frame.columns else []

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine, text
 
 from gis.campaign import lifecycle as lc
 from gis.checks.ledger import COPIED, STAGE_COLUMNS, UPDATED, LedgerResult, kept, stage_rows
+from gis.db import raw_connection
 from gis.layers import STORAGE_SRID, get_layer
 from gis.store import derive_links
 
@@ -74,7 +75,7 @@ def record(
     conn.execute(text(f"CREATE TEMP TABLE {_STAGE} ({', '.join(f'{c} {t}' for c, t in STAGE_COLUMNS)}) "
                       "ON COMMIT DROP"))
     if len(keep):
-        raw = conn.connection.driver_connection
+        raw = raw_connection(conn)
         with raw.cursor() as cur, cur.copy(f"COPY {_STAGE} ({', '.join(COPIED)}) FROM STDIN") as copy:
             for row in stage_rows(keep):
                 copy.write_row(row)

@@ -87,7 +87,9 @@ def numbers(frame: pd.DataFrame, name: str) -> np.ndarray:
 def texts(frame: pd.DataFrame, name: str, default: str | None = None) -> np.ndarray:
     """A text column as an object array of str, `default` where missing."""
     s = column(frame, name)
-    return np.where(s.isna().to_numpy(), default, s.astype(str).to_numpy()).astype(object)
+    out = s.astype(str).to_numpy(dtype=object, copy=True)
+    out[s.isna().to_numpy()] = default
+    return out
 
 
 def isin(s: pd.Series, values: Any) -> np.ndarray:
@@ -195,7 +197,10 @@ def compound_refs(ctx: Any, frame: pd.DataFrame) -> np.ndarray:
     fallback = getattr(ctx, "compound_ref", None)
     if "_owner" in frame.columns:  # the owner decided by gis.checks.context (checks A), for multi-compound partitions
         fallback = frame["_owner"].to_numpy(dtype=object)
-    return np.where(s.isna().to_numpy(), fallback, s.astype(str).to_numpy()).astype(object)
+    out = s.astype(str).to_numpy(dtype=object, copy=True)
+    null = s.isna().to_numpy()
+    out[null] = fallback[null] if isinstance(fallback, np.ndarray) else fallback
+    return out
 
 
 # --- buildings -----------------------------------------------------------------------------------------------

@@ -177,7 +177,9 @@ def _ref_strings(frame: pd.DataFrame, column: str) -> np.ndarray:
     if column not in frame.columns:
         return np.full(len(frame), None, dtype=object)
     s = frame[column]
-    return np.where(s.isna().to_numpy(), None, s.astype(str).to_numpy()).astype(object)
+    out = s.astype(str).to_numpy(dtype=object, copy=True)
+    out[s.isna().to_numpy()] = None
+    return out
 
 
 def _owners(geoms: np.ndarray, given: np.ndarray, outlines: np.ndarray, crefs: np.ndarray,
@@ -361,7 +363,9 @@ def _zone_contexts(layers_4490: dict[str, gpd.GeoDataFrame], comp: gpd.GeoDataFr
                 frame = rd.as_drawn(frame)
             owner = _owners(np.asarray(frame.geometry.values, dtype=object), _ref_strings(frame, "compound_ref"),
                             outlines, crefs, tree)
-        frame[OWNER_COLUMN] = np.where(owner >= 0, crefs[np.maximum(owner, 0)], None).astype(object)
+        owners = crefs[np.maximum(owner, 0)].astype(object)
+        owners[owner < 0] = None
+        frame[OWNER_COLUMN] = owners
         # features within the layer's margin of each partition's compounds ...
         fi, bi = grown[name].query(np.asarray(frame.geometry.values, dtype=object))
         gi = member_group[bi]
@@ -373,7 +377,7 @@ def _zone_contexts(layers_4490: dict[str, gpd.GeoDataFrame], comp: gpd.GeoDataFr
 
     # serially: two worker processes already use both cores, and threads here cost CPU (GIL hand-offs) and wall
     done = {name: part(name) for name in CONTEXT_LAYERS}
-    sliced = {name: done[name] for name in CONTEXT_LAYERS if done[name] is not None}
+    sliced = {name: cut for name in CONTEXT_LAYERS if (cut := done[name]) is not None}
     out = []
     for g, members_ in enumerate(groups):
         layers = {name: parts[g] for name, parts in sliced.items()}

@@ -442,15 +442,15 @@ def entrance_findings(ctx: Any, parking: gpd.GeoDataFrame, owned: np.ndarray) ->
             names, worst = blamed.get(j, ([], np.inf))
             blamed[j] = (names + [erefs[held[k].entrance]], min(worst, width))
     prefs, compound = _named(ctx, parking, [j for j in blamed if owned[j]])
-    for j, (names, clear) in sorted(blamed.items()):
+    for j, (names, narrowest) in sorted(blamed.items()):
         if not owned[j]:
             continue
         out.append(Finding(
             rule=rule, verdict="fail", subject_ref=prefs[j], compound_ref=compound[j], other_refs=names,
-            measured=clear, required=truck, unit="m", severity=severity(profile, rule),
-            message=f"{prefs[j]} 停放在出入口 {'、'.join(names)} 前，消防车转入净宽仅 {at.m(clear)} m（应≥{at.m(truck)} m）",
+            measured=narrowest, required=truck, unit="m", severity=severity(profile, rule),
+            message=f"{prefs[j]} 停放在出入口 {'、'.join(names)} 前，消防车转入净宽仅 {at.m(narrowest)} m（应≥{at.m(truck)} m）",
             message_en=f"{prefs[j]} parked in front of entrance {', '.join(names)}: a fire truck turning in has "
-                       f"{at.m(clear)} m clear (needs {at.m(truck)} m)",
+                       f"{at.m(narrowest)} m clear (needs {at.m(truck)} m)",
             geometry=drawn[j]))
     if len(unknown):
         eg = at.geoms(entrances)

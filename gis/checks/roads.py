@@ -138,8 +138,9 @@ def drawn_surfaces(frame: pd.DataFrame) -> np.ndarray:
     """SURFACE_COLUMN of a normalised frame (None for roads drawn as lines)."""
     if SURFACE_COLUMN not in frame.columns:
         return np.full(len(frame), None, dtype=object)
-    s = frame[SURFACE_COLUMN].to_numpy(dtype=object)
-    return np.where(pd.isna(s), None, s).astype(object)
+    s = frame[SURFACE_COLUMN].to_numpy(dtype=object, copy=True)
+    s[pd.isna(s)] = None
+    return s
 
 
 def surfaces(frame: gpd.GeoDataFrame) -> np.ndarray:

@@ -16,7 +16,7 @@ def _keys(frame: pd.DataFrame | Iterable[tuple[str, str, str]]) -> set[tuple[str
         if not len(frame):
             return set()
         return set(map(tuple, frame[list(MATCH_ON)].astype(str).itertuples(index=False, name=None)))
-    return {tuple(map(str, t)) for t in frame}
+    return {(str(a), str(b), str(c)) for a, b, c in frame}
 
 
 def score(findings: pd.DataFrame, ground_truth: pd.DataFrame | Iterable[tuple[str, str, str]]) -> pd.DataFrame:
