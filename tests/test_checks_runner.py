@@ -20,6 +20,8 @@ from gis.checks.runner import (
     FAMILY_CHECKS,
     MissingChecksError,
     _check_batch,
+    _close_client,
+    _dask_client,
     process_pool,
     resolve_families,
     run_checks,
@@ -130,6 +132,19 @@ def test_a_pool_worker_keeps_its_imported_modules_out_of_the_collectors_walks():
         frozen = [pool.submit(gc.get_freeze_count).result() for _ in range(4)]
     assert min(frozen) > 10_000, frozen
     assert gc.get_freeze_count() == 0  # the caller's own collector is untouched
+
+
+def test_a_local_dask_worker_keeps_its_imported_modules_out_of_the_collectors_walks_too():
+    """The LocalCluster a run starts freezes its workers' imports as the pool does; the caller's collector is
+    untouched."""
+    client, owned = _dask_client("local:1")
+    try:
+        assert owned
+        frozen = list(client.run(gc.get_freeze_count).values())
+    finally:
+        _close_client(client)
+    assert len(frozen) == 1 and frozen[0] > 10_000, frozen
+    assert gc.get_freeze_count() == 0
 
 
 def test_a_run_chooses_each_zones_coordinate_operation_once_for_its_workers():

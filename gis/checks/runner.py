@@ -855,7 +855,9 @@ def _dask_client(address: Any, *, password: str | None = None) -> tuple[Any, boo
                 ["distributed", "gis.checks.runner", *(f"gis.checks.{f}" for f in FAMILIES)])
             cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
                                    env={"PGPASSWORD": password} if password else None)
-        return Client(cluster), True
+        client = Client(cluster)
+        client.run(gc.freeze)  # as the pool's initializer: the collection after each group skips the imports
+        return client, True
     return Client(address), True
 
 
