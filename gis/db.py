@@ -39,7 +39,6 @@ def owner_url(*, start_managed: bool = True) -> str:
     return pgcluster.url(start_if_needed=start_managed, owner=True)
 
 
-@lru_cache(maxsize=256)
 def raw_connection(conn: Connection) -> psycopg.Connection:
     """The psycopg connection under a SQLAlchemy one (COPY, savepoints and other driver-level calls)."""
     raw = conn.connection.driver_connection
@@ -48,6 +47,7 @@ def raw_connection(conn: Connection) -> psycopg.Connection:
     return raw
 
 
+@lru_cache(maxsize=256)
 def pyformat(sql: str) -> str:
     """SQL written for SQLAlchemy's text() (`:name` binds) for a raw psycopg cursor (`%(name)s`), by SQLAlchemy's
     own bind rule: literal % doubled, `::type` casts and `\\:` escapes untouched."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import io
+import weakref
 
 import geopandas as gpd
 import numpy as np
@@ -12,7 +14,7 @@ import pytest
 import shapely
 from sqlalchemy import text
 
-from gis.db import transaction
+from gis.db import raw_connection, transaction
 from gis.schema import TABLES
 from gis.store import (
     INDEXED_READ_SETTINGS,
@@ -136,3 +138,14 @@ def test_rows_come_back_in_id_order_when_the_table_stores_them_otherwise(db):
     assert _by_id(parsed).column("ref").to_pylist() == ["H2", "H7"]
     assert _by_id(parsed.cast(pa.schema([("id", pa.string()), ("ref", pa.string()), ("geom", pa.string())]))
                   ).column("ref").to_pylist() == ["H2", "H7"]
+
+
+def test_the_driver_connection_is_looked_up_without_keeping_the_sqlalchemy_connection_alive(db):
+    """The reader's COPY goes through `raw_connection`; a connection it was asked for is freed once closed (no
+    cache holds it, or its pooled driver connection)."""
+    with db.connect() as conn:
+        assert raw_connection(conn).execute("SELECT 1").fetchone() == (1,)
+        alive = weakref.ref(conn)
+    del conn
+    gc.collect()
+    assert alive() is None
