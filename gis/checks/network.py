@@ -44,6 +44,11 @@ class Attachment:
     hop: np.ndarray
     along: np.ndarray
 
+    @classmethod
+    def empty(cls) -> Attachment:
+        z = np.empty(0)
+        return cls(z.astype(int), z.astype(int), z, z)
+
 
 def build_network(lines: object, *, grid_size: float = NODING_GRID_M) -> Network:
     """Node line geometries into a graph.
@@ -121,8 +126,7 @@ def attach(network: Network, geoms: object, *, max_hop: float, grid_size: float 
     """
     geoms = np.asarray(geoms, dtype=object).ravel()
     if network.empty or len(geoms) == 0:
-        z = np.empty(0)
-        return Attachment(z.astype(int), z.astype(int), z, z)
+        return Attachment.empty()
     item, edge = _candidates(network, geoms, max_hop=max_hop, grid_size=grid_size)
     line = shapely.shortest_line(geoms[item], network.edges[edge])
     hop = shapely.length(line)
@@ -217,16 +221,21 @@ def nearest_landing(network: Network, geoms: object, *, max_hop: float,
     """
     geoms = np.asarray(geoms, dtype=object).ravel()
     if network.empty or len(geoms) == 0:
-        z = np.empty(0)
-        return Attachment(z.astype(int), z.astype(int), z, z)
+        return Attachment.empty()
     touch, touch_edge = _touching(network, geoms, grid_size / 2.0)
     touch, first = np.unique(touch, return_index=True)
     rest = np.ones(len(geoms), dtype=bool)
     rest[touch] = False
     rest = np.flatnonzero(rest)
+    return _landings(network, geoms, touch, touch_edge[first], rest, max_hop=max_hop)
+
+
+def _landings(network: Network, geoms: np.ndarray, item: np.ndarray, edge: np.ndarray, rest: np.ndarray, *,
+              max_hop: float) -> Attachment:
+    """The hops of `geoms[item]` onto their chosen `edge`, and of `geoms[rest]` (no edge chosen) onto their nearest
+    edge, where within `max_hop`."""
     far, far_edge = network.tree.query_nearest(geoms[rest], max_distance=max_hop, all_matches=False)
-    item = np.concatenate([touch, rest[far]])
-    edge = np.concatenate([touch_edge[first], far_edge])
+    item, edge = np.concatenate([item, rest[far]]), np.concatenate([edge, far_edge])
     keep = shapely.dwithin(geoms[item], network.edges[edge], max_hop)
     item, edge = item[keep], edge[keep]
     line = shapely.shortest_line(geoms[item], network.edges[edge])
@@ -352,8 +361,7 @@ def point_landing(network: Network, points: object, *, max_hop: float, grid_size
     """
     points = np.asarray(points, dtype=object).ravel()
     if network.empty or len(points) == 0:
-        z = np.empty(0)
-        return Attachment(z.astype(int), z.astype(int), z, z)
+        return Attachment.empty()
     if (shapely.get_type_id(points) != 0).any() or shapely.is_empty(points).any():
         return nearest_landing(network, points, max_hop=max_hop, grid_size=grid_size)  # not single points
     xy = shapely.get_coordinates(points)
@@ -373,14 +381,7 @@ def point_landing(network: Network, points: object, *, max_hop: float, grid_size
     item, edge = item[order], edge[order]
     first = np.r_[True, item[1:] != item[:-1]] if len(item) else np.zeros(0, dtype=bool)
     item, edge = item[first], edge[first]
-    rest = np.flatnonzero(~found)
-    far, far_edge = network.tree.query_nearest(points[rest], max_distance=max_hop, all_matches=False)
-    item, edge = np.concatenate([item, rest[far]]), np.concatenate([edge, far_edge])
-    keep = shapely.dwithin(points[item], network.edges[edge], max_hop)
-    item, edge = item[keep], edge[keep]
-    line = shapely.shortest_line(points[item], network.edges[edge])
-    along = shapely.line_locate_point(network.edges[edge], shapely.get_point(line, 1))
-    return Attachment(item=item, edge=edge, hop=shapely.length(line), along=along)
+    return _landings(network, points, item, edge, np.flatnonzero(~found), max_hop=max_hop)
 
 
 def node_distances(network: Network, sources: Attachment) -> np.ndarray:
