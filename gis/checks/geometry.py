@@ -1125,11 +1125,8 @@ def union_rows(parts: np.ndarray, row: np.ndarray, n: int) -> np.ndarray:
 def _pairs_by_group(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """All (i, j) with a[i] == b[j]."""
     order = np.argsort(b, kind="stable")
-    lo = np.searchsorted(b[order], a, side="left")
-    hi = np.searchsorted(b[order], a, side="right")
-    count = hi - lo
-    start = np.cumsum(count) - count
-    return np.repeat(np.arange(len(a)), count), order[np.repeat(lo - start, count) + np.arange(int(count.sum()))]
+    i, j = _pairs_in_ranges(np.searchsorted(b[order], a, side="left"), np.searchsorted(b[order], a, side="right"))
+    return i, order[j]
 
 
 def _joined(member: np.ndarray) -> np.ndarray:

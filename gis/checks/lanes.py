@@ -1065,7 +1065,7 @@ def lane_connect(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
     edges_of = _by_label(label[net.adj_i], net.n)
     entries_of = _by_label(label[net.ext_lane], net.n)
     gids = np.unique(group[ring & net.own])
-    members_of = dict(zip(*_groups(group[ring], np.flatnonzero(ring)), strict=True))
+    members_of = _by_label(group, net.n)  # (a group holding a ring lane holds ring lanes only)
     # components holding one ring group (most) are judged at once: without all their rings' lanes each such
     # component is what it is without its own ring's lanes
     pairs = np.unique(np.column_stack([label[ring], group[ring]]), axis=0)
@@ -1155,13 +1155,6 @@ def _ring_outlets(net: LaneNetwork, on: np.ndarray, group: np.ndarray) -> tuple[
     ext_k = np.concatenate([gates, road])
     return (np.column_stack([ext_k, group[el[ext_k]]]).astype(np.int64),
             np.column_stack([contacts, group[ai[contacts]]]).astype(np.int64))
-
-
-def _groups(key: np.ndarray, values: np.ndarray) -> tuple[list[int], list[np.ndarray]]:
-    """The distinct keys (ascending) and per key its values, in their order."""
-    order = np.argsort(key, kind="stable")
-    keys, starts = np.unique(key[order], return_index=True)
-    return keys.tolist(), np.split(values[order], starts[1:])
 
 
 def _by_label(label: np.ndarray, n: int) -> list[np.ndarray]:
