@@ -141,8 +141,10 @@ def sql_peers(engine: Any, epsg: int, profile: Any) -> dict[str, tuple[float, in
 # --- ours --------------------------------------------------------------------------------------------------------
 
 def our_shared(tasks: list, profile: Any) -> dict[str, tuple[float, int]]:
-    """Our implementations of the three shared checks on prepared partitions, serially."""
+    """Our implementations of the three shared checks on prepared partitions, serially, with cyclic collections
+    paused as the runner runs them (see `lane_turn_time`)."""
     from gis.checks import hydrants, lanes, separation
+    from gis.gcpause import paused_gc
 
     def lane_clear() -> int:
         return sum(len(lanes.lane_clear(c, lanes.lane_network(c))) for c, f in tasks if "lanes" in f)
@@ -161,19 +163,24 @@ def our_shared(tasks: list, profile: Any) -> dict[str, tuple[float, int]]:
                       (HYD_NETWORK, hyd), (HYD_STRAIGHT, hyd_straight)):
         for c, _ in tasks:
             c.cache.clear()
-        out[label] = timed(fn)
+        with paused_gc():
+            out[label] = timed(fn)
     return out
 
 
 def lane_turn_time(tasks: list) -> tuple[float, int]:
     """LANE-TURN alone on prepared partitions, serially: (seconds, findings); the lane network it reads is built
-    outside the timing (the other lane rules build it anyway)."""
+    outside the timing (the other lane rules build it anyway). Timed as the runner runs every check: with cyclic
+    collections paused (else each collection walks this process's whole heap, every layer of the scope and every
+    partition, which no check run does)."""
     from gis.checks import lanes, turns
+    from gis.gcpause import paused_gc
 
     nets = [(c, lanes.lane_network(c)) for c, f in tasks if "lanes" in f]
-    t = time.perf_counter()
-    n = sum(len(turns.lane_turn(c, net)) for c, net in nets)
-    return time.perf_counter() - t, n
+    with paused_gc():
+        t = time.perf_counter()
+        n = sum(len(turns.lane_turn(c, net)) for c, net in nets)
+        return time.perf_counter() - t, n
 
 
 #: The child that loads the bigger sample into the database of FIRELANE_HOME (its own process: the sample's memory

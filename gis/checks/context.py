@@ -17,7 +17,7 @@ from shapely.geometry.base import BaseGeometry
 from gis.checks import attributes as at
 from gis.checks import roads as rd
 from gis.checks.profiles import Profile, load_profile
-from gis.coords import cached_transformer, local_metric_crs
+from gis.coords import cached_transformer, local_metric_crs, transform_xy
 from gis.layers import STORAGE_SRID
 
 #: Column added to every frame of a built context: the ref of the compound whose partition reports on the feature
@@ -272,26 +272,24 @@ def build_contexts(
     if not wanted.any():
         return []
     margins = context_margins(prof)
-    zone_crs = compound_crs(np.asarray(comp.geometry.values))
-    names: dict[int, str] = {}  # one CRS object per zone (cached by gis.coords): its name looked up once
-    for c in zone_crs:
-        if id(c) not in names:
-            names[id(c)] = c.to_string()
-    zone_keys = np.array([names[id(c)] for c in zone_crs])
+    zone, zones = compound_zones(np.asarray(comp.geometry.values))
     contexts: list[CheckContext] = []
-    for key in np.unique(zone_keys[wanted]):
-        crs = zone_crs[int(np.flatnonzero(zone_keys == key)[0])]
-        contexts.extend(_zone_contexts(layers_4490, comp, crefs, wanted & (zone_keys == key), crs, prof, margins,
+    for z in np.unique(zone[wanted]).tolist():
+        contexts.extend(_zone_contexts(layers_4490, comp, crefs, wanted & (zone == z), zones[z], prof, margins,
                                        max(int(group_size), 1)))
     contexts.sort(key=lambda c: c.compounds[0])
     return contexts
 
 
-def compound_crs(outlines: np.ndarray) -> list[pyproj.CRS]:
-    """Each compound's local metric CRS (the UTM zone of its outline's point on surface, lon/lat outlines): the
-    CRS of the partition that checks it."""
+def compound_zones(outlines: np.ndarray) -> tuple[np.ndarray, list[pyproj.CRS]]:
+    """Each compound's local metric CRS (the UTM zone of its outline's point on surface, lon/lat outlines: the CRS
+    of the partition that checks it) as an index into the distinct CRSs, which follow."""
     centres = shapely.get_coordinates(shapely.point_on_surface(outlines))
-    return [local_metric_crs(x, y) for x, y in centres]
+    crs = [local_metric_crs(x, y) for x, y in centres]
+    first: dict[int, int] = {}  # gis.coords hands out one cached CRS object per zone
+    zone = np.array([first.setdefault(id(c), len(first)) for c in crs], dtype=np.int64)
+    zones = [crs[i] for i in np.unique(zone, return_index=True)[1].tolist()]
+    return zone, zones
 
 
 def _storage(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -303,15 +301,10 @@ def _storage(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 def _projected(frame: gpd.GeoDataFrame, crs: pyproj.CRS) -> gpd.GeoDataFrame:
     """`frame` (no missing or empty geometries) in `crs`: the same coordinates as `GeoDataFrame.to_crs`, from one
     PROJ call over the layer's coordinates with the process's cached transformer (`gis.coords.cached_transformer`)."""
-    g = np.asarray(frame.geometry.values, dtype=object)
-    if shapely.has_z(g).any():  # rare (no layer is stored with z): geopandas' own 3-D path
-        return frame.to_crs(crs)
     move = cached_transformer(frame.crs, crs)
     if move is None:
         return frame.set_crs(crs, allow_override=True)
-    xy = shapely.get_coordinates(g)
-    x, y = move.transform(xy[:, 0], xy[:, 1])
-    moved = shapely.set_coordinates(g.copy(), np.column_stack([x, y]))
+    moved = transform_xy(np.asarray(frame.geometry.values, dtype=object), move.transform)
     return frame.set_geometry(gpd.GeoSeries(moved, index=frame.index, crs=crs))
 
 

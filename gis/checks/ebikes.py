@@ -67,7 +67,7 @@ def site_findings(ctx: Any, sites: gpd.GeoDataFrame) -> list[Finding]:
     rule = "EBIKE-SITE"
     profile: Profile = ctx.profile
     limit = float(profile.get(rule, "min_separation_m"))
-    central = sites[at.texts(sites, "kind", "") == "centralised_site"]
+    central = sites[at.texts_in(sites, "kind", "", ("centralised_site",))]
     sg = at.geoms(central)
     if len(sg) == 0:
         return []

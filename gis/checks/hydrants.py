@@ -382,7 +382,7 @@ def placement_findings(ctx: Any) -> list[Finding]:
     buildings = at.layer(ctx, "buildings")
     wall_d = np.full(n, np.inf)
     wall_line = np.full(n, None, dtype=object)
-    wall_mounted = at.texts(hydrants, "kind", "above_ground") == "wall"
+    wall_mounted = at.texts_in(hydrants, "kind", "above_ground", ("wall",))
     if len(buildings):
         bg = at.geoms(buildings)
         tree = at.tree(ctx, "buildings")

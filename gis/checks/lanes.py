@@ -411,13 +411,13 @@ def city_surfaces(roads: gpd.GeoDataFrame) -> np.ndarray:
     centre line if no width); see gis.checks.roads."""
     if not len(roads):
         return np.empty(0, dtype=object)
-    return rd.surfaces(roads[at.texts(roads, "kind", "city") == "city"])
+    return rd.surfaces(roads[at.texts_in(roads, "kind", "city", ("city",))])
 
 
 def vehicle_entrances(entrances: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     if not len(entrances):
         return entrances
-    return entrances[at.texts(entrances, "kind", "vehicle") == "vehicle"]
+    return entrances[at.texts_in(entrances, "kind", "vehicle", ("vehicle",))]
 
 
 def lane_network(ctx: CheckContext) -> LaneNetwork:
@@ -953,7 +953,7 @@ def lane_headroom(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
     ent = ctx.view("entrances")
     if len(ent):
         h = at.numbers(ent.frame, "clear_height_m")
-        low = ent.own & (h < need) & (at.texts(ent.frame, "kind", "vehicle") == "vehicle")
+        low = ent.own & (h < need) & at.texts_in(ent.frame, "kind", "vehicle", ("vehicle",))
         refs, crefs, g = ent.refs, ent.compound_refs, ent.geoms
         for i in np.flatnonzero(low):
             out.append(Finding(

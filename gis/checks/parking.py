@@ -212,7 +212,7 @@ def _substrings(lines: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.nda
 def vehicle_entrances(ctx: Any) -> gpd.GeoDataFrame:
     """The partition's vehicle entrances (kind vehicle, or no kind given)."""
     entrances = at.layer(ctx, "entrances")
-    return entrances[at.texts(entrances, "kind", "vehicle") == "vehicle"]
+    return entrances[at.texts_in(entrances, "kind", "vehicle", ("vehicle",))]
 
 
 def approaches(ctx: Any, *, near: STRtree | None = None) -> tuple[list[Approach], pd.DataFrame]:

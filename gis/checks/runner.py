@@ -27,7 +27,7 @@ from tqdm import tqdm
 from gis import scope as db_scope
 from gis.campaign import ledger_writer
 from gis.checks.catalog import RULES
-from gis.checks.context import CONTEXT_LAYERS, CheckContext, build_contexts, compound_crs, context_margins
+from gis.checks.context import CONTEXT_LAYERS, CheckContext, build_contexts, compound_zones, context_margins
 from gis.checks.findings import FINDING_COLUMNS, empty_findings
 from gis.checks.ledger import LedgerResult
 from gis.checks.profiles import Profile, load_profile
@@ -609,11 +609,8 @@ def storage_operations(outlines: np.ndarray) -> tuple[tuple[pyproj.CRS, pyproj.C
     if not len(outlines):
         return ()
     storage = pyproj.CRS.from_user_input(STORAGE_SRID)
-    zones: dict[int, pyproj.CRS] = {}  # local_metric_crs hands out one cached CRS object per zone
-    for crs in compound_crs(outlines):
-        zones.setdefault(id(crs), crs)
     out = []
-    for crs in zones.values():
+    for crs in compound_zones(outlines)[1]:
         operation = operation_json(storage, crs)
         if operation is not None:
             out.append((storage, crs, operation))
