@@ -206,3 +206,18 @@ def test_leg_probes_find_the_first_crossing_of_their_own_surface():
     first = np.where(shapely.is_empty(hits), np.inf, shapely.distance(shapely.points(start), hits))
     assert len(part) > 1000 and np.isfinite(got).sum() > 500 and np.isinf(got).sum() > 50
     assert np.allclose(got, first, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("second_gate", [False, True])
+def test_an_entrance_turn_cuts_off_the_compound_unless_another_gate_is_passable(second_gate):
+    # G1's turn off a 12 m road falls short (as above); the compound's buildings by its lanes lose their access,
+    # unless a second vehicle gate is passable: G2's driveway meets the road in corners that are no passages (2 m
+    # legs of an 8 m driveway), and a driveway whose corners are no passages is passable
+    gates = [{"ref": "G1", "kind": "vehicle", "width_m": 4.0, "geometry": Point(10, 0)}]
+    if second_gate:
+        gates.append({"ref": "G2", "kind": "vehicle", "width_m": 8.0, "geometry": Point(150, 0)})
+    building = {"ref": "B1", "floors": 6, "height_m": 18.0, "geometry": box(20, 40, 40, 60)}
+    got = turn_findings(context(fire_lanes=lane_rows(box(8, 0, 12, 100)), road_width=12.0, entrances=gates,
+                                buildings=[building]))
+    assert list(got["subject_ref"]) == ["G1"]
+    assert got["other_refs"].iloc[0] == ([] if second_gate else ["B1"])

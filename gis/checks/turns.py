@@ -3,6 +3,7 @@ the city road included, judged inside the drivable surface (lanes, entrance driv
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -226,28 +227,36 @@ def measure_legs(c: Corners, simple: np.ndarray) -> tuple[Corners, np.ndarray]:
     """The legs' widths, probed across each leg from points near the corner to the far side of its simplified
     surface (`simple[c.part]`), and only the corners whose legs are passages (ARM_RATIO).
 
-    A leg wider than its length / ARM_RATIO is no passage, so no probe looks farther; the second legs are probed
-    only at corners whose first leg is a passage."""
+    A leg wider than its length / ARM_RATIO is no passage, so no probe looks farther; each corner's shorter leg
+    (the one more often no passage) is probed first, the other only where the first is a passage (a corner
+    dropped is dropped whichever leg fails)."""
     n = len(c)
     if not n:
         return c, np.empty(0, dtype=np.int64)
-    k = len(PROBE_AT)
     edges = _Boundaries(simple, np.unique(c.part))
-    # (the narrowest of the probes: one may run into a side road across the leg)
-    starts = np.vstack([c.a1 - (f * np.minimum(c.len1, 2 * PROBE_M))[:, None] * c.t1 for f in PROBE_AT])
-    w1 = edges.probe(starts, np.tile(c.n1, (k, 1)), np.tile(c.part, k), np.tile(c.len1 / ARM_RATIO, k))
-    w1 = w1.reshape(k, n).min(axis=0)
-    one = np.flatnonzero(c.len1 >= ARM_RATIO * w1)
-    w2 = np.full(n, np.inf)
+    first = c.len1 <= c.len2
+    w = np.full((2, n), np.inf)  # (leg 1, leg 2)
+    w[np.where(first, 0, 1), np.arange(n)] = _leg_widths(edges, c, np.arange(n), first)
+    one = np.flatnonzero(np.where(first, c.len1, c.len2) >= ARM_RATIO * w.min(axis=0))
     if len(one):
-        starts = np.vstack([c.a2[one] + (f * np.minimum(c.len2[one], 2 * PROBE_M))[:, None] * c.t2[one]
-                            for f in PROBE_AT])
-        got = edges.probe(starts, np.tile(c.n2[one], (k, 1)), np.tile(c.part[one], k),
-                          np.tile(c.len2[one] / ARM_RATIO, k))
-        w2[one] = got.reshape(k, len(one)).min(axis=0)
-    c = Corners(**{**{f: getattr(c, f) for f in c.__dataclass_fields__}, "w1": w1, "w2": w2})
-    kept = np.flatnonzero((c.len1 >= ARM_RATIO * w1) & (c.len2 >= ARM_RATIO * w2))
+        w[np.where(first[one], 1, 0), one] = _leg_widths(edges, c, one, ~first[one])
+    c = dataclasses.replace(c, w1=w[0], w2=w[1])
+    kept = np.flatnonzero((c.len1 >= ARM_RATIO * w[0]) & (c.len2 >= ARM_RATIO * w[1]))
     return c.take(kept), kept
+
+
+def _leg_widths(edges: _Boundaries, c: Corners, idx: np.ndarray, leg1: np.ndarray) -> np.ndarray:
+    """Widths of corners `idx`' first legs (where `leg1`) or second legs: the narrowest of PROBE_AT's probes (one
+    may run into a side road across the leg)."""
+    k = len(PROBE_AT)
+    one = leg1[:, None]
+    a = np.where(one, c.a1[idx], c.a2[idx])
+    along = np.where(one, -c.t1[idx], c.t2[idx])  # from the corner down the leg
+    normal = np.where(one, c.n1[idx], c.n2[idx])
+    length = np.where(leg1, c.len1[idx], c.len2[idx])
+    starts = np.vstack([a + (f * np.minimum(length, 2 * PROBE_M))[:, None] * along for f in PROBE_AT])
+    got = edges.probe(starts, np.tile(normal, (k, 1)), np.tile(c.part[idx], k), np.tile(length / ARM_RATIO, k))
+    return got.reshape(k, len(idx)).min(axis=0)
 
 
 class _Boundaries:
@@ -494,24 +503,21 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
     simple = np.full(len(surfaces), None, dtype=object)
     simple[mine] = simplified(surfaces[mine])
     corners = find_corners(simple[mine], probe=False, is_simple=True)
-    corners = Corners(**{**{f: getattr(corners, f) for f in corners.__dataclass_fields__},
-                         "part": mine[corners.part]})
+    corners = dataclasses.replace(corners, part=mine[corners.part])
     if not len(corners):
         return []
-    n_found = len(corners)
-    every_touch = corners.touch()
+    found = corners
     # each corner's legs measured on its surface (corners are measured independently); only passages stay
     corners, passage = measure_legs(corners, simple)
     if not len(corners):
         return []
-    # which driveway each corner belongs to (every corner found: a driveway whose corners are no passages is
-    # passable)
-    di, dj = (STRtree(drive).query(every_touch, predicate="dwithin", distance=TOUCH_M) if len(drive)
+    # which driveway each passage belongs to (by its vertices; a corner near two driveways takes the last)
+    touch = corners.touch()
+    di, dj = (STRtree(drive).query(touch, predicate="dwithin", distance=TOUCH_M) if len(drive)
               else (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)))
-    gate = np.full(n_found, -1, dtype=np.int64)
+    gate = np.full(len(corners), -1, dtype=np.int64)
     if len(di):
         gate[di] = dj
-    gate = gate[passage]
     # the truck each corner needs: an aerial ladder truck where the lanes at the corner (or its driveway) serve a
     # high-rise
     tall = _high_rise(ctx)
@@ -521,8 +527,7 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
         if len(lanes):
             tl = np.unique(STRtree(tall).query(lanes, predicate="dwithin", distance=serve)[0])
             if len(tl):
-                at_corner[STRtree(every_touch[passage]).query(lanes[tl], predicate="dwithin",
-                                                              distance=TOUCH_M)[1]] = True
+                at_corner[STRtree(touch).query(lanes[tl], predicate="dwithin", distance=TOUCH_M)[1]] = True
         if len(drive):
             drive_tall = np.zeros(len(drive), dtype=bool)
             drive_tall[STRtree(tall).query(drive, predicate="dwithin", distance=serve)[0]] = True
@@ -535,10 +540,10 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
     look = np.flatnonzero(~shapely.covers(surfaces[corners.part], swept_bands(corners, need, w, PLACEMENTS[0])))
     if not len(look):
         return []
-    corners, gate, passage, need = corners.take(look), gate[look], passage[look], need[look]
+    corners, gate, need = corners.take(look), gate[look], need[look]
     # which lanes each of those corners belongs to (the lanes query the corners: a lane polygon is the prepared
     # side of each distance test)
-    li, ci = (STRtree(every_touch[passage]).query(lanes, predicate="dwithin", distance=TOUCH_M) if len(lanes)
+    li, ci = (STRtree(touch[look]).query(lanes, predicate="dwithin", distance=TOUCH_M) if len(lanes)
               else (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)))
     rank = np.array([_PRIORITY.get(k, 9) for k in net.kinds], dtype=np.int64) if net.n else np.empty(0, int)
     subject = np.full(len(corners), -1, dtype=np.int64)
@@ -551,7 +556,7 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
     sel = np.flatnonzero(own & ((subject >= 0) | (gate >= 0)))
     if not len(sel):
         return []
-    corners, subject, gate, keep, need = corners.take(sel), subject[sel], gate[sel], passage[sel], need[sel]
+    corners, subject, gate, keep, need = corners.take(sel), subject[sel], gate[sel], look[sel], need[sel]
     # only the surfaces with such a corner are grown, once (a band may graze the edge by the depth tolerance), and
     # those corners go through every placement; each corner's bands (any placement, any radius up to the need) lie
     # in a box around it, so the overlays run against the grown surface inside that box only
@@ -566,8 +571,11 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
     corners, subject, gate, need, local = corners.take(bad), subject[bad], gate[bad], need[bad], local[bad]
     best = largest_radius(corners, local, need, w)
     bands = swept_bands(corners, need, w)
-    lost = _cut_off(ctx, net, subject, gate, drive, drive_row, serve, ok_gates=_passable_gates(
-        np.flatnonzero(ok), keep, di, dj))
+    # (only the driveways of the compounds whose entrance turns fail are asked whether they are passable)
+    failing_crefs = set(ent.compound_refs[drive_row[gate[subject < 0]]]) if len(drive_row) else set()
+    asked = np.flatnonzero(np.array([c in failing_crefs for c in ent.compound_refs[drive_row]], dtype=bool))
+    ok_gates = _passable_gates(found, passage, np.setdiff1d(keep, keep[np.flatnonzero(ok)]), di, dj, drive, asked)
+    lost = _cut_off(ctx, net, subject, gate, drive, drive_row, serve, ok_gates=ok_gates)
     # one finding per subject and set of buildings cut off (its ledger key): a lane failing at several corners is
     # one hazard, measured at its tightest corner (the largest shortfall), with every failing corner as evidence
     entrance = drive_row[np.maximum(gate, 0)] if len(drive_row) else np.zeros(len(gate), dtype=np.int64)
@@ -616,13 +624,31 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
     return out
 
 
-def _passable_gates(ok_idx: np.ndarray, keep: np.ndarray, di: np.ndarray, dj: np.ndarray) -> np.ndarray:
-    """Driveways whose every corner passes (indices into the driveways)."""
-    if not len(di):
-        return np.empty(0, dtype=np.int64)
-    failing = np.setdiff1d(keep, keep[ok_idx])
+def _passable_gates(found: Corners, passage: np.ndarray, failing: np.ndarray, di: np.ndarray, dj: np.ndarray,
+                    drive: np.ndarray, asked: np.ndarray) -> np.ndarray:
+    """Of the driveways `asked`, those some corner found lies at (its vertices within TOUCH_M) and no failing
+    corner does: a driveway whose corners are no passages is passable. (`di`, `dj`: passage and driveway of each
+    passage's driveway; `failing`: passage indices.) Only the driveways no passage decides are looked for among
+    the corners that are no passages, boxes first."""
     blocked = np.unique(dj[np.isin(di, failing)])
-    return np.setdiff1d(np.unique(dj), blocked)
+    touched = np.intersect1d(asked, dj)
+    rest = np.setdiff1d(asked, np.concatenate([touched, blocked]))
+    other = np.setdiff1d(np.arange(len(found)), passage)
+    if len(rest) and len(other):
+        c = found.take(other)
+        size = c.v1 - c.v0
+        xy = c.verts[_ranges(c.v0, size)]
+        start = np.cumsum(size) - size
+        lo, hi = np.minimum.reduceat(xy, start), np.maximum.reduceat(xy, start)
+        box = shapely.bounds(drive[rest])
+        m = TOUCH_M + 1e-6
+        ci, gj = np.nonzero((lo[:, None, 0] <= box[None, :, 2] + m) & (hi[:, None, 0] >= box[None, :, 0] - m)
+                            & (lo[:, None, 1] <= box[None, :, 3] + m) & (hi[:, None, 1] >= box[None, :, 1] - m))
+        if len(ci):
+            near = np.unique(ci)
+            at_ = shapely.dwithin(c.take(near).touch()[np.searchsorted(near, ci)], drive[rest[gj]], TOUCH_M)
+            touched = np.union1d(touched, rest[gj[at_]])
+    return np.setdiff1d(touched, blocked)
 
 
 def _high_rise(ctx: CheckContext) -> np.ndarray:
