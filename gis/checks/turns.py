@@ -154,15 +154,22 @@ def _corner_runs(xy: np.ndarray, ring: np.ndarray) -> tuple[np.ndarray, np.ndarr
     if (total > TURN_MAX_DEG).any():
         labels = run.astype(np.int64) * len(member)   # room for the pieces of a split run, order kept
         starts = np.searchsorted(run, np.arange(len(total) + 1))  # (members are sorted by run)
-        member_turn = turn[member].tolist()
-        for r in np.flatnonzero(total > TURN_MAX_DEG).tolist():  # the long curves of a partition
-            piece, acc_turn = 0, 0.0
-            for j in range(starts[r], starts[r + 1]):
-                t = member_turn[j]
-                if acc_turn > 0 and acc_turn + t > TURN_MAX_DEG:
-                    piece, acc_turn = piece + 1, 0.0
-                acc_turn += t
-                labels[j] += piece
+        long = np.flatnonzero(total > TURN_MAX_DEG)   # the long curves of a partition
+        pos, end = starts[long], starts[long + 1]
+        member_turn = turn[member]
+        piece = 0
+        while len(pos):  # every long run's next piece at once: a handful of rounds
+            col = np.arange(int((end - pos).max()))
+            inside = col[None, :] < (end - pos)[:, None]
+            # the turn summed from the piece's first member, added one member after the other as a walk would
+            summed = np.add.accumulate(np.where(inside, member_turn[np.minimum(pos[:, None] + col, len(member) - 1)],
+                                                0.0), axis=1)
+            before = np.c_[np.zeros(len(pos)), summed[:, :-1]]
+            cut = inside & (before > 0) & (summed > TURN_MAX_DEG)
+            more = cut.any(axis=1)
+            stop = np.where(more, pos + cut.argmax(axis=1), end)
+            labels[gm.pairs_in_ranges(pos, stop)[1]] += piece
+            pos, end, piece = stop[more], end[more], piece + 1
         run = np.unique(labels, return_inverse=True)[1]
     if not len(run):
         return member[:0], member[:0], member, run
@@ -525,7 +532,8 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
     if len(tall):
         at_corner = np.zeros(len(corners), dtype=bool)
         if len(lanes):
-            tl = np.unique(STRtree(tall).query(lanes, predicate="dwithin", distance=serve)[0])
+            # (the buildings query the lanes: a footprint is the prepared side of each distance test)
+            tl = np.unique(STRtree(lanes).query(tall, predicate="dwithin", distance=serve)[1])
             if len(tl):
                 at_corner[STRtree(touch).query(lanes[tl], predicate="dwithin", distance=TOUCH_M)[1]] = True
         if len(drive):
