@@ -18,7 +18,7 @@ from api.users import create_user, update_user
 from gis import migrate, pgcluster, scope
 from gis.checks.runner import run_checks
 from gis.config import database_settings, home_settings
-from gis.db import get_engine, reset_engine
+from gis.db import get_engine
 from gis.ops.backup import backup
 from gis.sample import generate, load_sample
 from web.data import OPEN_SQL
@@ -71,10 +71,7 @@ def _migrate(out: Callable[[str], None]) -> str:
                                       f"rebuilt: {exc}") from exc
         _say(out, f"托管数据库由另一开发版本建立: 已备份到 {kept}, 重建中…",
              f"the managed database was made by another development build: backed up to {kept}, rebuilding…")
-        pgcluster.destroy()
-        reset_engine()
-        pgcluster.start()
-        return migrate.upgrade()
+        return migrate.rebuild_managed()
 
 
 def page_urls(base: str, *, engine: Engine) -> dict[str, str]:

@@ -56,10 +56,7 @@ def open_database() -> Any:
     except migrate.SchemaDrift:
         print("the kept database was made from other migrations than gis/migrations/versions: rebuilding it",
               flush=True)
-        pgcluster.destroy()
-        reset_engine()
-        pgcluster.start()
-        migrate.upgrade()
+        migrate.rebuild_managed()
     return get_engine()
 
 

@@ -383,7 +383,7 @@ def adopt_operation(src: pyproj.CRS, dst: pyproj.CRS, operation: str) -> None:
 _SHAPELY_KEEPS_Z = tuple(int(p) for p in shapely.__version__.split(".")[:2]) >= (2, 1)
 
 
-def _transform_xy(geoms: Any, fn: Callable[[np.ndarray, np.ndarray], tuple[Any, Any]]) -> Any:
+def transform_xy(geoms: Any, fn: Callable[[np.ndarray, np.ndarray], tuple[Any, Any]]) -> Any:
     """Apply a vectorised ``fn(x, y) -> (x, y)`` to every vertex of every geometry, keeping any Z."""
 
     def on_coords(coords: np.ndarray) -> np.ndarray:
@@ -440,10 +440,10 @@ def to_storage(geoms: Any, crs: CrsSpec | str | int, *, storage_epsg: int = STOR
     spec = parse_crs(crs)
     arr, single = _geometry_input(geoms)
     if spec.shift is not None:
-        arr = _transform_xy(arr, _SHIFT_TO_WGS84[spec.shift])
+        arr = transform_xy(arr, _SHIFT_TO_WGS84[spec.shift])
     transformer = cached_transformer(spec.pyproj_crs, _crs(storage_epsg))
     if transformer is not None:
-        arr = _transform_xy(arr, transformer.transform)
+        arr = transform_xy(arr, transformer.transform)
     return arr if single else np.asarray(arr, dtype=object)
 
 
@@ -456,9 +456,9 @@ def from_storage(geoms: Any, crs: CrsSpec | str | int, *, storage_epsg: int = ST
     arr, single = _geometry_input(geoms)
     transformer = cached_transformer(_crs(storage_epsg), spec.pyproj_crs)
     if transformer is not None:
-        arr = _transform_xy(arr, transformer.transform)
+        arr = transform_xy(arr, transformer.transform)
     if spec.shift is not None:
-        arr = _transform_xy(arr, _SHIFT_FROM_WGS84[spec.shift])
+        arr = transform_xy(arr, _SHIFT_FROM_WGS84[spec.shift])
     return arr if single else np.asarray(arr, dtype=object)
 
 
@@ -693,7 +693,7 @@ def project_local(
     if is_frame:
         return data.to_crs(crs), crs
     transformer = cached_transformer(src, crs)
-    projected = data if transformer is None else _transform_xy(data, transformer.transform)
+    projected = data if transformer is None else transform_xy(data, transformer.transform)
     return np.asarray(projected, dtype=object), crs
 
 

@@ -12,7 +12,7 @@ from alembic.config import Config
 from sqlalchemy import Connection, Engine, inspect, text
 
 from gis import pgcluster
-from gis.db import get_engine, owner_engine, raw_connection
+from gis.db import get_engine, owner_engine, raw_connection, reset_engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -91,6 +91,15 @@ def upgrade(*, engine: Engine | None = None, revision: str = "head") -> str:
             raise NotTheOwner(_not_the_owner(engine)) from exc
         raise
     return current(engine=engine)
+
+
+def rebuild_managed() -> str:
+    """Destroy the managed cluster and make it afresh at this build's head (after a SchemaDrift: a database made
+    from other migration files, whose data the caller has kept or does not need); returns the revision."""
+    pgcluster.destroy()
+    reset_engine()
+    pgcluster.start()
+    return upgrade()
 
 
 def _not_the_owner(engine: Engine) -> str:

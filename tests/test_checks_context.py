@@ -86,6 +86,6 @@ def test_projection_gives_geopandas_coordinates_exactly():
         assert mine.crs == theirs.crs and list(mine.columns) == list(theirs.columns)
         assert shapely.equals_exact(np.asarray(mine.geometry.values), np.asarray(theirs.geometry.values),
                                     tolerance=0).all()
-    # a frame with z coordinates takes geopandas' own path
+    # a frame with z coordinates keeps them, moved as geopandas moves them
     z = gpd.GeoDataFrame({"ref": ["Z"]}, geometry=[Point(121.5, 29.8, 5.0)], crs=4490)
     assert shapely.equals_exact(_projected(z, crs).geometry.iloc[0], z.to_crs(crs).geometry.iloc[0], tolerance=0)

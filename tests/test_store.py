@@ -311,3 +311,14 @@ def test_the_set_based_foreign_key_check_refuses_a_row_without_its_compound(db):
     with db.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM buildings")).scalar_one() == 0
         assert _disabled_triggers(conn, "buildings") == []
+
+
+def test_the_audit_logs_row_images_are_compressed_with_lz4(db):
+    with db.connect() as conn:
+        available = conn.execute(text("SELECT 'lz4' = ANY(enumvals) FROM pg_settings "
+                                      "WHERE name = 'default_toast_compression'")).scalar()
+        methods = dict(conn.execute(text("SELECT attname, attcompression FROM pg_attribute "
+                                         "WHERE attrelid = 'audit_log'::regclass "
+                                         "AND attname IN ('before', 'after')")).all())
+    assert available, "this PostgreSQL has no lz4"
+    assert methods == {"before": "l", "after": "l"}

@@ -34,8 +34,8 @@ FOCUS_ITEMS: tuple[FocusItem, ...] = (
               "MANUAL-ILLEGAL-STRUCTURE"),
     FocusItem("design", "（四）", "未按规范设计要求设置消防车通道、消防标识",
               "Fire lanes and signs not as the design codes require",
-              frozenset({"LANE-WIDTH", "LANE-TURNAROUND", "LANE-CONNECT", "LANE-SETBACK", "LANE-SLOPE",
-                         "AERIAL-SIZE", "AERIAL-DISTANCE", "AERIAL-CONNECTED", "AERIAL-COVERAGE", "AERIAL-SLOPE",
+              frozenset({"LANE-WIDTH", "LANE-TURNAROUND", "LANE-TURN", "LANE-CONNECT", "LANE-SETBACK",
+                         "LANE-SLOPE", "AERIAL-SIZE", "AERIAL-DISTANCE", "AERIAL-CONNECTED", "AERIAL-COVERAGE", "AERIAL-SLOPE",
                          "SEP-BUILDINGS", "MANUAL-EVAC-SIGN"}), "MANUAL-OTHER"),
 )
 BY_CODE: dict[str, FocusItem] = {f.code: f for f in FOCUS_ITEMS}

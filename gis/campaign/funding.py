@@ -42,6 +42,7 @@ RULE_MEASURES: dict[str, tuple[str, int]] = {
     "LANE-CLEAR": ("清理占用消防车道的车辆和杂物，施划禁停标线", 3_000),
     "LANE-WIDTH": ("拓宽消防车道至4米以上", 80_000),
     "LANE-TURNAROUND": ("增设回车场", 60_000),
+    "LANE-TURN": ("拓宽转弯处内侧（切角或圆弧加宽），满足消防车转弯半径", 50_000),
     "LANE-HEADROOM": ("修剪树木、抬升或拆除低矮构筑物", 6_000),
     "HYD-SERVICE": ("维修消火栓并恢复供水", 8_000),
     "HYD-COVERAGE": ("增设室外消火栓", 30_000),

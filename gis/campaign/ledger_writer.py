@@ -18,6 +18,7 @@ from gis.layers import STORAGE_SRID, get_layer
 from gis.store import derive_links
 
 _STAGE = "_ledger_stage"
+_NEW = "_ledger_new"
 
 
 def _in(states: frozenset[str]) -> str:
@@ -71,7 +72,7 @@ def record(
     if user:
         conn.execute(text("SELECT set_config('firelane.user', :u, true)"), {"u": user})
     keep = kept(findings, include_pass=include_pass)
-    conn.execute(text(f"DROP TABLE IF EXISTS {_STAGE}"))
+    conn.execute(text(f"DROP TABLE IF EXISTS {_STAGE}, {_NEW}"))
     conn.execute(text(f"CREATE TEMP TABLE {_STAGE} ({', '.join(f'{c} {t}' for c, t in STAGE_COLUMNS)}) "
                       "ON COMMIT DROP"))
     if len(keep):
@@ -79,9 +80,8 @@ def record(
         with raw.cursor() as cur, cur.copy(f"COPY {_STAGE} ({', '.join(COPIED)}) FROM STDIN") as copy:
             for row in stage_rows(keep):
                 copy.write_row(row)
-    derive_links(conn, get_layer("hazards"), table=_STAGE)
+    # no ANALYZE: every statement below finds a staged key's hazard through the key index, one probe per row
     conn.execute(text(f"CREATE INDEX ON {_STAGE} (key)"))
-    conn.execute(text(f"ANALYZE {_STAGE}"))
     reopen, verify = _in(lc.REOPEN_ON_RECHECK), _in(lc.VERIFY_ON_RECHECK)
     # an assigned hazard keeps the department it was assigned to; the run's routing fills it until then
     sets = ", ".join(f"{c} = s.{c}" if c != "department" else
@@ -95,7 +95,8 @@ def record(
                 ELSE old.status END"""
     counts = conn.execute(text(f"""
         WITH old AS (
-            SELECT h.id, h.status, h.verdict FROM hazards h JOIN {_STAGE} s ON s.key = h.key FOR UPDATE OF h
+            SELECT h.id, h.status, h.verdict FROM hazards h WHERE h.key = ANY(ARRAY(SELECT key FROM {_STAGE}))
+            FOR UPDATE OF h
         ), upd AS (
             UPDATE hazards h SET {sets},
                 verdict = CASE WHEN s.verdict = 'cannot_judge' AND old.status IS NOT NULL THEN old.verdict
@@ -127,6 +128,14 @@ def record(
                (SELECT count(*) FROM ev WHERE to_state = 'reopened') AS reopened,
                (SELECT count(*) FROM ev WHERE to_state = 'verified') AS verified
     """), {"run": run_id}).one()
+    # the keys the ledger does not hold yet: only they need their compound and street links
+    conn.execute(text(f"""
+        CREATE TEMP TABLE {_NEW} ON COMMIT DROP AS
+        SELECT s.* FROM {_STAGE} s
+        LEFT JOIN LATERAL (SELECT true AS held FROM hazards h WHERE h.key = s.key LIMIT 1) h ON true
+        WHERE h.held IS NULL
+    """))
+    derive_links(conn, get_layer("hazards"), table=_NEW)
     inserted = conn.execute(text(f"""
         WITH ins AS (
             INSERT INTO hazards (ref, key, rule, clause, verdict, strength, severity, status, subject_layer,
@@ -138,8 +147,7 @@ def record(
                    s.subject_layer, s.subject_ref, s.other_refs, s.measured, s.required_value, s.unit, s.message_zh,
                    s.message_en, s.department, s.compound_ref, s.compound_id, s.street_code, now(), now(), :run,
                    :run, COALESCE(s.geom, {geom_fallback}, ST_SetSRID(ST_MakePoint(0, 0), {STORAGE_SRID}))
-            FROM {_STAGE} s
-            WHERE NOT EXISTS (SELECT 1 FROM hazards h WHERE h.key = s.key)
+            FROM {_NEW} s
             ORDER BY s.compound_ref, s.key
             RETURNING id, status, verdict
         ), ev AS (
@@ -173,6 +181,6 @@ def record(
               AND NOT EXISTS (SELECT 1 FROM {_STAGE} s WHERE s.key = h.key AND s.verdict = 'cannot_judge')
               AND NOT EXISTS (SELECT 1 FROM hazard_events e WHERE e.hazard_id = h.id)
         """), scope).rowcount
-    conn.execute(text(f"DROP TABLE {_STAGE}"))
+    conn.execute(text(f"DROP TABLE {_STAGE}, {_NEW}"))
     return LedgerResult(inserted=inserted[0], updated=counts.updated, reopened=counts.reopened,
                         verified=verified + counts.verified, gaps=inserted[1], gaps_resolved=gaps_resolved)

@@ -17,7 +17,7 @@ from shapely.geometry.base import BaseGeometry
 from gis.checks import attributes as at
 from gis.checks import roads as rd
 from gis.checks.profiles import Profile, load_profile
-from gis.coords import cached_transformer, local_metric_crs
+from gis.coords import cached_transformer, local_metric_crs, transform_xy
 from gis.layers import STORAGE_SRID
 
 #: Column added to every frame of a built context: the ref of the compound whose partition reports on the feature
@@ -301,15 +301,10 @@ def _storage(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 def _projected(frame: gpd.GeoDataFrame, crs: pyproj.CRS) -> gpd.GeoDataFrame:
     """`frame` (no missing or empty geometries) in `crs`: the same coordinates as `GeoDataFrame.to_crs`, from one
     PROJ call over the layer's coordinates with the process's cached transformer (`gis.coords.cached_transformer`)."""
-    g = np.asarray(frame.geometry.values, dtype=object)
-    if shapely.has_z(g).any():  # rare (no layer is stored with z): geopandas' own 3-D path
-        return frame.to_crs(crs)
     move = cached_transformer(frame.crs, crs)
     if move is None:
         return frame.set_crs(crs, allow_override=True)
-    xy = shapely.get_coordinates(g)
-    x, y = move.transform(xy[:, 0], xy[:, 1])
-    moved = shapely.set_coordinates(g.copy(), np.column_stack([x, y]))
+    moved = transform_xy(np.asarray(frame.geometry.values, dtype=object), move.transform)
     return frame.set_geometry(gpd.GeoSeries(moved, index=frame.index, crs=crs))
 
 
