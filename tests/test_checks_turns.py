@@ -179,3 +179,30 @@ def test_band_boxes_hold_every_band_a_corner_is_tried_with():
         for r in np.linspace(0.0, 12.0, 25):
             bands = turns.swept_bands(c, np.full(len(c), r), 4.0, placement)
             assert shapely.contains(boxes, bands).all()
+
+
+def test_leg_probes_find_the_first_crossing_of_their_own_surface():
+    # the boundary index holds runs of segments (arcs of many short ones, long straight edges alone): each probe
+    # still gets the distance to its first crossing of its own surface's boundary, as GEOS intersects the line
+    rng = np.random.default_rng(7)
+    surfaces = np.array([
+        shapely.union_all([box(0, 0, 6, 80), box(0, 74, 90, 80)]).buffer(3.0, quad_segs=24).buffer(-2.0),
+        Point(200, 40).buffer(30, quad_segs=64).difference(Point(200, 40).buffer(22, quad_segs=64)),
+        box(300, 0, 420, 9).union(box(330, 0, 339, 70)),
+    ], dtype=object)
+    simple = turns.simplified(surfaces)
+    part = rng.integers(0, len(simple), 6000)
+    lo, hi = shapely.bounds(simple)[part, :2], shapely.bounds(simple)[part, 2:]
+    start = lo + rng.random((len(part), 2)) * (hi - lo)
+    inside = shapely.contains_xy(simple[part], start[:, 0], start[:, 1])
+    part, start = part[inside], start[inside]
+    angle = rng.random(len(part)) * 2 * np.pi
+    normal = np.column_stack([np.cos(angle), np.sin(angle)])
+    limit = rng.choice([1.0, 12.0, 40.0, 80.0], len(part))
+    got = turns._Boundaries(simple, np.arange(len(simple))).probe(start, normal, part, limit)
+    reach = np.minimum(limit, turns.PROBE_REACH_M)
+    ray = shapely.linestrings(np.stack([start + 0.01 * normal, start + reach[:, None] * normal], axis=1))
+    hits = shapely.intersection(ray, shapely.boundary(simple[part]))
+    first = np.where(shapely.is_empty(hits), np.inf, shapely.distance(shapely.points(start), hits))
+    assert len(part) > 1000 and np.isfinite(got).sum() > 500 and np.isinf(got).sum() > 50
+    assert np.allclose(got, first, rtol=0, atol=1e-6)

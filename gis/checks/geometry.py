@@ -741,7 +741,7 @@ def only_bites(dilated: np.ndarray, spaces: np.ndarray, which: np.ndarray) -> np
     # numpy: the edges of one space are grouped), then the exact distance test on those pairs only
     edge_space = pi[ri[ci[same + 1]]]
     first = np.searchsorted(edge_space, np.arange(len(used) + 1))
-    k, e = _pairs_in_ranges(first[slot], first[slot + 1])
+    k, e = pairs_in_ranges(first[slot], first[slot + 1])
     a, b = xy[same[e]], xy[same[e] + 1]
     box = shapely.bounds(dilated[idx])[k]
     m = BITE_MARGIN_M + 1e-6
@@ -754,7 +754,7 @@ def only_bites(dilated: np.ndarray, spaces: np.ndarray, which: np.ndarray) -> np
     return out
 
 
-def _pairs_in_ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def pairs_in_ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """All (k, j) with lo[k] <= j < hi[k], k ascending."""
     count = hi - lo
     start = np.cumsum(count) - count
@@ -1125,7 +1125,7 @@ def union_rows(parts: np.ndarray, row: np.ndarray, n: int) -> np.ndarray:
 def _pairs_by_group(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """All (i, j) with a[i] == b[j]."""
     order = np.argsort(b, kind="stable")
-    i, j = _pairs_in_ranges(np.searchsorted(b[order], a, side="left"), np.searchsorted(b[order], a, side="right"))
+    i, j = pairs_in_ranges(np.searchsorted(b[order], a, side="left"), np.searchsorted(b[order], a, side="right"))
     return i, order[j]
 
 

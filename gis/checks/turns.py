@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import shapely
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
@@ -35,6 +34,8 @@ PROBE_AT = (0.25, 0.5, 0.75)
 #: Where the band may run across each leg: these shares of the room the leg leaves beside the truck, from the inner
 #: edge (1: along the far side, the widest swing; the others where the far side is no straight line).
 PLACEMENTS = ((1.0, 1.0), (0.5, 0.5), (1.0, 0.5), (0.5, 1.0))
+#: Boundary segments are indexed in runs along their ring about this long (metres): fewer, larger envelopes.
+CHUNK_M = 5.0
 #: Longest probe across a leg (metres); probes look this far first (most legs are narrower).
 PROBE_REACH_M = 60.0
 PROBE_NEAR_M = 15.0
@@ -62,10 +63,10 @@ _PRIORITY = {"dead_end": 0, "ring": 1, "through": 2, "isolated": 3}
 
 @dataclass(frozen=True)
 class Corners:
-    """Corners of a drivable surface: the sharp corner `apex` (legs' inner lines extended), the inner lines'
-    points `a1`/`a2`, unit travel directions `t1` (into the corner) and `t2` (out of it), inward normals
+    """Corners of a drivable surface: the sharp corner `apex` (x, y: the legs' inner lines extended), the inner
+    lines' points `a1`/`a2`, unit travel directions `t1` (into the corner) and `t2` (out of it), inward normals
     `n1`/`n2`, leg widths `w1`/`w2`, the turn angle (radians, signed: negative for the boundary's right turns)
-    and the group's vertices (`touch`: a multipoint) by which lanes and driveways are matched."""
+    and the group's vertices (`verts[v0:v1]`: `touch`) by which lanes and driveways are matched."""
 
     apex: np.ndarray
     a1: np.ndarray
@@ -77,16 +78,29 @@ class Corners:
     w1: np.ndarray
     w2: np.ndarray
     turn: np.ndarray
-    touch: np.ndarray
+    v0: np.ndarray
+    v1: np.ndarray
     len1: np.ndarray
     len2: np.ndarray
     part: np.ndarray
+    #: every corner's group vertices, one after the other (shared by the corners taken from these: not per corner)
+    verts: np.ndarray
 
     def __len__(self) -> int:
         return len(self.apex)
 
     def take(self, idx: np.ndarray) -> Corners:
-        return Corners(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
+        return Corners(*(getattr(self, f)[idx] if f != "verts" else self.verts for f in self.__dataclass_fields__))
+
+    def touch(self) -> np.ndarray:
+        """Per corner its group's vertices (a multipoint), by which lanes and driveways are matched."""
+        size = self.v1 - self.v0
+        return shapely.multipoints(self.verts[_ranges(self.v0, size)], indices=np.repeat(np.arange(len(self)), size))
+
+
+def _ranges(start: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """start[0] .. start[0] + size[0] - 1, then the next range, ... in one array."""
+    return np.arange(int(size.sum())) - np.repeat(np.cumsum(size) - size - start, size)
 
 
 def _left(t: np.ndarray) -> np.ndarray:
@@ -121,9 +135,11 @@ def _corner_runs(xy: np.ndarray, ring: np.ndarray) -> tuple[np.ndarray, np.ndarr
     start = reflex & ~join[prev]
     # each reflex vertex belongs to the run of the nearest start before it along its ring (cyclically)
     idx = np.arange(len(xy))
-    ring_first = np.maximum.accumulate(np.where(np.r_[True, ring[1:] != ring[:-1]], idx, 0))
+    ring_start = np.r_[True, ring[1:] != ring[:-1]]
+    ring_first = np.maximum.accumulate(np.where(ring_start, idx, 0))
     acc = np.maximum.accumulate(np.where(start, idx, -1))
-    last_start = pd.Series(np.where(start, idx, -1)).groupby(ring).transform("max").to_numpy()
+    first_idx = np.flatnonzero(ring_start)  # (rings are stored one after the other)
+    last_start = np.repeat(np.maximum.reduceat(np.where(start, idx, -1), first_idx), np.diff(np.r_[first_idx, len(idx)]))
     owner = np.where(acc >= ring_first, acc, last_start)
     member = np.flatnonzero(reflex & (owner >= 0))    # (a ring that is one closed run has no start: no corner)
     head = owner[member]
@@ -177,9 +193,9 @@ def find_corners(surface: shapely.Geometry | np.ndarray, *, probe: bool = True, 
     first, last, member, run = _corner_runs(xy, ring)
     if not len(first):
         z = np.empty((0, 2))
-        e = np.empty(0, dtype=object)
         f = np.empty(0)
-        return Corners(e, z, z, z, z, z, z, f, f, f, e, f, f, np.empty(0, dtype=np.int64))
+        i = np.empty(0, dtype=np.int64)
+        return Corners(z, z, z, z, z, z, z, f, f, f, i, i, f, f, i, z)
     prev, nxt = _ring_neighbours(ring)
     p_in, a1, a2, p_out = xy[prev[first]], xy[first], xy[last], xy[nxt[last]]
     part = ring_owner[ring[first]]
@@ -194,14 +210,13 @@ def find_corners(surface: shapely.Geometry | np.ndarray, *, probe: bool = True, 
     s = np.divide(diff[:, 0] * t2[:, 1] - diff[:, 1] * t2[:, 0], den, out=np.zeros(len(den)), where=den != 0)
     deg = np.degrees(np.abs(turn))
     keep = np.flatnonzero((turn < 0) & (deg >= TURN_MIN_DEG) & (deg <= TURN_MAX_DEG))
-    apex = shapely.points((a1 + s[:, None] * t1)[keep])  # points for the corners kept only
-    new_run = np.full(len(first), -1, dtype=np.int64)
-    new_run[keep] = np.arange(len(keep))
-    mine = new_run[run] >= 0
-    touch = shapely.multipoints(xy[member[mine]], indices=new_run[run[mine]])
+    apex = (a1 + s[:, None] * t1)[keep]
+    # each run's members are consecutive in `member` (sorted by run): the kept runs' vertex ranges
+    bounds = np.searchsorted(run, np.arange(len(first) + 1))
     nan = np.full(len(keep), np.nan)
     c = Corners(apex=apex, a1=a1[keep], a2=a2[keep], t1=t1[keep], t2=t2[keep], n1=n1[keep], n2=n2[keep], w1=nan,
-                w2=nan, turn=turn[keep], touch=touch, len1=len1[keep], len2=len2[keep], part=part[keep])
+                w2=nan, turn=turn[keep], v0=bounds[keep], v1=bounds[keep + 1], len1=len1[keep], len2=len2[keep],
+                part=part[keep], verts=xy[member])
     if probe:
         c = measure_legs(c, simple)[0]
     return c
@@ -236,7 +251,9 @@ def measure_legs(c: Corners, simple: np.ndarray) -> tuple[Corners, np.ndarray]:
 
 
 class _Boundaries:
-    """The boundary segments of surfaces `surfaces[used]`, in one STRtree of their envelopes, for probes."""
+    """The boundary segments of surfaces `surfaces[used]` for probes, in one STRtree of runs of consecutive
+    segments along a ring (CHUNK_M long at most, or one longer segment): a run's envelope holds its segments',
+    so a probe's candidates are the segments of the runs it meets whose own envelopes it meets."""
 
     def __init__(self, surfaces: np.ndarray, used: np.ndarray) -> None:
         polys, owner = shapely.get_parts(surfaces[used], return_index=True)
@@ -245,8 +262,27 @@ class _Boundaries:
         seg = np.flatnonzero(ring[1:] == ring[:-1])
         self.p0, self.p1 = xy[seg], xy[seg + 1]
         self.part = used[owner[ring_owner[ring[seg]]]]
-        # (the tree keeps envelopes only: a segment's is its bounding box)
-        self.tree = STRtree(shapely.linestrings(np.stack([self.p0, self.p1], axis=1))) if len(seg) else None
+        self.lo, self.hi = np.minimum(self.p0, self.p1), np.maximum(self.p0, self.p1)
+        self.tree = None
+        if not len(seg):
+            return
+        # runs: a new one where the ring changes or the length along the ring passes a multiple of CHUNK_M
+        d = self.p1 - self.p0
+        along = np.cumsum(np.hypot(d[:, 0], d[:, 1]))
+        seg_ring = ring[seg]
+        new_ring = np.r_[True, seg_ring[1:] != seg_ring[:-1]]
+        along -= np.maximum.accumulate(np.where(new_ring, along - np.hypot(d[:, 0], d[:, 1]), 0.0))
+        bucket = np.floor(along / CHUNK_M)
+        starts = np.flatnonzero(new_ring | np.r_[True, bucket[1:] != bucket[:-1]])
+        self.run_lo, self.run_hi = starts, np.r_[starts[1:], len(seg)]
+        # each run's line: its segments' first points and its last segment's end
+        size = self.run_hi - self.run_lo + 1
+        pos = np.arange(size.sum()) - np.repeat(np.cumsum(size) - size, size)
+        k = np.repeat(np.arange(len(starts)), size)
+        coords = np.where((pos < size[k] - 1)[:, None], self.p0[np.minimum(self.run_lo[k] + pos, len(seg) - 1)],
+                          self.p1[self.run_hi[k] - 1])
+        self.run_part = self.part[starts]
+        self.tree = STRtree(shapely.linestrings(coords, indices=k))
 
     def probe(self, start: np.ndarray, normal: np.ndarray, part: np.ndarray, limit: np.ndarray) -> np.ndarray:
         """Distance from each start point along its normal to the first crossing of its surface's boundary, inf
@@ -263,11 +299,17 @@ class _Boundaries:
             reach = np.minimum(limit[todo], stage)
             a = start[todo] + 0.01 * normal[todo]
             b = start[todo] + reach[:, None] * normal[todo]
-            ri, si = self.tree.query(shapely.linestrings(np.stack([a, b], axis=1)))  # (envelopes)
+            ri, ci = self.tree.query(shapely.linestrings(np.stack([a, b], axis=1)))  # (envelopes)
+            same = self.run_part[ci] == part[todo[ri]]
+            ri, ci = ri[same], ci[same]
+            k, si = gm.pairs_in_ranges(self.run_lo[ci], self.run_hi[ci])
+            ri = ri[k]
+            # the segments whose envelopes the probe's meets
+            lo, hi = np.minimum(a, b)[ri], np.maximum(a, b)[ri]
+            meet = ((self.lo[si] <= hi) & (self.hi[si] >= lo)).all(axis=1)
+            ri, si = ri[meet], si[meet]
             r_of = reach[ri]
             ri = todo[ri]
-            same = self.part[si] == part[ri]
-            ri, si, r_of = ri[same], si[same], r_of[same]
             # start + t * normal = p0 + u * (p1 - p0), the probe running from t = 0.01 to t = reach
             e = self.p1[si] - self.p0[si]
             n = normal[ri]
@@ -457,7 +499,7 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
     if not len(corners):
         return []
     n_found = len(corners)
-    every_touch = corners.touch
+    every_touch = corners.touch()
     # each corner's legs measured on its surface (corners are measured independently); only passages stay
     corners, passage = measure_legs(corners, simple)
     if not len(corners):
@@ -479,7 +521,8 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
         if len(lanes):
             tl = np.unique(STRtree(tall).query(lanes, predicate="dwithin", distance=serve)[0])
             if len(tl):
-                at_corner[STRtree(corners.touch).query(lanes[tl], predicate="dwithin", distance=TOUCH_M)[1]] = True
+                at_corner[STRtree(every_touch[passage]).query(lanes[tl], predicate="dwithin",
+                                                              distance=TOUCH_M)[1]] = True
         if len(drive):
             drive_tall = np.zeros(len(drive), dtype=bool)
             drive_tall[STRtree(tall).query(drive, predicate="dwithin", distance=serve)[0]] = True
@@ -495,7 +538,7 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
     corners, gate, passage, need = corners.take(look), gate[look], passage[look], need[look]
     # which lanes each of those corners belongs to (the lanes query the corners: a lane polygon is the prepared
     # side of each distance test)
-    li, ci = (STRtree(corners.touch).query(lanes, predicate="dwithin", distance=TOUCH_M) if len(lanes)
+    li, ci = (STRtree(every_touch[passage]).query(lanes, predicate="dwithin", distance=TOUCH_M) if len(lanes)
               else (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)))
     rank = np.array([_PRIORITY.get(k, 9) for k in net.kinds], dtype=np.int64) if net.n else np.empty(0, int)
     subject = np.full(len(corners), -1, dtype=np.int64)
@@ -529,6 +572,7 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
     # one hazard, measured at its tightest corner (the largest shortfall), with every failing corner as evidence
     entrance = drive_row[np.maximum(gate, 0)] if len(drive_row) else np.zeros(len(gate), dtype=np.int64)
     subject_key = np.where(subject >= 0, subject, -1 - entrance)
+    apex = shapely.points(corners.apex)
     worst: dict[tuple[int, tuple[str, ...]], list[int]] = {}
     for k in np.argsort(best - need, kind="stable"):
         worst.setdefault((int(subject_key[k]), tuple(lost[k][0])), []).append(int(k))
@@ -542,7 +586,7 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
         who_en = f"; buildings cut off: {', '.join(refs[:10])}{' ...' if len(refs) > 10 else ''}" if refs else ""
         many_zh = f"(共 {len(ks)} 处转弯不足, 此为最窄处)" if len(ks) > 1 else ""
         many_en = f" ({len(ks)} corners fall short; this is the tightest)" if len(ks) > 1 else ""
-        evidence = shapely.geometrycollections([g for j in sorted(ks) for g in (corners.apex[j], bands[j])])
+        evidence = shapely.geometrycollections([g for j in sorted(ks) for g in (apex[j], bands[j])])
         sev = severity(profile, "LANE-TURN", buildings=n_bld, floors=n_fl)
         if subject[k] >= 0:
             i = int(subject[k])
