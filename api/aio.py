@@ -98,6 +98,13 @@ class ReadPool:
             raise ServiceUnavailable("服务繁忙 server busy: no database connection free",
                                      headers={"Retry-After": "2"}) from None
 
+    async def one(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...]:
+        """The row of a statement that always returns exactly one (an aggregate, EXPLAIN)."""
+        row = await self.fetchone(sql, params)
+        if row is None:
+            raise LookupError(f"no row from a one-row statement: {sql[:80]}")
+        return row
+
     async def _fetchone(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
         conn = await self._getconn()
         try:

@@ -274,11 +274,11 @@ def optional_principal(request: Request) -> Principal | None:
     token = request_token(request)
     if token is None:
         return None
-    principal = principal_for_token(token)
-    if principal is None:
+    found = principal_for_token(token)
+    if found is None:
         raise Unauthorized("令牌无效或已过期 invalid or expired token", headers=INVALID_TOKEN)
-    request.state.user = principal.username
-    return enter_scope(principal)
+    request.state.user = found.username
+    return enter_scope(found)
 
 
 _lookups: dict[str, asyncio.Future[Principal | None]] = {}
@@ -310,11 +310,11 @@ async def current_principal(request: Request) -> Principal:
         return enter_scope(principal)
     token = request_token(request)
     if token is not None:
-        principal = cached_principal(token) or await _shared_lookup(token)
-        if principal is None:
+        found = cached_principal(token) or await _shared_lookup(token)
+        if found is None:
             raise Unauthorized("令牌无效或已过期 invalid or expired token", headers=INVALID_TOKEN)
-        request.state.user = principal.username
-        return enter_scope(principal)
+        request.state.user = found.username
+        return enter_scope(found)
     if server_settings().allow_anonymous:
         request.state.user = ANONYMOUS.username
         return enter_scope(ANONYMOUS)

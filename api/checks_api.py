@@ -52,12 +52,15 @@ def _run_doc(row: Any) -> dict[str, Any]:
 
 def _authorise_scope(principal: Principal, body: RunRequest) -> dict[str, str]:
     require_role(principal, CHECK_ROLES, "运行检查 start check runs")
-    if body.scope == "street" and not body.street:
-        raise BadRequest("scope=street 需要 street needs a street code")
-    if body.scope == "compound" and not body.compound:
-        raise BadRequest("scope=compound 需要 compound needs a compound ref")
-    scope = {"street": body.street} if body.scope == "street" else (
-        {"compound": body.compound} if body.scope == "compound" else {})
+    scope: dict[str, str] = {}
+    if body.scope == "street":
+        if not body.street:
+            raise BadRequest("scope=street 需要 street needs a street code")
+        scope = {"street": body.street}
+    elif body.scope == "compound":
+        if not body.compound:
+            raise BadRequest("scope=compound 需要 compound needs a compound ref")
+        scope = {"compound": body.compound}
     if principal.scoped:
         if body.scope == "all":
             raise Forbidden("街道办只能检查本辖区 a street office may only check its own streets")

@@ -328,7 +328,7 @@ def page_sql(layer: Layer, q: ItemsQuery, principal: Principal) -> tuple[str, st
 
 
 async def _capped_count(pool: ReadPool, matching: str, params: dict[str, Any], cap: int) -> int | None:
-    (n,) = await pool.fetchone(f"SELECT count(*) FROM ({matching} LIMIT :cap) c", {**params, "cap": cap + 1})
+    (n,) = await pool.one(f"SELECT count(*) FROM ({matching} LIMIT :cap) c", {**params, "cap": cap + 1})
     return n if n <= cap else None
 
 
@@ -341,12 +341,12 @@ async def number_matched(pool: ReadPool, layer: Layer, matching: str, params: di
     than a slow page)."""
     cap = api_settings().count_exact_max
     if not filtered:
-        (rows,) = await pool.fetchone("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(:t)",
+        (rows,) = await pool.one("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(:t)",
                                       {"t": layer.name})
         if rows is not None and rows > cap:
             return int(rows)
     else:
-        (plan,) = await pool.fetchone(f"EXPLAIN (FORMAT JSON) {matching}", params)
+        (plan,) = await pool.one(f"EXPLAIN (FORMAT JSON) {matching}", params)
         plan = json.loads(plan) if isinstance(plan, str) else plan
         if plan[0]["Plan"]["Plan Rows"] > cap:
             return None
@@ -357,7 +357,7 @@ async def items_page(pool: ReadPool, layer: Layer, q: ItemsQuery, principal: Pri
     """A page of items ordered by id, in one statement; numberMatched when it is known for free (the last page),
     cheap (the first page: number_matched) or, with count_cap > 0, from a capped count on every page."""
     page_query, matching, params = page_sql(layer, q, principal)
-    features, fetched = await pool.fetchone(page_query, params)
+    features, fetched = await pool.one(page_query, params)
     returned = min(fetched, q.limit)
     has_next = fetched > q.limit
     matched: int | None = None
@@ -384,7 +384,7 @@ def item(conn: Connection, layer: Layer, fid: int, principal: Principal,
 
 # --- collection metadata ----------------------------------------------------------------------------------------
 
-_extent_cache: dict[tuple[str, tuple[str, ...] | None], tuple[float, dict[str, Any]]] = {}
+_extent_cache: dict[tuple[str, gis_scope.Scope], tuple[float, dict[str, Any]]] = {}
 _extent_lock = threading.Lock()
 
 

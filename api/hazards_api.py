@@ -125,11 +125,11 @@ async def worklist(
     pool = await hot_reads()
     where = scope_of(principal)
     sql, params = wf.list_sql(flt, scope=where, limit=limit, offset=offset, role=principal.role)
-    doc, n = await pool.fetchone(sql, params)
+    doc, n = await pool.one(sql, params)
     full = n == limit
     if count and full:
         sql, params = wf.count_sql(flt, scope=where)
-        (matched,) = await pool.fetchone(sql, params)
+        (matched,) = await pool.one(sql, params)
     else:
         matched = None if full else offset + n
     if f == "csv":

@@ -76,7 +76,9 @@ class ChangeFeed:
             try:
                 with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5, keepalives=1,
                                      keepalives_idle=10, keepalives_interval=5, keepalives_count=3) as conn:
-                    installed = conn.execute(INSTALLED_SQL, {"tables": list(LAYERS)}).fetchone()[0]
+                    row = conn.execute(INSTALLED_SQL, {"tables": list(LAYERS)}).fetchone()
+                    assert row is not None  # count(*) returns one row
+                    installed = row[0]
                     if installed != len(LAYERS):
                         log.warning("tile cache off: %d of %d layer tables have their change trigger (run "
                                     "`firelane init`)", installed, len(LAYERS))

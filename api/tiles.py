@@ -60,7 +60,7 @@ def _coords(z: int, x: int, y: int) -> None:
 async def _build(layer: Layer, principal: Principal, z: int, x: int, y: int) -> tuple[bytes, str | None]:
     """The tile from PostGIS and its ETag (None for an empty tile)."""
     scope, params = scope_sql(layer, principal)
-    (data,) = await (await hot_reads()).fetchone(tile_sql(layer, scope), {**params, "z": z, "x": x, "y": y})
+    (data,) = await (await hot_reads()).one(tile_sql(layer, scope), {**params, "z": z, "x": x, "y": y})
     body = bytes(data or b"")
     return body, ('"' + hashlib.sha1(body).hexdigest()[:20] + '"' if body else None)
 
@@ -76,12 +76,12 @@ async def tile(request: Request, collectionId: Annotated[str, Path(max_length=10
     cache = tile_cache(db_engine())
     key = (layer.name, z, x, y, principal.db_scope)
     generations = cache[0].generations(scope_tables(layer, principal)) if cache is not None else None
-    found = cache[1].get(key, generations) if generations is not None else None
+    found = cache[1].get(key, generations) if cache is not None and generations is not None else None
     if found is not None:
         body, etag = found
     else:
         body, etag = await _build(layer, principal, z, x, y)
-        if generations is not None:
+        if cache is not None and generations is not None:
             cache[1].put(key, generations, body, etag)
     settings = api_settings()
     headers = {"Cache-Control": f"private, max-age={settings.cache_max_age_s}",
@@ -90,7 +90,8 @@ async def tile(request: Request, collectionId: Annotated[str, Path(max_length=10
         headers["X-Cache"] = "hit" if found is not None else "miss"
     if not body:  # an empty tile is a valid MVT of no layers: 200 (GDAL's MVT driver cannot open a 204)
         return Response(b"", media_type=MVT, headers=headers)
-    headers["ETag"] = etag
+    if etag is not None:  # always, for a tile with a body
+        headers["ETag"] = etag
     if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
         return Response(status_code=304, headers=headers)
     return Response(body, media_type=MVT, headers=headers)

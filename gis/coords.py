@@ -22,6 +22,7 @@ __all__ = [
     "CrsError",
     "CrsSpec",
     "ExtentCheck",
+    "as_bounds",
     "bd09_to_gcj02",
     "bd09_to_wgs84",
     "check_extent",
@@ -539,6 +540,12 @@ def check_extent(
     """
     swapped, outside, _ = _extent_flags(geoms_in_storage, bounds, margin_km)
     return ExtentCheck(swapped=np.flatnonzero(swapped), outside=np.flatnonzero(outside))
+
+
+def as_bounds(values: Any) -> Bounds:
+    """(minx, miny, maxx, maxy) as floats from any four numbers (a database row, shapely's bounds)."""
+    minx, miny, maxx, maxy = (float(v) for v in values)
+    return minx, miny, maxx, maxy
 
 
 def _fmt(v: float) -> str:

@@ -13,7 +13,7 @@ import shapely
 import sqlalchemy.exc
 from sqlalchemy import Engine, text
 
-from gis.coords import CHINA_BOUNDS, CrsError, CrsSpec, parse_crs
+from gis.coords import CHINA_BOUNDS, CrsError, CrsSpec, as_bounds, parse_crs
 from gis.db import get_engine, transaction
 from gis.gcpause import paused_gc
 from gis.layers import Layer, UnknownLayerError, get_layer
@@ -130,7 +130,7 @@ def expected_bounds(conn, layer: Layer) -> tuple[float, float, float, float]:
         )).one()
     except sqlalchemy.exc.ProgrammingError:  # a dry run before `firelane init`: no tables yet
         return CHINA_BOUNDS
-    return CHINA_BOUNDS if row[0] is None else tuple(float(v) for v in row)
+    return CHINA_BOUNDS if row[0] is None else as_bounds(row)
 
 
 def existing_ref_problems(conn, layer: Layer, refs: np.ndarray, *, first_row: int = 1) -> list[Problem]:
@@ -259,7 +259,8 @@ def _import_streamed(path: Path, target: Layer, source: Source, spec: CrsSpec, b
 
     def chunks() -> Iterator[gpd.GeoDataFrame]:
         deferred = source.wkb is not None
-        for checked in validate_chunks(source.frame, source.wkb if deferred else source.geometry, layer=target,
+        geometry = source.wkb if source.wkb is not None else source.geometry
+        for checked in validate_chunks(source.frame, geometry, layer=target,
                                        crs=spec, bounds=bounds, geometry_errors=source.geometry_errors,
                                        name_limit=source.name_limit, chunk_rows=STREAM_CHUNK_ROWS,
                                        first_chunk_rows=STREAM_FIRST_ROWS, parse=parse_wkb if deferred else None):

@@ -159,7 +159,8 @@ def get(job_id: int, *, engine: Engine | None = None) -> Job:
 
 def recent(*, engine: Engine | None = None, kind: str | None = None, user: str | None = None,
            limit: int = 100) -> list[Job]:
-    where, params = ["true"], {"lim": limit}
+    where: list[str] = ["true"]
+    params: dict[str, Any] = {"lim": limit}
     if kind:
         where.append("kind = :kind")
         params["kind"] = kind

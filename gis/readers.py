@@ -572,7 +572,7 @@ def _nul_cell(path: Path, line: int, offset: int) -> tuple[int, str | None]:
 
 def _sniff_separator(first_line: str) -> str:
     counts = {sep: first_line.count(sep) for sep in (",", "\t", ";", "|")}
-    sep = max(counts, key=counts.get)
+    sep = max(counts, key=counts.__getitem__)
     return sep if counts[sep] > 0 else ","
 
 

@@ -6,8 +6,9 @@ import datetime as dt
 import json
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -138,15 +139,15 @@ def map_columns(columns: Iterable[object], layer: Layer, *, name_limit: int | No
             extra.append(str(col))
     problems = []
     by_field: dict[str, list[str]] = {}
-    for col, f in mapped.items():
-        by_field.setdefault(f, []).append(col)
-    for f, cols in by_field.items():
+    for col, name in mapped.items():
+        by_field.setdefault(name, []).append(col)
+    for name, cols in by_field.items():
         if len(cols) > 1:
-            problems.append(Problem(None, f, f"多个列对应同一字段 several columns map to this field: {', '.join(cols)}"))
+            problems.append(Problem(None, name, f"多个列对应同一字段 several columns map to this field: {', '.join(cols)}"))
     for f in targets:
         if f.required and f.name not in by_field:
-            names = ", ".join(f.column_names())
-            problems.append(Problem(None, f.name, f"缺少必填列 required column missing (accepted names: {names})"))
+            accepted = ", ".join(f.column_names())
+            problems.append(Problem(None, f.name, f"缺少必填列 required column missing (accepted names: {accepted})"))
     return ColumnMap(fields=mapped, extra=extra, ignored=ignored, problems=problems)
 
 
@@ -210,7 +211,7 @@ def _nfkc(text: pd.Series) -> pd.Series:
     return pd.Series(pd.arrays.ArrowStringArray(pc.utf8_normalize(arr, "NFKC")), index=text.index)
 
 
-def _lookup(text: pd.Series, key, table: dict[str, object]) -> np.ndarray:
+def _lookup(text: pd.Series, key, table: Mapping[str, object]) -> np.ndarray:
     """table[key(cell)] per cell (None when absent), computed once per distinct value."""
     codes, uniques = pd.factorize(text.astype(object), use_na_sentinel=True)
     mapped = np.array([table.get(key(u)) for u in uniques] + [None], dtype=object)
@@ -390,7 +391,7 @@ def _convert(raw: pd.Series, f: Field, rows: np.ndarray) -> _Column:
         canon = _lookup(text, _choice_key, _choice_lookup(f))
         unknown = ~missing & pd.isna(canon)
         bad(unknown, f"不在可选值中 not one of {', '.join(f.choices)}")
-        values = np.where(~missing & ~unknown, canon, None)
+        values = np.where(~missing & ~unknown, canon, None)  # type: ignore[call-overload]  # numpy stub refuses None
         return _Column(values, problems)
     problems.extend(_string_problems(text, f.name, rows, f.max_length or DEFAULT_MAX_TEXT, arrow=arrow))
     return _Column(values, problems)
@@ -403,7 +404,7 @@ def _string_problems(text: pd.Series, name: str, rows: np.ndarray, max_length: i
     problems = []
     control = s.str.contains(_CONTROL, regex=True).fillna(False).to_numpy(dtype=bool)
     for i in np.flatnonzero(control).tolist():
-        ch = re.search(_CONTROL, s.iloc[i]).group(0)
+        ch = re.findall(_CONTROL, s.iloc[i])[0]  # the cell matched above
         problems.append(Problem(int(rows[i]), name, f"含控制字符 contains a control character (U+{ord(ch):04X})"))
     lengths = s.str.len().fillna(0).to_numpy(dtype=np.int64)
     for i in np.flatnonzero(lengths > max_length).tolist():
@@ -435,14 +436,14 @@ def _extra_values(raw: pd.Series, name: str, rows: np.ndarray) -> tuple[np.ndarr
     if not is_str.all():
         values = np.array([v if v is None or is_str[i] else _json_value(v) for i, v in enumerate(values)],
                           dtype=object)
-    strings = pd.Series(np.where(is_str, values, None), dtype=object)
+    strings = pd.Series(np.where(is_str, values, None), dtype=object)  # type: ignore[call-overload]  # numpy stub refuses None
     problems = _string_problems(strings, name, rows, DEFAULT_MAX_TEXT)
     values[is_str & _arrow(strings).str.strip().eq("").fillna(False).to_numpy(dtype=bool)] = None
     return values, problems
 
 
 def _extra_dicts(frame: pd.DataFrame, columns: Sequence[str], ignored: Sequence[str],
-                 rows: np.ndarray) -> tuple[list[dict], list[Problem]]:
+                 rows: np.ndarray) -> tuple[Sequence[dict[str, Any] | None], list[Problem]]:
     arrays, problems = [], []
     settings = limit_settings()
     if len(columns) > settings.extra_keys:  # refused before n dicts of thousands of keys are built
@@ -459,6 +460,7 @@ def _extra_dicts(frame: pd.DataFrame, columns: Sequence[str], ignored: Sequence[
     n = len(frame)
     if not arrays and "extra" not in [_key(c) for c in ignored]:
         return [], problems  # no extra column at all: validate_frame adds none (and builds no n empty dicts)
+    dicts: list[dict[str, Any]]
     if not arrays:
         dicts = [{} for _ in range(n)]
     elif len(arrays) == 1:
@@ -663,7 +665,7 @@ def validate_frame(
         problems.append(Problem(None, None, "文件中没有要素 the file has no features"))
         empty = gpd.GeoDataFrame({}, geometry=gpd.GeoSeries([], crs=STORAGE_SRID), crs=STORAGE_SRID)
         return Validated(frame=empty, problems=problems, columns=columns)
-    out: dict[str, object] = {}
+    out: dict[str, np.ndarray] = {}
     duplicated_fields = {p.field for p in columns.problems if p.field and "several columns" in p.message}
     for col, name in columns.fields.items():
         if name in duplicated_fields:

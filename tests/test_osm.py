@@ -22,6 +22,7 @@ from sqlalchemy import text
 
 from gis.osm import ATTRIBUTION, OsmImportError, derive_osm, import_osm
 from gis.osm import tags as T
+from gis.osm.reader import read_osm
 
 DATA = Path(__file__).parent / "data" / "helsinki.osm.pbf"
 REF = re.compile(r"^osm:(node|way|relation)/\d+$")
@@ -309,6 +310,23 @@ def test_an_osm_xml_extract_gives_the_same_layers(tmp_path, derived):
     again = derive_osm(xml, node_index="flex_mem")
     assert {k: sorted(f["ref"]) for k, f in again.frames.items()} == \
         {k: sorted(f["ref"]) for k, f in derived.frames.items()}
+
+
+def test_changesets_in_an_osm_xml_file_are_skipped(tmp_path):
+    # a changeset is neither node, way, relation nor area: it once crashed the read (no is_area) when it
+    # carried one of the wanted keys
+    xml = tmp_path / "with-changeset.osm"
+    xml.write_text(
+        "<?xml version='1.0' encoding='UTF-8'?>\n<osm version=\"0.6\" generator=\"test\">\n"
+        "<changeset id=\"7\" created_at=\"2024-01-01T00:00:00Z\" closed_at=\"2024-01-01T00:10:00Z\" "
+        "open=\"false\" uid=\"1\" user=\"u\" num_changes=\"1\" comments_count=\"0\">"
+        "<tag k=\"comment\" v=\"add a hydrant\"/><tag k=\"amenity\" v=\"parking\"/></changeset>\n"
+        "<node id=\"1\" version=\"1\" lat=\"60.17\" lon=\"24.94\"><tag k=\"emergency\" v=\"fire_hydrant\"/></node>\n"
+        "</osm>\n", encoding="utf-8")
+    raw = read_osm(xml, node_index="flex_mem")
+    assert raw.objects_read == 2
+    assert raw.nodes == [("osm:node/1", 1, {"emergency": "fire_hydrant"}, 24.94, 60.17)]
+    assert not raw.areas and not raw.lines and not raw.dropped
 
 
 @pytest.mark.parametrize(("value", "metres"), [

@@ -130,8 +130,8 @@ def street_view(street_code: str, *, engine: Engine, weeks: int = 8) -> StreetVi
 @dataclass
 class CompoundFile:
     compound: gpd.GeoDataFrame
+    hazards: gpd.GeoDataFrame
     layers: dict[str, gpd.GeoDataFrame] = field(default_factory=dict)
-    hazards: gpd.GeoDataFrame | None = None
 
 
 def compound_file(ref: str, *, engine: Engine) -> CompoundFile:

@@ -49,7 +49,7 @@ def new_map(frames: Sequence[gpd.GeoDataFrame] = (), *, prefer_canvas: bool = Fa
     thousands of inline features then re-project and repaint once per zoom step instead of rewriting every path."""
     # no tile layer by default, so the map itself carries the zoom range (markercluster needs maxZoom)
     m = folium.Map(location=DEFAULT_CENTER, zoom_start=14, tiles=None, control_scale=True,
-                   prefer_canvas=prefer_canvas, **{"maxZoom": 22, "minZoom": 3})
+                   prefer_canvas=prefer_canvas, maxZoom=22, minZoom=3)
     add_basemap(m)
     # above the marker clusters (600): what a page is about (conflicts, structures) stays on top
     folium.map.CustomPane("fl-top", z_index=650, pointer_events=True).add_to(m)
@@ -112,7 +112,7 @@ def geojson_layer(frame: gpd.GeoDataFrame, *, name: str, style: dict[str, Any], 
     if colours is not None:
         props["fill"] = colours.reindex(frame.index).fillna(style.get("fillColor", "#888")).to_numpy()
     data = feature_collection(frame, props)
-    extra = {"pane": pane} if pane else {}
+    extra: dict[str, Any] = {"pane": pane} if pane else {}
     marker = folium.CircleMarker(radius=point_radius, **_leaflet_style(style), **extra)
     if colours is not None:
         def style_function(f: dict, s: dict = style) -> dict:
@@ -204,9 +204,17 @@ class RawHtml(Element):
         return self.html
 
 
+def _figure(element: Element) -> Figure:
+    """The Figure an element renders in (branca types get_root as any Element)."""
+    root = element.get_root()
+    if not isinstance(root, Figure):
+        raise TypeError(f"{element.get_name()} is not in a Figure")
+    return root
+
+
 def _render_macro_output_raw(self: MacroElement, **kwargs: Any) -> None:
     """branca's MacroElement.render with its header/html/script output added as RawHtml instead of Element."""
-    figure = self.get_root()
+    figure = _figure(self)
     module = self._template.module
     for part, target in (("header", figure.header), ("html", figure.html), ("script", figure.script)):
         macro = module.__dict__.get(part)
@@ -231,7 +239,9 @@ class InlineScript(MacroElement):
         self._name = "InlineScript"
         self.js = js
 
-    def render(self, **kwargs: Any) -> None:
+    def render(self, **kwargs: Any) -> None:  # type: ignore[override]  # branca: MacroElement.render returns None
+        if self._parent is None:
+            raise TypeError(f"{self.get_name()} renders inside a map")
         self.js = self.js.replace("{map}", self._parent.get_name())
         super().render(**kwargs)
 
@@ -255,7 +265,7 @@ def render_page(m: folium.Map, *, title: str, body_html: str, scripts: Sequence[
         control = folium.LayerControl(collapsed=True, position="topright")
         control.add_to(m)
         m.add_child(InlineScript(f"window.FIRELANE_LAYERS = {control.get_name()};"))
-    fig: Figure = m.get_root()
+    fig = _figure(m)
     fig.title = escape(title)
     fig.header.add_child(RawHtml('<meta name="viewport" content="width=device-width, initial-scale=1">'
                                  '<link rel="icon" href="data:,">'), name="fl_viewport")

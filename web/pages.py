@@ -299,7 +299,7 @@ def street_page(street_code: str, *, engine: Engine, viewer: Viewer) -> str:
     heat_layer(d.representative_points(hz), hz["severity"], name=i18n.tr("隐患热力图", "Hazard heatmap"),
                show=False).add_to(m)
     _context_tiles(m, ["buildings", "fire_lanes"])
-    pts = to_display(d.representative_points(hz)) if len(hz) else []
+    pts = to_display(d.representative_points(hz)) if len(hz) else np.array([], dtype=object)
     rules = {r: [i18n.rule_title(r), RULES[r].family] for r in hz["rule"].unique() if r in RULES}
     rows = [[int(i), round(p.y, 7), round(p.x, 7), r, s, dep if isinstance(dep, str) else "", float(sev or 0),
              bool(od), cref if isinstance(cref, str) else "", sref, meas, msg]
@@ -416,7 +416,7 @@ def traffic_list(tv: d.TrafficView, *, engine: Engine) -> pd.DataFrame:
         return pd.DataFrame(columns=["id", "street", "street_name", "rule", "title", "parking", "near", "compound",
                                      "status", "severity", "action", "lon", "lat"])
     with engine.connect() as conn:
-        names = dict(conn.execute(text("SELECT ref, name FROM streets")).all())
+        names: dict[str, str] = dict(conn.execute(text("SELECT ref, name FROM streets")).all())
     pts = d.representative_points(c)
     out = pd.DataFrame({
         "id": c.index.astype(int), "street": c["street_code"].fillna(""),
@@ -652,8 +652,8 @@ def index_page(*, engine: Engine, viewer: Viewer) -> str:
     """/map: the pages the role may open and the streets the viewer may see, with compound and open-hazard counts."""
     streets = read_layer("streets", engine=engine, columns=["id", "ref", "name"])  # the viewer's: gis.scope
     with engine.connect() as conn:
-        n_comp = dict(conn.execute(text("SELECT street_code, count(*) FROM compounds GROUP BY 1")).all())
-        n_haz = dict(conn.execute(text(
+        n_comp: dict[str, int] = dict(conn.execute(text("SELECT street_code, count(*) FROM compounds GROUP BY 1")).all())
+        n_haz: dict[str, int] = dict(conn.execute(text(
             f"SELECT street_code, count(*) FROM hazards t WHERE {d.OPEN_SQL} GROUP BY 1")).all())
     rows = [{"ref": r, "name": n, "href": street_href(r), "compounds": n_comp.get(r, 0),
              "open_hazards": n_haz.get(r, 0)} for r, n in zip(streets["ref"], streets["name"], strict=True)]

@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import Connection, Engine, text
 
@@ -166,6 +166,18 @@ def _yinzhou(year: int = 2020) -> Preset:
 
 PRESETS = {"changle-2022": _changle, "yinzhou-2020": _yinzhou}
 PRESET_YEARS = {"changle-2022": 2022, "yinzhou-2020": 2020}
+
+
+@overload
+def _shift(d: date, years: int) -> date: ...
+
+
+@overload
+def _shift(d: None, years: int) -> None: ...
+
+
+@overload
+def _shift(d: date | None, years: int) -> date | None: ...
 
 
 def _shift(d: date | None, years: int) -> date | None:
@@ -428,7 +440,7 @@ def list_campaigns(*, engine: Engine | None = None) -> list[Campaign]:
         return [get_campaign(i, conn=conn) for i in ids]
 
 
-def campaign_streets(conn: Connection, campaign: Campaign, *, only: Sequence[str] | None = None) -> list[Any]:
+def campaign_streets(conn: Connection, campaign: Campaign, *, only: Sequence[str] | None = None) -> Sequence[Any]:
     """The streets (ref, name) of a campaign's jurisdiction, in code order (`only`: a subset of them)."""
     where, params = [], {}
     if campaign.jurisdiction:

@@ -155,7 +155,8 @@ def record(conn: Connection, *, compound: str, item: str, status: str, actor: Ac
         {"c": c.id, "ref": c.ref, "street": c.street_code, "i": item, "s": subject or "", "st": status,
          "on": checked_on, "note": note, "d": json.dumps(details), "by": actor.username}).scalar_one()
     place = Place(compound_id=c.id, compound_ref=c.ref, compound_name=None, street_code=c.street_code)
-    open_hazard = prev.hazard_id if prev is not None and prev.hazard_status in lc.UNRESOLVED else None
+    open_prev = prev if prev is not None and prev.hazard_status in lc.UNRESOLVED else None
+    open_hazard = open_prev.hazard_id if open_prev is not None else None
     hazard_id, moved = open_hazard, None
     if status == "fail" and open_hazard is None:
         rule = MANUAL_RULES[spec.category]
@@ -170,8 +171,9 @@ def record(conn: Connection, *, compound: str, item: str, status: str, actor: Ac
     ids = tuple(p["id"] for p in added)
     if status == "fail" and open_hazard is None and hazard_id is not None:
         reports.record_found(conn, hazard_id, actor=actor, note=f"自查不合格 checklist item {item} failed", photos=ids)
-    elif status == "pass" and open_hazard is not None:
-        moved = _passed_again(conn, open_hazard, prev.hazard_status, actor=actor, after=ids, item=item, place=place)
+    elif status == "pass" and open_prev is not None:
+        moved = _passed_again(conn, open_prev.hazard_id, open_prev.hazard_status, actor=actor, after=ids, item=item,
+                              place=place)
     conn.execute(text("UPDATE checklist_items SET hazard_id = :h WHERE id = :id"), {"h": hazard_id, "id": row_id})
     doc = _row_doc(conn.execute(text(f"{_SELECT} WHERE k.id = :id"), {"id": row_id}).one())
     doc["hazard_status"] = moved or (conn.execute(text("SELECT status FROM hazards WHERE id = :h"),

@@ -123,7 +123,8 @@ def _doc(row: Any) -> dict[str, Any]:
 def queue(conn: Connection, actor: Actor, *, status: str | None = "pending", limit: int = 200) -> list[dict[str, Any]]:
     """The triage queue of the caller's streets (oldest first), or every complaint of a status."""
     _triager(actor)
-    where, params = ["TRUE"], {"limit": max(1, min(limit, 1000))}
+    where: list[str] = ["TRUE"]
+    params: dict[str, Any] = {"limit": max(1, min(limit, 1000))}
     if status:
         if status not in STATUSES:
             raise InvalidInput(f"未知状态 unknown status {status!r}; statuses: {', '.join(STATUSES)}", field="status")

@@ -265,7 +265,8 @@ def map_png(conn: Connection, ref: str, hazards: Sequence[dict[str, Any]], *, wi
     ax.set_aspect("equal")
     ax.text(0.99, 0.97, "N ↑", transform=ax.transAxes, ha="right", va="top", fontsize=10, weight="bold")
     buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, **({"pil_kwargs": {"quality": 85}} if fmt == "jpeg" else {}))
+    jpeg: dict[str, Any] = {"pil_kwargs": {"quality": 85}} if fmt == "jpeg" else {}
+    fig.savefig(buf, format=fmt, **jpeg)
     return buf.getvalue()
 
 

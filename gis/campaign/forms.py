@@ -174,7 +174,7 @@ def sheet_name(name: str, used: set[str]) -> str:
 # --- data ---------------------------------------------------------------------------------------------------------
 
 
-def _compounds(conn: Connection, streets: Sequence[str]) -> list[Any]:
+def _compounds(conn: Connection, streets: Sequence[str]) -> Sequence[Any]:
     """The streets' compounds with their feature counts (one grouped pass per layer, joined by compound id)."""
     counts = " ".join(
         f"LEFT JOIN (SELECT compound_id, count(*) AS n{extra} FROM {table} WHERE compound_id = ANY(SELECT id FROM c) "
@@ -273,7 +273,7 @@ FORM2_HEADINGS = ["序号", "检查项目", "隐患编号", "规则", "条款", 
                   "整改期限", "整改情况"]
 
 
-def _hazards(conn: Connection, compound_refs: Sequence[str]) -> list[Any]:
+def _hazards(conn: Connection, compound_refs: Sequence[str]) -> Sequence[Any]:
     return conn.execute(text(
         "SELECT t.id, t.compound_ref, t.rule, t.clause, t.measured, t.required_value, t.unit, t.message_zh, "
         "t.department, t.deadline, t.status, t.severity FROM hazards t "

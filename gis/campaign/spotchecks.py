@@ -359,7 +359,7 @@ def record(check_id: int, *, compound: str, item: str, result: str, note: str | 
             "VALUES (:c, :i, :r, :n, CAST(:p AS jsonb), CAST(:h AS jsonb), :u)"),
             {"c": check_id, "i": item, "r": result, "n": note, "p": json.dumps(photo_ids),
              "h": json.dumps(hazard_ids), "u": actor.username})
-        results = dict(conn.execute(text("SELECT item, result FROM spot_check_items WHERE check_id = :c"),
+        results: dict[str, str] = dict(conn.execute(text("SELECT item, result FROM spot_check_items WHERE check_id = :c"),
                                     {"c": check_id}).all())
         status = "failed" if "fail" in results.values() else (
             "passed" if set(results) >= set(ITEM_CODES) else "pending")

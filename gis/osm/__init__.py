@@ -17,7 +17,7 @@ import shapely
 from sqlalchemy import Engine, text
 from tqdm import tqdm
 
-from gis.coords import extent_problems
+from gis.coords import as_bounds, extent_problems
 from gis.db import transaction
 from gis.osm.derive import ATTRIBUTION, OSM_LAYERS, SOURCE, DerivedLayers, derive_layers
 from gis.osm.reader import DEFAULT_NODE_INDEX, RawOsm, read_osm
@@ -110,7 +110,7 @@ def _check_extent(conn, derived: DerivedLayers, report: OsmImportReport) -> None
     )).one()
     if box[0] is None or derived.bounds is None:
         return
-    streets = tuple(float(v) for v in box)
+    streets = as_bounds(box)
     problems = extent_problems([shapely.box(*derived.bounds)], bounds=streets, field="bbox")
     if problems:
         raise OsmImportError(

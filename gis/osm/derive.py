@@ -15,7 +15,7 @@ import pyproj
 import shapely
 from shapely import STRtree
 
-from gis.coords import metric_crs_for_bounds, to_storage
+from gis.coords import as_bounds, metric_crs_for_bounds, to_storage
 from gis.layers import STORAGE_SRID, get_layer
 from gis.osm import tags as T
 from gis.osm.reader import RawOsm, area_layers
@@ -113,7 +113,7 @@ def _to_lonlat(geoms: np.ndarray, crs: pyproj.CRS) -> np.ndarray:
 def _validate(layer: str, refs: Sequence[str], geoms: np.ndarray, dropped: list[Dropped]) -> np.ndarray:
     """Mask of valid, non-empty geometries; the others are added to `dropped` with GEOS's reason."""
     ok = shapely.is_valid(geoms) & ~shapely.is_empty(geoms) & ~shapely.is_missing(geoms)
-    for i in np.flatnonzero(~ok):
+    for i in np.flatnonzero(~ok).tolist():
         reason = shapely.is_valid_reason(geoms[i]) if geoms[i] is not None else "no geometry"
         dropped.append((layer, refs[i], f"几何无效 invalid geometry ({reason})"))
     return ok
@@ -183,7 +183,7 @@ def derive_layers(raw: RawOsm) -> DerivedLayers:
     node_pts = shapely.points([(n[3], n[4]) for n in raw.nodes]) if raw.nodes else np.array([], dtype=object)
 
     present = [g for g in (area_geoms[area_ok], line_geoms[line_ok], node_pts) if len(g)]
-    data_bounds = tuple(float(b) for b in shapely.total_bounds(np.concatenate(present))) if present else None
+    data_bounds = as_bounds(shapely.total_bounds(np.concatenate(present))) if present else None
     out.bounds = raw.header_bounds or data_bounds
     rows = {name: _Rows(name) for name in OSM_LAYERS}
     geoms: dict[str, list[Any]] = {name: [] for name in OSM_LAYERS}
@@ -307,19 +307,19 @@ def _derive_nodes(rows: dict[str, _Rows], geoms: dict[str, list[Any]], nodes: li
     door = _near(pts_m, shapely.boundary(building_m), ON_LINE_M)
     entrance = candidate & on_boundary & (gate | ~door)
     on_road = _near(pts_m, lines.metric[lines.drivable], ON_LINE_M)
-    for i in np.flatnonzero(entrance):
+    for i in np.flatnonzero(entrance).tolist():
         _add_entrance(rows["entrances"], nodes[i][0], nodes[i][1], tags[i], vehicle=bool(on_road[i]))
     geoms["entrances"].extend(pts[entrance])
 
     blocking = np.isin(barrier, list(T.OBSTRUCTION_BARRIERS)) & ~entrance & _near(pts_m, lane_m, 0.0)
-    for i in np.flatnonzero(blocking):
+    for i in np.flatnonzero(blocking).tolist():
         _add_obstruction(rows["obstructions"], nodes[i][0], nodes[i][1], tags[i], line=False)
     geoms["obstructions"].extend(pts[blocking])
     line_tags = [t for _, _, t in lines.items]
     barrier_line = np.array([t.get("barrier") in T.OBSTRUCTION_LINE_BARRIERS and "highway" not in t
                              for t in line_tags], dtype=bool)
     crossing = barrier_line & _near(lines.metric, lane_m, 0.0)
-    for i in np.flatnonzero(crossing):
+    for i in np.flatnonzero(crossing).tolist():
         ref, version, t = lines.items[i]
         _add_obstruction(rows["obstructions"], ref, version, t, line=True)
     geoms["obstructions"].extend(lines.lonlat[crossing])

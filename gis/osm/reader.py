@@ -10,6 +10,7 @@ from pathlib import Path
 import osmium
 import osmium.filter
 import osmium.geom
+import osmium.osm
 from tqdm import tqdm
 
 from gis.osm import tags as T
@@ -24,6 +25,8 @@ DEFAULT_NODE_INDEX = "sparse_file_array"
 WANTED_KEYS = ("building", "landuse", "highway", "emergency", "barrier", "entrance", "amenity")
 #: Highway ways that become roads wherever they lie (their loss at the extract's edge is reported per way).
 _ROAD_HIGHWAYS = T.CITY_HIGHWAYS | T.LANE_HIGHWAYS
+#: An object's tags: libosmium's TagList view while streaming, a dict once kept.
+Tags = Mapping[str, str] | osmium.osm.TagList
 
 
 @dataclass
@@ -47,7 +50,7 @@ class RawOsm:
     ignored_incomplete: int = 0
 
 
-def area_layers(tags: Mapping[str, str]) -> tuple[str, ...]:
+def area_layers(tags: Tags) -> tuple[str, ...]:
     """The firelane layers an OSM area with these tags feeds (compounds, buildings, parking), possibly none."""
     out = []
     if tags.get("landuse") == "residential":
@@ -60,7 +63,7 @@ def area_layers(tags: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _node_wanted(tags: Mapping[str, str]) -> bool:
+def _node_wanted(tags: Tags) -> bool:
     barrier = tags.get("barrier")
     return (
         tags.get("emergency") == "fire_hydrant"
@@ -72,7 +75,7 @@ def _node_wanted(tags: Mapping[str, str]) -> bool:
     )
 
 
-def _line_wanted(tags: Mapping[str, str]) -> bool:
+def _line_wanted(tags: Tags) -> bool:
     highway = tags.get("highway")
     return (
         highway in T.CITY_HIGHWAYS or highway in T.LANE_HIGHWAYS or highway in T.WALKWAY_HIGHWAYS
@@ -120,7 +123,7 @@ def read_osm(path: str | Path, *, node_index: str = DEFAULT_NODE_INDEX, progress
             if count % 2000 == 0:
                 bar.update(2000)
             tags = obj.tags  # a TagList view; copied to a dict only for the objects kept
-            if obj.is_area():
+            if isinstance(obj, osmium.osm.Area):
                 layers = area_layers(tags)
                 if not layers:
                     continue
@@ -134,11 +137,11 @@ def read_osm(path: str | Path, *, node_index: str = DEFAULT_NODE_INDEX, progress
                     continue
                 raw.areas.append((ref, obj.version, dict(tags), bytes.fromhex(wkb)))
                 assembled.add(ref)
-            elif obj.is_node():
+            elif isinstance(obj, osmium.osm.Node):
                 if _node_wanted(tags) and obj.location.valid():
                     raw.nodes.append((f"osm:node/{obj.id}", obj.version, dict(tags), obj.location.lon,
                                       obj.location.lat))
-            elif obj.is_way():
+            elif isinstance(obj, osmium.osm.Way):
                 ref = f"osm:way/{obj.id}"
                 layers = area_layers(tags)
                 if layers:
@@ -163,7 +166,7 @@ def read_osm(path: str | Path, *, node_index: str = DEFAULT_NODE_INDEX, progress
                         raw.dropped.append(("roads", ref, reason))
                     elif reason:
                         raw.ignored_incomplete += 1
-            elif obj.is_relation():
+            elif isinstance(obj, osmium.osm.Relation):
                 if tags.get("type") == "multipolygon":
                     layers = area_layers(tags)
                     if layers:

@@ -141,7 +141,7 @@ def township_centroids(district: District, outline_m: shapely.Geometry, to_metri
     known_streets = ~np.isnan(xs) & is_street
     urban = shapely.convex_hull(shapely.multipoints(np.column_stack([xs, ys])[known_streets])).buffer(URBAN_REACH_M)
     urban_grid = grid[shapely.contains_xy(urban, grid[:, 0], grid[:, 1])]
-    for i in np.flatnonzero(np.isnan(xs)):
+    for i in np.flatnonzero(np.isnan(xs)).tolist():
         known = np.column_stack([xs, ys])[~np.isnan(xs)]
         cand = urban_grid if is_street[i] and len(urban_grid) else grid
         d = np.sqrt(((cand[:, None, :] - known[None, :, :]) ** 2).sum(axis=2)).min(axis=1)
@@ -149,7 +149,7 @@ def township_centroids(district: District, outline_m: shapely.Geometry, to_metri
         rules[i] = "farthest_point"
     pts = shapely.points(xs, ys)
     outside = ~shapely.contains(outline_m, pts)
-    for i in np.flatnonzero(outside):
+    for i in np.flatnonzero(outside).tolist():
         near = shapely.shortest_line(pts[i], outline_m)
         xs[i], ys[i] = shapely.get_coordinates(near)[1]
         rules[i] += "+snapped"

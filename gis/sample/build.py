@@ -323,7 +323,7 @@ def finalise(world: World, metric: pyproj.CRS, streets: gpd.GeoDataFrame) -> dic
         ref = np.where(own, np.char.add(np.char.add(crefs[np.maximum(ci, 0)].astype(str), "-"), key), key)
         street = f["street"].to_numpy() if "street" in f.columns else np.full(len(f), None, dtype=object)
         f = f.assign(ref=ref.astype(object),
-                     compound_ref=np.where(own, crefs[np.maximum(ci, 0)], None).astype(object),
+                     compound_ref=np.where(own, crefs[np.maximum(ci, 0)], np.full(len(f), None, dtype=object)),
                      street_code=np.where(own, cstreet[np.maximum(ci, 0)], street).astype(object),
                      source=SOURCE)
         if name == "aerial_areas" and len(f):

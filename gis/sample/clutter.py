@@ -78,11 +78,11 @@ def bollards(tpl: Template, cis: np.ndarray) -> pd.DataFrame:
     """Bollards (points) at the pedestrian gates, a metre inside the boundary."""
     ent = tpl.layers["entrances"]
     ped = ent[ent["role"] == "pedestrian"]
-    pts = []
+    gates: list[tuple[float, float]] = []
     for g in ped["geometry"]:
         inward = 1.0 if g.x < tpl.width / 2 else -1.0
-        pts += [(g.x + inward, g.y - 0.8), (g.x + inward, g.y + 0.8)]
-    pts = np.array(pts)
+        gates += [(g.x + inward, g.y - 0.8), (g.x + inward, g.y + 0.8)]
+    pts = np.array(gates)
     ci = np.repeat(cis, len(pts))
     geoms = shapely.points(np.tile(pts, (len(cis), 1)))
     return _frame(ci, _keys("D", ci), geoms, "bollard", kind="bollard", size_m=0.3, removable=False)

@@ -826,8 +826,8 @@ def park_entrance(world: World, ci: int, rng: np.random.Generator, variant: str)
     comp = world.compounds.iloc[ci]
     street = comp["street"]
     geom = shapely.affinity.translate(geom, comp["u0"], comp["v0"])
-    n = world.__dict__.setdefault("_kx", {}).get(street, 0) + 1
-    world._kx[street] = n
+    n = world.kx_serials.get(street, 0) + 1
+    world.kx_serials[street] = n
     key = world.add("parking", -1, "", geom, key=f"{street}-KX{n:04d}", street=street,
                     kind="stall" if variant == "stall" else "vehicle", vehicle_type="car")
     if variant != "pass":

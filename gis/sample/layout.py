@@ -233,8 +233,8 @@ def old_template(width: float, rows: int, per_half: int) -> Template:
     through_row = next(r for r in b.rows["fire_lanes"] if r["key"] == through)
     through_row["geometry"] = shapely.union_all(
         [through_row["geometry"], *(fillet(c, d, OLD_FILLET) for cs in junction_corners.values() for c, d in cs)])
-    for key, corners in junction_corners.items():
-        dead_ends[key]["corners"] = corners
+    for junction, corners in junction_corners.items():
+        dead_ends[junction]["corners"] = corners
     # parking stalls (west half of gap 0) and an e-bike shed (east half of gap 0)
     g0 = gap_bottom(0)
     stalls = []

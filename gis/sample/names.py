@@ -47,7 +47,7 @@ def compound_names(kinds: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def road_names(n: int, suffix: str, rng: np.random.Generator, *, taken: set[str] | None = None) -> list[str]:
     """`n` unique road names ending in `suffix` (路/街); `taken` names are avoided and extended."""
     taken = set() if taken is None else taken
-    out = []
+    out: list[str] = []
     stems = rng.permutation(len(ROAD_STEMS))
     k = 0
     while len(out) < n:

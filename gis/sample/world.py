@@ -43,6 +43,7 @@ class World:
     truths: list[Truth] = field(default_factory=list)
     keep_out: dict[int, list[shapely.Geometry]] = field(default_factory=dict)
     street_frames: dict = field(default_factory=dict)
+    kx_serials: dict[str, int] = field(default_factory=dict)  # per street: the last entrance-parking key number
     _pos: dict[str, dict[tuple[int, str], int]] = field(default_factory=dict)
     _by_ci: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)
     _added: dict[str, list[dict]] = field(default_factory=dict)
