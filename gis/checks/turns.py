@@ -276,29 +276,30 @@ class _Boundaries:
         rings, ring_owner = shapely.get_rings(polys, return_index=True)
         xy, ring = shapely.get_coordinates(rings, return_index=True)
         seg = np.flatnonzero(ring[1:] == ring[:-1])
-        self.p0, self.p1 = xy[seg], xy[seg + 1]
         self.part = used[owner[ring_owner[ring[seg]]]]
-        self.lo, self.hi = np.minimum(self.p0, self.p1), np.maximum(self.p0, self.p1)
+        # one array per coordinate (the pairs below index them by the hundred thousand)
+        self.x0, self.y0 = xy[seg, 0], xy[seg, 1]
+        x1, y1 = xy[seg + 1, 0], xy[seg + 1, 1]
+        self.ex, self.ey = x1 - self.x0, y1 - self.y0
+        self.xlo, self.xhi = np.minimum(self.x0, x1), np.maximum(self.x0, x1)
+        self.ylo, self.yhi = np.minimum(self.y0, y1), np.maximum(self.y0, y1)
         self.tree = None
         if not len(seg):
             return
         # runs: a new one where the ring changes or the length along the ring passes a multiple of CHUNK_M
-        d = self.p1 - self.p0
-        along = np.cumsum(np.hypot(d[:, 0], d[:, 1]))
+        length = np.hypot(self.ex, self.ey)
+        along = np.cumsum(length)
         seg_ring = ring[seg]
         new_ring = np.r_[True, seg_ring[1:] != seg_ring[:-1]]
-        along -= np.maximum.accumulate(np.where(new_ring, along - np.hypot(d[:, 0], d[:, 1]), 0.0))
+        along -= np.maximum.accumulate(np.where(new_ring, along - length, 0.0))
         bucket = np.floor(along / CHUNK_M)
         starts = np.flatnonzero(new_ring | np.r_[True, bucket[1:] != bucket[:-1]])
         self.run_lo, self.run_hi = starts, np.r_[starts[1:], len(seg)]
-        # each run's line: its segments' first points and its last segment's end
-        size = self.run_hi - self.run_lo + 1
-        pos = np.arange(size.sum()) - np.repeat(np.cumsum(size) - size, size)
-        k = np.repeat(np.arange(len(starts)), size)
-        coords = np.where((pos < size[k] - 1)[:, None], self.p0[np.minimum(self.run_lo[k] + pos, len(seg) - 1)],
-                          self.p1[self.run_hi[k] - 1])
         self.run_part = self.part[starts]
-        self.tree = STRtree(shapely.linestrings(coords, indices=k))
+        # each run's line: its segments' vertices, consecutive in its ring's coordinates
+        size = self.run_hi - self.run_lo + 1
+        self.tree = STRtree(shapely.linestrings(xy[_ranges(seg[starts], size)],
+                                                indices=np.repeat(np.arange(len(starts)), size)))
 
     def probe(self, start: np.ndarray, normal: np.ndarray, part: np.ndarray, limit: np.ndarray) -> np.ndarray:
         """Distance from each start point along its normal to the first crossing of its surface's boundary, inf
@@ -315,28 +316,32 @@ class _Boundaries:
             reach = np.minimum(limit[todo], stage)
             a = start[todo] + 0.01 * normal[todo]
             b = start[todo] + reach[:, None] * normal[todo]
-            ri, ci = self.tree.query(shapely.linestrings(np.stack([a, b], axis=1)))  # (envelopes)
+            ri, ci = self.tree.query(shapely.linestrings(np.stack([a, b], axis=1)))  # (envelopes; by probe)
             same = self.run_part[ci] == part[todo[ri]]
             ri, ci = ri[same], ci[same]
             k, si = gm.pairs_in_ranges(self.run_lo[ci], self.run_hi[ci])
             ri = ri[k]
             # the segments whose envelopes the probe's meets
-            lo, hi = np.minimum(a, b)[ri], np.maximum(a, b)[ri]
-            meet = ((self.lo[si] <= hi) & (self.hi[si] >= lo)).all(axis=1)
+            lo, hi = np.minimum(a, b), np.maximum(a, b)
+            meet = ((self.xlo[si] <= hi[ri, 0]) & (self.xhi[si] >= lo[ri, 0]) & (self.ylo[si] <= hi[ri, 1])
+                    & (self.yhi[si] >= lo[ri, 1]))
             ri, si = ri[meet], si[meet]
             r_of = reach[ri]
             ri = todo[ri]
             # start + t * normal = p0 + u * (p1 - p0), the probe running from t = 0.01 to t = reach
-            e = self.p1[si] - self.p0[si]
-            n = normal[ri]
-            den = n[:, 0] * e[:, 1] - n[:, 1] * e[:, 0]
-            q = self.p0[si] - start[ri]
+            ex, ey = self.ex[si], self.ey[si]
+            nx, ny = normal[ri, 0], normal[ri, 1]
+            den = nx * ey - ny * ex
+            qx, qy = self.x0[si] - start[ri, 0], self.y0[si] - start[ri, 1]
             ok = np.abs(den) > 1e-12
             safe = np.where(ok, den, 1.0)
-            t = (q[:, 0] * e[:, 1] - q[:, 1] * e[:, 0]) / safe
-            u = (q[:, 0] * n[:, 1] - q[:, 1] * n[:, 0]) / safe
+            t = (qx * ey - qy * ex) / safe
+            u = (qx * ny - qy * nx) / safe
             hit = ok & (t >= 0.01 - 1e-9) & (t <= r_of + 1e-9) & (u >= -1e-9) & (u <= 1.0 + 1e-9)
-            np.minimum.at(out, ri[hit], t[hit])
+            ri, t = ri[hit], t[hit]
+            if len(ri):  # (ri is sorted: the query answers probe by probe)
+                first = np.flatnonzero(np.r_[True, ri[1:] != ri[:-1]])
+                out[ri[first]] = np.minimum(out[ri[first]], np.minimum.reduceat(t, first))
             todo = todo[np.isinf(out[todo]) & (limit[todo] > stage)]
         return out
 
