@@ -715,7 +715,7 @@ def _cut_off(ctx: CheckContext, net, subject: np.ndarray, gate: np.ndarray, driv
     ent = ctx.view("entrances")
     crefs = {ent.compound_refs[drive_row[g]] for g in gate[gate >= 0]}
     lanes_of = np.isin(np.arange(net.n), subject[subject >= 0]) | np.isin(net.crefs, list(crefs))
-    near = np.unique(STRtree(b.geoms).query(net.geoms[lanes_of], predicate="dwithin", distance=serve)[1])
+    near = np.unique(at.tree(ctx, "buildings").query(net.geoms[lanes_of], predicate="dwithin", distance=serve)[1])
     bi, li = STRtree(net.geoms).query(b.geoms[near], predicate="dwithin", distance=serve)
     bi = near[bi]
     n_lanes = np.bincount(bi, minlength=len(b))
