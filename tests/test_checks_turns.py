@@ -206,3 +206,42 @@ def test_leg_probes_find_the_first_crossing_of_their_own_surface():
     first = np.where(shapely.is_empty(hits), np.inf, shapely.distance(shapely.points(start), hits))
     assert len(part) > 1000 and np.isfinite(got).sum() > 500 and np.isinf(got).sum() > 50
     assert np.allclose(got, first, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("second_gate", [False, True])
+def test_an_entrance_turn_cuts_off_the_compound_unless_another_gate_is_passable(second_gate):
+    # G1's turn off a 12 m road falls short (as above); the compound's buildings by its lanes lose their access,
+    # unless a second vehicle gate is passable: G2's driveway meets the road in corners that are no passages (2 m
+    # legs of an 8 m driveway), and a driveway whose corners are no passages is passable
+    gates = [{"ref": "G1", "kind": "vehicle", "width_m": 4.0, "geometry": Point(10, 0)}]
+    if second_gate:
+        gates.append({"ref": "G2", "kind": "vehicle", "width_m": 8.0, "geometry": Point(150, 0)})
+    building = {"ref": "B1", "floors": 6, "height_m": 18.0, "geometry": box(20, 40, 40, 60)}
+    got = turn_findings(context(fire_lanes=lane_rows(box(8, 0, 12, 100)), road_width=12.0, entrances=gates,
+                                buildings=[building]))
+    assert list(got["subject_ref"]) == ["G1"]
+    assert got["other_refs"].iloc[0] == ([] if second_gate else ["B1"])
+
+
+def test_a_long_curve_is_cut_into_corners_of_at_most_150_degrees_as_a_walk_along_it_would():
+    # a half-disc hole (a drop-off loop around a planter): its 60 m straight side starts the run, which turns
+    # 360 degrees in all; walking along it, a new corner starts where the next vertex would take the sum past 150
+    for quad_segs in (3, 8, 16, 45):
+        disc = Point(50, 50).buffer(30, quad_segs=quad_segs)
+        hole = disc.intersection(box(0, 50, 100, 100))
+        surface = turns.simplified(np.array([box(0, 0, 100, 100).difference(hole)], dtype=object))
+        xy, ring = shapely.get_coordinates(shapely.get_rings(shapely.get_parts(surface)), return_index=True)
+        last = np.r_[ring[1:] != ring[:-1], True]
+        xy, ring = xy[~last], ring[~last]
+        first, _, member, run = turns._corner_runs(xy, ring)
+        prev, nxt = turns._ring_neighbours(ring)
+        into, out = xy - xy[prev], xy[nxt] - xy
+        turn = np.degrees(np.abs(np.arctan2(into[:, 0] * out[:, 1] - into[:, 1] * out[:, 0], (into * out).sum(1))))
+        walk, pieces = 0.0, [[]]
+        for v in member:
+            if walk > 0 and walk + turn[v] > turns.TURN_MAX_DEG:
+                walk, pieces = 0.0, [*pieces, []]
+            walk += turn[v]
+            pieces[-1].append(v)
+        assert len(pieces) >= 3
+        assert [list(member[run == r]) for r in range(run.max() + 1)] == pieces

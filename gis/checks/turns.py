@@ -3,6 +3,7 @@ the city road included, judged inside the drivable surface (lanes, entrance driv
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -153,15 +154,22 @@ def _corner_runs(xy: np.ndarray, ring: np.ndarray) -> tuple[np.ndarray, np.ndarr
     if (total > TURN_MAX_DEG).any():
         labels = run.astype(np.int64) * len(member)   # room for the pieces of a split run, order kept
         starts = np.searchsorted(run, np.arange(len(total) + 1))  # (members are sorted by run)
-        member_turn = turn[member].tolist()
-        for r in np.flatnonzero(total > TURN_MAX_DEG).tolist():  # the long curves of a partition
-            piece, acc_turn = 0, 0.0
-            for j in range(starts[r], starts[r + 1]):
-                t = member_turn[j]
-                if acc_turn > 0 and acc_turn + t > TURN_MAX_DEG:
-                    piece, acc_turn = piece + 1, 0.0
-                acc_turn += t
-                labels[j] += piece
+        long = np.flatnonzero(total > TURN_MAX_DEG)   # the long curves of a partition
+        pos, end = starts[long], starts[long + 1]
+        member_turn = turn[member]
+        piece = 0
+        while len(pos):  # every long run's next piece at once: a handful of rounds
+            col = np.arange(int((end - pos).max()))
+            inside = col[None, :] < (end - pos)[:, None]
+            # the turn summed from the piece's first member, added one member after the other as a walk would
+            summed = np.add.accumulate(np.where(inside, member_turn[np.minimum(pos[:, None] + col, len(member) - 1)],
+                                                0.0), axis=1)
+            before = np.c_[np.zeros(len(pos)), summed[:, :-1]]
+            cut = inside & (before > 0) & (summed > TURN_MAX_DEG)
+            more = cut.any(axis=1)
+            stop = np.where(more, pos + cut.argmax(axis=1), end)
+            labels[gm.pairs_in_ranges(pos, stop)[1]] += piece
+            pos, end, piece = stop[more], end[more], piece + 1
         run = np.unique(labels, return_inverse=True)[1]
     if not len(run):
         return member[:0], member[:0], member, run
@@ -226,28 +234,36 @@ def measure_legs(c: Corners, simple: np.ndarray) -> tuple[Corners, np.ndarray]:
     """The legs' widths, probed across each leg from points near the corner to the far side of its simplified
     surface (`simple[c.part]`), and only the corners whose legs are passages (ARM_RATIO).
 
-    A leg wider than its length / ARM_RATIO is no passage, so no probe looks farther; the second legs are probed
-    only at corners whose first leg is a passage."""
+    A leg wider than its length / ARM_RATIO is no passage, so no probe looks farther; each corner's shorter leg
+    (the one more often no passage) is probed first, the other only where the first is a passage (a corner
+    dropped is dropped whichever leg fails)."""
     n = len(c)
     if not n:
         return c, np.empty(0, dtype=np.int64)
-    k = len(PROBE_AT)
     edges = _Boundaries(simple, np.unique(c.part))
-    # (the narrowest of the probes: one may run into a side road across the leg)
-    starts = np.vstack([c.a1 - (f * np.minimum(c.len1, 2 * PROBE_M))[:, None] * c.t1 for f in PROBE_AT])
-    w1 = edges.probe(starts, np.tile(c.n1, (k, 1)), np.tile(c.part, k), np.tile(c.len1 / ARM_RATIO, k))
-    w1 = w1.reshape(k, n).min(axis=0)
-    one = np.flatnonzero(c.len1 >= ARM_RATIO * w1)
-    w2 = np.full(n, np.inf)
+    first = c.len1 <= c.len2
+    w = np.full((2, n), np.inf)  # (leg 1, leg 2)
+    w[np.where(first, 0, 1), np.arange(n)] = _leg_widths(edges, c, np.arange(n), first)
+    one = np.flatnonzero(np.where(first, c.len1, c.len2) >= ARM_RATIO * w.min(axis=0))
     if len(one):
-        starts = np.vstack([c.a2[one] + (f * np.minimum(c.len2[one], 2 * PROBE_M))[:, None] * c.t2[one]
-                            for f in PROBE_AT])
-        got = edges.probe(starts, np.tile(c.n2[one], (k, 1)), np.tile(c.part[one], k),
-                          np.tile(c.len2[one] / ARM_RATIO, k))
-        w2[one] = got.reshape(k, len(one)).min(axis=0)
-    c = Corners(**{**{f: getattr(c, f) for f in c.__dataclass_fields__}, "w1": w1, "w2": w2})
-    kept = np.flatnonzero((c.len1 >= ARM_RATIO * w1) & (c.len2 >= ARM_RATIO * w2))
+        w[np.where(first[one], 1, 0), one] = _leg_widths(edges, c, one, ~first[one])
+    c = dataclasses.replace(c, w1=w[0], w2=w[1])
+    kept = np.flatnonzero((c.len1 >= ARM_RATIO * w[0]) & (c.len2 >= ARM_RATIO * w[1]))
     return c.take(kept), kept
+
+
+def _leg_widths(edges: _Boundaries, c: Corners, idx: np.ndarray, leg1: np.ndarray) -> np.ndarray:
+    """Widths of corners `idx`' first legs (where `leg1`) or second legs: the narrowest of PROBE_AT's probes (one
+    may run into a side road across the leg)."""
+    k = len(PROBE_AT)
+    one = leg1[:, None]
+    a = np.where(one, c.a1[idx], c.a2[idx])
+    along = np.where(one, -c.t1[idx], c.t2[idx])  # from the corner down the leg
+    normal = np.where(one, c.n1[idx], c.n2[idx])
+    length = np.where(leg1, c.len1[idx], c.len2[idx])
+    starts = np.vstack([a + (f * np.minimum(length, 2 * PROBE_M))[:, None] * along for f in PROBE_AT])
+    got = edges.probe(starts, np.tile(normal, (k, 1)), np.tile(c.part[idx], k), np.tile(length / ARM_RATIO, k))
+    return got.reshape(k, len(idx)).min(axis=0)
 
 
 class _Boundaries:
@@ -260,29 +276,30 @@ class _Boundaries:
         rings, ring_owner = shapely.get_rings(polys, return_index=True)
         xy, ring = shapely.get_coordinates(rings, return_index=True)
         seg = np.flatnonzero(ring[1:] == ring[:-1])
-        self.p0, self.p1 = xy[seg], xy[seg + 1]
         self.part = used[owner[ring_owner[ring[seg]]]]
-        self.lo, self.hi = np.minimum(self.p0, self.p1), np.maximum(self.p0, self.p1)
+        # one array per coordinate (the pairs below index them by the hundred thousand)
+        self.x0, self.y0 = xy[seg, 0], xy[seg, 1]
+        x1, y1 = xy[seg + 1, 0], xy[seg + 1, 1]
+        self.ex, self.ey = x1 - self.x0, y1 - self.y0
+        self.xlo, self.xhi = np.minimum(self.x0, x1), np.maximum(self.x0, x1)
+        self.ylo, self.yhi = np.minimum(self.y0, y1), np.maximum(self.y0, y1)
         self.tree = None
         if not len(seg):
             return
         # runs: a new one where the ring changes or the length along the ring passes a multiple of CHUNK_M
-        d = self.p1 - self.p0
-        along = np.cumsum(np.hypot(d[:, 0], d[:, 1]))
+        length = np.hypot(self.ex, self.ey)
+        along = np.cumsum(length)
         seg_ring = ring[seg]
         new_ring = np.r_[True, seg_ring[1:] != seg_ring[:-1]]
-        along -= np.maximum.accumulate(np.where(new_ring, along - np.hypot(d[:, 0], d[:, 1]), 0.0))
+        along -= np.maximum.accumulate(np.where(new_ring, along - length, 0.0))
         bucket = np.floor(along / CHUNK_M)
         starts = np.flatnonzero(new_ring | np.r_[True, bucket[1:] != bucket[:-1]])
         self.run_lo, self.run_hi = starts, np.r_[starts[1:], len(seg)]
-        # each run's line: its segments' first points and its last segment's end
-        size = self.run_hi - self.run_lo + 1
-        pos = np.arange(size.sum()) - np.repeat(np.cumsum(size) - size, size)
-        k = np.repeat(np.arange(len(starts)), size)
-        coords = np.where((pos < size[k] - 1)[:, None], self.p0[np.minimum(self.run_lo[k] + pos, len(seg) - 1)],
-                          self.p1[self.run_hi[k] - 1])
         self.run_part = self.part[starts]
-        self.tree = STRtree(shapely.linestrings(coords, indices=k))
+        # each run's line: its segments' vertices, consecutive in its ring's coordinates
+        size = self.run_hi - self.run_lo + 1
+        self.tree = STRtree(shapely.linestrings(xy[_ranges(seg[starts], size)],
+                                                indices=np.repeat(np.arange(len(starts)), size)))
 
     def probe(self, start: np.ndarray, normal: np.ndarray, part: np.ndarray, limit: np.ndarray) -> np.ndarray:
         """Distance from each start point along its normal to the first crossing of its surface's boundary, inf
@@ -299,28 +316,32 @@ class _Boundaries:
             reach = np.minimum(limit[todo], stage)
             a = start[todo] + 0.01 * normal[todo]
             b = start[todo] + reach[:, None] * normal[todo]
-            ri, ci = self.tree.query(shapely.linestrings(np.stack([a, b], axis=1)))  # (envelopes)
+            ri, ci = self.tree.query(shapely.linestrings(np.stack([a, b], axis=1)))  # (envelopes; by probe)
             same = self.run_part[ci] == part[todo[ri]]
             ri, ci = ri[same], ci[same]
             k, si = gm.pairs_in_ranges(self.run_lo[ci], self.run_hi[ci])
             ri = ri[k]
             # the segments whose envelopes the probe's meets
-            lo, hi = np.minimum(a, b)[ri], np.maximum(a, b)[ri]
-            meet = ((self.lo[si] <= hi) & (self.hi[si] >= lo)).all(axis=1)
+            lo, hi = np.minimum(a, b), np.maximum(a, b)
+            meet = ((self.xlo[si] <= hi[ri, 0]) & (self.xhi[si] >= lo[ri, 0]) & (self.ylo[si] <= hi[ri, 1])
+                    & (self.yhi[si] >= lo[ri, 1]))
             ri, si = ri[meet], si[meet]
             r_of = reach[ri]
             ri = todo[ri]
             # start + t * normal = p0 + u * (p1 - p0), the probe running from t = 0.01 to t = reach
-            e = self.p1[si] - self.p0[si]
-            n = normal[ri]
-            den = n[:, 0] * e[:, 1] - n[:, 1] * e[:, 0]
-            q = self.p0[si] - start[ri]
+            ex, ey = self.ex[si], self.ey[si]
+            nx, ny = normal[ri, 0], normal[ri, 1]
+            den = nx * ey - ny * ex
+            qx, qy = self.x0[si] - start[ri, 0], self.y0[si] - start[ri, 1]
             ok = np.abs(den) > 1e-12
             safe = np.where(ok, den, 1.0)
-            t = (q[:, 0] * e[:, 1] - q[:, 1] * e[:, 0]) / safe
-            u = (q[:, 0] * n[:, 1] - q[:, 1] * n[:, 0]) / safe
+            t = (qx * ey - qy * ex) / safe
+            u = (qx * ny - qy * nx) / safe
             hit = ok & (t >= 0.01 - 1e-9) & (t <= r_of + 1e-9) & (u >= -1e-9) & (u <= 1.0 + 1e-9)
-            np.minimum.at(out, ri[hit], t[hit])
+            ri, t = ri[hit], t[hit]
+            if len(ri):  # (ri is sorted: the query answers probe by probe)
+                first = np.flatnonzero(np.r_[True, ri[1:] != ri[:-1]])
+                out[ri[first]] = np.minimum(out[ri[first]], np.minimum.reduceat(t, first))
             todo = todo[np.isinf(out[todo]) & (limit[todo] > stage)]
         return out
 
@@ -494,24 +515,21 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
     simple = np.full(len(surfaces), None, dtype=object)
     simple[mine] = simplified(surfaces[mine])
     corners = find_corners(simple[mine], probe=False, is_simple=True)
-    corners = Corners(**{**{f: getattr(corners, f) for f in corners.__dataclass_fields__},
-                         "part": mine[corners.part]})
+    corners = dataclasses.replace(corners, part=mine[corners.part])
     if not len(corners):
         return []
-    n_found = len(corners)
-    every_touch = corners.touch()
+    found = corners
     # each corner's legs measured on its surface (corners are measured independently); only passages stay
     corners, passage = measure_legs(corners, simple)
     if not len(corners):
         return []
-    # which driveway each corner belongs to (every corner found: a driveway whose corners are no passages is
-    # passable)
-    di, dj = (STRtree(drive).query(every_touch, predicate="dwithin", distance=TOUCH_M) if len(drive)
+    # which driveway each passage belongs to (by its vertices; a corner near two driveways takes the last)
+    touch = corners.touch()
+    di, dj = (STRtree(drive).query(touch, predicate="dwithin", distance=TOUCH_M) if len(drive)
               else (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)))
-    gate = np.full(n_found, -1, dtype=np.int64)
+    gate = np.full(len(corners), -1, dtype=np.int64)
     if len(di):
         gate[di] = dj
-    gate = gate[passage]
     # the truck each corner needs: an aerial ladder truck where the lanes at the corner (or its driveway) serve a
     # high-rise
     tall = _high_rise(ctx)
@@ -519,10 +537,10 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
     if len(tall):
         at_corner = np.zeros(len(corners), dtype=bool)
         if len(lanes):
-            tl = np.unique(STRtree(tall).query(lanes, predicate="dwithin", distance=serve)[0])
+            # (the buildings query the lanes: a footprint is the prepared side of each distance test)
+            tl = np.unique(STRtree(lanes).query(tall, predicate="dwithin", distance=serve)[1])
             if len(tl):
-                at_corner[STRtree(every_touch[passage]).query(lanes[tl], predicate="dwithin",
-                                                              distance=TOUCH_M)[1]] = True
+                at_corner[STRtree(touch).query(lanes[tl], predicate="dwithin", distance=TOUCH_M)[1]] = True
         if len(drive):
             drive_tall = np.zeros(len(drive), dtype=bool)
             drive_tall[STRtree(tall).query(drive, predicate="dwithin", distance=serve)[0]] = True
@@ -535,10 +553,10 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
     look = np.flatnonzero(~shapely.covers(surfaces[corners.part], swept_bands(corners, need, w, PLACEMENTS[0])))
     if not len(look):
         return []
-    corners, gate, passage, need = corners.take(look), gate[look], passage[look], need[look]
+    corners, gate, need = corners.take(look), gate[look], need[look]
     # which lanes each of those corners belongs to (the lanes query the corners: a lane polygon is the prepared
     # side of each distance test)
-    li, ci = (STRtree(every_touch[passage]).query(lanes, predicate="dwithin", distance=TOUCH_M) if len(lanes)
+    li, ci = (STRtree(touch[look]).query(lanes, predicate="dwithin", distance=TOUCH_M) if len(lanes)
               else (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)))
     rank = np.array([_PRIORITY.get(k, 9) for k in net.kinds], dtype=np.int64) if net.n else np.empty(0, int)
     subject = np.full(len(corners), -1, dtype=np.int64)
@@ -551,7 +569,7 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
     sel = np.flatnonzero(own & ((subject >= 0) | (gate >= 0)))
     if not len(sel):
         return []
-    corners, subject, gate, keep, need = corners.take(sel), subject[sel], gate[sel], passage[sel], need[sel]
+    corners, subject, gate, keep, need = corners.take(sel), subject[sel], gate[sel], look[sel], need[sel]
     # only the surfaces with such a corner are grown, once (a band may graze the edge by the depth tolerance), and
     # those corners go through every placement; each corner's bands (any placement, any radius up to the need) lie
     # in a box around it, so the overlays run against the grown surface inside that box only
@@ -566,8 +584,11 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
     corners, subject, gate, need, local = corners.take(bad), subject[bad], gate[bad], need[bad], local[bad]
     best = largest_radius(corners, local, need, w)
     bands = swept_bands(corners, need, w)
-    lost = _cut_off(ctx, net, subject, gate, drive, drive_row, serve, ok_gates=_passable_gates(
-        np.flatnonzero(ok), keep, di, dj))
+    # (only the driveways of the compounds whose entrance turns fail are asked whether they are passable)
+    failing_crefs = set(ent.compound_refs[drive_row[gate[subject < 0]]]) if len(drive_row) else set()
+    asked = np.flatnonzero(np.array([c in failing_crefs for c in ent.compound_refs[drive_row]], dtype=bool))
+    ok_gates = _passable_gates(found, passage, np.setdiff1d(keep, keep[np.flatnonzero(ok)]), di, dj, drive, asked)
+    lost = _cut_off(ctx, net, subject, gate, drive, drive_row, serve, ok_gates=ok_gates)
     # one finding per subject and set of buildings cut off (its ledger key): a lane failing at several corners is
     # one hazard, measured at its tightest corner (the largest shortfall), with every failing corner as evidence
     entrance = drive_row[np.maximum(gate, 0)] if len(drive_row) else np.zeros(len(gate), dtype=np.int64)
@@ -616,13 +637,31 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
     return out
 
 
-def _passable_gates(ok_idx: np.ndarray, keep: np.ndarray, di: np.ndarray, dj: np.ndarray) -> np.ndarray:
-    """Driveways whose every corner passes (indices into the driveways)."""
-    if not len(di):
-        return np.empty(0, dtype=np.int64)
-    failing = np.setdiff1d(keep, keep[ok_idx])
+def _passable_gates(found: Corners, passage: np.ndarray, failing: np.ndarray, di: np.ndarray, dj: np.ndarray,
+                    drive: np.ndarray, asked: np.ndarray) -> np.ndarray:
+    """Of the driveways `asked`, those some corner found lies at (its vertices within TOUCH_M) and no failing
+    corner does: a driveway whose corners are no passages is passable. (`di`, `dj`: passage and driveway of each
+    passage's driveway; `failing`: passage indices.) Only the driveways no passage decides are looked for among
+    the corners that are no passages, boxes first."""
     blocked = np.unique(dj[np.isin(di, failing)])
-    return np.setdiff1d(np.unique(dj), blocked)
+    touched = np.intersect1d(asked, dj)
+    rest = np.setdiff1d(asked, np.concatenate([touched, blocked]))
+    other = np.setdiff1d(np.arange(len(found)), passage)
+    if len(rest) and len(other):
+        c = found.take(other)
+        size = c.v1 - c.v0
+        xy = c.verts[_ranges(c.v0, size)]
+        start = np.cumsum(size) - size
+        lo, hi = np.minimum.reduceat(xy, start), np.maximum.reduceat(xy, start)
+        box = shapely.bounds(drive[rest])
+        m = TOUCH_M + 1e-6
+        ci, gj = np.nonzero((lo[:, None, 0] <= box[None, :, 2] + m) & (hi[:, None, 0] >= box[None, :, 0] - m)
+                            & (lo[:, None, 1] <= box[None, :, 3] + m) & (hi[:, None, 1] >= box[None, :, 1] - m))
+        if len(ci):
+            near = np.unique(ci)
+            at_ = shapely.dwithin(c.take(near).touch()[np.searchsorted(near, ci)], drive[rest[gj]], TOUCH_M)
+            touched = np.union1d(touched, rest[gj[at_]])
+    return np.setdiff1d(touched, blocked)
 
 
 def _high_rise(ctx: CheckContext) -> np.ndarray:
