@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import CurrentUser, Principal
 from api.bodies import json_body
 from api.collections import Collection, geometry_part_sql
-from api.crs import DEFAULT, parse_crs
+from api.crs import DEFAULT, OutputCrs, parse_crs
 from api.database import db_engine
 from api.errors import (
     ApiError,
@@ -119,7 +119,7 @@ def _if_match(request: Request, value: str | None) -> set[str] | None:
     return tags
 
 
-def _input_crs(request: Request):
+def _input_crs(request: Request) -> OutputCrs:
     return parse_crs(request.headers.get("content-crs"), param="Content-Crs") if request.headers.get(
         "content-crs") else DEFAULT
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
+import pandas as pd
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
@@ -67,7 +69,7 @@ def _viewer(request: Request) -> pages.Viewer | None:
                         (() if principal.compound_bound else None))
 
 
-def _page(request: Request, build) -> Response:
+def _page(request: Request, build: Callable[[pages.Viewer], str]) -> Response:
     viewer = _viewer(request)
     if viewer is None:
         return _login_redirect(request)
@@ -126,7 +128,7 @@ def traffic(request: Request, street: str | None = None) -> Response:
     return _page(request, lambda v: pages.traffic_page(engine=get_engine(), viewer=v, street=street))
 
 
-def _download(request: Request, build, media_type: str, filename: str) -> Response:
+def _download(request: Request, build: Callable[[pages.Viewer], bytes], media_type: str, filename: str) -> Response:
     viewer = _viewer(request)
     if viewer is None:
         return _login_redirect(request)
@@ -140,7 +142,7 @@ def _download(request: Request, build, media_type: str, filename: str) -> Respon
         "X-Content-Type-Options": "nosniff"})
 
 
-def _stalls(v: pages.Viewer, street: str | None):
+def _stalls(v: pages.Viewer, street: str | None) -> pd.DataFrame:
     engine = get_engine()
     return pages.traffic_list(pages.traffic_rows(engine=engine, viewer=v, street=street), engine=engine)
 

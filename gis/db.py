@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import Any
 
 import psycopg
 from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
@@ -82,7 +83,7 @@ def _engine_for(url: str, owner: bool = False) -> Engine:
     )
 
     @event.listens_for(engine, "checkout")
-    def _carry_scope(dbapi_connection, record, proxy) -> None:  # noqa: ANN001 - SQLAlchemy's event signature
+    def _carry_scope(dbapi_connection: Any, record: Any, proxy: Any) -> None:  # SQLAlchemy's checkout event
         # every connection handed out carries the scope of the code asking for it (gis.scope); the owner's
         # engine (migrations, backups) always works unscoped, explicitly
         scope.apply(dbapi_connection, scope.SYSTEM if owner else scope.current())

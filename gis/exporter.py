@@ -8,6 +8,7 @@ import tempfile
 import warnings
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -205,7 +206,7 @@ _GDAL_TYPES = {"POINT": "Point", "MULTILINESTRING": "MultiLineString", "MULTIPOL
                "GEOMETRY": "Unknown"}
 
 
-def _write(gdf: gpd.GeoDataFrame, path: Path | str, *, kind: str = "GEOMETRY", **kwargs) -> None:
+def _write(gdf: gpd.GeoDataFrame, path: Path | str, *, kind: str = "GEOMETRY", **kwargs: Any) -> None:
     if len(gdf) == 0:  # nothing to infer the geometry type from
         kwargs.setdefault("geometry_type", _GDAL_TYPES[kind])
     with warnings.catch_warnings():

@@ -11,7 +11,7 @@ import geopandas as gpd
 import numpy as np
 import shapely
 import sqlalchemy.exc
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from gis.coords import CHINA_BOUNDS, CrsError, CrsSpec, as_bounds, parse_crs
 from gis.db import get_engine, transaction
@@ -120,7 +120,7 @@ def source_crs(source: Source, crs: str | int | CrsSpec | None) -> tuple[CrsSpec
                                 "e.g. --crs EPSG:4549 (CGCS2000 3° GK CM 120E) or --crs EPSG:4490")])
 
 
-def expected_bounds(conn, layer: Layer) -> tuple[float, float, float, float]:
+def expected_bounds(conn: Connection, layer: Layer) -> tuple[float, float, float, float]:
     """The streets layer's extent when the database has streets (and the import is not of streets), else China."""
     if layer.name == "streets":
         return CHINA_BOUNDS
@@ -133,7 +133,7 @@ def expected_bounds(conn, layer: Layer) -> tuple[float, float, float, float]:
     return CHINA_BOUNDS if row[0] is None else as_bounds(row)
 
 
-def existing_ref_problems(conn, layer: Layer, refs: np.ndarray, *, first_row: int = 1) -> list[Problem]:
+def existing_ref_problems(conn: Connection, layer: Layer, refs: np.ndarray, *, first_row: int = 1) -> list[Problem]:
     """Rows whose ref is already used in a unique-ref layer (every layer but the ledger); `first_row` numbers
     the first of `refs` (a chunk of a streamed file)."""
     present = [r for r in dict.fromkeys(refs.tolist()) if r is not None]

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree
 
 import numpy as np
@@ -25,6 +26,9 @@ from gis import limits
 from gis.config import limit_settings
 from gis.layers import LAYERS, Layer
 from gis.spreadsheet_safety import csv_unquote
+
+if TYPE_CHECKING:
+    from openpyxl.worksheet._read_only import ReadOnlyWorksheet
 
 __all__ = [
     "CAD_LAYER_NAMES",
@@ -681,7 +685,7 @@ def _read_xlsx(path: Path, *, sheet: str | None) -> Source:
     return _table_source(path, "XLSX", frame, notes=[], source_layer=name)
 
 
-def _sheet_rows(ws) -> Iterator[tuple]:
+def _sheet_rows(ws: ReadOnlyWorksheet) -> Iterator[tuple[Any, ...]]:
     """Rows as value tuples without trailing empty cells."""
     for row in ws.iter_rows(values_only=True):
         end = len(row)

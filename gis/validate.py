@@ -211,7 +211,7 @@ def _nfkc(text: pd.Series) -> pd.Series:
     return pd.Series(pd.arrays.ArrowStringArray(pc.utf8_normalize(arr, "NFKC")), index=text.index)
 
 
-def _lookup(text: pd.Series, key, table: Mapping[str, object]) -> np.ndarray:
+def _lookup(text: pd.Series, key: Callable[[Any], str], table: Mapping[str, object]) -> np.ndarray:
     """table[key(cell)] per cell (None when absent), computed once per distinct value."""
     codes, uniques = pd.factorize(text.astype(object), use_na_sentinel=True)
     mapped = np.array([table.get(key(u)) for u in uniques] + [None], dtype=object)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 from branca.element import Element
@@ -53,7 +54,7 @@ def _local(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return out
 
 
-def _walk(element: Element):
+def _walk(element: Element) -> Iterator[Element]:
     yield element
     for child in list(element._children.values()):
         yield from _walk(child)

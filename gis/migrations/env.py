@@ -1,7 +1,10 @@
 """Alembic environment: the firelane metadata, GeoAlchemy2's helpers, the configured database."""
 
+from typing import Any
+
 from alembic import context
 from geoalchemy2 import alembic_helpers
+from sqlalchemy import Connection
 
 from gis.db import get_engine
 from gis.schema import metadata
@@ -9,7 +12,7 @@ from gis.schema import metadata
 config = context.config
 
 
-def _include(obj, name, type_, reflected, compare_to):  # noqa: ANN001, ANN202
+def _include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
     if type_ == "table" and name in {"spatial_ref_sys"}:
         return False
     return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)
@@ -24,7 +27,7 @@ def run_migrations_online() -> None:
         _run(connection)
 
 
-def _run(connection) -> None:  # noqa: ANN001
+def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,

@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 import shapely
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 from tqdm import tqdm
 
 from gis.coords import as_bounds, extent_problems
@@ -103,7 +103,7 @@ def import_osm(
     return report
 
 
-def _check_extent(conn, derived: DerivedLayers, report: OsmImportReport) -> None:
+def _check_extent(conn: Connection, derived: DerivedLayers, report: OsmImportReport) -> None:
     """Refuse an extract wholly outside the district's streets (when there are streets); note partial overlap."""
     box = conn.execute(text(
         "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(geom) AS e FROM streets) s"

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -13,7 +15,7 @@ import pandas as pd
 import shapely
 from pyproj import Transformer
 
-from gis.coords import gcj02_to_wgs84, local_metric_crs
+from gis.coords import FloatOrArray, gcj02_to_wgs84, local_metric_crs
 
 #: Boundary data shipped with the project (derived files + README with provenance and licence).
 BOUNDARY_DIR = Path(__file__).resolve().parents[2] / "data" / "boundaries"
@@ -97,7 +99,8 @@ def read_outline(district: District, *, source_dir: Path = SOURCE_DIR) -> shapel
     return shapely.make_valid(geom)
 
 
-def township_centroids(district: District, outline_m: shapely.Geometry, to_metric, *,
+def township_centroids(district: District, outline_m: shapely.Geometry,
+                       to_metric: Callable[[FloatOrArray, FloatOrArray], tuple[Any, Any]], *,
                        source_dir: Path = SOURCE_DIR) -> pd.DataFrame:
     """One metric centroid per 2023 township, with the rule that produced it.
 

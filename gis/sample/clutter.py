@@ -3,6 +3,8 @@ tree trunks in the green, high canopies over lanes, cars parked leaving the lane
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import shapely
@@ -17,7 +19,7 @@ CANOPY_SHARE = 0.5
 CAR_SHARE = 0.35
 
 
-def _frame(ci: np.ndarray, keys: list[str] | np.ndarray, geoms: np.ndarray, role: str, **attrs) -> pd.DataFrame:
+def _frame(ci: np.ndarray, keys: list[str] | np.ndarray, geoms: np.ndarray, role: str, **attrs: Any) -> pd.DataFrame:
     data = {"ci": ci, "key": keys, "geometry": geoms, "group": -1, "role": role}
     data.update({k: (v if np.ndim(v) else np.full(len(ci), v, dtype=object)) for k, v in attrs.items()})
     return pd.DataFrame(data)
