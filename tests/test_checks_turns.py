@@ -245,3 +245,21 @@ def test_a_long_curve_is_cut_into_corners_of_at_most_150_degrees_as_a_walk_along
             pieces[-1].append(v)
         assert len(pieces) >= 3
         assert [list(member[run == r]) for r in range(run.max() + 1)] == pieces
+
+
+def test_a_band_surely_out_leaves_more_than_the_tolerance_outside():
+    # the cheap test before the overlay never calls a band out that the overlay would let fit
+    surfaces = [corner_lane(), corner_lane(fillet_r=9.5), corner_lane(width=7.5, chamfer=3.0), corner_lane(width=6.0),
+                shapely.union_all([box(0, 0, 6, 80), shapely.affinity.rotate(box(0, 74, 90, 80), 35, origin=(3, 77))])]
+    c = turns.find_corners(np.array(surfaces, dtype=object))
+    grown = shapely.buffer(np.array(surfaces, dtype=object)[c.part], turns.DEPTH_TOL_M, join_style="mitre")
+    shapely.prepare(grown)
+    said = 0
+    for placement in turns.PLACEMENTS:
+        for r in np.linspace(0.0, 15.0, 31):
+            radius = np.full(len(c), r)
+            out = turns._surely_out(c, radius, 4.0, placement, grown)
+            outside = shapely.area(shapely.difference(turns.swept_bands(c, radius, 4.0, placement), grown))
+            assert (outside[out] > turns.AREA_TOL_M2).all()
+            said += int(out.sum())
+    assert said > 50

@@ -404,9 +404,38 @@ def fits(c: Corners, surface: shapely.Geometry | np.ndarray, r: np.ndarray, w: f
         # a band the surface covers fits (nothing of it outside): only the others need the overlay
         inside = shapely.covers(where, bands)
         rest = np.flatnonzero(~inside)
+        rr = np.broadcast_to(np.asarray(r, dtype=float), len(c))[todo][rest]
+        rest = rest[~_surely_out(sub.take(rest), rr, w, placement, where[rest])]
         inside[rest] = shapely.area(shapely.difference(bands[rest], where[rest])) <= AREA_TOL_M2
         ok[todo] = inside
     return ok
+
+
+#: A point of a band this far from the surface and from the band's own edges proves more than AREA_TOL_M2 of the
+#: band outside the surface: a disc of this radius (pi * 0.01**2 = 3.1e-4 m2) lies in the band and off it.
+_SURE_M = 0.01
+
+
+def _surely_out(c: Corners, r: np.ndarray, w: float, placement: tuple[float, float],
+                surface: np.ndarray) -> np.ndarray:
+    """Per corner whether its swept band (`swept_bands`, inner radius r) surely leaves more than AREA_TOL_M2 outside
+    the (prepared) surface: the point in the middle of the band's turn, 2 % of the width off its inner arc (where a
+    band cutting the corner leaves the surface), is _SURE_M or farther from the band's edges and from the surface.
+    A cheap exact test before the overlay (False: the overlay decides)."""
+    rho = r + 0.02 * w
+    # room to the band's edges: the inner arc's chords lie within radius r, the outer arc's beyond
+    # (r + w) cos(step / 2), and the end radii half the turn away
+    step = np.abs(c.turn) / (ARC_POINTS - 1)
+    room = np.minimum(np.minimum(rho - r, (r + w) * np.cos(step / 2) - rho),
+                      rho * np.sin(np.minimum(np.abs(c.turn), np.pi / 2) / 2))
+    test = np.flatnonzero(room >= _SURE_M)
+    out = np.zeros(len(c), dtype=bool)
+    if len(test):
+        centre = _band_centres(c.take(test), r[test], w, placement)
+        phi = np.arctan2(c.n1[test, 1], c.n1[test, 0]) + c.turn[test] / 2
+        point = shapely.points(centre[:, 0] + rho[test] * np.cos(phi), centre[:, 1] + rho[test] * np.sin(phi))
+        out[test] = ~shapely.dwithin(surface[test], point, _SURE_M)
+    return out
 
 
 def largest_radius(c: Corners, surface: shapely.Geometry, upper: np.ndarray, w: float) -> np.ndarray:
@@ -686,7 +715,7 @@ def _cut_off(ctx: CheckContext, net, subject: np.ndarray, gate: np.ndarray, driv
     ent = ctx.view("entrances")
     crefs = {ent.compound_refs[drive_row[g]] for g in gate[gate >= 0]}
     lanes_of = np.isin(np.arange(net.n), subject[subject >= 0]) | np.isin(net.crefs, list(crefs))
-    near = np.unique(STRtree(b.geoms).query(net.geoms[lanes_of], predicate="dwithin", distance=serve)[1])
+    near = np.unique(at.tree(ctx, "buildings").query(net.geoms[lanes_of], predicate="dwithin", distance=serve)[1])
     bi, li = STRtree(net.geoms).query(b.geoms[near], predicate="dwithin", distance=serve)
     bi = near[bi]
     n_lanes = np.bincount(bi, minlength=len(b))
