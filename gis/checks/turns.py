@@ -425,8 +425,8 @@ def fits(c: Corners, surface: shapely.Geometry | np.ndarray, r: np.ndarray, w: f
 
 
 #: A point of a band this far from the surface and from the band's own edges proves more than AREA_TOL_M2 of the
-#: band outside the surface: a disc of this radius (pi * 0.01**2 = 3.1e-4 m2) lies in the band and off it.
-_SURE_M = 0.01
+#: band outside the surface: a disc of this radius (1.1 cm, 4 x AREA_TOL_M2) lies in the band and off it.
+_SURE_M = 2 * float(np.sqrt(AREA_TOL_M2 / np.pi))
 
 
 def _surely_out(c: Corners, r: np.ndarray, w: float, placement: tuple[float, float],
