@@ -206,7 +206,7 @@ def verify_draw(draw_id: Id, principal: CurrentUser) -> dict[str, Any]:
 
 class ResultBody(BaseModel):
     compound: str = Field(max_length=200)
-    item: Literal[ITEM_CODES]  # type: ignore[valid-type]
+    item: Literal[ITEM_CODES]  # type: ignore[valid-type]  # a Literal of the codes, made at runtime (pydantic)
     result: Literal["pass", "fail"]
     note: str | None = Field(default=None, max_length=2000)
 

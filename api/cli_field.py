@@ -112,8 +112,8 @@ def report(compound: str, category: str, lonlat: str | None, geometry_file: Path
     try:
         if lonlat is not None:
             geom, field = parse_lonlat(lonlat), "lonlat"
-        else:
-            geom, field = parse_geometry(geometry_file.read_text(encoding="utf-8")), "geometry"  # type: ignore[union-attr]
+        elif geometry_file is not None:  # exactly one of the two (above)
+            geom, field = parse_geometry(geometry_file.read_text(encoding="utf-8")), "geometry"
         geom = to_stored(geom, crs)
         uploads = [_read(p, "before") for p in photos] + [_read(p, "after") for p in afters]
         with transaction(user=actor.username, engine=get_engine()) as conn:

@@ -206,6 +206,13 @@ def test_leg_probes_find_the_first_crossing_of_their_own_surface():
     first = np.where(shapely.is_empty(hits), np.inf, shapely.distance(shapely.points(start), hits))
     assert len(part) > 1000 and np.isfinite(got).sum() > 500 and np.isinf(got).sum() > 50
     assert np.allclose(got, first, rtol=0, atol=1e-6)
+    # a leg's three probes (one normal, part and limit, starts a metre apart along the leg) looked for together
+    n = len(part)
+    along = np.column_stack([-normal[:, 1], normal[:, 0]])
+    starts = np.vstack([start + j * along for j in range(3)])
+    rows = (np.tile(normal, (3, 1)), np.tile(part, 3), np.tile(limit, 3))
+    edges = turns._Boundaries(simple, np.arange(len(simple)))
+    assert np.array_equal(edges.probe(starts, *rows, bundle=n), edges.probe(starts, *rows))
 
 
 @pytest.mark.parametrize("second_gate", [False, True])

@@ -242,10 +242,8 @@ def parse_stages(items: Sequence[dict[str, Any]]) -> list[Stage]:
         if not isinstance(item, dict):
             raise CampaignError(f"第{i}个阶段应为对象 stage {i} must be an object", field="stages")
 
-        def get_date(name: str, required: bool = True, i: int = i, item: dict[str, Any] = item) -> date | None:
+        def get_date(name: str, i: int = i, item: dict[str, Any] = item) -> date:
             v = item.get(name)
-            if v is None and not required:
-                return None
             try:
                 return date.fromisoformat(str(v))
             except ValueError:
@@ -262,8 +260,9 @@ def parse_stages(items: Sequence[dict[str, Any]]) -> list[Stage]:
                                 field=f"stages[{i}].produces")
         out.append(Stage(code=code, name_zh=str(item.get("name_zh") or code)[:100],
                          name_en=str(item.get("name_en") or code)[:100],
-                         starts_on=get_date("starts_on"), ends_on=get_date("ends_on"),  # type: ignore[arg-type]
-                         produces=tuple(str(p)[:300] for p in produces), report_due=get_date("report_due", False)))
+                         starts_on=get_date("starts_on"), ends_on=get_date("ends_on"),
+                         produces=tuple(str(p)[:300] for p in produces),
+                         report_due=None if item.get("report_due") is None else get_date("report_due")))
     return out
 
 
@@ -367,9 +366,12 @@ def create_campaign(*, preset_key: str | None = None, year: int | None = None, n
 
     `streets`: the jurisdiction (street codes; empty: every street). Unknown street codes are refused."""
     base = preset(preset_key, year=year) if preset_key else None
-    if base is None and not stages:
+    if stages:
+        stage_list = list(stages)
+    elif base is not None:
+        stage_list = list(base.stages)
+    else:
         raise CampaignError("需要预设或阶段 give a preset or stages", field="preset")
-    stage_list = list(stages) if stages else list(base.stages)  # type: ignore[union-attr]
     validate_calendar(stage_list)
     merged = {**DEFAULT_SETTINGS, **(base.settings if base else {}), **(settings or {})}
     _check_settings(merged)

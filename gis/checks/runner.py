@@ -31,7 +31,7 @@ from gis.checks.context import CONTEXT_LAYERS, CheckContext, build_contexts, com
 from gis.checks.findings import FINDING_COLUMNS, empty_findings
 from gis.checks.ledger import LedgerResult
 from gis.checks.profiles import Profile, load_profile
-from gis.coords import adopt_operation, operation_json
+from gis.coords import adopt_operation, as_bounds, operation_json
 from gis.db import engine_for_shared_url, get_engine, shareable_url
 from gis.gcpause import paused_gc
 from gis.layers import STORAGE_SRID
@@ -509,8 +509,7 @@ READ_RUN = 8
 
 def read_boxes(outlines: np.ndarray, run: int = READ_RUN) -> tuple[tuple[float, float, float, float], ...]:
     """The lon/lat bounds of consecutive runs of `run` outlines (in the order given: Hilbert order)."""
-    return tuple(tuple(float(v) for v in shapely.total_bounds(outlines[i:i + run]))  # type: ignore[misc]
-                 for i in range(0, len(outlines), max(1, run)))
+    return tuple(as_bounds(shapely.total_bounds(outlines[i:i + run])) for i in range(0, len(outlines), max(1, run)))
 
 
 #: Most compounds in one group: a scope larger than this is read and checked group by group (neighbouring

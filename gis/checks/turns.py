@@ -262,7 +262,8 @@ def _leg_widths(edges: _Boundaries, c: Corners, idx: np.ndarray, leg1: np.ndarra
     normal = np.where(one, c.n1[idx], c.n2[idx])
     length = np.where(leg1, c.len1[idx], c.len2[idx])
     starts = np.vstack([a + (f * np.minimum(length, 2 * PROBE_M))[:, None] * along for f in PROBE_AT])
-    got = edges.probe(starts, np.tile(normal, (k, 1)), np.tile(c.part[idx], k), np.tile(length / ARM_RATIO, k))
+    got = edges.probe(starts, np.tile(normal, (k, 1)), np.tile(c.part[idx], k), np.tile(length / ARM_RATIO, k),
+                      bundle=len(idx))
     return got.reshape(k, len(idx)).min(axis=0)
 
 
@@ -301,10 +302,14 @@ class _Boundaries:
         self.tree = STRtree(shapely.linestrings(xy[_ranges(seg[starts], size)],
                                                 indices=np.repeat(np.arange(len(starts)), size)))
 
-    def probe(self, start: np.ndarray, normal: np.ndarray, part: np.ndarray, limit: np.ndarray) -> np.ndarray:
+    def probe(self, start: np.ndarray, normal: np.ndarray, part: np.ndarray, limit: np.ndarray,
+              bundle: int = 0) -> np.ndarray:
         """Distance from each start point along its normal to the first crossing of its surface's boundary, inf
         when none within min(limit, PROBE_REACH_M); crossings solved in numpy. Probes look PROBE_NEAR_M far
-        first, farther only when they crossed nothing that near."""
+        first, farther only when they crossed nothing that near.
+
+        `bundle` = m: probes i, i + m, i + 2m, ... share their normal, part and limit (one leg's probes), and
+        look near in one query of the line through all their ends (its envelope is theirs together)."""
         out = np.full(len(start), np.inf)
         if self.tree is None:
             return out
@@ -316,7 +321,13 @@ class _Boundaries:
             reach = np.minimum(limit[todo], stage)
             a = start[todo] + 0.01 * normal[todo]
             b = start[todo] + reach[:, None] * normal[todo]
-            ri, ci = self.tree.query(shapely.linestrings(np.stack([a, b], axis=1)))  # (envelopes; by probe)
+            if bundle and len(todo) == len(start):  # (the near look of every probe)
+                legs = len(start) // bundle
+                ends = np.concatenate([a.reshape(legs, bundle, 2), b.reshape(legs, bundle, 2)]).transpose(1, 0, 2)
+                ri, ci = self.tree.query(shapely.linestrings(ends))  # (envelopes; by bundle)
+                ri, ci = (ri[None, :] + bundle * np.arange(legs)[:, None]).ravel(), np.tile(ci, legs)
+            else:
+                ri, ci = self.tree.query(shapely.linestrings(np.stack([a, b], axis=1)))  # (envelopes; by probe)
             same = self.run_part[ci] == part[todo[ri]]
             ri, ci = ri[same], ci[same]
             k, si = gm.pairs_in_ranges(self.run_lo[ci], self.run_hi[ci])
@@ -339,7 +350,9 @@ class _Boundaries:
             u = (qx * ny - qy * nx) / safe
             hit = ok & (t >= 0.01 - 1e-9) & (t <= r_of + 1e-9) & (u >= -1e-9) & (u <= 1.0 + 1e-9)
             ri, t = ri[hit], t[hit]
-            if len(ri):  # (ri is sorted: the query answers probe by probe)
+            if len(ri):
+                order = np.argsort(ri, kind="stable")
+                ri, t = ri[order], t[order]
                 first = np.flatnonzero(np.r_[True, ri[1:] != ri[:-1]])
                 out[ri[first]] = np.minimum(out[ri[first]], np.minimum.reduceat(t, first))
             todo = todo[np.isinf(out[todo]) & (limit[todo] > stage)]
@@ -465,7 +478,7 @@ def driveways(ctx: CheckContext, roads: np.ndarray) -> tuple[np.ndarray, np.ndar
     ent = ctx.view("entrances")
     if not len(ent):
         return np.empty(0, dtype=object), np.empty(0, dtype=np.int64)
-    vehicle = np.flatnonzero((at.texts(ent.frame, "kind", "vehicle") == "vehicle")
+    vehicle = np.flatnonzero(at.texts_in(ent.frame, "kind", "vehicle", ("vehicle",))
                              & np.isin(shapely.get_type_id(ent.geoms), (0,)))
     if not len(vehicle):
         return np.empty(0, dtype=object), np.empty(0, dtype=np.int64)
