@@ -253,6 +253,29 @@ def test_rechecks_verify_what_is_gone_and_reopen_what_was_claimed_fixed(api, hea
     assert state(db, ids["G"])[0] == "dismissed"
 
 
+def test_a_run_that_only_sees_a_hazard_again_logs_no_audit_row_and_one_that_changes_it_does(district, db):
+    def audited(hid: int) -> list[tuple]:
+        with db.connect() as conn:
+            return [tuple(r) for r in conn.execute(text(
+                "SELECT action, changed_by, after->>'measured' FROM audit_log WHERE layer = 'hazards' "
+                "AND feature_id = :h ORDER BY id"), {"h": hid})]
+
+    record(db, findings(("S", "LANE-WIDTH", "fail")))
+    with db.connect() as conn:
+        hid = conn.execute(text("SELECT id FROM hazards WHERE key = 'S'")).scalar_one()
+    logged = audited(hid)
+    # seen again, unchanged: the sighting (last seen, last run) and the version move, the audit log does not
+    _, run2 = record(db, findings(("S", "LANE-WIDTH", "fail")))
+    with db.connect() as conn:
+        assert conn.execute(text("SELECT last_run_id FROM hazards WHERE id = :h"), {"h": hid}).scalar() == run2
+    assert audited(hid) == logged
+    # found again measured otherwise: an edit of the hazard, logged with who ran the check
+    changed = findings(("S", "LANE-WIDTH", "fail"))
+    changed["measured"] = 3.2
+    record(db, changed)
+    assert audited(hid) == [*logged, ("update", "checker", "3.2")]
+
+
 def test_data_gaps_are_their_own_queue_and_never_count_as_open(api, headers, district, db):
     record(db, findings(("G1", "LANE-SETBACK", "cannot_judge"), ("W", "LANE-WIDTH", "fail")))
     gaps = api.get("/hazards/data-gaps", headers=headers["street_a"]).json()["gaps"]

@@ -322,10 +322,10 @@ class _Boundaries:
             a = start[todo] + 0.01 * normal[todo]
             b = start[todo] + reach[:, None] * normal[todo]
             if bundle and len(todo) == len(start):  # (the near look of every probe)
-                k = len(start) // bundle
-                ends = np.concatenate([a.reshape(k, bundle, 2), b.reshape(k, bundle, 2)]).transpose(1, 0, 2)
+                legs = len(start) // bundle
+                ends = np.concatenate([a.reshape(legs, bundle, 2), b.reshape(legs, bundle, 2)]).transpose(1, 0, 2)
                 ri, ci = self.tree.query(shapely.linestrings(ends))  # (envelopes; by bundle)
-                ri, ci = (ri[None, :] + bundle * np.arange(k)[:, None]).ravel(), np.tile(ci, k)
+                ri, ci = (ri[None, :] + bundle * np.arange(legs)[:, None]).ravel(), np.tile(ci, legs)
             else:
                 ri, ci = self.tree.query(shapely.linestrings(np.stack([a, b], axis=1)))  # (envelopes; by probe)
             same = self.run_part[ci] == part[todo[ri]]
