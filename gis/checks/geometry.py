@@ -754,11 +754,16 @@ def only_bites(dilated: np.ndarray, spaces: np.ndarray, which: np.ndarray) -> np
     return out
 
 
-def pairs_in_ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """All (k, j) with lo[k] <= j < hi[k], k ascending."""
+def ranges(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """The concatenation of range(lo[k], hi[k]) over k, without a Python loop."""
     count = hi - lo
     start = np.cumsum(count) - count
-    return np.repeat(np.arange(len(lo)), count), np.repeat(lo - start, count) + np.arange(int(count.sum()))
+    return np.repeat(lo - start, count) + np.arange(int(count.sum()))
+
+
+def pairs_in_ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All (k, j) with lo[k] <= j < hi[k], k ascending."""
+    return np.repeat(np.arange(len(lo)), hi - lo), ranges(lo, hi)
 
 
 def surely_uncut(base: np.ndarray, diff: np.ndarray, entries: np.ndarray, entry_window: np.ndarray, *,
@@ -1089,9 +1094,9 @@ def local_cuts(space: np.ndarray, dilated: np.ndarray, windows: np.ndarray, entr
     terms = np.concatenate([cross, entries])
     tk = np.concatenate([xk, entry_window]).astype(np.int64)
     tol = np.concatenate([np.full(len(cross), 1e-6), np.full(len(entries), radius + reach_tol)])
-    ai, at = _pairs_by_group(ak, tk)
+    ai, at = pairs_by_group(ak, tk)
     in_a = shapely.dwithin(a[ai], terms[at], tol[at])
-    bi, bt = _pairs_by_group(bk, tk)
+    bi, bt = pairs_by_group(bk, tk)
     in_b = shapely.dwithin(b[bi], terms[bt], tol[bt])
     n_terms = np.bincount(tk, minlength=n)
     look = (n_terms >= 2) & (np.bincount(ak, minlength=n) > 0)
@@ -1107,7 +1112,7 @@ def local_cuts(space: np.ndarray, dilated: np.ndarray, windows: np.ndarray, entr
 def _touched_pairs(piece: np.ndarray, term: np.ndarray, n_terms: int) -> np.ndarray:
     """Codes t1 * n_terms + t2 of the terminal pairs (t1 == t2 included) that one piece touches, from (piece,
     terminal) incidence pairs."""
-    i, j = _pairs_by_group(piece, piece)
+    i, j = pairs_by_group(piece, piece)
     return np.unique(term[i] * n_terms + term[j])
 
 
@@ -1122,8 +1127,8 @@ def union_rows(parts: np.ndarray, row: np.ndarray, n: int) -> np.ndarray:
     return shapely.union_all(table, axis=1)
 
 
-def _pairs_by_group(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """All (i, j) with a[i] == b[j]."""
+def pairs_by_group(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All (i, j) with a[i] == b[j] (i ascending, j ascending within i)."""
     order = np.argsort(b, kind="stable")
     i, j = pairs_in_ranges(np.searchsorted(b[order], a, side="left"), np.searchsorted(b[order], a, side="right"))
     return i, order[j]

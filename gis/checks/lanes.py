@@ -245,7 +245,7 @@ class LaneNetwork:
             starts = np.searchsorted(ai[fwd][order], np.arange(self.n + 1))
             count = starts[lane + 1] - starts[lane]
             pg = np.repeat(g_of, count)
-            pc = fwd[order[_ranges(starts[lane], starts[lane + 1])]]
+            pc = fwd[order[gm.ranges(starts[lane], starts[lane + 1])]]
             both = np.isin(pg * self.n + aj[pc], member)
             pg, pc = pg[both], pc[both]
             key = np.lexsort((pc, pg))
@@ -874,32 +874,17 @@ def _reached(states: np.ndarray, state_c: np.ndarray, entries: np.ndarray, entry
     shapely.prepare(parts)  # each piece is tested against several entries and access points
     pc = state_c[ps]
     # pieces x entries of the same compound
-    pp, pe = _same_group(pc, entry_c)
+    pp, pe = gm.pairs_by_group(pc, entry_c)
     touch = shapely.dwithin(parts[pp], entries[pe], r + REACH_TOL_M)
     good = np.zeros(len(parts), dtype=bool)
     good[pp[touch]] = True
     gp = np.flatnonzero(good)
     # good pieces x access points of the same compound
-    qp, qa = _same_group(pc[gp], access_c)
+    qp, qa = gm.pairs_by_group(pc[gp], access_c)
     on = shapely.dwithin(parts[gp[qp]], access[qa], 1e-6)
     hit = np.zeros((len(states), len(access)), dtype=bool)
     hit[ps[gp[qp[on]]], qa[on]] = True
     return [hit[s, access_c == c] for s, c in enumerate(state_c)]
-
-
-def _same_group(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """All (i, j) with a[i] == b[j] (i ascending, j ascending within i)."""
-    order = np.argsort(b, kind="stable")
-    lo = np.searchsorted(b[order], a, side="left")
-    hi = np.searchsorted(b[order], a, side="right")
-    return np.repeat(np.arange(len(a)), hi - lo), order[_ranges(lo, hi)]
-
-
-def _ranges(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """The concatenation of range(lo[k], hi[k]) over k, without a Python loop."""
-    count = hi - lo
-    start = np.cumsum(count) - count
-    return np.repeat(lo - start, count) + np.arange(int(count.sum()))
 
 
 # --- LANE-HEADROOM ---------------------------------------------------------------------------------------------

@@ -95,13 +95,8 @@ class Corners:
 
     def touch(self) -> np.ndarray:
         """Per corner its group's vertices (a multipoint), by which lanes and driveways are matched."""
-        size = self.v1 - self.v0
-        return shapely.multipoints(self.verts[_ranges(self.v0, size)], indices=np.repeat(np.arange(len(self)), size))
-
-
-def _ranges(start: np.ndarray, size: np.ndarray) -> np.ndarray:
-    """start[0] .. start[0] + size[0] - 1, then the next range, ... in one array."""
-    return np.arange(int(size.sum())) - np.repeat(np.cumsum(size) - size - start, size)
+        k, j = gm.pairs_in_ranges(self.v0, self.v1)
+        return shapely.multipoints(self.verts[j], indices=k)
 
 
 def _left(t: np.ndarray) -> np.ndarray:
@@ -299,7 +294,7 @@ class _Boundaries:
         self.run_part = self.part[starts]
         # each run's line: its segments' vertices, consecutive in its ring's coordinates
         size = self.run_hi - self.run_lo + 1
-        self.tree = STRtree(shapely.linestrings(xy[_ranges(seg[starts], size)],
+        self.tree = STRtree(shapely.linestrings(xy[gm.ranges(seg[starts], seg[starts] + size)],
                                                 indices=np.repeat(np.arange(len(starts)), size)))
 
     def probe(self, start: np.ndarray, normal: np.ndarray, part: np.ndarray, limit: np.ndarray,
@@ -692,7 +687,7 @@ def _passable_gates(found: Corners, passage: np.ndarray, failing: np.ndarray, di
     if len(rest) and len(other):
         c = found.take(other)
         size = c.v1 - c.v0
-        xy = c.verts[_ranges(c.v0, size)]
+        xy = c.verts[gm.ranges(c.v0, c.v1)]
         start = np.cumsum(size) - size
         lo, hi = np.minimum.reduceat(xy, start), np.maximum.reduceat(xy, start)
         box = shapely.bounds(drive[rest])
