@@ -203,7 +203,7 @@ if reusable_sample(engine, district=district, scale=scale, seed=seed):
 t = time.perf_counter()
 sample = generate(district=district, scale=scale, seed=seed)
 features = sum(len(v) for v in sample.layers.values())
-load_sample(sample, engine=engine)
+load_sample(sample)  # as the owner: a kept home's ledger history goes too
 mark_sample(district=district, scale=scale, seed=seed)
 print(json.dumps({"load_s": time.perf_counter() - t, "features": features, "reused": False}))
 """
@@ -356,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
                   + ", ".join(f"{k} {len(v):,}" for k, v in sample.layers.items())
                   + f"  ({time.perf_counter() - t:.1f} s to generate)")
             t = time.perf_counter()
-            load_sample(sample, engine=engine)
+            load_sample(sample)  # as the owner: a kept home's ledger history goes too
             mark_sample(district=args.district, scale=args.scale, seed=args.seed)
             print(f"loaded into a throwaway PostGIS in {time.perf_counter() - t:.1f} s")
         profile = load_profile("cn-gb")

@@ -30,3 +30,15 @@ def test_sample_refuses_to_replace_a_ledger_unless_told(db, district):
     assert _hazards(db) == 0
     again = CliRunner().invoke(cli, ["sample", "--scale", "s"])  # an empty ledger needs no confirmation
     assert again.exit_code == 0, again.output
+
+
+def test_a_told_sample_replaces_the_ledger_with_its_history(db, district):
+    with db.begin() as conn:  # a hazard with a history (hazard_events is append-only for every role)
+        hid = conn.execute(text("SELECT min(id) FROM hazards")).scalar_one()
+        conn.execute(text("INSERT INTO hazard_events (hazard_id, to_state, evidence) VALUES (:h, 'open', 'found')"),
+                     {"h": hid})
+    loaded = CliRunner().invoke(cli, ["sample", "--scale", "s", "--yes"])
+    assert loaded.exit_code == 0, loaded.output
+    assert _hazards(db) == 0
+    with db.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM hazard_events")).scalar_one() == 0

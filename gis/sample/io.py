@@ -11,7 +11,7 @@ import pandas as pd
 import sqlalchemy.exc
 from sqlalchemy import Engine, text
 
-from gis.db import get_engine, transaction
+from gis.db import get_engine, owner_engine, transaction
 from gis.store import WriteResult, write_frame
 
 if TYPE_CHECKING:
@@ -81,10 +81,12 @@ def ledger_rows(engine: Engine | None = None) -> int:
 
 
 def load_sample(sample: Sample, *, engine: Engine | None = None, user: str | None = "sample") -> dict[str, WriteResult]:
-    """Replace every layer of the database with the sample's, in ONE transaction.
+    """Replace every layer of the database with the sample's, in ONE transaction, as the schema owner by default.
 
     Streets and compounds are written first (the other layers' compound and street links derive from them),
-    then the rest; the hazards ledger is emptied too, since its findings belonged to the replaced data.
+    then the rest; the hazards ledger is emptied too, since its findings belonged to the replaced data, and with
+    it the ledger's history: hazard_events, append-only for every role, is TRUNCATEd (a reset of the whole table,
+    an owner's operation; an `engine` of another role is refused there by the database).
 
     Returns
     -------
@@ -93,7 +95,9 @@ def load_sample(sample: Sample, *, engine: Engine | None = None, user: str | Non
     """
     results: dict[str, WriteResult] = {}
     deleted: dict[str, int] = {}
-    with transaction(user=user, engine=engine) as conn:
+    with transaction(user=user, engine=engine or owner_engine()) as conn:
+        if conn.execute(text("SELECT EXISTS (SELECT 1 FROM hazard_events)")).scalar_one():
+            conn.execute(text("TRUNCATE hazard_events"))
         results["hazards"] = write_frame(conn, "hazards", gpd.GeoDataFrame(geometry=[], crs=4490), mode="replace",
                                          user=user)
         # empty the dependent layers before their compounds go (no SET NULL cascade over rows about to be deleted)
