@@ -286,10 +286,9 @@ def compound_zones(outlines: np.ndarray) -> tuple[np.ndarray, list[pyproj.CRS]]:
     of the partition that checks it) as an index into the distinct CRSs, which follow."""
     centres = shapely.get_coordinates(shapely.point_on_surface(outlines))
     crs = [local_metric_crs(x, y) for x, y in centres]
-    first: dict[int, int] = {}  # gis.coords hands out one cached CRS object per zone
-    zone = np.array([first.setdefault(id(c), len(first)) for c in crs], dtype=np.int64)
-    zones = [crs[i] for i in np.unique(zone, return_index=True)[1].tolist()]
-    return zone, zones
+    distinct = {id(c): c for c in crs}  # gis.coords hands out one cached CRS object per zone; first seen first
+    number = {key: i for i, key in enumerate(distinct)}
+    return np.array([number[id(c)] for c in crs], dtype=np.int64), list(distinct.values())
 
 
 def _storage(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

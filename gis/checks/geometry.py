@@ -745,13 +745,20 @@ def only_bites(dilated: np.ndarray, spaces: np.ndarray, which: np.ndarray) -> np
     a, b = xy[same[e]], xy[same[e] + 1]
     box = shapely.bounds(dilated[idx])[k]
     m = BITE_MARGIN_M + 1e-6
-    near = ((np.minimum(a[:, 0], b[:, 0]) <= box[:, 2] + m) & (np.maximum(a[:, 0], b[:, 0]) >= box[:, 0] - m)
-            & (np.minimum(a[:, 1], b[:, 1]) <= box[:, 3] + m) & (np.maximum(a[:, 1], b[:, 1]) >= box[:, 1] - m))
+    near = boxes_meet(np.minimum(a, b), np.maximum(a, b), box[:, :2], box[:, 2:], m)
     k, a, b = k[near], a[near], b[near]
     shapely.prepare(dilated[idx])  # (as an STRtree query prepares it: the same distance test)
     close = shapely.dwithin(dilated[idx][k], shapely.linestrings(np.stack([a, b], axis=1)), BITE_MARGIN_M)
     out[idx] = np.bincount(k[close], minlength=len(idx)) <= 1
     return out
+
+
+def boxes_meet(lo_a: np.ndarray, hi_a: np.ndarray, lo_b: np.ndarray, hi_b: np.ndarray,
+               margin: float = 0.0) -> np.ndarray:
+    """Whether boxes a (corners lo_a, hi_a: (..., 2) arrays of x, y) and boxes b, grown by `margin`, meet
+    (broadcast like numpy's comparisons)."""
+    return ((lo_a[..., 0] <= hi_b[..., 0] + margin) & (hi_a[..., 0] >= lo_b[..., 0] - margin)
+            & (lo_a[..., 1] <= hi_b[..., 1] + margin) & (hi_a[..., 1] >= lo_b[..., 1] - margin))
 
 
 def ranges(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:

@@ -329,6 +329,7 @@ class _Boundaries:
             ri = ri[k]
             # the segments whose envelopes the probe's meets
             lo, hi = np.minimum(a, b), np.maximum(a, b)
+            # (gm.boxes_meet's test, on the per-coordinate arrays this hot loop gathers from)
             meet = ((self.xlo[si] <= hi[ri, 0]) & (self.xhi[si] >= lo[ri, 0]) & (self.ylo[si] <= hi[ri, 1])
                     & (self.yhi[si] >= lo[ri, 1]))
             ri, si = ri[meet], si[meet]
@@ -692,8 +693,7 @@ def _passable_gates(found: Corners, passage: np.ndarray, failing: np.ndarray, di
         lo, hi = np.minimum.reduceat(xy, start), np.maximum.reduceat(xy, start)
         box = shapely.bounds(drive[rest])
         m = TOUCH_M + 1e-6
-        ci, gj = np.nonzero((lo[:, None, 0] <= box[None, :, 2] + m) & (hi[:, None, 0] >= box[None, :, 0] - m)
-                            & (lo[:, None, 1] <= box[None, :, 3] + m) & (hi[:, None, 1] >= box[None, :, 1] - m))
+        ci, gj = np.nonzero(gm.boxes_meet(lo[:, None], hi[:, None], box[None, :, :2], box[None, :, 2:], m))
         if len(ci):
             near = np.unique(ci)
             at_ = shapely.dwithin(c.take(near).touch()[np.searchsorted(near, ci)], drive[rest[gj]], TOUCH_M)
