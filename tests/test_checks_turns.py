@@ -9,6 +9,7 @@ import pytest
 import shapely
 from shapely.geometry import LineString, Point, box
 
+from gis.checks import geometry as gm
 from gis.checks import lanes, turns
 from gis.checks.context import CheckContext, build_contexts
 from gis.coords import from_storage, to_storage
@@ -270,3 +271,30 @@ def test_a_band_surely_out_leaves_more_than_the_tolerance_outside():
             assert (outside[out] > turns.AREA_TOL_M2).all()
             said += int(out.sum())
     assert said > 50
+
+
+def test_surfaces_grown_in_one_buffer_are_the_union_grown():
+    # the drivable surfaces are each row's pieces buffered as one collection: the same surface as the pieces'
+    # union grown by the seam, with lanes that meet only up to floating point (rotated, shifted into UTM),
+    # an overlapping driveway, multipolygon pieces, rows given out of order and a row with no piece
+    rng = np.random.default_rng(3)
+    ring = [box(0, 0, 50, 4), box(0, 4, 4, 40), box(0, 36, 50, 40), box(46, 4, 50, 36), box(20, -12, 28, 1),
+            shapely.MultiPolygon([box(60, 0, 64, 30), box(64, 26, 90, 30)])]
+    pieces, rows = [], []
+    for k in np.setdiff1d(np.arange(40), [7]):  # row 7 has no piece
+        angle = rng.random() * 90
+        for g in ring:
+            pieces.append(shapely.affinity.translate(shapely.affinity.rotate(g, angle, origin=(0, 0)),
+                                                     X0 + 300 * k, Y0))
+            rows.append(k)
+    order = rng.permutation(len(pieces))
+    parts, row = np.array(pieces, dtype=object)[order], np.array(rows)[order]
+    got = gm.grown_union_rows(parts, row, 40, turns.SEAM_M, join_style="mitre")
+    want = shapely.buffer(gm.union_rows(parts, row, 40), turns.SEAM_M, join_style="mitre")
+    assert list(np.flatnonzero(shapely.is_empty(got))) == [7]
+    full = ~shapely.is_empty(got)
+    # (micrometres apart: the union falls back to snap rounding to 1e-5 m on some rows here)
+    assert np.max(shapely.hausdorff_distance(got[full], want[full])) < 1e-4
+    # seams closed: the ring is one polygon around its yard, the two-part piece a second polygon
+    assert (shapely.get_num_geometries(got[full]) == 2).all()
+    assert shapely.get_num_interior_rings(shapely.get_parts(got[full])).sum() == 39

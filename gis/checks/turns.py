@@ -548,8 +548,8 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
         parts.append(shapely.intersection(roads[ri], window[wi]))
         rows.append(comp[len(lanes) + near[wi]])
     surfaces = np.full(n_comp, None, dtype=object)
-    surfaces[mine] = shapely.buffer(gm.union_rows(np.concatenate(parts), np.searchsorted(mine, np.concatenate(rows)),
-                                                  len(mine)), SEAM_M, join_style="mitre")
+    surfaces[mine] = gm.grown_union_rows(np.concatenate(parts), np.searchsorted(mine, np.concatenate(rows)), len(mine),
+                                         SEAM_M, join_style="mitre")
     simple = np.full(len(surfaces), None, dtype=object)
     simple[mine] = simplified(surfaces[mine])
     corners = find_corners(simple[mine], probe=False, is_simple=True)
