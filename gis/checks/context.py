@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -244,7 +245,7 @@ def build_contexts(
         Refs of the compounds to build contexts for (default: every compound); the others are surroundings.
     group_size : int
         Compounds per partition: 1 (default) gives one context per compound; larger groups of spatially
-        adjacent compounds (Hilbert order) amortise the per-partition overhead of the checks.
+        adjacent compounds (`compact_groups`) amortise the per-partition overhead of the checks.
 
     Returns
     -------
@@ -308,12 +309,40 @@ def _projected(frame: gpd.GeoDataFrame, crs: pyproj.CRS) -> gpd.GeoDataFrame:
 
 
 def _groups(outlines: np.ndarray, targets: np.ndarray, size: int) -> list[np.ndarray]:
-    """Consecutive runs of `size` target compounds along a Hilbert curve (neighbours share partitions)."""
+    """Groups of at most `size` neighbouring target compounds (`compact_groups` of their centres, each group in
+    Hilbert order)."""
     if size <= 1 or len(targets) <= 1:
         return [targets[i:i + 1] for i in range(len(targets))]
-    centres = gpd.GeoSeries(shapely.centroid(outlines[targets]))
-    order = targets[np.argsort(centres.hilbert_distance().to_numpy(), kind="stable")]
-    return [order[i:i + size] for i in range(0, len(order), size)]
+    centres = shapely.centroid(outlines[targets])
+    order = np.argsort(gpd.GeoSeries(centres).hilbert_distance().to_numpy(), kind="stable")
+    return [targets[order[g]] for g in compact_groups(shapely.get_coordinates(centres[order]), size)]
+
+
+def compact_groups(xy: np.ndarray, size: int) -> list[np.ndarray]:
+    """Points `xy` (metric, or lon/lat with x scaled by the cosine of the latitude) cut into ceil(n / size) groups
+    of nearly equal count (as `np.linspace` cuts n) by recursive bisection across the longer side of each set's
+    extent: near-square groups, whose surroundings (read and partitioned with every group) are a smaller share of
+    them than those of runs along a space-filling curve, which bend and stretch. Each group's indices ascending."""
+    n = len(xy)
+    if not n:
+        return []
+    k = math.ceil(n / max(1, size))
+    cuts = np.linspace(0, n, k + 1).round().astype(np.int64)
+    out: list[np.ndarray] = []
+    stack = [(np.arange(n), 0, k)]
+    while stack:
+        idx, lo, hi = stack.pop()
+        if hi - lo == 1:
+            out.append(np.sort(idx))
+            continue
+        mid = (lo + hi) // 2
+        span = np.ptp(xy[idx], axis=0)
+        along = xy[idx, 0 if span[0] >= span[1] else 1]
+        ordered = idx[np.argsort(along, kind="stable")]
+        left = cuts[mid] - cuts[lo]
+        stack.append((ordered[left:], mid, hi))  # popped after the left half: groups in bisection order
+        stack.append((ordered[:left], lo, mid))
+    return out
 
 
 def _zone_contexts(layers_4490: dict[str, gpd.GeoDataFrame], comp: gpd.GeoDataFrame, crefs: np.ndarray,
@@ -327,8 +356,8 @@ def _zone_contexts(layers_4490: dict[str, gpd.GeoDataFrame], comp: gpd.GeoDataFr
     group_of = np.full(len(outlines), -1, dtype=np.int64)
     for g, members_ in enumerate(groups):
         group_of[members_] = g
-    # each member compound's box (not one box of the partition: neighbours along a Hilbert run need not fill a
-    # rectangle) grown by the layer's margin: a superset of what its compounds need (extra surroundings cost
+    # each member compound's box (not one box of the partition: a group's compounds need not fill
+    # its rectangle) grown by the layer's margin: a superset of what its compounds need (extra surroundings cost
     # little, a missing neighbour would cost a finding), as an envelope tree of the boxes
     members = np.concatenate(groups)
     member_group = np.repeat(np.arange(len(groups)), [len(m) for m in groups])

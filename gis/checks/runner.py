@@ -27,7 +27,14 @@ from tqdm import tqdm
 from gis import scope as db_scope
 from gis.campaign import ledger_writer
 from gis.checks.catalog import RULES
-from gis.checks.context import CONTEXT_LAYERS, CheckContext, build_contexts, compound_zones, context_margins
+from gis.checks.context import (
+    CONTEXT_LAYERS,
+    CheckContext,
+    build_contexts,
+    compact_groups,
+    compound_zones,
+    context_margins,
+)
 from gis.checks.findings import FINDING_COLUMNS, empty_findings
 from gis.checks.ledger import LedgerResult
 from gis.checks.profiles import Profile, load_profile
@@ -513,7 +520,7 @@ def read_boxes(outlines: np.ndarray, run: int = READ_RUN) -> tuple[tuple[float, 
 
 
 #: Most compounds in one group: a scope larger than this is read and checked group by group (neighbouring
-#: compounds, Hilbert order, each with its surroundings), so memory is bounded by the group, not the district.
+#: compounds, `cut_groups`, each with its surroundings), so memory is bounded by the group, not the district.
 STREAM_COMPOUNDS = 800
 
 
@@ -549,13 +556,15 @@ def _hilbert_order(outlines: np.ndarray) -> np.ndarray:
 
 
 def cut_groups(ordered: np.ndarray, outlines: np.ndarray, size: int) -> list[Group]:
-    """Consecutive runs of at most `size` compounds (of `scope_compounds`' order), as nearly equal as can be."""
+    """Groups of at most `size` neighbouring compounds, as nearly equal as can be (`compact_groups` of their
+    centres: near-square, so a group's surroundings are a small share of what it reads), each in
+    `scope_compounds`' order (Hilbert order: its read boxes are runs along the curve)."""
     if not len(ordered):
         return []
-    n = math.ceil(len(ordered) / max(1, size))
-    cuts = np.linspace(0, len(ordered), n + 1).round().astype(int)
-    return [Group(refs=tuple(str(r) for r in ordered[a:b]), boxes=read_boxes(outlines[a:b]))
-            for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    centres = shapely.get_coordinates(shapely.centroid(outlines))
+    centres[:, 0] *= math.cos(math.radians(float(centres[:, 1].mean())))  # lon/lat: degrees of x are shorter
+    return [Group(refs=tuple(str(r) for r in ordered[g]), boxes=read_boxes(outlines[g]))
+            for g in compact_groups(centres, size)]
 
 
 def read_group(engine: Engine, group: Group, profile: Profile) -> dict[str, gpd.GeoDataFrame]:
@@ -573,7 +582,7 @@ def stream_scope(
     batch: int = STREAM_COMPOUNDS,
 ) -> tuple[list[str], Iterator[tuple[dict[str, gpd.GeoDataFrame], list[str]]]]:
     """The refs of a scope's compounds, and its layers as a stream of groups: (layers, refs of the group's
-    compounds) for runs of at most `batch` neighbouring compounds (Hilbert order of their centres), each read with
+    compounds) for groups of at most `batch` neighbouring compounds (`cut_groups`), each read with
     the surroundings its compounds need (`read_scope`'s margins), as `run_checks` reads them."""
     refs, ordered, outlines = scope_compounds(engine=engine, street=street, compound=compound)
     groups = cut_groups(ordered, outlines, batch)
