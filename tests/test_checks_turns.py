@@ -298,3 +298,27 @@ def test_surfaces_grown_in_one_buffer_are_the_union_grown():
     # seams closed: the ring is one polygon around its yard, the two-part piece a second polygon
     assert (shapely.get_num_geometries(got[full]) == 2).all()
     assert shapely.get_num_interior_rings(shapely.get_parts(got[full])).sum() == 39
+
+
+def test_surfaces_are_simplified_as_the_topology_preserving_simplifier_does():
+    # curved lanes with and without millimetres of drawing noise, some with a notch a few millimetres deep beside
+    # a thin slot (where Douglas-Peucker's flattening would cross the slot and the topology-preserving simplifier
+    # refuses it): the surfaces come out exactly as the topology-preserving simplifier gives them
+    rng = np.random.default_rng(5)
+    shapes = []
+    for k in range(60):
+        xy = shapely.get_coordinates(Point(0, 0).buffer(30, quad_segs=int(rng.integers(4, 40))))[:-1]
+        if k % 3:
+            xy = xy + rng.normal(0, 0.004, xy.shape) * (rng.random(len(xy)) < 0.3)[:, None]
+        g = shapely.Polygon(xy).difference(Point(0, 0).buffer(22, quad_segs=16))
+        if k % 3 == 2:
+            slot = [(x, 29.96 - 0.006 * (i % 2)) for i, x in enumerate(np.linspace(-5, 5, 11))] + [(5, 29.9), (-5, 29.9)]
+            g = g.difference(shapely.Polygon(slot))
+        shapes.append(shapely.affinity.translate(g, X0 + 100 * k, Y0))
+    shapes = np.array(shapes, dtype=object)
+    want = shapely.orient_polygons(shapely.simplify(shapes, turns.SIMPLIFY_M, preserve_topology=True))
+    assert shapely.equals_exact(turns.simplified(shapes), want, 0.0).all()
+    # (both cases occur: surfaces with nothing to simplify, and some Douglas-Peucker alone would get wrong)
+    assert shapely.equals_exact(want, shapely.orient_polygons(shapes), 0.0).sum() >= 20
+    dp = shapely.orient_polygons(shapely.simplify(shapes, turns.SIMPLIFY_M, preserve_topology=False))
+    assert (~shapely.equals_exact(dp, want, 0.0)).sum() >= 3

@@ -175,8 +175,16 @@ def _corner_runs(xy: np.ndarray, ring: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def simplified(surfaces: np.ndarray) -> np.ndarray:
-    """The surfaces simplified by SIMPLIFY_M and oriented (interior on the left of every ring)."""
-    return shapely.orient_polygons(shapely.simplify(surfaces, SIMPLIFY_M, preserve_topology=True))
+    """The surfaces simplified by SIMPLIFY_M, topology preserved, and oriented (interior on the left of every ring).
+
+    Douglas-Peucker (three times cheaper) picks out the surfaces with nothing to simplify: the topology-preserving
+    simplifier takes the same sections and ring ends, only refusing some, so it removes a subset of the vertices
+    Douglas-Peucker removes, and none where that removes none (most surfaces); only the others are simplified."""
+    surfaces = np.asarray(surfaces, dtype=object)
+    out = surfaces.copy()
+    some = ~shapely.equals_exact(shapely.simplify(surfaces, SIMPLIFY_M, preserve_topology=False), surfaces, 0.0)
+    out[some] = shapely.simplify(surfaces[some], SIMPLIFY_M, preserve_topology=True)
+    return shapely.orient_polygons(out)
 
 
 def find_corners(surface: shapely.Geometry | np.ndarray, *, probe: bool = True, is_simple: bool = False) -> Corners:
