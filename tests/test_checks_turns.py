@@ -322,3 +322,16 @@ def test_surfaces_are_simplified_as_the_topology_preserving_simplifier_does():
     assert shapely.equals_exact(want, shapely.orient_polygons(shapes), 0.0).sum() >= 20
     dp = shapely.orient_polygons(shapely.simplify(shapes, turns.SIMPLIFY_M, preserve_topology=False))
     assert (~shapely.equals_exact(dp, want, 0.0)).sum() >= 3
+
+
+def test_the_corners_that_fall_short_are_matched_to_their_own_lanes_among_many_that_pass():
+    # five 7 m lanes turning a sharp corner (each fits 10.2 m) and, drawn last, two 4 m ones (fitting nothing), one
+    # beside a high-rise (the first): a finding on each of those two, the aerial ladder truck's beside the high-rise
+    rows = [{"ref": f"W{k}", "geometry": shapely.affinity.translate(corner_lane(width=7.0), 200 * k, 0)}
+            for k in range(5)]
+    rows += [{"ref": f"N{k}", "geometry": shapely.affinity.translate(corner_lane(), 1000 + 200 * k, 0)}
+             for k in (1, 2)]
+    tall = {"ref": "B1", "height_m": 60.0, "geometry": box(1230, 20, 1260, 45)}
+    got = turn_findings(context(compounds=[{"ref": "C1", "geometry": box(-50, 0, 1450, 250)}], fire_lanes=rows,
+                                buildings=[tall]))
+    assert dict(zip(got["subject_ref"], got["required"], strict=True)) == {"N1": 12.0, "N2": 9.0}

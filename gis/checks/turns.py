@@ -57,6 +57,8 @@ ROAD_WINDOW_M = 40.0
 TOUCH_M = 0.5
 #: Closing of seams between drawn surfaces (metres).
 SEAM_M = 0.005
+#: A box around a corner's vertices grown by this holds every point within TOUCH_M of them (rounding to spare).
+_TOUCH_BOX_M = TOUCH_M + 1e-6
 
 #: Subject priority at a junction: the lane turned into that serves least otherwise.
 _PRIORITY = {"dead_end": 0, "ring": 1, "through": 2, "isolated": 3}
@@ -93,10 +95,19 @@ class Corners:
     def take(self, idx: np.ndarray) -> Corners:
         return Corners(*(getattr(self, f)[idx] if f != "verts" else self.verts for f in self.__dataclass_fields__))
 
-    def touch(self) -> np.ndarray:
-        """Per corner its group's vertices (a multipoint), by which lanes and driveways are matched."""
-        k, j = gm.pairs_in_ranges(self.v0, self.v1)
+    def touch(self, idx: np.ndarray | None = None) -> np.ndarray:
+        """Per corner (of `idx`; all by default) its group's vertices (a multipoint), by which lanes and driveways
+        are matched."""
+        v0, v1 = (self.v0, self.v1) if idx is None else (self.v0[idx], self.v1[idx])
+        k, j = gm.pairs_in_ranges(v0, v1)
         return shapely.multipoints(self.verts[j], indices=k)
+
+    def vertex_boxes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per corner the lower left and upper right (x, y) of its group's vertices."""
+        size = self.v1 - self.v0
+        xy = self.verts[gm.ranges(self.v0, self.v1)]
+        start = np.cumsum(size) - size
+        return np.minimum.reduceat(xy, start), np.maximum.reduceat(xy, start)
 
 
 def _left(t: np.ndarray) -> np.ndarray:
@@ -569,10 +580,24 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
     corners, passage = measure_legs(corners, simple)
     if not len(corners):
         return []
+    # the passages' vertices are matched to driveways and lanes as multipoints, drawn only for the passages whose
+    # vertices' box, grown by TOUCH_M, meets the envelope of a driveway or of a lane that serves a high-rise
+    lo, hi = corners.vertex_boxes()
+    near_tree = STRtree(shapely.box(*(lo - _TOUCH_BOX_M).T, *(hi + _TOUCH_BOX_M).T))
+    touch = np.full(len(corners), None, dtype=object)
+    passages = corners
+
+    def touching(idx: np.ndarray) -> np.ndarray:  # (indices of `passages`)
+        todo = np.unique(idx[shapely.is_missing(touch[idx])])
+        touch[todo] = passages.touch(todo)
+        return touch[idx]
+
     # which driveway each passage belongs to (by its vertices; a corner near two driveways takes the last)
-    touch = corners.touch()
-    di, dj = (STRtree(drive).query(touch, predicate="dwithin", distance=TOUCH_M) if len(drive)
-              else (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)))
+    di, dj = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    if len(drive):
+        near = np.unique(near_tree.query(drive)[1])
+        di, dj = STRtree(drive).query(touching(near), predicate="dwithin", distance=TOUCH_M)
+        di = near[di]
     gate = np.full(len(corners), -1, dtype=np.int64)
     if len(di):
         gate[di] = dj
@@ -586,7 +611,8 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
             # (the buildings query the lanes: a footprint is the prepared side of each distance test)
             tl = np.unique(STRtree(lanes).query(tall, predicate="dwithin", distance=serve)[1])
             if len(tl):
-                at_corner[STRtree(touch).query(lanes[tl], predicate="dwithin", distance=TOUCH_M)[1]] = True
+                ti, ci = near_tree.query(lanes[tl])
+                at_corner[ci[shapely.dwithin(lanes[tl[ti]], touching(ci), TOUCH_M)]] = True
         if len(drive):
             drive_tall = np.zeros(len(drive), dtype=bool)
             drive_tall[STRtree(tall).query(drive, predicate="dwithin", distance=serve)[0]] = True
@@ -602,7 +628,7 @@ def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.
     corners, gate, need = corners.take(look), gate[look], need[look]
     # which lanes each of those corners belongs to (the lanes query the corners: a lane polygon is the prepared
     # side of each distance test)
-    li, ci = (STRtree(touch[look]).query(lanes, predicate="dwithin", distance=TOUCH_M) if len(lanes)
+    li, ci = (STRtree(touching(look)).query(lanes, predicate="dwithin", distance=TOUCH_M) if len(lanes)
               else (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)))
     rank = np.array([_PRIORITY.get(k, 9) for k in net.kinds], dtype=np.int64) if net.n else np.empty(0, int)
     subject = np.full(len(corners), -1, dtype=np.int64)
@@ -695,13 +721,9 @@ def _passable_gates(found: Corners, passage: np.ndarray, failing: np.ndarray, di
     other = np.setdiff1d(np.arange(len(found)), passage)
     if len(rest) and len(other):
         c = found.take(other)
-        size = c.v1 - c.v0
-        xy = c.verts[gm.ranges(c.v0, c.v1)]
-        start = np.cumsum(size) - size
-        lo, hi = np.minimum.reduceat(xy, start), np.maximum.reduceat(xy, start)
+        lo, hi = c.vertex_boxes()
         box = shapely.bounds(drive[rest])
-        m = TOUCH_M + 1e-6
-        ci, gj = np.nonzero(gm.boxes_meet(lo[:, None], hi[:, None], box[None, :, :2], box[None, :, 2:], m))
+        ci, gj = np.nonzero(gm.boxes_meet(lo[:, None], hi[:, None], box[None, :, :2], box[None, :, 2:], _TOUCH_BOX_M))
         if len(ci):
             near = np.unique(ci)
             at_ = shapely.dwithin(c.take(near).touch()[np.searchsorted(near, ci)], drive[rest[gj]], TOUCH_M)
