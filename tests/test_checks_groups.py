@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from gis.checks.context import compact_groups
+from gis.checks.runner import MAX_GROUP, group_size
 
 
 def grid(nx: int, ny: int) -> np.ndarray:
@@ -45,3 +46,17 @@ def test_a_long_strip_is_cut_across_its_length():
 def test_group_sizes_follow_an_even_cut(n, size, sizes):
     groups = compact_groups(np.random.default_rng(1).uniform(0, 10, (n, 2)), size)
     assert sorted(len(g) for g in groups) == sorted(sizes)
+
+
+@pytest.mark.parametrize("n, workers, size, groups", [
+    (800, 2, 400, 2),      # m-scale: one group per worker
+    (8000, 2, 800, 10),    # l-scale: groups as large as MAX_GROUP allows
+    (2400, 2, 600, 4),     # never a lone last group: 3 of 800 would leave a worker idle at the end
+    (8000, 1, 800, 10),
+    (100, 4, 25, 4),
+    (3, 8, 1, 3),
+])
+def test_groups_are_as_large_as_allowed_in_a_multiple_of_the_workers(n, workers, size, groups):
+    assert MAX_GROUP == 800
+    assert group_size(n, workers=workers) == size
+    assert len(compact_groups(np.zeros((n, 2)), size)) == groups
