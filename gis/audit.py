@@ -27,8 +27,9 @@ WHERE layer = :layer AND action = 'insert' AND feature_id <= :feature_id
 ORDER BY feature_id DESC LIMIT 1
 """
 
-#: Updates bump the version and stamp who/when; inserts get the same stamps from column defaults
-#: (no row trigger on the bulk-insert path).
+#: Updates that change an audited column bump the version and stamp who/when (the trigger's WHEN condition, as
+#: the audit log's: a check run seeing a hazard again is no edit, so a form opened before the run still holds the
+#: current version); inserts get the same stamps from column defaults (no row trigger on the bulk-insert path).
 TOUCH_SQL = f"""
 CREATE OR REPLACE FUNCTION firelane_touch() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -41,20 +42,26 @@ END $$;
 """
 
 
-#: Columns whose change alone is no edit, so an update changing nothing else logs no audit row: the touch trigger's
-#: stamps, and per table what a check run writes each time it sees a row again (a hazard's sighting: the run is in
-#: check_runs, and every state change of the hazard in hazard_events). Without this every re-run of the checks
-#: logged each hazard in full twice (before and after), ~80 MB of audit rows per run of an 8,000-compound district.
+#: Columns whose change alone is no edit, so an update changing nothing else logs no audit row and keeps the row's
+#: version and stamps: the touch trigger's stamps, and per table what a check run writes each time it sees a row
+#: again (a hazard's sighting: the run is in check_runs, and every state change of the hazard in hazard_events).
+#: Without this every re-run of the checks logged each hazard in full twice (before and after), ~80 MB of audit
+#: rows per run of an 8,000-compound district.
 UNAUDITED_COLUMNS: dict[str, tuple[str, ...]] = {"*": ("version", "created_at", "updated_at", "updated_by"),
                                                  "hazards": ("last_seen_at", "last_run_id")}
 
 
-def _changed(table: str, columns: list[str]) -> str:
-    """The condition (on aliases o, n) that an update changed a column that is audited."""
+def _changed(table: str, columns: list[str], old: str = "o", new: str = "n") -> str:
+    """The condition (on aliases `old`, `new`) that an update changed a column that is audited.
+
+    The geometry is compared with PostGIS's `=` (exact coordinates) written out, not inside IS DISTINCT FROM: a
+    trigger's WHEN is restored by pg_dump with an empty search_path, where IS DISTINCT FROM cannot name the
+    operator's schema and finds no unique `=` for geometry."""
     skip = set(UNAUDITED_COLUMNS["*"]) | set(UNAUDITED_COLUMNS.get(table, ()))
-    kept = [c for c in columns if c not in skip] + ["geom"]
-    return (f"ROW({', '.join(f'o.{c}' for c in kept)}) IS DISTINCT FROM "
-            f"ROW({', '.join(f'n.{c}' for c in kept)})")
+    kept = [c for c in columns if c not in skip]
+    return (f"ROW({', '.join(f'{old}.{c}' for c in kept)}) IS DISTINCT FROM "
+            f"ROW({', '.join(f'{new}.{c}' for c in kept)}) "
+            f"OR ({old}.geom IS NULL) <> ({new}.geom IS NULL) OR ({old}.geom = {new}.geom) IS FALSE")
 
 
 def _row_json(alias: str, columns: list[str], *, with_geom: bool) -> str:
@@ -136,7 +143,7 @@ BEGIN
   RETURN NULL;
 END $$;
 CREATE TRIGGER {table}_touch BEFORE UPDATE ON {table}
-  FOR EACH ROW EXECUTE FUNCTION firelane_touch();
+  FOR EACH ROW WHEN ({_changed(table, cols, "OLD", "NEW")}) EXECUTE FUNCTION firelane_touch();
 CREATE TRIGGER {table}_audit_ins AFTER INSERT ON {table}
   REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {fn}();
 CREATE TRIGGER {table}_audit_upd AFTER UPDATE ON {table}

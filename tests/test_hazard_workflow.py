@@ -263,17 +263,37 @@ def test_a_run_that_only_sees_a_hazard_again_logs_no_audit_row_and_one_that_chan
     record(db, findings(("S", "LANE-WIDTH", "fail")))
     with db.connect() as conn:
         hid = conn.execute(text("SELECT id FROM hazards WHERE key = 'S'")).scalar_one()
-    logged = audited(hid)
-    # seen again, unchanged: the sighting (last seen, last run) and the version move, the audit log does not
+    logged, (_, version) = audited(hid), state(db, hid)
+    with db.connect() as conn:
+        stamped = conn.execute(text("SELECT updated_at FROM hazards WHERE id = :h"), {"h": hid}).scalar()
+    # seen again, unchanged: the sighting (last seen, last run) moves; the version, the stamps and the audit log do
+    # not (a form opened before the run still holds the current version)
     _, run2 = record(db, findings(("S", "LANE-WIDTH", "fail")))
     with db.connect() as conn:
-        assert conn.execute(text("SELECT last_run_id FROM hazards WHERE id = :h"), {"h": hid}).scalar() == run2
+        seen = conn.execute(text("SELECT last_run_id, version, updated_at FROM hazards WHERE id = :h"),
+                            {"h": hid}).one()
+    assert tuple(seen) == (run2, version, stamped)
     assert audited(hid) == logged
-    # found again measured otherwise: an edit of the hazard, logged with who ran the check
+    # found again measured otherwise: an edit of the hazard, logged with who ran the check, a new version
     changed = findings(("S", "LANE-WIDTH", "fail"))
     changed["measured"] = 3.2
     record(db, changed)
     assert audited(hid) == [*logged, ("update", "checker", "3.2")]
+    assert state(db, hid)[1] == version + 1
+
+
+def test_a_check_run_between_reading_a_hazard_and_acting_on_it_does_not_make_the_action_stale(api, headers,
+                                                                                            district, db):
+    """A street office opens a hazard (its version), the nightly run sees it again, the office assigns it with the
+    version it read: accepted, since nothing the office saw has changed."""
+    record(db, findings(("N", "LANE-WIDTH", "fail")))
+    with db.connect() as conn:
+        hid = conn.execute(text("SELECT id FROM hazards WHERE key = 'N'")).scalar_one()
+    _, version = state(db, hid)
+    record(db, findings(("N", "LANE-WIDTH", "fail")))
+    done = api.post(f"/hazards/{hid}/assign", json=ASSIGN, headers={**headers["street_a"], "If-Match": f'"{version}"'})
+    assert done.status_code == 200, done.text
+    assert done.json()["version"] == version + 1
 
 
 def test_data_gaps_are_their_own_queue_and_never_count_as_open(api, headers, district, db):
