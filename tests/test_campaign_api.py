@@ -6,6 +6,8 @@ import time
 
 import pytest
 from campaign_support import STREETS, load_campaign_district
+from field_support import picture
+from sqlalchemy import text
 from test_api_support import make_user
 
 pytestmark = pytest.mark.db
@@ -69,6 +71,46 @@ def test_campaigns_draws_and_results_over_http(api, setup):
     paths = api.get("/api", headers=h["admin"]).json()["paths"]
     assert {"/campaigns", "/campaigns/{campaign_id}/progress", "/campaigns/{campaign_id}/spotchecks",
             "/spotchecks/{check_id}/results", "/jobs/{job_id}"} <= set(paths)
+
+
+def test_a_failed_spot_check_item_is_recorded_from_a_form_with_its_photos_all_or_nothing(api, setup, db):
+    """The page's multipart form: the photos go with the hazard the failure files or reopens, in the same
+    transaction; a file that is no picture refuses the whole record, naming the file."""
+    h = setup
+    cid = api.post("/campaigns", json={"preset": "changle-2022", "year": 2026}, headers=h["admin"]).json()["id"]
+    checks = api.post(f"/campaigns/{cid}/spotchecks", json={"roster": ROSTER, "seed": 5},
+                      headers=h["fire"]).json()["checks"]
+    first, second = checks[0], checks[1]
+    url = f"/spotchecks/{first['id']}/results/form"
+    fields = {"compound": first["compound"], "item": "vehicles", "result": "fail", "note": "消防车道上停放车辆"}
+
+    def items() -> list[tuple]:
+        with db.connect() as conn:
+            return [tuple(r) for r in conn.execute(text(
+                "SELECT check_id, item, result, photos, hazard_ids FROM spot_check_items ORDER BY id"))]
+
+    bad = api.post(url, data=fields, files=[("photo", ("a.jpg", picture("JPEG"), "image/jpeg")),
+                                            ("photo", ("b.jpg", b"not a picture at all", "image/jpeg"))],
+                   headers=h["fire"])
+    assert bad.status_code == 415 and bad.json()["field"] == "photo[1]", bad.text  # judged from its bytes
+    assert items() == []  # nothing half-written: no result, no hazard reopened, no photo
+    assert api.post(url, data=fields, files=[("photo", ("a.jpg", picture("JPEG"), "image/jpeg"))],
+                    headers=h["so_a"]).status_code == 403
+    done = api.post(url, data=fields, files=[("photo", ("a.jpg", picture("JPEG"), "image/jpeg")),
+                                             ("photo", ("b.png", picture("PNG"), "image/png"))], headers=h["fire"])
+    assert done.status_code == 201, done.text
+    got = done.json()
+    assert got["status"] == "failed" and len(got["photos"]) == 2 and got["hazards"]
+    shown = api.get(f"/hazards/{got['hazards'][0]}/photos", headers=h["fire"]).json()["photos"]
+    assert {p["id"] for p in shown} >= set(got["photos"]) and {p["kind"] for p in shown} == {"before"}
+    assert items() == [(first["id"], "vehicles", "fail", got["photos"], got["hazards"])]
+    # a passed item takes no photos (the page's empty file input is its Playwright test's)
+    ok = {"compound": second["compound"], "item": "design", "result": "pass", "note": ""}
+    second_url = f"/spotchecks/{second['id']}/results/form"
+    assert api.post(second_url, data=ok, files=[("photo", ("a.jpg", picture("JPEG"), "image/jpeg"))],
+                    headers=h["fire"]).status_code == 400
+    passed = api.post(second_url, data=ok, headers=h["fire"])
+    assert passed.status_code == 201 and passed.json()["photos"] == [], passed.text
 
 
 def test_a_report_job_is_run_by_the_servers_worker_and_downloaded(api, setup):

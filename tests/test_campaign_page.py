@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 
 import pytest
 from campaign_support import STREETS, load_campaign_district
+from field_support import picture
 from server_support import served
 from sqlalchemy import text
 
@@ -67,7 +68,7 @@ def _screenshots(page, name: str) -> None:
     page.set_viewport_size({"width": 1400, "height": 900})
 
 
-def test_the_fire_brigade_draws_records_and_downloads_from_the_page(site, browser, db):
+def test_the_fire_brigade_draws_records_and_downloads_from_the_page(site, browser, db, tmp_path):
     from playwright.sync_api import expect
 
     base, cid = site
@@ -124,6 +125,9 @@ def test_the_fire_brigade_draws_records_and_downloads_from_the_page(site, browse
     form.locator("button").click()
     expect(form.locator(".error")).to_contain_text("needs a note", timeout=30_000)
     form.locator("input[name=note]").fill("消防车道上停放车辆")
+    shot = tmp_path / "found.jpg"  # what the inspectors found, with the failed item
+    shot.write_bytes(picture("JPEG"))
+    form.locator("input[name=photo]").set_input_files(shot)
     with page.expect_navigation(wait_until="networkidle"):
         form.locator("button").click()
     row = page.locator(f"#draw-{d.id} tr[data-check='{first.id}']")
@@ -138,11 +142,14 @@ def test_the_fire_brigade_draws_records_and_downloads_from_the_page(site, browse
         form.locator("button").click()
     expect(page.locator(f"tr[data-check='{second.id}'] td[data-item=design]")).to_have_text("合格", timeout=30_000)
     with db.connect() as conn:
-        got = conn.execute(text("SELECT check_id, item, result, note, recorded_by, hazard_ids FROM spot_check_items "
-                                "ORDER BY id")).all()
+        got = conn.execute(text("SELECT check_id, item, result, note, recorded_by, hazard_ids, photos "
+                                "FROM spot_check_items ORDER BY id")).all()
+        kinds = conn.execute(text("SELECT kind FROM photos WHERE id = ANY(:p)"),
+                             {"p": [int(p) for p in got[0].photos]}).scalars().all()
     assert [(g.check_id, g.item, g.result, g.recorded_by) for g in got] == [
         (first.id, "vehicles", "fail", "fire1"), (second.id, "design", "pass", "fire1")]
     assert got[0].hazard_ids  # the failure reopened (or filed) the compound's hazard
+    assert kinds == ["before"] and got[1].photos == []  # the photo went with it; the pass (empty input) took none
 
     _screenshots(page, "campaign")
 
