@@ -72,6 +72,14 @@ def _roads_as_drawn(ctx: Any, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return cache["roads:as_drawn"]
 
 
+def city_surfaces(roads: gpd.GeoDataFrame) -> np.ndarray:
+    """Surfaces of city roads: the drawn surface, else the centre line buffered by width_m/2 with flat caps (the
+    centre line if no width); see gis.checks.roads."""
+    if not len(roads):
+        return np.empty(0, dtype=object)
+    return rd.surfaces(roads[texts_in(roads, "kind", "city", ("city",))])
+
+
 def column(frame: pd.DataFrame, name: str, default: Any = None) -> pd.Series:
     """`frame[name]`, or a series of `default` when the column is absent (sparse imports, hand-made frames)."""
     if name in frame.columns:

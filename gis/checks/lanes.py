@@ -16,7 +16,6 @@ from shapely import STRtree
 
 from gis.checks import attributes as at
 from gis.checks import geometry as gm
-from gis.checks import roads as rd
 from gis.checks.catalog import rule as rule_of
 from gis.checks.context import CheckContext
 from gis.checks.findings import Finding, findings_frame, severity
@@ -125,7 +124,7 @@ class LaneNetwork:
     crefs: np.ndarray
     #: the `kind` each lane's data claims (None where untagged); `kinds` are derived from the geometry
     claims: np.ndarray | None = None
-    #: the city road surfaces the entry zones were found on (`city_surfaces`; LANE-TURN turns off them too)
+    #: the city road surfaces the entry zones were found on (`attributes.city_surfaces`; LANE-TURN turns off them too)
     city: np.ndarray | None = None
     _far: np.ndarray | None = None  # `dead_end_at`, once found
     _grown: np.ndarray | None = None  # lanes grown by ENTRY_TOL_M, for `contact_zones`
@@ -406,14 +405,6 @@ def _grown_zones(zone: np.ndarray, which: np.ndarray) -> np.ndarray:
     return grown
 
 
-def city_surfaces(roads: gpd.GeoDataFrame) -> np.ndarray:
-    """Surfaces of city roads: the drawn surface, else the centre line buffered by width_m/2 with flat caps (the
-    centre line if no width); see gis.checks.roads."""
-    if not len(roads):
-        return np.empty(0, dtype=object)
-    return rd.surfaces(roads[at.texts_in(roads, "kind", "city", ("city",))])
-
-
 def vehicle_entrances(entrances: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     if not len(entrances):
         return entrances
@@ -424,7 +415,7 @@ def lane_network(ctx: CheckContext) -> LaneNetwork:
     """Index the context's lanes: entry zones (city roads, vehicle entrances) and lane-to-lane contacts."""
     view = ctx.view("fire_lanes")
     lanes, g = view.frame, view.geoms
-    surfaces = city_surfaces(at.layer(ctx, "roads"))  # the view's rows (refs and owners of roads are not needed)
+    surfaces = at.city_surfaces(at.layer(ctx, "roads"))  # the view's rows (refs and owners of roads are not needed)
     gates = at.geoms(vehicle_entrances(ctx.view("entrances").frame))
     ext = np.concatenate([surfaces, gates])
     is_gate = np.arange(len(ext)) >= len(surfaces)

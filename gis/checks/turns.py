@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import shapely
@@ -16,6 +17,9 @@ from gis.checks import attributes as at
 from gis.checks import geometry as gm
 from gis.checks.context import CheckContext
 from gis.checks.findings import Finding, severity
+
+if TYPE_CHECKING:  # lanes imports this module (lane_turn)
+    from gis.checks.lanes import LaneNetwork
 
 #: Boundary simplification before corners are looked for (metres): drawing noise below this is no corner.
 #: A tolerance, not a rule value.
@@ -518,20 +522,18 @@ def driveways(ctx: CheckContext, roads: np.ndarray) -> tuple[np.ndarray, np.ndar
     return out, vehicle
 
 
-def lane_turn(ctx: CheckContext, net) -> list[Finding]:  # noqa: ANN001 - lanes.LaneNetwork (import cycle)
+def lane_turn(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
     """LANE-TURN: at every inner corner of the drivable surface that a lane or an entrance driveway meets, a truck
     of the profile's inner turning radius (aerial ladder trucks where the lanes at the corner serve a high-rise)
     and swept width turns inside the surface. Reports the corner, the largest inner radius that fits and the
     buildings cut off (those a dead-end lane behind the corner, or an entrance with no other passable entrance,
     serves)."""
-    from gis.checks.lanes import city_surfaces  # lanes imports this module
-
     profile = ctx.profile
     sec = profile["LANE-TURN"]
     ordinary, ladder = float(sec["inner_radius_m"]), float(sec["ladder_inner_radius_m"])
     w = float(sec["swept_width_m"])
     serve = float(sec["serve_distance_m"])
-    roads = net.city if net.city is not None else city_surfaces(at.layer(ctx, "roads"))
+    roads = net.city if net.city is not None else at.city_surfaces(at.layer(ctx, "roads"))
     roads = roads[np.isin(shapely.get_type_id(roads), (3, 6))] if len(roads) else roads
     drive, drive_row = driveways(ctx, roads)
     lanes = net.geoms
@@ -739,7 +741,7 @@ def _high_rise(ctx: CheckContext) -> np.ndarray:
     return b.geoms[np.nan_to_num(height) > at.high_rise_limit(b.frame, ctx.profile)]
 
 
-def _cut_off(ctx: CheckContext, net, subject: np.ndarray, gate: np.ndarray, drive: np.ndarray,  # noqa: ANN001
+def _cut_off(ctx: CheckContext, net: LaneNetwork, subject: np.ndarray, gate: np.ndarray, drive: np.ndarray,
              drive_row: np.ndarray, serve: float, *, ok_gates: np.ndarray) -> list[tuple[list[str], int, int]]:
     """Per failing corner the buildings (refs, count, floors) that lose fire-truck access: those within `serve`
     of a dead-end lane behind the corner and of no other lane; at an entrance with no other passable entrance of
