@@ -32,7 +32,6 @@ DATABASE = "firelane"
 SERVER_SETTINGS = {
     "listen_addresses": "'127.0.0.1'",
     "max_connections": "100",
-    "shared_buffers": "'512MB'",
     "work_mem": "'64MB'",
     "maintenance_work_mem": "'256MB'",
     "max_wal_size": "'2GB'",
@@ -40,6 +39,28 @@ SERVER_SETTINGS = {
     "timezone": "'UTC'",
     "logging_collector": "off",
 }
+
+
+def memory_settings(total_bytes: int | None = None) -> dict[str, str]:
+    """The server's cache sized to the machine (`total_bytes`, default its physical memory): shared_buffers a
+    quarter of it, PostgreSQL's own starting advice, between 128 MB and 8 GB; effective_cache_size (a planner hint,
+    no allocation) three quarters. A fixed 512 MB held an m district's layers but not an l one's (about 1 GB): its
+    reads then copied every page in from the OS cache again, 15 % more server CPU per compound."""
+    if total_bytes is None:
+        total_bytes = min(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), _cgroup_limit())
+    mb = total_bytes // 2**20
+    return {"shared_buffers": f"'{min(max(mb // 4, 128), 8192)}MB'",
+            "effective_cache_size": f"'{max(mb * 3 // 4, 512)}MB'"}
+
+
+def _cgroup_limit() -> int:
+    """The memory limit of this process's control group (a container's), or no limit (cgroup v2, then v1)."""
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            return int(Path(path).read_text().strip())
+        except (OSError, ValueError):  # absent, or "max"
+            continue
+    return 2**62
 
 
 class ClusterError(RuntimeError):
@@ -174,7 +195,8 @@ def _initdb() -> ClusterState:
     finally:
         pwfile.unlink(missing_ok=True)
     port = _free_port()
-    conf = "\n# firelane managed cluster\n" + "".join(f"{k} = {v}\n" for k, v in SERVER_SETTINGS.items())
+    settings = {**SERVER_SETTINGS, **memory_settings()}
+    conf = "\n# firelane managed cluster\n" + "".join(f"{k} = {v}\n" for k, v in settings.items())
     conf += f"port = {port}\nunix_socket_directories = '{datadir}'\n"
     with open(datadir / "postgresql.conf", "a") as fh:
         fh.write(conf)
