@@ -19,7 +19,7 @@ from api.auth import CurrentUser, Principal, optional_principal, require_role
 from api.database import db_engine
 from api.errors import Forbidden, NotFound, Unauthorized
 from api.photos_api import actor_of
-from api.reports_api import Uploads, uploads_of
+from api.reports_api import Text, Uploads, uploads_of
 from api.web_routes import _html, _preferences
 from gis import jobs
 from gis.campaign import campaigns as cp
@@ -228,15 +228,15 @@ def post_result_form(
     compound: Annotated[str, Form(max_length=200)],
     item: Annotated[Literal[ITEM_CODES], Form()],  # type: ignore[valid-type]  # a Literal made at runtime
     result: Annotated[Literal["pass", "fail"], Form()],
-    note: Annotated[str | None, Form(max_length=2000)] = None,
+    note: Text = None,
     photo: Uploads = None,
 ) -> dict[str, Any]:
     """The same record as `post_result`, from the page's form: the photos (what the inspectors found) go with the
     hazards a failed item reopens or files, in the same transaction as the result."""
     require_role(principal, SPOT_CHECKERS, "记录抽查结果 record spot-check results")
     photos = [u.data for u in uploads_of(photo, "before", field="photo")]
-    return sc.record(check_id, compound=compound, item=item, result=result, note=(note or "").strip() or None, photos=photos,
-                     actor=actor_of(principal), engine=db_engine())
+    return sc.record(check_id, compound=compound, item=item, result=result, note=(note or "").strip() or None,
+                     photos=photos, actor=actor_of(principal), engine=db_engine())
 
 
 # --- reports as jobs ----------------------------------------------------------------------------------------------
