@@ -44,8 +44,8 @@ SERVER_SETTINGS = {
 def memory_settings(total_bytes: int | None = None) -> dict[str, str]:
     """The server's cache sized to the machine (`total_bytes`, default its physical memory): shared_buffers a
     quarter of it, PostgreSQL's own starting advice, between 128 MB and 8 GB; effective_cache_size (a planner hint,
-    no allocation) three quarters. A fixed 512 MB held an m district's layers but not an l one's (about 1 GB): its
-    reads then copied every page in from the OS cache again, 15 % more server CPU per compound."""
+    no allocation) three quarters. A fixed size small enough for any machine holds a small district's layers but not
+    a city's, whose every read then copies its pages in from the OS cache again."""
     if total_bytes is None:
         total_bytes = min(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), _cgroup_limit())
     mb = total_bytes // 2**20

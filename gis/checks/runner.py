@@ -111,8 +111,8 @@ MAX_GROUP = 800
 def group_size(n_compounds: int, *, workers: int = 1) -> int:
     """Compounds per partition: as large as MAX_GROUP allows, in a number of groups that is a multiple of the
     workers (each gets the same share; a lone last group would leave the others idle). A group's surroundings and
-    the checks' per-partition work cost more than the memory of a larger group: 4 groups of 200 at m-scale took
-    1.3x the CPU of 2 of 400, and 20 of 400 at l-scale 1.04-1.07x the CPU of 10 of 800."""
+    the checks' per-partition work cost more CPU than a larger group costs memory (measurements in the commit
+    history of this function)."""
     workers = max(1, workers)
     parts = workers * math.ceil(n_compounds / (workers * MAX_GROUP))
     return int(max(1, math.ceil(n_compounds / max(1, parts))))
