@@ -226,8 +226,8 @@ me = psutil.Process()
 peak = {"self": 0, "worker": 0}
 stop = threading.Event()
 def sample():
-    # the descendants are listed every 2 s (a walk of all of /proc, which cost 1.3 s CPU over an l run when done
-    # every sample, on the cores the workers use); their memory is read every 0.2 s (one small file each)
+    # the descendants are listed every 2 s (a walk of all of /proc, costly on the cores the workers use when done
+    # every sample); their memory is read every 0.2 s (one small file each)
     kids, listed = [], 0.0
     while not stop.is_set():
         try:
