@@ -63,8 +63,8 @@ def synthesise(engine, *, seed: int = 1) -> dict[str, int]:
         {"ref": street_codes, "name": [f"街道{i}" for i in range(20)]},
         geometry=[shapely.box(x0 + (i % 5) * sx, y0 + (i // 5) * sy, x0 + (i % 5 + 1) * sx, y0 + (i // 5 + 1) * sy)
                   for i in range(20)], crs=4490)
-    ix, iy = np.meshgrid(np.arange(nx), np.arange(ny))
-    ix, iy = ix.ravel(), iy.ravel()
+    gx, gy = np.meshgrid(np.arange(nx), np.arange(ny))
+    ix, iy = gx.ravel(), gy.ravel()
     cx0, cy0 = x0 + ix * step + 0.0005, y0 + iy * step + 0.0005
     size = step - 0.001
     crefs = np.array([f"C{i:05d}" for i in range(len(ix))])
@@ -196,8 +196,18 @@ end
 
 def _ms(value: str) -> float:
     m = re.match(r"([\d.]+)(us|ms|s)", value)
+    if m is None:
+        raise ValueError(f"not a wrk duration: {value!r}")
     num, unit = float(m.group(1)), m.group(2)
     return num / 1000 if unit == "us" else num * 1000 if unit == "s" else num
+
+
+def _wrk_line(pattern: str, out: str) -> re.Match[str]:
+    """The match of `pattern` in wrk's output; an error naming it if wrk printed no such line."""
+    m = re.search(pattern, out)
+    if m is None:
+        raise ValueError(f"no {pattern!r} in wrk's output:\n{out}")
+    return m
 
 
 def run_wrk(base: str, paths: list[str], token: str, *, clients: int, seconds: int, workdir: Path,
@@ -219,9 +229,9 @@ def run_wrk(base: str, paths: list[str], token: str, *, clients: int, seconds: i
                              check=True).stdout
     lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, flags=re.M))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    total = int(re.search(r"(\d+) requests in", out).group(1))
-    hits, misses = (int(v) for v in re.search(r"cache: (\d+) (\d+)", out).groups())
-    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), "p50": _ms(lat["50"]),
+    total = int(_wrk_line(r"(\d+) requests in", out).group(1))
+    hits, misses = (int(v) for v in _wrk_line(r"cache: (\d+) (\d+)", out).groups())
+    return {"rps": float(_wrk_line(r"Requests/sec:\s+([\d.]+)", out).group(1)), "p50": _ms(lat["50"]),
             "p99": _ms(lat["99"]), "requests": total, "errors": int(non2xx.group(1)) if non2xx else 0,
             "tool": "wrk", "hit_rate": hits / (hits + misses) if hits + misses else None}
 
@@ -261,6 +271,7 @@ def pgbench_scripts(paths: dict[str, list[str]], workdir: Path) -> tuple[dict[st
         page, _, params = page_sql(LAYERS["buildings"], q, admin)
         z, x, y = _zxy(tile_path)
         rows.append((i, params["bx0"], params["by0"], params["bx1"], params["by1"], z, x, y))
+    assert page is not None, "no bbox paths: the page SQL is the first path's"
     if api_settings().count_cap > 0:
         print("note: FIRELANE_API_COUNT_CAP > 0: the app also runs a capped count per page with a next page; "
               "the PostgreSQL peer runs the page query only", flush=True)

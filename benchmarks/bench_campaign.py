@@ -25,6 +25,7 @@ Targets: forms < 10 s; every compound PDF < 5 min on 2 cores with peak memory < 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import resource
 import shutil
@@ -102,7 +103,8 @@ def floor_pdf(n: int, out: Path) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    sys.stdout.reconfigure(line_buffering=True)  # progress lines show as they come when the output is a file
+    if isinstance(sys.stdout, io.TextIOWrapper):  # not when a caller replaced stdout
+        sys.stdout.reconfigure(line_buffering=True)  # progress lines show as they come when the output is a file
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", default="m")
     ap.add_argument("--district", default="changle")

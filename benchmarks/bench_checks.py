@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import os
-import pstats
 import resource
 import shutil
 import sys
@@ -43,6 +42,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pyproj
 from _support import ServerCpu, TreeCpu, load_line, mark_sample, open_database, private_home, reusable_sample
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -308,7 +308,8 @@ def geos_share(tasks: list) -> tuple[float, float]:
     for c, fams in tasks:
         check_context(c, fams)
     prof.disable()
-    stats = pstats.Stats(prof).stats
+    prof.create_stats()  # the profile's table, as pstats.Stats(prof) would copy it
+    stats = prof.stats
     total = sum(v[2] for v in stats.values())
     geos = sum(v[2] for (path, _, _), v in stats.items() if f"{os.sep}shapely{os.sep}" in path)
     return geos, total
@@ -368,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         profile = load_profile("cn-gb")
 
         floor, (layers, refs) = timed(lambda: read_scope(engine=engine, profile=profile), repeat=2)
-        epsg = int(sample.metric_crs.to_epsg()) if sample is not None else _metric_epsg(layers["compounds"])
+        epsg = _epsg(sample.metric_crs) if sample is not None else _metric_epsg(layers["compounds"])
         flagged = serial = None
         if "flagged" not in skip:
             flagged, _ = timed(lambda: run_checks(engine=engine, workers=args.workers, ledger=False))
@@ -439,6 +440,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"(the base of the --big runs, which write the ledger too); CPU with its workers "
                   f"{ledger_cpu[0]:.2f} s" + (f", PostgreSQL's {ledger_cpu[1]:.2f} s" if ledger_cpu[1] is not None else ""))
         if serial is not None:
+            assert serial_cpu is not None  # measured with serial
             print(f"full check, serial, grouped partitions             {serial:8.2f}   x{serial / floor:.1f} the floor; "
                   f"the {args.workers}-worker speed-up x{serial / full:.2f}; CPU {serial_cpu:.2f} s "
                   f"(the workers' run spends x{full_cpu / serial_cpu:.2f} of it)")
@@ -482,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
                    f"generated and loaded in {loaded['load_s']:.0f} s")
             print(f"\n== scale {args.big}: {loaded['features']:,} features, {how}; each run below in a fresh "
                   f"process, groups read by the workers, ledger written ==", flush=True)
-            runs = [(f"{args.workers} workers", None)]
+            runs: list[tuple[str, str | None]] = [(f"{args.workers} workers", None)]
             if "bigdask" not in skip:
                 runs.append((f"Dask LocalCluster of {args.workers}", f"local:{args.workers}"))
             done: dict[str, dict[str, Any]] = {}
@@ -513,11 +515,11 @@ def main(argv: list[str] | None = None) -> int:
                       f"{run['peak_worker_gb']:.2f} GB; target < {TARGET_BIG_PEAK_GB:g} GB in any process: "
                       f"{'MET' if worst < TARGET_BIG_PEAK_GB else 'NOT MET'}", flush=True)
             if len(done) == 2:
-                pool_run, dask_run = done.values()
-                ratio = dask_run["check_s"] / pool_run["check_s"]
+                pool_big, dask_big = done.values()  # in the order of `runs`
+                ratio = dask_big["check_s"] / pool_big["check_s"]
                 print(f"Dask / {args.workers}-worker pool at scale {args.big}: x{ratio:.2f}; target <= "
                       f"{TARGET_DASK_RATIO:g}: {'MET' if ratio <= TARGET_DASK_RATIO else 'NOT MET'}; same findings: "
-                      f"{dask_run['keys'] == pool_run['keys']}")
+                      f"{dask_big['keys'] == pool_big['keys']}")
         return 0
     finally:
         try:
@@ -545,7 +547,15 @@ def _metric_epsg(compounds: Any) -> int:
     from gis.coords import local_metric_crs
 
     x0, y0, x1, y1 = compounds.total_bounds
-    return int(local_metric_crs((x0 + x1) / 2, (y0 + y1) / 2).to_epsg())
+    return _epsg(local_metric_crs((x0 + x1) / 2, (y0 + y1) / 2))
+
+
+def _epsg(crs: pyproj.CRS) -> int:
+    """The EPSG code of `crs` (a UTM zone here); an error if it has none, as the SQL peers need one."""
+    code = crs.to_epsg()
+    if code is None:
+        raise ValueError(f"the metric CRS has no EPSG code: {crs}")
+    return code
 
 
 def result_families() -> tuple[str, ...]:

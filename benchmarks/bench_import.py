@@ -57,8 +57,8 @@ def synthesise(n: int, *, seed: int = 1):
     per = 40
     side = int(np.ceil(np.sqrt(n / per)))
     x0, y0, step = 121.40, 29.75, 0.006
-    ix, iy = np.meshgrid(np.arange(side), np.arange(side))
-    ix, iy = ix.ravel(), iy.ravel()
+    gx, gy = np.meshgrid(np.arange(side), np.arange(side))
+    ix, iy = gx.ravel(), gy.ravel()
     codes = [f"3302120{i:02d}" for i in range(1, 5)]
     half = side * step / 2
     streets = gpd.GeoDataFrame({"ref": codes, "name": [f"街道{i}" for i in range(4)]},
@@ -207,7 +207,7 @@ def server_floor(engine, name: str) -> float:
     """
     from sqlalchemy import text
 
-    from gis.db import transaction
+    from gis.db import raw_connection, transaction
     from gis.store import _COPY_CHUNK_ROWS, bulk_load
 
     with engine.connect() as conn:
@@ -215,7 +215,7 @@ def server_floor(engine, name: str) -> float:
             "SELECT attname FROM pg_attribute WHERE attrelid = CAST(:t AS regclass) AND attnum > 0 "
             "AND NOT attisdropped AND attname NOT IN ('id', 'version', 'created_at', 'updated_at') ORDER BY attnum"),
             {"t": name}).scalars().all()
-        raw = conn.connection.driver_connection
+        raw = raw_connection(conn)
         with raw.cursor() as cur, cur.copy(f"COPY (SELECT {', '.join(cols)} FROM {name} ORDER BY id) TO STDOUT") as cp:
             lines = b"".join(bytes(b) for b in cp).splitlines(keepends=True)
         conn.rollback()
@@ -225,7 +225,7 @@ def server_floor(engine, name: str) -> float:
     started = _start()
     with transaction(engine=engine, user="bench") as conn:
         conn.execute(text(f"LOCK TABLE {name} IN ACCESS EXCLUSIVE MODE"))
-        raw = conn.connection.driver_connection
+        raw = raw_connection(conn)
         # as the import does: under row-level security (no COPY FROM) through a temporary staging table
         secured = conn.execute(text("SELECT row_security_active(CAST(:t AS regclass))"), {"t": name}).scalar_one()
         target = f"firelane_stage_{name}" if secured else name
@@ -349,20 +349,20 @@ def main() -> None:
             print(f"{name}: ours by phase (fastest run): " + ", ".join(f"{k} {v:.2f} s" for k, v in fastest.items()))
         print(f"\n{'layer':<14}{'features':>9}  {'ours f/s':>10}  {'ogr2ogr f/s':>11}  {'geopandas f/s':>13}"
               f"  {'ours/ogr2ogr':>12}  {'ours/geopandas':>14}  {'ogr2ogr→layer f/s':>17}  {'ours/ogr2ogr→layer':>18}")
-        for name, n, ours, ogr, gpdt, _linked, _median, _dry, ogr_l, _floor in rows:
-            print(f"{name:<14}{n:>9}  {n / ours:>10.0f}  {n / ogr:>11.0f}  {n / gpdt:>13.0f}"
-                  f"  {ogr / ours:>12.2f}  {gpdt / ours:>14.2f}  {n / ogr_l:>17.0f}  {ogr_l / ours:>18.2f}")
+        for name, n, ours_s, ogr_s, gpd_s, _linked, _median, _dry, ogr_l, _floor in rows:
+            print(f"{name:<14}{n:>9}  {n / ours_s:>10.0f}  {n / ogr_s:>11.0f}  {n / gpd_s:>13.0f}"
+                  f"  {ogr_s / ours_s:>12.2f}  {gpd_s / ours_s:>14.2f}  {n / ogr_l:>17.0f}  {ogr_l / ours_s:>18.2f}")
         print("\nbest of", args.repeat, "runs each; ours includes validation, CRS handling, link derivation "
               "(compound_id/street_code), constraints, foreign key and audit rows; ratios > 1 mean ours is faster. "
               "The target is ours/ogr2ogr >= 1 (plain loads); ogr2ogr→layer is GDAL into the constrained layer "
               "table, for information.")
-        for name, n, ours, ogr, gpdt, linked, median, dry_s, ogr_l, floor_s in rows:
-            print(f"{name}: ours {ours:.2f} s (median {median:.2f} s; read + validation alone, --dry-run: "
-                  f"{dry_s:.2f} s = {n / dry_s:.0f} f/s), ogr2ogr {ogr:.2f} s, geopandas {gpdt:.2f} s, "
+        for name, n, ours_s, ogr_s, gpd_s, linked, median, dry_s, ogr_l, floor_s in rows:
+            print(f"{name}: ours {ours_s:.2f} s (median {median:.2f} s; read + validation alone, --dry-run: "
+                  f"{dry_s:.2f} s = {n / dry_s:.0f} f/s), ogr2ogr {ogr_s:.2f} s, geopandas {gpd_s:.2f} s, "
                   f"ogr2ogr→layer {ogr_l:.2f} s; {linked}/{n} linked to a compound")
             print(f"{name}: server floor (PostgreSQL alone, the same rows replayed through the bulk path, no Python "
-                  f"work) {floor_s:.2f} s = {n / floor_s:.0f} f/s: floor/ogr2ogr time {floor_s / ogr:.2f}, "
-                  f"ours/floor time {ours / floor_s:.2f}")
+                  f"work) {floor_s:.2f} s = {n / floor_s:.0f} f/s: floor/ogr2ogr time {floor_s / ogr_s:.2f}, "
+                  f"ours/floor time {ours_s / floor_s:.2f}")
         print("\nCPU budgets (median of the runs): client = this process or ogr2ogr; server = every process of the "
               "cluster (backends, WAL writer, checkpointer...)")
         for name, budget in budgets:

@@ -28,8 +28,9 @@ from gis.checks import roads as rd  # noqa: E402
 from gis.checks.runner import run_on_frames  # noqa: E402
 
 
-def as_surfaces(layers: dict, kinds: tuple[str, ...], metric) -> dict:
-    """The layers with every road of `kinds` that has a width drawn as its surface (in the storage CRS)."""
+def as_surfaces(layers: dict, kinds: tuple[str, ...], metric) -> tuple[dict, int]:
+    """The layers with every road of `kinds` that has a width drawn as its surface (in the storage CRS), and how
+    many roads were drawn so."""
     roads = layers["roads"].to_crs(metric)
     g = np.asarray(roads.geometry.values, dtype=object)
     w = roads["width_m"].to_numpy(dtype=float)

@@ -249,7 +249,9 @@ class PostgresFloor:
     def ids(self, i: int) -> list[int]:
         """The hazard ids of filter set `i`'s page, in order (untimed: to check the API returned the same rows)."""
         sql, params = self.statements[i]
-        (doc,) = self.conn.execute(sql, params, prepare=True).fetchone()[:1]
+        row = self.conn.execute(sql, params, prepare=True).fetchone()
+        assert row is not None, "the page's SQL returns exactly one row (its JSON document)"
+        (doc,) = row[:1]
         return [h["id"] for h in json.loads(doc)]
 
     def close(self) -> None:
