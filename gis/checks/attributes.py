@@ -72,12 +72,22 @@ def _roads_as_drawn(ctx: Any, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return cache["roads:as_drawn"]
 
 
+def city_roads(roads: pd.DataFrame) -> np.ndarray:
+    """Which roads are city roads (kind city, or no kind given): not the compounds' internal roads or walkways."""
+    return texts_in(roads, "kind", "city", ("city",))
+
+
+def vehicle_entrances(entrances: pd.DataFrame) -> np.ndarray:
+    """Which entrances are vehicle entrances (kind vehicle, or no kind given): not pedestrian gates."""
+    return texts_in(entrances, "kind", "vehicle", ("vehicle",))
+
+
 def city_surfaces(roads: gpd.GeoDataFrame) -> np.ndarray:
     """Surfaces of city roads: the drawn surface, else the centre line buffered by width_m/2 with flat caps (the
     centre line if no width); see gis.checks.roads."""
     if not len(roads):
         return np.empty(0, dtype=object)
-    return rd.surfaces(roads[texts_in(roads, "kind", "city", ("city",))])
+    return rd.surfaces(roads[city_roads(roads)])
 
 
 def column(frame: pd.DataFrame, name: str, default: Any = None) -> pd.Series:

@@ -40,7 +40,7 @@ def _department(hydrants: pd.DataFrame, default: str) -> np.ndarray:
 def _networked(ctx: Any, buildings: pd.DataFrame, roads: pd.DataFrame) -> np.ndarray:
     """Which buildings are measured along the network: those of a compound with paths of its own (internal
     roads or walkways), per owner compound so that a partition of several compounds decides each separately."""
-    paths = ~at.texts_in(roads, "kind", "city", ("city",))
+    paths = ~at.city_roads(roads)
     if OWNER_COLUMN in buildings.columns and OWNER_COLUMN in roads.columns and getattr(ctx, "compounds", None):
         with_paths = roads.loc[paths, OWNER_COLUMN].dropna().unique()
         return at.isin(buildings[OWNER_COLUMN], with_paths)

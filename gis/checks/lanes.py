@@ -405,18 +405,13 @@ def _grown_zones(zone: np.ndarray, which: np.ndarray) -> np.ndarray:
     return grown
 
 
-def vehicle_entrances(entrances: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    if not len(entrances):
-        return entrances
-    return entrances[at.texts_in(entrances, "kind", "vehicle", ("vehicle",))]
-
-
 def lane_network(ctx: CheckContext) -> LaneNetwork:
     """Index the context's lanes: entry zones (city roads, vehicle entrances) and lane-to-lane contacts."""
     view = ctx.view("fire_lanes")
     lanes, g = view.frame, view.geoms
     surfaces = at.city_surfaces(at.layer(ctx, "roads"))  # the view's rows (refs and owners of roads are not needed)
-    gates = at.geoms(vehicle_entrances(ctx.view("entrances").frame))
+    entrances = ctx.view("entrances").frame
+    gates = at.geoms(entrances[at.vehicle_entrances(entrances)])
     ext = np.concatenate([surfaces, gates])
     is_gate = np.arange(len(ext)) >= len(surfaces)
     if len(ext) and len(g):
@@ -929,7 +924,7 @@ def lane_headroom(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
     ent = ctx.view("entrances")
     if len(ent):
         h = at.numbers(ent.frame, "clear_height_m")
-        low = ent.own & (h < need) & at.texts_in(ent.frame, "kind", "vehicle", ("vehicle",))
+        low = ent.own & (h < need) & at.vehicle_entrances(ent.frame)
         refs, crefs, g = ent.refs, ent.compound_refs, ent.geoms
         for i in np.flatnonzero(low):
             out.append(Finding(

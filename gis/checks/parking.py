@@ -212,7 +212,7 @@ def _substrings(lines: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.nda
 def vehicle_entrances(ctx: Any) -> gpd.GeoDataFrame:
     """The partition's vehicle entrances (kind vehicle, or no kind given)."""
     entrances = at.layer(ctx, "entrances")
-    return entrances[at.texts_in(entrances, "kind", "vehicle", ("vehicle",))]
+    return entrances[at.vehicle_entrances(entrances)]
 
 
 def approaches(ctx: Any, *, near: STRtree | None = None) -> tuple[list[Approach], pd.DataFrame]:
@@ -238,7 +238,7 @@ def approaches(ctx: Any, *, near: STRtree | None = None) -> tuple[list[Approach]
     truck, length = float(p["truck_width_m"]), float(p["approach_length_m"])
     entrances = vehicle_entrances(ctx)
     roads = at.layer(ctx, "roads")
-    roads = roads[at.texts_in(roads, "kind", "city", ("city",))]
+    roads = roads[at.city_roads(roads)]
     eg = at.geoms(entrances)
     if len(eg) == 0 or len(roads) == 0:
         return [], pd.DataFrame({"entrance": [], "radius": []})

@@ -497,7 +497,7 @@ def driveways(ctx: CheckContext, roads: np.ndarray) -> tuple[np.ndarray, np.ndar
     ent = ctx.view("entrances")
     if not len(ent):
         return np.empty(0, dtype=object), np.empty(0, dtype=np.int64)
-    vehicle = np.flatnonzero(at.texts_in(ent.frame, "kind", "vehicle", ("vehicle",))
+    vehicle = np.flatnonzero(at.vehicle_entrances(ent.frame)
                              & np.isin(shapely.get_type_id(ent.geoms), (0,)))
     if not len(vehicle):
         return np.empty(0, dtype=object), np.empty(0, dtype=np.int64)
