@@ -313,9 +313,17 @@ def _groups(outlines: np.ndarray, targets: np.ndarray, size: int) -> list[np.nda
     Hilbert order)."""
     if size <= 1 or len(targets) <= 1:
         return [targets[i:i + 1] for i in range(len(targets))]
-    centres = shapely.centroid(outlines[targets])
-    order = np.argsort(gpd.GeoSeries(centres).hilbert_distance().to_numpy(), kind="stable")
-    return [targets[order[g]] for g in compact_groups(shapely.get_coordinates(centres[order]), size)]
+    order = hilbert_order(outlines[targets])
+    centres = shapely.get_coordinates(shapely.centroid(outlines[targets[order]]))
+    return [targets[order[g]] for g in compact_groups(centres, size)]
+
+
+def hilbert_order(outlines: np.ndarray) -> np.ndarray:
+    """The order of outlines along a Hilbert curve of their centres."""
+    if len(outlines) < 2:
+        return np.arange(len(outlines))
+    centres = gpd.GeoSeries(shapely.centroid(outlines))  # order only
+    return np.argsort(centres.hilbert_distance().to_numpy(), kind="stable")
 
 
 def compact_groups(xy: np.ndarray, size: int) -> list[np.ndarray]:

@@ -34,6 +34,7 @@ from gis.checks.context import (
     compact_groups,
     compound_zones,
     context_margins,
+    hilbert_order,
 )
 from gis.checks.findings import FINDING_COLUMNS, empty_findings
 from gis.checks.ledger import LedgerResult
@@ -478,7 +479,7 @@ def read_scope(
         return read_check_layers(engine, CONTEXT_LAYERS, where=dict.fromkeys(CONTEXT_LAYERS, "false")), []
     outlines = np.asarray(targets.geometry.values, dtype=object)
     outlines = outlines[~(shapely.is_missing(outlines) | shapely.is_empty(outlines))]
-    where, params = _around(refs, read_boxes(outlines[_hilbert_order(outlines)]), profile)
+    where, params = _around(refs, read_boxes(outlines[hilbert_order(outlines)]), profile)
     return read_check_layers(engine, CONTEXT_LAYERS, where=where, params=params, indexed=True), refs
 
 
@@ -544,17 +545,9 @@ def scope_compounds(*, engine: Engine, street: str | None = None,
     outlines = np.asarray(targets.geometry.values, dtype=object)
     ordered = np.asarray(refs, dtype=object)
     if len(refs) > 1:
-        order = _hilbert_order(outlines)
+        order = hilbert_order(outlines)
         outlines, ordered = outlines[order], ordered[order]
     return refs, ordered, outlines
-
-
-def _hilbert_order(outlines: np.ndarray) -> np.ndarray:
-    """The order of outlines along a Hilbert curve of their centres."""
-    if len(outlines) < 2:
-        return np.arange(len(outlines))
-    centres = gpd.GeoSeries(shapely.centroid(outlines))  # order only
-    return np.argsort(centres.hilbert_distance().to_numpy(), kind="stable")
 
 
 def cut_groups(ordered: np.ndarray, outlines: np.ndarray, size: int) -> list[Group]:
