@@ -45,8 +45,7 @@ END $$;
 #: Columns whose change alone is no edit, so an update changing nothing else logs no audit row and keeps the row's
 #: version and stamps: the touch trigger's stamps, and per table what a check run writes each time it sees a row
 #: again (a hazard's sighting: the run is in check_runs, and every state change of the hazard in hazard_events).
-#: Without this every re-run of the checks logged each hazard in full twice (before and after), ~80 MB of audit
-#: rows per run of an 8,000-compound district.
+#: Without this every re-run of the checks logged each hazard it saw again in full twice (before and after).
 UNAUDITED_COLUMNS: dict[str, tuple[str, ...]] = {"*": ("version", "created_at", "updated_at", "updated_by"),
                                                  "hazards": ("last_seen_at", "last_run_id")}
 
@@ -154,8 +153,8 @@ CREATE TRIGGER {table}_audit_del AFTER DELETE ON {table}
 
 
 #: The audit log's row images compressed with lz4 where the server has it (PostgreSQL 14+ built with lz4, as Debian's
-#: is): an update's before and after (about 1 KB of JSON each) take the row past TOAST's 2 KB threshold, and pglz,
-#: the default, compressed them at 2.5x lz4's CPU for a size within 4 %.
+#: is): an update's before and after take the row past TOAST's threshold, and pglz, the default, compresses them
+#: at several times lz4's CPU for about the same size.
 AUDIT_STORAGE_SQL = """
 DO $$ BEGIN
   IF EXISTS (SELECT 1 FROM pg_settings WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals)) THEN
