@@ -447,16 +447,29 @@ def _bulk_indexes(conn: Connection, table: str) -> list[tuple[str, str]]:
         {"t": table}).all()]
 
 
+def _defers_checks(conn: Connection, table: str, *, disabled: set[str]) -> bool:
+    """Whether an insert into `table` queues deferred trigger events (a deferred constraint trigger that stays
+    enabled during the COPY, such as compounds' overlap check): while they are pending, CREATE INDEX on the table
+    fails, so the bulk path keeps its indexes (the checks at commit probe them)."""
+    names = conn.execute(text(
+        "SELECT tgname FROM pg_trigger WHERE tgrelid = CAST(:t AS regclass) AND tgenabled <> 'D' "
+        "AND tgdeferrable AND tginitdeferred AND (tgtype & 4) <> 0"), {"t": table}).scalars()  # 4: on INSERT
+    return bool(set(names) - disabled)
+
+
 @contextmanager
 def bulk_load(conn: Connection, raw: psycopg.Connection, table: str) -> Iterator[None]:
     """The bulk path around the COPYs of a load into an empty, locked `table` (inside the caller's transaction).
 
-    Before: drops the plain indexes (`_bulk_indexes`) and disables the set-checkable foreign-key triggers
+    Before: drops the plain indexes (`_bulk_indexes`; none where deferred checks would block their rebuild,
+    `_defers_checks`) and disables the set-checkable foreign-key triggers
     (`_ForeignKey`). After the body: checks each such key once over all rows, re-enables its trigger and
     rebuilds the indexes (sorted builds, GiST included). When the body raises nothing runs after it: the caller
     rolls back, which restores indexes and triggers as well.
     """
     rebuild, foreign_keys = _bulk_indexes(conn, table), _ForeignKey.set_checkable(conn, table)
+    if _defers_checks(conn, table, disabled={fk.trigger for fk in foreign_keys}):
+        rebuild = []  # PostgreSQL builds no index on a table with pending trigger events: the indexes stay
     for name, _ in rebuild:
         raw.execute(f'DROP INDEX "{name}"')
     for fk in foreign_keys:

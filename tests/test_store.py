@@ -14,7 +14,7 @@ import sqlalchemy.exc
 from sqlalchemy import text
 
 from gis.audit import insert_record
-from gis.db import transaction
+from gis.db import owner_engine, transaction
 from gis.layers import LAYERS
 from gis.store import BULK_MIN_ROWS, _ForeignKey, read_layer, write_frame
 
@@ -170,6 +170,37 @@ def test_a_bulk_load_refused_in_its_last_chunk_leaves_the_layer_empty_and_indexe
         assert conn.execute(text("SELECT count(*) FROM audit_log")).scalar_one() == 0
         assert _indexes(conn, "buildings") == before
         assert _disabled_triggers(conn, "buildings") == []
+
+
+def _grid_of_compounds(n: int) -> gpd.GeoDataFrame:
+    """n squares that touch their neighbours (compounds of no street)."""
+    side = 100
+    ix, iy = np.arange(n) % side, np.arange(n) // side
+    x, y = 121.50 + ix * 1e-4, 29.80 + iy * 1e-4
+    return gpd.GeoDataFrame({"ref": [f"C{i:05d}" for i in range(n)], "street_code": [None] * n},
+                            geometry=shapely.box(x, y, x + 1e-4, y + 1e-4), crs=4490)
+
+
+def test_a_bulk_load_of_compounds_runs_their_deferred_overlap_check_on_the_kept_indexes(db):
+    """As the schema owner (as `load_sample` loads), whose bulk path would drop and rebuild the plain indexes."""
+    with db.connect() as conn:
+        before = _indexes(conn, "compounds")
+    with transaction(engine=owner_engine(), user="alice") as conn:
+        assert write_frame(conn, "compounds", _grid_of_compounds(BULK_MIN_ROWS)).inserted == BULK_MIN_ROWS
+    with db.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM compounds")).scalar_one() == BULK_MIN_ROWS
+        assert _indexes(conn, "compounds") == before and _disabled_triggers(conn, "compounds") == []
+
+
+def test_a_bulk_load_of_compounds_refuses_one_that_overlaps_another_streets(db):
+    frame = _grid_of_compounds(BULK_MIN_ROWS)
+    frame.loc[frame.index[-1], "street_code"] = "330212001"
+    frame.loc[frame.index[-1], "geometry"] = shapely.box(121.50005, 29.80005, 121.50015, 29.80015)
+    with pytest.raises(sqlalchemy.exc.IntegrityError, match="overlaps compound C0"):
+        with transaction(engine=owner_engine(), user="alice") as conn:
+            write_frame(conn, "compounds", frame)
+    with db.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM compounds")).scalar_one() == 0
 
 
 def test_appending_to_a_populated_layer_keeps_its_indexes_and_its_readers(db):
