@@ -6,6 +6,7 @@ from __future__ import annotations
 import pickle
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pandas as pd
 import pytest
 from runner_support import bent_district, load
@@ -19,6 +20,7 @@ from gis.checks.runner import (
     GroupTask,
     check_group,
     cut_groups,
+    group_work,
     read_boxes,
     read_group,
     run_checks,
@@ -96,6 +98,9 @@ def test_a_group_travels_as_its_refs_and_the_worker_reads_it_under_the_callers_s
     assert sorted(r for g in groups for r in g.refs) == sorted(refs)
     sizes = [len(g.refs) for g in groups]
     assert max(sizes) <= 10 and max(sizes) - min(sizes) <= 1  # balanced, not a short tail
+    # largest expected work first: the last groups the workers take are the smallest
+    work = group_work(outlines, [np.flatnonzero(np.isin(ordered, g.refs)) for g in groups])
+    assert list(work) == sorted(work, reverse=True) and work[0] > work[-1]
 
     def task(run_scope: scope.Scope) -> GroupTask:
         return GroupTask(group=groups[0], families=FAMILIES, profile=load_profile("cn-gb"), grouped=None,

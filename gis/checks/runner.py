@@ -553,13 +553,26 @@ def scope_compounds(*, engine: Engine, street: str | None = None,
 def cut_groups(ordered: np.ndarray, outlines: np.ndarray, size: int) -> list[Group]:
     """Groups of at most `size` neighbouring compounds, as nearly equal as can be (`compact_groups` of their
     centres: near-square, so a group's surroundings are a small share of what it reads), each in
-    `scope_compounds`' order (Hilbert order: its read boxes are runs along the curve)."""
+    `scope_compounds`' order (Hilbert order: its read boxes are runs along the curve).
+
+    The groups come largest expected work first (`group_work`): workers take them in this order, so the last
+    ones taken are the smallest and the workers finish close together (longest processing time first)."""
     if not len(ordered):
         return []
     centres = shapely.get_coordinates(shapely.centroid(outlines))
     centres[:, 0] *= math.cos(math.radians(float(centres[:, 1].mean())))  # lon/lat: degrees of x are shorter
-    return [Group(refs=tuple(str(r) for r in ordered[g]), boxes=read_boxes(outlines[g]))
-            for g in compact_groups(centres, size)]
+    groups = compact_groups(centres, size)
+    work = group_work(outlines, groups)
+    return [Group(refs=tuple(str(r) for r in ordered[groups[k]]), boxes=read_boxes(outlines[groups[k]]))
+            for k in np.argsort(-work, kind="stable")]
+
+
+def group_work(outlines: np.ndarray, groups: list[np.ndarray]) -> np.ndarray:
+    """Expected work per group of compounds (indices into `outlines`): half by the number of compounds, half by
+    their area (larger compounds hold more buildings, lanes and parking)."""
+    area = shapely.area(outlines)
+    mean = float(area.mean()) if len(area) else 0.0
+    return np.array([float(area[g].sum()) + mean * len(g) for g in groups])
 
 
 def read_group(engine: Engine, group: Group, profile: Profile) -> dict[str, gpd.GeoDataFrame]:
