@@ -401,10 +401,14 @@ def swept_bands(c: Corners, r: np.ndarray, w: float, placement: tuple[float, flo
     phi0 = np.arctan2(c.n1[:, 1], c.n1[:, 0])
     phi = phi0[:, None] + c.turn[:, None] * np.linspace(0.0, 1.0, ARC_POINTS)[None, :]
     ux, uy = np.cos(phi), np.sin(phi)
-    outer = np.stack([cx[:, None] + (r + w)[:, None] * ux, cy[:, None] + (r + w)[:, None] * uy], axis=2)
-    inner = np.stack([cx[:, None] + r[:, None] * ux, cy[:, None] + r[:, None] * uy], axis=2)[:, ::-1]
-    ring = np.concatenate([outer, inner, outer[:, :1]], axis=1)
-    return shapely.polygons(ring)
+    k = ARC_POINTS
+    ring = np.empty((len(cx), 2 * k + 1, 2))  # the outer arc, the inner arc back, the first point again
+    ring[:, :k, 0] = cx[:, None] + (r + w)[:, None] * ux
+    ring[:, :k, 1] = cy[:, None] + (r + w)[:, None] * uy
+    ring[:, k:2 * k, 0] = (cx[:, None] + r[:, None] * ux)[:, ::-1]
+    ring[:, k:2 * k, 1] = (cy[:, None] + r[:, None] * uy)[:, ::-1]
+    ring[:, 2 * k] = ring[:, 0]
+    return shapely.polygons(shapely.linearrings(ring))
 
 
 def band_boxes(c: Corners, upper: np.ndarray, w: float) -> np.ndarray:
