@@ -259,13 +259,14 @@ if floor:  # the read alone: every group the run reads, with its surroundings, n
 # like the scale-m rows, which run after earlier runs in their process, the timed run finds the fork server's
 # imports (or distributed's), the connections and the caches warm: a street's check first, not timed
 with engine.connect() as conn:
-    street, n = conn.execute(text(
+    warm = conn.execute(text(
         "SELECT street_code, count(*) FROM compounds WHERE street_code IS NOT NULL GROUP BY 1 "
-        "HAVING count(*) >= :k ORDER BY 2, 1 LIMIT 1"), {"k": 2 * workers}).one()
-t = time.perf_counter()
-run_checks(engine=engine, street=street, workers=workers, ledger=False, grouped=True,
-           dask_address=None if dask == "-" else dask)
-out.update(warm_s=time.perf_counter() - t, warm_compounds=n, warm_street=street)
+        "HAVING count(*) >= :k ORDER BY 2, 1 LIMIT 1"), {"k": 2 * workers}).first()
+if warm is not None:  # (a district without such a street is checked cold)
+    t = time.perf_counter()
+    run_checks(engine=engine, street=warm[0], workers=workers, ledger=False, grouped=True,
+               dask_address=None if dask == "-" else dask)
+    out.update(warm_s=time.perf_counter() - t, warm_compounds=warm[1], warm_street=warm[0])
 t = time.perf_counter()
 with TreeCpu() as cpu, ServerCpu() as server:
     result = run_checks(engine=engine, workers=workers, ledger=True, grouped=True,
@@ -509,7 +510,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"read floor: every group read once ({run['batches']} groups, one process)   "
                           f"{big_floor:8.2f}")
                 print(f"    first, not timed: street {run['warm_street']}'s {run['warm_compounds']} compounds checked in "
-                      f"{run['warm_s']:.2f} s (the process warm, as for the scale-{args.scale} rows)")
+                      f"{run['warm_s']:.2f} s (the process warm, as for the scale-{args.scale} rows)" if "warm_s" in run
+                      else "    checked cold: no street has enough compounds for a warm-up run")
                 worst = max(run["peak_self_gb"], run["peak_worker_gb"])
                 print(f"full check, {label:24s} {run['check_s']:8.2f} s (checking process CPU "
                       f"{run['check_cpu_s']:.1f} s)  x{run['check_s'] / big_floor:.1f} the floor, "
