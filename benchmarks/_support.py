@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -176,52 +175,46 @@ class ServerCpu:
 class TreeCpu:
     """CPU seconds (user + system) of this process and of every descendant (pool workers, the fork server, Dask
     workers) spent while the block runs: a measure the shared machine's load does not inflate the way it does
-    wall time. This process is measured exactly, less the sampling thread's own CPU (`sampler`: a /proc walk per
-    sample); descendants are sampled every `interval` seconds (one that exits loses at most its last interval: a
-    pool worker is idle by then)."""
+    wall time.
 
-    def __init__(self, interval: float = 0.5) -> None:
-        self.interval = interval
-        self.own = self.children = self.total = self.sampler = 0.0
+    Exact, with no sampling: a descendant that exits is reaped by its parent in the tree (a pool worker by the fork
+    server, a Dask worker by this process), which adds its CPU to the parent's children's times. So the block's
+    CPU is, at its end less at its start, the own and children's times of this process and of every descendant
+    then alive, less what the descendants alive at the start but reaped since had spent before it."""
 
-    @staticmethod
-    def _cpu(proc: psutil.Process) -> float:
-        times = proc.cpu_times()
-        return float(times.user + times.system)
+    def __init__(self) -> None:
+        self.own = self.children = self.total = 0.0
 
-    def _sample(self) -> None:
-        try:
-            kids = self._me.children(recursive=True)
-        except psutil.Error:
-            return
-        for kid in kids:
-            try:
-                self._seen[(kid.pid, kid.create_time())] = self._cpu(kid)
-            except psutil.Error:
-                pass
-
-    def _run(self) -> None:
-        start = time.thread_time()
-        while not self._stop.wait(self.interval):
-            self._sample()
-        self._sample()
-        self.sampler = time.thread_time() - start
+    def _snapshot(self) -> tuple[dict[tuple[int, float], float], float]:
+        """(own CPU of each live descendant, CPU of every reaped one: the children's times of this process and of
+        the live descendants), read again while a reap moves CPU between the two (counted once, not 0 or 2 times)."""
+        for _ in range(20):
+            before = self._me.cpu_times()
+            alive: dict[tuple[int, float], float] = {}
+            reaped = 0.0
+            for kid in self._me.children(recursive=True):
+                try:
+                    t = kid.cpu_times()
+                    alive[(kid.pid, kid.create_time())] = float(t.user + t.system)
+                    reaped += float(t.children_user + t.children_system)
+                except psutil.Error:  # gone: its parent's children's times hold it once it is reaped
+                    pass
+            after = self._me.cpu_times()
+            if (after.children_user, after.children_system) == (before.children_user, before.children_system):
+                break
+            time.sleep(0.01)
+        return alive, reaped + float(after.children_user + after.children_system)
 
     def __enter__(self) -> TreeCpu:
         self._me = psutil.Process()
-        self._seen: dict[tuple[int, float], float] = {}
-        self._sample()
-        self._base = dict(self._seen)  # what descendants alive now (a kept fork server) had spent before
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="bench-cpu-sampler", daemon=True)
+        self._base, self._reaped0 = self._snapshot()
         self._own0 = time.process_time()
-        self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        own = time.process_time() - self._own0
-        self._stop.set()
-        self._thread.join()
-        self.own = own - self.sampler
-        self.children = sum(v - self._base.get(k, 0.0) for k, v in self._seen.items())
+        self.own = time.process_time() - self._own0
+        alive, reaped = self._snapshot()
+        gone_before = sum(v for k, v in self._base.items() if k not in alive)  # spent before the block, reaped since
+        self.children = (sum(v - self._base.get(k, 0.0) for k, v in alive.items())
+                         + reaped - self._reaped0 - gone_before)
         self.total = self.own + self.children

@@ -25,7 +25,7 @@ Iterating: `--home DIR` keeps the database in DIR and reuses the sample loaded t
 bigdask: the Dask run of the `--big` district); `--big-home DIR` keeps the `--big` sample in a database of its own
 (reused on the next run) instead of replacing the main sample with it.
 
-CPU seconds of the full checks (the checking process and its workers, sampled) are printed beside the wall times:
+CPU seconds of the full checks (the checking process and its workers, exited ones included) are printed beside the wall times:
 on a shared machine they move far less with the load, so the l/m ratio is given in both. The scale-m row also gives
 the managed PostgreSQL's CPU during the run (its reads run on the same cores as the workers).
 """
@@ -445,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
               f"x{full / floor:.1f} the floor; target < {TARGET_FULL_S:g} s: "
               f"{'MET' if full < TARGET_FULL_S else 'NOT MET'}")
         print(f"    CPU seconds: the checking process's own (the serial part: compounds, groups, findings) "
-              f"{parent_cpu:.2f}, with its workers (sampled) {full_cpu:.2f}"
+              f"{parent_cpu:.2f}, with its workers {full_cpu:.2f}"
               + (f"; PostgreSQL's (the reads and the run's rows, on the same cores) {server_cpu:.2f}; together "
                  f"{full_cpu + server_cpu:.2f}, {(full_cpu + server_cpu) / max(1, args.workers):.2f} s per worker "
                  "shared evenly" if server_cpu is not None else ""))
@@ -521,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
                 like = run["check_s"] / full_ledger
                 print(f"    x{like:.1f} the scale-{args.scale} full check with its ledger written ({full_ledger:.2f} s: "
                       f"like for like); target < x{TARGET_BIG_RATIO:g}: {'MET' if like < TARGET_BIG_RATIO else 'NOT MET'}")
-                print(f"    CPU with its workers (sampled) {run['tree_cpu_s']:.1f} s = x{run['tree_cpu_s'] / full_cpu:.1f} "
+                print(f"    CPU with its workers {run['tree_cpu_s']:.1f} s = x{run['tree_cpu_s'] / full_cpu:.1f} "
                       f"the scale-{args.scale} full check's {full_cpu:.1f} s (load-independent; PostgreSQL's own CPU is "
                       f"in neither, the ledger's client side only in this one)")
                 if run["server_cpu_s"] is not None and ledger_cpu is not None and ledger_cpu[1] is not None:
