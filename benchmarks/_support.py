@@ -118,6 +118,40 @@ def load_line() -> str:
     return " ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
+def tree_cpu(root: psutil.Process, *, with_root: bool = True) -> float:
+    """CPU seconds (user + system) the process tree under `root` has spent, exited processes included: a process
+    that exits is reaped by its parent in the tree (a backend by the postmaster, a pool worker by the fork server),
+    which adds its CPU to the parent's children's times. So the sum of every live process's own and children's
+    times (the root's own only `with_root`) only grows, and its difference over a block is the block's CPU. Read
+    until two reads in a row see the same processes (one that exits is counted once, not 0 or 2 times)."""
+    last: tuple[frozenset[tuple[int, float]], float, float] | None = None
+    for _ in range(20):
+        now = _tree_times(root, with_root=with_root)
+        if last is not None and now[:2] == last[:2]:  # nothing exited, was reaped or started between the reads
+            return now[2]
+        if last is not None:
+            time.sleep(0.01)
+        last = now
+    assert last is not None
+    return last[2]
+
+
+def _tree_times(root: psutil.Process, *, with_root: bool) -> tuple[frozenset[tuple[int, float]], float, float]:
+    """(the live descendants, the root's children's times, the tree's CPU as `tree_cpu` counts it), read once."""
+    times = root.cpu_times()
+    reaped = float(times.children_user + times.children_system)
+    total = reaped + (float(times.user + times.system) if with_root else 0.0)
+    seen = set()
+    for kid in root.children(recursive=True):
+        try:
+            t = kid.cpu_times()
+            seen.add((kid.pid, kid.create_time()))
+        except psutil.Error:  # gone between the listing and the read: the next read finds it reaped
+            continue
+        total += float(t.user + t.system + t.children_user + t.children_system)
+    return frozenset(seen), reaped, total
+
+
 class ServerCpu:
     """CPU seconds (user + system) the managed PostgreSQL spent while the block runs: its postmaster, every backend
     and parallel worker alive at the end, and those that exited meanwhile (reaped: the postmaster's children's
@@ -139,27 +173,10 @@ class ServerCpu:
         except (OSError, ValueError, psutil.Error):
             return None
 
-    @staticmethod
-    def _cpu(postmaster: psutil.Process) -> float:
-        for _ in range(20):  # a backend reaped while its siblings are read: read again (counted once, not 0 or 2 times)
-            before = postmaster.cpu_times()
-            total = 0.0
-            for kid in postmaster.children():
-                try:
-                    k = kid.cpu_times()
-                    total += k.user + k.system
-                except psutil.Error:  # gone: counted by `after` if it was reaped meanwhile
-                    pass
-            after = postmaster.cpu_times()
-            if (after.children_user, after.children_system) == (before.children_user, before.children_system):
-                break
-            time.sleep(0.01)
-        return float(total + after.user + after.system + after.children_user + after.children_system)
-
     def __enter__(self) -> ServerCpu:
         self._pm = self._postmaster()
         try:
-            self._start = self._cpu(self._pm) if self._pm is not None else None
+            self._start = tree_cpu(self._pm) if self._pm is not None else None
         except psutil.Error:
             self._start = None
         return self
@@ -167,54 +184,26 @@ class ServerCpu:
     def __exit__(self, *exc: object) -> None:
         if self._pm is not None and self._start is not None:
             try:
-                self.seconds = self._cpu(self._pm) - self._start
+                self.seconds = tree_cpu(self._pm) - self._start
             except psutil.Error:
                 self.seconds = None
 
 
 class TreeCpu:
     """CPU seconds (user + system) of this process and of every descendant (pool workers, the fork server, Dask
-    workers) spent while the block runs: a measure the shared machine's load does not inflate the way it does
-    wall time.
-
-    Exact, with no sampling: a descendant that exits is reaped by its parent in the tree (a pool worker by the fork
-    server, a Dask worker by this process), which adds its CPU to the parent's children's times. So the block's
-    CPU is, at its end less at its start, the own and children's times of this process and of every descendant
-    then alive, less what the descendants alive at the start but reaped since had spent before it."""
+    workers) spent while the block runs (`tree_cpu`, exited descendants included): a measure the shared
+    machine's load does not inflate the way it does wall time."""
 
     def __init__(self) -> None:
         self.own = self.children = self.total = 0.0
 
-    def _snapshot(self) -> tuple[dict[tuple[int, float], float], float]:
-        """(own CPU of each live descendant, CPU of every reaped one: the children's times of this process and of
-        the live descendants), read again while a reap moves CPU between the two (counted once, not 0 or 2 times)."""
-        for _ in range(20):
-            before = self._me.cpu_times()
-            alive: dict[tuple[int, float], float] = {}
-            reaped = 0.0
-            for kid in self._me.children(recursive=True):
-                try:
-                    t = kid.cpu_times()
-                    alive[(kid.pid, kid.create_time())] = float(t.user + t.system)
-                    reaped += float(t.children_user + t.children_system)
-                except psutil.Error:  # gone: its parent's children's times hold it once it is reaped
-                    pass
-            after = self._me.cpu_times()
-            if (after.children_user, after.children_system) == (before.children_user, before.children_system):
-                break
-            time.sleep(0.01)
-        return alive, reaped + float(after.children_user + after.children_system)
-
     def __enter__(self) -> TreeCpu:
         self._me = psutil.Process()
-        self._base, self._reaped0 = self._snapshot()
+        self._children0 = tree_cpu(self._me, with_root=False)
         self._own0 = time.process_time()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.own = time.process_time() - self._own0
-        alive, reaped = self._snapshot()
-        gone_before = sum(v for k, v in self._base.items() if k not in alive)  # spent before the block, reaped since
-        self.children = (sum(v - self._base.get(k, 0.0) for k, v in alive.items())
-                         + reaped - self._reaped0 - gone_before)
+        self.children = tree_cpu(self._me, with_root=False) - self._children0
         self.total = self.own + self.children

@@ -25,9 +25,10 @@ Iterating: `--home DIR` keeps the database in DIR and reuses the sample loaded t
 bigdask: the Dask run of the `--big` district); `--big-home DIR` keeps the `--big` sample in a database of its own
 (reused on the next run) instead of replacing the main sample with it.
 
-CPU seconds of the full checks (the checking process and its workers, exited ones included) are printed beside the wall times:
-on a shared machine they move far less with the load, so the l/m ratio is given in both. The scale-m row also gives
-the managed PostgreSQL's CPU during the run (its reads run on the same cores as the workers).
+CPU seconds of the full checks (the checking process and its workers, exited ones included) are printed beside
+the wall times: on a shared machine they move far less with the load, so the l/m ratio is given in both. The
+scale-m row also gives the managed PostgreSQL's CPU during the run (its reads run on the same cores as the
+workers).
 """
 
 from __future__ import annotations
