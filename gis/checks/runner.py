@@ -24,9 +24,10 @@ from sqlalchemy import Engine, text
 from sqlalchemy import types as sa_types
 from tqdm import tqdm
 
+from gis import forkserver
 from gis import scope as db_scope
 from gis.campaign import ledger_writer
-from gis.checks.catalog import RULES
+from gis.checks.catalog import FAMILIES, RULES
 from gis.checks.context import (
     CONTEXT_LAYERS,
     CheckContext,
@@ -49,8 +50,6 @@ from gis.store import read_layer, read_layers
 #: Output CRS of findings (GeoJSON, RFC 7946).
 OUTPUT_CRS = 4326
 
-#: The rule families, each a module gis.checks.<family> exposing `check(ctx) -> GeoDataFrame`.
-FAMILIES: tuple[str, ...] = ("lanes", "aerial", "separation", "structures", "hydrants", "parking", "ebikes")
 
 CheckFn = Callable[[CheckContext], gpd.GeoDataFrame]
 
@@ -300,8 +299,7 @@ def process_pool(workers: int, *, families: Sequence[str] = FAMILIES) -> Process
     and one warm-up task per worker makes the pool start them now: a caller that starts the pool before reading
     the scope has them ready when the partitions are.
     """
-    ctx_mp = multiprocessing.get_context("forkserver")
-    ctx_mp.set_forkserver_preload(["gis.checks.runner", *(f"gis.checks.{f}" for f in families)])
+    ctx_mp = forkserver.context(families)
     # gc.freeze: the imported modules' objects (~150,000) leave the collector's view in each worker, so the
     # collection after every group (check_group) walks only what the groups left, not every module again
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx_mp, initializer=gc.freeze)
