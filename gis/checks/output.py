@@ -41,13 +41,18 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _geojson(geom: Any) -> dict | None:
-    if geom is None or shapely.is_missing(geom) or geom.is_empty:
-        return None
-    geom = shapely.set_precision(geom, 10 ** -DECIMALS) if geom.geom_type != "GeometryCollection" else geom
-    if not geom.is_empty:
-        geom = shapely.orient_polygons(geom) if hasattr(shapely, "orient_polygons") else geom
-    return json.loads(shapely.to_geojson(geom))
+def _geojson(geoms: np.ndarray) -> list[dict | None]:
+    """Each geometry as a GeoJSON dict (None when missing or empty), DECIMALS decimals (collections as they are),
+    polygons oriented as RFC 7946 asks."""
+    g = np.asarray(geoms, dtype=object).copy()
+    keep = ~(shapely.is_missing(g) | shapely.is_empty(g))
+    snap = keep & (shapely.get_type_id(g) != 7)
+    g[snap] = shapely.set_precision(g[snap], 10 ** -DECIMALS)
+    solid = keep & ~shapely.is_empty(g)
+    g[solid] = shapely.orient_polygons(g[solid])
+    text = np.full(len(g), None, dtype=object)
+    text[keep] = shapely.to_geojson(g[keep])
+    return [None if t is None else json.loads(t) for t in text]
 
 
 def records(result: Any) -> list[dict[str, Any]]:
@@ -57,12 +62,12 @@ def records(result: Any) -> list[dict[str, Any]]:
         frame = frame.to_crs(4326)
     cols = [c for c in FINDING_COLUMNS if c in frame.columns]
     data = frame[cols].astype(object).to_dict("records")
-    geoms = frame.geometry.values if len(frame) else []
+    geoms = _geojson(frame.geometry.values if len(frame) else np.empty(0, dtype=object))
     out = []
     for row, geom in zip(data, geoms, strict=True):
         rec = {k: _clean(v) for k, v in row.items()}
         rec["other_refs"] = rec.get("other_refs") or []
-        rec["geometry"] = _geojson(geom)
+        rec["geometry"] = geom
         out.append(rec)
     return out
 
