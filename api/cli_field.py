@@ -9,6 +9,7 @@ import click
 
 from api.cli_schema import ensure_schema
 from api.cli_user import cli_actor
+from api.hazard_cli import hazard as workflow
 from gis.campaign import photos as ph
 from gis.campaign import reports
 from gis.campaign.lifecycle import WorkflowError
@@ -128,11 +129,6 @@ def report(compound: str, category: str, lonlat: str | None, geometry_file: Path
     click.echo(f"{doc['rule']} {doc['status']} {doc['compound_ref']} → {doc['department']}", err=True)
 
 
-def install(cli: click.Group) -> None:
-    """Add `photo` and `hazard report` to the firelane command (beside the workflow's `hazard` commands)."""
-    cli.add_command(photo)
-    hazard = cli.commands.get("hazard")
-    if not isinstance(hazard, click.Group):
-        hazard = click.Group("hazard", help="隐患台账 the hazards ledger and its work flow.")
-        cli.add_command(hazard)
-    hazard.add_command(report)
+#: `firelane hazard`: the workflow's commands and `hazard report` (a hazard reported from the field)
+hazard = workflow
+hazard.add_command(report)

@@ -28,9 +28,8 @@ def pool_workers(argv: Sequence[str]) -> int:
 def main() -> None:
     if pool_workers(sys.argv[1:]) > 1:
         forkserver.start()
-    from api.cli import (
-        main as cli_main,  # deferred: the fork server imports the checks while this imports the CLI
-    )
+    # deferred: the fork server imports the checks while this process imports the command line
+    from api.cli import main as cli_main
 
     try:
         cli_main()

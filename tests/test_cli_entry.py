@@ -1,5 +1,5 @@
 """The `firelane` entry point: light enough for the check pool's processes to re-run, and a `check --workers N`
-run from the real console script finds what the serial run finds."""
+run from the real console script finds what the serial run finds; each command imports only its own module."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -59,3 +60,22 @@ def test_a_pool_check_from_the_console_script_finds_what_the_serial_check_finds(
     pooled = _console("check", "--workers", "2", "--format", "json", "--no-ledger")
     assert len(serial) > 50 and any(f["verdict"] == "fail" for f in serial)
     assert [(f["key"], f["measured"]) for f in pooled] == [(f["key"], f["measured"]) for f in serial]
+
+
+def test_every_command_of_the_root_is_found_by_its_name():
+    ctx = click.Context(cli)
+    for name in cli.list_commands(ctx):
+        command = cli.get_command(ctx, name)
+        assert command is not None and command.name == name
+    assert set(cli.list_commands(ctx)) >= {"check", "db", "hazard", "campaign", "report", "photo", "user", "serve"}
+    hazard = cli.get_command(ctx, "hazard")
+    assert isinstance(hazard, click.Group) and {"assign", "report", "transition"} <= set(hazard.commands)
+
+
+def test_a_command_imports_its_own_module_alone():
+    # `firelane check` loads neither the web app, nor the importers, nor the campaign's forms
+    probe = ("import sys\nfrom api.cli import main\nsys.argv = ['firelane', 'check', '--help']\ntry:\n    main()\n"
+             "except SystemExit:\n    pass\nprint(sorted(m for m in ('api.app', 'api.demo', 'api.campaign_cli', "
+             "'gis.importer', 'gis.osm', 'fastapi', 'openpyxl') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
