@@ -12,17 +12,17 @@ GEOS (shapely) calls; the peak memory; and the ratios against the targets.
 The SQL hydrant peer measures a straight line; our HYD-COVERAGE measures the hose lay along the road network, a
 different computation: it is shown for information, and our straight-line path is timed against the peer.
 
-Also: the same full check on a Dask LocalCluster of as many workers (ratio to the pool, same findings), LANE-TURN
-alone (its share of the serial full check), and with `--big l` the l-scale district (8,000 compounds, 2.5 M
-features) loaded by one child process and checked in fresh ones (each after an untimed check of a street, as the
-scale-m rows run after earlier runs in their process; the best of `--big-runs` timed runs, 2 by default, as the
-scale-m rows' best of two), group by group (each worker reads its own group)
-with the ledger written as the groups finish, with `--workers` and on Dask (time against the read floor of those
-groups, the main full check and the main full check with its ledger written (like for like), same findings, peak resident memory of the checking process and of its largest
-worker).
+Also: `firelane check` as a user runs it from the shell (a fresh process), the same full check on a Dask
+LocalCluster of as many workers (ratio to the pool, same findings), LANE-TURN alone (its share of the serial full
+check), and with `--big l` the l-scale district (8,000 compounds, 2.5 M features) loaded by one child process and
+checked in fresh ones (each after an untimed check of a street, as the scale-m rows run after earlier runs in their
+process; the best of `--big-runs` timed runs, 2 by default, as the scale-m rows' best of two), group by group (each
+worker reads its own group) with the ledger written as the groups finish, with `--workers` and on Dask (time against
+the read floor of those groups, the main full check and the main full check with its ledger written (like for like),
+same findings, peak resident memory of the checking process and of its largest worker).
 
 Iterating: `--home DIR` keeps the database in DIR and reuses the sample loaded there on the next run;
-`--skip flagged,serial,peers,geos,dask,turn,bigdask` leaves those parts out (the full grouped run always runs;
+`--skip flagged,serial,peers,geos,dask,turn,shell,bigdask` leaves those parts out (the full grouped run always runs;
 bigdask: the Dask run of the `--big` district); `--big-home DIR` keeps the `--big` sample in a database of its own
 (reused on the next run) instead of replacing the main sample with it.
 
@@ -184,6 +184,24 @@ def lane_turn_time(tasks: list) -> tuple[float, int]:
         t = time.perf_counter()
         n = sum(len(turns.lane_turn(c, net)) for c, net in nets)
         return time.perf_counter() - t, n
+
+
+def shell_check(workers: int, home: Path, repeat: int = 2) -> tuple[float, int]:
+    """`firelane check --workers N --format json --no-ledger` run as a user runs it, the console script in a fresh
+    process on the benchmark's database: best wall time of `repeat` runs and the number of findings printed."""
+    import json
+    import subprocess
+
+    script = Path(sys.executable).parent / "firelane"
+    env = {**os.environ, "FIRELANE_HOME": str(home)}
+    best, found = float("inf"), 0
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = subprocess.run([str(script), "check", "--workers", str(workers), "--format", "json", "--no-ledger"],
+                             capture_output=True, text=True, env=env, check=True)
+        best = min(best, time.perf_counter() - t)
+        found = len(json.loads(out.stdout))
+    return best, found
 
 
 #: The child that loads the bigger sample into the database of FIRELANE_HOME (its own process: the sample's memory
@@ -449,6 +467,7 @@ def main(argv: list[str] | None = None) -> int:
         peers = sql_peers(engine, epsg, profile) if "peers" not in skip else {}
         geos, total = geos_share(tasks) if "geos" not in skip else (float("nan"), float("nan"))
         turn_s, turn_n = lane_turn_time(tasks) if "turn" not in skip else (float("nan"), 0)
+        shell = shell_check(args.workers, home) if "shell" not in skip else None
         peak = peak_gb()
         print(f"load average after the runs: {load_line()}")
 
@@ -480,6 +499,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"LANE-TURN alone, serial ({turn_n} findings)              {turn_s:8.2f}   "
                   f"{turn_s / serial:.1%} of the serial full check; target < {TARGET_TURN_SHARE:.0%}: "
                   f"{'MET' if turn_s / serial < TARGET_TURN_SHARE else 'NOT MET'}")
+        if shell is not None:
+            shell_s, shell_n = shell
+            print(f"firelane check --workers {args.workers} from the shell      {shell_s:8.2f}   (a fresh process: "
+                  f"imports, fork server, json output, exit; x{shell_s / full:.2f} the in-process run above; "
+                  f"{shell_n:,} findings, {'the same number' if shell_n == len(result.findings) else 'NOT the same'}); "
+                  f"{'under' if shell_s < TARGET_FULL_S else 'NOT under'} {TARGET_FULL_S:g} s")
         if flagged is not None:
             print(f"full check, {args.workers} workers, per-family flags          {flagged:8.2f}   "
                   f"(families without MULTI_COMPOUND run one partition per compound)")
@@ -572,7 +597,7 @@ HYD_STRAIGHT = "HYD-COVERAGE straight line"
 PEER_OF = {HYD_NETWORK: "HYD-COVERAGE hydrant distance", HYD_STRAIGHT: "HYD-COVERAGE hydrant distance"}
 
 #: Parts of the benchmark `--skip` may leave out while iterating (the full grouped run always runs).
-PARTS: tuple[str, ...] = ("flagged", "serial", "peers", "geos", "dask", "turn", "bigdask")
+PARTS: tuple[str, ...] = ("flagged", "serial", "peers", "geos", "dask", "turn", "shell", "bigdask")
 
 
 def _metric_epsg(compounds: Any) -> int:
