@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import importlib.util
 import json
 import pickle
 
@@ -22,6 +23,7 @@ from gis.checks.runner import (
     _check_batch,
     _close_client,
     _dask_client,
+    families_present,
     process_pool,
     resolve_families,
     run_checks,
@@ -44,6 +46,20 @@ def test_registry_names_every_family_and_missing_modules_fail_loudly():
     with pytest.raises(KeyError):
         resolve_families(["lanes", "nonsense"])
     assert issubclass(MissingChecksError, ImportError)
+
+
+def test_families_are_vouched_for_without_being_imported(monkeypatch):
+    # a run whose workers import the families checks here only that their modules exist, naming every missing one
+    families_present(FAMILIES)
+    with pytest.raises(KeyError):
+        families_present(["lanes", "nonsense"])
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("gis.checks.aerial", "gis.checks.ebikes") else real(name, *a))
+    with pytest.raises(MissingChecksError, match="gis.checks.aerial, gis.checks.ebikes"):
+        families_present(FAMILIES)
+    with pytest.raises(MissingChecksError, match="gis.checks.aerial, gis.checks.ebikes"):
+        resolve_families(FAMILIES)
 
 
 def test_run_on_frames_reports_each_compound_once_in_wgs84():

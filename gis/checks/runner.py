@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import importlib.util
 import json
 import math
 import multiprocessing
@@ -58,12 +59,16 @@ class MissingChecksError(ImportError):
     """A rule family module that cannot be imported (the run would silently skip its rules)."""
 
 
+def _unknown(family: str) -> KeyError:
+    return KeyError(f"未知规则族 unknown rule family {family!r}; families: {', '.join(FAMILIES)}")
+
+
 class _FamilyRegistry(Mapping[str, CheckFn]):
     """`FAMILY_CHECKS[family]` → the family's `check` function, imported on first use."""
 
     def __getitem__(self, family: str) -> CheckFn:
         if family not in FAMILIES:
-            raise KeyError(f"未知规则族 unknown rule family {family!r}; families: {', '.join(FAMILIES)}")
+            raise _unknown(family)
         try:
             module = importlib.import_module(f"gis.checks.{family}")
         except ModuleNotFoundError as exc:
@@ -83,9 +88,22 @@ class _FamilyRegistry(Mapping[str, CheckFn]):
 FAMILY_CHECKS: Mapping[str, CheckFn] = _FamilyRegistry()
 
 
+def families_present(families: Iterable[str]) -> None:
+    """Raise as `resolve_families` does for unknown families (KeyError) and missing modules (MissingChecksError,
+    naming every one), without importing the families: a run whose workers import them need not import them here."""
+    names = tuple(families)
+    for name in names:
+        if name not in FAMILIES:
+            raise _unknown(name)
+    missing = [f"gis.checks.{n}" for n in names if importlib.util.find_spec(f"gis.checks.{n}") is None]
+    if missing:
+        raise MissingChecksError(f"规则族模块缺失 rule family modules missing: {', '.join(missing)}")
+
+
 def resolve_families(families: Iterable[str] | None = None) -> dict[str, CheckFn]:
     """The check functions of `families` (default: all); raises MissingChecksError naming every missing module."""
     names = tuple(families) if families is not None else FAMILIES
+    families_present(names)
     out, missing = {}, []
     for name in names:
         try:
@@ -754,7 +772,7 @@ def run_checks(
     eng = engine or get_engine()
     prof = load_profile(profile) if isinstance(profile, str) else profile
     families = tuple(families)
-    resolve_families(families)
+    families_present(families)  # (imported where the groups are checked: in the workers, when there are any)
     scope = {k: v for k, v in (("street", street), ("compound", compound)) if v is not None}
     started = time.perf_counter()
     with eng.begin() as conn:
@@ -886,7 +904,7 @@ def _json(value: Any) -> str:
 
 __all__ = [
     "FAMILIES", "FAMILY_CHECKS", "FINDING_COLUMNS", "SKIPPED_COLUMNS", "CheckResult", "check_columns",
-    "read_check_layers", "MissingChecksError", "PartitionError",
+    "read_check_layers", "families_present", "MissingChecksError", "PartitionError",
     "check_context", "count_findings", "family_rules", "group_size", "multi_compound", "plan_tasks", "process_pool",
     "read_scope", "stream_scope",
     "resolve_families", "run_checks", "run_contexts", "run_on_frames", "run_tasks", "start_tasks",
