@@ -33,5 +33,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 .venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -v -E "^(WARNING: Location|  WARNING)" || true
+# the project's own modules compiled now (an editable install leaves them to the first run, and a shell with
+# PYTHONDONTWRITEBYTECODE would compile them again on every command)
+.venv/bin/python -m compileall -q -j 0 api gis >/dev/null
 .venv/bin/firelane --version >/dev/null
 echo "环境就绪 setup complete: .venv/bin/firelane"
