@@ -34,5 +34,5 @@ def main() -> None:
     try:
         cli_main()
     finally:
-        # the interpreter's collections at exit then skip every object the command made (all freed as before)
+        # the collections at interpreter exit then skip the command's objects: the process ends sooner
         gc.freeze()

@@ -162,3 +162,20 @@ def test_substrings_of_many_lines_are_shapelys_substrings():
     want = [substring(g, s, e) for g, s, e in zip(lines, a, b, strict=True)]
     assert all(shapely.equals_exact(x, y, 1e-9) for x, y in zip(got, want, strict=True))
     assert len(_substrings(lines[:0], a[:0], b[:0])) == 0
+
+
+def test_the_nearest_within_a_distance_is_the_trees_nearest():
+    rng = np.random.default_rng(11)
+    lo = rng.uniform(0, 500, (2, 300))
+    boxes = shapely.box(*lo, *(lo + rng.uniform(1, 20, (2, 300))))
+    points = shapely.points(rng.uniform(-50, 550, (2000, 2)))
+    tree = shapely.STRtree(boxes)
+    got_i, got_j = gm.nearest_within(points, tree, 30.0)
+    want_i, want_j = tree.query_nearest(points, max_distance=30.0, all_matches=False)
+    assert np.array_equal(got_i, want_i)  # the same points have a box that near
+    assert np.allclose(shapely.distance(points[got_i], boxes[got_j]), shapely.distance(points[want_i], boxes[want_j]),
+                       rtol=0, atol=0)
+    # ties go to the smaller tree index; nothing beyond the distance
+    twins = np.array([box(0, 0, 1, 1), box(3, 0, 4, 1), box(100, 0, 101, 1)], dtype=object)
+    i, j = gm.nearest_within(shapely.points([[2, 0.5], [50, 0.5]]), shapely.STRtree(twins), 10.0)
+    assert i.tolist() == [0] and j.tolist() == [0]

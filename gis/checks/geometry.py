@@ -1145,6 +1145,19 @@ def grown_union_rows(parts: np.ndarray, row: np.ndarray, n: int, distance: float
     return shapely.buffer(rows, distance, **buffer_kw)
 
 
+def nearest_within(geoms: np.ndarray, tree: STRtree, distance: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per geometry of `geoms` the nearest of `tree`'s geometries within `distance`, ties to the smaller tree index:
+    (indices into `geoms`, indices into the tree), the geometries with none that near left out. What
+    `STRtree.query_nearest(max_distance=...)` finds, from one `dwithin` query and one array of distances instead of
+    a branch-and-bound search per geometry."""
+    i, j = tree.query(geoms, predicate="dwithin", distance=distance)
+    d = shapely.distance(geoms[i], tree.geometries[j])
+    order = np.lexsort((j, d, i))
+    i, j = i[order], j[order]
+    first = np.r_[True, i[1:] != i[:-1]] if len(i) else np.zeros(0, dtype=bool)
+    return i[first], j[first]
+
+
 def pairs_by_group(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """All (i, j) with a[i] == b[j] (i ascending, j ascending within i)."""
     order = np.argsort(b, kind="stable")

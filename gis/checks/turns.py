@@ -510,7 +510,7 @@ def driveways(ctx: CheckContext, roads: np.ndarray) -> tuple[np.ndarray, np.ndar
     width = np.where(np.isnan(width) | (width <= 0), float(ctx.profile.get("LANE-CLEAR", "truck_width_m")), width)
     out = shapely.buffer(g, width / 2, cap_style="square")
     if len(roads):
-        gi, ri = STRtree(roads).query_nearest(g, max_distance=DRIVEWAY_MAX_M, all_matches=False)
+        gi, ri = gm.nearest_within(g, STRtree(roads), DRIVEWAY_MAX_M)
         if len(gi):
             line = shapely.shortest_line(g[gi], roads[ri])
             start = shapely.get_coordinates(g[gi])
