@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import unicodedata
+from functools import cache
 from typing import Any
 
 import geopandas as gpd
@@ -90,8 +91,14 @@ def to_geojson(result: Any) -> str:
     return json.dumps(fc, ensure_ascii=False)
 
 
+@cache
+def _char_width(ch: str) -> int:
+    """Terminal columns of one character: 2 for East Asian wide and fullwidth ones (Chinese), else 1."""
+    return 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+
+
 def _width(s: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s)
+    return len(s) if s.isascii() else sum(map(_char_width, s))
 
 
 def _pad(s: str, width: int) -> str:
@@ -99,15 +106,11 @@ def _pad(s: str, width: int) -> str:
 
 
 def _cut(s: str, width: int) -> str:
+    """`s` in at most `width` columns: whole characters, and "…" where it was cut."""
     if _width(s) <= width:
         return s
-    out, w = "", 0
-    for ch in s:
-        cw = 2 if unicodedata.east_asian_width(ch) in "WF" else 1
-        if w + cw > width - 1:
-            break
-        out, w = out + ch, w + cw
-    return out + "…"
+    fits = np.flatnonzero(np.cumsum([_char_width(ch) for ch in s]) <= width - 1)
+    return s[:len(fits)] + "…"
 
 
 def _num(v: Any) -> str:
