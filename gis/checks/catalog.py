@@ -126,6 +126,7 @@ RULES: dict[str, Rule] = {r.id: r for r in (
        note="separation default 6 m (unconfirmed; per-city parameter)"),
 )}
 
+#: The rule families in the rule book's order, each a module gis.checks.<family> exposing `check(ctx)`.
 FAMILIES: tuple[str, ...] = tuple(dict.fromkeys(r.family for r in RULES.values()))
 
 
