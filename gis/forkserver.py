@@ -10,11 +10,16 @@ from multiprocessing.context import ForkServerContext
 from gis.checks.catalog import FAMILIES
 
 
+def preload(families: Sequence[str] = FAMILIES) -> list[str]:
+    """The modules a check worker's fork server imports: the runner and the rule families `families`."""
+    return ["gis.checks.runner", *(f"gis.checks.{f}" for f in families)]
+
+
 def context(families: Sequence[str] = FAMILIES) -> ForkServerContext:
-    """The fork server's context, preloading the runner and the rule families `families` (imported once in the
-    server, not once per process; a server already running keeps what it preloaded)."""
+    """The fork server's context, preloading `preload(families)` (imported once in the server, not once per
+    process; a server already running keeps what it preloaded)."""
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["gis.checks.runner", *(f"gis.checks.{f}" for f in families)])
+    ctx.set_forkserver_preload(preload(families))
     return ctx
 
 

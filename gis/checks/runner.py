@@ -103,16 +103,8 @@ def families_present(families: Iterable[str]) -> None:
 def resolve_families(families: Iterable[str] | None = None) -> dict[str, CheckFn]:
     """The check functions of `families` (default: all); raises MissingChecksError naming every missing module."""
     names = tuple(families) if families is not None else FAMILIES
-    families_present(names)
-    out, missing = {}, []
-    for name in names:
-        try:
-            out[name] = FAMILY_CHECKS[name]
-        except MissingChecksError:
-            missing.append(f"gis.checks.{name}")
-    if missing:
-        raise MissingChecksError(f"规则族模块缺失 rule family modules missing: {', '.join(missing)}")
-    return out
+    families_present(names)  # (every missing module named at once; the imports below find them all)
+    return {name: FAMILY_CHECKS[name] for name in names}
 
 
 def multi_compound(family: str) -> bool:
@@ -880,8 +872,7 @@ def _dask_client(address: Any, *, password: str | None = None) -> tuple[Any, boo
         # workers forked from a server that imported distributed and the checks once (as the pool's are), not
         # spawned interpreters that each import both before their first group
         with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
-            get_mp_context().set_forkserver_preload(
-                ["distributed", "gis.checks.runner", *(f"gis.checks.{f}" for f in FAMILIES)])
+            get_mp_context().set_forkserver_preload(["distributed", *forkserver.preload(FAMILIES)])
             cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
                                    env={"PGPASSWORD": password} if password else None)
         client = Client(cluster)
