@@ -415,7 +415,10 @@ def lane_network(ctx: CheckContext) -> LaneNetwork:
     ext = np.concatenate([surfaces, gates])
     is_gate = np.arange(len(ext)) >= len(surfaces)
     if len(ext) and len(g):
-        li, xi = STRtree(ext).query(g, predicate="dwithin", distance=ENTRY_TOL_M)
+        # (the surfaces and gates query the lanes: the simple side is the prepared one of each distance test)
+        xi, li = STRtree(g).query(ext, predicate="dwithin", distance=ENTRY_TOL_M)
+        order = np.lexsort((xi, li))
+        li, xi = li[order], xi[order]
         grown = np.full(len(ext), None, dtype=object)
         used = np.unique(xi)
         grown[used] = shapely.buffer(ext[used], ENTRY_TOL_M, quad_segs=4)  # once per surface, not per pair
