@@ -407,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     args.keep = args.keep or args.home is not None
     home = private_home(args.home)
     # firelane is imported after private_home() set FIRELANE_HOME
-    from gis import pgcluster
+    from gis import forkserver, pgcluster
     from gis.checks.profiles import load_profile
     from gis.checks.runner import multi_compound, plan_tasks, read_scope, run_checks
     from gis.sample import generate, load_sample
@@ -429,6 +429,11 @@ def main(argv: list[str] | None = None) -> int:
             mark_sample(district=args.district, scale=args.scale, seed=args.seed)
             print(f"loaded into a throwaway PostGIS in {time.perf_counter() - t:.1f} s")
         profile = load_profile("cn-gb")
+        if "dask" not in skip:
+            # one fork server for the pool's and the LocalClusters' processes, as a process that runs both starts
+            # it: the first pool row would start it without Dask, and every worker of the Dask rows would then import
+            # distributed itself, which no `firelane check --dask` pays (its server preloads it)
+            forkserver.start(dask=True)
 
         floor, (layers, refs) = timed(lambda: read_scope(engine=engine, profile=profile), repeat=2)
         epsg = _epsg(sample.metric_crs) if sample is not None else _metric_epsg(layers["compounds"])

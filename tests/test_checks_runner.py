@@ -6,6 +6,10 @@ import gc
 import importlib.util
 import json
 import pickle
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -161,6 +165,52 @@ def test_a_local_dask_worker_keeps_its_imported_modules_out_of_the_collectors_wa
         _close_client(client)
     assert len(frozen) == 1 and frozen[0] > 10_000, frozen
     assert gc.get_freeze_count() == 0
+
+
+_ASK_MODULES = "sorted(m for m in ('distributed', 'gis.checks.lanes') if m in __import__('sys').modules)"
+
+
+def _fresh_interpreter(code: str) -> list[str]:
+    """The lines `code` prints, run in a fresh interpreter (this one's fork server may already run)."""
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300,
+                         cwd=Path(__file__).resolve().parents[1], check=True)
+    return out.stdout.splitlines()
+
+
+def test_a_local_dask_clusters_workers_start_with_the_checks_already_imported():
+    """`--dask local:N` in a process with no fork server yet: its workers come from a server that preloaded
+    distributed and the checks (Dask's own first use of its context sets another list, which must not win)."""
+    lines = _fresh_interpreter(f"""
+        from gis.checks.runner import _close_client, _dask_client
+        client, _ = _dask_client("local:1")
+        try:
+            print(list(client.run(eval, {_ASK_MODULES!r}).values()))
+        finally:
+            _close_client(client)
+    """)
+    assert lines[:1] == ["[['distributed', 'gis.checks.lanes']]"], lines
+
+
+def test_a_fork_server_started_for_dask_gives_pool_and_cluster_processes_distributed_and_the_checks():
+    """A process that runs both pools and LocalClusters starts its one fork server with `dask` (a server keeps what
+    it preloaded first): the pool's processes and the LocalCluster's workers both start with distributed and the
+    checks already imported, where a server started for the pool alone would leave each Dask worker to import
+    distributed itself."""
+    lines = _fresh_interpreter(f"""
+        from gis import forkserver
+        from gis.checks.runner import _close_client, _dask_client, process_pool
+
+        forkserver.start(dask=True)
+        pool = process_pool(1)
+        print(pool.submit(eval, {_ASK_MODULES!r}).result())
+        pool.shutdown()
+        client, _ = _dask_client("local:1")
+        try:
+            print(list(client.run(eval, {_ASK_MODULES!r}).values()))
+        finally:
+            _close_client(client)
+    """)
+    assert lines[:2] == ["['distributed', 'gis.checks.lanes']", "[['distributed', 'gis.checks.lanes']]"], lines
 
 
 def test_a_run_chooses_each_zones_coordinate_operation_once_for_its_workers():

@@ -872,7 +872,8 @@ def _dask_client(address: Any, *, password: str | None = None) -> tuple[Any, boo
         # workers forked from a server that imported distributed and the checks once (as the pool's are), not
         # spawned interpreters that each import both before their first group
         with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
-            get_mp_context().set_forkserver_preload(["distributed", *forkserver.preload(FAMILIES)])
+            # (Dask's context sets its own preload list on its first use: this one replaces it)
+            get_mp_context().set_forkserver_preload(forkserver.preload(FAMILIES, dask=True))
             cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
                                    env={"PGPASSWORD": password} if password else None)
         client = Client(cluster)
