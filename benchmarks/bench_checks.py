@@ -36,9 +36,11 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import json
 import os
 import resource
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -205,9 +207,6 @@ def lane_turn_time(tasks: list, repeat: int = 2) -> tuple[float, int]:
 def shell_check(workers: int, home: Path, repeat: int = 2) -> tuple[float, int]:
     """`firelane check --workers N --format json --no-ledger` run as a user runs it, the console script in a fresh
     process on the benchmark's database: best wall time of `repeat` runs and the number of findings printed."""
-    import json
-    import subprocess
-
     script = Path(sys.executable).parent / "firelane"
     env = {**os.environ, "FIRELANE_HOME": str(home)}
     best, found = float("inf"), 0
@@ -325,9 +324,6 @@ print(json.dumps(out))
 
 
 def _child(script: str, *args: object, home: Path | None = None) -> dict[str, Any]:
-    import json
-    import subprocess
-
     env = os.environ.copy()
     if home is not None:
         env["FIRELANE_HOME"] = str(home)
