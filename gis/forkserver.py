@@ -12,8 +12,10 @@ from gis.checks.catalog import FAMILIES
 
 def preload(families: Sequence[str] = FAMILIES, *, dask: bool = False) -> list[str]:
     """The modules a check worker's fork server imports: the runner and the rule families `families`, and with
-    `dask` Dask's worker (`distributed`) for the processes of a LocalCluster."""
-    return [*(["distributed"] if dask else []), "gis.checks.runner", *(f"gis.checks.{f}" for f in families)]
+    `dask` Dask's worker (`distributed`) for the processes of a LocalCluster; last `gis.forkserver_freeze`, which
+    freezes them in the server."""
+    return [*(["distributed"] if dask else []), "gis.checks.runner", *(f"gis.checks.{f}" for f in families),
+            "gis.forkserver_freeze"]
 
 
 def context(families: Sequence[str] = FAMILIES, *, dask: bool = False) -> ForkServerContext:

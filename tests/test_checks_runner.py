@@ -213,6 +213,24 @@ def test_a_fork_server_started_for_dask_gives_pool_and_cluster_processes_distrib
     assert lines[:2] == ["['distributed', 'gis.checks.lanes']", "[['distributed', 'gis.checks.lanes']]"], lines
 
 
+def test_the_fork_server_freezes_what_it_preloaded_so_it_exits_with_its_parent_at_once():
+    """The fork server's last preload freezes its imports in the server itself: it then ends as soon as its parent
+    does (no collection over every preloaded module on the way out, which held a piped command's output open), and
+    a process it forks starts with those objects out of its collector's walks before any initializer runs."""
+    lines = _fresh_interpreter("""
+        from concurrent.futures import ProcessPoolExecutor
+        import gc
+        from gis import forkserver
+
+        assert forkserver.preload()[-1] == "gis.forkserver_freeze"
+        forkserver.start(("lanes",))
+        with ProcessPoolExecutor(1, mp_context=forkserver.context(("lanes",))) as pool:
+            print(pool.submit(gc.get_freeze_count).result())
+        print(gc.get_freeze_count())
+    """)
+    assert int(lines[0]) > 10_000 and lines[1] == "0", lines  # (the caller's own collector untouched)
+
+
 def test_a_run_chooses_each_zones_coordinate_operation_once_for_its_workers():
     """The caller hands its workers one storage-to-metric operation per UTM zone of the scope's compounds (and
     none for an empty scope); the tasks carrying them pickle."""
