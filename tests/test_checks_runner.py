@@ -11,6 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
@@ -268,6 +269,30 @@ def test_renderers():
     assert "规则 rule" in table and "LANE-CLEAR" in table and "L2" in table
     with pytest.raises(ValueError):
         output.render(found, "xml")
+
+
+def test_json_output_gives_each_cell_as_json_and_each_geometry_as_rfc7946_geojson():
+    """Missing numbers and texts are null, numpy numbers and arrays plain JSON, strings as they are (no escaping
+    beyond JSON's), a missing or empty geometry null, the others in WGS84 with 7 decimals and exteriors
+    counter-clockwise; GeoJSON carries the same cells as properties."""
+    frame = gpd.GeoDataFrame(
+        {"key": ["k1", "k2", "k3"], "rule": ["LANE-CLEAR"] * 3, "measured": [np.nan, np.float64(1.5), 2.0],
+         "required": pd.array([4, None, 6], dtype="Int64"), "message": ['=1+1 "<b>', "消防车道", None],
+         "other_refs": [["B1", "B2"], np.array(["B3"]), []], "subject_ref": pd.array(["L1", None, "L3"], dtype="string")},
+        geometry=[shapely.Polygon([(120.123456789, 30.0), (120.0, 30.1), (120.1, 30.1)]), None, shapely.Polygon()],
+        crs=4326)
+    arr = json.loads(output.render(frame, "json"))
+    assert [r["measured"] for r in arr] == [None, 1.5, 2.0] and [r["required"] for r in arr] == [4, None, 6]
+    assert [r["message"] for r in arr] == ['=1+1 "<b>', "消防车道", None]
+    assert [r["other_refs"] for r in arr] == [["B1", "B2"], ["B3"], []]
+    assert [r["subject_ref"] for r in arr] == ["L1", None, "L3"]
+    assert arr[1]["geometry"] is None and arr[2]["geometry"] is None
+    ring = arr[0]["geometry"]["coordinates"][0]
+    assert [120.1234568, 30.0] in ring and shapely.LinearRing(ring).is_ccw
+    fc = json.loads(output.render(frame, "geojson"))
+    assert [f["id"] for f in fc["features"]] == ["k1", "k2", "k3"]
+    assert [f["geometry"] for f in fc["features"]] == [r.pop("geometry") for r in arr]
+    assert [f["properties"] for f in fc["features"]] == arr
 
 
 # --- against the real PostGIS -------------------------------------------------------------------------------------

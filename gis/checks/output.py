@@ -10,6 +10,7 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 
 from gis.checks.findings import FINDING_COLUMNS
@@ -31,19 +32,26 @@ def _frame(result: Any) -> gpd.GeoDataFrame:
 
 
 def _clean(value: Any) -> Any:
-    if value is None:
-        return None
-    if isinstance(value, float) and math.isnan(value):
-        return None
+    """A cell as JSON sees it: Python scalars, lists for sequences, None for missing (NaN, pd.NA)."""
+    if value is None or type(value) in _PLAIN:
+        return value
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
     if isinstance(value, np.generic):
         return _clean(value.item())
     if isinstance(value, list | tuple | np.ndarray):
         return [_clean(v) for v in value]
+    if value is pd.NA or value is pd.NaT:
+        return None
     return value
 
 
-def _geojson(geoms: np.ndarray) -> list[dict | None]:
-    """Each geometry as a GeoJSON dict (None when missing or empty), DECIMALS decimals (collections as they are),
+#: Cells `_clean` returns as they are (most of a frame's).
+_PLAIN = frozenset({str, int, bool})
+
+
+def _geojson(geoms: np.ndarray) -> np.ndarray:
+    """Each geometry as GeoJSON text (None when missing or empty), DECIMALS decimals (collections as they are),
     polygons oriented as RFC 7946 asks."""
     g = np.asarray(geoms, dtype=object).copy()
     keep = ~(shapely.is_missing(g) | shapely.is_empty(g))
@@ -53,42 +61,50 @@ def _geojson(geoms: np.ndarray) -> list[dict | None]:
     g[solid] = shapely.orient_polygons(g[solid])
     text = np.full(len(g), None, dtype=object)
     text[keep] = shapely.to_geojson(g[keep])
-    return [None if t is None else json.loads(t) for t in text]
+    return text
 
 
-def records(result: Any) -> list[dict[str, Any]]:
-    """Findings as JSON-ready dicts (every FINDING_COLUMNS field + `geometry` as GeoJSON in WGS84)."""
+def _rows(result: Any) -> tuple[list[dict[str, Any]], np.ndarray]:
+    """Findings as JSON-ready dicts (every FINDING_COLUMNS field), and each one's geometry as GeoJSON text in WGS84
+    (None where it has none): the text goes into the output as GEOS wrote it, not parsed and written again."""
     frame = _frame(result)
     if frame.crs is not None and len(frame) and not frame.crs.equals("EPSG:4326"):
         frame = frame.to_crs(4326)
     cols = [c for c in FINDING_COLUMNS if c in frame.columns]
-    data = frame[cols].astype(object).to_dict("records")
-    geoms = _geojson(frame.geometry.values if len(frame) else np.empty(0, dtype=object))
-    out = []
-    for row, geom in zip(data, geoms, strict=True):
-        rec = {k: _clean(v) for k, v in row.items()}
+    cells = frame[cols].astype(object)
+    columns = [list(map(_clean, cells[c].to_numpy())) for c in cols]  # column by column: one pass per column
+    out = [dict(zip(cols, row, strict=True)) for row in zip(*columns, strict=True)] if cols else [{} for _ in range(len(frame))]
+    for rec in out:
         rec["other_refs"] = rec.get("other_refs") or []
-        rec["geometry"] = geom
-        out.append(rec)
-    return out
+    return out, _geojson(frame.geometry.values if len(frame) else np.empty(0, dtype=object))
+
+
+def _with_geometry(rec: dict[str, Any], geometry: str | None) -> str:
+    """`rec` as a JSON object with a last member "geometry": the GeoJSON text as it is."""
+    body = json.dumps(rec, ensure_ascii=False)
+    return f'{body[:-1]}{", " if rec else ""}"geometry": {geometry or "null"}}}'
 
 
 def to_json(result: Any) -> str:
     """One JSON array of findings."""
-    return json.dumps(records(result), ensure_ascii=False)
+    rows, geoms = _rows(result)
+    return "[" + ", ".join(_with_geometry(rec, g) for rec, g in zip(rows, geoms, strict=True)) + "]"
 
 
 def to_geojson(result: Any) -> str:
     """A GeoJSON FeatureCollection of findings (properties: every finding field), with the run's metadata."""
+    rows, geoms = _rows(result)
     features = []
-    for rec in records(result):
-        geom = rec.pop("geometry")
-        features.append({"type": "Feature", "id": rec.get("key"), "geometry": geom, "properties": rec})
-    fc: dict[str, Any] = {"type": "FeatureCollection", "features": features}
+    for rec, g in zip(rows, geoms, strict=True):
+        head = json.dumps({"type": "Feature", "id": rec.get("key")}, ensure_ascii=False)
+        features.append(f'{head[:-1]}, "geometry": {g or "null"}, "properties": '
+                        f'{json.dumps(rec, ensure_ascii=False)}}}')
+    tail = ""
     if hasattr(result, "run_id"):
-        fc["run"] = {"id": result.run_id, "profile": result.profile, "profile_version": result.profile_version,
-                     "scope": result.scope, "duration_s": round(result.duration_s, 3), "counts": result.counts}
-    return json.dumps(fc, ensure_ascii=False)
+        run = {"id": result.run_id, "profile": result.profile, "profile_version": result.profile_version,
+               "scope": result.scope, "duration_s": round(result.duration_s, 3), "counts": result.counts}
+        tail = f', "run": {json.dumps(run, ensure_ascii=False)}'
+    return '{"type": "FeatureCollection", "features": [' + ", ".join(features) + "]" + tail + "}"
 
 
 @cache
