@@ -295,6 +295,31 @@ def test_json_output_gives_each_cell_as_json_and_each_geometry_as_rfc7946_geojso
     assert [f["properties"] for f in fc["features"]] == arr
 
 
+def test_the_table_aligns_its_columns_in_terminal_columns_and_cuts_long_messages():
+    """Chinese characters take two terminal columns: every row starts each column at the same terminal column, and
+    a message longer than `max_message` columns is cut at a whole character with "…"."""
+    frame = gpd.GeoDataFrame(
+        {"key": ["k1", "k2"], "rule": ["LANE-CLEAR", "HYD-COVERAGE"], "verdict": ["fail", "cannot_judge"],
+         "severity": [3, np.nan], "compound_ref": ["小区甲", "C2"], "subject_layer": ["fire_lanes", "buildings"],
+         "subject_ref": ["L1", "B2"], "other_refs": [["B1", "B2", "B3", "B4"], []], "measured": [3.456, np.nan],
+         "required": [4.0, 150.0], "unit": ["m", "m"], "department": ["街道办", "消防救援大队"],
+         "message": ["消防车道净宽不足" * 10, "short"]},
+        geometry=[shapely.Point(120, 30), shapely.Point(120.1, 30.1)], crs=4326)
+    lines = output.to_table(frame, max_message=20).splitlines()
+    head, first, second = lines[0], lines[2], lines[3]
+
+    def column_of(line: str, text: str) -> int:  # the terminal column where `text` starts in `line`
+        return output._width(line[:line.index(text)])
+
+    for name, in_first, in_second in (("对象 subject", "fire_lanes:L1", "buildings:B2"),
+                                      ("要求 required", "4 m", "150 m"), ("说明 message", "消防", "short")):
+        assert column_of(first, in_first) == column_of(second, in_second) == column_of(head, name)
+    assert "fire_lanes:L1 (B1, B2, B3, …)" in first and "3.46 m" in first
+    message = first[first.index("消防"):]
+    assert message.endswith("…") and output._width(message) <= 20
+    assert any(line.startswith("共 2 条: 不合格 1, 无法判定 1") for line in lines)
+
+
 # --- against the real PostGIS -------------------------------------------------------------------------------------
 
 

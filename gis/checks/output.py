@@ -113,12 +113,26 @@ def _char_width(ch: str) -> int:
     return 2 if unicodedata.east_asian_width(ch) in "WF" else 1
 
 
+class _DropWide(dict[int, int | None]):
+    """A `str.translate` table that drops East Asian wide and fullwidth characters and keeps the others, each
+    code point classified once on first sight: the count a translation drops is a string's extra columns."""
+
+    def __missing__(self, code: int) -> int | None:
+        kept = None if _char_width(chr(code)) == 2 else code
+        self[code] = kept
+        return kept
+
+
+_DROP_WIDE = _DropWide()
+
+
 def _width(s: str) -> int:
-    return len(s) if s.isascii() else sum(map(_char_width, s))
+    return len(s) if s.isascii() else 2 * len(s) - len(s.translate(_DROP_WIDE))
 
 
-def _pad(s: str, width: int) -> str:
-    return s + " " * (width - _width(s))
+def _pad(s: str, width: int, own: int | None = None) -> str:
+    """`s` padded to `width` columns (`own`: its width, when the caller has it)."""
+    return s + " " * (width - (_width(s) if own is None else own))
 
 
 def _cut(s: str, width: int) -> str:
@@ -139,28 +153,34 @@ def _num(v: Any) -> str:
 def to_table(result: Any, *, max_message: int = 80) -> str:
     """An aligned text table (headers in Chinese and English) plus a summary per rule and verdict."""
     frame = _frame(result)
+    cells = frame.drop(columns=frame.geometry.name).astype(object)
+
+    def column(name: str) -> list[Any]:  # one pass per column (missing columns: None)
+        return list(map(_clean, cells[name].to_numpy())) if name in cells.columns else [None] * len(cells)
+
     rows = []
-    for rec in frame.drop(columns=frame.geometry.name).astype(object).to_dict("records") if len(frame) else []:
-        subject = f"{rec.get('subject_layer')}:{rec.get('subject_ref')}"
-        others = _clean(rec.get("other_refs")) or []
+    for rule, verdict, severity, cref, layer, ref, others, measured, required, unit, department, message in zip(
+            *map(column, ("rule", "verdict", "severity", "compound_ref", "subject_layer", "subject_ref", "other_refs",
+                          "measured", "required", "unit", "department", "message")), strict=True):
+        subject = f"{layer}:{ref}"
         if others:
             subject += f" ({', '.join(map(str, others[:3]))}{', …' if len(others) > 3 else ''})"
-        unit = _clean(rec.get("unit")) or ""
+        unit = unit or ""
         rows.append({
-            "rule": str(rec["rule"]), "verdict": str(rec["verdict"]), "severity": _num(rec.get("severity")),
-            "compound_ref": str(_clean(rec.get("compound_ref")) or ""), "subject": subject,
-            "measured": (_num(rec.get("measured")) + f" {unit}").strip() if _clean(rec.get("measured")) is not None
-            else "",
-            "required": (_num(rec.get("required")) + f" {unit}").strip() if _clean(rec.get("required")) is not None
-            else "",
-            "department": str(_clean(rec.get("department")) or ""),
-            "message": _cut(str(_clean(rec.get("message")) or ""), max_message),
+            "rule": str(rule), "verdict": str(verdict), "severity": _num(severity),
+            "compound_ref": str(cref or ""), "subject": subject,
+            "measured": (_num(measured) + f" {unit}").strip() if measured is not None else "",
+            "required": (_num(required) + f" {unit}").strip() if required is not None else "",
+            "department": str(department or ""),
+            "message": _cut(str(message or ""), max_message),
         })
     heads = {f: f"{zh} {en}" for f, zh, en in TABLE_COLUMNS}
-    widths = {f: max([_width(heads[f])] + [_width(r[f]) for r in rows]) for f, _, _ in TABLE_COLUMNS}
-    lines = ["  ".join(_pad(heads[f], widths[f]) for f, _, _ in TABLE_COLUMNS).rstrip(),
-             "  ".join("-" * widths[f] for f, _, _ in TABLE_COLUMNS)]
-    lines += ["  ".join(_pad(r[f], widths[f]) for f, _, _ in TABLE_COLUMNS).rstrip() for r in rows]
+    fields = [f for f, _, _ in TABLE_COLUMNS]
+    sizes = {f: [_width(r[f]) for r in rows] for f in fields}  # each cell measured once
+    widths = {f: max([_width(heads[f]), *sizes[f]]) for f in fields}
+    lines = ["  ".join(_pad(heads[f], widths[f]) for f in fields).rstrip(),
+             "  ".join("-" * widths[f] for f in fields)]
+    lines += ["  ".join(_pad(r[f], widths[f], sizes[f][i]) for f in fields).rstrip() for i, r in enumerate(rows)]
     lines.append("")
     lines.append(_summary(result, frame))
     return "\n".join(lines)
