@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import NamedTuple
 
 import click
 
@@ -11,32 +12,58 @@ from api.cli_errors import FirelaneError
 from gis import scope
 from gis.migrate import NotTheOwner, SchemaDrift
 
-#: Every top-level command, by name: "module:attribute". A command imports its own module alone (`firelane check`
-#: skips the web app's, the campaign forms' and the importers' imports); `firelane --help` imports them all.
-COMMANDS: dict[str, str] = {
-    "backup": "api.cli_db:backup_cmd",
-    "campaign": "api.campaign_cli:campaign",
-    "check": "api.cli_check:check_cmd",
-    "db": "api.cli_db:db",
-    "demo": "api.cli_serve:demo_cmd",
-    "export": "api.cli_data:export_cmd",
-    "hazard": "api.cli_field:hazard",
-    "import": "api.cli_data:import_cmd",
-    "import-osm": "api.cli_data:import_osm_cmd",
-    "init": "api.cli_db:init",
-    "photo": "api.cli_field:photo",
-    "report": "api.campaign_cli:report",
-    "restore": "api.cli_db:restore_cmd",
-    "sample": "api.cli_data:sample_cmd",
-    "serve": "api.cli_serve:serve_cmd",
-    "spotcheck": "api.campaign_cli:spotcheck",
-    "user": "api.cli_accounts:user",
-    "worker": "api.cli_check:worker_cmd",
+
+class Entry(NamedTuple):
+    """A top-level command: where it lives ("module:attribute") and the first paragraph of its help, which
+    `firelane --help` lists without importing the command (a test keeps the two in step)."""
+
+    target: str
+    summary: str
+
+
+#: Every top-level command, by name. A command imports its own module alone (`firelane check` skips the web app's,
+#: the campaign forms' and the importers' imports), and `firelane --help` none of them.
+COMMANDS: dict[str, Entry] = {
+    "backup": Entry("api.cli_db:backup_cmd",
+                    "Back up the database (pg_dump, managed or FIRELANE_DATABASE_URL) and the files under "
+                    "FIRELANE_HOME."),
+    "campaign": Entry("api.campaign_cli:campaign", "整治行动 campaigns: presets, stages, progress per street office."),
+    "check": Entry("api.cli_check:check_cmd", "Run the rule checks and update the hazards ledger."),
+    "db": Entry("api.cli_db:db", "托管数据库 the managed local PostGIS (ignored when FIRELANE_DATABASE_URL is set)."),
+    "demo": Entry("api.cli_serve:demo_cmd",
+                  "Start the database, load the sample district, run the checks and serve the web app."),
+    "export": Entry("api.cli_data:export_cmd", "Export a layer, optionally filtered by street or compound."),
+    "hazard": Entry("api.cli_field:hazard",
+                    "隐患整改流程 the hazard rectification workflow (list, show, assign, transition)."),
+    "import": Entry("api.cli_data:import_cmd",
+                    "Import a GeoJSON / GeoPackage / Shapefile (.shp/.zip) / KML / DXF / CSV / XLSX file, all or "
+                    "nothing."),
+    "import-osm": Entry("api.cli_data:import_osm_cmd",
+                        "Derive firelane layers from an OpenStreetMap extract (.osm.pbf / .osm / .osm.bz2)."),
+    "init": Entry("api.cli_db:init", "Create or upgrade the schema (Alembic migrations)."),
+    "photo": Entry("api.cli_field:photo", "照片 photos and documents of hazards."),
+    "report": Entry("api.campaign_cli:report",
+                    "报表 the campaign's forms (附件1–4), one file per compound, stage reports and the summary."),
+    "restore": Entry("api.cli_db:restore_cmd",
+                     "Restore a backup: checksums verified first, then the database (replaced) and the FIRELANE_HOME "
+                     "files."),
+    "sample": Entry("api.cli_data:sample_cmd",
+                    "Generate a deterministic synthetic district with planted hazards (ground truth) and load it."),
+    "serve": Entry("api.cli_serve:serve_cmd", "Serve the OGC API, the checks/ledger API and the map pages."),
+    "spotcheck": Entry("api.campaign_cli:spotcheck",
+                       "双随机抽查 double-random spot checks: draw compounds and inspectors, record results."),
+    "user": Entry("api.cli_accounts:user", "用户管理 users, roles and API tokens of the HTTP service."),
+    "worker": Entry("api.cli_check:worker_cmd",
+                    "Run persisted jobs (check runs, reports) in the foreground; several may run side by side."),
 }
+
+#: `ctx.meta` key set while the root's help lists its commands.
+_LISTING = "firelane.listing"
 
 
 class LazyGroup(click.Group):
-    """A group whose commands (`COMMANDS`) are imported when asked for by name (click's lazy subcommands)."""
+    """A group whose commands (`COMMANDS`) are imported when asked for by name (click's lazy subcommands), and
+    listed in its help from their summaries."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *COMMANDS})
@@ -44,11 +71,21 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in COMMANDS:
             return super().get_command(ctx, cmd_name)
-        module, _, attr = COMMANDS[cmd_name].partition(":")
+        entry = COMMANDS[cmd_name]
+        if ctx.meta.get(_LISTING):  # the help's listing reads a command's name and summary only
+            return click.Command(cmd_name, help=entry.summary)
+        module, _, attr = entry.target.partition(":")
         command = getattr(importlib.import_module(module), attr)
         if not isinstance(command, click.Command) or command.name != cmd_name:
-            raise TypeError(f"{COMMANDS[cmd_name]} is not the command {cmd_name!r}")
+            raise TypeError(f"{entry.target} is not the command {cmd_name!r}")
         return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        ctx.meta[_LISTING] = True
+        try:
+            super().format_commands(ctx, formatter)
+        finally:
+            del ctx.meta[_LISTING]
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -13,7 +13,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from api.cli import cli
+from api.cli import COMMANDS, cli
 from api.entry import pool_workers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,5 +77,27 @@ def test_a_command_imports_its_own_module_alone():
     probe = ("import sys\nfrom api.cli import main\nsys.argv = ['firelane', 'check', '--help']\ntry:\n    main()\n"
              "except SystemExit:\n    pass\nprint(sorted(m for m in ('api.app', 'api.demo', 'api.campaign_cli', "
              "'gis.importer', 'gis.osm', 'fastapi', 'openpyxl') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_root_help_lists_every_command_with_its_own_summary():
+    # `firelane --help` lists the commands from the registry's summaries: each reads as the command's own help
+    ctx = click.Context(cli)
+    for name, entry in COMMANDS.items():
+        command = cli.get_command(ctx, name)
+        assert command is not None
+        for limit in (30, 45, 80, 200):
+            assert click.Command(name, help=entry.summary).get_short_help_str(limit) == \
+                command.get_short_help_str(limit), name
+    listed = CliRunner().invoke(cli, ["--help"]).output
+    assert "check       Run the rule checks and update the hazards ledger." in listed
+    assert all(f"  {name} " in listed for name in COMMANDS)
+
+
+def test_the_root_help_imports_no_command():
+    probe = ("import sys\nfrom api.cli import main\nsys.argv = ['firelane', '--help']\ntry:\n    main()\n"
+             "except SystemExit:\n    pass\nprint(sorted(m for m in ('api.cli_check', 'api.cli_serve', 'api.cli_data', "
+             "'api.cli_db', 'api.campaign_cli', 'gis.checks.runner', 'geopandas', 'fastapi') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
