@@ -72,13 +72,18 @@ def test_every_command_of_the_root_is_found_by_its_name():
     assert isinstance(hazard, click.Group) and {"assign", "report", "transition"} <= set(hazard.commands)
 
 
+def _loaded_after(argv: list[str], modules: tuple[str, ...]) -> list[str]:
+    """Which of `modules` a fresh interpreter has imported after running the command line on `argv`."""
+    probe = (f"import json, sys\nfrom api.cli import main\nsys.argv = ['firelane', *{argv!r}]\ntry:\n    main()\n"
+             f"except SystemExit:\n    pass\nprint(json.dumps(sorted(m for m in {modules!r} if m in sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def test_a_command_imports_its_own_module_alone():
     # `firelane check` loads neither the web app, nor the importers, nor the campaign's forms
-    probe = ("import sys\nfrom api.cli import main\nsys.argv = ['firelane', 'check', '--help']\ntry:\n    main()\n"
-             "except SystemExit:\n    pass\nprint(sorted(m for m in ('api.app', 'api.demo', 'api.campaign_cli', "
-             "'gis.importer', 'gis.osm', 'fastapi', 'openpyxl') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)
-    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert _loaded_after(["check", "--help"], ("api.app", "api.demo", "api.campaign_cli", "gis.importer", "gis.osm",
+                                               "fastapi", "openpyxl")) == []
 
 
 def test_the_root_help_lists_every_command_with_its_own_summary():
@@ -96,8 +101,5 @@ def test_the_root_help_lists_every_command_with_its_own_summary():
 
 
 def test_the_root_help_imports_no_command():
-    probe = ("import sys\nfrom api.cli import main\nsys.argv = ['firelane', '--help']\ntry:\n    main()\n"
-             "except SystemExit:\n    pass\nprint(sorted(m for m in ('api.cli_check', 'api.cli_serve', 'api.cli_data', "
-             "'api.cli_db', 'api.campaign_cli', 'gis.checks.runner', 'geopandas', 'fastapi') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)
-    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert _loaded_after(["--help"], ("api.cli_check", "api.cli_serve", "api.cli_data", "api.cli_db",
+                                      "api.campaign_cli", "gis.checks.runner", "geopandas", "fastapi")) == []
