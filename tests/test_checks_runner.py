@@ -278,7 +278,8 @@ def test_json_output_gives_each_cell_as_json_and_each_geometry_as_rfc7946_geojso
     frame = gpd.GeoDataFrame(
         {"key": ["k1", "k2", "k3"], "rule": ["LANE-CLEAR"] * 3, "measured": [np.nan, np.float64(1.5), 2.0],
          "required": pd.array([4, None, 6], dtype="Int64"), "message": ['=1+1 "<b>', "消防车道", None],
-         "other_refs": [["B1", "B2"], np.array(["B3"]), []], "subject_ref": pd.array(["L1", None, "L3"], dtype="string")},
+         "other_refs": [["B1", "B2"], np.array(["B3"]), []],
+         "subject_ref": pd.array(["L1", None, "L3"], dtype="string")},
         geometry=[shapely.Polygon([(120.123456789, 30.0), (120.0, 30.1), (120.1, 30.1)]), None, shapely.Polygon()],
         crs=4326)
     arr = json.loads(output.render(frame, "json"))

@@ -73,7 +73,8 @@ def _rows(result: Any) -> tuple[list[dict[str, Any]], np.ndarray]:
     cols = [c for c in FINDING_COLUMNS if c in frame.columns]
     cells = frame[cols].astype(object)
     columns = [list(map(_clean, cells[c].to_numpy())) for c in cols]  # column by column: one pass per column
-    out = [dict(zip(cols, row, strict=True)) for row in zip(*columns, strict=True)] if cols else [{} for _ in range(len(frame))]
+    out = ([dict(zip(cols, row, strict=True)) for row in zip(*columns, strict=True)] if cols
+           else [{} for _ in range(len(frame))])
     for rec in out:
         rec["other_refs"] = rec.get("other_refs") or []
     return out, _geojson(frame.geometry.values if len(frame) else np.empty(0, dtype=object))
