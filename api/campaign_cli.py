@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from api.cli_errors import FirelaneError
 from api.cli_schema import ensure_schema
 from api.cli_user import cli_actor
 from api.cli_user import os_user as _os_user
@@ -28,9 +29,10 @@ from gis.campaign.focus import ITEM_CODES
 from gis.campaign.forms import write_forms
 from gis.campaign.progress import COUNTS, LABELS, progress
 from gis.db import get_engine
+from gis.terminal_safety import terminal_text
 
 
-class CampaignCliError(click.ClickException):
+class CampaignCliError(FirelaneError):
     """One line on stderr, exit status 1."""
 
 
@@ -119,7 +121,7 @@ def campaign_list(fmt: str) -> None:
         click.echo(json.dumps([c.as_dict() for c in items], ensure_ascii=False, default=str))
         return
     for c in items:
-        click.echo(f"{c.id}\t{c.name}\t{c.preset or '-'}\t{c.starts_on}..{c.ends_on}\t"
+        click.echo(f"{c.id}\t{terminal_text(c.name)}\t{terminal_text(c.preset or '-')}\t{c.starts_on}..{c.ends_on}\t"
                    f"{len(c.jurisdiction) or 'all'} streets")
 
 
@@ -135,14 +137,16 @@ def campaign_progress(campaign_id: int, fmt: str, day: str | None, streets: tupl
         click.echo(json.dumps(doc, ensure_ascii=False, default=str))
         return
     c = doc["campaign"]
-    click.echo(f"{c['name']}  今日 today {c['today']}  当前阶段 stage: {c['current_stage'] or '-'}")
+    click.echo(f"{terminal_text(c['name'])}  今日 today {c['today']}  当前阶段 stage: "
+               f"{terminal_text(c['current_stage'] or '-')}")
     if c["due_next"]:
-        click.echo(f"下一项 due next: {c['due_next']['due']} {c['due_next']['what_zh']} ({c['due_next']['what_en']})")
+        click.echo(f"下一项 due next: {c['due_next']['due']} {terminal_text(c['due_next']['what_zh'])} "
+                   f"({terminal_text(c['due_next']['what_en'])})")
     cols = ["street", "name", *[k for k in COUNTS if not k.startswith("photos")], "stage_done"]
     click.echo("\t".join([cols[0], cols[1], *[LABELS[k][0] for k in cols[2:-1]], "阶段完成"]))
     for r in [*doc["streets"], {**doc["total"], "street": "合计", "name": ""}]:
         done = r["stage_done"]
-        click.echo("\t".join([str(r[cols[0]]), str(r[cols[1]]), *[str(r[k]) for k in cols[2:-1]],
+        click.echo("\t".join([terminal_text(r[cols[0]]), terminal_text(r[cols[1]]), *[str(r[k]) for k in cols[2:-1]],
                               "-" if done is None else f"{done:.0%}"]))
 
 
@@ -218,8 +222,8 @@ def spotcheck_draw(campaign_id: int, roster: Path, rate: float | None, seed: int
     for code, n in result["candidates"].items():
         click.echo(f"  {code}: 候选 {n} candidates → 抽取 {result['required'][code]}")
     for c in result["checks"]:
-        click.echo(f"{c['id']}\t{c['street']}\t{c['street_name'] or ''}\t{c['compound']}\t"
-                   f"{'、'.join(c['inspectors'])}")
+        click.echo(f"{c['id']}\t{terminal_text(c['street'])}\t{terminal_text(c['street_name'] or '')}\t"
+                   f"{terminal_text(c['compound'])}\t{'、'.join(map(terminal_text, c['inspectors']))}")
 
 
 @spotcheck.command("verify")

@@ -8,6 +8,7 @@ from api.cli_errors import FirelaneError
 from api.cli_schema import ensure_schema
 from api.errors import ApiError
 from api.users import create_user, disable_user, list_users, user_token
+from gis.terminal_safety import terminal_text
 
 
 @click.group()
@@ -43,8 +44,8 @@ def user_list() -> None:
     ensure_schema()
     for u in list_users():
         state = "active" if u["active"] else "disabled"
-        scope = ",".join(u["street_codes"] + u["compound_refs"]) or "-"
-        click.echo(f"{u['username']}\t{u['role']}\t{scope}\t{state}")
+        scope = terminal_text(",".join(u["street_codes"] + u["compound_refs"]) or "-")
+        click.echo(f"{terminal_text(u['username'])}\t{u['role']}\t{scope}\t{state}")
 
 
 @user.command("disable")

@@ -15,6 +15,7 @@ from gis.importer import ImportFailed, import_file
 from gis.layers import LAYERS
 from gis.osm import OsmImportError, import_osm
 from gis.sample import generate, ledger_rows, load_sample, write_sample
+from gis.terminal_safety import terminal_lines
 
 # --- import / export --------------------------------------------------------------------------------------------
 
@@ -39,7 +40,7 @@ def import_cmd(path: Path, layer: str, crs: str | None, mode: str, dry_run: bool
                              user=user or _os_user())
     except ImportFailed as exc:
         for problem in exc.problems:
-            click.echo(str(problem), err=True)
+            click.echo(terminal_lines(str(problem)), err=True)  # (a problem quotes the file's cells)
         raise FirelaneError(f"导入失败，未写入任何数据 import failed, nothing written ({len(exc.problems)} problems)") from exc
     click.echo(report.summary())
 
@@ -61,7 +62,7 @@ def export_cmd(layer: str, fmt: str, output: Path, street: str | None, compound:
         raise FirelaneError(str(exc)) from exc
     click.echo(f"exported 导出 {n} features → {output}")
     if attribution_path(output).exists():
-        click.echo(attribution_path(output).read_text(encoding="utf-8").strip())
+        click.echo(terminal_lines(attribution_path(output).read_text(encoding="utf-8").strip()))
 
 
 @click.command("import-osm")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from api.cli_errors import FirelaneError
 from api.cli_schema import ensure_schema
 from api.cli_user import cli_actor
 from api.hazard_cli import hazard as workflow
@@ -16,9 +17,10 @@ from gis.campaign.lifecycle import WorkflowError
 from gis.campaign.locate import parse_geometry, parse_lonlat, to_stored
 from gis.campaign.manual_rules import CATEGORIES
 from gis.db import get_engine, transaction
+from gis.terminal_safety import terminal_text
 
 
-class FieldCliError(click.ClickException):
+class FieldCliError(FirelaneError):
     """A refusal shown as one line with a non-zero exit."""
 
 
@@ -126,7 +128,8 @@ def report(compound: str, category: str, lonlat: str | None, geometry_file: Path
         click.echo(json.dumps(doc, ensure_ascii=False))
         return
     click.echo(doc["id"])
-    click.echo(f"{doc['rule']} {doc['status']} {doc['compound_ref']} → {doc['department']}", err=True)
+    click.echo(f"{doc['rule']} {doc['status']} {terminal_text(doc['compound_ref'])} → "
+               f"{terminal_text(doc['department'])}", err=True)
 
 
 #: `firelane hazard`: the workflow's commands and `hazard report` (a hazard reported from the field)

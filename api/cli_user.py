@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import getpass
 
-import click
 from sqlalchemy import Connection, text
 
+from api.cli_errors import FirelaneError
 from gis.campaign.actors import Actor
 from gis.db import get_engine
 
 
-class ActorRefused(click.ClickException):
+class ActorRefused(FirelaneError):
     """`--as USER` names no firelane user, or a disabled one: one line, exit status 1."""
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import click
 from sqlalchemy import Connection
 
+from api.cli_errors import FirelaneError
 from api.cli_schema import ensure_schema
 from api.cli_user import cli_actor
 from api.cli_user import os_user as _os_user
@@ -27,12 +28,13 @@ from gis.campaign import workflow as wf
 from gis.campaign.actors import Actor
 from gis.campaign.history_export import write_rows_xlsx
 from gis.db import get_engine, transaction
+from gis.terminal_safety import terminal_text
 
 TABLE_COLUMNS = ("id", "status_zh", "rule", "severity", "compound_ref", "department", "responsible_unit", "deadline",
                  "days_overdue")
 
 
-class HazardCliError(click.ClickException):
+class HazardCliError(FirelaneError):
     """One line on stderr, exit status 1."""
 
 
@@ -135,7 +137,7 @@ def _emit(body: str, output: Path | None, *, bom: bool = False) -> None:
 def _table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "(无 none)"
-    cells = [[str(r.get(c) if r.get(c) is not None else "") for c in TABLE_COLUMNS] for r in rows]
+    cells = [[terminal_text(r.get(c) if r.get(c) is not None else "") for c in TABLE_COLUMNS] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(TABLE_COLUMNS)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(TABLE_COLUMNS, widths, strict=True))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
@@ -154,14 +156,14 @@ def show_cmd(hazard_id: int, fmt: str, as_user: str | None) -> None:
         return
     for key in ("id", "status_zh", "status", "rule", "clause", "severity", "compound_ref", "street_code",
                 "department", "responsible_unit", "person", "deadline", "days_overdue", "message_zh", "version"):
-        click.echo(f"{key:18} {doc.get(key) if doc.get(key) is not None else ''}")
+        click.echo(f"{key:18} {terminal_text(doc.get(key)) if doc.get(key) is not None else ''}")
     click.echo("events 流转记录:")
-    for e in doc["events"]:
-        extra = " ".join(f"{k}={e[k]}" for k in ("department", "unit", "person", "deadline", "evidence")
+    for e in doc["events"]:  # (who wrote a note or named a unit is not who reads it here: values as text)
+        extra = " ".join(f"{k}={terminal_text(e[k])}" for k in ("department", "unit", "person", "deadline", "evidence")
                          if e.get(k))
-        photos = f" photos={e['photos']}" if e["photos"] else ""
-        click.echo(f"  {e['at'][:19]}  {e['by']}: {e['from'] or '-'} → {e['to']} {extra}{photos}"
-                   + (f"  «{e['note']}»" if e["note"] else ""))
+        photos = f" photos={terminal_text(e['photos'])}" if e["photos"] else ""
+        click.echo(f"  {e['at'][:19]}  {terminal_text(e['by'])}: {e['from'] or '-'} → {e['to']} {extra}{photos}"
+                   + (f"  «{terminal_text(e['note'])}»" if e["note"] else ""))
 
 
 @hazard.command("assign")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import threading
 from datetime import date, timedelta
 
@@ -422,3 +423,22 @@ def test_the_hazard_cli_lists_shows_assigns_and_refuses_in_one_line(district, db
                                 "AND action = 'update' ORDER BY id"), {"h": hid}).scalars().all()
     assert who == ["jie", "jie"]
     assert date.fromisoformat(shown["deadline"]) > local_today()
+
+
+def test_the_hazard_cli_shows_a_note_and_unit_as_text_on_their_line(district, db):
+    # what the workflow accepts in a note or a unit (line breaks, a carriage return, bidirectional controls: not the
+    # control characters it refuses) reaches whoever reads the hazard in a terminal as text, on its own line
+    make_user(db, "jie", "street_office", (STREET_A,))
+    hid = district.id("hazards", "k-a")
+    runner = CliRunner()
+    tricky = "甲物业\r\u202eevil\n第\t二行"
+    assigned = runner.invoke(cli, ["hazard", "assign", str(hid), "--department", "交警/公安", "--unit", tricky,
+                                   "--deadline", FUTURE, "--note", f"see {tricky}", "--as", "jie"])
+    assert assigned.exit_code == 0, assigned.output
+    for argv in (["hazard", "show", str(hid), "--as", "jie"], ["hazard", "list", "--as", "jie"]):
+        shown = runner.invoke(cli, argv)
+        assert shown.exit_code == 0, shown.output
+        assert "甲物业\\r\\u202eevil\\n第\\t二行" in shown.output
+        assert not re.search("[\r\t\u202a-\u202e]", shown.output)
+    as_json = json.loads(runner.invoke(cli, ["hazard", "show", str(hid), "--format", "json", "--as", "jie"]).output)
+    assert as_json["events"][0]["note"] == f"see {tricky}"  # the data itself is kept as it was written

@@ -14,6 +14,7 @@ import pandas as pd
 import shapely
 
 from gis.checks.findings import FINDING_COLUMNS
+from gis.terminal_safety import terminal_text
 
 #: Coordinate decimals of GeoJSON output (~1 cm; RFC 7946 suggests no more than needed).
 DECIMALS = 7
@@ -148,7 +149,7 @@ def _num(v: Any) -> str:
     v = _clean(v)
     if v is None:
         return ""
-    return f"{v:.2f}".rstrip("0").rstrip(".") if isinstance(v, float) else str(v)
+    return f"{v:.2f}".rstrip("0").rstrip(".") if isinstance(v, float) else terminal_text(v)
 
 
 def to_table(result: Any, *, max_message: int = 80) -> str:
@@ -163,17 +164,18 @@ def to_table(result: Any, *, max_message: int = 80) -> str:
     for rule, verdict, severity, cref, layer, ref, others, measured, required, unit, department, message in zip(
             *map(column, ("rule", "verdict", "severity", "compound_ref", "subject_layer", "subject_ref", "other_refs",
                           "measured", "required", "unit", "department", "message")), strict=True):
-        subject = f"{layer}:{ref}"
+        # (every value from the data as text: a control character in a ref or a message is shown, not run)
+        subject = terminal_text(f"{layer}:{ref}")
         if others:
-            subject += f" ({', '.join(map(str, others[:3]))}{', …' if len(others) > 3 else ''})"
-        unit = unit or ""
+            subject += f" ({', '.join(map(terminal_text, others[:3]))}{', …' if len(others) > 3 else ''})"
+        unit = terminal_text(unit or "")
         rows.append({
-            "rule": str(rule), "verdict": str(verdict), "severity": _num(severity),
-            "compound_ref": str(cref or ""), "subject": subject,
+            "rule": terminal_text(rule), "verdict": terminal_text(verdict), "severity": _num(severity),
+            "compound_ref": terminal_text(cref or ""), "subject": subject,
             "measured": (_num(measured) + f" {unit}").strip() if measured is not None else "",
             "required": (_num(required) + f" {unit}").strip() if required is not None else "",
-            "department": str(department or ""),
-            "message": _cut(str(message or ""), max_message),
+            "department": terminal_text(department or ""),
+            "message": _cut(terminal_text(message or ""), max_message),
         })
     heads = {f: f"{zh} {en}" for f, zh, en in TABLE_COLUMNS}
     fields = [f for f, _, _ in TABLE_COLUMNS]

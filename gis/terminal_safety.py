@@ -1,0 +1,35 @@
+"""Terminal-injection safety for what the command line prints: data is shown as text, never run by the terminal.
+
+A ref, a street name, a note or a value in an imported file can carry control characters: ESC sequences move the
+cursor, clear the screen, retitle the window or set the clipboard, a carriage return overwrites the line it is on,
+and bidirectional controls (the "Trojan Source" characters) reorder the text around them. Every value from the data
+that a command prints in a table or a message goes through one of these first:
+- `terminal_text(v)` for a cell or a value inside a line: every such character is written out as an escape
+  (``\\x1b``, ``\\n``, ``\\u202e``), so it stays on its line and in its column;
+- `terminal_lines(s)` for a message of several lines made by firelane around such values: line breaks and tabs
+  stay, the rest is escaped.
+JSON output needs neither: JSON escapes control characters itself (bidirectional controls are printable there, and
+a JSON reader shows them as the text they are).
+"""
+
+from __future__ import annotations
+
+__all__ = ["terminal_lines", "terminal_text"]
+
+#: C0 controls, DEL, C1 controls, and the bidirectional marks, embeddings, overrides and isolates.
+_CONTROLS = (*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0), 0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F),
+             *range(0x2066, 0x206A))
+_NAMED = {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}
+_ESCAPES: dict[int, str] = {c: _NAMED.get(c, f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}") for c in _CONTROLS}
+_ESCAPES_KEEPING_LINES = {c: e for c, e in _ESCAPES.items() if c not in (0x09, 0x0A)}
+
+
+def terminal_text(value: object) -> str:
+    """`str(value)` with every control character and bidirectional control written out as an escape."""
+    return str(value).translate(_ESCAPES)
+
+
+def terminal_lines(text: str) -> str:
+    """`terminal_text` for a message of several lines: its line breaks and tabs stay (a carriage return does not:
+    it would let a value overwrite the line before it)."""
+    return text.translate(_ESCAPES_KEEPING_LINES)
