@@ -10,11 +10,17 @@ that a command prints in a table or a message goes through one of these first:
   stay, the rest is escaped.
 JSON output needs neither: JSON escapes control characters itself (bidirectional controls are printable there, and
 a JSON reader shows them as the text they are).
+
+Tables are laid out in terminal columns (`display_width`, `pad`, `cut`): a Chinese character takes two.
 """
 
 from __future__ import annotations
 
-__all__ = ["terminal_lines", "terminal_text"]
+import unicodedata
+from functools import cache
+from itertools import accumulate
+
+__all__ = ["cut", "display_width", "pad", "terminal_lines", "terminal_text"]
 
 #: C0 controls, DEL, C1 controls, and the bidirectional marks, embeddings, overrides and isolates.
 _CONTROLS = (*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0), 0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F),
@@ -33,3 +39,40 @@ def terminal_lines(text: str) -> str:
     """`terminal_text` for a message of several lines: its line breaks and tabs stay (a carriage return does not:
     it would let a value overwrite the line before it)."""
     return text.translate(_ESCAPES_KEEPING_LINES)
+
+
+@cache
+def _char_width(ch: str) -> int:
+    """Terminal columns of one character: 2 for East Asian wide and fullwidth ones (Chinese), else 1."""
+    return 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+
+
+class _DropWide(dict[int, int | None]):
+    """A `str.translate` table that drops East Asian wide and fullwidth characters and keeps the others, each
+    code point classified once on first sight: the count a translation drops is a string's extra columns."""
+
+    def __missing__(self, code: int) -> int | None:
+        kept = None if _char_width(chr(code)) == 2 else code
+        self[code] = kept
+        return kept
+
+
+_DROP_WIDE = _DropWide()
+
+
+def display_width(s: str) -> int:
+    """Terminal columns `s` takes."""
+    return len(s) if s.isascii() else 2 * len(s) - len(s.translate(_DROP_WIDE))
+
+
+def pad(s: str, width: int, own: int | None = None) -> str:
+    """`s` padded with spaces to `width` terminal columns (`own`: its width, when the caller has it)."""
+    return s + " " * (width - (display_width(s) if own is None else own))
+
+
+def cut(s: str, width: int) -> str:
+    """`s` in at most `width` terminal columns: whole characters, and "…" where it was cut."""
+    if display_width(s) <= width:
+        return s
+    fits = sum(1 for used in accumulate(map(_char_width, s)) if used <= width - 1)
+    return s[:fits] + "…"

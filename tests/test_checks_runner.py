@@ -36,6 +36,7 @@ from gis.checks.runner import (
     storage_operations,
 )
 from gis.db import transaction
+from gis.terminal_safety import display_width
 
 
 def fail_keys(findings: pd.DataFrame) -> set[tuple[str, str]]:
@@ -310,14 +311,14 @@ def test_the_table_aligns_its_columns_in_terminal_columns_and_cuts_long_messages
     head, first, second = lines[0], lines[2], lines[3]
 
     def column_of(line: str, text: str) -> int:  # the terminal column where `text` starts in `line`
-        return output._width(line[:line.index(text)])
+        return display_width(line[:line.index(text)])
 
     for name, in_first, in_second in (("对象 subject", "fire_lanes:L1", "buildings:B2"),
                                       ("要求 required", "4 m", "150 m"), ("说明 message", "消防", "short")):
         assert column_of(first, in_first) == column_of(second, in_second) == column_of(head, name)
     assert "fire_lanes:L1 (B1, B2, B3, …)" in first and "3.46 m" in first
     message = first[first.index("消防"):]
-    assert message.endswith("…") and output._width(message) <= 20
+    assert message.endswith("…") and display_width(message) <= 20
     assert any(line.startswith("共 2 条: 不合格 1, 无法判定 1") for line in lines)
 
 

@@ -26,6 +26,7 @@ from gis.campaign.deadlines import local_today
 from gis.checks.findings import FINDING_COLUMNS
 from gis.db import transaction
 from gis.exporter import export_layer
+from gis.terminal_safety import display_width
 
 pytestmark = pytest.mark.db
 FUTURE = (local_today() + timedelta(days=30)).isoformat()
@@ -440,5 +441,8 @@ def test_the_hazard_cli_shows_a_note_and_unit_as_text_on_their_line(district, db
         assert shown.exit_code == 0, shown.output
         assert "甲物业\\r\\u202eevil\\n第\\t二行" in shown.output
         assert not re.search("[\r\t\u202a-\u202e]", shown.output)
+    # the list's columns line up in terminal columns (a Chinese status or unit takes two per character)
+    head, row = runner.invoke(cli, ["hazard", "list", "--as", "jie"]).output.splitlines()[:2]
+    assert display_width(head[:head.index("deadline")]) == display_width(row[:row.index(FUTURE)])
     as_json = json.loads(runner.invoke(cli, ["hazard", "show", str(hid), "--format", "json", "--as", "jie"]).output)
     assert as_json["events"][0]["note"] == f"see {tricky}"  # the data itself is kept as it was written

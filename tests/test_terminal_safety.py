@@ -12,7 +12,7 @@ import shapely
 from api.cli_errors import FirelaneError
 from api.hazard_cli import HazardCliError
 from gis.checks import output
-from gis.terminal_safety import terminal_lines, terminal_text
+from gis.terminal_safety import display_width, terminal_lines, terminal_text
 
 HOSTILE = "L1\x1b]0;pwned\x07\x1b[2J\r\nX\t\x9b31m\x7f\u202eevil\u2066"
 #: What a terminal would act on: C0 controls (line breaks and tabs allowed where said), DEL, C1, bidi controls.
@@ -51,5 +51,5 @@ def test_the_check_table_shows_a_hostile_ref_and_message_as_text_in_their_column
     assert len(lines) == 2 + 2 + 1 + 2  # header, rule, two rows, blank, summary of two lines
     assert "fire_lanes:L1\\x1b]0;pwned\\x07" in lines[2]
     head, first, second = lines[0], lines[2], lines[3]
-    column = output._width(head[:head.index("说明 message")])
-    assert output._width(first[:first.index("消防车道")]) == output._width(second[:second.index("ok")]) == column
+    column = display_width(head[:head.index("说明 message")])
+    assert display_width(first[:first.index("消防车道")]) == display_width(second[:second.index("ok")]) == column

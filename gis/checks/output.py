@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import unicodedata
-from functools import cache
 from typing import Any
 
 import geopandas as gpd
@@ -14,7 +12,7 @@ import pandas as pd
 import shapely
 
 from gis.checks.findings import FINDING_COLUMNS
-from gis.terminal_safety import terminal_text
+from gis.terminal_safety import cut, display_width, pad, terminal_text
 
 #: Coordinate decimals of GeoJSON output (~1 cm; RFC 7946 suggests no more than needed).
 DECIMALS = 7
@@ -109,42 +107,6 @@ def to_geojson(result: Any) -> str:
     return '{"type": "FeatureCollection", "features": [' + ", ".join(features) + "]" + tail + "}"
 
 
-@cache
-def _char_width(ch: str) -> int:
-    """Terminal columns of one character: 2 for East Asian wide and fullwidth ones (Chinese), else 1."""
-    return 2 if unicodedata.east_asian_width(ch) in "WF" else 1
-
-
-class _DropWide(dict[int, int | None]):
-    """A `str.translate` table that drops East Asian wide and fullwidth characters and keeps the others, each
-    code point classified once on first sight: the count a translation drops is a string's extra columns."""
-
-    def __missing__(self, code: int) -> int | None:
-        kept = None if _char_width(chr(code)) == 2 else code
-        self[code] = kept
-        return kept
-
-
-_DROP_WIDE = _DropWide()
-
-
-def _width(s: str) -> int:
-    return len(s) if s.isascii() else 2 * len(s) - len(s.translate(_DROP_WIDE))
-
-
-def _pad(s: str, width: int, own: int | None = None) -> str:
-    """`s` padded to `width` columns (`own`: its width, when the caller has it)."""
-    return s + " " * (width - (_width(s) if own is None else own))
-
-
-def _cut(s: str, width: int) -> str:
-    """`s` in at most `width` columns: whole characters, and "…" where it was cut."""
-    if _width(s) <= width:
-        return s
-    fits = np.flatnonzero(np.cumsum([_char_width(ch) for ch in s]) <= width - 1)
-    return s[:len(fits)] + "…"
-
-
 def _num(v: Any) -> str:
     v = _clean(v)
     if v is None:
@@ -175,15 +137,15 @@ def to_table(result: Any, *, max_message: int = 80) -> str:
             "measured": (_num(measured) + f" {unit}").strip() if measured is not None else "",
             "required": (_num(required) + f" {unit}").strip() if required is not None else "",
             "department": terminal_text(department or ""),
-            "message": _cut(terminal_text(message or ""), max_message),
+            "message": cut(terminal_text(message or ""), max_message),
         })
     heads = {f: f"{zh} {en}" for f, zh, en in TABLE_COLUMNS}
     fields = [f for f, _, _ in TABLE_COLUMNS]
-    sizes = {f: [_width(r[f]) for r in rows] for f in fields}  # each cell measured once
-    widths = {f: max([_width(heads[f]), *sizes[f]]) for f in fields}
-    lines = ["  ".join(_pad(heads[f], widths[f]) for f in fields).rstrip(),
+    sizes = {f: [display_width(r[f]) for r in rows] for f in fields}  # each cell measured once
+    widths = {f: max([display_width(heads[f]), *sizes[f]]) for f in fields}
+    lines = ["  ".join(pad(heads[f], widths[f]) for f in fields).rstrip(),
              "  ".join("-" * widths[f] for f in fields)]
-    lines += ["  ".join(_pad(r[f], widths[f], sizes[f][i]) for f in fields).rstrip() for i, r in enumerate(rows)]
+    lines += ["  ".join(pad(r[f], widths[f], sizes[f][i]) for f in fields).rstrip() for i, r in enumerate(rows)]
     lines.append("")
     lines.append(_summary(result, frame))
     return "\n".join(lines)
