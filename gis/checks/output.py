@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import geopandas as gpd
@@ -49,6 +50,13 @@ def _clean(value: Any) -> Any:
 _PLAIN = frozenset({str, int, bool})
 
 
+def _columns(frame: pd.DataFrame, names: Sequence[str]) -> list[list[Any]]:
+    """Each column of `names` as a list of cells `_clean`ed, one pass per column (all None where the frame has no
+    such column)."""
+    return [list(map(_clean, frame[n].astype(object).to_numpy())) if n in frame.columns else [None] * len(frame)
+            for n in names]
+
+
 def _geojson(geoms: np.ndarray) -> np.ndarray:
     """Each geometry as GeoJSON text (None when missing or empty), DECIMALS decimals (collections as they are),
     polygons oriented as RFC 7946 asks."""
@@ -70,9 +78,7 @@ def _rows(result: Any) -> tuple[list[dict[str, Any]], np.ndarray]:
     if frame.crs is not None and len(frame) and not frame.crs.equals("EPSG:4326"):
         frame = frame.to_crs(4326)
     cols = [c for c in FINDING_COLUMNS if c in frame.columns]
-    cells = frame[cols].astype(object)
-    columns = [list(map(_clean, cells[c].to_numpy())) for c in cols]  # column by column: one pass per column
-    out = ([dict(zip(cols, row, strict=True)) for row in zip(*columns, strict=True)] if cols
+    out = ([dict(zip(cols, row, strict=True)) for row in zip(*_columns(frame, cols), strict=True)] if cols
            else [{} for _ in range(len(frame))])
     for rec in out:
         rec["other_refs"] = rec.get("other_refs") or []
@@ -117,15 +123,10 @@ def _num(v: Any) -> str:
 def to_table(result: Any, *, max_message: int = 80) -> str:
     """An aligned text table (headers in Chinese and English) plus a summary per rule and verdict."""
     frame = _frame(result)
-    cells = frame.drop(columns=frame.geometry.name).astype(object)
-
-    def column(name: str) -> list[Any]:  # one pass per column (missing columns: None)
-        return list(map(_clean, cells[name].to_numpy())) if name in cells.columns else [None] * len(cells)
-
     rows = []
     for rule, verdict, severity, cref, layer, ref, others, measured, required, unit, department, message in zip(
-            *map(column, ("rule", "verdict", "severity", "compound_ref", "subject_layer", "subject_ref", "other_refs",
-                          "measured", "required", "unit", "department", "message")), strict=True):
+            *_columns(frame, ("rule", "verdict", "severity", "compound_ref", "subject_layer", "subject_ref",
+                              "other_refs", "measured", "required", "unit", "department", "message")), strict=True):
         # (every value from the data as text: a control character in a ref or a message is shown, not run)
         subject = terminal_text(f"{layer}:{ref}")
         if others:

@@ -311,7 +311,9 @@ def process_pool(workers: int, *, families: Sequence[str] = FAMILIES) -> Process
     """
     ctx_mp = forkserver.context(families)
     # gc.freeze: the imported modules' objects (~150,000) leave the collector's view in each worker, so the
-    # collection after every group (check_group) walks only what the groups left, not every module again
+    # collection after every group (check_group) walks only what the groups left, not every module again (the
+    # server froze its own preloads already, gis.forkserver_freeze; this covers what a worker imports or builds as
+    # it starts, and a server that was running before with another preload list)
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx_mp, initializer=gc.freeze)
 
     def warm() -> None:  # starting the fork server waits for its imports: not on the caller's time
