@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import importlib
 from pathlib import Path
 
 import psycopg
@@ -35,11 +37,27 @@ class SchemaDrift(RuntimeError):
 
 
 def fingerprint() -> str:
-    """sha256 of the migration files: what a database made by this build records beside its revision."""
+    """sha256 of the migration files and of the SQL they take from this package (`generated_sql`): what a database
+    made by this build records beside its revision."""
     digest = hashlib.sha256()
     for path in sorted((MIGRATIONS / "versions").glob("*.py")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        for name, sql in generated_sql(path):
+            digest.update(name.encode() + b"\0" + sql.encode() + b"\0")
     return digest.hexdigest()
+
+
+def generated_sql(path: Path) -> list[tuple[str, str]]:
+    """The SQL a migration file runs that this package writes: what each name it imports from `gis` returns (the
+    trigger, function and policy builders, which take no arguments). A change there changes the schema a new
+    database gets as surely as an edit of the file does."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_bytes(), filename=str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "gis":
+            module = importlib.import_module(node.module)
+            for alias in node.names:
+                out.append((f"{node.module}.{alias.name}", getattr(module, alias.name)()))
+    return out
 
 
 #: The built-from record: a comment on Alembic's own table, so it travels in pg_dump backups with the revision.

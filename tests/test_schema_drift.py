@@ -73,6 +73,21 @@ def test_the_fingerprint_covers_every_migration_file():
     assert list((migrate.MIGRATIONS / "versions").glob("*.py")), "no migration files found"
 
 
+def test_the_fingerprint_covers_the_sql_the_migrations_take_from_the_package(monkeypatch):
+    from gis import audit, jurisdiction
+
+    fp = migrate.fingerprint()
+    taken = {name for path in (migrate.MIGRATIONS / "versions").glob("*.py") for name, _ in migrate.generated_sql(path)}
+    assert {"gis.audit.all_triggers_sql", "gis.jurisdiction.jurisdiction_sql"} <= taken
+    # a trigger more (as the sign-in tables' change notifications once were) is another schema
+    made = audit.all_triggers_sql()
+    monkeypatch.setattr(audit, "all_triggers_sql", lambda: made + "-- one more")
+    assert migrate.fingerprint() != fp
+    monkeypatch.undo()
+    monkeypatch.setattr(jurisdiction, "jurisdiction_sql", lambda: "-- other policies")
+    assert migrate.fingerprint() != fp
+
+
 def test_a_database_of_an_earlier_build_is_refused_with_what_to_do(earlier_build):
     refused = _run([*FIRELANE, "init"], earlier_build)
     assert refused.returncode == 1
