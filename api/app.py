@@ -33,6 +33,7 @@ from api import (
 )
 from api.aio import close_pools
 from api.bodies import UrlGuardMiddleware
+from api.changefeed import change_feed, forget_feed
 from api.crs import forget_identity
 from api.csrf import CsrfMiddleware
 from api.database import db_engine, forget_engine
@@ -59,11 +60,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     gc.collect()
     gc.freeze()
     worker = jobs.WorkerLoop().start() if jobs.job_settings().in_server else None
+    change_feed(db_engine())  # the token and tile caches are exact from the first requests on
     try:
         yield
     finally:
         if worker is not None:
             await run_in_threadpool(worker.shutdown)
+        forget_feed()
         gc.unfreeze()
         await close_pools()
 
@@ -72,6 +75,7 @@ def create_app() -> FastAPI:
     """Build the app (routes, error mapping, JSON access logs, gzip, body-size guard)."""
     configure_logging()
     forget_engine()
+    forget_feed()
     forget_tiles()
     forget_identity()
     settings = server_settings()

@@ -20,12 +20,14 @@ from fastapi import Depends, Request
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
+from api.changefeed import change_feed
 from api.database import db_engine, hot_reads, read_connection
 from api.errors import Forbidden, Unauthorized
 from api.loginguard import hashing_slot, login_limiter
 from gis import scope
 from gis.config import auth_settings, server_settings
 from gis.layers import LAYERS
+from gis.signin_tables import ADMIN_TABLES
 
 ROLES: tuple[str, ...] = (
     "admin", "planner", "street_office", "traffic_brigade", "demolition", "fire_brigade", "viewer", "property",
@@ -127,12 +129,14 @@ def new_token() -> str:
     return "fl_" + secrets.token_urlsafe(32)
 
 
-# --- token lookup (with a short in-process cache) ----------------------------------------------------------------
-# A token seen less than token_cache_s (default 5 s) ago is trusted without a database round trip. Revoking a token
-# or disabling a user clears this process's cache at once; every other worker process (firelane serve --workers)
-# may still accept it until its entry is token_cache_s old. Set FIRELANE_AUTH_TOKEN_CACHE_S=0 for no such window.
+# --- token lookup (with an in-process cache kept exact by the change feed) ---------------------------------------
+# A token looked up less than token_cache_s (default 5 s) ago is answered without a database round trip, while
+# this process's change feed (api.changefeed) is live and no user or token row has changed since the lookup began:
+# revoking a token, disabling a user or changing a role or jurisdiction takes effect at once in every server
+# process, whichever did it (the API, `firelane user`, psql). Only a token's expiry may be noticed up to
+# token_cache_s late. While the feed is down nothing is cached. FIRELANE_AUTH_TOKEN_CACHE_S=0 looks every request up.
 
-_cache: dict[str, tuple[float, Principal]] = {}
+_cache: dict[str, tuple[tuple[int, ...], float, Principal]] = {}
 _cache_lock = threading.Lock()
 
 
@@ -142,14 +146,22 @@ def forget_tokens() -> None:
         _cache.clear()
 
 
+def _signin_generations() -> tuple[int, ...] | None:
+    """The change feed's generations of the sign-in tables (None while it is not live: cache nothing)."""
+    if auth_settings().token_cache_s <= 0:
+        return None
+    return change_feed(db_engine()).generations(ADMIN_TABLES)
+
+
 def cached_principal(token: str) -> Principal | None:
-    """The caller of a token looked up less than `token_cache_s` ago (no database access), else None."""
+    """The caller of a token looked up less than `token_cache_s` ago with no user or token changed since (no
+    database access), else None."""
     h = token_hash(token)
     with _cache_lock:
         hit = _cache.get(h)
-    if hit is not None and time.monotonic() - hit[0] < auth_settings().token_cache_s:
-        return hit[1]
-    return None
+    if hit is None or time.monotonic() - hit[1] >= auth_settings().token_cache_s:
+        return None
+    return hit[2] if hit[0] == _signin_generations() else None
 
 
 def principal_for_token(token: str) -> Principal | None:
@@ -158,10 +170,10 @@ def principal_for_token(token: str) -> Principal | None:
     if hit is not None:
         return hit
     h = token_hash(token)
-    now = time.monotonic()
+    now, generations = time.monotonic(), _signin_generations()
     with read_connection() as conn:
         row = conn.execute(text(_TOKEN_SQL), {"h": h}).first()
-    return _remember(h, now, row)
+    return _remember(h, now, generations, row)
 
 
 #: The active user of an unexpired, unrevoked token (by its hash): the owner's function (gis.signin_tables), the
@@ -176,12 +188,13 @@ async def principal_for_token_async(token: str) -> Principal | None:
     if hit is not None:
         return hit
     h = token_hash(token)
-    now = time.monotonic()
-    return _remember(h, now, await (await hot_reads()).fetchone(_TOKEN_SQL, {"h": h}))
+    now, generations = time.monotonic(), _signin_generations()
+    return _remember(h, now, generations, await (await hot_reads()).fetchone(_TOKEN_SQL, {"h": h}))
 
 
-def _remember(h: str, now: float, row: Sequence | None) -> Principal | None:
-    """The principal of a token lookup's row (id, username, role, street codes, compound refs), cached."""
+def _remember(h: str, now: float, generations: tuple[int, ...] | None, row: Sequence | None) -> Principal | None:
+    """The principal of a token lookup's row (id, username, role, street codes, compound refs), cached with the
+    sign-in tables' generations read before the lookup began (a change during it leaves the entry stale)."""
     if row is None:
         with _cache_lock:
             _cache.pop(h, None)
@@ -189,10 +202,11 @@ def _remember(h: str, now: float, row: Sequence | None) -> Principal | None:
     user_id, username, role, streets, compounds = row
     principal = Principal(username=username, role=role, street_codes=tuple(streets or ()), user_id=user_id,
                           token_hash=h, compound_refs=tuple(compounds or ()))
-    with _cache_lock:
-        if len(_cache) > 10_000:
-            _cache.clear()
-        _cache[h] = (now, principal)
+    if generations is not None:
+        with _cache_lock:
+            if len(_cache) > 10_000:
+                _cache.clear()
+            _cache[h] = (generations, now, principal)
     return principal
 
 

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import CurrentUser, Principal
 from api.bodies import json_body
+from api.changefeed import changed
 from api.collections import Collection, geometry_part_sql
 from api.crs import DEFAULT, OutputCrs, parse_crs
 from api.database import db_engine
@@ -31,7 +32,6 @@ from api.errors import (
 )
 from api.features import feature_sql, scope_sql
 from api.ogc import GEOJSON, CollectionId, FeatureId, get_view, parse_fid, root_url
-from api.tilecache import changed
 from api.validation import Problems, ValidFeature, validate_feature
 from gis import scope
 from gis.checks.context import build_contexts

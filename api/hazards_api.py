@@ -14,11 +14,11 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import CurrentUser, Principal
+from api.changefeed import changed
 from api.database import db_engine, hot_reads, read_connection
 from api.errors import BadRequest
 from api.features import scope_sql
 from api.photos_api import actor_of
-from api.tilecache import changed
 from gis.campaign import lifecycle as lc
 from gis.campaign import workflow as wf
 from gis.campaign.departments import DEPARTMENTS

@@ -78,28 +78,85 @@ def test_logout_revokes_the_token(api, db):
     assert api.get("/auth/me", headers=h).status_code == 401
 
 
-def test_a_token_revoked_by_another_worker_is_refused_once_this_workers_cache_entry_expires(api, db, monkeypatch):
+def _frozen_token_clock(monkeypatch) -> None:
+    """The token cache's clock stands still: no cached lookup ages out, only a change can end it."""
     from types import SimpleNamespace
 
     from api import auth
-    from gis.config import auth_settings
 
-    clock = [1000.0]
-    monkeypatch.setattr(auth, "time", SimpleNamespace(monotonic=lambda: clock[0]))  # the token cache's clock only
+    monkeypatch.setattr(auth, "time", SimpleNamespace(monotonic=lambda: 1000.0))
+
+
+def _until(predicate, seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_a_token_revoked_by_another_process_is_refused_at_once(api, db, monkeypatch):
+    from api import auth
+    from api.changefeed import wait_until_live
+
+    _frozen_token_clock(monkeypatch)
     make_user(db, "gina", "viewer")
     token = api.post("/auth/login", json={"username": "gina", "password": PASSWORD}).json()["access_token"]
     h = {"Authorization": f"Bearer {token}"}
-    assert api.get("/auth/me", headers=h).status_code == 200  # looked up at 1000.0, then cached
-    with db.begin() as conn:  # revoked by another worker process (its revoke_token): nothing tells this one's cache
+    assert wait_until_live(db), "the change feed did not connect"
+    assert api.get("/auth/me", headers=h).status_code == 200
+    assert auth.cached_principal(token) is not None  # this process answers the token from its cache now
+    with db.begin() as conn:  # revoked elsewhere (another worker, `firelane user`, psql): only PostgreSQL tells us
         conn.execute(text("SELECT firelane_revoke_token(:h)"), {"h": auth.token_hash(token)})
-    window = auth_settings().token_cache_s
-    assert window == 5.0
-    clock[0] = 1000.0 + window - 0.01
-    assert api.get("/auth/me", headers=h).status_code == 200  # inside the window: the cached principal
-    clock[0] = 1000.0 + window
-    assert api.get("/auth/me", headers=h).status_code == 401  # the window is over: looked up again, refused
-    clock[0] += 0.01
-    assert api.get("/auth/me", headers=h).status_code == 401  # and not cached as valid again
+    assert _until(lambda: api.get("/auth/me", headers=h).status_code == 401), "a revoked token was still accepted"
+    assert auth.cached_principal(token) is None and api.get("/auth/me", headers=h).status_code == 401
+
+
+def test_a_jurisdiction_changed_in_the_database_is_what_the_next_request_sees(api, db, monkeypatch):
+    from api import auth
+    from api.changefeed import wait_until_live
+
+    _frozen_token_clock(monkeypatch)
+    h = make_user(db, "hana", "street_office", [STREET_A])
+    assert wait_until_live(db), "the change feed did not connect"
+    assert api.get("/auth/me", headers=h).json()["street_codes"] == [STREET_A]
+    assert auth.cached_principal(h["Authorization"].split()[1]) is not None
+    with db.begin() as conn:  # an administrator's change from another process
+        conn.execute(text("UPDATE users SET street_codes = CAST(:s AS jsonb) WHERE username = 'hana'"),
+                     {"s": f'["{STREET_B}"]'})
+    assert _until(lambda: api.get("/auth/me", headers=h).json()["street_codes"] == [STREET_B])
+
+
+def test_a_new_sign_in_leaves_the_other_cached_tokens_in_the_cache(api, db, monkeypatch):
+    from api import auth
+    from api.changefeed import change_feed, wait_until_live
+
+    _frozen_token_clock(monkeypatch)
+    h = make_user(db, "ivan", "viewer")
+    assert wait_until_live(db), "the change feed did not connect"
+    assert api.get("/auth/me", headers=h).status_code == 200
+    before = change_feed(db).generations(("users", "api_tokens"))
+    make_user(db, "judy", "viewer")  # a new user and a new token: inserts, which change no cached lookup
+    api.post("/auth/login", json={"username": "judy", "password": PASSWORD})
+    time.sleep(0.3)  # (any notification would have arrived)
+    assert change_feed(db).generations(("users", "api_tokens")) == before
+    assert auth.cached_principal(h["Authorization"].split()[1]) is not None
+
+
+def test_while_the_change_feed_is_down_every_request_looks_its_token_up(api, db, monkeypatch):
+    from api import auth, changefeed
+
+    _frozen_token_clock(monkeypatch)
+    monkeypatch.setattr(changefeed.ChangeFeed, "generations", lambda self, tables: None)  # not connected
+    make_user(db, "kate", "viewer")
+    token = api.post("/auth/login", json={"username": "kate", "password": PASSWORD}).json()["access_token"]
+    h = {"Authorization": f"Bearer {token}"}
+    assert api.get("/auth/me", headers=h).status_code == 200
+    assert auth.cached_principal(token) is None
+    with db.begin() as conn:
+        conn.execute(text("SELECT firelane_revoke_token(:h)"), {"h": auth.token_hash(token)})
+    assert api.get("/auth/me", headers=h).status_code == 401
 
 
 def test_admins_manage_users_and_tokens(api, headers):

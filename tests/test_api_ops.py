@@ -92,8 +92,8 @@ def test_pooled_connections_killed_while_idle_are_replaced_without_an_error(api,
     assert api.get("/tiles/buildings/12/3430/1692.mvt", headers=headers["viewer"]).status_code == 200
 
 
-def _serve(port: int, workers: int):
-    """`firelane serve` as a user starts it, on `port`, once it answers /readyz."""
+def _serve(port: int, workers: int, **settings: str):
+    """`firelane serve` as a user starts it (with extra environment `settings`), on `port`, once it answers /readyz."""
     import os
     import subprocess
     import sys
@@ -102,7 +102,7 @@ def _serve(port: int, workers: int):
     import httpx
 
     server = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers",
-                               str(workers)], env=os.environ.copy(), stdout=subprocess.DEVNULL,
+                               str(workers)], env=os.environ | settings, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     for _ in range(300):
         try:
@@ -147,6 +147,38 @@ def test_serve_workers_each_answer_and_each_tile_cache_sees_a_write(headers, dis
         deadline = time.monotonic() + 10
         while any("BB-0" in r for r in refs()):
             assert time.monotonic() < deadline, "a worker kept serving a stale tile"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_serve_workers_each_refuse_a_token_at_once_when_it_is_revoked(headers, db):
+    import socket
+    import time
+
+    import httpx
+    from sqlalchemy import text
+
+    from api.auth import token_hash
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # a token lookup is kept for ten minutes: only the change feed can end it
+    server = _serve(port, workers=2, FIRELANE_AUTH_TOKEN_CACHE_S="600")
+    url = f"http://127.0.0.1:{port}/auth/me"
+    token = headers["viewer"]["Authorization"].split()[1]
+
+    def answers() -> list[int]:  # a new connection per request: the kernel spreads them over the workers
+        return [httpx.get(url, headers=headers["viewer"]).status_code for _ in range(16)]
+
+    try:
+        assert answers() == [200] * 16  # every worker has looked the token up (and cached it, its feed being live)
+        with db.begin() as conn:  # revoked outside the workers (as `firelane user` or psql would)
+            conn.execute(text("SELECT firelane_revoke_token(:h)"), {"h": token_hash(token)})
+        revoked = time.monotonic()
+        while answers() != [401] * 16:
+            assert time.monotonic() - revoked < 10, "a worker kept accepting a revoked token"
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -57,7 +57,8 @@ def _refs(response) -> set[str]:
 
 
 def _live(db):
-    from api.tilecache import tile_cache, wait_until_live
+    from api.changefeed import wait_until_live
+    from api.tilecache import tile_cache
 
     assert wait_until_live(db), "the change feed did not connect"
     return tile_cache(db)[0]
