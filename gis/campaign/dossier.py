@@ -3,7 +3,6 @@ rendered on the server with matplotlib, and the whole district's files as one ZI
 
 from __future__ import annotations
 
-import io
 import multiprocessing
 import os
 import tempfile
@@ -15,19 +14,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import matplotlib
 import numpy as np
 import shapely
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection, PolyCollection
-from matplotlib.figure import Figure
 from pyproj import Transformer
 from sqlalchemy import Connection, Engine, text
 
 from gis import scope as db_scope
+from gis.campaign import charts, workflow
 from gis.campaign import lifecycle as lc
 from gis.campaign import photos as ph
-from gis.campaign import workflow
 from gis.campaign.actors import Actor
 from gis.campaign.campaigns import CompoundNotFound, campaign_streets, get_campaign
 from gis.campaign.checklist import checklist
@@ -38,21 +34,18 @@ from gis.checks.catalog import RULES
 from gis.db import get_engine
 from gis.scope import Scope
 
-#: Layers drawn on a compound's map, bottom to top: (layer, face colour, edge colour, zh label).
+#: Layers drawn on a compound's map, bottom to top: (layer, face colour, edge colour, legend label zh + en).
 MAP_LAYERS: tuple[tuple[str, str, str, str], ...] = (
-    ("aerial_areas", "#fde2b8", "#e59400", "登高操作场地"),
-    ("fire_lanes", "#f6b3b3", "#c0392b", "消防车道"),
-    ("buildings", "#cfd8dc", "#455a64", "建筑"),
-    ("illegal_structures", "#8e44ad", "#5b2c6f", "违章建筑"),
-    ("obstructions", "#f39c12", "#935116", "障碍物"),
-    ("parking", "#95a5a6", "#616a6b", "停车"),
-    ("entrances", "#27ae60", "#196f3d", "出入口"),
-    ("hydrants", "#2980b9", "#1b4f72", "消火栓"),
+    ("aerial_areas", "#fde2b8", "#e59400", "登高操作场地 aerial areas"),
+    ("fire_lanes", "#f6b3b3", "#c0392b", "消防车道 fire lanes"),
+    ("buildings", "#cfd8dc", "#455a64", "建筑 buildings"),
+    ("illegal_structures", "#8e44ad", "#5b2c6f", "违章建筑 illegal structures"),
+    ("obstructions", "#f39c12", "#935116", "障碍物 obstructions"),
+    ("parking", "#95a5a6", "#616a6b", "停车 parking"),
+    ("entrances", "#27ae60", "#196f3d", "出入口 entrances"),
+    ("hydrants", "#2980b9", "#1b4f72", "消火栓 hydrants"),
 )
 MAX_PHOTOS_PER_HAZARD = 6
-CJK_FONTS = ["Noto Sans CJK SC", "Noto Serif CJK SC", "DejaVu Sans"]
-matplotlib.rcParams["font.sans-serif"] = CJK_FONTS + list(matplotlib.rcParams["font.sans-serif"])
-matplotlib.rcParams["axes.unicode_minus"] = False
 
 
 def _num(v: Any) -> str:
@@ -86,7 +79,7 @@ def compound_file(conn: Connection, ref: str, *, today: date | None = None,
     by_hazard: dict[int, list[dict[str, Any]]] = {}
     for e in events:
         by_hazard.setdefault(e["hazard_id"], []).append(e)
-    pics = _photos(conn, [r.id for r in rows]) if photos else {}
+    pics = hazard_photos(conn, [r.id for r in rows]) if photos else {}
     hazards = []
     for n, r in enumerate(rows, start=1):
         rule = RULES.get(r.rule)
@@ -126,7 +119,7 @@ def compound_file(conn: Connection, ref: str, *, today: date | None = None,
     }
 
 
-def _photos(conn: Connection, hazard_ids: Sequence[int]) -> dict[int, dict[str, list[dict[str, Any]]]]:
+def hazard_photos(conn: Connection, hazard_ids: Sequence[int]) -> dict[int, dict[str, list[dict[str, Any]]]]:
     """Before/after thumbnails (JPEG bytes) of the hazards, at most MAX_PHOTOS_PER_HAZARD each."""
     if not hazard_ids or conn.execute(text("SELECT to_regclass('photos')")).scalar() is None:
         return {}
@@ -208,8 +201,8 @@ def map_legend(counts: dict[str, int], hazards: Sequence[dict[str, Any]]) -> lis
     out = [{"label": label, "face": face, "edge": edge, "kind": "layer"} for name, face, edge, label in MAP_LAYERS
            if counts.get(name)]
     if hazards:
-        out += [{"label": "未完成隐患", "face": "#c0392b", "edge": "#ffffff", "kind": "hazard"},
-                {"label": "已整改/复核", "face": "#1e8449", "edge": "#ffffff", "kind": "hazard"}]
+        out += [{"label": "未完成隐患 open hazards", "face": "#c0392b", "edge": "#ffffff", "kind": "hazard"},
+                {"label": "已整改/复核 rectified or verified", "face": "#1e8449", "edge": "#ffffff", "kind": "hazard"}]
     return out
 
 
@@ -223,8 +216,7 @@ def map_png(conn: Connection, ref: str, hazards: Sequence[dict[str, Any]], *, wi
     at savefig): no pyplot state, no redraw per layer."""
     centre = conn.execute(text("SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_PointOnSurface(geom) AS c FROM compounds "
                                "WHERE ref = :r) s"), {"r": ref}).first()
-    fig = Figure(figsize=(width_px / dpi, width_px * 0.62 / dpi), dpi=dpi)
-    FigureCanvasAgg(fig)
+    fig = charts.figure(width_px / dpi, width_px * 0.62 / dpi, dpi=dpi)
     ax = fig.add_axes((0.01, 0.01, 0.98, 0.98))
     ax.set_axis_off()
     if centre is not None:
@@ -264,10 +256,8 @@ def map_png(conn: Connection, ref: str, hazards: Sequence[dict[str, Any]], *, wi
         _scale_bar(ax, x0 - pad, y0 - pad, x1 - x0 + 2 * pad)
     ax.set_aspect("equal")
     ax.text(0.99, 0.97, "N ↑", transform=ax.transAxes, ha="right", va="top", fontsize=10, weight="bold")
-    buf = io.BytesIO()
     jpeg: dict[str, Any] = {"pil_kwargs": {"quality": 85}} if fmt == "jpeg" else {}
-    fig.savefig(buf, format=fmt, **jpeg)
-    return buf.getvalue()
+    return charts.image(fig, fmt=fmt, **jpeg)
 
 
 def _scale_bar(ax: Any, x: float, y: float, span: float) -> None:

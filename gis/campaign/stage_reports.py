@@ -11,36 +11,39 @@ import base64
 import io
 import shutil
 import tempfile
+import textwrap
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from openpyxl import Workbook
+from openpyxl.drawing.image import Image as XlImage
+from sqlalchemy import Connection, Engine, text
 
-matplotlib.use("Agg")
+from gis.campaign import charts as ch
+from gis.campaign import lifecycle as lc
+from gis.campaign.campaigns import Campaign, CampaignError, campaign_streets, get_campaign
+from gis.campaign.deadlines import OVERDUE_SQL, local_today
+from gis.campaign.departments import DEPARTMENTS
+from gis.campaign.dossier import hazard_photos
+from gis.campaign.focus import FOCUS_ITEMS, OTHER, focus_case_sql, focus_of
+from gis.campaign.forms import DESIGNED_NOTE, table_sheet, write_forms
+from gis.campaign.funding import write_plans
+from gis.campaign.progress import COUNTS, LABELS, progress
+from gis.checks.catalog import RULES
+from gis.db import get_engine
+from gis.scope import streets_filter
+from web.documents import html_to_pdf, render
 
-import matplotlib.pyplot as plt  # noqa: E402
-from openpyxl import Workbook  # noqa: E402
-from openpyxl.drawing.image import Image as XlImage  # noqa: E402
-from sqlalchemy import Connection, Engine, text  # noqa: E402
-
-from gis.campaign import lifecycle as lc  # noqa: E402
-from gis.campaign.campaigns import Campaign, CampaignError, campaign_streets, get_campaign  # noqa: E402
-from gis.campaign.deadlines import OVERDUE_SQL, local_today  # noqa: E402
-from gis.campaign.dossier import CJK_FONTS, _photos  # noqa: E402
-from gis.campaign.focus import FOCUS_ITEMS, OTHER, focus_case_sql, focus_of  # noqa: E402
-from gis.campaign.forms import DESIGNED_NOTE, table_sheet, write_forms  # noqa: E402
-from gis.campaign.funding import write_plans  # noqa: E402
-from gis.campaign.progress import COUNTS, LABELS, progress  # noqa: E402
-from gis.checks.catalog import RULES  # noqa: E402
-from gis.db import get_engine  # noqa: E402
-from gis.scope import streets_filter  # noqa: E402
-from web.documents import html_to_pdf, render  # noqa: E402
-
-AGE_BUCKETS: tuple[tuple[int, int, str], ...] = ((1, 7, "1–7天"), (8, 30, "8–30天"), (31, 90, "31–90天"),
-                                                 (91, 100_000, "90天以上"))
+AGE_BUCKETS: tuple[tuple[int, int, str], ...] = ((1, 7, "1–7天\n1–7 days"), (8, 30, "8–30天\n8–30 days"),
+                                                 (31, 90, "31–90天\n31–90 days"),
+                                                 (91, 100_000, "90天以上\nover 90 days"))
 TYPICAL_CASES = 6
+#: A hazard not yet assigned to a department, in the departments chart.
+UNASSIGNED = "未指定"
 _FOUND = "t.verdict = 'fail' AND t.status IS NOT NULL AND t.status <> 'dismissed'"
 _RESOLVED = "('verified', 'closed')"
 
@@ -63,7 +66,7 @@ def chart_data(conn: Connection, streets: Sequence[str], *, today: date, since: 
         f"count(*) FILTER (WHERE t.status IN {_RESOLVED}) AS resolved FROM hazards t WHERE {where} GROUP BY 1"),
         p).all()
     dept = conn.execute(text(
-        "SELECT coalesce(nullif(split_part(t.department, ';', 1), ''), '未指定') AS dept, "
+        f"SELECT coalesce(nullif(split_part(t.department, ';', 1), ''), '{UNASSIGNED}') AS dept, "
         f"count(*) FILTER (WHERE t.status IN {tuple(sorted(lc.UNRESOLVED))!r}) AS open, "
         f"count(*) FILTER (WHERE t.status IN {_RESOLVED}) AS resolved FROM hazards t WHERE {where} "
         "GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 12"), p).all()
@@ -76,19 +79,26 @@ def chart_data(conn: Connection, streets: Sequence[str], *, today: date, since: 
             "ageing": [sum(1 for d in ages if lo <= d <= hi) for lo, hi, _ in AGE_BUCKETS]}
 
 
-def _png(fig: Any) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
+def _short(english: str, width: int = 34) -> str:
+    """An English axis label no wider than `width` characters (a department's full name can run to 48)."""
+    return textwrap.shorten(english, width, placeholder="…")
+
+
+def _png(fig: Figure) -> bytes:
+    return ch.image(fig, dpi=110, tight=True)
 
 
 def charts(data: dict[str, Any]) -> dict[str, bytes]:
-    """Four PNG charts: trend, focus, departments, ageing."""
-    plt.rcParams["font.sans-serif"] = CJK_FONTS
-    plt.rcParams["axes.unicode_minus"] = False
-    out = {}
-    fig, ax = plt.subplots(figsize=(7.2, 3.0))
+    """The four charts of `chart_figures` as PNG."""
+    return {name: _png(fig) for name, fig in chart_figures(data).items()}
+
+
+def chart_figures(data: dict[str, Any]) -> dict[str, Figure]:
+    """Four charts of `chart_data`'s series: trend, focus, departments, ageing; titles, legends and axis labels in
+    Chinese, then English."""
+    out: dict[str, Figure] = {}
+    fig = ch.figure(7.2, 3.0)
+    ax = fig.subplots()
     if data["weekly"]:
         weeks = [w for w, _, _ in data["weekly"]]
         found, closed, f_sum, c_sum = [], [], 0, 0
@@ -104,10 +114,12 @@ def charts(data: dict[str, Any]) -> dict[str, bytes]:
     else:
         ax.text(0.5, 0.5, "暂无数据 no data", ha="center", va="center", transform=ax.transAxes)
     ax.set_title("隐患发现与销号（累计，按周） found vs closed over time", fontsize=10)
-    out["trend"] = _png(fig)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts of hazards
+    out["trend"] = fig
 
-    fig, ax = plt.subplots(figsize=(7.2, 3.0))
-    labels = [f"{f.no}{f.zh[:10]}" for f in FOCUS_ITEMS] + ["其他"]
+    fig = ch.figure(7.2, 3.0)
+    ax = fig.subplots()
+    labels = [f"{f.no}{f.short_zh}\n{f.short_en}" for f in FOCUS_ITEMS] + ["其他\nOther"]
     codes = [f.code for f in FOCUS_ITEMS] + [OTHER[0]]
     found = [data["focus"].get(c, (0, 0))[0] for c in codes]
     resolved = [data["focus"].get(c, (0, 0))[1] for c in codes]
@@ -117,12 +129,15 @@ def charts(data: dict[str, Any]) -> dict[str, bytes]:
     ax.set_xticks(list(xs), labels, fontsize=7)
     ax.legend(fontsize=8)
     ax.set_title("按整治重点 by focus item", fontsize=10)
-    out["focus"] = _png(fig)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts of hazards
+    out["focus"] = fig
 
-    fig, ax = plt.subplots(figsize=(7.2, 3.0))
+    fig = ch.figure(7.2, 3.0)
+    ax = fig.subplots()
     depts = data["departments"]
     if depts:
-        names = [d for d, _, _ in depts]
+        names = [f"{d}\n{_short(DEPARTMENTS.get(d, 'unassigned' if d == UNASSIGNED else ''))}".rstrip()
+                 for d, _, _ in depts]
         ax.barh(names, [o for _, o, _ in depts], color="#c0392b", label="未完成 open")
         ax.barh(names, [r for _, _, r in depts], left=[o for _, o, _ in depts], color="#1e8449",
                 label="已复核/销号 resolved")
@@ -132,14 +147,17 @@ def charts(data: dict[str, Any]) -> dict[str, bytes]:
     else:
         ax.text(0.5, 0.5, "暂无数据 no data", ha="center", va="center", transform=ax.transAxes)
     ax.set_title("按责任部门 by department", fontsize=10)
-    out["departments"] = _png(fig)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    out["departments"] = fig
 
-    fig, ax = plt.subplots(figsize=(7.2, 2.6))
+    fig = ch.figure(7.2, 2.6)
+    ax = fig.subplots()
     ax.bar([b for _, _, b in AGE_BUCKETS], data["ageing"], color="#b03a2e")
     for i, n in enumerate(data["ageing"]):
         ax.annotate(str(n), (i, n), ha="center", va="bottom", fontsize=8)
     ax.set_title("逾期隐患账龄 overdue ageing (days past deadline)", fontsize=10)
-    out["ageing"] = _png(fig)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts of hazards
+    out["ageing"] = fig
     return out
 
 
@@ -154,7 +172,7 @@ def typical_cases(conn: Connection, streets: Sequence[str], *, n: int = TYPICAL_
         f"t.measured, t.required_value, t.unit, t.department, {photo_rank} AS kinds FROM hazards t "
         f"LEFT JOIN compounds c ON c.ref = t.compound_ref WHERE {in_streets} AND {_FOUND} "
         "ORDER BY 13 DESC, t.severity DESC NULLS LAST, t.id LIMIT :n"), params | {"n": n}).all()
-    pics = _photos(conn, [r.id for r in rows])
+    pics = hazard_photos(conn, [r.id for r in rows])
     out = []
     for r in rows:
         rule = RULES.get(r.rule)
@@ -285,5 +303,5 @@ def report_handler(ctx: Any) -> dict[str, Any]:
     return {"path": str(out), "bytes": out.stat().st_size}
 
 
-__all__ = ["AGE_BUCKETS", "chart_data", "charts", "report_data", "report_handler", "report_xlsx", "typical_cases",
-           "write_report"]
+__all__ = ["AGE_BUCKETS", "chart_data", "chart_figures", "charts", "report_data", "report_handler", "report_xlsx",
+           "typical_cases", "write_report"]
