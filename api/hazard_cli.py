@@ -20,13 +20,12 @@ from api.cli_errors import FirelaneError
 from api.cli_schema import ensure_schema
 from api.cli_user import cli_actor
 from api.cli_user import os_user as _os_user
-from api.hazards_api import hazards_csv
 from gis import scope as gis_scope
 from gis.campaign import lifecycle as lc
 from gis.campaign import photos
 from gis.campaign import workflow as wf
 from gis.campaign.actors import Actor
-from gis.campaign.history_export import write_rows_xlsx
+from gis.campaign.worklist_export import worklist_csv, write_rows_xlsx
 from gis.db import get_engine, transaction
 from gis.terminal_safety import display_width, pad, terminal_text
 
@@ -118,7 +117,7 @@ def list_cmd(street: str | None, compound: str | None, statuses: tuple[str, ...]
     if fmt == "json":
         _emit(json.dumps(rows, ensure_ascii=False, default=str), output)
     elif fmt == "csv":
-        _emit(hazards_csv(rows), output, bom=True)
+        _emit(worklist_csv(rows), output, bom=True)
     elif fmt == "xlsx":
         assert output is not None
         write_rows_xlsx(rows, output)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from datetime import date
 from typing import Annotated, Any, Literal
@@ -22,9 +20,9 @@ from api.photos_api import actor_of
 from gis.campaign import lifecycle as lc
 from gis.campaign import workflow as wf
 from gis.campaign.departments import DEPARTMENTS
+from gis.campaign.worklist_export import worklist_csv
 from gis.db import transaction
 from gis.layers import LAYERS
-from gis.spreadsheet_safety import csv_value
 
 router = APIRouter(tags=["hazard workflow"])
 HazardId = Annotated[int, Path(ge=1, le=2**62, description="hazard id")]
@@ -133,7 +131,7 @@ async def worklist(
     else:
         matched = None if full else offset + n
     if f == "csv":
-        body = await run_in_threadpool(lambda: hazards_csv(json.loads(doc)))  # up to MAX_PAGE rows: off the loop
+        body = await run_in_threadpool(lambda: worklist_csv(json.loads(doc)))  # up to MAX_PAGE rows: off the loop
         return Response(body, media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": 'attachment; filename="hazards.csv"'})
     # the page's rows are JSON made by PostgreSQL: spliced in as they are
@@ -145,25 +143,6 @@ def json_response(doc: Any, headers: dict[str, str] | None = None) -> Response:
     """JSON straight from json.dumps: the rows are plain values already (no per-value jsonable_encoder walk)."""
     return Response(json.dumps(doc, ensure_ascii=False, default=str, separators=(",", ":")),
                     media_type="application/json", headers=headers)
-
-
-CSV_COLUMNS = ("id", "status", "status_zh", "rule", "severity", "compound_ref", "street_code", "department",
-               "responsible_unit", "person", "deadline", "overdue", "days_overdue", "message_zh")
-
-
-def hazards_csv(rows: list[dict[str, Any]]) -> str:
-    """Rows as CSV (UTF-8 BOM for Excel; text cells that a spreadsheet would run as a formula are quoted with ')."""
-    out = io.StringIO()
-    out.write("\ufeff")
-    w = csv.writer(out)
-    w.writerow(CSV_COLUMNS)
-    for r in rows:
-        w.writerow([_cell(r.get(c)) for c in CSV_COLUMNS])
-    return out.getvalue()
-
-
-def _cell(v: Any) -> Any:
-    return csv_value(v)  # the project's one rule (gis.spreadsheet_safety)
 
 
 @router.get("/hazards/workload", summary="Per department, responsible unit or street: open, overdue, due this "

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pyogrio
 from sqlalchemy import Connection, Engine, text
 
 from gis.campaign import lifecycle as lc
-from gis.spreadsheet_safety import csv_frame, set_cell, xlsx_cell
+from gis.spreadsheet_safety import csv_frame, set_cell
 
 EVENT_COLUMNS: tuple[str, ...] = ("hazard_id", "hazard_ref", "at", "by", "from_state", "from_zh", "to_state", "to_zh",
                                   "note", "department", "unit", "person", "deadline", "photos", "evidence", "run_id")
@@ -67,22 +66,3 @@ def write_history(events: pd.DataFrame, *, fmt: str, path: Path) -> Path:
     target = sidecar_csv(path if path.suffix.lower() != ".zip" else path.with_suffix(".shp"))
     csv_frame(events).to_csv(target, index=False, encoding="utf-8-sig", lineterminator="\r\n")
     return target
-
-
-def write_rows_xlsx(rows: list[dict[str, Any]], path: Path, *, sheet: str = "hazards") -> None:
-    """A work list (list of dicts) as one XLSX sheet; every text cell stays text."""
-    from openpyxl import Workbook  # heavy: only for XLSX exports
-
-    wb = Workbook(write_only=True)
-    ws = wb.create_sheet(sheet)
-    columns = list(dict.fromkeys(k for r in rows for k in r)) or ["id"]
-    ws.append(columns)
-    for r in rows:
-        cells = []
-        for c in columns:
-            v = r.get(c)
-            if isinstance(v, list | dict):
-                v = json.dumps(v, ensure_ascii=False)
-            cells.append(xlsx_cell(ws, v))
-        ws.append(cells)
-    wb.save(path)
