@@ -10,7 +10,7 @@ import click
 
 from api.cli_errors import FirelaneError
 from gis import scope
-from gis.migrate import NotTheOwner, SchemaDrift
+from gis.schema_version import NotTheOwner, SchemaDrift
 
 
 class Entry(NamedTuple):

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from gis import migrate
+from gis import schema_version
+from gis.db import owner_engine
 
 
 def ensure_schema() -> None:
-    """Commands that need the database bring the schema up to date first (cheap when it already is)."""
+    """Commands that need the database bring the schema up to date first: a database at this build's head, made
+    from these migrations, is left as it is without loading Alembic."""
+    if schema_version.is_current(owner_engine()):
+        return
+    from gis import (
+        migrate,  # Alembic's import and script graph: only when there is something to migrate or refuse
+    )
+
     migrate.upgrade()

@@ -21,6 +21,7 @@ from gis.config import database_settings, home_settings
 from gis.db import get_engine
 from gis.ops.backup import backup
 from gis.sample import generate, load_sample
+from gis.schema_version import SchemaDrift
 from web.data import OPEN_SQL
 
 DEMO_USER = "demo-admin"
@@ -56,18 +57,18 @@ def _demo_admin(*, engine: Engine) -> tuple[str, str]:
 
 def _migrate(out: Callable[[str], None]) -> str:
     """Migrate as the schema owner (the app role has no DDL). A managed database made by an earlier development
-    build (migrate.SchemaDrift) is backed up under FIRELANE_HOME/backups and rebuilt; an external one is not
+    build (SchemaDrift) is backed up under FIRELANE_HOME/backups and rebuilt; an external one is not
     touched."""
     try:
         return migrate.upgrade()
-    except migrate.SchemaDrift as drift:
+    except SchemaDrift as drift:
         if database_settings().url is not None:
             raise
         kept = Path(home_settings().home).expanduser() / "backups" / f"before-rebuild-{time.strftime('%Y%m%dT%H%M%S')}.tar"
         try:
             backup(kept)
         except Exception as exc:  # whatever the old schema lacks: keep the database, say why
-            raise migrate.SchemaDrift(f"{drift}; 自动备份失败, 未重建 the automatic backup failed, nothing was "
+            raise SchemaDrift(f"{drift}; 自动备份失败, 未重建 the automatic backup failed, nothing was "
                                       f"rebuilt: {exc}") from exc
         _say(out, f"托管数据库由另一开发版本建立: 已备份到 {kept}, 重建中…",
              f"the managed database was made by another development build: backed up to {kept}, rebuilding…")

@@ -41,18 +41,19 @@ def open_database() -> Any:
     """Start the managed PostGIS, migrate it as the schema owner and enter the system scope (a benchmark loads and
     reads the whole district under row-level security); returns the application role's engine.
 
-    A kept cluster (`--home`) made from other migration files than these (gis.migrate.SchemaDrift) is destroyed
-    and made afresh, so the caller finds it empty and loads its sample again."""
+    A kept cluster (`--home`) made from other migration files than these (gis.schema_version.SchemaDrift) is
+    destroyed and made afresh, so the caller finds it empty and loads its sample again."""
     # imported after private_home() set FIRELANE_HOME (see there)
     from gis import migrate, pgcluster, scope
     from gis.db import get_engine, reset_engine
+    from gis.schema_version import SchemaDrift
 
     pgcluster.start()
     reset_engine()
     scope.enter(scope.SYSTEM)
     try:
         migrate.upgrade()
-    except migrate.SchemaDrift:
+    except SchemaDrift:
         print("the kept database was made from other migrations than gis/migrations/versions: rebuilding it",
               flush=True)
         migrate.rebuild_managed()

@@ -2,92 +2,29 @@
 
 from __future__ import annotations
 
-import ast
-import hashlib
-import importlib
-from pathlib import Path
-
 import psycopg
 import sqlalchemy.exc
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy import Engine, inspect, text
 
 from gis import pgcluster
 from gis.db import get_engine, owner_engine, raw_connection, reset_engine
-
-MIGRATIONS = Path(__file__).with_name("migrations")
+from gis.schema_version import (
+    MIGRATIONS,
+    STAMP_PREFIX,
+    NotTheOwner,
+    SchemaDrift,
+    check_drift,
+    fingerprint,
+    stamp,
+)
 
 
 def alembic_config() -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     return cfg
-
-
-class NotTheOwner(RuntimeError):
-    """The migration role does not own the schema's tables (a database made before the owner/application role
-    split): what a superuser must run is in the message."""
-
-
-class SchemaDrift(RuntimeError):
-    """The database is at this build's revision but was made from other migration files: 0001 is regenerated
-    until the schema is released, so a database made by an earlier development build lacks what this one adds
-    (columns, functions, indexes) while Alembic believes it is up to date."""
-
-
-def fingerprint() -> str:
-    """sha256 of the migration files and of the SQL they take from this package (`generated_sql`): what a database
-    made by this build records beside its revision."""
-    digest = hashlib.sha256()
-    for path in sorted((MIGRATIONS / "versions").glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-        for name, sql in generated_sql(path):
-            digest.update(name.encode() + b"\0" + sql.encode() + b"\0")
-    return digest.hexdigest()
-
-
-def generated_sql(path: Path) -> list[tuple[str, str]]:
-    """The SQL a migration file runs that this package writes: what each name it imports from `gis` returns (the
-    trigger, function and policy builders, which take no arguments). A change there changes the schema a new
-    database gets as surely as an edit of the file does."""
-    out = []
-    for node in ast.walk(ast.parse(path.read_bytes(), filename=str(path))):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "gis":
-            module = importlib.import_module(node.module)
-            for alias in node.names:
-                out.append((f"{node.module}.{alias.name}", getattr(module, alias.name)()))
-    return out
-
-
-#: The built-from record: a comment on Alembic's own table, so it travels in pg_dump backups with the revision.
-STAMP_PREFIX = "firelane migrations sha256:"
-
-
-def _stamp(conn: Connection) -> str | None:
-    """The fingerprint the database was made with, or None (no schema yet, or made before stamps existed)."""
-    comment = conn.execute(text("SELECT obj_description(to_regclass('alembic_version'), 'pg_class')")).scalar()
-    if comment is None or not comment.startswith(STAMP_PREFIX):
-        return None
-    return str(comment[len(STAMP_PREFIX):])
-
-
-def check_drift(conn: Connection, ours: str | None = None) -> None:
-    """Raise SchemaDrift when the database already has a schema made from other migration files than these
-    (`ours`: their fingerprint, when the caller has it already)."""
-    if conn.execute(text("SELECT to_regclass('alembic_version')")).scalar() is None:
-        return  # a new database: nothing made yet
-    ours = ours or fingerprint()
-    theirs = _stamp(conn)
-    if theirs != ours:
-        db = conn.execute(text("SELECT current_database()")).scalar()
-        raise SchemaDrift(
-            f"数据库 {db} 由另一开发版本的迁移文件建立 (记录 {(theirs or '无')[:12]}, 本版本 {ours[:12]}), 结构与本版本不符: "
-            f"请先 `firelane backup -o 备份.tar`, 再换用新的数据库 (托管数据库: `firelane demo` 会自动备份并重建; "
-            f"或新的 FIRELANE_HOME) | database {db} was made from other migration files "
-            f"(recorded {(theirs or 'none')[:12]}, this build {ours[:12]}): schema revision 0001 is regenerated until "
-            f"the schema is released, so it lacks what this build adds. Back it up (`firelane backup -o FILE`), then "
-            f"use a new database (the managed one: `firelane demo` backs it up and rebuilds it; or a new FIRELANE_HOME)")
 
 
 def upgrade(*, engine: Engine | None = None, revision: str = "head") -> str:
@@ -102,7 +39,7 @@ def upgrade(*, engine: Engine | None = None, revision: str = "head") -> str:
             check_drift(conn, ours)
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
-            if _stamp(conn) != ours:  # only a database just made: one at head may be read by a non-owner
+            if stamp(conn) != ours:  # only a database just made: one at head may be read by a non-owner
                 conn.execute(text(f"COMMENT ON TABLE alembic_version IS '{STAMP_PREFIX}{ours}'"))
     except sqlalchemy.exc.ProgrammingError as exc:
         if isinstance(exc.orig, psycopg.errors.InsufficientPrivilege):
@@ -152,3 +89,6 @@ def revision(message: str, *, engine: Engine | None = None) -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.revision(cfg, message=message, autogenerate=True)
+
+
+__all__ = ["NotTheOwner", "SchemaDrift", "alembic_config", "current", "rebuild_managed", "revision", "upgrade"]

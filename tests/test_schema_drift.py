@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
-from gis import migrate
+from gis import migrate, schema_version
 
 pytestmark = pytest.mark.db
 
@@ -62,30 +62,51 @@ def earlier_build(tmp_path):
 def test_a_database_made_by_this_build_records_its_migrations(engine):
     with engine.connect() as conn:
         comment = conn.execute(text("SELECT obj_description('alembic_version'::regclass, 'pg_class')")).scalar()
-        assert comment == migrate.STAMP_PREFIX + migrate.fingerprint()
-        migrate.check_drift(conn)  # nothing to say
+        assert comment == schema_version.STAMP_PREFIX + schema_version.fingerprint()
+        schema_version.check_drift(conn)  # nothing to say
     assert migrate.upgrade() == migrate.current()  # and a second upgrade is a no-op, not a drift
 
 
 def test_the_fingerprint_covers_every_migration_file():
-    fp = migrate.fingerprint()
-    assert len(fp) == 64 and fp == migrate.fingerprint()
-    assert list((migrate.MIGRATIONS / "versions").glob("*.py")), "no migration files found"
+    fp = schema_version.fingerprint()
+    assert len(fp) == 64 and fp == schema_version.fingerprint()
+    assert list((schema_version.MIGRATIONS / "versions").glob("*.py")), "no migration files found"
 
 
 def test_the_fingerprint_covers_the_sql_the_migrations_take_from_the_package(monkeypatch):
     from gis import audit, jurisdiction
 
-    fp = migrate.fingerprint()
-    taken = {name for path in (migrate.MIGRATIONS / "versions").glob("*.py") for name, _ in migrate.generated_sql(path)}
+    fp = schema_version.fingerprint()
+    taken = {name for path in (schema_version.MIGRATIONS / "versions").glob("*.py") for name, _ in schema_version.generated_sql(path)}
     assert {"gis.audit.all_triggers_sql", "gis.jurisdiction.jurisdiction_sql"} <= taken
     # a trigger more (as the sign-in tables' change notifications once were) is another schema
     made = audit.all_triggers_sql()
     monkeypatch.setattr(audit, "all_triggers_sql", lambda: made + "-- one more")
-    assert migrate.fingerprint() != fp
+    assert schema_version.fingerprint() != fp
     monkeypatch.undo()
     monkeypatch.setattr(jurisdiction, "jurisdiction_sql", lambda: "-- other policies")
-    assert migrate.fingerprint() != fp
+    assert schema_version.fingerprint() != fp
+
+
+def test_the_head_read_from_the_files_is_alembics():
+    from alembic.script import ScriptDirectory
+
+    assert schema_version.head() == ScriptDirectory.from_config(migrate.alembic_config()).get_current_head()
+
+
+def test_a_command_on_a_current_database_does_not_load_alembic(engine):
+    probe = ("import sys; from api.cli_schema import ensure_schema; ensure_schema(); "
+             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))")
+    done = _run([sys.executable, "-c", probe], dict(os.environ))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_a_migration_import_the_fingerprint_cannot_read_is_refused(tmp_path):
+    path = tmp_path / "0002_more.py"
+    path.write_text("from gis.audit import (\n    all_triggers_sql,\n)\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="one line"):
+        schema_version.generated_sql(path)
 
 
 def test_a_database_of_an_earlier_build_is_refused_with_what_to_do(earlier_build):
