@@ -21,6 +21,7 @@ from api.auth import (
 )
 from api.database import db_engine
 from api.errors import BadRequest, Conflict, NotFound
+from gis.text_rules import refusal, refused_char
 
 Role = Literal["admin", "planner", "street_office", "traffic_brigade", "demolition", "fire_brigade", "viewer",
                "property"]
@@ -49,6 +50,15 @@ def _check(role: str, street_codes: list[str] | tuple[str, ...], password: str |
         raise BadRequest(f"密码至少 {MIN_PASSWORD} 位 password must have at least {MIN_PASSWORD} characters")
 
 
+def _check_names(username: str | None, display_name: str | None) -> None:
+    """A user name is an identifier (one visible line: "admin" and "admin" with a zero-width joiner are not two
+    users), a display name free text (gis.text_rules); the command line passes them unchecked by pydantic."""
+    for field, value, identifier in (("username", username, True), ("display_name", display_name, False)):
+        ch = refused_char(value, identifier=identifier) if value is not None else None
+        if ch is not None:
+            raise BadRequest(f"{field}: {refusal(ch)}")
+
+
 def _public(row: Any) -> dict[str, Any]:
     return {"username": row.username, "display_name": row.display_name, "role": row.role,
             "street_codes": list(row.street_codes or []), "compound_refs": list(row.compound_refs or []),
@@ -64,6 +74,7 @@ def create_user(username: str, password: str, *, role: str, street_codes: list[s
     """Add a user with an argon2-hashed password; 409 when the name is taken. Property users (物业) are bound
     to `compound_refs`, which must exist."""
     _check(role, street_codes, password, compound_refs)
+    _check_names(username, display_name)
     try:
         with db_engine().begin() as conn:
             row = conn.execute(text(
@@ -100,6 +111,7 @@ def update_user(username: str, *, role: str | None = None, street_codes: list[st
     new_streets = street_codes if street_codes is not None else current["street_codes"]
     new_compounds = compound_refs if compound_refs is not None else current["compound_refs"]
     _check(new_role, new_streets, password, new_compounds)
+    _check_names(None, display_name)
     sets = ["role = :r", "street_codes = CAST(:s AS jsonb)", "compound_refs = CAST(:c AS jsonb)"]
     args: dict[str, Any] = {"u": username, "r": new_role, "s": json.dumps(sorted(set(new_streets))),
                             "c": json.dumps(sorted(set(new_compounds)), ensure_ascii=False)}

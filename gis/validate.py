@@ -22,6 +22,7 @@ from gis.coords import CHINA_BOUNDS, CrsError, CrsSpec, extent_problems, to_stor
 from gis.layers import STORAGE_SRID, Field, Layer
 from gis.limits import LimitExceeded, check_extra
 from gis.store import layer_columns
+from gis.text_rules import IDENTIFIER_REFUSED, TEXT_REFUSED, refusal, refused_char
 
 __all__ = [
     "DEFAULT_MAX_TEXT",
@@ -42,8 +43,6 @@ MANAGED_SOURCE_COLUMNS = ("compound_id", "version", "created_at", "updated_at", 
 #: The zone in which naive timestamps are read.
 LOCAL_TZ = "Asia/Shanghai"
 
-# C0/C1 control characters except tab (\x09), newline (\x0a) and carriage return (\x0d).
-_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
 _NULL_TOKENS = ("", "null", "none", "nan", "n/a", "na", "#n/a", "-", "—", "--")
 _TRUE = ("true", "t", "yes", "y", "1", "是", "有", "对", "√", "✓", "1.0")
 _FALSE = ("false", "f", "no", "n", "0", "否", "无", "错", "×", "✗", "0.0")
@@ -393,19 +392,22 @@ def _convert(raw: pd.Series, f: Field, rows: np.ndarray) -> _Column:
         bad(unknown, f"不在可选值中 not one of {', '.join(f.choices)}")
         values = np.where(~missing & ~unknown, canon, None)  # type: ignore[call-overload]  # numpy stub refuses None
         return _Column(values, problems)
-    problems.extend(_string_problems(text, f.name, rows, f.max_length or DEFAULT_MAX_TEXT, arrow=arrow))
+    problems.extend(_string_problems(text, f.name, rows, f.max_length or DEFAULT_MAX_TEXT, arrow=arrow,
+                                     identifier=f.identifier))
     return _Column(values, problems)
 
 
 def _string_problems(text: pd.Series, name: str, rows: np.ndarray, max_length: int, *,
-                     arrow: pd.Series | None = None) -> list[Problem]:
-    """Control characters (other than tab/newline) and over-long strings; everything else is kept verbatim."""
+                     arrow: pd.Series | None = None, identifier: bool = False) -> list[Problem]:
+    """Characters the text may not hold (gis.text_rules: free text, or an identifier) and over-long strings;
+    everything else is kept verbatim."""
     s = _arrow(text) if arrow is None else arrow
     problems = []
-    control = s.str.contains(_CONTROL, regex=True).fillna(False).to_numpy(dtype=bool)
-    for i in np.flatnonzero(control).tolist():
-        ch = re.findall(_CONTROL, s.iloc[i])[0]  # the cell matched above
-        problems.append(Problem(int(rows[i]), name, f"含控制字符 contains a control character (U+{ord(ch):04X})"))
+    pattern = IDENTIFIER_REFUSED if identifier else TEXT_REFUSED
+    refused = s.str.contains(pattern, regex=True).fillna(False).to_numpy(dtype=bool)
+    for i in np.flatnonzero(refused).tolist():
+        ch = refused_char(s.iloc[i], identifier=identifier)  # the cell matched above
+        problems.append(Problem(int(rows[i]), name, refusal(ch or "\x00")))
     lengths = s.str.len().fillna(0).to_numpy(dtype=np.int64)
     for i in np.flatnonzero(lengths > max_length).tolist():
         problems.append(Problem(int(rows[i]), name,

@@ -193,6 +193,9 @@ def test_the_user_cli_adds_lists_and_disables_users(db):
     assert "disabled" in runner.invoke(cli, ["user", "list"]).output
     bad = runner.invoke(cli, ["user", "add", "heidi", "--role", "street_office", "--password", "long-enough-1"])
     assert bad.exit_code != 0 and "street" in bad.output
+    # a name that looks like another user's (a zero-width joiner) is refused, from the command line as over HTTP
+    twin = runner.invoke(cli, ["user", "add", "gra\u200dce", "--role", "viewer", "--password", "another-long-one"])
+    assert twin.exit_code != 0 and "U+200D" in twin.output, twin.output
 
 
 # --- the authorisation matrix -----------------------------------------------------------------------------------

@@ -193,3 +193,6 @@ def test_a_failed_item_reopens_the_compounds_rectified_hazards_and_counts_agains
         sc.record(check["id"], compound="C9-99", item="design", result="pass", actor=ADMIN, engine=db)
     with pytest.raises(sc.SpotCheckError, match="unknown item"):
         sc.record(check["id"], compound=check["compound"], item="vibes", result="pass", actor=ADMIN, engine=db)
+    with pytest.raises(sc.SpotCheckError, match=r"note: .*\(U\+202E\)"):  # a note that would reorder its text
+        sc.record(other["id"], compound=other["compound"], item="design", result="fail", note="占用\u202e防火间距",
+                  actor=ADMIN, engine=db)

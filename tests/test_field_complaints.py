@@ -37,6 +37,18 @@ def test_a_complaint_gets_a_tracking_code_that_shows_only_its_status(api, distri
     assert api.get("/complaints/track/" + "x" * 40).status_code == 404
 
 
+def test_a_description_of_several_lines_as_a_browser_sends_it_is_kept_with_its_line_breaks(api, district, db):
+    # a textarea's lines arrive as CRLF in the form data
+    r = complain(api, description="车辆长期占用消防车道\r\n晚上尤其严重\r\n\r\n请尽快处理")
+    assert r.status_code == 201, r.text
+    with owner_engine().connect() as conn:
+        stored = conn.execute(text("SELECT description FROM complaints")).scalar_one()
+    assert stored == "车辆长期占用消防车道\n晚上尤其严重\n\n请尽快处理"
+    reordered = complain(api, description="车辆\u202e占用")
+    assert reordered.status_code == 400 and reordered.json()["field"] == "description"
+    assert "U+202E" in reordered.json()["description"]
+
+
 def test_the_complaint_lands_in_the_queue_of_the_street_of_its_point(api, headers, district):
     complain(api)
     a = api.get("/complaints", headers=headers["street_a"])

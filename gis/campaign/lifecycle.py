@@ -6,12 +6,13 @@ Pure Python (no database, no HTTP): the workflow module applies them to rows, ap
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 from functools import lru_cache
+
+from gis.text_rules import one_line_breaks, refusal, refused_char
 
 
 class State(StrEnum):
@@ -125,7 +126,6 @@ MAX_NOTE = 2000
 MAX_UNIT = 200
 MAX_PERSON = 100
 MAX_PHOTOS = 50
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 # --- errors (no HTTP here: api/errors.py maps them) ------------------------------------------------------------------
@@ -210,10 +210,12 @@ def _clean(value: str | None, name: str, limit: int) -> str | None:
     value = value.strip()
     if not value:
         return None
+    value = one_line_breaks(value)
     if len(value) > limit:
         raise InvalidField(f"{name} 过长 {name} is longer than {limit} characters", field=name)
-    if _CONTROL.search(value):
-        raise InvalidField(f"{name} 含控制字符 {name} contains control characters", field=name)
+    ch = refused_char(value)
+    if ch is not None:
+        raise InvalidField(f"{name}: {refusal(ch)}", field=name)
     return value
 
 

@@ -18,6 +18,7 @@ from gis.campaign.field_errors import InvalidInput, NotPermitted
 from gis.campaign.locate import Place, locate
 from gis.campaign.manual_rules import CATEGORIES, MANUAL_RULES, ManualRule
 from gis.layers import STORAGE_SRID
+from gis.text_rules import one_line_breaks, refusal, refused_char
 
 MAX_NOTE = 2000
 
@@ -40,16 +41,18 @@ def category_rule(category: str, *, field: str = "category") -> ManualRule:
 
 
 def clean_text(value: str | None, *, field: str, limit: int, required: bool = False) -> str | None:
-    """Trimmed text (blank → None), bounded, without control characters; the error names the field."""
-    value = (value or "").strip()
+    """Trimmed text (blank → None) with its line breaks as LF, bounded, holding what free text may
+    (gis.text_rules); the error names the field."""
+    value = one_line_breaks((value or "").strip())
     if not value:
         if required:
             raise InvalidInput("不能为空 must not be empty", field=field)
         return None
     if len(value) > limit:
         raise InvalidInput(f"过长 longer than {limit} characters", field=field)
-    if any(ord(ch) < 32 and ch not in "\n\t" or ord(ch) == 127 for ch in value):
-        raise InvalidInput("含控制字符 contains control characters", field=field)
+    ch = refused_char(value)
+    if ch is not None:
+        raise InvalidInput(refusal(ch), field=field)
     return value
 
 

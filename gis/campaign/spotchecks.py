@@ -43,6 +43,7 @@ from gis.campaign.focus import BY_CODE, ITEM_CODES
 from gis.campaign.locate import locate
 from gis.campaign.manual_rules import BY_ID
 from gis.db import get_engine, transaction
+from gis.text_rules import one_line_breaks, refusal, refused_char
 
 ALGORITHM = __doc__.split("The draw", 1)[1].split("The same seed", 1)[0].strip()
 ALGORITHM_VERSION = "firelane-spot-draw/1 numpy PCG64"
@@ -327,8 +328,12 @@ def record(check_id: int, *, compound: str, item: str, result: str, note: str | 
         raise SpotCheckError(f"未知检查项 unknown item {item!r}; items: {', '.join(ITEM_CODES)}", field="item")
     if result not in ("pass", "fail"):
         raise SpotCheckError(f"结果应为 pass 或 fail result must be pass or fail, got {result!r}", field="result")
+    note = one_line_breaks(note) if note is not None else None
     if note is not None and len(note) > 2000:
         raise SpotCheckError("说明过长 note is longer than 2000 characters", field="note")
+    refused = refused_char(note or "")
+    if refused is not None:
+        raise SpotCheckError(f"说明 note: {refusal(refused)}", field="note")
     if result == "fail" and not (note and note.strip()):
         raise SpotCheckError("不合格需要说明 a failed item needs a note (what was found)", field="note")
     if photos and result == "pass":

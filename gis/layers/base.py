@@ -38,6 +38,8 @@ class Field:
     default: Any = None
     aliases: tuple[str, ...] = ()
     description: str = ""
+    #: a ref or a code: one visible line (gis.text_rules), so two that look the same are the same
+    identifier: bool = False
 
     def column_names(self) -> tuple[str, ...]:
         """Every column name an import may use for this field (case-insensitive match)."""
@@ -105,12 +107,12 @@ class Layer:
 
 #: Fields every layer has, managed by the store (not imported from user columns except `ref`, links and `extra`).
 COMMON_FIELDS: tuple[Field, ...] = (
-    Field(name="ref", label_zh="编号", label_en="Reference", max_length=200,
+    Field(name="ref", label_zh="编号", label_en="Reference", max_length=200, identifier=True,
           aliases=("id_user", "code", "编码", "名称编号", "ref_id"),
           description="the user's own identifier, kept verbatim from imports and reported in findings"),
-    Field(name="compound_ref", label_zh="所属小区编号", label_en="Compound ref", max_length=200,
+    Field(name="compound_ref", label_zh="所属小区编号", label_en="Compound ref", max_length=200, identifier=True,
           aliases=("compound", "小区编号", "小区")),
-    Field(name="street_code", label_zh="街道代码", label_en="Street code", max_length=12,
+    Field(name="street_code", label_zh="街道代码", label_en="Street code", max_length=12, identifier=True,
           aliases=("street", "街道编码", "乡镇街道代码")),
     Field(name="estimated", type="bool", label_zh="推算值", label_en="Estimated", default=False,
           description="derived values are estimates (e.g. height from floors, lane width from a default)"),

@@ -10,7 +10,7 @@ LAYER = Layer(
         choice("location", "位置", "Location", ("outdoor", "lobby", "stairwell", "corridor", "exit", "other"),
                default="outdoor"),
         flag("charging", "充电", "Charging"),
-        text("building_ref", "所在建筑编号", "Building", max_length=200),
+        text("building_ref", "所在建筑编号", "Building", max_length=200, identifier=True),
         integer("capacity", "车位数", "Capacity", minimum=0, maximum=10000),
     ),
 )

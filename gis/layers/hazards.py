@@ -17,7 +17,7 @@ LAYER = Layer(
         choice("status", "状态", "Status", STATES, default="open",
                description="the life-cycle state (gis.campaign.lifecycle); empty for a cannot_judge data gap"),
         text("subject_layer", "对象图层", "Subject layer", max_length=40),
-        text("subject_ref", "对象编号", "Subject ref", max_length=200),
+        text("subject_ref", "对象编号", "Subject ref", max_length=200, identifier=True),
         Field(name="other_refs", type="json", label_zh="关联对象", label_en="Other refs"),
         num("measured", "实测值", "Measured"),
         num("required_value", "要求值", "Required"),

@@ -8,7 +8,8 @@ LAYER = Layer(
     description="街道办事处/乡镇辖区; ref is the 9-digit township code (e.g. 330212001)",
     fields=(
         text("name", "名称", "Name", required=True, max_length=100, aliases=("街道名称", "town")),
-        text("district_code", "区县代码", "District code", max_length=6, aliases=("adcode", "区县编码")),
+        text("district_code", "区县代码", "District code", max_length=6, aliases=("adcode", "区县编码"),
+             identifier=True),
         text("district_name", "区县", "District", max_length=50),
     ),
 )
