@@ -32,6 +32,7 @@ __all__ = [
     "gcj02_to_bd09",
     "gcj02_to_wgs84",
     "in_china_rough",
+    "in_survey_order",
     "local_metric_crs",
     "metric_crs_for_bounds",
     "parse_crs",
@@ -504,6 +505,25 @@ def detect_swapped_latlon(
     as_given = _boxes_intersect(xa, ya, xa, ya, box)
     as_swapped = _boxes_intersect(ya, xa, ya, xa, box)
     return np.flatnonzero(as_swapped & ~as_given)
+
+
+def in_survey_order(x: np.ndarray, y: np.ndarray, crs: CrsSpec, *, bounds: Bounds = CHINA_BOUNDS,
+                    margin_km: float = DEFAULT_MARGIN_KM) -> bool:
+    """Whether projected coordinates read as (x, y) are in the Chinese surveying order, northing first: a
+    测量坐标系 names its north axis X. True when the CRS is projected, no point lies in ``bounds`` (lon/lat, widened
+    by ``margin_km``) as given, and every point does with the two exchanged."""
+    ok = np.isfinite(x) & np.isfinite(y)
+    if crs.shift is not None or not crs.pyproj_crs.is_projected or not ok.any():
+        return False
+    box = _expanded(bounds, margin_km)
+    transformer = cached_transformer(crs.pyproj_crs, _crs(STORAGE_EPSG))
+    assert transformer is not None  # (a projected CRS is never the storage CRS)
+    inside = []
+    for a, b in ((x[ok], y[ok]), (y[ok], x[ok])):
+        lon, lat = transformer.transform(a, b)
+        lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+        inside.append(_boxes_intersect(lon, lat, lon, lat, box))
+    return bool(not inside[0].any() and inside[1].all())
 
 
 def _geometry_array_1d(geoms: Any) -> np.ndarray:

@@ -18,7 +18,7 @@ from gis.db import get_engine, transaction
 from gis.gcpause import paused_gc
 from gis.layers import Layer, UnknownLayerError, get_layer
 from gis.placement import PlacementError
-from gis.readers import ReadError, Source, parse_wkb, read_source
+from gis.readers import ReadError, Source, parse_wkb, read_source, survey_order
 from gis.store import write_frame, write_frames
 from gis.validate import Problem, Validated, duplicate_ref_problems, validate_chunks, validate_frame
 
@@ -211,6 +211,7 @@ def import_file(
     engine = engine or get_engine()
     with engine.connect() as conn:
         bounds = expected_bounds(conn, target)
+    notes += survey_order(source, spec, bounds)
     if not dry_run and source.rows >= STREAM_MIN_ROWS:
         return _import_streamed(path, target, source, spec, bounds, mode=mode, user=user, engine=engine,
                                 notes=[*source.notes, *notes], started=started, timings=timings)

@@ -24,6 +24,7 @@ from charset_normalizer import from_bytes
 
 from gis import limits
 from gis.config import limit_settings
+from gis.coords import Bounds, CrsSpec, in_survey_order
 from gis.layers import LAYERS, Layer
 from gis.spreadsheet_safety import csv_unquote
 
@@ -117,6 +118,9 @@ class Source:
     name_limit: int | None = None
     #: the rows' WKB, not yet parsed (`read_source(defer_geometry=True)`): `geometry` is empty until `parse()`
     wkb: np.ndarray | None = None
+    #: rows whose point came from columns named only x / y (X坐标 / Y坐标): which axis is north depends on the
+    #: convention (a Chinese survey puts the northing in X), settled once the CRS is known (`survey_order`)
+    plain_xy: np.ndarray | None = None
 
     @property
     def rows(self) -> int:
@@ -817,5 +821,25 @@ def _table_source(path: Path, fmt: str, frame: pd.DataFrame, *, notes: list[str]
                 errors[i] = "WKT 与坐标列不一致 the WKT and coordinate columns disagree"
     geoms = np.where(has_wkt, wkt_geoms, geoms)
     attrs = frame.drop(columns=[c for c in (wkt_col, x_col, y_col) if c is not None])
+    plain = x_col is not None and {str(x_col).strip().lower(), str(y_col).strip().lower()} <= set(_PLAIN_XY)
     return Source(path=path, format=fmt, frame=attrs, geometry=geoms, crs=None, lonlat_default=True,
-                  geometry_errors=errors, notes=notes, source_layer=source_layer)
+                  geometry_errors=errors, notes=notes, source_layer=source_layer,
+                  plain_xy=~has_wkt & pd.notna(geoms) if plain else None)
+
+
+#: Coordinate column names that do not say which axis is north (easting/northing, 东坐标/北坐标 do).
+_PLAIN_XY = ("x", "y", "x坐标", "y坐标")
+
+
+def survey_order(source: Source, crs: CrsSpec, bounds: Bounds) -> list[str]:
+    """Read `source`'s plain x / y points northing first when they lie in `bounds` only that way (a Chinese
+    survey's X is its north axis: `gis.coords.in_survey_order`); returns the note that says so, or nothing."""
+    rows = np.flatnonzero(source.plain_xy) if source.plain_xy is not None else np.empty(0, dtype=np.int64)
+    if not len(rows):
+        return []
+    xy = shapely.get_coordinates(source.geometry[rows])
+    if not in_survey_order(xy[:, 0], xy[:, 1], crs, bounds=bounds):
+        return []
+    source.geometry[rows] = shapely.points(xy[:, 1], xy[:, 0])
+    return [f"X 列为北坐标 (测量坐标系), 按 Y=东, X=北 读取 the X column holds northings (a Chinese survey's X axis points "
+            f"north): read X as northing, Y as easting ({crs})"]

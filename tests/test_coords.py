@@ -507,3 +507,15 @@ def test_an_operation_this_proj_cannot_read_falls_back_to_its_own_search(monkeyp
         assert move is not None and move.transform(119.6, 25.9)[0] > 0
     finally:
         cached_transformer.cache_clear()
+
+
+def test_survey_order_is_read_only_from_projected_points_that_fit_no_other_way():
+    gk = coords.parse_crs("EPSG:4549")
+    e, n = pyproj.Transformer.from_crs(4490, 4549, always_xy=True).transform([121.55, 121.6], [29.87, 29.9])
+    e, n = np.asarray(e), np.asarray(n)
+    assert coords.in_survey_order(n, e, gk)  # northing first: a Chinese survey's X
+    assert not coords.in_survey_order(e, n, gk)  # the usual order
+    assert not coords.in_survey_order(np.r_[n[:1], e[1:]], np.r_[e[:1], n[1:]], gk)  # one row each way: not a convention
+    assert not coords.in_survey_order(np.array([29.87]), np.array([121.55]), coords.parse_crs("EPSG:4490"))  # lat/lon: not this
+    assert not coords.in_survey_order(np.array([29.87]), np.array([121.55]), coords.parse_crs("gcj02"))
+    assert not coords.in_survey_order(np.array([np.nan]), np.array([np.nan]), gk)

@@ -137,6 +137,27 @@ def _gk(lon, lat):
     return pyproj.Transformer.from_crs(4490, 4549, always_xy=True).transform(lon, lat)
 
 
+def test_a_survey_table_whose_x_is_the_northing_is_read_north_first_and_says_so(db, tmp_path):
+    (e1, e2), (n1, n2) = _gk([121.55, 121.551], [29.87, 29.871])
+    # a Chinese survey's table: X坐标 is the northing, Y坐标 the easting
+    (tmp_path / "hydrants.csv").write_text(f"编号,X坐标,Y坐标\nH-1,{n1:.3f},{e1:.3f}\nH-2,{n2:.3f},{e2:.3f}\n",
+                                           encoding="utf-8")
+    report = import_file(tmp_path / "hydrants.csv", layer="hydrants", crs="EPSG:4549", engine=db)
+    assert report.inserted == 2 and any("northing" in n for n in report.notes), report.notes
+    got = read_layer("hydrants", engine=db).sort_values("ref").geometry
+    assert _metres_apart(got.to_numpy(), shapely.points([121.55, 121.551], [29.87, 29.871])).max() < 0.01
+    # columns that say which axis is which, or x/y in the usual order, are read as they are
+    (tmp_path / "named.csv").write_text(f"ref,东坐标,北坐标\nH-3,{e1:.3f},{n1:.3f}\n", encoding="utf-8")
+    (tmp_path / "plain.csv").write_text(f"ref,x,y\nH-4,{e1:.3f},{n1:.3f}\n", encoding="utf-8")
+    for name in ("named.csv", "plain.csv"):
+        report = import_file(tmp_path / name, layer="hydrants", crs="EPSG:4549", engine=db)
+        assert report.inserted == 1 and not any("northing" in n for n in report.notes)
+    # easting and northing named, but exchanged: an error to report, not a convention to guess
+    (tmp_path / "wrong.csv").write_text(f"ref,easting,northing\nH-5,{n1:.3f},{e1:.3f}\n", encoding="utf-8")
+    with pytest.raises(ImportFailed, match="outside the expected extent"):
+        import_file(tmp_path / "wrong.csv", layer="hydrants", crs="EPSG:4549", engine=db)
+
+
 def test_dxf_takes_the_cad_layers_mapped_to_the_target_and_closes_polylines_into_polygons(db, tmp_path):
     x0, y0 = _gk(121.55, 29.87)
     lane = [(x0, y0), (x0 + 60, y0), (x0 + 60, y0 + 6), (x0, y0 + 6)]
