@@ -28,9 +28,13 @@ __all__ = [
     "check_extent",
     "detect_swapped_latlon",
     "extent_problems",
+    "crs_hint",
+    "fitting_crs",
     "from_storage",
     "gcj02_to_bd09",
+    "gauss_kruger_candidates",
     "gcj02_to_wgs84",
+    "in_bounds",
     "in_china_rough",
     "in_survey_order",
     "local_metric_crs",
@@ -524,6 +528,70 @@ def in_survey_order(x: np.ndarray, y: np.ndarray, crs: CrsSpec, *, bounds: Bound
         lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
         inside.append(_boxes_intersect(lon, lat, lon, lat, box))
     return bool(not inside[0].any() and inside[1].all())
+
+
+def in_bounds(geoms: Any, crs: CrsSpec, bounds: Bounds, *, margin_km: float = DEFAULT_MARGIN_KM) -> np.ndarray:
+    """Per geometry given in `crs`: whether its box meets `bounds` (lon/lat, widened by `margin_km`) in storage;
+    False where it cannot be transformed."""
+    arr = _geometry_array_1d(geoms)
+    try:
+        stored = _geometry_array_1d(to_storage(arr, crs))
+    except CrsError:  # some cannot be transformed: each on its own
+        stored = np.array([_transformed_or_none(g, crs) for g in arr], dtype=object)
+    b = shapely.bounds(stored)
+    box = _expanded(bounds, margin_km)
+    return np.isfinite(b).all(axis=1) & _boxes_intersect(b[:, 0], b[:, 1], b[:, 2], b[:, 3], box)
+
+
+def _transformed_or_none(geom: Any, crs: CrsSpec) -> Any:
+    try:
+        return to_storage(geom, crs)
+    except CrsError:
+        return None
+
+
+def gauss_kruger_candidates(x: np.ndarray, bounds: Bounds) -> list[int]:
+    """The CGCS2000 Gauss-Krüger CRSs (EPSG codes) eastings `x` may be in near `bounds`: the zone an 8-digit
+    easting names by its prefix (3° zones 25-45, 6° zones 13-23), else the central meridians within a zone of the
+    bounds' centre (3° and 6°)."""
+    x = x[np.isfinite(x)]
+    if not len(x):
+        return []
+    zone = int(np.median(x) // 1_000_000)
+    if zone >= 10:
+        return [4513 + zone - 25] if 25 <= zone <= 45 else [4491 + zone - 13] if 13 <= zone <= 23 else []
+    lon = (bounds[0] + bounds[2]) / 2.0
+    three = [4534 + (cm - 75) // 3 for cm in range(75, 136, 3) if abs(cm - lon) <= 3.0]
+    six = [4502 + (cm - 75) // 6 for cm in range(75, 136, 6) if abs(cm - lon) <= 6.0]
+    return three + six
+
+
+def fitting_crs(x: np.ndarray, y: np.ndarray, bounds: Bounds, *, margin_km: float = DEFAULT_MARGIN_KM,
+                sample: int = 200) -> list[tuple[int, bool]]:
+    """The Gauss-Krüger CRSs (`gauss_kruger_candidates`) that put every point (up to `sample` of them) inside
+    `bounds`, each as (EPSG code, whether the points are in survey order, northing first)."""
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok][:sample], y[ok][:sample]
+    box = _expanded(bounds, margin_km)
+    found = []
+    for swapped, (a, b) in ((False, (x, y)), (True, (y, x))):
+        for code in gauss_kruger_candidates(a, bounds):
+            transformer = cached_transformer(_crs(code), _crs(STORAGE_EPSG))
+            assert transformer is not None
+            lon, lat = (np.asarray(v, dtype=float) for v in transformer.transform(a, b))
+            if len(lon) and _boxes_intersect(lon, lat, lon, lat, box).all():
+                found.append((code, swapped))
+    return found
+
+
+def crs_hint(x: np.ndarray, y: np.ndarray, bounds: Bounds) -> str | None:
+    """A bilingual hint naming the CRS the coordinates fit (`fitting_crs`), or None."""
+    found = fitting_crs(x, y, bounds)
+    if not found:
+        return None
+    names = [f"EPSG:{code} ({_crs(code).name}{', X 为北坐标 X is the northing' if swapped else ''})"
+             for code, swapped in found]
+    return "坐标符合 the coordinates fit " + " / ".join(names)
 
 
 def _geometry_array_1d(geoms: Any) -> np.ndarray:

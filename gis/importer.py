@@ -13,7 +13,7 @@ import shapely
 import sqlalchemy.exc
 from sqlalchemy import Connection, Engine, text
 
-from gis.coords import CHINA_BOUNDS, CrsError, CrsSpec, as_bounds, parse_crs
+from gis.coords import CHINA_BOUNDS, CrsError, CrsSpec, as_bounds, crs_hint, in_bounds, parse_crs
 from gis.db import get_engine, transaction
 from gis.gcpause import paused_gc
 from gis.layers import Layer, UnknownLayerError, get_layer
@@ -87,10 +87,12 @@ class ImportReport:
         return "\n".join(lines)
 
 
-def source_crs(source: Source, crs: str | int | CrsSpec | None) -> tuple[CrsSpec, list[str]]:
+def source_crs(source: Source, crs: str | int | CrsSpec | None,
+               bounds: tuple[float, float, float, float] = CHINA_BOUNDS) -> tuple[CrsSpec, list[str]]:
     """The CRS to read `source` in: --crs, else the file's own, else WGS84 where the format allows it.
 
-    Raises ImportFailed when the CRS is unknown, or missing for a format that cannot default to WGS84.
+    Raises ImportFailed when the CRS is unknown, or missing for a format that cannot default to WGS84 (naming
+    the Gauss-Krüger CRS the coordinates fit in `bounds`, when one does).
     """
     notes: list[str] = []
     try:
@@ -109,15 +111,39 @@ def source_crs(source: Source, crs: str | int | CrsSpec | None) -> tuple[CrsSpec
         source.parse()
         b = shapely.bounds(source.geometry[~shapely.is_missing(source.geometry)]) if len(source.geometry) else None
         if b is not None and len(b) and not (np.all(np.abs(b[:, [0, 2]]) <= 180) and np.all(np.abs(b[:, [1, 3]]) <= 90)):
+            xy = _sample_xy(source)
+            hint = crs_hint(xy[:, 0], xy[:, 1], bounds)
             raise ImportFailed([Problem(None, "crs",
                                         "文件未声明坐标系且坐标不是经纬度, 请用 --crs 指定 the file declares no CRS and "
-                                        "its coordinates are not longitude/latitude: give --crs (e.g. EPSG:4549)")])
+                                        "its coordinates are not longitude/latitude: give --crs "
+                                        + (f"({hint})" if hint else "(e.g. EPSG:4549)"))])
         notes.append("文件未声明坐标系, 按 WGS84 经纬度 (EPSG:4326) 读取 the file declares no CRS: "
                      "assumed EPSG:4326 (WGS84 longitude/latitude); use --crs gcj02 for AMap/Tencent picks")
         return parse_crs(_WGS84), notes
     raise ImportFailed([Problem(None, "crs",
                                 f"文件未声明坐标系, 请用 --crs 指定 the file declares no CRS ({source.format}): give --crs, "
                                 "e.g. --crs EPSG:4549 (CGCS2000 3° GK CM 120E) or --crs EPSG:4490")])
+
+
+def _sample_xy(source: Source, n: int = 200) -> np.ndarray:
+    """The first vertex of up to `n` of the source's features (parsing only those when its WKB is deferred)."""
+    geoms = shapely.from_wkb(source.wkb[:n], on_invalid="ignore") if source.wkb is not None else source.geometry[:n]
+    geoms = geoms[~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)]
+    if not len(geoms):
+        return np.empty((0, 2))
+    xy, owner = shapely.get_coordinates(geoms, return_index=True)
+    return xy[np.unique(owner, return_index=True)[1]]
+
+
+def crs_problem(source: Source, spec: CrsSpec, bounds: tuple[float, float, float, float]) -> Problem | None:
+    """When none of the source's sampled features lies in `bounds` as `spec` reads them, but a Gauss-Krüger CRS
+    would put them all there: a file-level problem naming it (a refusal's first line), else None."""
+    xy = _sample_xy(source)
+    if not len(xy) or in_bounds(shapely.points(xy), spec, bounds).any():
+        return None
+    hint = crs_hint(xy[:, 0], xy[:, 1], bounds)
+    return None if hint is None else Problem(None, "crs", f"按 {spec} 读取, 要素均不在辖区内 read as {spec}, no "
+                                                         f"feature lies in the district; {hint}")
 
 
 def expected_bounds(conn: Connection, layer: Layer) -> tuple[float, float, float, float]:
@@ -207,14 +233,15 @@ def import_file(
     except ReadError as exc:
         raise ImportFailed([Problem(*p) for p in exc.problems] or [Problem(None, None, str(exc))]) from exc
     timings = {"read": time.perf_counter() - started}
-    spec, notes = source_crs(source, crs)
     engine = engine or get_engine()
     with engine.connect() as conn:
         bounds = expected_bounds(conn, target)
+    spec, notes = source_crs(source, crs, bounds)
     notes += survey_order(source, spec, bounds)
+    misread = crs_problem(source, spec, bounds)  # (said only if the import is refused)
     if not dry_run and source.rows >= STREAM_MIN_ROWS:
         return _import_streamed(path, target, source, spec, bounds, mode=mode, user=user, engine=engine,
-                                notes=[*source.notes, *notes], started=started, timings=timings)
+                                notes=[*source.notes, *notes], started=started, timings=timings, misread=misread)
     source.parse()
     checked = validate_frame(source.frame, source.geometry, layer=target, crs=spec, bounds=bounds,
                              geometry_errors=source.geometry_errors, name_limit=source.name_limit)
@@ -223,7 +250,7 @@ def import_file(
         with engine.connect() as conn:
             problems.extend(existing_ref_problems(conn, target, checked.frame["ref"].to_numpy(dtype=object)))
     if problems:
-        raise ImportFailed(sorted(problems, key=lambda p: p.sort_key))
+        raise ImportFailed(sorted([*problems, *([misread] if misread else [])], key=lambda p: p.sort_key))
     timings["validate"] = time.perf_counter() - started - timings["read"]
     report = _report(path, target, source, spec, checked, mode=mode, dry_run=dry_run, notes=[*source.notes, *notes])
     if not dry_run:
@@ -244,7 +271,7 @@ def import_file(
 
 def _import_streamed(path: Path, target: Layer, source: Source, spec: CrsSpec, bounds: tuple, *, mode: str,
                      user: str | None, engine: Engine, notes: list[str], started: float,
-                     timings: dict[str, float]) -> ImportReport:
+                     timings: dict[str, float], misread: Problem | None = None) -> ImportReport:
     """Validate and write chunk by chunk in one transaction: PostgreSQL writes chunk k while Python validates k + 1.
 
     WKB the reader left unparsed is parsed chunk by chunk as well, so the first rows reach PostgreSQL early.
@@ -276,7 +303,7 @@ def _import_streamed(path: Path, target: Layer, source: Source, spec: CrsSpec, b
             problems.extend(duplicate_ref_problems(np.concatenate(refs)))
         timings["validate"] = time.perf_counter() - started - timings["read"]
         if problems:  # file-level problems (e.g. too many extra columns) come once per chunk: reported once
-            raise ImportFailed(sorted(set(problems), key=lambda p: p.sort_key))
+            raise ImportFailed(sorted(set(problems) | ({misread} if misread else set()), key=lambda p: p.sort_key))
 
     try:
         with transaction(user=user, engine=engine) as conn:

@@ -232,7 +232,8 @@ def test_an_unclosed_wkt_ring_is_reported_not_closed_for_you(seeded, tmp_path):
 
 def test_a_wrong_crs_puts_features_outside_the_extent(seeded, tmp_path):
     (tmp_path / "gk.csv").write_text("ref,x,y\nH1,650000,3306000\n", encoding="utf-8")
-    [problem] = _refused(seeded, tmp_path / "gk.csv", layer="hydrants", crs="EPSG:32651")  # UTM 51N, not GK
+    hint, problem = _refused(seeded, tmp_path / "gk.csv", layer="hydrants", crs="EPSG:32651")  # UTM 51N, not GK
+    assert hint.startswith("crs: 按 EPSG:32651 读取, 要素均不在辖区内") and "fit EPSG:4549" in hint
     assert problem.startswith("第1行 geometry: 超出预期范围约")
     assert import_file(tmp_path / "gk.csv", layer="hydrants", crs="EPSG:4549", engine=seeded).inserted == 1
 

@@ -519,3 +519,16 @@ def test_survey_order_is_read_only_from_projected_points_that_fit_no_other_way()
     assert not coords.in_survey_order(np.array([29.87]), np.array([121.55]), coords.parse_crs("EPSG:4490"))  # lat/lon: not this
     assert not coords.in_survey_order(np.array([29.87]), np.array([121.55]), coords.parse_crs("gcj02"))
     assert not coords.in_survey_order(np.array([np.nan]), np.array([np.nan]), gk)
+
+
+def test_gauss_kruger_coordinates_name_the_crs_they_fit():
+    near = (121.4, 29.7, 121.7, 29.95)
+    e, n = (np.asarray(v) for v in pyproj.Transformer.from_crs(4490, 4549, always_xy=True).transform(
+        [121.55, 121.56], [29.85, 29.86]))
+    assert coords.fitting_crs(e, n, near) == [(4549, False)]  # CM 120E, as most of Zhejiang's drawings
+    assert coords.fitting_crs(e + 40_000_000, n, near) == [(4528, False)]  # zone 40's prefix on the easting
+    assert coords.fitting_crs(n, e, near) == [(4549, True)]  # a survey table: northing first
+    assert coords.fitting_crs(np.array([121.55]), np.array([29.85]), near) == []  # lon/lat is none of them
+    assert coords.gauss_kruger_candidates(np.array([21_500_000.0]), near) == [4499]  # 6° zone 21
+    hint = coords.crs_hint(e, n, near)
+    assert hint is not None and "EPSG:4549 (CGCS2000 / 3-degree Gauss-Kruger CM 120E)" in hint

@@ -158,6 +158,23 @@ def test_a_survey_table_whose_x_is_the_northing_is_read_north_first_and_says_so(
         import_file(tmp_path / "wrong.csv", layer="hydrants", crs="EPSG:4549", engine=db)
 
 
+def test_a_refused_projected_file_is_told_which_gauss_kruger_crs_its_coordinates_fit(db, district, tmp_path):
+    # (the district's streets are the extent the coordinates must fall in)
+    e, n = _gk(121.502, 29.802)
+    (tmp_path / "zoned.csv").write_text(f"ref,x,y\nH-1,{e + 40_000_000:.3f},{n:.3f}\n", encoding="utf-8")
+    (tmp_path / "plain.csv").write_text(f"ref,x,y\nH-1,{e:.3f},{n:.3f}\n", encoding="utf-8")
+    cases = [("zoned.csv", None, "EPSG:4528 (CGCS2000 / 3-degree Gauss-Kruger zone 40)"),  # the zone's prefix
+             ("zoned.csv", "EPSG:4549", "EPSG:4528"),
+             ("plain.csv", None, "EPSG:4549 (CGCS2000 / 3-degree Gauss-Kruger CM 120E)"),
+             ("plain.csv", "EPSG:4550", "EPSG:4549")]  # a neighbouring zone's meridian: 290 km off
+    for name, crs, fits in cases:
+        with pytest.raises(ImportFailed) as refused:
+            import_file(tmp_path / name, layer="hydrants", crs=crs, engine=db)
+        first = str(refused.value.problems[0])
+        assert first.startswith("crs: ") and f"the coordinates fit {fits}" in first, (name, crs, first)
+    assert import_file(tmp_path / "plain.csv", layer="hydrants", crs="EPSG:4549", engine=db).inserted == 1
+
+
 def test_dxf_takes_the_cad_layers_mapped_to_the_target_and_closes_polylines_into_polygons(db, tmp_path):
     x0, y0 = _gk(121.55, 29.87)
     lane = [(x0, y0), (x0 + 60, y0), (x0 + 60, y0 + 6), (x0, y0 + 6)]
