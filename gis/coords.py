@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
@@ -25,10 +26,12 @@ __all__ = [
     "as_bounds",
     "bd09_to_gcj02",
     "bd09_to_wgs84",
+    "check_datum",
     "check_extent",
     "detect_swapped_latlon",
     "extent_problems",
     "crs_hint",
+    "datum_gap",
     "fitting_crs",
     "from_storage",
     "gcj02_to_bd09",
@@ -446,8 +449,7 @@ def to_storage(geoms: Any, crs: CrsSpec | str | int, *, storage_epsg: int = STOR
     arr, single = _geometry_input(geoms)
     if spec.shift is not None:
         arr = transform_xy(arr, _SHIFT_TO_WGS84[spec.shift])
-    transformer = cached_transformer(spec.pyproj_crs, _crs(storage_epsg))
-    if transformer is not None:
+    for transformer in _legs(spec.pyproj_crs, _crs(storage_epsg)):
         arr = transform_xy(arr, transformer.transform)
     return arr if single else np.asarray(arr, dtype=object)
 
@@ -459,12 +461,60 @@ def from_storage(geoms: Any, crs: CrsSpec | str | int, *, storage_epsg: int = ST
     """
     spec = parse_crs(crs)
     arr, single = _geometry_input(geoms)
-    transformer = cached_transformer(_crs(storage_epsg), spec.pyproj_crs)
-    if transformer is not None:
+    for transformer in _legs(_crs(storage_epsg), spec.pyproj_crs):
         arr = transform_xy(arr, transformer.transform)
     if spec.shift is not None:
         arr = transform_xy(arr, _SHIFT_FROM_WGS84[spec.shift])
     return arr if single else np.asarray(arr, dtype=object)
+
+
+def _legs(src: pyproj.CRS, dst: pyproj.CRS) -> list[pyproj.Transformer]:
+    """The transformers from `src` to `dst`: through WGS 84 when either is bound to it (a CRS given with
+    TOWGS84: PROJ applies those parameters only on the way to WGS 84 itself), else directly."""
+    wgs84 = _crs(4326)
+    if (src.is_bound or dst.is_bound) and wgs84 not in (src, dst):
+        legs = [cached_transformer(src, wgs84), cached_transformer(wgs84, dst)]
+    else:
+        legs = [cached_transformer(src, dst)]
+    return [t for t in legs if t is not None]
+
+
+#: Datums that sit within centimetres to decimetres of CGCS2000's (geocentric, ITRF-aligned): a PROJ "ballpark"
+#: between them and CGCS2000 loses nothing the checks resolve.
+_GEOCENTRIC = ("China Geodetic Coordinate System 2000", "China 2000", "WGS 84", "World Geodetic System 1984", "ITRF")
+_BALLPARK = re.compile(r"Ballpark geographic offset from (.+?) to ")
+
+
+def datum_gap(crs: CrsSpec, *, storage_epsg: int = STORAGE_EPSG) -> str | None:
+    """The datum of `crs` that PROJ would not transform to the storage CRS's but take as it (a "ballpark": no
+    transformation is known, Xian 1980 and Beijing 1954 among them, off by tens of metres or more), else None."""
+    if crs.shift is not None:
+        return None  # (GCJ-02 and BD-09 sit on WGS 84)
+    for leg in _legs(crs.pyproj_crs, _crs(storage_epsg)):
+        for name in _BALLPARK.findall(leg.description):
+            if not name.startswith(_GEOCENTRIC) and not (name == "unknown" and _geocentric_ellipsoid(crs.pyproj_crs)):
+                return str(name)
+    return None
+
+
+def _geocentric_ellipsoid(crs: pyproj.CRS) -> bool:
+    """Whether an unnamed datum is on the GRS 80 / WGS 84 ellipsoid (a city's own Gauss-Krüger grid written as a
+    PROJ string on CGCS2000's ellipsoid), not on Krassovsky's or IAG 75's (Beijing 1954, Xian 1980)."""
+    ellipsoid = crs.ellipsoid
+    return ellipsoid is not None and abs(ellipsoid.semi_major_metre - 6_378_137.0) < 0.01 and \
+        abs(ellipsoid.inverse_flattening - 298.2572) < 0.001
+
+
+def check_datum(crs: CrsSpec) -> None:
+    """Raise CrsError when reading `crs` into storage would ignore its datum (`datum_gap`), saying what to do."""
+    datum = datum_gap(crs)
+    if datum is not None:
+        raise CrsError(
+            f"{crs} 的基准 ({datum}) 到 CGCS2000 没有已知的转换, 坐标会被直接当作 CGCS2000 (偏差可达数十米以上): 请先用"
+            f"本地转换参数 (七参数) 转到 CGCS2000, 或以带 TOWGS84 的 WKT / PROJ 字符串给出 --crs | no transformation "
+            f"from {crs}'s datum ({datum}) to CGCS2000 is known: its coordinates would be taken as CGCS2000's, tens of "
+            f"metres or more off. Convert them with your local (7-parameter) transformation first, or give --crs as "
+            f"WKT or PROJ with TOWGS84")
 
 
 # ---------------------------------------------------------------------------------------------------------

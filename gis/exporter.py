@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 
 from gis.campaign.history_export import events_frame, write_history
 from gis.config import limit_settings
-from gis.coords import CrsError, CrsSpec, from_storage, parse_crs
+from gis.coords import CrsError, CrsSpec, check_datum, from_storage, parse_crs
 from gis.db import get_engine
 from gis.layers import Layer, get_layer
 from gis.readers import FIELDNAMES_SUFFIX, GEOMETRY_COLUMN_NAMES
@@ -164,6 +164,7 @@ def export_frame(
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         spec = parse_crs(crs if crs is not None else DEFAULT_CRS[fmt])
+        check_datum(spec)  # (the way out of CGCS2000 needs a known transformation as much as the way in)
     except CrsError as exc:
         raise ExportError(str(exc)) from exc
     if fmt == "kml" and (spec.shift is not None or spec.pyproj_crs != parse_crs("EPSG:4326").pyproj_crs):

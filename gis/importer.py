@@ -13,7 +13,7 @@ import shapely
 import sqlalchemy.exc
 from sqlalchemy import Connection, Engine, text
 
-from gis.coords import CHINA_BOUNDS, CrsError, CrsSpec, as_bounds, crs_hint, in_bounds, parse_crs
+from gis.coords import CHINA_BOUNDS, CrsError, CrsSpec, as_bounds, check_datum, crs_hint, in_bounds, parse_crs
 from gis.db import get_engine, transaction
 from gis.gcpause import paused_gc
 from gis.layers import Layer, UnknownLayerError, get_layer
@@ -92,8 +92,19 @@ def source_crs(source: Source, crs: str | int | CrsSpec | None,
     """The CRS to read `source` in: --crs, else the file's own, else WGS84 where the format allows it.
 
     Raises ImportFailed when the CRS is unknown, or missing for a format that cannot default to WGS84 (naming
-    the Gauss-Krüger CRS the coordinates fit in `bounds`, when one does).
+    the Gauss-Krüger CRS the coordinates fit in `bounds`, when one does), or on a datum no known transformation
+    takes to CGCS2000 (`gis.coords.check_datum`: Xian 1980, Beijing 1954 without TOWGS84).
     """
+    spec, notes = _given_crs(source, crs, bounds)
+    try:
+        check_datum(spec)
+    except CrsError as exc:
+        raise ImportFailed([Problem(None, "crs", str(exc))]) from exc
+    return spec, notes
+
+
+def _given_crs(source: Source, crs: str | int | CrsSpec | None,
+               bounds: tuple[float, float, float, float]) -> tuple[CrsSpec, list[str]]:
     notes: list[str] = []
     try:
         if crs is not None:

@@ -532,3 +532,40 @@ def test_gauss_kruger_coordinates_name_the_crs_they_fit():
     assert coords.gauss_kruger_candidates(np.array([21_500_000.0]), near) == [4499]  # 6° zone 21
     hint = coords.crs_hint(e, n, near)
     assert hint is not None and "EPSG:4549 (CGCS2000 / 3-degree Gauss-Kruger CM 120E)" in hint
+
+
+XIAN80_GK120_WITH_TOWGS84 = ("+proj=tmerc +lat_0=0 +lon_0=120 +k=1 +x_0=500000 +y_0=0 +a=6378140 "
+                             "+b=6356755.288157528 +towgs84=24,-123,-94,0,0,0,0 +units=m +no_defs")
+
+
+@pytest.mark.parametrize("crs,datum", [
+    ("EPSG:2385", "Xian 1980"),  # Xian 1980 / 3-degree GK CM 120E
+    ("EPSG:2437", "Beijing 1954"),
+    ("EPSG:4610", "Xian 1980"),
+    ("+proj=tmerc +lon_0=121.5 +x_0=500000 +ellps=krass +units=m", "unknown"),  # Krassovsky, no datum given
+])
+def test_a_datum_with_no_known_way_to_cgcs2000_is_named_not_ignored(crs, datum):
+    spec = coords.parse_crs(crs)
+    assert coords.datum_gap(spec) == datum
+    with pytest.raises(coords.CrsError, match="TOWGS84"):
+        coords.check_datum(spec)
+
+
+@pytest.mark.parametrize("crs", ["EPSG:4490", "EPSG:4549", "EPSG:4528", "EPSG:4326", "EPSG:32651", "EPSG:3857",
+                                 "gcj02", "bd09", XIAN80_GK120_WITH_TOWGS84,
+                                 "+proj=tmerc +lon_0=121.5 +x_0=500000 +ellps=GRS80 +units=m"])  # a city's own grid
+def test_cgcs2000_wgs84_and_datums_given_with_their_parameters_are_read(crs):
+    assert coords.datum_gap(coords.parse_crs(crs)) is None
+
+
+def test_towgs84_parameters_are_applied_on_the_way_in_and_out():
+    spec = coords.parse_crs(XIAN80_GK120_WITH_TOWGS84)
+    plain = coords.parse_crs("EPSG:2385")  # the same grid, datum ignored
+    drawn = shapely.Point(649787.49, 3304495.85)
+    stored, ignored = coords.to_storage(drawn, spec), coords.to_storage(drawn, plain)
+    # the parameters move the point by tens of metres (what a ballpark would silently lose) ...
+    local, _ = coords.project_local(np.array([stored, ignored], dtype=object))
+    assert 30 < shapely.distance(local[0], local[1]) < 80
+    # ... and the way back returns the drawing's coordinates
+    back = coords.from_storage(stored, spec)
+    assert shapely.equals_exact(back, drawn, tolerance=0.01), back

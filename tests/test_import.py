@@ -15,6 +15,7 @@ import shapely
 from sqlalchemy import text
 
 from gis.coords import project_local, wgs84_to_gcj02
+from gis.exporter import ExportError, export_layer
 from gis.importer import ImportFailed, import_file
 from gis.readers import cad_layer_target
 from gis.store import read_layer
@@ -173,6 +174,19 @@ def test_a_refused_projected_file_is_told_which_gauss_kruger_crs_its_coordinates
         first = str(refused.value.problems[0])
         assert first.startswith("crs: ") and f"the coordinates fit {fits}" in first, (name, crs, first)
     assert import_file(tmp_path / "plain.csv", layer="hydrants", crs="EPSG:4549", engine=db).inserted == 1
+
+
+def test_a_xian_1980_drawing_is_refused_until_its_transformation_is_given(db, district, tmp_path):
+    e, n = pyproj.Transformer.from_crs(4490, 2385, always_xy=True).transform(121.502, 29.802)
+    (tmp_path / "xian80.csv").write_text(f"ref,东坐标,北坐标\nH-1,{e:.3f},{n:.3f}\n", encoding="utf-8")
+    with pytest.raises(ImportFailed, match=r"Xian 1980.*TOWGS84") as refused:
+        import_file(tmp_path / "xian80.csv", layer="hydrants", crs="EPSG:2385", engine=db)
+    assert [p.field for p in refused.value.problems] == ["crs"]
+    with_parameters = ("+proj=tmerc +lat_0=0 +lon_0=120 +k=1 +x_0=500000 +y_0=0 +a=6378140 +b=6356755.288157528 "
+                       "+towgs84=24,-123,-94,0,0,0,0 +units=m +no_defs")
+    assert import_file(tmp_path / "xian80.csv", layer="hydrants", crs=with_parameters, engine=db).inserted == 1
+    with pytest.raises(ExportError, match="Beijing 1954"):  # nor is a layer written out in a datum PROJ would ignore
+        export_layer("hydrants", fmt="geojson", path=tmp_path / "out.geojson", crs="EPSG:2437", engine=db)
 
 
 def test_dxf_takes_the_cad_layers_mapped_to_the_target_and_closes_polylines_into_polygons(db, tmp_path):
