@@ -159,6 +159,19 @@ def test_bad_rates_and_small_rosters_are_refused(db, district, tmp_path):
         assert conn.execute(text("SELECT count(*) FROM spot_draws")).scalar_one() == 0
     with pytest.raises(sc.SpotCheckError, match="row 3"):
         sc.parse_roster([["name", "unit"], ["a", "x"], ["", "y"]])
+    # a name with a zero-width space would be a second inspector who looks like the first
+    with pytest.raises(sc.SpotCheckError, match=r"roster row 3.*U\+200B|U\+200B.*roster row 3"):
+        sc.parse_roster([["name", "unit"], ["张三", "x"], ["张三\u200b", "y"]])
+
+
+def test_a_campaign_name_or_stage_that_would_reorder_its_text_is_refused(db, district):
+    with pytest.raises(cp.CampaignError, match="U\\+202E") as named:
+        cp.create_campaign(preset_key="changle-2022", year=2026, name="整治\u202e行动", engine=db)
+    assert named.value.field == "name"
+    stage = {"code": "S\t1", "starts_on": "2026-01-01", "ends_on": "2026-02-01"}
+    with pytest.raises(cp.CampaignError, match="U\\+0009") as coded:
+        cp.parse_stages([stage])
+    assert coded.value.field == "stages[1].code"
 
 
 def test_a_failed_item_reopens_the_compounds_rectified_hazards_and_counts_against_its_street(db, district, tmp_path):

@@ -151,6 +151,10 @@ def parse_roster(rows: Sequence[Sequence[str]]) -> list[Inspector]:
             raise SpotCheckError(f"名册第{n}行 name: 姓名必填 roster row {n}: name is required", field="roster")
         if len(name) > 100 or len(unit) > 200 or len(street) > 100:
             raise SpotCheckError(f"名册第{n}行: 内容过长 roster row {n}: a value is too long", field="roster")
+        for key, value, identifier in (("name", name, True), ("unit", unit, False), ("street", street, False)):
+            ch = refused_char(value, identifier=identifier)  # (a name with a zero-width space is another person)
+            if ch is not None:
+                raise SpotCheckError(f"名册第{n}行 {key}: {refusal(ch)} (roster row {n})", field="roster")
         if name in seen:
             raise SpotCheckError(f"名册第{n}行 name: 重复 {name!r} roster row {n}: {name!r} listed twice",
                                  field="roster")
