@@ -78,3 +78,24 @@ def test_a_street_office_assigns_a_hazard_with_a_deadline_and_sees_it_in_the_dep
     assert tuple(event)[:5] == ("office_a", "assigned", "交警/公安", "甲物业服务有限公司", "李四")
     assert event.deadline.isoformat() == deadline
     context.close()
+
+
+def test_an_english_page_names_each_department_of_a_routing_in_english(site, browser, db):
+    from playwright.sync_api import expect
+
+    base, district = site
+    hid = district.id("hazards", "k-a")
+    with db.begin() as conn:  # a finding routed to two departments, as the rule catalogue routes some
+        conn.execute(text("UPDATE hazards SET department = '交警/公安; 物业' WHERE id = :h"), {"h": hid})
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-GB")
+    page = context.new_page()
+    login = context.request.post(f"{base}/auth/login", data=json.dumps({"username": "office_a", "password": PASSWORD}),
+                                 headers={"Content-Type": "application/json"})
+    assert login.ok, login.text()
+    page.goto(f"{base}/map/streets/{STREET_A}?lang=en", wait_until="networkidle")
+    expect(page.locator("#fl-hazard-work[data-loaded='1']")).to_have_count(1)
+    both = "Traffic police / public security; Property company"
+    expect(page.locator("#fl-workload tr[data-department='交警/公安; 物业'] td").first).to_have_text(both)
+    expect(page.locator(f"#fl-worklist tr[data-hazard-id='{hid}']")).to_contain_text(both)
+    expect(page.locator("#fl-f-department option[value='交警/公安; 物业']")).to_have_text(both)
+    context.close()

@@ -6,6 +6,7 @@ from contextvars import ContextVar
 from typing import Any, Literal
 
 from gis.campaign import lifecycle as lc
+from gis.campaign.departments import DEPARTMENTS
 from gis.checks.catalog import RULES
 from gis.layers import get_layer
 
@@ -74,6 +75,15 @@ def _pair(table: dict[str, tuple[str, str]], code: object) -> str:
         return ""
     pair = table.get(str(code))
     return tr(*pair) if pair else str(code)
+
+
+def department_label(routing: object) -> str:
+    """A hazard's department routing in the page's language: each department of "交警/公安; 物业" by its name
+    (unknown ones as they are written)."""
+    if not isinstance(routing, str):
+        return ""
+    parts = [p.strip() for p in routing.split(";") if p.strip()]
+    return "; ".join(tr(p, DEPARTMENTS[p]) if p in DEPARTMENTS else p for p in parts)
 
 
 def status_label(code: object) -> str:

@@ -327,7 +327,7 @@ def street_page(street_code: str, *, engine: Engine, viewer: Viewer) -> str:
         closed_week=view.closed_this_week, trend=view.trend, trend_top=top, legend=load_legend(),
         gaps=_records(pd.DataFrame(gap_rows.drop(columns="geometry"))) if len(gaps) else [],
         has_deadlines="deadline" in hz, families=config["families"], statuses=statuses,
-        departments=config["departments"],
+        departments={dep: i18n.department_label(dep) for dep in config["departments"]},
     )
     return render_page(m, title=i18n.tr(f"{street['name']} 隐患地图", f"{street['name']} hazard map") + " — firelane",
                        body_html=body, attributions=_source_attributions(view.street, view.compounds),

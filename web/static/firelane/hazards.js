@@ -78,7 +78,7 @@
         what.appendChild(el("br"));
         what.appendChild(el("small", h.compound_ref || ""));
         tr.appendChild(what);
-        tr.appendChild(el("td", [h.department || "", h.responsible_unit || ""].filter(Boolean).join(" / ")));
+        tr.appendChild(el("td", [h.department ? deptName(h.department) : "", h.responsible_unit || ""].filter(Boolean).join(" / ")));
         tr.appendChild(el("td", h.deadline ? h.deadline + (h.overdue ? " (" + fill(T.overdue_days, {d: h.days_overdue}) + ")" : "") : "",
                           "deadline"));
         var act = el("td");
@@ -111,11 +111,14 @@
 
   function refresh() { return Promise.all([loadList(), loadWorkload()]); }
 
-  function deptName(id) {
-    for (var i = 0; i < departments.length; i++) {
-      if (departments[i].id === id) { return en ? departments[i].en : departments[i].zh; }
-    }
-    return id;
+  function deptName(id) {  // a routing of several departments ("交警/公安; 物业") names each of them
+    return String(id).split(";").map(function (part) {
+      part = part.trim();
+      for (var i = 0; i < departments.length; i++) {
+        if (departments[i].id === part) { return en ? departments[i].en : departments[i].zh; }
+      }
+      return part;
+    }).join("; ");
   }
 
   function fact(dl, k, v) { dl.appendChild(el("dt", k)); dl.appendChild(el("dd", v === null || v === undefined ? "" : v)); }
