@@ -87,16 +87,7 @@ def _frozen_token_clock(monkeypatch) -> None:
     monkeypatch.setattr(auth, "time", SimpleNamespace(monotonic=lambda: 1000.0))
 
 
-def _until(predicate, seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
-
-
-def test_a_token_revoked_by_another_process_is_refused_at_once(api, db, monkeypatch):
+def test_a_token_revoked_by_another_process_is_refused_at_once(api, db, monkeypatch, eventually):
     from api import auth
     from api.changefeed import wait_until_live
 
@@ -109,11 +100,11 @@ def test_a_token_revoked_by_another_process_is_refused_at_once(api, db, monkeypa
     assert auth.cached_principal(token) is not None  # this process answers the token from its cache now
     with db.begin() as conn:  # revoked elsewhere (another worker, `firelane user`, psql): only PostgreSQL tells us
         conn.execute(text("SELECT firelane_revoke_token(:h)"), {"h": auth.token_hash(token)})
-    assert _until(lambda: api.get("/auth/me", headers=h).status_code == 401), "a revoked token was still accepted"
+    assert eventually(lambda: api.get("/auth/me", headers=h).status_code == 401), "a revoked token was still accepted"
     assert auth.cached_principal(token) is None and api.get("/auth/me", headers=h).status_code == 401
 
 
-def test_a_jurisdiction_changed_in_the_database_is_what_the_next_request_sees(api, db, monkeypatch):
+def test_a_jurisdiction_changed_in_the_database_is_what_the_next_request_sees(api, db, monkeypatch, eventually):
     from api import auth
     from api.changefeed import wait_until_live
 
@@ -125,7 +116,7 @@ def test_a_jurisdiction_changed_in_the_database_is_what_the_next_request_sees(ap
     with db.begin() as conn:  # an administrator's change from another process
         conn.execute(text("UPDATE users SET street_codes = CAST(:s AS jsonb) WHERE username = 'hana'"),
                      {"s": f'["{STREET_B}"]'})
-    assert _until(lambda: api.get("/auth/me", headers=h).json()["street_codes"] == [STREET_B])
+    assert eventually(lambda: api.get("/auth/me", headers=h).json()["street_codes"] == [STREET_B])
 
 
 def test_a_new_sign_in_leaves_the_other_cached_tokens_in_the_cache(api, db, monkeypatch):

@@ -64,17 +64,6 @@ def _live(db):
     return tile_cache(db)[0]
 
 
-def _until(predicate, seconds: float = 5.0) -> bool:
-    import time
-
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def test_a_repeated_tile_comes_from_the_cache_with_the_same_bytes_and_etag(api, headers, district, db):
     _live(db)
     url = f"/tiles/buildings/{TILE}.mvt"
@@ -113,7 +102,8 @@ def test_an_api_edit_is_in_the_very_next_tile(api, headers, district, db):
     assert "BA-0-renamed" in _refs(after) and "BA-0" not in _refs(after)
 
 
-def test_a_write_from_another_connection_reaches_the_tiles_through_the_change_feed(api, headers, district, db):
+def test_a_write_from_another_connection_reaches_the_tiles_through_the_change_feed(api, headers, district, db,
+                                                                                   eventually):
     from sqlalchemy import text
 
     _live(db)
@@ -122,10 +112,10 @@ def test_a_write_from_another_connection_reaches_the_tiles_through_the_change_fe
     assert api.get(url, headers=headers["admin"]).headers["X-Cache"] == "hit"
     with db.begin() as conn:  # as an import or psql would: no API involved
         conn.execute(text("DELETE FROM buildings WHERE ref = 'BB-0'"))
-    assert _until(lambda: "BB-0" not in _refs(api.get(url, headers=headers["admin"])))
+    assert eventually(lambda: "BB-0" not in _refs(api.get(url, headers=headers["admin"])))
 
 
-def test_while_the_change_feed_is_down_tiles_are_built_fresh(api, headers, district, db):
+def test_while_the_change_feed_is_down_tiles_are_built_fresh(api, headers, district, db, eventually):
     from sqlalchemy import text
 
     feed = _live(db)
@@ -138,7 +128,7 @@ def test_while_the_change_feed_is_down_tiles_are_built_fresh(api, headers, distr
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN firelane_changes%'"
         )).scalars().all()
     assert killed and all(killed)
-    assert _until(lambda: not feed.live or feed.generations(()) != epoch)
+    assert eventually(lambda: not feed.live or feed.generations(()) != epoch)
     with db.begin() as conn:
         conn.execute(text("DELETE FROM buildings WHERE ref = 'BB-0'"))
     assert "BB-0" not in _refs(api.get(url, headers=headers["admin"]))

@@ -515,9 +515,11 @@ def test_survey_order_is_read_only_from_projected_points_that_fit_no_other_way()
     e, n = np.asarray(e), np.asarray(n)
     assert coords.in_survey_order(n, e, gk)  # northing first: a Chinese survey's X
     assert not coords.in_survey_order(e, n, gk)  # the usual order
-    assert not coords.in_survey_order(np.r_[n[:1], e[1:]], np.r_[e[:1], n[1:]], gk)  # one row each way: not a convention
-    assert not coords.in_survey_order(np.array([29.87]), np.array([121.55]), coords.parse_crs("EPSG:4490"))  # lat/lon: not this
-    assert not coords.in_survey_order(np.array([29.87]), np.array([121.55]), coords.parse_crs("gcj02"))
+    mixed = np.r_[n[:1], e[1:]], np.r_[e[:1], n[1:]]
+    assert not coords.in_survey_order(*mixed, gk)  # one row each way: not a convention
+    lat, lon = np.array([29.87]), np.array([121.55])
+    assert not coords.in_survey_order(lat, lon, coords.parse_crs("EPSG:4490"))  # lat/lon: not this
+    assert not coords.in_survey_order(lat, lon, coords.parse_crs("gcj02"))
     assert not coords.in_survey_order(np.array([np.nan]), np.array([np.nan]), gk)
 
 

@@ -77,7 +77,8 @@ def test_the_fingerprint_covers_the_sql_the_migrations_take_from_the_package(mon
     from gis import audit, jurisdiction
 
     fp = schema_version.fingerprint()
-    taken = {name for path in (schema_version.MIGRATIONS / "versions").glob("*.py") for name, _ in schema_version.generated_sql(path)}
+    files = (schema_version.MIGRATIONS / "versions").glob("*.py")
+    taken = {name for path in files for name, _ in schema_version.generated_sql(path)}
     assert {"gis.audit.all_triggers_sql", "gis.jurisdiction.jurisdiction_sql"} <= taken
     # a trigger more (as the sign-in tables' change notifications once were) is another schema
     made = audit.all_triggers_sql()

@@ -78,7 +78,8 @@
         what.appendChild(el("br"));
         what.appendChild(el("small", h.compound_ref || ""));
         tr.appendChild(what);
-        tr.appendChild(el("td", [h.department ? deptName(h.department) : "", h.responsible_unit || ""].filter(Boolean).join(" / ")));
+        var who = [h.department ? deptName(h.department) : "", h.responsible_unit || ""];
+        tr.appendChild(el("td", who.filter(Boolean).join(" / ")));
         tr.appendChild(el("td", h.deadline ? h.deadline + (h.overdue ? " (" + fill(T.overdue_days, {d: h.days_overdue}) + ")" : "") : "",
                           "deadline"));
         var act = el("td");
