@@ -131,9 +131,12 @@ def _given_crs(source: Source, crs: str | int | CrsSpec | None,
         notes.append("文件未声明坐标系, 按 WGS84 经纬度 (EPSG:4326) 读取 the file declares no CRS: "
                      "assumed EPSG:4326 (WGS84 longitude/latitude); use --crs gcj02 for AMap/Tencent picks")
         return parse_crs(_WGS84), notes
+    xy = _sample_xy(source)
+    hint = crs_hint(xy[:, 0], xy[:, 1], bounds)
     raise ImportFailed([Problem(None, "crs",
-                                f"文件未声明坐标系, 请用 --crs 指定 the file declares no CRS ({source.format}): give --crs, "
-                                "e.g. --crs EPSG:4549 (CGCS2000 3° GK CM 120E) or --crs EPSG:4490")])
+                                f"文件未声明坐标系, 请用 --crs 指定 the file declares no CRS ({source.format}): give --crs"
+                                + (f" ({hint})" if hint else ", e.g. --crs EPSG:4549 (CGCS2000 3° GK CM 120E) or "
+                                   "--crs EPSG:4490"))])
 
 
 def _sample_xy(source: Source, n: int = 200) -> np.ndarray:

@@ -220,6 +220,13 @@ def test_a_dxf_without_crs_is_refused(seeded, tmp_path):
     doc.saveas(tmp_path / "plan.dxf")
     [problem] = _refused(seeded, tmp_path / "plan.dxf", layer="buildings")
     assert problem.startswith("crs: 文件未声明坐标系, 请用 --crs 指定 the file declares no CRS (DXF)")
+    # a drawing in the district's Gauss-Krüger metres: the refusal names the CRS they fit
+    gk = ezdxf.new("R2013")
+    gk.modelspace().add_lwpolyline([(650000, 3306000), (650009, 3306000), (650009, 3306009), (650000, 3306009)],
+                                   close=True, dxfattribs={"layer": "建筑"})
+    gk.saveas(tmp_path / "gk.dxf")
+    [problem] = _refused(seeded, tmp_path / "gk.dxf", layer="buildings")
+    assert "the coordinates fit EPSG:4549 (CGCS2000 / 3-degree Gauss-Kruger CM 120E)" in problem, problem
 
 
 def test_an_unclosed_wkt_ring_is_reported_not_closed_for_you(seeded, tmp_path):
