@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import geopandas as gpd
+import pyproj
 import shapely
 
 from gis.checks.context import CheckContext
@@ -34,7 +35,7 @@ def feat(ref: str, geometry, **attrs) -> dict:
 def context(**layers: list[dict]) -> CheckContext:
     """A partition of compound C1 holding the given layers (lists of feature dicts)."""
     frames = {name: gpd.GeoDataFrame(rows, geometry="geometry", crs=CRS) for name, rows in layers.items()}
-    return CheckContext(compound_ref="C1", crs=CRS, profile=PROFILE, layers=frames)
+    return CheckContext(compound_ref="C1", crs=pyproj.CRS(CRS), profile=PROFILE, layers=frames)
 
 
 def by_rule(found: gpd.GeoDataFrame, rule: str) -> gpd.GeoDataFrame:

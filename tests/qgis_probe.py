@@ -51,7 +51,7 @@ def _layer_report(layer) -> dict:
     fields = {f.name(): _TYPES.get(int(f.type()), f.typeName()) for f in layer.fields()}
     features = []
     for feature in layer.getFeatures():
-        props = {}
+        props: dict[str, object] = {}
         for name, value in zip(layer.fields().names(), feature.attributes(), strict=True):
             if value is None or (hasattr(value, "isNull") and value.isNull()):
                 props[name] = None

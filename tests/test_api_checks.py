@@ -77,8 +77,9 @@ def test_the_ledger_life_cycle_is_enforced_and_audited(api, headers, district, d
         owner = photos.hazard_owner(conn, hid)
         after = [photos.add_photo(conn, picture("JPEG"), owner=owner, kind="after", user="test")["id"]
                  for _ in range(2)]
-    steps = (("assigned", {"department": "交警/公安", "unit": "某物业公司", "deadline": "2099-01-01"}),
-             ("rectifying", {}), ("rectified", {"photos": after}))
+    steps: tuple[tuple[str, dict[str, object]], ...] = (
+        ("assigned", {"department": "交警/公安", "unit": "某物业公司", "deadline": "2099-01-01"}),
+        ("rectifying", {}), ("rectified", {"photos": after}))
     for to, extra in steps:
         response = api.post(url, json={"to": to, "note": f"现场 {to}", **extra}, headers=so)
         assert response.status_code == 200, response.text

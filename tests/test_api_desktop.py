@@ -155,7 +155,9 @@ def test_number_matched_on_the_first_page_exact_or_from_the_planner(api, headers
 
     from gis import pgcluster
 
-    superuser = create_engine(pgcluster.load_state().superuser_url)  # ANALYZE, pg_class: not the app role's
+    state = pgcluster.load_state()
+    assert state is not None
+    superuser = create_engine(state.superuser_url)  # ANALYZE, pg_class: not the app role's
     with superuser.begin() as conn:
         conn.execute(text("ANALYZE buildings"))
     monkeypatch.setenv("FIRELANE_API_COUNT_EXACT_MAX", "3")

@@ -5,6 +5,7 @@ The fixtures built on them (api, headers, district) are in tests/conftest.py; th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -23,7 +24,7 @@ def _password_hash() -> str:
     return hash_password(PASSWORD)
 
 
-def make_user(engine, username: str, role: str, streets: tuple[str, ...] = ()) -> dict[str, str]:
+def make_user(engine, username: str, role: str, streets: Sequence[str] = ()) -> dict[str, str]:
     """A user (password PASSWORD) with a fresh bearer token; returns the Authorization header."""
     import json
 

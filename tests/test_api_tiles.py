@@ -61,7 +61,9 @@ def _live(db):
     from api.tilecache import tile_cache
 
     assert wait_until_live(db), "the change feed did not connect"
-    return tile_cache(db)[0]
+    cache = tile_cache(db)
+    assert cache is not None
+    return cache[0]
 
 
 def test_a_repeated_tile_comes_from_the_cache_with_the_same_bytes_and_etag(api, headers, district, db):

@@ -89,7 +89,9 @@ def test_a_corrupt_backup_is_refused_by_its_checksums(db, district, tmp_path):
     corrupt = tmp_path / "corrupt.tar"
     with tarfile.open(out) as src, tarfile.open(corrupt, "w") as dst:
         for member in src:
-            data = src.extractfile(member).read()
+            file = src.extractfile(member)
+            assert file is not None
+            data = file.read()
             if member.name == "database.dump":
                 data = data[:-10] + bytes(b ^ 0xFF for b in data[-10:])
             import io

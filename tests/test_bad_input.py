@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import ezdxf
 import geopandas as gpd
@@ -311,7 +312,7 @@ def test_chunked_validation_reports_exactly_what_whole_file_validation_reports()
     frame = pd.DataFrame([props for props, _ in rows])
     geometry = np.array([g for _, g in rows], dtype=object)
     errors = {4: "几何无法解析 geometry cannot be parsed"}
-    kwargs = dict(layer=get_layer("buildings"), crs=parse_crs("EPSG:4490"), geometry_errors=errors)
+    kwargs: dict[str, Any] = dict(layer=get_layer("buildings"), crs=parse_crs("EPSG:4490"), geometry_errors=errors)
     whole = validate_frame(frame, geometry, **kwargs)
     chunks = list(validate_chunks(frame, geometry, chunk_rows=3, **kwargs))
     assert len(chunks) == 4
@@ -352,7 +353,7 @@ def test_chunks_start_small_and_unparsed_wkb_is_parsed_chunk_by_chunk_with_the_s
     wkb = np.array([shapely.to_wkb(b) for b in boxes], dtype=object)
     wkb[[2, 9, 30]] = [unclosed, None, shapely.to_wkb(BOWTIE)]
     frame = pd.DataFrame({"ref": [f"B{i}" for i in range(40)], "height_m": [9.0] * 40})
-    kwargs = dict(layer=get_layer("buildings"), crs=parse_crs("EPSG:4490"))
+    kwargs: dict[str, Any] = dict(layer=get_layer("buildings"), crs=parse_crs("EPSG:4490"))
     geometry, errors = parse_wkb(wkb)
     whole = validate_frame(frame, geometry, geometry_errors=errors, **kwargs)
     chunks = list(validate_chunks(frame, wkb, chunk_rows=8, first_chunk_rows=2, parse=parse_wkb, **kwargs))

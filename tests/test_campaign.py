@@ -83,8 +83,9 @@ def test_a_preset_campaign_is_stored_with_its_pilot_streets_resolved(db, distric
     c = cp.get_campaign(cid, engine=db)
     assert c.preset == "yinzhou-2020" and c.year == 2026 and len(c.stages) == 5
     assert [p["code"] for p in c.pilot_streets] == ["330212003", "330212004"]
-    assert c.stage_on(date(2026, 9, 20)).code == "survey"
-    assert c.due_next(date(2026, 9, 20))["due"] == date(2026, 9, 30)
+    stage, due = c.stage_on(date(2026, 9, 20)), c.due_next(date(2026, 9, 20))
+    assert stage is not None and stage.code == "survey"
+    assert due is not None and due["due"] == date(2026, 9, 30)
     rows = {r["street"]: r["pilot"] for r in progress(cid, today=date(2026, 10, 2), engine=db)["streets"]}
     assert rows == {"330212003": True, "330212004": True, "330212005": False}
     with pytest.raises(cp.CampaignError, match="unknown street codes: 999"):

@@ -54,7 +54,12 @@ def _signed_in(browser, base: str, user: str):
     errors: list[str] = []
     requests: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("dialog", lambda d: (errors.append(f"dialog: {d.message}"), d.dismiss()))
+
+    def on_dialog(d) -> None:
+        errors.append(f"dialog: {d.message}")
+        d.dismiss()
+
+    page.on("dialog", on_dialog)
     context.on("request", lambda r: requests.append(r.url))
     return context, page, errors, requests
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import geopandas as gpd
+import numpy as np
 import pytest
 import shapely
 from shapely.geometry import LineString, Point, box
@@ -112,6 +113,7 @@ def test_largest_inscribed_rectangle_helpers():
     assert gm.fits_rectangle(box(0, 0, 14, 10), 15, 10) is None
     sq = gm.largest_inscribed_square(shapely.union_all([box(0, 0, 50, 6), box(50, -3, 61.9, 8.9)]))
     assert sq.length == pytest.approx(11.9, abs=0.01)
+    assert sq.rectangle is not None
     assert sq.rectangle.within(shapely.union_all([box(0, 0, 50, 6), box(50, -3, 61.9, 8.9)]).buffer(1e-6))
 
 
@@ -220,7 +222,8 @@ def test_frontage_may_turn_a_corner():
 
 
 def test_frontage_runs_helper():
-    runs, perimeter, _ = aerial.frontage_runs(box(0, 0, 30, 15), [box(5, -10, 15, -5), box(18, -8, 40, -3)],
+    runs, perimeter, _ = aerial.frontage_runs(box(0, 0, 30, 15),
+                                              np.array([box(5, -10, 15, -5), box(18, -8, 40, -3)], dtype=object),
                                               reach=10.0)
     assert perimeter == pytest.approx(90.0)
     got = sorted(round(e - s, 3) for s, e in runs)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import pytest
 import shapely
@@ -38,7 +40,7 @@ def _bites(lane_geom, obstacles) -> np.ndarray:
 
 def _cars_on_ring(n: int, seed: int) -> list:
     rng = np.random.default_rng(seed)
-    out = []
+    out: list[shapely.Geometry] = []
     while len(out) < n:
         x, y = rng.uniform(-5, 65), rng.uniform(-5, 45)
         car = shapely.affinity.rotate(box(x, y, x + rng.uniform(0.5, 2.5), y + rng.uniform(1.0, 5.0)),
@@ -132,7 +134,8 @@ def test_unions_of_lane_groups_equal_one_union_at_a_time():
     groups = [np.array([0, 1, 2]), np.array([1, 2]), np.array([3]), np.array([2, 0]), np.array([], dtype=np.int64)]
     got = net.unions(groups)
     for g, u in zip(groups, got, strict=True):
-        assert u.equals_exact(net.union(g), 0) or (u.is_empty and net.union(g).is_empty)
+        # (`union` is typed `object`: it returns a shapely geometry)
+        assert u.equals_exact(net.union(g), 0) or (u.is_empty and cast(shapely.Geometry, net.union(g)).is_empty)
     assert len(gm.pieces(got[0])) == 1  # the gaps are bridged
 
 
@@ -239,8 +242,9 @@ def test_batched_bottlenecks_equal_one_lane_at_a_time():
     for a, b, c in zip(got, given, alone, strict=True):
         assert (a is None) == (b is None) == (c is None)
         if a is not None:
+            assert b is not None and c is not None  # (as asserted just above)
             assert a.width == b.width == c.width
-            assert a.neck.equals_exact(b.neck, 0) and a.neck.equals_exact(c.neck, 0)
+            assert a.neck is not None and a.neck.equals_exact(b.neck, 0) and a.neck.equals_exact(c.neck, 0)
     widths = [None if a is None else a.width for a in got]
     assert widths[0] is None and widths[1] == pytest.approx(3.9, abs=0.01)
     assert widths[2] == pytest.approx(2.5, abs=0.01) and widths[5] == pytest.approx(3.2, abs=0.01)
@@ -276,7 +280,8 @@ def test_batched_squares_equal_one_at_a_time():
     for g, u, sq in zip(geoms, upper, got, strict=True):
         one = gm.largest_inscribed_square(g, upper=float(u))
         assert sq.length == one.length
-        assert (sq.rectangle is None and one.rectangle is None) or sq.rectangle.equals_exact(one.rectangle, 0)
+        assert (sq.rectangle is None and one.rectangle is None) or (
+            sq.rectangle is not None and sq.rectangle.equals_exact(one.rectangle, 0))
     assert got[0].length == pytest.approx(4.5, abs=0.01) and got[2].length == 0.0
     assert got[1].length == pytest.approx(12.0, abs=0.01)  # the upper bound stops the search
 

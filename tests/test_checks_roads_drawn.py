@@ -8,6 +8,7 @@ from __future__ import annotations
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyproj
 import pytest
 import shapely
 from shapely.geometry import LineString, Point, box
@@ -93,7 +94,8 @@ def same_findings(a: pd.DataFrame, b: pd.DataFrame) -> None:
 
 def gate_parking(frames: dict[str, gpd.GeoDataFrame]) -> pd.DataFrame:
     """The PARK-ENTRANCE failures of compound C1 checked on UTM frames."""
-    found = fails(CheckContext(compound_ref="C1", crs="EPSG:32651", profile=load_profile("cn-gb"), layers=frames))
+    found = fails(CheckContext(compound_ref="C1", crs=pyproj.CRS("EPSG:32651"), profile=load_profile("cn-gb"),
+                               layers=frames))
     return found[found["rule"] == "PARK-ENTRANCE"]
 
 

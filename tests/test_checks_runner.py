@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import cast
 
 import geopandas as gpd
 import numpy as np
@@ -20,7 +21,7 @@ from runner_support import bent_district, district, load
 from sqlalchemy import text
 
 from gis.checks import output
-from gis.checks.context import build_contexts
+from gis.checks.context import CheckContext, build_contexts
 from gis.checks.runner import (
     FAMILIES,
     FAMILY_CHECKS,
@@ -142,7 +143,8 @@ def test_rules_run_with_the_cyclic_collector_paused_and_it_comes_back(monkeypatc
     found = run_on_frames(district(), families=("lanes",), grouped=False)
     assert states == [False, False] and gc.isenabled()  # one partition per compound, both paused
     assert ("LANE-CLEAR", "L1") in fail_keys(found)
-    tasks = [(c, ("lanes",)) for c in build_contexts(district(), profile="cn-gb")]
+    tasks: list[tuple[CheckContext, tuple[str, ...]]] = [
+        (c, ("lanes",)) for c in build_contexts(district(), profile="cn-gb")]
     _check_batch(tasks)  # what a pool worker runs: paused there too
     assert states[2:] == [False, False] and gc.isenabled()
 
@@ -239,7 +241,7 @@ def test_a_run_chooses_each_zones_coordinate_operation_once_for_its_workers():
     outlines = np.array([shapely.box(117.9, 29.8, 117.901, 29.801), shapely.box(121.5, 29.8, 121.501, 29.801),
                          shapely.box(121.6, 29.8, 121.601, 29.801)], dtype=object)  # zones 50, 51, 51
     ops = storage_operations(outlines)
-    assert sorted(dst.to_epsg() for _, dst, _ in ops) == [32650, 32651]
+    assert sorted(cast(int, dst.to_epsg()) for _, dst, _ in ops) == [32650, 32651]  # UTM zones: EPSG codes
     assert all(src.to_epsg() == 4490 and '"type"' in op for src, _, op in ops)
     assert pickle.loads(pickle.dumps(ops))[0][2] == ops[0][2]
     assert storage_operations(np.empty(0, dtype=object)) == ()

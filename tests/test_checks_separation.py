@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import geopandas as gpd
+import pyproj
 import pytest
 import shapely
 
@@ -26,7 +29,7 @@ def building(ref: str, x0: float, width: float = 20.0, *, compound: str = "C1", 
 
 def context(*buildings: dict, compound: str = "C1") -> CheckContext:
     frame = gpd.GeoDataFrame(list(buildings), geometry="geometry", crs=CRS)
-    return CheckContext(compound_ref=compound, crs=CRS, profile=PROFILE, layers={"buildings": frame})
+    return CheckContext(compound_ref=compound, crs=pyproj.CRS(CRS), profile=PROFILE, layers={"buildings": frame})
 
 
 def pair(gap: float, a: dict | None = None, b: dict | None = None) -> gpd.GeoDataFrame:
@@ -34,8 +37,8 @@ def pair(gap: float, a: dict | None = None, b: dict | None = None) -> gpd.GeoDat
     return separation.check(context(building("A", 0, **(a or {})), building("B", 20 + gap, **(b or {}))))
 
 
-HIGH = {"height_m": 30.0}
-LOW = {"height_m": 12.0}
+HIGH: dict[str, Any] = {"height_m": 30.0}
+LOW: dict[str, Any] = {"height_m": 12.0}
 
 
 @pytest.mark.parametrize(("gap", "fails"), [(12.9, True), (13.1, False)])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pickle
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -81,7 +82,7 @@ def test_batches_checked_by_workers_while_the_next_is_read_give_the_serial_findi
                 run = run_checks(engine=db, stream_batch=10, dask_address=client)
                 assert client.status == "running"  # the caller's client is left to the caller
         else:
-            run = run_checks(engine=db, stream_batch=10, **how)
+            run = run_checks(engine=db, stream_batch=10, **cast(dict[str, Any], how))
         with db.connect() as conn:
             assert dict(conn.execute(text("SELECT key, status FROM hazards")).all()) == ledger_serial, how
         pd.testing.assert_frame_equal(_keyed(serial.findings), _keyed(run.findings))

@@ -245,7 +245,8 @@ def test_a_long_curve_is_cut_into_corners_of_at_most_150_degrees_as_a_walk_along
         prev, nxt = turns._ring_neighbours(ring)
         into, out = xy - xy[prev], xy[nxt] - xy
         turn = np.degrees(np.abs(np.arctan2(into[:, 0] * out[:, 1] - into[:, 1] * out[:, 0], (into * out).sum(1))))
-        walk, pieces = 0.0, [[]]
+        walk = 0.0
+        pieces: list[list[np.integer]] = [[]]
         for v in member:
             if walk > 0 and walk + turn[v] > turns.TURN_MAX_DEG:
                 walk, pieces = 0.0, [*pieces, []]
@@ -305,7 +306,7 @@ def test_surfaces_are_simplified_as_the_topology_preserving_simplifier_does():
     # a thin slot (where Douglas-Peucker's flattening would cross the slot and the topology-preserving simplifier
     # refuses it): the surfaces come out exactly as the topology-preserving simplifier gives them
     rng = np.random.default_rng(5)
-    shapes = []
+    drawn = []
     for k in range(60):
         xy = shapely.get_coordinates(Point(0, 0).buffer(30, quad_segs=int(rng.integers(4, 40))))[:-1]
         if k % 3:
@@ -314,8 +315,8 @@ def test_surfaces_are_simplified_as_the_topology_preserving_simplifier_does():
         if k % 3 == 2:
             slot = [(x, 29.96 - 0.006 * (i % 2)) for i, x in enumerate(np.linspace(-5, 5, 11))] + [(5, 29.9), (-5, 29.9)]
             g = g.difference(shapely.Polygon(slot))
-        shapes.append(shapely.affinity.translate(g, X0 + 100 * k, Y0))
-    shapes = np.array(shapes, dtype=object)
+        drawn.append(shapely.affinity.translate(g, X0 + 100 * k, Y0))
+    shapes = np.array(drawn, dtype=object)
     want = shapely.orient_polygons(shapely.simplify(shapes, turns.SIMPLIFY_M, preserve_topology=True))
     assert shapely.equals_exact(turns.simplified(shapes), want, 0.0).all()
     # (both cases occur: surfaces with nothing to simplify, and some Douglas-Peucker alone would get wrong)

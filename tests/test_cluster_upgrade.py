@@ -106,13 +106,14 @@ def test_the_managed_cluster_upgrades_itself_and_the_app_starts_on_it(old_cluste
     assert sorted(f["properties"]["ref"] for f in json.loads(out.read_text())["features"]) == [
         "330212001", "330212002"]
     with _superuser(port, password) as conn:
-        owners = dict(conn.execute(
+        owners: dict[str, str] = dict(conn.execute(
             "SELECT c.relname, pg_get_userbyid(c.relowner) FROM pg_class c JOIN pg_namespace n ON "
             "n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind IN ('r', 'S')").fetchall())
         assert owners["alembic_version"] == owners["streets"] == owners["hazards"] == "firelane_owner"
         assert owners["spatial_ref_sys"] == "firelane"  # PostGIS's own table stays the extension's
-        funcs = dict(conn.execute("SELECT p.proname, pg_get_userbyid(p.proowner) FROM pg_proc p JOIN pg_namespace n "
-                                  "ON n.oid = p.pronamespace WHERE p.proname = 'firelane_compounds_no_overlap'"))
+        funcs: dict[str, str] = dict(conn.execute(
+            "SELECT p.proname, pg_get_userbyid(p.proowner) FROM pg_proc p JOIN pg_namespace n "
+            "ON n.oid = p.pronamespace WHERE p.proname = 'firelane_compounds_no_overlap'"))
         assert funcs == {"firelane_compounds_no_overlap": "firelane_owner"}
     state = json.loads((Path(env["FIRELANE_HOME"]) / "cluster.json").read_text())
     with psycopg.connect(host="127.0.0.1", port=port, user="firelane_app", password=state["app_password"],

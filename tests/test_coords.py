@@ -128,6 +128,7 @@ class TestGcj02:
         lon = np.array([121.5, 139.69, 119.6])
         lat = np.array([29.8, 35.69, 25.9])
         glon, glat = wgs84_to_gcj02(lon, lat)
+        assert isinstance(glon, np.ndarray) and isinstance(glat, np.ndarray)
         assert glon.shape == (3,)
         assert (glon[1], glat[1]) == (139.69, 35.69)  # Tokyo untouched
         assert glon[0] != 121.5 and glon[2] != 119.6  # Ningbo and Fuzhou shifted
@@ -137,14 +138,17 @@ class TestGcj02:
         assert isinstance(lon, float) and isinstance(lat, float)
         glon, glat = grid(YINZHOU, n=7)
         out_lon, out_lat = gcj02_to_wgs84(glon, glat)
+        assert isinstance(out_lon, np.ndarray) and isinstance(out_lat, np.ndarray)
         assert out_lon.shape == out_lat.shape == (7, 7)
 
     def test_scalar_latitude_broadcasts_against_an_array_of_longitudes(self):
         lon, lat = wgs84_to_gcj02(np.array([121.4, 121.5, 121.6]), 29.8)
+        assert isinstance(lon, np.ndarray) and isinstance(lat, np.ndarray)
         assert lon.shape == lat.shape == (3,)
 
     def test_missing_coordinates_stay_missing_and_do_not_stall_the_inverse(self):
         lon, lat = gcj02_to_wgs84(np.array([121.5, np.nan]), np.array([29.8, np.nan]))
+        assert isinstance(lon, np.ndarray) and isinstance(lat, np.ndarray)
         assert np.isnan(lon[1]) and np.isnan(lat[1])
         assert np.isfinite(lon[0]) and np.isfinite(lat[0])
 
@@ -489,6 +493,7 @@ def test_a_process_adopting_another_ones_operation_projects_the_same_coordinates
     adopt_operation(pyproj.CRS.from_user_input(4490), local_metric_crs(121.55, 29.8), operation)
     try:
         adopted = cached_transformer(storage, zone)
+        assert adopted is not None
         rng = np.random.default_rng(7)
         x, y = rng.uniform(120.0, 123.0, 50_000), rng.uniform(28.0, 31.0, 50_000)
         for a, b in zip(chosen.transform(x, y), adopted.transform(x, y), strict=True):

@@ -18,6 +18,7 @@ def _connect(role: str = "app") -> psycopg.Connection:
     from gis import pgcluster
 
     state = pgcluster.load_state()
+    assert state is not None
     user, password = {"app": (pgcluster.APP, state.app_password),
                       "owner": (pgcluster.OWNER, state.owner_password)}[role]
     return psycopg.connect(host="127.0.0.1", port=state.port, user=user, password=password,
@@ -30,7 +31,9 @@ def _scope(conn: psycopg.Connection, kind: str, streets: str = "") -> None:
 
 
 def _count(conn: psycopg.Connection, table: str, where: str = "true") -> int:
-    return conn.execute(f"SELECT count(*) FROM {table} WHERE {where}").fetchone()[0]
+    row = conn.execute(f"SELECT count(*) FROM {table} WHERE {where}").fetchone()
+    assert row is not None
+    return row[0]
 
 
 def test_the_application_role_is_no_superuser_and_owns_nothing(engine):
@@ -101,7 +104,8 @@ def test_a_compound_bound_scope_sees_its_compounds_only(district):
                      "set_config('firelane.compounds', %s, false)", ('["CA-1", "no, such"]',))
         assert _count(conn, "compounds") == 1
         assert _count(conn, "buildings") == 5 and _count(conn, "buildings", "compound_ref <> 'CA-1'") == 0
-        assert conn.execute("SELECT array_agg(ref) FROM streets").fetchone()[0] == [STREET_A]
+        streets = conn.execute("SELECT array_agg(ref) FROM streets").fetchone()
+        assert streets is not None and streets[0] == [STREET_A]
         assert _count(conn, "hazards", f"street_code = '{STREET_B}'") == 0
 
 

@@ -144,7 +144,9 @@ def test_the_street_page_shows_a_hazards_photos_with_where_they_were_taken(site,
     expect(item).to_have_count(1, timeout=20000)
     text_ = item.inner_text()
     assert "2026-12-04 02:15" in text_ and "拍摄" in text_
-    metres = float(re.search(r"拍摄点距隐患 ([\d.]+) m", text_).group(1))
+    distance = re.search(r"拍摄点距隐患 ([\d.]+) m", text_)
+    assert distance is not None, text_
+    metres = float(distance.group(1))
     assert metres == pytest.approx(19.3, abs=1.0)
     expect(item.locator("img")).to_have_js_property("naturalWidth", 320)  # the thumbnail loaded
     new_id = item.get_attribute("data-photo-id")

@@ -26,7 +26,7 @@ def test_real_pictures_and_pdfs_are_accepted_by_their_content(fmt, media):
         assert info.width is None and info.thumbnail is None
     else:
         assert (info.width, info.height) == (320, 200)
-        assert info.thumbnail.startswith(b"\xff\xd8\xff")  # thumbnails are JPEG
+        assert info.thumbnail is not None and info.thumbnail.startswith(b"\xff\xd8\xff")  # thumbnails are JPEG
 
 
 @pytest.mark.parametrize("data", [HTML, SVG, b"GIF89a" + b"\x00" * 64, b"just text, named photo.jpg"],
@@ -79,6 +79,7 @@ def test_exif_time_and_gps_are_read():
     data = picture("JPEG", gps=(121.54, 29.81), taken="2026:12:01 09:30:00")
     info = ph.inspect(data)
     assert info.exif_lonlat == pytest.approx((121.54, 29.81), abs=1e-6)
+    assert info.exif_time is not None
     assert info.exif_time.isoformat() == "2026-12-01T01:30:00+00:00"  # local time in China (UTC+8) when no offset
     assert ph.inspect(picture("PNG")).exif_lonlat is None
 
@@ -177,10 +178,11 @@ def test_blobs_left_by_refused_uploads_are_collected_and_used_ones_kept(api, hea
     import os
     import time
 
-    from gis.campaign.storage import storage
+    from gis.campaign.storage import FileStorage, storage
 
     kept = _upload(api, district.id("hazards", "k-a"), headers["street_a"], picture("JPEG")).json()["sha256"]
     store = storage()
+    assert isinstance(store, FileStorage)  # the default backend: files, which the test backdates
     orphan = hashlib.sha256(b"orphan").hexdigest()
     store.put(f"photos/{orphan}", b"orphan")  # as an upload whose transaction rolled back leaves it
     fresh = hashlib.sha256(b"in flight").hexdigest()

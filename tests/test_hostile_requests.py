@@ -90,8 +90,8 @@ def test_hostile_patches_are_400(api, headers, district, db):
         assert response.status_code == 400, response.text
     # patches of 150 keys each may not add up past the limit either
     for start in (0, 150):
-        body = {"properties": {"extra": {f"k{i}": i for i in range(start, start + 150)}}}
-        response = api.patch(url, content=json.dumps(body).encode(), headers=auth)
+        changes = {"properties": {"extra": {f"k{i}": i for i in range(start, start + 150)}}}
+        response = api.patch(url, content=json.dumps(changes).encode(), headers=auth)
     assert response.status_code == 400 and "FIRELANE_LIMIT_EXTRA_KEYS" in response.text
 
 

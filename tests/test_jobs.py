@@ -57,6 +57,7 @@ def test_a_killed_process_holding_a_job_is_reaped_with_its_check_run(db):
             "    time.sleep(120)\n")
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
+        assert child.stdout is not None  # stdout=PIPE
         job_id, run_id = (int(v) for v in child.stdout.readline().split())
         assert _status(db, job_id)[0] == "running"
         assert jobs.reap(engine=db) == []  # alive and beating: left alone
@@ -67,7 +68,7 @@ def test_a_killed_process_holding_a_job_is_reaped_with_its_check_run(db):
             child.kill()
     assert jobs.reap(engine=db) == [job_id]
     status, error = _status(db, job_id)
-    assert status == "failed" and "reaped" in error
+    assert status == "failed" and error is not None and "reaped" in error
     with db.connect() as conn:
         run = conn.execute(text("SELECT status, error FROM check_runs WHERE id = :id"), {"id": run_id}).one()
     assert run.status == "failed" and "reaped" in run.error
@@ -103,7 +104,7 @@ def test_a_worker_loop_runs_a_queued_check_run_in_a_child_process(db):
     assert jobs.WorkerLoop(engine=db).turn() is True
     job = jobs.get(job_id, engine=db)
     assert job.status == "succeeded", job.error
-    assert job.result["run_id"] == run_id and job.worker_pid != os.getpid()
+    assert job.result is not None and job.result["run_id"] == run_id and job.worker_pid != os.getpid()
     with db.connect() as conn:
         run = conn.execute(text("SELECT status, job_id, started_by FROM check_runs WHERE id = :id"),
                            {"id": run_id}).one()

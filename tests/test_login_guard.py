@@ -81,8 +81,8 @@ def test_a_spray_of_random_names_is_limited_per_address_even_through_a_trusted_p
     with _app_client(client=("192.0.2.50", 40000)) as direct:  # not a proxy: its header is ignored
         assert _login(direct, "x", **{"X-Forwarded-For": "203.0.113.9"}) == 401
     with owner_engine().connect() as conn:
-        counts = dict(conn.execute(text("SELECT key, count(*) FROM login_attempts WHERE key LIKE 'addr:%' "
-                                        "GROUP BY key")).all())
+        counts: dict[str, int] = dict(conn.execute(text(
+            "SELECT key, count(*) FROM login_attempts WHERE key LIKE 'addr:%' GROUP BY key")).all())
     assert counts == {"addr:203.0.113.9": 6, "addr:203.0.113.10": 1, "addr:192.0.2.50": 1}
 
 

@@ -57,10 +57,13 @@ class Extract:
         return way in self.ways and all(n in self.coords for n in self.ways[way][1])
 
     def line(self, way: int) -> shapely.LineString:
-        xs, ys = self.utm.transform(*zip(*(self.coords[n] for n in self.ways[way][1]), strict=True))
+        assert self.utm is not None  # set once the file is read
+        lons, lats = zip(*(self.coords[n] for n in self.ways[way][1]), strict=True)
+        xs, ys = self.utm.transform(lons, lats)
         return shapely.LineString(np.column_stack([xs, ys]))
 
     def point(self, node: int) -> shapely.Point:
+        assert self.utm is not None
         return shapely.Point(self.utm.transform(*self.coords[node]))
 
     def areas(self, wanted) -> dict[str, shapely.Geometry]:
@@ -81,13 +84,13 @@ class Extract:
 def extract() -> Extract:
     ex = Extract()
     for obj in osmium.FileProcessor(str(DATA)):
-        if obj.is_node():
+        if isinstance(obj, osmium.osm.Node):  # (what is_node() tests, narrowing the type)
             ex.coords[obj.id] = (obj.location.lon, obj.location.lat)
             if len(obj.tags):
                 ex.node_tags[obj.id] = dict(obj.tags)
-        elif obj.is_way():
+        elif isinstance(obj, osmium.osm.Way):
             ex.ways[obj.id] = (dict(obj.tags), [n.ref for n in obj.nodes])
-        elif obj.is_relation():
+        elif isinstance(obj, osmium.osm.Relation):
             ex.rels[obj.id] = (dict(obj.tags), [(m.type, m.ref) for m in obj.members])
     lon = np.mean([c[0] for c in ex.coords.values()])
     zone = int((lon + 180) // 6) + 1
@@ -229,7 +232,7 @@ def test_building_heights_come_from_height_else_levels_times_three_marked_estima
     b = derived.frames["buildings"].set_index("ref")
     tags = {f"osm:way/{w}": t for w, (t, _) in extract.ways.items()}
     tags |= {f"osm:relation/{r}": t for r, (t, _) in extract.rels.items()}
-    kinds = Counter()
+    kinds: Counter[str] = Counter()
     for ref, row in b.iterrows():
         t = tags[ref]
         height, levels = T.parse_length_m(t.get("height")), T.parse_levels(t.get("building:levels"))
@@ -282,7 +285,7 @@ def test_parking_strips_follow_the_parking_lane_tags(derived):
     strips = p[p["extra"].map(lambda e: "parking_sides" in e)]
     assert len(strips) and strips["estimated"].all()
     roads = derived.frames["roads"].set_index("ref").to_crs(32635)
-    one_sided = Counter()
+    one_sided: Counter[str] = Counter()
     for ref, row in strips.to_crs(32635).iterrows():
         sides = dict(s.split(":") for s in row["extra"]["parking_sides"].split(","))
         line, half = roads.loc[ref, "geometry"], roads.loc[ref, "width_m"] / 2
@@ -423,9 +426,10 @@ def test_changed_osm_data_update_unedited_features_in_place(db, tmp_path):
     changed = tmp_path / "changed.osm.pbf"
     with osmium.SimpleWriter(str(changed)) as writer:
         for obj in osmium.FileProcessor(str(DATA)):
-            if obj.is_way() and obj.id == way:
-                obj = obj.replace(tags={**dict(obj.tags), "building:levels": "7"})
-            writer.add(obj)
+            if isinstance(obj, osmium.osm.Way) and obj.id == way:
+                writer.add(obj.replace(tags={**dict(obj.tags), "building:levels": "7"}))
+            else:
+                writer.add(obj)
     report = import_osm(changed, engine=db, user="osm-test")
     with db.connect() as conn:
         row = conn.execute(text("SELECT id, height_m, floors, estimated, version, "

@@ -138,6 +138,7 @@ def _superuser() -> psycopg.Connection:
     from gis import pgcluster
 
     state = pgcluster.load_state()
+    assert state is not None
     return psycopg.connect(host="127.0.0.1", port=state.port, user=pgcluster.SUPERUSER, password=state.password,
                            dbname=pgcluster.DATABASE, autocommit=True)
 
@@ -331,7 +332,8 @@ def test_the_job_worker_loop_outlives_an_outage_and_runs_the_queued_job_after_it
                 pass
             time.sleep(0.3)
         assert jobs.get(job_id, engine=db).status == "succeeded"
-        assert jobs.get(job_id, engine=db).result["run_id"] == run_id
+        result = jobs.get(job_id, engine=db).result
+        assert result is not None and result["run_id"] == run_id
     finally:
         loop.stop.set()
         loop.thread.join(timeout=30)

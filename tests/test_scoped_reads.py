@@ -3,6 +3,8 @@ jurisdiction filter from gis.scope (so a database that enforces no policies stil
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 import pytest
 from test_api_support import STREET_A, STREET_B
@@ -26,10 +28,18 @@ def _connect(role: str) -> psycopg.Connection:
     from gis import pgcluster
 
     state = pgcluster.load_state()
+    assert state is not None
     user, password = {"app": (pgcluster.APP, state.app_password), "owner": (pgcluster.OWNER, state.owner_password),
                       "superuser": (pgcluster.SUPERUSER, state.password)}[role]
     return psycopg.connect(host="127.0.0.1", port=state.port, user=user, password=password,
                            dbname=pgcluster.DATABASE, autocommit=True)
+
+
+def _value(conn: psycopg.Connection, query: str, params: tuple | None = None) -> Any:
+    """The first column of the row `query` returns (a count, an aggregate, a RETURNING id: there is one)."""
+    row = conn.execute(query, params).fetchone()
+    assert row is not None, query
+    return row[0]
 
 
 def _scope(conn: psycopg.Connection, kind: str, streets: str = "", compounds: str = "[]") -> None:
@@ -39,17 +49,17 @@ def _scope(conn: psycopg.Connection, kind: str, streets: str = "", compounds: st
 
 def _campaign_rows(conn: psycopg.Connection, street: str, compound: str) -> None:
     """A campaign over `street` with a stage, an inspection, a draw, a spot check with a result and a check run."""
-    cid = conn.execute("INSERT INTO campaigns (name, jurisdiction) VALUES (%s, jsonb_build_array(%s::text)) "
-                       "RETURNING id", (f"行动 {street}", street)).fetchone()[0]
+    cid = _value(conn, "INSERT INTO campaigns (name, jurisdiction) VALUES (%s, jsonb_build_array(%s::text)) "
+                       "RETURNING id", (f"行动 {street}", street))
     conn.execute("INSERT INTO campaign_stages (campaign_id, seq, code, name_zh, name_en, starts_on, ends_on) "
                  "VALUES (%s, 1, 'survey', '摸排', 'survey', '2026-01-01', '2026-02-01')", (cid,))
     conn.execute("INSERT INTO campaign_inspections (campaign_id, compound_ref, street_code, kind, on_date) "
                  "VALUES (%s, %s, %s, 'self', '2026-01-05')", (cid, compound, street))
-    draw = conn.execute("INSERT INTO spot_draws (campaign_id, seed, rate, algorithm, candidates, roster, "
+    draw = _value(conn, "INSERT INTO spot_draws (campaign_id, seed, rate, algorithm, candidates, roster, "
                         "roster_sha256) VALUES (%s, 1, 0.1, 'pcg64', '{}', '[]', repeat('0', 64)) RETURNING id",
-                        (cid,)).fetchone()[0]
-    check = conn.execute("INSERT INTO spot_checks (draw_id, campaign_id, compound_ref, street_code, inspectors) "
-                         "VALUES (%s, %s, %s, %s, '[]') RETURNING id", (draw, cid, compound, street)).fetchone()[0]
+                        (cid,))
+    check = _value(conn, "INSERT INTO spot_checks (draw_id, campaign_id, compound_ref, street_code, inspectors) "
+                         "VALUES (%s, %s, %s, %s, '[]') RETURNING id", (draw, cid, compound, street))
     conn.execute("INSERT INTO spot_check_items (check_id, item, result) VALUES (%s, 'lanes', 'pass')", (check,))
     conn.execute("INSERT INTO check_runs (status, profile, profile_version, scope) "
                  "VALUES ('done', 'cn-gb', '1', jsonb_build_object('street', %s::text))", (street,))
@@ -78,17 +88,17 @@ def test_with_the_wrong_street_the_app_role_reads_no_row_of_another_streets_camp
                                          ("", "", "[]")):
             _scope(conn, kind, streets, compounds)
             for table, mine in CAMPAIGN_TABLES.items():
-                rows = conn.execute(f"SELECT count(*) FROM {table} WHERE {mine.format(a=STREET_A)}").fetchone()[0]
+                rows = _value(conn, f"SELECT count(*) FROM {table} WHERE {mine.format(a=STREET_A)}")
                 assert rows == 0, (kind, table)
         _scope(conn, "streets", STREET_A)
         for table, mine in CAMPAIGN_TABLES.items():  # the rows are there: the scope, not their absence, hid them
-            assert conn.execute(f"SELECT count(*) FROM {table} WHERE {mine.format(a=STREET_A)}").fetchone()[0] > 0
+            assert _value(conn, f"SELECT count(*) FROM {table} WHERE {mine.format(a=STREET_A)}") > 0
         # what concerns every street (a district-wide campaign, a district-wide run) is every street's
         _scope(conn, "streets", STREET_B)
-        assert conn.execute("SELECT count(*) FROM campaigns WHERE jurisdiction = '[]'").fetchone()[0] == 1
-        assert conn.execute("SELECT count(*) FROM check_runs WHERE scope = '{}'").fetchone()[0] == 1
-        assert conn.execute("SELECT count(*) FROM spot_checks").fetchone()[0] == 1
-        assert conn.execute("SELECT count(*) FROM jobs").fetchone()[0] == 3  # B's own, none of the district's
+        assert _value(conn, "SELECT count(*) FROM campaigns WHERE jurisdiction = '[]'") == 1
+        assert _value(conn, "SELECT count(*) FROM check_runs WHERE scope = '{}'") == 1
+        assert _value(conn, "SELECT count(*) FROM spot_checks") == 1
+        assert _value(conn, "SELECT count(*) FROM jobs") == 3  # B's own, none of the district's
 
 
 def test_campaign_rows_outside_the_scope_cannot_be_written(campaign_rows):
@@ -132,7 +142,9 @@ def test_every_reader_keeps_to_the_scope_on_a_database_without_policies(campaign
     from gis.store import read_layer
     from web import data
 
-    engine = create_engine(pgcluster.load_state().superuser_url)
+    state = pgcluster.load_state()
+    assert state is not None
+    engine = create_engine(state.superuser_url)
     try:
         everything = read_layer("buildings", engine=engine)  # the superuser without a scope filter sees it all
         assert set(everything["street_code"]) == {STREET_A, STREET_B}

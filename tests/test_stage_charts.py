@@ -31,7 +31,8 @@ def test_every_chart_speaks_chinese_then_english():
     for name, fig in figures.items():
         ax = fig.axes[0]
         title = ax.get_title()
-        assert _bilingual(title) and HAN.search(title).start() < LATIN.search(title).start(), name
+        han, latin = HAN.search(title), LATIN.search(title)
+        assert _bilingual(title) and han is not None and latin is not None and han.start() < latin.start(), name
         legend = ax.get_legend()
         for label in legend.get_texts() if legend is not None else ():
             assert _bilingual(label.get_text()), (name, label.get_text())

@@ -148,7 +148,9 @@ def test_a_bulk_load_into_an_empty_layer_ends_with_the_same_indexes_links_and_au
         assert 1 <= len(ranges) < 20 and sum(r[2] for r in ranges) == n
         assert ranges[0][0] == ids[0] and ranges[-1][1] == ids[-1]
         for feature_id in (ids[0], ids[1], ids[n // 2], ids[-1]):
-            who, when, version = insert_record(conn, "buildings", feature_id)
+            record = insert_record(conn, "buildings", feature_id)
+            assert record is not None
+            who, when, version = record
             assert (who, version) == ("alice", 1) and when is not None
         assert insert_record(conn, "buildings", ids[-1] + 1) is None
         # the planner uses the rebuilt indexes
@@ -282,7 +284,8 @@ def test_a_feature_from_a_bulk_load_keeps_a_complete_history(db):
     with transaction(engine=db, user="bob") as conn:
         conn.execute(text("UPDATE buildings SET height_m = 12 WHERE id = :i"), {"i": fid})
     with db.connect() as conn:
-        assert insert_record(conn, "buildings", fid)[0] == "alice"
+        record = insert_record(conn, "buildings", fid)
+        assert record is not None and record[0] == "alice"
         before, after, who = conn.execute(text(
             "SELECT before, after, changed_by FROM audit_log WHERE action = 'update' AND feature_id = :i"),
             {"i": fid}).one()
@@ -303,7 +306,8 @@ def test_small_and_interleaved_inserts_keep_one_audit_row_per_feature(db):
         rows = conn.execute(text("SELECT count(*), count(DISTINCT feature_id), count(after->>'ref') FROM audit_log "
                                  "WHERE layer = 'buildings' AND action = 'insert'")).one()
         assert tuple(rows) == (2050, 2050, 2050)
-        assert insert_record(conn, "buildings", 1_000_010)[0] == "alice"
+        record = insert_record(conn, "buildings", 1_000_010)
+        assert record is not None and record[0] == "alice"
 
 
 def test_after_a_bulk_load_the_foreign_key_still_guards_raw_sql_writes(db):
@@ -325,11 +329,14 @@ def test_the_set_based_foreign_key_check_refuses_a_row_without_its_compound(db):
 
     with transaction(engine=db) as conn:
         write_frame(conn, "compounds", _compound("C-1", 121.50, 29.80))
-    superuser = create_engine(pgcluster.load_state().superuser_url)  # disabling an internal trigger needs one
+    state = pgcluster.load_state()
+    assert state is not None
+    superuser = create_engine(state.superuser_url)  # disabling an internal trigger needs one
     with pytest.raises(sqlalchemy.exc.IntegrityError, match=r"Key \(compound_id\)=\(987654\) is not present"):
         with transaction(engine=superuser) as conn:
             (fk,) = _ForeignKey.set_checkable(conn, "buildings")
             raw = conn.connection.driver_connection
+            assert raw is not None
             raw.execute(f'ALTER TABLE buildings DISABLE TRIGGER "{fk.trigger}"')  # as the bulk path does
             conn.execute(text("INSERT INTO buildings (ref, compound_id, geom) SELECT 'B' || g, "
                               "CASE WHEN g = 7 THEN 987654 ELSE (SELECT id FROM compounds) END, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import io
 import weakref
+from collections.abc import Sequence
 
 import geopandas as gpd
 import numpy as np
@@ -95,11 +96,12 @@ def test_an_indexed_read_returns_the_same_rows_through_the_indexes_and_leaves_th
     with transaction(engine=db) as conn:
         write_frame(conn, "hydrants", frame)
         conn.execute(text("ANALYZE hydrants"))
-    where = {"hydrants": "t.geom && ANY(CAST(CAST(:boxes AS text[]) AS geometry[])) OR t.compound_ref = ANY(:refs)"}
+    hydrants_where = "t.geom && ANY(CAST(CAST(:boxes AS text[]) AS geometry[])) OR t.compound_ref = ANY(:refs)"
+    where: dict[str, str | None] = {"hydrants": hydrants_where}
     params = {"boxes": ["SRID=4490;POLYGON((121.5 29.79,121.5 29.81,121.51 29.81,121.51 29.79,121.5 29.79))",
                         "SRID=4490;POLYGON((121.54 29.79,121.54 29.81,121.55 29.81,121.55 29.79,121.54 29.79))"],
               "refs": ["C1", "C3"]}
-    columns = {"hydrants": ["id", "ref", "compound_ref", "diameter_mm"]}
+    columns: dict[str, Sequence[str]] = {"hydrants": ["id", "ref", "compound_ref", "diameter_mm"]}
     plain = read_layers(db, ["hydrants"], where=where, params=params, columns=columns)["hydrants"]
     indexed = read_layers(db, ["hydrants"], where=where, params=params, columns=columns, indexed=True)["hydrants"]
     assert 100 < len(indexed) < 600  # both boxes and the refs beyond them
@@ -112,7 +114,7 @@ def test_an_indexed_read_returns_the_same_rows_through_the_indexes_and_leaves_th
         with conn.begin():
             for key, value in INDEXED_READ_SETTINGS.items():
                 conn.execute(text("SELECT set_config(:k, :v, true)"), {"k": key, "v": value})
-            sql = where["hydrants"].replace(":boxes", "CAST(:boxes AS text[])").replace(":refs", "CAST(:refs AS text[])")
+            sql = hydrants_where.replace(":boxes", "CAST(:boxes AS text[])").replace(":refs", "CAST(:refs AS text[])")
             plan = "\n".join(r[0] for r in conn.execute(
                 text(f"EXPLAIN SELECT t.id FROM hydrants t WHERE {sql} ORDER BY t.id"), params))
     assert "BitmapOr" in plan and "Seq Scan" not in plan and "Gather" not in plan, plan

@@ -88,6 +88,7 @@ def test_geojson_layers_inline_only_popup_and_tooltip_and_honour_the_cap():
     group = geojson_layer(frame, name="t", style={"color": "#000"}, popup=frame["ref"].map(popups.text),
                           limit=4)
     gj = next(iter(group._children.values()))
+    assert isinstance(gj, folium.GeoJson)
     assert len(gj.data["features"]) == 4
     assert set(gj.data["features"][0]["properties"]) == {"popup"}
 
@@ -124,7 +125,8 @@ def test_configured_basemaps_add_tiles_with_attribution(monkeypatch, basemap, ne
     monkeypatch.setenv("FIRELANE_MAP_TIANDITU_KEY", "k123")
     map_settings.cache_clear()
     m = folium.Map(tiles=None)
-    assert attribution in add_basemap(m)
+    added = add_basemap(m)
+    assert added is not None and attribution in added
     html = m.get_root().render()
     assert needle in html
 

@@ -63,7 +63,12 @@ class Session:
         self.errors: list[str] = []
         self.context.on("request", lambda r: self.requests.append(r.url))
         self.page = self.context.new_page()
-        self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+
+        def on_dialog(d) -> None:
+            self.dialogs.append(d.message)
+            d.dismiss()
+
+        self.page.on("dialog", on_dialog)
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         resp = self.context.request.post(f"{base}/auth/login",
                                          data=json.dumps({"username": user, "password": PASSWORDS[user]}),
@@ -543,13 +548,19 @@ def test_demolition_list_downloads_as_kml_and_gpx(site, browser):
     root = ET.fromstring(kml.body())
     ns = {"k": "http://www.opengis.net/kml/2.2"}
     marks = root.findall(".//k:Placemark", ns)
-    assert [m.find("k:name", ns).text for m in marks] == ["#1 IS-1", "#2 IS-2"]
-    lon, lat = (float(v) for v in marks[0].find(".//k:coordinates", ns).text.split(","))
+
+    def text_of(mark: ET.Element, path: str) -> str:
+        found = mark.find(path, ns)
+        assert found is not None and found.text is not None, path
+        return found.text
+
+    assert [text_of(m, "k:name") for m in marks] == ["#1 IS-1", "#2 IS-2"]
+    lon, lat = (float(v) for v in text_of(marks[0], ".//k:coordinates").split(","))
     assert (lon, lat) == pytest.approx((X0 + 103 * M, Y0 + 123 * M), abs=3e-5)
-    assert HOSTILE in marks[0].find("k:description", ns).text  # escaped in the XML, intact as text
+    assert HOSTILE in text_of(marks[0], "k:description")  # escaped in the XML, intact as text
     gpx = s.context.request.get(site + "/map/demolition.gpx")
     wpts = ET.fromstring(gpx.body()).findall("{http://www.topografix.com/GPX/1/1}wpt")
-    assert len(wpts) == 2 and float(wpts[0].get("lat")) == pytest.approx(lat, abs=1e-6)
+    assert len(wpts) == 2 and float(wpts[0].attrib["lat"]) == pytest.approx(lat, abs=1e-6)
     s.close()
 
 
