@@ -122,8 +122,7 @@ def _given_crs(source: Source, crs: str | int | CrsSpec | None,
         source.parse()
         b = shapely.bounds(source.geometry[~shapely.is_missing(source.geometry)]) if len(source.geometry) else None
         if b is not None and len(b) and not (np.all(np.abs(b[:, [0, 2]]) <= 180) and np.all(np.abs(b[:, [1, 3]]) <= 90)):
-            xy = _sample_xy(source)
-            hint = crs_hint(xy[:, 0], xy[:, 1], bounds)
+            hint = _fit_hint(source, bounds)
             raise ImportFailed([Problem(None, "crs",
                                         "文件未声明坐标系且坐标不是经纬度, 请用 --crs 指定 the file declares no CRS and "
                                         "its coordinates are not longitude/latitude: give --crs "
@@ -131,8 +130,7 @@ def _given_crs(source: Source, crs: str | int | CrsSpec | None,
         notes.append("文件未声明坐标系, 按 WGS84 经纬度 (EPSG:4326) 读取 the file declares no CRS: "
                      "assumed EPSG:4326 (WGS84 longitude/latitude); use --crs gcj02 for AMap/Tencent picks")
         return parse_crs(_WGS84), notes
-    xy = _sample_xy(source)
-    hint = crs_hint(xy[:, 0], xy[:, 1], bounds)
+    hint = _fit_hint(source, bounds)
     raise ImportFailed([Problem(None, "crs",
                                 f"文件未声明坐标系, 请用 --crs 指定 the file declares no CRS ({source.format}): give --crs"
                                 + (f" ({hint})" if hint else ", e.g. --crs EPSG:4549 (CGCS2000 3° GK CM 120E) or "
@@ -149,13 +147,19 @@ def _sample_xy(source: Source, n: int = 200) -> np.ndarray:
     return xy[np.unique(owner, return_index=True)[1]]
 
 
+def _fit_hint(source: Source, bounds: tuple[float, float, float, float]) -> str | None:
+    """The Gauss-Krüger CRS the source's sampled coordinates fit in `bounds` (`gis.coords.crs_hint`), or None."""
+    xy = _sample_xy(source)
+    return crs_hint(xy[:, 0], xy[:, 1], bounds)
+
+
 def crs_problem(source: Source, spec: CrsSpec, bounds: tuple[float, float, float, float]) -> Problem | None:
     """When none of the source's sampled features lies in `bounds` as `spec` reads them, but a Gauss-Krüger CRS
     would put them all there: a file-level problem naming it (a refusal's first line), else None."""
     xy = _sample_xy(source)
     if not len(xy) or in_bounds(shapely.points(xy), spec, bounds).any():
         return None
-    hint = crs_hint(xy[:, 0], xy[:, 1], bounds)
+    hint = _fit_hint(source, bounds)
     return None if hint is None else Problem(None, "crs", f"按 {spec} 读取, 要素均不在辖区内 read as {spec}, no "
                                                          f"feature lies in the district; {hint}")
 

@@ -406,8 +406,9 @@ def _string_problems(text: pd.Series, name: str, rows: np.ndarray, max_length: i
     pattern = IDENTIFIER_REFUSED if identifier else TEXT_REFUSED
     refused = s.str.contains(pattern, regex=True).fillna(False).to_numpy(dtype=bool)
     for i in np.flatnonzero(refused).tolist():
-        ch = refused_char(s.iloc[i], identifier=identifier)  # the cell matched above
-        problems.append(Problem(int(rows[i]), name, refusal(ch or "\x00")))
+        ch = refused_char(s.iloc[i], identifier=identifier)  # the cell matched above (re and RE2 agree: tested)
+        if ch is not None:
+            problems.append(Problem(int(rows[i]), name, refusal(ch)))
     lengths = s.str.len().fillna(0).to_numpy(dtype=np.int64)
     for i in np.flatnonzero(lengths > max_length).tolist():
         problems.append(Problem(int(rows[i]), name,
