@@ -28,14 +28,14 @@ __all__ = [
     "bd09_to_wgs84",
     "check_datum",
     "check_extent",
-    "detect_swapped_latlon",
-    "extent_problems",
     "crs_hint",
     "datum_gap",
+    "detect_swapped_latlon",
+    "extent_problems",
     "fitting_crs",
     "from_storage",
-    "gcj02_to_bd09",
     "gauss_kruger_candidates",
+    "gcj02_to_bd09",
     "gcj02_to_wgs84",
     "in_bounds",
     "in_china_rough",
@@ -570,14 +570,15 @@ def in_survey_order(x: np.ndarray, y: np.ndarray, crs: CrsSpec, *, bounds: Bound
     if crs.shift is not None or not crs.pyproj_crs.is_projected or not ok.any():
         return False
     box = _expanded(bounds, margin_km)
-    transformer = cached_transformer(crs.pyproj_crs, _crs(STORAGE_EPSG))
-    assert transformer is not None  # (a projected CRS is never the storage CRS)
-    inside = []
-    for a, b in ((x[ok], y[ok]), (y[ok], x[ok])):
-        lon, lat = transformer.transform(a, b)
-        lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
-        inside.append(_boxes_intersect(lon, lat, lon, lat, box))
-    return bool(not inside[0].any() and inside[1].all())
+    as_given, exchanged = _inside(crs.pyproj_crs, x[ok], y[ok], box), _inside(crs.pyproj_crs, y[ok], x[ok], box)
+    return bool(not as_given.any() and exchanged.all())
+
+
+def _inside(crs: pyproj.CRS, x: np.ndarray, y: np.ndarray, box: Bounds) -> np.ndarray:
+    """Per point (x, y) given in `crs`: whether it lies in the lon/lat `box` once in storage."""
+    for transformer in _legs(crs, _crs(STORAGE_EPSG)):
+        x, y = (np.asarray(v, dtype=float) for v in transformer.transform(x, y))
+    return _boxes_intersect(x, y, x, y, box)
 
 
 def in_bounds(geoms: Any, crs: CrsSpec, bounds: Bounds, *, margin_km: float = DEFAULT_MARGIN_KM) -> np.ndarray:
@@ -626,10 +627,7 @@ def fitting_crs(x: np.ndarray, y: np.ndarray, bounds: Bounds, *, margin_km: floa
     found = []
     for swapped, (a, b) in ((False, (x, y)), (True, (y, x))):
         for code in gauss_kruger_candidates(a, bounds):
-            transformer = cached_transformer(_crs(code), _crs(STORAGE_EPSG))
-            assert transformer is not None
-            lon, lat = (np.asarray(v, dtype=float) for v in transformer.transform(a, b))
-            if len(lon) and _boxes_intersect(lon, lat, lon, lat, box).all():
+            if len(a) and _inside(_crs(code), a, b, box).all():
                 found.append((code, swapped))
     return found
 
