@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -159,7 +159,7 @@ def crs_problem(source: Source, spec: CrsSpec, bounds: tuple[float, float, float
     xy = _sample_xy(source)
     if not len(xy) or in_bounds(shapely.points(xy), spec, bounds).any():
         return None
-    hint = _fit_hint(source, bounds)
+    hint = crs_hint(xy[:, 0], xy[:, 1], bounds)
     return None if hint is None else Problem(None, "crs", f"按 {spec} 读取, 要素均不在辖区内 read as {spec}, no "
                                                          f"feature lies in the district; {hint}")
 
@@ -256,7 +256,10 @@ def import_file(
         bounds = expected_bounds(conn, target)
     spec, notes = source_crs(source, crs, bounds)
     notes += survey_order(source, spec, bounds)
-    misread = crs_problem(source, spec, bounds)  # (said only if the import is refused)
+
+    def misread() -> Problem | None:  # (looked for only when the import is refused)
+        return crs_problem(source, spec, bounds)
+
     if not dry_run and source.rows >= STREAM_MIN_ROWS:
         return _import_streamed(path, target, source, spec, bounds, mode=mode, user=user, engine=engine,
                                 notes=[*source.notes, *notes], started=started, timings=timings, misread=misread)
@@ -268,7 +271,8 @@ def import_file(
         with engine.connect() as conn:
             problems.extend(existing_ref_problems(conn, target, checked.frame["ref"].to_numpy(dtype=object)))
     if problems:
-        raise ImportFailed(sorted([*problems, *([misread] if misread else [])], key=lambda p: p.sort_key))
+        hint = misread()
+        raise ImportFailed(sorted([*problems, *([hint] if hint else [])], key=lambda p: p.sort_key))
     timings["validate"] = time.perf_counter() - started - timings["read"]
     report = _report(path, target, source, spec, checked, mode=mode, dry_run=dry_run, notes=[*source.notes, *notes])
     if not dry_run:
@@ -289,7 +293,8 @@ def import_file(
 
 def _import_streamed(path: Path, target: Layer, source: Source, spec: CrsSpec, bounds: tuple, *, mode: str,
                      user: str | None, engine: Engine, notes: list[str], started: float,
-                     timings: dict[str, float], misread: Problem | None = None) -> ImportReport:
+                     timings: dict[str, float],
+                     misread: Callable[[], Problem | None] = lambda: None) -> ImportReport:
     """Validate and write chunk by chunk in one transaction: PostgreSQL writes chunk k while Python validates k + 1.
 
     WKB the reader left unparsed is parsed chunk by chunk as well, so the first rows reach PostgreSQL early.
@@ -321,7 +326,8 @@ def _import_streamed(path: Path, target: Layer, source: Source, spec: CrsSpec, b
             problems.extend(duplicate_ref_problems(np.concatenate(refs)))
         timings["validate"] = time.perf_counter() - started - timings["read"]
         if problems:  # file-level problems (e.g. too many extra columns) come once per chunk: reported once
-            raise ImportFailed(sorted(set(problems) | ({misread} if misread else set()), key=lambda p: p.sort_key))
+            hint = misread()
+            raise ImportFailed(sorted(set(problems) | ({hint} if hint else set()), key=lambda p: p.sort_key))
 
     try:
         with transaction(user=user, engine=engine) as conn:
