@@ -21,7 +21,7 @@ from api.auth import (
 )
 from api.database import db_engine
 from api.errors import BadRequest, Conflict, NotFound
-from gis.text_rules import refusal, refused_char
+from gis.text_rules import why_refused
 
 Role = Literal["admin", "planner", "street_office", "traffic_brigade", "demolition", "fire_brigade", "viewer",
                "property"]
@@ -54,9 +54,9 @@ def _check_names(username: str | None, display_name: str | None) -> None:
     """A user name is an identifier (one visible line: "admin" and "admin" with a zero-width joiner are not two
     users), a display name free text (gis.text_rules); the command line passes them unchecked by pydantic."""
     for field, value, identifier in (("username", username, True), ("display_name", display_name, False)):
-        ch = refused_char(value, identifier=identifier) if value is not None else None
-        if ch is not None:
-            raise BadRequest(f"{field}: {refusal(ch)}")
+        why = why_refused(value, identifier=identifier)
+        if why is not None:
+            raise BadRequest(f"{field}: {why}")
 
 
 def _public(row: Any) -> dict[str, Any]:

@@ -38,6 +38,13 @@ def refusal(ch: str) -> str:
     return f"含不可见或改变文字方向的字符 contains an invisible or direction-changing character ({code})"
 
 
+def why_refused(value: str | None, *, identifier: bool = False) -> str | None:
+    """Why `value` may not be stored as free text (or as an identifier), naming its first refused character; None
+    when it may (or when there is no value)."""
+    ch = refused_char(value, identifier=identifier) if value is not None else None
+    return refusal(ch) if ch is not None else None
+
+
 def one_line_breaks(value: str) -> str:
     """CRLF and a lone CR as LF: a browser sends a textarea's lines as CRLF; they are stored as LF."""
     return value.replace("\r\n", "\n").replace("\r", "\n")

@@ -6,7 +6,14 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from gis.text_rules import IDENTIFIER_REFUSED, TEXT_REFUSED, one_line_breaks, refusal, refused_char
+from gis.text_rules import (
+    IDENTIFIER_REFUSED,
+    TEXT_REFUSED,
+    one_line_breaks,
+    refusal,
+    refused_char,
+    why_refused,
+)
 
 FREE_TEXT_OK = ["车辆长期占用消防车道", "第一行\n第二行", "a\tb", "CRLF\r\nkept until stored", "Ω ≥ 4 m", "emoji 🚒",
                 "Zürich", "", "العربية"]
@@ -44,6 +51,12 @@ def test_the_refusal_names_the_character_in_both_languages():
     assert refusal("\u202e") == ("含不可见或改变文字方向的字符 contains an invisible or direction-changing "
                                  "character (U+202E)")
     assert refused_char("ok\u202e\x07") == "\u202e"  # the first one
+
+
+def test_why_a_value_is_refused_is_the_refusal_of_its_first_refused_character():
+    assert why_refused(None) is None and why_refused("甲物业\n第二行") is None
+    assert why_refused("甲\u202e物业") == refusal("\u202e")
+    assert why_refused("B\u200b1") is None and why_refused("B\u200b1", identifier=True) == refusal("\u200b")
 
 
 def test_a_browsers_line_breaks_are_stored_as_lf():

@@ -11,7 +11,7 @@ from typing import Any, overload
 from sqlalchemy import Connection, Engine, text
 
 from gis.db import get_engine
-from gis.text_rules import refusal, refused_char
+from gis.text_rules import why_refused
 
 
 class CampaignError(Exception):
@@ -257,9 +257,9 @@ def parse_stages(items: Sequence[dict[str, Any]]) -> list[Stage]:
                                 field=f"stages[{i}].code")
         for name, value, identifier in (("code", code, True), ("name_zh", item.get("name_zh"), False),
                                         ("name_en", item.get("name_en"), False)):
-            ch = refused_char(str(value), identifier=identifier) if value is not None else None
-            if ch is not None:
-                raise CampaignError(f"第{i}个阶段 {name}: {refusal(ch)}", field=f"stages[{i}].{name}")
+            why = why_refused(str(value) if value is not None else None, identifier=identifier)
+            if why is not None:
+                raise CampaignError(f"第{i}个阶段 {name}: {why}", field=f"stages[{i}].{name}")
         produces = item.get("produces") or []
         if not isinstance(produces, list) or len(produces) > 20:
             raise CampaignError(f"第{i}个阶段 produces 应为列表 stage {i} produces must be a list (≤ 20)",
@@ -384,9 +384,9 @@ def create_campaign(*, preset_key: str | None = None, year: int | None = None, n
     title = (name or (base.name if base else "")).strip()
     if not title or len(title) > 200:
         raise CampaignError("名称必填且不超过200字符 a name of at most 200 characters is required", field="name")
-    refused = refused_char(title)
-    if refused is not None:
-        raise CampaignError(f"名称 name: {refusal(refused)}", field="name")
+    why = why_refused(title)
+    if why is not None:
+        raise CampaignError(f"名称 name: {why}", field="name")
     with _engine(engine).begin() as conn:
         codes = list(dict.fromkeys(streets))
         if codes:

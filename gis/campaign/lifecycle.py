@@ -12,7 +12,7 @@ from datetime import date
 from enum import StrEnum
 from functools import lru_cache
 
-from gis.text_rules import one_line_breaks, refusal, refused_char
+from gis.text_rules import one_line_breaks, why_refused
 
 
 class State(StrEnum):
@@ -213,9 +213,9 @@ def _clean(value: str | None, name: str, limit: int) -> str | None:
     value = one_line_breaks(value)
     if len(value) > limit:
         raise InvalidField(f"{name} 过长 {name} is longer than {limit} characters", field=name)
-    ch = refused_char(value)
-    if ch is not None:
-        raise InvalidField(f"{name}: {refusal(ch)}", field=name)
+    why = why_refused(value)
+    if why is not None:
+        raise InvalidField(f"{name}: {why}", field=name)
     return value
 
 

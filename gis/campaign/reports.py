@@ -18,7 +18,7 @@ from gis.campaign.field_errors import InvalidInput, NotPermitted
 from gis.campaign.locate import Place, locate
 from gis.campaign.manual_rules import CATEGORIES, MANUAL_RULES, ManualRule
 from gis.layers import STORAGE_SRID
-from gis.text_rules import one_line_breaks, refusal, refused_char
+from gis.text_rules import one_line_breaks, why_refused
 
 MAX_NOTE = 2000
 
@@ -50,9 +50,9 @@ def clean_text(value: str | None, *, field: str, limit: int, required: bool = Fa
         return None
     if len(value) > limit:
         raise InvalidInput(f"过长 longer than {limit} characters", field=field)
-    ch = refused_char(value)
-    if ch is not None:
-        raise InvalidInput(refusal(ch), field=field)
+    why = why_refused(value)
+    if why is not None:
+        raise InvalidInput(why, field=field)
     return value
 
 

@@ -43,7 +43,7 @@ from gis.campaign.focus import BY_CODE, ITEM_CODES
 from gis.campaign.locate import locate
 from gis.campaign.manual_rules import BY_ID
 from gis.db import get_engine, transaction
-from gis.text_rules import one_line_breaks, refusal, refused_char
+from gis.text_rules import one_line_breaks, why_refused
 
 ALGORITHM = __doc__.split("The draw", 1)[1].split("The same seed", 1)[0].strip()
 ALGORITHM_VERSION = "firelane-spot-draw/1 numpy PCG64"
@@ -152,9 +152,9 @@ def parse_roster(rows: Sequence[Sequence[str]]) -> list[Inspector]:
         if len(name) > 100 or len(unit) > 200 or len(street) > 100:
             raise SpotCheckError(f"名册第{n}行: 内容过长 roster row {n}: a value is too long", field="roster")
         for key, value, identifier in (("name", name, True), ("unit", unit, False), ("street", street, False)):
-            ch = refused_char(value, identifier=identifier)  # (a name with a zero-width space is another person)
-            if ch is not None:
-                raise SpotCheckError(f"名册第{n}行 {key}: {refusal(ch)} (roster row {n})", field="roster")
+            why = why_refused(value, identifier=identifier)  # (a name with a zero-width space is another person)
+            if why is not None:
+                raise SpotCheckError(f"名册第{n}行 {key}: {why} (roster row {n})", field="roster")
         if name in seen:
             raise SpotCheckError(f"名册第{n}行 name: 重复 {name!r} roster row {n}: {name!r} listed twice",
                                  field="roster")
@@ -335,9 +335,9 @@ def record(check_id: int, *, compound: str, item: str, result: str, note: str | 
     note = one_line_breaks(note) if note is not None else None
     if note is not None and len(note) > 2000:
         raise SpotCheckError("说明过长 note is longer than 2000 characters", field="note")
-    refused = refused_char(note or "")
-    if refused is not None:
-        raise SpotCheckError(f"说明 note: {refusal(refused)}", field="note")
+    why = why_refused(note)
+    if why is not None:
+        raise SpotCheckError(f"说明 note: {why}", field="note")
     if result == "fail" and not (note and note.strip()):
         raise SpotCheckError("不合格需要说明 a failed item needs a note (what was found)", field="note")
     if photos and result == "pass":
