@@ -11,8 +11,7 @@ def ensure_schema() -> None:
     from these migrations, is left as it is without loading Alembic."""
     if schema_version.is_current(owner_engine()):
         return
-    from gis import (
-        migrate,  # Alembic's import and script graph: only when there is something to migrate or refuse
-    )
+    # (Alembic's import and script graph: only when there is something to migrate or refuse)
+    from gis import migrate
 
     migrate.upgrade()
