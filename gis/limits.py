@@ -7,6 +7,7 @@ import zipfile
 from pathlib import Path
 
 from gis.config import limit_settings
+from gis.text_rules import json_refusal
 
 __all__ = ["LimitExceeded", "check_archive", "check_columns", "check_extra", "check_file", "check_rows",
            "first_nul"]
@@ -66,7 +67,8 @@ def check_columns(columns: int, what: str = "列数 columns") -> None:
 
 
 def check_extra(extra: dict) -> str | None:
-    """Why one feature's `extra` object is refused (too many keys, a key too long, too large), else None."""
+    """Why one feature's `extra` object is refused (too many keys, a key too long, too large, or a key or text the
+    text rules refuse: gis.text_rules.json_refusal), else None."""
     settings = limit_settings()
     if len(extra) > settings.extra_keys:
         return str(LimitExceeded("extra 键数 keys", len(extra), "extra_keys", settings.extra_keys))
@@ -79,7 +81,7 @@ def check_extra(extra: dict) -> str | None:
     size = len(json.dumps(extra, ensure_ascii=False, default=str).encode("utf-8"))
     if size > settings.extra_bytes:
         return str(LimitExceeded("extra 大小 size as JSON (bytes)", size, "extra_bytes", settings.extra_bytes))
-    return None
+    return json_refusal(extra)
 
 
 def first_nul(path: Path, chunk: int = 1 << 20) -> tuple[int, int] | None:

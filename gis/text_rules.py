@@ -45,6 +45,39 @@ def why_refused(value: str | None, *, identifier: bool = False) -> str | None:
     return refusal(ch) if ch is not None else None
 
 
+def shown(value: str, *, identifier: bool = True) -> str:
+    """`value` with every character the rules refuse written out as an escape (\\t, \\n, \\r, \\u200b): a refused
+    key or column name named in a message, readable and harmless."""
+    names = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+    return (_IDENTIFIER if identifier else _TEXT).sub(
+        lambda m: names.get(m.group(), f"\\u{ord(m.group()):04x}" if ord(m.group()) > 0xFF else f"\\x{ord(m.group()):02x}"),
+        value)
+
+
+def json_refusal(value: object) -> str | None:
+    """Why a JSON-like value (an `extra` object: dicts, lists, scalars, nested) may not be stored: the path to its
+    first key that is no identifier or string that is no free text, and why; None when it may. Walked with a stack,
+    not recursion (an import's JSON cell is parsed with Python's own depth limit only)."""
+    stack: list[tuple[str, object]] = [("", value)]
+    while stack:
+        path, v = stack.pop()
+        if isinstance(v, str):
+            if (why := why_refused(v)) is not None:
+                return f"{_short(path)}: {why}" if path else why
+        elif isinstance(v, dict):
+            for key, item in reversed(list(v.items())):
+                if (why := why_refused(str(key), identifier=True)) is not None:
+                    return f"{_short(path) + '.' if path else ''}'{shown(str(key))}' (键 key): {why}"
+                stack.append((f"{path}.{key}" if path else str(key), item))
+        elif isinstance(v, list | tuple):
+            stack.extend((f"{path}[{i}]", item) for i, item in reversed(list(enumerate(v))))
+    return None
+
+
+def _short(path: str, limit: int = 120) -> str:
+    return path if len(path) <= limit else "…" + path[-limit:]
+
+
 def one_line_breaks(value: str) -> str:
     """CRLF and a lone CR as LF: a browser sends a textarea's lines as CRLF; they are stored as LF."""
     return value.replace("\r\n", "\n").replace("\r", "\n")

@@ -22,7 +22,15 @@ from gis.coords import CHINA_BOUNDS, CrsError, CrsSpec, extent_problems, to_stor
 from gis.layers import STORAGE_SRID, Field, Layer
 from gis.limits import LimitExceeded, check_extra
 from gis.store import layer_columns
-from gis.text_rules import IDENTIFIER_REFUSED, TEXT_REFUSED, refusal, refused_char
+from gis.text_rules import (
+    IDENTIFIER_REFUSED,
+    TEXT_REFUSED,
+    json_refusal,
+    refusal,
+    refused_char,
+    shown,
+    why_refused,
+)
 
 __all__ = [
     "DEFAULT_MAX_TEXT",
@@ -441,6 +449,9 @@ def _extra_values(raw: pd.Series, name: str, rows: np.ndarray) -> tuple[np.ndarr
                           dtype=object)
     strings = pd.Series(np.where(is_str, values, None), dtype=object)  # type: ignore[call-overload]  # numpy stub refuses None
     problems = _string_problems(strings, name, rows, DEFAULT_MAX_TEXT)
+    for i in np.flatnonzero(~is_str).tolist():  # objects and lists a reader gave: their keys and strings
+        if isinstance(values[i], dict | list) and (why := json_refusal(values[i])) is not None:
+            problems.append(Problem(int(rows[i]), name, why))
     values[is_str & _arrow(strings).str.strip().eq("").fillna(False).to_numpy(dtype=bool)] = None
     return values, problems
 
@@ -456,6 +467,9 @@ def _extra_dicts(frame: pd.DataFrame, columns: Sequence[str], ignored: Sequence[
     if long:
         return [None] * len(frame), [Problem(None, str(long[0])[:40] + "…", str(LimitExceeded(
             "列名长度 column name length", len(str(long[0])), "extra_key_chars", settings.extra_key_chars)))]
+    for col in columns:  # a column name becomes a key of every row's `extra`: one visible line
+        if (why := why_refused(str(col), identifier=True)) is not None:
+            return [None] * len(frame), [Problem(None, shown(str(col))[:60], f"列名 column name: {why}")]
     for col in columns:
         values, probs = _extra_values(frame[col], col, rows)
         arrays.append(values)

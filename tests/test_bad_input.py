@@ -76,6 +76,11 @@ ROW_CASES = [
      "第2行 ref: 含不可见或改变文字方向的字符 contains an invisible or direction-changing character (U+200B)"),
     ("buildings", {"ref": "B\t9"}, "第2行 ref: 含换行或制表符 contains a line break or tab (U+0009)"),
     ("buildings", {"compound_ref": "C-1\ufeff"}, "第2行 compound_ref: 含不可见或改变文字方向的字符"),
+    ("buildings", {"备注": {"detail": "x\u202e"}}, "第2行 备注: 含不可见或改变文字方向的字符"),
+    ("buildings", {"extra": json.dumps({"n": {"m": ["ok", "a\u202e"]}}, ensure_ascii=False)},
+     "第2行 extra: n.m[1]: 含不可见或改变文字方向的字符 contains an invisible or direction-changing character (U+202E)"),
+    ("buildings", {"extra": json.dumps({"k\u200bk": 1}, ensure_ascii=False)},
+     "第2行 extra: 'k\\u200bk' (键 key): 含不可见或改变文字方向的字符"),
     ("buildings", {"备注": "y" * 10_001}, "第2行 备注: 过长 too long: 10001"),
     ("buildings", {"ref": "r" * 201}, "第2行 ref: 过长"),
     ("buildings", {"ref": "B-1"}, "第2行 ref: 编号重复 duplicate ref 'B-1' (同 same as 第1行 row 1)"),
@@ -175,6 +180,13 @@ def test_two_columns_for_one_field_are_ambiguous(seeded, tmp_path):
     _geojson(tmp_path / "b.geojson", [({"ref": "B-1", "height_m": 3, "高度": 4}, BOX)])
     assert _refused(seeded, tmp_path / "b.geojson", layer="buildings") == [
         "height_m: 多个列对应同一字段 several columns map to this field: height_m, 高度"]
+
+
+def test_a_column_name_that_would_become_an_invisible_extra_key_is_refused(seeded, tmp_path):
+    _geojson(tmp_path / "b.geojson", [({"ref": "B-1", "备\u200b注": "x"}, BOX)])
+    assert _refused(seeded, tmp_path / "b.geojson", layer="buildings") == [
+        "备\\u200b注: 列名 column name: 含不可见或改变文字方向的字符 contains an invisible or direction-changing "
+        "character (U+200B)"]
 
 
 def test_an_empty_file_is_refused_clearly(seeded, tmp_path):

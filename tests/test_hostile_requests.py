@@ -78,6 +78,12 @@ def test_hostile_feature_bodies_are_400_and_write_nothing(api, headers, district
     nul = _building(extra={"note": "a\x00b"})
     response = api.post(post, json=nul, headers=headers["planner"])
     assert response.status_code == 400, response.text
+    # the text rules reach into `extra`: its strings are free text and its keys identifiers, at any depth
+    for extra, named in (({"note": {"detail": ["ok", "evil\u202egnp"]}}, "note.detail[1]: "),
+                         ({"ke\u200by": 1}, "'ke\\u200by' (键 key)")):
+        response = api.post(post, json=_building(extra=extra), headers=headers["planner"])
+        assert response.status_code == 400, response.text
+        assert any(p.startswith(f"extra: {named}") for p in response.json()["problems"]), response.text
     assert table_counts(db) == before
 
 
@@ -88,6 +94,8 @@ def test_hostile_patches_are_400(api, headers, district, db):
     for body in (DEEP, _deep_object(1000), b'{"properties": {"name": "\\ud800"}}'):
         response = api.patch(url, content=body, headers=auth)
         assert response.status_code == 400, response.text
+    response = api.patch(url, content=json.dumps({"properties": {"extra": {"n": "a\u2066b"}}}).encode(), headers=auth)
+    assert response.status_code == 400 and "U+2066" in response.text, response.text
     # patches of 150 keys each may not add up past the limit either
     for start in (0, 150):
         changes = {"properties": {"extra": {f"k{i}": i for i in range(start, start + 150)}}}

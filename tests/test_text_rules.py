@@ -9,9 +9,11 @@ import pytest
 from gis.text_rules import (
     IDENTIFIER_REFUSED,
     TEXT_REFUSED,
+    json_refusal,
     one_line_breaks,
     refusal,
     refused_char,
+    shown,
     why_refused,
 )
 
@@ -69,3 +71,29 @@ def test_the_arrow_kernels_read_the_patterns_as_python_does():
     for pattern, identifier in ((TEXT_REFUSED, False), (IDENTIFIER_REFUSED, True)):
         got = arrow.str.contains(pattern, regex=True).tolist()
         assert got == [refused_char(v, identifier=identifier) is not None for v in samples], pattern
+
+
+def test_an_extra_object_is_refused_for_its_first_bad_key_or_string_at_any_depth():
+    assert json_refusal({"备注": "第一行\n第二行\t", "n": [1, 2.5, None, True, {"k": "ok"}]}) is None
+    assert json_refusal({"a": "x", "b": {"c": ["ok", "evil\u202egnp"]}}) == f"b.c[1]: {refusal(chr(0x202E))}"
+    # a key is an identifier (it becomes a column): named with the refused character written out
+    assert json_refusal({"k\u200bk": 1}) == f"'k\\u200bk' (键 key): {refusal(chr(0x200B))}"
+    assert json_refusal({"n": {"line\nbreak": 1}}) == f"n.'line\\nbreak' (键 key): {refusal(chr(10))}"
+    assert json_refusal("\x1b") == refusal("\x1b") and json_refusal(7) is None
+
+
+def test_a_deep_extra_object_is_walked_without_recursion():
+    deep: dict = {}
+    node = deep
+    for _ in range(5_000):
+        node["x"] = {}
+        node = node["x"]
+    node["y"] = "esc\x1b"
+    why = json_refusal(deep)
+    assert why is not None and why.endswith(refusal("\x1b")) and why.startswith("…")  # the path's tail only
+
+
+def test_shown_writes_out_only_the_refused_characters():
+    assert shown("备注") == "备注"
+    assert shown("备\u200b注\t\x1b\u202e") == "备\\u200b注\\t\\x1b\\u202e"
+    assert shown("a\tb", identifier=False) == "a\tb"  # free text keeps its tabs
