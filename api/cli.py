@@ -53,6 +53,9 @@ COMMANDS: dict[str, Entry] = {
     "spotcheck": Entry("api.campaign_cli:spotcheck",
                        "双随机抽查 double-random spot checks: draw compounds and inspectors, record results."),
     "user": Entry("api.cli_accounts:user", "用户管理 users, roles and API tokens of the HTTP service."),
+    "validate": Entry("api.cli_data:validate_cmd",
+                      "复核已入库数据 check the stored features against today's import rules (values, text, extra, "
+                      "geometry, extent)."),
     "worker": Entry("api.cli_check:worker_cmd",
                     "Run persisted jobs (check runs, reports) in the foreground; several may run side by side."),
 }

@@ -1,7 +1,11 @@
-"""`firelane import`, `export`, `import-osm` and `sample`: layers in and out, and the sample district."""
+"""`firelane import`, `export`, `validate`, `import-osm` and `sample`: layers in, checked again and out, and the
+sample district."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import sys
 from pathlib import Path
 
@@ -10,12 +14,16 @@ import click
 from api.cli_errors import FirelaneError
 from api.cli_schema import ensure_schema
 from api.cli_user import os_user as _os_user
+from gis.db import get_engine
 from gis.exporter import ExportError, attribution_path, export_layer
 from gis.importer import ImportFailed, import_file
 from gis.layers import LAYERS
 from gis.osm import OsmImportError, import_osm
+from gis.revalidate import DATA_LAYERS, StoredProblem, revalidate
 from gis.sample import generate, ledger_rows, load_sample, write_sample
-from gis.terminal_safety import terminal_lines
+from gis.spreadsheet_safety import csv_value
+from gis.terminal_safety import display_width, pad, terminal_lines, terminal_text
+from gis.text_rules import shown
 
 # --- import / export --------------------------------------------------------------------------------------------
 
@@ -63,6 +71,65 @@ def export_cmd(layer: str, fmt: str, output: Path, street: str | None, compound:
     click.echo(f"exported 导出 {n} features → {output}")
     if attribution_path(output).exists():
         click.echo(terminal_lines(attribution_path(output).read_text(encoding="utf-8").strip()))
+
+
+@click.command("validate")
+@click.option("--layer", "layers", multiple=True, type=click.Choice(DATA_LAYERS),
+              help="only this layer (repeatable; default: every data layer) 图层")
+@click.option("--street", default=None, help="only this street code 街道代码")
+@click.option("--compound", default=None, help="only this compound ref 小区编号")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="write the list here (default: standard output)")
+def validate_cmd(layers: tuple[str, ...], street: str | None, compound: str | None, fmt: str,
+                 output: Path | None) -> None:
+    """复核已入库数据 check the stored features against today's import rules (values, text, extra, geometry, extent).
+
+    Rows stored before a rule tightened, or written by SQL, are listed with their layer, id, ref, field and what an
+    import would say; the exit code is 1 when there is any. Nothing is changed: fix the rows by an import with
+    --mode replace, in the map pages or in QGIS."""
+    ensure_schema()
+    counts: dict[str, int] = {}
+    problems = list(revalidate(get_engine(), layers or None, street=street, compound=compound, counts=counts))
+    text = {"table": _problem_table, "json": _problem_json, "csv": _problem_csv}[fmt](problems)
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
+    elif text:
+        click.echo(text)
+    click.echo(f"复核 {sum(counts.values())} 个要素 ({len(counts)} 个图层), {len(problems)} 处问题 checked "
+               f"{sum(counts.values())} features in {len(counts)} layers: {len(problems)} problems", err=True)
+    if problems:
+        sys.exit(1)
+
+
+_PROBLEM_COLUMNS = ("layer", "id", "ref", "field", "message")
+
+
+def _problem_table(problems: list[StoredProblem]) -> str:
+    if not problems:
+        return ""
+    # (a ref is shown with what makes it differ from its look-alike written out: a zero-width space, say)
+    cells = [[terminal_text(v) for v in (p.layer, p.id, shown(p.ref or ""), p.field or "", p.message)]
+             for p in problems]
+    widths = [max(display_width(c), *(display_width(row[i]) for row in cells))
+              for i, c in enumerate(_PROBLEM_COLUMNS[:-1])]
+    lines = ["  ".join(pad(c, w) for c, w in zip(_PROBLEM_COLUMNS, [*widths, 0], strict=True)).rstrip()]
+    lines += ["  ".join(pad(v, w) for v, w in zip(row, [*widths, 0], strict=True)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def _problem_json(problems: list[StoredProblem]) -> str:
+    return json.dumps([p.as_dict() for p in problems], ensure_ascii=False)
+
+
+def _problem_csv(problems: list[StoredProblem]) -> str:
+    out = io.StringIO()
+    out.write("\ufeff")  # (a BOM: Excel reads the file as UTF-8)
+    w = csv.writer(out)
+    w.writerow(_PROBLEM_COLUMNS)
+    for p in problems:
+        w.writerow([csv_value(v) for v in (p.layer, p.id, p.ref, p.field, p.message)])
+    return out.getvalue()
 
 
 @click.command("import-osm")
