@@ -22,7 +22,7 @@ from gis.osm import OsmImportError, import_osm
 from gis.revalidate import DATA_LAYERS, StoredProblem, revalidate
 from gis.sample import generate, ledger_rows, load_sample, write_sample
 from gis.spreadsheet_safety import csv_value
-from gis.terminal_safety import display_width, pad, terminal_lines, terminal_text
+from gis.terminal_safety import table, terminal_lines
 from gis.text_rules import shown
 
 # --- import / export --------------------------------------------------------------------------------------------
@@ -106,16 +106,9 @@ _PROBLEM_COLUMNS = ("layer", "id", "ref", "field", "message")
 
 
 def _problem_table(problems: list[StoredProblem]) -> str:
-    if not problems:
-        return ""
     # (a ref is shown with what makes it differ from its look-alike written out: a zero-width space, say)
-    cells = [[terminal_text(v) for v in (p.layer, p.id, shown(p.ref or ""), p.field or "", p.message)]
-             for p in problems]
-    widths = [max(display_width(c), *(display_width(row[i]) for row in cells))
-              for i, c in enumerate(_PROBLEM_COLUMNS[:-1])]
-    lines = ["  ".join(pad(c, w) for c, w in zip(_PROBLEM_COLUMNS, [*widths, 0], strict=True)).rstrip()]
-    lines += ["  ".join(pad(v, w) for v, w in zip(row, [*widths, 0], strict=True)).rstrip() for row in cells]
-    return "\n".join(lines)
+    return table(_PROBLEM_COLUMNS, ((p.layer, p.id, shown(p.ref or ""), p.field, p.message) for p in problems)) \
+        if problems else ""
 
 
 def _problem_json(problems: list[StoredProblem]) -> str:

@@ -27,7 +27,7 @@ from gis.campaign import workflow as wf
 from gis.campaign.actors import Actor
 from gis.campaign.worklist_export import worklist_csv, write_rows_xlsx
 from gis.db import get_engine, transaction
-from gis.terminal_safety import display_width, pad, terminal_text
+from gis.terminal_safety import table, terminal_text
 
 TABLE_COLUMNS = ("id", "status_zh", "rule", "severity", "compound_ref", "department", "responsible_unit", "deadline",
                  "days_overdue")
@@ -136,12 +136,7 @@ def _emit(body: str, output: Path | None, *, bom: bool = False) -> None:
 def _table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "(无 none)"
-    cells = [[terminal_text(r.get(c) if r.get(c) is not None else "") for c in TABLE_COLUMNS] for r in rows]
-    # (in terminal columns: a Chinese status, compound or unit takes two per character)
-    widths = [max(display_width(c), *(display_width(row[i]) for row in cells)) for i, c in enumerate(TABLE_COLUMNS)]
-    lines = ["  ".join(pad(c, w) for c, w in zip(TABLE_COLUMNS, widths, strict=True)).rstrip()]
-    lines += ["  ".join(pad(v, w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells]
-    return "\n".join(lines)
+    return table(TABLE_COLUMNS, ([r.get(c) for c in TABLE_COLUMNS] for r in rows))
 
 
 @hazard.command("show")

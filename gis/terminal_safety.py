@@ -17,10 +17,11 @@ Tables are laid out in terminal columns (`display_width`, `pad`, `cut`): a Chine
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterable, Sequence
 from functools import cache
 from itertools import accumulate
 
-__all__ = ["cut", "display_width", "pad", "terminal_lines", "terminal_text"]
+__all__ = ["cut", "display_width", "pad", "table", "terminal_lines", "terminal_text"]
 
 #: C0 controls, DEL, C1 controls, and the bidirectional marks, embeddings, overrides and isolates.
 _CONTROLS = (*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0), 0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F),
@@ -76,3 +77,12 @@ def cut(s: str, width: int) -> str:
         return s
     fits = sum(1 for used in accumulate(map(_char_width, s)) if used <= width - 1)
     return s[:fits] + "…"
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """Rows under `header` in terminal columns (a Chinese character takes two), two spaces apart: every cell through
+    `terminal_text` (None as empty)."""
+    cells = [[terminal_text(v if v is not None else "") for v in row] for row in rows]
+    widths = [max(display_width(h), *(display_width(row[i]) for row in cells)) for i, h in enumerate(header)]
+    return "\n".join("  ".join(pad(v, w) for v, w in zip(row, widths, strict=True)).rstrip()
+                     for row in [list(header), *cells])

@@ -12,7 +12,7 @@ import shapely
 from api.cli_errors import FirelaneError
 from api.hazard_cli import HazardCliError
 from gis.checks import output
-from gis.terminal_safety import display_width, terminal_lines, terminal_text
+from gis.terminal_safety import display_width, table, terminal_lines, terminal_text
 
 HOSTILE = "L1\x1b]0;pwned\x07\x1b[2J\r\nX\t\x9b31m\x7f\u202eevil\u2066"
 #: What a terminal would act on: C0 controls (line breaks and tabs allowed where said), DEL, C1, bidi controls.
@@ -53,3 +53,14 @@ def test_the_check_table_shows_a_hostile_ref_and_message_as_text_in_their_column
     head, first, second = lines[0], lines[2], lines[3]
     column = display_width(head[:head.index("说明 message")])
     assert display_width(first[:first.index("消防车道")]) == display_width(second[:second.index("ok")]) == column
+
+
+def test_a_table_lines_up_chinese_and_hostile_cells_in_terminal_columns():
+    shown = table(("ref", "单位 unit", "note"), [("L1", "甲物业", HOSTILE), (HOSTILE, None, "ok"), (7, "乙", "")])
+    assert not RAW.search(shown) and "\t" not in shown and "\r" not in shown
+    lines = shown.splitlines()
+    assert len(lines) == 4 and lines[0].startswith("ref")
+    starts = [display_width(line[:line.index(cell)]) for line, cell in zip(lines[1:], ("甲物业", "ok", "乙"),
+                                                                          strict=True)]
+    assert starts[0] == starts[2] == display_width(lines[0][:lines[0].index("单位")])
+    assert lines[3] == "7" + " " * (display_width(terminal_text(HOSTILE)) - 1) + "  乙"  # trailing spaces go
