@@ -132,6 +132,9 @@ def test_an_assignment_without_a_deadline_gets_the_profiles_default(api, headers
     assert out["event"]["note"] is None
     doc = api.get(f"/hazards/{hid}", headers=headers["street_a"]).json()
     assert doc["deadline"] == (local_today() + timedelta(days=1)).isoformat()
+    # the answer's event is the event as stored: the defaulted deadline, the department and unit it was given
+    assert out["event"]["deadline"] == doc["deadline"]
+    assert (out["event"]["department"], out["event"]["unit"]) == (body["department"], body["unit"])
 
 
 def test_two_people_moving_the_same_hazard_at_once_exactly_one_wins(api, headers, district, db):
@@ -395,7 +398,7 @@ def test_the_hazard_cli_lists_shows_assigns_and_refuses_in_one_line(district, db
     assigned = runner.invoke(cli, ["hazard", "assign", str(hid), "--department", "交警/公安", "--unit", "甲物业",
                                    "--deadline", FUTURE, "--as", "jie"])
     assert assigned.exit_code == 0, assigned.output
-    assert "open → assigned" in assigned.output
+    assert "open → assigned" in assigned.output and assigned.output.rstrip().endswith(f"deadline 期限 {FUTURE}")
     past = runner.invoke(cli, ["hazard", "assign", str(hid), "--department", "交警/公安", "--unit", "甲物业",
                                "--deadline", "2001-01-01", "--as", "jie"])
     assert past.exit_code != 0 and "deadline" in past.output and len(past.output.strip().splitlines()) == 1

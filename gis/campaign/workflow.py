@@ -121,7 +121,9 @@ def _apply(conn: Connection, row: Any, target: str, change: lc.Change, actor: Ac
     return {"id": row.id, "status": target, "status_zh": lc.label(target), "version": updated,
             "event": {"id": event.id, "at": event.at.isoformat(), "by": actor.username, "from": row.status,
                       "to": target, "note": change.note, "photos": list(change.photos),
-                      "evidence": change.evidence}}
+                      "evidence": change.evidence, "department": change.department, "unit": change.unit,
+                      "person": change.person,
+                      "deadline": change.deadline.isoformat() if change.deadline is not None else None}}
 
 
 def transition(conn: Connection, hazard_id: int, target: str, *, actor: Actor, change: lc.Change | None = None,
