@@ -19,7 +19,7 @@ from gis.exporter import ExportError, attribution_path, export_layer
 from gis.importer import ImportFailed, import_file
 from gis.layers import LAYERS
 from gis.osm import OsmImportError, import_osm
-from gis.revalidate import DATA_LAYERS, StoredProblem, revalidate
+from gis.revalidate import DATA_LAYERS, StoredProblem, ledger_problems, revalidate
 from gis.sample import generate, ledger_rows, load_sample, write_sample
 from gis.spreadsheet_safety import csv_value
 from gis.terminal_safety import table, terminal_lines
@@ -74,8 +74,9 @@ def export_cmd(layer: str, fmt: str, output: Path, street: str | None, compound:
 
 
 @click.command("validate")
-@click.option("--layer", "layers", multiple=True, type=click.Choice(DATA_LAYERS),
-              help="only this layer (repeatable; default: every data layer) 图层")
+@click.option("--layer", "layers", multiple=True, type=click.Choice([*DATA_LAYERS, "hazards"]),
+              help="only this layer (repeatable; default: every data layer and the ledger; hazards: the ledger's "
+                   "typed text and its events') 图层")
 @click.option("--street", default=None, help="only this street code 街道代码")
 @click.option("--compound", default=None, help="only this compound ref 小区编号")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
@@ -86,18 +87,22 @@ def validate_cmd(layers: tuple[str, ...], street: str | None, compound: str | No
     """复核已入库数据 check the stored features against today's import rules (values, text, extra, geometry, extent).
 
     Rows stored before a rule tightened, or written by SQL, are listed with their layer, id, ref, field and what an
-    import would say; the exit code is 1 when there is any. Nothing is changed: fix the rows by an import with
-    --mode replace, in the map pages or in QGIS."""
+    import would say; the ledger's typed text (units, persons, notes) as the workflow would. The exit code is 1 when
+    there is any. Nothing is changed: fix the rows by an import with --mode replace, in the map pages or in QGIS."""
     ensure_schema()
     counts: dict[str, int] = {}
-    problems = list(revalidate(get_engine(), layers or None, street=street, compound=compound, counts=counts))
+    data = [name for name in layers if name != "hazards"] if layers else None
+    problems = list(revalidate(get_engine(), data, street=street, compound=compound, counts=counts)) \
+        if data is None or data else []
+    if not layers or "hazards" in layers:
+        problems += ledger_problems(get_engine(), street=street, compound=compound, counts=counts)
     text = {"table": _problem_table, "json": _problem_json, "csv": _problem_csv}[fmt](problems)
     if output is not None:
         output.write_text(text, encoding="utf-8")
     elif text:
         click.echo(text)
-    click.echo(f"复核 {sum(counts.values())} 个要素 ({len(counts)} 个图层), {len(problems)} 处问题 checked "
-               f"{sum(counts.values())} features in {len(counts)} layers: {len(problems)} problems", err=True)
+    click.echo(f"复核 {sum(counts.values())} 行 ({len(counts)} 个表), {len(problems)} 处问题 checked "
+               f"{sum(counts.values())} rows in {len(counts)} tables: {len(problems)} problems", err=True)
     if problems:
         sys.exit(1)
 

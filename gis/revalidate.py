@@ -1,4 +1,5 @@
-"""Stored features checked against today's import rules: rows stored before a rule tightened, or written by SQL."""
+"""Stored rows checked against today's input rules: the data layers as an import validates them, the ledger's typed
+text as the workflow does (rows stored before a rule tightened, or written by SQL)."""
 
 from __future__ import annotations
 
@@ -15,17 +16,23 @@ from gis.coords import parse_crs
 from gis.importer import expected_bounds
 from gis.layers import LAYERS, STORAGE_SRID, get_layer
 from gis.store import layer_columns, read_layer
+from gis.text_rules import TEXT_REFUSED, why_refused
 from gis.validate import validate_frame
 
 #: The layers a district imports and edits (the ledger is written by the checks and the workflow).
 DATA_LAYERS: tuple[str, ...] = tuple(name for name in LAYERS if name != "hazards")
 #: Rows read and validated at a time (by id): memory is bounded by the batch, not the layer.
 BATCH_ROWS = 50_000
+#: What people type into the ledger (gis.campaign.lifecycle: free text), per table: the hazards' assignment and
+#: every event's note and assignment. The rest of a hazard is written by the checks.
+LEDGER_TEXT: dict[str, tuple[str, ...]] = {"hazards": ("department", "responsible_unit", "person"),
+                                           "hazard_events": ("note", "department", "unit", "person")}
 
 
 @dataclass(frozen=True)
 class StoredProblem:
-    """What the import would refuse in a stored feature: its layer, id and ref, the field and why."""
+    """What an input would refuse in a stored row: its layer (or ledger table), id and ref (an event: its hazard's
+    key), the field and why."""
 
     layer: str
     id: int
@@ -76,4 +83,27 @@ def revalidate(engine: Engine, layers: Iterable[str] | None = None, *, street: s
                                     field=p.field, message=p.message)
 
 
-__all__ = ["BATCH_ROWS", "DATA_LAYERS", "StoredProblem", "revalidate"]
+def ledger_problems(engine: Engine, *, street: str | None = None, compound: str | None = None,
+                    counts: dict[str, int] | None = None) -> Iterator[StoredProblem]:
+    """The ledger's typed text (LEDGER_TEXT) that the workflow would refuse today: the hazards of the running code's
+    scope (and `street` / `compound`) and their events; `counts` gets the rows read per table."""
+    hazards = read_layer("hazards", engine=engine, street=street, compound=compound,
+                         columns=["id", "subject_ref", *LEDGER_TEXT["hazards"]])
+    with engine.connect() as conn:
+        events = pd.read_sql_query(
+            text(f"SELECT id, hazard_id, {', '.join(LEDGER_TEXT['hazard_events'])} FROM hazard_events "
+                 "WHERE hazard_id = ANY(:ids) ORDER BY id"), conn, params={"ids": hazards["id"].tolist()})
+    if counts is not None:
+        counts["hazards"], counts["hazard_events"] = len(hazards), len(events)
+    # a hazard is named by what it is about, an event by its hazard
+    refs = {"hazards": hazards["subject_ref"].astype(object).where(hazards["subject_ref"].notna(), None),
+            "hazard_events": "隐患 hazard " + events["hazard_id"].astype(str)}
+    for table, frame in (("hazards", hazards), ("hazard_events", events)):
+        for field in LEDGER_TEXT[table]:
+            cells = frame[field].astype("string[pyarrow]")
+            for i in np.flatnonzero(cells.str.contains(TEXT_REFUSED, regex=True).fillna(False).to_numpy(bool)):
+                yield StoredProblem(layer=table, id=int(frame["id"].iat[i]), ref=refs[table].iat[i],
+                                    field=field, message=str(why_refused(cells.iat[i])))
+
+
+__all__ = ["BATCH_ROWS", "DATA_LAYERS", "LEDGER_TEXT", "StoredProblem", "ledger_problems", "revalidate"]

@@ -1,5 +1,6 @@
-"""`firelane validate`: stored features are checked against today's import rules (rows stored before a rule
-tightened, or written by SQL) and listed by layer, id, ref and field; nothing is changed."""
+"""`firelane validate`: stored features are checked against today's import rules, and the ledger's typed text against
+the workflow's (rows stored before a rule tightened, or written by SQL), listed by layer, id, ref and field; nothing
+is changed."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import table_counts
 from sqlalchemy import text
-from test_api_support import STREET_B
+from test_api_support import STREET_A, STREET_B
 
 from api.cli import cli
 from gis.db import owner_engine
@@ -40,7 +41,7 @@ def test_a_district_loaded_through_the_rules_has_nothing_to_report(district):
     result = _validate()
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
-    assert ": 0 problems" in result.stderr
+    assert ": 0 problems" in result.stderr and "in 14 tables" in result.stderr  # 12 layers, hazards and events
 
 
 def test_rows_stored_past_the_rules_are_listed_by_layer_id_ref_and_field(district, db):
@@ -91,3 +92,20 @@ def test_features_are_read_in_batches_of_ids_with_the_same_problems(district, db
     batched = sorted((p.layer, p.id, p.field) for p in revalidate(db, batch=2, counts=counts))
     assert batched == whole and len(whole) == 5
     assert counts["buildings"] == 6
+
+
+def test_the_ledgers_typed_text_is_checked_as_the_workflow_checks_it(district, db):
+    hid = district.id("hazards", "k-b")
+    with owner_engine().begin() as conn:
+        conn.execute(text("UPDATE hazards SET responsible_unit = '甲' || chr(8238) || '物业' WHERE id = :h"), {"h": hid})
+        event = conn.execute(text("INSERT INTO hazard_events (hazard_id, to_state, note, person) VALUES "
+                                  "(:h, 'assigned', '第一行' || chr(10) || '第二行' || chr(27) || '[31m', '王五') "
+                                  "RETURNING id"), {"h": hid}).scalar_one()
+    result = _validate("--layer", "hazards", "--format", "json")
+    assert result.exit_code == 1, result.output
+    found = [(p["layer"], p["id"], p["ref"], p["field"], p["message"][-8:]) for p in json.loads(result.stdout)]
+    assert found == [("hazards", hid, "BB-0", "responsible_unit", "(U+202E)"),
+                     ("hazard_events", event, f"隐患 hazard {hid}", "note", "(U+001B)")]  # line breaks are kept
+    assert _validate("--layer", "hazards", "--street", STREET_B, "--format", "json").stdout == result.stdout
+    assert json.loads(_validate("--layer", "hazards", "--street", STREET_A, "--format", "json").stdout) == []
+    assert json.loads(_validate("--layer", "buildings", "--format", "json").stdout) == []
