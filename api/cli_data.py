@@ -76,7 +76,7 @@ def export_cmd(layer: str, fmt: str, output: Path, street: str | None, compound:
 @click.command("validate")
 @click.option("--layer", "layers", multiple=True, type=click.Choice([*DATA_LAYERS, "hazards"]),
               help="only this layer (repeatable; default: every data layer and the ledger; hazards: the ledger's "
-                   "typed text and its events') 图层")
+                   "typed text, its events included) 图层")
 @click.option("--street", default=None, help="only this street code 街道代码")
 @click.option("--compound", default=None, help="only this compound ref 小区编号")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
