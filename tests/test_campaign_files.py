@@ -4,6 +4,7 @@ pdftotext (the compound's name and every hazard's rule); the district's files as
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import subprocess
 import zipfile
@@ -106,6 +107,10 @@ def test_stage_reports_and_the_summary_carry_charts_cases_and_due_dates(db, dist
                            check=True).stdout.replace("\n", "")
     assert "整改落实阶段工作进展报告" in words and "2026-07-10" in words  # due 5 days before 7/15
     assert "中河街道" in words and "典型案例" in words
+    # the progress table keeps a street office's name on one line beside its many counts
+    layout = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
+                            check=True).stdout
+    assert any(re.match(r"\s*中河街道\s+\d", line) for line in layout.splitlines()), layout[:2000]
     doc = sr.report_data(cid, kind="summary", today=day, engine=db)
     assert doc["due"] == "2026-12-10" and set(doc["charts"]) == {"trend", "focus", "departments", "ageing"}
     assert all(png[:8] == b"\x89PNG\r\n\x1a\n" for png in doc["charts"].values())
