@@ -110,3 +110,22 @@ def test_a_street_without_compounds_gets_a_valid_empty_form(db, campaign, tmp_pa
     wb1 = load_workbook(tmp_path / "empty" / forms.FORM_FILES["1"])
     s = wb1["空街道"]
     assert s.cell(5, 1).value == "合计" and s.cell(5, 5).value == 0
+
+
+def test_another_plans_campaign_files_the_forms_under_its_own_subject_and_body(db, tmp_path):
+    load_campaign_district(db)
+    cid = cp.create_campaign(preset_key="yinzhou-2020", year=2026, engine=db)
+    files = forms.write_forms(cid, tmp_path / "out", day=DAY, engine=db)
+    titles = {}
+    for path in files:
+        wb = load_workbook(path)
+        cells = [str(c.value) for ws in wb.worksheets for row in ws.iter_rows() for c in row if c.value is not None]
+        assert not [c for c in cells if "长乐" in c or "物业小区消防通道" in c], path.name  # the Changle plan's words
+        titles[path.name[:3]] = wb.worksheets[0]["A2"].value
+        unit = wb.worksheets[0]["A3"].value
+    assert titles == {"附件1": "住宅小区消防安全隐患专项整治摸底排查情况统计表",
+                      "附件2": "住宅小区消防安全隐患专项整治检查（登记）表",
+                      "附件3": "住宅小区消防安全隐患专项整治抽查登记表",
+                      "附件4": "鄞州区住宅小区消防安全隐患专项整治初步摸底"}
+    district = load_workbook(tmp_path / "out" / forms.FORM_FILES["1"])["汇总"]["A3"].value
+    assert "住宅小区消防安全隐患专项整治工作专班" in district and unit

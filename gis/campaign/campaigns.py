@@ -80,6 +80,11 @@ class Preset:
     pilot_street_names: tuple[str, ...] = ()
     summary_due: date | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    #: how the forms (附件1–4, the Changle plan's) name the campaign and the body that files them, in this plan's
+    #: words: titles "{form_subject}摸底排查情况统计表" …, 填报单位 "{district}{form_subject}{form_body}"
+    form_subject: str = "物业小区消防通道专项整治"
+    form_body: str = "工作领导小组"
+    survey_title: str = "长乐区物业在管小区消防专项联合整治初步摸底"
 
 
 #: What the plans share: spot checks at >= 10 % (Changle 四(四)); the Yinzhou cost split 业主筹一点、物业出一点、
@@ -162,6 +167,9 @@ def _yinzhou(year: int = 2020) -> Preset:
         ),
         pilot_street_names=("中河街道", "东柳街道"),
         settings=dict(DEFAULT_SETTINGS),
+        # 五(一): 区安委办牵头成立专项整治工作专班
+        form_subject="住宅小区消防安全隐患专项整治", form_body="工作专班",
+        survey_title="鄞州区住宅小区消防安全隐患专项整治初步摸底",
     )
 
 

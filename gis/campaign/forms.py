@@ -26,7 +26,15 @@ from sqlalchemy import Connection, Engine, text
 
 from gis import scope as db_scope
 from gis.campaign import lifecycle as lc
-from gis.campaign.campaigns import Campaign, CampaignError, campaign_streets, get_campaign
+from gis.campaign.campaigns import (
+    PRESETS,
+    Campaign,
+    CampaignError,
+    Preset,
+    campaign_streets,
+    get_campaign,
+    preset,
+)
 from gis.campaign.deadlines import local_today
 from gis.campaign.focus import FOCUS_ITEMS, OTHER, focus_case_sql, focus_of
 from gis.campaign.progress import street_counts
@@ -34,12 +42,21 @@ from gis.checks.catalog import RULES
 from gis.db import get_engine
 from gis.scope import Scope
 
-FORM_TITLES: dict[str, str] = {
-    "1": "物业小区消防通道专项整治摸底排查情况统计表",
-    "2": "物业小区消防通道专项整治检查（登记）表",
-    "3": "物业小区消防通道专项整治抽查登记表",
-    "4": "长乐区物业在管小区消防专项联合整治初步摸底",
-}
+
+def form_titles(plan: Preset) -> dict[str, str]:
+    """The four forms' titles in a plan's words (the Changle plan names them; another plan's campaign files the
+    same forms under its own subject)."""
+    return {"1": f"{plan.form_subject}摸底排查情况统计表", "2": f"{plan.form_subject}检查（登记）表",
+            "3": f"{plan.form_subject}抽查登记表", "4": plan.survey_title}
+
+
+def _plan(campaign: Campaign) -> Preset:
+    """The plan a campaign was made from (a campaign of no known preset files the Changle plan's forms as named)."""
+    return preset(campaign.preset if campaign.preset in PRESETS else "changle-2022")
+
+
+#: The titles as the Changle plan names its forms.
+FORM_TITLES: dict[str, str] = form_titles(preset("changle-2022"))
 FORM_FILES: dict[str, str] = {
     "1": "附件1_摸底排查情况统计表.xlsx",
     "2": "附件2_检查登记表.xlsx",
@@ -246,7 +263,8 @@ def form1(conn: Connection, campaign: Campaign, *, streets: Sequence[str] | None
                 c["registered"], c["photos"]]
         tot = [a + b for a, b in zip(tot, nums, strict=True)]
         body.append([i, r.name, *nums, ""])
-    table_sheet(ws, annex="1", title=FORM_TITLES["1"], unit=unit, day=day, headings=FORM1_SUMMARY_HEADINGS,
+    titles = form_titles(_plan(campaign))
+    table_sheet(ws, annex="1", title=titles["1"], unit=unit, day=day, headings=FORM1_SUMMARY_HEADINGS,
                 rows=body, total=["合计", "", *tot, ""], widths=[6, 16, 8, 10, 9, *([14] * 5), 9, 9, 10, 12],
                 notes=[DESIGNED_NOTE, "隐患按整治重点归类（一）至（四），其余（消防设施、电动自行车、日常管理）计入“其他”。"
                                       "登记整改 = 隐患总数 − 当场整改。"])
@@ -261,7 +279,7 @@ def form1(conn: Connection, campaign: Campaign, *, streets: Sequence[str] | None
                     k["photos"]]
             tot = [a + b for a, b in zip(tot, nums, strict=True)]
             body.append([i, c.name or "", c.ref, c.property_company or "", *nums, ""])
-        table_sheet(ws_s, annex="1", title=f"{r.name}{FORM_TITLES['1']}", unit=r.name or r.ref, day=day,
+        table_sheet(ws_s, annex="1", title=f"{r.name}{titles['1']}", unit=r.name or r.ref, day=day,
                     headings=FORM1_HEADINGS, rows=body, total=["合计", "", "", "", *tot, ""],
                     widths=[6, 22, 12, 16, 9, *([14] * 5), 9, 9, 10, 12], notes=[DESIGNED_NOTE])
     return wb
@@ -321,7 +339,7 @@ def form2(conn: Connection, campaign: Campaign, *, street: str, day: date) -> Wo
                          _num(h.measured), _num(h.required_value), h.unit or "", h.message_zh or "",
                          h.department or "", h.deadline.isoformat() if h.deadline else "", lc.label(h.status)])
         table_sheet(
-            ws, annex="2", title=FORM_TITLES["2"], unit=name, day=day, headings=FORM2_HEADINGS, rows=rows,
+            ws, annex="2", title=form_titles(_plan(campaign))["2"], unit=name, day=day, headings=FORM2_HEADINGS, rows=rows,
             widths=[6, 22, 9, 22, 18, 8, 8, 6, 30, 14, 11, 12],
             signatures="检查人员（签字）：            物业服务企业负责人（签字）：            复查验收责任人（签字）：",
             notes=[DESIGNED_NOTE],
@@ -330,7 +348,7 @@ def form2(conn: Connection, campaign: Campaign, *, street: str, day: date) -> Wo
                       f"{cn_date(ins.on_date) if ins else '        '}    检查人员："
                       f"{(ins.inspector or '') if ins else ''}    隐患共 {len(mine)} 项"])
     if first:  # a street without compounds: a valid, empty form
-        table_sheet(wb.active, annex="2", title=FORM_TITLES["2"], unit=name, day=day, headings=FORM2_HEADINGS,
+        table_sheet(wb.active, annex="2", title=form_titles(_plan(campaign))["2"], unit=name, day=day, headings=FORM2_HEADINGS,
                     rows=[], notes=[DESIGNED_NOTE, "本街道无在册小区 this street has no compounds."])
         wb.active.title = "空表"
     return wb
@@ -368,7 +386,7 @@ def form3(conn: Connection, campaign: Campaign, *, day: date, unit: str,
                      "、".join(f"#{h}" for h in hz), _STATUS[c.status],
                      c.checked_at.date().isoformat() if c.checked_at else ""])
     wb = Workbook()
-    table_sheet(wb.active, annex="3", title=FORM_TITLES["3"], unit=unit, day=day, headings=FORM3_HEADINGS, rows=rows,
+    table_sheet(wb.active, annex="3", title=form_titles(_plan(campaign))["3"], unit=unit, day=day, headings=FORM3_HEADINGS, rows=rows,
                 widths=[6, 14, 20, 12, 18, 12, 12, 12, 12, 28, 16, 10, 12],
                 signatures="抽查人员（签字）：                    被抽查单位负责人（签字）：",
                 notes=[DESIGNED_NOTE, "抽查比例不低于10%，向上取整，每个乡镇（街道）至少1个；检查人员不抽本街道人员（双随机）。"])
@@ -411,7 +429,7 @@ def form4(conn: Connection, campaign: Campaign, *, day: date, unit: str,
            sum(c.hydrants for c in managed), sum(c.aerial for c in managed),
            sum(found.get(c.ref, {}).get("found", 0) for c in managed), ""]
     wb = Workbook()
-    table_sheet(wb.active, annex="4", title=FORM_TITLES["4"], unit=unit, day=day, headings=FORM4_HEADINGS, rows=rows,
+    table_sheet(wb.active, annex="4", title=form_titles(_plan(campaign))["4"], unit=unit, day=day, headings=FORM4_HEADINGS, rows=rows,
                 total=tot, widths=[6, 14, 20, 12, 24, 18, 9, 8, 8, 8, 10, 10, 12, 8, 10],
                 notes=[DESIGNED_NOTE, f"在管小区：有物业服务企业的小区（共 {len(compounds)} 个小区，其中在管 "
                                       f"{len(managed)} 个）；高层：建筑高度大于{HIGH_RISE_M:.0f}米的住宅。"])
@@ -475,4 +493,5 @@ def _file_part(name: str) -> str:
 
 def _district_unit(conn: Connection, campaign: Campaign) -> str:
     name = conn.execute(text("SELECT district_name FROM streets WHERE district_name IS NOT NULL LIMIT 1")).scalar()
-    return f"{name or ''}物业小区消防通道专项整治工作领导小组".strip()
+    plan = _plan(campaign)
+    return f"{name or ''}{plan.form_subject}{plan.form_body}".strip()
