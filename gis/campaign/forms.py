@@ -309,6 +309,7 @@ def form2(conn: Connection, campaign: Campaign, *, street: str, day: date) -> Wo
     if not srow:
         raise FormError(f"街道不在整治范围 street {street!r} is not in campaign {campaign.id}")
     name = srow[0].name or street
+    title = form_titles(_plan(campaign))["2"]
     compounds = _compounds(conn, [street])
     hazards = _hazards(conn, [c.ref for c in compounds])
     in_street, params = db_scope.streets_filter("campaign_inspections", [street], alias="i")
@@ -339,7 +340,7 @@ def form2(conn: Connection, campaign: Campaign, *, street: str, day: date) -> Wo
                          _num(h.measured), _num(h.required_value), h.unit or "", h.message_zh or "",
                          h.department or "", h.deadline.isoformat() if h.deadline else "", lc.label(h.status)])
         table_sheet(
-            ws, annex="2", title=form_titles(_plan(campaign))["2"], unit=name, day=day, headings=FORM2_HEADINGS, rows=rows,
+            ws, annex="2", title=title, unit=name, day=day, headings=FORM2_HEADINGS, rows=rows,
             widths=[6, 22, 9, 22, 18, 8, 8, 6, 30, 14, 11, 12],
             signatures="检查人员（签字）：            物业服务企业负责人（签字）：            复查验收责任人（签字）：",
             notes=[DESIGNED_NOTE],
@@ -348,7 +349,7 @@ def form2(conn: Connection, campaign: Campaign, *, street: str, day: date) -> Wo
                       f"{cn_date(ins.on_date) if ins else '        '}    检查人员："
                       f"{(ins.inspector or '') if ins else ''}    隐患共 {len(mine)} 项"])
     if first:  # a street without compounds: a valid, empty form
-        table_sheet(wb.active, annex="2", title=form_titles(_plan(campaign))["2"], unit=name, day=day, headings=FORM2_HEADINGS,
+        table_sheet(wb.active, annex="2", title=title, unit=name, day=day, headings=FORM2_HEADINGS,
                     rows=[], notes=[DESIGNED_NOTE, "本街道无在册小区 this street has no compounds."])
         wb.active.title = "空表"
     return wb
@@ -386,7 +387,8 @@ def form3(conn: Connection, campaign: Campaign, *, day: date, unit: str,
                      "、".join(f"#{h}" for h in hz), _STATUS[c.status],
                      c.checked_at.date().isoformat() if c.checked_at else ""])
     wb = Workbook()
-    table_sheet(wb.active, annex="3", title=form_titles(_plan(campaign))["3"], unit=unit, day=day, headings=FORM3_HEADINGS, rows=rows,
+    table_sheet(wb.active, annex="3", title=form_titles(_plan(campaign))["3"], unit=unit, day=day,
+                headings=FORM3_HEADINGS, rows=rows,
                 widths=[6, 14, 20, 12, 18, 12, 12, 12, 12, 28, 16, 10, 12],
                 signatures="抽查人员（签字）：                    被抽查单位负责人（签字）：",
                 notes=[DESIGNED_NOTE, "抽查比例不低于10%，向上取整，每个乡镇（街道）至少1个；检查人员不抽本街道人员（双随机）。"])
@@ -429,7 +431,8 @@ def form4(conn: Connection, campaign: Campaign, *, day: date, unit: str,
            sum(c.hydrants for c in managed), sum(c.aerial for c in managed),
            sum(found.get(c.ref, {}).get("found", 0) for c in managed), ""]
     wb = Workbook()
-    table_sheet(wb.active, annex="4", title=form_titles(_plan(campaign))["4"], unit=unit, day=day, headings=FORM4_HEADINGS, rows=rows,
+    table_sheet(wb.active, annex="4", title=form_titles(_plan(campaign))["4"], unit=unit, day=day,
+                headings=FORM4_HEADINGS, rows=rows,
                 total=tot, widths=[6, 14, 20, 12, 24, 18, 9, 8, 8, 8, 10, 10, 12, 8, 10],
                 notes=[DESIGNED_NOTE, f"在管小区：有物业服务企业的小区（共 {len(compounds)} 个小区，其中在管 "
                                       f"{len(managed)} 个）；高层：建筑高度大于{HIGH_RISE_M:.0f}米的住宅。"])
