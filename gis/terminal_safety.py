@@ -21,13 +21,21 @@ from collections.abc import Iterable, Sequence
 from functools import cache
 from itertools import accumulate
 
-__all__ = ["cut", "display_width", "pad", "table", "terminal_lines", "terminal_text"]
+__all__ = ["cut", "display_width", "escaped", "pad", "table", "terminal_lines", "terminal_text"]
 
 #: C0 controls, DEL, C1 controls, and the bidirectional marks, embeddings, overrides and isolates.
 _CONTROLS = (*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0), 0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F),
              *range(0x2066, 0x206A))
 _NAMED = {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}
-_ESCAPES: dict[int, str] = {c: _NAMED.get(c, f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}") for c in _CONTROLS}
+
+
+def escaped(ch: str) -> str:
+    """How one character is written out: \\t, \\n, \\r by name, else \\xNN or \\uNNNN."""
+    c = ord(ch)
+    return _NAMED.get(c, f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}")
+
+
+_ESCAPES: dict[int, str] = {c: escaped(chr(c)) for c in _CONTROLS}
 _ESCAPES_KEEPING_LINES = {c: e for c, e in _ESCAPES.items() if c not in (0x09, 0x0A)}
 
 

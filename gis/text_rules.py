@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 
+from gis.terminal_safety import escaped
+
 # C0 and C1 controls other than tab, line feed and carriage return, and DEL
 _CONTROLS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
 # bidirectional embeddings, overrides and isolates: they reorder what a page, a PDF or a sheet shows around them
@@ -46,12 +48,9 @@ def why_refused(value: str | None, *, identifier: bool = False) -> str | None:
 
 
 def shown(value: str, *, identifier: bool = True) -> str:
-    """`value` with every character the rules refuse written out as an escape (\\t, \\n, \\r, \\u200b): a refused
-    key or column name named in a message, readable and harmless."""
-    names = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
-    return (_IDENTIFIER if identifier else _TEXT).sub(
-        lambda m: names.get(m.group(), f"\\u{ord(m.group()):04x}" if ord(m.group()) > 0xFF else f"\\x{ord(m.group()):02x}"),
-        value)
+    """`value` with every character the rules refuse written out as the terminal writes it
+    (gis.terminal_safety.escaped: \\t, \\x1b, \\u200b): a refused key or column name named in a message."""
+    return (_IDENTIFIER if identifier else _TEXT).sub(lambda m: escaped(m.group()), value)
 
 
 def json_refusal(value: object) -> str | None:
