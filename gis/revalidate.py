@@ -31,8 +31,8 @@ LEDGER_TEXT: dict[str, tuple[str, ...]] = {"hazards": ("department", "responsibl
 
 @dataclass(frozen=True)
 class StoredProblem:
-    """What an input would refuse in a stored row: its layer (or ledger table), id and ref (an event: its hazard's
-    key), the field and why."""
+    """What an input would refuse in a stored row: its layer (or ledger table), id and ref (a hazard: its subject's
+    ref; an event: "隐患 hazard <id>"), the field and why."""
 
     layer: str
     id: int
