@@ -194,10 +194,17 @@ def simplified(surfaces: np.ndarray) -> np.ndarray:
 
     Douglas-Peucker (three times cheaper) picks out the surfaces with nothing to simplify: the topology-preserving
     simplifier takes the same sections and ring ends, only refusing some, so it removes a subset of the vertices
-    Douglas-Peucker removes, and none where that removes none (most surfaces); only the others are simplified."""
+    Douglas-Peucker removes, and none where that removes none (most surfaces); only the others are simplified.
+    Douglas-Peucker runs on the rings as lines: on a polygon it also tests the result's validity, the larger part
+    of its cost, and a polygon whose rings lose no vertex is returned as it is."""
     surfaces = np.asarray(surfaces, dtype=object)
     out = surfaces.copy()
-    some = ~shapely.equals_exact(shapely.simplify(surfaces, SIMPLIFY_M, preserve_topology=False), surfaces, 0.0)
+    polys, owner = shapely.get_parts(surfaces, return_index=True)
+    rings, ring_owner = shapely.get_rings(polys, return_index=True)
+    before = shapely.get_num_coordinates(rings)
+    after = shapely.get_num_coordinates(shapely.simplify(rings, SIMPLIFY_M, preserve_topology=False))
+    some = np.zeros(len(surfaces), dtype=bool)
+    some[owner[ring_owner[after < before]]] = True
     out[some] = shapely.simplify(surfaces[some], SIMPLIFY_M, preserve_topology=True)
     return shapely.orient_polygons(out)
 
@@ -402,13 +409,16 @@ def swept_bands(c: Corners, r: np.ndarray, w: float, placement: tuple[float, flo
     phi = phi0[:, None] + c.turn[:, None] * np.linspace(0.0, 1.0, ARC_POINTS)[None, :]
     ux, uy = np.cos(phi), np.sin(phi)
     k = ARC_POINTS
-    ring = np.empty((len(cx), 2 * k + 1, 2))  # the outer arc, the inner arc back, the first point again
+    n, m = len(cx), 2 * k + 1
+    ring = np.empty((n, m, 2))  # the outer arc, the inner arc back, the first point again
     ring[:, :k, 0] = cx[:, None] + (r + w)[:, None] * ux
     ring[:, :k, 1] = cy[:, None] + (r + w)[:, None] * uy
     ring[:, k:2 * k, 0] = (cx[:, None] + r[:, None] * ux)[:, ::-1]
     ring[:, k:2 * k, 1] = (cy[:, None] + r[:, None] * uy)[:, ::-1]
     ring[:, 2 * k] = ring[:, 0]
-    return shapely.polygons(shapely.linearrings(ring))
+    # (one ring per polygon, all of one length: built from the flat coordinates in one call)
+    return shapely.from_ragged_array(shapely.GeometryType.POLYGON, ring.reshape(-1, 2),
+                                     (np.arange(0, n * m + 1, m), np.arange(n + 1)))
 
 
 def band_boxes(c: Corners, upper: np.ndarray, w: float) -> np.ndarray:
