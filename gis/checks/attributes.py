@@ -240,6 +240,23 @@ def high_rise_limit(frame: pd.DataFrame, profile: Profile) -> np.ndarray:
     return np.where(use == "residential", sep["high_rise_residential_m"], sep["high_rise_other_m"])
 
 
+def high_rises(ctx: Any) -> np.ndarray:
+    """The context's high-rise buildings (geometries of its buildings view taller than `high_rise_limit`), found
+    once per partition where the context keeps a cache (LANE-TURNAROUND and LANE-TURN ask which lanes serve them)."""
+    cache = getattr(ctx, "cache", None)
+    if cache is not None and "high_rises" in cache:
+        return cache["high_rises"]
+    b = ctx.view("buildings")
+    if not len(b):
+        out = np.empty(0, dtype=object)
+    else:
+        height, _ = building_heights(b.frame, ctx.profile)
+        out = b.geoms[np.nan_to_num(height) > high_rise_limit(b.frame, ctx.profile)]
+    if cache is not None:
+        cache["high_rises"] = out
+    return out
+
+
 def grade_class(grades: np.ndarray, default: str) -> np.ndarray:
     """Class index (into CLASSES) of fire-resistance grades "1".."4"; missing or unknown → `default`."""
     g = np.where(pd.isna(grades), default, grades).astype(str)

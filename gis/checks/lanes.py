@@ -990,12 +990,8 @@ def lane_turnaround(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
 
 
 def _serves_high_rise(ctx: CheckContext, lanes: np.ndarray, distance: float) -> np.ndarray:
-    b = ctx.view("buildings")
-    if not len(b) or not len(lanes):
-        return np.zeros(len(lanes), dtype=bool)
-    height, _ = at.building_heights(b.frame, ctx.profile)
-    tall = b.geoms[np.nan_to_num(height) > at.high_rise_limit(b.frame, ctx.profile)]
-    if not len(tall):
+    tall = at.high_rises(ctx)
+    if not len(tall) or not len(lanes):
         return np.zeros(len(lanes), dtype=bool)
     li, _ = STRtree(tall).query(lanes, predicate="dwithin", distance=distance)
     out = np.zeros(len(lanes), dtype=bool)

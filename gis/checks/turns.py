@@ -619,7 +619,7 @@ def lane_turn(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
         gate[di] = dj
     # the truck each corner needs: an aerial ladder truck where the lanes at the corner (or its driveway) serve a
     # high-rise
-    tall = _high_rise(ctx)
+    tall = at.high_rises(ctx)
     need = np.full(len(corners), ordinary)
     if len(tall):
         at_corner = np.zeros(len(corners), dtype=bool)
@@ -745,14 +745,6 @@ def _passable_gates(found: Corners, passage: np.ndarray, failing: np.ndarray, di
             at_ = shapely.dwithin(c.take(near).touch()[np.searchsorted(near, ci)], drive[rest[gj]], TOUCH_M)
             touched = np.union1d(touched, rest[gj[at_]])
     return np.setdiff1d(touched, blocked)
-
-
-def _high_rise(ctx: CheckContext) -> np.ndarray:
-    b = ctx.view("buildings")
-    if not len(b):
-        return np.empty(0, dtype=object)
-    height, _ = at.building_heights(b.frame, ctx.profile)
-    return b.geoms[np.nan_to_num(height) > at.high_rise_limit(b.frame, ctx.profile)]
 
 
 def _cut_off(ctx: CheckContext, net: LaneNetwork, subject: np.ndarray, gate: np.ndarray, drive: np.ndarray,
