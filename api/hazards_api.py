@@ -49,7 +49,7 @@ def _version(if_match: str | None, body_version: int | None) -> int | None:
 class TransitionBody(BaseModel):
     to: lc.State = Field(description="the state to move to (GET /hazards/lifecycle)")
     note: str | None = Field(default=None, max_length=lc.MAX_NOTE, description="the reason (reopen, dismiss)")
-    department: str | None = Field(default=None, max_length=100, description="assigned: one of /hazards/departments")
+    department: str | None = Field(default=None, max_length=lc.MAX_DEPARTMENT, description="assigned: one of /hazards/departments")
     unit: str | None = Field(default=None, max_length=lc.MAX_UNIT, description="assigned: the responsible unit")
     person: str | None = Field(default=None, max_length=lc.MAX_PERSON)
     deadline: date | None = Field(default=None, description="assigned: not before today (default: the profile's)")
@@ -58,7 +58,7 @@ class TransitionBody(BaseModel):
 
 
 class AssignBody(BaseModel):
-    department: str = Field(max_length=100)
+    department: str = Field(max_length=lc.MAX_DEPARTMENT)
     unit: str = Field(max_length=lc.MAX_UNIT)
     person: str | None = Field(default=None, max_length=lc.MAX_PERSON)
     deadline: date | None = None
@@ -102,7 +102,7 @@ def departments(principal: CurrentUser) -> dict[str, Any]:
 async def worklist(
     principal: CurrentUser,
     status: Annotated[list[str] | None, Query(description="one or more states")] = None,
-    department: Annotated[str | None, Query(max_length=100)] = None,
+    department: Annotated[str | None, Query(max_length=lc.MAX_DEPARTMENT)] = None,
     unit: Annotated[str | None, Query(max_length=200)] = None,
     street: Annotated[str | None, Query(max_length=12)] = None,
     compound: Annotated[str | None, Query(max_length=200)] = None,

@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, text
 
+from gis.campaign import lifecycle as lc
 from gis.coords import parse_crs
 from gis.importer import expected_bounds
 from gis.layers import LAYERS, STORAGE_SRID, get_layer
 from gis.store import layer_columns, read_layer
-from gis.text_rules import TEXT_REFUSED, why_refused
-from gis.validate import validate_frame
+from gis.validate import string_problems, validate_frame
 
 #: The layers a district imports and edits (the ledger is written by the checks and the workflow).
 DATA_LAYERS: tuple[str, ...] = tuple(name for name in LAYERS if name != "hazards")
@@ -25,8 +25,11 @@ DATA_LAYERS: tuple[str, ...] = tuple(name for name in LAYERS if name != "hazards
 BATCH_ROWS = 50_000
 #: What people type into the ledger (gis.campaign.lifecycle: free text), per table: the hazards' assignment and
 #: every event's note and assignment. The rest of a hazard is written by the checks.
-LEDGER_TEXT: dict[str, tuple[str, ...]] = {"hazards": ("department", "responsible_unit", "person"),
-                                           "hazard_events": ("note", "department", "unit", "person")}
+#: Each column is held to the workflow's limit for the step's field it stores (lifecycle.TEXT_LIMITS).
+LEDGER_TEXT: dict[str, dict[str, str]] = {
+    "hazards": {"department": "department", "responsible_unit": "unit", "person": "person"},
+    "hazard_events": {"note": "note", "department": "department", "unit": "unit", "person": "person"},
+}
 
 
 @dataclass(frozen=True)
@@ -85,8 +88,9 @@ def revalidate(engine: Engine, layers: Iterable[str] | None = None, *, street: s
 
 def ledger_problems(engine: Engine, *, street: str | None = None, compound: str | None = None,
                     counts: dict[str, int] | None = None) -> Iterator[StoredProblem]:
-    """The ledger's typed text (LEDGER_TEXT) that the workflow would refuse today: the hazards of the running code's
-    scope (and `street` / `compound`) and their events; `counts` gets the rows read per table."""
+    """The ledger's typed text (LEDGER_TEXT) that the workflow would refuse today (a refused character, or longer
+    than the step's field allows): the hazards of the running code's scope (and `street` / `compound`) and their
+    events; `counts` gets the rows read per table."""
     hazards = read_layer("hazards", engine=engine, street=street, compound=compound,
                          columns=["id", "subject_ref", *LEDGER_TEXT["hazards"]])
     with engine.connect() as conn:
@@ -99,11 +103,14 @@ def ledger_problems(engine: Engine, *, street: str | None = None, compound: str 
     refs = {"hazards": hazards["subject_ref"].astype(object).where(hazards["subject_ref"].notna(), None),
             "hazard_events": "隐患 hazard " + events["hazard_id"].astype(str)}
     for table, frame in (("hazards", hazards), ("hazard_events", events)):
-        for field in LEDGER_TEXT[table]:
-            cells = frame[field].astype("string[pyarrow]")
-            for i in np.flatnonzero(cells.str.contains(TEXT_REFUSED, regex=True).fillna(False).to_numpy(bool)):
-                yield StoredProblem(layer=table, id=int(frame["id"].iat[i]), ref=refs[table].iat[i],
-                                    field=field, message=str(why_refused(cells.iat[i])))
+        ids = frame["id"].to_numpy(dtype=np.int64)
+        ref_of = dict(zip(ids.tolist(), refs[table].tolist(), strict=True))
+        for column, step_field in LEDGER_TEXT[table].items():
+            # (each problem's row is the id it was given: never None)
+            for p in sorted(string_problems(frame[column], column, ids, lc.TEXT_LIMITS[step_field]),
+                            key=lambda p: p.row or 0):
+                yield StoredProblem(layer=table, id=int(p.row or 0), ref=ref_of[p.row], field=column,
+                                    message=p.message)
 
 
 __all__ = ["BATCH_ROWS", "DATA_LAYERS", "LEDGER_TEXT", "StoredProblem", "ledger_problems", "revalidate"]

@@ -27,7 +27,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.types import TypeEngine
 
 from gis.audit import ACTING_USER_SQL
-from gis.campaign.lifecycle import EVIDENCE, STATES
+from gis.campaign.lifecycle import EVIDENCE, MAX_DEPARTMENT, MAX_PERSON, MAX_UNIT, STATES
 from gis.layers import COMMON_FIELDS, LAYERS, STORAGE_SRID, Field, Layer
 
 metadata = MetaData(
@@ -125,9 +125,9 @@ hazard_events = Table(
     Column("from_state", String(20)),
     Column("to_state", String(20), nullable=False),
     Column("note", Text),
-    Column("department", String(100)),
-    Column("unit", String(200)),
-    Column("person", String(100)),
+    Column("department", String(MAX_DEPARTMENT)),
+    Column("unit", String(MAX_UNIT)),
+    Column("person", String(MAX_PERSON)),
     Column("deadline", Date),
     Column("photos", ARRAY(BigInteger), nullable=False, server_default=text("'{}'::bigint[]")),
     Column("evidence", String(30)),

@@ -40,6 +40,7 @@ __all__ = [
     "Validated",
     "duplicate_ref_problems",
     "map_columns",
+    "string_problems",
     "validate_frame",
     "validate_geometry",
 ]
@@ -400,12 +401,12 @@ def _convert(raw: pd.Series, f: Field, rows: np.ndarray) -> _Column:
         bad(unknown, f"不在可选值中 not one of {', '.join(f.choices)}")
         values = np.where(~missing & ~unknown, canon, None)  # type: ignore[call-overload]  # numpy stub refuses None
         return _Column(values, problems)
-    problems.extend(_string_problems(text, f.name, rows, f.max_length or DEFAULT_MAX_TEXT, arrow=arrow,
+    problems.extend(string_problems(text, f.name, rows, f.max_length or DEFAULT_MAX_TEXT, arrow=arrow,
                                      identifier=f.identifier))
     return _Column(values, problems)
 
 
-def _string_problems(text: pd.Series, name: str, rows: np.ndarray, max_length: int, *,
+def string_problems(text: pd.Series, name: str, rows: np.ndarray, max_length: int, *,
                      arrow: pd.Series | None = None, identifier: bool = False) -> list[Problem]:
     """Characters the text may not hold (gis.text_rules: free text, or an identifier) and over-long strings;
     everything else is kept verbatim."""
@@ -448,7 +449,7 @@ def _extra_values(raw: pd.Series, name: str, rows: np.ndarray) -> tuple[np.ndarr
         values = np.array([v if v is None or is_str[i] else _json_value(v) for i, v in enumerate(values)],
                           dtype=object)
     strings = pd.Series(np.where(is_str, values, None), dtype=object)  # type: ignore[call-overload]  # numpy stub refuses None
-    problems = _string_problems(strings, name, rows, DEFAULT_MAX_TEXT)
+    problems = string_problems(strings, name, rows, DEFAULT_MAX_TEXT)
     for i in np.flatnonzero(~is_str).tolist():  # objects and lists a reader gave: their keys and strings
         if isinstance(values[i], dict | list) and (why := json_refusal(values[i])) is not None:
             problems.append(Problem(int(rows[i]), name, why))

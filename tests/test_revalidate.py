@@ -15,6 +15,7 @@ from sqlalchemy import text
 from test_api_support import STREET_A, STREET_B
 
 from api.cli import cli
+from gis.campaign import lifecycle as lc
 from gis.db import owner_engine
 from gis.revalidate import revalidate
 
@@ -109,3 +110,19 @@ def test_the_ledgers_typed_text_is_checked_as_the_workflow_checks_it(district, d
     assert _validate("--layer", "hazards", "--street", STREET_B, "--format", "json").stdout == result.stdout
     assert json.loads(_validate("--layer", "hazards", "--street", STREET_A, "--format", "json").stdout) == []
     assert json.loads(_validate("--layer", "buildings", "--format", "json").stdout) == []
+
+
+def test_an_event_note_longer_than_the_workflow_allows_is_listed(district, db):
+    # (the other typed columns are as long as the workflow allows at most: the database refuses more)
+    hid = district.id("hazards", "k-b")
+    insert = text("INSERT INTO hazard_events (hazard_id, to_state, note) VALUES (:h, 'assigned', repeat('记', :n)) "
+                  "RETURNING id")
+    with owner_engine().begin() as conn:
+        conn.execute(text("UPDATE hazards SET person = repeat('张', :n) WHERE id = :h"), {"h": hid, "n": lc.MAX_PERSON})
+        conn.execute(insert, {"h": hid, "n": lc.MAX_NOTE})  # as long as a note may be
+        too_long = conn.execute(insert, {"h": hid, "n": lc.MAX_NOTE + 1}).scalar_one()
+    result = _validate("--layer", "hazards", "--format", "json")
+    assert result.exit_code == 1, result.output
+    found = [(p["layer"], p["id"], p["field"], p["message"]) for p in json.loads(result.stdout)]
+    assert found == [("hazard_events", too_long, "note",
+                      f"过长 too long: {lc.MAX_NOTE + 1} 个字符 characters, 最多 at most {lc.MAX_NOTE}")]

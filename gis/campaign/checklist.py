@@ -122,7 +122,7 @@ def record(conn: Connection, *, compound: str, item: str, status: str, actor: Ac
     checked_on = checked_on or today
     if checked_on > today:
         raise InvalidInput(f"检查日期不能晚于今天 {checked_on.isoformat()} is after today", field="checked_on")
-    note = reports.clean_text(note, field="note", limit=reports.MAX_NOTE)
+    note = reports.clean_text(note, field="note", limit=lc.MAX_NOTE)
     spot = c.spot
     if spec.per_building:
         buildings = _high_rises(conn, c.id)

@@ -11,6 +11,7 @@ import shapely
 from sqlalchemy import Connection, Engine, text
 
 from gis import scope
+from gis.campaign import lifecycle as lc
 from gis.campaign import photos as ph
 from gis.campaign import reports
 from gis.campaign.actors import TRIAGERS, Actor
@@ -155,12 +156,12 @@ def accept(conn: Connection, complaint_id: int, actor: Actor, *, category: str |
     """Turn a pending complaint into a MANUAL-* hazard (the complaint's photos become its before-photos)."""
     row = _pending(conn, complaint_id, actor)
     rule = reports.category_rule(category or row.category)
-    note = reports.clean_text(note, field="note", limit=reports.MAX_NOTE)
+    note = reports.clean_text(note, field="note", limit=lc.MAX_NOTE)
     geom = shapely.Point(row.lon, row.lat)
     place = Place(compound_id=row.compound_id, compound_ref=row.compound_ref, compound_name=None,
                   street_code=row.street_code)
     text_ = f"[举报 complaint] {row.description}" + (f" / {note}" if note else "")
-    hazard_id = reports.insert_hazard(conn, rule=rule, geom=geom, place=place, note=text_[:reports.MAX_NOTE],
+    hazard_id = reports.insert_hazard(conn, rule=rule, geom=geom, place=place, note=text_[:lc.MAX_NOTE],
                                       user=actor.username, source="complaint")
     photo_ids: Sequence[int] = list(row.photo_ids)
     ph.attach(conn, photo_ids, owner=reports.owner_of(hazard_id, place))
@@ -175,7 +176,7 @@ def accept(conn: Connection, complaint_id: int, actor: Actor, *, category: str |
 def reject(conn: Connection, complaint_id: int, actor: Actor, *, reason: str | None) -> dict[str, Any]:
     """Close a pending complaint without a hazard; the reason is required (kept internal, not shown publicly)."""
     _pending(conn, complaint_id, actor)
-    reason = reports.clean_text(reason, field="reason", limit=reports.MAX_NOTE, required=True)
+    reason = reports.clean_text(reason, field="reason", limit=lc.MAX_NOTE, required=True)
     conn.execute(text("UPDATE complaints SET status = 'rejected', triaged_by = :u, triaged_at = now(), "
                       "reason = :r WHERE id = :id"), {"u": actor.username, "r": reason, "id": complaint_id})
     return {"id": complaint_id, "status": "rejected", "reason": reason}

@@ -123,9 +123,12 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 }
 
 MAX_NOTE = 2000
+MAX_DEPARTMENT = 100
 MAX_UNIT = 200
 MAX_PERSON = 100
 MAX_PHOTOS = 50
+#: The longest text a step may carry, per field of `Change` (characters, after trimming).
+TEXT_LIMITS: dict[str, int] = {"note": MAX_NOTE, "department": MAX_DEPARTMENT, "unit": MAX_UNIT, "person": MAX_PERSON}
 
 
 # --- errors (no HTTP here: api/errors.py maps them) ------------------------------------------------------------------
@@ -227,7 +230,8 @@ def normalise(change: Change) -> Change:
         raise InvalidField("照片编号无效 photo ids are positive integers", field="photos")
     if change.evidence is not None and change.evidence not in EVIDENCE:
         raise InvalidField(f"未知证据 unknown evidence {change.evidence!r}", field="evidence")
-    return Change(note=_clean(change.note, "note", MAX_NOTE), department=_clean(change.department, "department", 100),
+    return Change(note=_clean(change.note, "note", MAX_NOTE),
+                  department=_clean(change.department, "department", MAX_DEPARTMENT),
                   unit=_clean(change.unit, "unit", MAX_UNIT), person=_clean(change.person, "person", MAX_PERSON),
                   deadline=change.deadline, photos=tuple(dict.fromkeys(change.photos)), evidence=change.evidence)
 

@@ -20,8 +20,6 @@ from gis.campaign.manual_rules import CATEGORIES, MANUAL_RULES, ManualRule
 from gis.layers import STORAGE_SRID
 from gis.text_rules import one_line_breaks, why_refused
 
-MAX_NOTE = 2000
-
 
 @dataclass(frozen=True)
 class Upload:
@@ -112,7 +110,7 @@ def file_report(conn: Connection, *, category: str, geom: shapely.Geometry, acto
     if actor.role not in REPORTERS:
         raise NotPermitted(f"角色 {actor.role} 不能上报隐患 role {actor.role!r} may not file reports", field="role")
     rule = category_rule(category)
-    note = clean_text(note, field="note", limit=MAX_NOTE)
+    note = clean_text(note, field="note", limit=lc.MAX_NOTE)
     if len(uploads) > 20:
         raise InvalidInput("照片过多 at most 20 photos per report", field="photo")
     place = place_for(conn, geom, claimed_compound=compound, actor=actor, field=field)

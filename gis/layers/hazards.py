@@ -1,6 +1,6 @@
 """Layer `hazards`: 隐患台账 hazards ledger (states from gis.campaign.lifecycle)."""
 
-from gis.campaign.lifecycle import STATES
+from gis.campaign.lifecycle import MAX_DEPARTMENT, MAX_PERSON, MAX_UNIT, STATES
 from gis.layers.base import Field, Layer, choice, integer, num, text
 
 LAYER = Layer(
@@ -24,9 +24,9 @@ LAYER = Layer(
         text("unit", "单位", "Unit", max_length=20),
         text("message_zh", "说明", "Message (zh)"),
         text("message_en", "说明(英)", "Message (en)"),
-        text("department", "责任部门", "Department", max_length=100),
-        text("responsible_unit", "责任单位", "Responsible unit", max_length=200),
-        text("person", "责任人", "Responsible person", max_length=100),
+        text("department", "责任部门", "Department", max_length=MAX_DEPARTMENT),
+        text("responsible_unit", "责任单位", "Responsible unit", max_length=MAX_UNIT),
+        text("person", "责任人", "Responsible person", max_length=MAX_PERSON),
         Field(name="deadline", type="date", label_zh="整改期限", label_en="Deadline"),
         Field(name="assigned_at", type="timestamp", label_zh="交办时间", label_en="Assigned"),
         Field(name="rectified_at", type="timestamp", label_zh="整改完成时间", label_en="Rectified"),
