@@ -618,27 +618,40 @@ def lane_turn(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
     if len(di):
         gate[di] = dj
     # the truck each corner needs: an aerial ladder truck where the lanes at the corner (or its driveway) serve a
-    # high-rise
+    # high-rise. A band the surface itself covers fits: only the corners whose first band is not covered are
+    # matched to their lanes and judged
     tall = at.high_rises(ctx)
     need = np.full(len(corners), ordinary)
+    maybe = np.empty(0, dtype=np.int64)  # near a lane that serves a high-rise (its envelope): ladder or not
     if len(tall):
-        at_corner = np.zeros(len(corners), dtype=bool)
+        if len(drive):
+            drive_tall = np.zeros(len(drive), dtype=bool)
+            drive_tall[STRtree(tall).query(drive, predicate="dwithin", distance=serve)[0]] = True
+            need[(gate >= 0) & drive_tall[np.maximum(gate, 0)]] = ladder
         if len(lanes):
             # (the buildings query the lanes: a footprint is the prepared side of each distance test)
             tl = np.unique(STRtree(lanes).query(tall, predicate="dwithin", distance=serve)[1])
             if len(tl):
                 ti, ci = near_tree.query(lanes[tl])
-                at_corner[ci[shapely.dwithin(lanes[tl[ti]], touching(ci), TOUCH_M)]] = True
-        if len(drive):
-            drive_tall = np.zeros(len(drive), dtype=bool)
-            drive_tall[STRtree(tall).query(drive, predicate="dwithin", distance=serve)[0]] = True
-            at_corner |= (gate >= 0) & drive_tall[np.maximum(gate, 0)]
-        need[at_corner] = ladder
-    # a band the surface itself covers fits: only the corners whose first band is not covered are matched to their
-    # lanes and judged
+                keep_pair = need[ci] != ladder
+                ti, ci = ti[keep_pair], ci[keep_pair]
+                maybe = np.unique(ci)
     used = np.unique(corners.part)
     shapely.prepare(surfaces[used])
-    look = np.flatnonzero(~shapely.covers(surfaces[corners.part], swept_bands(corners, need, w, PLACEMENTS[0])))
+    covered = shapely.covers(surfaces[corners.part], swept_bands(corners, need, w, PLACEMENTS[0]))
+    if len(maybe):
+        # a corner whose bands for both trucks are covered fits whichever it needs; only the others are matched to
+        # the lanes that serve a high-rise (a lane within TOUCH_M of the corner's vertices)
+        sub = corners.take(maybe)
+        tall_covered = shapely.covers(surfaces[sub.part], swept_bands(sub, np.full(len(maybe), ladder), w,
+                                                                      PLACEMENTS[0]))
+        ask = maybe[~(covered[maybe] & tall_covered)]
+        pair = np.isin(ci, ask)
+        ti, ci = ti[pair], ci[pair]
+        at_corner = np.unique(ci[shapely.dwithin(lanes[tl[ti]], touching(ci), TOUCH_M)])
+        need[at_corner] = ladder
+        covered[at_corner] = tall_covered[np.searchsorted(maybe, at_corner)]
+    look = np.flatnonzero(~covered)
     if not len(look):
         return []
     corners, gate, need = corners.take(look), gate[look], need[look]
