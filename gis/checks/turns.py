@@ -518,7 +518,7 @@ def driveways(ctx: CheckContext, roads: np.ndarray) -> tuple[np.ndarray, np.ndar
     g = ent.geoms[vehicle]
     width = at.numbers(ent.frame, "width_m")[vehicle]
     width = np.where(np.isnan(width) | (width <= 0), float(ctx.profile.get("LANE-CLEAR", "truck_width_m")), width)
-    out = shapely.buffer(g, width / 2, cap_style="square")
+    out = np.full(len(g), None, dtype=object)
     if len(roads):
         gi, ri = gm.nearest_within(g, STRtree(roads), DRIVEWAY_MAX_M)
         if len(gi):
@@ -533,6 +533,8 @@ def driveways(ctx: CheckContext, roads: np.ndarray) -> tuple[np.ndarray, np.ndar
             a = start - u * 1.0
             b = start + u * (length + 0.5)[:, None]
             out[gi] = shapely.buffer(shapely.linestrings(np.stack([a, b], axis=1)), width[gi] / 2, cap_style="flat")
+    square = shapely.is_missing(out)  # (no road near: the gate's square, drawn only for these)
+    out[square] = shapely.buffer(g[square], width[square] / 2, cap_style="square")
     return out, vehicle
 
 
