@@ -103,7 +103,7 @@ async def worklist(
     principal: CurrentUser,
     status: Annotated[list[str] | None, Query(description="one or more states")] = None,
     department: Annotated[str | None, Query(max_length=lc.MAX_DEPARTMENT)] = None,
-    unit: Annotated[str | None, Query(max_length=200)] = None,
+    unit: Annotated[str | None, Query(max_length=lc.MAX_UNIT)] = None,
     street: Annotated[str | None, Query(max_length=12)] = None,
     compound: Annotated[str | None, Query(max_length=200)] = None,
     overdue: bool | None = None,

@@ -24,8 +24,8 @@ DATA_LAYERS: tuple[str, ...] = tuple(name for name in LAYERS if name != "hazards
 #: Rows read and validated at a time (by id): memory is bounded by the batch, not the layer.
 BATCH_ROWS = 50_000
 #: What people type into the ledger (gis.campaign.lifecycle: free text), per table: the hazards' assignment and
-#: every event's note and assignment. The rest of a hazard is written by the checks.
-#: Each column is held to the workflow's limit for the step's field it stores (lifecycle.TEXT_LIMITS).
+#: every event's note and assignment (the rest of a hazard is written by the checks); each column with the step's
+#: field whose limit holds it (lifecycle.TEXT_LIMITS).
 LEDGER_TEXT: dict[str, dict[str, str]] = {
     "hazards": {"department": "department", "responsible_unit": "unit", "person": "person"},
     "hazard_events": {"note": "note", "department": "department", "unit": "unit", "person": "person"},
