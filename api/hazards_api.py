@@ -49,7 +49,8 @@ def _version(if_match: str | None, body_version: int | None) -> int | None:
 class TransitionBody(BaseModel):
     to: lc.State = Field(description="the state to move to (GET /hazards/lifecycle)")
     note: str | None = Field(default=None, max_length=lc.MAX_NOTE, description="the reason (reopen, dismiss)")
-    department: str | None = Field(default=None, max_length=lc.MAX_DEPARTMENT, description="assigned: one of /hazards/departments")
+    department: str | None = Field(default=None, max_length=lc.MAX_DEPARTMENT,
+                                   description="assigned: one of /hazards/departments")
     unit: str | None = Field(default=None, max_length=lc.MAX_UNIT, description="assigned: the responsible unit")
     person: str | None = Field(default=None, max_length=lc.MAX_PERSON)
     deadline: date | None = Field(default=None, description="assigned: not before today (default: the profile's)")

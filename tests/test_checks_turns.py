@@ -317,7 +317,8 @@ def test_surfaces_are_simplified_as_the_topology_preserving_simplifier_does():
             g = g.difference(shapely.Polygon(slot))
         drawn.append(shapely.affinity.translate(g, X0 + 100 * k, Y0))
     # and surfaces of two parts, where only the second part has anything to simplify
-    drawn += [shapely.MultiPolygon([shapely.affinity.translate(drawn[k], 0, 200), drawn[k + 1]]) for k in range(0, 9, 3)]
+    drawn += [shapely.MultiPolygon([shapely.affinity.translate(drawn[k], 0, 200), drawn[k + 1]])
+              for k in range(0, 9, 3)]
     shapes = np.array(drawn, dtype=object)
     want = shapely.orient_polygons(shapely.simplify(shapes, turns.SIMPLIFY_M, preserve_topology=True))
     assert shapely.equals_exact(turns.simplified(shapes), want, 0.0).all()

@@ -118,7 +118,8 @@ def test_an_event_note_longer_than_the_workflow_allows_is_listed(district, db):
     insert = text("INSERT INTO hazard_events (hazard_id, to_state, note) VALUES (:h, 'assigned', repeat('记', :n)) "
                   "RETURNING id")
     with owner_engine().begin() as conn:
-        conn.execute(text("UPDATE hazards SET person = repeat('张', :n) WHERE id = :h"), {"h": hid, "n": lc.MAX_PERSON})
+        conn.execute(text("UPDATE hazards SET person = repeat('张', :n) WHERE id = :h"),
+                     {"h": hid, "n": lc.MAX_PERSON})
         conn.execute(insert, {"h": hid, "n": lc.MAX_NOTE})  # as long as a note may be
         too_long = conn.execute(insert, {"h": hid, "n": lc.MAX_NOTE + 1}).scalar_one()
     result = _validate("--layer", "hazards", "--format", "json")
