@@ -291,7 +291,7 @@ def report_forms(campaign_id: int, out: Path, streets: tuple[str, ...], day: str
               help=".pdf or .html")
 def report_compound(ref: str, out: Path) -> None:
     """一小区一档: one compound's file as PDF or HTML (by suffix)."""
-    from web.documents import write_compound  # WeasyPrint and matplotlib: loaded only for this command
+    from web.documents import write_compound  # noqa: PLC0415 (WeasyPrint, matplotlib: this command only)
 
     if out.suffix.lower() not in (".pdf", ".html", ".htm"):
         raise CampaignCliError(f"输出应为 .pdf 或 .html output must end in .pdf or .html, not {out.suffix!r}")
@@ -307,13 +307,13 @@ def report_compound(ref: str, out: Path) -> None:
 @click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True)
 def report_compounds(campaign_id: int, out: Path, streets: tuple[str, ...], workers: int) -> None:
     """Every compound's file (PDF) of the campaign as one ZIP (a persisted job run by this process)."""
-    from gis.campaign import dossier  # WeasyPrint and matplotlib: loaded only for this command
+    from web import district_files  # noqa: PLC0415 (WeasyPrint and matplotlib: loaded only for this command)
 
     engine = _engine()
     params = {"campaign": campaign_id, "streets": list(streets), "path": str(out), "workers": workers}
     with jobs.inline("compound_files", params, user=_os_user(), engine=engine) as job:
-        job.job.result = _guard(lambda: dossier.district_zip(campaign_id, out, streets=streets or None,
-                                                             workers=workers, engine=engine, progress=job.progress))
+        job.job.result = _guard(lambda: district_files.district_zip(campaign_id, out, streets=streets or None,
+                                                                    workers=workers, engine=engine, progress=job.progress))
     click.echo(f"{out} ({job.job.result['files']} files)")
 
 
@@ -326,7 +326,7 @@ def report_compounds(campaign_id: int, out: Path, streets: tuple[str, ...], work
               help=".pdf, .html or .xlsx")
 def report_stage(campaign_id: int, street: str | None, stage_code: str | None, day: str | None, out: Path) -> None:
     """A stage report (per street or the district): charts, typical cases, due dates."""
-    from gis.campaign import stage_reports as sr  # matplotlib: loaded only for this command
+    from gis.campaign import stage_reports as sr  # noqa: PLC0415 (matplotlib: loaded only for this command)
 
     _guard(lambda: sr.write_report(campaign_id, out, kind="stage", street=street, stage=stage_code, today=_day(day),
                                    engine=_engine()))
@@ -340,7 +340,7 @@ def report_stage(campaign_id: int, street: str | None, stage_code: str | None, d
               help=".pdf, .html or .xlsx")
 def report_summary(campaign_id: int, day: str | None, out: Path) -> None:
     """The district summary report (总结报告): per street, charts, typical cases with before/after photos."""
-    from gis.campaign import stage_reports as sr  # matplotlib: loaded only for this command
+    from gis.campaign import stage_reports as sr  # noqa: PLC0415 (matplotlib: loaded only for this command)
 
     _guard(lambda: sr.write_report(campaign_id, out, kind="summary", today=_day(day), engine=_engine()))
     click.echo(out)

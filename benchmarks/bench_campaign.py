@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import multiprocessing
 import os
 import resource
 import shutil
@@ -33,9 +34,11 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import psutil
 from _support import mark_sample, open_database, private_home, reusable_sample
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -49,8 +52,6 @@ class PeakRss:
     """The largest total RSS of this process and its descendants, sampled in a thread."""
 
     def __init__(self, interval: float = 0.1) -> None:
-        import psutil
-
         self.proc = psutil.Process()
         self.interval = interval
         self.peak = 0
@@ -58,8 +59,6 @@ class PeakRss:
         self.thread = threading.Thread(target=self.run, daemon=True)
 
     def sample(self) -> int:
-        import psutil
-
         total = 0
         for p in [self.proc, *self.proc.children(recursive=True)]:
             try:
@@ -121,10 +120,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from gis import pgcluster, scope
     from gis.campaign import campaigns as cp
-    from gis.campaign import dossier, forms, stage_reports
+    from gis.campaign import forms, stage_reports
     from gis.checks.runner import run_checks
     from gis.exporter import export_layer
     from gis.sample import generate, load_sample
+    from web import district_files
 
     out = Path(tempfile.mkdtemp(prefix="firelane-bench-out-"))
     try:
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{os.getloadavg()[0]:.1f}")
 
         with engine.connect() as conn:
-            refs = dossier.compound_refs(conn, cid)
+            refs = district_files.compound_refs(conn, cid)
         n = min(args.limit or len(refs), len(refs))
         floor_n = min(20, n)
         c = time.process_time()
@@ -176,17 +176,15 @@ def main(argv: list[str] | None = None) -> int:
         with PeakRss() as mem_pdf:
             t, c = time.perf_counter(), cpu_s()
             if n == len(refs):
-                res = dossier.district_zip(cid, out / "files.zip", workers=args.workers, engine=engine)
+                res = district_files.district_zip(cid, out / "files.zip", workers=args.workers, engine=engine)
             else:
-                import multiprocessing
-                from concurrent.futures import ProcessPoolExecutor
 
                 part = refs[:n]
                 chunks = [part[i:i + 10] for i in range(0, n, 10)]
                 (out / "pdfs").mkdir()
                 ctx = multiprocessing.get_context("spawn")
                 with ProcessPoolExecutor(max_workers=args.workers, mp_context=ctx) as pool:
-                    done = [f for fs in pool.map(dossier._render_chunk, chunks, [str(out / "pdfs")] * len(chunks),
+                    done = [f for fs in pool.map(district_files._render_chunk, chunks, [str(out / "pdfs")] * len(chunks),
                                                  [scope.current()] * len(chunks)) for f in fs]
                 res = {"files": len(done)}
             pdf_s = time.perf_counter() - t

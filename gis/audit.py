@@ -8,9 +8,7 @@ from sqlalchemy import Connection, text
 
 from gis import changes
 from gis.layers import LAYERS
-
-#: The acting user is passed per transaction with `SET LOCAL firelane.user = '...'` (see gis.db.transaction).
-ACTING_USER_SQL = "coalesce(nullif(current_setting('firelane.user', true), ''), current_user)"
+from gis.schema import ACTING_USER_SQL, TABLES
 
 #: An insert statement of at least this many rows whose ids form one unbroken range (a bulk COPY into a locked
 #: table) is logged as ONE audit row: feature_id = the first id, after = {"last_id", "count"}. Smaller or
@@ -77,8 +75,6 @@ def _row_json(alias: str, columns: list[str], *, with_geom: bool) -> str:
 
 
 def _columns(table: str) -> list[str]:
-    from gis.schema import TABLES  # gis.schema imports this module (ACTING_USER_SQL)
-
     return [c.name for c in TABLES[table].c if c.name != "geom"]
 
 

@@ -47,7 +47,7 @@ ACTIVE: tuple[str, ...] = ("queued", "running")
 #: libraries: geopandas, the rule families, WeasyPrint). A handler takes a JobContext and returns a JSON-able dict.
 KINDS: dict[str, str] = {
     "check_run": "gis.jobs:check_run_handler",
-    "compound_files": "gis.campaign.dossier:district_zip_handler",
+    "compound_files": "web.district_files:district_zip_handler",
     "report": "gis.campaign.stage_reports:report_handler",
 }
 
@@ -486,8 +486,7 @@ def inline_check_run(scope: dict[str, str], *, profile: str, user: str | None,
 
 def check_run_handler(ctx: JobContext) -> dict[str, Any]:
     """Run the checks of a queued check run and update the ledger (the run's check_runs row records it)."""
-    # the rule engine imports geopandas and every rule family: only the worker child pays for it
-    from gis.checks.runner import run_checks
+    from gis.checks.runner import run_checks  # noqa: PLC0415 (geopandas, every rule family: the child only)
 
     params = ctx.params
     scope = params.get("scope") or {}

@@ -26,9 +26,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.types import TypeEngine
 
-from gis.audit import ACTING_USER_SQL
 from gis.campaign.lifecycle import EVIDENCE, MAX_DEPARTMENT, MAX_PERSON, MAX_UNIT, STATES
 from gis.layers import COMMON_FIELDS, LAYERS, STORAGE_SRID, Field, Layer
+
+#: The acting user, passed per transaction with `SET LOCAL firelane.user = '...'` (gis.db.transaction): the
+#: tables' `updated_by`/`by` default and the audit triggers' `who` (gis.audit).
+ACTING_USER_SQL = "coalesce(nullif(current_setting('firelane.user', true), ''), current_user)"
+
 
 metadata = MetaData(
     naming_convention={

@@ -13,12 +13,15 @@ from pathlib import Path
 
 import pytest
 from campaign_support import HOSTILE_NAME, load_campaign_district
+from openpyxl import load_workbook
 from PIL import Image
 from sqlalchemy import text
 
 from gis.campaign import campaigns as cp
 from gis.campaign import dossier
 from gis.campaign import photos as ph
+from gis.campaign import stage_reports as sr
+from web import district_files
 from web.documents import write_compound
 
 pytestmark = pytest.mark.db
@@ -86,7 +89,7 @@ def test_the_districts_files_are_one_zip_one_pdf_per_compound(db, district, tmp_
     cid = cp.create_campaign(preset_key="changle-2022", year=2026, streets=["330212005"], engine=db)
     seen: list[float] = []
     # two chunks in a pool of two spawned processes: each reads under this test's scope (row-level security)
-    out = dossier.district_zip(cid, tmp_path / "files.zip", workers=2, engine=db, progress=seen.append, chunk=2)
+    out = district_files.district_zip(cid, tmp_path / "files.zip", workers=2, engine=db, progress=seen.append, chunk=2)
     assert out["files"] == len(refs["330212005"]) and seen[-1] == 1.0
     with zipfile.ZipFile(tmp_path / "files.zip") as zf:
         names = sorted(zf.namelist())
@@ -96,10 +99,6 @@ def test_the_districts_files_are_one_zip_one_pdf_per_compound(db, district, tmp_
 
 @needs_poppler
 def test_stage_reports_and_the_summary_carry_charts_cases_and_due_dates(db, district, tmp_path):
-    from openpyxl import load_workbook
-
-    from gis.campaign import stage_reports as sr
-
     cid = cp.create_campaign(preset_key="changle-2022", year=2026, engine=db)
     day = date(2026, 5, 1)
     pdf = sr.write_report(cid, tmp_path / "stage.pdf", kind="stage", street="330212003", today=day, engine=db)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import geopandas as gpd
@@ -15,10 +14,10 @@ import shapely
 from gis.checks.catalog import RULES
 from gis.coords import local_metric_crs
 from gis.layers import LAYERS, STORAGE_SRID
-from gis.sample import clutter, district, names, surfaces
+from gis.sample import clutter, district, hazards, names, surfaces
 from gis.sample.boundaries import get_district, read_boundaries
 from gis.sample.layout import TEMPLATE_LAYERS, Template, templates_for_depth
-from gis.sample.world import World
+from gis.sample.world import World, row_frames, to_metric
 from gis.store import layer_columns as cols
 
 #: Compounds per scale: one street office, a district, a city.
@@ -220,41 +219,6 @@ def _street_level(world: World, sel: pd.DataFrame, frames: dict[str, district.St
         world._invalidate(layer)
 
 
-def _transforms(world: World, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-row origin and angle (local or street frame -> UTM)."""
-    ci = frame["ci"].to_numpy().astype(int)
-    comp = world.compounds
-    ox = np.where(ci >= 0, comp["ox"].to_numpy()[np.maximum(ci, 0)], 0.0)
-    oy = np.where(ci >= 0, comp["oy"].to_numpy()[np.maximum(ci, 0)], 0.0)
-    ang = np.where(ci >= 0, comp["angle"].to_numpy()[np.maximum(ci, 0)], 0.0)
-    if (ci < 0).any():
-        streets = frame["street"].to_numpy()
-        for code, f in world.street_frames.items():
-            m = (ci < 0) & (streets == code)
-            ox[m], oy[m], ang[m] = f.ox, f.oy, f.angle
-    return ox, oy, ang
-
-
-def to_metric(geoms: np.ndarray, ox: np.ndarray, oy: np.ndarray, ang: np.ndarray, *,
-              then: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None) -> np.ndarray:
-    """Rotate and translate local geometries row by row (one vectorised coordinate pass); `then` maps the
-    resulting coordinates further (e.g. UTM -> lon/lat) in the same pass."""
-    geoms = np.asarray(geoms, dtype=object)
-    if not len(geoms):
-        return geoms
-    _, idx = shapely.get_coordinates(geoms, return_index=True)
-    c, s = np.cos(ang)[idx], np.sin(ang)[idx]
-    tx, ty = ox[idx], oy[idx]
-
-    def fn(xy: np.ndarray) -> np.ndarray:
-        x, y = tx + c * xy[:, 0] - s * xy[:, 1], ty + s * xy[:, 0] + c * xy[:, 1]
-        if then is not None:
-            x, y = then(x, y)
-        return np.column_stack([x, y])
-
-    return shapely.transform(geoms, fn)
-
-
 def _multi(layer: str, geoms: np.ndarray) -> np.ndarray:
     lay = LAYERS[layer]
     # a mixed layer stored as Multi types (roads: centre lines and surfaces) promotes both
@@ -316,7 +280,7 @@ def finalise(world: World, metric: pyproj.CRS, streets: gpd.GeoDataFrame) -> dic
     for name in TEMPLATE_LAYERS:
         f = world.layers.pop(name).reset_index(drop=True)
         ci = f["ci"].to_numpy().astype(int)
-        ox, oy, ang = _transforms(world, f)
+        ox, oy, ang = row_frames(world, f)
         g = project(f.pop("geometry").to_numpy(), ox, oy, ang)
         key = f["key"].astype(str).to_numpy()
         own = ci >= 0
@@ -368,8 +332,6 @@ def generate(*, district: str = "yinzhou", scale: str = "s", seed: int = 1) -> S
     Sample
         Layers in EPSG:4490 and the ground truth of every planted failure.
     """
-    from gis.sample import hazards  # gis.sample.hazards imports this module (its metric transforms)
-
     if scale not in SCALES:
         raise ValueError(f"未知规模 unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
     timings: dict[str, float] = {}

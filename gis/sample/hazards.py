@@ -19,9 +19,8 @@ import shapely
 from shapely.geometry import LineString, Point
 
 from gis.sample import layout as lo
-from gis.sample.build import _transforms, to_metric
 from gis.sample.implied import MARGIN, PlantingError, compound_rows, consequences, profile
-from gis.sample.world import World
+from gis.sample.world import World, row_frames, to_metric
 
 Recipe = Callable[[World, int, np.random.Generator, str], bool]
 
@@ -916,7 +915,7 @@ def ebike_site(world: World, ci: int, rng: np.random.Generator, variant: str) ->
 
 def _metric_rows(world: World, layer: str, mask: np.ndarray) -> np.ndarray:
     frame = world.layers[layer][mask]
-    ox, oy, ang = _transforms(world, frame)
+    ox, oy, ang = row_frames(world, frame)
     return to_metric(frame["geometry"].to_numpy(), ox, oy, ang)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -207,3 +208,39 @@ class World:
 
     def template_of(self, ci: int) -> Template:
         return self.templates[self.compounds.at[ci, "template"]]
+
+
+def row_frames(world: World, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row of `frame` the origin and angle of its local frame (its compound's, or its street's for rows of no
+    compound) in the metric CRS: what `to_metric` takes."""
+    ci = frame["ci"].to_numpy().astype(int)
+    comp = world.compounds
+    ox = np.where(ci >= 0, comp["ox"].to_numpy()[np.maximum(ci, 0)], 0.0)
+    oy = np.where(ci >= 0, comp["oy"].to_numpy()[np.maximum(ci, 0)], 0.0)
+    ang = np.where(ci >= 0, comp["angle"].to_numpy()[np.maximum(ci, 0)], 0.0)
+    if (ci < 0).any():
+        streets = frame["street"].to_numpy()
+        for code, f in world.street_frames.items():
+            m = (ci < 0) & (streets == code)
+            ox[m], oy[m], ang[m] = f.ox, f.oy, f.angle
+    return ox, oy, ang
+
+
+def to_metric(geoms: np.ndarray, ox: np.ndarray, oy: np.ndarray, ang: np.ndarray, *,
+              then: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None) -> np.ndarray:
+    """Rotate and translate local geometries row by row (one vectorised coordinate pass); `then` maps the
+    resulting coordinates further (e.g. UTM -> lon/lat) in the same pass."""
+    geoms = np.asarray(geoms, dtype=object)
+    if not len(geoms):
+        return geoms
+    _, idx = shapely.get_coordinates(geoms, return_index=True)
+    c, s = np.cos(ang)[idx], np.sin(ang)[idx]
+    tx, ty = ox[idx], oy[idx]
+
+    def fn(xy: np.ndarray) -> np.ndarray:
+        x, y = tx + c * xy[:, 0] - s * xy[:, 1], ty + s * xy[:, 0] + c * xy[:, 1]
+        if then is not None:
+            x, y = then(x, y)
+        return np.column_stack([x, y])
+
+    return shapely.transform(geoms, fn)
