@@ -311,7 +311,7 @@ def download(job_id: Id, principal: CurrentUser) -> FileResponse:
 
 @router.get("/compounds/{ref}/file", summary="一小区一档: one compound's file as PDF (default) or HTML")
 def compound_file(ref: str, principal: CurrentUser, f: Literal["pdf", "html"] = "pdf") -> Response:
-    from web.documents import (  # matplotlib and WeasyPrint: loaded on the first file
+    from web.documents import (  # noqa: PLC0415 (matplotlib and WeasyPrint: loaded on the first file)
         compound_html,
         html_to_pdf,
     )
@@ -338,7 +338,7 @@ def compound_file(ref: str, principal: CurrentUser, f: Literal["pdf", "html"] = 
 
 @router.get("/map/campaigns/{campaign_id}", response_class=HTMLResponse, include_in_schema=False)
 def campaign_page(campaign_id: Id, request: Request, day: AsOf = None) -> Response:
-    from web.campaign_page import render_campaign_page  # matplotlib (its charts): loaded on the first page
+    from web.campaign_page import render_campaign_page  # noqa: PLC0415 (matplotlib: on the first page)
 
     try:
         principal = optional_principal(request)

@@ -11,7 +11,6 @@ def ensure_schema() -> None:
     from these migrations, is left as it is without loading Alembic."""
     if schema_version.is_current(owner_engine()):
         return
-    # (Alembic's import and script graph: only when there is something to migrate or refuse)
-    from gis import migrate
+    from gis import migrate  # noqa: PLC0415 (Alembic: only when there is something to migrate or refuse)
 
     migrate.upgrade()

@@ -28,8 +28,7 @@ def pool_workers(argv: Sequence[str]) -> int:
 def main() -> None:
     if pool_workers(sys.argv[1:]) > 1:
         forkserver.start()
-    # deferred: the fork server imports the checks while this process imports the command line
-    from api.cli import main as cli_main
+    from api.cli import main as cli_main  # noqa: PLC0415 (after the fork server starts importing the checks)
 
     try:
         cli_main()

@@ -34,8 +34,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
+import geopandas as gpd
+import httpx
+import numpy as np
+import shapely
 from _support import ROOT, bench_admin_token, free_port, load_line, open_database, private_home
+from sqlalchemy import text
 
 sys.path.insert(0, str(ROOT))
 
@@ -48,9 +54,6 @@ LABELS = {"bbox": "bbox", "tile": "tile", "zipf": "tile zipf"}
 
 def synthesise(engine, *, seed: int = 1) -> dict[str, int]:
     """~100k features on a grid near Ningbo: 20 streets, 2,500 compounds, 75k buildings, 20k hydrants, 5k lanes."""
-    import geopandas as gpd
-    import numpy as np
-    import shapely
 
     from gis.db import transaction
     from gis.store import write_frame
@@ -102,7 +105,6 @@ def synthesise(engine, *, seed: int = 1) -> dict[str, int]:
 
 def load_data(engine, *, synthetic: bool = False) -> tuple[str, dict[str, int]]:
     """The m-scale Yinzhou sample when gis.sample can make and load it, else the synthetic district."""
-    from sqlalchemy import text
 
     from gis.layers import LAYERS
 
@@ -146,7 +148,6 @@ def zipf_tiles(bounds: tuple[float, float, float, float], *, zooms: range, n: in
 def request_sets(engine, *, n: int, zoom: int, seed: int = 7) -> dict[str, list[str]]:
     """Paths for the bbox-page and tile workloads, centred on random buildings (so each hits data), and the
     Zipf-distributed tile mix over zooms 13-17 of the buildings' extent."""
-    from sqlalchemy import text
 
     with engine.connect() as conn:
         pts = conn.execute(text(
@@ -256,7 +257,6 @@ def pgbench_scripts(paths: dict[str, list[str]], workdir: Path) -> tuple[dict[st
     """The rows of the bench_requests table (one per bbox/tile path) and of bench_tiles (the Zipf mix, one per
     request), and one pgbench script per workload: pick a random request, read its parameters (\\gset, a
     primary-key lookup), run the app's own SQL for it."""
-    from urllib.parse import parse_qsl, urlsplit
 
     from api.auth import Principal
     from api.features import page_sql, parse_items_query
@@ -293,7 +293,6 @@ def pgbench_scripts(paths: dict[str, list[str]], workdir: Path) -> tuple[dict[st
 
 def load_requests(engine, rows: dict[str, list[tuple]]) -> None:
     """The benchmark's requests as tables, so pgbench clients draw the same bboxes and tiles as wrk."""
-    from sqlalchemy import text
 
     with engine.begin() as conn:
         conn.execute(text("DROP TABLE IF EXISTS bench_requests"))
@@ -338,7 +337,6 @@ def start_server(base_env: dict[str, str], *, port: int, workers: int, log: Path
     """uvicorn serving the app on 127.0.0.1:`port` (FIRELANE_* `settings` on top of the environment), once ready;
     its warnings and errors go to `log` (else nowhere). Workers get as long to answer health pings as under
     `firelane serve` (api.demo.WORKER_HEALTHCHECK_S)."""
-    import httpx
 
     from api.demo import WORKER_HEALTHCHECK_S
 
@@ -366,7 +364,6 @@ def stop_server(server: subprocess.Popen) -> None:
 
 def prepare(args: argparse.Namespace, home: Path, workdir: Path):
     """Start the cluster, load the district (unless already there), a bench admin token, the request sets."""
-    from sqlalchemy import text
 
     from api.database import read_connection
     from gis import pgcluster
@@ -452,8 +449,6 @@ def main() -> None:
             return 2 if clients == 1 else args.warmup
 
         def app_runs(label: str, names: tuple[str, ...]) -> None:
-            import httpx
-
             sample = httpx.get(base + paths["bbox"][0], headers={"Authorization": f"Bearer {token}"}).json()
             print(f"a bbox page returns {sample['numberReturned']} features", flush=True)
             for name in names:

@@ -49,6 +49,7 @@ from typing import Any
 
 import pyproj
 from _support import ServerCpu, TreeCpu, load_line, mark_sample, open_database, private_home, reusable_sample
+from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -76,7 +77,6 @@ def timed(fn: Callable[[], Any], *, repeat: int = 1) -> tuple[float, Any]:
 def sql_peers(engine: Any, epsg: int, profile: Any) -> dict[str, tuple[float, int]]:
     """The three shared checks as a DBA would write them in PostGIS: metric copies with GiST indexes (their
     preparation counts), then one statement per check. Returns {check: (seconds, failures)}."""
-    from sqlalchemy import text
 
     sep = profile["SEPARATION"]
     table = sep["table"]

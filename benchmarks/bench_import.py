@@ -43,15 +43,18 @@ import tempfile
 import time
 from pathlib import Path
 
+import geopandas as gpd
+import numpy as np
+import pyogrio
+import shapely
+from sqlalchemy import text
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
 def synthesise(n: int, *, seed: int = 1):
     """(streets, compounds, {layer: frame}) with ~n building polygons, 40 per compound, near Ningbo."""
-    import geopandas as gpd
-    import numpy as np
-    import shapely
 
     rng = np.random.default_rng(seed)
     per = 40
@@ -205,7 +208,6 @@ def server_floor(engine, name: str) -> float:
     times the import's bulk path (`gis.store.bulk_load` around one COPY per 8,192 rows, into a temporary staging
     table and one INSERT ... SELECT when the layer is under row-level security) fed from that buffer. The layer ends with the same rows it had.
     """
-    from sqlalchemy import text
 
     from gis.db import raw_connection, transaction
     from gis.store import _COPY_CHUNK_ROWS, bulk_load
@@ -252,10 +254,6 @@ def main() -> None:
     parser.add_argument("--synthetic", action="store_true", help="skip gis.sample even if it works")
     parser.add_argument("--home", help="parent dir of the throwaway FIRELANE_HOME and files (default: system temp)")
     args = parser.parse_args()
-
-    import geopandas as gpd
-    import pyogrio
-    from sqlalchemy import text
 
     from gis.db import transaction
     from gis.importer import import_file

@@ -24,7 +24,9 @@ import threading
 import time
 from pathlib import Path
 
+import uvicorn
 from _support import ROOT, free_port, load_line, private_home
+from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(ROOT))
 
@@ -45,8 +47,6 @@ ZOOM_JS = """() => new Promise(resolve => {
 
 
 def serve(port: int):
-    import uvicorn
-
     from api.app import create_app
 
     server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
@@ -91,7 +91,6 @@ def main() -> None:
         server, thread = serve(port)
         base = demo.base_url
         urls = {"login (peer)": f"{base}/login", **{k: v for k, v in demo.urls.items() if not v.endswith("/login")}}
-        from playwright.sync_api import sync_playwright
 
         load_before = load_line()
         rows: dict[str, list[dict]] = {}

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import random
 import shutil
@@ -47,7 +48,9 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 from _support import ROOT, bench_admin_token, free_port, open_database, private_home
+from sqlalchemy import text
 
 sys.path.insert(0, str(ROOT))
 
@@ -80,7 +83,6 @@ class Run:
 
 def prepare(scale: str, home: Path) -> dict:
     """Start the cluster, load the district and check it (unless loaded), a soak admin token, request material."""
-    from sqlalchemy import text
 
     engine = open_database()
     with engine.connect() as conn:
@@ -107,8 +109,6 @@ def prepare(scale: str, home: Path) -> dict:
 
 
 def _tile(lon: float, lat: float, z: int) -> tuple[int, int]:
-    import math
-
     k = 1 << z
     return int((lon + 180) / 360 * k), int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * k)
 
@@ -125,8 +125,6 @@ def _error_code(response) -> str:
 
 async def client(n: int, clients: int, base: str, material: dict, deadline: float, run: Run,
                  departments: list[str], kinds: tuple[str, ...] = tuple(MIX)) -> None:
-    import httpx
-
     rng = random.Random(n)
     weights = [MIX[k] for k in kinds]
     auth = {"Authorization": f"Bearer {material['token']}"}
@@ -206,8 +204,6 @@ def restart_database(run: Run, at: float) -> None:
 
 
 async def drive(base: str, material: dict, args: argparse.Namespace, run: Run) -> float:
-    import httpx
-
     async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {material['token']}"}) as http:
         deps = (await http.get("/hazards/departments")).json()
     departments = [d["id"] for d in deps["departments"]]
@@ -230,7 +226,6 @@ async def drive(base: str, material: dict, args: argparse.Namespace, run: Run) -
 
 def audit(material: dict, run: Run) -> dict[str, int]:
     """Acknowledged writes that are missing (lost) or present more than once (duplicated), by the audit log."""
-    from sqlalchemy import text
 
     from gis import scope
     from gis.db import get_engine, reset_engine

@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlencode
 
+import psycopg
 from _support import (
     ROOT,
     bench_admin_token,
@@ -49,6 +50,8 @@ from _support import (
     private_home,
     reusable_sample,
 )
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 
 sys.path.insert(0, str(ROOT))
 
@@ -60,7 +63,6 @@ EVENTS_PER_HAZARD = 10
 
 def synthetic_history(engine, *, seed: int = 1) -> dict[str, int]:
     """States, assignments and deadlines spread over the ledger, and ~10 events per hazard (set-based SQL)."""
-    from sqlalchemy import text
 
     from gis.campaign import lifecycle as lc
     from gis.campaign.departments import DEPARTMENTS
@@ -103,7 +105,6 @@ def synthetic_history(engine, *, seed: int = 1) -> dict[str, int]:
 
 def prepare(args: argparse.Namespace) -> tuple[str, dict]:
     """Cluster, district, checks into the ledger, the synthetic history, a bench admin token."""
-    from sqlalchemy import text
 
     engine = open_database()
     reused = reusable_sample(engine, district="yinzhou", scale=args.scale, seed=1)
@@ -221,10 +222,6 @@ class PostgresFloor:
     admin: all streets), each filter set's statement prepared, rows fetched."""
 
     def __init__(self, filters: list[dict]) -> None:
-        import psycopg
-        from sqlalchemy import text
-        from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
-
         from gis import scope
         from gis.campaign import workflow as wf
         from gis.db import database_url

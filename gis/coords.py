@@ -801,7 +801,7 @@ def project_local(
     (projected, crs)
         ``projected`` is of the same type as ``data`` (frames keep their index); ``crs`` is the metric CRS.
     """
-    import geopandas as gpd  # imported lazily: the rest of this module needs only shapely and pyproj
+    import geopandas as gpd  # noqa: PLC0415 (lazily: the rest of this module needs shapely and pyproj)
 
     own = getattr(data, "crs", None)
     spec = parse_crs(own if own is not None else crs_from)
@@ -835,7 +835,7 @@ def project_local(
 
 def _with_geometry(data: Any, geoms: np.ndarray, *, crs: int) -> Any:
     """A copy of a GeoSeries/GeoDataFrame with its (active) geometry replaced and its CRS set."""
-    import geopandas as gpd  # imported lazily: the rest of this module needs only shapely and pyproj
+    import geopandas as gpd  # noqa: PLC0415 (lazily: the rest of this module needs shapely and pyproj)
 
     if isinstance(data, gpd.GeoDataFrame):
         out = data.copy()

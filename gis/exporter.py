@@ -319,7 +319,7 @@ def _write_csv(gdf: gpd.GeoDataFrame, path: Path, layer: Layer) -> None:
 
 
 def _write_xlsx(gdf: gpd.GeoDataFrame, path: Path, layer: Layer) -> None:
-    from openpyxl import Workbook  # heavy: only XLSX exports need it
+    from openpyxl import Workbook  # noqa: PLC0415 (heavy: only XLSX exports need it)
 
     data = _plain_table(gdf)
     too_long = np.flatnonzero(data["wkt"].str.len().to_numpy() > XLSX_CELL_LIMIT)

@@ -648,7 +648,7 @@ def _read_xlsx(path: Path, *, sheet: str | None) -> Source:
     Formula cells are read as their cached values; a formula without one (a file written by a program, never
     opened in Excel/WPS) is refused naming its cell, row and column rather than read as empty.
     """
-    import openpyxl  # heavy: only XLSX imports need it
+    import openpyxl  # noqa: PLC0415 (heavy: only XLSX imports need it)
 
     wb = openpyxl.load_workbook(path, read_only=True, data_only=True, keep_links=False)
     try:
@@ -722,7 +722,7 @@ def _cell_text(v: object) -> object:
 
 def _sheet_member(path: Path, sheet: str) -> str | None:
     """The zip member holding a sheet's XML (through the workbook's relationships), or None."""
-    import openpyxl  # heavy: only XLSX imports need it
+    import openpyxl  # noqa: PLC0415 (heavy: only XLSX imports need it)
 
     wb = openpyxl.load_workbook(path, read_only=True, keep_links=False)
     try:
@@ -749,8 +749,8 @@ def _has_formulas(path: Path, sheet: str) -> bool:
 
 def _uncached_formulas(path: Path, sheet: str, columns: list[str]) -> list[tuple[int, str, str, str]]:
     """(data row, column, cell, formula) of formula cells that carry no cached value."""
-    import openpyxl  # heavy: only XLSX imports need it
-    from openpyxl.utils import get_column_letter
+    import openpyxl  # noqa: PLC0415 (heavy: only XLSX imports need it)
+    from openpyxl.utils import get_column_letter  # noqa: PLC0415 (as above)
 
     values = openpyxl.load_workbook(path, read_only=True, data_only=True, keep_links=False)
     formulas = openpyxl.load_workbook(path, read_only=True, data_only=False, keep_links=False)

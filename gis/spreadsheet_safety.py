@@ -68,7 +68,7 @@ def csv_unquote(s: pd.Series) -> pd.Series:
 
 def xlsx_cell(ws: Any, value: Any) -> Any:
     """A write-only-sheet cell (openpyxl WriteOnlyCell) for `value`: text typed as a string, never a formula."""
-    from openpyxl.cell import WriteOnlyCell  # heavy: only XLSX writers need it
+    from openpyxl.cell import WriteOnlyCell  # noqa: PLC0415 (heavy: only XLSX writers need it)
 
     if isinstance(value, np.generic):
         value = value.item()

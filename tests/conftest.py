@@ -11,9 +11,20 @@ from pathlib import Path
 
 import pytest
 from desktop_support import LiveServer, live_server, load_desktop_district
+from fastapi.testclient import TestClient
+from playwright.sync_api import sync_playwright
 from server_support import served
+from sqlalchemy import text
 from test_api_support import ROLE_USERS, District, load_district, make_user
 from web_support import build_app, load_dataset, make_users
+
+from api.app import create_app
+from api.auth import forget_tokens, login_limiter
+from api.features import forget_extents
+from gis import migrate, pgcluster, scope
+from gis.config import clear_caches
+from gis.db import get_engine, owner_engine, reset_engine
+from gis.schema import metadata
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Debian's Chromium, started with no background traffic (the machine has no network beyond loopback)
@@ -29,7 +40,6 @@ def firelane_home() -> Iterator[Path]:
     old = {k: os.environ.get(k) for k in ("FIRELANE_HOME", "FIRELANE_DATABASE_URL")}
     os.environ["FIRELANE_HOME"] = str(path)
     os.environ.pop("FIRELANE_DATABASE_URL", None)
-    from gis.config import clear_caches
 
     clear_caches()
     yield path
@@ -45,8 +55,6 @@ def firelane_home() -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def engine(firelane_home: Path):
     """The real managed PostGIS, created fresh for this session, with the schema migrated to head."""
-    from gis import migrate, pgcluster, scope
-    from gis.db import get_engine, owner_engine, reset_engine
 
     pgcluster.start()
     reset_engine()
@@ -62,10 +70,6 @@ def engine(firelane_home: Path):
 @pytest.fixture
 def db(engine):
     """A clean database for one test: every layer, the ledger, runs, users and the audit log emptied."""
-    from sqlalchemy import text
-
-    from gis.db import owner_engine
-    from gis.schema import metadata
 
     names = ", ".join(t.name for t in metadata.sorted_tables)
     with owner_engine().begin() as conn:  # TRUNCATE is the owner's: the application role may only DELETE
@@ -77,9 +81,6 @@ def db(engine):
 def truncate(db):
     """Empty the named tables mid-test, as the owner (the application role may not TRUNCATE, and the ledger's
     events are append-only for DELETE)."""
-    from sqlalchemy import text
-
-    from gis.db import owner_engine
 
     def empty(*tables: str) -> None:
         with owner_engine().begin() as conn:
@@ -91,11 +92,6 @@ def truncate(db):
 @pytest.fixture
 def api(db) -> Iterator:
     """A TestClient on a fresh app (server errors come back as 500 responses, not exceptions)."""
-    from fastapi.testclient import TestClient
-
-    from api.app import create_app
-    from api.auth import forget_tokens, login_limiter
-    from api.features import forget_extents
 
     forget_tokens()
     forget_extents()
@@ -132,7 +128,6 @@ def live(db) -> Iterator[LiveServer]:
 @pytest.fixture
 def site(db) -> Iterator[str]:
     """The app served for real (tests/server_support.py) over web_support's hand-made district and users."""
-    from api.auth import forget_tokens, login_limiter
 
     load_dataset(db)
     make_users()
@@ -145,10 +140,6 @@ def site(db) -> Iterator[str]:
 def table_counts(engine) -> dict[str, int]:
     """Row counts of every table (to assert that a failed write changed nothing), read as the owner: the
     application role may not read the attempt counters."""
-    from sqlalchemy import text
-
-    from gis.db import owner_engine
-    from gis.schema import metadata
 
     with owner_engine().connect() as conn:
         return {t.name: conn.execute(text(f"SELECT count(*) FROM {t.name}")).scalar_one() for t in metadata.sorted_tables}
@@ -156,8 +147,6 @@ def table_counts(engine) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b

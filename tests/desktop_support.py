@@ -16,7 +16,14 @@ from datetime import UTC, date, datetime
 import geopandas as gpd
 import shapely
 from server_support import served
+from sqlalchemy import text
 from test_api_support import District, load_district
+
+from api.app import create_app
+from api.auth import forget_tokens, login_limiter
+from api.features import forget_extents
+from gis.db import transaction
+from gis.store import write_frame
 
 X0, Y0 = 121.50, 29.80
 
@@ -29,10 +36,6 @@ def load_desktop_district(engine) -> District:
     """test_api_support's district plus roads, hydrant details, obstructions of all three geometry types, e-bike
     sites (points and polygons) and hazards (points and polygons) carrying floats, dates, timestamps, booleans
     and JSON values."""
-    from sqlalchemy import text
-
-    from gis.db import transaction
-    from gis.store import write_frame
 
     district = load_district(engine)
     x0, y0 = X0, Y0
@@ -96,9 +99,6 @@ class _Counting:
 @contextmanager
 def live_server() -> Iterator[LiveServer]:
     """The real app under uvicorn on 127.0.0.1 and a free port (a thread of this process), counting requests."""
-    from api.app import create_app
-    from api.auth import forget_tokens, login_limiter
-    from api.features import forget_extents
 
     forget_tokens()
     forget_extents()

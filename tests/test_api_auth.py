@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from types import SimpleNamespace
 
 import mapbox_vector_tile
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import text
 from test_api_support import PASSWORD, STREET_A, STREET_B, make_user
+
+from api import auth, changefeed
+from api.aio import close_pools
+from api.changefeed import change_feed, wait_until_live
+from api.cli import cli
+from gis.config import server_settings
 
 pytestmark = pytest.mark.db
 
@@ -56,8 +65,6 @@ def test_wrong_password_unknown_user_and_disabled_user_are_401(api, db, headers)
 
 
 def test_login_attempts_are_rate_limited_per_user_and_address(api, db):
-    from gis.config import server_settings
-
     make_user(db, "dave", "viewer")
     limit = server_settings().login_attempts_per_minute
     codes = [api.post("/auth/login", json={"username": "dave", "password": "nope-nope"}).status_code
@@ -80,17 +87,11 @@ def test_logout_revokes_the_token(api, db):
 
 def _frozen_token_clock(monkeypatch) -> None:
     """The token cache's clock stands still: no cached lookup ages out, only a change can end it."""
-    from types import SimpleNamespace
-
-    from api import auth
 
     monkeypatch.setattr(auth, "time", SimpleNamespace(monotonic=lambda: 1000.0))
 
 
 def test_a_token_revoked_by_another_process_is_refused_at_once(api, db, monkeypatch, eventually):
-    from api import auth
-    from api.changefeed import wait_until_live
-
     _frozen_token_clock(monkeypatch)
     make_user(db, "gina", "viewer")
     token = api.post("/auth/login", json={"username": "gina", "password": PASSWORD}).json()["access_token"]
@@ -105,9 +106,6 @@ def test_a_token_revoked_by_another_process_is_refused_at_once(api, db, monkeypa
 
 
 def test_a_jurisdiction_changed_in_the_database_is_what_the_next_request_sees(api, db, monkeypatch, eventually):
-    from api import auth
-    from api.changefeed import wait_until_live
-
     _frozen_token_clock(monkeypatch)
     h = make_user(db, "hana", "street_office", [STREET_A])
     assert wait_until_live(db), "the change feed did not connect"
@@ -120,9 +118,6 @@ def test_a_jurisdiction_changed_in_the_database_is_what_the_next_request_sees(ap
 
 
 def test_a_new_sign_in_leaves_the_other_cached_tokens_in_the_cache(api, db, monkeypatch):
-    from api import auth
-    from api.changefeed import change_feed, wait_until_live
-
     _frozen_token_clock(monkeypatch)
     h = make_user(db, "ivan", "viewer")
     assert wait_until_live(db), "the change feed did not connect"
@@ -136,8 +131,6 @@ def test_a_new_sign_in_leaves_the_other_cached_tokens_in_the_cache(api, db, monk
 
 
 def test_while_the_change_feed_is_down_every_request_looks_its_token_up(api, db, monkeypatch):
-    from api import auth, changefeed
-
     _frozen_token_clock(monkeypatch)
     monkeypatch.setattr(changefeed.ChangeFeed, "generations", lambda self, tables: None)  # not connected
     make_user(db, "kate", "viewer")
@@ -168,10 +161,6 @@ def test_admins_manage_users_and_tokens(api, headers):
 
 
 def test_the_user_cli_adds_lists_and_disables_users(db):
-    from click.testing import CliRunner
-
-    from api.cli import cli
-
     runner = CliRunner()
     added = runner.invoke(cli, ["user", "add", "grace", "--role", "street_office", "--street", STREET_A,
                                 "--password", "another-long-one"])
@@ -306,11 +295,6 @@ def test_only_admins_manage_users(api, headers):
 
 
 def test_concurrent_requests_share_one_token_lookup_when_the_cache_has_expired(headers, monkeypatch):
-    import asyncio
-
-    from api import auth
-    from api.aio import close_pools
-
     calls = []
     real = auth.principal_for_token_async
 

@@ -7,14 +7,18 @@ import json
 import re
 
 import pytest
+from sqlalchemy import create_engine, text
 from test_api_support import PASSWORD
+
+from api.auth import forget_tokens
+from api.collections import LISTED
+from gis import pgcluster
+from gis.config import clear_caches
 
 pytestmark = pytest.mark.db
 
 
 def test_every_collection_publishes_its_schema_and_queryables_from_the_declarations(api, headers, desktop_district):
-    from api.collections import LISTED
-
     h = headers["viewer"]
     for view in LISTED:
         doc = api.get(f"/collections/{view.id}", headers=h).json()
@@ -142,18 +146,11 @@ def test_a_bbox_across_the_antimeridian_is_two_boxes(api, headers, desktop_distr
 
 def test_number_matched_on_the_first_page_exact_or_from_the_planner(api, headers, desktop_district, db,
                                                                      monkeypatch):
-    from sqlalchemy import text
-
-    from gis.config import clear_caches
-
     h = headers["viewer"]
     first = api.get("/collections/buildings/items?limit=2", headers=h).json()
     assert first["numberReturned"] == 2 and first["numberMatched"] == 6
     filtered = api.get("/collections/buildings/items?limit=2&bbox=121.50,29.80,121.51,29.81", headers=h).json()
     assert filtered["numberMatched"] == 5
-    from sqlalchemy import create_engine
-
-    from gis import pgcluster
 
     state = pgcluster.load_state()
     assert state is not None
@@ -182,8 +179,6 @@ def _basic(user: str, password: str) -> dict[str, str]:
 
 
 def test_http_basic_signs_in_once_and_is_rate_limited(api, headers, desktop_district, db):
-    from sqlalchemy import text
-
     ok = api.get("/collections/roads/items", headers=_basic("planner", PASSWORD))
     assert ok.status_code == 200 and ok.json()["numberReturned"] == 4
     assert api.get("/auth/me", headers=_basic("planner", PASSWORD)).json()["role"] == "planner"
@@ -195,7 +190,6 @@ def test_http_basic_signs_in_once_and_is_rate_limited(api, headers, desktop_dist
     assert statuses[0] == 401 and statuses[-1] == 429
     with db.begin() as conn:  # a disabled user's cached Basic sign-in stops working at once
         conn.execute(text("UPDATE users SET active = false WHERE username = 'planner'"))
-    from api.auth import forget_tokens
 
     forget_tokens()
     assert api.get("/collections", headers=_basic("planner", PASSWORD)).status_code == 401

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 
 import pytest
 from conftest import table_counts
+from fastapi.testclient import TestClient
 from sqlalchemy import text
 from test_api_support import STREET_A, STREET_B
 
+from api.app import create_app
+from gis.config import clear_caches
 from gis.db import owner_engine
 
 pytestmark = pytest.mark.db
@@ -192,11 +196,6 @@ def test_editing_a_fire_lane_returns_the_rules_that_apply_when_the_checks_exist(
 
 
 def test_payload_too_large_is_413(db, headers, district, monkeypatch):
-    from fastapi.testclient import TestClient
-
-    from api.app import create_app
-    from gis.config import clear_caches
-
     monkeypatch.setenv("FIRELANE_SERVER_MAX_UPLOAD_BYTES", "2000")
     clear_caches()
     try:
@@ -263,9 +262,6 @@ def test_street_b_is_untouched_by_street_a_edits(api, headers, district):
 def test_writes_without_if_match_are_unconditional_unless_required(api, headers, district, db, monkeypatch, caplog):
     """OWSLib and QGIS send no If-Match: such a write is accepted and logged as unconditional; a deployment can
     require the header (FIRELANE_API_REQUIRE_IF_MATCH), then it is 428."""
-    import logging
-
-    from gis.config import clear_caches
 
     fid = district.id("buildings", "BA-2")
     url = f"/collections/buildings/items/{fid}"

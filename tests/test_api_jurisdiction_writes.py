@@ -8,6 +8,8 @@ from conftest import table_counts
 from sqlalchemy import text
 from test_api_support import PASSWORD, STREET_A, STREET_B
 
+from api import edits
+
 pytestmark = pytest.mark.db
 
 X0, Y0 = 121.50, 29.80
@@ -152,8 +154,6 @@ def test_the_database_itself_refuses_overlapping_compounds_of_different_streets(
 
 
 def test_a_write_answers_with_the_version_it_wrote(api, headers, district, db, monkeypatch):
-    from api import edits
-
     fid = district.id("fire_lanes", "LA-1")
 
     def another_client_edits_meanwhile(layer, feature_id):

@@ -9,6 +9,9 @@ import pytest
 import shapely
 from test_api_support import HOSTILE
 
+from gis.config import clear_caches
+from gis.layers import LAYERS
+
 pytestmark = pytest.mark.db
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -56,8 +59,6 @@ def test_data_needs_a_token(api, district):
 
 
 def test_collections_list_every_layer_with_extent_and_crs(api, headers, district):
-    from gis.layers import LAYERS
-
     response = api.get("/collections", headers=headers["admin"])
     assert response.status_code == 200
     # cacheable, but revalidated on every use (a revoked token must meet its 401, not a cached copy)
@@ -131,8 +132,6 @@ def test_next_links_page_through_and_vanish_at_the_end(api, headers, district):
 
 
 def test_a_count_cap_adds_numbermatched_to_pages_with_a_next_page(api, headers, district, monkeypatch):
-    from gis.config import clear_caches
-
     monkeypatch.setenv("FIRELANE_API_COUNT_CAP", "5")
     clear_caches()
     try:

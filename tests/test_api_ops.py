@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
+import os
+import socket
+import subprocess
+import sys
+import time
 
+import httpx
+import mapbox_vector_tile
+import psutil
 import pytest
+from sqlalchemy import text
+
+from api.aio import WARM_SQL, ReadPool
+from api.auth import token_hash
+from api.errors import ServiceUnavailable
+from api.logging import JsonFormatter
+from gis import pgcluster
+from gis.db import libpq_conninfo
 
 pytestmark = pytest.mark.db
 
@@ -18,8 +35,6 @@ def test_healthz_and_readyz(api):
 
 
 def test_every_request_is_logged_as_one_json_line_with_the_user(api, headers, district):
-    from api.logging import JsonFormatter
-
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
@@ -44,8 +59,6 @@ def test_large_responses_are_gzipped(api, headers, district):
 
 
 def test_a_postgresql_restart_gives_clean_503s_then_recovers_without_restarting_the_app(api, headers, district):
-    from gis import pgcluster
-
     url = "/collections/buildings/items"
     assert api.get(url, headers=headers["viewer"]).status_code == 200
     pgcluster.stop()
@@ -65,7 +78,6 @@ def test_a_postgresql_restart_gives_clean_503s_then_recovers_without_restarting_
 
 def _until_not_503(request, timeout_s: float = 60.0):
     """The first answer of `request` (repeated) that is not a 503 ServiceUnavailable, within `timeout_s`."""
-    import time
 
     deadline = time.monotonic() + timeout_s
     while True:
@@ -77,8 +89,6 @@ def _until_not_503(request, timeout_s: float = 60.0):
 
 
 def test_pooled_connections_killed_while_idle_are_replaced_without_an_error(api, headers, district, db):
-    from sqlalchemy import text
-
     url = "/collections/buildings/items?bbox=121.50,29.80,121.52,29.81"
     assert api.get(url, headers=headers["viewer"]).status_code == 200  # the pool now holds a connection
     with db.connect() as conn:  # a failover or an idle-session timeout drops the app's backends
@@ -94,12 +104,6 @@ def test_pooled_connections_killed_while_idle_are_replaced_without_an_error(api,
 
 def _serve(port: int, workers: int, **settings: str):
     """`firelane serve` as a user starts it (with extra environment `settings`), on `port`, once it answers /readyz."""
-    import os
-    import subprocess
-    import sys
-    import time
-
-    import httpx
 
     server = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers",
                                str(workers)], env=os.environ | settings, stdout=subprocess.DEVNULL,
@@ -116,14 +120,6 @@ def _serve(port: int, workers: int, **settings: str):
 
 
 def test_serve_workers_each_answer_and_each_tile_cache_sees_a_write(headers, district, db):
-    import socket
-    import time
-
-    import httpx
-    import mapbox_vector_tile
-    import psutil
-    from sqlalchemy import text
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -153,14 +149,6 @@ def test_serve_workers_each_answer_and_each_tile_cache_sees_a_write(headers, dis
 
 
 def test_serve_workers_each_refuse_a_token_at_once_when_it_is_revoked(headers, db):
-    import socket
-    import time
-
-    import httpx
-    from sqlalchemy import text
-
-    from api.auth import token_hash
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -186,12 +174,6 @@ def test_serve_workers_each_refuse_a_token_at_once_when_it_is_revoked(headers, d
 
 def test_read_pool_connections_are_warmed_before_they_serve(engine, caplog):
     """A new backend's first tile sets up PostGIS and PROJ (~100 ms): the pool pays that, not a request."""
-    import asyncio
-
-    from sqlalchemy import text
-
-    from api.aio import WARM_SQL, ReadPool
-    from gis.db import libpq_conninfo
 
     with engine.connect() as conn:
         opened = conn.execute(text("SELECT clock_timestamp()")).scalar_one()
@@ -219,12 +201,6 @@ def test_a_read_pool_whose_database_refuses_connections_answers_503_without_wait
     """A read waits for a connection only while one may come: the first failed connection attempt ends the wait
     (a clean 503 naming the database), not the pool's timeout; a killed backend, by contrast, is replaced and
     waited for (test above)."""
-    import asyncio
-    import socket
-    import time
-
-    from api.aio import ReadPool
-    from api.errors import ServiceUnavailable
 
     with socket.socket() as s:  # a port nothing listens on: every connection attempt is refused at once
         s.bind(("127.0.0.1", 0))

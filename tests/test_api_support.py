@@ -5,12 +5,18 @@ The fixtures built on them (api, headers, district) are in tests/conftest.py; th
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
 import geopandas as gpd
 import shapely
+from sqlalchemy import text
+
+from api.auth import hash_password, issue_token
+from gis.db import transaction
+from gis.store import write_frame
 
 STREET_A, STREET_B = "330212001", "330212002"
 PASSWORD = "correct-horse-battery"
@@ -19,18 +25,11 @@ HOSTILE = "<script>alert('x')</script> & \"quotes\" 小区'; DROP TABLE users;--
 
 @lru_cache
 def _password_hash() -> str:
-    from api.auth import hash_password
-
     return hash_password(PASSWORD)
 
 
 def make_user(engine, username: str, role: str, streets: Sequence[str] = ()) -> dict[str, str]:
     """A user (password PASSWORD) with a fresh bearer token; returns the Authorization header."""
-    import json
-
-    from sqlalchemy import text
-
-    from api.auth import issue_token
 
     with engine.begin() as conn:
         uid = conn.execute(text(
@@ -70,10 +69,6 @@ def _frame(rows: list[dict], geoms: list) -> gpd.GeoDataFrame:
 def load_district(engine) -> District:
     """Two streets side by side near Ningbo, a compound in each (one more in A), buildings, a lane, hydrants, a
     parking stall with hostile text, and two hazards (one per street)."""
-    from sqlalchemy import text
-
-    from gis.db import transaction
-    from gis.store import write_frame
 
     x0, y0 = 121.50, 29.80
     with transaction(engine=engine, user="fixture") as conn:

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import mapbox_vector_tile
 import pytest
+from sqlalchemy import text
+
+from api.changefeed import wait_until_live
+from api.tilecache import ENTRY_OVERHEAD, TileCache, tile_cache
+from gis.config import clear_caches
+from gis.layers import LAYERS
 
 pytestmark = pytest.mark.db
 
@@ -11,8 +17,6 @@ TILE = "12/3430/1692"  # holds the whole test district
 
 
 def test_every_layer_has_tiles(api, headers, district):
-    from gis.layers import LAYERS
-
     for name in LAYERS:
         response = api.get(f"/tiles/{name}/{TILE}.mvt", headers=headers["admin"])
         assert response.status_code == 200, name
@@ -57,9 +61,6 @@ def _refs(response) -> set[str]:
 
 
 def _live(db):
-    from api.changefeed import wait_until_live
-    from api.tilecache import tile_cache
-
     assert wait_until_live(db), "the change feed did not connect"
     cache = tile_cache(db)
     assert cache is not None
@@ -106,8 +107,6 @@ def test_an_api_edit_is_in_the_very_next_tile(api, headers, district, db):
 
 def test_a_write_from_another_connection_reaches_the_tiles_through_the_change_feed(api, headers, district, db,
                                                                                    eventually):
-    from sqlalchemy import text
-
     _live(db)
     url = f"/tiles/buildings/{TILE}.mvt"
     assert "BB-0" in _refs(api.get(url, headers=headers["admin"]))
@@ -118,8 +117,6 @@ def test_a_write_from_another_connection_reaches_the_tiles_through_the_change_fe
 
 
 def test_while_the_change_feed_is_down_tiles_are_built_fresh(api, headers, district, db, eventually):
-    from sqlalchemy import text
-
     feed = _live(db)
     url = f"/tiles/buildings/{TILE}.mvt"
     api.get(url, headers=headers["admin"])
@@ -138,8 +135,6 @@ def test_while_the_change_feed_is_down_tiles_are_built_fresh(api, headers, distr
 
 
 def test_the_cache_is_bounded_in_bytes_and_drops_the_least_recently_used():
-    from api.tilecache import ENTRY_OVERHEAD, TileCache
-
     cache = TileCache(max_bytes=3 * (1000 + ENTRY_OVERHEAD))
     for i in range(3):
         cache.put(i, (0,), bytes(1000), f'"{i}"')
@@ -153,8 +148,6 @@ def test_the_cache_is_bounded_in_bytes_and_drops_the_least_recently_used():
 
 
 def test_the_cache_can_be_turned_off(api, headers, district, monkeypatch):
-    from gis.config import clear_caches
-
     monkeypatch.setenv("FIRELANE_API_TILE_CACHE_MB", "0")
     clear_caches()
     try:

@@ -3,8 +3,10 @@ files; a corrupt backup is refused by its checksums before anything is touched."
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -17,7 +19,7 @@ from sqlalchemy import create_engine, text
 
 from gis.db import owner_engine
 from gis.layers import LAYERS
-from gis.ops.backup import BackupError, read_manifest, verify
+from gis.ops.backup import BackupError, backup, read_manifest, verify
 from gis.store import read_layer
 
 pytestmark = pytest.mark.db
@@ -76,14 +78,10 @@ def test_backup_then_restore_into_a_fresh_home_is_identical(db, district, firela
         _run(["db", "stop"], fresh)
         state = tmp_path / "fresh-home" / "cluster.json"
         if state.exists():
-            import shutil
-
             shutil.rmtree(json.loads(state.read_text())["datadir"], ignore_errors=True)
 
 
 def test_a_corrupt_backup_is_refused_by_its_checksums(db, district, tmp_path):
-    from gis.ops.backup import backup
-
     out = tmp_path / "b.tar"
     backup(out, engine=owner_engine())
     corrupt = tmp_path / "corrupt.tar"
@@ -94,8 +92,6 @@ def test_a_corrupt_backup_is_refused_by_its_checksums(db, district, tmp_path):
             data = file.read()
             if member.name == "database.dump":
                 data = data[:-10] + bytes(b ^ 0xFF for b in data[-10:])
-            import io
-
             dst.addfile(member, io.BytesIO(data))
     with pytest.raises(BackupError, match="checksum mismatch .*database.dump"):
         verify(corrupt, tmp_path / "x")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from typing import Any
 
@@ -15,7 +16,9 @@ import shapely
 from click.testing import CliRunner
 from conftest import table_counts
 
+import gis.importer
 from api.cli import cli
+from gis import importer
 from gis.coords import parse_crs
 from gis.importer import STREAM_MIN_ROWS, ImportFailed, import_file
 from gis.layers import get_layer
@@ -160,8 +163,6 @@ def test_a_streamed_import_names_the_rows_whose_refs_the_database_already_has(se
 
 
 def test_the_unique_index_itself_refuses_a_taken_ref_the_validation_missed(seeded, tmp_path, monkeypatch):
-    from gis import importer
-
     monkeypatch.setattr(importer, "existing_ref_problems", lambda *a, **k: [])
     _geojson(tmp_path / "b.geojson", [({"ref": "B-1", "height_m": 9}, BOX), ({"ref": "B-0", "height_m": 3}, BOX)])
     problems = _refused(seeded, tmp_path / "b.geojson", layer="buildings")
@@ -407,9 +408,6 @@ def test_a_large_file_is_imported_whole(seeded, tmp_path):
 def test_a_large_import_runs_with_cyclic_collection_paused_and_leaves_the_collector_on(seeded, tmp_path,
                                                                                       monkeypatch):
     """Full collections would walk every parsed geometry (~0.1 s each, the COPY writer stalled too)."""
-    import gc
-
-    import gis.importer
 
     n = STREAM_MIN_ROWS + 1_000
     _many_buildings(tmp_path / "big.gpkg", n)

@@ -6,6 +6,7 @@ Screenshots at 1400 and 390 px wide go to artifacts/pages/ (git-ignored), next t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
@@ -13,8 +14,14 @@ from urllib.parse import urlparse
 import pytest
 from campaign_support import STREETS, load_campaign_district
 from field_support import picture
+from playwright.sync_api import expect
 from server_support import served
 from sqlalchemy import text
+
+from api.app import create_app
+from api.auth import forget_tokens, login_limiter
+from api.users import create_user
+from gis.campaign.campaigns import create_campaign
 
 pytestmark = [pytest.mark.db, pytest.mark.web]
 
@@ -31,10 +38,6 @@ SEED = 2**53 + 1  # above JavaScript's exact integers: the page must send its di
 @pytest.fixture
 def site(db) -> Iterator[tuple[str, int]]:
     """A real uvicorn server (with its job worker) over the three-street district and a Changle 2026 campaign."""
-    from api.app import create_app
-    from api.auth import forget_tokens, login_limiter
-    from api.users import create_user
-    from gis.campaign.campaigns import create_campaign
 
     load_campaign_district(db)
     for name, (role, streets) in USERS.items():
@@ -74,8 +77,6 @@ def _screenshots(page, name: str) -> None:
 
 
 def test_the_fire_brigade_draws_records_and_downloads_from_the_page(site, browser, db, tmp_path):
-    from playwright.sync_api import expect
-
     base, cid = site
     context, page, errors, requests = _signed_in(browser, base, "fire1")
     url = f"{base}/map/campaigns/{cid}?date=2026-08-01"
@@ -173,8 +174,6 @@ def test_the_fire_brigade_draws_records_and_downloads_from_the_page(site, browse
 
 
 def test_a_street_office_sees_its_street_and_cannot_draw(site, browser, db):
-    from playwright.sync_api import expect
-
     base, cid = site
     context, page, errors, _ = _signed_in(browser, base, "office1")
     assert page.goto(f"{base}/map/campaigns/{cid}?date=2026-08-01", wait_until="networkidle").status == 200
@@ -197,9 +196,6 @@ def test_a_street_office_sees_its_street_and_cannot_draw(site, browser, db):
 def test_the_campaign_page_switches_to_english(site, browser):
     """?lang=en (remembered by the cookie): headings, counts, stage, focus items, results and the script's
     refusals in English; the switch leads back to Chinese."""
-    import re
-
-    from playwright.sync_api import expect
 
     cjk = re.compile(r"[\u4e00-\u9fff]")
     base, cid = site

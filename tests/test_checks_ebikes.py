@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from checks_support import PROFILE, context, feat, pt, rect
 
@@ -44,8 +46,6 @@ def test_site_closer_than_6_m_to_a_residential_building_fails(gap: float, fails:
 
 
 def test_the_separation_is_a_profile_value() -> None:
-    from dataclasses import replace
-
     city = replace(PROFILE, values={**PROFILE.values, "EBIKE-SITE": {"min_separation_m": 10.0}})
     ctx = context(ebike_sites=[site("ES1", 28.0)], buildings=[HOME])
     assert len(ebikes.check(ctx)) == 0

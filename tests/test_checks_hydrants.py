@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 from checks_support import CRS, by_rule, context, feat, line, pt, rect
 
 from gis.checks import hydrants
 from gis.checks import network as nw
+from gis.checks.runner import run_on_frames
 
 # --- HYD-COVERAGE -------------------------------------------------------------------------------------------
 
@@ -67,8 +69,6 @@ def test_hose_lay_is_measured_from_the_nearest_of_several_hydrants_and_hops_on_a
     ctx = context(buildings=[bld], hydrants=[feat("H1", pt(0, 0)), feat("H2", pt(72, 60))], roads=[L_ROAD])
     assert len(by_rule(hydrants.check(ctx), "HYD-COVERAGE")) == 0
     # the network distance of that building from H2 alone
-    from gis.checks import network as nw
-
     net = nw.build_network([L_ROAD["geometry"]])
     d = nw.target_distances(net, nw.attach(net, [pt(72, 60)], max_hop=150), nw.attach(net, [bld["geometry"]],
                                                                                            max_hop=150), 1)
@@ -104,8 +104,6 @@ def test_unusable_hydrants_give_no_cover_and_fail_service() -> None:
 
 
 def pd_isna(value) -> bool:
-    import pandas as pd
-
     return bool(pd.isna(value))
 
 
@@ -238,7 +236,6 @@ def test_hydrants_of_another_compound_are_reported_there() -> None:
 
 
 def test_attach_lands_once_per_connected_piece_on_its_nearest_edge() -> None:
-    from gis.checks import network as nw
 
     # a comb: a road along y=0 with a spur every 20 m (dozens of edges within reach), plus a walkway cut off
     # from it 30 m north of the building
@@ -265,8 +262,6 @@ U_HYD = feat("H1", pt(59, 60))
 
 
 def test_the_building_s_nearest_road_does_not_decide_its_cover_another_piece_of_the_network_may() -> None:
-    from gis.checks import network as nw
-
     alone = by_rule(hydrants.check(context(buildings=[U_BLD], hydrants=[U_HYD], roads=[U_ROAD])), "HYD-COVERAGE")
     assert alone.iloc[0].measured == pytest.approx(508.0) and "along the network" in alone.iloc[0].message_en
     # a walkway of its own 48 m north of the building: 4 m hop + 30 m along it + 48.26 m hop = 82.26 m
@@ -291,7 +286,6 @@ def _frame(rows: list[dict]) -> gpd.GeoDataFrame:
 
 
 def test_grouped_partitions_decide_network_or_straight_line_per_compound() -> None:
-    from gis.checks.runner import run_on_frames
 
     # C1 has an internal road (measured along it); its neighbour C2 has none (measured in a straight line),
     # also when both share one partition

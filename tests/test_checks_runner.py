@@ -20,8 +20,10 @@ import shapely
 from runner_support import bent_district, district, load
 from sqlalchemy import text
 
+import gis.checks.lanes
 from gis.checks import output
 from gis.checks.context import CheckContext, build_contexts
+from gis.checks.profiles import load_profile
 from gis.checks.runner import (
     FAMILIES,
     FAMILY_CHECKS,
@@ -30,6 +32,7 @@ from gis.checks.runner import (
     _close_client,
     _dask_client,
     families_present,
+    plan_tasks,
     process_pool,
     resolve_families,
     run_checks,
@@ -105,9 +108,6 @@ def test_a_group_of_compounds_carries_their_surroundings_not_its_bounding_boxs()
 
 
 def test_grouped_partitions_give_the_per_compound_findings():
-    from gis.checks.profiles import load_profile
-    from gis.checks.runner import plan_tasks
-
     tasks = plan_tasks(district(), profile=load_profile("cn-gb"), families=("lanes", "aerial"))
     assert [(c.compounds, fams) for c, fams in tasks] == [(("C1", "C2"), ("lanes", "aerial"))]
     one = run_on_frames(district(), families=("lanes", "aerial"), grouped=False)
@@ -125,7 +125,6 @@ def test_process_pool_gives_the_serial_findings():
 
 def _collector_states(monkeypatch) -> list[bool]:
     """Whether the cyclic collector was on, each time the lanes family ran."""
-    import gis.checks.lanes
 
     states, real = [], gis.checks.lanes.check
 

@@ -9,9 +9,12 @@ import pytest
 import shapely
 from runner_support import district, load
 from shapely.geometry import LineString, Point, Polygon, box
+from shapely.ops import substring
 
 from gis.checks import geometry as gm
 from gis.checks.context import CONTEXT_LAYERS
+from gis.checks.parking import _substrings
+from gis.checks.profiles import load_profile
 from gis.checks.runner import SKIPPED_COLUMNS, check_columns, read_check_layers, read_scope, run_checks
 from gis.store import read_layer
 
@@ -63,7 +66,6 @@ def test_copy_reads_give_the_store_reads_of_the_checked_columns(db):
 @pytest.mark.db
 def test_scoped_reads_bind_lists_and_empty_scopes_read_nothing(db):
     load(db, district())
-    from gis.checks.profiles import load_profile
 
     layers, refs = read_scope(engine=db, compound="C1", profile=load_profile("cn-gb"))
     assert refs == ["C1"] and set(layers["fire_lanes"]["ref"]) == {"L1", "L2"}  # L2 is within C1's margin
@@ -146,10 +148,6 @@ def test_a_shallow_dent_takes_the_general_construction():
 
 
 def test_substrings_of_many_lines_are_shapelys_substrings():
-    from shapely.ops import substring
-
-    from gis.checks.parking import _substrings
-
     rng = np.random.default_rng(7)
     lines = np.array([LineString(np.cumsum(rng.normal(0, 20, (int(rng.integers(2, 9)), 2)), axis=0))
                       for _ in range(200)] + [LineString([(0, 0), (0, 0.5), (10, 0.5), (10, 0.5), (30, 0)])],

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -47,8 +49,6 @@ def test_managed_cluster_lifecycle_needs_no_manual_step(tmp_path):
 
 def _remove_cluster(home: Path) -> None:
     """Delete a stopped test cluster's data directory (as root it lives under /var/lib/firelane, not in tmp_path)."""
-    import json
-    import shutil
 
     state = home / "cluster.json"
     if state.exists():

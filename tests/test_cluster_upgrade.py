@@ -13,6 +13,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from gis import pgcluster
+
 pytestmark = pytest.mark.db
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,8 +90,6 @@ def test_an_external_database_in_that_state_is_refused_with_what_to_run(old_clus
     assert "REASSIGN OWNED BY firelane TO ext_owner" in refused.stderr, refused.stderr
     assert "ALTER TABLE public." in refused.stderr and "OWNER TO ext_owner" in refused.stderr
     # running what it says (every object, not only the three it names) makes it work
-    from gis import pgcluster
-
     with _superuser(port, password) as conn:
         for statement in pgcluster.adopt_statements(pgcluster.owned_by(conn, "firelane"), "ext_owner"):
             conn.execute(statement)

@@ -8,6 +8,11 @@ import psycopg
 import pytest
 from test_api_support import STREET_A, STREET_B
 
+from api import features, tiles
+from gis import pgcluster
+from gis.checks.profiles import load_profile
+from gis.checks.runner import _around
+
 pytestmark = pytest.mark.db
 
 SECURED = ("streets", "compounds", "buildings", "fire_lanes", "hydrants", "parking", "hazards")
@@ -15,7 +20,6 @@ SECURED = ("streets", "compounds", "buildings", "fire_lanes", "hydrants", "parki
 
 def _connect(role: str = "app") -> psycopg.Connection:
     """A raw connection as the managed cluster's application role (or its owner), with no scope set."""
-    from gis import pgcluster
 
     state = pgcluster.load_state()
     assert state is not None
@@ -138,8 +142,6 @@ def _tile(lon: float, lat: float, z: int) -> tuple[int, int]:
 
 
 def test_a_forgotten_application_filter_still_leaks_nothing(api, headers, district, monkeypatch):
-    from api import features, tiles
-
     monkeypatch.setattr(features, "scope_sql", lambda layer, principal, alias="t": (None, {}))
     monkeypatch.setattr(tiles, "scope_sql", lambda layer, principal, alias="t": (None, {}))
     items = api.get("/collections/buildings/items?limit=100", headers=headers["street_a"]).json()
@@ -174,8 +176,6 @@ def test_a_check_groups_read_uses_the_indexes_under_row_level_security(district)
     """A check run's group reads each layer by place or by compound (`geom && ANY(boxes) OR compound_ref =
     ANY(…)`): with && LEAKPROOF and an index on compound_ref both arms are index conditions (a bitmap OR), not a
     scan of the layer per group, for every scope; the array of boxes is one condition of the geometry index."""
-    from gis.checks.profiles import load_profile
-    from gis.checks.runner import _around
 
     boxes = [(121.5, 29.8, 121.501, 29.801), (121.509, 29.809, 121.51, 29.81)]
     where, params = _around(["CA-1", "CB-1"], boxes, load_profile())

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import re
 
+import httpx
 import pytest
 from server_support import free_port, served
+
+from api.app import create_app
+from api.auth import login
+from api.demo import DEMO_USER, _demo_admin, run_demo
+from api.errors import Unauthorized
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 
@@ -13,11 +19,6 @@ pytestmark = [pytest.mark.db, pytest.mark.slow]
 
 
 def test_demo_loads_checks_and_serves_every_page(db):
-    import httpx
-
-    from api.app import create_app
-    from api.demo import DEMO_USER, run_demo
-
     port = free_port()
     lines: list[str] = []
     result = run_demo(district="yinzhou", scale="s", seed=1, host="127.0.0.1", port=port, serve=False,
@@ -45,10 +46,6 @@ def test_demo_loads_checks_and_serves_every_page(db):
 
 
 def test_demo_rerun_resets_the_admin_password(db):
-    from api.auth import login
-    from api.demo import _demo_admin
-    from api.errors import Unauthorized
-
     user, first = _demo_admin(engine=db)
     _, second = _demo_admin(engine=db)
     assert first != second

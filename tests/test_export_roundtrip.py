@@ -10,8 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from click.testing import CliRunner
 from openpyxl import load_workbook
 
+from api.cli import cli
 from gis.exporter import export_layer
 from gis.importer import import_file
 from gis.store import read_layer
@@ -194,10 +196,6 @@ def test_export_in_gcj02_reimports_with_crs_gcj02(db, tmp_path):
 
 
 def test_cli_export_writes_the_file_and_refuses_bad_requests_clearly(db, tmp_path):
-    from click.testing import CliRunner
-
-    from api.cli import cli
-
     _geojson(tmp_path / "in.geojson", OBSTRUCTIONS)
     import_file(tmp_path / "in.geojson", layer="obstructions", engine=db)
     ok = CliRunner().invoke(cli, ["export", "obstructions", "--format", "gpkg", "-o", str(tmp_path / "o.gpkg")])

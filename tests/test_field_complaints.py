@@ -8,6 +8,7 @@ from field_support import HTML, X0, Y0, picture
 from sqlalchemy import text
 from test_api_support import STREET_A
 
+from gis.config import clear_caches, complaint_settings
 from gis.db import owner_engine
 
 pytestmark = pytest.mark.db
@@ -61,8 +62,6 @@ def test_the_complaint_lands_in_the_queue_of_the_street_of_its_point(api, header
 
 
 def test_a_flood_from_one_address_is_refused_and_forwarded_for_headers_do_not_help(api, district, db):
-    from gis.config import complaint_settings
-
     limit = complaint_settings().per_hour
     codes = [complain(api, extra_headers={"X-Forwarded-For": f"10.0.0.{i}"}).status_code for i in range(limit + 2)]
     assert codes[:limit] == [201] * limit and codes[limit:] == [429, 429]
@@ -133,8 +132,6 @@ def test_rejecting_needs_a_reason(api, headers, district, db):
 
 
 def test_an_oversized_complaint_is_refused_before_it_is_parsed(api, district, db, monkeypatch):
-    from gis.config import clear_caches
-
     monkeypatch.setenv("FIRELANE_COMPLAINT_MAX_PHOTO_BYTES", "20000")
     clear_caches()
     try:

@@ -9,8 +9,11 @@ from urllib.parse import urlparse
 
 import pytest
 from field_support import picture
+from playwright.sync_api import expect
 from sqlalchemy import text
 from web_support import PASSWORDS, S1, pt
+
+from api.users import create_user
 
 pytestmark = [pytest.mark.db, pytest.mark.web]
 
@@ -36,8 +39,6 @@ def _phone(browser, *, user: str | None, base: str):
 
 
 def test_an_inspector_at_390px_files_a_report_with_a_photo(site, browser, db, tmp_path):
-    from playwright.sync_api import expect
-
     context, page, errors, requests = _phone(browser, user="office1", base=site)
     assert page.goto(f"{site}/field/report", wait_until="networkidle").status == 200
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing wider than the phone
@@ -70,8 +71,6 @@ def test_an_inspector_at_390px_files_a_report_with_a_photo(site, browser, db, tm
 
 
 def test_a_public_complaint_gets_a_tracking_code_and_shows_in_triage(site, browser, db, tmp_path):
-    from playwright.sync_api import expect
-
     context, page, errors, _ = _phone(browser, user=None, base=site)
     assert page.goto(f"{site}/complaints/new", wait_until="networkidle").status == 200
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
@@ -120,8 +119,6 @@ def test_a_public_complaint_gets_a_tracking_code_and_shows_in_triage(site, brows
 
 
 def test_the_street_page_shows_a_hazards_photos_with_where_they_were_taken(site, browser, db, tmp_path):
-    from playwright.sync_api import expect
-
     with db.connect() as conn:
         hid, lon, lat = conn.execute(text(
             "SELECT id, ST_X(geom), ST_Y(geom) FROM hazards WHERE rule = 'PARK-HYDRANT'")).one()
@@ -156,10 +153,6 @@ def test_the_street_page_shows_a_hazards_photos_with_where_they_were_taken(site,
 
 
 def test_a_property_company_fails_a_checklist_item_on_the_phone_and_a_hazard_is_filed(site, browser, db, tmp_path):
-    from playwright.sync_api import expect
-
-    from api.users import create_user
-
     create_user("wuye1", "property-pass-1", role="property", compound_refs=["YZ-002"])
     context = browser.new_context(**PHONE)
     assert context.request.post(f"{site}/auth/login", data=json.dumps({"username": "wuye1",
@@ -202,9 +195,6 @@ def _words(page) -> str:
 def test_the_language_switch_reaches_the_field_pages_and_their_scripts(site, browser, db, tmp_path):
     """English chosen once (?lang=en, remembered): every label, category, status and message of the report page,
     the complaint form, the triage queue and the checklist is English, and so is what their scripts write."""
-    from playwright.sync_api import expect
-
-    from api.users import create_user
 
     context, page, errors, _ = _phone(browser, user="office1", base=site)
     assert page.goto(f"{site}/field/report?lang=en", wait_until="networkidle").status == 200
@@ -279,8 +269,6 @@ def test_the_language_switch_reaches_the_field_pages_and_their_scripts(site, bro
 
 
 def test_the_workflow_panel_speaks_the_pages_language(site, browser, db):
-    from playwright.sync_api import expect
-
     context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
     context.request.post(f"{site}/auth/login", data=json.dumps({"username": "office1",
                                                                "password": PASSWORDS["office1"]}),

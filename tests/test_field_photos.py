@@ -4,13 +4,17 @@ hash, served inert (sniffed type, nosniff, sandbox, Content-Disposition) and onl
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 
 import pytest
 from field_support import HTML, SVG, X0, Y0, pdf_with_javascript, picture, png_bomb, polyglot
+from PIL import Image
 from sqlalchemy import text
 
 from gis.campaign import photos as ph
 from gis.campaign.field_errors import InvalidInput, TooLarge, UnsupportedMedia
+from gis.campaign.storage import BadKey, FileStorage, storage
 
 # --- sniffing and limits (no database) ----------------------------------------------------------------------------
 
@@ -62,7 +66,6 @@ def test_decompression_bombs_are_refused_from_the_header_before_decoding():
     # a real picture just over a configured limit, and Pillow's own guard set to the same limit
     with pytest.raises(TooLarge):
         ph.inspect(picture("PNG", (1100, 1000)), max_pixels=1_000_000)
-    from PIL import Image
 
     assert Image.MAX_IMAGE_PIXELS == 1_000_000
     assert ph.inspect(picture("PNG", (1000, 1000)), max_pixels=1_000_000).width == 1000
@@ -93,8 +96,6 @@ def test_client_file_names_are_made_harmless(name, expected):
 
 
 def test_storage_keys_cannot_name_paths(tmp_path):
-    from gis.campaign.storage import BadKey, FileStorage
-
     store = FileStorage(tmp_path)
     digest = hashlib.sha256(b"x").hexdigest()
     store.put(f"photos/{digest}", b"x")
@@ -175,11 +176,6 @@ def test_another_street_gets_404_and_learns_nothing(api, headers, district):
 
 @pytest.mark.db
 def test_blobs_left_by_refused_uploads_are_collected_and_used_ones_kept(api, headers, district, db):
-    import os
-    import time
-
-    from gis.campaign.storage import FileStorage, storage
-
     kept = _upload(api, district.id("hazards", "k-a"), headers["street_a"], picture("JPEG")).json()["sha256"]
     store = storage()
     assert isinstance(store, FileStorage)  # the default backend: files, which the test backdates

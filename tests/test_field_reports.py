@@ -12,6 +12,11 @@ from field_support import HTML, X0, Y0, picture
 from sqlalchemy import text
 from test_api_support import STREET_A
 
+from api.auth import issue_token
+from api.cli import cli
+from api.users import create_user
+from gis.coords import wgs84_to_gcj02
+
 pytestmark = pytest.mark.db
 
 IN_CA1 = (X0 + 0.002, Y0 + 0.002)
@@ -19,9 +24,6 @@ IN_CB1 = (X0 + 0.013, Y0 + 0.002)
 
 
 def property_user(db, name: str = "wuye1", compounds: tuple[str, ...] = ("CA-1",)) -> dict[str, str]:
-    from api.auth import issue_token
-    from api.users import create_user
-
     create_user(name, "property-pass-1", role="property", compound_refs=list(compounds))
     with db.connect() as conn:
         uid = conn.execute(text("SELECT id FROM users WHERE username = :u"), {"u": name}).scalar_one()
@@ -104,8 +106,6 @@ def test_fix_on_the_spot_is_found_and_fixed_in_one_call(api, headers, district, 
 
 
 def test_the_cli_files_a_report_and_adds_a_photo(district, tmp_path, db):
-    from api.cli import cli
-
     before, after = tmp_path / "before.jpg", tmp_path / "after.webp"
     before.write_bytes(picture("JPEG"))
     after.write_bytes(picture("WEBP"))
@@ -267,8 +267,6 @@ def test_the_checklist_page_lists_only_the_callers_compounds(api, headers, distr
 
 
 def test_a_point_picked_on_an_amap_basemap_is_stored_unshifted(api, headers, district, db):
-    from gis.coords import wgs84_to_gcj02
-
     gcj = [float(v) for v in wgs84_to_gcj02(*IN_CA1)]  # ~500 m off the true point
     r = report(api, headers["street_a"], lonlat=gcj, crs="gcj02")
     assert r.status_code == 201, r.text

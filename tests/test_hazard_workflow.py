@@ -10,10 +10,12 @@ import threading
 from datetime import date, timedelta
 
 import geopandas as gpd
+import pyogrio
 import pytest
 import shapely
 from click.testing import CliRunner
 from field_support import picture
+from openpyxl import load_workbook
 from sqlalchemy import text
 from test_api_support import STREET_A, STREET_B, make_user
 
@@ -366,9 +368,6 @@ def test_a_work_list_page_counts_and_keeps_each_callers_jurisdiction(api, header
 
 
 def test_a_hazards_export_carries_the_history_as_its_own_table(api, headers, district, db, tmp_path):
-    import pyogrio
-    from openpyxl import load_workbook
-
     hid = district.id("hazards", "k-a")
     api.post(f"/hazards/{hid}/assign", json={**ASSIGN, "note": "=cmd|' /C calc'!A0"}, headers=headers["street_a"])
     export_layer("hazards", fmt="xlsx", path=tmp_path / "h.xlsx", engine=db)
@@ -419,7 +418,6 @@ def test_the_hazard_cli_lists_shows_assigns_and_refuses_in_one_line(district, db
     out = tmp_path / "list.xlsx"
     assert runner.invoke(cli, ["hazard", "list", "--format", "xlsx", "-o", str(out), "--status", "rectified"]
                          ).exit_code == 0
-    from openpyxl import load_workbook
 
     assert [r[0] for r in load_workbook(out)["hazards"].values][1:] == [hid]
     with db.connect() as conn:

@@ -8,8 +8,11 @@ import threading
 import time
 
 import pytest
+import uvicorn
 from conftest import table_counts
 from sqlalchemy import text
+
+from api.app import create_app
 
 pytestmark = pytest.mark.db
 
@@ -104,8 +107,6 @@ def test_hostile_patches_are_400(api, headers, district, db):
 
 
 def _serve(app, port: int):
-    import uvicorn
-
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -136,8 +137,6 @@ def _exchange(sock: socket.socket, request: bytes) -> tuple[int, bytes]:
 
 
 def test_keep_alive_connection_survives_hostile_requests(db, district):
-    from api.app import create_app
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 
 import ezdxf
 import geopandas as gpd
@@ -279,7 +280,6 @@ def test_third_party_shapefile_with_truncated_names_and_zip(db, tmp_path):
     got = read_layer("buildings", engine=db)
     assert got["fire_resistance_grade"].tolist() == ["3"] and got["noncombustible_walls"].tolist() == [True]
     assert got["extra"].tolist() == [{"some_other": "kept"}]
-    import zipfile
 
     with zipfile.ZipFile(tmp_path / "b.zip", "w") as zf:
         for f in (tmp_path / "shp").iterdir():

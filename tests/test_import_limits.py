@@ -14,8 +14,13 @@ import geopandas as gpd
 import openpyxl
 import pytest
 import shapely
+from sqlalchemy import text
 
+from gis.config import clear_caches
+from gis.exporter import export_layer
+from gis.importer import ImportFailed, import_file
 from gis.readers import ReadError, read_source
+from gis.store import read_layer
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Address-space ceiling of the child that reads a hostile file (the interpreter with GDAL loaded takes ~0.5 GB).
@@ -137,7 +142,6 @@ def test_gdal_layers_without_a_declared_feature_count_are_refused_while_streamin
                                                                 range(5)], crs=4490)
     points.to_file(tmp_path / "five.gml", driver="GML")
     points[["geometry"]].to_file(tmp_path / "five.dxf", driver="DXF")
-    from gis.config import clear_caches
 
     assert len(read_source(tmp_path / "five.gml").frame) == 5
     monkeypatch.setenv("FIRELANE_LIMIT_ROWS", "3")
@@ -161,7 +165,6 @@ def test_wide_and_long_tables_are_refused_naming_the_limit(tmp_path, monkeypatch
     with pytest.raises(ReadError, match="more fields than the header"):
         read_source(one_row)
     monkeypatch.setenv("FIRELANE_LIMIT_ROWS", "3")
-    from gis.config import clear_caches
 
     clear_caches()
     try:
@@ -207,8 +210,6 @@ def test_formula_cells_without_cached_values_are_reported_by_row_and_field(tmp_p
 
 @pytest.mark.db
 def test_formula_problems_and_limits_surface_through_import(db, tmp_path):
-    from gis.importer import ImportFailed, import_file
-
     path = _xlsx(tmp_path / "f.xlsx", [["ref", "lon", "lat"], ["E1", "=1+1", 29.8]])
     with pytest.raises(ImportFailed) as err:
         import_file(path, layer="entrances", engine=db)
@@ -223,11 +224,6 @@ def test_formula_problems_and_limits_surface_through_import(db, tmp_path):
 @pytest.mark.db
 def test_exports_survive_thousands_of_extra_keys(db, tmp_path, truncate):
     """Rows stored before the limit (or by SQL) with 2,000 extra keys still export to every format and back."""
-    from sqlalchemy import text
-
-    from gis.exporter import export_layer
-    from gis.importer import import_file
-    from gis.store import read_layer
 
     extra = {f"k{i}": i for i in range(2000)} | {"": "empty", "K0": "case twin", "x" * 300: "long"}
     with db.begin() as conn:

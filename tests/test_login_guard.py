@@ -13,6 +13,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from test_api_support import PASSWORD, make_user
 
+from api import auth
+from api.app import create_app
+from api.loginguard import login_limiter
+from gis.config import clear_caches, server_settings
 from gis.db import owner_engine
 
 pytestmark = pytest.mark.db
@@ -21,7 +25,6 @@ pytestmark = pytest.mark.db
 @pytest.fixture
 def settings_env(monkeypatch):
     """Set FIRELANE_* variables for one test (settings re-read), restored afterwards."""
-    from gis.config import clear_caches
 
     def setenv(**values: str) -> None:
         for k, v in values.items():
@@ -34,8 +37,6 @@ def settings_env(monkeypatch):
 
 
 def _app_client(client=("testclient", 50000)) -> TestClient:
-    from api.app import create_app
-
     return TestClient(create_app(), raise_server_exceptions=False, client=client)
 
 
@@ -44,8 +45,6 @@ def _login(client: TestClient, username: str, password: str = "nope-nope", **hea
 
 
 def test_the_limit_holds_across_two_workers_sharing_the_database(db):
-    from gis.config import server_settings
-
     make_user(db, "dave", "viewer")
     limit = server_settings().login_attempts_per_minute
     with _app_client() as one, _app_client() as two:
@@ -57,8 +56,6 @@ def test_the_limit_holds_across_two_workers_sharing_the_database(db):
 
 
 def test_rotating_x_forwarded_for_does_not_defeat_the_limiter(db):
-    from gis.config import server_settings
-
     make_user(db, "dave", "viewer")
     limit = server_settings().login_attempts_per_minute
     with _app_client(client=("127.0.0.1", 40000)) as client:
@@ -87,8 +84,6 @@ def test_a_spray_of_random_names_is_limited_per_address_even_through_a_trusted_p
 
 
 def test_old_windows_are_purged(db):
-    from api.loginguard import login_limiter
-
     with owner_engine().begin() as conn:
         conn.execute(text("INSERT INTO login_attempts (key, at) VALUES ('user:old', now() - interval '1 hour'), "
                           "('user:new', now())"))
@@ -97,7 +92,6 @@ def test_old_windows_are_purged(db):
 
 def test_password_hashing_is_capped_per_process(db, settings_env, monkeypatch):
     """A random-name spray queues for a few hashing slots (64 MiB each) instead of hashing all at once."""
-    from api import auth
 
     settings_env(FIRELANE_LIMIT_CONCURRENT_HASHES="2", FIRELANE_SERVER_LOGIN_ATTEMPTS_PER_ADDRESS="1000")
     running = {"now": 0, "max": 0}

@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import geopandas as gpd
 import httpx
+import pandas as pd
+import pyogrio
 import pytest
+import shapely
 from server_support import served
+
+from api.app import create_app
+from api.collections import LISTED
+from gis.db import transaction
+from gis.layers import COMMON_FIELDS, LAYERS
+from gis.store import write_frame
 
 pytestmark = pytest.mark.db  # GDAL (gdal-bin) is installed by scripts/setup.sh: a missing ogrinfo fails
 
@@ -18,7 +30,6 @@ pytestmark = pytest.mark.db  # GDAL (gdal-bin) is installed by scripts/setup.sh:
 @pytest.fixture
 def server(db) -> Iterator[str]:
     """A real uvicorn server on 127.0.0.1 and a free port, in a thread of this process."""
-    from api.app import create_app
 
     with served(create_app()) as url:
         yield url
@@ -32,8 +43,6 @@ def _gdal_env(auth: dict[str, str]) -> dict[str, str]:
 
 
 def test_ogrinfo_lists_every_collection_with_a_token(server, headers, district):
-    from gis.layers import LAYERS
-
     proc = subprocess.run(["ogrinfo", "-ro", "-q", f"OAPIF:{server}/"], capture_output=True, text=True,
                           env=_gdal_env(headers["viewer"]), timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -65,12 +74,6 @@ def test_ogr2ogr_copies_a_layer_with_its_features_and_attributes(server, headers
 
 
 def test_ogr2ogr_pages_through_a_layer_bigger_than_one_page(server, headers, district, tmp_path: Path, db):
-    import geopandas as gpd
-    import shapely
-
-    from gis.db import transaction
-    from gis.store import write_frame
-
     n = 2500
     pts = gpd.GeoDataFrame({"ref": [f"P{i}" for i in range(n)]},
                            geometry=shapely.points([121.501 + (i % 50) * 1e-5 for i in range(n)],
@@ -95,7 +98,6 @@ OGR_TYPES = {"float": {"float64"}, "int": {"int32", "int64"}, "bool": {"bool"}, 
 def _export(layer: str, path: Path) -> dict[str, dict]:
     """`firelane export LAYER --format geojson` (a CLI subprocess, the managed database of this test session):
     properties by feature key, as written (floats as floats, dates as text)."""
-    import sys
 
     proc = subprocess.run([sys.executable, "-m", "api.cli", "export", layer, "--format", "geojson", "-o", str(path)],
                           capture_output=True, text=True, timeout=120)
@@ -105,10 +107,6 @@ def _export(layer: str, path: Path) -> dict[str, dict]:
 
 
 def _same(declared: str, exported, copied) -> bool:
-    import math
-
-    import pandas as pd
-
     if exported is None:
         return copied is None or (isinstance(copied, float) and math.isnan(copied)) or copied is pd.NaT
     if declared == "float":
@@ -127,11 +125,6 @@ def _same(declared: str, exported, copied) -> bool:
 
 
 def test_ogr2ogr_copies_every_collection_with_every_value_and_type(live, headers, desktop_district, tmp_path: Path):
-    import pyogrio
-    import shapely
-
-    from api.collections import LISTED
-
     exports: dict[str, dict[str, dict]] = {}
     copied_refs: dict[str, set[str]] = {}
     for view in LISTED:
@@ -164,18 +157,10 @@ def test_ogr2ogr_copies_every_collection_with_every_value_and_type(live, headers
 
 
 def layer_field_names(layer) -> set[str]:
-    from gis.layers import COMMON_FIELDS
-
     return {f.name for f in (*COMMON_FIELDS, *layer.fields)}
 
 
 def test_ogrinfo_counts_a_layer_in_at_most_three_requests(live, headers, desktop_district, db):
-    import geopandas as gpd
-    import shapely
-
-    from gis.db import transaction
-    from gis.store import write_frame
-
     n = 3000
     pts = gpd.GeoDataFrame({"ref": [f"OB{i}" for i in range(n)], "kind": ["vehicle"] * n},
                            geometry=shapely.points([121.501 + (i % 60) * 1e-5 for i in range(n)],

@@ -18,8 +18,13 @@ import pyogrio
 import pyproj
 import pytest
 import shapely
+from click.testing import CliRunner
+from conftest import table_counts
 from sqlalchemy import text
 
+from api.cli import cli
+from gis.checks import runner
+from gis.exporter import OSM_ATTRIBUTION, attribution_path, export_layer
 from gis.osm import ATTRIBUTION, OsmImportError, derive_osm, import_osm
 from gis.osm import tags as T
 from gis.osm.reader import read_osm
@@ -444,8 +449,6 @@ def test_changed_osm_data_update_unedited_features_in_place(db, tmp_path):
 
 @pytest.mark.db
 def test_an_extract_outside_the_districts_streets_is_refused_and_nothing_written(db):
-    from conftest import table_counts
-
     with db.begin() as conn:
         conn.execute(text("INSERT INTO streets (ref, name, geom) VALUES ('330212001', '中河街道', "
                           "ST_Multi(ST_MakeEnvelope(121.50, 29.80, 121.56, 29.86, 4490)))"))
@@ -457,10 +460,6 @@ def test_an_extract_outside_the_districts_streets_is_refused_and_nothing_written
 
 @pytest.mark.db
 def test_the_cli_imports_and_prints_the_summary_with_attribution(db):
-    from click.testing import CliRunner
-
-    from api.cli import cli
-
     result = CliRunner().invoke(cli, ["import-osm", str(DATA), "--user", "cli-test"])
     assert result.exit_code == 0, result.output
     assert ATTRIBUTION in result.output and "hydrants" in result.output
@@ -470,8 +469,6 @@ def test_the_cli_imports_and_prints_the_summary_with_attribution(db):
 
 @pytest.mark.db
 def test_checks_run_on_the_imported_data(db):
-    from gis.checks import runner
-
     import_osm(DATA, engine=db, user="osm-test")
     result = runner.run_checks(engine=db, ledger=False)
     findings = result.findings
@@ -488,11 +485,6 @@ def test_checks_run_on_the_imported_data(db):
 @pytest.mark.db
 @pytest.mark.parametrize("fmt", ["geojson", "gpkg", "csv"])
 def test_exports_of_osm_derived_data_carry_the_attribution(db, tmp_path, fmt):
-    from click.testing import CliRunner
-
-    from api.cli import cli
-    from gis.exporter import OSM_ATTRIBUTION, attribution_path, export_layer
-
     import_osm(DATA, engine=db, user="osm-test")
     out = tmp_path / f"hydrants.{fmt}"
     assert export_layer("hydrants", fmt=fmt, path=out, engine=db) == 37
@@ -505,8 +497,6 @@ def test_exports_of_osm_derived_data_carry_the_attribution(db, tmp_path, fmt):
 
 @pytest.mark.db
 def test_exports_without_osm_data_carry_no_osm_attribution(db, tmp_path):
-    from gis.exporter import attribution_path, export_layer
-
     import_osm(DATA, engine=db, user="osm-test")
     with db.begin() as conn:
         conn.execute(text("UPDATE hydrants SET source = 'survey'"))

@@ -18,11 +18,14 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from psycopg_pool import PoolClosed, PoolTimeout, TooManyRequests
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
 from test_api_support import PASSWORD
 
+from api.auth import forget_tokens
 from api.errors import ServiceUnavailable, install_handlers
+from gis import jobs, pgcluster
+from gis.db import get_engine
 from gis.pgcluster import ClusterError
 
 
@@ -135,8 +138,6 @@ def test_the_table_still_tells_a_defect_and_a_bad_request_from_an_outage(raising
 
 
 def _superuser() -> psycopg.Connection:
-    from gis import pgcluster
-
     state = pgcluster.load_state()
     assert state is not None
     return psycopg.connect(host="127.0.0.1", port=state.port, user=pgcluster.SUPERUSER, password=state.password,
@@ -148,7 +149,6 @@ def _fault_on(pattern: str, fault: Callable[[int], None]) -> Iterator[list[int]]
     """Run `fault(backend pid)` the first time the app's engine is about to send a statement matching `pattern`
     (at the commit of the connection that sent it, for "COMMIT:pattern"; for "CHECKOUT", the first statement of a connection just handed out, such as the layer
     reader's COPY on the raw driver connection): that statement then meets whatever the fault left."""
-    from gis.db import get_engine
 
     engine = get_engine()
     fired: list[int] = []
@@ -214,7 +214,6 @@ def requests(api, headers, district) -> dict[str, Callable[[], object]]:
             headers={**auth, "If-Match": "*", "Content-Type": "application/merge-patch+json"})
 
     def fresh_token():  # a token the app has not cached: the lookup goes to the database
-        from api.auth import forget_tokens
 
         forget_tokens()
         return api.get("/collections/hydrants/items", headers=auth)
@@ -249,8 +248,6 @@ def requests(api, headers, district) -> dict[str, Callable[[], object]]:
 ])
 def test_a_backend_killed_mid_request_or_mid_commit_is_a_503_and_the_next_request_is_served(
         requests, kind, statement, db):
-    from sqlalchemy import text
-
     before = _count(db, text("SELECT count(*) FROM obstructions"))
     with _fault_on(statement, _terminate) as fired:
         response = requests[kind]()
@@ -270,8 +267,6 @@ def _count(engine, sql) -> int:
 
 @pytest.mark.db
 def test_the_cluster_stopped_mid_transaction_gives_503s_for_every_kind_then_every_kind_is_served(requests):
-    from gis import pgcluster
-
     for kind, request in requests.items():  # warm: pools open, tokens cached
         assert request().status_code < 300, kind
     stopped = threading.Event()
@@ -308,7 +303,6 @@ def test_the_cluster_stopped_mid_transaction_gives_503s_for_every_kind_then_ever
 def test_the_job_worker_loop_outlives_an_outage_and_runs_the_queued_job_after_it(db, district, monkeypatch):
     """A worker turn while the cluster is down fails (logged), the loop goes on, and once the database is back
     the job queued before the outage is claimed and run."""
-    from gis import jobs, pgcluster
 
     monkeypatch.setattr(jobs.job_settings(), "poll_s", 0.2)
     run_id, job_id = jobs.start_check_run({"street": "330212001"}, profile="cn-gb", user="planner", engine=db)

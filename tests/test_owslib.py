@@ -5,21 +5,19 @@ from __future__ import annotations
 import json
 
 import pytest
+from owslib.ogcapi.features import Features
+from owslib.util import Authentication
+from sqlalchemy import text
 from test_api_support import PASSWORD
 
 pytestmark = pytest.mark.db
 
 
 def _client(url: str, user: str):
-    from owslib.ogcapi.features import Features
-    from owslib.util import Authentication
-
     return Features(url, auth=Authentication(user, PASSWORD))  # HTTP Basic: OWSLib's own auth, nothing by hand
 
 
 def test_owslib_creates_replaces_and_deletes_a_feature(live, headers, desktop_district, db):
-    from sqlalchemy import text
-
     client = _client(live.url, "planner")
     assert "hydrants" in [c["id"] for c in client.collections()["collections"]]
     feature = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [121.5025, 29.8025]},

@@ -14,7 +14,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from test_api_support import PASSWORD
+
+from api.collections import LISTED, geometry_part_sql
+from gis.layers import COMMON_FIELDS
 
 pytestmark = pytest.mark.db
 PROBE = Path(__file__).with_name("qgis_probe.py")
@@ -39,11 +43,6 @@ def _tile(lon: float, lat: float, z: int) -> tuple[int, int]:
 
 
 def test_qgis_loads_every_collection_with_its_features_and_declared_types(live, headers, desktop_district, db):
-    from sqlalchemy import text
-
-    from api.collections import LISTED, geometry_part_sql
-    from gis.layers import COMMON_FIELDS
-
     ids = [view.id for view in LISTED]
     x, y = _tile(121.5013, 29.8013, 16)
     report = _qgis({"url": live.url, "auth": {"method": "Basic", "username": "viewer", "password": PASSWORD},

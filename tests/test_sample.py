@@ -14,10 +14,13 @@ from sqlalchemy import text
 
 from gis.checks import roads as rd
 from gis.checks.catalog import RULES
+from gis.checks.runner import run_on_frames
 from gis.coords import local_metric_crs
 from gis.layers import LAYERS
 from gis.sample import SCALES, generate, load_sample, write_sample
 from gis.sample.boundaries import DISTRICTS, district_outline, read_boundaries
+from gis.sample.hoselay import hose_lay
+from gis.store import layer_columns
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +72,6 @@ def test_scale_s_is_one_street_office_of_about_forty_compounds(sample, changle):
 
 
 def test_every_layer_has_its_declared_columns_in_storage_crs(sample):
-    from gis.store import layer_columns
-
     assert set(sample.layers) == set(LAYERS) - {"hazards"}
     for name, frame in sample.layers.items():
         assert frame.crs.to_epsg() == 4490, name
@@ -339,8 +340,6 @@ def test_hydrants_parking_and_ebike_sites_keep_their_distances(sample):
 
 
 def test_every_building_is_covered_by_a_hydrant_unless_planted(sample):
-    from gis.sample.hoselay import hose_lay
-
     b = _metric(sample.layers["buildings"])
     h = sample.layers["hydrants"].to_crs(b.crs)
     h = h[h["status"] == "in_service"]
@@ -398,8 +397,6 @@ def test_city_roads_in_front_of_planted_gate_parking_are_drawn_as_surfaces(seed)
 
 
 def test_a_ring_drawn_as_four_lanes_is_planted_once_failing_and_once_passing(sample):
-    from gis.checks.runner import run_on_frames
-
     lanes = sample.layers["fire_lanes"]
     segments = lanes[lanes["name"].astype(str).str.match(r"^环形消防车道[南东北西]段$")]
     by_compound = segments.groupby("compound_ref")["ref"].apply(set)

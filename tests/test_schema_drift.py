@@ -11,9 +11,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
-from gis import migrate, schema_version
+from gis import audit, jurisdiction, migrate, schema_version
 
 pytestmark = pytest.mark.db
 
@@ -74,8 +75,6 @@ def test_the_fingerprint_covers_every_migration_file():
 
 
 def test_the_fingerprint_covers_the_sql_the_migrations_take_from_the_package(monkeypatch):
-    from gis import audit, jurisdiction
-
     fp = schema_version.fingerprint()
     files = (schema_version.MIGRATIONS / "versions").glob("*.py")
     taken = {name for path in files for name, _ in schema_version.generated_sql(path)}
@@ -90,8 +89,6 @@ def test_the_fingerprint_covers_the_sql_the_migrations_take_from_the_package(mon
 
 
 def test_the_head_read_from_the_files_is_alembics():
-    from alembic.script import ScriptDirectory
-
     assert schema_version.head() == ScriptDirectory.from_config(migrate.alembic_config()).get_current_head()
 
 

@@ -11,6 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.core.result import Ok
 from test_api_support import load_district, make_user
 
+from api.app import create_app
+from api.auth import forget_tokens
+from api.features import forget_extents
+
 pytestmark = pytest.mark.db
 
 #: Operations fuzzed (bounded): reads, tiles, ledger and feature edits; login/logout, users and check runs are
@@ -19,10 +23,6 @@ FUZZED = re.compile(r"^/(collections.*|tiles/.*|hazards.*|photos.*|reports.*|com
 
 
 def test_no_server_errors_on_generated_requests(db):
-    from api.app import create_app
-    from api.auth import forget_tokens
-    from api.features import forget_extents
-
     forget_tokens()
     forget_extents()
     load_district(db)

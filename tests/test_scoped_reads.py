@@ -3,11 +3,22 @@ jurisdiction filter from gis.scope (so a database that enforces no policies stil
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from sqlalchemy import create_engine
 from test_api_support import STREET_A, STREET_B
+
+from api import checks_api
+from api.auth import Principal
+from gis import pgcluster, scope
+from gis.db import pyformat
+from gis.jurisdiction import SCOPED_TABLES
+from gis.store import read_layer
+from web import data
 
 pytestmark = pytest.mark.db
 
@@ -25,8 +36,6 @@ CAMPAIGN_TABLES = {
 
 
 def _connect(role: str) -> psycopg.Connection:
-    from gis import pgcluster
-
     state = pgcluster.load_state()
     assert state is not None
     user, password = {"app": (pgcluster.APP, state.app_password), "owner": (pgcluster.OWNER, state.owner_password),
@@ -114,9 +123,6 @@ def test_campaign_rows_outside_the_scope_cannot_be_written(campaign_rows):
 def test_the_application_filters_match_the_policies(campaign_rows):
     """gis.scope.filter_sql, run where no policy applies (the superuser bypasses row-level security), picks the
     very rows the policy lets the application role see, for every secured table and scope."""
-    from gis import scope
-    from gis.db import pyformat
-    from gis.jurisdiction import SCOPED_TABLES
 
     scopes = [scope.for_streets("street_office", [STREET_A]), scope.for_streets("street_office", [STREET_B]),
               scope.for_compounds("property", ["CA-2"]), scope.for_compounds("property", ["CB-1", "nope"])]
@@ -134,13 +140,6 @@ def test_the_application_filters_match_the_policies(campaign_rows):
 def test_every_reader_keeps_to_the_scope_on_a_database_without_policies(campaign_rows, monkeypatch):
     """The page, API and campaign readers connected as a superuser (no row-level security applies): only the
     scope's own rows come back, so none of them bypasses gis.scope with a filter of its own (or none)."""
-    from sqlalchemy import create_engine
-
-    from api import checks_api
-    from api.auth import Principal
-    from gis import pgcluster, scope
-    from gis.store import read_layer
-    from web import data
 
     state = pgcluster.load_state()
     assert state is not None
@@ -178,8 +177,6 @@ def test_every_reader_keeps_to_the_scope_on_a_database_without_policies(campaign
 def test_no_module_writes_its_own_street_filter():
     """A selection by street (a campaign's streets, `--street`, a street's page) is taken from
     gis.scope.streets_filter, never written again: the filter and the row-level policy stay one rule."""
-    import re
-    from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
     # a predicate on street_code with a bound value; an assignment (`SET a = :a, street_code = :s`) is no filter

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from gis import sample
+from gis.checks.runner import run_on_frames
 from gis.checks.scoring import format_score, score
 
 
@@ -51,9 +53,6 @@ def test_empty_inputs_score_perfectly():
 @pytest.fixture(scope="module", params=[("yinzhou", 1), ("yinzhou", 2), ("yinzhou", 3), ("changle", 1)],
                 ids=lambda p: f"{p[0]}-seed{p[1]}")
 def scored(request) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from gis import sample
-    from gis.checks.runner import run_on_frames
-
     district, seed = request.param
     s = sample.generate(district=district, scale="s", seed=seed)
     found = run_on_frames(s.layers, profile="cn-gb")

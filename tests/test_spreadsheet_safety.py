@@ -10,7 +10,10 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
+from gis.exporter import export_layer
+from gis.importer import import_file
 from gis.spreadsheet_safety import csv_frame, csv_unquote, csv_value, is_formula_like
+from gis.store import read_layer
 
 HOSTILE = ["=HYPERLINK(\"http://evil\",\"点我\")", "=cmd|' /C calc'!A0", "@SUM(1+1)*cmd|' /C calc'!A0",
            "+1+cmd|' /C calc'!A0", "-2+3+cmd|' /C calc'!A0", "\t=1+1", "\r=1+1", "=1+1"]
@@ -31,10 +34,6 @@ def test_the_owasp_rule_on_text_and_only_on_text():
 
 @pytest.mark.db
 def test_csv_and_xlsx_exports_neutralise_formulas_and_read_back_unchanged(db, tmp_path, truncate):
-    from gis.exporter import export_layer
-    from gis.importer import import_file
-    from gis.store import read_layer
-
     with db.begin() as conn:
         for i, name in enumerate(HOSTILE):
             conn.execute(text(

@@ -11,8 +11,9 @@ import psycopg
 import pytest
 import shapely
 import sqlalchemy.exc
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
+from gis import pgcluster
 from gis.audit import insert_record
 from gis.db import owner_engine, transaction
 from gis.layers import LAYERS
@@ -323,10 +324,6 @@ def test_after_a_bulk_load_the_foreign_key_still_guards_raw_sql_writes(db):
 
 
 def test_the_set_based_foreign_key_check_refuses_a_row_without_its_compound(db):
-    from sqlalchemy import create_engine
-
-    from gis import pgcluster
-
     with transaction(engine=db) as conn:
         write_frame(conn, "compounds", _compound("C-1", 121.50, 29.80))
     state = pgcluster.load_state()

@@ -12,16 +12,28 @@ import pytest
 from folium import plugins
 from shapely.geometry import Point, box
 
+import web.basemap
+from gis.coords import wgs84_to_gcj02
 from web import popups
 from web.assets import LOCAL_ASSETS, STATIC_DIR, UnvendoredAssetError, asset_path, localise
+from web.basemap import (
+    ADCODE_ATTRIBUTION,
+    OSM_ATTRIBUTION,
+    add_basemap,
+    current_basemap,
+    display_crs,
+    offered_basemaps,
+    to_display,
+)
+from web.maps import STYLES, geojson_layer, new_map, render_page, vector_tile_layer
+from web.pages import _js_json, _source_attributions
+from web.settings import map_settings
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 
 
 @pytest.fixture(autouse=True)
 def _fresh_map_settings(monkeypatch):
-    from web.settings import map_settings
-
     for key in ("FIRELANE_MAP_BASEMAP", "FIRELANE_MAP_TIANDITU_KEY"):
         monkeypatch.delenv(key, raising=False)
     map_settings.cache_clear()
@@ -81,8 +93,6 @@ def test_popup_tables_escape_every_value():
 
 
 def test_geojson_layers_inline_only_popup_and_tooltip_and_honour_the_cap():
-    from web.maps import geojson_layer
-
     frame = gpd.GeoDataFrame({"ref": [f"R{i}" for i in range(10)], "secret": ["x"] * 10},
                              geometry=[Point(121.5 + i * 1e-4, 29.8) for i in range(10)], crs=4490)
     group = geojson_layer(frame, name="t", style={"color": "#000"}, popup=frame["ref"].map(popups.text),
@@ -94,10 +104,6 @@ def test_geojson_layers_inline_only_popup_and_tooltip_and_honour_the_cap():
 
 
 def test_amap_basemap_shifts_geometries_to_gcj02_at_render_time(monkeypatch):
-    from gis.coords import wgs84_to_gcj02
-    from web.basemap import display_crs, to_display
-    from web.settings import map_settings
-
     pts = gpd.GeoSeries([Point(121.55, 29.82)], crs=4490)
     plain = to_display(pts)[0]
     assert (plain.x, plain.y) == pytest.approx((121.55, 29.82))
@@ -118,9 +124,6 @@ def test_amap_basemap_shifts_geometries_to_gcj02_at_render_time(monkeypatch):
     ("amap", "autonavi.com", "AMap"),
 ])
 def test_configured_basemaps_add_tiles_with_attribution(monkeypatch, basemap, needle, attribution):
-    from web.basemap import add_basemap
-    from web.settings import map_settings
-
     monkeypatch.setenv("FIRELANE_MAP_BASEMAP", basemap)
     monkeypatch.setenv("FIRELANE_MAP_TIANDITU_KEY", "k123")
     map_settings.cache_clear()
@@ -132,9 +135,6 @@ def test_configured_basemaps_add_tiles_with_attribution(monkeypatch, basemap, ne
 
 
 def test_no_basemap_by_default_so_pages_work_offline():
-    from web.basemap import add_basemap
-    from web.maps import new_map
-
     m = folium.Map(tiles=None)
     assert add_basemap(m) is None
     html = localise(new_map().get_root()).render()
@@ -142,10 +142,6 @@ def test_no_basemap_by_default_so_pages_work_offline():
 
 
 def test_tianditu_without_a_key_is_disabled_with_a_warning_not_an_error(monkeypatch, caplog):
-    import web.basemap
-    from web.basemap import add_basemap, current_basemap, offered_basemaps
-    from web.settings import map_settings
-
     monkeypatch.setenv("FIRELANE_MAP_BASEMAP", "tianditu")
     monkeypatch.delenv("FIRELANE_MAP_TIANDITU_KEY", raising=False)
     map_settings.cache_clear()
@@ -159,17 +155,12 @@ def test_tianditu_without_a_key_is_disabled_with_a_warning_not_an_error(monkeypa
 
 
 def test_page_title_and_inline_json_cannot_break_out_of_their_elements():
-    from web.maps import new_map, render_page
-    from web.pages import _js_json
-
     html = render_page(new_map(), title=f"{HOSTILE}</title><script>alert(2)</script>", body_html="<p>x</p>")
     assert "<script>alert(2)" not in html and "<title>&lt;img" in html
     assert "</script>" not in _js_json({"a": "</script><script>alert(3)</script>"})
 
 
 def test_vector_tile_styles_are_keyed_by_the_mvt_layer_name():
-    from web.maps import STYLES, vector_tile_layer
-
     m = folium.Map(tiles=None)
     vector_tile_layer("fire_lanes", name="lanes", style=STYLES["fire_lanes"]).add_to(m)
     html = localise(m.get_root()).render()
@@ -178,9 +169,6 @@ def test_vector_tile_styles_are_keyed_by_the_mvt_layer_name():
 
 
 def test_data_source_attributions_follow_what_is_shown():
-    from web.basemap import ADCODE_ATTRIBUTION, OSM_ATTRIBUTION
-    from web.pages import _source_attributions
-
     def frame(*sources):
         return gpd.GeoDataFrame({"source": list(sources)}, geometry=[Point(0, 0)] * len(sources), crs=4490)
 

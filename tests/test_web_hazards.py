@@ -7,10 +7,13 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from playwright.sync_api import expect
 from server_support import served
 from sqlalchemy import text
 from test_api_support import PASSWORD, STREET_A, load_district, make_user
 
+from api.app import create_app
+from api.auth import forget_tokens, login_limiter
 from gis.campaign.deadlines import local_today
 
 pytestmark = [pytest.mark.db, pytest.mark.web]
@@ -19,8 +22,6 @@ pytestmark = [pytest.mark.db, pytest.mark.web]
 @pytest.fixture
 def site(db) -> Iterator[tuple[str, object]]:
     """A uvicorn server (background thread, random port) over the two-street district; yields (url, district)."""
-    from api.app import create_app
-    from api.auth import forget_tokens, login_limiter
 
     district = load_district(db)
     make_user(db, "office_a", "street_office", (STREET_A,))
@@ -31,8 +32,6 @@ def site(db) -> Iterator[tuple[str, object]]:
 
 
 def test_a_street_office_assigns_a_hazard_with_a_deadline_and_sees_it_in_the_department_list(site, browser, db):
-    from playwright.sync_api import expect
-
     base, district = site
     hid = district.id("hazards", "k-a")
     context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
@@ -81,8 +80,6 @@ def test_a_street_office_assigns_a_hazard_with_a_deadline_and_sees_it_in_the_dep
 
 
 def test_an_english_page_names_each_department_of_a_routing_in_english(site, browser, db):
-    from playwright.sync_api import expect
-
     base, district = site
     hid = district.id("hazards", "k-a")
     with db.begin() as conn:  # a finding routed to two departments, as the rule catalogue routes some

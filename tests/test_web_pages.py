@@ -6,12 +6,24 @@ parking, illegal structures and ledger hazards. Every page must load with no req
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import re
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from urllib.parse import quote, urlparse
 
+import httpx
 import pytest
+from openpyxl import load_workbook
+from playwright.sync_api import expect
+from sqlalchemy import text
 from web_support import FORMULA, HOSTILE, PASSWORDS, S1, S2, X0, Y0, M
+
+import web.basemap
+from gis.coords import wgs84_to_bd09, wgs84_to_gcj02
+from web.settings import map_settings
 
 pytestmark = [pytest.mark.db, pytest.mark.web]
 
@@ -100,8 +112,6 @@ def leaflet_map(page):
 
 
 def test_login_page_signs_in_and_returns_to_the_page_asked_for(site, browser, shots):
-    from playwright.sync_api import expect
-
     context = browser.new_context(locale="zh-CN")
     page = context.new_page()
     requests: list[str] = []
@@ -130,8 +140,6 @@ def test_login_page_signs_in_and_returns_to_the_page_asked_for(site, browser, sh
 
 
 def test_a_browser_at_the_root_lands_on_the_map_home_and_api_clients_get_the_landing_page(site, browser):
-    import httpx
-
     with httpx.Client(base_url=site) as client:
         r = client.get("/", headers={"Accept": "text/html,application/xhtml+xml"}, follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"] == "/map"
@@ -189,12 +197,9 @@ def test_the_nav_shows_only_the_pages_a_role_may_open(site, browser):
 
 def test_every_map_has_a_basemap_switcher_and_a_missing_key_disables_only_that_basemap(site, browser, monkeypatch,
                                                                                           caplog):
-    from web.settings import map_settings
-
     monkeypatch.setenv("FIRELANE_MAP_BASEMAP", "tianditu")  # no FIRELANE_MAP_TIANDITU_KEY
     monkeypatch.delenv("FIRELANE_MAP_TIANDITU_KEY", raising=False)
     map_settings.cache_clear()
-    import web.basemap
 
     web.basemap._warned.clear()
     try:
@@ -216,10 +221,6 @@ def test_every_map_has_a_basemap_switcher_and_a_missing_key_disables_only_that_b
 
 
 def test_amap_shifts_every_layer_vector_tiles_included(site, browser, db):
-    from sqlalchemy import text
-
-    from gis.coords import wgs84_to_gcj02
-
     s = Session(browser, site, "planner1")
     s.context.route("**/*autonavi.com/**", lambda route: route.abort())
     s.goto("/map/draw")
@@ -455,11 +456,6 @@ def test_street_office_sees_only_its_streets(site, browser):
 
 
 def test_traffic_page_draws_conflicts_on_top_flies_to_them_and_exports_the_stalls(site, browser, shots, tmp_path):
-    import csv
-    import io
-
-    from openpyxl import load_workbook
-
     s = Session(browser, site, "traffic1")
     assert s.goto("/map/traffic").status == 200
     page = s.page
@@ -502,8 +498,6 @@ def test_traffic_page_draws_conflicts_on_top_flies_to_them_and_exports_the_stall
 
 
 def test_demolition_page_says_what_each_structure_blocks_and_ranks_by_it(site, browser, shots):
-    from gis.coords import wgs84_to_bd09, wgs84_to_gcj02
-
     s = Session(browser, site, "admin1")
     assert s.goto("/map/demolition").status == 200
     page = s.page
@@ -540,8 +534,6 @@ def test_demolition_page_says_what_each_structure_blocks_and_ranks_by_it(site, b
 
 
 def test_demolition_list_downloads_as_kml_and_gpx(site, browser):
-    import xml.etree.ElementTree as ET
-
     s = Session(browser, site, "admin1")
     kml = s.context.request.get(site + "/map/demolition.kml")
     assert kml.ok and "kml" in kml.headers["content-type"]
@@ -568,9 +560,6 @@ def test_demolition_list_downloads_as_kml_and_gpx(site, browser):
 
 
 def test_draw_page_saves_a_lane_as_the_planner(site, browser, shots, db):
-    from playwright.sync_api import expect
-    from sqlalchemy import text
-
     s = Session(browser, site, "planner1")
     assert s.goto("/map/draw").status == 200
     page = s.page
@@ -616,10 +605,6 @@ def _click_lane(page, lon: float, lat: float) -> None:
 
 
 def test_planner_edits_an_existing_lane_with_if_match_and_resolves_a_412(site, browser, shots, db):
-    import httpx
-    from playwright.sync_api import expect
-    from sqlalchemy import text
-
     s = Session(browser, site, "planner1")
     assert s.goto("/map/draw").status == 200
     page = s.page
@@ -685,9 +670,6 @@ def _draw_square(page, dx: float = 0) -> None:
 
 
 def test_two_tabs_saving_one_ref_the_second_is_told_who_uses_it_and_fixes_it(site, browser, shots, db):
-    from playwright.sync_api import expect
-    from sqlalchemy import text
-
     s = Session(browser, site, "planner1")
     first, second = s.page, s.context.new_page()
     first.goto(site + "/map/draw", wait_until="networkidle")
@@ -718,9 +700,6 @@ def test_two_tabs_saving_one_ref_the_second_is_told_who_uses_it_and_fixes_it(sit
 
 
 def test_planner_edits_the_attributes_of_a_hydrant_and_an_entrance_with_if_match(site, browser, shots, db):
-    from playwright.sync_api import expect
-    from sqlalchemy import text
-
     s = Session(browser, site, "planner1", width=1400, height=900)
     assert s.goto("/map/draw").status == 200
     page = s.page
@@ -760,8 +739,6 @@ def test_planner_edits_the_attributes_of_a_hydrant_and_an_entrance_with_if_match
 
 
 def test_an_invalid_geometry_is_marked_where_it_is_invalid(site, browser):
-    from playwright.sync_api import expect
-
     s = Session(browser, site, "planner1")
     assert s.goto("/map/draw").status == 200
     page = s.page
@@ -787,8 +764,6 @@ def test_an_invalid_geometry_is_marked_where_it_is_invalid(site, browser):
 
 
 def test_draw_page_unshifts_gcj02_drawings_like_gis_coords(site, browser):
-    from gis.coords import wgs84_to_gcj02
-
     s = Session(browser, site, "planner1")
     assert s.goto("/map/draw").status == 200
     for lon, lat in ((121.55, 29.82), (119.65, 25.93), (121.5437, 29.8669)):
@@ -801,8 +776,6 @@ def test_draw_page_unshifts_gcj02_drawings_like_gis_coords(site, browser):
 
 
 def test_pages_need_a_signed_in_user(site):
-    import httpx
-
     for path in (f"/map/streets/{S1}", "/map/compounds/YZ-001", "/map/traffic", "/map/demolition", "/map/draw",
                  "/map/traffic.csv", "/map/demolition.kml"):
         r = httpx.get(site + path, follow_redirects=False)
@@ -811,10 +784,6 @@ def test_pages_need_a_signed_in_user(site):
 
 
 def test_pages_have_no_cdn_urls(site):
-    import re
-
-    import httpx
-
     with httpx.Client(base_url=site) as client:
         client.post("/auth/login", json={"username": "admin1", "password": PASSWORDS["admin1"]}).raise_for_status()
         for path in (*PAGES.values(), "/login"):

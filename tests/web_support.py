@@ -9,6 +9,12 @@ import pandas as pd
 import shapely
 from shapely.geometry import Point, box
 
+from api.app import create_app
+from api.users import create_user
+from gis.checks.catalog import RULES
+from gis.db import transaction
+from gis.store import write_frame
+
 HOSTILE = "<img src=x onerror=alert(1)>"
 FORMULA = "=cmd|' /C calc'!A0"
 S1, S2 = "330212001", "330212002"
@@ -34,8 +40,6 @@ def frame(rows: list[dict]) -> gpd.GeoDataFrame:
 
 def load_dataset(engine) -> None:
     """Write the hand-made district through gis.store (the same path imports use)."""
-    from gis.db import transaction
-    from gis.store import write_frame
 
     layers = {
         "streets": [
@@ -85,8 +89,6 @@ def load_dataset(engine) -> None:
     def hazard(rule: str, layer: str, ref: str, geom, *, status: str = "open", severity: float = 3.0,
                others: tuple[str, ...] = (), measured: float | None = None, required: float | None = None,
                department: str = "物业/住建", message: str = "") -> dict:
-        from gis.checks.catalog import RULES
-
         r = RULES[rule]
         return {"key": f"{rule}|{layer}|{ref}|{'+'.join(others)}", "rule": rule, "clause": r.clause,
                 "verdict": "fail", "strength": r.strength, "severity": severity, "status": status,
@@ -126,8 +128,6 @@ def load_dataset(engine) -> None:
 
 
 def make_users() -> None:
-    from api.users import create_user
-
     create_user("admin1", PASSWORDS["admin1"], role="admin")
     create_user("planner1", PASSWORDS["planner1"], role="planner")
     create_user("office1", PASSWORDS["office1"], role="street_office", street_codes=[S1])
@@ -138,6 +138,5 @@ def make_users() -> None:
 
 def build_app():
     """The service's FastAPI app (api.app.create_app), which serves the pages through api.web_routes."""
-    from api.app import create_app
 
     return create_app()

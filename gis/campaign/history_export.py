@@ -47,7 +47,7 @@ def sidecar_csv(path: Path) -> Path:
 def write_history(events: pd.DataFrame, *, fmt: str, path: Path) -> Path:
     """Write the events beside or inside an export at `path` (already written); returns where they went."""
     if fmt == "xlsx":
-        from openpyxl import load_workbook  # heavy: only for XLSX exports
+        from openpyxl import load_workbook  # noqa: PLC0415 (heavy: only for XLSX exports)
 
         wb = load_workbook(path)
         ws = wb.create_sheet(EVENTS_TABLE)

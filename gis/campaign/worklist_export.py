@@ -28,7 +28,7 @@ def worklist_csv(rows: list[dict[str, Any]]) -> str:
 
 def write_rows_xlsx(rows: list[dict[str, Any]], path: Path, *, sheet: str = "hazards") -> None:
     """A work list (list of dicts) as one XLSX sheet; every text cell stays text."""
-    from openpyxl import Workbook  # heavy: only for XLSX exports
+    from openpyxl import Workbook  # noqa: PLC0415 (heavy: only for XLSX exports)
 
     wb = Workbook(write_only=True)
     ws = wb.create_sheet(sheet)
