@@ -54,7 +54,6 @@ LABELS = {"bbox": "bbox", "tile": "tile", "zipf": "tile zipf"}
 
 def synthesise(engine, *, seed: int = 1) -> dict[str, int]:
     """~100k features on a grid near Ningbo: 20 streets, 2,500 compounds, 75k buildings, 20k hydrants, 5k lanes."""
-
     from gis.db import transaction
     from gis.store import write_frame
 
@@ -105,7 +104,6 @@ def synthesise(engine, *, seed: int = 1) -> dict[str, int]:
 
 def load_data(engine, *, synthetic: bool = False) -> tuple[str, dict[str, int]]:
     """The m-scale Yinzhou sample when gis.sample can make and load it, else the synthetic district."""
-
     from gis.layers import LAYERS
 
     if not synthetic:
@@ -148,7 +146,6 @@ def zipf_tiles(bounds: tuple[float, float, float, float], *, zooms: range, n: in
 def request_sets(engine, *, n: int, zoom: int, seed: int = 7) -> dict[str, list[str]]:
     """Paths for the bbox-page and tile workloads, centred on random buildings (so each hits data), and the
     Zipf-distributed tile mix over zooms 13-17 of the buildings' extent."""
-
     with engine.connect() as conn:
         pts = conn.execute(text(
             "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM buildings "
@@ -257,7 +254,6 @@ def pgbench_scripts(paths: dict[str, list[str]], workdir: Path) -> tuple[dict[st
     """The rows of the bench_requests table (one per bbox/tile path) and of bench_tiles (the Zipf mix, one per
     request), and one pgbench script per workload: pick a random request, read its parameters (\\gset, a
     primary-key lookup), run the app's own SQL for it."""
-
     from api.auth import Principal
     from api.features import page_sql, parse_items_query
     from api.tiles import tile_sql
@@ -293,7 +289,6 @@ def pgbench_scripts(paths: dict[str, list[str]], workdir: Path) -> tuple[dict[st
 
 def load_requests(engine, rows: dict[str, list[tuple]]) -> None:
     """The benchmark's requests as tables, so pgbench clients draw the same bboxes and tiles as wrk."""
-
     with engine.begin() as conn:
         conn.execute(text("DROP TABLE IF EXISTS bench_requests"))
         conn.execute(text("CREATE TABLE bench_requests (i int PRIMARY KEY, bx0 float8, by0 float8, bx1 float8, "
@@ -337,7 +332,6 @@ def start_server(base_env: dict[str, str], *, port: int, workers: int, log: Path
     """uvicorn serving the app on 127.0.0.1:`port` (FIRELANE_* `settings` on top of the environment), once ready;
     its warnings and errors go to `log` (else nowhere). Workers get as long to answer health pings as under
     `firelane serve` (api.demo.WORKER_HEALTHCHECK_S)."""
-
     from api.demo import WORKER_HEALTHCHECK_S
 
     out = log.open("ab") if log else subprocess.DEVNULL
@@ -364,7 +358,6 @@ def stop_server(server: subprocess.Popen) -> None:
 
 def prepare(args: argparse.Namespace, home: Path, workdir: Path):
     """Start the cluster, load the district (unless already there), a bench admin token, the request sets."""
-
     from api.database import read_connection
     from gis import pgcluster
     from gis.db import owner_engine

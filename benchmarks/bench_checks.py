@@ -77,7 +77,6 @@ def timed(fn: Callable[[], Any], *, repeat: int = 1) -> tuple[float, Any]:
 def sql_peers(engine: Any, epsg: int, profile: Any) -> dict[str, tuple[float, int]]:
     """The three shared checks as a DBA would write them in PostGIS: metric copies with GiST indexes (their
     preparation counts), then one statement per check. Returns {check: (seconds, failures)}."""
-
     sep = profile["SEPARATION"]
     table = sep["table"]
     classes = ("high_rise", "grade12", "grade3", "grade4")

@@ -55,7 +55,6 @@ sys.path.insert(0, str(ROOT))
 
 def synthesise(n: int, *, seed: int = 1):
     """(streets, compounds, {layer: frame}) with ~n building polygons, 40 per compound, near Ningbo."""
-
     rng = np.random.default_rng(seed)
     per = 40
     side = int(np.ceil(np.sqrt(n / per)))
@@ -208,7 +207,6 @@ def server_floor(engine, name: str) -> float:
     times the import's bulk path (`gis.store.bulk_load` around one COPY per 8,192 rows, into a temporary staging
     table and one INSERT ... SELECT when the layer is under row-level security) fed from that buffer. The layer ends with the same rows it had.
     """
-
     from gis.db import raw_connection, transaction
     from gis.store import _COPY_CHUNK_ROWS, bulk_load
 

@@ -83,7 +83,6 @@ class Run:
 
 def prepare(scale: str, home: Path) -> dict:
     """Start the cluster, load the district and check it (unless loaded), a soak admin token, request material."""
-
     engine = open_database()
     with engine.connect() as conn:
         loaded = conn.execute(text("SELECT count(*) FROM buildings")).scalar_one()
@@ -226,7 +225,6 @@ async def drive(base: str, material: dict, args: argparse.Namespace, run: Run) -
 
 def audit(material: dict, run: Run) -> dict[str, int]:
     """Acknowledged writes that are missing (lost) or present more than once (duplicated), by the audit log."""
-
     from gis import scope
     from gis.db import get_engine, reset_engine
 

@@ -63,7 +63,6 @@ EVENTS_PER_HAZARD = 10
 
 def synthetic_history(engine, *, seed: int = 1) -> dict[str, int]:
     """States, assignments and deadlines spread over the ledger, and ~10 events per hazard (set-based SQL)."""
-
     from gis.campaign import lifecycle as lc
     from gis.campaign.departments import DEPARTMENTS
 
@@ -105,7 +104,6 @@ def synthetic_history(engine, *, seed: int = 1) -> dict[str, int]:
 
 def prepare(args: argparse.Namespace) -> tuple[str, dict]:
     """Cluster, district, checks into the ledger, the synthetic history, a bench admin token."""
-
     engine = open_database()
     reused = reusable_sample(engine, district="yinzhou", scale=args.scale, seed=1)
     with engine.connect() as conn:

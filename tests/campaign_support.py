@@ -27,7 +27,6 @@ def load_campaign_district(engine) -> dict[str, list[str]]:
     """Streets side by side, compounds in a row in each; every compound has one LANE-CLEAR hazard (rectified in
     the first `rectified` compounds of its street, open in the rest) and one SEP-BUILDINGS hazard verified.
     Returns street code → compound refs. The first compound of the first street has a hostile name."""
-
     x0, y0 = 121.50, 29.80
     refs: dict[str, list[str]] = {}
     streets, compounds, hazards = [], [], []

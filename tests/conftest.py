@@ -55,7 +55,6 @@ def firelane_home() -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def engine(firelane_home: Path):
     """The real managed PostGIS, created fresh for this session, with the schema migrated to head."""
-
     pgcluster.start()
     reset_engine()
     scope.enter(scope.SYSTEM)  # tests read and write the whole district (the app role under row-level security)
@@ -70,7 +69,6 @@ def engine(firelane_home: Path):
 @pytest.fixture
 def db(engine):
     """A clean database for one test: every layer, the ledger, runs, users and the audit log emptied."""
-
     names = ", ".join(t.name for t in metadata.sorted_tables)
     with owner_engine().begin() as conn:  # TRUNCATE is the owner's: the application role may only DELETE
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
@@ -81,7 +79,6 @@ def db(engine):
 def truncate(db):
     """Empty the named tables mid-test, as the owner (the application role may not TRUNCATE, and the ledger's
     events are append-only for DELETE)."""
-
     def empty(*tables: str) -> None:
         with owner_engine().begin() as conn:
             conn.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
@@ -92,7 +89,6 @@ def truncate(db):
 @pytest.fixture
 def api(db) -> Iterator:
     """A TestClient on a fresh app (server errors come back as 500 responses, not exceptions)."""
-
     forget_tokens()
     forget_extents()
     login_limiter.clear()
@@ -128,21 +124,12 @@ def live(db) -> Iterator[LiveServer]:
 @pytest.fixture
 def site(db) -> Iterator[str]:
     """The app served for real (tests/server_support.py) over web_support's hand-made district and users."""
-
     load_dataset(db)
     make_users()
     forget_tokens()
     login_limiter.clear()
     with served(build_app()) as url:
         yield url
-
-
-def table_counts(engine) -> dict[str, int]:
-    """Row counts of every table (to assert that a failed write changed nothing), read as the owner: the
-    application role may not read the attempt counters."""
-
-    with owner_engine().connect() as conn:
-        return {t.name: conn.execute(text(f"SELECT count(*) FROM {t.name}")).scalar_one() for t in metadata.sorted_tables}
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,6 @@ def load_desktop_district(engine) -> District:
     """test_api_support's district plus roads, hydrant details, obstructions of all three geometry types, e-bike
     sites (points and polygons) and hazards (points and polygons) carrying floats, dates, timestamps, booleans
     and JSON values."""
-
     district = load_district(engine)
     x0, y0 = X0, Y0
     with transaction(engine=engine, user="fixture") as conn:
@@ -99,7 +98,6 @@ class _Counting:
 @contextmanager
 def live_server() -> Iterator[LiveServer]:
     """The real app under uvicorn on 127.0.0.1 and a free port (a thread of this process), counting requests."""
-
     forget_tokens()
     forget_extents()
     login_limiter.clear()

@@ -18,7 +18,6 @@ X0, Y0 = 121.50, 29.80  # the south-west corner of test_api_support's district
 def picture(fmt: str = "JPEG", size: tuple[int, int] = (640, 480), *, gps: tuple[float, float] | None = None,
             taken: str | None = None, mode: str = "RGB") -> bytes:
     """A real picture in `fmt` (JPEG, PNG, WEBP, HEIF, PDF), optionally with EXIF time and GPS (lon, lat)."""
-
     pillow_heif.register_heif_opener()
     im = Image.new(mode, size, (200, 40, 40) if mode == "RGB" else None)
     kwargs = {}

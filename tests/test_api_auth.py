@@ -87,7 +87,6 @@ def test_logout_revokes_the_token(api, db):
 
 def _frozen_token_clock(monkeypatch) -> None:
     """The token cache's clock stands still: no cached lookup ages out, only a change can end it."""
-
     monkeypatch.setattr(auth, "time", SimpleNamespace(monotonic=lambda: 1000.0))
 
 

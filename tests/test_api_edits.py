@@ -6,7 +6,7 @@ import importlib.util
 import logging
 
 import pytest
-from conftest import table_counts
+from db_support import table_counts
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from test_api_support import STREET_A, STREET_B
@@ -262,7 +262,6 @@ def test_street_b_is_untouched_by_street_a_edits(api, headers, district):
 def test_writes_without_if_match_are_unconditional_unless_required(api, headers, district, db, monkeypatch, caplog):
     """OWSLib and QGIS send no If-Match: such a write is accepted and logged as unconditional; a deployment can
     require the header (FIRELANE_API_REQUIRE_IF_MATCH), then it is 428."""
-
     fid = district.id("buildings", "BA-2")
     url = f"/collections/buildings/items/{fid}"
     h = headers["planner"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy.exc
-from conftest import table_counts
+from db_support import table_counts
 from sqlalchemy import text
 from test_api_support import PASSWORD, STREET_A, STREET_B
 

@@ -78,7 +78,6 @@ def test_a_postgresql_restart_gives_clean_503s_then_recovers_without_restarting_
 
 def _until_not_503(request, timeout_s: float = 60.0):
     """The first answer of `request` (repeated) that is not a 503 ServiceUnavailable, within `timeout_s`."""
-
     deadline = time.monotonic() + timeout_s
     while True:
         response = request()
@@ -104,7 +103,6 @@ def test_pooled_connections_killed_while_idle_are_replaced_without_an_error(api,
 
 def _serve(port: int, workers: int, **settings: str):
     """`firelane serve` as a user starts it (with extra environment `settings`), on `port`, once it answers /readyz."""
-
     server = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers",
                                str(workers)], env=os.environ | settings, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
@@ -174,7 +172,6 @@ def test_serve_workers_each_refuse_a_token_at_once_when_it_is_revoked(headers, d
 
 def test_read_pool_connections_are_warmed_before_they_serve(engine, caplog):
     """A new backend's first tile sets up PostGIS and PROJ (~100 ms): the pool pays that, not a request."""
-
     with engine.connect() as conn:
         opened = conn.execute(text("SELECT clock_timestamp()")).scalar_one()
 
@@ -201,7 +198,6 @@ def test_a_read_pool_whose_database_refuses_connections_answers_503_without_wait
     """A read waits for a connection only while one may come: the first failed connection attempt ends the wait
     (a clean 503 naming the database), not the pool's timeout; a killed backend, by contrast, is replaced and
     waited for (test above)."""
-
     with socket.socket() as s:  # a port nothing listens on: every connection attempt is refused at once
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

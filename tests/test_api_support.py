@@ -30,7 +30,6 @@ def _password_hash() -> str:
 
 def make_user(engine, username: str, role: str, streets: Sequence[str] = ()) -> dict[str, str]:
     """A user (password PASSWORD) with a fresh bearer token; returns the Authorization header."""
-
     with engine.begin() as conn:
         uid = conn.execute(text(
             "INSERT INTO users (username, password_hash, role, street_codes) VALUES (:u, :p, :r, CAST(:s AS jsonb)) "
@@ -69,7 +68,6 @@ def _frame(rows: list[dict], geoms: list) -> gpd.GeoDataFrame:
 def load_district(engine) -> District:
     """Two streets side by side near Ningbo, a compound in each (one more in A), buildings, a lane, hydrants, a
     parking stall with hostile text, and two hazards (one per street)."""
-
     x0, y0 = 121.50, 29.80
     with transaction(engine=engine, user="fixture") as conn:
         write_frame(conn, "streets", _frame(

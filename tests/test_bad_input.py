@@ -14,7 +14,7 @@ import pyogrio
 import pytest
 import shapely
 from click.testing import CliRunner
-from conftest import table_counts
+from db_support import table_counts
 
 import gis.importer
 from api.cli import cli
@@ -408,7 +408,6 @@ def test_a_large_file_is_imported_whole(seeded, tmp_path):
 def test_a_large_import_runs_with_cyclic_collection_paused_and_leaves_the_collector_on(seeded, tmp_path,
                                                                                       monkeypatch):
     """Full collections would walk every parsed geometry (~0.1 s each, the COPY writer stalled too)."""
-
     n = STREAM_MIN_ROWS + 1_000
     _many_buildings(tmp_path / "big.gpkg", n)
     _many_buildings(tmp_path / "bad.gpkg", n, **{f"row{n}": {"height_m": -3.0}})

@@ -38,7 +38,6 @@ SEED = 2**53 + 1  # above JavaScript's exact integers: the page must send its di
 @pytest.fixture
 def site(db) -> Iterator[tuple[str, int]]:
     """A real uvicorn server (with its job worker) over the three-street district and a Changle 2026 campaign."""
-
     load_campaign_district(db)
     for name, (role, streets) in USERS.items():
         create_user(name, PASSWORD, role=role, street_codes=streets)
@@ -196,7 +195,6 @@ def test_a_street_office_sees_its_street_and_cannot_draw(site, browser, db):
 def test_the_campaign_page_switches_to_english(site, browser):
     """?lang=en (remembered by the cookie): headings, counts, stage, focus items, results and the script's
     refusals in English; the switch leads back to Chinese."""
-
     cjk = re.compile(r"[\u4e00-\u9fff]")
     base, cid = site
     context, page, errors, _ = _signed_in(browser, base, "fire1")

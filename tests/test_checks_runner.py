@@ -125,7 +125,6 @@ def test_process_pool_gives_the_serial_findings():
 
 def _collector_states(monkeypatch) -> list[bool]:
     """Whether the cyclic collector was on, each time the lanes family ran."""
-
     states, real = [], gis.checks.lanes.check
 
     def spy(ctx):

@@ -49,7 +49,6 @@ def test_managed_cluster_lifecycle_needs_no_manual_step(tmp_path):
 
 def _remove_cluster(home: Path) -> None:
     """Delete a stopped test cluster's data directory (as root it lives under /var/lib/firelane, not in tmp_path)."""
-
     state = home / "cluster.json"
     if state.exists():
         shutil.rmtree(json.loads(state.read_text())["datadir"], ignore_errors=True)

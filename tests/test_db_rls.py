@@ -20,7 +20,6 @@ SECURED = ("streets", "compounds", "buildings", "fire_lanes", "hydrants", "parki
 
 def _connect(role: str = "app") -> psycopg.Connection:
     """A raw connection as the managed cluster's application role (or its owner), with no scope set."""
-
     state = pgcluster.load_state()
     assert state is not None
     user, password = {"app": (pgcluster.APP, state.app_password),
@@ -176,7 +175,6 @@ def test_a_check_groups_read_uses_the_indexes_under_row_level_security(district)
     """A check run's group reads each layer by place or by compound (`geom && ANY(boxes) OR compound_ref =
     ANY(…)`): with && LEAKPROOF and an index on compound_ref both arms are index conditions (a bitmap OR), not a
     scan of the layer per group, for every scope; the array of boxes is one condition of the geometry index."""
-
     boxes = [(121.5, 29.8, 121.501, 29.801), (121.509, 29.809, 121.51, 29.81)]
     where, params = _around(["CA-1", "CB-1"], boxes, load_profile())
     sql = where["buildings"]

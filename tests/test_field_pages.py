@@ -195,7 +195,6 @@ def _words(page) -> str:
 def test_the_language_switch_reaches_the_field_pages_and_their_scripts(site, browser, db, tmp_path):
     """English chosen once (?lang=en, remembered): every label, category, status and message of the report page,
     the complaint form, the triage queue and the checklist is English, and so is what their scripts write."""
-
     context, page, errors, _ = _phone(browser, user="office1", base=site)
     assert page.goto(f"{site}/field/report?lang=en", wait_until="networkidle").status == 200
     panel = _words(page)

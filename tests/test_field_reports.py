@@ -7,7 +7,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from conftest import table_counts
+from db_support import table_counts
 from field_support import HTML, X0, Y0, picture
 from sqlalchemy import text
 from test_api_support import STREET_A

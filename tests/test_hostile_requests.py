@@ -9,7 +9,7 @@ import time
 
 import pytest
 import uvicorn
-from conftest import table_counts
+from db_support import table_counts
 from sqlalchemy import text
 
 from api.app import create_app

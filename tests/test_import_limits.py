@@ -224,7 +224,6 @@ def test_formula_problems_and_limits_surface_through_import(db, tmp_path):
 @pytest.mark.db
 def test_exports_survive_thousands_of_extra_keys(db, tmp_path, truncate):
     """Rows stored before the limit (or by SQL) with 2,000 extra keys still export to every format and back."""
-
     extra = {f"k{i}": i for i in range(2000)} | {"": "empty", "K0": "case twin", "x" * 300: "long"}
     with db.begin() as conn:
         conn.execute(text("INSERT INTO entrances (ref, geom, extra) VALUES ('E1', ST_SetSRID(ST_MakePoint(121.5, 29.8), "

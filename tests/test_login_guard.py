@@ -25,7 +25,6 @@ pytestmark = pytest.mark.db
 @pytest.fixture
 def settings_env(monkeypatch):
     """Set FIRELANE_* variables for one test (settings re-read), restored afterwards."""
-
     def setenv(**values: str) -> None:
         for k, v in values.items():
             monkeypatch.setenv(k, v)
@@ -92,7 +91,6 @@ def test_old_windows_are_purged(db):
 
 def test_password_hashing_is_capped_per_process(db, settings_env, monkeypatch):
     """A random-name spray queues for a few hashing slots (64 MiB each) instead of hashing all at once."""
-
     settings_env(FIRELANE_LIMIT_CONCURRENT_HASHES="2", FIRELANE_SERVER_LOGIN_ATTEMPTS_PER_ADDRESS="1000")
     running = {"now": 0, "max": 0}
     lock = threading.Lock()

@@ -30,7 +30,6 @@ pytestmark = pytest.mark.db  # GDAL (gdal-bin) is installed by scripts/setup.sh:
 @pytest.fixture
 def server(db) -> Iterator[str]:
     """A real uvicorn server on 127.0.0.1 and a free port, in a thread of this process."""
-
     with served(create_app()) as url:
         yield url
 
@@ -98,7 +97,6 @@ OGR_TYPES = {"float": {"float64"}, "int": {"int32", "int64"}, "bool": {"bool"}, 
 def _export(layer: str, path: Path) -> dict[str, dict]:
     """`firelane export LAYER --format geojson` (a CLI subprocess, the managed database of this test session):
     properties by feature key, as written (floats as floats, dates as text)."""
-
     proc = subprocess.run([sys.executable, "-m", "api.cli", "export", layer, "--format", "geojson", "-o", str(path)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

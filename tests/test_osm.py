@@ -19,7 +19,7 @@ import pyproj
 import pytest
 import shapely
 from click.testing import CliRunner
-from conftest import table_counts
+from db_support import table_counts
 from sqlalchemy import text
 
 from api.cli import cli

@@ -149,7 +149,6 @@ def _fault_on(pattern: str, fault: Callable[[int], None]) -> Iterator[list[int]]
     """Run `fault(backend pid)` the first time the app's engine is about to send a statement matching `pattern`
     (at the commit of the connection that sent it, for "COMMIT:pattern"; for "CHECKOUT", the first statement of a connection just handed out, such as the layer
     reader's COPY on the raw driver connection): that statement then meets whatever the fault left."""
-
     engine = get_engine()
     fired: list[int] = []
     at_commit = pattern.startswith("COMMIT:")
@@ -303,7 +302,6 @@ def test_the_cluster_stopped_mid_transaction_gives_503s_for_every_kind_then_ever
 def test_the_job_worker_loop_outlives_an_outage_and_runs_the_queued_job_after_it(db, district, monkeypatch):
     """A worker turn while the cluster is down fails (logged), the loop goes on, and once the database is back
     the job queued before the outage is claimed and run."""
-
     monkeypatch.setattr(jobs.job_settings(), "poll_s", 0.2)
     run_id, job_id = jobs.start_check_run({"street": "330212001"}, profile="cn-gb", user="planner", engine=db)
     loop = jobs.WorkerLoop(engine=db)

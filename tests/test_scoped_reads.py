@@ -123,7 +123,6 @@ def test_campaign_rows_outside_the_scope_cannot_be_written(campaign_rows):
 def test_the_application_filters_match_the_policies(campaign_rows):
     """gis.scope.filter_sql, run where no policy applies (the superuser bypasses row-level security), picks the
     very rows the policy lets the application role see, for every secured table and scope."""
-
     scopes = [scope.for_streets("street_office", [STREET_A]), scope.for_streets("street_office", [STREET_B]),
               scope.for_compounds("property", ["CA-2"]), scope.for_compounds("property", ["CB-1", "nope"])]
     with _connect("superuser") as su, _connect("app") as app:
@@ -140,7 +139,6 @@ def test_the_application_filters_match_the_policies(campaign_rows):
 def test_every_reader_keeps_to_the_scope_on_a_database_without_policies(campaign_rows, monkeypatch):
     """The page, API and campaign readers connected as a superuser (no row-level security applies): only the
     scope's own rows come back, so none of them bypasses gis.scope with a filter of its own (or none)."""
-
     state = pgcluster.load_state()
     assert state is not None
     engine = create_engine(state.superuser_url)
@@ -177,7 +175,6 @@ def test_every_reader_keeps_to_the_scope_on_a_database_without_policies(campaign
 def test_no_module_writes_its_own_street_filter():
     """A selection by street (a campaign's streets, `--street`, a street's page) is taken from
     gis.scope.streets_filter, never written again: the filter and the row-level policy stay one rule."""
-
     root = Path(__file__).resolve().parent.parent
     # a predicate on street_code with a bound value; an assignment (`SET a = :a, street_code = :s`) is no filter
     own = re.compile(r"(?i)(?<![\w.])(\w+\.)?street_code\s*(=\s*(any\s*\(|:)|in\s*\(\s*:)")

@@ -22,7 +22,6 @@ pytestmark = [pytest.mark.db, pytest.mark.web]
 @pytest.fixture
 def site(db) -> Iterator[tuple[str, object]]:
     """A uvicorn server (background thread, random port) over the two-street district; yields (url, district)."""
-
     district = load_district(db)
     make_user(db, "office_a", "street_office", (STREET_A,))
     forget_tokens()

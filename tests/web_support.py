@@ -40,7 +40,6 @@ def frame(rows: list[dict]) -> gpd.GeoDataFrame:
 
 def load_dataset(engine) -> None:
     """Write the hand-made district through gis.store (the same path imports use)."""
-
     layers = {
         "streets": [
             {"ref": S1, "name": "下应街道", "district_code": "330212", "source": "Vonng/adcode (derived)",
@@ -138,5 +137,4 @@ def make_users() -> None:
 
 def build_app():
     """The service's FastAPI app (api.app.create_app), which serves the pages through api.web_routes."""
-
     return create_app()
