@@ -37,7 +37,7 @@ from gis.campaign.campaigns import (
 )
 from gis.campaign.deadlines import local_today
 from gis.campaign.focus import FOCUS_ITEMS, OTHER, focus_case_sql, focus_of
-from gis.campaign.progress import street_counts
+from gis.campaign.progress import FOUND_SQL, street_counts
 from gis.checks.catalog import RULES
 from gis.db import get_engine
 from gis.scope import Scope
@@ -209,9 +209,6 @@ def _compounds(conn: Connection, streets: Sequence[str]) -> Sequence[Any]:
         "ORDER BY c.street_code, c.ref"), params).all()
 
 
-_FOUND = "t.verdict = 'fail' AND t.status IS NOT NULL AND t.status <> 'dismissed'"
-
-
 def compound_counts(conn: Connection, streets: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Per compound: found, by focus item, fixed on the spot, registered, photos, first self-inspection date."""
     out: dict[str, dict[str, Any]] = {}
@@ -219,7 +216,7 @@ def compound_counts(conn: Connection, streets: Sequence[str]) -> dict[str, dict[
     for r in conn.execute(text(
         f"SELECT t.compound_ref, {focus_case_sql()} AS focus, count(*) AS n, count(*) FILTER (WHERE EXISTS ("
         "SELECT 1 FROM hazard_events e WHERE e.hazard_id = t.id AND e.evidence = 'fixed_on_spot')) AS fos "
-        f"FROM hazards t WHERE {in_streets} AND {_FOUND} GROUP BY 1, 2"), params):
+        f"FROM hazards t WHERE {in_streets} AND {FOUND_SQL} GROUP BY 1, 2"), params):
         row = out.setdefault(r.compound_ref, {"found": 0, "fixed_on_spot": 0, "photos": 0, "by_focus": {}})
         row["found"] += r.n
         row["fixed_on_spot"] += r.fos
@@ -295,7 +292,7 @@ def _hazards(conn: Connection, compound_refs: Sequence[str]) -> Sequence[Any]:
     return conn.execute(text(
         "SELECT t.id, t.compound_ref, t.rule, t.clause, t.measured, t.required_value, t.unit, t.message_zh, "
         "t.department, t.deadline, t.status, t.severity FROM hazards t "
-        f"WHERE t.compound_ref = ANY(:c) AND {_FOUND} ORDER BY t.compound_ref, t.severity DESC NULLS LAST, t.id"),
+        f"WHERE t.compound_ref = ANY(:c) AND {FOUND_SQL} ORDER BY t.compound_ref, t.severity DESC NULLS LAST, t.id"),
         {"c": list(compound_refs)}).all()
 
 

@@ -21,10 +21,6 @@ _STAGE = "_ledger_stage"
 _NEW = "_ledger_new"
 
 
-def _in(states: frozenset[str]) -> str:
-    return "(" + ", ".join(f"'{x}'" for x in sorted(states)) + ")"
-
-
 def record(
     findings: gpd.GeoDataFrame,
     *,
@@ -82,7 +78,7 @@ def record(
                 copy.write_row(row)
     # no ANALYZE: every statement below finds a staged key's hazard through the key index, one probe per row
     conn.execute(text(f"CREATE INDEX ON {_STAGE} (key)"))
-    reopen, verify = _in(lc.REOPEN_ON_RECHECK), _in(lc.VERIFY_ON_RECHECK)
+    reopen, verify = lc.sql_list(lc.REOPEN_ON_RECHECK), lc.sql_list(lc.VERIFY_ON_RECHECK)
     # an assigned hazard keeps the department it was assigned to; the run's routing fills it until then
     sets = ", ".join(f"{c} = s.{c}" if c != "department" else
                      "department = CASE WHEN h.assigned_at IS NULL THEN s.department ELSE h.department END"

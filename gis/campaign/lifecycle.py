@@ -51,8 +51,13 @@ AWAITING_VERIFICATION: frozenset[str] = frozenset({"rectified"})
 UNRESOLVED: frozenset[str] = NEEDS_WORK | AWAITING_VERIFICATION
 #: Done with: fixed and confirmed, closed out (销号), or a false positive.
 RESOLVED: frozenset[str] = frozenset({"verified", "closed", "dismissed"})
-#: A re-check that still finds a hazard in these states reopens it (event evidence `recheck_failed`).
-REOPEN_ON_RECHECK: frozenset[str] = frozenset({"rectified", "verified", "closed"})
+#: Rectified by the responsible unit, verified since or not (the campaign's 已整改 counts).
+RECTIFIED_OR_LATER: frozenset[str] = frozenset({"rectified", "verified", "closed"})
+#: Shown to be fixed, closed out since or not (已复核).
+VERIFIED_OR_LATER: frozenset[str] = frozenset({"verified", "closed"})
+#: A re-check that still finds a hazard in these states reopens it (event evidence `recheck_failed`), as a failed
+#: spot check does: every state a rectification was claimed in.
+REOPEN_ON_RECHECK: frozenset[str] = RECTIFIED_OR_LATER
 #: A re-check that no longer finds a hazard in these states verifies it (evidence `passed_recheck`). Hazards never
 #: claimed rectified are included: the condition is gone from the data (the car left), so the check has verified
 #: it; the event's from-state shows it was never claimed, and a later run that finds it again reopens it.
@@ -176,6 +181,14 @@ class HazardNotFound(WorkflowError):
 
 
 # --- the checks ----------------------------------------------------------------------------------------------------
+
+
+def sql_list(states: Collection[str]) -> str:
+    """The states as an SQL list, `('a', 'b')` (sorted): for `status IN ...` in the ledger's set-based SQL."""
+    unknown = set(states) - set(STATES)
+    if unknown:
+        raise ValueError(f"not hazard states: {sorted(unknown)}")
+    return "(" + ", ".join(f"'{x}'" for x in sorted(states)) + ")"
 
 
 def label(state: str | None, lang: str = "zh") -> str:

@@ -39,9 +39,12 @@ LABELS: dict[str, tuple[str, str]] = {
     "photos": ("照片", "Photos"), "spot_checks": ("抽查数", "Spot checks"),
     "spot_checked": ("已抽查", "Spot-checked"), "spot_failed": ("抽查不合格", "Spot checks failed"),
 }
-_DONE = "('rectified', 'verified', 'closed')"
-_VERIFIED = "('verified', 'closed')"
-_WORK = "(" + ", ".join(f"'{s}'" for s in sorted(lc.NEEDS_WORK)) + ")"
+_DONE = lc.sql_list(lc.RECTIFIED_OR_LATER)
+_VERIFIED = lc.sql_list(lc.VERIFIED_OR_LATER)
+_WORK = lc.sql_list(lc.NEEDS_WORK)
+#: A hazard (alias t) the campaign counts as found (发现隐患): failing in the ledger, not dismissed as a false
+#: positive. The progress counts, the stage reports and the forms all count these.
+FOUND_SQL = f"t.verdict = 'fail' AND t.status IS NOT NULL AND t.status <> '{lc.State.DISMISSED.value}'"
 
 #: A stage is measured by one ratio: (numerator, denominator) of the counts above.
 STAGE_MEASURES: dict[str, tuple[str, str]] = {
@@ -86,7 +89,6 @@ def street_counts(conn: Connection, campaign: Campaign, streets: Sequence[str], 
         "FROM c GROUP BY c.street_code"), p):
         out[r.street_code].update(compounds=r.compounds, surveyed=r.surveyed, self_inspected=r.self_inspected,
                                   inspected=r.inspected)
-    found = "t.verdict = 'fail' AND t.status IS NOT NULL AND t.status <> 'dismissed'"
     for r in conn.execute(text(
         f"SELECT t.street_code, {focus_case_sql()} AS focus, count(*) AS found, "
         "count(*) FILTER (WHERE fos.hit) AS fixed_on_spot, "
@@ -96,7 +98,7 @@ def street_counts(conn: Connection, campaign: Campaign, streets: Sequence[str], 
         f"count(*) FILTER (WHERE {OVERDUE_SQL}) AS overdue "
         "FROM hazards t LEFT JOIN LATERAL (SELECT true AS hit FROM hazard_events e WHERE e.hazard_id = t.id "
         "  AND e.evidence = 'fixed_on_spot' LIMIT 1) fos ON true "
-        f"WHERE {in_hazards} AND {found} GROUP BY 1, 2"), p):
+        f"WHERE {in_hazards} AND {FOUND_SQL} GROUP BY 1, 2"), p):
         row = out[r.street_code]
         for k in ("found", "fixed_on_spot", "rectified", "verified", "open", "overdue"):
             row[k] += getattr(r, k)

@@ -173,7 +173,7 @@ def read_roster(path: Path) -> tuple[list[Inspector], str]:
 # --- the draw -------------------------------------------------------------------------------------------------------
 
 _WORK = "(" + ", ".join(f"'{s}'" for s in sorted(lc.NEEDS_WORK)) + ")"
-_DONE = "('rectified', 'verified', 'closed')"
+_DONE = lc.sql_list(lc.RECTIFIED_OR_LATER)
 
 
 def candidates(conn: Connection, streets: Sequence[str]) -> dict[str, list[str]]:
@@ -384,7 +384,7 @@ def _fail_item(conn: Connection, check: Any, item: str, note: str, actor: Actor)
     reopened = []
     for hid in conn.execute(text(
             "SELECT id FROM hazards WHERE compound_ref = :r AND rule = ANY(:rules) "
-            "AND status IN ('rectified', 'verified', 'closed') ORDER BY id"),
+            f"AND status IN {lc.sql_list(lc.REOPEN_ON_RECHECK)} ORDER BY id"),
             {"r": check.compound_ref, "rules": sorted(focus.rules)}).scalars():
         workflow.transition(conn, hid, "reopened", actor=actor, change=lc.Change(note=reason))
         reopened.append(int(hid))

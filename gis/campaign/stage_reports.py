@@ -32,7 +32,7 @@ from gis.campaign.dossier import hazard_photos
 from gis.campaign.focus import FOCUS_ITEMS, OTHER, focus_case_sql, focus_of
 from gis.campaign.forms import DESIGNED_NOTE, table_sheet, write_forms
 from gis.campaign.funding import write_plans
-from gis.campaign.progress import COUNTS, LABELS, progress
+from gis.campaign.progress import COUNTS, FOUND_SQL, LABELS, progress
 from gis.checks.catalog import RULES
 from gis.db import get_engine
 from gis.scope import streets_filter
@@ -44,15 +44,14 @@ AGE_BUCKETS: tuple[tuple[int, int, str], ...] = ((1, 7, "1–7天\n1–7 days"),
 TYPICAL_CASES = 6
 #: A hazard not yet assigned to a department, in the departments chart.
 UNASSIGNED = "未指定"
-_FOUND = "t.verdict = 'fail' AND t.status IS NOT NULL AND t.status <> 'dismissed'"
-_RESOLVED = "('verified', 'closed')"
+_RESOLVED = lc.sql_list(lc.VERIFIED_OR_LATER)
 
 
 def chart_data(conn: Connection, streets: Sequence[str], *, today: date, since: date) -> dict[str, Any]:
     """The series behind the four charts, for hazards of `streets`."""
     in_streets, p = streets_filter("hazards", streets)
     p |= {"today": today, "since": since}
-    where = f"{in_streets} AND {_FOUND}"
+    where = f"{in_streets} AND {FOUND_SQL}"
     weekly = conn.execute(text(
         "WITH found AS (SELECT date_trunc('week', coalesce(t.first_seen_at, t.created_at))::date AS wk, count(*) AS n "
         f"FROM hazards t WHERE {where} GROUP BY 1), "
@@ -170,7 +169,7 @@ def typical_cases(conn: Connection, streets: Sequence[str], *, n: int = TYPICAL_
     rows = conn.execute(text(
         "SELECT t.id, t.rule, t.clause, t.severity, t.status, t.compound_ref, c.name AS compound_name, t.message_zh, "
         f"t.measured, t.required_value, t.unit, t.department, {photo_rank} AS kinds FROM hazards t "
-        f"LEFT JOIN compounds c ON c.ref = t.compound_ref WHERE {in_streets} AND {_FOUND} "
+        f"LEFT JOIN compounds c ON c.ref = t.compound_ref WHERE {in_streets} AND {FOUND_SQL} "
         "ORDER BY 13 DESC, t.severity DESC NULLS LAST, t.id LIMIT :n"), params | {"n": n}).all()
     pics = hazard_photos(conn, [r.id for r in rows])
     out = []
