@@ -312,8 +312,8 @@ def report_compounds(campaign_id: int, out: Path, streets: tuple[str, ...], work
     engine = _engine()
     params = {"campaign": campaign_id, "streets": list(streets), "path": str(out), "workers": workers}
     with jobs.inline("compound_files", params, user=_os_user(), engine=engine) as job:
-        job.job.result = _guard(lambda: district_files.district_zip(campaign_id, out, streets=streets or None,
-                                                                    workers=workers, engine=engine, progress=job.progress))
+        job.job.result = _guard(lambda: district_files.district_zip(
+            campaign_id, out, streets=streets or None, workers=workers, engine=engine, progress=job.progress))
     click.echo(f"{out} ({job.job.result['files']} files)")
 
 

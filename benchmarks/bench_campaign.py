@@ -184,8 +184,9 @@ def main(argv: list[str] | None = None) -> int:
                 (out / "pdfs").mkdir()
                 ctx = multiprocessing.get_context("spawn")
                 with ProcessPoolExecutor(max_workers=args.workers, mp_context=ctx) as pool:
-                    done = [f for fs in pool.map(district_files._render_chunk, chunks, [str(out / "pdfs")] * len(chunks),
-                                                 [scope.current()] * len(chunks)) for f in fs]
+                    done = [f for fs in pool.map(district_files._render_chunk, chunks,
+                                                 [str(out / "pdfs")] * len(chunks), [scope.current()] * len(chunks))
+                            for f in fs]
                 res = {"files": len(done)}
             pdf_s = time.perf_counter() - t
         per_cpu = (cpu_s() - c) / max(res["files"], 1)

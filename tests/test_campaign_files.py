@@ -89,7 +89,8 @@ def test_the_districts_files_are_one_zip_one_pdf_per_compound(db, district, tmp_
     cid = cp.create_campaign(preset_key="changle-2022", year=2026, streets=["330212005"], engine=db)
     seen: list[float] = []
     # two chunks in a pool of two spawned processes: each reads under this test's scope (row-level security)
-    out = district_files.district_zip(cid, tmp_path / "files.zip", workers=2, engine=db, progress=seen.append, chunk=2)
+    out = district_files.district_zip(cid, tmp_path / "files.zip", workers=2, engine=db, progress=seen.append,
+                                      chunk=2)
     assert out["files"] == len(refs["330212005"]) and seen[-1] == 1.0
     with zipfile.ZipFile(tmp_path / "files.zip") as zf:
         names = sorted(zf.namelist())

@@ -1,5 +1,5 @@
-"""The district's compound files (一小区一档): every compound's PDF of a campaign's jurisdiction in one ZIP, rendered
-in worker processes (a persisted `compound_files` job)."""
+"""The district's compound files (一小区一档): every compound's PDF of a campaign's jurisdiction in one ZIP,
+rendered in worker processes (a persisted `compound_files` job)."""
 
 from __future__ import annotations
 

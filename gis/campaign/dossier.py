@@ -1,5 +1,5 @@
-"""一小区一档: one compound's file as data (facts, hazards with events and photos, checklist, status), its map image
-rendered on the server with matplotlib, and the whole district's files as one ZIP built in a process pool."""
+"""一小区一档: one compound's file as data (facts, hazards with events and photos, checklist, status) and its map
+image rendered on the server with matplotlib (the PDF: web.documents; the district's files: web.district_files)."""
 
 from __future__ import annotations
 

@@ -292,7 +292,8 @@ def _hazards(conn: Connection, compound_refs: Sequence[str]) -> Sequence[Any]:
     return conn.execute(text(
         "SELECT t.id, t.compound_ref, t.rule, t.clause, t.measured, t.required_value, t.unit, t.message_zh, "
         "t.department, t.deadline, t.status, t.severity FROM hazards t "
-        f"WHERE t.compound_ref = ANY(:c) AND {FOUND_SQL} ORDER BY t.compound_ref, t.severity DESC NULLS LAST, t.id"),
+        f"WHERE t.compound_ref = ANY(:c) AND {FOUND_SQL} "
+        "ORDER BY t.compound_ref, t.severity DESC NULLS LAST, t.id"),
         {"c": list(compound_refs)}).all()
 
 

@@ -55,8 +55,8 @@ RESOLVED: frozenset[str] = frozenset({"verified", "closed", "dismissed"})
 RECTIFIED_OR_LATER: frozenset[str] = frozenset({"rectified", "verified", "closed"})
 #: Shown to be fixed, closed out since or not (已复核).
 VERIFIED_OR_LATER: frozenset[str] = frozenset({"verified", "closed"})
-#: A re-check that still finds a hazard in these states reopens it (event evidence `recheck_failed`), as a failed
-#: spot check does: every state a rectification was claimed in.
+#: A re-check that still finds a hazard in these states reopens it (event evidence `recheck_failed`), as a
+#: failed spot check does: every state a rectification was claimed in.
 REOPEN_ON_RECHECK: frozenset[str] = RECTIFIED_OR_LATER
 #: A re-check that no longer finds a hazard in these states verifies it (evidence `passed_recheck`). Hazards never
 #: claimed rectified are included: the condition is gone from the data (the car left), so the check has verified

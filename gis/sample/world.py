@@ -211,8 +211,8 @@ class World:
 
 
 def row_frames(world: World, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per row of `frame` the origin and angle of its local frame (its compound's, or its street's for rows of no
-    compound) in the metric CRS: what `to_metric` takes."""
+    """Per row of `frame` the origin and angle of its local frame (its compound's, or its street's for rows of
+    no compound) in the metric CRS: what `to_metric` takes."""
     ci = frame["ci"].to_numpy().astype(int)
     comp = world.compounds
     ox = np.where(ci >= 0, comp["ox"].to_numpy()[np.maximum(ci, 0)], 0.0)
