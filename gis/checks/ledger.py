@@ -47,18 +47,15 @@ class LedgerResult:
         return LedgerResult(**{k: mine[k] + theirs[k] for k in mine})
 
 
-def _value(v: object) -> object:
-    if v is None:
-        return None
-    if isinstance(v, float) and np.isnan(v):
-        return None
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
+def _column(values: pd.Series) -> list[object]:
+    """A column for COPY: Python values (numpy scalars unboxed), None where missing (NaN, None, NA)."""
+    out = values.astype(object)
+    return out.where(values.notna(), None).tolist()
 
 
-def stage_rows(findings: gpd.GeoDataFrame) -> list[list[object]]:
-    """Rows for COPY: findings' columns mapped to the hazards table, geometry as EWKB in the storage CRS."""
+def stage_rows(findings: gpd.GeoDataFrame) -> list[tuple[object, ...]]:
+    """Rows for COPY: findings' columns mapped to the hazards table, geometry as EWKB in the storage CRS (built
+    column by column: a city's run stages tens of thousands)."""
     frame = findings
     if frame.crs is not None and len(frame):
         frame = frame.to_crs(STORAGE_SRID)
@@ -70,18 +67,16 @@ def stage_rows(findings: gpd.GeoDataFrame) -> list[list[object]]:
     ewkb = np.full(len(geoms), None, dtype=object)
     if ok.any():
         ewkb[ok] = shapely.to_wkb(shapely.set_srid(fixed[ok], STORAGE_SRID), hex=True, include_srid=True)
+    refs = [json.dumps(list(v) if v is not None else [], ensure_ascii=False) for v in frame["other_refs"]]
     cols = {
         "key": frame["key"], "rule": frame["rule"], "clause": frame["clause"], "verdict": frame["verdict"],
         "strength": frame["strength"], "severity": frame["severity"], "subject_layer": frame["subject_layer"],
-        "subject_ref": frame["subject_ref"],
-        "other_refs": frame["other_refs"].map(lambda v: json.dumps(list(v) if v is not None else [],
-                                                                   ensure_ascii=False)),
+        "subject_ref": frame["subject_ref"], "other_refs": pd.Series(refs, index=frame.index, dtype=object),
         "measured": frame["measured"], "required_value": frame["required"], "unit": frame["unit"],
         "message_zh": frame["message"], "message_en": frame["message_en"], "department": frame["department"],
         "compound_ref": frame["compound_ref"],
     }
-    values = [pd.Series(cols[c]).astype(object).tolist() for c in COPIED[:-1]]
-    return [[_value(v[i]) for v in values] + [ewkb[i]] for i in range(len(frame))]
+    return list(zip(*(_column(pd.Series(cols[c])) for c in COPIED[:-1]), ewkb.tolist(), strict=True))
 
 
 def kept(findings: gpd.GeoDataFrame, *, include_pass: bool = False) -> gpd.GeoDataFrame:
