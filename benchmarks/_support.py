@@ -13,6 +13,13 @@ from typing import Any
 import psutil
 from sqlalchemy import text
 
+from api.auth import issue_token
+from api.users import create_user
+from gis import migrate, pgcluster, scope
+from gis.config import clear_caches
+from gis.db import get_engine, owner_engine, reset_engine
+from gis.schema_version import SchemaDrift
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -25,14 +32,12 @@ def free_port() -> int:
 
 def private_home(home: Path | None, *, prefix: str = "firelane-bench-") -> Path:
     """Point FIRELANE_HOME at `home` (kept, reused) or a fresh temporary directory, and drop FIRELANE_DATABASE_URL:
-    the benchmark runs its own managed PostGIS. Call it before anything imports gis (its settings follow the env)."""
+    the benchmark runs its own managed PostGIS. Call it before anything reads firelane's settings: those
+    read before are dropped (gis.config.clear_caches); the database engine is made when first asked for."""
     path = home.resolve() if home is not None else Path(tempfile.mkdtemp(prefix=prefix))
     path.mkdir(parents=True, exist_ok=True)
     os.environ["FIRELANE_HOME"] = str(path)
     os.environ.pop("FIRELANE_DATABASE_URL", None)
-    # gis is imported here, after FIRELANE_HOME is set: settings cached by an earlier import are dropped
-    from gis.config import clear_caches
-
     clear_caches()
     return path
 
@@ -43,10 +48,6 @@ def open_database() -> Any:
 
     A kept cluster (`--home`) made from other migration files than these (gis.schema_version.SchemaDrift) is
     destroyed and made afresh, so the caller finds it empty and loads its sample again."""
-    # imported after private_home() set FIRELANE_HOME (see there)
-    from gis import migrate, pgcluster, scope
-    from gis.db import get_engine, reset_engine
-    from gis.schema_version import SchemaDrift
 
     pgcluster.start()
     reset_engine()
@@ -72,8 +73,6 @@ SAMPLE_TABLES = ("compounds", "buildings", "fire_lanes", "aerial_areas", "hydran
 def reusable_sample(engine: Any, *, district: str, scale: str, seed: int) -> bool:
     """Whether the database already holds exactly this sample (`mark_sample` named it after loading). A database
     holding anything else is emptied, so the caller loads the sample afresh."""
-    from gis.db import owner_engine  # after private_home() set FIRELANE_HOME (see there)
-
     wanted = SAMPLE_COMMENT.format(district=district, scale=scale, seed=seed)
     with engine.connect() as conn:
         held = conn.execute(text("SELECT obj_description(to_regclass('compounds'), 'pg_class')")).scalar()
@@ -89,8 +88,6 @@ def reusable_sample(engine: Any, *, district: str, scale: str, seed: int) -> boo
 
 def mark_sample(*, district: str, scale: str, seed: int) -> None:
     """Name the sample just loaded (see `reusable_sample`)."""
-    from gis.db import owner_engine  # after private_home() set FIRELANE_HOME (see there)
-
     comment = SAMPLE_COMMENT.format(district=district, scale=scale, seed=seed).replace("'", "''")
     with owner_engine().begin() as conn:  # only the owner may comment on its tables
         conn.execute(text(f"COMMENT ON TABLE compounds IS '{comment}'"))
@@ -99,9 +96,6 @@ def mark_sample(*, district: str, scale: str, seed: int) -> None:
 def bench_admin_token(engine: Any, *, username: str = "bench-admin", password: str = "bench-password-1",
                       name: str = "bench", ttl_hours: float | None = None) -> str:
     """A bearer token of an admin made for the benchmark (created on first use, reused with --home)."""
-    # imported after private_home() set FIRELANE_HOME (see there)
-    from api.auth import issue_token
-    from api.users import create_user
 
     sql = text("SELECT id FROM users WHERE username = :u")
     with engine.connect() as conn:
@@ -164,8 +158,6 @@ class ServerCpu:
 
     @staticmethod
     def _postmaster() -> psutil.Process | None:
-        from gis import pgcluster  # after private_home() set FIRELANE_HOME (see there)
-
         state = pgcluster.load_state()
         if state is None or os.environ.get("FIRELANE_DATABASE_URL"):
             return None

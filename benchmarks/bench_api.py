@@ -43,7 +43,18 @@ import shapely
 from _support import ROOT, bench_admin_token, free_port, load_line, open_database, private_home
 from sqlalchemy import text
 
-sys.path.insert(0, str(ROOT))
+from api.auth import Principal
+from api.database import read_connection
+from api.demo import WORKER_HEALTHCHECK_S
+from api.features import page_sql, parse_items_query
+from api.tiles import tile_sql
+from gis import pgcluster
+from gis.config import api_settings
+from gis.db import owner_engine, transaction
+from gis.layers import LAYERS
+from gis.pgcluster import find_bindir
+from gis.sample import generate, load_sample
+from gis.store import write_frame
 
 BBOX_DEG = 0.012  # a bbox window holding about four compounds (> 100 buildings: full pages of 100)
 TARGETS_MS = {"bbox": 100.0, "tile": 50.0}
@@ -54,9 +65,6 @@ LABELS = {"bbox": "bbox", "tile": "tile", "zipf": "tile zipf"}
 
 def synthesise(engine, *, seed: int = 1) -> dict[str, int]:
     """~100k features on a grid near Ningbo: 20 streets, 2,500 compounds, 75k buildings, 20k hydrants, 5k lanes."""
-    from gis.db import transaction
-    from gis.store import write_frame
-
     rng = np.random.default_rng(seed)
     x0, y0, nx, ny, step = 121.40, 29.75, 50, 50, 0.006
     sx, sy = nx * step / 5, ny * step / 4
@@ -104,12 +112,8 @@ def synthesise(engine, *, seed: int = 1) -> dict[str, int]:
 
 def load_data(engine, *, synthetic: bool = False) -> tuple[str, dict[str, int]]:
     """The m-scale Yinzhou sample when gis.sample can make and load it, else the synthetic district."""
-    from gis.layers import LAYERS
-
     if not synthetic:
         try:
-            from gis.sample import generate, load_sample
-
             load_sample(generate(district="yinzhou", scale="m", seed=1))
             with engine.connect() as conn:
                 counts = {n: conn.execute(text(f"SELECT count(*) FROM {n}")).scalar_one() for n in LAYERS}
@@ -254,19 +258,13 @@ def pgbench_scripts(paths: dict[str, list[str]], workdir: Path) -> tuple[dict[st
     """The rows of the bench_requests table (one per bbox/tile path) and of bench_tiles (the Zipf mix, one per
     request), and one pgbench script per workload: pick a random request, read its parameters (\\gset, a
     primary-key lookup), run the app's own SQL for it."""
-    from api.auth import Principal
-    from api.features import page_sql, parse_items_query
-    from api.tiles import tile_sql
-    from gis.config import api_settings
-    from gis.layers import LAYERS
-
     admin = Principal(username="bench", role="admin")
     rows, page = [], None
     for i, (bbox_path, tile_path) in enumerate(zip(paths["bbox"], paths["tile"], strict=True), start=1):
         q = parse_items_query(LAYERS["buildings"], dict(parse_qsl(urlsplit(bbox_path).query)))
         page, _, params = page_sql(LAYERS["buildings"], q, admin)
         z, x, y = _zxy(tile_path)
-        rows.append((i, params["bx0"], params["by0"], params["bx1"], params["by1"], z, x, y))
+        rows.append((i, params["b0x0"], params["b0y0"], params["b0x1"], params["b0y1"], z, x, y))
     assert page is not None, "no bbox paths: the page SQL is the first path's"
     if api_settings().count_cap > 0:
         print("note: FIRELANE_API_COUNT_CAP > 0: the app also runs a capped count per page with a next page; "
@@ -275,7 +273,8 @@ def pgbench_scripts(paths: dict[str, list[str]], workdir: Path) -> tuple[dict[st
     zipf = [(i, *_zxy(path)) for i, path in enumerate(paths["zipf"], start=1)]
     scripts = {
         "bbox": (f"\\set i random(1, {n})\n\\set limit 100\n\\set limit_plus 101\n\\set offset 0\n"
-                 f"SELECT bx0, by0, bx1, by1 FROM bench_requests WHERE i = :i \\gset\n{_pgbench_sql(page)};\n"),
+                 "SELECT b0x0, b0y0, b0x1, b0y1 FROM bench_requests WHERE i = :i \\gset\n"
+                 f"{_pgbench_sql(page)};\n"),
         "tile": (f"\\set i random(1, {n})\nSELECT z, x, y FROM bench_requests WHERE i = :i \\gset\n"
                  f"{tile};\n"),
         "zipf": f"\\set i random(1, {len(zipf)})\nSELECT z, x, y FROM bench_tiles WHERE i = :i \\gset\n{tile};\n",
@@ -291,10 +290,10 @@ def load_requests(engine, rows: dict[str, list[tuple]]) -> None:
     """The benchmark's requests as tables, so pgbench clients draw the same bboxes and tiles as wrk."""
     with engine.begin() as conn:
         conn.execute(text("DROP TABLE IF EXISTS bench_requests"))
-        conn.execute(text("CREATE TABLE bench_requests (i int PRIMARY KEY, bx0 float8, by0 float8, bx1 float8, "
-                          "by1 float8, z int, x int, y int)"))
-        conn.execute(text("INSERT INTO bench_requests VALUES (:i, :bx0, :by0, :bx1, :by1, :z, :x, :y)"),
-                     [dict(zip(("i", "bx0", "by0", "bx1", "by1", "z", "x", "y"), r, strict=True))
+        conn.execute(text("CREATE TABLE bench_requests (i int PRIMARY KEY, b0x0 float8, b0y0 float8, "
+                          "b0x1 float8, b0y1 float8, z int, x int, y int)"))
+        conn.execute(text("INSERT INTO bench_requests VALUES (:i, :b0x0, :b0y0, :b0x1, :b0y1, :z, :x, :y)"),
+                     [dict(zip(("i", "b0x0", "b0y0", "b0x1", "b0y1", "z", "x", "y"), r, strict=True))
                       for r in rows["requests"]])
         conn.execute(text("DROP TABLE IF EXISTS bench_tiles"))
         conn.execute(text("CREATE TABLE bench_tiles (i int PRIMARY KEY, z int, x int, y int)"))
@@ -307,8 +306,6 @@ def run_pgbench(state, script: Path, *, clients: int, seconds: int, workdir: Pat
     """pgbench (C, closed loop, prepared statements like psycopg's auto-prepare) with the app's SQL; transactions
     started in the first `warmup` seconds are left out of the figures (every new backend first loads PostGIS and
     PROJ, ~0.2 s of CPU each: 50 of them take seconds on 2 cores; the app's pool keeps its backends)."""
-    from gis.pgcluster import find_bindir
-
     prefix = workdir / f"pgb-{time.monotonic_ns()}"
     env = {**os.environ, "PGPASSWORD": state.password}
     started = time.time()
@@ -332,8 +329,6 @@ def start_server(base_env: dict[str, str], *, port: int, workers: int, log: Path
     """uvicorn serving the app on 127.0.0.1:`port` (FIRELANE_* `settings` on top of the environment), once ready;
     its warnings and errors go to `log` (else nowhere). Workers get as long to answer health pings as under
     `firelane serve` (api.demo.WORKER_HEALTHCHECK_S)."""
-    from api.demo import WORKER_HEALTHCHECK_S
-
     out = log.open("ab") if log else subprocess.DEVNULL
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1",
@@ -358,10 +353,6 @@ def stop_server(server: subprocess.Popen) -> None:
 
 def prepare(args: argparse.Namespace, home: Path, workdir: Path):
     """Start the cluster, load the district (unless already there), a bench admin token, the request sets."""
-    from api.database import read_connection
-    from gis import pgcluster
-    from gis.db import owner_engine
-
     engine = open_database()
     state = pgcluster.load_state()  # the running cluster's port and password, for pgbench
     t0 = time.perf_counter()
@@ -427,7 +418,6 @@ def main() -> None:
 
     home = private_home(args.home)
     keep = args.keep or args.home is not None
-    from gis import pgcluster  # after private_home() set FIRELANE_HOME
     server = None
     workdir = Path(tempfile.mkdtemp(prefix="firelane-wrk-"))
     try:

@@ -40,8 +40,16 @@ from typing import Any
 
 import psutil
 from _support import mark_sample, open_database, private_home, reusable_sample
+from sqlalchemy import text
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from gis import pgcluster, scope
+from gis.campaign import campaigns as cp
+from gis.campaign import forms, stage_reports
+from gis.checks.runner import run_checks
+from gis.exporter import export_layer
+from gis.sample import generate, load_sample
+from web import district_files
+from web.documents import html_to_pdf, render
 
 TARGET_FORMS_S = 10.0
 TARGET_PDFS_S = 300.0
@@ -91,8 +99,6 @@ def cpu_s() -> float:
 
 def floor_pdf(n: int, out: Path) -> float:
     """Seconds for WeasyPrint to render a minimal one-page CJK document n times (the floor of any PDF)."""
-    from web.documents import html_to_pdf, render
-
     html = ("<!DOCTYPE html><html><head><meta charset='utf-8'>" + render("documents/_style.html")
             + "</head><body><h1>一小区一档</h1><p>小区名称 测试</p></body></html>")
     t = time.perf_counter()
@@ -115,16 +121,6 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     args.keep = args.keep or args.home is not None
     home = private_home(args.home)
-    # firelane is imported after private_home() set FIRELANE_HOME
-    from sqlalchemy import text
-
-    from gis import pgcluster, scope
-    from gis.campaign import campaigns as cp
-    from gis.campaign import forms, stage_reports
-    from gis.checks.runner import run_checks
-    from gis.exporter import export_layer
-    from gis.sample import generate, load_sample
-    from web import district_files
 
     out = Path(tempfile.mkdtemp(prefix="firelane-bench-out-"))
     try:
@@ -178,7 +174,6 @@ def main(argv: list[str] | None = None) -> int:
             if n == len(refs):
                 res = district_files.district_zip(cid, out / "files.zip", workers=args.workers, engine=engine)
             else:
-
                 part = refs[:n]
                 chunks = [part[i:i + 10] for i in range(0, n, 10)]
                 (out / "pdfs").mkdir()

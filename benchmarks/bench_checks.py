@@ -51,7 +51,22 @@ import pyproj
 from _support import ServerCpu, TreeCpu, load_line, mark_sample, open_database, private_home, reusable_sample
 from sqlalchemy import text
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from gis import forkserver, pgcluster
+from gis.checks import hydrants, lanes, separation, turns
+from gis.checks.profiles import load_profile
+from gis.checks.runner import (
+    FAMILIES,
+    check_context,
+    multi_compound,
+    plan_tasks,
+    read_scope,
+    resolve_families,
+    run_checks,
+)
+from gis.coords import local_metric_crs
+from gis.db import reset_engine
+from gis.gcpause import paused_gc
+from gis.sample import generate, load_sample
 
 TARGET_FULL_S = 5.0        # issue 18: m-scale full check with 2 workers (the first engine issue asked 15 s)
 TARGET_PEER_RATIO = 2.0
@@ -147,9 +162,6 @@ def sql_peers(engine: Any, epsg: int, profile: Any) -> dict[str, tuple[float, in
 def our_shared(tasks: list, profile: Any) -> dict[str, tuple[float, int]]:
     """Our implementations of the three shared checks on prepared partitions, serially, with cyclic collections
     paused as the runner runs them (see `lane_turn_time`)."""
-    from gis.checks import hydrants, lanes, separation
-    from gis.gcpause import paused_gc
-
     def lane_clear() -> int:
         return sum(len(lanes.lane_clear(c, lanes.lane_network(c))) for c, f in tasks if "lanes" in f)
 
@@ -179,10 +191,6 @@ def lane_turn_time(tasks: list, repeat: int = 2) -> tuple[float, int]:
     the run computes without it; best of `repeat` as the serial row. Timed as the runner runs every check: with
     cyclic collections paused (else each collection walks this process's whole heap, every layer of the scope and
     every partition, which no check run does)."""
-    from gis.checks import lanes, turns
-    from gis.checks.runner import resolve_families
-    from gis.gcpause import paused_gc
-
     nets = []
     with paused_gc():
         for c, fams in tasks:
@@ -354,8 +362,6 @@ def big_check(workers: int, dask: str | None, *, floor: bool = False, runs: int 
 def geos_share(tasks: list) -> tuple[float, float]:
     """(seconds inside shapely/GEOS calls, total seconds) of a serial run of every family, from cProfile: the
     tottime of shapely's functions (thin wrappers around GEOS ufuncs, whose time they own) over the total."""
-    from gis.checks.runner import check_context
-
     for c, _ in tasks:
         c.cache.clear()
     prof = cProfile.Profile()
@@ -401,11 +407,6 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown parts to skip: {', '.join(sorted(skip - set(PARTS)))}; parts: {', '.join(PARTS)}")
     args.keep = args.keep or args.home is not None
     home = private_home(args.home)
-    # firelane is imported after private_home() set FIRELANE_HOME
-    from gis import forkserver, pgcluster
-    from gis.checks.profiles import load_profile
-    from gis.checks.runner import multi_compound, plan_tasks, read_scope, run_checks
-    from gis.sample import generate, load_sample
 
     try:
         engine = open_database()
@@ -605,9 +606,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         try:
-            from gis.db import reset_engine as _reset
-
-            _reset()
+            reset_engine()
             if not args.keep:
                 pgcluster.destroy()
         finally:
@@ -626,8 +625,6 @@ PARTS: tuple[str, ...] = ("flagged", "serial", "peers", "geos", "dask", "turn", 
 
 def _metric_epsg(compounds: Any) -> int:
     """The EPSG code of the local metric CRS (UTM zone) of the district's centre, as the sample generator uses."""
-    from gis.coords import local_metric_crs
-
     x0, y0, x1, y1 = compounds.total_bounds
     return _epsg(local_metric_crs((x0 + x1) / 2, (y0 + y1) / 2))
 
@@ -641,8 +638,6 @@ def _epsg(crs: pyproj.CRS) -> int:
 
 
 def result_families() -> tuple[str, ...]:
-    from gis.checks.runner import FAMILIES
-
     return FAMILIES
 
 

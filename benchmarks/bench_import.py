@@ -38,7 +38,6 @@ import resource
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -49,8 +48,12 @@ import pyogrio
 import shapely
 from sqlalchemy import text
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from gis import migrate, pgcluster, scope
+from gis.config import clear_caches
+from gis.db import owner_engine, raw_connection, reset_engine, transaction
+from gis.importer import import_file
+from gis.sample import generate
+from gis.store import _COPY_CHUNK_ROWS, bulk_load, write_frame
 
 
 def synthesise(n: int, *, seed: int = 1):
@@ -97,8 +100,6 @@ def synthesise(n: int, *, seed: int = 1):
 def sample_frames():
     """The m-scale Yinzhou sample's streets, compounds, buildings and obstructions, or None if unavailable."""
     try:
-        from gis.sample import generate
-
         sample = generate(district="yinzhou", scale="m", seed=1)
     except Exception as exc:  # noqa: BLE001 - any failure means: fall back to synthetic data
         print(f"gis.sample unavailable ({type(exc).__name__}: {exc}); using synthetic data")
@@ -119,9 +120,6 @@ def _managed_cluster(parent: str | None = None):
     home = Path(tempfile.mkdtemp(prefix="firelane-bench-import-", dir=parent))
     os.environ["FIRELANE_HOME"] = str(home)
     os.environ.pop("FIRELANE_DATABASE_URL", None)
-    from gis import migrate, pgcluster, scope
-    from gis.config import clear_caches
-    from gis.db import owner_engine, reset_engine
 
     clear_caches()
     pgcluster.start()
@@ -145,8 +143,6 @@ def _start() -> float:
 
 def _postmaster() -> int | None:
     """The managed cluster's postmaster pid (first line of postmaster.pid), None if it cannot be read."""
-    from gis import pgcluster
-
     state = pgcluster.load_state()
     try:
         return int(Path(state.datadir, "postmaster.pid").read_text().split()[0]) if state else None
@@ -207,9 +203,6 @@ def server_floor(engine, name: str) -> float:
     times the import's bulk path (`gis.store.bulk_load` around one COPY per 8,192 rows, into a temporary staging
     table and one INSERT ... SELECT when the layer is under row-level security) fed from that buffer. The layer ends with the same rows it had.
     """
-    from gis.db import raw_connection, transaction
-    from gis.store import _COPY_CHUNK_ROWS, bulk_load
-
     with engine.connect() as conn:
         cols = conn.execute(text(
             "SELECT attname FROM pg_attribute WHERE attrelid = CAST(:t AS regclass) AND attnum > 0 "
@@ -252,10 +245,6 @@ def main() -> None:
     parser.add_argument("--synthetic", action="store_true", help="skip gis.sample even if it works")
     parser.add_argument("--home", help="parent dir of the throwaway FIRELANE_HOME and files (default: system temp)")
     args = parser.parse_args()
-
-    from gis.db import transaction
-    from gis.importer import import_file
-    from gis.store import write_frame
 
     frames = None if args.synthetic else sample_frames()
     source = "gis.sample yinzhou m seed=1"
@@ -322,7 +311,8 @@ def main() -> None:
                     conn.execute(text(f"TRUNCATE {name}, audit_log"))
                 t = _start()
                 subprocess.run(["ogr2ogr", "-f", "PostgreSQL", _ogr_dsn(engine), str(path), name,
-                                "-nln", f"scratch_stage_{name}", "-overwrite", "-lco", "GEOMETRY_NAME=geom",
+                                "-nln", f"scratch_stage_{name}", "-overwrite", "-nlt", "PROMOTE_TO_MULTI",
+                                "-lco", "GEOMETRY_NAME=geom",
                                 "-lco", "SPATIAL_INDEX=NONE", "--config", "PG_USE_COPY", "YES"],
                                check=True, capture_output=True)
                 with engine.begin() as conn:
@@ -366,9 +356,6 @@ def main() -> None:
                                           for peer, (c, s) in budget.items())
                   + f"; server CPU ours/ogr2ogr {budget['ours'][1] / budget['ogr2ogr'][1]:.2f}")
     finally:
-        from gis import pgcluster
-        from gis.db import reset_engine
-
         engine.dispose()
         reset_engine()
         pgcluster.destroy()

@@ -19,16 +19,17 @@ import argparse
 import os
 import shutil
 import statistics
-import sys
 import threading
 import time
 from pathlib import Path
 
 import uvicorn
-from _support import ROOT, free_port, load_line, private_home
+from _support import free_port, load_line, private_home
 from playwright.sync_api import sync_playwright
 
-sys.path.insert(0, str(ROOT))
+from api.app import create_app
+from api.demo import run_demo
+from gis import pgcluster
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -47,8 +48,6 @@ ZOOM_JS = """() => new Promise(resolve => {
 
 
 def serve(port: int):
-    from api.app import create_app
-
     server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -79,11 +78,8 @@ def main() -> None:
     parser.add_argument("--home", type=Path, help="reuse (or create and keep) the cluster under this FIRELANE_HOME")
     args = parser.parse_args()
     home = private_home(args.home, prefix="firelane-bench-pages-")
-    from gis import pgcluster  # after private_home() set FIRELANE_HOME
     server = thread = None
     try:
-        from api.demo import run_demo
-
         t0 = time.perf_counter()
         port = free_port()
         demo = run_demo(scale=args.scale, port=port, serve=False, out=lambda s: None)

@@ -14,18 +14,14 @@ the findings (rule, subject, verdict) are the same.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import shapely
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from gis import sample  # noqa: E402
-from gis.checks import roads as rd  # noqa: E402
-from gis.checks.runner import run_on_frames  # noqa: E402
+from gis import sample
+from gis.checks import roads as rd
+from gis.checks.runner import run_on_frames
 
 
 def as_surfaces(layers: dict, kinds: tuple[str, ...], metric) -> tuple[dict, int]:

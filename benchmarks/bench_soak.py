@@ -41,7 +41,6 @@ import os
 import random
 import shutil
 import statistics
-import sys
 import threading
 import time
 from collections import Counter, defaultdict
@@ -49,10 +48,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from _support import ROOT, bench_admin_token, free_port, open_database, private_home
+from _support import bench_admin_token, free_port, open_database, private_home
+from bench_api import start_server, stop_server
 from sqlalchemy import text
 
-sys.path.insert(0, str(ROOT))
+from gis import pgcluster, scope
+from gis.checks.runner import run_checks
+from gis.db import get_engine, reset_engine
+from gis.sample import generate, load_sample
 
 #: Operation mix (weights): reads, tiles, pages, edits (create, update) and hazard moves.
 MIX = {"read": 30, "item": 10, "tile": 20, "page": 4, "create": 12, "update": 12, "hazard": 12}
@@ -87,9 +90,6 @@ def prepare(scale: str, home: Path) -> dict:
     with engine.connect() as conn:
         loaded = conn.execute(text("SELECT count(*) FROM buildings")).scalar_one()
     if not loaded:
-        from gis.checks.runner import run_checks
-        from gis.sample import generate, load_sample
-
         t0 = time.perf_counter()
         load_sample(generate(district="yinzhou", scale=scale, seed=1))
         run_checks(engine=engine, user="soak")
@@ -193,8 +193,6 @@ async def client(n: int, clients: int, base: str, material: dict, deadline: floa
 
 
 def restart_database(run: Run, at: float) -> None:
-    from gis import pgcluster
-
     time.sleep(max(0.0, at - time.monotonic()))
     run.stop_at = time.monotonic()
     pgcluster.stop()
@@ -225,9 +223,6 @@ async def drive(base: str, material: dict, args: argparse.Namespace, run: Run) -
 
 def audit(material: dict, run: Run) -> dict[str, int]:
     """Acknowledged writes that are missing (lost) or present more than once (duplicated), by the audit log."""
-    from gis import scope
-    from gis.db import get_engine, reset_engine
-
     reset_engine()
     scope.enter(scope.SYSTEM)  # the audit reads every street (row-level security)
     engine = get_engine()
@@ -363,9 +358,6 @@ def main() -> None:
     parser.add_argument("--home", type=Path, default=None, help="reuse this FIRELANE_HOME (kept afterwards)")
     args = parser.parse_args()
     home = private_home(args.home, prefix="firelane-soak-")
-    from bench_api import start_server, stop_server
-
-    from gis import pgcluster
 
     try:
         material = prepare(args.scale, home)

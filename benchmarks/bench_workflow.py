@@ -53,7 +53,13 @@ from _support import (
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 
-sys.path.insert(0, str(ROOT))
+from gis import pgcluster, scope
+from gis.campaign import lifecycle as lc
+from gis.campaign import workflow as wf
+from gis.campaign.departments import DEPARTMENTS
+from gis.checks.runner import run_checks
+from gis.db import database_url
+from gis.sample import generate, load_sample
 
 TARGET_PAGE_MS = 300.0
 TARGET_PAGE_BYTES = 1_000_000
@@ -63,9 +69,6 @@ EVENTS_PER_HAZARD = 10
 
 def synthetic_history(engine, *, seed: int = 1) -> dict[str, int]:
     """States, assignments and deadlines spread over the ledger, and ~10 events per hazard (set-based SQL)."""
-    from gis.campaign import lifecycle as lc
-    from gis.campaign.departments import DEPARTMENTS
-
     states = list(lc.STATES)
     depts = list(DEPARTMENTS)
     cycle = ["assigned", "rectifying", "rectified", "reopened", "assigned", "rectifying", "rectified", "verified",
@@ -110,9 +113,6 @@ def prepare(args: argparse.Namespace) -> tuple[str, dict]:
         hazards = conn.execute(text("SELECT count(*) FROM hazards")).scalar_one()
         events = conn.execute(text("SELECT count(*) FROM hazard_events")).scalar_one()
     if not (reused and hazards):
-        from gis.checks.runner import run_checks
-        from gis.sample import generate, load_sample
-
         t = time.perf_counter()
         if not reused:
             load_sample(generate(district="yinzhou", scale=args.scale, seed=1), engine=engine)
@@ -139,8 +139,6 @@ def prepare(args: argparse.Namespace) -> tuple[str, dict]:
 
 def filter_mix(facts: dict, n: int, seed: int = 7) -> list[dict]:
     """n filter sets for the API page of 100: the combinations a work list uses."""
-    from gis.campaign import lifecycle as lc
-
     rng = random.Random(seed)
     streets = [s for s, _ in facts["streets"]]
     work = sorted(lc.NEEDS_WORK)
@@ -220,10 +218,6 @@ class PostgresFloor:
     admin: all streets), each filter set's statement prepared, rows fetched."""
 
     def __init__(self, filters: list[dict]) -> None:
-        from gis import scope
-        from gis.campaign import workflow as wf
-        from gis.db import database_url
-
         dialect = PGDialect_psycopg()
         self.statements = []
         for f in filters:
@@ -291,8 +285,6 @@ def main() -> None:
     home = private_home(args.home, prefix="firelane-bench-workflow-")
     server = None
     try:
-        from gis.db import database_url
-
         token, facts = prepare(args)
         print(f"ledger: {facts['hazards']:,} hazards in the cycle, {facts['events']:,} events", flush=True)
         port = free_port()
@@ -322,7 +314,6 @@ def main() -> None:
             streets = [s for s, _ in facts["streets"]]
             rng = random.Random(3)
             filters = filter_mix(facts, n)
-            from gis.campaign import lifecycle as lc
 
             work = "&".join(f"status={s}" for s in sorted(lc.NEEDS_WORK))
             rows = {
@@ -368,8 +359,6 @@ def main() -> None:
             server.terminate()
             server.wait(timeout=20)
         if args.home is None:
-            from gis import pgcluster
-
             pgcluster.destroy()
             shutil.rmtree(home, ignore_errors=True)
 
