@@ -402,12 +402,12 @@ def _convert(raw: pd.Series, f: Field, rows: np.ndarray) -> _Column:
         values = np.where(~missing & ~unknown, canon, None)  # type: ignore[call-overload]  # numpy stub refuses None
         return _Column(values, problems)
     problems.extend(string_problems(text, f.name, rows, f.max_length or DEFAULT_MAX_TEXT, arrow=arrow,
-                                     identifier=f.identifier))
+                                    identifier=f.identifier))
     return _Column(values, problems)
 
 
 def string_problems(text: pd.Series, name: str, rows: np.ndarray, max_length: int, *,
-                     arrow: pd.Series | None = None, identifier: bool = False) -> list[Problem]:
+                    arrow: pd.Series | None = None, identifier: bool = False) -> list[Problem]:
     """Characters the text may not hold (gis.text_rules: free text, or an identifier) and over-long strings;
     everything else is kept verbatim."""
     s = _arrow(text) if arrow is None else arrow

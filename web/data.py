@@ -12,7 +12,7 @@ import pandas as pd
 from sqlalchemy import Engine, text
 
 from gis import scope
-from gis.campaign.lifecycle import NEEDS_WORK, STATES
+from gis.campaign.lifecycle import NEEDS_WORK, STATES, sql_list
 from gis.coords import metric_crs_for_bounds
 from gis.layers import get_layer
 from gis.store import read_layer
@@ -21,7 +21,7 @@ from gis.store import read_layer
 OPEN_STATUSES: tuple[str, ...] = tuple(s for s in STATES if s in NEEDS_WORK)
 PARKING_RULES: tuple[str, ...] = ("PARK-ENTRANCE", "PARK-HYDRANT", "PARK-LANE")
 STRUCTURE_RULES_SQL = "(t.rule LIKE 'STRUCT-%' OR t.rule = 'SEP-ILLEGAL')"
-OPEN_SQL = "t.verdict = 'fail' AND t.status IN (" + ", ".join(f"'{s}'" for s in OPEN_STATUSES) + ")"
+OPEN_SQL = f"t.verdict = 'fail' AND t.status IN {sql_list(OPEN_STATUSES)}"
 
 #: layers of a compound file, in drawing order (bottom first)
 COMPOUND_LAYERS: tuple[str, ...] = (

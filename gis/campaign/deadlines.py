@@ -55,7 +55,7 @@ def due_soon_days(profile: Profile | None = None) -> int:
     return int((profile or load_profile()).values.get("DEADLINES", {}).get("due_soon_days", 7))
 
 
-_WORK = "(" + ", ".join(f"'{s}'" for s in sorted(lc.NEEDS_WORK)) + ")"
+_WORK = lc.sql_list(lc.NEEDS_WORK)
 #: SQL (alias t, parameter :today) for a hazard past its deadline that still needs work.
 OVERDUE_SQL = f"(t.status IN {_WORK} AND t.deadline < CAST(:today AS date))"
 #: Whole days past the deadline (0 when not overdue).

@@ -67,9 +67,9 @@ RENOVATION_DEPARTMENT = "物业/住建"
 PLAN_COST_CNY = 50_000
 MAJOR_SEVERITY = 6.0
 #: Not yet shown fixed (a claimed rectification awaiting verification still blocks a refund).
-_OPEN = "(" + ", ".join(f"'{s}'" for s in sorted(lc.UNRESOLVED)) + ")"
+_OPEN = lc.sql_list(lc.UNRESOLVED)
 #: Still needing work (what a plan must fund and a renovation project must take over).
-_WORK = "(" + ", ".join(f"'{s}'" for s in sorted(lc.NEEDS_WORK)) + ")"
+_WORK = lc.sql_list(lc.NEEDS_WORK)
 
 
 def measure(rule: str, overrides: dict[str, Any] | None = None) -> tuple[str, int]:

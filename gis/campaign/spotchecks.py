@@ -172,7 +172,7 @@ def read_roster(path: Path) -> tuple[list[Inspector], str]:
 
 # --- the draw -------------------------------------------------------------------------------------------------------
 
-_WORK = "(" + ", ".join(f"'{s}'" for s in sorted(lc.NEEDS_WORK)) + ")"
+_WORK = lc.sql_list(lc.NEEDS_WORK)
 _DONE = lc.sql_list(lc.RECTIFIED_OR_LATER)
 
 

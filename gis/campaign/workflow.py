@@ -356,18 +356,17 @@ def workload(conn: Connection, *, by: str, scope: Scope = EVERYWHERE, today: dat
     """Per department (by="department") or street (by="street"): open (needs work), overdue, due this week,
     awaiting verification, and resolved counts. Data gaps are not hazards and are never counted."""
     column = {"department": "t.department", "street": "t.street_code", "unit": "t.responsible_unit"}[by]
-    work = ", ".join(f"'{s}'" for s in sorted(lc.NEEDS_WORK))
-    done = ", ".join(f"'{s}'" for s in sorted(lc.RESOLVED))
+    work, done = lc.sql_list(lc.NEEDS_WORK), lc.sql_list(lc.RESOLVED)
     in_street, binds = streets_filter("hazards", [street], key="w") if street else (None, {})
     clause, params = _where(scope, "t.status IS NOT NULL", in_street)
     params.update(binds)
     rows = conn.execute(text(f"""
         SELECT {column} AS name,
-               count(*) FILTER (WHERE t.status IN ({work})) AS open,
+               count(*) FILTER (WHERE t.status IN {work}) AS open,
                count(*) FILTER (WHERE {OVERDUE_SQL}) AS overdue,
                count(*) FILTER (WHERE {DUE_SOON_SQL}) AS due_soon,
                count(*) FILTER (WHERE t.status = 'rectified') AS awaiting_verification,
-               count(*) FILTER (WHERE t.status IN ({done})) AS resolved
+               count(*) FILTER (WHERE t.status IN {done}) AS resolved
         FROM hazards t{clause} GROUP BY 1 ORDER BY 3 DESC, 2 DESC, 1
     """), {**params, "today": today or local_today(), "soon": due_soon_days()}).all()
     return [dict(r._mapping) for r in rows]
