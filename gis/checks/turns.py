@@ -41,9 +41,10 @@ PROBE_AT = (0.25, 0.5, 0.75)
 PLACEMENTS = ((1.0, 1.0), (0.5, 0.5), (1.0, 0.5), (0.5, 1.0))
 #: Boundary segments are indexed in runs along their ring about this long (metres): fewer, larger envelopes.
 CHUNK_M = 5.0
-#: Longest probe across a leg (metres); probes look this far first (most legs are narrower).
+#: Longest probe across a leg (metres); probes look PROBE_NEAR_M far first: most legs are narrower (lanes, and the
+#: city roads entrances turn from: a four-lane road is 16-20 m), and a near probe's envelope holds fewer segments.
 PROBE_REACH_M = 60.0
-PROBE_NEAR_M = 15.0
+PROBE_NEAR_M = 20.0
 #: A swept band may overlap the surface's edge by this much (metres): drawing noise. Kept small on purpose: at a
 #: sharp corner a penetration of d lets the radius grow by about sqrt(2 r d) (0.4 m for 1 cm at 9 m).
 DEPTH_TOL_M = 0.01
@@ -136,13 +137,15 @@ def _corner_runs(xy: np.ndarray, ring: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
     Returns (first vertex, last vertex) per run, and every member vertex with its run's number."""
     prev, nxt = _ring_neighbours(ring)
-    e = xy[nxt] - xy                                  # edge from each vertex to the next
-    length = np.hypot(e[:, 0], e[:, 1])
-    into = xy - xy[prev]
-    cross = into[:, 0] * e[:, 1] - into[:, 1] * e[:, 0]
-    turn = np.degrees(np.abs(np.arctan2(cross, (into * e).sum(axis=1))))
+    x, y = np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1])  # (gathers by index are column-wise)
+    ex, ey = x[nxt] - x, y[nxt] - y                   # edge from each vertex to the next
+    ix, iy = x - x[prev], y - y[prev]                 # edge into each vertex
+    cross = ix * ey - iy * ex
     reflex = cross < -1e-9
-    join = reflex & reflex[nxt] & (length < GROUP_M)  # vertex i and the next are one corner
+    # (lengths and turns are needed at the reflex vertices only)
+    rv = np.flatnonzero(reflex & reflex[nxt])
+    join = np.zeros(len(xy), dtype=bool)              # vertex i and the next are one corner
+    join[rv] = np.hypot(ex[rv], ey[rv]) < GROUP_M
     start = reflex & ~join[prev]
     # each reflex vertex belongs to the run of the nearest start before it along its ring (cyclically)
     idx = np.arange(len(xy))
@@ -156,17 +159,17 @@ def _corner_runs(xy: np.ndarray, ring: np.ndarray) -> tuple[np.ndarray, np.ndarr
     head = owner[member]
     size = np.bincount(ring, minlength=int(ring.max()) + 1)[ring]
     offset = (idx[member] - head) % size[member]
-    order = np.lexsort((offset, head))
+    order = np.argsort(head * len(xy) + offset, kind="stable")  # by run, then along the ring
     member, head = member[order], head[order]
-    runs, run = np.unique(head, return_inverse=True)
-    total = np.bincount(run, weights=turn[member])
+    run = np.r_[0, np.cumsum(head[1:] != head[:-1])] if len(head) else head  # (members are sorted by run)
+    member_turn = np.degrees(np.abs(np.arctan2(cross[member], ix[member] * ex[member] + iy[member] * ey[member])))
+    total = np.bincount(run, weights=member_turn)
     # runs turning more than TURN_MAX_DEG in all (rare: long curves) are split where the sum would exceed it
     if (total > TURN_MAX_DEG).any():
         labels = run.astype(np.int64) * len(member)   # room for the pieces of a split run, order kept
         starts = np.searchsorted(run, np.arange(len(total) + 1))  # (members are sorted by run)
         long = np.flatnonzero(total > TURN_MAX_DEG)   # the long curves of a partition
         pos, end = starts[long], starts[long + 1]
-        member_turn = turn[member]
         piece = 0
         while len(pos):  # every long run's next piece at once: a handful of rounds
             col = np.arange(int((end - pos).max()))
@@ -438,23 +441,27 @@ def band_boxes(c: Corners, upper: np.ndarray, w: float) -> np.ndarray:
 def fits(c: Corners, surface: shapely.Geometry | np.ndarray, r: np.ndarray, w: float) -> np.ndarray:
     """Whether the swept band of inner radius r lies inside `surface` (one, or one per corner; pass the surface
     grown by DEPTH_TOL_M, `grown`, for the depth tolerance), in one of the PLACEMENTS."""
+    r = np.broadcast_to(np.asarray(r, dtype=float), len(c))
+    where = np.broadcast_to(np.asarray(surface, dtype=object), len(c))
     ok = np.zeros(len(c), dtype=bool)
     for placement in PLACEMENTS:  # a handful of placements, each one vectorised call over the corners
         todo = np.flatnonzero(~ok)
         if not len(todo):
             break
-        sub = c.take(todo)
-        bands = swept_bands(sub, np.broadcast_to(np.asarray(r, dtype=float), len(c))[todo], w, placement)
-        where = np.broadcast_to(np.asarray(surface, dtype=object), len(c))[todo]
-        shapely.prepare(where)  # a shared surface is prepared once, and stays prepared for the next placements
-        # a band the surface covers fits (nothing of it outside): only the others need the overlay
-        inside = shapely.covers(where, bands)
-        rest = np.flatnonzero(~inside)
-        rr = np.broadcast_to(np.asarray(r, dtype=float), len(c))[todo][rest]
-        rest = rest[~_surely_out(sub.take(rest), rr, w, placement, where[rest])]
-        inside[rest] = shapely.area(shapely.difference(bands[rest], where[rest])) <= AREA_TOL_M2
-        ok[todo] = inside
+        ok[todo] = _fits_placed(c.take(todo), where[todo], r[todo], w, placement)
     return ok
+
+
+def _fits_placed(c: Corners, surface: np.ndarray, r: np.ndarray, w: float, placement: tuple[float, float]) -> np.ndarray:
+    """Whether each corner's swept band of inner radius r in this placement lies inside its surface (`fits`)."""
+    bands = swept_bands(c, r, w, placement)
+    shapely.prepare(surface)  # a shared surface is prepared once, and stays prepared for the next calls
+    # a band the surface covers fits (nothing of it outside): only the others need the overlay
+    inside = shapely.covers(surface, bands)
+    rest = np.flatnonzero(~inside)
+    rest = rest[~_surely_out(c.take(rest), r[rest], w, placement, surface[rest])]
+    inside[rest] = shapely.area(shapely.difference(bands[rest], surface[rest])) <= AREA_TOL_M2
+    return inside
 
 
 #: A point of a band this far from the surface and from the band's own edges proves more than AREA_TOL_M2 of the
@@ -484,30 +491,42 @@ def _surely_out(c: Corners, r: np.ndarray, w: float, placement: tuple[float, flo
     return out
 
 
-def largest_radius(c: Corners, surface: shapely.Geometry, upper: np.ndarray, w: float) -> np.ndarray:
-    """The largest inner radius (0..upper, by bisection, all corners at once) whose band fits."""
-    out = np.zeros(len(c))
-    ok0 = fits(c, surface, out, w)
-    todo = np.flatnonzero(ok0)  # where not even radius 0 fits the answer is 0: no bisection
-    if not len(todo):
-        return out
-    c = c.take(todo)
-    surface = np.broadcast_to(np.asarray(surface, dtype=object), len(ok0))[todo]
-    lo = np.zeros(len(todo))
-    hi = np.broadcast_to(np.asarray(upper, dtype=float), len(ok0))[todo].copy()
-    for _ in range(BISECT_STEPS):
-        mid = (lo + hi) / 2
-        ok = fits(c, surface, mid, w)
-        lo = np.where(ok, mid, lo)
-        hi = np.where(ok, hi, mid)
-    out[todo] = np.floor(lo * 100) / 100
-    return out
+def largest_radius(c: Corners, surface: shapely.Geometry | np.ndarray, upper: np.ndarray, w: float) -> np.ndarray:
+    """The largest inner radius whose band fits (`fits`), on a grid of upper / 2**BISECT_STEPS below upper, rounded
+    down to the centimetre (0 where not even radius 0 fits); all corners at once.
+
+    A band that fits at a radius fits at the smaller ones, in each placement: so each placement is asked only
+    whether it fits one grid step above the largest radius the placements before it fit, and bisected above that
+    only where it does (the first placement, the widest swing, mostly decides; a bisection of "any placement fits"
+    would ask every placement at every failing step)."""
+    n = len(c)
+    surface = np.broadcast_to(np.asarray(surface, dtype=object), n)
+    upper = np.broadcast_to(np.asarray(upper, dtype=float), n)
+    grid = 2 ** BISECT_STEPS
+    best = np.full(n, -1, dtype=np.int64)  # per corner the largest grid step known to fit (-1: none)
+    for placement in PLACEMENTS:
+        todo = np.flatnonzero(best < grid - 1)
+        lo = best[todo] + 1
+        ok = _fits_placed(c.take(todo), surface[todo], upper[todo] * lo / grid, w, placement)
+        todo, lo = todo[ok], lo[ok]
+        hi = np.full(len(todo), grid)  # (the first step known not to fit in this placement; grid: upper)
+        while len(todo):
+            open_ = np.flatnonzero(hi - lo > 1)
+            if not len(open_):
+                break
+            mid = (lo[open_] + hi[open_]) // 2
+            at = todo[open_]
+            ok = _fits_placed(c.take(at), surface[at], upper[at] * mid / grid, w, placement)
+            lo[open_] = np.where(ok, mid, lo[open_])
+            hi[open_] = np.where(ok, hi[open_], mid)
+        best[todo] = lo
+    return np.where(best >= 0, np.floor(upper * np.maximum(best, 0) / grid * 100) / 100, 0.0)
 
 
-def driveways(ctx: CheckContext, roads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def driveways(ctx: CheckContext, roads: STRtree) -> tuple[np.ndarray, np.ndarray]:
     """The vehicle entrances' driveways: from the gate (its width, default the truck width) straight to the
-    nearest city road surface within DRIVEWAY_MAX_M, one metre into the compound (a square of the gate's width
-    where no road is near). Returns (driveways, the entrance view's row of each)."""
+    nearest city road surface (of the tree `roads`) within DRIVEWAY_MAX_M, one metre into the compound (a square of
+    the gate's width where no road is near). Returns (driveways, the entrance view's row of each)."""
     ent = ctx.view("entrances")
     if not len(ent):
         return np.empty(0, dtype=object), np.empty(0, dtype=np.int64)
@@ -519,10 +538,10 @@ def driveways(ctx: CheckContext, roads: np.ndarray) -> tuple[np.ndarray, np.ndar
     width = at.numbers(ent.frame, "width_m")[vehicle]
     width = np.where(np.isnan(width) | (width <= 0), float(ctx.profile.get("LANE-CLEAR", "truck_width_m")), width)
     out = np.full(len(g), None, dtype=object)
-    if len(roads):
-        gi, ri = gm.nearest_within(g, STRtree(roads), DRIVEWAY_MAX_M)
+    if len(roads.geometries):
+        gi, ri = gm.nearest_within(g, roads, DRIVEWAY_MAX_M)
         if len(gi):
-            line = shapely.shortest_line(g[gi], roads[ri])
+            line = shapely.shortest_line(g[gi], roads.geometries[ri])
             start = shapely.get_coordinates(g[gi])
             end = shapely.get_coordinates(shapely.get_point(line, 1))
             d = end - start
@@ -551,7 +570,8 @@ def lane_turn(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
     serve = float(sec["serve_distance_m"])
     roads = net.city if net.city is not None else at.city_surfaces(at.layer(ctx, "roads"))
     roads = roads[np.isin(shapely.get_type_id(roads), (3, 6))] if len(roads) else roads
-    drive, drive_row = driveways(ctx, roads)
+    road_tree = STRtree(roads)  # (the driveways' roads and the roads around them)
+    drive, drive_row = driveways(ctx, road_tree)
     lanes = net.geoms
     if not len(lanes) and not len(drive):
         return []
@@ -581,7 +601,7 @@ def lane_turn(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
     near = np.flatnonzero(wanted[comp[len(lanes):]])  # the driveways of those surfaces
     if len(roads) and len(near):
         window = shapely.buffer(drive[near], ROAD_WINDOW_M, quad_segs=4)
-        wi, ri = STRtree(roads).query(window, predicate="intersects")
+        wi, ri = road_tree.query(window, predicate="intersects")
         parts.append(shapely.intersection(roads[ri], window[wi]))
         rows.append(comp[len(lanes) + near[wi]])
     surfaces = np.full(n_comp, None, dtype=object)
