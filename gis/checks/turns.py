@@ -343,47 +343,47 @@ class _Boundaries:
             return out
         limit = np.minimum(limit, PROBE_REACH_M)
         todo = np.arange(len(start))
+        # (one array per coordinate: the pairs below gather from them by the hundred thousand)
+        sx, sy = np.ascontiguousarray(start[:, 0]), np.ascontiguousarray(start[:, 1])
+        nx_, ny_ = np.ascontiguousarray(normal[:, 0]), np.ascontiguousarray(normal[:, 1])
         for stage in (PROBE_NEAR_M, PROBE_REACH_M):  # the nearest crossing within the short reach is the nearest
             if not len(todo):
                 break
             reach = np.minimum(limit[todo], stage)
-            a = start[todo] + 0.01 * normal[todo]
-            b = start[todo] + reach[:, None] * normal[todo]
+            ax, ay = sx[todo] + 0.01 * nx_[todo], sy[todo] + 0.01 * ny_[todo]
+            bx, by = sx[todo] + reach * nx_[todo], sy[todo] + reach * ny_[todo]
             if bundle and len(todo) == len(start):  # (the near look of every probe)
                 legs = len(start) // bundle
-                ends = np.concatenate([a.reshape(legs, bundle, 2), b.reshape(legs, bundle, 2)]).transpose(1, 0, 2)
-                ri, ci = self.tree.query(shapely.linestrings(ends))  # (envelopes; by bundle)
+                ends = np.stack([np.concatenate([ax.reshape(legs, bundle), bx.reshape(legs, bundle)]),
+                                 np.concatenate([ay.reshape(legs, bundle), by.reshape(legs, bundle)])], axis=-1)
+                ri, ci = self.tree.query(shapely.linestrings(ends.transpose(1, 0, 2)))  # (envelopes; by bundle)
                 ri, ci = (ri[None, :] + bundle * np.arange(legs)[:, None]).ravel(), np.tile(ci, legs)
             else:
-                ri, ci = self.tree.query(shapely.linestrings(np.stack([a, b], axis=1)))  # (envelopes; by probe)
+                ri, ci = self.tree.query(shapely.linestrings(np.stack([np.column_stack([ax, ay]),
+                                                                       np.column_stack([bx, by])], axis=1)))
             same = self.run_part[ci] == part[todo[ri]]
             ri, ci = ri[same], ci[same]
             k, si = gm.pairs_in_ranges(self.run_lo[ci], self.run_hi[ci])
             ri = ri[k]
-            # the segments whose envelopes the probe's meets
-            lo, hi = np.minimum(a, b), np.maximum(a, b)
-            # (gm.boxes_meet's test, on the per-coordinate arrays this hot loop gathers from)
-            meet = ((self.xlo[si] <= hi[ri, 0]) & (self.xhi[si] >= lo[ri, 0]) & (self.ylo[si] <= hi[ri, 1])
-                    & (self.yhi[si] >= lo[ri, 1]))
+            # the segments whose envelopes the probe's meets (gm.boxes_meet's test, per coordinate)
+            lox, hix = np.minimum(ax, bx), np.maximum(ax, bx)
+            loy, hiy = np.minimum(ay, by), np.maximum(ay, by)
+            meet = ((self.xlo[si] <= hix[ri]) & (self.xhi[si] >= lox[ri]) & (self.ylo[si] <= hiy[ri])
+                    & (self.yhi[si] >= loy[ri]))
             ri, si = ri[meet], si[meet]
             r_of = reach[ri]
             ri = todo[ri]
             # start + t * normal = p0 + u * (p1 - p0), the probe running from t = 0.01 to t = reach
             ex, ey = self.ex[si], self.ey[si]
-            nx, ny = normal[ri, 0], normal[ri, 1]
+            nx, ny = nx_[ri], ny_[ri]
             den = nx * ey - ny * ex
-            qx, qy = self.x0[si] - start[ri, 0], self.y0[si] - start[ri, 1]
+            qx, qy = self.x0[si] - sx[ri], self.y0[si] - sy[ri]
             ok = np.abs(den) > 1e-12
             safe = np.where(ok, den, 1.0)
             t = (qx * ey - qy * ex) / safe
             u = (qx * ny - qy * nx) / safe
             hit = ok & (t >= 0.01 - 1e-9) & (t <= r_of + 1e-9) & (u >= -1e-9) & (u <= 1.0 + 1e-9)
-            ri, t = ri[hit], t[hit]
-            if len(ri):
-                order = np.argsort(ri, kind="stable")
-                ri, t = ri[order], t[order]
-                first = np.flatnonzero(np.r_[True, ri[1:] != ri[:-1]])
-                out[ri[first]] = np.minimum(out[ri[first]], np.minimum.reduceat(t, first))
+            np.minimum.at(out, ri[hit], t[hit])
             todo = todo[np.isinf(out[todo]) & (limit[todo] > stage)]
         return out
 
@@ -551,7 +551,13 @@ def driveways(ctx: CheckContext, roads: STRtree) -> tuple[np.ndarray, np.ndarray
             u = d / length[:, None]
             a = start - u * 1.0
             b = start + u * (length + 0.5)[:, None]
-            out[gi] = shapely.buffer(shapely.linestrings(np.stack([a, b], axis=1)), width[gi] / 2, cap_style="flat")
+            # the line a-b buffered by half the width with flat caps, GEOS's rectangle built directly: its side
+            # offsets (as GEOS computes them) from b around to a
+            dx, dy = (b - a).T
+            span = np.sqrt(dx * dx + dy * dy)
+            half = width[gi] / 2
+            side = np.column_stack([-(half * dy / span), half * dx / span])
+            out[gi] = shapely.polygons(np.stack([b + side, b - side, a - side, a + side, b + side], axis=1))
     square = shapely.is_missing(out)  # (no road near: the gate's square, drawn only for these)
     out[square] = shapely.buffer(g[square], width[square] / 2, cap_style="square")
     return out, vehicle
