@@ -7,7 +7,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
-from shapely.geometry import LineString, Point, box
+from shapely.geometry import LineString, Point, Polygon, box
 
 from gis.checks import geometry as gm
 from gis.checks import lanes, turns
@@ -165,6 +165,32 @@ def test_find_corners_groups_a_fillet_into_one_corner():
     assert c.w1[0] == pytest.approx(4.0, abs=0.1) and c.w2[0] == pytest.approx(4.0, abs=0.1)
     r = turns.largest_radius(c, surface, np.array([20.0]), 4.0)
     assert r[0] == pytest.approx(9.5, abs=0.1)
+
+
+def test_largest_radius_is_the_largest_grid_radius_some_placement_fits(monkeypatch):
+    # each placement is bisected only above what the placements before it fit: the answer is still the largest
+    # radius of the bisection's grid at which some placement fits, found here by trying every radius of a coarse
+    # grid; on two of the chamfered outer corners the widest swing (the first placement) hits the chamfer and
+    # another placement wins
+    monkeypatch.setattr(turns, "BISECT_STEPS", 7)
+    def chamfered(width: float, cut: float) -> object:
+        lane = shapely.union_all([box(0, 0, width, 80), box(0, 80 - width, 90, 80)])
+        return lane.difference(Polygon([(0, 80), (0, 80 - cut), (cut, 80)]))
+    surfaces = np.array([corner_lane(), corner_lane(width=7.5, chamfer=3.0), corner_lane(fillet_r=6.0),
+                         chamfered(12.0, 10.0), chamfered(14.0, 12.0), chamfered(10.0, 8.0)], dtype=object)
+    c = turns.find_corners(surfaces)
+    assert len(c) == len(surfaces)
+    grown = shapely.buffer(turns.simplified(surfaces), turns.DEPTH_TOL_M, join_style="mitre")[c.part]
+    got = turns.largest_radius(c, grown, np.full(len(c), 12.0), 4.0)
+    grid = 2 ** turns.BISECT_STEPS
+    every = np.repeat(np.arange(len(c)), grid)
+    ok = turns.fits(c.take(every), grown[every], np.tile(12.0 * np.arange(grid) / grid, len(c)), 4.0)
+    ok = ok.reshape(len(c), grid)
+    step = np.where(ok.any(axis=1), grid - 1 - np.argmax(ok[:, ::-1], axis=1), -1)
+    assert got.tolist() == np.where(step >= 0, np.floor(12.0 * step / grid * 100) / 100, 0.0).tolist()
+    assert got[0] == 0.0 and 5.9 <= got[2] <= 6.0 and (got[3:] > 11.0).all()
+    widest = turns.swept_bands(c, got, 4.0, turns.PLACEMENTS[0])
+    assert not shapely.covers(grown[3:5], widest[3:5]).any()  # (another placement fits there)
 
 
 def test_band_boxes_hold_every_band_a_corner_is_tried_with():

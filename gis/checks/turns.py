@@ -41,8 +41,9 @@ PROBE_AT = (0.25, 0.5, 0.75)
 PLACEMENTS = ((1.0, 1.0), (0.5, 0.5), (1.0, 0.5), (0.5, 1.0))
 #: Boundary segments are indexed in runs along their ring about this long (metres): fewer, larger envelopes.
 CHUNK_M = 5.0
-#: Longest probe across a leg (metres); probes look PROBE_NEAR_M far first: most legs are narrower (lanes, and the
-#: city roads entrances turn from: a four-lane road is 16-20 m), and a near probe's envelope holds fewer segments.
+#: Longest probe across a leg (metres); probes look PROBE_NEAR_M far first: most legs are narrower (lanes, and
+#: the city roads entrances turn from: a four-lane road is 16-20 m), and a near probe's envelope holds fewer
+#: segments.
 PROBE_REACH_M = 60.0
 PROBE_NEAR_M = 20.0
 #: A swept band may overlap the surface's edge by this much (metres): drawing noise. Kept small on purpose: at a
@@ -137,7 +138,7 @@ def _corner_runs(xy: np.ndarray, ring: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
     Returns (first vertex, last vertex) per run, and every member vertex with its run's number."""
     prev, nxt = _ring_neighbours(ring)
-    x, y = np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1])  # (gathers by index are column-wise)
+    x, y = np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1])  # (gathers by index per column)
     ex, ey = x[nxt] - x, y[nxt] - y                   # edge from each vertex to the next
     ix, iy = x - x[prev], y - y[prev]                 # edge into each vertex
     cross = ix * ey - iy * ex
@@ -162,7 +163,8 @@ def _corner_runs(xy: np.ndarray, ring: np.ndarray) -> tuple[np.ndarray, np.ndarr
     order = np.argsort(head * len(xy) + offset, kind="stable")  # by run, then along the ring
     member, head = member[order], head[order]
     run = np.r_[0, np.cumsum(head[1:] != head[:-1])] if len(head) else head  # (members are sorted by run)
-    member_turn = np.degrees(np.abs(np.arctan2(cross[member], ix[member] * ex[member] + iy[member] * ey[member])))
+    dot = ix[member] * ex[member] + iy[member] * ey[member]
+    member_turn = np.degrees(np.abs(np.arctan2(cross[member], dot)))
     total = np.bincount(run, weights=member_turn)
     # runs turning more than TURN_MAX_DEG in all (rare: long curves) are split where the sum would exceed it
     if (total > TURN_MAX_DEG).any():
@@ -354,9 +356,9 @@ class _Boundaries:
             bx, by = sx[todo] + reach * nx_[todo], sy[todo] + reach * ny_[todo]
             if bundle and len(todo) == len(start):  # (the near look of every probe)
                 legs = len(start) // bundle
-                ends = np.stack([np.concatenate([ax.reshape(legs, bundle), bx.reshape(legs, bundle)]),
-                                 np.concatenate([ay.reshape(legs, bundle), by.reshape(legs, bundle)])], axis=-1)
-                ri, ci = self.tree.query(shapely.linestrings(ends.transpose(1, 0, 2)))  # (envelopes; by bundle)
+                ends = np.stack([np.concatenate([ax.reshape(legs, bundle), bx.reshape(legs, bundle)]).T,
+                                 np.concatenate([ay.reshape(legs, bundle), by.reshape(legs, bundle)]).T], axis=-1)
+                ri, ci = self.tree.query(shapely.linestrings(ends))  # (envelopes; by bundle)
                 ri, ci = (ri[None, :] + bundle * np.arange(legs)[:, None]).ravel(), np.tile(ci, legs)
             else:
                 ri, ci = self.tree.query(shapely.linestrings(np.stack([np.column_stack([ax, ay]),
@@ -452,7 +454,8 @@ def fits(c: Corners, surface: shapely.Geometry | np.ndarray, r: np.ndarray, w: f
     return ok
 
 
-def _fits_placed(c: Corners, surface: np.ndarray, r: np.ndarray, w: float, placement: tuple[float, float]) -> np.ndarray:
+def _fits_placed(c: Corners, surface: np.ndarray, r: np.ndarray, w: float,
+                 placement: tuple[float, float]) -> np.ndarray:
     """Whether each corner's swept band of inner radius r in this placement lies inside its surface (`fits`)."""
     bands = swept_bands(c, r, w, placement)
     shapely.prepare(surface)  # a shared surface is prepared once, and stays prepared for the next calls
@@ -491,14 +494,15 @@ def _surely_out(c: Corners, r: np.ndarray, w: float, placement: tuple[float, flo
     return out
 
 
-def largest_radius(c: Corners, surface: shapely.Geometry | np.ndarray, upper: np.ndarray, w: float) -> np.ndarray:
-    """The largest inner radius whose band fits (`fits`), on a grid of upper / 2**BISECT_STEPS below upper, rounded
-    down to the centimetre (0 where not even radius 0 fits); all corners at once.
+def largest_radius(c: Corners, surface: shapely.Geometry | np.ndarray, upper: np.ndarray,
+                   w: float) -> np.ndarray:
+    """The largest inner radius whose band fits (`fits`), on a grid of upper / 2**BISECT_STEPS below upper,
+    rounded down to the centimetre (0 where not even radius 0 fits); all corners at once.
 
-    A band that fits at a radius fits at the smaller ones, in each placement: so each placement is asked only
-    whether it fits one grid step above the largest radius the placements before it fit, and bisected above that
-    only where it does (the first placement, the widest swing, mostly decides; a bisection of "any placement fits"
-    would ask every placement at every failing step)."""
+    By bisection, which takes a band that fits at a radius to fit at the smaller ones in the same placement: so
+    each placement is asked only whether it fits one grid step above the largest radius the placements before it
+    fit, and bisected above that only where it does (the first placement, the widest swing, mostly decides; a
+    bisection of "some placement fits" asks every placement at every step that fails)."""
     n = len(c)
     surface = np.broadcast_to(np.asarray(surface, dtype=object), n)
     upper = np.broadcast_to(np.asarray(upper, dtype=float), n)
@@ -551,8 +555,8 @@ def driveways(ctx: CheckContext, roads: STRtree) -> tuple[np.ndarray, np.ndarray
             u = d / length[:, None]
             a = start - u * 1.0
             b = start + u * (length + 0.5)[:, None]
-            # the line a-b buffered by half the width with flat caps, GEOS's rectangle built directly: its side
-            # offsets (as GEOS computes them) from b around to a
+            # the rectangle `buffer(line a-b, width / 2, cap_style="flat")` makes, built directly: its sides'
+            # offsets computed as GEOS computes them, its vertices in GEOS's order (from b around to a)
             dx, dy = (b - a).T
             span = np.sqrt(dx * dx + dy * dy)
             half = width[gi] / 2
