@@ -257,6 +257,17 @@ def high_rises(ctx: Any) -> np.ndarray:
     return out
 
 
+def high_rise_tree(ctx: Any) -> STRtree:
+    """An STRtree of `high_rises(ctx)`, built once per partition where the context keeps a cache."""
+    cache = getattr(ctx, "cache", None)
+    if cache is not None and "tree:high_rises" in cache:
+        return cache["tree:high_rises"]
+    out = STRtree(high_rises(ctx))
+    if cache is not None:
+        cache["tree:high_rises"] = out
+    return out
+
+
 def grade_class(grades: np.ndarray, default: str) -> np.ndarray:
     """Class index (into CLASSES) of fire-resistance grades "1".."4"; missing or unknown → `default`."""
     g = np.where(pd.isna(grades), default, grades).astype(str)

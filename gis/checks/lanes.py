@@ -993,7 +993,7 @@ def _serves_high_rise(ctx: CheckContext, lanes: np.ndarray, distance: float) -> 
     tall = at.high_rises(ctx)
     if not len(tall) or not len(lanes):
         return np.zeros(len(lanes), dtype=bool)
-    li, _ = STRtree(tall).query(lanes, predicate="dwithin", distance=distance)
+    li, _ = at.high_rise_tree(ctx).query(lanes, predicate="dwithin", distance=distance)
     out = np.zeros(len(lanes), dtype=bool)
     out[li] = True
     return out

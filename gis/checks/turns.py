@@ -658,7 +658,7 @@ def lane_turn(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
     if len(tall):
         if len(drive):
             drive_tall = np.zeros(len(drive), dtype=bool)
-            drive_tall[STRtree(tall).query(drive, predicate="dwithin", distance=serve)[0]] = True
+            drive_tall[at.high_rise_tree(ctx).query(drive, predicate="dwithin", distance=serve)[0]] = True
             need[(gate >= 0) & drive_tall[np.maximum(gate, 0)]] = ladder
         if len(lanes):
             # (the buildings query the lanes: a footprint is the prepared side of each distance test)
