@@ -234,8 +234,12 @@ def find_corners(surface: shapely.Geometry | np.ndarray, *, probe: bool = True, 
         f = np.empty(0)
         i = np.empty(0, dtype=np.int64)
         return Corners(z, z, z, z, z, z, z, f, f, f, i, i, f, f, i, z)
-    prev, nxt = _ring_neighbours(ring)
-    p_in, a1, a2, p_out = xy[prev[first]], xy[first], xy[last], xy[nxt[last]]
+    # the vertex before each run's first and after its last (the rings' ends wrap around)
+    ring_lo = np.searchsorted(ring, ring[first])
+    ring_hi = np.searchsorted(ring, ring[last], side="right") - 1
+    before = np.where(first == ring_lo, np.searchsorted(ring, ring[first], side="right") - 1, first - 1)
+    after = np.where(last == ring_hi, np.searchsorted(ring, ring[last]), last + 1)
+    p_in, a1, a2, p_out = xy[before], xy[first], xy[last], xy[after]
     part = ring_owner[ring[first]]
     d1, d2 = a1 - p_in, p_out - a2
     len1, len2 = np.hypot(*d1.T), np.hypot(*d2.T)
@@ -591,7 +595,11 @@ def lane_turn(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
     # lanes that touch: of the network's lane contacts (lanes within a metre) those within SEAM_M; driveways queried
     fwd = np.flatnonzero(net.adj_i < net.adj_j)
     shapely.prepare(lanes)
-    close = fwd[shapely.dwithin(lanes[net.adj_i[fwd]], lanes[net.adj_j[fwd]], SEAM_M)]
+    # (most contacts overlap: the prepared intersects answers those, the distance test only the rest)
+    close = shapely.intersects(lanes[net.adj_i[fwd]], lanes[net.adj_j[fwd]])
+    apart = fwd[~close]
+    close[~close] = shapely.dwithin(lanes[net.adj_i[apart]], lanes[net.adj_j[apart]], SEAM_M)
+    close = fwd[close]
     di, pj = (STRtree(pieces).query(drive, predicate="dwithin", distance=SEAM_M) if len(drive)
               else (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)))
     a = np.concatenate([net.adj_i[close], len(lanes) + di, np.arange(len(pieces))])
@@ -802,16 +810,20 @@ def _cut_off(ctx: CheckContext, net: LaneNetwork, subject: np.ndarray, gate: np.
     if not len(b) or not net.n:
         return out
     floors = at.floors_of(b.frame, ctx.profile)
-    # the buildings near the failing corners' lanes (or their compounds' lanes), and every lane near those
     ent = ctx.view("entrances")
-    crefs = {ent.compound_refs[drive_row[g]] for g in gate[gate >= 0]}
-    lanes_of = np.isin(np.arange(net.n), subject[subject >= 0]) | np.isin(net.crefs, list(crefs))
-    near = np.unique(at.tree(ctx, "buildings").query(net.geoms[lanes_of], predicate="dwithin", distance=serve)[1])
+    ok_crefs = set(ent.compound_refs[drive_row[ok_gates]]) if len(ok_gates) else set()
+    # the lanes asked about: the dead ends behind failing corners, the lanes of the compounds whose entrance turns
+    # fail with no other passable entrance; the buildings near them
+    dead = np.unique([i for i in subject[subject >= 0] if net.kinds[i] == "dead_end"]).astype(np.int64)
+    crefs = {ent.compound_refs[drive_row[g]] for g in gate[gate >= 0]} - ok_crefs
+    ask = np.union1d(dead, np.flatnonzero(np.isin(net.crefs, list(crefs))))
+    lj, bj = at.tree(ctx, "buildings").query(net.geoms[ask], predicate="dwithin", distance=serve)
+    lj = ask[lj]
+    # every lane near the dead ends' buildings (a building another lane serves is not cut off)
+    near = np.unique(bj[np.isin(lj, dead)])
     bi, li = STRtree(net.geoms).query(b.geoms[near], predicate="dwithin", distance=serve)
     bi = near[bi]
     n_lanes = np.bincount(bi, minlength=len(b))
-    ent = ctx.view("entrances")
-    ok_crefs = set(ent.compound_refs[drive_row[ok_gates]]) if len(ok_gates) else set()
     for k in range(len(subject)):  # the failing corners (a few per district)
         if subject[k] >= 0:
             i = int(subject[k])
@@ -823,7 +835,7 @@ def _cut_off(ctx: CheckContext, net: LaneNetwork, subject: np.ndarray, gate: np.
             cref = ent.compound_refs[drive_row[gate[k]]]
             if cref in ok_crefs:
                 continue
-            mine = np.unique(bi[np.isin(li, np.flatnonzero(net.crefs == cref))])
+            mine = np.unique(bj[np.isin(lj, np.flatnonzero(net.crefs == cref))])
             mine = mine[b.compound_refs[mine] == cref]
         refs = sorted(str(x) for x in b.refs[mine])
         out[k] = (refs, len(mine), int(floors[mine].sum()))
