@@ -234,11 +234,12 @@ def find_corners(surface: shapely.Geometry | np.ndarray, *, probe: bool = True, 
         f = np.empty(0)
         i = np.empty(0, dtype=np.int64)
         return Corners(z, z, z, z, z, z, z, f, f, f, i, i, f, f, i, z)
-    # the vertex before each run's first and after its last (the rings' ends wrap around)
+    # the vertex before each run's first and after its last, on its ring (rings are stored one after the
+    # other, and a run lies on one ring: its ends wrap around)
     ring_lo = np.searchsorted(ring, ring[first])
-    ring_hi = np.searchsorted(ring, ring[last], side="right") - 1
-    before = np.where(first == ring_lo, np.searchsorted(ring, ring[first], side="right") - 1, first - 1)
-    after = np.where(last == ring_hi, np.searchsorted(ring, ring[last]), last + 1)
+    ring_hi = np.searchsorted(ring, ring[first], side="right") - 1
+    before = np.where(first == ring_lo, ring_hi, first - 1)
+    after = np.where(last == ring_hi, ring_lo, last + 1)
     p_in, a1, a2, p_out = xy[before], xy[first], xy[last], xy[after]
     part = ring_owner[ring[first]]
     d1, d2 = a1 - p_in, p_out - a2
@@ -360,8 +361,9 @@ class _Boundaries:
             bx, by = sx[todo] + reach * nx_[todo], sy[todo] + reach * ny_[todo]
             if bundle and len(todo) == len(start):  # (the near look of every probe)
                 legs = len(start) // bundle
-                ends = np.stack([np.concatenate([ax.reshape(legs, bundle), bx.reshape(legs, bundle)]).T,
-                                 np.concatenate([ay.reshape(legs, bundle), by.reshape(legs, bundle)]).T], axis=-1)
+                xs = np.concatenate([ax.reshape(legs, bundle), bx.reshape(legs, bundle)]).T
+                ys = np.concatenate([ay.reshape(legs, bundle), by.reshape(legs, bundle)]).T
+                ends = np.stack([xs, ys], axis=-1)
                 ri, ci = self.tree.query(shapely.linestrings(ends))  # (envelopes; by bundle)
                 ri, ci = (ri[None, :] + bundle * np.arange(legs)[:, None]).ravel(), np.tile(ci, legs)
             else:
@@ -503,10 +505,10 @@ def largest_radius(c: Corners, surface: shapely.Geometry | np.ndarray, upper: np
     """The largest inner radius whose band fits (`fits`), on a grid of upper / 2**BISECT_STEPS below upper,
     rounded down to the centimetre (0 where not even radius 0 fits); all corners at once.
 
-    By bisection, which takes a band that fits at a radius to fit at the smaller ones in the same placement: so
-    each placement is asked only whether it fits one grid step above the largest radius the placements before it
-    fit, and bisected above that only where it does (the first placement, the widest swing, mostly decides; a
-    bisection of "some placement fits" asks every placement at every step that fails)."""
+    By bisection, which takes a band that fits at a radius to fit at the smaller ones in the same placement:
+    so each placement is asked only whether it fits one grid step above the largest radius the placements
+    before it fit, and bisected above that only where it does (the first placement, the widest swing, mostly
+    decides; a bisection of "some placement fits" asks every placement at every step that fails)."""
     n = len(c)
     surface = np.broadcast_to(np.asarray(surface, dtype=object), n)
     upper = np.broadcast_to(np.asarray(upper, dtype=float), n)
@@ -812,8 +814,8 @@ def _cut_off(ctx: CheckContext, net: LaneNetwork, subject: np.ndarray, gate: np.
     floors = at.floors_of(b.frame, ctx.profile)
     ent = ctx.view("entrances")
     ok_crefs = set(ent.compound_refs[drive_row[ok_gates]]) if len(ok_gates) else set()
-    # the lanes asked about: the dead ends behind failing corners, the lanes of the compounds whose entrance turns
-    # fail with no other passable entrance; the buildings near them
+    # the lanes asked about: the dead ends behind failing corners, the lanes of the compounds whose entrance
+    # turns fail with no other passable entrance; the buildings near them
     dead = np.unique([i for i in subject[subject >= 0] if net.kinds[i] == "dead_end"]).astype(np.int64)
     crefs = {ent.compound_refs[drive_row[g]] for g in gate[gate >= 0]} - ok_crefs
     ask = np.union1d(dead, np.flatnonzero(np.isin(net.crefs, list(crefs))))
