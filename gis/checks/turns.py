@@ -120,15 +120,16 @@ def _left(t: np.ndarray) -> np.ndarray:
     return np.column_stack([-t[:, 1], t[:, 0]])
 
 
-def _ring_neighbours(ring: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Previous and next vertex of every vertex of closed rings stored one after the other (ring ids sorted)."""
-    n = len(ring)
-    idx = np.arange(n)
-    start = np.r_[True, ring[1:] != ring[:-1]]
-    end = np.r_[ring[1:] != ring[:-1], True]
-    first_of = np.maximum.accumulate(np.where(start, idx, 0))
-    last_of = np.minimum.accumulate(np.where(end, idx, n)[::-1])[::-1]
-    return np.where(start, last_of, idx - 1), np.where(end, first_of, idx + 1)
+def _ring_neighbours(ring: np.ndarray, idx: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Previous and next vertex of vertices `idx` (all by default) of closed rings stored one after the other
+    (ring ids sorted): a ring's first and last vertex are each other's neighbours."""
+    new = np.r_[True, ring[1:] != ring[:-1]]
+    starts = np.flatnonzero(new)
+    ends = np.r_[starts[1:], len(ring)] - 1
+    which = np.cumsum(new) - 1                                  # each vertex's ring, counted from 0
+    idx = np.arange(len(ring)) if idx is None else np.asarray(idx, dtype=np.int64)
+    first, last = starts[which[idx]], ends[which[idx]]
+    return np.where(idx == first, last, idx - 1), np.where(idx == last, first, idx + 1)
 
 
 def _corner_runs(xy: np.ndarray, ring: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -234,12 +235,8 @@ def find_corners(surface: shapely.Geometry | np.ndarray, *, probe: bool = True, 
         f = np.empty(0)
         i = np.empty(0, dtype=np.int64)
         return Corners(z, z, z, z, z, z, z, f, f, f, i, i, f, f, i, z)
-    # the vertex before each run's first and after its last, on its ring (rings are stored one after the
-    # other, and a run lies on one ring: its ends wrap around)
-    ring_lo = np.searchsorted(ring, ring[first])
-    ring_hi = np.searchsorted(ring, ring[first], side="right") - 1
-    before = np.where(first == ring_lo, ring_hi, first - 1)
-    after = np.where(last == ring_hi, ring_lo, last + 1)
+    # the vertex before each run's first and after its last (only theirs: not every vertex's)
+    before, after = _ring_neighbours(ring, first)[0], _ring_neighbours(ring, last)[1]
     p_in, a1, a2, p_out = xy[before], xy[first], xy[last], xy[after]
     part = ring_owner[ring[first]]
     d1, d2 = a1 - p_in, p_out - a2
@@ -598,10 +595,10 @@ def lane_turn(ctx: CheckContext, net: LaneNetwork) -> list[Finding]:
     fwd = np.flatnonzero(net.adj_i < net.adj_j)
     shapely.prepare(lanes)
     # (most contacts overlap: the prepared intersects answers those, the distance test only the rest)
-    close = shapely.intersects(lanes[net.adj_i[fwd]], lanes[net.adj_j[fwd]])
-    apart = fwd[~close]
-    close[~close] = shapely.dwithin(lanes[net.adj_i[apart]], lanes[net.adj_j[apart]], SEAM_M)
-    close = fwd[close]
+    meet = shapely.intersects(lanes[net.adj_i[fwd]], lanes[net.adj_j[fwd]])
+    apart = fwd[~meet]
+    meet[~meet] = shapely.dwithin(lanes[net.adj_i[apart]], lanes[net.adj_j[apart]], SEAM_M)
+    close = fwd[meet]
     di, pj = (STRtree(pieces).query(drive, predicate="dwithin", distance=SEAM_M) if len(drive)
               else (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)))
     a = np.concatenate([net.adj_i[close], len(lanes) + di, np.arange(len(pieces))])
@@ -816,7 +813,8 @@ def _cut_off(ctx: CheckContext, net: LaneNetwork, subject: np.ndarray, gate: np.
     ok_crefs = set(ent.compound_refs[drive_row[ok_gates]]) if len(ok_gates) else set()
     # the lanes asked about: the dead ends behind failing corners, the lanes of the compounds whose entrance
     # turns fail with no other passable entrance; the buildings near them
-    dead = np.unique([i for i in subject[subject >= 0] if net.kinds[i] == "dead_end"]).astype(np.int64)
+    behind = subject[subject >= 0]
+    dead = np.unique(behind[net.kinds[behind] == "dead_end"])
     crefs = {ent.compound_refs[drive_row[g]] for g in gate[gate >= 0]} - ok_crefs
     ask = np.union1d(dead, np.flatnonzero(np.isin(net.crefs, list(crefs))))
     lj, bj = at.tree(ctx, "buildings").query(net.geoms[ask], predicate="dwithin", distance=serve)
